@@ -1,0 +1,447 @@
+"""Generic key commands: existence, deletion, renaming, copying, expiry, iteration, databases.
+
+Expiry commands propagate as ``PEXPIREAT key <absolute ms>`` (or DEL, when the time is already past), so the
+AOF and the replicas apply the same deadline whenever they replay it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from actors.commands import command
+from actors.commands._util import (
+    LLONG_MAX,
+    copy_value,
+    glob_match,
+    int_bytes,
+    parse_cursor,
+    parse_int,
+    parse_scan_args,
+)
+from actors.keyspace import TYPE_NAMES
+from actors.types import ZSet
+from protocol import errors
+from protocol.errors import CommandError
+from protocol.resp import OK
+
+if TYPE_CHECKING:
+    from actors.client import Client
+
+
+@command("del", -2, "write", (1, -1, 1), "generic", "Delete a key")
+def cmd_del(client: Client, argv: list[bytes]) -> Any:
+    keyspace = client.server.keyspace
+    removed = 0
+    for key in argv[1:]:
+        if keyspace.lookup(client.db, key) is not None and keyspace.delete(client.db, key):
+            removed += 1
+    keyspace.dirty += removed
+    return removed
+
+
+@command("unlink", -2, "write fast", (1, -1, 1), "generic", "Delete a key asynchronously in another thread")
+def cmd_unlink(client: Client, argv: list[bytes]) -> Any:
+    return cmd_del(client, argv)
+
+
+@command("exists", -2, "readonly fast", (1, -1, 1), "generic", "Determine if a key exists")
+def cmd_exists(client: Client, argv: list[bytes]) -> Any:
+    keyspace = client.server.keyspace
+    return sum(1 for key in argv[1:] if keyspace.lookup(client.db, key) is not None)
+
+
+@command("touch", -2, "readonly fast", (1, -1, 1), "generic", "Alters the last access time of a key(s)")
+def cmd_touch(client: Client, argv: list[bytes]) -> Any:
+    return cmd_exists(client, argv)
+
+
+@command("type", 2, "readonly fast", (1, 1, 1), "generic", "Determine the type stored at key")
+def cmd_type(client: Client, argv: list[bytes]) -> Any:
+    value = client.server.keyspace.lookup(client.db, argv[1])
+    return "none" if value is None else TYPE_NAMES[type(value)].decode()
+
+
+@command("keys", 2, "readonly", (0, 0, 0), "generic", "Find all keys matching the given pattern")
+def cmd_keys(client: Client, argv: list[bytes]) -> Any:
+    keyspace = client.server.keyspace
+    db = client.db
+    pattern = argv[1]
+    now = keyspace.clock()
+    expires = db.expires
+    out = []
+    for key in db.data:
+        if expires:
+            when = expires.get(key)
+            if when is not None and when <= now:
+                continue
+        if glob_match(pattern, key):
+            out.append(key)
+    return out
+
+
+@command("scan", -2, "readonly", (0, 0, 0), "generic", "Incrementally iterate the keys space")
+def cmd_scan(client: Client, argv: list[bytes]) -> Any:
+    cursor = parse_cursor(argv[1])
+    match, count, type_name = parse_scan_args(argv, 2)
+    keyspace = client.server.keyspace
+    db = client.db
+    snap_id, keys, position = db.scan_snapshot(cursor)
+    end = min(position + count, len(keys))
+    out = []
+    for key in keys[position:end]:
+        value = keyspace.lookup(db, key)
+        if value is None:
+            continue
+        if match is not None and not glob_match(match, key):
+            continue
+        if type_name is not None and TYPE_NAMES.get(type(value)) != type_name:
+            continue
+        out.append(key)
+    if end >= len(keys):
+        db.scan_done(snap_id)
+        next_cursor = 0
+    else:
+        next_cursor = (snap_id << 32) | end
+    return [b"%d" % next_cursor, out]
+
+
+@command("randomkey", 1, "readonly", (0, 0, 0), "generic", "Return a random key from the keyspace")
+def cmd_randomkey(client: Client, argv: list[bytes]) -> Any:
+    keyspace = client.server.keyspace
+    db = client.db
+    for _ in range(100):
+        if not db.data:
+            return None
+        key = next(itertools.islice(iter(db.data), random.randrange(len(db.data)), None))
+        if keyspace.lookup(db, key) is not None:
+            return key
+    return None
+
+
+def _rename(client: Client, argv: list[bytes], nx: bool) -> Any:
+    keyspace = client.server.keyspace
+    db = client.db
+    src, dst = argv[1], argv[2]
+    value = keyspace.lookup(db, src)
+    if value is None:
+        raise CommandError(errors.NO_SUCH_KEY)
+    if src == dst:
+        return 0 if nx else OK
+    if nx and keyspace.lookup(db, dst) is not None:
+        return 0
+    when = db.expires.get(src)
+    keyspace.delete(db, src)
+    keyspace.set(db, dst, value)
+    if when is not None:
+        keyspace.set_expire(db, dst, when)
+    keyspace.dirty += 1
+    return 1 if nx else OK
+
+
+@command("rename", 3, "write", (1, 2, 1), "generic", "Rename a key")
+def cmd_rename(client: Client, argv: list[bytes]) -> Any:
+    return _rename(client, argv, nx=False)
+
+
+@command("renamenx", 3, "write fast", (1, 2, 1), "generic", "Rename a key, only if the new key does not exist")
+def cmd_renamenx(client: Client, argv: list[bytes]) -> Any:
+    return _rename(client, argv, nx=True)
+
+
+def _db_index(client: Client, raw: bytes) -> int:
+    index = parse_int(raw, "ERR invalid DB index")
+    if not 0 <= index < len(client.server.keyspace.dbs):
+        raise CommandError(errors.DB_INDEX)
+    return index
+
+
+@command("copy", -3, "write denyoom", (1, 2, 1), "generic", "Copy a key")
+def cmd_copy(client: Client, argv: list[bytes]) -> Any:
+    keyspace = client.server.keyspace
+    src_db = client.db
+    dst_db = client.db
+    replace = False
+    i = 3
+    while i < len(argv):
+        opt = argv[i].lower()
+        if opt == b"replace":
+            replace = True
+        elif opt == b"db" and i + 1 < len(argv):
+            dst_db = keyspace.dbs[_db_index(client, argv[i + 1])]
+            i += 1
+        else:
+            raise CommandError(errors.SYNTAX)
+        i += 1
+    src, dst = argv[1], argv[2]
+    if src_db is dst_db and src == dst:
+        raise CommandError(errors.SAME_OBJECT)
+    value = keyspace.lookup(src_db, src)
+    if value is None:
+        return 0
+    if keyspace.lookup(dst_db, dst) is not None:
+        if not replace:
+            return 0
+        keyspace.delete(dst_db, dst)
+    keyspace.set(dst_db, dst, copy_value(value))
+    when = src_db.expires.get(src)
+    if when is not None:
+        keyspace.set_expire(dst_db, dst, when)
+    keyspace.dirty += 1
+    return 1
+
+
+@command("move", 3, "write fast", (1, 1, 1), "generic", "Move a key to another database")
+def cmd_move(client: Client, argv: list[bytes]) -> Any:
+    keyspace = client.server.keyspace
+    dst_db = keyspace.dbs[_db_index(client, argv[2])]
+    src_db = client.db
+    if dst_db is src_db:
+        raise CommandError(errors.SAME_OBJECT)
+    value = keyspace.lookup(src_db, argv[1])
+    if value is None or keyspace.lookup(dst_db, argv[1]) is not None:
+        return 0
+    when = src_db.expires.get(argv[1])
+    keyspace.delete(src_db, argv[1])
+    keyspace.set(dst_db, argv[1], value)
+    if when is not None:
+        keyspace.set_expire(dst_db, argv[1], when)
+    keyspace.dirty += 1
+    return 1
+
+
+# -- expiry ----------------------------------------------------------------------------------------------
+
+
+def _expire(client: Client, argv: list[bytes], unit_ms: int, absolute: bool, name: str) -> Any:
+    keyspace = client.server.keyspace
+    db = client.db
+    key = argv[1]
+    amount = parse_int(argv[2])
+    nx = xx = gt = lt = False
+    for raw in argv[3:]:
+        opt = raw.lower()
+        if opt == b"nx":
+            nx = True
+        elif opt == b"xx":
+            xx = True
+        elif opt == b"gt":
+            gt = True
+        elif opt == b"lt":
+            lt = True
+        else:
+            raise CommandError(f"ERR Unsupported option {raw.decode('utf-8', 'replace')}")
+    if nx and (xx or gt or lt):
+        raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
+    if gt and lt:
+        raise CommandError("ERR GT and LT options at the same time are not compatible")
+    if unit_ms == 1000 and (amount > LLONG_MAX // 1000 or amount < -(LLONG_MAX // 1000)):
+        raise CommandError(errors.INVALID_EXPIRE.format(name))
+    when = amount * unit_ms
+    if not absolute:
+        when += keyspace.clock()
+    if when > LLONG_MAX:
+        raise CommandError(errors.INVALID_EXPIRE.format(name))
+    if keyspace.lookup(db, key) is None:
+        return 0
+    current = db.expires.get(key)
+    if nx and current is not None:
+        return 0
+    if xx and current is None:
+        return 0
+    if gt and (current is None or when <= current):
+        return 0
+    if lt and current is not None and when >= current:
+        return 0
+    keyspace.dirty += 1
+    if when <= keyspace.clock() and not keyspace.is_replica and not keyspace.ignore_ttl:
+        keyspace.delete(db, key)
+        client.propagate_as = [[b"DEL", key]]
+        return 1
+    keyspace.set_expire(db, key, when)
+    client.propagate_as = [[b"PEXPIREAT", key, int_bytes(when)]]
+    return 1
+
+
+@command("expire", -3, "write fast", (1, 1, 1), "generic", "Set a key's time to live in seconds")
+def cmd_expire(client: Client, argv: list[bytes]) -> Any:
+    return _expire(client, argv, 1000, False, "expire")
+
+
+@command("pexpire", -3, "write fast", (1, 1, 1), "generic", "Set a key's time to live in milliseconds")
+def cmd_pexpire(client: Client, argv: list[bytes]) -> Any:
+    return _expire(client, argv, 1, False, "pexpire")
+
+
+@command("expireat", -3, "write fast", (1, 1, 1), "generic", "Set the expiration for a key as a UNIX timestamp")
+def cmd_expireat(client: Client, argv: list[bytes]) -> Any:
+    return _expire(client, argv, 1000, True, "expireat")
+
+
+@command("pexpireat", -3, "write fast", (1, 1, 1), "generic", "Set the expiration for a key as a UNIX timestamp specified in milliseconds")
+def cmd_pexpireat(client: Client, argv: list[bytes]) -> Any:
+    return _expire(client, argv, 1, True, "pexpireat")
+
+
+def _ttl(client: Client, key: bytes, unit_ms: int, absolute: bool) -> int:
+    keyspace = client.server.keyspace
+    if keyspace.lookup_read(client.db, key) is None:
+        return -2
+    when = client.db.expires.get(key)
+    if when is None:
+        return -1
+    if absolute:
+        return when // unit_ms
+    remaining = max(when - keyspace.clock(), 0)
+    return remaining if unit_ms == 1 else (remaining + 500) // 1000
+
+
+@command("ttl", 2, "readonly fast", (1, 1, 1), "generic", "Get the time to live for a key in seconds")
+def cmd_ttl(client: Client, argv: list[bytes]) -> Any:
+    return _ttl(client, argv[1], 1000, False)
+
+
+@command("pttl", 2, "readonly fast", (1, 1, 1), "generic", "Get the time to live for a key in milliseconds")
+def cmd_pttl(client: Client, argv: list[bytes]) -> Any:
+    return _ttl(client, argv[1], 1, False)
+
+
+@command("expiretime", 2, "readonly fast", (1, 1, 1), "generic", "Get the expiration Unix timestamp for a key")
+def cmd_expiretime(client: Client, argv: list[bytes]) -> Any:
+    return _ttl(client, argv[1], 1000, True)
+
+
+@command("pexpiretime", 2, "readonly fast", (1, 1, 1), "generic", "Get the expiration Unix timestamp for a key in milliseconds")
+def cmd_pexpiretime(client: Client, argv: list[bytes]) -> Any:
+    return _ttl(client, argv[1], 1, True)
+
+
+@command("persist", 2, "write fast", (1, 1, 1), "generic", "Remove the expiration from a key")
+def cmd_persist(client: Client, argv: list[bytes]) -> Any:
+    keyspace = client.server.keyspace
+    if keyspace.lookup(client.db, argv[1]) is None:
+        return 0
+    if keyspace.persist(client.db, argv[1]):
+        keyspace.dirty += 1
+        return 1
+    return 0
+
+
+# -- databases -------------------------------------------------------------------------------------------
+
+
+@command("dbsize", 1, "readonly fast", (0, 0, 0), "server", "Return the number of keys in the selected database")
+def cmd_dbsize(client: Client, argv: list[bytes]) -> Any:
+    return len(client.db.data)
+
+
+@command("select", 2, "loading stale fast pubsub-ok", (0, 0, 0), "connection", "Change the selected database for the current connection")
+def cmd_select(client: Client, argv: list[bytes]) -> Any:
+    index = parse_int(argv[1], "ERR invalid DB index")
+    if not 0 <= index < len(client.server.keyspace.dbs):
+        raise CommandError(errors.DB_INDEX)
+    client.select(index)
+    return OK
+
+
+def _flush_mode(argv: list[bytes]) -> None:
+    if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() not in (b"async", b"sync")):
+        raise CommandError(errors.SYNTAX)
+
+
+@command("flushdb", -1, "write", (0, 0, 0), "server", "Remove all keys from the current database")
+def cmd_flushdb(client: Client, argv: list[bytes]) -> Any:
+    _flush_mode(argv)
+    keyspace = client.server.keyspace
+    keyspace.flush_db(client.db)
+    keyspace.dirty += 1
+    return OK
+
+
+@command("flushall", -1, "write", (0, 0, 0), "server", "Remove all keys from all databases")
+def cmd_flushall(client: Client, argv: list[bytes]) -> Any:
+    _flush_mode(argv)
+    keyspace = client.server.keyspace
+    keyspace.flush_all()
+    keyspace.dirty += 1
+    return OK
+
+
+@command("swapdb", 3, "write fast", (0, 0, 0), "server", "Swaps two Redis databases")
+def cmd_swapdb(client: Client, argv: list[bytes]) -> Any:
+    keyspace = client.server.keyspace
+    a = parse_int(argv[1], "ERR invalid first DB index")
+    b = parse_int(argv[2], "ERR invalid second DB index")
+    if not (0 <= a < len(keyspace.dbs) and 0 <= b < len(keyspace.dbs)):
+        raise CommandError(errors.DB_INDEX)
+    if a != b:
+        keyspace.swap(a, b)
+    keyspace.dirty += 1
+    return OK
+
+
+# -- introspection ---------------------------------------------------------------------------------------
+
+# Redis 7.0's encoding thresholds (the defaults of the *-max-listpack-* and set-max-intset-entries directives).
+LISTPACK_MAX_ENTRIES = 128
+LISTPACK_MAX_VALUE_BYTES = 64
+INTSET_MAX_ENTRIES = 512
+
+
+def _is_int_string(value: bytes) -> bool:
+    if not value or len(value) > 20:
+        return False
+    body = value[1:] if value[:1] == b"-" else value
+    if not body.isdigit() or (body[:1] == b"0" and value != b"0"):
+        return False
+    return -(2**63) <= int(value) < 2**63
+
+
+def object_encoding(value: Any) -> str:
+    """The encoding Redis 7.0 would report for this value (clients and tools read it)."""
+    kind = type(value)
+    if kind is bytes:
+        if _is_int_string(value):
+            return "int"
+        return "embstr" if len(value) <= 44 else "raw"
+    if kind is deque:
+        return "quicklist"
+    if kind is dict:
+        small = len(value) <= LISTPACK_MAX_ENTRIES and all(
+            len(k) <= LISTPACK_MAX_VALUE_BYTES and len(v) <= LISTPACK_MAX_VALUE_BYTES for k, v in value.items()
+        )
+        return "listpack" if small else "hashtable"
+    if kind is set:
+        if len(value) <= INTSET_MAX_ENTRIES and all(_is_int_string(m) for m in value):
+            return "intset"
+        return "hashtable"
+    if kind is ZSet:
+        small = len(value) <= LISTPACK_MAX_ENTRIES and all(len(m) <= LISTPACK_MAX_VALUE_BYTES for m in value.scores)
+        return "listpack" if small else "skiplist"
+    return "unknown"
+
+
+@command("object", -2, "readonly", (2, 2, 1), "generic", "A container for object introspection commands",
+         subcommands=("encoding", "freq", "idletime", "refcount", "help"))
+def cmd_object(client: Client, argv: list[bytes]) -> Any:
+    sub = argv[1].lower()
+    if sub == b"help":
+        return [b"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                b"ENCODING <key>", b"FREQ <key>", b"IDLETIME <key>", b"REFCOUNT <key>", b"HELP"]
+    if sub not in (b"encoding", b"freq", b"idletime", b"refcount") or len(argv) != 3:
+        raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "object")
+    value = client.server.keyspace.lookup(client.db, argv[2])
+    if value is None:
+        return None
+    if sub == b"encoding":
+        return object_encoding(value).encode()
+    if sub == b"freq":
+        raise CommandError(
+            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when "
+            "switching between policies at runtime LRU and LFU data will take some time to adjust."
+        )
+    if sub == b"idletime":
+        return 0
+    return 1

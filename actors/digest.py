@@ -1,0 +1,88 @@
+"""DEBUG DIGEST: a hash of the whole dataset, computed exactly as Redis's debug.c does.
+
+Keys are hashed independently and XORed together (so iteration order does not matter); within a value, lists
+and strings are mixed in order, while sets, hashes and sorted sets XOR their elements. A key with a TTL adds
+the marker ``!!expire!!`` (the deadline itself is not hashed). Using Redis's algorithm means a dataset has the
+same digest in redactor and in redis-server, which the compatibility tests rely on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections import deque
+from typing import Any
+
+from actors.keyspace import Database, Keyspace
+from actors.types import ZSet
+
+_TYPE_CODES: dict[type, int] = {bytes: 0, deque: 1, set: 2, ZSet: 3, dict: 4}
+_ZERO = bytes(20)
+
+
+def _sha1(data: bytes) -> bytes:
+    return hashlib.sha1(data).digest()
+
+
+def _xor(digest: bytearray, data: bytes) -> None:
+    h = _sha1(data)
+    for j in range(20):
+        digest[j] ^= h[j]
+
+
+def _mix(digest: bytearray, data: bytes) -> None:
+    _xor(digest, data)
+    digest[:] = _sha1(bytes(digest))
+
+
+def _score_text(score: float) -> bytes:
+    if score == float("inf"):
+        return b"inf"
+    if score == float("-inf"):
+        return b"-inf"
+    return b"%.17g" % score
+
+
+def value_digest(db: Database, key: bytes, value: Any) -> bytearray:
+    """The digest of one key (key bytes, type, value, expiry marker), as xorObjectDigest builds it."""
+    digest = bytearray(20)
+    _mix(digest, key)
+    _mix(digest, struct.pack(">I", _TYPE_CODES[type(value)]))
+    kind = type(value)
+    if kind is bytes:
+        _mix(digest, value)
+    elif kind is deque:
+        for item in value:
+            _mix(digest, item)
+    elif kind is set:
+        for member in value:
+            _xor(digest, member)
+    elif kind is ZSet:
+        for member, score in value.items():
+            element = bytearray(20)
+            _mix(element, member)
+            _mix(element, _score_text(score))
+            _xor(digest, bytes(element))
+    elif kind is dict:
+        for field, item in value.items():
+            element = bytearray(20)
+            _mix(element, field)
+            _mix(element, item)
+            _xor(digest, bytes(element))
+    if key in db.expires:
+        _xor(digest, b"!!expire!!")
+    return digest
+
+
+def dataset_digest(keyspace: Keyspace) -> bytes:
+    """40 hex characters; all zeros for an empty dataset."""
+    final = bytearray(20)
+    for db in keyspace.dbs:
+        if not db.data:
+            continue
+        _mix(final, struct.pack(">I", db.id))
+        for key, value in db.data.items():
+            digest = value_digest(db, key, value)
+            for j in range(20):
+                final[j] ^= digest[j]
+    return bytes(final).hex().encode()

@@ -1,0 +1,264 @@
+"""The keyspace: databases of keys, their values and their expiry times. Plain data, no I/O, no threads.
+
+Only the master actor's event-loop thread touches a Keyspace. Values are plain Python objects chosen so that
+reading them is cheap (for a forked snapshot child too) and the type of a key is one ``type()`` check:
+
+    bytes                 string
+    collections.deque     list   (of bytes)
+    dict                  hash   (bytes -> bytes)
+    set                   set    (of bytes)
+    actors.types.ZSet     sorted set
+
+Time comes from an injectable ``clock`` (milliseconds since the epoch), so tests move time instead of sleeping.
+Expiry is lazy (a key past its time is deleted when touched) and active (``active_expire_cycle`` samples keys
+with a TTL, as Redis's ``activeExpireCycle`` does). A replica never deletes keys itself: it reports expired
+keys as missing and waits for the master's DEL.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from actors.types import ZSet
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# Active expiry: keys sampled per database per round, and the share of expired keys in a sample above which
+# another round runs at once (Redis: ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP = 20, ACCEPTABLE_STALE = 10%).
+ACTIVE_EXPIRE_KEYS_PER_ROUND = 20
+ACTIVE_EXPIRE_REPEAT_RATIO = 0.1
+# How many SCAN snapshots a database keeps: SCAN walks a snapshot of the key list taken at cursor 0, so keys
+# present for the whole walk are returned at least once however the dict is resized meanwhile.
+SCAN_SNAPSHOTS_KEPT = 32
+
+TYPE_NAMES: dict[type, bytes] = {bytes: b"string", deque: b"list", dict: b"hash", set: b"set", ZSet: b"zset"}
+
+
+class Database:
+    """One numbered database: keys, their expiry times (absolute ms), and who watches which key."""
+
+    __slots__ = ("id", "data", "expires", "watched", "_expire_cursor", "_scan_snapshots", "_next_scan_id")
+
+    def __init__(self, index: int) -> None:
+        self.id = index
+        self.data: dict[bytes, Any] = {}
+        # key -> absolute expiry in ms. A separate dict (as in Redis) so keys without TTL cost nothing here.
+        self.expires: dict[bytes, int] = {}
+        # key -> clients that WATCH it; each watcher has a ``dirty_cas`` flag that a write sets.
+        self.watched: dict[bytes, set[Any]] = {}
+        # Active expiry walks a snapshot of the expires keys, ACTIVE_EXPIRE_KEYS_PER_ROUND at a time.
+        self._expire_cursor: Iterator[bytes] = iter(())
+        # SCAN: snapshot id -> key list; ids grow so an old cursor never reads a newer snapshot.
+        self._scan_snapshots: dict[int, list[bytes]] = {}
+        self._next_scan_id = 1
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def scan_snapshot(self, cursor: int) -> tuple[int, list[bytes], int]:
+        """Resolve a SCAN cursor into (snapshot id, key list, position). Cursor = id << 32 | position."""
+        snap_id, position = cursor >> 32, cursor & 0xFFFFFFFF
+        keys = self._scan_snapshots.get(snap_id) if cursor else None
+        if keys is None:
+            snap_id = self._next_scan_id
+            self._next_scan_id += 1
+            keys = list(self.data)
+            self._scan_snapshots[snap_id] = keys
+            while len(self._scan_snapshots) > SCAN_SNAPSHOTS_KEPT:
+                del self._scan_snapshots[next(iter(self._scan_snapshots))]
+            if cursor == 0:
+                position = 0
+        return snap_id, keys, position
+
+    def scan_done(self, snap_id: int) -> None:
+        self._scan_snapshots.pop(snap_id, None)
+
+
+class Keyspace:
+    """All databases of a node, with expiry and the counters INFO reports."""
+
+    def __init__(self, databases: int = 16, clock: Callable[[], int] = wall_clock_ms) -> None:
+        self.dbs = [Database(i) for i in range(databases)]
+        self.clock = clock
+        # Writes since the last successful save: drives save points and rdb_changes_since_last_save.
+        self.dirty = 0
+        # True on a replica: expired keys read as missing but stay until the master's DEL arrives.
+        self.is_replica = False
+        # True while applying the master's stream on a replica: TTLs are not consulted at all.
+        self.ignore_ttl = False
+        # Called with (db index, key) when this node deletes a key because its time passed; the master
+        # actor propagates a DEL to the AOF and the replicas.
+        self.on_expired: Callable[[int, bytes], None] = lambda db, key: None
+        # Called with (db, key) whenever a key's value or existence changes (WATCH, blocked clients).
+        self.on_modified: Callable[[Database, bytes], None] | None = None
+        self.expired_keys = 0
+        self.keyspace_hits = 0
+        self.keyspace_misses = 0
+
+    # -- lookups ---------------------------------------------------------------------------------------
+
+    def lookup(self, db: Database, key: bytes) -> Any:
+        """The value of ``key``, or None if it does not exist or has expired (deleting it, on a master)."""
+        value = db.data.get(key)
+        if value is None or not db.expires:
+            return value
+        when = db.expires.get(key)
+        if when is None or when > self.clock() or self.ignore_ttl:
+            return value
+        if not self.is_replica:
+            self._delete_expired(db, key)
+        return None
+
+    def lookup_read(self, db: Database, key: bytes) -> Any:
+        """``lookup`` that also counts keyspace hits and misses (for commands that read a value)."""
+        value = self.lookup(db, key)
+        if value is None:
+            self.keyspace_misses += 1
+        else:
+            self.keyspace_hits += 1
+        return value
+
+    def exists(self, db: Database, key: bytes) -> bool:
+        return self.lookup(db, key) is not None
+
+    def get_expire(self, db: Database, key: bytes) -> int | None:
+        return db.expires.get(key)
+
+    # -- writes ----------------------------------------------------------------------------------------
+
+    def set(self, db: Database, key: bytes, value: Any, keep_ttl: bool = False) -> None:
+        """Store ``value`` under ``key``, dropping its TTL unless ``keep_ttl``. Signals the change."""
+        db.data[key] = value
+        if not keep_ttl and db.expires:
+            db.expires.pop(key, None)
+        self.touch(db, key)
+
+    def add(self, db: Database, key: bytes, value: Any) -> None:
+        """Store a new key known not to exist (after a lookup returned None)."""
+        db.data[key] = value
+        self.touch(db, key)
+
+    def delete(self, db: Database, key: bytes) -> bool:
+        if db.data.pop(key, None) is None:
+            return False
+        if db.expires:
+            db.expires.pop(key, None)
+        self.touch(db, key)
+        return True
+
+    def set_expire(self, db: Database, key: bytes, when_ms: int) -> None:
+        db.expires[key] = when_ms
+        self.touch(db, key)
+
+    def persist(self, db: Database, key: bytes) -> bool:
+        if db.expires.pop(key, None) is None:
+            return False
+        self.touch(db, key)
+        return True
+
+    def touch(self, db: Database, key: bytes) -> None:
+        """Signal that ``key`` changed: WATCHers of it will fail their EXEC; blocked clients may wake."""
+        if db.watched:
+            watchers = db.watched.get(key)
+            if watchers:
+                for client in watchers:
+                    client.dirty_cas = True
+        if self.on_modified is not None:
+            self.on_modified(db, key)
+
+    def touch_all(self, db: Database) -> None:
+        """A whole database changed (FLUSHDB, SWAPDB): every watcher of an existing key is dirtied."""
+        for key, watchers in db.watched.items():
+            if key in db.data:
+                for client in watchers:
+                    client.dirty_cas = True
+
+    def flush_db(self, db: Database) -> int:
+        removed = len(db.data)
+        self.touch_all(db)
+        db.data = {}
+        db.expires = {}
+        db._expire_cursor = iter(())
+        db._scan_snapshots.clear()
+        return removed
+
+    def flush_all(self) -> int:
+        return sum(self.flush_db(db) for db in self.dbs)
+
+    def swap(self, a: int, b: int) -> None:
+        """SWAPDB: exchange contents (not watch lists, which belong to the index clients selected)."""
+        da, dbb = self.dbs[a], self.dbs[b]
+        self.touch_all(da)
+        self.touch_all(dbb)
+        da.data, dbb.data = dbb.data, da.data
+        da.expires, dbb.expires = dbb.expires, da.expires
+        da._expire_cursor = dbb._expire_cursor = iter(())
+        da._scan_snapshots.clear()
+        dbb._scan_snapshots.clear()
+        self.touch_all(da)
+        self.touch_all(dbb)
+
+    def replace_all(self, dbs: list[Database]) -> None:
+        """Swap in a whole new dataset at once (RDB load, replica full sync)."""
+        for db in self.dbs:
+            self.touch_all(db)
+        for i, db in enumerate(self.dbs):
+            fresh = dbs[i] if i < len(dbs) else Database(i)
+            db.data, db.expires = fresh.data, fresh.expires
+            db._expire_cursor = iter(())
+            db._scan_snapshots.clear()
+            self.touch_all(db)
+
+    # -- expiry ----------------------------------------------------------------------------------------
+
+    def _delete_expired(self, db: Database, key: bytes) -> None:
+        del db.data[key]
+        del db.expires[key]
+        self.expired_keys += 1
+        self.touch(db, key)
+        self.on_expired(db.id, key)
+
+    def active_expire_cycle(self, time_limit_ms: float) -> int:
+        """Delete expired keys by sampling, within ``time_limit_ms`` of CPU. Returns how many were deleted."""
+        if self.is_replica:
+            return 0
+        deadline = time.perf_counter() + time_limit_ms / 1000.0
+        deleted = 0
+        now = self.clock()
+        for db in self.dbs:
+            while db.expires:
+                sampled = expired = 0
+                for _ in range(ACTIVE_EXPIRE_KEYS_PER_ROUND):
+                    key = next(db._expire_cursor, None)
+                    if key is None:
+                        db._expire_cursor = iter(list(db.expires))
+                        key = next(db._expire_cursor, None)
+                        if key is None:
+                            break
+                    when = db.expires.get(key)
+                    if when is None:
+                        continue
+                    sampled += 1
+                    if when <= now:
+                        self._delete_expired(db, key)
+                        expired += 1
+                deleted += expired
+                if sampled == 0 or expired <= sampled * ACTIVE_EXPIRE_REPEAT_RATIO:
+                    break
+                if time.perf_counter() > deadline:
+                    return deleted
+        return deleted
+
+    # -- introspection ---------------------------------------------------------------------------------
+
+    def type_name(self, value: Any) -> bytes:
+        return TYPE_NAMES.get(type(value), b"none")
+
+    def total_keys(self) -> int:
+        return sum(len(db.data) for db in self.dbs)

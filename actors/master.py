@@ -1,0 +1,463 @@
+"""The master actor: the event-loop thread that owns the keyspace and serves clients.
+
+Not a pykka actor on purpose: a pykka ``ask`` per command costs ~25 us and GIL hand-offs, which cut throughput
+to a fraction of Redis's. Instead one uvloop thread reads each socket, parses every command in the buffer
+(hiredis), runs it against the keyspace right there, and buffers the reply. Work for other actors leaves in
+batches, one per loop tick:
+
+    1. commands run; their replies wait in each connection's buffer, writes accumulate in Server.prop_chunks
+    2. at the end of the tick (``_flush``, scheduled once with call_soon) the tick's propagated bytes go to every
+       stream sink: the AOF writer (one write, plus one fdatasync with appendfsync always: group commit) and
+       the replication feed (one message to the replication actor)
+    3. only then do the replies leave, so no client hears "OK" for a write the AOF has not received.
+
+Native-protocol requests arrive from the bus thread (actors/bus.py) in batches through
+``call_soon_threadsafe`` and their replies go back, batched, over an inproc ZeroMQ socket this thread owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+import zmq
+
+from actors.client import Client, ClientKind
+from actors.server import BLOCKED, Server
+from protocol import envelope
+from protocol.errors import CommandError, ProtocolError
+from protocol.resp import RequestParser, encode_into
+
+log = structlog.get_logger("redactor.master")
+
+# How often the cron runs per second is the `hz` directive; active expiry may use this share of each period.
+ACTIVE_EXPIRE_CPU_SHARE = 0.25
+# Native-protocol clients idle this long are forgotten (a ZeroMQ peer has no connection to close).
+NATIVE_CLIENT_IDLE_S = 3600
+DENIED_MESSAGE = (
+    "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for "
+    "the default user. In this mode connections are only accepted from the loopback interface. If you want to "
+    "connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable "
+    "protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by "
+    "connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly "
+    "accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) "
+    "Alternatively you can just disable the protected mode by editing the Redis configuration file, and "
+    "setting the protected mode option to 'no', and then restarting the server. 3) If you started the server "
+    "manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an "
+    "authentication password for the default user. NOTE: You only need to do one of the above things in order "
+    "for the server to start accepting connections from the outside.\r\n"
+)
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class RespConnection(asyncio.Protocol):
+    """One RESP client socket. Runs commands as they are parsed; replies leave at the end of the tick."""
+
+    def __init__(self, master: MasterActor) -> None:
+        self.master = master
+        self.server = master.server
+        self.transport: Any = None
+        self.client: Client | None = None
+        config = self.server.config
+        self.parser = RequestParser(config["proto-max-bulk-len"], config["client-query-buffer-limit"])
+        # Encoded replies of this tick, written with one writelines() in the flush.
+        self.out: list[bytes] = []
+        # True while this connection sits in the master's pending-flush list.
+        self.pending = False
+        # Commands that arrived while the client was blocked (BLPOP ...): run once it is woken.
+        self.backlog: deque[list[bytes]] = deque()
+        self.closed = False
+
+    # -- asyncio callbacks ---------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # uvloop's transports are not asyncio.Transport subclasses
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        local = transport.get_extra_info("sockname") or ("?", 0)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        server = self.server
+        if len(server.clients) >= server.config["maxclients"]:
+            server.stats.rejected_connections += 1
+            transport.write(b"-ERR max number of clients reached\r\n")
+            transport.close()
+            self.closed = True
+            return
+        if server.config["protected-mode"] and not server.requirepass and not is_loopback(str(peer[0])):
+            server.stats.rejected_connections += 1
+            transport.write(DENIED_MESSAGE.encode())
+            transport.close()
+            self.closed = True
+            return
+        client = Client(server, ClientKind.RESP, _fmt_addr(peer), _fmt_addr(local))
+        client.push = self.push
+        client.deliver = self.deliver
+        client.kill = self.kill
+        self.client = client
+        server.add_client(client)
+
+    def data_received(self, data: bytes) -> None:
+        client = self.client
+        if client is None or self.closed:
+            return
+        server = self.server
+        server.stats.net_input_bytes += len(data)
+        commands: list[list[bytes]] = []
+        try:
+            self.parser.feed(data)
+            self.parser.parse(commands)
+        except ProtocolError as exc:
+            self._run(commands)
+            self.out.append(b"-" + str(exc).encode() + b"\r\n")
+            log.info("client_error", client_id=client.id, addr=client.addr, reason=str(exc))
+            client.close_requested = True
+            self.master.schedule_flush(self)
+            return
+        client.last_interaction_s = time.monotonic()
+        if self.backlog or client.blocked is not None:
+            self.backlog.extend(commands)
+            return
+        self._run(commands)
+
+    def _run(self, commands: list[list[bytes]] | deque[list[bytes]]) -> None:
+        client = self.client
+        assert client is not None
+        execute = self.server.execute
+        out = self.out
+        resp3 = client.resp3
+        for index, argv in enumerate(commands):
+            reply = execute(client, argv)
+            if reply is BLOCKED:
+                rest = list(commands)[index + 1 :]
+                self.backlog.extendleft(reversed(rest))
+                break
+            if type(reply) is CommandError or isinstance(reply, CommandError):
+                self.server.stats.total_error_replies += 1
+            if client.resp3 is not resp3:
+                resp3 = client.resp3
+            encode_into(out, reply, resp3)
+            if client.close_requested:
+                break
+        if out or client.close_requested:
+            self.master.schedule_flush(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.client is not None:
+            self.server.remove_client(self.client)
+
+    # -- used by the master and by commands ----------------------------------------------------------------
+
+    def flush(self) -> None:
+        self.pending = False
+        transport = self.transport
+        if transport is None:
+            return
+        if self.out:
+            out = self.out
+            self.out = []
+            size = 0
+            for chunk in out:
+                size += len(chunk)
+            self.server.stats.net_output_bytes += size
+            if not self.closed:
+                transport.writelines(out)
+        if self.client is not None and self.client.close_requested and not self.closed:
+            self.closed = True
+            transport.close()
+
+    def push(self, value: Any) -> None:
+        """Send an out-of-band message (pub/sub) with the tick's other replies."""
+        if self.closed or self.client is None:
+            return
+        encode_into(self.out, value, self.client.resp3)
+        self.master.schedule_flush(self)
+
+    def deliver(self, value: Any) -> None:
+        """The reply of a command that blocked; then run whatever the client pipelined behind it."""
+        if self.closed or self.client is None:
+            return
+        encode_into(self.out, value, self.client.resp3)
+        self.master.schedule_flush(self)
+        if self.backlog and self.client.blocked is None:
+            queued = self.backlog
+            self.backlog = deque()
+            self._run(queued)
+
+    def kill(self) -> None:
+        if self.client is not None:
+            self.client.close_requested = True
+        self.master.schedule_flush(self)
+
+
+def _fmt_addr(addr: Any) -> str:
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host = str(addr[0])
+        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
+    return str(addr)
+
+
+class NativePeer:
+    """A native-protocol (ZeroMQ) client: its Client record and where its replies go."""
+
+    __slots__ = ("identity", "client", "last_seen_s")
+
+    def __init__(self, identity: bytes, client: Client) -> None:
+        self.identity = identity
+        self.client = client
+        self.last_seen_s = time.monotonic()
+
+
+class MasterActor:
+    """Owns the event loop, the keyspace (through ``server``) and the client sockets.
+
+    ``run()`` blocks the calling thread (the process's main thread) until shutdown.
+    """
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        server.master_actor = self
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[RespConnection] = []
+        self._flush_scheduled = False
+        # Called with the tick's propagated bytes before any reply leaves: AOF writer, replication feed.
+        self.stream_sinks: list[Callable[[bytes], None]] = []
+        # Called at the end of each tick after the stream sinks (e.g. group-commit bookkeeping).
+        self.after_flush: list[Callable[[], None]] = []
+        # Called once per cron period (hz) on the loop thread.
+        self.cron_jobs: list[Callable[[], None]] = []
+        # Native protocol: peers by ZeroMQ identity, and their encoded replies of this tick.
+        self.native_peers: dict[bytes, NativePeer] = {}
+        self._native_out: list[tuple[bytes, bytes]] = []
+        self._bus_push: zmq.Socket[bytes] | None = None
+        self.bus_endpoint = f"inproc://redactor-bus-{id(self)}"
+        self._servers: list[asyncio.base_events.Server] = []
+        self._stopped: asyncio.Event | None = None
+        self.ops_per_sec = 0
+        self._ops_samples: deque[tuple[float, int]] = deque(maxlen=16)
+        self.shutdown_hooks: list[Callable[[], None]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self, binds: list[str], port: int) -> None:
+        """Bind the RESP port on every address of ``bind``. Raises OSError if none can be bound."""
+        self.loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        errors: list[str] = []
+        for addr in binds:
+            optional = addr.startswith("-")
+            host = addr.lstrip("-")
+            try:
+                srv = await self.loop.create_server(
+                    lambda: RespConnection(self), host, port, backlog=self.server.config["tcp-backlog"], reuse_address=True
+                )
+                self._servers.append(srv)
+            except OSError as exc:
+                if not optional:
+                    errors.append(f"{host}:{port}: {exc.strerror or exc}")
+        if errors or not self._servers:
+            for srv in self._servers:
+                srv.close()
+            raise OSError("could not bind " + "; ".join(errors or [f"any address on port {port}"]))
+        self._bus_push = zmq.Context.instance().socket(zmq.PUSH)
+        self._bus_push.setsockopt(zmq.LINGER, 0)
+        self._bus_push.setsockopt(zmq.SNDHWM, 0)
+        self._bus_push.connect(self.bus_endpoint)
+        self.loop.call_later(1.0 / self.server.config["hz"], self._cron)
+
+    async def wait_stopped(self) -> None:
+        assert self._stopped is not None
+        await self._stopped.wait()
+
+    def stop(self) -> None:
+        """Stop accepting clients and end ``wait_stopped`` (loop thread only)."""
+        for srv in self._servers:
+            srv.close()
+        self._servers.clear()
+        if self._stopped is not None:
+            self._stopped.set()
+
+    def close(self) -> None:
+        if self._bus_push is not None:
+            self._bus_push.close(0)
+            self._bus_push = None
+
+    # -- the tick --------------------------------------------------------------------------------------
+
+    def schedule_flush(self, conn: RespConnection | None = None) -> None:
+        if conn is not None and not conn.pending:
+            conn.pending = True
+            self._pending.append(conn)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            assert self.loop is not None
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """End of tick: hand the propagated writes to their sinks, then let the replies go."""
+        self._flush_scheduled = False
+        server = self.server
+        if server.prop_chunks:
+            data = server.take_propagated()
+            for sink in self.stream_sinks:
+                sink(data)
+        for hook in self.after_flush:
+            hook()
+        if self._native_out:
+            self._send_native_replies()
+        pending = self._pending
+        if pending:
+            self._pending = []
+            for conn in pending:
+                conn.flush()
+
+    def flush_now(self) -> None:
+        """Run the end-of-tick work at once (before SHUTDOWN exits, after loading)."""
+        self._flush()
+
+    # -- the native protocol ---------------------------------------------------------------------------
+
+    def native_requests(self, frames: list[tuple[bytes, bytes]]) -> None:
+        """A batch of (identity, frame) from the bus thread; runs on the loop thread."""
+        server = self.server
+        for identity, frame in frames:
+            if not frame:  # ROUTER_NOTIFY: the peer connected or went away
+                peer = self.native_peers.pop(identity, None)
+                if peer is not None:
+                    server.remove_client(peer.client)
+                continue
+            server.stats.net_input_bytes += len(frame)
+            try:
+                request_id, argv = envelope.decode_request(frame)
+            except CommandError as exc:
+                self._native_out.append((identity, envelope.encode_error(envelope.peek_request_id(frame), str(exc))))
+                log.info("client_error", transport="zmq", reason=str(exc))
+                continue
+            except envelope.ProtocolVersionError as exc:
+                self._native_out.append((identity, envelope.encode_error(envelope.peek_request_id(frame), str(exc))))
+                log.info("client_error", transport="zmq", reason=str(exc))
+                continue
+            peer = self.native_peers.get(identity)
+            if peer is None:
+                client = Client(server, ClientKind.NATIVE, f"zmq:{identity.hex()}", f"zmq:{server.port}")
+                peer = NativePeer(identity, client)
+                client.push = self._native_pusher(identity)
+                client.deliver = self._native_deliverer(identity, peer)
+                client.kill = self._native_killer(identity)
+                self.native_peers[identity] = peer
+                server.add_client(client)
+            peer.last_seen_s = time.monotonic()
+            peer.client.last_interaction_s = peer.last_seen_s
+            setattr(peer.client, "native_request_id", request_id)
+            reply = server.execute(peer.client, argv)
+            if reply is BLOCKED:
+                continue
+            if isinstance(reply, CommandError):
+                server.stats.total_error_replies += 1
+            self._native_out.append((identity, envelope.encode_reply(request_id, reply)))
+            if peer.client.close_requested:
+                self.native_peers.pop(identity, None)
+                server.remove_client(peer.client)
+        self.schedule_flush()
+
+    def _native_pusher(self, identity: bytes) -> Callable[[Any], None]:
+        def push(value: Any) -> None:
+            self._native_out.append((identity, envelope.encode_push(value)))
+            self.schedule_flush()
+
+        return push
+
+    def _native_deliverer(self, identity: bytes, peer: NativePeer) -> Callable[[Any], None]:
+        def deliver(value: Any) -> None:
+            request_id = getattr(peer.client, "native_request_id", 0)
+            self._native_out.append((identity, envelope.encode_reply(request_id, value)))
+            self.schedule_flush()
+
+        return deliver
+
+    def _native_killer(self, identity: bytes) -> Callable[[], None]:
+        def kill() -> None:
+            peer = self.native_peers.pop(identity, None)
+            if peer is not None:
+                self.server.remove_client(peer.client)
+
+        return kill
+
+    def _send_native_replies(self) -> None:
+        out = self._native_out
+        self._native_out = []
+        if self._bus_push is None:
+            return
+        parts: list[bytes] = [b"replies"]
+        for identity, frame in out:
+            self.server.stats.net_output_bytes += len(frame)
+            parts.append(identity)
+            parts.append(frame)
+        try:
+            self._bus_push.send_multipart(parts, zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            log.warning("native_replies_dropped", count=len(out), reason=str(exc))
+
+    def send_to_bus(self, parts: list[bytes]) -> None:
+        """Send a message to the bus/replication thread over this thread's inproc socket."""
+        if self._bus_push is not None:
+            self._bus_push.send_multipart(parts, zmq.NOBLOCK)
+
+    def call_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the loop thread (from any thread)."""
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(fn, *args)
+
+    # -- cron ------------------------------------------------------------------------------------------
+
+    def _cron(self) -> None:
+        server = self.server
+        assert self.loop is not None
+        hz = server.config["hz"]
+        period_s = 1.0 / hz
+        try:
+            if server.active_expire_enabled and not server.loading:
+                server.keyspace.active_expire_cycle(period_s * 1000 * ACTIVE_EXPIRE_CPU_SHARE)
+            now = time.monotonic()
+            self._ops_samples.append((now, server.stats.total_commands_processed))
+            first_t, first_n = self._ops_samples[0]
+            if now > first_t:
+                self.ops_per_sec = int((server.stats.total_commands_processed - first_n) / (now - first_t))
+            timeout_s = server.config["timeout"]
+            if timeout_s:
+                for client in list(server.clients.values()):
+                    if (
+                        client.kind is ClientKind.RESP
+                        and client.blocked is None
+                        and not client.in_pubsub
+                        and now - client.last_interaction_s > timeout_s
+                    ):
+                        client.kill()
+            for identity, peer in list(self.native_peers.items()):
+                if now - peer.last_seen_s > NATIVE_CLIENT_IDLE_S and not peer.client.in_pubsub:
+                    del self.native_peers[identity]
+                    server.remove_client(peer.client)
+            for job in self.cron_jobs:
+                job()
+        except Exception:
+            log.exception("cron_failed")
+        finally:
+            if server.prop_chunks:
+                self.schedule_flush()
+            self.loop.call_later(period_s, self._cron)

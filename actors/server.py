@@ -1,0 +1,229 @@
+"""The node's state and its command dispatcher, independent of any transport.
+
+``Server.execute(client, argv)`` is the single entry point for every command from every source (RESP,
+ZeroMQ, the AOF loader, the master's replication stream). In order it checks, as Redis's ``processCommand``
+does: the command exists and has the right arity, authentication, pub/sub context, MULTI queuing, loading,
+read-only replica, min-replicas; then runs the command and, if it wrote, propagates it.
+
+Propagation: every write is appended as RESP to ``prop_chunks`` (with a SELECT when the database changes).
+At the end of each loop tick the master actor hands those bytes, once, to the AOF and to the replication
+actor; ``repl_offset`` counts them, so it is the master replication offset.
+
+Runs on the master actor's event-loop thread only.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from actors.client import Client, ClientKind
+from actors.commands import COMMANDS, Command, load_all
+from actors.config import Config
+from actors.keyspace import Keyspace, wall_clock_ms
+from protocol import errors
+from protocol.errors import CommandError
+from protocol.resp import encode_command
+
+VERSION = "0.1.0"
+# The Redis version whose behaviour redactor follows; clients read redis_version from INFO.
+REDIS_VERSION = "7.0.15"
+
+
+class _Blocked:
+    """Returned by a blocking command that must wait: no reply now; ``client.deliver`` sends it later."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "BLOCKED"
+
+
+BLOCKED = _Blocked()
+
+_QUEUED = "QUEUED"
+_PUBSUB_ALLOWED = "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+
+
+@dataclass
+class Stats:
+    """Counters INFO stats reports; CONFIG RESETSTAT zeroes them."""
+
+    total_connections_received: int = 0
+    total_commands_processed: int = 0
+    rejected_connections: int = 0
+    net_input_bytes: int = 0
+    net_output_bytes: int = 0
+    total_error_replies: int = 0
+    sync_full: int = 0
+    sync_partial_ok: int = 0
+    sync_partial_err: int = 0
+
+
+class Server:
+    """Everything a command can reach: keyspace, config, clients, stats, and the handles to other actors."""
+
+    def __init__(self, config: Config, clock: Callable[[], int] = wall_clock_ms) -> None:
+        self.config = config
+        self.keyspace = Keyspace(config["databases"], clock)
+        self.commands: dict[bytes, Command] = load_all()
+        self.clients: dict[int, Client] = {}
+        self.stats = Stats()
+        self.run_id = os.urandom(20).hex()
+        self.start_time_s = time.time()
+        self.port = int(config["port"])
+        # Cached config values read on every command (CONFIG SET keeps them fresh).
+        self.requirepass: str = config["requirepass"]
+        config.on_change("requirepass", self._on_requirepass)
+        # Set while a dataset is loading: commands not flagged "loading" get -LOADING.
+        self.loading = False
+        # Replication role, maintained by the replication actor's loop-side handle.
+        self.is_replica = False
+        self.replica_read_only = bool(config["replica-read-only"])
+        config.on_change("replica-read-only", lambda v: setattr(self, "replica_read_only", bool(v)))
+        # On a replica whose link is down with replica-serve-stale-data no: most commands get MASTERDOWN.
+        self.refuse_stale = False
+        # min-replicas-to-write: the replication handle keeps this up to date (None: no limit).
+        self.write_refusal: str | None = None
+        # Propagation: RESP-encoded writes of the current tick, the database the stream has selected,
+        # and whether anything consumes the stream (an AOF, or a replication backlog).
+        self.prop_chunks: list[bytes] = []
+        self.prop_db = -1
+        self.aof_feeding = False
+        self.repl_feeding = False
+        # Bytes propagated so far: the master replication offset (advanced only while repl_feeding).
+        self.repl_offset = 0
+        # Inside EXEC: writes are collected so that more than one is wrapped in MULTI/EXEC.
+        self.exec_propagation: list[tuple[int, list[bytes]]] | None = None
+        # Named INFO sections beyond the built-in ones: section name -> () -> [(field, value)].
+        self.info_sections: dict[str, Callable[[], list[tuple[str, Any]]]] = {}
+        # Handles set by the master actor (loop-side facades of the other actors); None until started.
+        self.persistence: Any = None
+        self.replication: Any = None
+        self.supervisor: Any = None
+        self.master_actor: Any = None
+        self.keyspace.on_expired = self._propagate_expired
+        # Called when a client goes away (pub/sub, blocked clients and WATCH clean up after it).
+        self.client_removed_hooks: list[Callable[[Client], None]] = []
+        # Called by SHUTDOWN with (save: bool | None); returns an error message or None. Set by the master actor.
+        self.request_shutdown: Callable[[bool | None], str | None] = lambda save: None
+        # False after DEBUG SET-ACTIVE-EXPIRE 0: only lazy expiry runs.
+        self.active_expire_enabled = True
+
+    def _on_requirepass(self, value: Any) -> None:
+        self.requirepass = value
+
+    # -- dispatch --------------------------------------------------------------------------------------
+
+    def execute(self, client: Client, argv: list[bytes]) -> Any:
+        """Run one command for ``client``; returns its reply (a CommandError for error replies)."""
+        name = argv[0].lower()
+        cmd = self.commands.get(name)
+        if cmd is None:
+            if client.multi is not None:
+                client.multi_error = True
+            return errors.unknown_command(argv[0].decode("utf-8", "replace"), argv[1:])
+        arity = cmd.arity
+        if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+            if client.multi is not None:
+                client.multi_error = True
+            return errors.wrong_arity(cmd.name)
+        if not client.authenticated and not cmd.no_auth:
+            cmd.rejected_calls += 1
+            return CommandError(errors.NOAUTH)
+        if client.multi is not None and cmd.queues_in_multi:
+            client.multi.append((cmd, argv))
+            return _QUEUED
+        if (client.channels or client.patterns) and not client.resp3 and not cmd.allowed_in_pubsub:
+            return CommandError(_PUBSUB_ALLOWED.format(cmd.name))
+        if self.loading and not cmd.allowed_while_loading:
+            return CommandError(errors.LOADING)
+        if cmd.is_write and client.kind is not ClientKind.MASTER:
+            if self.is_replica and self.replica_read_only:
+                cmd.rejected_calls += 1
+                return CommandError(errors.READONLY)
+            if self.write_refusal is not None:
+                cmd.rejected_calls += 1
+                return CommandError(self.write_refusal)
+        if self.refuse_stale and not cmd.allowed_when_stale and client.kind is not ClientKind.MASTER:
+            return CommandError(
+                "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+            )
+        return self.call(client, cmd, argv)
+
+    def call(self, client: Client, cmd: Command, argv: list[bytes]) -> Any:
+        """Run ``cmd`` (already checked) and propagate it if it changed the dataset."""
+        keyspace = self.keyspace
+        dirty_before = keyspace.dirty
+        client.last_command = cmd.name
+        try:
+            reply = cmd.fn(client, argv)
+        except CommandError as exc:
+            reply = exc
+            cmd.failed_calls += 1
+        cmd.calls += 1
+        self.stats.total_commands_processed += 1
+        if keyspace.dirty != dirty_before:
+            if client.propagate_as is not None:
+                for rewritten in client.propagate_as:
+                    self.propagate(client.db.id, rewritten)
+                client.propagate_as = None
+            else:
+                self.propagate(client.db.id, argv)
+        elif client.propagate_as is not None:
+            client.propagate_as = None
+        return reply
+
+    # -- propagation -----------------------------------------------------------------------------------
+
+    def propagate(self, db_index: int, argv: list[bytes]) -> None:
+        """Queue one write for the AOF and the replicas (a no-op while nothing consumes the stream)."""
+        if self.exec_propagation is not None:
+            self.exec_propagation.append((db_index, argv))
+            return
+        if not (self.aof_feeding or self.repl_feeding):
+            return
+        if db_index != self.prop_db:
+            self._append_stream(encode_command([b"SELECT", b"%d" % db_index]))
+            self.prop_db = db_index
+        self._append_stream(encode_command(argv))
+
+    def _append_stream(self, data: bytes) -> None:
+        self.prop_chunks.append(data)
+        if self.repl_feeding:
+            self.repl_offset += len(data)
+
+    def _propagate_expired(self, db_index: int, key: bytes) -> None:
+        self.propagate(db_index, [b"DEL", key])
+
+    def take_propagated(self) -> bytes:
+        """The bytes propagated since the last call (the tick's AOF/replication payload)."""
+        if not self.prop_chunks:
+            return b""
+        data = b"".join(self.prop_chunks)
+        self.prop_chunks.clear()
+        return data
+
+    # -- clients ---------------------------------------------------------------------------------------
+
+    def add_client(self, client: Client) -> None:
+        self.clients[client.id] = client
+        self.stats.total_connections_received += 1
+
+    def remove_client(self, client: Client) -> None:
+        self.clients.pop(client.id, None)
+        for db, key in client.watched:
+            watchers = db.watched.get(key)
+            if watchers is not None:
+                watchers.discard(client)
+                if not watchers:
+                    del db.watched[key]
+        client.watched.clear()
+        for hook in self.client_removed_hooks:
+            hook(client)
+
+    def uptime_s(self) -> int:
+        return int(time.time() - self.start_time_s)

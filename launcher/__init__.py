@@ -1,0 +1,12 @@
+"""Processes: the `redactor` command and everything that starts, watches or talks to node processes.
+
+Layout:
+    main.py      the `redactor` command line (server, cli, up, down, status, logs)
+    config.py    redis.conf files and command-line directives -> actors.config.Config
+    logs.py      structlog setup (the only place logging is configured)
+    node.py      one node process: builds the Server, starts the actors, runs the master loop
+    shell.py     `redactor cli`, the interactive client shell over ZeroMQ
+    topology.py  `redactor up/down/status/logs`: whole topologies of node processes
+
+Imports run one way: launcher -> actors -> protocol.
+"""

@@ -1,0 +1,57 @@
+"""The `redactor` command.
+
+    redactor server [redis.conf] [--directive value ...]   one node in the foreground
+    redactor cli [-h host] [-p port] [-a pass] [-n db] [--raw] [command ...]
+    redactor up TOPOLOGY | down | status | logs NODE        whole topologies (launcher/topology.py)
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def _server(args: list[str]) -> int:
+    from launcher.config import ConfigFileError, load_config
+    from launcher.node import Node
+
+    config_file = ""
+    if args and not args[0].startswith("--"):
+        config_file, args = args[0], args[1:]
+    if args[:1] in (["--help"], ["-h"]):
+        print(__doc__)
+        return 0
+    if args[:1] in (["--version"], ["-v"]):
+        from actors.server import VERSION
+
+        print(f"redactor {VERSION}")
+        return 0
+    try:
+        config = load_config(config_file or None, args)
+    except ConfigFileError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    return Node(config, config_file).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(__doc__)
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command == "server":
+        return _server(rest)
+    if command == "cli":
+        from launcher.shell import main as shell_main
+
+        return shell_main(rest)
+    if command in ("up", "down", "status", "logs"):
+        from launcher.topology import main as topology_main
+
+        return topology_main(command, rest)
+    print(f"redactor: unknown command '{command}'\n{__doc__}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""One node process: configuration in, a serving node out, until SHUTDOWN or SIGTERM.
+
+Start-up order: configure logging, enter ``dir``, bind the RESP port (so a port clash fails fast), start the
+node's actors, load the dataset (clients get -LOADING meanwhile), then serve. Shutdown runs in reverse:
+stop accepting, save if asked, flush, stop the actors, exit 0. Exit status 1 means the node could not start;
+any other non-zero status means it died and the launcher should restart it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from typing import Any
+
+import structlog
+import uvloop
+
+from actors.bus import BusActor
+from actors.config import Config
+from actors.master import MasterActor
+from actors.server import VERSION, Server
+
+log = structlog.get_logger("redactor.node")
+
+
+class Node:
+    def __init__(self, config: Config, config_file: str = "") -> None:
+        self.config = config
+        self.config_file = os.path.abspath(config_file) if config_file else ""
+        self.server: Server | None = None
+        self.master: MasterActor | None = None
+        self.actors: list[Any] = []
+        self.exit_code = 0
+        self._shutting_down = False
+
+    def run(self) -> int:
+        from launcher.logs import configure_logging
+
+        config = self.config
+        logfile = config["logfile"]
+        if logfile:
+            logfile = os.path.abspath(logfile)
+        configure_logging(config["loglevel"], logfile, role="node")
+        data_dir = os.path.abspath(config["dir"])
+        try:
+            os.makedirs(data_dir, exist_ok=True)
+            os.chdir(data_dir)
+        except OSError as exc:
+            print(f"Can't chdir to '{data_dir}': {exc.strerror}", file=sys.stderr)
+            return 1
+        self.server = Server(config)
+        self.server.config_file = self.config_file  # type: ignore[attr-defined]
+        self.master = MasterActor(self.server)
+        self.server.request_shutdown = self.request_shutdown
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            try:
+                runner.run(self._main())
+            except OSError as exc:
+                log.error("node_start_failed", reason=str(exc))
+                print(f"redactor: {exc}", file=sys.stderr)
+                self.exit_code = 1
+            finally:
+                self._stop_actors()
+                self.master.close()
+        return self.exit_code
+
+    async def _main(self) -> None:
+        assert self.master is not None and self.server is not None
+        config = self.config
+        port = config["port"]
+        binds = config["bind"]
+        await self.master.start(binds, port)
+        self._start_actors()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        log.info("node_started", port=port, bus_port=self.bus_port, pid=os.getpid(), version=VERSION,
+                 dir=os.getcwd(), config_file=self.config_file or None)
+        await self._load_dataset()
+        await self.master.wait_stopped()
+        log.info("node_stopped", port=port, pid=os.getpid())
+
+    @property
+    def bus_port(self) -> int:
+        return self.config["bus-port"] or self.config["port"] + 10000
+
+    # -- actors ----------------------------------------------------------------------------------------
+
+    def _start_actors(self) -> None:
+        assert self.master is not None
+        bus = BusActor.start(self.master, self.config["bind"], self.bus_port)
+        self.actors.append(bus)
+
+    def _stop_actors(self) -> None:
+        for ref in reversed(self.actors):
+            try:
+                ref.stop(timeout=5)
+            except Exception:  # an actor that already died is fine here
+                pass
+        self.actors.clear()
+
+    async def _load_dataset(self) -> None:
+        """Load the AOF or RDB (persistence actor); clients get -LOADING until it is done."""
+
+    # -- shutdown --------------------------------------------------------------------------------------
+
+    def _on_signal(self, sig: int) -> None:
+        log.info("signal_received", signal=signal.Signals(sig).name)
+        error = self.request_shutdown(None)
+        if error:
+            log.error("shutdown_failed", reason=error)
+
+    def request_shutdown(self, save: bool | None) -> str | None:
+        """SHUTDOWN [SAVE|NOSAVE] and SIGTERM. Returns an error to report, or None once the node is stopping."""
+        if self._shutting_down:
+            return None
+        assert self.master is not None and self.server is not None
+        persistence = self.server.persistence
+        if persistence is not None:
+            error = persistence.prepare_shutdown(save)
+            if error:
+                return str(error)
+        self._shutting_down = True
+        self.master.flush_now()
+        self.master.stop()
+        return None

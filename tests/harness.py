@@ -1,0 +1,177 @@
+"""Test harness: real node processes on free loopback ports, in temp dirs, and bounded waiting.
+
+Every process a test starts is registered and stopped (SIGKILL as a last resort) when the test ends.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import redis
+
+T = TypeVar("T")
+REPO = Path(__file__).resolve().parent.parent
+
+
+class WaitTimeout(AssertionError):
+    pass
+
+
+def wait_for(predicate: Callable[[], T], timeout_s: float = 10.0, interval_s: float = 0.02, what: str = "") -> T:
+    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout_s`` saying what was seen."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    last_exc: BaseException | None = None
+    while True:
+        try:
+            last = predicate()
+            last_exc = None
+            if last:
+                return last
+        except Exception as exc:  # the thing polled may not be up yet
+            last_exc = exc
+        if time.monotonic() > deadline:
+            seen = f"last exception: {last_exc!r}" if last_exc is not None else f"last value: {last!r}"
+            raise WaitTimeout(f"timed out after {timeout_s}s waiting for {what or predicate!r}; {seen}")
+        time.sleep(interval_s)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+_used_ports: set[int] = set()
+
+
+def free_port() -> int:
+    """A loopback port that is free, and whose bus port (+10000) is free too."""
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(1000):
+        port = rng.randrange(20000, 30000)
+        if port in _used_ports:
+            continue
+        if _port_free(port) and _port_free(port + 10000):
+            _used_ports.add(port)
+            return port
+    raise RuntimeError("no free port pair found")
+
+
+class NodeProcess:
+    """A `redactor server` process. ``directives`` are redis.conf-style ("appendonly", "yes") pairs."""
+
+    def __init__(self, base_dir: Path, name: str = "node", port: int | None = None, **directives: Any) -> None:
+        self.name = name
+        self.port = port or free_port()
+        self.dir = base_dir / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.dir / "node.log"
+        self.directives: dict[str, Any] = {"save": "", "enable-debug-command": "yes", "loglevel": "notice"}
+        self.directives.update({k.replace("_", "-"): v for k, v in directives.items()})
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._clients: list[redis.Redis] = []
+
+    @property
+    def bus_port(self) -> int:
+        return int(self.directives.get("bus-port") or self.port + 10000)
+
+    def argv(self) -> list[str]:
+        args = [sys.executable, "-m", "launcher.main", "server", "--port", str(self.port), "--dir", str(self.dir)]
+        for key, value in self.directives.items():
+            args += [f"--{key}", str(value)]
+        return args
+
+    def start(self, wait: bool = True, timeout_s: float = 15.0) -> NodeProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO))
+        log.close()
+        _live.add(self)
+        if wait:
+            self.wait_ready(timeout_s)
+        return self
+
+    def wait_ready(self, timeout_s: float = 15.0) -> None:
+        def ready() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
+            with redis.Redis(port=self.port, socket_timeout=1) as r:
+                return bool(r.ping())
+
+        wait_for(ready, timeout_s, what=f"{self.name} on port {self.port} to answer PING")
+
+    def client(self, **kwargs: Any) -> redis.Redis:
+        kwargs.setdefault("socket_timeout", 10)
+        r = redis.Redis(port=self.port, **kwargs)
+        self._clients.append(r)
+        return r
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            assert self.proc is not None
+            os.kill(self.proc.pid, sig)
+
+    def kill(self) -> None:
+        """SIGKILL and reap."""
+        self.signal(signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(10)
+
+    def wait_exit(self, timeout_s: float = 15.0) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout_s)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL if it does not go."""
+        for r in self._clients:
+            try:
+                r.close()
+            except Exception:
+                pass
+        self._clients.clear()
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        _live.discard(self)
+
+
+_live: set[NodeProcess] = set()
+
+
+def stop_all() -> None:
+    for node in list(_live):
+        node.stop()
