@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -88,10 +89,21 @@ class Node:
 
     # -- actors ----------------------------------------------------------------------------------------
 
-    def _start_actors(self) -> None:
+    def child_specs(self) -> list[tuple[str, Callable[[], Any]]]:
+        """The node's actors in start order: (name, factory returning a started pykka ActorRef).
+
+        Each subsystem adds its actor here; the supervisor (actors/supervisor.py) starts them in this order,
+        stops them in reverse, and restarts them by calling the factory again.
+        """
         assert self.master is not None
-        bus = BusActor.start(self.master, self.config["bind"], self.bus_port)
-        self.actors.append(bus)
+        master = self.master
+        return [
+            ("bus", lambda: BusActor.start(master, self.config["bind"], self.bus_port)),
+        ]
+
+    def _start_actors(self) -> None:
+        for _name, factory in self.child_specs():
+            self.actors.append(factory())
 
     def _stop_actors(self) -> None:
         for ref in reversed(self.actors):
