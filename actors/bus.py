@@ -4,7 +4,7 @@ Everything that reaches a node over ZeroMQ arrives here: native-protocol clients
 (replication; later sentinel and cluster). ZeroMQ sockets belong to the thread that made them, so this
 actor's thread makes and uses all of its sockets, and nothing else touches them:
 
-    router   ROUTER on tcp://<bind>:<bus-port>, ROUTER_NOTIFY on (an empty frame when a peer comes or goes)
+    router   ROUTER on tcp://<bind>:<bus-port>, ROUTER_NOTIFY on where libzmq has it (an empty frame when a peer comes or goes)
     pull     PULL on the master actor's inproc endpoint: native replies and other messages from the loop
 
 The actor runs a poll loop by telling itself ``_POLL`` after each slice, so pykka messages (control requests
@@ -12,15 +12,22 @@ from the supervisor or the master) are handled between slices, at most ``POLL_SL
 
 Wire conventions on the router: a client request is one frame (see protocol/envelope.py); a node-to-node
 message is two frames, ``[b"N", msgpack]``, handled by ``on_node_message`` (the replication actor overrides it).
+
+Supervision: the actor derives from ``SupervisedActor``, so any failure (in ``on_start`` too) reaches the
+supervisor with its cause and ``DEBUG CRASH-ACTOR bus`` makes it raise in its own thread. A restarted bus binds
+the same ports again (retrying while the dead incarnation's sockets finish closing) and asks the master actor
+to reconnect its inproc PUSH, which does not reconnect to a re-bound PULL by itself.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
-import pykka
 import structlog
 import zmq
+
+from actors.supervisor import SupervisedActor
 
 if TYPE_CHECKING:
     from actors.master import MasterActor
@@ -30,6 +37,22 @@ log = structlog.get_logger("redactor.bus")
 # Longest a control message (pykka tell/ask) waits behind a poll; data on the sockets wakes the poll at once.
 POLL_SLICE_MS = 20
 NODE_FRAME = b"N"
+# A restarted bus binds the ports its dead incarnation just closed; ZeroMQ releases them asynchronously.
+BIND_RETRY_S = 2.0
+BIND_RETRY_INTERVAL_S = 0.01
+
+
+def bind_retrying(sock: zmq.Socket[bytes], endpoint: str, retry_s: float = BIND_RETRY_S) -> None:
+    """Bind, retrying while the address is still held by a socket that is closing (EADDRINUSE)."""
+    deadline = time.monotonic() + retry_s
+    while True:
+        try:
+            sock.bind(endpoint)
+            return
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
+                raise
+            time.sleep(BIND_RETRY_INTERVAL_S)
 
 
 class _Poll:
@@ -52,7 +75,7 @@ def zmq_endpoints(binds: list[str], port: int) -> list[str]:
     return out
 
 
-class BusActor(pykka.ThreadingActor):
+class BusActor(SupervisedActor):
     """Owns the bus sockets. Subclasses add node-to-node protocols (replication)."""
 
     def __init__(self, master: MasterActor, binds: list[str], bus_port: int) -> None:
@@ -65,15 +88,19 @@ class BusActor(pykka.ThreadingActor):
         self.poller = zmq.Poller()
         # Extra sockets made by subclasses on this thread, with the callback that drains each.
         self.extra_sockets: dict[zmq.Socket[bytes], Any] = {}
-        self.crash_requested = False
 
     # -- pykka hooks (actor thread) --------------------------------------------------------------------
 
     def on_start(self) -> None:
-        ctx = zmq.Context.instance()
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         router = ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
-        router.setsockopt(zmq.ROUTER_NOTIFY, zmq.NOTIFY_CONNECT | zmq.NOTIFY_DISCONNECT)
+        try:
+            router.setsockopt(zmq.ROUTER_NOTIFY, zmq.NOTIFY_CONNECT | zmq.NOTIFY_DISCONNECT)
+        except zmq.ZMQError:
+            # A draft option: libzmq builds without the draft API refuse it (EINVAL). Gone peers are then
+            # forgotten by the master's idle sweep (NATIVE_CLIENT_IDLE_S) instead of at once.
+            pass
         router.setsockopt(zmq.SNDHWM, 100_000)
         router.setsockopt(zmq.RCVHWM, 100_000)
         bound = 0
@@ -81,7 +108,7 @@ class BusActor(pykka.ThreadingActor):
             if "[" in endpoint:
                 router.setsockopt(zmq.IPV6, 1)
             try:
-                router.bind(endpoint)
+                bind_retrying(router, endpoint)
                 bound += 1
             except zmq.ZMQError as exc:
                 if not optional:
@@ -93,8 +120,15 @@ class BusActor(pykka.ThreadingActor):
         pull = ctx.socket(zmq.PULL)
         pull.setsockopt(zmq.LINGER, 0)
         pull.setsockopt(zmq.RCVHWM, 0)
-        pull.bind(self.master.bus_endpoint)
+        try:
+            bind_retrying(pull, self.master.bus_endpoint)
+        except zmq.ZMQError:
+            router.close(0)
+            pull.close(0)
+            raise
         self.router, self.pull = router, pull
+        # After a restart the loop's PUSH still points at the dead PULL: have it connect to this one.
+        self.master.call_threadsafe(self.master.reconnect_bus)
         self.poller.register(router, zmq.POLLIN)
         self.poller.register(pull, zmq.POLLIN)
         self.on_bus_started()
@@ -110,13 +144,13 @@ class BusActor(pykka.ThreadingActor):
         self.on_bus_stopping()
         for sock in list(self.extra_sockets):
             self.remove_socket(sock, close=True)
-        for sock in (self.router, self.pull):
-            if sock is not None:
+        for own in (self.router, self.pull):
+            if own is not None:
                 try:
-                    self.poller.unregister(sock)
+                    self.poller.unregister(own)
                 except KeyError:
                     pass
-                sock.close(0)
+                own.close(0)
         self.router = self.pull = None
 
     def on_receive(self, message: Any) -> Any:
@@ -129,9 +163,6 @@ class BusActor(pykka.ThreadingActor):
     # -- the poll loop ---------------------------------------------------------------------------------
 
     def _poll_once(self) -> None:
-        if self.crash_requested:
-            self.crash_requested = False
-            raise RuntimeError("DEBUG CRASH-ACTOR: crash requested")
         events = dict(self.poller.poll(POLL_SLICE_MS))
         if self.pull is not None and self.pull in events:
             self._drain_pull()
@@ -218,10 +249,7 @@ class BusActor(pykka.ThreadingActor):
         """A message from the master actor's loop other than native replies."""
 
     def on_control(self, message: Any) -> Any:
-        """A pykka message (tell/ask) other than the poll."""
-        if message == "crash":
-            self.crash_requested = True
-            return None
+        """A pykka message (tell/ask) other than the poll (``Crash`` never gets here: see SupervisedActor)."""
         if message == "ping":
             return "pong"
         return None

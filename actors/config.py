@@ -66,14 +66,22 @@ def _enum_parser(*choices: str) -> Callable[[list[str]], str]:
     return parse
 
 
+def _hz_parser(args: list[str]) -> int:
+    """Redis accepts any non-negative hz and clamps it to 1..500 (CONFIG_MIN_HZ, CONFIG_MAX_HZ)."""
+    return min(max(_int_parser(0, 2**31 - 1)(args), 1), 500)
+
+
 def _str_parser(args: list[str]) -> str:
     return args[0]
 
 
 def _save_parser(args: list[str]) -> list[tuple[int, int]]:
     """``save 3600 1 300 100`` or ``save ""``; several ``save`` lines in a file accumulate (see Config.set)."""
-    if len(args) == 1 and args[0].strip() == "":
-        return []
+    if len(args) == 1:
+        # `save ""` disables; `--save "3600 1 300 100"` (one quoted argument) is split as redis-server does.
+        args = args[0].split()
+        if not args:
+            return []
     if len(args) % 2:
         raise ConfigError("Invalid save parameters")
     points = []
@@ -160,7 +168,7 @@ DIRECTIVES: list[Directive] = [
     Directive("loglevel", _enum_parser("debug", "verbose", "notice", "warning", "nothing"), "notice"),
     Directive("logfile", _str_parser, "", mutable=False),
     Directive("databases", _int_parser(1, 2**31 - 1), 16, mutable=False),
-    Directive("hz", _int_parser(1, 500), 10),
+    Directive("hz", _hz_parser, 10),
     Directive("enable-debug-command", _enum_parser("no", "yes", "local"), "no", mutable=False),
     Directive("pidfile", _str_parser, "", mutable=False),
     # Snapshotting
@@ -234,8 +242,35 @@ _INERT_NAMES = (
     "latency-tracking-info-percentiles repl-diskless-sync-max-replicas replica-announced "
     "cluster-announce-ip tracking-table-max-keys propagation-error-behavior lazyfree-lazy-user-flush"
 ).split()
+# What redis-server 7.0 reports for them in CONFIG GET, so tools that read these see familiar values.
+_INERT_DEFAULTS = {
+    "unixsocketperm": "0", "supervised": "no", "syslog-enabled": "no", "syslog-ident": "redis",
+    "syslog-facility": "local0", "crash-log-enabled": "yes", "crash-memcheck-enabled": "yes",
+    "always-show-logo": "no", "set-proc-title": "yes", "proc-title-template": "{title} {listen-addr} {server-mode}",
+    "sanitize-dump-payload": "no", "rdb-del-sync-files": "no", "repl-diskless-load": "disabled",
+    "repl-disable-tcp-nodelay": "no", "repl-diskless-sync-max-replicas": "0", "replica-ignore-maxmemory": "yes",
+    "replica-lazy-flush": "no", "lazyfree-lazy-eviction": "no", "lazyfree-lazy-expire": "no",
+    "lazyfree-lazy-server-del": "no", "lazyfree-lazy-user-del": "no", "lazyfree-lazy-user-flush": "no",
+    "oom-score-adj": "no", "oom-score-adj-values": "0 200 800", "disable-thp": "yes",
+    "aof-rewrite-incremental-fsync": "yes", "rdb-save-incremental-fsync": "yes", "lua-time-limit": "5000",
+    "busy-reply-threshold": "5000", "slowlog-log-slower-than": "10000", "slowlog-max-len": "128",
+    "latency-monitor-threshold": "0", "hash-max-listpack-entries": "512", "hash-max-listpack-value": "64",
+    "hash-max-ziplist-entries": "512", "hash-max-ziplist-value": "64", "list-max-listpack-size": "-2",
+    "list-max-ziplist-size": "-2", "list-compress-depth": "0", "set-max-intset-entries": "512",
+    "zset-max-listpack-entries": "128", "zset-max-listpack-value": "64", "zset-max-ziplist-entries": "128",
+    "zset-max-ziplist-value": "64", "hll-sparse-max-bytes": "3000", "stream-node-max-bytes": "4096",
+    "stream-node-max-entries": "100", "activerehashing": "yes",
+    "client-output-buffer-limit": "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+    "dynamic-hz": "yes", "jemalloc-bg-thread": "yes", "activedefrag": "no", "maxmemory-samples": "5",
+    "maxmemory-eviction-tenacity": "10", "io-threads": "1", "io-threads-do-reads": "no", "cluster-enabled": "no",
+    "cluster-config-file": "nodes.conf", "cluster-node-timeout": "15000", "tls-port": "0", "acllog-max-len": "128",
+    "lfu-log-factor": "10", "lfu-decay-time": "1", "active-expire-effort": "1", "shutdown-timeout": "10",
+    "shutdown-on-sigint": "default", "shutdown-on-sigterm": "default", "enable-protected-configs": "no",
+    "enable-module-command": "no", "latency-tracking": "yes", "latency-tracking-info-percentiles": "50 99 99.9",
+    "replica-announced": "yes", "tracking-table-max-keys": "1000000", "propagation-error-behavior": "ignore",
+}
 for _name in dict.fromkeys(_INERT_NAMES):
-    DIRECTIVES.append(Directive(_name, lambda args: " ".join(args), "", nargs=-1, inert=True))
+    DIRECTIVES.append(Directive(_name, lambda args: " ".join(args), _INERT_DEFAULTS.get(_name, ""), nargs=-1, inert=True))
 
 BY_NAME: dict[str, Directive] = {}
 for _d in DIRECTIVES:

@@ -44,9 +44,17 @@ def _score_text(score: float) -> bytes:
 
 
 def value_digest(db: Database, key: bytes, value: Any) -> bytearray:
-    """The digest of one key (key bytes, type, value, expiry marker), as xorObjectDigest builds it."""
+    """The digest of one key (key bytes, type, value, expiry marker), as computeDatasetDigest builds it."""
     digest = bytearray(20)
     _mix(digest, key)
+    object_digest(db, key, value, digest)
+    return digest
+
+
+def object_digest(db: Database, key: bytes, value: Any, digest: bytearray | None = None) -> bytearray:
+    """Type, value and expiry marker mixed into ``digest``, as xorObjectDigest does (DEBUG DIGEST-VALUE)."""
+    if digest is None:
+        digest = bytearray(20)
     _mix(digest, struct.pack(">I", _TYPE_CODES[type(value)]))
     kind = type(value)
     if kind is bytes:
@@ -82,7 +90,6 @@ def dataset_digest(keyspace: Keyspace) -> bytes:
             continue
         _mix(final, struct.pack(">I", db.id))
         for key, value in db.data.items():
-            digest = value_digest(db, key, value)
-            for j in range(20):
-                final[j] ^= digest[j]
+            # Redis folds each key's digest in with xorDigest, i.e. XOR of its SHA1, not of the digest itself.
+            _xor(final, bytes(value_digest(db, key, value)))
     return bytes(final).hex().encode()

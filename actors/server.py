@@ -2,8 +2,10 @@
 
 ``Server.execute(client, argv)`` is the single entry point for every command from every source (RESP,
 ZeroMQ, the AOF loader, the master's replication stream). In order it checks, as Redis's ``processCommand``
-does: the command exists and has the right arity, authentication, pub/sub context, MULTI queuing, loading,
-read-only replica, min-replicas; then runs the command and, if it wrote, propagates it.
+does: the command exists and has the right arity, authentication, commands refused inside MULTI (and EXEC
+against the flags of what it would run), read-only replica, min-replicas, pub/sub context, stale replica,
+loading; then queues it inside MULTI, or runs it and, if it wrote, propagates it. A refusal inside MULTI makes
+EXEC answer EXECABORT.
 
 Propagation: every write is appended as RESP to ``prop_chunks`` (with a SELECT when the database changes).
 At the end of each loop tick the master actor hands those bytes, once, to the AOF and to the replication
@@ -22,6 +24,7 @@ from typing import Any
 
 from actors.client import Client, ClientKind
 from actors.commands import COMMANDS, Command, load_all
+from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction, exec_refusal
 from actors.config import Config
 from actors.keyspace import Keyspace, wall_clock_ms
 from protocol import errors
@@ -45,6 +48,8 @@ class _Blocked:
 BLOCKED = _Blocked()
 
 _QUEUED = "QUEUED"
+_NOT_IN_MULTI = "ERR Command not allowed inside a transaction"
+_MASTERDOWN = "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
 _PUBSUB_ALLOWED = "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
 
 
@@ -96,6 +101,10 @@ class Server:
         self.repl_feeding = False
         # Bytes propagated so far: the master replication offset (advanced only while repl_feeding).
         self.repl_offset = 0
+        # repl-id / repl-offset aux fields of the RDB loaded at start-up (None if none), so replication can
+        # resume from them; set by actors/persistence.py.
+        self.loaded_repl_id: str | None = None
+        self.loaded_repl_offset: int | None = None
         # Inside EXEC: writes are collected so that more than one is wrapped in MULTI/EXEC.
         self.exec_propagation: list[tuple[int, list[bytes]]] | None = None
         # Named INFO sections beyond the built-in ones: section name -> () -> [(field, value)].
@@ -106,12 +115,20 @@ class Server:
         self.supervisor: Any = None
         self.master_actor: Any = None
         self.keyspace.on_expired = self._propagate_expired
+        # Pub/sub registries (actors/commands/pubsub.py): channel or pattern -> subscribers, in subscription
+        # order (a dict used as an ordered set).
+        self.pubsub_channels: dict[bytes, dict[Client, None]] = {}
+        self.pubsub_patterns: dict[bytes, dict[Client, None]] = {}
         # Called when a client goes away (pub/sub, blocked clients and WATCH clean up after it).
         self.client_removed_hooks: list[Callable[[Client], None]] = []
         # Called by SHUTDOWN with (save: bool | None); returns an error message or None. Set by the master actor.
         self.request_shutdown: Callable[[bool | None], str | None] = lambda save: None
         # False after DEBUG SET-ACTIVE-EXPIRE 0: only lazy expiry runs.
         self.active_expire_enabled = True
+        # Set by actors/blocking.py when a key that clients block on got data: execute() calls it once the
+        # current command has finished, so they are served in the same tick, after the write that fed them
+        # (Redis's handleClientsBlockedOnKeys).
+        self.after_command: Callable[[], None] | None = None
 
     def _on_requirepass(self, value: Any) -> None:
         self.requirepass = value
@@ -132,27 +149,44 @@ class Server:
                 client.multi_error = True
             return errors.wrong_arity(cmd.name)
         if not client.authenticated and not cmd.no_auth:
-            cmd.rejected_calls += 1
-            return CommandError(errors.NOAUTH)
-        if client.multi is not None and cmd.queues_in_multi:
-            client.multi.append((cmd, argv))
-            return _QUEUED
-        if (client.channels or client.patterns) and not client.resp3 and not cmd.allowed_in_pubsub:
-            return CommandError(_PUBSUB_ALLOWED.format(cmd.name))
-        if self.loading and not cmd.allowed_while_loading:
-            return CommandError(errors.LOADING)
+            return self._reject(client, cmd, errors.NOAUTH)
+        multi = client.multi
+        if multi is not None:
+            if "deny-multi" in cmd.flags:
+                return self._reject(client, cmd, _NOT_IN_MULTI)
+            if multi and cmd.name == "exec":
+                # Redis judges EXEC by the flags of what it would run: a write queued before this node became
+                # a read-only replica (or lost its good replicas) aborts the whole transaction.
+                refusal = exec_refusal(self, client, multi)
+                if refusal is not None:
+                    cmd.rejected_calls += 1
+                    discard_transaction(client)
+                    return CommandError(EXECABORT_BECAUSE.format(refusal))
         if cmd.is_write and client.kind is not ClientKind.MASTER:
             if self.is_replica and self.replica_read_only:
-                cmd.rejected_calls += 1
-                return CommandError(errors.READONLY)
+                return self._reject(client, cmd, errors.READONLY)
             if self.write_refusal is not None:
-                cmd.rejected_calls += 1
-                return CommandError(self.write_refusal)
+                return self._reject(client, cmd, self.write_refusal)
+        if (client.channels or client.patterns) and not client.resp3 and not cmd.allowed_in_pubsub:
+            return self._reject(client, cmd, _PUBSUB_ALLOWED.format(cmd.name))
         if self.refuse_stale and not cmd.allowed_when_stale and client.kind is not ClientKind.MASTER:
-            return CommandError(
-                "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
-            )
-        return self.call(client, cmd, argv)
+            return self._reject(client, cmd, _MASTERDOWN)
+        if self.loading and not cmd.allowed_while_loading:
+            return self._reject(client, cmd, errors.LOADING)
+        if multi is not None and cmd.queues_in_multi:
+            multi.append((cmd, argv))
+            return _QUEUED
+        reply = self.call(client, cmd, argv)
+        if self.after_command is not None:
+            self.after_command()
+        return reply
+
+    def _reject(self, client: Client, cmd: Command, message: str) -> CommandError:
+        """Refuse ``cmd`` before it runs (Redis's rejectCommand): counted, and it dooms an open transaction."""
+        cmd.rejected_calls += 1
+        if client.multi is not None:
+            client.multi_error = True
+        return CommandError(message)
 
     def call(self, client: Client, cmd: Command, argv: list[bytes]) -> Any:
         """Run ``cmd`` (already checked) and propagate it if it changed the dataset."""

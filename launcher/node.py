@@ -3,7 +3,8 @@
 Start-up order: configure logging, enter ``dir``, bind the RESP port (so a port clash fails fast), start the
 node's actors, load the dataset (clients get -LOADING meanwhile), then serve. Shutdown runs in reverse:
 stop accepting, save if asked, flush, stop the actors, exit 0. Exit status 1 means the node could not start;
-any other non-zero status means it died and the launcher should restart it.
+any other non-zero status means it died and the launcher should restart it: 3 (``EXIT_SUPERVISOR_GAVE_UP``)
+when the node's actors failed more often than the supervisor's restart intensity allows.
 """
 
 from __future__ import annotations
@@ -21,9 +22,14 @@ import uvloop
 from actors.bus import BusActor
 from actors.config import Config
 from actors.master import MasterActor
+from actors.persistence import LoadError, Persistence, PersistenceActor
 from actors.server import VERSION, Server
+from actors.supervisor import ChildStartError, Strategy, Supervisor
 
 log = structlog.get_logger("redactor.node")
+
+# Exit status when the supervisor gave up on the node's actors: the launcher restarts the process.
+EXIT_SUPERVISOR_GAVE_UP = 3
 
 
 class Node:
@@ -32,7 +38,9 @@ class Node:
         self.config_file = os.path.abspath(config_file) if config_file else ""
         self.server: Server | None = None
         self.master: MasterActor | None = None
-        self.actors: list[Any] = []
+        self.supervisor: Supervisor | None = None
+        # one_for_one: the node's actors share no state that a sibling's restart would invalidate.
+        self.supervisor_strategy = Strategy.ONE_FOR_ONE
         self.exit_code = 0
         self._shutting_down = False
 
@@ -55,10 +63,12 @@ class Node:
         self.server.config_file = self.config_file  # type: ignore[attr-defined]
         self.master = MasterActor(self.server)
         self.server.request_shutdown = self.request_shutdown
+        Persistence(self.server, self.master)  # sets server.persistence: AOF sink, cron, INFO persistence
+        self.server.loading = True  # until _load_dataset is done: clients that connect early get -LOADING
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             try:
                 runner.run(self._main())
-            except OSError as exc:
+            except (OSError, ChildStartError) as exc:
                 log.error("node_start_failed", reason=str(exc))
                 print(f"redactor: {exc}", file=sys.stderr)
                 self.exit_code = 1
@@ -95,26 +105,51 @@ class Node:
         Each subsystem adds its actor here; the supervisor (actors/supervisor.py) starts them in this order,
         stops them in reverse, and restarts them by calling the factory again.
         """
-        assert self.master is not None
+        assert self.master is not None and self.server is not None
         master = self.master
+        server = self.server
         return [
             ("bus", lambda: BusActor.start(master, self.config["bind"], self.bus_port)),
+            ("persistence", lambda: PersistenceActor.start(server.persistence)),
         ]
 
     def _start_actors(self) -> None:
-        for _name, factory in self.child_specs():
-            self.actors.append(factory())
+        """Start the child specs through the supervisor (raises ChildStartError if one cannot start)."""
+        assert self.master is not None and self.server is not None
+        self.supervisor = Supervisor(self.child_specs(), strategy=self.supervisor_strategy,
+                                     schedule=self.master.call_threadsafe, on_give_up=self._on_supervisor_gave_up)
+        self.supervisor.install(self.server, self.master)
+        self.supervisor.start()
 
     def _stop_actors(self) -> None:
-        for ref in reversed(self.actors):
-            try:
-                ref.stop(timeout=5)
-            except Exception:  # an actor that already died is fine here
-                pass
-        self.actors.clear()
+        if self.supervisor is not None:
+            self.supervisor.stop()
+
+    def _on_supervisor_gave_up(self, reason: str) -> None:
+        """Loop thread: the actors failed too often (they are stopped already); stop serving and exit non-zero."""
+        assert self.master is not None
+        log.error("node_gave_up", reason=reason, exit_code=EXIT_SUPERVISOR_GAVE_UP)
+        self.exit_code = EXIT_SUPERVISOR_GAVE_UP
+        self._shutting_down = True
+        self.master.stop()
 
     async def _load_dataset(self) -> None:
-        """Load the AOF or RDB (persistence actor); clients get -LOADING until it is done."""
+        """Load the AOF or RDB (persistence actor); clients get -LOADING until it is done.
+
+        A dataset that cannot be loaded (corrupt RDB, damaged AOF) stops the node with exit status 1 and
+        leaves the files as they are.
+        """
+        assert self.master is not None and self.server is not None
+        try:
+            await self.server.persistence.load_on_start()
+        except LoadError as exc:
+            log.error("dataset_load_failed", reason=str(exc))
+            print(f"redactor: {exc}", file=sys.stderr)
+            self.exit_code = 1
+            self._shutting_down = True
+            self.master.stop()
+            return
+        self.server.loading = False
 
     # -- shutdown --------------------------------------------------------------------------------------
 

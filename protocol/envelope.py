@@ -12,8 +12,10 @@ and the node answers on the same connection::
 
 ``value`` is a reply tree: bytes for bulk strings, str for status replies (so a shell can print ``OK`` and
 ``"OK"`` apart, as redis-cli does), int, float, None (nil), lists, dicts, and ``ExtType(EXT_ERROR, b"...")`` for
-an error inside an array (EXEC). A frame that does not decode, or of another version, gets an error reply with
-request id 0 (or the frame's id when it could be read) and nothing else happens.
+an error inside an array (EXEC). Every request gets exactly one reply: a command that answers RESP clients with
+several replies (``SUBSCRIBE a b``: one confirmation per channel) answers here with the list of them. A frame
+that does not decode, or of another version, gets an error reply with request id 0 (or the frame's id when it
+could be read) and nothing else happens.
 
 Node-to-node messages (replication, later sentinel and cluster) use the same envelope with a ``str`` verb in
 place of argv: ``[VERSION, request_id, verb, payload]``; see actors/replication.py.
@@ -26,7 +28,7 @@ from typing import Any
 import msgpack
 
 from protocol.errors import CommandError, ProtocolVersionError
-from protocol.resp import NULL_ARRAY, Push, Verbatim
+from protocol.resp import NULL_ARRAY, MultiReply, Push, Verbatim
 
 VERSION = 1
 KIND_OK = 0
@@ -87,7 +89,7 @@ def to_wire(value: Any) -> Any:
     kind = type(value)
     if kind is bytes or kind is str or kind is int or kind is float or value is None:
         return value
-    if kind is list or kind is tuple or kind is Push:
+    if kind is list or kind is tuple or kind is Push or kind is MultiReply:
         return [to_wire(v) for v in value]
     if kind is dict:
         return {to_wire(k): to_wire(v) for k, v in value.items()}

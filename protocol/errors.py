@@ -31,10 +31,14 @@ class WrongTypeError(CommandError):
 
 
 class ProtocolError(CommandError):
-    """Malformed input on the wire. The reply is sent, then the connection is closed."""
+    """Malformed input on the wire. The reply is sent, then the connection is closed.
 
-    def __init__(self, detail: str) -> None:
+    ``silent``: close without a reply, as Redis does when a client overruns client-query-buffer-limit.
+    """
+
+    def __init__(self, detail: str, silent: bool = False) -> None:
         super().__init__(f"ERR Protocol error: {detail}")
+        self.silent = silent
 
 
 class ProtocolVersionError(Exception):

@@ -14,6 +14,7 @@ command table serves RESP2, RESP3 and the msgpack envelope alike:
     set / frozenset  set                            RESP2 array               RESP3 ``~``
     Verbatim         verbatim text (INFO)           RESP2 bulk                RESP3 ``=``
     Push             out-of-band message (pub/sub)  RESP2 array               RESP3 ``>``
+    MultiReply       several replies to one command, one after the other (SUBSCRIBE a b: one per channel)
     CommandError     error (inside EXEC replies)    ``-ERR ...``
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import hiredis
@@ -28,8 +30,13 @@ import hiredis
 from protocol.errors import CommandError, ProtocolError
 
 CRLF = b"\r\n"
-# Redis refuses a multibulk count above this (networking.c: processMultibulkBuffer).
+# The most arguments a request may have. Redis 7.0 allows up to INT_MAX because it grows argv as arguments
+# arrive; hiredis allocates the whole array when it reads the header, so one "*2000000000" would cost 16 GB of
+# address space and seconds of freeing. Redis 6's limit (1024*1024) keeps that to 8 MB.
 MAX_MULTIBULK_COUNT = 1024 * 1024
+# A '*' followed by 7+ digits (>= 1,000,000): a count that may exceed MAX_MULTIBULK_COUNT. Data containing it is
+# checked by the header walker before hiredis sees it (payload bytes can match too; the walk tells them apart).
+_BIG_COUNT = re.compile(rb"\*\d{7}")
 # Inline requests (telnet, redis-cli's fallback) longer than this are refused, as Redis does (PROTO_INLINE_MAX_SIZE).
 MAX_INLINE_BYTES = 64 * 1024
 
@@ -52,6 +59,15 @@ class Verbatim(bytes):
 
 class Push(list):  # type: ignore[type-arg]
     """An out-of-band message: pub/sub deliveries. RESP3 ``>``, RESP2 a plain array."""
+
+
+class MultiReply(list):  # type: ignore[type-arg]
+    """Several consecutive replies to one command: (P)SUBSCRIBE and (P)UNSUBSCRIBE confirm each channel apart.
+
+    Encoded as its items one after the other, with no header. Inside an EXEC array it still counts as one
+    element, so the array's header is one short, exactly as Redis sends it. The native protocol sends the
+    items as one list (one reply per request).
+    """
 
 
 OK = "OK"
@@ -138,6 +154,9 @@ def encode_into(out: list[bytes], value: Any, resp3: bool) -> None:
         out.append((b">%d\r\n" if resp3 else b"*%d\r\n") % len(value))
         for item in value:
             encode_into(out, item, resp3)
+    elif kind is MultiReply:
+        for item in value:
+            encode_into(out, item, resp3)
     elif kind is bool:
         if resp3:
             out.append(b"#t\r\n" if value else b"#f\r\n")
@@ -167,69 +186,201 @@ def encode_command(argv: list[bytes] | tuple[bytes, ...]) -> bytes:
     return b"".join(parts)
 
 
-_HEAD = re.compile(rb"\*(-?\d+)\r\n(?:\$(-?\d+)\r\n)?")
-
-
 class RequestParser:
     """Turns the bytes a client sends into commands (lists of bytes).
 
     Multibulk requests (what every client library sends) are parsed by hiredis; inline requests (telnet,
     ``PING\\r\\n``) by a small splitter that honours quotes as Redis's ``sdssplitargs`` does. Any malformed input
     raises ``ProtocolError``; the caller replies with it and closes the connection.
+
+    hiredis does not say where it stands in its buffer, so the parser tracks command boundaries itself: a read
+    that ends exactly after a command (the usual case) leaves the parser "at a boundary", where the next byte
+    decides between multibulk (``*``) and inline. When a read ends inside a command, a header walker checks the
+    headers of what has arrived so far (skipping payloads by their length, so it costs per header, not per
+    byte): that is how an oversized ``$<len>`` is refused as soon as its header arrives, as Redis does, and
+    how inline commands pipelined behind multibulk ones are found again after hiredis refuses them.
     """
 
-    __slots__ = ("_reader", "_inline", "max_bulk_len", "max_query_buffer")
+    __slots__ = (
+        "_reader", "_inline", "max_bulk_len", "max_query_buffer", "_boundary",
+        "_fed", "_fed_start", "_fed_end", "_walk_pos", "_walk_left", "_cmd_start", "_config", "_tail",
+    )
 
-    def __init__(self, max_bulk_len: int = 512 * 1024 * 1024, max_query_buffer: int = 1024 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        max_bulk_len: int = 512 * 1024 * 1024,
+        max_query_buffer: int = 1024 * 1024 * 1024,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
         self._reader = hiredis.Reader()
         self._inline = b""
         self.max_bulk_len = max_bulk_len
         self.max_query_buffer = max_query_buffer
+        # With a node's live configuration, the limits follow CONFIG SET (proto-max-bulk-len and
+        # client-query-buffer-limit apply to connections already open, as in Redis).
+        self._config = config
+        # The last bytes given to hiredis, so a huge count split across two reads is still seen.
+        self._tail = b""
+        # True when every byte given to hiredis belongs to a command it has returned: the next byte starts a
+        # new request, so a byte other than '*' there starts an inline one.
+        self._boundary = True
+        # Bytes given to hiredis since the last boundary, from absolute offset _fed_start to _fed_end (chunks
+        # the header walker has passed are dropped), and where the walker resumes: _walk_pos (absolute; may
+        # lie beyond _fed_end inside a payload) with _walk_left bulk headers still due (-1: a command starts).
+        self._fed: list[bytes] = []
+        self._fed_start = 0
+        self._fed_end = 0
+        self._walk_pos = 0
+        self._walk_left = -1
+        # Absolute offset where the command the walker is inside began: what is pending for the query buffer.
+        self._cmd_start = 0
 
     def feed(self, data: bytes) -> None:
-        if self._inline or (data[:1] != b"*" and not self._reader.has_data()):
+        if not data:
+            return
+        if self._inline or (self._boundary and data[:1] != b"*"):
             self._inline += data
             return
-        if not self._reader.has_data():
-            # A fresh multibulk request: refuse absurd headers now rather than buffer gigabytes first.
-            head = _HEAD.match(data, 0, 48)
-            if head is not None:
-                count = int(head.group(1))
-                if count > MAX_MULTIBULK_COUNT:
-                    raise ProtocolError("invalid multibulk length")
-                if head.group(2) is not None and int(head.group(2)) > self.max_bulk_len:
-                    raise ProtocolError("invalid bulk length")
+        self._feed_reader(data)
+
+    def _feed_reader(self, data: bytes) -> None:
+        self._boundary = False
+        self._fed.append(data)
+        self._fed_end += len(data)
+        if _BIG_COUNT.search(self._tail + data[:16]) or _BIG_COUNT.search(data):
+            # Check the headers before hiredis allocates an array for a count it should never see.
+            if self._walk() is not None and self._walk_left >= 0:
+                raise ProtocolError("unexpected inline request inside a multibulk request")
+        self._tail = data[-8:]
         self._reader.feed(data)
 
+    def _reset_walk(self) -> None:
+        self._boundary = True
+        self._fed = []
+        self._fed_start = self._fed_end = self._walk_pos = self._cmd_start = 0
+        self._walk_left = -1
+
     def pending_bytes(self) -> int:
-        return int(self._reader.len()) + len(self._inline)
+        """Bytes of the incomplete request (what Redis's client-query-buffer-limit bounds)."""
+        return (0 if self._boundary else self._fed_end - self._cmd_start) + len(self._inline)
 
     def parse(self, out: list[list[bytes]]) -> None:
         """Append every complete command buffered so far to ``out``."""
-        if self._inline:
-            self._parse_inline(out)
+        config = self._config
+        if config is not None:
+            self.max_bulk_len = config["proto-max-bulk-len"]
+            self.max_query_buffer = config["client-query-buffer-limit"]
+        while True:
             if self._inline:
-                return
+                self._parse_inline(out)
+                if self._inline:
+                    break
+            if self._boundary or not self._drain_multibulk(out):
+                break
+        if self.pending_bytes() > self.max_query_buffer:
+            raise ProtocolError("query buffer limit exceeded", silent=True)
+
+    def _drain_multibulk(self, out: list[list[bytes]]) -> bool:
+        """Take every complete multibulk command from hiredis. True if inline input follows (parse it next)."""
         reader = self._reader
         max_bulk = self.max_bulk_len
         while True:
             try:
                 cmd = reader.gets()
             except hiredis.ProtocolError as exc:
+                # hiredis refused a type byte: an inline request pipelined behind multibulk ones, or an error
+                # the walker names as Redis does (an oversized length, a '$' missing).
+                if self._recover_inline():
+                    return True
                 raise ProtocolError(_translate_hiredis_error(str(exc))) from None
             if cmd is False:
-                break
+                # The read ended inside a command (or inside an inline one hiredis waits on): walk the headers.
+                return self._recover_inline()
             if type(cmd) is not list:
-                raise ProtocolError(f"expected '*', got '{_kind_char(cmd)}'")
+                # A top-level reply type hiredis accepted ("+x", ":1", "$-1"): to Redis that is an inline request.
+                if self._recover_inline():
+                    return True
+                if cmd is not None:
+                    raise ProtocolError(f"expected '*', got '{_kind_char(cmd)}'")
+                if not reader.has_data():  # *-1: Redis skips a null multibulk
+                    self._reset_walk()
+                    return False
+                continue
             for arg in cmd:
                 if type(arg) is not bytes:
+                    if arg is None:
+                        raise ProtocolError("invalid bulk length")
                     raise ProtocolError(f"expected '$', got '{_kind_char(arg)}'")
                 if len(arg) > max_bulk:
                     raise ProtocolError("invalid bulk length")
             if cmd:
                 out.append(cmd)
-        if self.pending_bytes() > self.max_query_buffer:
-            raise ProtocolError("query buffer limit exceeded")
+            if not reader.has_data():
+                self._reset_walk()
+                return False
+
+    def _recover_inline(self) -> bool:
+        """If the input continues with an inline request, switch to inline parsing from there."""
+        rest = self._walk()
+        if rest is None:
+            return False
+        self._reader = hiredis.Reader()
+        self._reset_walk()
+        self._inline = rest
+        return True
+
+    def _walk(self) -> bytes | None:
+        """Check multibulk headers from where the walk stopped to the end of the input, skipping payloads.
+
+        Raises ``ProtocolError`` for a header Redis would refuse. Returns the remaining input when it reaches a
+        command that does not start with ``*`` (an inline request), else None.
+        """
+        if self._walk_pos >= self._fed_end:
+            return None  # still inside a payload whose header was checked
+        buf = b"".join(self._fed) if len(self._fed) != 1 else self._fed[0]
+        base = self._fed_start
+        i = self._walk_pos - base
+        cmd_start = self._cmd_start - base
+        n = len(buf)
+        left = self._walk_left
+        while i < n:
+            eol = buf.find(b"\r\n", i)
+            kind = buf[i]
+            if left < 0 and kind != 0x2A:  # '*'
+                return buf[i:]
+            if eol < 0:
+                if n - i > MAX_INLINE_BYTES:
+                    raise ProtocolError("too big mbulk count string" if left < 0 else "too big bulk count string")
+                break
+            if left < 0:
+                count = _header_int(buf, i + 1, eol)
+                if count is None or count > MAX_MULTIBULK_COUNT:
+                    raise ProtocolError("invalid multibulk length")
+                cmd_start = i
+                left = count if count > 0 else -1
+                i = eol + 2
+            else:
+                if kind != 0x24:  # '$'
+                    raise ProtocolError(f"expected '$', got '{chr(kind)}'")
+                length = _header_int(buf, i + 1, eol)
+                if length is None or length < 0 or length > self.max_bulk_len:
+                    raise ProtocolError("invalid bulk length")
+                i = eol + 2 + length + 2
+                left -= 1
+                if left == 0:
+                    left = -1
+            if left < 0 and i <= n:
+                cmd_start = i  # the command is complete: the next one starts here
+        self._walk_left = left
+        self._walk_pos = base + i
+        self._cmd_start = base + cmd_start
+        if i >= n:
+            self._fed = []
+            self._fed_start = self._fed_end
+        else:
+            self._fed = [buf[i:]]
+            self._fed_start = self._walk_pos
+        return None
 
     def _parse_inline(self, out: list[list[bytes]]) -> None:
         buf = self._inline
@@ -248,9 +399,18 @@ class RequestParser:
                 out.append(argv)
         if buf[:1] == b"*":
             self._inline = b""
-            self.feed(buf)
+            self._feed_reader(buf)
         else:
             self._inline = buf
+
+
+def _header_int(buf: bytes, start: int, end: int) -> int | None:
+    """The number in a ``*<n>`` or ``$<n>`` header line, as Redis's string2ll reads it; None if malformed."""
+    text = buf[start:end]
+    body = text[1:] if text[:1] == b"-" else text
+    if not body.isdigit() or len(text) > 20:
+        return None
+    return int(text)
 
 
 def _kind_char(value: Any) -> str:
@@ -258,20 +418,32 @@ def _kind_char(value: Any) -> str:
         return ":"
     if type(value) is list:
         return "*"
+    if type(value) is float:
+        return ","
     if isinstance(value, Exception):
         return "-"
     return "+"
 
 
 def _translate_hiredis_error(message: str) -> str:
-    if "multi-bulk length" in message.lower():
+    """hiredis's wording of a protocol error -> Redis's (``invalid bulk length``, ``expected '$', got 'x'``)."""
+    lowered = message.lower()
+    if "multi-bulk length" in lowered or "multibulk length" in lowered:
         return "invalid multibulk length"
-    if "bulk string length" in message.lower() or "bad bulk" in message.lower():
+    if "bulk string length" in lowered or "bad bulk" in lowered:
         return "invalid bulk length"
-    match = re.search(r'got "(.)" as reply type byte', message)
+    if "integer" in lowered:
+        return "expected '$', got ':'"
+    if "nested" in lowered:
+        return "expected '$', got '*'"
+    match = re.search(r'got "((?:[^"\\]|\\.)+)" as reply type byte', message)
     if match:
-        return f"expected '$', got '{match.group(1)}'"
-    return message
+        try:
+            char = match.group(1).encode("latin-1").decode("unicode_escape")
+        except (UnicodeDecodeError, UnicodeEncodeError):
+            char = match.group(1)
+        return f"expected '$', got '{char}'"
+    return message.removeprefix("Protocol error, ")
 
 
 _ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b", ord("a"): b"\a"}

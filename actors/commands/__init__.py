@@ -64,7 +64,9 @@ def command(
     """Register ``fn`` as the implementation of ``name``.
 
     flags (Redis's names): write, readonly, fast, admin, pubsub, noscript, loading, stale, no-auth,
-    no-multi (runs at once even inside MULTI: EXEC, DISCARD, WATCH, ...), denyoom, blocking.
+    no-multi (runs at once even inside MULTI: EXEC, DISCARD, WATCH, ...), deny-multi (refused inside MULTI
+    with "Command not allowed inside a transaction": Redis's no_multi, SAVE, SHUTDOWN, SYNC, PSYNC), denyoom,
+    blocking.
     """
 
     def register(fn: CommandFn) -> CommandFn:

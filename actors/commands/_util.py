@@ -163,13 +163,18 @@ def parse_scan_args(argv: list[bytes], start: int) -> tuple[bytes | None, int, b
     return match, count, type_name
 
 
+_CURSOR_RE = re.compile(rb"([+-]?)(\d*)\Z")
+
+
 def parse_cursor(raw: bytes) -> int:
-    if not raw.isdigit() or len(raw) > 20:
+    """A SCAN cursor as Redis reads it (strtoul): no leading space, an optional sign, "" is 0, "-1" wraps."""
+    match = _CURSOR_RE.match(raw)
+    if match is None or raw[:1].isspace():
         raise CommandError("ERR invalid cursor")
-    value = int(raw)
+    value = int(match.group(2) or b"0")
     if value >= 2**64:
         raise CommandError("ERR invalid cursor")
-    return value
+    return (-value) % 2**64 if match.group(1) == b"-" else value
 
 
 def scan_collection(items: list[Any], cursor: int, count: int) -> tuple[int, list[Any]]:

@@ -152,7 +152,7 @@ def cmd_renamenx(client: Client, argv: list[bytes]) -> Any:
 
 
 def _db_index(client: Client, raw: bytes) -> int:
-    index = parse_int(raw, "ERR invalid DB index")
+    index = parse_int(raw)
     if not 0 <= index < len(client.server.keyspace.dbs):
         raise CommandError(errors.DB_INDEX)
     return index
@@ -293,7 +293,7 @@ def _ttl(client: Client, key: bytes, unit_ms: int, absolute: bool) -> int:
     if when is None:
         return -1
     if absolute:
-        return when // unit_ms
+        return when if unit_ms == 1 else (when + 500) // 1000  # EXPIRETIME rounds as TTL does
     remaining = max(when - keyspace.clock(), 0)
     return remaining if unit_ms == 1 else (remaining + 500) // 1000
 
@@ -337,12 +337,9 @@ def cmd_dbsize(client: Client, argv: list[bytes]) -> Any:
     return len(client.db.data)
 
 
-@command("select", 2, "loading stale fast pubsub-ok", (0, 0, 0), "connection", "Change the selected database for the current connection")
+@command("select", 2, "loading stale fast", (0, 0, 0), "connection", "Change the selected database for the current connection")
 def cmd_select(client: Client, argv: list[bytes]) -> Any:
-    index = parse_int(argv[1], "ERR invalid DB index")
-    if not 0 <= index < len(client.server.keyspace.dbs):
-        raise CommandError(errors.DB_INDEX)
-    client.select(index)
+    client.select(_db_index(client, argv[1]))
     return OK
 
 
@@ -385,9 +382,13 @@ def cmd_swapdb(client: Client, argv: list[bytes]) -> Any:
 # -- introspection ---------------------------------------------------------------------------------------
 
 # Redis 7.0's encoding thresholds (the defaults of the *-max-listpack-* and set-max-intset-entries directives).
-LISTPACK_MAX_ENTRIES = 128
+HASH_LISTPACK_MAX_ENTRIES = 512
+ZSET_LISTPACK_MAX_ENTRIES = 128
 LISTPACK_MAX_VALUE_BYTES = 64
 INTSET_MAX_ENTRIES = 512
+# OBJECT REFCOUNT of Redis's shared integer objects (OBJ_SHARED_INTEGERS, OBJ_SHARED_REFCOUNT).
+SHARED_INTEGERS = 10000
+SHARED_REFCOUNT = 2**31 - 1
 
 
 def _is_int_string(value: bytes) -> bool:
@@ -409,7 +410,7 @@ def object_encoding(value: Any) -> str:
     if kind is deque:
         return "quicklist"
     if kind is dict:
-        small = len(value) <= LISTPACK_MAX_ENTRIES and all(
+        small = len(value) <= HASH_LISTPACK_MAX_ENTRIES and all(
             len(k) <= LISTPACK_MAX_VALUE_BYTES and len(v) <= LISTPACK_MAX_VALUE_BYTES for k, v in value.items()
         )
         return "listpack" if small else "hashtable"
@@ -418,7 +419,7 @@ def object_encoding(value: Any) -> str:
             return "intset"
         return "hashtable"
     if kind is ZSet:
-        small = len(value) <= LISTPACK_MAX_ENTRIES and all(len(m) <= LISTPACK_MAX_VALUE_BYTES for m in value.scores)
+        small = len(value) <= ZSET_LISTPACK_MAX_ENTRIES and all(len(m) <= LISTPACK_MAX_VALUE_BYTES for m in value.scores)
         return "listpack" if small else "skiplist"
     return "unknown"
 
@@ -427,11 +428,13 @@ def object_encoding(value: Any) -> str:
          subcommands=("encoding", "freq", "idletime", "refcount", "help"))
 def cmd_object(client: Client, argv: list[bytes]) -> Any:
     sub = argv[1].lower()
-    if sub == b"help":
+    if sub == b"help" and len(argv) == 2:
         return [b"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                 b"ENCODING <key>", b"FREQ <key>", b"IDLETIME <key>", b"REFCOUNT <key>", b"HELP"]
-    if sub not in (b"encoding", b"freq", b"idletime", b"refcount") or len(argv) != 3:
+    if sub not in (b"encoding", b"freq", b"idletime", b"refcount", b"help"):
         raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "object")
+    if len(argv) != (2 if sub == b"help" else 3):
+        raise errors.wrong_arity(f"object|{sub.decode()}")
     value = client.server.keyspace.lookup(client.db, argv[2])
     if value is None:
         return None
@@ -444,4 +447,7 @@ def cmd_object(client: Client, argv: list[bytes]) -> Any:
         )
     if sub == b"idletime":
         return 0
+    # Redis shares the objects of small integers (0..9999) and reports them with OBJ_SHARED_REFCOUNT.
+    if type(value) is bytes and _is_int_string(value) and 0 <= int(value) < SHARED_INTEGERS:
+        return SHARED_REFCOUNT
     return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import resource
 import sys
 import time
@@ -11,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from actors.client import ClientKind
 from actors.commands import COMMANDS, Command, command
-from actors.commands._util import glob_match, parse_float, parse_int
+from actors.commands._util import glob_match, parse_int
 from actors.config import ConfigError
-from actors.digest import dataset_digest, value_digest
+from actors.digest import dataset_digest, object_digest
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK, Verbatim
@@ -58,7 +59,7 @@ def _check_password(client: Client, username: bytes, password: bytes) -> None:
     client.authenticated = True
 
 
-@command("auth", -2, "fast stale loading no-auth no-multi", (0, 0, 0), "connection", "Authenticate to the server")
+@command("auth", -2, "fast stale loading no-auth", (0, 0, 0), "connection", "Authenticate to the server")
 def cmd_auth(client: Client, argv: list[bytes]) -> Any:
     if len(argv) > 3:
         raise CommandError(errors.SYNTAX)
@@ -74,7 +75,7 @@ def cmd_auth(client: Client, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("hello", -1, "fast stale loading no-auth no-multi", (0, 0, 0), "connection", "Handshake with Redis")
+@command("hello", -1, "fast stale loading no-auth", (0, 0, 0), "connection", "Handshake with Redis")
 def cmd_hello(client: Client, argv: list[bytes]) -> Any:
     version = 3 if client.resp3 else 2
     i = 1
@@ -149,6 +150,28 @@ def cmd_time(client: Client, argv: list[bytes]) -> Any:
     return [b"%d" % (now_us // 1_000_000), b"%d" % (now_us % 1_000_000)]
 
 
+# -- subcommands -----------------------------------------------------------------------------------------
+
+# Redis 7.0's arity of each container subcommand (same convention as a command's: -n means at least n).
+SUBCOMMAND_ARITY: dict[str, dict[bytes, int]] = {
+    "client": {b"id": 2, b"info": 2, b"kill": -3, b"list": -2, b"getname": 2, b"setname": 3, b"setinfo": 4,
+               b"no-evict": 3, b"no-touch": 3, b"reply": 3, b"help": 2},
+    "command": {b"count": 2, b"docs": -2, b"info": -2, b"list": -2, b"getkeys": -4, b"help": 2},
+    "config": {b"get": -3, b"set": -4, b"resetstat": 2, b"help": 2},
+}
+
+
+def check_subcommand(container: str, argv: list[bytes]) -> bytes:
+    """The lowered subcommand of ``argv``, after Redis's checks: it exists, then its arity."""
+    sub = argv[1].lower()
+    arity = SUBCOMMAND_ARITY[container].get(sub)
+    if arity is None:
+        raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), container)
+    if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+        raise errors.wrong_arity(f"{container}|{sub.decode()}")
+    return sub
+
+
 # -- CLIENT ----------------------------------------------------------------------------------------------
 
 
@@ -179,7 +202,7 @@ _CLIENT_HELP = [
          subcommands=("id", "info", "kill", "list", "getname", "setname", "setinfo", "no-evict", "no-touch", "reply", "help"))
 def cmd_client(client: Client, argv: list[bytes]) -> Any:
     server = client.server
-    sub = argv[1].lower()
+    sub = check_subcommand("client", argv)
     if sub == b"id" and len(argv) == 2:
         return client.id
     if sub == b"getname" and len(argv) == 2:
@@ -308,7 +331,7 @@ def _command_docs(cmd: Command) -> dict[bytes, Any]:
 def cmd_command(client: Client, argv: list[bytes]) -> Any:
     if len(argv) == 1:
         return [_command_info(c) for c in COMMANDS.values()]
-    sub = argv[1].lower()
+    sub = check_subcommand("command", argv)
     if sub == b"count" and len(argv) == 2:
         return len(COMMANDS)
     if sub == b"info":
@@ -329,6 +352,8 @@ def cmd_command(client: Client, argv: list[bytes]) -> Any:
         if target is None:
             raise CommandError("ERR Invalid command specified")
         args = argv[2:]
+        if (target.arity > 0 and len(args) != target.arity) or len(args) < -target.arity:
+            raise CommandError("ERR Invalid number of arguments specified for command")
         if target.first_key == 0:
             raise CommandError("ERR The command has no key arguments")
         last = target.last_key if target.last_key >= 0 else len(args) + target.last_key
@@ -515,6 +540,10 @@ def _section(server: Server, name: str) -> list[tuple[str, Any]] | None:
     return None
 
 
+# Section headers Redis spells other than capitalized.
+_SECTION_TITLES = {"cpu": "CPU"}
+
+
 def render_info(server: Server, wanted: list[str]) -> bytes:
     names: list[str] = []
     for name in wanted or ["default"]:
@@ -530,7 +559,7 @@ def render_info(server: Server, wanted: list[str]) -> bytes:
         lines = _section(server, name)
         if lines is None:
             continue
-        title = "Keyspace" if name == "keyspace" else name.capitalize()
+        title = _SECTION_TITLES.get(name) or name.capitalize()
         body = "".join(f"{k}:{v}\r\n" for k, v in lines)
         chunks.append(f"# {title}\r\n{body}")
     return "\r\n".join(chunks).encode()
@@ -548,10 +577,8 @@ def cmd_info(client: Client, argv: list[bytes]) -> Any:
          subcommands=("get", "set", "resetstat", "help"))
 def cmd_config(client: Client, argv: list[bytes]) -> Any:
     server = client.server
-    sub = argv[1].lower()
+    sub = check_subcommand("config", argv)
     if sub == b"get":
-        if len(argv) < 3:
-            raise errors.wrong_arity("config|get")
         found: dict[bytes, bytes] = {}
         for raw in argv[2:]:
             for name, value in server.config.match(raw.decode("utf-8", "replace")):
@@ -629,16 +656,17 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
     server = client.server
     sub = argv[1].lower()
     if sub == b"digest" and len(argv) == 2:
-        return dataset_digest(server.keyspace)
+        return dataset_digest(server.keyspace).decode()  # a status reply, as in Redis
     if sub == b"digest-value":
         out = []
         for key in argv[2:]:
-            value = server.keyspace.lookup(client.db, key)
-            out.append(b"0" * 40 if value is None else bytes(value_digest(client.db, key, value)).hex().encode())
+            # As in Redis: the value's digest without the key name, and logically expired keys still count.
+            value = client.db.data.get(key)
+            out.append("0" * 40 if value is None else bytes(object_digest(client.db, key, value)).hex())
         return out
     if sub == b"sleep" and len(argv) == 3:
         # As in Redis, this blocks the whole node: it exists to test what clients and replicas do then.
-        time.sleep(max(parse_float(argv[2]), 0.0))
+        time.sleep(max(_strtod(argv[2]), 0.0))
         return OK
     if sub == b"set-active-expire" and len(argv) == 3:
         server.active_expire_enabled = argv[2] != b"0"
@@ -649,13 +677,25 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
     if sub == b"help":
         return [b"DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", b"DIGEST", b"DIGEST-VALUE <key> ...",
                 b"SLEEP <seconds>", b"SET-ACTIVE-EXPIRE <0|1>", *[n.upper() for n in DEBUG_HANDLERS], b"HELP"]
-    raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "debug")
+    raise CommandError(
+        f"ERR unknown subcommand or wrong number of arguments for '{argv[1].decode('utf-8', 'replace')[:128]}'. "
+        "Try DEBUG HELP."
+    )
+
+
+_STRTOD_PREFIX = re.compile(rb"\s*[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)")
+
+
+def _strtod(raw: bytes) -> float:
+    """C's strtod as DEBUG SLEEP uses it: the longest numeric prefix, 0 when there is none."""
+    match = _STRTOD_PREFIX.match(raw)
+    return float(match.group(0)) if match else 0.0
 
 
 # -- SHUTDOWN --------------------------------------------------------------------------------------------
 
 
-@command("shutdown", -1, "admin loading stale no-multi", (0, 0, 0), "server", "Synchronously save the dataset to disk and then shut down the server")
+@command("shutdown", -1, "admin loading stale deny-multi", (0, 0, 0), "server", "Synchronously save the dataset to disk and then shut down the server")
 def cmd_shutdown(client: Client, argv: list[bytes]) -> Any:
     save: bool | None = None
     for raw in argv[1:]:

@@ -1,0 +1,190 @@
+"""Persistence commands: SAVE, BGSAVE [SCHEDULE], LASTSAVE, BGREWRITEAOF, and DEBUG RELOAD.
+
+They are thin: the work is done by the loop-side persistence facade (actors/persistence.py, reached as
+``server.persistence``), which owns the fork children, the AOF and the counters. Replies and error strings are
+Redis 7.0's (rdb.c ``saveCommand`` / ``bgsaveCommand``, aof.c ``bgrewriteaofCommand``, debug.c).
+
+Test knobs (DEBUG subcommands, like Redis's hidden ``rdb-key-save-delay`` / ``key-load-delay`` configs):
+
+    DEBUG SET-SAVE-DELAY <ms>    fork children (BGSAVE, BGREWRITEAOF) sleep this long before writing, so a test
+                                 can see a save in progress, SCHEDULE, or kill it; 0 turns it off
+    DEBUG SET-LOAD-DELAY <ms>    loads (DEBUG RELOAD) hold -LOADING this much longer before reading the file
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from actors.client import ClientKind
+from actors.commands import command
+from actors.commands._util import parse_int
+from actors.commands.server import DEBUG_HANDLERS
+from actors.persistence import ChildKind
+from protocol import errors
+from protocol.errors import CommandError
+from protocol.resp import OK
+
+if TYPE_CHECKING:
+    from actors.client import Client
+    from actors.persistence import Persistence
+
+BGSAVE_IN_PROGRESS = "ERR Background save already in progress"
+BGSAVE_CHILD_ACTIVE = (
+    "ERR Another child process is active (AOF?): can't BGSAVE right now. "
+    "Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."
+)
+REWRITE_IN_PROGRESS = "ERR Background append only file rewriting already in progress"
+REWRITE_FAILED = (
+    "ERR Can't execute an AOF background rewriting. Please check the server logs for more information."
+)
+
+
+def _persistence(client: Client) -> Persistence:
+    persistence = client.server.persistence
+    if persistence is None:
+        raise CommandError("ERR persistence is not available on this node")
+    return persistence
+
+
+def _in_exec(client: Client) -> bool:
+    return client.server.exec_propagation is not None
+
+
+@command(
+    "save", 1, "admin noscript deny-multi", (0, 0, 0), "server", "Synchronously save the dataset to disk"
+)
+def cmd_save(client: Client, argv: list[bytes]) -> Any:
+    persistence = _persistence(client)
+    child = persistence.child
+    if child is not None and child.kind is ChildKind.RDB:
+        raise CommandError(BGSAVE_IN_PROGRESS)
+    if not persistence.save():
+        raise CommandError("ERR")
+    return OK
+
+
+@command("bgsave", -1, "admin noscript", (0, 0, 0), "server", "Asynchronously save the dataset to disk")
+def cmd_bgsave(client: Client, argv: list[bytes]) -> Any:
+    schedule = False
+    if len(argv) > 1:
+        if len(argv) == 2 and argv[1].lower() == b"schedule":
+            schedule = True
+        else:
+            raise CommandError(errors.SYNTAX)
+    persistence = _persistence(client)
+    child = persistence.child
+    if child is not None and child.kind is ChildKind.RDB:
+        raise CommandError(BGSAVE_IN_PROGRESS)
+    if child is not None or _in_exec(client):
+        if schedule or _in_exec(client):
+            persistence.bgsave_scheduled = True
+            return "Background saving scheduled"
+        raise CommandError(BGSAVE_CHILD_ACTIVE)
+    try:
+        persistence.bgsave()
+    except (OSError, RuntimeError):
+        raise CommandError("ERR") from None
+    return "Background saving started"
+
+
+@command(
+    "lastsave",
+    1,
+    "loading stale fast",
+    (0, 0, 0),
+    "server",
+    "Get the UNIX time stamp of the last successful save to disk",
+)
+def cmd_lastsave(client: Client, argv: list[bytes]) -> Any:
+    return _persistence(client).lastsave_s
+
+
+@command(
+    "bgrewriteaof", 1, "admin noscript", (0, 0, 0), "server", "Asynchronously rewrite the append-only file"
+)
+def cmd_bgrewriteaof(client: Client, argv: list[bytes]) -> Any:
+    persistence = _persistence(client)
+    child = persistence.child
+    if child is not None and child.kind is ChildKind.AOF:
+        raise CommandError(REWRITE_IN_PROGRESS)
+    if child is not None or _in_exec(client):
+        persistence.aof_rewrite_scheduled = True
+        persistence.aof_rewrites_consecutive_failures = 0
+        return "Background append only file rewriting scheduled"
+    try:
+        persistence.rewrite_background()
+    except (OSError, RuntimeError):
+        raise CommandError(REWRITE_FAILED) from None
+    return "Background append only file rewriting started"
+
+
+# -- DEBUG -----------------------------------------------------------------------------------------------------
+
+
+def debug_reload(client: Client, argv: list[bytes]) -> Any:
+    """DEBUG RELOAD [NOSAVE]: save the RDB, then load it back. The caller waits for the load; other clients
+    get -LOADING meanwhile (Redis serves events while loading too)."""
+    save = True
+    for raw in argv[2:]:
+        option = raw.lower()
+        if option == b"nosave":
+            save = False
+        elif option in (b"merge", b"noflush"):
+            raise CommandError(f"ERR DEBUG RELOAD {raw.decode('utf-8', 'replace').upper()} is not supported")
+        else:
+            raise CommandError(errors.SYNTAX)
+    persistence = _persistence(client)
+    server = client.server
+    if server.loading:
+        raise CommandError(errors.LOADING)
+    can_wait = (
+        client.kind in (ClientKind.RESP, ClientKind.NATIVE) and not _in_exec(client) and client.multi is None
+    )
+    loop = getattr(server.master_actor, "loop", None)
+    if not can_wait or loop is None:
+        # No way to answer later (inside EXEC, internal client): load synchronously, blocking the node.
+        return _reload_now(persistence, save)
+    if save and not persistence.save():
+        raise CommandError("ERR")
+
+    async def reload_then_reply() -> None:
+        error = await persistence.reload(save=False)
+        client.deliver(CommandError(error) if error else OK)
+
+    loop.create_task(reload_then_reply())
+    from actors.server import BLOCKED
+
+    return BLOCKED
+
+
+def _reload_now(persistence: Persistence, save: bool) -> Any:
+    from actors import rdb
+
+    if save and not persistence.save():
+        raise CommandError("ERR")
+    server = persistence.server
+    try:
+        data = rdb.load_file(persistence.rdb_path, len(server.keyspace.dbs))
+    except (rdb.RdbError, OSError):
+        raise CommandError("ERR Error trying to load the RDB dump, check server logs.") from None
+    server.keyspace.replace_all(data.dbs)
+    return OK
+
+
+def debug_set_save_delay(client: Client, argv: list[bytes]) -> Any:
+    if len(argv) != 3:
+        raise errors.wrong_arity("debug|set-save-delay")
+    _persistence(client).child_delay_s = max(parse_int(argv[2]), 0) / 1000.0
+    return OK
+
+
+def debug_set_load_delay(client: Client, argv: list[bytes]) -> Any:
+    if len(argv) != 3:
+        raise errors.wrong_arity("debug|set-load-delay")
+    _persistence(client).load_delay_s = max(parse_int(argv[2]), 0) / 1000.0
+    return OK
+
+
+DEBUG_HANDLERS[b"reload"] = debug_reload
+DEBUG_HANDLERS[b"set-save-delay"] = debug_set_save_delay
+DEBUG_HANDLERS[b"set-load-delay"] = debug_set_load_delay

@@ -1,0 +1,329 @@
+"""Set commands: SADD, SREM, membership, random picks (SPOP, SRANDMEMBER), algebra (SINTER, SUNION, SDIFF and
+their STORE forms, SINTERCARD), SMOVE and SSCAN.
+
+A set is a Python ``set`` of bytes; a set whose last member goes is deleted. Whole-set replies (SMEMBERS,
+SINTER, SPOP with a count, ...) are RESP3 sets, as in Redis 7.0; SRANDMEMBER's is an array (it may repeat).
+
+SPOP picks at random, so it is propagated as what it did: ``SREM key member...`` (in chunks of
+SPOP_PROPAGATE_CHUNK members), or ``DEL key`` when it took the whole set, as Redis 7.0 does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import TYPE_CHECKING, Any
+
+from actors.commands import command
+from actors.commands._util import LLONG_MIN, get_typed, parse_int
+from actors.commands.hashes import RANGE_LONG, random_picks, scan_members
+from protocol import errors
+from protocol.errors import CommandError, WrongTypeError
+
+if TYPE_CHECKING:
+    from actors.client import Client
+
+POSITIVE = "ERR value is out of range, must be positive"
+# Redis propagates a multi-member SPOP as SREM commands of at most this many members (SPOP_MOVE_STRATEGY_MUL
+# aside, it batches by 1024 so one replicated command stays small).
+SPOP_PROPAGATE_CHUNK = 1024
+# Up to this size a single random member is chosen uniformly (an O(n) walk); above it SPOP takes the set's
+# next member in hash order, which Python randomises per process, so popping in a loop stays O(1) per pop.
+UNIFORM_PICK_MAX = 1024
+
+
+def _set(client: Client, key: bytes, read: bool = False) -> set[bytes] | None:
+    return get_typed(client, key, set, read)
+
+
+def _random_member(members: set[bytes]) -> bytes:
+    return next(itertools.islice(iter(members), random.randrange(len(members)), None))
+
+
+# -- writes ------------------------------------------------------------------------------------------------
+
+
+@command("sadd", -3, "write denyoom fast", (1, 1, 1), "set", "Add one or more members to a set")
+def cmd_sadd(client: Client, argv: list[bytes]) -> Any:
+    keyspace = client.server.keyspace
+    key = argv[1]
+    members = _set(client, key)
+    if members is None:
+        members = set()
+        keyspace.set(client.db, key, members)
+    before = len(members)
+    members.update(argv[2:])
+    added = len(members) - before
+    if added:
+        keyspace.touch(client.db, key)
+        keyspace.dirty += added
+    return added
+
+
+@command("srem", -3, "write fast", (1, 1, 1), "set", "Remove one or more members from a set")
+def cmd_srem(client: Client, argv: list[bytes]) -> Any:
+    keyspace = client.server.keyspace
+    key = argv[1]
+    members = _set(client, key)
+    if members is None:
+        return 0
+    before = len(members)
+    members.difference_update(argv[2:])
+    removed = before - len(members)
+    if removed:
+        if members:
+            keyspace.touch(client.db, key)
+        else:
+            keyspace.delete(client.db, key)
+        keyspace.dirty += removed
+    return removed
+
+
+@command("smove", 4, "write fast", (1, 2, 1), "set", "Move a member from one set to another")
+def cmd_smove(client: Client, argv: list[bytes]) -> Any:
+    keyspace = client.server.keyspace
+    db = client.db
+    src_key, dst_key, member = argv[1], argv[2], argv[3]
+    src = keyspace.lookup(db, src_key)
+    dst = keyspace.lookup(db, dst_key)
+    if src is None:
+        return 0
+    if type(src) is not set or (dst is not None and type(dst) is not set):
+        raise WrongTypeError()
+    if src is dst:
+        return 1 if member in src else 0
+    if member not in src:
+        return 0
+    src.discard(member)
+    if src:
+        keyspace.touch(db, src_key)
+    else:
+        keyspace.delete(db, src_key)
+    if dst is None:
+        dst = set()
+        keyspace.set(db, dst_key, dst)
+    keyspace.dirty += 1
+    if member not in dst:
+        dst.add(member)
+        keyspace.dirty += 1
+    keyspace.touch(db, dst_key)
+    return 1
+
+
+@command("spop", -2, "write random fast", (1, 1, 1), "set", "Remove and return one or multiple random members from a set")
+def cmd_spop(client: Client, argv: list[bytes]) -> Any:
+    if len(argv) > 3:
+        raise CommandError(errors.SYNTAX)
+    keyspace = client.server.keyspace
+    key = argv[1]
+    if len(argv) == 2:
+        members = _set(client, key)
+        if members is None:
+            return None
+        member = _random_member(members) if len(members) <= UNIFORM_PICK_MAX else members.pop()
+        members.discard(member)
+        if members:
+            keyspace.touch(client.db, key)
+        else:
+            keyspace.delete(client.db, key)
+        keyspace.dirty += 1
+        client.propagate_as = [[b"SREM", key, member]]
+        return member
+    count = parse_int(argv[2], POSITIVE)
+    if count < 0:
+        raise CommandError(POSITIVE)
+    members = _set(client, key)
+    if members is None or count == 0:
+        return set()
+    if count >= len(members):
+        keyspace.delete(client.db, key)
+        keyspace.dirty += 1
+        client.propagate_as = [[b"DEL", key]]
+        return members
+    popped = random.sample(list(members), count)
+    members.difference_update(popped)
+    keyspace.touch(client.db, key)
+    keyspace.dirty += 1
+    client.propagate_as = [
+        [b"SREM", key, *popped[i : i + SPOP_PROPAGATE_CHUNK]] for i in range(0, len(popped), SPOP_PROPAGATE_CHUNK)
+    ]
+    return set(popped)
+
+
+# -- reads -------------------------------------------------------------------------------------------------
+
+
+@command("smembers", 2, "readonly", (1, 1, 1), "set", "Get all the members in a set")
+def cmd_smembers(client: Client, argv: list[bytes]) -> Any:
+    members = _set(client, argv[1], read=True)
+    # A copy: inside EXEC the reply is encoded after later commands of the transaction ran.
+    return set() if members is None else set(members)
+
+
+@command("sismember", 3, "readonly fast", (1, 1, 1), "set", "Determine if a given value is a member of a set")
+def cmd_sismember(client: Client, argv: list[bytes]) -> Any:
+    members = _set(client, argv[1], read=True)
+    return 1 if members is not None and argv[2] in members else 0
+
+
+@command("smismember", -3, "readonly fast", (1, 1, 1), "set", "Returns the membership associated with the given elements for a set")
+def cmd_smismember(client: Client, argv: list[bytes]) -> Any:
+    members = _set(client, argv[1], read=True)
+    if members is None:
+        return [0] * (len(argv) - 2)
+    return [1 if m in members else 0 for m in argv[2:]]
+
+
+@command("scard", 2, "readonly fast", (1, 1, 1), "set", "Get the number of members in a set")
+def cmd_scard(client: Client, argv: list[bytes]) -> Any:
+    members = _set(client, argv[1], read=True)
+    return 0 if members is None else len(members)
+
+
+@command("srandmember", -2, "readonly random", (1, 1, 1), "set", "Get one or multiple random members from a set")
+def cmd_srandmember(client: Client, argv: list[bytes]) -> Any:
+    if len(argv) > 3:
+        raise CommandError(errors.SYNTAX)
+    if len(argv) == 2:
+        members = _set(client, argv[1], read=True)
+        return None if members is None else _random_member(members)
+    count = parse_int(argv[2])
+    if count == LLONG_MIN:
+        raise CommandError(RANGE_LONG)
+    members = _set(client, argv[1], read=True)
+    if members is None or count == 0:
+        return []
+    return random_picks(list(members), count)
+
+
+@command("sscan", -3, "readonly random", (1, 1, 1), "set", "Incrementally iterate Set elements")
+def cmd_sscan(client: Client, argv: list[bytes]) -> Any:
+    members = _set(client, argv[1], read=True)
+    return scan_members(
+        argv,
+        members,
+        lambda: list(members or ()),
+        lambda m: members is not None and m in members,
+        lambda m, out: out.append(m),
+    )
+
+
+# -- algebra -----------------------------------------------------------------------------------------------
+
+
+def _load_sets(client: Client, keys: list[bytes]) -> list[set[bytes] | None]:
+    """Every key's set (None if missing), WRONGTYPE if any key holds something else, as Redis checks them all."""
+    keyspace = client.server.keyspace
+    out: list[set[bytes] | None] = []
+    for key in keys:
+        value = keyspace.lookup_read(client.db, key)
+        if value is not None and type(value) is not set:
+            raise WrongTypeError()
+        out.append(value)
+    return out
+
+
+def _inter(sets: list[set[bytes] | None]) -> set[bytes]:
+    if any(s is None for s in sets):
+        return set()
+    present = sorted((s for s in sets if s is not None), key=len)
+    return set(present[0]).intersection(*present[1:])
+
+
+def _union(sets: list[set[bytes] | None]) -> set[bytes]:
+    out: set[bytes] = set()
+    for s in sets:
+        if s:
+            out |= s
+    return out
+
+
+def _diff(sets: list[set[bytes] | None]) -> set[bytes]:
+    first = sets[0]
+    if not first:
+        return set()
+    out = set(first)
+    for s in sets[1:]:
+        if s:
+            out -= s
+            if not out:
+                break
+    return out
+
+
+def _store(client: Client, dst: bytes, result: set[bytes]) -> int:
+    keyspace = client.server.keyspace
+    if result:
+        keyspace.set(client.db, dst, result)
+        keyspace.dirty += 1
+    elif keyspace.lookup(client.db, dst) is not None:
+        keyspace.delete(client.db, dst)
+        keyspace.dirty += 1
+    return len(result)
+
+
+@command("sinter", -2, "readonly", (1, -1, 1), "set", "Intersect multiple sets")
+def cmd_sinter(client: Client, argv: list[bytes]) -> Any:
+    return _inter(_load_sets(client, argv[1:]))
+
+
+@command("sunion", -2, "readonly", (1, -1, 1), "set", "Add multiple sets")
+def cmd_sunion(client: Client, argv: list[bytes]) -> Any:
+    return _union(_load_sets(client, argv[1:]))
+
+
+@command("sdiff", -2, "readonly", (1, -1, 1), "set", "Subtract multiple sets")
+def cmd_sdiff(client: Client, argv: list[bytes]) -> Any:
+    return _diff(_load_sets(client, argv[1:]))
+
+
+@command("sinterstore", -3, "write denyoom", (1, -1, 1), "set", "Intersect multiple sets and store the resulting set in a key")
+def cmd_sinterstore(client: Client, argv: list[bytes]) -> Any:
+    return _store(client, argv[1], _inter(_load_sets(client, argv[2:])))
+
+
+@command("sunionstore", -3, "write denyoom", (1, -1, 1), "set", "Add multiple sets and store the resulting set in a key")
+def cmd_sunionstore(client: Client, argv: list[bytes]) -> Any:
+    return _store(client, argv[1], _union(_load_sets(client, argv[2:])))
+
+
+@command("sdiffstore", -3, "write denyoom", (1, -1, 1), "set", "Subtract multiple sets and store the resulting set in a key")
+def cmd_sdiffstore(client: Client, argv: list[bytes]) -> Any:
+    return _store(client, argv[1], _diff(_load_sets(client, argv[2:])))
+
+
+@command("sintercard", -3, "readonly", (0, 0, 0), "set", "Intersect multiple sets and return the cardinality of the result")
+def cmd_sintercard(client: Client, argv: list[bytes]) -> Any:
+    try:
+        numkeys = parse_int(argv[1])
+    except CommandError:
+        raise CommandError("ERR numkeys should be greater than 0") from None
+    if numkeys < 1:
+        raise CommandError("ERR numkeys should be greater than 0")
+    if numkeys > len(argv) - 2:
+        raise CommandError("ERR Number of keys can't be greater than number of args")
+    limit = 0
+    i = 2 + numkeys
+    while i < len(argv):
+        if argv[i].lower() == b"limit" and i + 1 < len(argv):
+            try:
+                limit = parse_int(argv[i + 1])
+            except CommandError:
+                raise CommandError("ERR LIMIT can't be negative") from None
+            if limit < 0:
+                raise CommandError("ERR LIMIT can't be negative")
+            i += 2
+        else:
+            raise CommandError(errors.SYNTAX)
+    sets = _load_sets(client, argv[2 : 2 + numkeys])
+    if any(s is None for s in sets):
+        return 0
+    present = sorted((s for s in sets if s is not None), key=len)
+    smallest, others = present[0], present[1:]
+    found = 0
+    for member in smallest:
+        if all(member in other for other in others):
+            found += 1
+            if limit and found >= limit:
+                break
+    return found

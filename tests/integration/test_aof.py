@@ -1,0 +1,282 @@
+"""The append-only file on real nodes: round trips, BGREWRITEAOF, CONFIG SET appendonly, upgrades, layout."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from actors import rdb
+from protocol.resp import encode_command
+from tests.harness import NodeProcess, wait_for
+from tests.persistence_helpers import Raw, all_types_keyspace, error_text, persistence_info, write_rdb
+
+NodeFactory = Callable[..., NodeProcess]
+RawFactory = Callable[[int], Raw]
+MANIFEST = "appendonly.aof.manifest"
+# Commands a command-format base needs for each collection type (RPUSH/SADD/ZADD/HMSET on replay).
+REBUILD_COMMANDS = {"list": "rpush", "set": "sadd", "zset": "zadd", "hash": "hmset"}
+
+
+@pytest.fixture
+def raw() -> Iterator[RawFactory]:
+    made: list[Raw] = []
+
+    def make(port: int) -> Raw:
+        made.append(Raw(port))
+        return made[-1]
+
+    yield make
+    for conn in made:
+        conn.close()
+
+
+def _digest(client: redis.Redis) -> bytes:
+    return bytes(client.execute_command("DEBUG", "DIGEST"))
+
+
+def _aof_dir(node: NodeProcess) -> Path:
+    return node.dir / "appendonlydir"
+
+
+def _files(node: NodeProcess) -> list[str]:
+    return sorted(p.name for p in _aof_dir(node).iterdir())
+
+
+def _wait_rewrite_done(client: redis.Redis) -> None:
+    wait_for(
+        lambda: persistence_info(client)["aof_rewrite_in_progress"] == 0, 15, what="the AOF rewrite to finish"
+    )
+
+
+def _writes_of_every_kind(r: redis.Redis) -> None:
+    """Writes through the string and key commands, with TTLs, several databases and an expiry."""
+    r.set("s", "v")
+    r.append("s", "more")
+    r.incr("counter")
+    r.incrby("counter", 41)
+    r.incrbyfloat("float", "1.5")
+    r.execute_command("SETEX", "ttl", 3600, "x")
+    r.set("px", "y", px=3_600_000)
+    r.expire("str", 7200)
+    r.persist("int")
+    r.mset({"m1": "1", "m2": "2"})
+    r.rename("m1", "renamed")
+    r.delete("m2", "binary")
+    r.setrange("compressible", 3, "XYZ")
+    r.getdel("negative")
+    with r.pipeline(transaction=True) as tx:  # MULTI/EXEC reaches the AOF as one block
+        tx.incr("in-multi")
+        tx.set("also-in-multi", "x")
+        tx.execute()
+    r.set("gone-soon", "z", px=30)
+    wait_for(lambda: r.get("gone-soon") is None, 5, what="gone-soon to expire")  # a DEL is propagated
+    db7 = redis.Redis(port=r.connection_pool.connection_kwargs["port"], db=7)
+    db7.set("in db7", "yes")
+    db7.swapdb(7, 8)
+    db7.close()
+
+
+def test_aof_round_trip_from_a_dump_keeps_every_write(node_factory: NodeFactory) -> None:
+    node = node_factory("n", start=False, appendonly="yes")
+    write_rdb(node.dir / "dump.rdb", all_types_keyspace())
+    node.start()
+    r = node.client()
+    assert r.get("str") == b"hello", "appendonly yes with no AOF must load dump.rdb"
+    assert _files(node) == ["appendonly.aof.1.base.rdb", "appendonly.aof.1.incr.aof", MANIFEST]
+    assert (_aof_dir(node) / MANIFEST).read_text() == (
+        "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
+    )
+    _writes_of_every_kind(r)
+    expected = _digest(r)
+    info = persistence_info(r)
+    assert info["aof_enabled"] == 1 and info["aof_last_write_status"] == "ok"
+    incr_size = (_aof_dir(node) / "appendonly.aof.1.incr.aof").stat().st_size
+    base_size = (_aof_dir(node) / "appendonly.aof.1.base.rdb").stat().st_size
+    assert info["aof_current_size"] == base_size + incr_size and info["aof_base_size"] == base_size
+    node.kill()  # SIGKILL: only what reached the AOF counts
+    (node.dir / "dump.rdb").unlink()
+    node.start()
+    r = node.client()
+    assert _digest(r) == expected
+    assert r.get("counter") == b"42" and r.ttl("ttl") > 3000 and r.exists("gone-soon") == 0
+    info = persistence_info(r)
+    assert info["aof_current_size"] == base_size + incr_size
+    assert info["rdb_changes_since_last_save"] > 0  # as Redis: replayed writes count as changes
+
+
+def test_bgrewriteaof_under_writes_then_restart(node_factory: NodeFactory, raw: RawFactory) -> None:
+    node = node_factory("n", appendonly="yes")
+    r = node.client()
+    for start in range(0, 5000, 500):
+        r.mset({f"k:{i}": f"v:{i}" for i in range(start, start + 500)})
+    conn = raw(node.port)
+    assert conn.call("DEBUG", "SET-SAVE-DELAY", "300") == b"OK"
+    stop = threading.Event()
+    written = [0]
+
+    def writer() -> None:
+        w = node.client()
+        n = 0
+        while not stop.is_set():
+            w.incr(f"c:{n % 10}")
+            w.set(f"k:{n % 5000}", f"w:{n}")
+            n += 1
+            written[0] = n
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        wait_for(lambda: written[0] > 50, 10)
+        assert conn.call("BGREWRITEAOF") == b"Background append only file rewriting started"
+        assert persistence_info(r)["aof_rewrite_in_progress"] == 1
+        _wait_rewrite_done(r)
+        during = written[0]
+        wait_for(lambda: written[0] > during + 50, 10, what="writes after the rewrite")
+    finally:
+        stop.set()
+        thread.join(10)
+    info = persistence_info(r)
+    assert info["aof_last_bgrewrite_status"] == "ok" and info["aof_rewrites"] == 1
+    assert info["aof_last_cow_size"] > 0
+    wait_for(
+        lambda: _files(node) == ["appendonly.aof.2.base.rdb", "appendonly.aof.2.incr.aof", MANIFEST],
+        5,
+        what="the history files to be removed",
+    )
+    wait_for(
+        lambda: (
+            (_aof_dir(node) / MANIFEST).read_text()
+            == ("file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n")
+        ),
+        5,
+        what="the manifest without history lines",
+    )
+    expected = _digest(r)
+    node.kill()
+    node.start()
+    assert _digest(node.client()) == expected
+
+
+def test_config_set_appendonly_at_runtime(node_factory: NodeFactory, raw: RawFactory) -> None:
+    node = node_factory("n")
+    r = node.client()
+    r.set("before", "1")
+    conn = raw(node.port)
+    # The INCR queued in the same tick as the switch is in the first base, and must not be logged twice.
+    replies = conn.pipeline(["INCR", "c"], ["CONFIG", "SET", "appendonly", "yes"], ["INCR", "c"])
+    assert replies == [1, b"OK", 2]
+    wait_for(lambda: persistence_info(r)["aof_rewrites"] == 1, 10)
+    _wait_rewrite_done(r)
+    assert persistence_info(r)["aof_enabled"] == 1
+    r.incr("c")
+    assert _files(node) == ["appendonly.aof.1.base.rdb", "appendonly.aof.1.incr.aof", MANIFEST]
+    expected = _digest(r)
+    assert r.config_set("appendonly", "no")
+    info = persistence_info(r)
+    assert info["aof_enabled"] == 0 and "aof_current_size" not in info
+    incr = _aof_dir(node) / "appendonly.aof.1.incr.aof"
+    size = incr.stat().st_size
+    r.set("not logged", "x")
+    assert incr.stat().st_size == size
+    node.stop()
+    node.directives["appendonly"] = "yes"
+    node.start()
+    r = node.client()
+    assert _digest(r) == expected and r.get("c") == b"3"
+
+
+def test_command_format_base_when_rdb_preamble_is_off(node_factory: NodeFactory, raw: RawFactory) -> None:
+    node = node_factory("n", start=False, appendonly="yes", aof_use_rdb_preamble="no")
+    keyspace = all_types_keyspace()
+    # A command-format base replays collections through RPUSH/SADD/ZADD/HMSET: use the types that exist.
+    probe = node_factory("probe")
+    known = raw(probe.port).call("COMMAND", "INFO", *REBUILD_COMMANDS.values())
+    probe.stop()
+    missing = {kind for kind, info in zip(REBUILD_COMMANDS, known, strict=True) if not info}
+    type_names = {"list": b"list", "set": b"set", "zset": b"zset", "hash": b"hash"}
+    for db in keyspace.dbs:
+        for key in [
+            k for k, v in db.data.items() if keyspace.type_name(v) in {type_names[m] for m in missing}
+        ]:
+            del db.data[key]
+            db.expires.pop(key, None)
+    write_rdb(node.dir / "dump.rdb", keyspace)
+    node.start()
+    r = node.client()
+    assert _files(node) == ["appendonly.aof.1.base.aof", "appendonly.aof.1.incr.aof", MANIFEST]
+    assert (_aof_dir(node) / "appendonly.aof.1.base.aof").read_bytes().startswith(b"*2\r\n$6\r\nSELECT\r\n")
+    r.set("more", "x")
+    expected = _digest(r)
+    node.kill()
+    (node.dir / "dump.rdb").unlink()
+    node.start()
+    assert _digest(node.client()) == expected
+
+
+def test_automatic_rewrite_when_the_aof_grows(node_factory: NodeFactory) -> None:
+    node = node_factory(
+        "n", appendonly="yes", auto_aof_rewrite_percentage="100", auto_aof_rewrite_min_size="4096"
+    )
+    r = node.client()
+    for i in range(100):
+        r.set(f"key:{i % 5}", "x" * 100)
+    wait_for(lambda: persistence_info(r)["aof_rewrites"] >= 1, 10, what="an automatic rewrite")
+    _wait_rewrite_done(r)
+    info = persistence_info(r)
+    assert info["aof_last_bgrewrite_status"] == "ok" and info["aof_base_size"] < 4096
+    expected = _digest(r)
+    node.kill()
+    node.start()
+    assert _digest(node.client()) == expected
+
+
+@pytest.mark.parametrize("preamble", [False, True], ids=["commands", "rdb-preamble"])
+def test_a_pre_7_appendonly_aof_is_moved_into_the_aof_dir(node_factory: NodeFactory, preamble: bool) -> None:
+    node = node_factory("n", start=False, appendonly="yes")
+    head = rdb.dumps(all_types_keyspace().dbs) if preamble else b""
+    commands = [[b"SELECT", b"0"], [b"SET", b"old", b"style"], [b"SELECT", b"2"], [b"INCR", b"n"]]
+    (node.dir / "appendonly.aof").write_bytes(head + b"".join(encode_command(c) for c in commands))
+    node.start()
+    r = node.client()
+    assert r.get("old") == b"style"
+    assert r.exists("str") == int(preamble)
+    assert not (node.dir / "appendonly.aof").exists()
+    assert _files(node) == ["appendonly.aof", "appendonly.aof.1.incr.aof", MANIFEST]
+    assert (_aof_dir(node) / MANIFEST).read_text() == (
+        "file appendonly.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
+    )
+    r.set("new", "1")
+    expected = _digest(r)
+    node.kill()
+    node.start()
+    assert _digest(node.client()) == expected
+
+
+def test_a_file_missing_from_the_manifest_stops_start_up(node_factory: NodeFactory) -> None:
+    node = node_factory("n", appendonly="yes")
+    node.client().set("k", "v")
+    node.stop()
+    (_aof_dir(node) / "appendonly.aof.1.incr.aof").unlink()
+    manifest = (_aof_dir(node) / MANIFEST).read_bytes()
+    node.start(wait=False)
+    assert node.wait_exit() == 1
+    assert "appendonly.aof.1.incr.aof" in node.log() and "dataset_load_failed" in node.log()
+    assert (_aof_dir(node) / MANIFEST).read_bytes() == manifest
+
+
+def test_bgrewriteaof_with_appendonly_off_writes_a_base(node_factory: NodeFactory, raw: RawFactory) -> None:
+    node = node_factory("n")
+    r = node.client()
+    r.set("k", "v")
+    conn = raw(node.port)
+    assert conn.call("BGREWRITEAOF") == b"Background append only file rewriting started"
+    _wait_rewrite_done(r)
+    assert _files(node) == ["appendonly.aof.1.base.rdb", MANIFEST]
+    assert (
+        error_text(conn.call("BGREWRITEAOF", "now"))
+        == "ERR wrong number of arguments for 'bgrewriteaof' command"
+    )

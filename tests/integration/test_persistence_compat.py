@@ -1,0 +1,160 @@
+"""Files exchanged with redis-server 7.0: our AOF directory loads into it, its AOF directory and dump.rdb load
+into redactor, and redis-check-aof accepts our manifest and files. Same DEBUG DIGEST on both sides."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.harness import NodeProcess, free_port, wait_for
+from tests.persistence_helpers import all_types_keyspace, write_rdb
+
+pytestmark = [
+    pytest.mark.compat,
+    pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed"),
+]
+
+NodeFactory = Callable[..., NodeProcess]
+
+
+class RedisServer:
+    def __init__(self, directory: Path, *args: str) -> None:
+        self.port = free_port()
+        self.dir = directory
+        self.log_path = directory.parent / f"redis-{self.port}.log"
+        argv = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(directory),
+            "--save",
+            "",
+            "--enable-debug-command",
+            "yes",
+            "--logfile",
+            str(self.log_path),
+            *args,
+        ]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.client = redis.Redis(port=self.port, socket_timeout=10)
+
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"redis-server exited: {self.log_path.read_text(errors='replace')}")
+            return bool(self.client.ping())
+
+        wait_for(ready, 15, what="redis-server to answer PING")
+
+    def digest(self) -> bytes:
+        return bytes(self.client.execute_command("DEBUG", "DIGEST"))
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def redis_servers() -> Iterator[Callable[..., RedisServer]]:
+    started: list[RedisServer] = []
+
+    def start(directory: Path, *args: str) -> RedisServer:
+        started.append(RedisServer(directory, *args))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def _digest(client: redis.Redis) -> bytes:
+    return bytes(client.execute_command("DEBUG", "DIGEST"))
+
+
+def _check_aof(aof_dir: Path) -> str:
+    result = subprocess.run(
+        ["redis-check-aof", str(aof_dir / "appendonly.aof.manifest")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("preamble", ["yes", "no"])
+def test_our_aof_dir_loads_into_redis_server(
+    node_factory: NodeFactory, redis_servers: Callable[..., RedisServer], tmp_path: Path, preamble: str
+) -> None:
+    node = node_factory("n", start=False, appendonly="yes", aof_use_rdb_preamble=preamble)
+    write_rdb(node.dir / "dump.rdb", all_types_keyspace())
+    node.start()
+    r = node.client()
+    r.set("s", "v")
+    r.incr("counter")
+    r.expire("s", 3600)
+    r.delete("binary")
+    redis.Redis(port=node.port, db=3).set("db3", "x")
+    assert r.bgrewriteaof()
+    wait_for(lambda: r.info("persistence")["aof_rewrite_in_progress"] == 0, 15)
+    r.append("s", "-after-rewrite")
+    r.incr("counter")
+    expected = _digest(r)
+    node.stop()
+    copy = tmp_path / "redis-copy"
+    copy.mkdir()
+    shutil.copytree(node.dir / "appendonlydir", copy / "appendonlydir")
+    assert "All AOF files and manifest are valid" in _check_aof(copy / "appendonlydir")
+    server = redis_servers(copy, "--appendonly", "yes", "--aof-use-rdb-preamble", preamble)
+    assert server.digest() == expected
+    assert server.client.get("counter") == b"2"
+
+
+def test_redis_server_aof_dir_and_dump_load_into_redactor(
+    node_factory: NodeFactory, redis_servers: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    source = tmp_path / "redis-source"
+    source.mkdir()
+    server = redis_servers(source, "--appendonly", "yes")
+    c = server.client
+    c.rpush("list", *[f"item:{i}" for i in range(300)], "x" * 10_000)
+    c.rpush("small-list", "a", "1", "-2")
+    c.sadd("intset", 1, 2, 3, -40)
+    c.sadd("set", *[f"m{i}" for i in range(200)])
+    c.sadd("small-set", "a", "b")
+    c.zadd("zset", {"a": 1.5, "b": float("inf"), "c": -3})
+    c.zadd("bigzset", {f"m{i}": i / 3 for i in range(200)})
+    c.hset("hash", mapping={"f": "v", "n": "1"})
+    c.hset("bighash", mapping={f"f{i}": "v" * (i % 80) for i in range(300)})
+    c.set("int", 12345)
+    c.set("str", "hello", ex=3600)
+    c.set("big", "abc" * 10_000)
+    redis.Redis(port=server.port, db=9).set("db9", "nine")
+    assert c.bgrewriteaof()  # the collections go into an RDB base; what follows into the incr file
+    wait_for(lambda: c.info("persistence")["aof_rewrite_in_progress"] == 0, 15)
+    wait_for(lambda: c.info("persistence")["aof_last_bgrewrite_status"] == "ok", 5)
+    c.set("after", "rewrite")
+    c.incr("int")
+    c.expire("big", 7200)
+    c.delete("small-set")
+    assert c.save()
+    expected = server.digest()
+    server.stop()
+
+    with_aof = node_factory("with-aof", start=False, appendonly="yes")
+    shutil.copytree(source / "appendonlydir", with_aof.dir / "appendonlydir")
+    with_aof.start()
+    assert _digest(with_aof.client()) == expected
+    assert with_aof.client().get("int") == b"12346"
+
+    with_rdb = node_factory("with-rdb", start=False)
+    shutil.copy(source / "dump.rdb", with_rdb.dir / "dump.rdb")
+    with_rdb.start()
+    assert _digest(with_rdb.client()) == expected

@@ -1,0 +1,135 @@
+"""Helpers shared by the persistence tests: a dataset with every type, raw RESP calls, fork-child lookup."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import hiredis
+
+from actors import rdb
+from actors.digest import dataset_digest
+from actors.keyspace import Keyspace
+from actors.types import ZSet
+from protocol.resp import encode_command
+
+DAY_MS = 86_400_000
+
+
+def all_types_keyspace() -> Keyspace:
+    """Every value type redactor has, in small and large shapes, with TTLs, in three databases."""
+    keyspace = Keyspace(16)
+    deadline = int(time.time() * 1000) + DAY_MS
+    db0, db5, db15 = keyspace.dbs[0], keyspace.dbs[5], keyspace.dbs[15]
+    db0.data.update(
+        {
+            b"str": b"hello",
+            b"int": b"12345",
+            b"negative": b"-7",
+            b"binary": bytes(range(256)),
+            b"compressible": b"abc" * 10_000,
+            b"empty": b"",
+            b"list": deque([b"a", b"1", b"x" * 10_000, b"", b"-3"]),
+            b"biglist": deque(b"item:%d" % i for i in range(2000)),
+            b"hash": {b"f1": b"v1", b"n": b"3", b"": b"empty field"},
+            b"bighash": {b"field:%d" % i: b"v" * (i % 70) for i in range(600)},
+            b"intset": {b"1", b"2", b"300000", b"-40"},
+            b"set": {b"a", b"b", b"\x00\xff"},
+            b"bigset": {b"member:%d" % i for i in range(600)},
+            b"zset": ZSet(
+                [(b"a", 1.0), (b"b", -2.5), (b"c", float("inf")), (b"d", float("-inf")), (b"e", 0.1)]
+            ),
+            b"bigzset": ZSet((b"m:%d" % i, i / 7) for i in range(300)),
+        }
+    )
+    db0.expires.update({b"str": deadline, b"biglist": deadline + 1, b"zset": deadline + 2})
+    db5.data.update({b"str": b"db5", b"h": {b"a": b"b"}})
+    db5.expires[b"h"] = deadline
+    db15.data[b"last"] = deque([b"z"])
+    return keyspace
+
+
+def write_rdb(path: Path, keyspace: Keyspace) -> bytes:
+    """Write ``keyspace`` as an RDB file; returns its DEBUG DIGEST."""
+    rdb.save_file(str(path), keyspace.dbs, rdb.default_aux(None, None, None))
+    return dataset_digest(keyspace)
+
+
+def rdb_file_digest(path: Path) -> bytes:
+    """DEBUG DIGEST of the dataset in an RDB file (expired keys kept, as a snapshot holds them)."""
+    data = rdb.load_file(str(path), 16)
+    keyspace = Keyspace(16)
+    keyspace.replace_all(data.dbs)
+    return dataset_digest(keyspace)
+
+
+class Raw:
+    """A bare RESP connection: exact replies (status as bytes, errors as hiredis.ReplyError values)."""
+
+    def __init__(self, port: int, timeout_s: float = 15.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
+        self.reader = hiredis.Reader()
+
+    def send(self, *argv: Any) -> None:
+        self.sock.sendall(encode_command([a if isinstance(a, bytes) else str(a).encode() for a in argv]))
+
+    def read(self) -> Any:
+        while True:
+            reply = self.reader.gets()
+            if reply is not False:
+                return reply
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("connection closed")
+            self.reader.feed(data)
+
+    def call(self, *argv: Any) -> Any:
+        self.send(*argv)
+        return self.read()
+
+    def pipeline(self, *commands: list[Any]) -> list[Any]:
+        payload = b"".join(
+            encode_command([a if isinstance(a, bytes) else str(a).encode() for a in c]) for c in commands
+        )
+        self.sock.sendall(payload)
+        return [self.read() for _ in commands]
+
+    def closed_by_peer(self) -> bool:
+        """True once the server closed the connection (SHUTDOWN sends no reply)."""
+        try:
+            return self.sock.recv(1) == b""
+        except OSError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def error_text(reply: Any) -> str:
+    assert isinstance(reply, hiredis.ReplyError), f"expected an error reply, got {reply!r}"
+    return str(reply)
+
+
+def child_pids(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (the node's fork children)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 1 and int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def persistence_info(client: Any) -> dict[str, Any]:
+    return dict(client.info("persistence"))
