@@ -26,7 +26,7 @@ import re
 import weakref
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from actors.client import Client, ClientKind
@@ -68,13 +68,15 @@ class BlockedState:
     # Only a key holding this type (collections.deque or ZSet) can serve the client; others leave it waiting.
     value_type: type
     serve: ServeFn
-    # The reply when the timeout fires: NULL_ARRAY for the pops, None for BLMOVE/BRPOPLPUSH.
+    # The reply when the timeout fires (or CLIENT UNBLOCK): Redis 7.0 sends a null array for every list and
+    # sorted-set wait, BLMOVE and BRPOPLPUSH included (RESP2 ``*-1``).
     timeout_reply: Any
     # The loop timer (asyncio.TimerHandle), None when waiting forever or when no loop runs (unit tests).
     timer: Any = None
     # Set once served, timed out or forgotten: the state may still sit in other keys' queues until removed.
     done: bool = False
-    command: str = field(default="")
+    # The command that blocked (for logs and introspection).
+    command: str = ""
 
 
 def parse_timeout_ms(raw: bytes) -> int:
@@ -159,7 +161,9 @@ class BlockingRegistry:
         serve: ServeFn,
     ) -> BlockedState:
         """Record ``client`` as waiting on ``keys`` of its current database; arm its timeout."""
-        state = BlockedState(client, client.db.id, list(dict.fromkeys(keys)), value_type, serve, timeout_reply)
+        state = BlockedState(
+            client, client.db.id, list(dict.fromkeys(keys)), value_type, serve, timeout_reply
+        )
         state.command = client.last_command
         for key in state.keys:
             queue = self.waiting.get((state.db_index, key))
@@ -282,3 +286,9 @@ def signal_key_ready(server: Server, db: Database, key: bytes) -> None:
     found = _registries.get(server)
     if found is not None:
         found.signal_key_ready(db, key)
+
+
+def unblock_client(server: Server, client: Client, with_error: bool) -> bool:
+    """CLIENT UNBLOCK: end ``client``'s wait (timeout reply, or an UNBLOCKED error). False if it is not waiting."""
+    found = _registries.get(server)
+    return found is not None and found.unblock(client, with_error)

@@ -64,6 +64,8 @@ class Client:
         self.push: Callable[[Any], None] = lambda value: None
         # Sends the reply of a command that blocked, and resumes this client's queued commands.
         self.deliver: Callable[[Any], None] = lambda value: None
+        # Native protocol: the id of the request being answered (a blocked command's reply needs it later).
+        self.native_request_id = 0
         # Closes the transport (CLIENT KILL).
         self.kill: Callable[[], None] = lambda: None
 

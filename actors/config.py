@@ -30,7 +30,16 @@ def parse_bool(args: list[str]) -> bool:
     raise ConfigError("argument must be 'yes' or 'no'")
 
 
-_MEMORY_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
+_MEMORY_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1024,
+    "m": 1000**2,
+    "mb": 1024**2,
+    "g": 1000**3,
+    "gb": 1024**3,
+}
 
 
 def parse_memory(text: str) -> int:
@@ -120,7 +129,9 @@ def _bind_parser(args: list[str]) -> list[str]:
 
 def _daemonize_parser(args: list[str]) -> bool:
     if parse_bool(args):
-        raise ConfigError("daemonize yes is not supported: redactor runs in the foreground (use `redactor up`)")
+        raise ConfigError(
+            "daemonize yes is not supported: redactor runs in the foreground (use `redactor up`)"
+        )
     return False
 
 
@@ -213,8 +224,14 @@ DIRECTIVES: list[Directive] = [
     Directive(
         "maxmemory-policy",
         _enum_parser(
-            "volatile-lru", "allkeys-lru", "volatile-lfu", "allkeys-lfu", "volatile-random",
-            "allkeys-random", "volatile-ttl", "noeviction",
+            "volatile-lru",
+            "allkeys-lru",
+            "volatile-lfu",
+            "allkeys-lfu",
+            "volatile-random",
+            "allkeys-random",
+            "volatile-ttl",
+            "noeviction",
         ),
         "noeviction",
     ),
@@ -244,33 +261,85 @@ _INERT_NAMES = (
 ).split()
 # What redis-server 7.0 reports for them in CONFIG GET, so tools that read these see familiar values.
 _INERT_DEFAULTS = {
-    "unixsocketperm": "0", "supervised": "no", "syslog-enabled": "no", "syslog-ident": "redis",
-    "syslog-facility": "local0", "crash-log-enabled": "yes", "crash-memcheck-enabled": "yes",
-    "always-show-logo": "no", "set-proc-title": "yes", "proc-title-template": "{title} {listen-addr} {server-mode}",
-    "sanitize-dump-payload": "no", "rdb-del-sync-files": "no", "repl-diskless-load": "disabled",
-    "repl-disable-tcp-nodelay": "no", "repl-diskless-sync-max-replicas": "0", "replica-ignore-maxmemory": "yes",
-    "replica-lazy-flush": "no", "lazyfree-lazy-eviction": "no", "lazyfree-lazy-expire": "no",
-    "lazyfree-lazy-server-del": "no", "lazyfree-lazy-user-del": "no", "lazyfree-lazy-user-flush": "no",
-    "oom-score-adj": "no", "oom-score-adj-values": "0 200 800", "disable-thp": "yes",
-    "aof-rewrite-incremental-fsync": "yes", "rdb-save-incremental-fsync": "yes", "lua-time-limit": "5000",
-    "busy-reply-threshold": "5000", "slowlog-log-slower-than": "10000", "slowlog-max-len": "128",
-    "latency-monitor-threshold": "0", "hash-max-listpack-entries": "512", "hash-max-listpack-value": "64",
-    "hash-max-ziplist-entries": "512", "hash-max-ziplist-value": "64", "list-max-listpack-size": "-2",
-    "list-max-ziplist-size": "-2", "list-compress-depth": "0", "set-max-intset-entries": "512",
-    "zset-max-listpack-entries": "128", "zset-max-listpack-value": "64", "zset-max-ziplist-entries": "128",
-    "zset-max-ziplist-value": "64", "hll-sparse-max-bytes": "3000", "stream-node-max-bytes": "4096",
-    "stream-node-max-entries": "100", "activerehashing": "yes",
+    "unixsocketperm": "0",
+    "supervised": "no",
+    "syslog-enabled": "no",
+    "syslog-ident": "redis",
+    "syslog-facility": "local0",
+    "crash-log-enabled": "yes",
+    "crash-memcheck-enabled": "yes",
+    "always-show-logo": "no",
+    "set-proc-title": "yes",
+    "proc-title-template": "{title} {listen-addr} {server-mode}",
+    "sanitize-dump-payload": "no",
+    "rdb-del-sync-files": "no",
+    "repl-diskless-load": "disabled",
+    "repl-disable-tcp-nodelay": "no",
+    "repl-diskless-sync-max-replicas": "0",
+    "replica-ignore-maxmemory": "yes",
+    "replica-lazy-flush": "no",
+    "lazyfree-lazy-eviction": "no",
+    "lazyfree-lazy-expire": "no",
+    "lazyfree-lazy-server-del": "no",
+    "lazyfree-lazy-user-del": "no",
+    "lazyfree-lazy-user-flush": "no",
+    "oom-score-adj": "no",
+    "oom-score-adj-values": "0 200 800",
+    "disable-thp": "yes",
+    "aof-rewrite-incremental-fsync": "yes",
+    "rdb-save-incremental-fsync": "yes",
+    "lua-time-limit": "5000",
+    "busy-reply-threshold": "5000",
+    "slowlog-log-slower-than": "10000",
+    "slowlog-max-len": "128",
+    "latency-monitor-threshold": "0",
+    "hash-max-listpack-entries": "512",
+    "hash-max-listpack-value": "64",
+    "hash-max-ziplist-entries": "512",
+    "hash-max-ziplist-value": "64",
+    "list-max-listpack-size": "-2",
+    "list-max-ziplist-size": "-2",
+    "list-compress-depth": "0",
+    "set-max-intset-entries": "512",
+    "zset-max-listpack-entries": "128",
+    "zset-max-listpack-value": "64",
+    "zset-max-ziplist-entries": "128",
+    "zset-max-ziplist-value": "64",
+    "hll-sparse-max-bytes": "3000",
+    "stream-node-max-bytes": "4096",
+    "stream-node-max-entries": "100",
+    "activerehashing": "yes",
     "client-output-buffer-limit": "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
-    "dynamic-hz": "yes", "jemalloc-bg-thread": "yes", "activedefrag": "no", "maxmemory-samples": "5",
-    "maxmemory-eviction-tenacity": "10", "io-threads": "1", "io-threads-do-reads": "no", "cluster-enabled": "no",
-    "cluster-config-file": "nodes.conf", "cluster-node-timeout": "15000", "tls-port": "0", "acllog-max-len": "128",
-    "lfu-log-factor": "10", "lfu-decay-time": "1", "active-expire-effort": "1", "shutdown-timeout": "10",
-    "shutdown-on-sigint": "default", "shutdown-on-sigterm": "default", "enable-protected-configs": "no",
-    "enable-module-command": "no", "latency-tracking": "yes", "latency-tracking-info-percentiles": "50 99 99.9",
-    "replica-announced": "yes", "tracking-table-max-keys": "1000000", "propagation-error-behavior": "ignore",
+    "dynamic-hz": "yes",
+    "jemalloc-bg-thread": "yes",
+    "activedefrag": "no",
+    "maxmemory-samples": "5",
+    "maxmemory-eviction-tenacity": "10",
+    "io-threads": "1",
+    "io-threads-do-reads": "no",
+    "cluster-enabled": "no",
+    "cluster-config-file": "nodes.conf",
+    "cluster-node-timeout": "15000",
+    "tls-port": "0",
+    "acllog-max-len": "128",
+    "lfu-log-factor": "10",
+    "lfu-decay-time": "1",
+    "active-expire-effort": "1",
+    "shutdown-timeout": "10",
+    "shutdown-on-sigint": "default",
+    "shutdown-on-sigterm": "default",
+    "enable-protected-configs": "no",
+    "enable-module-command": "no",
+    "latency-tracking": "yes",
+    "latency-tracking-info-percentiles": "50 99 99.9",
+    "replica-announced": "yes",
+    "tracking-table-max-keys": "1000000",
+    "propagation-error-behavior": "ignore",
 }
 for _name in dict.fromkeys(_INERT_NAMES):
-    DIRECTIVES.append(Directive(_name, lambda args: " ".join(args), _INERT_DEFAULTS.get(_name, ""), nargs=-1, inert=True))
+    DIRECTIVES.append(
+        Directive(_name, lambda args: " ".join(args), _INERT_DEFAULTS.get(_name, ""), nargs=-1, inert=True)
+    )
 
 BY_NAME: dict[str, Directive] = {}
 for _d in DIRECTIVES:
@@ -317,7 +386,9 @@ class Config:
         if directive is None:
             raise ConfigError(f"Unknown option or number of arguments for CONFIG SET - '{name}'")
         if not directive.mutable:
-            raise ConfigError(f"CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config")
+            raise ConfigError(
+                f"CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
+            )
         if directive.name in ("save", "bind", "replicaof") and len(args) == 1:
             args = args[0].split() or [""]
         old = self.values[directive.name]

@@ -49,7 +49,7 @@ DENIED_MESSAGE = (
     "accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) "
     "Alternatively you can just disable the protected mode by editing the Redis configuration file, and "
     "setting the protected mode option to 'no', and then restarting the server. 3) If you started the server "
-    "manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an "
+    "manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an "
     "authentication password for the default user. NOTE: You only need to do one of the above things in order "
     "for the server to start accepting connections from the outside.\r\n"
 )
@@ -95,13 +95,13 @@ class RespConnection(asyncio.Protocol):
         server = self.server
         if len(server.clients) >= server.config["maxclients"]:
             server.stats.rejected_connections += 1
-            transport.write(b"-ERR max number of clients reached\r\n")
+            self.transport.write(b"-ERR max number of clients reached\r\n")
             transport.close()
             self.closed = True
             return
         if server.config["protected-mode"] and not server.requirepass and not is_loopback(str(peer[0])):
             server.stats.rejected_connections += 1
-            transport.write(DENIED_MESSAGE.encode())
+            self.transport.write(DENIED_MESSAGE.encode())
             transport.close()
             self.closed = True
             return
@@ -385,7 +385,7 @@ class MasterActor:
                 server.add_client(client)
             peer.last_seen_s = time.monotonic()
             peer.client.last_interaction_s = peer.last_seen_s
-            setattr(peer.client, "native_request_id", request_id)
+            peer.client.native_request_id = request_id
             reply = server.execute(peer.client, argv)
             if reply is BLOCKED:
                 continue
@@ -406,7 +406,7 @@ class MasterActor:
 
     def _native_deliverer(self, identity: bytes, peer: NativePeer) -> Callable[[Any], None]:
         def deliver(value: Any) -> None:
-            request_id = getattr(peer.client, "native_request_id", 0)
+            request_id = peer.client.native_request_id
             self._native_out.append((identity, envelope.encode_reply(request_id, value)))
             self.schedule_flush()
 

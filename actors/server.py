@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.client import Client, ClientKind
-from actors.commands import COMMANDS, Command, load_all
+from actors.commands import Command, load_all
 from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction, exec_refusal
 from actors.config import Config
 from actors.keyspace import Keyspace, wall_clock_ms
@@ -51,6 +51,15 @@ _QUEUED = "QUEUED"
 _NOT_IN_MULTI = "ERR Command not allowed inside a transaction"
 _MASTERDOWN = "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
 _PUBSUB_ALLOWED = "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+
+
+def _full_name(cmd: Command, argv: list[bytes]) -> str:
+    """The name Redis puts in some errors: ``config|get`` for a container's subcommand, else the command's."""
+    if cmd.subcommands and len(argv) > 1:
+        sub = argv[1].lower().decode("utf-8", "replace")
+        if sub in cmd.subcommands:
+            return f"{cmd.name}|{sub}"
+    return cmd.name
 
 
 @dataclass
@@ -101,6 +110,9 @@ class Server:
         self.repl_feeding = False
         # Bytes propagated so far: the master replication offset (advanced only while repl_feeding).
         self.repl_offset = 0
+        # (stream position, db) of each SELECT propagated while repl_feeding: the replication backlog keeps
+        # them so a replica continuing from any offset learns which database the stream has selected there.
+        self.repl_select_points: list[tuple[int, int]] = []
         # repl-id / repl-offset aux fields of the RDB loaded at start-up (None if none), so replication can
         # resume from them; set by actors/persistence.py.
         self.loaded_repl_id: str | None = None
@@ -168,7 +180,7 @@ class Server:
             if self.write_refusal is not None:
                 return self._reject(client, cmd, self.write_refusal)
         if (client.channels or client.patterns) and not client.resp3 and not cmd.allowed_in_pubsub:
-            return self._reject(client, cmd, _PUBSUB_ALLOWED.format(cmd.name))
+            return self._reject(client, cmd, _PUBSUB_ALLOWED.format(_full_name(cmd, argv)))
         if self.refuse_stale and not cmd.allowed_when_stale and client.kind is not ClientKind.MASTER:
             return self._reject(client, cmd, _MASTERDOWN)
         if self.loading and not cmd.allowed_while_loading:
@@ -221,6 +233,8 @@ class Server:
         if not (self.aof_feeding or self.repl_feeding):
             return
         if db_index != self.prop_db:
+            if self.repl_feeding:
+                self.repl_select_points.append((self.repl_offset, db_index))
             self._append_stream(encode_command([b"SELECT", b"%d" % db_index]))
             self.prop_db = db_index
         self._append_stream(encode_command(argv))

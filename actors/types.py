@@ -56,8 +56,6 @@ class ZSet:
 
     def add(self, member: bytes, score: float) -> bool:
         """Set ``member``'s score. Returns True if the member is new."""
-        # -0.0 becomes 0.0: Redis's compact encoding stores "-0" as the integer 0, so ZSCORE answers 0.
-        score += 0.0
         old = self.scores.get(member)
         if old is not None:
             if old == score:

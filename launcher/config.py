@@ -29,7 +29,10 @@ class ConfigFileError(Exception):
 
 def split_line(line: str) -> list[str]:
     try:
-        return [a.decode("utf-8", "surrogateescape") for a in split_inline(line.encode("utf-8", "surrogateescape"))]
+        return [
+            a.decode("utf-8", "surrogateescape")
+            for a in split_inline(line.encode("utf-8", "surrogateescape"))
+        ]
     except ProtocolError:
         raise ConfigError("Unbalanced quotes in configuration line") from None
 
@@ -60,7 +63,9 @@ def load_file(config: Config, path: str, depth: int = 0) -> None:
         with open(path, encoding="utf-8", errors="surrogateescape") as fh:
             text = fh.read()
     except OSError as exc:
-        raise ConfigFileError(path, 0, "", f"Fatal error, can't open config file '{path}': {exc.strerror}") from None
+        raise ConfigFileError(
+            path, 0, "", f"Fatal error, can't open config file '{path}': {exc.strerror}"
+        ) from None
     apply_text(config, text, path, depth)
 
 

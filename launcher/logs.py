@@ -23,7 +23,7 @@ def configure_logging(loglevel: str = "notice", logfile: str = "", role: str = "
     global _stream
     level = LEVELS.get(loglevel, logging.INFO)
     if logfile:
-        _stream = open(logfile, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+        _stream = open(logfile, "a", buffering=1, encoding="utf-8")
         stream: TextIO = _stream
     else:
         stream = sys.stderr

@@ -19,10 +19,10 @@ from typing import Any
 import structlog
 import uvloop
 
-from actors.bus import BusActor
 from actors.config import Config
 from actors.master import MasterActor
 from actors.persistence import LoadError, Persistence, PersistenceActor
+from actors.replication import Replication, ReplicationActor
 from actors.server import VERSION, Server
 from actors.supervisor import ChildStartError, Strategy, Supervisor
 
@@ -64,6 +64,7 @@ class Node:
         self.master = MasterActor(self.server)
         self.server.request_shutdown = self.request_shutdown
         Persistence(self.server, self.master)  # sets server.persistence: AOF sink, cron, INFO persistence
+        Replication(self.server, self.master)  # sets server.replication: stream feed, WAIT, INFO replication
         self.server.loading = True  # until _load_dataset is done: clients that connect early get -LOADING
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             try:
@@ -109,7 +110,8 @@ class Node:
         master = self.master
         server = self.server
         return [
-            ("bus", lambda: BusActor.start(master, self.config["bind"], self.bus_port)),
+            # The bus actor, extended with replication: it owns the bus port's ROUTER (native clients too).
+            ("replication", lambda: ReplicationActor.start(master, self.config["bind"], self.bus_port)),
             ("persistence", lambda: PersistenceActor.start(server.persistence)),
         ]
 
@@ -150,6 +152,7 @@ class Node:
             self.master.stop()
             return
         self.server.loading = False
+        self.server.replication.on_dataset_loaded()  # replication ids of the RDB, then `replicaof`
 
     # -- shutdown --------------------------------------------------------------------------------------
 
@@ -171,5 +174,6 @@ class Node:
                 return str(error)
         self._shutting_down = True
         self.master.flush_now()
+        self.server.replication.kill_children()  # replication snapshots in progress are temporary
         self.master.stop()
         return None

@@ -38,9 +38,19 @@ HISTORY_FILE = "~/.redactor_history"
 SUBSCRIBE_HEARTBEAT_MS = 1000
 # Commands whose reply redis-cli prints as plain text even on a terminal (cliSendCommand's output_raw list).
 _RAW_TEXT_COMMANDS = {
-    (b"info", None), (b"lolwut", None), (b"client", b"list"), (b"client", b"info"), (b"memory", b"doctor"),
-    (b"memory", b"malloc-stats"), (b"latency", b"doctor"), (b"latency", b"graph"), (b"latency", b"histogram"),
-    (b"cluster", b"nodes"), (b"cluster", b"info"), (b"debug", b"htstats"), (b"debug", b"htstats-key"),
+    (b"info", None),
+    (b"lolwut", None),
+    (b"client", b"list"),
+    (b"client", b"info"),
+    (b"memory", b"doctor"),
+    (b"memory", b"malloc-stats"),
+    (b"latency", b"doctor"),
+    (b"latency", b"graph"),
+    (b"latency", b"histogram"),
+    (b"cluster", b"nodes"),
+    (b"cluster", b"info"),
+    (b"debug", b"htstats"),
+    (b"debug", b"htstats-key"),
 }
 
 
@@ -78,6 +88,20 @@ def _flatten_map(value: dict[Any, Any]) -> list[Any]:
     return flat
 
 
+def _is_multiline(value: Any, resp3: bool) -> bool:
+    """redis-cli's cliIsMultilineValueTTY: whether a map value takes more than one line."""
+    if isinstance(value, dict):
+        if not resp3:
+            value = _flatten_map(value)
+        elif len(value) != 1:
+            return len(value) > 1
+        else:
+            return _is_multiline(next(iter(value.values())), resp3)
+    if isinstance(value, list | tuple):
+        return len(value) > 1 or (len(value) == 1 and _is_multiline(value[0], resp3))
+    return False
+
+
 def format_tty(value: Any, resp3: bool = False, prefix: bytes = b"") -> bytes:
     """A reply the way redis-cli prints it on a terminal (cliFormatReplyTTY), newline included."""
     if isinstance(value, ReplyError):
@@ -108,7 +132,10 @@ def format_tty(value: Any, resp3: bool = False, prefix: bytes = b"") -> bytes:
         out += (prefix if index > 1 else b"") + str(index).rjust(width).encode() + sep + b" "
         if is_map:
             key, val = item
-            out += format_tty(key, resp3, child_prefix)[:-1] + b" => " + format_tty(val, resp3, child_prefix)
+            out += format_tty(key, resp3, child_prefix)[:-1] + b" => "
+            if _is_multiline(val, resp3):
+                out += b"\n" + child_prefix  # a line break before a multi-line value keeps it aligned
+            out += format_tty(val, resp3, child_prefix)
         else:
             out += format_tty(item, resp3, child_prefix)
     return bytes(out)
@@ -144,7 +171,10 @@ def _blocking_wait_ms(argv: list[bytes]) -> int | None:
     """How long a blocking command may legitimately wait (ms; 0 = forever), or None for ordinary commands."""
     name = argv[0].lower()
     try:
-        if name in (b"blpop", b"brpop", b"brpoplpush", b"blmove", b"bzpopmin", b"bzpopmax") and len(argv) >= 3:
+        if (
+            name in (b"blpop", b"brpop", b"brpoplpush", b"blmove", b"bzpopmin", b"bzpopmax")
+            and len(argv) >= 3
+        ):
             return int(float(argv[-1]) * 1000)
         if name in (b"blmpop", b"bzmpop") and len(argv) >= 2:
             return int(float(argv[1]) * 1000)
@@ -174,7 +204,11 @@ class Shell:
         self.timeout_ms: int = args.timeout_ms
         self.connected = True
         self.client = NativeClient(
-            self.host, bus_port_for(self.port, args.bus_port), args.timeout_ms, args.retries, self._on_reconnect
+            self.host,
+            bus_port_for(self.port, args.bus_port),
+            args.timeout_ms,
+            args.retries,
+            self._on_reconnect,
         )
 
     @property
@@ -203,7 +237,9 @@ class Shell:
         try:
             if wait_ms is not None:
                 # A blocking command must not be re-sent by the Lazy Pirate, and may wait as long as it asked.
-                reply = self.client.call(*argv, timeout_ms=0 if wait_ms == 0 else wait_ms + self.timeout_ms, retries=0)
+                reply = self.client.call(
+                    *argv, timeout_ms=0 if wait_ms == 0 else wait_ms + self.timeout_ms, retries=0
+                )
             else:
                 reply = self.client.call(*argv)
         except ReplyError as exc:
@@ -368,7 +404,9 @@ def _interactive(shell: Shell) -> int:
 
     path = os.path.expanduser(os.environ.get("REDACTOR_HISTFILE") or HISTORY_FILE)
     history: Any = InMemoryHistory() if path == "/dev/null" else FileHistory(path)
-    session: PromptSession[str] = PromptSession(history=history, completer=CommandCompleter(), complete_while_typing=False)
+    session: PromptSession[str] = PromptSession(
+        history=history, completer=CommandCompleter(), complete_while_typing=False
+    )
     while True:
         try:
             line = session.prompt(shell.prompt())
@@ -396,7 +434,9 @@ def _read_stdin(shell: Shell, lines: Iterable[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="redactor cli", add_help=False, description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="redactor cli", add_help=False, description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("-h", dest="host", default="127.0.0.1", help="node host (default 127.0.0.1)")
     parser.add_argument("-p", dest="port", type=int, default=6379, help="node RESP port (default 6379)")
     parser.add_argument("--bus-port", type=int, default=0, help="node bus port (default: RESP port + 10000)")
@@ -404,8 +444,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--user", default=None, help="user name for AUTH (default: the default user)")
     parser.add_argument("-n", dest="db", type=int, default=0, help="database number")
     parser.add_argument("--raw", dest="raw", action="store_true", default=None, help="print bare values")
-    parser.add_argument("--no-raw", dest="raw", action="store_false", help="format output even when not a tty")
-    parser.add_argument("-3", dest="resp3", action="store_true", help="print maps and doubles as RESP3 shows them")
+    parser.add_argument(
+        "--no-raw", dest="raw", action="store_false", help="format output even when not a tty"
+    )
+    parser.add_argument(
+        "-3", dest="resp3", action="store_true", help="print maps and doubles as RESP3 shows them"
+    )
     parser.add_argument("--timeout-ms", type=int, default=DEFAULT_TIMEOUT_MS, help="wait per attempt (ms)")
     parser.add_argument("--retries", type=int, default=DEFAULT_RETRIES, help="Lazy Pirate retries")
     parser.add_argument("--help", action="help", help="show this help and exit")
@@ -416,7 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _connect(shell: Shell, args: argparse.Namespace, warn: Callable[[str], None]) -> None:
     """AUTH and SELECT as redis-cli does on start: failures are reported, not fatal."""
     if args.password is not None:
-        warn("Warning: Using a password with '-a' or '-u' option on the command line interface may not be safe.\n")
+        warn(
+            "Warning: Using a password with '-a' or '-u' option on the command line interface may not be safe.\n"
+        )
         auth = [b"AUTH"] + ([args.user.encode()] if args.user else []) + [args.password.encode()]
         try:
             shell.client.call(*auth)

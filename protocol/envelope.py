@@ -55,7 +55,9 @@ def decode_request(frame: bytes) -> tuple[int, list[bytes]]:
         raise CommandError("ERR Protocol error: expected [version, request_id, argv]")
     version, request_id, argv = message
     if version != VERSION:
-        raise ProtocolVersionError(f"ERR Protocol error: unsupported envelope version {version!r} (this node speaks {VERSION})")
+        raise ProtocolVersionError(
+            f"ERR Protocol error: unsupported envelope version {version!r} (this node speaks {VERSION})"
+        )
     if not isinstance(request_id, int) or isinstance(request_id, bool):
         raise CommandError("ERR Protocol error: request id must be an integer")
     if not isinstance(argv, list) or not argv:

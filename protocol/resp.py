@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import hiredis
 
@@ -57,11 +57,11 @@ class Verbatim(bytes):
     """Text meant for humans (INFO, CLIENT LIST): RESP3 sends it as a verbatim string with format ``txt``."""
 
 
-class Push(list):  # type: ignore[type-arg]
+class Push(list):
     """An out-of-band message: pub/sub deliveries. RESP3 ``>``, RESP2 a plain array."""
 
 
-class MultiReply(list):  # type: ignore[type-arg]
+class MultiReply(list):
     """Several consecutive replies to one command: (P)SUBSCRIBE and (P)UNSUBSCRIBE confirm each channel apart.
 
     Encoded as its items one after the other, with no header. Inside an EXEC array it still counts as one
@@ -202,8 +202,21 @@ class RequestParser:
     """
 
     __slots__ = (
-        "_reader", "_inline", "max_bulk_len", "max_query_buffer", "_boundary",
-        "_fed", "_fed_start", "_fed_end", "_walk_pos", "_walk_left", "_cmd_start", "_config", "_tail",
+        "_reader",
+        "_inline",
+        "max_bulk_len",
+        "max_query_buffer",
+        "_boundary",
+        "_fed",
+        "_fed_start",
+        "_fed_end",
+        "_walk_pos",
+        "_walk_left",
+        "_cmd_start",
+        "_config",
+        "_tail",
+        "_error",
+        "_ahead",
     )
 
     def __init__(
@@ -221,6 +234,8 @@ class RequestParser:
         self._config = config
         # The last bytes given to hiredis, so a huge count split across two reads is still seen.
         self._tail = b""
+        # A refused header found before hiredis saw it: raised once the commands ahead of it are parsed.
+        self._error: ProtocolError | None = None
         # True when every byte given to hiredis belongs to a command it has returned: the next byte starts a
         # new request, so a byte other than '*' there starts an inline one.
         self._boundary = True
@@ -234,6 +249,8 @@ class RequestParser:
         self._walk_left = -1
         # Absolute offset where the command the walker is inside began: what is pending for the query buffer.
         self._cmd_start = 0
+        # Items hiredis has returned minus requests the walker has finished: 0 when both stand at one place.
+        self._ahead = 0
 
     def feed(self, data: bytes) -> None:
         if not data:
@@ -248,16 +265,23 @@ class RequestParser:
         self._fed.append(data)
         self._fed_end += len(data)
         if _BIG_COUNT.search(self._tail + data[:16]) or _BIG_COUNT.search(data):
-            # Check the headers before hiredis allocates an array for a count it should never see.
-            if self._walk() is not None and self._walk_left >= 0:
-                raise ProtocolError("unexpected inline request inside a multibulk request")
+            # Check the headers before hiredis allocates an array for a count it should never see (an inline
+            # request found on the way is left for _recover_inline, once hiredis gets there).
+            try:
+                self._walk()
+            except ProtocolError as exc:
+                # The commands before the refused one still run, as in Redis: hiredis gets only those bytes,
+                # and parse() raises the error once it has returned them.
+                keep = getattr(exc, "command_at", self._fed_end) - (self._fed_end - len(data))
+                data = data[: max(keep, 0)]
+                self._error = exc
         self._tail = data[-8:]
         self._reader.feed(data)
 
     def _reset_walk(self) -> None:
         self._boundary = True
         self._fed = []
-        self._fed_start = self._fed_end = self._walk_pos = self._cmd_start = 0
+        self._fed_start = self._fed_end = self._walk_pos = self._cmd_start = self._ahead = 0
         self._walk_left = -1
 
     def pending_bytes(self) -> int:
@@ -277,6 +301,8 @@ class RequestParser:
                     break
             if self._boundary or not self._drain_multibulk(out):
                 break
+        if self._error is not None:
+            raise self._error
         if self.pending_bytes() > self.max_query_buffer:
             raise ProtocolError("query buffer limit exceeded", silent=True)
 
@@ -290,22 +316,26 @@ class RequestParser:
             except hiredis.ProtocolError as exc:
                 # hiredis refused a type byte: an inline request pipelined behind multibulk ones, or an error
                 # the walker names as Redis does (an oversized length, a '$' missing).
-                if self._recover_inline():
+                if self._recover_inline(catch_up=True):
                     return True
+                self._walk(catch_up=False)
                 raise ProtocolError(_translate_hiredis_error(str(exc))) from None
             if cmd is False:
                 # The read ended inside a command (or inside an inline one hiredis waits on): walk the headers.
-                return self._recover_inline()
+                return self._recover_inline(catch_up=False)
             if type(cmd) is not list:
-                # A top-level reply type hiredis accepted ("+x", ":1", "$-1"): to Redis that is an inline request.
-                if self._recover_inline():
+                # "*-1" (Redis skips it), or a top-level type hiredis accepted ("+x", ":1", "$-1") that Redis
+                # reads as an inline request.
+                if self._recover_inline(catch_up=True):
                     return True
                 if cmd is not None:
                     raise ProtocolError(f"expected '*', got '{_kind_char(cmd)}'")
-                if not reader.has_data():  # *-1: Redis skips a null multibulk
+                self._ahead += 1
+                if not reader.has_data():
                     self._reset_walk()
                     return False
                 continue
+            self._ahead += 1
             for arg in cmd:
                 if type(arg) is not bytes:
                     if arg is None:
@@ -319,9 +349,9 @@ class RequestParser:
                 self._reset_walk()
                 return False
 
-    def _recover_inline(self) -> bool:
-        """If the input continues with an inline request, switch to inline parsing from there."""
-        rest = self._walk()
+    def _recover_inline(self, catch_up: bool) -> bool:
+        """If the input continues with an inline request where hiredis stands, switch to inline parsing there."""
+        rest = self._walk(catch_up)
         if rest is None:
             return False
         self._reader = hiredis.Reader()
@@ -329,11 +359,19 @@ class RequestParser:
         self._inline = rest
         return True
 
-    def _walk(self) -> bytes | None:
-        """Check multibulk headers from where the walk stopped to the end of the input, skipping payloads.
+    def _refuse(self, command_at: int, detail: str) -> NoReturn:
+        """A header Redis would refuse, in the command starting at absolute offset ``command_at``."""
+        error = ProtocolError(detail)
+        error.command_at = command_at  # type: ignore[attr-defined]
+        raise error
 
-        Raises ``ProtocolError`` for a header Redis would refuse. Returns the remaining input when it reaches a
-        command that does not start with ``*`` (an inline request), else None.
+    def _walk(self, catch_up: bool = False) -> bytes | None:
+        """Check multibulk headers from where the walk stopped, skipping payloads by their length.
+
+        Raises ``ProtocolError`` for a header Redis would refuse. Returns the rest of the input when, at the
+        point hiredis has reached, a request does not start with ``*`` (an inline request), else None. With
+        ``catch_up`` the walk stops at hiredis's position; without, it checks everything that has arrived.
+        ``_ahead`` (items hiredis returned minus commands the walker finished) says where hiredis is.
         """
         if self._walk_pos >= self._fed_end:
             return None  # still inside a payload whose header was checked
@@ -343,34 +381,46 @@ class RequestParser:
         cmd_start = self._cmd_start - base
         n = len(buf)
         left = self._walk_left
+        rest: bytes | None = None
         while i < n:
+            if left < 0:  # a request starts here
+                cmd_start = i
+                if buf[i] != 0x2A:  # '*'
+                    if self._ahead == 0:  # hiredis stands here too (< 0: the walker ran ahead of it)
+                        rest = buf[i:]
+                    break
+                if catch_up and self._ahead <= 0:
+                    break
             eol = buf.find(b"\r\n", i)
-            kind = buf[i]
-            if left < 0 and kind != 0x2A:  # '*'
-                return buf[i:]
             if eol < 0:
                 if n - i > MAX_INLINE_BYTES:
-                    raise ProtocolError("too big mbulk count string" if left < 0 else "too big bulk count string")
+                    self._refuse(
+                        base + cmd_start,
+                        "too big mbulk count string" if left < 0 else "too big bulk count string",
+                    )
                 break
             if left < 0:
                 count = _header_int(buf, i + 1, eol)
                 if count is None or count > MAX_MULTIBULK_COUNT:
-                    raise ProtocolError("invalid multibulk length")
-                cmd_start = i
-                left = count if count > 0 else -1
+                    self._refuse(base + cmd_start, "invalid multibulk length")
                 i = eol + 2
+                if count > 0:
+                    left = count
+                else:
+                    self._ahead -= 1  # *0 and *-1 are whole requests (that Redis skips)
             else:
-                if kind != 0x24:  # '$'
-                    raise ProtocolError(f"expected '$', got '{chr(kind)}'")
+                if buf[i] != 0x24:  # '$'
+                    self._refuse(base + cmd_start, f"expected '$', got '{chr(buf[i])}'")
                 length = _header_int(buf, i + 1, eol)
                 if length is None or length < 0 or length > self.max_bulk_len:
-                    raise ProtocolError("invalid bulk length")
+                    self._refuse(base + cmd_start, "invalid bulk length")
                 i = eol + 2 + length + 2
                 left -= 1
                 if left == 0:
                     left = -1
-            if left < 0 and i <= n:
-                cmd_start = i  # the command is complete: the next one starts here
+                    self._ahead -= 1
+        if left < 0 and i == n:
+            cmd_start = i  # the last request is complete: nothing of a next one has arrived
         self._walk_left = left
         self._walk_pos = base + i
         self._cmd_start = base + cmd_start
@@ -380,7 +430,7 @@ class RequestParser:
         else:
             self._fed = [buf[i:]]
             self._fed_start = self._walk_pos
-        return None
+        return rest
 
     def _parse_inline(self, out: list[list[bytes]]) -> None:
         buf = self._inline

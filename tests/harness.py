@@ -96,7 +96,7 @@ class NodeProcess:
         return args
 
     def start(self, wait: bool = True, timeout_s: float = 15.0) -> NodeProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO))
         log.close()
         _live.add(self)

@@ -74,7 +74,7 @@ def get_string(client: Client, key: bytes) -> bytes | None:
     value = client.server.keyspace.lookup_read(client.db, key)
     if value is not None and type(value) is not bytes:
         raise WrongTypeError()
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def copy_value(value: Any) -> Any:
@@ -123,8 +123,7 @@ def glob_to_regex(pattern: bytes) -> re.Pattern[bytes]:
                 else:
                     members += re.escape(ch)
                 j += 1
-            if not members:
-                members = b"\\x00-\\xff" if negate else b""
+            if not members:  # "[]" matches nothing, "[^]" anything
                 out += b"[^\\x00-\\xff]" if not negate else b"[\\x00-\\xff]"
             else:
                 out += b"[" + (b"^" if negate else b"") + bytes(members) + b"]"

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 RANGE_LONG = "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
 OUT_OF_RANGE = "ERR value is out of range"
 # Collection scan snapshots kept at once; an older cursor falls back to a fresh snapshot at its position.
-SCAN_SNAPSHOTS_KEPT = 64
+SCAN_SNAPSHOTS_KEPT = 16
 
 
 def _hash(client: Client, key: bytes, read: bool = False) -> dict[bytes, bytes] | None:
@@ -134,7 +134,14 @@ def cmd_hmset(client: Client, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("hsetnx", 4, "write denyoom fast", (1, 1, 1), "hash", "Set the value of a hash field, only if the field does not exist")
+@command(
+    "hsetnx",
+    4,
+    "write denyoom fast",
+    (1, 1, 1),
+    "hash",
+    "Set the value of a hash field, only if the field does not exist",
+)
 def cmd_hsetnx(client: Client, argv: list[bytes]) -> Any:
     keyspace = client.server.keyspace
     key = argv[1]
@@ -170,7 +177,14 @@ def cmd_hdel(client: Client, argv: list[bytes]) -> Any:
     return removed
 
 
-@command("hincrby", 4, "write denyoom fast", (1, 1, 1), "hash", "Increment the integer value of a hash field by the given number")
+@command(
+    "hincrby",
+    4,
+    "write denyoom fast",
+    (1, 1, 1),
+    "hash",
+    "Increment the integer value of a hash field by the given number",
+)
 def cmd_hincrby(client: Client, argv: list[bytes]) -> Any:
     increment = parse_int(argv[3])
     keyspace = client.server.keyspace
@@ -191,7 +205,14 @@ def cmd_hincrby(client: Client, argv: list[bytes]) -> Any:
     return result
 
 
-@command("hincrbyfloat", 4, "write denyoom fast", (1, 1, 1), "hash", "Increment the float value of a hash field by the given amount")
+@command(
+    "hincrbyfloat",
+    4,
+    "write denyoom fast",
+    (1, 1, 1),
+    "hash",
+    "Increment the float value of a hash field by the given amount",
+)
 def cmd_hincrbyfloat(client: Client, argv: list[bytes]) -> Any:
     increment = parse_float(argv[3])
     if increment in (float("inf"), float("-inf")):
@@ -324,7 +345,9 @@ def cmd_hrandfield(client: Client, argv: list[bytes]) -> Any:
     return out
 
 
-@command("hscan", -3, "readonly", (1, 1, 1), "hash", "Incrementally iterate hash fields and associated values")
+@command(
+    "hscan", -3, "readonly", (1, 1, 1), "hash", "Incrementally iterate hash fields and associated values"
+)
 def cmd_hscan(client: Client, argv: list[bytes]) -> Any:
     fields = _hash(client, argv[1], read=True)
 

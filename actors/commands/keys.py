@@ -146,7 +146,9 @@ def cmd_rename(client: Client, argv: list[bytes]) -> Any:
     return _rename(client, argv, nx=False)
 
 
-@command("renamenx", 3, "write fast", (1, 2, 1), "generic", "Rename a key, only if the new key does not exist")
+@command(
+    "renamenx", 3, "write fast", (1, 2, 1), "generic", "Rename a key, only if the new key does not exist"
+)
 def cmd_renamenx(client: Client, argv: list[bytes]) -> Any:
     return _rename(client, argv, nx=True)
 
@@ -275,12 +277,21 @@ def cmd_pexpire(client: Client, argv: list[bytes]) -> Any:
     return _expire(client, argv, 1, False, "pexpire")
 
 
-@command("expireat", -3, "write fast", (1, 1, 1), "generic", "Set the expiration for a key as a UNIX timestamp")
+@command(
+    "expireat", -3, "write fast", (1, 1, 1), "generic", "Set the expiration for a key as a UNIX timestamp"
+)
 def cmd_expireat(client: Client, argv: list[bytes]) -> Any:
     return _expire(client, argv, 1000, True, "expireat")
 
 
-@command("pexpireat", -3, "write fast", (1, 1, 1), "generic", "Set the expiration for a key as a UNIX timestamp specified in milliseconds")
+@command(
+    "pexpireat",
+    -3,
+    "write fast",
+    (1, 1, 1),
+    "generic",
+    "Set the expiration for a key as a UNIX timestamp specified in milliseconds",
+)
 def cmd_pexpireat(client: Client, argv: list[bytes]) -> Any:
     return _expire(client, argv, 1, True, "pexpireat")
 
@@ -308,12 +319,21 @@ def cmd_pttl(client: Client, argv: list[bytes]) -> Any:
     return _ttl(client, argv[1], 1, False)
 
 
-@command("expiretime", 2, "readonly fast", (1, 1, 1), "generic", "Get the expiration Unix timestamp for a key")
+@command(
+    "expiretime", 2, "readonly fast", (1, 1, 1), "generic", "Get the expiration Unix timestamp for a key"
+)
 def cmd_expiretime(client: Client, argv: list[bytes]) -> Any:
     return _ttl(client, argv[1], 1000, True)
 
 
-@command("pexpiretime", 2, "readonly fast", (1, 1, 1), "generic", "Get the expiration Unix timestamp for a key in milliseconds")
+@command(
+    "pexpiretime",
+    2,
+    "readonly fast",
+    (1, 1, 1),
+    "generic",
+    "Get the expiration Unix timestamp for a key in milliseconds",
+)
 def cmd_pexpiretime(client: Client, argv: list[bytes]) -> Any:
     return _ttl(client, argv[1], 1, True)
 
@@ -332,12 +352,21 @@ def cmd_persist(client: Client, argv: list[bytes]) -> Any:
 # -- databases -------------------------------------------------------------------------------------------
 
 
-@command("dbsize", 1, "readonly fast", (0, 0, 0), "server", "Return the number of keys in the selected database")
+@command(
+    "dbsize", 1, "readonly fast", (0, 0, 0), "server", "Return the number of keys in the selected database"
+)
 def cmd_dbsize(client: Client, argv: list[bytes]) -> Any:
     return len(client.db.data)
 
 
-@command("select", 2, "loading stale fast", (0, 0, 0), "connection", "Change the selected database for the current connection")
+@command(
+    "select",
+    2,
+    "loading stale fast",
+    (0, 0, 0),
+    "connection",
+    "Change the selected database for the current connection",
+)
 def cmd_select(client: Client, argv: list[bytes]) -> Any:
     client.select(_db_index(client, argv[1]))
     return OK
@@ -411,7 +440,8 @@ def object_encoding(value: Any) -> str:
         return "quicklist"
     if kind is dict:
         small = len(value) <= HASH_LISTPACK_MAX_ENTRIES and all(
-            len(k) <= LISTPACK_MAX_VALUE_BYTES and len(v) <= LISTPACK_MAX_VALUE_BYTES for k, v in value.items()
+            len(k) <= LISTPACK_MAX_VALUE_BYTES and len(v) <= LISTPACK_MAX_VALUE_BYTES
+            for k, v in value.items()
         )
         return "listpack" if small else "hashtable"
     if kind is set:
@@ -419,18 +449,33 @@ def object_encoding(value: Any) -> str:
             return "intset"
         return "hashtable"
     if kind is ZSet:
-        small = len(value) <= ZSET_LISTPACK_MAX_ENTRIES and all(len(m) <= LISTPACK_MAX_VALUE_BYTES for m in value.scores)
+        small = len(value) <= ZSET_LISTPACK_MAX_ENTRIES and all(
+            len(m) <= LISTPACK_MAX_VALUE_BYTES for m in value.scores
+        )
         return "listpack" if small else "skiplist"
     return "unknown"
 
 
-@command("object", -2, "readonly", (2, 2, 1), "generic", "A container for object introspection commands",
-         subcommands=("encoding", "freq", "idletime", "refcount", "help"))
+@command(
+    "object",
+    -2,
+    "readonly",
+    (2, 2, 1),
+    "generic",
+    "A container for object introspection commands",
+    subcommands=("encoding", "freq", "idletime", "refcount", "help"),
+)
 def cmd_object(client: Client, argv: list[bytes]) -> Any:
     sub = argv[1].lower()
     if sub == b"help" and len(argv) == 2:
-        return [b"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                b"ENCODING <key>", b"FREQ <key>", b"IDLETIME <key>", b"REFCOUNT <key>", b"HELP"]
+        return [
+            b"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            b"ENCODING <key>",
+            b"FREQ <key>",
+            b"IDLETIME <key>",
+            b"REFCOUNT <key>",
+            b"HELP",
+        ]
     if sub not in (b"encoding", b"freq", b"idletime", b"refcount", b"help"):
         raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "object")
     if len(argv) != (2 if sub == b"help" else 3):

@@ -85,12 +85,17 @@ def _push(client: Client, argv: list[bytes], left: bool, only_existing: bool) ->
         if only_existing:
             return 0
         items = deque()
-        keyspace.set(db, key, items)
-    if left:
-        items.extendleft(argv[2:])
+        if left:
+            items.extendleft(argv[2:])
+        else:
+            items.extend(argv[2:])
+        keyspace.set(db, key, items)  # signals the new key
     else:
-        items.extend(argv[2:])
-    keyspace.touch(db, key)
+        if left:
+            items.extendleft(argv[2:])
+        else:
+            items.extend(argv[2:])
+        keyspace.touch(db, key)
     keyspace.dirty += len(argv) - 2
     return len(items)
 
@@ -105,17 +110,38 @@ def cmd_rpush(client: Client, argv: list[bytes]) -> Any:
     return _push(client, argv, left=False, only_existing=False)
 
 
-@command("lpushx", -3, "write denyoom fast", (1, 1, 1), "list", "Prepend an element to a list, only if the list exists")
+@command(
+    "lpushx",
+    -3,
+    "write denyoom fast",
+    (1, 1, 1),
+    "list",
+    "Prepend an element to a list, only if the list exists",
+)
 def cmd_lpushx(client: Client, argv: list[bytes]) -> Any:
     return _push(client, argv, left=True, only_existing=True)
 
 
-@command("rpushx", -3, "write denyoom fast", (1, 1, 1), "list", "Append an element to a list, only if the list exists")
+@command(
+    "rpushx",
+    -3,
+    "write denyoom fast",
+    (1, 1, 1),
+    "list",
+    "Append an element to a list, only if the list exists",
+)
 def cmd_rpushx(client: Client, argv: list[bytes]) -> Any:
     return _push(client, argv, left=False, only_existing=True)
 
 
-@command("linsert", 5, "write denyoom", (1, 1, 1), "list", "Insert an element before or after another element in a list")
+@command(
+    "linsert",
+    5,
+    "write denyoom",
+    (1, 1, 1),
+    "list",
+    "Insert an element before or after another element in a list",
+)
 def cmd_linsert(client: Client, argv: list[bytes]) -> Any:
     where = argv[2].lower()
     if where not in (b"before", b"after"):
@@ -351,8 +377,9 @@ def cmd_rpop(client: Client, argv: list[bytes]) -> Any:
     return _pop(client, argv, left=False)
 
 
-def _move(client: Client, db: Database, src: bytes, dst: bytes, items: deque[bytes], from_left: bool,
-          to_left: bool) -> bytes:
+def _move(
+    client: Client, db: Database, src: bytes, dst: bytes, items: deque[bytes], from_left: bool, to_left: bool
+) -> bytes:
     """Pop from ``items`` (the list at ``src``) and push onto ``dst``; the caller checked dst's type."""
     keyspace = client.server.keyspace
     value = items.popleft() if from_left else items.pop()
@@ -379,19 +406,35 @@ def _lmove(client: Client, src: bytes, dst: bytes, from_left: bool, to_left: boo
     return _move(client, client.db, src, dst, items, from_left, to_left)
 
 
-@command("lmove", 5, "write denyoom", (1, 2, 1), "list", "Pop an element from a list, push it to another list and return it")
+@command(
+    "lmove",
+    5,
+    "write denyoom",
+    (1, 2, 1),
+    "list",
+    "Pop an element from a list, push it to another list and return it",
+)
 def cmd_lmove(client: Client, argv: list[bytes]) -> Any:
     from_left = _side(argv[3])
     to_left = _side(argv[4])
     return _lmove(client, argv[1], argv[2], from_left, to_left)
 
 
-@command("rpoplpush", 3, "write denyoom", (1, 2, 1), "list", "Remove the last element in a list, prepend it to another list and return it")
+@command(
+    "rpoplpush",
+    3,
+    "write denyoom",
+    (1, 2, 1),
+    "list",
+    "Remove the last element in a list, prepend it to another list and return it",
+)
 def cmd_rpoplpush(client: Client, argv: list[bytes]) -> Any:
     return _lmove(client, argv[1], argv[2], False, True)
 
 
-def parse_mpop(argv: list[bytes], numkeys_index: int, sides: tuple[bytes, bytes]) -> tuple[list[bytes], bool, int]:
+def parse_mpop(
+    argv: list[bytes], numkeys_index: int, sides: tuple[bytes, bytes]
+) -> tuple[list[bytes], bool, int]:
     """``numkeys key... <side> [COUNT n]`` of LMPOP/BLMPOP/ZMPOP/BZMPOP: (keys, first side?, count)."""
     try:
         numkeys = parse_int(argv[numkeys_index], NUMKEYS)
@@ -433,7 +476,7 @@ def _mpop_now(client: Client, keys: list[bytes], left: bool, count: int) -> Any:
     return None
 
 
-@command("lmpop", -4, "write", (0, 0, 0), "list", "Pop elements from a list")
+@command("lmpop", -4, "write movablekeys", (0, 0, 0), "list", "Pop elements from a list")
 def cmd_lmpop(client: Client, argv: list[bytes]) -> Any:
     keys, left, count = parse_mpop(argv, 1, (b"left", b"right"))
     reply = _mpop_now(client, keys, left, count)
@@ -501,18 +544,39 @@ def _blocking_pop(client: Client, argv: list[bytes], left: bool) -> Any:
     return BLOCKED
 
 
-@command("blpop", -3, "write blocking", (1, -2, 1), "list", "Remove and get the first element in a list, or block until one is available")
+@command(
+    "blpop",
+    -3,
+    "write noscript blocking",
+    (1, -2, 1),
+    "list",
+    "Remove and get the first element in a list, or block until one is available",
+)
 def cmd_blpop(client: Client, argv: list[bytes]) -> Any:
     return _blocking_pop(client, argv, left=True)
 
 
-@command("brpop", -3, "write blocking", (1, -2, 1), "list", "Remove and get the last element in a list, or block until one is available")
+@command(
+    "brpop",
+    -3,
+    "write noscript blocking",
+    (1, -2, 1),
+    "list",
+    "Remove and get the last element in a list, or block until one is available",
+)
 def cmd_brpop(client: Client, argv: list[bytes]) -> Any:
     return _blocking_pop(client, argv, left=False)
 
 
-def _blocking_move(client: Client, src: bytes, dst: bytes, from_left: bool, to_left: bool, raw_timeout: bytes,
-                   as_rpoplpush: bool) -> Any:
+def _blocking_move(
+    client: Client,
+    src: bytes,
+    dst: bytes,
+    from_left: bool,
+    to_left: bool,
+    raw_timeout: bytes,
+    as_rpoplpush: bool,
+) -> Any:
     timeout_ms = parse_timeout_ms(raw_timeout)
     items = _list(client, src)
     if items is not None:
@@ -531,19 +595,40 @@ def _blocking_move(client: Client, src: bytes, dst: bytes, from_left: bool, to_l
     return BLOCKED
 
 
-@command("blmove", 6, "write denyoom blocking", (1, 2, 1), "list", "Pop an element from a list, push it to another list and return it; or block until one is available")
+@command(
+    "blmove",
+    6,
+    "write noscript denyoom blocking",
+    (1, 2, 1),
+    "list",
+    "Pop an element from a list, push it to another list and return it; or block until one is available",
+)
 def cmd_blmove(client: Client, argv: list[bytes]) -> Any:
     from_left = _side(argv[3])
     to_left = _side(argv[4])
     return _blocking_move(client, argv[1], argv[2], from_left, to_left, argv[5], as_rpoplpush=False)
 
 
-@command("brpoplpush", 4, "write denyoom blocking", (1, 2, 1), "list", "Pop an element from a list, push it to another list and return it; or block until one is available")
+@command(
+    "brpoplpush",
+    4,
+    "write noscript denyoom blocking",
+    (1, 2, 1),
+    "list",
+    "Pop an element from a list, push it to another list and return it; or block until one is available",
+)
 def cmd_brpoplpush(client: Client, argv: list[bytes]) -> Any:
     return _blocking_move(client, argv[1], argv[2], False, True, argv[3], as_rpoplpush=True)
 
 
-@command("blmpop", -5, "write blocking", (0, 0, 0), "list", "Pop elements from a list, or block until one is available")
+@command(
+    "blmpop",
+    -5,
+    "write blocking movablekeys",
+    (0, 0, 0),
+    "list",
+    "Pop elements from a list, or block until one is available",
+)
 def cmd_blmpop(client: Client, argv: list[bytes]) -> Any:
     keys, left, count = parse_mpop(argv, 2, (b"left", b"right"))
     timeout_ms = parse_timeout_ms(argv[1])
@@ -554,4 +639,3 @@ def cmd_blmpop(client: Client, argv: list[bytes]) -> Any:
         return NULL_ARRAY
     registry(client.server).block(client, keys, deque, timeout_ms, NULL_ARRAY, _serve_mpop(left, count))
     return BLOCKED
-

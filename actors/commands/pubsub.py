@@ -134,26 +134,50 @@ def _unsubscribe(client: Client, names: list[bytes], patterns: bool) -> MultiRep
     return replies
 
 
-@command("subscribe", -2, "pubsub noscript loading stale pubsub-ok", (0, 0, 0), "pubsub",
-         "Listen for messages published to the given channels")
+@command(
+    "subscribe",
+    -2,
+    "pubsub noscript loading stale pubsub-ok",
+    (0, 0, 0),
+    "pubsub",
+    "Listen for messages published to the given channels",
+)
 def cmd_subscribe(client: Client, argv: list[bytes]) -> Any:
     return _subscribe(client, argv[1:], patterns=False)
 
 
-@command("unsubscribe", -1, "pubsub noscript loading stale pubsub-ok", (0, 0, 0), "pubsub",
-         "Stop listening for messages posted to the given channels")
+@command(
+    "unsubscribe",
+    -1,
+    "pubsub noscript loading stale pubsub-ok",
+    (0, 0, 0),
+    "pubsub",
+    "Stop listening for messages posted to the given channels",
+)
 def cmd_unsubscribe(client: Client, argv: list[bytes]) -> Any:
     return _unsubscribe(client, argv[1:], patterns=False)
 
 
-@command("psubscribe", -2, "pubsub noscript loading stale pubsub-ok", (0, 0, 0), "pubsub",
-         "Listen for messages published to channels matching the given patterns")
+@command(
+    "psubscribe",
+    -2,
+    "pubsub noscript loading stale pubsub-ok",
+    (0, 0, 0),
+    "pubsub",
+    "Listen for messages published to channels matching the given patterns",
+)
 def cmd_psubscribe(client: Client, argv: list[bytes]) -> Any:
     return _subscribe(client, argv[1:], patterns=True)
 
 
-@command("punsubscribe", -1, "pubsub noscript loading stale pubsub-ok", (0, 0, 0), "pubsub",
-         "Stop listening for messages posted to channels matching the given patterns")
+@command(
+    "punsubscribe",
+    -1,
+    "pubsub noscript loading stale pubsub-ok",
+    (0, 0, 0),
+    "pubsub",
+    "Stop listening for messages posted to channels matching the given patterns",
+)
 def cmd_punsubscribe(client: Client, argv: list[bytes]) -> Any:
     return _unsubscribe(client, argv[1:], patterns=True)
 
@@ -166,8 +190,14 @@ def cmd_publish(client: Client, argv: list[bytes]) -> Any:
 # -- PUBSUB ----------------------------------------------------------------------------------------------
 
 # Redis 7.0's arity of each PUBSUB subcommand (-n: at least n arguments, counting PUBSUB and the subcommand).
-_SUBCOMMAND_ARITY = {b"channels": -2, b"numsub": -2, b"numpat": 2, b"shardchannels": -2, b"shardnumsub": -2,
-                     b"help": 2}
+_SUBCOMMAND_ARITY = {
+    b"channels": -2,
+    b"numsub": -2,
+    b"numpat": 2,
+    b"shardchannels": -2,
+    b"shardnumsub": -2,
+    b"help": 2,
+}
 
 _PUBSUB_HELP = [
     "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -194,8 +224,15 @@ def _syntax_error(argv: list[bytes]) -> CommandError:
     )
 
 
-@command("pubsub", -2, "pubsub loading stale", (0, 0, 0), "pubsub", "A container for Pub/Sub commands",
-         subcommands=("channels", "numsub", "numpat", "shardchannels", "shardnumsub", "help"))
+@command(
+    "pubsub",
+    -2,
+    "pubsub loading stale",
+    (0, 0, 0),
+    "pubsub",
+    "A container for Pub/Sub commands",
+    subcommands=("channels", "numsub", "numpat", "shardchannels", "shardnumsub", "help"),
+)
 def cmd_pubsub(client: Client, argv: list[bytes]) -> Any:
     sub = argv[1].lower()
     arity = _SUBCOMMAND_ARITY.get(sub)

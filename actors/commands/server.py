@@ -101,8 +101,8 @@ def cmd_hello(client: Client, argv: list[bytes]) -> Any:
             raise CommandError(f"ERR Syntax error in HELLO option '{argv[i].decode('utf-8', 'replace')}'")
     if not client.authenticated:
         raise CommandError(
-            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> "
-            "AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol "
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH "
+            "<user> <pass> option can be used to authenticate the client and select the RESP protocol "
             "version at the same time"
         )
     if name is not None:
@@ -155,7 +155,7 @@ def cmd_time(client: Client, argv: list[bytes]) -> Any:
 # Redis 7.0's arity of each container subcommand (same convention as a command's: -n means at least n).
 SUBCOMMAND_ARITY: dict[str, dict[bytes, int]] = {
     "client": {b"id": 2, b"info": 2, b"kill": -3, b"list": -2, b"getname": 2, b"setname": 3, b"setinfo": 4,
-               b"no-evict": 3, b"no-touch": 3, b"reply": 3, b"help": 2},
+               b"no-evict": 3, b"no-touch": 3, b"reply": 3, b"unblock": -3, b"help": 2},
     "command": {b"count": 2, b"docs": -2, b"info": -2, b"list": -2, b"getkeys": -4, b"help": 2},
     "config": {b"get": -3, b"set": -4, b"resetstat": 2, b"help": 2},
 }
@@ -194,12 +194,12 @@ _CLIENT_HELP = [
     b"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     b"ID", b"INFO", b"KILL <ip:port>", b"KILL <option> <value> [<option> <value> [...]]",
     b"LIST [options ...]", b"GETNAME", b"SETNAME <name>", b"SETINFO <option> <value>", b"NO-EVICT (ON|OFF)",
-    b"NO-TOUCH (ON|OFF)", b"REPLY (ON|OFF|SKIP)", b"HELP",
+    b"NO-TOUCH (ON|OFF)", b"REPLY (ON|OFF|SKIP)", b"UNBLOCK <clientid> [TIMEOUT|ERROR]", b"HELP",
 ]
 
 
 @command("client", -2, "stale loading", (0, 0, 0), "connection", "A container for client connection commands",
-         subcommands=("id", "info", "kill", "list", "getname", "setname", "setinfo", "no-evict", "no-touch", "reply", "help"))
+         subcommands=("id", "info", "kill", "list", "getname", "setname", "setinfo", "no-evict", "no-touch", "reply", "unblock", "help"))
 def cmd_client(client: Client, argv: list[bytes]) -> Any:
     server = client.server
     sub = check_subcommand("client", argv)
@@ -254,6 +254,18 @@ def cmd_client(client: Client, argv: list[bytes]) -> Any:
         if argv[2].lower() != b"on":
             raise CommandError("ERR CLIENT REPLY OFF|SKIP is not supported by redactor")
         return OK
+    if sub == b"unblock" and len(argv) in (3, 4):
+        # CLIENT UNBLOCK <id> [TIMEOUT|ERROR]: the blocked-client registry (actors/blocking.py) ends the wait.
+        with_error = False
+        if len(argv) == 4:
+            reason = argv[3].lower()
+            if reason not in (b"timeout", b"error"):
+                raise CommandError("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+            with_error = reason == b"error"
+        from actors.blocking import unblock_client
+
+        target = client.server.clients.get(parse_int(argv[2]))
+        return 1 if target is not None and unblock_client(client.server, target, with_error) else 0
     if sub == b"help" and len(argv) == 2:
         return _CLIENT_HELP
     raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "client")

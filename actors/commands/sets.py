@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from actors.commands import command
 from actors.commands._util import LLONG_MIN, get_typed, parse_int
 from actors.commands.hashes import RANGE_LONG, random_picks, scan_members
+from actors.commands.keys import object_encoding
 from protocol import errors
 from protocol.errors import CommandError, WrongTypeError
 
@@ -49,8 +50,10 @@ def cmd_sadd(client: Client, argv: list[bytes]) -> Any:
     key = argv[1]
     members = _set(client, key)
     if members is None:
-        members = set()
-        keyspace.set(client.db, key, members)
+        members = set(argv[2:])
+        keyspace.set(client.db, key, members)  # signals the new key
+        keyspace.dirty += len(members)
+        return len(members)
     before = len(members)
     members.update(argv[2:])
     added = len(members) - before
@@ -110,7 +113,14 @@ def cmd_smove(client: Client, argv: list[bytes]) -> Any:
     return 1
 
 
-@command("spop", -2, "write random fast", (1, 1, 1), "set", "Remove and return one or multiple random members from a set")
+@command(
+    "spop",
+    -2,
+    "write fast",
+    (1, 1, 1),
+    "set",
+    "Remove and return one or multiple random members from a set",
+)
 def cmd_spop(client: Client, argv: list[bytes]) -> Any:
     if len(argv) > 3:
         raise CommandError(errors.SYNTAX)
@@ -145,7 +155,8 @@ def cmd_spop(client: Client, argv: list[bytes]) -> Any:
     keyspace.touch(client.db, key)
     keyspace.dirty += 1
     client.propagate_as = [
-        [b"SREM", key, *popped[i : i + SPOP_PROPAGATE_CHUNK]] for i in range(0, len(popped), SPOP_PROPAGATE_CHUNK)
+        [b"SREM", key, *popped[i : i + SPOP_PROPAGATE_CHUNK]]
+        for i in range(0, len(popped), SPOP_PROPAGATE_CHUNK)
     ]
     return set(popped)
 
@@ -166,7 +177,14 @@ def cmd_sismember(client: Client, argv: list[bytes]) -> Any:
     return 1 if members is not None and argv[2] in members else 0
 
 
-@command("smismember", -3, "readonly fast", (1, 1, 1), "set", "Returns the membership associated with the given elements for a set")
+@command(
+    "smismember",
+    -3,
+    "readonly fast",
+    (1, 1, 1),
+    "set",
+    "Returns the membership associated with the given elements for a set",
+)
 def cmd_smismember(client: Client, argv: list[bytes]) -> Any:
     members = _set(client, argv[1], read=True)
     if members is None:
@@ -180,7 +198,7 @@ def cmd_scard(client: Client, argv: list[bytes]) -> Any:
     return 0 if members is None else len(members)
 
 
-@command("srandmember", -2, "readonly random", (1, 1, 1), "set", "Get one or multiple random members from a set")
+@command("srandmember", -2, "readonly", (1, 1, 1), "set", "Get one or multiple random members from a set")
 def cmd_srandmember(client: Client, argv: list[bytes]) -> Any:
     if len(argv) > 3:
         raise CommandError(errors.SYNTAX)
@@ -196,13 +214,20 @@ def cmd_srandmember(client: Client, argv: list[bytes]) -> Any:
     return random_picks(list(members), count)
 
 
-@command("sscan", -3, "readonly random", (1, 1, 1), "set", "Incrementally iterate Set elements")
+@command("sscan", -3, "readonly", (1, 1, 1), "set", "Incrementally iterate Set elements")
 def cmd_sscan(client: Client, argv: list[bytes]) -> Any:
     members = _set(client, argv[1], read=True)
+
+    def members_of() -> list[bytes]:
+        # An intset (small set of integers) is sorted in Redis, and SSCAN returns it in that order.
+        if members and object_encoding(members) == "intset":
+            return sorted(members, key=int)
+        return list(members or ())
+
     return scan_members(
         argv,
         members,
-        lambda: list(members or ()),
+        members_of,
         lambda m: members is not None and m in members,
         lambda m, out: out.append(m),
     )
@@ -277,22 +302,50 @@ def cmd_sdiff(client: Client, argv: list[bytes]) -> Any:
     return _diff(_load_sets(client, argv[1:]))
 
 
-@command("sinterstore", -3, "write denyoom", (1, -1, 1), "set", "Intersect multiple sets and store the resulting set in a key")
+@command(
+    "sinterstore",
+    -3,
+    "write denyoom",
+    (1, -1, 1),
+    "set",
+    "Intersect multiple sets and store the resulting set in a key",
+)
 def cmd_sinterstore(client: Client, argv: list[bytes]) -> Any:
     return _store(client, argv[1], _inter(_load_sets(client, argv[2:])))
 
 
-@command("sunionstore", -3, "write denyoom", (1, -1, 1), "set", "Add multiple sets and store the resulting set in a key")
+@command(
+    "sunionstore",
+    -3,
+    "write denyoom",
+    (1, -1, 1),
+    "set",
+    "Add multiple sets and store the resulting set in a key",
+)
 def cmd_sunionstore(client: Client, argv: list[bytes]) -> Any:
     return _store(client, argv[1], _union(_load_sets(client, argv[2:])))
 
 
-@command("sdiffstore", -3, "write denyoom", (1, -1, 1), "set", "Subtract multiple sets and store the resulting set in a key")
+@command(
+    "sdiffstore",
+    -3,
+    "write denyoom",
+    (1, -1, 1),
+    "set",
+    "Subtract multiple sets and store the resulting set in a key",
+)
 def cmd_sdiffstore(client: Client, argv: list[bytes]) -> Any:
     return _store(client, argv[1], _diff(_load_sets(client, argv[2:])))
 
 
-@command("sintercard", -3, "readonly", (0, 0, 0), "set", "Intersect multiple sets and return the cardinality of the result")
+@command(
+    "sintercard",
+    -3,
+    "readonly movablekeys",
+    (0, 0, 0),
+    "set",
+    "Intersect multiple sets and return the cardinality of the result",
+)
 def cmd_sintercard(client: Client, argv: list[bytes]) -> Any:
     try:
         numkeys = parse_int(argv[1])

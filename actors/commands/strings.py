@@ -60,7 +60,12 @@ def cmd_set(client: Client, argv: list[bytes]) -> Any:
             get = True
         elif opt == b"keepttl" and expire_unit is None:
             keepttl = True
-        elif opt in (b"ex", b"px", b"exat", b"pxat") and expire_unit is None and not keepttl and i + 1 < len(argv):
+        elif (
+            opt in (b"ex", b"px", b"exat", b"pxat")
+            and expire_unit is None
+            and not keepttl
+            and i + 1 < len(argv)
+        ):
             expire_unit = opt
             expire_raw = argv[i + 1]
             i += 1
@@ -91,7 +96,9 @@ def cmd_get(client: Client, argv: list[bytes]) -> Any:
     return value
 
 
-@command("getex", -2, "write fast", (1, 1, 1), "string", "Get the value of a key and optionally set its expiration")
+@command(
+    "getex", -2, "write fast", (1, 1, 1), "string", "Get the value of a key and optionally set its expiration"
+)
 def cmd_getex(client: Client, argv: list[bytes]) -> Any:
     keyspace = client.server.keyspace
     key = argv[1]
@@ -135,7 +142,14 @@ def cmd_getdel(client: Client, argv: list[bytes]) -> Any:
     return value
 
 
-@command("getset", 3, "write denyoom fast", (1, 1, 1), "string", "Set the string value of a key and return its old value")
+@command(
+    "getset",
+    3,
+    "write denyoom fast",
+    (1, 1, 1),
+    "string",
+    "Set the string value of a key and return its old value",
+)
 def cmd_getset(client: Client, argv: list[bytes]) -> Any:
     old = get_string(client, argv[1])
     client.server.keyspace.set(client.db, argv[1], argv[2])
@@ -178,7 +192,9 @@ def cmd_msetnx(client: Client, argv: list[bytes]) -> Any:
     return 1
 
 
-@command("setnx", 3, "write denyoom fast", (1, 1, 1), "string", "Set the value of a key, only if it does not exist")
+@command(
+    "setnx", 3, "write denyoom fast", (1, 1, 1), "string", "Set the value of a key, only if it does not exist"
+)
 def cmd_setnx(client: Client, argv: list[bytes]) -> Any:
     keyspace = client.server.keyspace
     if keyspace.lookup(client.db, argv[1]) is not None:
@@ -203,7 +219,9 @@ def cmd_setex(client: Client, argv: list[bytes]) -> Any:
     return _set_with_expire(client, argv, b"ex", "setex")
 
 
-@command("psetex", 4, "write denyoom", (1, 1, 1), "string", "Set the value and expiration in milliseconds of a key")
+@command(
+    "psetex", 4, "write denyoom", (1, 1, 1), "string", "Set the value and expiration in milliseconds of a key"
+)
 def cmd_psetex(client: Client, argv: list[bytes]) -> Any:
     return _set_with_expire(client, argv, b"px", "psetex")
 
@@ -261,7 +279,14 @@ def cmd_substr(client: Client, argv: list[bytes]) -> Any:
     return cmd_getrange(client, argv)
 
 
-@command("setrange", 4, "write denyoom", (1, 1, 1), "string", "Overwrite part of a string at key starting at the specified offset")
+@command(
+    "setrange",
+    4,
+    "write denyoom",
+    (1, 1, 1),
+    "string",
+    "Overwrite part of a string at key starting at the specified offset",
+)
 def cmd_setrange(client: Client, argv: list[bytes]) -> Any:
     keyspace = client.server.keyspace
     offset = parse_int(argv[2])
@@ -311,12 +336,26 @@ def cmd_decr(client: Client, argv: list[bytes]) -> Any:
     return _incr(client, argv[1], -1)
 
 
-@command("incrby", 3, "write denyoom fast", (1, 1, 1), "string", "Increment the integer value of a key by the given amount")
+@command(
+    "incrby",
+    3,
+    "write denyoom fast",
+    (1, 1, 1),
+    "string",
+    "Increment the integer value of a key by the given amount",
+)
 def cmd_incrby(client: Client, argv: list[bytes]) -> Any:
     return _incr(client, argv[1], parse_int(argv[2]))
 
 
-@command("decrby", 3, "write denyoom fast", (1, 1, 1), "string", "Decrement the integer value of a key by the given number")
+@command(
+    "decrby",
+    3,
+    "write denyoom fast",
+    (1, 1, 1),
+    "string",
+    "Decrement the integer value of a key by the given number",
+)
 def cmd_decrby(client: Client, argv: list[bytes]) -> Any:
     delta = parse_int(argv[2])
     if delta == LLONG_MIN:
@@ -324,7 +363,14 @@ def cmd_decrby(client: Client, argv: list[bytes]) -> Any:
     return _incr(client, argv[1], -delta)
 
 
-@command("incrbyfloat", 3, "write denyoom fast", (1, 1, 1), "string", "Increment the float value of a key by the given amount")
+@command(
+    "incrbyfloat",
+    3,
+    "write denyoom fast",
+    (1, 1, 1),
+    "string",
+    "Increment the float value of a key by the given amount",
+)
 def cmd_incrbyfloat(client: Client, argv: list[bytes]) -> Any:
     keyspace = client.server.keyspace
     old = get_string(client, argv[1])

@@ -120,8 +120,14 @@ def _propagate_transaction(server: Server, writes: list[tuple[int, list[bytes]]]
     server.propagate(writes[-1][0], [b"EXEC"])
 
 
-@command("multi", 1, "noscript loading stale fast no-multi", (0, 0, 0), "transactions",
-         "Mark the start of a transaction block")
+@command(
+    "multi",
+    1,
+    "noscript loading stale fast no-multi",
+    (0, 0, 0),
+    "transactions",
+    "Mark the start of a transaction block",
+)
 def cmd_multi(client: Client, argv: list[bytes]) -> Any:
     if client.multi is not None:
         raise CommandError("ERR MULTI calls can not be nested")
@@ -130,8 +136,14 @@ def cmd_multi(client: Client, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("discard", 1, "noscript loading stale fast no-multi", (0, 0, 0), "transactions",
-         "Discard all commands issued after MULTI")
+@command(
+    "discard",
+    1,
+    "noscript loading stale fast no-multi",
+    (0, 0, 0),
+    "transactions",
+    "Discard all commands issued after MULTI",
+)
 def cmd_discard(client: Client, argv: list[bytes]) -> Any:
     if client.multi is None:
         raise CommandError("ERR DISCARD without MULTI")
@@ -139,8 +151,14 @@ def cmd_discard(client: Client, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("exec", 1, "noscript loading stale no-multi", (0, 0, 0), "transactions",
-         "Execute all commands issued after MULTI")
+@command(
+    "exec",
+    1,
+    "noscript loading stale no-multi",
+    (0, 0, 0),
+    "transactions",
+    "Execute all commands issued after MULTI",
+)
 def cmd_exec(client: Client, argv: list[bytes]) -> Any:
     queued = client.multi
     if queued is None:
@@ -173,8 +191,14 @@ def cmd_exec(client: Client, argv: list[bytes]) -> Any:
     return replies
 
 
-@command("watch", -2, "noscript loading stale fast no-multi", (1, -1, 1), "transactions",
-         "Watch the given keys to determine execution of the MULTI/EXEC block")
+@command(
+    "watch",
+    -2,
+    "noscript loading stale fast no-multi",
+    (1, -1, 1),
+    "transactions",
+    "Watch the given keys to determine execution of the MULTI/EXEC block",
+)
 def cmd_watch(client: Client, argv: list[bytes]) -> Any:
     if client.multi is not None:
         raise CommandError("ERR WATCH inside MULTI is not allowed")
@@ -188,7 +212,12 @@ def cmd_watch(client: Client, argv: list[bytes]) -> Any:
         if watchers is not None and client in watchers:
             continue
         when_ms = db.expires.get(key)
-        expired = when_ms is not None and when_ms <= keyspace.clock() and not keyspace.ignore_ttl and not server.loading
+        expired = (
+            when_ms is not None
+            and when_ms <= keyspace.clock()
+            and not keyspace.ignore_ttl
+            and not server.loading
+        )
         if expired and not keyspace.is_replica:
             keyspace.lookup(db, key)  # deletes it (and propagates the DEL), as a read would
             watchers = db.watched.get(key)
@@ -206,8 +235,9 @@ def cmd_watch(client: Client, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("unwatch", 1, "noscript loading stale fast", (0, 0, 0), "transactions",
-         "Forget about all watched keys")
+@command(
+    "unwatch", 1, "noscript loading stale fast", (0, 0, 0), "transactions", "Forget about all watched keys"
+)
 def cmd_unwatch(client: Client, argv: list[bytes]) -> Any:
     unwatch_all(client)
     client.dirty_cas = False

@@ -67,7 +67,8 @@ def parse_score(raw: bytes, message: str = errors.NOT_FLOAT) -> float:
         raise CommandError(message)  # ERANGE: overflow
     if value == 0.0 and re.search(rb"[1-9a-f]", mantissa.removeprefix(b"0x")):
         raise CommandError(message)  # ERANGE: underflow to zero
-    return value
+    # -0 becomes 0: Redis's compact encoding stores the score "-0" as the integer 0, so ZSCORE answers 0.
+    return value + 0.0
 
 
 def _parse_bound(raw: bytes) -> tuple[float, bool]:
@@ -210,12 +211,26 @@ def _zadd(client: Client, argv: list[bytes], incr_only: bool = False) -> Any:
     return added + updated if ch else added
 
 
-@command("zadd", -4, "write denyoom fast", (1, 1, 1), "sortedset", "Add one or more members to a sorted set, or update its score if it already exists")
+@command(
+    "zadd",
+    -4,
+    "write denyoom fast",
+    (1, 1, 1),
+    "sortedset",
+    "Add one or more members to a sorted set, or update its score if it already exists",
+)
 def cmd_zadd(client: Client, argv: list[bytes]) -> Any:
     return _zadd(client, argv)
 
 
-@command("zincrby", 4, "write denyoom fast", (1, 1, 1), "sortedset", "Increment the score of a member in a sorted set")
+@command(
+    "zincrby",
+    4,
+    "write denyoom fast",
+    (1, 1, 1),
+    "sortedset",
+    "Increment the score of a member in a sorted set",
+)
 def cmd_zincrby(client: Client, argv: list[bytes]) -> Any:
     return _zadd(client, argv, incr_only=True)
 
@@ -235,7 +250,14 @@ def cmd_zrem(client: Client, argv: list[bytes]) -> Any:
 # -- point reads -------------------------------------------------------------------------------------------
 
 
-@command("zscore", 3, "readonly fast", (1, 1, 1), "sortedset", "Get the score associated with the given member in a sorted set")
+@command(
+    "zscore",
+    3,
+    "readonly fast",
+    (1, 1, 1),
+    "sortedset",
+    "Get the score associated with the given member in a sorted set",
+)
 def cmd_zscore(client: Client, argv: list[bytes]) -> Any:
     zset = _zset(client, argv[1], read=True)
     if zset is None:
@@ -244,7 +266,14 @@ def cmd_zscore(client: Client, argv: list[bytes]) -> Any:
     return None if score is None else float(score)
 
 
-@command("zmscore", -3, "readonly fast", (1, 1, 1), "sortedset", "Get the score associated with the given members in a sorted set")
+@command(
+    "zmscore",
+    -3,
+    "readonly fast",
+    (1, 1, 1),
+    "sortedset",
+    "Get the score associated with the given members in a sorted set",
+)
 def cmd_zmscore(client: Client, argv: list[bytes]) -> Any:
     zset = _zset(client, argv[1], read=True)
     out: list[Any] = []
@@ -270,17 +299,33 @@ def _rank(client: Client, argv: list[bytes], reverse: bool) -> Any:
     return len(zset) - 1 - rank if reverse else rank
 
 
-@command("zrank", 3, "readonly fast", (1, 1, 1), "sortedset", "Determine the index of a member in a sorted set")
+@command(
+    "zrank", 3, "readonly fast", (1, 1, 1), "sortedset", "Determine the index of a member in a sorted set"
+)
 def cmd_zrank(client: Client, argv: list[bytes]) -> Any:
     return _rank(client, argv, reverse=False)
 
 
-@command("zrevrank", 3, "readonly fast", (1, 1, 1), "sortedset", "Determine the index of a member in a sorted set, with scores ordered from high to low")
+@command(
+    "zrevrank",
+    3,
+    "readonly fast",
+    (1, 1, 1),
+    "sortedset",
+    "Determine the index of a member in a sorted set, with scores ordered from high to low",
+)
 def cmd_zrevrank(client: Client, argv: list[bytes]) -> Any:
     return _rank(client, argv, reverse=True)
 
 
-@command("zcount", 4, "readonly fast", (1, 1, 1), "sortedset", "Count the members in a sorted set with scores within the given values")
+@command(
+    "zcount",
+    4,
+    "readonly fast",
+    (1, 1, 1),
+    "sortedset",
+    "Count the members in a sorted set with scores within the given values",
+)
 def cmd_zcount(client: Client, argv: list[bytes]) -> Any:
     low, low_ex = _parse_bound(argv[2])
     high, high_ex = _parse_bound(argv[3])
@@ -290,7 +335,14 @@ def cmd_zcount(client: Client, argv: list[bytes]) -> Any:
     return max(zset.score_stop(high, high_ex) - zset.score_start(low, low_ex), 0)
 
 
-@command("zlexcount", 4, "readonly fast", (1, 1, 1), "sortedset", "Count the number of members in a sorted set between a given lexicographical range")
+@command(
+    "zlexcount",
+    4,
+    "readonly fast",
+    (1, 1, 1),
+    "sortedset",
+    "Count the number of members in a sorted set between a given lexicographical range",
+)
 def cmd_zlexcount(client: Client, argv: list[bytes]) -> Any:
     low = _parse_lex(argv[2])
     high = _parse_lex(argv[3])
@@ -351,7 +403,9 @@ def _zrange(
     reverse = bool(reverse)
     kind = kind or _RANK
     if limit != -1 and kind == _RANK:
-        raise CommandError("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
+        raise CommandError(
+            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
+        )
     if with_scores and kind == _LEX:
         raise CommandError("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
     if reverse and kind != _RANK:
@@ -399,32 +453,74 @@ def cmd_zrange(client: Client, argv: list[bytes]) -> Any:
     return _zrange(client, argv, 1, None, None)
 
 
-@command("zrangestore", -5, "write denyoom", (1, 2, 1), "sortedset", "Store a range of members from sorted set into another key")
+@command(
+    "zrangestore",
+    -5,
+    "write denyoom",
+    (1, 2, 1),
+    "sortedset",
+    "Store a range of members from sorted set into another key",
+)
 def cmd_zrangestore(client: Client, argv: list[bytes]) -> Any:
     return _zrange(client, argv, 2, None, None, store=argv[1])
 
 
-@command("zrevrange", -4, "readonly", (1, 1, 1), "sortedset", "Return a range of members in a sorted set, by index, with scores ordered from high to low")
+@command(
+    "zrevrange",
+    -4,
+    "readonly",
+    (1, 1, 1),
+    "sortedset",
+    "Return a range of members in a sorted set, by index, with scores ordered from high to low",
+)
 def cmd_zrevrange(client: Client, argv: list[bytes]) -> Any:
     return _zrange(client, argv, 1, _RANK, True)
 
 
-@command("zrangebyscore", -4, "readonly", (1, 1, 1), "sortedset", "Return a range of members in a sorted set, by score")
+@command(
+    "zrangebyscore",
+    -4,
+    "readonly",
+    (1, 1, 1),
+    "sortedset",
+    "Return a range of members in a sorted set, by score",
+)
 def cmd_zrangebyscore(client: Client, argv: list[bytes]) -> Any:
     return _zrange(client, argv, 1, _SCORE, False)
 
 
-@command("zrevrangebyscore", -4, "readonly", (1, 1, 1), "sortedset", "Return a range of members in a sorted set, by score, with scores ordered from high to low")
+@command(
+    "zrevrangebyscore",
+    -4,
+    "readonly",
+    (1, 1, 1),
+    "sortedset",
+    "Return a range of members in a sorted set, by score, with scores ordered from high to low",
+)
 def cmd_zrevrangebyscore(client: Client, argv: list[bytes]) -> Any:
     return _zrange(client, argv, 1, _SCORE, True)
 
 
-@command("zrangebylex", -4, "readonly", (1, 1, 1), "sortedset", "Return a range of members in a sorted set, by lexicographical range")
+@command(
+    "zrangebylex",
+    -4,
+    "readonly",
+    (1, 1, 1),
+    "sortedset",
+    "Return a range of members in a sorted set, by lexicographical range",
+)
 def cmd_zrangebylex(client: Client, argv: list[bytes]) -> Any:
     return _zrange(client, argv, 1, _LEX, False)
 
 
-@command("zrevrangebylex", -4, "readonly", (1, 1, 1), "sortedset", "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings")
+@command(
+    "zrevrangebylex",
+    -4,
+    "readonly",
+    (1, 1, 1),
+    "sortedset",
+    "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings",
+)
 def cmd_zrevrangebylex(client: Client, argv: list[bytes]) -> Any:
     return _zrange(client, argv, 1, _LEX, True)
 
@@ -458,17 +554,38 @@ def _zremrange(client: Client, argv: list[bytes], kind: str) -> Any:
     return removed
 
 
-@command("zremrangebyrank", 4, "write", (1, 1, 1), "sortedset", "Remove all members in a sorted set within the given indexes")
+@command(
+    "zremrangebyrank",
+    4,
+    "write",
+    (1, 1, 1),
+    "sortedset",
+    "Remove all members in a sorted set within the given indexes",
+)
 def cmd_zremrangebyrank(client: Client, argv: list[bytes]) -> Any:
     return _zremrange(client, argv, _RANK)
 
 
-@command("zremrangebyscore", 4, "write", (1, 1, 1), "sortedset", "Remove all members in a sorted set within the given scores")
+@command(
+    "zremrangebyscore",
+    4,
+    "write",
+    (1, 1, 1),
+    "sortedset",
+    "Remove all members in a sorted set within the given scores",
+)
 def cmd_zremrangebyscore(client: Client, argv: list[bytes]) -> Any:
     return _zremrange(client, argv, _SCORE)
 
 
-@command("zremrangebylex", 4, "write", (1, 1, 1), "sortedset", "Remove all members in a sorted set between the given lexicographical range")
+@command(
+    "zremrangebylex",
+    4,
+    "write",
+    (1, 1, 1),
+    "sortedset",
+    "Remove all members in a sorted set between the given lexicographical range",
+)
 def cmd_zremrangebylex(client: Client, argv: list[bytes]) -> Any:
     return _zremrange(client, argv, _LEX)
 
@@ -504,12 +621,26 @@ def _zpop(client: Client, argv: list[bytes], highest: bool) -> Any:
     return _pop_pairs(popped, nested=client.resp3 and len(argv) == 3)
 
 
-@command("zpopmin", -2, "write fast", (1, 1, 1), "sortedset", "Remove and return members with the lowest scores in a sorted set")
+@command(
+    "zpopmin",
+    -2,
+    "write fast",
+    (1, 1, 1),
+    "sortedset",
+    "Remove and return members with the lowest scores in a sorted set",
+)
 def cmd_zpopmin(client: Client, argv: list[bytes]) -> Any:
     return _zpop(client, argv, highest=False)
 
 
-@command("zpopmax", -2, "write fast", (1, 1, 1), "sortedset", "Remove and return members with the highest scores in a sorted set")
+@command(
+    "zpopmax",
+    -2,
+    "write fast",
+    (1, 1, 1),
+    "sortedset",
+    "Remove and return members with the highest scores in a sorted set",
+)
 def cmd_zpopmax(client: Client, argv: list[bytes]) -> Any:
     return _zpop(client, argv, highest=True)
 
@@ -531,7 +662,14 @@ def _zmpop_now(client: Client, keys: list[bytes], highest: bool, count: int) -> 
     return None
 
 
-@command("zmpop", -4, "write", (0, 0, 0), "sortedset", "Remove and return members with scores in a sorted set")
+@command(
+    "zmpop",
+    -4,
+    "write movablekeys",
+    (0, 0, 0),
+    "sortedset",
+    "Remove and return members with scores in a sorted set",
+)
 def cmd_zmpop(client: Client, argv: list[bytes]) -> Any:
     keys, lowest, count = parse_mpop(argv, 1, (b"min", b"max"))
     reply = _zmpop_now(client, keys, not lowest, count)
@@ -580,17 +718,38 @@ def _bzpop(client: Client, argv: list[bytes], highest: bool) -> Any:
     return BLOCKED
 
 
-@command("bzpopmin", -3, "write fast blocking", (1, -2, 1), "sortedset", "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available")
+@command(
+    "bzpopmin",
+    -3,
+    "write noscript fast blocking",
+    (1, -2, 1),
+    "sortedset",
+    "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available",
+)
 def cmd_bzpopmin(client: Client, argv: list[bytes]) -> Any:
     return _bzpop(client, argv, highest=False)
 
 
-@command("bzpopmax", -3, "write fast blocking", (1, -2, 1), "sortedset", "Remove and return the member with the highest score from one or more sorted sets, or block until one is available")
+@command(
+    "bzpopmax",
+    -3,
+    "write noscript fast blocking",
+    (1, -2, 1),
+    "sortedset",
+    "Remove and return the member with the highest score from one or more sorted sets, or block until one is available",
+)
 def cmd_bzpopmax(client: Client, argv: list[bytes]) -> Any:
     return _bzpop(client, argv, highest=True)
 
 
-@command("bzmpop", -5, "write blocking", (0, 0, 0), "sortedset", "Remove and return members with scores in a sorted set or block until one is available")
+@command(
+    "bzmpop",
+    -5,
+    "write blocking movablekeys",
+    (0, 0, 0),
+    "sortedset",
+    "Remove and return members with scores in a sorted set or block until one is available",
+)
 def cmd_bzmpop(client: Client, argv: list[bytes]) -> Any:
     keys, lowest, count = parse_mpop(argv, 2, (b"min", b"max"))
     timeout_ms = parse_timeout_ms(argv[1])
@@ -599,7 +758,9 @@ def cmd_bzmpop(client: Client, argv: list[bytes]) -> Any:
         return reply
     if not can_block(client):
         return NULL_ARRAY
-    registry(client.server).block(client, keys, ZSet, timeout_ms, NULL_ARRAY, _serve_bzmpop(not lowest, count))
+    registry(client.server).block(
+        client, keys, ZSet, timeout_ms, NULL_ARRAY, _serve_bzmpop(not lowest, count)
+    )
     return BLOCKED
 
 
@@ -650,7 +811,9 @@ def _zsetop(client: Client, argv: list[bytes], numkeys_index: int, op: str, stor
         opt = argv[i].lower()
         remaining = len(argv) - i
         if op != "diff" and remaining >= numkeys + 1 and opt == b"weights":
-            weights = [parse_score(raw, "ERR weight value is not a float") for raw in argv[i + 1 : i + 1 + numkeys]]
+            weights = [
+                parse_score(raw, "ERR weight value is not a float") for raw in argv[i + 1 : i + 1 + numkeys]
+            ]
             i += 1 + numkeys
         elif op != "diff" and remaining >= 2 and opt == b"aggregate":
             how = argv[i + 1].lower()
@@ -709,37 +872,65 @@ def _store(client: Client, dst: bytes, zset: ZSet) -> int:
     return len(zset)
 
 
-@command("zunionstore", -4, "write denyoom", (1, 1, 1), "sortedset", "Add multiple sorted sets and store the resulting sorted set in a new key")
+@command(
+    "zunionstore",
+    -4,
+    "write denyoom movablekeys",
+    (1, 1, 1),
+    "sortedset",
+    "Add multiple sorted sets and store the resulting sorted set in a new key",
+)
 def cmd_zunionstore(client: Client, argv: list[bytes]) -> Any:
     return _zsetop(client, argv, 2, "union", argv[1])
 
 
-@command("zinterstore", -4, "write denyoom", (1, 1, 1), "sortedset", "Intersect multiple sorted sets and store the resulting sorted set in a new key")
+@command(
+    "zinterstore",
+    -4,
+    "write denyoom movablekeys",
+    (1, 1, 1),
+    "sortedset",
+    "Intersect multiple sorted sets and store the resulting sorted set in a new key",
+)
 def cmd_zinterstore(client: Client, argv: list[bytes]) -> Any:
     return _zsetop(client, argv, 2, "inter", argv[1])
 
 
-@command("zdiffstore", -4, "write denyoom", (1, 1, 1), "sortedset", "Subtract multiple sorted sets and store the resulting sorted set in a new key")
+@command(
+    "zdiffstore",
+    -4,
+    "write denyoom movablekeys",
+    (1, 1, 1),
+    "sortedset",
+    "Subtract multiple sorted sets and store the resulting sorted set in a new key",
+)
 def cmd_zdiffstore(client: Client, argv: list[bytes]) -> Any:
     return _zsetop(client, argv, 2, "diff", argv[1])
 
 
-@command("zunion", -3, "readonly", (0, 0, 0), "sortedset", "Add multiple sorted sets")
+@command("zunion", -3, "readonly movablekeys", (0, 0, 0), "sortedset", "Add multiple sorted sets")
 def cmd_zunion(client: Client, argv: list[bytes]) -> Any:
     return _zsetop(client, argv, 1, "union", None)
 
 
-@command("zinter", -3, "readonly", (0, 0, 0), "sortedset", "Intersect multiple sorted sets")
+@command("zinter", -3, "readonly movablekeys", (0, 0, 0), "sortedset", "Intersect multiple sorted sets")
 def cmd_zinter(client: Client, argv: list[bytes]) -> Any:
     return _zsetop(client, argv, 1, "inter", None)
 
 
-@command("zdiff", -3, "readonly", (0, 0, 0), "sortedset", "Subtract multiple sorted sets")
+@command("zdiff", -3, "readonly movablekeys", (0, 0, 0), "sortedset", "Subtract multiple sorted sets")
 def cmd_zdiff(client: Client, argv: list[bytes]) -> Any:
     return _zsetop(client, argv, 1, "diff", None)
 
 
-@command("zintercard", -3, "readonly", (0, 0, 0), "sortedset", "Intersect multiple sorted sets and return the cardinality of the result")
+@command(
+    "zintercard",
+    -3,
+    "readonly movablekeys",
+    (0, 0, 0),
+    "sortedset",
+    "Intersect multiple sorted sets and return the cardinality of the result",
+)
 def cmd_zintercard(client: Client, argv: list[bytes]) -> Any:
     numkeys = parse_int(argv[1])
     if numkeys < 1:
@@ -779,7 +970,14 @@ def cmd_zintercard(client: Client, argv: list[bytes]) -> Any:
 # -- random picks and scans --------------------------------------------------------------------------------
 
 
-@command("zrandmember", -2, "readonly random", (1, 1, 1), "sortedset", "Get one or multiple random elements from a sorted set")
+@command(
+    "zrandmember",
+    -2,
+    "readonly",
+    (1, 1, 1),
+    "sortedset",
+    "Get one or multiple random elements from a sorted set",
+)
 def cmd_zrandmember(client: Client, argv: list[bytes]) -> Any:
     count, with_scores = parse_random_count(argv, b"withscores")
     zset = _zset(client, argv[1], read=True)
@@ -800,7 +998,14 @@ def cmd_zrandmember(client: Client, argv: list[bytes]) -> Any:
     return _emit(pairs, with_scores, client.resp3)
 
 
-@command("zscan", -3, "readonly random", (1, 1, 1), "sortedset", "Incrementally iterate sorted sets elements and associated scores")
+@command(
+    "zscan",
+    -3,
+    "readonly",
+    (1, 1, 1),
+    "sortedset",
+    "Incrementally iterate sorted sets elements and associated scores",
+)
 def cmd_zscan(client: Client, argv: list[bytes]) -> Any:
     zset = _zset(client, argv[1], read=True)
 

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +61,7 @@ class NodeDef:
     port: int
     replicaof: str | None = None
     # Any redis.conf directive; every chaos node also gets save "" and enable-debug-command yes by default.
-    config: dict[str, str | int] = field(default_factory=dict)
+    config: Mapping[str, str | int] = field(default_factory=dict)
 
 
 def _toml_value(value: str | int) -> str:
@@ -113,13 +113,15 @@ def pid_gone(pid: int) -> bool:
 
 
 def answers_ping(port: int, timeout_s: float = 1.0) -> bool:
+    """PING answers PONG and the node has loaded its dataset (INFO persistence loading:0): it serves."""
     try:
         with redis.Redis(
             port=port, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=NO_RETRY
         ) as r:
-            return bool(r.ping())
+            # Redis answers PING with -LOADING while it loads; redactor answers PONG, so ask INFO as well.
+            return bool(r.ping()) and r.info("persistence").get("loading") == 0
     except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
-        return False  # ResponseError: -LOADING (still reading its files)
+        return False
 
 
 class Launched:
@@ -143,7 +145,15 @@ class Launched:
     def up(self) -> Launched:
         with open(self.output, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "launcher.main", "up", str(self.path), "--port-offset", str(self.offset)],
+                [
+                    sys.executable,
+                    "-m",
+                    "launcher.main",
+                    "up",
+                    str(self.path),
+                    "--port-offset",
+                    str(self.offset),
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=REPO,
@@ -244,9 +254,13 @@ class Launched:
             return pid if answers_ping(self.ports[name]) else None
 
         try:
-            return wait_for(restarted, timeout_s, interval_s=0.05, what=f"{name} to be restarted")
+            new_pid = wait_for(restarted, timeout_s, interval_s=0.05, what=f"{name} to be restarted")
         except AssertionError as exc:
-            raise AssertionError(f"{exc}\nlauncher:\n{self.text()[-3000:]}\n{name}:\n{self.log(name)[-3000:]}")
+            raise AssertionError(
+                f"{exc}\nlauncher:\n{self.text()[-3000:]}\n{name}:\n{self.log(name)[-3000:]}"
+            ) from None
+        assert new_pid is not None  # wait_for returns only a truthy value
+        return new_pid
 
 
 # -- write load ---------------------------------------------------------------------------------------------
@@ -321,7 +335,9 @@ class WriteLoad:
     def wait_acks(self, more: int, timeout_s: float = 15.0) -> None:
         """Until ``more`` writes beyond the current count are acknowledged (the node serves writes)."""
         target = self.count() + more
-        wait_for(lambda: self.count() >= target, timeout_s, what=f"{target} acknowledged writes on {self.port}")
+        wait_for(
+            lambda: self.count() >= target, timeout_s, what=f"{target} acknowledged writes on {self.port}"
+        )
 
     def missing(self, client: redis.Redis) -> list[tuple[bytes, bytes, bytes | None]]:
         """Acknowledged writes that are not there: (key, acknowledged value, value found)."""
@@ -355,11 +371,13 @@ def wait_converged(master: redis.Redis, replicas: list[redis.Redis], timeout_s: 
     """Until every replica's link is up and its DEBUG DIGEST equals the master's; returns the digest."""
 
     def converged() -> bytes | None:
-        want = digest(master)
+        # Cheap checks first: DEBUG DIGEST hashes every key (over a second for 200,000 keys).
+        size = master.dbsize()
         for replica in replicas:
-            if replica.info("replication").get("master_link_status") != "up" or digest(replica) != want:
+            if replica.info("replication").get("master_link_status") != "up" or replica.dbsize() != size:
                 return None
-        return want
+        want = digest(master)
+        return want if all(digest(replica) == want for replica in replicas) else None
 
     def seen() -> str:
         parts = [f"master digest {digest(master)!r} dbsize {master.dbsize()}"]
@@ -371,9 +389,11 @@ def wait_converged(master: redis.Redis, replicas: list[redis.Redis], timeout_s: 
         return "; ".join(parts)
 
     try:
-        return wait_for(converged, timeout_s, interval_s=0.1, what="replicas to converge")
+        agreed = wait_for(converged, timeout_s, interval_s=0.1, what="replicas to converge")
     except AssertionError as exc:
         raise AssertionError(f"{exc}\nseen: {seen()}") from None
+    assert agreed is not None  # wait_for returns only a truthy value
+    return agreed
 
 
 def actor_restarts(client: redis.Redis) -> dict[str, int]:

@@ -84,9 +84,17 @@ def test_crashed_persistence_and_replication_actors_lose_no_write_and_the_replic
     print(f"{load.count()} writes acknowledged")
 
     assert_no_lost_writes(master, load, "after the actor crashes")
-    converged = wait_converged(master, [replica])
+    wait_converged(master, [replica])
 
-    # The process too: SIGKILL the master; the launcher restarts it and it recovers from its AOF.
+    # The process too: SIGKILL the master; the launcher restarts it and it recovers from its AOF. A longer AOF
+    # first, so the replica asks to resync while the master is still loading it (it must be told LOADING, not
+    # handed a snapshot of half the data).
+    bulk = rng.randint(60_000, 100_000)
+    pipe = master.pipeline(transaction=False)
+    for n in range(bulk):
+        pipe.set(f"bulk:{n}", n)
+    pipe.execute()
+    converged = wait_converged(master, [replica])
     old_pid = topology.signal("n1", signal.SIGKILL)
     topology.wait_restarted("n1", old_pid)
     restarted = topology.client("n1")

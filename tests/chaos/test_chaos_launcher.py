@@ -60,9 +60,7 @@ def test_actor_crashes_past_the_restart_intensity_end_the_node_and_the_launcher_
     launch: Launch, write_load: LoadFactory, seed: int
 ) -> None:
     rng = random.Random(seed)
-    topology = launch(
-        "fragile", [NodeDef("n1", 7001, config={**DURABLE, "supervisor-max-restarts": 2})]
-    )
+    topology = launch("fragile", [NodeDef("n1", 7001, config={**DURABLE, "supervisor-max-restarts": 2})])
     port = topology.ports["n1"]
     r = topology.client("n1")
     crashable = sorted(actor_states(r))
@@ -74,11 +72,9 @@ def test_actor_crashes_past_the_restart_intensity_end_the_node_and_the_launcher_
     # Two crashes are within the intensity: the node restarts the actor and keeps its process.
     for crashes, victim in enumerate(victims[:2], 1):
         before = actor_restarts(r)[victim]
-        wait_for(lambda v=victim: actor_states(r)[v] == "running", 10, what=f"{victim} running")
+        wait_for(lambda: actor_states(r)[victim] == "running", 10, what=f"{victim} running")  # noqa: B023
         assert r.execute_command("DEBUG", "CRASH-ACTOR", victim) == b"OK"
-        wait_for(
-            lambda v=victim, b=before: actor_restarts(r)[v] == b + 1, 10, what=f"{victim} restarted"
-        )
+        wait_for(lambda: actor_restarts(r)[victim] == before + 1, 10, what=f"{victim} restarted")  # noqa: B023
         assert r.info("actors")["supervisor_restarts_in_window"] == crashes
         assert topology.pid("n1") == old_pid
         load.wait_acks(20)

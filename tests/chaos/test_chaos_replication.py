@@ -48,7 +48,7 @@ def test_the_master_killed_during_a_full_sync_is_restarted_and_the_replica_conve
     assert master.save() is True  # the restarted master reloads this snapshot
     expected = master.execute_command("DEBUG", "DIGEST")
 
-    assert replica.replicaof("127.0.0.1", topology.ports["n1"]) is True
+    assert replica.replicaof("127.0.0.1", topology.ports["n1"]) == b"OK"
 
     def syncing() -> bool:
         return bool(
@@ -118,7 +118,7 @@ def test_a_replica_paused_past_repl_timeout_catches_up_with_a_partial_resync(
             interval_s=0.1,
             what="the master to drop the paused replica",
         )
-        for n in range(rng.randint(1, 100)):
+        for _ in range(rng.randint(1, 100)):
             master.incr("after-the-drop")
     finally:
         topology.signal("n2", signal.SIGCONT)

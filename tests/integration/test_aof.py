@@ -227,7 +227,11 @@ def test_automatic_rewrite_when_the_aof_grows(node_factory: NodeFactory) -> None
     wait_for(lambda: persistence_info(r)["aof_rewrites"] >= 1, 10, what="an automatic rewrite")
     _wait_rewrite_done(r)
     info = persistence_info(r)
-    assert info["aof_last_bgrewrite_status"] == "ok" and info["aof_base_size"] < 4096
+    assert info["aof_last_bgrewrite_status"] == "ok"
+    # The new base holds the 5 live keys only. (aof_base_size, as in Redis, also counts what clients wrote to
+    # the new incr file while the child ran, which on a busy machine can be most of the 100 writes.)
+    bases = [p for p in _aof_dir(node).iterdir() if ".base." in p.name]
+    assert len(bases) == 1 and bases[0].stat().st_size < 4096, [(p.name, p.stat().st_size) for p in bases]
     expected = _digest(r)
     node.kill()
     node.start()

@@ -281,17 +281,33 @@ def test_expire_option_errors(r: redis.Redis) -> None:
     nx_err = "NX and XX, GT or LT options at the same time are not compatible"
     assert error_of(r.execute_command, "EXPIRE", "k", "100", "NX", "XX") == nx_err
     assert error_of(r.execute_command, "EXPIRE", "k", "100", "NX", "GT") == nx_err
-    assert error_of(r.execute_command, "EXPIRE", "k", "100", "GT", "LT") == "GT and LT options at the same time are not compatible"
+    assert (
+        error_of(r.execute_command, "EXPIRE", "k", "100", "GT", "LT")
+        == "GT and LT options at the same time are not compatible"
+    )
     assert error_of(r.execute_command, "EXPIRE", "k", "100", "FOO") == "Unsupported option FOO"
     assert error_of(r.execute_command, "EXPIRE", "k", "abc") == NOT_INTEGER
-    assert error_of(r.execute_command, "EXPIRE", "k", "9223372036854775807") == "invalid expire time in 'expire' command"
-    assert error_of(r.execute_command, "PEXPIRE", "k", "9223372036854775807") == "invalid expire time in 'pexpire' command"
-    assert error_of(r.execute_command, "EXPIREAT", "k", "9223372036854775807") == "invalid expire time in 'expireat' command"
+    assert (
+        error_of(r.execute_command, "EXPIRE", "k", "9223372036854775807")
+        == "invalid expire time in 'expire' command"
+    )
+    assert (
+        error_of(r.execute_command, "PEXPIRE", "k", "9223372036854775807")
+        == "invalid expire time in 'pexpire' command"
+    )
+    assert (
+        error_of(r.execute_command, "EXPIREAT", "k", "9223372036854775807")
+        == "invalid expire time in 'expireat' command"
+    )
 
 
 def test_expire_with_a_past_time_deletes_the_key(r: redis.Redis) -> None:
-    for call in (lambda: r.expire("k", -1), lambda: r.pexpire("k", 0), lambda: r.expireat("k", 1),
-                 lambda: r.pexpireat("k", 1)):
+    for call in (
+        lambda: r.expire("k", -1),
+        lambda: r.pexpire("k", 0),
+        lambda: r.expireat("k", 1),
+        lambda: r.pexpireat("k", 1),
+    ):
         r.set("k", "v")
         assert call() is True
         assert r.exists("k") == 0
@@ -337,8 +353,17 @@ def test_active_expiry_removes_keys_nobody_reads(r: redis.Redis) -> None:
 
 @pytest.mark.parametrize(
     ("value", "encoding"),
-    [("123", b"int"), ("-5", b"int"), ("0", b"int"), ("01", b"embstr"), ("-0", b"embstr"),
-     ("9223372036854775808", b"embstr"), ("short", b"embstr"), ("x" * 44, b"embstr"), ("x" * 45, b"raw")],
+    [
+        ("123", b"int"),
+        ("-5", b"int"),
+        ("0", b"int"),
+        ("01", b"embstr"),
+        ("-0", b"embstr"),
+        ("9223372036854775808", b"embstr"),
+        ("short", b"embstr"),
+        ("x" * 44, b"embstr"),
+        ("x" * 45, b"raw"),
+    ],
 )
 def test_object_encoding_of_strings(r: redis.Redis, value: str, encoding: bytes) -> None:
     r.set("k", value)
@@ -353,6 +378,11 @@ def test_object_subcommands_and_errors(r: redis.Redis) -> None:
     r.set("shared", "100")
     assert r.object("refcount", "shared") == 2147483647
     assert error_of(r.execute_command, "OBJECT", "FOO", "k") == "unknown subcommand 'FOO'. Try OBJECT HELP."
-    assert error_of(r.execute_command, "OBJECT", "ENCODING") == "wrong number of arguments for 'object|encoding' command"
-    assert error_of(r.execute_command, "OBJECT", "FREQ", "k").startswith("An LFU maxmemory policy is not selected")
+    assert (
+        error_of(r.execute_command, "OBJECT", "ENCODING")
+        == "wrong number of arguments for 'object|encoding' command"
+    )
+    assert error_of(r.execute_command, "OBJECT", "FREQ", "k").startswith(
+        "An LFU maxmemory policy is not selected"
+    )
     assert raw(r, "OBJECT", "HELP")[0] == b"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"  # type: ignore[index]

@@ -4,6 +4,7 @@ inline commands, pipelining, requests split across reads, and the size limits.""
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,7 +112,9 @@ def test_commands_before_the_malformed_part_still_run(node: NodeProcess, r: redi
     assert r.get("k") == b"v"
 
 
-def test_a_connection_in_the_middle_of_a_command_does_not_hold_up_others(node: NodeProcess, r: redis.Redis) -> None:
+def test_a_connection_in_the_middle_of_a_command_does_not_hold_up_others(
+    node: NodeProcess, r: redis.Redis
+) -> None:
     w = Wire(node.port)
     w.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\nabc")
     assert r.set("other", "1") is True
@@ -119,6 +122,20 @@ def test_a_connection_in_the_middle_of_a_command_does_not_hold_up_others(node: N
     w.expect(b"+OK\r\n")
     assert r.get("k") == b"abcdefghij"
     w.close()
+
+
+def test_a_huge_argument_count_is_refused_at_once_without_stalling_the_node(
+    node: NodeProcess, r: redis.Redis
+) -> None:
+    # Redis 7.0 would wait for 2,000,000 arguments; redactor keeps Redis 6's limit of 1024*1024, because hiredis
+    # allocates the whole argument array when it reads the header (see protocol/resp.py).
+    w = Wire(node.port)
+    w.send(b"*1\r\n$4\r\nPING\r\n*2000000000\r\n")
+    started = time.monotonic()
+    assert w.read_until_closed() == b"+PONG\r\n-ERR Protocol error: invalid multibulk length\r\n"
+    w.close()
+    assert r.ping() is True
+    assert time.monotonic() - started < 1.0
 
 
 def test_too_big_inline_request_is_refused(wire: Wire) -> None:
@@ -161,7 +178,9 @@ def test_an_empty_command_name_is_an_unknown_command(wire: Wire) -> None:
 # -- pipelining and split reads --------------------------------------------------------------------------
 
 
-def test_a_thousand_pipelined_commands_in_one_write_get_a_thousand_replies_in_order(wire: Wire, r: redis.Redis) -> None:
+def test_a_thousand_pipelined_commands_in_one_write_get_a_thousand_replies_in_order(
+    wire: Wire, r: redis.Redis
+) -> None:
     request = b"".join(b"*2\r\n$4\r\nINCR\r\n$7\r\ncounter\r\n" for _ in range(1000))
     wire.send(request)
     expected = b"".join(b":%d\r\n" % i for i in range(1, 1001))
@@ -181,7 +200,9 @@ def test_a_command_split_at_every_byte_is_parsed_the_same(node: NodeProcess, r: 
     w.close()
 
 
-def test_a_command_split_between_its_arguments_is_not_mistaken_for_inline(node: NodeProcess, r: redis.Redis) -> None:
+def test_a_command_split_between_its_arguments_is_not_mistaken_for_inline(
+    node: NodeProcess, r: redis.Redis
+) -> None:
     w = Wire(node.port)
     w.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n")
     r.ping()
@@ -194,7 +215,9 @@ def test_a_command_split_between_its_arguments_is_not_mistaken_for_inline(node: 
 # -- limits ----------------------------------------------------------------------------------------------
 
 
-def test_proto_max_bulk_len_refuses_a_bigger_bulk_as_soon_as_its_header_arrives(node: NodeProcess, r: redis.Redis) -> None:
+def test_proto_max_bulk_len_refuses_a_bigger_bulk_as_soon_as_its_header_arrives(
+    node: NodeProcess, r: redis.Redis
+) -> None:
     try:
         assert r.config_set("proto-max-bulk-len", "1mb") is True
         w = Wire(node.port)
@@ -226,7 +249,9 @@ def test_proto_max_bulk_len_applies_to_connections_already_open(node: NodeProces
         w.close()
 
 
-def test_client_query_buffer_limit_closes_a_client_that_overruns_it(node: NodeProcess, r: redis.Redis) -> None:
+def test_client_query_buffer_limit_closes_a_client_that_overruns_it(
+    node: NodeProcess, r: redis.Redis
+) -> None:
     try:
         assert r.config_set("client-query-buffer-limit", "1mb") is True
         w = Wire(node.port)

@@ -16,7 +16,7 @@ import redis
 from tests.harness import NodeProcess, wait_for
 
 DEBUG_REFUSED = (
-    "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a "
+    'DEBUG command not allowed. If the enable-debug-command option is set to "local", you can run it from a '
     "local connection, otherwise you need to set this option in the configuration file, and then restart the "
     "server."
 )
@@ -54,12 +54,12 @@ def raw(r: redis.Redis, *args: object) -> object:
         r.connection_pool.release(conn)
 
 
-def exchange(port: int, data: bytes, expect_bytes: int) -> bytes:
-    """Send raw bytes and read until at least ``expect_bytes`` arrived (or the peer closed)."""
+def exchange(port: int, data: bytes, expect_bytes: int = 1 << 30, until: bytes | None = None) -> bytes:
+    """Send raw bytes and read until ``expect_bytes`` arrived, the reply ends with ``until``, or the peer closed."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(data)
         out = b""
-        while len(out) < expect_bytes:
+        while len(out) < expect_bytes and not (until and out.endswith(until)):
             chunk = sock.recv(65536)
             if not chunk:
                 break
@@ -78,7 +78,10 @@ def test_ping_and_echo(r: redis.Redis) -> None:
 
 
 def test_unknown_command_error_lists_its_arguments(r: redis.Redis) -> None:
-    assert error_of(r.execute_command, "NOSUCH", "a", "b") == "unknown command 'NOSUCH', with args beginning with: 'a' 'b' "
+    assert (
+        error_of(r.execute_command, "NOSUCH", "a", "b")
+        == "unknown command 'NOSUCH', with args beginning with: 'a' 'b' "
+    )
     assert error_of(r.execute_command, "NOSUCH") == "unknown command 'NOSUCH', with args beginning with: "
 
 
@@ -122,6 +125,25 @@ def test_hello_setname_names_the_connection(node: NodeProcess) -> None:
     c.close()
 
 
+def test_quit_answers_ok_and_closes_the_connection(node: NodeProcess) -> None:
+    with socket.create_connection(("127.0.0.1", node.port), timeout=5) as sock:
+        sock.sendall(b"QUIT\r\nPING\r\n")
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+    assert out == b"+OK\r\n"  # the PING behind it is never run
+
+
+def test_reset_returns_the_connection_to_its_defaults(node: NodeProcess) -> None:
+    reply = exchange(
+        node.port,
+        b"HELLO 3\r\nSELECT 2\r\nCLIENT SETNAME before\r\nRESET\r\nCLIENT INFO\r\n",
+        until=b"\n\r\n",
+    )
+    after = reply.split(b"+RESET\r\n", 1)[1]
+    assert after.startswith(b"$") and b" db=0 " in after and b" resp=2 " in after and b" name= " in after
+
+
 # -- CLIENT ----------------------------------------------------------------------------------------------
 
 
@@ -132,7 +154,10 @@ def test_client_setname_getname_id(r: redis.Redis) -> None:
     assert r.client_setname("") is True
     assert raw(r, "CLIENT", "GETNAME") is None
     assert isinstance(r.client_id(), int) and r.client_id() > 0
-    assert error_of(r.client_setname, "a b") == "Client names cannot contain spaces, newlines or special characters."
+    assert (
+        error_of(r.client_setname, "a b")
+        == "Client names cannot contain spaces, newlines or special characters."
+    )
 
 
 def test_client_list_and_info_describe_connections(node: NodeProcess, r: redis.Redis) -> None:
@@ -142,14 +167,20 @@ def test_client_list_and_info_describe_connections(node: NodeProcess, r: redis.R
     other.ping()
     text = raw(r, "CLIENT", "LIST")
     assert isinstance(text, bytes) and text.endswith(b"\n")
-    lines = {dict(f.split("=", 1) for f in line.split(" "))["name"]: line for line in text.decode().splitlines()}
+    lines = {
+        dict(f.split("=", 1) for f in line.split(" "))["name"]: line for line in text.decode().splitlines()
+    }
     assert {"lister", "other"} <= set(lines)
     fields = dict(f.split("=", 1) for f in lines["other"].split(" "))
     assert fields["db"] == "2" and fields["id"] == str(other.client_id()) and fields["flags"] == "N"
     assert re.fullmatch(r"127\.0\.0\.1:\d+", fields["addr"])
     assert fields["laddr"] == f"127.0.0.1:{node.port}"
     info = raw(r, "CLIENT", "INFO")
-    assert isinstance(info, bytes) and info.startswith(f"id={r.client_id()} ".encode()) and b" name=lister " in info
+    assert (
+        isinstance(info, bytes)
+        and info.startswith(f"id={r.client_id()} ".encode())
+        and b" name=lister " in info
+    )
     only = raw(r, "CLIENT", "LIST", "ID", str(other.client_id()))
     assert isinstance(only, bytes) and only.count(b"\n") == 1 and b"name=other" in only
     assert b"name=lister" in raw(r, "CLIENT", "LIST", "TYPE", "normal")  # type: ignore[operator]
@@ -172,15 +203,23 @@ def test_client_kill_by_addr_and_by_id(node: NodeProcess, r: redis.Redis) -> Non
     assert raw(r, "CLIENT", "KILL", "ID", str(second_id)) == 0
     assert raw(r, "CLIENT", "KILL", "ID", str(r.client_id())) == 0  # SKIPME yes by default
     assert error_of(r.execute_command, "CLIENT", "KILL", "FOO", "bar") == "syntax error"
-    assert error_of(r.execute_command, "CLIENT", "KILL") == "wrong number of arguments for 'client|kill' command"
+    assert (
+        error_of(r.execute_command, "CLIENT", "KILL") == "wrong number of arguments for 'client|kill' command"
+    )
     victim.close()
     second.close()
 
 
 def test_client_subcommand_errors(r: redis.Redis) -> None:
     assert error_of(r.execute_command, "CLIENT", "FOO") == "unknown subcommand 'FOO'. Try CLIENT HELP."
-    assert error_of(r.execute_command, "CLIENT", "GETNAME", "x") == "wrong number of arguments for 'client|getname' command"
-    assert error_of(r.execute_command, "CLIENT", "INFO", "x") == "wrong number of arguments for 'client|info' command"
+    assert (
+        error_of(r.execute_command, "CLIENT", "GETNAME", "x")
+        == "wrong number of arguments for 'client|getname' command"
+    )
+    assert (
+        error_of(r.execute_command, "CLIENT", "INFO", "x")
+        == "wrong number of arguments for 'client|info' command"
+    )
 
 
 # -- COMMAND ---------------------------------------------------------------------------------------------
@@ -214,11 +253,16 @@ def test_command_getkeys(r: redis.Redis) -> None:
     assert error_of(r.execute_command, "COMMAND", "GETKEYS", "GET", "a", "b") == (
         "Invalid number of arguments specified for command"
     )
-    assert error_of(r.execute_command, "COMMAND", "GETKEYS", "PING", "x") == "The command has no key arguments"
+    assert (
+        error_of(r.execute_command, "COMMAND", "GETKEYS", "PING", "x") == "The command has no key arguments"
+    )
     assert error_of(r.execute_command, "COMMAND", "GETKEYS", "GET") == (
         "wrong number of arguments for 'command|getkeys' command"
     )
-    assert error_of(r.execute_command, "COMMAND", "COUNT", "x") == "wrong number of arguments for 'command|count' command"
+    assert (
+        error_of(r.execute_command, "COMMAND", "COUNT", "x")
+        == "wrong number of arguments for 'command|count' command"
+    )
     assert error_of(r.execute_command, "COMMAND", "FOO") == "unknown subcommand 'FOO'. Try COMMAND HELP."
 
 
@@ -285,7 +329,9 @@ def test_config_get_patterns_and_several_arguments(r: redis.Redis) -> None:
     assert r.config_get("nosuch") == {}
     assert r.config_get("save") == {"save": ""}
     assert r.config_get("appendonly") == {"appendonly": "no"}
-    assert error_of(r.execute_command, "CONFIG", "GET") == "wrong number of arguments for 'config|get' command"
+    assert (
+        error_of(r.execute_command, "CONFIG", "GET") == "wrong number of arguments for 'config|get' command"
+    )
 
 
 def test_config_set_validates_and_applies(r: redis.Redis) -> None:
@@ -346,7 +392,10 @@ def test_debug_digest_is_redis_digest_of_the_dataset(node: NodeProcess, r: redis
     r.set("a", "1")
     # The value redis-server 7.0 gives for exactly this dataset: the same algorithm, so datasets compare.
     assert raw(r, "DEBUG", "DIGEST") == b"943d800368fb9c0e951138f1bc0e313ac769d91f"
-    assert raw(r, "DEBUG", "DIGEST-VALUE", "a", "nokey") == [b"b4fc66738120fba0b5aa500ab5c2bf89cea1c5da", b"0" * 40]
+    assert raw(r, "DEBUG", "DIGEST-VALUE", "a", "nokey") == [
+        b"b4fc66738120fba0b5aa500ab5c2bf89cea1c5da",
+        b"0" * 40,
+    ]
 
 
 def test_equal_datasets_give_equal_digests_and_different_ones_do_not(r: redis.Redis) -> None:

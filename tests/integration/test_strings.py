@@ -165,9 +165,18 @@ def test_setnx_setex_psetex(r: redis.Redis) -> None:
 
 def test_get_of_a_non_string_is_wrongtype(r: redis.Redis) -> None:
     key = list_key(r)
-    for call, args in [(r.get, (key,)), (r.getset, (key, "x")), (r.strlen, (key,)), (r.append, (key, "x")),
-                       (r.incr, (key,)), (r.incrbyfloat, (key, 1)), (r.setrange, (key, 0, "x")),
-                       (r.getrange, (key, 0, 1)), (r.getdel, (key,)), (r.getex, (key,))]:
+    for call, args in [
+        (r.get, (key,)),
+        (r.getset, (key, "x")),
+        (r.strlen, (key,)),
+        (r.append, (key, "x")),
+        (r.incr, (key,)),
+        (r.incrbyfloat, (key, 1)),
+        (r.setrange, (key, 0, "x")),
+        (r.getrange, (key, 0, 1)),
+        (r.getdel, (key,)),
+        (r.getex, (key,)),
+    ]:
         assert error_of(call, *args) == WRONGTYPE
     assert r.mget(key, "nokey") == [None, None]
 
@@ -222,7 +231,9 @@ def test_mget_mset_msetnx(r: redis.Redis) -> None:
     assert r.exists("c") == 0
     assert r.msetnx({"c": "3", "d": "4"}) is True
     assert r.mget("c", "d") == [b"3", b"4"]
-    assert error_of(r.execute_command, "MSET", "a", "1", "b") == "wrong number of arguments for 'mset' command"
+    assert (
+        error_of(r.execute_command, "MSET", "a", "1", "b") == "wrong number of arguments for 'mset' command"
+    )
     assert error_of(r.execute_command, "MSETNX", "a") == "wrong number of arguments for 'msetnx' command"
     assert error_of(r.execute_command, "MGET") == "wrong number of arguments for 'mget' command"
 
@@ -243,8 +254,17 @@ def test_append_and_strlen(r: redis.Redis) -> None:
 
 @pytest.mark.parametrize(
     ("start", "end", "expected"),
-    [(0, 4, b"Hello"), (-5, -1, b"World"), (5, 2, b""), (-1, -5, b""), (0, -1, b"Hello World"),
-     (0, 1000, b"Hello World"), (-100, 2, b"Hel"), (10, 10, b"d"), (11, 20, b"")],
+    [
+        (0, 4, b"Hello"),
+        (-5, -1, b"World"),
+        (5, 2, b""),
+        (-1, -5, b""),
+        (0, -1, b"Hello World"),
+        (0, 1000, b"Hello World"),
+        (-100, 2, b"Hel"),
+        (10, 10, b"d"),
+        (11, 20, b""),
+    ],
 )
 def test_getrange_clamps_like_redis(r: redis.Redis, start: int, end: int, expected: bytes) -> None:
     r.set("s", "Hello World")
@@ -278,7 +298,10 @@ def test_setrange_with_an_empty_value_on_a_missing_key_creates_nothing(r: redis.
 def test_setrange_errors(r: redis.Redis) -> None:
     r.set("s", "x")
     assert error_of(r.setrange, "s", -1, "x") == "offset is out of range"
-    assert error_of(r.setrange, "s", 536870912, "x") == "string exceeds maximum allowed size (proto-max-bulk-len)"
+    assert (
+        error_of(r.setrange, "s", 536870912, "x")
+        == "string exceeds maximum allowed size (proto-max-bulk-len)"
+    )
     assert error_of(r.execute_command, "SETRANGE", "s", "abc", "x") == NOT_INTEGER
 
 
@@ -353,4 +376,7 @@ def test_wrong_arity_errors_name_the_command(r: redis.Redis) -> None:
     assert error_of(r.execute_command, "SET", "a") == "wrong number of arguments for 'set' command"
     assert error_of(r.execute_command, "GET") == "wrong number of arguments for 'get' command"
     assert error_of(r.execute_command, "INCR", "a", "b") == "wrong number of arguments for 'incr' command"
-    assert error_of(r.execute_command, "GETRANGE", "a", "0") == "wrong number of arguments for 'getrange' command"
+    assert (
+        error_of(r.execute_command, "GETRANGE", "a", "0")
+        == "wrong number of arguments for 'getrange' command"
+    )

@@ -30,6 +30,9 @@ from actors.supervisor import (
 from protocol import envelope
 from tests.harness import NodeProcess, wait_for
 
+# The actor that owns the node's bus (ZeroMQ ROUTER): the replication actor extends the bus actor.
+BUS_ACTOR = "replication"
+
 # -- helpers ------------------------------------------------------------------------------------------------
 
 
@@ -66,18 +69,18 @@ def sup_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
 # -- a real node ---------------------------------------------------------------------------------------------
 
 
-def test_a_crashed_bus_is_restarted_while_the_node_keeps_serving_resp(sup_node: NodeProcess) -> None:
+def test_a_crashed_bus_actor_is_restarted_while_the_node_keeps_serving_resp(sup_node: NodeProcess) -> None:
     r = sup_node.client()
     assert r.set("k", "v") is True
     assert native_call(sup_node.bus_port, [b"PING"]) == (7, envelope.KIND_OK, "PONG")
-    before = actor_lines(r)["bus"]["restarts"]
+    before = actor_lines(r)[BUS_ACTOR]["restarts"]
 
-    assert crash(r, "bus") == b"OK"
+    assert crash(r, BUS_ACTOR) == b"OK"
 
     wait_for(
-        lambda: actor_lines(r)["bus"]["restarts"] == before + 1, 10, what="INFO actors to count the restart"
+        lambda: actor_lines(r)[BUS_ACTOR]["restarts"] == before + 1, 10, what="INFO actors to count the restart"
     )
-    bus = actor_lines(r)["bus"]
+    bus = actor_lines(r)[BUS_ACTOR]
     assert bus == {
         "state": "running",
         "restarts": before + 1,
@@ -89,7 +92,7 @@ def test_a_crashed_bus_is_restarted_while_the_node_keeps_serving_resp(sup_node: 
         lambda: native_call(sup_node.bus_port, [b"GET", b"k"]), 10, what="a native reply after the restart"
     ) == (7, envelope.KIND_OK, b"v")
     log = wait_for(lambda: "actor_restarted" in sup_node.log() and sup_node.log(), 5)
-    assert f'"name": "bus", "reason": "CrashRequested: DEBUG CRASH-ACTOR", "restarts": {before + 1}' in log
+    assert f'"name": "{BUS_ACTOR}", "reason": "CrashRequested: DEBUG CRASH-ACTOR", "restarts": {before + 1}' in log
 
 
 def test_info_actors_describes_the_supervisor(sup_node: NodeProcess) -> None:
@@ -98,7 +101,7 @@ def test_info_actors_describes_the_supervisor(sup_node: NodeProcess) -> None:
     assert info["supervisor_strategy"] == "one_for_one"
     assert info["supervisor_max_restarts"] == 5
     assert info["supervisor_restart_window_seconds"] == 60
-    assert "bus" in info
+    assert BUS_ACTOR in info
 
 
 def test_crash_actor_with_an_unknown_name_lists_the_actors(sup_node: NodeProcess) -> None:
@@ -118,11 +121,11 @@ def test_crashes_past_the_restart_intensity_stop_the_node_with_a_non_zero_status
     node = node_factory("fragile", supervisor_max_restarts=2)
     r = node.client()
     for restarts in (1, 2):
-        wait_for(lambda: actor_lines(r)["bus"]["state"] == "running", 10)
-        assert crash(r, "bus") == b"OK"
-        wait_for(lambda n=restarts: actor_lines(r)["bus"]["restarts"] == n, 10, what=f"restart {restarts}")
-    wait_for(lambda: actor_lines(r)["bus"]["state"] == "running", 10)
-    assert crash(r, "bus") == b"OK"
+        wait_for(lambda: actor_lines(r)[BUS_ACTOR]["state"] == "running", 10)
+        assert crash(r, BUS_ACTOR) == b"OK"
+        wait_for(lambda n=restarts: actor_lines(r)[BUS_ACTOR]["restarts"] == n, 10, what=f"restart {restarts}")
+    wait_for(lambda: actor_lines(r)[BUS_ACTOR]["state"] == "running", 10)
+    assert crash(r, BUS_ACTOR) == b"OK"
     assert node.wait_exit(15) == 3
     assert '"event": "supervisor_gave_up"' in node.log()
 
@@ -140,13 +143,13 @@ def test_debug_crash_actor_is_refused_without_enable_debug_command(
     node = node_factory("guarded", enable_debug_command="no")
     r = node.client()
     with pytest.raises(redis.ResponseError) as excinfo:
-        crash(r, "bus")
+        crash(r, BUS_ACTOR)
     assert str(excinfo.value) == (
         'DEBUG command not allowed. If the enable-debug-command option is set to "local", you can run it from a '
         "local connection, otherwise you need to set this option in the configuration file, and then restart the "
         "server."
     )
-    assert actor_lines(r)["bus"]["restarts"] == 0
+    assert actor_lines(r)[BUS_ACTOR]["restarts"] == 0
 
 
 # -- the Supervisor in this process ------------------------------------------------------------------------

@@ -1,0 +1,311 @@
+"""RESP2/RESP3 encoding and request parsing (protocol/resp.py): exact bytes, no sockets."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from protocol.errors import CommandError, ProtocolError
+from protocol.resp import (
+    MAX_INLINE_BYTES,
+    NULL_ARRAY,
+    Push,
+    RequestParser,
+    Verbatim,
+    encode,
+    encode_command,
+    format_double,
+    format_float_human,
+    split_inline,
+)
+
+# -- encoding --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "resp2", "resp3"),
+    [
+        (b"foo", b"$3\r\nfoo\r\n", b"$3\r\nfoo\r\n"),
+        (b"", b"$0\r\n\r\n", b"$0\r\n\r\n"),
+        (b"x" * 2000, b"$2000\r\n" + b"x" * 2000 + b"\r\n", b"$2000\r\n" + b"x" * 2000 + b"\r\n"),
+        ("OK", b"+OK\r\n", b"+OK\r\n"),
+        (0, b":0\r\n", b":0\r\n"),
+        (-1, b":-1\r\n", b":-1\r\n"),
+        (1024, b":1024\r\n", b":1024\r\n"),
+        (-(2**63), b":-9223372036854775808\r\n", b":-9223372036854775808\r\n"),
+        (None, b"$-1\r\n", b"_\r\n"),
+        (NULL_ARRAY, b"*-1\r\n", b"_\r\n"),
+        ([], b"*0\r\n", b"*0\r\n"),
+        ([b"a", 1, None], b"*3\r\n$1\r\na\r\n:1\r\n$-1\r\n", b"*3\r\n$1\r\na\r\n:1\r\n_\r\n"),
+        ([[b"a"], []], b"*2\r\n*1\r\n$1\r\na\r\n*0\r\n", b"*2\r\n*1\r\n$1\r\na\r\n*0\r\n"),
+        ({b"k": 1}, b"*2\r\n$1\r\nk\r\n:1\r\n", b"%1\r\n$1\r\nk\r\n:1\r\n"),
+        ({b"m"}, b"*1\r\n$1\r\nm\r\n", b"~1\r\n$1\r\nm\r\n"),
+        (1.5, b"$3\r\n1.5\r\n", b",1.5\r\n"),
+        (float("inf"), b"$3\r\ninf\r\n", b",inf\r\n"),
+        (float("-inf"), b"$4\r\n-inf\r\n", b",-inf\r\n"),
+        (Verbatim(b"text"), b"$4\r\ntext\r\n", b"=8\r\ntxt:text\r\n"),
+        (
+            Push([b"message", b"ch", b"hi"]),
+            b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n",
+            b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n",
+        ),
+        (CommandError("ERR bad"), b"-ERR bad\r\n", b"-ERR bad\r\n"),
+        ([CommandError("ERR in\r\nexec")], b"*1\r\n-ERR in  exec\r\n", b"*1\r\n-ERR in  exec\r\n"),
+        (True, b":1\r\n", b"#t\r\n"),
+        (False, b":0\r\n", b"#f\r\n"),
+        (bytearray(b"ab"), b"$2\r\nab\r\n", b"$2\r\nab\r\n"),
+    ],
+)
+def test_encode_gives_redis_bytes_for_each_protocol(value: object, resp2: bytes, resp3: bytes) -> None:
+    assert encode(value, resp3=False) == resp2
+    assert encode(value, resp3=True) == resp3
+
+
+def test_encode_refuses_unknown_types() -> None:
+    with pytest.raises(TypeError):
+        encode(object())
+
+
+def test_encode_command_is_a_resp_array_of_bulk_strings() -> None:
+    assert encode_command([b"SET", b"k", b""]) == b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (1.5, b"1.5"),
+        (0.1, b"0.10000000000000001"),
+        (3.0, b"3"),
+        (1e20, b"1e+20"),
+        (-0.0, b"-0"),
+        (float("inf"), b"inf"),
+        (float("-inf"), b"-inf"),
+    ],
+)
+def test_format_double_is_percent_17g(value: float, text: bytes) -> None:
+    assert format_double(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (10.6, b"10.6"),
+        (5200.0, b"5200"),
+        (3.0, b"3"),
+        (0.1, b"0.1"),
+        (-0.0, b"0"),
+        (1e20, b"100000000000000000000"),
+        (1.5e-7, b"0.00000015"),
+        (-2.5, b"-2.5"),
+    ],
+)
+def test_format_float_human_is_shortest_without_exponent(value: float, text: bytes) -> None:
+    assert format_float_human(value) == text
+
+
+# -- inline splitting ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "argv"),
+    [
+        (b"set a b", [b"set", b"a", b"b"]),
+        (b"  set   a\tb  ", [b"set", b"a", b"b"]),
+        (b'set "a b" c', [b"set", b"a b", b"c"]),
+        (b"set 'a b' c", [b"set", b"a b", b"c"]),
+        (b'echo "\\x41\\x4a\\n\\t\\r\\a\\b\\"\\\\"', [b"echo", b'AJ\n\t\r\x07\x08"\\']),
+        (b"echo 'it\\'s'", [b"echo", b"it's"]),
+        (b"echo 'no\\nescape'", [b"echo", b"no\\nescape"]),
+        (b'echo ""', [b"echo", b""]),
+        (b'echo "\\xZZ"', [b"echo", b"xZZ"]),
+        (b"", []),
+        (b"   ", []),
+    ],
+)
+def test_split_inline_follows_sdssplitargs(line: bytes, argv: list[bytes]) -> None:
+    assert split_inline(line) == argv
+
+
+@pytest.mark.parametrize("line", [b'set "a', b"set 'a", b'set "a"b', b"set 'a'b"])
+def test_split_inline_refuses_unbalanced_quotes(line: bytes) -> None:
+    with pytest.raises(ProtocolError, match="unbalanced quotes in request"):
+        split_inline(line)
+
+
+# -- request parsing -------------------------------------------------------------------------------------
+
+
+def parse_chunks(chunks: list[bytes], **kwargs: int) -> list[list[bytes]]:
+    parser = RequestParser(**kwargs)
+    out: list[list[bytes]] = []
+    for chunk in chunks:
+        parser.feed(chunk)
+        parser.parse(out)
+    return out
+
+
+def parse_error(chunks: list[bytes], **kwargs: int) -> tuple[list[list[bytes]], str]:
+    parser = RequestParser(**kwargs)
+    out: list[list[bytes]] = []
+    with pytest.raises(ProtocolError) as info:
+        for chunk in chunks:
+            parser.feed(chunk)
+            parser.parse(out)
+    return out, str(info.value)
+
+
+STREAM = (
+    b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nva\r\nl\r\n"
+    b"PING\r\n"
+    b'set "a b" c\n'
+    b"*-1\r\n*0\r\n"
+    b"*2\r\n$4\r\nECHO\r\n$0\r\n\r\n"
+    b"ECHO x\r\n"
+)
+STREAM_COMMANDS = [
+    [b"SET", b"key", b"va\r\nl"],
+    [b"PING"],
+    [b"set", b"a b", b"c"],
+    [b"ECHO", b""],
+    [b"ECHO", b"x"],
+]
+
+
+def test_a_stream_of_multibulk_and_inline_requests_parses_in_one_read() -> None:
+    assert parse_chunks([STREAM]) == STREAM_COMMANDS
+
+
+@pytest.mark.parametrize("cut", range(1, len(STREAM)))
+def test_a_stream_split_in_two_reads_anywhere_parses_the_same(cut: int) -> None:
+    assert parse_chunks([STREAM[:cut], STREAM[cut:]]) == STREAM_COMMANDS
+
+
+def test_a_stream_fed_one_byte_at_a_time_parses_the_same() -> None:
+    assert parse_chunks([STREAM[i : i + 1] for i in range(len(STREAM))]) == STREAM_COMMANDS
+
+
+def test_pipelined_commands_come_out_in_order() -> None:
+    request = b"".join(b"*2\r\n$4\r\nINCR\r\n$%d\r\nk%d\r\n" % (len(b"k%d" % i), i) for i in range(1000))
+    commands = parse_chunks([request[:9999], request[9999:]])
+    assert commands == [[b"INCR", b"k%d" % i] for i in range(1000)]
+
+
+@pytest.mark.parametrize(
+    ("chunks", "error"),
+    [
+        ([b"*x\r\n"], "invalid multibulk length"),
+        ([b"*1\r\n$x\r\n"], "invalid bulk length"),
+        ([b"*1\r\n$-1\r\n"], "invalid bulk length"),
+        ([b"*2\r\n$3\r\nGET\r\n:1\r\n"], "expected '$', got ':'"),
+        ([b"*2\r\n$3\r\nGET\r\n", b":1\r\n"], "expected '$', got ':'"),
+        ([b"*1\r\n*1\r\n$4\r\nPING\r\n"], "expected '$', got '*'"),
+        ([b"*1048577\r\n"], "invalid multibulk length"),
+        ([b"*2000000000\r\n"], "invalid multibulk length"),
+        ([b"*20000", b"00000\r\n"], "invalid multibulk length"),
+        ([b'SET "a\r\n'], "unbalanced quotes in request"),
+        ([b"A" * (MAX_INLINE_BYTES + 1)], "too big inline request"),
+        ([b"*1\r\n$" + b"1" * (MAX_INLINE_BYTES + 10)], "too big bulk count string"),
+    ],
+)
+def test_malformed_requests_raise_redis_protocol_errors(chunks: list[bytes], error: str) -> None:
+    _, message = parse_error(chunks)
+    assert message == f"ERR Protocol error: {error}"
+
+
+def test_commands_ahead_of_a_refused_one_are_still_returned() -> None:
+    parser = RequestParser()
+    out: list[list[bytes]] = []
+    parser.feed(b"*1\r\n$4\r\nPING\r\n*2000000000\r\n")
+    with pytest.raises(ProtocolError, match="invalid multibulk length"):
+        parser.parse(out)
+    assert out == [[b"PING"]]
+
+
+def test_a_bulk_over_max_bulk_len_is_refused_when_its_header_arrives() -> None:
+    _, message = parse_error([b"*2\r\n$4\r\nECHO\r\n$1048577\r\n"], max_bulk_len=1024 * 1024)
+    assert message == "ERR Protocol error: invalid bulk length"
+    assert parse_chunks([b"*2\r\n$4\r\nECHO\r\n$4\r\n", b"abcd\r\n"], max_bulk_len=4) == [[b"ECHO", b"abcd"]]
+    _, message = parse_error([b"*2\r\n$4\r\nECHO\r\n$5\r\nabcde\r\n"], max_bulk_len=4)
+    assert message == "ERR Protocol error: invalid bulk length"
+
+
+def test_the_query_buffer_limit_counts_the_incomplete_request() -> None:
+    parser = RequestParser(max_query_buffer=1000)
+    out: list[list[bytes]] = []
+    parser.feed(b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$2000\r\n" + b"x" * 500)
+    parser.parse(out)
+    assert out == [[b"PING"]]
+    assert parser.pending_bytes() == len(b"*2\r\n$4\r\nECHO\r\n$2000\r\n") + 500
+    parser.feed(b"x" * 600)
+    with pytest.raises(ProtocolError, match="query buffer limit exceeded") as info:
+        parser.parse(out)
+    assert info.value.silent
+
+
+def test_pending_bytes_is_zero_between_requests() -> None:
+    parser = RequestParser()
+    out: list[list[bytes]] = []
+    parser.feed(b"*1\r\n$4\r\nPING\r\n")
+    parser.parse(out)
+    assert parser.pending_bytes() == 0
+    parser.feed(b"PIN")
+    parser.parse(out)
+    assert parser.pending_bytes() == 3
+
+
+def test_limits_follow_a_live_configuration() -> None:
+    config = {"proto-max-bulk-len": 512 * 1024 * 1024, "client-query-buffer-limit": 1024**3}
+    parser = RequestParser(config=config)
+    out: list[list[bytes]] = []
+    parser.feed(b"*2\r\n$4\r\nECHO\r\n$3\r\nabc\r\n")
+    parser.parse(out)
+    config["proto-max-bulk-len"] = 2
+    parser.feed(b"*2\r\n$4\r\nECHO\r\n$3\r\n")
+    with pytest.raises(ProtocolError, match="invalid bulk length"):
+        parser.parse(out)
+    assert out == [[b"ECHO", b"abc"]]
+
+
+def _random_stream(rng: random.Random, count: int) -> tuple[bytes, list[list[bytes]]]:
+    """Requests of every shape a client may send, and the commands they stand for."""
+    alphabet = [b"a", b"\r\n", b"*1234567", b"$", b"\x00", b"\xff", b" ", b"*", b"+OK", b"9"]
+    data, commands = b"", []
+    for _ in range(count):
+        shape = rng.random()
+        if shape < 0.7:
+            argv = [
+                b"".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 6)))
+                for _ in range(rng.randrange(1, 5))
+            ]
+            data += encode_command(argv)
+            if argv:
+                commands.append(argv)
+        elif shape < 0.85:
+            words = [b"w%d" % rng.randrange(100) for _ in range(rng.randrange(1, 4))]
+            data += b" ".join(words) + rng.choice([b"\r\n", b"\n"])
+            commands.append(words)
+        elif shape < 0.9:
+            data += rng.choice([b"*0\r\n", b"*-1\r\n", b"\r\n"])
+        else:
+            data += b"\"quoted arg\" 'x y'\r\n"
+            commands.append([b"quoted arg", b"x y"])
+    return data, commands
+
+
+def test_random_streams_split_at_random_places_parse_like_one_read(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(200):
+        data, commands = _random_stream(rng, rng.randrange(1, 30))
+        cuts = (
+            sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randrange(0, 8))))
+            if len(data) > 1
+            else []
+        )
+        chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+        assert parse_chunks(chunks) == commands, (data, cuts)
+
+
+def test_a_null_bulk_at_the_top_level_is_an_inline_request_as_in_redis() -> None:
+    assert parse_chunks([b"*1\r\n$4\r\nPING\r\n$-1\r\n"]) == [[b"PING"], [b"$-1"]]
+    assert parse_chunks([b"*1\r\n$4\r\nPING\r\n:1\r\n+x\r\n"]) == [[b"PING"], [b":1"], [b"+x"]]
