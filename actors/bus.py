@@ -104,7 +104,9 @@ class BusActor(SupervisedActor):
         router.setsockopt(zmq.SNDHWM, 100_000)
         router.setsockopt(zmq.RCVHWM, 100_000)
         bound = 0
-        for endpoint, optional in zip(zmq_endpoints(self.binds, self.bus_port), [b.startswith("-") for b in self.binds], strict=True):
+        for endpoint, optional in zip(
+            zmq_endpoints(self.binds, self.bus_port), [b.startswith("-") for b in self.binds], strict=True
+        ):
             if "[" in endpoint:
                 router.setsockopt(zmq.IPV6, 1)
             try:

@@ -28,7 +28,9 @@ class ClientKind(Enum):
 
 
 class Client:
-    def __init__(self, server: Server, kind: ClientKind = ClientKind.INTERNAL, addr: str = "", laddr: str = "") -> None:
+    def __init__(
+        self, server: Server, kind: ClientKind = ClientKind.INTERNAL, addr: str = "", laddr: str = ""
+    ) -> None:
         self.id = next(_next_id)
         self.server = server
         self.kind = kind

@@ -117,7 +117,10 @@ class Keyspace:
 
     def lookup_read(self, db: Database, key: bytes) -> Any:
         """``lookup`` that also counts keyspace hits and misses (for commands that read a value)."""
-        value = self.lookup(db, key)
+        # GET's path: the common case (no TTLs in this db) is answered here without a second call.
+        value = db.data.get(key)
+        if value is not None and db.expires:
+            value = self.lookup(db, key)
         if value is None:
             self.keyspace_misses += 1
         else:
@@ -137,7 +140,8 @@ class Keyspace:
         db.data[key] = value
         if not keep_ttl and db.expires:
             db.expires.pop(key, None)
-        self.touch(db, key)
+        if db.watched or self.on_modified is not None:  # SET's path: skip the call when nobody listens
+            self.touch(db, key)
 
     def add(self, db: Database, key: bytes, value: Any) -> None:
         """Store a new key known not to exist (after a lookup returned None)."""

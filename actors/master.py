@@ -124,7 +124,9 @@ class RespConnection(asyncio.Protocol):
             self.parser.parse(commands)
         except ProtocolError as exc:
             self._run(commands)
-            if not exc.silent:  # a client over client-query-buffer-limit is closed without a word, as in Redis
+            if (
+                not exc.silent
+            ):  # a client over client-query-buffer-limit is closed without a word, as in Redis
                 self.out.append(b"-" + str(exc).encode() + b"\r\n")
             log.info("client_error", client_id=client.id, addr=client.addr, reason=str(exc))
             client.close_requested = True
@@ -251,6 +253,8 @@ class MasterActor:
         self.native_peers: dict[bytes, NativePeer] = {}
         self._native_out: list[tuple[bytes, bytes]] = []
         self._bus_push: zmq.Socket[bytes] | None = None
+        # True while messages to the bus are being dropped (logged once per outage, not once per tick).
+        self._bus_unreachable = False
         self.bus_endpoint = f"inproc://redactor-bus-{id(self)}"
         self._servers: list[asyncio.base_events.Server] = []
         self._stopped: asyncio.Event | None = None
@@ -270,7 +274,11 @@ class MasterActor:
             host = addr.lstrip("-")
             try:
                 srv = await self.loop.create_server(
-                    lambda: RespConnection(self), host, port, backlog=self.server.config["tcp-backlog"], reuse_address=True
+                    lambda: RespConnection(self),
+                    host,
+                    port,
+                    backlog=self.server.config["tcp-backlog"],
+                    reuse_address=True,
                 )
                 self._servers.append(srv)
             except OSError as exc:
@@ -367,11 +375,15 @@ class MasterActor:
             try:
                 request_id, argv = envelope.decode_request(frame)
             except CommandError as exc:
-                self._native_out.append((identity, envelope.encode_error(envelope.peek_request_id(frame), str(exc))))
+                self._native_out.append(
+                    (identity, envelope.encode_error(envelope.peek_request_id(frame), str(exc)))
+                )
                 log.info("client_error", transport="zmq", reason=str(exc))
                 continue
             except envelope.ProtocolVersionError as exc:
-                self._native_out.append((identity, envelope.encode_error(envelope.peek_request_id(frame), str(exc))))
+                self._native_out.append(
+                    (identity, envelope.encode_error(envelope.peek_request_id(frame), str(exc)))
+                )
                 log.info("client_error", transport="zmq", reason=str(exc))
                 continue
             peer = self.native_peers.get(identity)
@@ -435,10 +447,26 @@ class MasterActor:
         except zmq.ZMQError as exc:
             log.warning("native_replies_dropped", count=len(out), reason=str(exc))
 
-    def send_to_bus(self, parts: list[bytes]) -> None:
-        """Send a message to the bus/replication thread over this thread's inproc socket."""
-        if self._bus_push is not None:
+    def send_to_bus(self, parts: list[bytes]) -> bool:
+        """Send a message to the bus/replication thread over this thread's inproc socket.
+
+        Returns False if it could not be queued (the actor is dead and being restarted): the message is
+        dropped. Never raises, because this runs inside the tick's flush and the tick's replies must still
+        leave. A dropped stream batch leaves a gap the replication actor detects by offset (replicas resync).
+        """
+        if self._bus_push is None:
+            return False
+        try:
             self._bus_push.send_multipart(parts, zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            if not self._bus_unreachable:
+                self._bus_unreachable = True
+                log.warning(
+                    "bus_message_dropped", reason=str(exc), verb=parts[0][:16].decode("ascii", "replace")
+                )
+            return False
+        self._bus_unreachable = False
+        return True
 
     def call_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` on the loop thread (from any thread)."""

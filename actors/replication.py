@@ -1032,7 +1032,6 @@ class MasterLink:
     offset: int = 0  # applied offset when this attempt started
     read_pos: int = 0  # stream bytes received (and handed to the loop)
     last_io_s: float = 0.0
-    state_since_s: float = 0.0
     last_ack_s: float = 0.0
     getack_pending: bool = False
     down_since_s: float = 0.0  # time.time() of the last loss of a connected link (0: none yet)
@@ -1045,7 +1044,6 @@ class MasterLink:
     snap_size: int = -1
     snap_received: int = 0
     snap_last_io_s: float = 0.0
-    snap_started_s: float = 0.0
     # LOADING: stream messages that arrived while the snapshot is parsed.
     buffered: list[tuple[int, bytes]] = field(default_factory=list)
 
@@ -1406,6 +1404,7 @@ class ReplicationActor(BusActor):
         log.info(
             "snapshot_written",
             job=job_id,
+            child_pid=job.pid,
             bytes=job.size,
             duration_ms=round((time.monotonic() - job.started_s) * 1000, 1),
         )
@@ -1584,7 +1583,6 @@ class ReplicationActor(BusActor):
             self.link = None
         if host is not None:
             self.link = MasterLink(gen, host, port, connect_at_s=time.monotonic())
-            self.link.state_since_s = time.monotonic()
         self._publish(force=True, link_changed=True, gen=gen)
 
     def _close_link(self, link: MasterLink) -> None:
@@ -1611,7 +1609,6 @@ class ReplicationActor(BusActor):
 
     def _set_link_state(self, link: MasterLink, state: LinkState) -> None:
         link.state = state
-        link.state_since_s = time.monotonic()
         self._publish(force=True, link_changed=True, gen=link.gen)
 
     def _on_link_ready(self, gen: int, replid: str, offset: int) -> None:
@@ -1774,7 +1771,7 @@ class ReplicationActor(BusActor):
         except OSError as exc:
             self._link_lost(link, f"cannot write {link.snap_path}: {exc.strerror}")
             return
-        link.snap_started_s = link.snap_last_io_s = time.monotonic()
+        link.snap_last_io_s = time.monotonic()
         log.info(
             "full_sync_started",
             role="replica",

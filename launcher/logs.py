@@ -13,8 +13,13 @@ from typing import Any, TextIO
 import structlog
 
 # redis.conf loglevel -> stdlib level
-LEVELS = {"debug": logging.DEBUG, "verbose": logging.DEBUG, "notice": logging.INFO, "warning": logging.WARNING,
-          "nothing": logging.CRITICAL + 10}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "verbose": logging.DEBUG,
+    "notice": logging.INFO,
+    "warning": logging.WARNING,
+    "nothing": logging.CRITICAL + 10,
+}
 
 _stream: TextIO | None = None
 

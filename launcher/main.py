@@ -1,8 +1,8 @@
 """The `redactor` command.
 
-    redactor server [redis.conf] [--directive value ...]   one node in the foreground
-    redactor cli [-h host] [-p port] [-a pass] [-n db] [--raw] [command ...]
-    redactor up TOPOLOGY | down | status | logs NODE        whole topologies (launcher/topology.py)
+redactor server [redis.conf] [--directive value ...]   one node in the foreground
+redactor cli [-h host] [-p port] [-a pass] [-n db] [--raw] [command ...]
+redactor up TOPOLOGY | down | status | logs NODE        whole topologies (launcher/topology.py)
 """
 
 from __future__ import annotations

@@ -88,8 +88,15 @@ class Node:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
-        log.info("node_started", port=port, bus_port=self.bus_port, pid=os.getpid(), version=VERSION,
-                 dir=os.getcwd(), config_file=self.config_file or None)
+        log.info(
+            "node_started",
+            port=port,
+            bus_port=self.bus_port,
+            pid=os.getpid(),
+            version=VERSION,
+            dir=os.getcwd(),
+            config_file=self.config_file or None,
+        )
         await self._load_dataset()
         await self.master.wait_stopped()
         log.info("node_stopped", port=port, pid=os.getpid())
@@ -118,8 +125,12 @@ class Node:
     def _start_actors(self) -> None:
         """Start the child specs through the supervisor (raises ChildStartError if one cannot start)."""
         assert self.master is not None and self.server is not None
-        self.supervisor = Supervisor(self.child_specs(), strategy=self.supervisor_strategy,
-                                     schedule=self.master.call_threadsafe, on_give_up=self._on_supervisor_gave_up)
+        self.supervisor = Supervisor(
+            self.child_specs(),
+            strategy=self.supervisor_strategy,
+            schedule=self.master.call_threadsafe,
+            on_give_up=self._on_supervisor_gave_up,
+        )
         self.supervisor.install(self.server, self.master)
         self.supervisor.start()
 

@@ -264,7 +264,11 @@ class RequestParser:
         self._boundary = False
         self._fed.append(data)
         self._fed_end += len(data)
-        if _BIG_COUNT.search(self._tail + data[:16]) or _BIG_COUNT.search(data):
+        if (
+            _BIG_COUNT.search(self._tail + data[:16])
+            or _BIG_COUNT.search(data)
+            or len(data) > self.max_bulk_len
+        ):
             # Check the headers before hiredis allocates an array for a count it should never see (an inline
             # request found on the way is left for _recover_inline, once hiredis gets there).
             try:
@@ -309,7 +313,6 @@ class RequestParser:
     def _drain_multibulk(self, out: list[list[bytes]]) -> bool:
         """Take every complete multibulk command from hiredis. True if inline input follows (parse it next)."""
         reader = self._reader
-        max_bulk = self.max_bulk_len
         while True:
             try:
                 cmd = reader.gets()
@@ -341,10 +344,13 @@ class RequestParser:
                     if arg is None:
                         raise ProtocolError("invalid bulk length")
                     raise ProtocolError(f"expected '$', got '{_kind_char(arg)}'")
-                if len(arg) > max_bulk:
-                    raise ProtocolError("invalid bulk length")
+                # No length check needed here: a command that spanned reads had every header walked (see
+                # _walk), and one inside a single read is shorter than the read, which is far below
+                # proto-max-bulk-len's 1 MB minimum. The rare huge read is checked in _feed_reader.
             if cmd:
                 out.append(cmd)
+            # Asked here, between whole commands: after an incomplete gets() hiredis has already consumed the
+            # partial header, and has_data() would say nothing is pending.
             if not reader.has_data():
                 self._reset_walk()
                 return False

@@ -26,7 +26,9 @@ class WaitTimeout(AssertionError):
     pass
 
 
-def wait_for(predicate: Callable[[], T], timeout_s: float = 10.0, interval_s: float = 0.02, what: str = "") -> T:
+def wait_for(
+    predicate: Callable[[], T], timeout_s: float = 10.0, interval_s: float = 0.02, what: str = ""
+) -> T:
     """Poll ``predicate`` until it returns a truthy value; fail after ``timeout_s`` saying what was seen."""
     deadline = time.monotonic() + timeout_s
     last: Any = None
@@ -74,7 +76,9 @@ def free_port() -> int:
 class NodeProcess:
     """A `redactor server` process. ``directives`` are redis.conf-style ("appendonly", "yes") pairs."""
 
-    def __init__(self, base_dir: Path, name: str = "node", port: int | None = None, **directives: Any) -> None:
+    def __init__(
+        self, base_dir: Path, name: str = "node", port: int | None = None, **directives: Any
+    ) -> None:
         self.name = name
         self.port = port or free_port()
         self.dir = base_dir / name
@@ -90,7 +94,16 @@ class NodeProcess:
         return int(self.directives.get("bus-port") or self.port + 10000)
 
     def argv(self) -> list[str]:
-        args = [sys.executable, "-m", "launcher.main", "server", "--port", str(self.port), "--dir", str(self.dir)]
+        args = [
+            sys.executable,
+            "-m",
+            "launcher.main",
+            "server",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.dir),
+        ]
         for key, value in self.directives.items():
             args += [f"--{key}", str(value)]
         return args

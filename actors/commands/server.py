@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from actors.server import Server
 
 
-@command("ping", -1, "fast stale loading pubsub-ok", (0, 0, 0), "connection", "Ping the server")
+@command("ping", -1, "fast pubsub-ok", (0, 0, 0), "connection", "Ping the server")
 def cmd_ping(client: Client, argv: list[bytes]) -> Any:
     if len(argv) > 2:
         raise errors.wrong_arity("ping")
@@ -38,7 +38,14 @@ def cmd_echo(client: Client, argv: list[bytes]) -> Any:
     return argv[1]
 
 
-@command("quit", -1, "fast stale loading no-auth pubsub-ok no-multi", (0, 0, 0), "connection", "Close the connection")
+@command(
+    "quit",
+    -1,
+    "fast stale loading no-auth pubsub-ok no-multi",
+    (0, 0, 0),
+    "connection",
+    "Close the connection",
+)
 def cmd_quit(client: Client, argv: list[bytes]) -> Any:
     client.close_requested = True
     return OK
@@ -120,7 +127,14 @@ def cmd_hello(client: Client, argv: list[bytes]) -> Any:
     }
 
 
-@command("reset", 1, "fast stale loading no-auth pubsub-ok no-multi", (0, 0, 0), "connection", "Reset the connection")
+@command(
+    "reset",
+    1,
+    "fast stale loading no-auth pubsub-ok no-multi",
+    (0, 0, 0),
+    "connection",
+    "Reset the connection",
+)
 def cmd_reset(client: Client, argv: list[bytes]) -> Any:
     server = client.server
     client.multi = None
@@ -154,8 +168,20 @@ def cmd_time(client: Client, argv: list[bytes]) -> Any:
 
 # Redis 7.0's arity of each container subcommand (same convention as a command's: -n means at least n).
 SUBCOMMAND_ARITY: dict[str, dict[bytes, int]] = {
-    "client": {b"id": 2, b"info": 2, b"kill": -3, b"list": -2, b"getname": 2, b"setname": 3, b"setinfo": 4,
-               b"no-evict": 3, b"no-touch": 3, b"reply": 3, b"unblock": -3, b"help": 2},
+    "client": {
+        b"id": 2,
+        b"info": 2,
+        b"kill": -3,
+        b"list": -2,
+        b"getname": 2,
+        b"setname": 3,
+        b"setinfo": 4,
+        b"no-evict": 3,
+        b"no-touch": 3,
+        b"reply": 3,
+        b"unblock": -3,
+        b"help": 2,
+    },
     "command": {b"count": 2, b"docs": -2, b"info": -2, b"list": -2, b"getkeys": -4, b"help": 2},
     "config": {b"get": -3, b"set": -4, b"resetstat": 2, b"help": 2},
 }
@@ -192,14 +218,44 @@ def _client_type(client: Client) -> str:
 
 _CLIENT_HELP = [
     b"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-    b"ID", b"INFO", b"KILL <ip:port>", b"KILL <option> <value> [<option> <value> [...]]",
-    b"LIST [options ...]", b"GETNAME", b"SETNAME <name>", b"SETINFO <option> <value>", b"NO-EVICT (ON|OFF)",
-    b"NO-TOUCH (ON|OFF)", b"REPLY (ON|OFF|SKIP)", b"UNBLOCK <clientid> [TIMEOUT|ERROR]", b"HELP",
+    b"ID",
+    b"INFO",
+    b"KILL <ip:port>",
+    b"KILL <option> <value> [<option> <value> [...]]",
+    b"LIST [options ...]",
+    b"GETNAME",
+    b"SETNAME <name>",
+    b"SETINFO <option> <value>",
+    b"NO-EVICT (ON|OFF)",
+    b"NO-TOUCH (ON|OFF)",
+    b"REPLY (ON|OFF|SKIP)",
+    b"UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    b"HELP",
 ]
 
 
-@command("client", -2, "stale loading", (0, 0, 0), "connection", "A container for client connection commands",
-         subcommands=("id", "info", "kill", "list", "getname", "setname", "setinfo", "no-evict", "no-touch", "reply", "unblock", "help"))
+@command(
+    "client",
+    -2,
+    "stale loading",
+    (0, 0, 0),
+    "connection",
+    "A container for client connection commands",
+    subcommands=(
+        "id",
+        "info",
+        "kill",
+        "list",
+        "getname",
+        "setname",
+        "setinfo",
+        "no-evict",
+        "no-touch",
+        "reply",
+        "unblock",
+        "help",
+    ),
+)
 def cmd_client(client: Client, argv: list[bytes]) -> Any:
     server = client.server
     sub = check_subcommand("client", argv)
@@ -215,7 +271,9 @@ def cmd_client(client: Client, argv: list[bytes]) -> Any:
         attr = argv[2].lower()
         value = argv[3].decode("utf-8", "replace")
         if any(c in value for c in " \n\r"):
-            raise CommandError(f"ERR {argv[2].decode()} cannot contain spaces, newlines or special characters.")
+            raise CommandError(
+                f"ERR {argv[2].decode()} cannot contain spaces, newlines or special characters."
+            )
         if attr == b"lib-name":
             client.lib_name = value
         elif attr == b"lib-ver":
@@ -324,12 +382,26 @@ def _client_matches(client: Client, opt: bytes, value: bytes) -> bool:
 
 def _command_info(cmd: Command) -> list[Any]:
     flags = [f for f in sorted(cmd.flags) if f not in ("pubsub-ok", "no-multi")]
-    return [cmd.name.encode(), cmd.arity, [f.encode() for f in flags], cmd.first_key, cmd.last_key,
-            cmd.key_step, [], [], [], [[f"{cmd.name}|{s}".encode(), -2, [], 0, 0, 0, [], [], [], []] for s in cmd.subcommands]]
+    return [
+        cmd.name.encode(),
+        cmd.arity,
+        [f.encode() for f in flags],
+        cmd.first_key,
+        cmd.last_key,
+        cmd.key_step,
+        [],
+        [],
+        [],
+        [[f"{cmd.name}|{s}".encode(), -2, [], 0, 0, 0, [], [], [], []] for s in cmd.subcommands],
+    ]
 
 
 def _command_docs(cmd: Command) -> dict[bytes, Any]:
-    doc: dict[bytes, Any] = {b"summary": cmd.summary.encode(), b"since": b"1.0.0", b"group": cmd.group.encode()}
+    doc: dict[bytes, Any] = {
+        b"summary": cmd.summary.encode(),
+        b"since": b"1.0.0",
+        b"group": cmd.group.encode(),
+    }
     if cmd.subcommands:
         doc[b"subcommands"] = {
             f"{cmd.name}|{s}".encode(): {b"summary": b"", b"since": b"1.0.0", b"group": cmd.group.encode()}
@@ -338,8 +410,15 @@ def _command_docs(cmd: Command) -> dict[bytes, Any]:
     return doc
 
 
-@command("command", -1, "loading stale", (0, 0, 0), "server", "Get array of Redis command details",
-         subcommands=("count", "docs", "info", "list", "getkeys", "help"))
+@command(
+    "command",
+    -1,
+    "loading stale",
+    (0, 0, 0),
+    "server",
+    "Get array of Redis command details",
+    subcommands=("count", "docs", "info", "list", "getkeys", "help"),
+)
 def cmd_command(client: Client, argv: list[bytes]) -> Any:
     if len(argv) == 1:
         return [_command_info(c) for c in COMMANDS.values()]
@@ -371,9 +450,16 @@ def cmd_command(client: Client, argv: list[bytes]) -> Any:
         last = target.last_key if target.last_key >= 0 else len(args) + target.last_key
         return [args[i] for i in range(target.first_key, min(last, len(args) - 1) + 1, target.key_step)]
     if sub == b"help":
-        return [b"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", b"(no subcommand)",
-                b"COUNT", b"DOCS [<command-name> ...]", b"GETKEYS <full-command>", b"INFO [<command-name> ...]",
-                b"LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]", b"HELP"]
+        return [
+            b"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            b"(no subcommand)",
+            b"COUNT",
+            b"DOCS [<command-name> ...]",
+            b"GETKEYS <full-command>",
+            b"INFO [<command-name> ...]",
+            b"LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]",
+            b"HELP",
+        ]
     raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "command")
 
 
@@ -506,8 +592,12 @@ def _section_cpu(server: Server) -> list[tuple[str, Any]]:
 
 
 def _section_replication_default(server: Server) -> list[tuple[str, Any]]:
-    return [("role", "master"), ("connected_slaves", 0), ("master_replid", server.run_id),
-            ("master_repl_offset", server.repl_offset)]
+    return [
+        ("role", "master"),
+        ("connected_slaves", 0),
+        ("master_replid", server.run_id),
+        ("master_repl_offset", server.repl_offset),
+    ]
 
 
 def _section_keyspace(server: Server) -> list[tuple[str, Any]]:
@@ -523,13 +613,28 @@ def _section_commandstats(server: Server) -> list[tuple[str, Any]]:
     for cmd in COMMANDS.values():
         if cmd.calls or cmd.rejected_calls or cmd.failed_calls:
             per_call = cmd.usec / cmd.calls if cmd.calls else 0.0
-            lines.append((f"cmdstat_{cmd.name}", f"calls={cmd.calls},usec={cmd.usec},usec_per_call={per_call:.2f},"
-                          f"rejected_calls={cmd.rejected_calls},failed_calls={cmd.failed_calls}"))
+            lines.append(
+                (
+                    f"cmdstat_{cmd.name}",
+                    f"calls={cmd.calls},usec={cmd.usec},usec_per_call={per_call:.2f},"
+                    f"rejected_calls={cmd.rejected_calls},failed_calls={cmd.failed_calls}",
+                )
+            )
     return lines
 
 
 # Section order as Redis prints it; persistence, replication and actors come from their subsystems.
-DEFAULT_SECTIONS = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "actors", "keyspace"]
+DEFAULT_SECTIONS = [
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "actors",
+    "keyspace",
+]
 EXTRA_SECTIONS = ["commandstats"]
 
 
@@ -585,8 +690,15 @@ def cmd_info(client: Client, argv: list[bytes]) -> Any:
 # -- CONFIG ----------------------------------------------------------------------------------------------
 
 
-@command("config", -2, "admin loading stale", (0, 0, 0), "server", "A container for server configuration commands",
-         subcommands=("get", "set", "resetstat", "help"))
+@command(
+    "config",
+    -2,
+    "admin loading stale",
+    (0, 0, 0),
+    "server",
+    "A container for server configuration commands",
+    subcommands=("get", "set", "resetstat", "help"),
+)
 def cmd_config(client: Client, argv: list[bytes]) -> Any:
     server = client.server
     sub = check_subcommand("config", argv)
@@ -599,10 +711,15 @@ def cmd_config(client: Client, argv: list[bytes]) -> Any:
     if sub == b"set":
         if len(argv) < 4 or len(argv) % 2:
             raise errors.wrong_arity("config|set")
-        pairs = [(argv[i].decode("utf-8", "replace"), argv[i + 1].decode("utf-8", "replace")) for i in range(2, len(argv), 2)]
+        pairs = [
+            (argv[i].decode("utf-8", "replace"), argv[i + 1].decode("utf-8", "replace"))
+            for i in range(2, len(argv), 2)
+        ]
         names = [n.lower() for n, _ in pairs]
         if len(set(names)) != len(names):
-            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{names[0]}') - duplicate parameter")
+            raise CommandError(
+                f"ERR CONFIG SET failed (possibly related to argument '{names[0]}') - duplicate parameter"
+            )
         applied: list[tuple[str, str]] = []
         try:
             for name, value in pairs:
@@ -627,8 +744,13 @@ def cmd_config(client: Client, argv: list[bytes]) -> Any:
             cmd.calls = cmd.usec = cmd.failed_calls = cmd.rejected_calls = 0
         return OK
     if sub == b"help":
-        return [b"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", b"GET <pattern>",
-                b"SET <directive> <value>", b"RESETSTAT", b"HELP"]
+        return [
+            b"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            b"GET <pattern>",
+            b"SET <directive> <value>",
+            b"RESETSTAT",
+            b"HELP",
+        ]
     raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "config")
 
 
@@ -641,7 +763,7 @@ def _known(server: Server) -> set[str]:
 # -- DEBUG -----------------------------------------------------------------------------------------------
 
 DEBUG_REFUSED = (
-    "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it "
+    'ERR DEBUG command not allowed. If the enable-debug-command option is set to "local", you can run it '
     "from a local connection, otherwise you need to set this option in the configuration file, and then "
     "restart the server."
 )
@@ -656,12 +778,32 @@ def debug_allowed(client: Client) -> bool:
         return True
     if mode == "local":
         host = client.addr.rsplit(":", 1)[0]
-        return client.kind is not ClientKind.RESP or host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
+        return (
+            client.kind is not ClientKind.RESP
+            or host in ("127.0.0.1", "::1", "localhost")
+            or host.startswith("127.")
+        )
     return False
 
 
-@command("debug", -2, "admin noscript loading stale", (0, 0, 0), "server", "A container for debugging commands",
-         subcommands=("digest", "digest-value", "sleep", "set-active-expire", "crash-actor", "kill-node", "reload", "help"))
+@command(
+    "debug",
+    -2,
+    "admin noscript loading stale",
+    (0, 0, 0),
+    "server",
+    "A container for debugging commands",
+    subcommands=(
+        "digest",
+        "digest-value",
+        "sleep",
+        "set-active-expire",
+        "crash-actor",
+        "kill-node",
+        "reload",
+        "help",
+    ),
+)
 def cmd_debug(client: Client, argv: list[bytes]) -> Any:
     if not debug_allowed(client):
         raise CommandError(DEBUG_REFUSED)
@@ -687,8 +829,15 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
     if handler is not None:
         return handler(client, argv)
     if sub == b"help":
-        return [b"DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", b"DIGEST", b"DIGEST-VALUE <key> ...",
-                b"SLEEP <seconds>", b"SET-ACTIVE-EXPIRE <0|1>", *[n.upper() for n in DEBUG_HANDLERS], b"HELP"]
+        return [
+            b"DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            b"DIGEST",
+            b"DIGEST-VALUE <key> ...",
+            b"SLEEP <seconds>",
+            b"SET-ACTIVE-EXPIRE <0|1>",
+            *[n.upper() for n in DEBUG_HANDLERS],
+            b"HELP",
+        ]
     raise CommandError(
         f"ERR unknown subcommand or wrong number of arguments for '{argv[1].decode('utf-8', 'replace')[:128]}'. "
         "Try DEBUG HELP."
@@ -707,7 +856,14 @@ def _strtod(raw: bytes) -> float:
 # -- SHUTDOWN --------------------------------------------------------------------------------------------
 
 
-@command("shutdown", -1, "admin loading stale deny-multi", (0, 0, 0), "server", "Synchronously save the dataset to disk and then shut down the server")
+@command(
+    "shutdown",
+    -1,
+    "admin loading stale deny-multi",
+    (0, 0, 0),
+    "server",
+    "Synchronously save the dataset to disk and then shut down the server",
+)
 def cmd_shutdown(client: Client, argv: list[bytes]) -> Any:
     save: bool | None = None
     for raw in argv[1:]:

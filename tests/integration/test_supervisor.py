@@ -78,7 +78,9 @@ def test_a_crashed_bus_actor_is_restarted_while_the_node_keeps_serving_resp(sup_
     assert crash(r, BUS_ACTOR) == b"OK"
 
     wait_for(
-        lambda: actor_lines(r)[BUS_ACTOR]["restarts"] == before + 1, 10, what="INFO actors to count the restart"
+        lambda: actor_lines(r)[BUS_ACTOR]["restarts"] == before + 1,
+        10,
+        what="INFO actors to count the restart",
     )
     bus = actor_lines(r)[BUS_ACTOR]
     assert bus == {
@@ -92,7 +94,10 @@ def test_a_crashed_bus_actor_is_restarted_while_the_node_keeps_serving_resp(sup_
         lambda: native_call(sup_node.bus_port, [b"GET", b"k"]), 10, what="a native reply after the restart"
     ) == (7, envelope.KIND_OK, b"v")
     log = wait_for(lambda: "actor_restarted" in sup_node.log() and sup_node.log(), 5)
-    assert f'"name": "{BUS_ACTOR}", "reason": "CrashRequested: DEBUG CRASH-ACTOR", "restarts": {before + 1}' in log
+    assert (
+        f'"name": "{BUS_ACTOR}", "reason": "CrashRequested: DEBUG CRASH-ACTOR", "restarts": {before + 1}'
+        in log
+    )
 
 
 def test_info_actors_describes_the_supervisor(sup_node: NodeProcess) -> None:
@@ -123,7 +128,9 @@ def test_crashes_past_the_restart_intensity_stop_the_node_with_a_non_zero_status
     for restarts in (1, 2):
         wait_for(lambda: actor_lines(r)[BUS_ACTOR]["state"] == "running", 10)
         assert crash(r, BUS_ACTOR) == b"OK"
-        wait_for(lambda n=restarts: actor_lines(r)[BUS_ACTOR]["restarts"] == n, 10, what=f"restart {restarts}")
+        wait_for(
+            lambda n=restarts: actor_lines(r)[BUS_ACTOR]["restarts"] == n, 10, what=f"restart {restarts}"
+        )
     wait_for(lambda: actor_lines(r)[BUS_ACTOR]["state"] == "running", 10)
     assert crash(r, BUS_ACTOR) == b"OK"
     assert node.wait_exit(15) == 3
