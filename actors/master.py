@@ -32,7 +32,7 @@ from actors.client import Client, ClientKind
 from actors.server import BLOCKED, Server
 from protocol import envelope
 from protocol.errors import CommandError, ProtocolError
-from protocol.resp import RequestParser, encode_into
+from protocol.resp import BULK_HEADERS, CRLF, RequestParser, encode_into
 
 log = structlog.get_logger("redactor.master")
 
@@ -150,6 +150,14 @@ class RespConnection(asyncio.Protocol):
                 rest = list(commands)[index + 1 :]
                 self.backlog.extendleft(reversed(rest))
                 break
+            kind = type(reply)
+            if kind is bytes:
+                # Bulk replies (GET) are the common case: encoded here, saving a call per command.
+                n = len(reply)
+                out.append(BULK_HEADERS[n] if n < 1024 else b"$%d\r\n" % n)
+                out.append(reply)
+                out.append(CRLF)
+                continue
             if isinstance(reply, CommandError):
                 self.server.stats.total_error_replies += 1
             if client.resp3 is not resp3:

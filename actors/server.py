@@ -84,6 +84,10 @@ class Server:
         self.config = config
         self.keyspace = Keyspace(config["databases"], clock)
         self.commands: dict[bytes, Command] = load_all()
+        # The same table keyed by the names as clients send them (redis-py and redis-benchmark: upper case), so
+        # the common lookup needs no lower() call; mixed case falls back to ``commands``.
+        self._by_sent_name: dict[bytes, Command] = {name.upper(): cmd for name, cmd in self.commands.items()}
+        self._by_sent_name.update(self.commands)
         self.clients: dict[int, Client] = {}
         self.stats = Stats()
         self.run_id = os.urandom(20).hex()
@@ -92,16 +96,19 @@ class Server:
         # Cached config values read on every command (CONFIG SET keeps them fresh).
         self.requirepass: str = config["requirepass"]
         config.on_change("requirepass", self._on_requirepass)
+        # The five node-wide restrictions below are properties: setting one recomputes ``_unrestricted``, the
+        # single flag the dispatcher tests on every command instead of five.
+        self._unrestricted = True
         # Set while a dataset is loading: commands not flagged "loading" get -LOADING.
-        self.loading = False
+        self._loading = False
         # Replication role, maintained by the replication actor's loop-side handle.
-        self.is_replica = False
-        self.replica_read_only = bool(config["replica-read-only"])
+        self._is_replica = False
+        self._replica_read_only = bool(config["replica-read-only"])
         config.on_change("replica-read-only", lambda v: setattr(self, "replica_read_only", bool(v)))
         # On a replica whose link is down with replica-serve-stale-data no: most commands get MASTERDOWN.
-        self.refuse_stale = False
+        self._refuse_stale = False
         # min-replicas-to-write: the replication handle keeps this up to date (None: no limit).
-        self.write_refusal: str | None = None
+        self._write_refusal: str | None = None
         # Propagation: RESP-encoded writes of the current tick, the database the stream has selected,
         # and whether anything consumes the stream (an AOF, or a replication backlog).
         self.prop_chunks: list[bytes] = []
@@ -145,12 +152,68 @@ class Server:
     def _on_requirepass(self, value: Any) -> None:
         self.requirepass = value
 
+    # -- node-wide restrictions (see _unrestricted) ------------------------------------------------------
+
+    def _restrictions_changed(self) -> None:
+        self._unrestricted = not (
+            self._loading
+            or (self._is_replica and self._replica_read_only)
+            or self._refuse_stale
+            or self._write_refusal is not None
+        )
+
+    @property
+    def loading(self) -> bool:
+        return self._loading
+
+    @loading.setter
+    def loading(self, value: bool) -> None:
+        self._loading = value
+        self._restrictions_changed()
+
+    @property
+    def is_replica(self) -> bool:
+        return self._is_replica
+
+    @is_replica.setter
+    def is_replica(self, value: bool) -> None:
+        self._is_replica = value
+        self._restrictions_changed()
+
+    @property
+    def replica_read_only(self) -> bool:
+        return self._replica_read_only
+
+    @replica_read_only.setter
+    def replica_read_only(self, value: bool) -> None:
+        self._replica_read_only = value
+        self._restrictions_changed()
+
+    @property
+    def refuse_stale(self) -> bool:
+        return self._refuse_stale
+
+    @refuse_stale.setter
+    def refuse_stale(self, value: bool) -> None:
+        self._refuse_stale = value
+        self._restrictions_changed()
+
+    @property
+    def write_refusal(self) -> str | None:
+        return self._write_refusal
+
+    @write_refusal.setter
+    def write_refusal(self, value: str | None) -> None:
+        self._write_refusal = value
+        self._restrictions_changed()
+
     # -- dispatch --------------------------------------------------------------------------------------
 
     def execute(self, client: Client, argv: list[bytes]) -> Any:
         """Run one command for ``client``; returns its reply (a CommandError for error replies)."""
-        name = argv[0].lower()
-        cmd = self.commands.get(name)
+        cmd = self._by_sent_name.get(argv[0])
+        if cmd is None:
+            cmd = self.commands.get(argv[0].lower())
         if cmd is None:
             if client.multi is not None:
                 client.multi_error = True
@@ -160,9 +223,20 @@ class Server:
             if client.multi is not None:
                 client.multi_error = True
             return errors.wrong_arity(cmd.name)
+        multi = client.multi
+        if (
+            multi is None
+            and self._unrestricted
+            and client.authenticated
+            and not (client.channels or client.patterns)
+        ):
+            # The common case: none of the checks below can refuse this command.
+            reply = self.call(client, cmd, argv)
+            if self.after_command is not None:
+                self.after_command()
+            return reply
         if not client.authenticated and not cmd.no_auth:
             return self._reject(client, cmd, errors.NOAUTH)
-        multi = client.multi
         if multi is not None:
             if "deny-multi" in cmd.flags:
                 return self._reject(client, cmd, _NOT_IN_MULTI)

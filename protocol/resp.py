@@ -72,7 +72,7 @@ class MultiReply(list):
 
 OK = "OK"
 _SMALL_INTS = [b":%d\r\n" % i for i in range(-1, 1025)]
-_BULK_HEADERS = [b"$%d\r\n" % i for i in range(0, 1025)]
+BULK_HEADERS = [b"$%d\r\n" % i for i in range(0, 1025)]
 _ARRAY_HEADERS = [b"*%d\r\n" % i for i in range(0, 1025)]
 _STATUS_CACHE: dict[str, bytes] = {}
 
@@ -103,7 +103,7 @@ def encode_into(out: list[bytes], value: Any, resp3: bool) -> None:
     kind = type(value)
     if kind is bytes:
         n = len(value)
-        out.append(_BULK_HEADERS[n] if n <= 1024 else b"$%d\r\n" % n)
+        out.append(BULK_HEADERS[n] if n <= 1024 else b"$%d\r\n" % n)
         out.append(value)
         out.append(CRLF)
     elif kind is str:
