@@ -93,6 +93,8 @@ class Server:
         self.run_id = os.urandom(20).hex()
         self.start_time_s = time.time()
         self.port = int(config["port"])
+        # The config file the node started from ("" for none): INFO server's config_file.
+        self.config_file = ""
         # Cached config values read on every command (CONFIG SET keeps them fresh).
         self.requirepass: str = config["requirepass"]
         config.on_change("requirepass", self._on_requirepass)

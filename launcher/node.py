@@ -60,7 +60,7 @@ class Node:
             print(f"Can't chdir to '{data_dir}': {exc.strerror}", file=sys.stderr)
             return 1
         self.server = Server(config)
-        self.server.config_file = self.config_file  # type: ignore[attr-defined]
+        self.server.config_file = self.config_file
         self.master = MasterActor(self.server)
         self.server.request_shutdown = self.request_shutdown
         Persistence(self.server, self.master)  # sets server.persistence: AOF sink, cron, INFO persistence

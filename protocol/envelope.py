@@ -17,8 +17,9 @@ several replies (``SUBSCRIBE a b``: one confirmation per channel) answers here w
 that does not decode, or of another version, gets an error reply with request id 0 (or the frame's id when it
 could be read) and nothing else happens.
 
-Node-to-node messages (replication, later sentinel and cluster) use the same envelope with a ``str`` verb in
-place of argv: ``[VERSION, request_id, verb, payload]``; see actors/replication.py.
+Node-to-node messages (replication; later sentinel and cluster) travel on the same ROUTER as two or three
+frames, ``[b"N", msgpack [verb, fields...], payload?]``, so a node tells them from client requests by the frame
+count; the verbs and their fields are documented in actors/replication.py.
 """
 
 from __future__ import annotations

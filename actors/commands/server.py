@@ -514,7 +514,7 @@ def _section_server(server: Server) -> list[tuple[str, Any]]:
         ("hz", server.config["hz"]),
         ("configured_hz", server.config["hz"]),
         ("executable", sys.argv[0] if sys.argv else ""),
-        ("config_file", getattr(server, "config_file", "")),
+        ("config_file", server.config_file),
         ("io_threads_active", 0),
     ]
 
