@@ -165,6 +165,24 @@ def parse_scan_args(argv: list[bytes], start: int) -> tuple[bytes | None, int, b
 _CURSOR_RE = re.compile(rb"([+-]?)(\d*)\Z")
 
 
+def parse_intercard_limit(argv: list[bytes], start: int) -> int:
+    """SINTERCARD/ZINTERCARD's ``[LIMIT n]`` after the keys (0: no limit), with Redis's errors."""
+    limit = 0
+    i = start
+    while i < len(argv):
+        if argv[i].lower() == b"limit" and i + 1 < len(argv):
+            try:
+                limit = parse_int(argv[i + 1])
+            except CommandError:
+                raise CommandError("ERR LIMIT can't be negative") from None
+            if limit < 0:
+                raise CommandError("ERR LIMIT can't be negative")
+            i += 2
+        else:
+            raise CommandError(errors.SYNTAX)
+    return limit
+
+
 def parse_cursor(raw: bytes) -> int:
     """A SCAN cursor as Redis reads it (strtoul): no leading space, an optional sign, "" is 0, "-1" wraps."""
     match = _CURSOR_RE.match(raw)

@@ -15,7 +15,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
-from actors.commands._util import LLONG_MIN, get_typed, parse_int
+from actors.commands._util import LLONG_MIN, get_typed, parse_int, parse_intercard_limit
 from actors.commands.hashes import RANGE_LONG, random_picks, scan_members
 from actors.commands.keys import object_encoding
 from protocol import errors
@@ -355,19 +355,7 @@ def cmd_sintercard(client: Client, argv: list[bytes]) -> Any:
         raise CommandError("ERR numkeys should be greater than 0")
     if numkeys > len(argv) - 2:
         raise CommandError("ERR Number of keys can't be greater than number of args")
-    limit = 0
-    i = 2 + numkeys
-    while i < len(argv):
-        if argv[i].lower() == b"limit" and i + 1 < len(argv):
-            try:
-                limit = parse_int(argv[i + 1])
-            except CommandError:
-                raise CommandError("ERR LIMIT can't be negative") from None
-            if limit < 0:
-                raise CommandError("ERR LIMIT can't be negative")
-            i += 2
-        else:
-            raise CommandError(errors.SYNTAX)
+    limit = parse_intercard_limit(argv, 2 + numkeys)
     sets = _load_sets(client, argv[2 : 2 + numkeys])
     if any(s is None for s in sets):
         return 0

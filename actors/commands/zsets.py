@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.blocking import can_block, parse_timeout_ms, registry
 from actors.commands import command
-from actors.commands._util import get_typed, int_bytes, parse_int
+from actors.commands._util import get_typed, int_bytes, parse_int, parse_intercard_limit
 from actors.commands.hashes import parse_random_count, scan_members
 from actors.commands.lists import parse_mpop
 from actors.server import BLOCKED
@@ -937,19 +937,7 @@ def cmd_zintercard(client: Client, argv: list[bytes]) -> Any:
         raise CommandError("ERR at least 1 input key is needed for 'zintercard' command")
     if numkeys > len(argv) - 2:
         raise CommandError(errors.SYNTAX)
-    limit = 0
-    i = 2 + numkeys
-    while i < len(argv):
-        if argv[i].lower() == b"limit" and i + 1 < len(argv):
-            try:
-                limit = parse_int(argv[i + 1])
-            except CommandError:
-                raise CommandError("ERR LIMIT can't be negative") from None
-            if limit < 0:
-                raise CommandError("ERR LIMIT can't be negative")
-            i += 2
-        else:
-            raise CommandError(errors.SYNTAX)
+    limit = parse_intercard_limit(argv, 2 + numkeys)
     keyspace = client.server.keyspace
     inputs: list[dict[bytes, float]] = []
     for key in argv[2 : 2 + numkeys]:

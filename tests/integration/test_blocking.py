@@ -10,7 +10,6 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,13 +17,9 @@ import redis
 from redis.connection import Connection
 
 from tests.harness import NodeProcess, wait_for
+from tests.integration.shared import module_node_fixture
 
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
-    n = NodeProcess(Path(tmp_path_factory.mktemp("blocking"))).start()
-    yield n
-    n.stop()
+node = module_node_fixture()
 
 
 @pytest.fixture

@@ -2,49 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
-
-import pytest
 import redis
 
 from tests.harness import NodeProcess
+from tests.integration.shared import error_of, module_node_fixture, raw, resp2_client_fixture
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 NOT_INTEGER = "value is not an integer or out of range"
 SYNTAX = "syntax error"
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
-    n = NodeProcess(Path(tmp_path_factory.mktemp("hashes"))).start()
-    yield n
-    n.stop()
-
-
-@pytest.fixture
-def r(node: NodeProcess) -> Iterator[redis.Redis]:
-    client = node.client(protocol=2)
-    client.flushall()
-    yield client
-    client.close()
-
-
-def error_of(call: Callable[..., object], *args: object) -> str:
-    with pytest.raises(redis.ResponseError) as info:
-        call(*args)
-    return str(info.value)
-
-
-def raw(r: redis.Redis, *args: object) -> Any:
-    """A reply exactly as parsed, without redis-py's per-command callbacks."""
-    conn = r.connection_pool.get_connection()
-    try:
-        conn.send_command(*args)
-        return conn.read_response()
-    finally:
-        r.connection_pool.release(conn)
+node = module_node_fixture()
+r = resp2_client_fixture()
 
 
 def test_hset_counts_new_fields_and_hget_reads_them(r: redis.Redis) -> None:

@@ -3,51 +3,22 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
 from tests.harness import NodeProcess, wait_for
+from tests.integration.shared import error_of, module_node_fixture, raw, resp2_client_fixture
 
 NOT_INTEGER = "value is not an integer or out of range"
 SYNTAX = "syntax error"
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
-    n = NodeProcess(Path(tmp_path_factory.mktemp("keys"))).start()
-    yield n
-    n.stop()
-
-
-@pytest.fixture
-def r(node: NodeProcess) -> Iterator[redis.Redis]:
-    # RESP2, Redis's default (redis-py 8 would negotiate RESP3); RESP3 has tests of its own.
-    client = node.client(protocol=2)
-    client.flushall()
-    yield client
-    client.close()
-
-
-def error_of(call: Callable[..., object], *args: object) -> str:
-    with pytest.raises(redis.ResponseError) as info:
-        call(*args)
-    return str(info.value)
-
-
-def raw(r: redis.Redis, *args: object) -> object:
-    """Send a command and return the reply exactly as parsed, without redis-py's per-command callbacks."""
-    conn = r.connection_pool.get_connection()
-    try:
-        conn.send_command(*args)
-        return conn.read_response()
-    finally:
-        r.connection_pool.release(conn)
-
-
 # -- existence and deletion ------------------------------------------------------------------------------
+
+
+node = module_node_fixture()
+r = resp2_client_fixture()
 
 
 def test_del_unlink_exists_touch_count_keys(r: redis.Redis) -> None:

@@ -7,13 +7,13 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
 from tests.harness import NodeProcess, wait_for
+from tests.integration.shared import error_of, module_node_fixture, raw, resp2_client_fixture
 
 DEBUG_REFUSED = (
     'DEBUG command not allowed. If the enable-debug-command option is set to "local", you can run it from a '
@@ -22,36 +22,8 @@ DEBUG_REFUSED = (
 )
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
-    n = NodeProcess(Path(tmp_path_factory.mktemp("server"))).start()
-    yield n
-    n.stop()
-
-
-@pytest.fixture
-def r(node: NodeProcess) -> Iterator[redis.Redis]:
-    # RESP2, Redis's default (redis-py 8 would negotiate RESP3); RESP3 has tests of its own.
-    client = node.client(protocol=2)
-    client.flushall()
-    yield client
-    client.close()
-
-
-def error_of(call: Callable[..., object], *args: object) -> str:
-    with pytest.raises(redis.ResponseError) as info:
-        call(*args)
-    return str(info.value)
-
-
-def raw(r: redis.Redis, *args: object) -> object:
-    """Send a command and return the reply exactly as parsed, without redis-py's per-command callbacks."""
-    conn = r.connection_pool.get_connection()
-    try:
-        conn.send_command(*args)
-        return conn.read_response()
-    finally:
-        r.connection_pool.release(conn)
+node = module_node_fixture()
+r = resp2_client_fixture()
 
 
 def exchange(port: int, data: bytes, expect_bytes: int = 1 << 30, until: bytes | None = None) -> bytes:

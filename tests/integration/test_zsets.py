@@ -6,14 +6,13 @@ are bulk strings formatted like Redis 7.0's ``%.17g``; in RESP3 they are doubles
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 import redis
 
 from tests.harness import NodeProcess
+from tests.integration.shared import error_of, module_node_fixture, raw, resp2_client_fixture
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 NOT_INTEGER = "value is not an integer or out of range"
@@ -23,19 +22,8 @@ NOT_FLOAT_RANGE = "min or max is not a float"
 NOT_LEX_RANGE = "min or max not valid string range item"
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
-    n = NodeProcess(Path(tmp_path_factory.mktemp("zsets"))).start()
-    yield n
-    n.stop()
-
-
-@pytest.fixture
-def r(node: NodeProcess) -> Iterator[redis.Redis]:
-    client = node.client(protocol=2)
-    client.flushall()
-    yield client
-    client.close()
+node = module_node_fixture()
+r = resp2_client_fixture()
 
 
 @pytest.fixture
@@ -43,22 +31,6 @@ def r3(node: NodeProcess) -> Iterator[redis.Redis]:
     client = node.client(protocol=3)
     yield client
     client.close()
-
-
-def error_of(call: Callable[..., object], *args: object) -> str:
-    with pytest.raises(redis.ResponseError) as info:
-        call(*args)
-    return str(info.value)
-
-
-def raw(r: redis.Redis, *args: object) -> Any:
-    """A reply exactly as parsed, without redis-py's per-command callbacks."""
-    conn = r.connection_pool.get_connection()
-    try:
-        conn.send_command(*args)
-        return conn.read_response()
-    finally:
-        r.connection_pool.release(conn)
 
 
 def seed(r: redis.Redis) -> None:
