@@ -1249,7 +1249,13 @@ class ReplicationActor(BusActor):
             self._send_peer(identity, "error", "NOMASTERLINK Can't SYNC while not connected with my master")
             return
         for other in list(self.replicas.values()):
-            if other.identity == identity or other.node_id == node_id:
+            # The same replica again: by link, by run, or by address (a restarted replica has a new node id,
+            # and without disconnect notifications its old link would linger until repl-timeout).
+            if (
+                other.identity == identity
+                or other.node_id == node_id
+                or (other.ip, other.port) == (str(ip), int(port))
+            ):
                 self._drop_replica(other, "replaced by a new link", quiet=True)
         replica = ReplicaLink(
             identity, node_id, str(ip), int(port), ReplicaState.WAIT_BGSAVE_START, now, ack_time_s=now

@@ -308,3 +308,22 @@ def test_backlog_is_freed_after_repl_backlog_ttl_without_replicas(
     assert info(mc)["master_replid"] != history
     assert info(mc)["connected_slaves"] == 0
     assert '"event": "replication_backlog_freed"' in master.log()
+
+
+def test_a_replica_killed_and_restarted_is_listed_once_on_its_master(
+    node_factory: Callable[..., NodeProcess],
+) -> None:
+    # A long repl-timeout: the master must not need it to forget the dead link (it has no disconnect signal).
+    master = node_factory("master", repl_timeout=60)
+    replica = node_factory("replica", repl_timeout=60, replicaof=f"127.0.0.1 {master.port}")
+    mc = master.client()
+    wait_for(lambda: info(mc)["connected_slaves"] == 1, 10, what="the replica attached")
+    replica.kill()
+    replica.start()
+    rc = replica.client()
+    wait_for(lambda: link_up(rc), 10, what="the restarted replica's link")
+    lines = wait_for(
+        lambda: [v for k, v in info(mc).items() if k.startswith("slave")], 10, what="slave lines"
+    )
+    assert info(mc)["connected_slaves"] == 1, lines
+    assert lines[0]["port"] == replica.port
