@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +136,30 @@ def child_pids(pid: int) -> list[int]:
 
 def persistence_info(client: Any) -> dict[str, Any]:
     return dict(client.info("persistence"))
+
+
+@contextmanager
+def background_writes(
+    node: Any, key_prefix: str, key_count: int, counter_prefix: str, counters: int
+) -> Iterator[list[int]]:
+    """A thread that keeps writing to ``node`` while the block runs: INCR ``<counter_prefix><n % counters>``
+    and SET ``<key_prefix><n % key_count>``. Yields a one-element list holding how many rounds were acknowledged."""
+    stop = threading.Event()
+    acked = [0]
+
+    def writer() -> None:
+        w = node.client()
+        n = 0
+        while not stop.is_set():
+            w.incr(f"{counter_prefix}{n % counters}")
+            w.set(f"{key_prefix}{n % key_count}", f"w:{n}")
+            n += 1
+            acked[0] = n
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        yield acked
+    finally:
+        stop.set()
+        thread.join(10)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,7 +11,14 @@ import redis
 from actors import rdb
 from protocol.resp import encode_command
 from tests.harness import NodeProcess, wait_for
-from tests.persistence_helpers import Raw, all_types_keyspace, error_text, persistence_info, write_rdb
+from tests.persistence_helpers import (
+    Raw,
+    all_types_keyspace,
+    background_writes,
+    error_text,
+    persistence_info,
+    write_rdb,
+)
 
 NodeFactory = Callable[..., NodeProcess]
 RawFactory = Callable[[int], Raw]
@@ -115,30 +121,13 @@ def test_bgrewriteaof_under_writes_then_restart(node_factory: NodeFactory, raw: 
         r.mset({f"k:{i}": f"v:{i}" for i in range(start, start + 500)})
     conn = raw(node.port)
     assert conn.call("DEBUG", "SET-SAVE-DELAY", "300") == b"OK"
-    stop = threading.Event()
-    written = [0]
-
-    def writer() -> None:
-        w = node.client()
-        n = 0
-        while not stop.is_set():
-            w.incr(f"c:{n % 10}")
-            w.set(f"k:{n % 5000}", f"w:{n}")
-            n += 1
-            written[0] = n
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
+    with background_writes(node, "k:", 5000, "c:", 10) as written:
         wait_for(lambda: written[0] > 50, 10)
         assert conn.call("BGREWRITEAOF") == b"Background append only file rewriting started"
         assert persistence_info(r)["aof_rewrite_in_progress"] == 1
         _wait_rewrite_done(r)
         during = written[0]
         wait_for(lambda: written[0] > during + 50, 10, what="writes after the rewrite")
-    finally:
-        stop.set()
-        thread.join(10)
     info = persistence_info(r)
     assert info["aof_last_bgrewrite_status"] == "ok" and info["aof_rewrites"] == 1
     assert info["aof_last_cow_size"] > 0

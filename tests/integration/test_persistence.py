@@ -16,6 +16,7 @@ from tests.harness import NodeProcess, wait_for
 from tests.persistence_helpers import (
     Raw,
     all_types_keyspace,
+    background_writes,
     child_pids,
     error_text,
     persistence_info,
@@ -116,30 +117,13 @@ def test_bgsave_writes_exactly_the_dataset_at_fork_time(node_factory: NodeFactor
         r.mset({f"key:{i}": f"value:{i}" for i in range(start, start + 1000)})
     conn = raw(node.port)
     assert conn.call("DEBUG", "SET-SAVE-DELAY", "400") == b"OK"
-    stop = threading.Event()
-    acked = [0]
-
-    def writer() -> None:
-        w = node.client()
-        n = 0
-        while not stop.is_set():
-            w.incr(f"counter:{n % 50}")
-            w.set(f"key:{n % 20_000}", f"changed:{n}")
-            n += 1
-            acked[0] = n
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
+    with background_writes(node, "key:", 20_000, "counter:", 50) as acked:
         wait_for(lambda: acked[0] > 100, 10, what="the writer to get going")
         digest, reply = conn.pipeline(["DEBUG", "DIGEST"], ["BGSAVE"])
         at_fork = acked[0]
         assert reply == b"Background saving started"
         _wait_no_child(r)
         assert acked[0] > at_fork, "no write happened while the child was saving"
-    finally:
-        stop.set()
-        thread.join(10)
     info = persistence_info(r)
     assert info["rdb_last_bgsave_status"] == "ok" and info["rdb_saves"] == 1
     assert info["rdb_last_cow_size"] > 0 and info["rdb_last_bgsave_time_sec"] >= 0
