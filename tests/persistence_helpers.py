@@ -7,12 +7,13 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import hiredis
+import pytest
 
 from actors import rdb
 from actors.digest import dataset_digest
@@ -163,3 +164,29 @@ def background_writes(
     finally:
         stop.set()
         thread.join(10)
+
+
+RawFactory = Callable[[int], "Raw"]
+
+
+def raw_connections_fixture() -> Any:
+    """A ``raw`` fixture: ``raw(port)`` opens a bare RESP connection (exact replies), closed after the test."""
+
+    @pytest.fixture(name="raw")
+    def raw() -> Iterator[RawFactory]:
+        made: list[Raw] = []
+
+        def make(port: int) -> Raw:
+            made.append(Raw(port))
+            return made[-1]
+
+        yield make
+        for conn in made:
+            conn.close()
+
+    return raw
+
+
+def dataset_digest_of(client: Any) -> bytes:
+    """DEBUG DIGEST of a running node (Redis's algorithm: comparable with redis-server's)."""
+    return bytes(client.execute_command("DEBUG", "DIGEST"))

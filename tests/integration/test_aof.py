@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,36 +12,23 @@ from actors import rdb
 from protocol.resp import encode_command
 from tests.harness import NodeProcess, wait_for
 from tests.persistence_helpers import (
-    Raw,
+    RawFactory,
     all_types_keyspace,
     background_writes,
+    dataset_digest_of,
     error_text,
     persistence_info,
+    raw_connections_fixture,
     write_rdb,
 )
 
 NodeFactory = Callable[..., NodeProcess]
-RawFactory = Callable[[int], Raw]
 MANIFEST = "appendonly.aof.manifest"
 # Commands a command-format base needs for each collection type (RPUSH/SADD/ZADD/HMSET on replay).
 REBUILD_COMMANDS = {"list": "rpush", "set": "sadd", "zset": "zadd", "hash": "hmset"}
 
 
-@pytest.fixture
-def raw() -> Iterator[RawFactory]:
-    made: list[Raw] = []
-
-    def make(port: int) -> Raw:
-        made.append(Raw(port))
-        return made[-1]
-
-    yield make
-    for conn in made:
-        conn.close()
-
-
-def _digest(client: redis.Redis) -> bytes:
-    return bytes(client.execute_command("DEBUG", "DIGEST"))
+raw = raw_connections_fixture()
 
 
 def _aof_dir(node: NodeProcess) -> Path:
@@ -97,7 +84,7 @@ def test_aof_round_trip_from_a_dump_keeps_every_write(node_factory: NodeFactory)
         "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
     )
     _writes_of_every_kind(r)
-    expected = _digest(r)
+    expected = dataset_digest_of(r)
     info = persistence_info(r)
     assert info["aof_enabled"] == 1 and info["aof_last_write_status"] == "ok"
     incr_size = (_aof_dir(node) / "appendonly.aof.1.incr.aof").stat().st_size
@@ -107,7 +94,7 @@ def test_aof_round_trip_from_a_dump_keeps_every_write(node_factory: NodeFactory)
     (node.dir / "dump.rdb").unlink()
     node.start()
     r = node.client()
-    assert _digest(r) == expected
+    assert dataset_digest_of(r) == expected
     assert r.get("counter") == b"42" and r.ttl("ttl") > 3000 and r.exists("gone-soon") == 0
     info = persistence_info(r)
     assert info["aof_current_size"] == base_size + incr_size
@@ -144,10 +131,10 @@ def test_bgrewriteaof_under_writes_then_restart(node_factory: NodeFactory, raw: 
         5,
         what="the manifest without history lines",
     )
-    expected = _digest(r)
+    expected = dataset_digest_of(r)
     node.kill()
     node.start()
-    assert _digest(node.client()) == expected
+    assert dataset_digest_of(node.client()) == expected
 
 
 def test_config_set_appendonly_at_runtime(node_factory: NodeFactory, raw: RawFactory) -> None:
@@ -163,7 +150,7 @@ def test_config_set_appendonly_at_runtime(node_factory: NodeFactory, raw: RawFac
     assert persistence_info(r)["aof_enabled"] == 1
     r.incr("c")
     assert _files(node) == ["appendonly.aof.1.base.rdb", "appendonly.aof.1.incr.aof", MANIFEST]
-    expected = _digest(r)
+    expected = dataset_digest_of(r)
     assert r.config_set("appendonly", "no")
     info = persistence_info(r)
     assert info["aof_enabled"] == 0 and "aof_current_size" not in info
@@ -175,7 +162,7 @@ def test_config_set_appendonly_at_runtime(node_factory: NodeFactory, raw: RawFac
     node.directives["appendonly"] = "yes"
     node.start()
     r = node.client()
-    assert _digest(r) == expected and r.get("c") == b"3"
+    assert dataset_digest_of(r) == expected and r.get("c") == b"3"
 
 
 def test_command_format_base_when_rdb_preamble_is_off(node_factory: NodeFactory, raw: RawFactory) -> None:
@@ -199,11 +186,11 @@ def test_command_format_base_when_rdb_preamble_is_off(node_factory: NodeFactory,
     assert _files(node) == ["appendonly.aof.1.base.aof", "appendonly.aof.1.incr.aof", MANIFEST]
     assert (_aof_dir(node) / "appendonly.aof.1.base.aof").read_bytes().startswith(b"*2\r\n$6\r\nSELECT\r\n")
     r.set("more", "x")
-    expected = _digest(r)
+    expected = dataset_digest_of(r)
     node.kill()
     (node.dir / "dump.rdb").unlink()
     node.start()
-    assert _digest(node.client()) == expected
+    assert dataset_digest_of(node.client()) == expected
 
 
 def test_automatic_rewrite_when_the_aof_grows(node_factory: NodeFactory) -> None:
@@ -221,10 +208,10 @@ def test_automatic_rewrite_when_the_aof_grows(node_factory: NodeFactory) -> None
     # the new incr file while the child ran, which on a busy machine can be most of the 100 writes.)
     bases = [p for p in _aof_dir(node).iterdir() if ".base." in p.name]
     assert len(bases) == 1 and bases[0].stat().st_size < 4096, [(p.name, p.stat().st_size) for p in bases]
-    expected = _digest(r)
+    expected = dataset_digest_of(r)
     node.kill()
     node.start()
-    assert _digest(node.client()) == expected
+    assert dataset_digest_of(node.client()) == expected
 
 
 @pytest.mark.parametrize("preamble", [False, True], ids=["commands", "rdb-preamble"])
@@ -243,10 +230,10 @@ def test_a_pre_7_appendonly_aof_is_moved_into_the_aof_dir(node_factory: NodeFact
         "file appendonly.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
     )
     r.set("new", "1")
-    expected = _digest(r)
+    expected = dataset_digest_of(r)
     node.kill()
     node.start()
-    assert _digest(node.client()) == expected
+    assert dataset_digest_of(node.client()) == expected
 
 
 def test_a_file_missing_from_the_manifest_stops_start_up(node_factory: NodeFactory) -> None:

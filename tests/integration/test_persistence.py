@@ -5,45 +5,30 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import hiredis
-import pytest
 import redis
 
 from tests.harness import NodeProcess, wait_for
 from tests.persistence_helpers import (
-    Raw,
+    RawFactory,
     all_types_keyspace,
     background_writes,
     child_pids,
+    dataset_digest_of,
     error_text,
     persistence_info,
+    raw_connections_fixture,
     rdb_file_digest,
     write_rdb,
 )
 
 NodeFactory = Callable[..., NodeProcess]
-RawFactory = Callable[[int], Raw]
 
 
-@pytest.fixture
-def raw() -> Iterator[RawFactory]:
-    """Bare RESP connections (exact replies), closed after the test."""
-    made: list[Raw] = []
-
-    def make(port: int) -> Raw:
-        made.append(Raw(port))
-        return made[-1]
-
-    yield make
-    for conn in made:
-        conn.close()
-
-
-def _digest(client: redis.Redis) -> bytes:
-    return bytes(client.execute_command("DEBUG", "DIGEST"))
+raw = raw_connections_fixture()
 
 
 def _wait_no_child(client: redis.Redis, timeout_s: float = 15.0) -> None:
@@ -60,12 +45,12 @@ def test_every_type_survives_save_and_restart(node_factory: NodeFactory, raw: Ra
     expected = write_rdb(node.dir / "dump.rdb", keyspace)
     node.start()
     r = node.client()
-    assert _digest(r) == expected
+    assert dataset_digest_of(r) == expected
     assert r.pttl("str") > 0 and r.ttl("empty") == -1
     r.set("added", "after load")
     r.select(5)
     r.delete("str")
-    expected = _digest(r)
+    expected = dataset_digest_of(r)
     conn = raw(node.port)
     assert conn.call("SAVE") == b"OK"
     assert persistence_info(r)["rdb_changes_since_last_save"] == 0
@@ -73,7 +58,7 @@ def test_every_type_survives_save_and_restart(node_factory: NodeFactory, raw: Ra
     node.stop()
     node.start()
     r = node.client()
-    assert _digest(r) == expected
+    assert dataset_digest_of(r) == expected
     info = persistence_info(r)
     assert info["rdb_last_load_keys_loaded"] == len(keyspace.dbs[0].data) + 1 + 1 + 1
     assert conn.closed_by_peer()
@@ -106,7 +91,7 @@ def test_debug_reload_keeps_the_dataset_and_other_clients_get_loading(
         thread.join(10)
     assert result == [b"OK"]
     assert other.call("GET", "str") == b"hello"
-    assert _digest(r) == expected
+    assert dataset_digest_of(r) == expected
     assert persistence_info(r)["loading"] == 0
 
 
@@ -129,7 +114,7 @@ def test_bgsave_writes_exactly_the_dataset_at_fork_time(node_factory: NodeFactor
     assert info["rdb_last_cow_size"] > 0 and info["rdb_last_bgsave_time_sec"] >= 0
     assert r.info("stats")["total_forks"] == 1 and r.info("stats")["latest_fork_usec"] > 0
     assert rdb_file_digest(node.dir / "dump.rdb") == digest
-    assert _digest(r) != digest
+    assert dataset_digest_of(r) != digest
 
 
 def test_bgsave_conflicts_failures_and_scheduling(node_factory: NodeFactory, raw: RawFactory) -> None:
@@ -179,7 +164,7 @@ def test_bgsave_conflicts_failures_and_scheduling(node_factory: NodeFactory, raw
     wait_for(lambda: persistence_info(r)["rdb_saves"] == 2, 10, what="the scheduled BGSAVE to run")
     info = persistence_info(r)
     assert info["rdb_last_bgsave_status"] == "ok" and info["rdb_changes_since_last_save"] == 0
-    assert rdb_file_digest(node.dir / "dump.rdb") == _digest(r)
+    assert rdb_file_digest(node.dir / "dump.rdb") == dataset_digest_of(r)
 
 
 def test_save_points_trigger_a_bgsave(node_factory: NodeFactory, raw: RawFactory) -> None:
@@ -193,7 +178,7 @@ def test_save_points_trigger_a_bgsave(node_factory: NodeFactory, raw: RawFactory
     wait_for(lambda: persistence_info(r)["rdb_bgsave_in_progress"] == 0, 10)
     info = persistence_info(r)
     assert info["rdb_changes_since_last_save"] == 0 and info["rdb_last_bgsave_status"] == "ok"
-    assert rdb_file_digest(node.dir / "dump.rdb") == _digest(r)
+    assert rdb_file_digest(node.dir / "dump.rdb") == dataset_digest_of(r)
 
 
 def test_shutdown_save_nosave_and_sigterm(node_factory: NodeFactory, raw: RawFactory) -> None:
@@ -285,4 +270,4 @@ def test_bgsave_inside_multi_is_scheduled(node: NodeProcess, raw: RawFactory) ->
     assert replies == [b"OK", b"QUEUED", b"QUEUED", [b"OK", b"Background saving scheduled"]]
     wait_for(lambda: persistence_info(r)["rdb_saves"] == 1, 10, what="the scheduled BGSAVE")
     wait_for(lambda: persistence_info(r)["rdb_bgsave_in_progress"] == 0, 10)
-    assert rdb_file_digest(node.dir / "dump.rdb") == _digest(r)
+    assert rdb_file_digest(node.dir / "dump.rdb") == dataset_digest_of(r)

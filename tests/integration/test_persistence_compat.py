@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from tests.harness import NodeProcess, free_port, wait_for
-from tests.persistence_helpers import all_types_keyspace, write_rdb
+from tests.persistence_helpers import all_types_keyspace, dataset_digest_of, write_rdb
 
 pytestmark = [
     pytest.mark.compat,
@@ -74,10 +74,6 @@ def redis_servers() -> Iterator[Callable[..., RedisServer]]:
         server.stop()
 
 
-def _digest(client: redis.Redis) -> bytes:
-    return bytes(client.execute_command("DEBUG", "DIGEST"))
-
-
 def _check_aof(aof_dir: Path) -> str:
     result = subprocess.run(
         ["redis-check-aof", str(aof_dir / "appendonly.aof.manifest")],
@@ -106,7 +102,7 @@ def test_our_aof_dir_loads_into_redis_server(
     wait_for(lambda: r.info("persistence")["aof_rewrite_in_progress"] == 0, 15)
     r.append("s", "-after-rewrite")
     r.incr("counter")
-    expected = _digest(r)
+    expected = dataset_digest_of(r)
     node.stop()
     copy = tmp_path / "redis-copy"
     copy.mkdir()
@@ -151,10 +147,10 @@ def test_redis_server_aof_dir_and_dump_load_into_redactor(
     with_aof = node_factory("with-aof", start=False, appendonly="yes")
     shutil.copytree(source / "appendonlydir", with_aof.dir / "appendonlydir")
     with_aof.start()
-    assert _digest(with_aof.client()) == expected
+    assert dataset_digest_of(with_aof.client()) == expected
     assert with_aof.client().get("int") == b"12346"
 
     with_rdb = node_factory("with-rdb", start=False)
     shutil.copy(source / "dump.rdb", with_rdb.dir / "dump.rdb")
     with_rdb.start()
-    assert _digest(with_rdb.client()) == expected
+    assert dataset_digest_of(with_rdb.client()) == expected
