@@ -12,8 +12,7 @@ import pytest
 import redis
 
 from tests.harness import NodeProcess
-
-READ_TIMEOUT_S = 5.0
+from tests.integration.shared import Wire
 
 
 @pytest.fixture(scope="module")
@@ -29,44 +28,6 @@ def r(node: NodeProcess) -> Iterator[redis.Redis]:
     client.flushall()
     yield client
     client.close()
-
-
-class Wire:
-    """A raw TCP connection to the node: send bytes, read exact replies."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=READ_TIMEOUT_S)
-        self.buffer = b""
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def read(self, size: int) -> bytes:
-        """Exactly ``size`` bytes (fails if the node closes first or goes silent)."""
-        while len(self.buffer) < size:
-            chunk = self.sock.recv(65536)
-            assert chunk, f"connection closed after {self.buffer!r}"
-            self.buffer += chunk
-        out, self.buffer = self.buffer[:size], self.buffer[size:]
-        return out
-
-    def expect(self, reply: bytes) -> None:
-        assert self.read(len(reply)) == reply
-
-    def read_until_closed(self) -> bytes:
-        """Everything until the node closes the connection (fails if it stays open)."""
-        out = self.buffer
-        while True:
-            try:
-                chunk = self.sock.recv(65536)
-            except ConnectionResetError:
-                return out
-            if not chunk:
-                return out
-            out += chunk
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture

@@ -1,0 +1,233 @@
+"""Pipelined GET and SET take the fast lane (actors/fastlane.py): these check it keeps the dispatcher's exact
+effects over raw pipelines, the way redis-benchmark -P sends them: replies, counters, propagation to the AOF and
+replicas, WATCH, blocked clients, TTLs, SELECT, MULTI, and the refusals (NOAUTH, READONLY) it must not skip."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from protocol.resp import encode_command
+from tests.harness import NodeProcess, wait_for
+from tests.integration.shared import Wire, module_node_fixture, resp2_client_fixture
+
+node = module_node_fixture()
+r = resp2_client_fixture()
+
+
+def pipeline(*commands: tuple[str | bytes, ...]) -> bytes:
+    """Commands as one write, the way a pipelining client sends them."""
+    return b"".join(
+        encode_command([part if isinstance(part, bytes) else part.encode() for part in command])
+        for command in commands
+    )
+
+
+@pytest.fixture
+def wire(node: NodeProcess) -> Iterator[Wire]:
+    w = Wire(node.port)
+    yield w
+    w.close()
+
+
+def test_pipelined_sets_and_gets_reply_as_redis_does(r: redis.Redis, wire: Wire) -> None:
+    wire.send(pipeline(("SET", "a", "1"), ("GET", "a"), ("GET", "missing"), ("set", "b", "22"), ("get", "b")))
+    wire.expect(b"+OK\r\n$1\r\n1\r\n$-1\r\n+OK\r\n$2\r\n22\r\n")
+    big = b"x" * 5000
+    wire.send(pipeline(("SET", "big", big), ("GET", "big"), ("SET", "empty", ""), ("GET", "empty")))
+    wire.expect(b"+OK\r\n$5000\r\n" + big + b"\r\n+OK\r\n$0\r\n\r\n")
+    assert r.mget("a", "b", "big", "empty") == [b"1", b"22", big, b""]
+
+
+def test_other_spellings_and_options_run_the_general_way(r: redis.Redis, wire: Wire) -> None:
+    wire.send(
+        pipeline(
+            ("Set", "k", "v1"),
+            ("SET", "k", "v2", "EX", "100"),
+            ("gEt", "k"),
+            ("GET", "k", "extra"),
+            ("SET", "k"),
+            ("GET", "k"),
+        )
+    )
+    wire.expect(
+        b"+OK\r\n+OK\r\n$2\r\nv2\r\n"
+        b"-ERR wrong number of arguments for 'get' command\r\n"
+        b"-ERR wrong number of arguments for 'set' command\r\n"
+        b"$2\r\nv2\r\n"
+    )
+    assert 0 < r.ttl("k") <= 100
+
+
+def test_wrongtype_in_the_middle_of_a_pipeline(r: redis.Redis, wire: Wire) -> None:
+    r.rpush("list", "x")
+    wire.send(pipeline(("SET", "a", "1"), ("GET", "list"), ("GET", "a"), ("SET", "list", "now a string")))
+    wire.expect(
+        b"+OK\r\n-WRONGTYPE Operation against a key holding the wrong kind of value\r\n$1\r\n1\r\n+OK\r\n"
+    )
+    assert r.type("list") == b"string"
+
+
+def test_set_drops_a_ttl_and_get_honours_lazy_expiry(r: redis.Redis, wire: Wire) -> None:
+    r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+    try:
+        r.set("keep", "v", ex=100)
+        r.set("gone", "v", px=30)
+        wire.send(pipeline(("SET", "keep", "w"), ("GET", "keep")))
+        wire.expect(b"+OK\r\n$1\r\nw\r\n")
+        assert r.ttl("keep") == -1
+        expired_before = r.info("stats")["expired_keys"]
+
+        def gone_reads_nil() -> bool:
+            # redis-py sends a pipeline as one write of upper-case GETs: the lane's input. The miss must come
+            # from Keyspace.lookup's lazy expiry (the lane leaves keys with a TTL to it), never a stale value.
+            with r.pipeline(transaction=False) as p:
+                p.get("gone")
+                p.get("keep")
+                gone, keep = p.execute()
+            assert keep == b"w"
+            return gone is None
+
+        wait_for(gone_reads_nil, 5.0, what="the TTL of 'gone' to pass")
+        assert r.exists("gone") == 0
+        assert r.info("stats")["expired_keys"] == expired_before + 1
+    finally:
+        r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "1")
+
+
+def test_counters_match_the_general_path(r: redis.Redis, wire: Wire) -> None:
+    r.config_resetstat()
+    wire.send(
+        pipeline(("SET", "a", "1"), ("SET", "b", "2"), ("GET", "a"), ("GET", "nope"), ("SET", "a", "3"))
+    )
+    wire.expect(b"+OK\r\n+OK\r\n$1\r\n1\r\n$-1\r\n+OK\r\n")
+    stats = r.info("commandstats")
+    assert stats["cmdstat_set"]["calls"] == 3
+    assert stats["cmdstat_get"]["calls"] == 2
+    keyspace = r.info("stats")
+    assert (keyspace["keyspace_hits"], keyspace["keyspace_misses"]) == (1, 1)
+    # Counters are published before the next command of the same pipeline runs: INFO sees them.
+    wire.send(pipeline(("SET", "c", "1"), ("GET", "c"), ("INFO", "commandstats")))
+    wire.expect(b"+OK\r\n$1\r\n1\r\n$")
+    header = b""
+    while not header.endswith(b"\r\n"):
+        header += wire.read(1)
+    text = wire.read(int(header[:-2]) + 2).decode()
+    assert "cmdstat_set:calls=4," in text and "cmdstat_get:calls=3," in text
+    assert r.info("stats")["total_commands_processed"] >= 8
+    wire.send(pipeline(("CLIENT", "SETNAME", "lane"), ("SET", "x", "1"), ("GET", "x")))
+    wire.expect(b"+OK\r\n+OK\r\n$1\r\n1\r\n")
+    clients = {c["name"]: c for c in r.client_list()}
+    assert clients["lane"]["cmd"] == "get"
+
+
+def test_resp3_misses_are_nulls(wire: Wire) -> None:
+    wire.send(pipeline(("HELLO", "3"), ("SET", "r3", "v"), ("GET", "r3"), ("GET", "r3-missing")))
+    tail = b"+OK\r\n$1\r\nv\r\n_\r\n"
+    data = b""
+    while not data.endswith(tail):
+        assert len(data) < 4096, data
+        data += wire.read(1)
+    assert data.startswith(b"%")  # HELLO's map, then the three replies
+
+
+def test_watch_sees_pipelined_sets(r: redis.Redis, wire: Wire, node: NodeProcess) -> None:
+    watcher = node.client(protocol=2)
+    with watcher.pipeline(transaction=True) as tx:
+        tx.watch("w")
+        wire.send(pipeline(("SET", "other", "1"), ("SET", "w", "changed")))
+        wire.expect(b"+OK\r\n+OK\r\n")
+        tx.multi()
+        tx.set("w", "from-tx")
+        with pytest.raises(redis.WatchError):
+            tx.execute()
+    assert r.get("w") == b"changed"
+
+
+def test_a_blocked_client_is_woken_by_a_write_in_a_pipeline(
+    r: redis.Redis, wire: Wire, node: NodeProcess
+) -> None:
+    blocked = Wire(node.port)
+    try:
+        blocked.send(pipeline(("BLPOP", "queue", "10")))
+        wait_for(lambda: r.info("clients")["blocked_clients"] == 1, 5.0, what="BLPOP to block")
+        wire.send(pipeline(("SET", "x", "1"), ("LPUSH", "queue", "job"), ("SET", "y", "2"), ("GET", "x")))
+        wire.expect(b"+OK\r\n:1\r\n+OK\r\n$1\r\n1\r\n")
+        blocked.expect(b"*2\r\n$5\r\nqueue\r\n$3\r\njob\r\n")
+        assert r.llen("queue") == 0
+    finally:
+        blocked.close()
+
+
+def test_select_and_multi_inside_a_pipeline(r: redis.Redis, wire: Wire) -> None:
+    wire.send(
+        pipeline(
+            ("SELECT", "1"),
+            ("SET", "k", "one"),
+            ("SELECT", "0"),
+            ("SET", "k", "zero"),
+            ("GET", "k"),
+            ("SELECT", "1"),
+            ("GET", "k"),
+            ("MULTI",),
+            ("SET", "t", "1"),
+            ("GET", "t"),
+            ("EXEC",),
+            ("SELECT", "0"),
+        )
+    )
+    wire.expect(
+        b"+OK\r\n+OK\r\n+OK\r\n+OK\r\n$4\r\nzero\r\n+OK\r\n$3\r\none\r\n"
+        b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n$1\r\n1\r\n+OK\r\n"
+    )
+    assert r.get("t") is None  # it went to db 1
+    r.select(1)
+    assert (r.get("k"), r.get("t")) == (b"one", b"1")
+    r.flushall()
+    r.select(0)
+
+
+def test_pipelined_writes_reach_the_aof_and_the_replicas(node_factory: Callable[..., NodeProcess]) -> None:
+    master = node_factory("master", appendonly="yes", appendfsync="always")
+    replica = node_factory("replica")
+    m, rep = master.client(protocol=2), replica.client(protocol=2)
+    rep.execute_command("REPLICAOF", "127.0.0.1", master.port)
+    wait_for(lambda: rep.info("replication")["master_link_status"] == "up", 10.0, what="the replica's link")
+    wire = Wire(master.port)
+    try:
+        batch = [("SET", f"key:{i}", f"v{i}") for i in range(200)]
+        wire.send(pipeline(*batch[:100], ("SELECT", "2"), *batch[100:], ("SELECT", "0")))
+        wire.expect(b"+OK\r\n" * 202)
+        # A read-only replica refuses pipelined SETs the general way; its GETs take the lane.
+        replica_wire = Wire(replica.port)
+        try:
+            wait_for(lambda: rep.dbsize() == 100, 10.0, what="the replica to receive db 0's keys")
+            replica_wire.send(pipeline(("SET", "key:1", "x"), ("GET", "key:1")))
+            replica_wire.expect(b"-READONLY You can't write against a read only replica.\r\n$2\r\nv1\r\n")
+        finally:
+            replica_wire.close()
+    finally:
+        wire.close()
+    digest = m.execute_command("DEBUG", "DIGEST")
+    wait_for(lambda: rep.execute_command("DEBUG", "DIGEST") == digest, 10.0, what="replica to match")
+    rep.select(2)
+    assert rep.dbsize() == 100
+    master.stop()
+    master.start()
+    assert master.client(protocol=2).execute_command("DEBUG", "DIGEST") == digest
+
+
+def test_unauthenticated_pipelines_are_refused(node_factory: Callable[..., NodeProcess]) -> None:
+    guarded = node_factory("guarded")
+    guarded.client(protocol=2).config_set("requirepass", "secret")
+    wire = Wire(guarded.port)
+    try:
+        wire.send(
+            pipeline(("SET", "a", "1"), ("GET", "a"), ("AUTH", "secret"), ("SET", "a", "1"), ("GET", "a"))
+        )
+        noauth = b"-NOAUTH Authentication required.\r\n"
+        wire.expect(noauth + noauth + b"+OK\r\n+OK\r\n$1\r\n1\r\n")
+    finally:
+        wire.close()
