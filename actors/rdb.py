@@ -1,9 +1,10 @@
 """The RDB file format, version 10 (Redis 7.0): dump a keyspace to bytes and load it back. Pure code.
 
 Used by the persistence actor (SAVE, BGSAVE in a forked child, loading at start-up, the AOF base file) and by
-replication (full sync payload). The writer takes no locks, starts no threads and logs nothing, since it runs
-in a forked child; the reader builds fresh ``Database`` objects and returns them only when the whole file was
-read and its checksum verified, so a bad file never half-replaces a dataset.
+replication (full sync payload, parsed with ``load_stream`` piece by piece as it arrives). The writer takes no
+locks, starts no threads and logs nothing, since it runs in a forked child; the reader builds fresh
+``Database`` objects and returns them only when the whole file was read and its checksum verified, so a bad
+file never half-replaces a dataset.
 
 File layout (rdb.c): ``REDIS0010``, AUX fields (0xFA name value), then per non-empty database SELECTDB (0xFE
 index) + RESIZEDB (0xFB keys, keys-with-TTL) + its keys, each ``[EXPIRETIME_MS 0xFC <i64 LE ms>] <type> <key>

@@ -23,7 +23,8 @@ The wire (node-to-node frames ``[b"N", header, payload?]``; the header is msgpac
                         bye []                                the replica leaves (REPLICAOF elsewhere, shutdown)
     master -> replica   continue [replid, stream db]          partial resync accepted; the stream follows
                         fullresync [replid, offset]           a snapshot at that offset will follow
-                        snap_begin [size] / snap [at] + chunk / snap_end [size, stream db]
+                        snap_begin [-1] / snap [at] + chunk / snap_end [size, stream db]
+                                                              (the size is known only at the end)
                         stream [start] + bytes                the replication stream from position start
                         ping [position sent | -1]             every repl-ping-replica-period (1 s while syncing)
                         getack [] / error [message] / bye []
@@ -38,10 +39,14 @@ the stream has selected where it resumes and FULLRESYNC's snapshot carries it to
 remembering it (after a restart, say).
 
 Full sync: the loop forks (``gc.freeze``; the child only writes the RDB with ``rdb.dump`` to
-``temp-repl-<pid>-<job>.rdb`` and leaves with ``os._exit``); the offset at fork time is the snapshot's offset,
-and from it on the stream is buffered per replica while the file is written and sent in 1 MiB chunks within a
-window of acks. The replica writes the chunks to a temp file, parses it in a worker thread (serving its old
-data meanwhile), and the loop swaps the new databases in at once.
+``temp-repl-<pid>-<job>.rdb``, writes one byte on a pipe once the file is complete, and leaves with
+``os._exit``); the offset at fork time is the snapshot's offset, and from it on the stream is buffered per
+replica. Save, transfer and load overlap, as Redis's diskless sync does (`repl-diskless-sync`): the actor sends
+the file while the child still writes it (what is below its size is final), in chunks of up to 1 MiB within a
+window of acks, and learns it is complete from the pipe (the cron reaps the child later). The replica feeds the
+chunks to a loader thread that parses them as they arrive (``rdb.load_stream``; the old data is served
+meanwhile); once the end is announced and parsed, the loop swaps the new databases in at once. A transfer that
+breaks off, is short or fails its checksum leaves the old data in place and the replica starts over.
 
 Chained replication: a replica keeps a backlog of the stream it applied, byte for byte the master's, and serves
 sub-replicas from it with the same ids and offsets.
@@ -170,8 +175,8 @@ class LinkState(Enum):
     CONNECT = "connect"  # must (re)connect: waits out its backoff, then asks the loop where its stream stands
     CONNECTING = "connecting"  # DEALER connected, hello sent: waits for the master to answer at all
     HANDSHAKE = "handshake"  # hello answered, PSYNC sent: waits for CONTINUE or FULLRESYNC
-    TRANSFER = "transfer"  # FULLRESYNC: waits for the snapshot's chunks and writes them to a temp file
-    LOADING = "loading"  # snapshot received: a worker thread parses it; the stream is buffered meanwhile
+    TRANSFER = "transfer"  # FULLRESYNC: waits for the chunks of the snapshot; a loader thread parses each
+    LOADING = "loading"  # snapshot received: the loader thread finishes it; the stream is buffered meanwhile
     CONNECTED = "connected"  # streaming: applies the master's stream in order, acks every second
 
 
@@ -191,8 +196,9 @@ class ReplicaState(Enum):
     """A replica attached to this node, as its master sees it (Redis's replstate)."""
 
     WAIT_BGSAVE_START = "wait_bgsave_start"  # needs a snapshot: waits for a fork (or the running one)
-    WAIT_BGSAVE_END = "wait_bgsave_end"  # forked at the snapshot's offset: the stream from there is buffered
-    SEND_BULK = "send_bulk"  # the snapshot file goes out in chunks, within a window of acks
+    WAIT_BGSAVE_END = "wait_bgsave_end"  # forked at the snapshot's offset: the stream from there is buffered,
+    # and the file goes out as the child writes it
+    SEND_BULK = "send_bulk"  # the file is complete: the rest of it goes out, within a window of acks
     ONLINE = "online"  # streaming: gets each batch of the stream as it is fed
 
 
