@@ -8,7 +8,9 @@ arrive, and where a transfer breaks off.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -264,3 +266,33 @@ def test_a_replica_syncs_a_large_dataset_while_writes_go_on(node_factory: Callab
     )
     assert rc.get("old") is None
     assert rc.dbsize() == 100_000 + written + 1
+
+
+def test_a_snapshot_child_that_dies_fails_the_sync_and_the_replica_retries(
+    node_factory: Callable[..., NodeProcess],
+) -> None:
+    master = node_factory("master", **REPL)
+    replica = node_factory("replica", **REPL)
+    mc, rc = master.client(), replica.client()
+    mc.execute_command("DEBUG", "POPULATE", 1000)
+    mc.execute_command("DEBUG", "SET-SAVE-DELAY", 10_000)  # the child sleeps before it writes anything
+    assert rc.execute_command("REPLICAOF", "127.0.0.1", master.port) == b"OK"
+
+    def forked_children() -> list[int]:
+        events = [json.loads(line) for line in master.log().splitlines() if "snapshot_forked" in line]
+        return [int(event["child_pid"]) for event in events]
+
+    wait_for(lambda: len(forked_children()) == 1, 10, what="the snapshot child")
+    mc.execute_command("DEBUG", "SET-SAVE-DELAY", 0)  # read at fork time: the next child writes at once
+    os.kill(forked_children()[0], signal.SIGKILL)
+    # The actor hears of the death on the child's pipe (EOF without the done byte), fails the sync; the
+    # replica starts over and the next snapshot gets through.
+    wait_for(lambda: info(rc)["master_link_status"] == "up", 15, what="the replica to sync on its next try")
+    assert "snapshot child failed" in master.log()
+    assert len(forked_children()) == 2
+    assert rc.dbsize() == 1000
+    wait_for(
+        lambda: not [n for n in os.listdir(master.dir) if n.startswith("temp-repl-")],
+        10,
+        what="no temp files",
+    )
