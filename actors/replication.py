@@ -1966,7 +1966,7 @@ class ReplicationActor(BusActor):
             log.error("snapshot_load_failed", master=f"{link.host}:{link.port}", reason=str(result))
             self._link_lost(link, "snapshot could not be loaded")
             return
-        if link.state is not LinkState.LOADING:  # a whole RDB before snap_end: load_stream refuses that
+        if link.state is not LinkState.LOADING:  # cannot happen: load_stream waits for finish() (snap_end)
             self._link_lost(link, "snapshot loaded before its end was announced")
             return
         self.master.call_threadsafe(
