@@ -21,6 +21,8 @@ to reconnect its inproc PUSH, which does not reconnect to a re-bound PULL by its
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -86,8 +88,13 @@ class BusActor(SupervisedActor):
         self.router: zmq.Socket[bytes] | None = None
         self.pull: zmq.Socket[bytes] | None = None
         self.poller = zmq.Poller()
-        # Extra sockets made by subclasses on this thread, with the callback that drains each.
-        self.extra_sockets: dict[zmq.Socket[bytes], Any] = {}
+        # Extra sockets made by subclasses on this thread (or plain file descriptors, such as a pipe from a
+        # child process), with the callback that drains each.
+        self.extra_sockets: dict[zmq.Socket[bytes] | int, Any] = {}
+        # A pipe whose read end is polled with the sockets: ``wake`` makes the poll return at once, so a
+        # message told to the actor by a worker thread is handled now rather than after the poll slice.
+        self._wake_r = self._wake_w = -1
+        self._wake_lock = threading.Lock()
 
     # -- pykka hooks (actor thread) --------------------------------------------------------------------
 
@@ -133,6 +140,12 @@ class BusActor(SupervisedActor):
         self.master.call_threadsafe(self.master.reconnect_bus)
         self.poller.register(router, zmq.POLLIN)
         self.poller.register(pull, zmq.POLLIN)
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        with self._wake_lock:
+            self._wake_r, self._wake_w = wake_r, wake_w
+        self.add_socket(wake_r, self._drain_wake)
         self.on_bus_started()
         self.actor_ref.tell(_POLL)
 
@@ -146,6 +159,10 @@ class BusActor(SupervisedActor):
         self.on_bus_stopping()
         for sock in list(self.extra_sockets):
             self.remove_socket(sock, close=True)
+        with self._wake_lock:
+            if self._wake_w >= 0:
+                os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1
         for own in (self.router, self.pull):
             if own is not None:
                 try:
@@ -219,18 +236,38 @@ class BusActor(SupervisedActor):
         except zmq.ZMQError:
             return False
 
-    def add_socket(self, sock: zmq.Socket[bytes], callback: Any) -> None:
+    def add_socket(self, sock: zmq.Socket[bytes] | int, callback: Any) -> None:
+        """Poll ``sock`` (a socket of this thread, or a file descriptor) too; ``callback()`` when readable."""
         self.extra_sockets[sock] = callback
         self.poller.register(sock, zmq.POLLIN)
 
-    def remove_socket(self, sock: zmq.Socket[bytes], close: bool = True) -> None:
+    def remove_socket(self, sock: zmq.Socket[bytes] | int, close: bool = True) -> None:
         if self.extra_sockets.pop(sock, None) is not None:
             try:
                 self.poller.unregister(sock)
             except KeyError:
                 pass
         if close:
-            sock.close(0)
+            if isinstance(sock, int):
+                os.close(sock)
+            else:
+                sock.close(0)
+
+    def wake(self) -> None:
+        """Any thread: end the actor's current poll now (after telling the actor something)."""
+        with self._wake_lock:
+            if self._wake_w >= 0:
+                try:
+                    os.write(self._wake_w, b"w")
+                except OSError:
+                    pass  # the pipe is full: the poll is woken already
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except OSError:
+            pass
 
     # -- extension points (actor thread) ---------------------------------------------------------------
 

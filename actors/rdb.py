@@ -1,9 +1,10 @@
 """The RDB file format, version 10 (Redis 7.0): dump a keyspace to bytes and load it back. Pure code.
 
 Used by the persistence actor (SAVE, BGSAVE in a forked child, loading at start-up, the AOF base file) and by
-replication (full sync payload). The writer takes no locks, starts no threads and logs nothing, since it runs
-in a forked child; the reader builds fresh ``Database`` objects and returns them only when the whole file was
-read and its checksum verified, so a bad file never half-replaces a dataset.
+replication (full sync payload, parsed with ``load_stream`` piece by piece as it arrives). The writer takes no
+locks, starts no threads and logs nothing, since it runs in a forked child; the reader builds fresh
+``Database`` objects and returns them only when the whole file was read and its checksum verified, so a bad
+file never half-replaces a dataset.
 
 File layout (rdb.c): ``REDIS0010``, AUX fields (0xFA name value), then per non-empty database SELECTDB (0xFE
 index) + RESIZEDB (0xFB keys, keys-with-TTL) + its keys, each ``[EXPIRETIME_MS 0xFC <i64 LE ms>] <type> <key>
@@ -730,7 +731,9 @@ def _read_value(data: bytes, pos: int, rtype: int) -> tuple[Any, int]:
             else:
                 member, pos = read_string(data, pos)
             if rtype == TYPE_ZSET_2:
-                scores[member] = unpack_double(data, pos)[0]  # struct.error past the end
+                if pos + 8 > len(data):
+                    raise IndexError
+                scores[member] = unpack_double(data, pos)[0]
                 pos += 8
             else:
                 scores[member], pos = _read_double_text(data, pos)
@@ -808,6 +811,89 @@ def load(
         data = bytes(source)
     else:
         data = source.read()
+    return _load(data, None, num_dbs, progress, drop_expired_before_ms)
+
+
+def load_stream(
+    more: Callable[[], bytes],
+    num_dbs: int,
+    progress: Callable[[int], None] | None = None,
+    drop_expired_before_ms: int | None = None,
+) -> RdbData:
+    """``load`` an RDB that arrives in pieces, parsing each piece as it comes (a replica's full sync).
+
+    ``more()`` returns the next piece, ``b""`` once the stream has ended; it may block (a loader thread
+    parses while the transfer is received) and may raise to abandon the load (the exception passes through).
+    Only the part not parsed yet is held in memory. The stream must be exactly one RDB: ending early is
+    "Unexpected EOF", bytes after the checksum are an error too. Same result and errors as ``load`` otherwise.
+    """
+    stream = _ChunkSource(more)
+    data = b""
+    try:
+        while len(data) < 9:
+            data = stream.refill(data, 0)
+    except IndexError:
+        pass  # shorter than a header: _parse_header says so
+    result = _load(data, stream, num_dbs, progress, drop_expired_before_ms)
+    trailing = stream.leftover
+    while not stream.ended:
+        chunk = more()
+        if not chunk:
+            break
+        trailing += len(chunk)
+    if trailing:
+        raise RdbError(f"{trailing} unexpected bytes after the RDB checksum at offset {result.end_offset}")
+    return result
+
+
+class _ChunkSource:
+    """The input of ``load_stream``: the pieces still to come, and what the parser already let go of.
+
+    The parser works on one ``bytes`` buffer. When an item runs past its end, the parser hands the buffer
+    back with the position of that item: the bytes before it are folded into the running CRC64 and dropped,
+    and at least as many new bytes as are kept are appended (so an item larger than a piece costs a few
+    re-parses and copies, not one per piece), then the item is parsed again from its start.
+    """
+
+    __slots__ = ("more", "base", "crc", "received", "ended", "leftover")
+
+    def __init__(self, more: Callable[[], bytes]) -> None:
+        self.more = more
+        self.base = 0  # stream offset of the buffer's first byte
+        self.crc = 0  # CRC64 of the bytes before the buffer
+        self.received = 0
+        self.ended = False
+        self.leftover = 0  # bytes in the buffer after the checksum when parsing ended
+
+    def refill(self, data: bytes, keep_from: int) -> bytes:
+        """``data[keep_from:]`` followed by more of the stream; IndexError if the stream has no more."""
+        if keep_from:
+            self.crc = crc64(self.crc, memoryview(data)[:keep_from])
+            self.base += keep_from
+        kept = len(data) - keep_from
+        parts = [data[keep_from:]] if kept else []
+        wanted = max(kept, 1)
+        got = 0
+        while got < wanted:
+            chunk = b"" if self.ended else self.more()
+            if not chunk:
+                self.ended = True
+                if not got:
+                    raise IndexError
+                break  # the stream ended: parsing what did arrive tells whether it was enough
+            parts.append(chunk)
+            got += len(chunk)
+            self.received += len(chunk)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _load(
+    data: bytes,
+    stream: _ChunkSource | None,
+    num_dbs: int,
+    progress: Callable[[int], None] | None,
+    drop_expired_before_ms: int | None,
+) -> RdbData:
     version = _parse_header(data)
     if num_dbs < 1:
         raise ValueError("num_dbs must be at least 1")
@@ -818,11 +904,12 @@ def load(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        pos = _load_body(data, pos, version, result, progress, drop_expired_before_ms)
+        pos = _load_body(data, pos, version, result, progress, drop_expired_before_ms, stream)
     except _AtOffset as exc:
         raise RdbError(f"{exc.reason} at offset {exc.offset}") from None
     except IndexError:
-        raise RdbError(f"Unexpected EOF reading RDB file at offset {len(data)}") from None
+        size = stream.received if stream is not None else len(data)
+        raise RdbError(f"Unexpected EOF reading RDB file at offset {size}") from None
     except (_Corrupt, ValueError, OverflowError, struct.error, MemoryError) as exc:
         raise RdbError(f"corrupt RDB data ({exc}) at offset {item_pos}") from None
     finally:
@@ -839,8 +926,14 @@ def _load_body(
     result: RdbData,
     progress: Callable[[int], None] | None,
     drop_before_ms: int | None,
+    stream: _ChunkSource | None = None,
 ) -> int:
-    """The opcode loop. Returns the position after the checksum. Errors inside it become _AtOffset."""
+    """The opcode loop. Returns the position after the checksum. Errors inside it become _AtOffset.
+
+    With a ``stream``, ``data`` is only what has arrived so far: an item cut off at its end (IndexError) is
+    parsed again once more bytes are in, so every read of an item must fail with IndexError, never with a
+    wrong value, when the buffer ends inside it; positions in errors and progress are then stream offsets.
+    """
     dbs = result.dbs
     num_dbs = len(dbs)
     db = dbs[0]
@@ -853,122 +946,143 @@ def _load_body(
     keys_read = 0
     expire_ms: int | None = None  # set by an EXPIRETIME opcode, consumed by the key that follows
     item_pos = pos
+    base = 0  # stream offset of data[0]
     try:
         while True:
-            item_pos = pos
-            rtype = data[pos]
-            pos += 1
-            if rtype == TYPE_STRING:
-                # Inlined fast path: short raw key and value strings.
-                b = data[pos]
-                if b < 64:
-                    end = pos + 1 + b
-                    key = data[pos + 1 : end]
-                    pos = end
-                else:
-                    key, pos = read_string(data, pos)
-                b = data[pos]
-                if b < 64:
-                    end = pos + 1 + b
-                    value: Any = data[pos + 1 : end]
-                    pos = end
-                else:
-                    value, pos = read_string(data, pos)
-            elif rtype < OPCODE_FUNCTION2:
-                if rtype not in _OBJECT_TYPES:  # checked before the key, as rdbIsObjectType is
-                    raise _Corrupt(f"unknown RDB object type {rtype}")
-                key, pos = read_string(data, pos)
-                value, pos = read_value(data, pos, rtype)
-                if not value and type(value) is not bytes:
-                    result.empty_skipped += 1  # Redis skips empty collections (empty keys) on load
-                    expire_ms = None
-                    continue
-            else:
-                if rtype == OPCODE_EXPIRETIME_MS:
-                    if pos + 8 > size:
-                        raise IndexError
-                    expire_ms = _UNPACK_I64(data, pos)[0]
-                    pos += 8
-                elif rtype == OPCODE_EXPIRETIME:
-                    if pos + 4 > size:
-                        raise IndexError
-                    expire_ms = _UNPACK_I32(data, pos)[0] * 1000
-                    pos += 4
-                elif rtype == OPCODE_SELECTDB:
-                    index, pos = _read_len(data, pos)
-                    if index >= num_dbs:
-                        raise _Corrupt(
-                            f"FATAL: Data file was created with a Redis server configured to handle more "
-                            f"than {num_dbs} databases (SELECTDB {index})"
-                        )
-                    stored[db.id] += keys_read - keys_at_select
-                    keys_at_select = keys_read
-                    db = dbs[index]
-                    db_data, db_expires = db.data, db.expires
-                elif rtype == OPCODE_RESIZEDB:
-                    _, pos = _read_len(data, pos)
-                    _, pos = _read_len(data, pos)
-                elif rtype == OPCODE_AUX:
-                    name, pos = read_string(data, pos)
-                    result.aux[name.decode("latin-1")], pos = read_string(data, pos)
-                elif rtype == OPCODE_EOF:
-                    break
-                elif rtype == OPCODE_IDLE:
-                    _, pos = _read_len(data, pos)
-                elif rtype == OPCODE_FREQ:
+            try:
+                while True:
+                    item_pos = pos
+                    rtype = data[pos]
                     pos += 1
-                elif rtype == OPCODE_MODULE_AUX:
-                    _, pos = _read_len(data, pos)  # module id
-                    when_opcode, pos = _read_len(data, pos)
-                    _, pos = _read_len(data, pos)  # when
-                    if when_opcode != MODULE_OPCODE_UINT:
-                        raise _Corrupt("bad when_opcode in module AUX data")
-                    pos = _skip_module_value(data, pos)
-                elif rtype == OPCODE_FUNCTION2:
-                    code, pos = read_string(data, pos)
-                    result.functions.append(code)
-                elif rtype == OPCODE_FUNCTION_PRE_GA:
-                    raise _Corrupt("Pre-release function format not supported")
-                else:
-                    raise _Corrupt(f"unknown RDB opcode {rtype}")
-                continue
-            # A key and its value: store it.
-            if expire_ms is not None:
-                if drop_before_ms is not None and expire_ms < drop_before_ms:
-                    result.expired_skipped += 1
-                    expire_ms = None
-                    continue
-                db_expires[key] = expire_ms
-                expire_ms = None
-            db_data[key] = value
-            keys_read += 1
-            if not keys_read & (PROGRESS_EVERY_KEYS - 1) and progress is not None:
-                progress(pos)
+                    if rtype == TYPE_STRING:
+                        # Inlined fast path: short raw key and value strings.
+                        b = data[pos]
+                        if b < 64:
+                            end = pos + 1 + b
+                            key = data[pos + 1 : end]
+                            pos = end
+                        else:
+                            key, pos = read_string(data, pos)
+                        b = data[pos]
+                        if b < 64:
+                            end = pos + 1 + b
+                            value: Any = data[pos + 1 : end]
+                            pos = end
+                        else:
+                            value, pos = read_string(data, pos)
+                    elif rtype < OPCODE_FUNCTION2:
+                        if rtype not in _OBJECT_TYPES:  # checked before the key, as rdbIsObjectType is
+                            raise _Corrupt(f"unknown RDB object type {rtype}")
+                        key, pos = read_string(data, pos)
+                        value, pos = read_value(data, pos, rtype)
+                        if not value and type(value) is not bytes:
+                            result.empty_skipped += 1  # Redis skips empty collections (empty keys) on load
+                            expire_ms = None
+                            continue
+                    else:
+                        if rtype == OPCODE_EXPIRETIME_MS:
+                            if pos + 8 > size:
+                                raise IndexError
+                            expire_ms = _UNPACK_I64(data, pos)[0]
+                            pos += 8
+                        elif rtype == OPCODE_EXPIRETIME:
+                            if pos + 4 > size:
+                                raise IndexError
+                            expire_ms = _UNPACK_I32(data, pos)[0] * 1000
+                            pos += 4
+                        elif rtype == OPCODE_SELECTDB:
+                            index, pos = _read_len(data, pos)
+                            if index >= num_dbs:
+                                raise _Corrupt(
+                                    f"FATAL: Data file was created with a Redis server configured to handle more "
+                                    f"than {num_dbs} databases (SELECTDB {index})"
+                                )
+                            stored[db.id] += keys_read - keys_at_select
+                            keys_at_select = keys_read
+                            db = dbs[index]
+                            db_data, db_expires = db.data, db.expires
+                        elif rtype == OPCODE_RESIZEDB:
+                            _, pos = _read_len(data, pos)
+                            _, pos = _read_len(data, pos)
+                        elif rtype == OPCODE_AUX:
+                            name, pos = read_string(data, pos)
+                            result.aux[name.decode("latin-1")], pos = read_string(data, pos)
+                        elif rtype == OPCODE_EOF:
+                            break
+                        elif rtype == OPCODE_IDLE:
+                            _, pos = _read_len(data, pos)
+                        elif rtype == OPCODE_FREQ:
+                            if pos >= size:
+                                raise IndexError
+                            pos += 1
+                        elif rtype == OPCODE_MODULE_AUX:
+                            _, pos = _read_len(data, pos)  # module id
+                            when_opcode, pos = _read_len(data, pos)
+                            _, pos = _read_len(data, pos)  # when
+                            if when_opcode != MODULE_OPCODE_UINT:
+                                raise _Corrupt("bad when_opcode in module AUX data")
+                            pos = _skip_module_value(data, pos)
+                        elif rtype == OPCODE_FUNCTION2:
+                            code, pos = read_string(data, pos)
+                            result.functions.append(code)
+                        elif rtype == OPCODE_FUNCTION_PRE_GA:
+                            raise _Corrupt("Pre-release function format not supported")
+                        else:
+                            raise _Corrupt(f"unknown RDB opcode {rtype}")
+                        continue
+                    # A key and its value: store it (unless the buffer ended inside it: slices don't raise).
+                    if pos > size:
+                        raise IndexError
+                    if expire_ms is not None:
+                        if drop_before_ms is not None and expire_ms < drop_before_ms:
+                            result.expired_skipped += 1
+                            expire_ms = None
+                            continue
+                        db_expires[key] = expire_ms
+                        expire_ms = None
+                    db_data[key] = value
+                    keys_read += 1
+                    if not keys_read & (PROGRESS_EVERY_KEYS - 1) and progress is not None:
+                        progress(base + pos)
+                break  # the EOF opcode
+            except IndexError:
+                if stream is None:
+                    raise
+                # The item at item_pos runs past the bytes received so far: parse it again with more.
+                data = stream.refill(data, item_pos)
+                base = stream.base
+                size = len(data)
+                pos = 0
     except _Corrupt as exc:
-        raise _AtOffset(str(exc), item_pos) from None
+        raise _AtOffset(str(exc), base + item_pos) from None
     except (ValueError, OverflowError, struct.error) as exc:
-        raise _AtOffset(f"corrupt RDB data ({exc})", item_pos) from None
+        raise _AtOffset(f"corrupt RDB data ({exc})", base + item_pos) from None
     stored[db.id] += keys_read - keys_at_select
     for db, count in zip(dbs, stored, strict=True):
         if len(db.data) != count:
-            raise RdbError(f"RDB has duplicated keys in DB {db.id} at offset {pos - 1}")
+            raise RdbError(f"RDB has duplicated keys in DB {db.id} at offset {base + pos - 1}")
     if pos > size:
         raise IndexError
     eof_pos = pos
     if version >= 5:
+        while stream is not None and pos + 8 > size:
+            data = stream.refill(data, pos)  # folds everything through the EOF opcode into stream.crc
+            base, size, pos, eof_pos = stream.base, len(data), 0, 0
         if pos + 8 > size:
             raise IndexError
         expected = int.from_bytes(data[pos : pos + 8], "little")
         pos += 8
         if expected != 0:  # zero: written with rdbchecksum no
-            actual = crc64(0, memoryview(data)[:eof_pos])
+            actual = crc64(stream.crc if stream is not None else 0, memoryview(data)[:eof_pos])
             if actual != expected:
                 raise RdbError(
-                    f"Wrong RDB checksum expected: ({expected:x}) got ({actual:x}) at offset {eof_pos}"
+                    f"Wrong RDB checksum expected: ({expected:x}) got ({actual:x}) at offset {base + eof_pos}"
                 )
+    if stream is not None:
+        stream.leftover = size - pos
     if progress is not None:
-        progress(pos)
-    return pos
+        progress(base + pos)
+    return base + pos
 
 
 def load_file(

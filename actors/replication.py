@@ -23,7 +23,8 @@ The wire (node-to-node frames ``[b"N", header, payload?]``; the header is msgpac
                         bye []                                the replica leaves (REPLICAOF elsewhere, shutdown)
     master -> replica   continue [replid, stream db]          partial resync accepted; the stream follows
                         fullresync [replid, offset]           a snapshot at that offset will follow
-                        snap_begin [size] / snap [at] + chunk / snap_end [size, stream db]
+                        snap_begin [-1] / snap [at] + chunk / snap_end [size, stream db]
+                                                              (the size is known only at the end)
                         stream [start] + bytes                the replication stream from position start
                         ping [position sent | -1]             every repl-ping-replica-period (1 s while syncing)
                         getack [] / error [message] / bye []
@@ -38,10 +39,14 @@ the stream has selected where it resumes and FULLRESYNC's snapshot carries it to
 remembering it (after a restart, say).
 
 Full sync: the loop forks (``gc.freeze``; the child only writes the RDB with ``rdb.dump`` to
-``temp-repl-<pid>-<job>.rdb`` and leaves with ``os._exit``); the offset at fork time is the snapshot's offset,
-and from it on the stream is buffered per replica while the file is written and sent in 1 MiB chunks within a
-window of acks. The replica writes the chunks to a temp file, parses it in a worker thread (serving its old
-data meanwhile), and the loop swaps the new databases in at once.
+``temp-repl-<pid>-<job>.rdb``, writes one byte on a pipe once the file is complete, and leaves with
+``os._exit``); the offset at fork time is the snapshot's offset, and from it on the stream is buffered per
+replica. Save, transfer and load overlap, as Redis's diskless sync does (`repl-diskless-sync`): the actor sends
+the file while the child still writes it (what is below its size is final), in chunks of up to 1 MiB within a
+window of acks, and learns it is complete from the pipe (the cron reaps the child later). The replica feeds the
+chunks to a loader thread that parses them as they arrive (``rdb.load_stream``; the old data is served
+meanwhile); once the end is announced and parsed, the loop swaps the new databases in at once. A transfer that
+breaks off, is short or fails its checksum leaves the old data in place and the replica starts over.
 
 Chained replication: a replica keeps a backlog of the stream it applied, byte for byte the master's, and serves
 sub-replicas from it with the same ids and offsets.
@@ -51,6 +56,7 @@ from __future__ import annotations
 
 import gc
 import os
+import queue
 import resource
 import signal
 import socket
@@ -89,6 +95,8 @@ BUS_PORT_OFFSET = 10000
 # keep a loopback or LAN link busy, small enough that a stalled replica costs little memory).
 SNAPSHOT_CHUNK_BYTES = 1024 * 1024
 SNAPSHOT_WINDOW_BYTES = 8 * SNAPSHOT_CHUNK_BYTES
+# While the child still writes the file, a chunk shorter than this waits for more (unless it is the last).
+SNAPSHOT_MIN_PARTIAL_CHUNK_BYTES = 256 * 1024
 # Stream messages are cut at this size so one message never holds a huge batch (a replica parses them on its
 # loop thread between other clients' commands).
 STREAM_MESSAGE_MAX_BYTES = 1024 * 1024
@@ -106,9 +114,10 @@ RECONNECT_BACKOFF_MAX_S = 2.0
 PUBLISH_INTERVAL_S = 0.5
 # Failed commands of the master's stream are logged at most this often (they mean the datasets diverged).
 APPLY_ERROR_LOG_INTERVAL_S = 10.0
-# A temp snapshot file is received here on the replica; a forked snapshot is written to the job's own name.
-RECV_TEMP_FILE = "temp-repl-recv-{pid}.rdb"
+# A forked snapshot is written to the job's own name (a replica parses what it receives without a file).
 SNAPSHOT_TEMP_FILE = "temp-repl-{pid}-{job}.rdb"
+# What a snapshot child writes on its pipe once its file is complete (it exits without it on failure).
+SNAPSHOT_DONE_BYTE = b"1"
 
 WAIT_ON_REPLICA = (
     "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is "
@@ -166,8 +175,8 @@ class LinkState(Enum):
     CONNECT = "connect"  # must (re)connect: waits out its backoff, then asks the loop where its stream stands
     CONNECTING = "connecting"  # DEALER connected, hello sent: waits for the master to answer at all
     HANDSHAKE = "handshake"  # hello answered, PSYNC sent: waits for CONTINUE or FULLRESYNC
-    TRANSFER = "transfer"  # FULLRESYNC: waits for the snapshot's chunks and writes them to a temp file
-    LOADING = "loading"  # snapshot received: a worker thread parses it; the stream is buffered meanwhile
+    TRANSFER = "transfer"  # FULLRESYNC: waits for the chunks of the snapshot; a loader thread parses each
+    LOADING = "loading"  # snapshot received: the loader thread finishes it; the stream is buffered meanwhile
     CONNECTED = "connected"  # streaming: applies the master's stream in order, acks every second
 
 
@@ -187,8 +196,9 @@ class ReplicaState(Enum):
     """A replica attached to this node, as its master sees it (Redis's replstate)."""
 
     WAIT_BGSAVE_START = "wait_bgsave_start"  # needs a snapshot: waits for a fork (or the running one)
-    WAIT_BGSAVE_END = "wait_bgsave_end"  # forked at the snapshot's offset: the stream from there is buffered
-    SEND_BULK = "send_bulk"  # the snapshot file goes out in chunks, within a window of acks
+    WAIT_BGSAVE_END = "wait_bgsave_end"  # forked at the snapshot's offset: the stream from there is buffered,
+    # and the file goes out as the child writes it
+    SEND_BULK = "send_bulk"  # the file is complete: the rest of it goes out, within a window of acks
     ONLINE = "online"  # streaming: gets each batch of the stream as it is fed
 
 
@@ -205,8 +215,8 @@ class JobState(Enum):
     """A snapshot made for replicas."""
 
     REQUESTED = "requested"  # the loop was asked to fork; replicas needing a snapshot may still join
-    FORKED = "forked"  # the child writes the file; its offset is known
-    DONE = "done"  # the file is complete; replicas are being sent it
+    FORKED = "forked"  # the child writes the file (replicas are sent it as it grows); its offset is known
+    DONE = "done"  # the file is complete: its size is final; replicas are sent the rest of it
 
 
 # -- views the actor publishes for the loop (immutable; replaced whole, so reading needs no lock) -------------
@@ -438,18 +448,32 @@ class Replication:
         aux = rdb.default_aux(self.replid, offset, max(stream_db, 0))
         compress, checksum = bool(self.config["rdbcompression"]), bool(self.config["rdbchecksum"])
         delay_s = float(getattr(server.persistence, "child_delay_s", 0.0) or 0.0)
+        # The file exists before the fork (the actor streams it to replicas while the child writes it), and
+        # the child reports a complete file on a pipe the actor polls: no wait for the cron to reap it.
+        try:
+            out_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as exc:
+            log.error("snapshot_fork_failed", job=job, reason=exc.strerror)
+            self._tell(b"fork_failed", [job, str(exc.strerror)])
+            return
+        done_r, done_w = os.pipe()
         gc.freeze()
         started = time.perf_counter()
         try:
             pid = os.fork()
         except OSError as exc:
             gc.unfreeze()
+            for fd in (out_fd, done_r, done_w):
+                os.close(fd)
+            _unlink_quietly(path)
             log.error("snapshot_fork_failed", job=job, reason=exc.strerror)
             self._tell(b"fork_failed", [job, str(exc.strerror)])
             return
         if pid == 0:  # the child: write the file and leave; no logging, sockets or locks here
-            _snapshot_child(path, dbs, aux, compress, checksum, delay_s)
+            _snapshot_child(out_fd, done_w, dbs, aux, compress, checksum, delay_s)
         gc.unfreeze()
+        os.close(out_fd)
+        os.close(done_w)
         self._children[pid] = (job, path)
         log.info(
             "snapshot_forked",
@@ -458,7 +482,7 @@ class Replication:
             offset=offset,
             fork_usec=int((time.perf_counter() - started) * 1e6),
         )
-        self._tell(b"forked", [job, pid, offset, stream_db, self.replid, path])
+        self._tell(b"forked", [job, pid, offset, stream_db, self.replid, path, done_r])
 
     def _reap_children(self) -> None:
         for pid, (job, path) in list(self._children.items()):
@@ -938,15 +962,28 @@ class Replication:
 
 
 def _snapshot_child(
-    path: str, dbs: list[Database], aux: dict[str, Any], compress: bool, checksum: bool, delay_s: float
+    out_fd: int,
+    done_fd: int,
+    dbs: list[Database],
+    aux: dict[str, Any],
+    compress: bool,
+    checksum: bool,
+    delay_s: float,
 ) -> None:
-    """The whole life of a snapshot child: write the RDB and leave. Never returns."""
+    """The whole life of a snapshot child: write the RDB to ``out_fd``, say so on ``done_fd``, leave.
+
+    Never returns. The byte on ``done_fd`` is written only once the file is complete and closed: the actor,
+    which streams the file while it grows, takes its size as final then.
+    """
     status = 1
     try:
         gc.disable()
         # Inherited descriptors (listening sockets, ZeroMQ, the AOF) must not outlive the parent in an orphaned
         # child: a restarted node could not bind its ports while the child sleeps or writes.
-        os.closerange(3, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        keep = sorted((out_fd, done_fd))
+        os.closerange(3, keep[0])
+        os.closerange(keep[0] + 1, keep[1])
+        os.closerange(keep[1] + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         try:
             signal.set_wakeup_fd(-1)  # the parent's loop owns that socket
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
@@ -955,8 +992,9 @@ def _snapshot_child(
             pass
         if delay_s > 0:
             time.sleep(delay_s)
-        with open(path, "wb") as out:
+        with open(out_fd, "wb") as out:
             rdb.dump(dbs, out, aux, compress=compress, checksum=checksum)
+        os.write(done_fd, SNAPSHOT_DONE_BYTE)
         status = 0
     except BaseException:
         status = 1
@@ -986,6 +1024,7 @@ class SnapshotJob:
     replid: str = ""
     path: str = ""
     size: int = 0
+    done_fd: int = -1  # read end of the child's pipe, polled while FORKED (-1: closed)
     replicas: set[bytes] = field(default_factory=set)
     started_s: float = field(default_factory=time.monotonic)
 
@@ -1036,26 +1075,80 @@ class MasterLink:
     getack_pending: bool = False
     down_since_s: float = 0.0  # time.time() of the last loss of a connected link (0: none yet)
     was_connected: bool = False
-    # TRANSFER: where the snapshot goes, and what FULLRESYNC announced.
-    snap_path: str = ""
-    snap_out: BinaryIO | None = None
+    # TRANSFER: the thread parsing the snapshot as it arrives, and what FULLRESYNC announced.
+    loader: SnapshotLoader | None = None
     snap_replid: str = ""
     snap_offset: int = 0
     snap_size: int = -1
     snap_received: int = 0
     snap_last_io_s: float = 0.0
+    snap_stream_db: int = -1  # the database the stream has selected at the snapshot's offset (snap_end)
     # LOADING: stream messages that arrived while the snapshot is parsed.
     buffered: list[tuple[int, bytes]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class _Loaded:
-    """A worker thread finished parsing a received snapshot (told to the actor)."""
+    """A loader thread finished parsing a received snapshot, or gave up on it (told to the actor)."""
 
     attempt: int
     result: rdb.RdbData | Exception
-    stream_db: int  # the database the stream has selected at the snapshot's offset
     duration_ms: float
+
+
+class _LoadAbandoned(Exception):
+    """The transfer a loader thread parses was abandoned (the link was lost): the thread just ends."""
+
+
+class SnapshotLoader:
+    """Parses a full sync's snapshot in a worker thread while it is being received (replica side).
+
+    The actor feeds each chunk as it arrives (``feed``), then ``finish`` at the snapshot's end or ``abandon``
+    if the link is lost; the thread parses with ``rdb.load_stream``, so loading overlaps the transfer (and
+    the master's child writing it) instead of following it, and only the part not parsed yet is held in
+    memory. The result (databases, or the error) is told to the actor as ``_Loaded``; the live keyspace is
+    not touched: the loop swaps the new databases in at once, so a failed sync leaves the old data in place.
+    """
+
+    def __init__(self, attempt: int, num_dbs: int, deliver: Any) -> None:
+        self.attempt = attempt
+        self._num_dbs = num_dbs
+        self._deliver = deliver  # called with the _Loaded, from the loader thread
+        self._pieces: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._started_s = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="replication-snapshot-load", daemon=True)
+        self._thread.start()
+
+    def feed(self, chunk: bytes) -> None:
+        if chunk:
+            self._pieces.put(chunk)
+
+    def finish(self) -> None:
+        self._pieces.put(b"")
+
+    def abandon(self) -> None:
+        self._pieces.put(None)
+
+    def _next_piece(self) -> bytes:
+        piece = self._pieces.get()
+        if piece is None:
+            raise _LoadAbandoned
+        return piece
+
+    def _run(self) -> None:
+        result: rdb.RdbData | Exception
+        try:
+            result = rdb.load_stream(self._next_piece, self._num_dbs)
+        except _LoadAbandoned:
+            return
+        except Exception as exc:  # reported to the actor, which drops the link
+            result = exc
+        try:
+            self._deliver(
+                _Loaded(self.attempt, result, round((time.monotonic() - self._started_s) * 1000, 1))
+            )
+        except Exception:
+            pass  # the actor stopped meanwhile
 
 
 class ReplicationActor(BusActor):
@@ -1107,6 +1200,7 @@ class ReplicationActor(BusActor):
         # Snapshot children belong to the loop, which reaps them (and kills them when the node stops); a file a
         # child is still writing is deleted when the next incarnation hears it is done (an unknown job).
         for job in list(self.jobs.values()):
+            self._close_done_fd(job)
             if job.state is JobState.DONE:
                 _unlink_quietly(job.path)
         self.jobs.clear()
@@ -1352,12 +1446,21 @@ class ReplicationActor(BusActor):
             self._new_job(waiting)
 
     def _attach_to_forked(self, replica: ReplicaLink, job: SnapshotJob) -> None:
+        """FULLRESYNC at the job's offset, and the snapshot starts flowing: it is sent as the child writes it."""
         replica.job = job.id
         replica.state = ReplicaState.WAIT_BGSAVE_END
         replica.stream_pos = job.offset
         replica.pending.clear()
         replica.pending_bytes = 0
+        try:
+            replica.snap_file = open(job.path, "rb", buffering=0)  # closed when the transfer ends
+        except OSError as exc:
+            self._drop_replica(replica, f"cannot open snapshot: {exc.strerror}")
+            return
+        replica.snap_sent = replica.snap_acked = 0
+        replica.snap_started_s = time.monotonic()
         self._send_replica(replica, "fullresync", job.replid, job.offset)
+        self._send_replica(replica, "snap_begin", -1)  # the size is known at snap_end
         log.info(
             "full_sync_started",
             replica=f"{replica.ip}:{replica.port}",
@@ -1366,12 +1469,17 @@ class ReplicationActor(BusActor):
             replid=job.replid,
         )
 
-    def _on_forked(self, job_id: int, pid: int, offset: int, stream_db: int, replid: str, path: str) -> None:
+    def _on_forked(
+        self, job_id: int, pid: int, offset: int, stream_db: int, replid: str, path: str, done_fd: int
+    ) -> None:
         job = self.jobs.get(int(job_id))
         if job is None:
+            os.close(done_fd)
             return  # asked by a previous incarnation of this actor: its file is removed when it is done
         job.state, job.pid, job.offset = JobState.FORKED, int(pid), int(offset)
         job.stream_db, job.replid, job.path = int(stream_db), str(replid), str(path)
+        job.done_fd = int(done_fd)
+        self.add_socket(job.done_fd, lambda: self._on_child_signal(job))
         for identity in list(job.replicas):
             replica = self.replicas.get(identity)
             if replica is None:
@@ -1383,6 +1491,7 @@ class ReplicationActor(BusActor):
         job = self.jobs.pop(job_id, None)
         if job is None:
             return
+        self._close_done_fd(job)
         log.warning("full_sync_failed", job=job_id, reason=reason)
         for identity in job.replicas:
             replica = self.replicas.get(identity)
@@ -1393,23 +1502,53 @@ class ReplicationActor(BusActor):
             _unlink_quietly(job.path)
         self._start_waiting_syncs()
 
+    def _close_done_fd(self, job: SnapshotJob) -> None:
+        if job.done_fd >= 0:
+            self.remove_socket(job.done_fd, close=True)
+            job.done_fd = -1
+
+    def _on_child_signal(self, job: SnapshotJob) -> None:
+        """The child's pipe is readable: its done byte (the file is complete) or EOF (it died without it)."""
+        if job.done_fd < 0:
+            return
+        try:
+            said = os.read(job.done_fd, 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            said = b""
+        self._close_done_fd(job)
+        if self.jobs.get(job.id) is not job or job.state is not JobState.FORKED:
+            return
+        if SNAPSHOT_DONE_BYTE in said:
+            self._on_snapshot_written(job)
+        else:
+            self._on_job_failed(job.id, "snapshot child failed")
+
     def _on_snapshot_done(self, job_id: int, ok: bool, path: str) -> None:
+        """The loop reaped the child (its pipe has usually told this actor already)."""
         job = self.jobs.get(job_id)
         if job is None:
-            _unlink_quietly(path)  # a job of a previous incarnation of this actor
+            _unlink_quietly(path)  # a job of a previous incarnation of this actor, or one already released
+            return
+        if job.state is not JobState.FORKED:
             return
         if not ok:
             self._on_job_failed(job_id, "snapshot child failed")
             return
+        self._on_snapshot_written(job)
+
+    def _on_snapshot_written(self, job: SnapshotJob) -> None:
+        self._close_done_fd(job)
         try:
             job.size = os.path.getsize(job.path)
         except OSError as exc:
-            self._on_job_failed(job_id, f"snapshot file missing: {exc.strerror}")
+            self._on_job_failed(job.id, f"snapshot file missing: {exc.strerror}")
             return
         job.state = JobState.DONE
         log.info(
             "snapshot_written",
-            job=job_id,
+            job=job.id,
             child_pid=job.pid,
             bytes=job.size,
             duration_ms=round((time.monotonic() - job.started_s) * 1000, 1),
@@ -1420,16 +1559,9 @@ class ReplicationActor(BusActor):
             if replica is None:
                 job.replicas.discard(identity)
                 continue
-            try:
-                replica.snap_file = open(job.path, "rb")  # closed when the transfer ends
-            except OSError as exc:
-                self._drop_replica(replica, f"cannot open snapshot: {exc.strerror}")
-                continue
             replica.state = ReplicaState.SEND_BULK
-            replica.snap_sent = replica.snap_acked = 0
-            replica.snap_started_s = now
-            self._send_replica(replica, "snap_begin", job.size)
             self._replicas_dirty = True
+            self._send_bulk(replica, now)
         self._release_job(job)
         self._start_waiting_syncs()
 
@@ -1440,17 +1572,29 @@ class ReplicationActor(BusActor):
             _unlink_quietly(job.path)
 
     def _send_bulk(self, replica: ReplicaLink, now: float) -> None:
+        """Send what the window allows of the snapshot file, growing (FORKED) or complete (DONE)."""
         job = self.jobs.get(replica.job) if replica.job is not None else None
         if job is None or replica.snap_file is None:
             self._drop_replica(replica, "snapshot vanished")
             return
-        while replica.snap_sent < job.size and replica.snap_sent - replica.snap_acked < SNAPSHOT_WINDOW_BYTES:
-            chunk = replica.snap_file.read(SNAPSHOT_CHUNK_BYTES)
+        done = job.state is JobState.DONE
+        fd = replica.snap_file.fileno()
+        while replica.snap_sent - replica.snap_acked < SNAPSHOT_WINDOW_BYTES:
+            try:
+                # While the child writes, only bytes below the file's size are final (written and visible).
+                available = (job.size if done else os.fstat(fd).st_size) - replica.snap_sent
+                if available <= 0 or (not done and available < SNAPSHOT_MIN_PARTIAL_CHUNK_BYTES):
+                    break  # all sent, or wait for a worthwhile piece rather than send crumbs
+                chunk = os.pread(fd, min(SNAPSHOT_CHUNK_BYTES, available), replica.snap_sent)
+            except OSError as exc:
+                self._drop_replica(replica, f"cannot read snapshot: {exc.strerror}")
+                return
             if not chunk:
-                break
+                self._drop_replica(replica, f"snapshot file shorter than its {job.size} bytes")
+                return
             self._send_replica(replica, "snap", replica.snap_sent, payload=chunk)
             replica.snap_sent += len(chunk)
-        if replica.snap_sent < job.size:
+        if not done or replica.snap_sent < job.size:
             return
         replica.snap_file.close()
         replica.snap_file = None
@@ -1552,7 +1696,7 @@ class ReplicationActor(BusActor):
                     replica.last_ping_s = now
                     self._send_replica(replica, "ping", replica.stream_pos)
             else:
-                if state is ReplicaState.SEND_BULK:
+                if replica.snap_file is not None:  # WAIT_BGSAVE_END (the file grows) or SEND_BULK
                     self._send_bulk(replica, now)
                 if (
                     replica.state is not ReplicaState.ONLINE
@@ -1593,12 +1737,9 @@ class ReplicationActor(BusActor):
 
     def _close_link(self, link: MasterLink) -> None:
         self._close_link_socket(link)
-        if link.snap_out is not None:
-            link.snap_out.close()
-            link.snap_out = None
-        if link.snap_path:
-            _unlink_quietly(link.snap_path)
-            link.snap_path = ""
+        if link.loader is not None:
+            link.loader.abandon()
+            link.loader = None
         link.buffered.clear()
 
     def _close_link_socket(self, link: MasterLink) -> None:
@@ -1771,13 +1912,14 @@ class ReplicationActor(BusActor):
     def _on_fullresync(self, link: MasterLink, replid: str, offset: int) -> None:
         link.snap_replid, link.snap_offset = replid, offset
         link.snap_size, link.snap_received = -1, 0
-        link.snap_path = RECV_TEMP_FILE.format(pid=os.getpid())
-        try:
-            link.snap_out = open(link.snap_path, "wb")  # closed at snap_end or on loss
-        except OSError as exc:
-            self._link_lost(link, f"cannot write {link.snap_path}: {exc.strerror}")
-            return
         link.snap_last_io_s = time.monotonic()
+        actor_ref = self.actor_ref
+
+        def deliver(message: _Loaded) -> None:
+            actor_ref.tell(message)
+            self.wake()
+
+        link.loader = SnapshotLoader(link.attempt, len(self.server.keyspace.dbs), deliver)
         log.info(
             "full_sync_started",
             role="replica",
@@ -1788,60 +1930,44 @@ class ReplicationActor(BusActor):
         self._set_link_state(link, LinkState.TRANSFER)
 
     def _on_snap_chunk(self, link: MasterLink, at: int, chunk: bytes) -> None:
-        if link.state is not LinkState.TRANSFER or link.snap_out is None:
+        if link.state is not LinkState.TRANSFER or link.loader is None:
             return
         if at != link.snap_received:
             self._link_lost(link, f"snapshot chunk at {at}, expected {link.snap_received}")
             return
-        try:
-            link.snap_out.write(chunk)
-        except OSError as exc:
-            self._link_lost(link, f"cannot write the snapshot: {exc.strerror}")
-            return
+        link.loader.feed(chunk)
         link.snap_received += len(chunk)
         link.snap_last_io_s = time.monotonic()
         self._send_master(link, "snap_ack", link.snap_received)
 
     def _on_snap_end(self, link: MasterLink, size: int, stream_db: int) -> None:
-        out = link.snap_out
-        link.snap_out = None
-        if out is not None:
-            out.close()
+        if link.loader is None:
+            return
         if size != link.snap_received:
             self._link_lost(link, f"snapshot truncated: {link.snap_received} of {size} bytes")
             return
+        link.loader.finish()
         link.snap_size = size
+        link.snap_stream_db = stream_db
         link.read_pos = link.snap_offset
         self._set_link_state(link, LinkState.LOADING)
-        attempt, path, num_dbs = link.attempt, link.snap_path, len(self.server.keyspace.dbs)
-        started = time.monotonic()
-        actor_ref = self.actor_ref
-
-        def load() -> None:
-            result: rdb.RdbData | Exception
-            try:
-                result = rdb.load_file(path, num_dbs)
-            except Exception as exc:  # reported to the actor, which drops the link
-                result = exc
-            try:
-                actor_ref.tell(
-                    _Loaded(attempt, result, stream_db, round((time.monotonic() - started) * 1000, 1))
-                )
-            except Exception:
-                pass  # the actor stopped meanwhile
-
-        threading.Thread(target=load, name="replication-snapshot-load", daemon=True).start()
 
     def _snapshot_loaded(self, message: _Loaded) -> None:
         link = self.link
-        if link is None or link.attempt != message.attempt or link.state is not LinkState.LOADING:
+        if (
+            link is None
+            or link.attempt != message.attempt
+            or link.state not in (LinkState.TRANSFER, LinkState.LOADING)
+        ):
             return
         result = message.result
-        _unlink_quietly(link.snap_path)
-        link.snap_path = ""
+        link.loader = None
         if isinstance(result, Exception):
             log.error("snapshot_load_failed", master=f"{link.host}:{link.port}", reason=str(result))
             self._link_lost(link, "snapshot could not be loaded")
+            return
+        if link.state is not LinkState.LOADING:  # cannot happen: load_stream waits for finish() (snap_end)
+            self._link_lost(link, "snapshot loaded before its end was announced")
             return
         self.master.call_threadsafe(
             self.facade.install_snapshot,
@@ -1849,7 +1975,7 @@ class ReplicationActor(BusActor):
             result.dbs,
             link.snap_replid,
             link.snap_offset,
-            message.stream_db,
+            link.snap_stream_db,
         )
         log.info(
             "snapshot_loaded",
