@@ -125,7 +125,13 @@ def encode_into(out: list[bytes], value: Any, resp3: bool) -> None:
         n = len(value)
         out.append(_ARRAY_HEADERS[n] if n <= 1024 else b"*%d\r\n" % n)
         for item in value:
-            encode_into(out, item, resp3)
+            if type(item) is bytes:
+                # Arrays of bulk strings (LRANGE, SMEMBERS, MGET, ...) are encoded here: a call per element
+                # is most of what such a reply costs.
+                n = len(item)
+                out += (BULK_HEADERS[n] if n <= 1024 else b"$%d\r\n" % n, item, CRLF)
+            else:
+                encode_into(out, item, resp3)
     elif isinstance(value, CommandError):
         out.append(b"-" + str(value).replace("\r", " ").replace("\n", " ").encode() + CRLF)
     elif kind is float:
