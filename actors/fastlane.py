@@ -95,14 +95,14 @@ class FastLane:
                     if expires and key in expires:
                         break  # lazy expiry is Keyspace.lookup's
                     value = get(key)
-                    if value is None:
-                        misses += 1
-                        append(null_reply)
-                    elif type(value) is bytes:
+                    if type(value) is bytes:
                         try:
                             out += (BULK_HEADERS[len(value)], value, CRLF)
                         except IndexError:
                             out += (b"$%d\r\n" % len(value), value, CRLF)
+                    elif value is None:
+                        misses += 1
+                        append(null_reply)
                     else:
                         break  # WRONGTYPE is the general path's
                 else:
