@@ -37,6 +37,10 @@ MAX_MULTIBULK_COUNT = 1024 * 1024
 # A '*' followed by 7+ digits (>= 1,000,000): a count that may exceed MAX_MULTIBULK_COUNT. Data containing it is
 # checked by the header walker before hiredis sees it (payload bytes can match too; the walk tells them apart).
 _BIG_COUNT = re.compile(rb"\*\d{7}")
+# The lowest proto-max-bulk-len (and client-query-buffer-limit) CONFIG accepts, as in Redis: 1 MB.
+MIN_BULK_LIMIT = 1024 * 1024
+# "No item fetched yet" for RequestParser._drain_multibulk (hiredis items can be None or False).
+_NO_ITEM: Any = object()
 # Inline requests (telnet, redis-cli's fallback) longer than this are refused, as Redis does (PROTO_INLINE_MAX_SIZE).
 MAX_INLINE_BYTES = 64 * 1024
 
@@ -176,9 +180,20 @@ def encode(value: Any, resp3: bool = False) -> bytes:
     return b"".join(out)
 
 
+# encode_command's templates for the common argument counts: one %-format instead of a join of 3n+1 parts.
+_COMMAND_TEMPLATES = {n: b"*%d\r\n" % n + b"$%d\r\n%b\r\n" * n for n in range(1, 4)}
+
+
 def encode_command(argv: list[bytes] | tuple[bytes, ...]) -> bytes:
     """A command as a RESP array of bulk strings: the form of the AOF and of the replication stream."""
-    parts = [b"*%d\r\n" % len(argv)]
+    n = len(argv)
+    if n == 3:  # SET, HGET-style writes: the bulk of a write-heavy stream
+        a, b, c = argv
+        return _COMMAND_TEMPLATES[3] % (len(a), a, len(b), b, len(c), c)
+    if n == 2:
+        a, b = argv
+        return _COMMAND_TEMPLATES[2] % (len(a), a, len(b), b)
+    parts = [b"*%d\r\n" % n]
     for arg in argv:
         parts.append(b"$%d\r\n" % len(arg))
         parts.append(arg)
@@ -261,14 +276,13 @@ class RequestParser:
         self._feed_reader(data)
 
     def _feed_reader(self, data: bytes) -> None:
+        # At a boundary the last bytes fed were a command's final CRLF, so no count can straddle the two
+        # reads: the (common) case of whole commands per read searches only the new bytes.
+        straddles = not self._boundary and _BIG_COUNT.search(self._tail + data[:16])
         self._boundary = False
         self._fed.append(data)
         self._fed_end += len(data)
-        if (
-            _BIG_COUNT.search(self._tail + data[:16])
-            or _BIG_COUNT.search(data)
-            or len(data) > self.max_bulk_len
-        ):
+        if straddles or _BIG_COUNT.search(data) or len(data) > self.max_bulk_len:
             # Check the headers before hiredis allocates an array for a count it should never see (an inline
             # request found on the way is left for _recover_inline, once hiredis gets there).
             try:
@@ -310,12 +324,81 @@ class RequestParser:
         if self.pending_bytes() > self.max_query_buffer:
             raise ProtocolError("query buffer limit exceeded", silent=True)
 
-    def _drain_multibulk(self, out: list[list[bytes]]) -> bool:
-        """Take every complete multibulk command from hiredis. True if inline input follows (parse it next)."""
+    def feed_parse(self, data: bytes, out: list[list[bytes]]) -> None:
+        """``feed(data)`` then ``parse(out)``: a connection's per-read call, fast for whole commands.
+
+        The common read holds one or more complete multibulk commands and nothing else. That case goes
+        straight through hiredis, skipping the boundary bookkeeping the general path keeps for reads that end
+        inside a command or mix in inline requests; at the first sign of anything else (an incomplete command,
+        an odd reply type, a hiredis error) the read is handed to the general path exactly where it stands.
+        """
+        if not self._boundary or self._inline or data[:1] != b"*" or self._error is not None:
+            self.feed(data)
+            self.parse(out)
+            return
+        # One request whose count has fewer than 7 digits cannot hold a big count; else search for one. A read
+        # under MIN_BULK_LIMIT cannot exceed proto-max-bulk-len, whatever CONFIG SET made of it since.
+        if (
+            ((data.count(b"*") != 1 or data.find(b"\r", 0, 8) < 0) and _BIG_COUNT.search(data))
+            or len(data) >= MIN_BULK_LIMIT
+            or len(data) > self.max_bulk_len
+        ):
+            self.feed(data)  # the header walker checks these before hiredis sees them
+            self.parse(out)
+            return
+        reader = self._reader
+        reader.feed(data)
+        returned = 0
+        while True:
+            first: Any
+            try:
+                first = reader.gets()
+            except hiredis.ProtocolError as exc:
+                first = exc
+            if type(first) is not list or not first:
+                break
+            for arg in first:
+                if type(arg) is not bytes:
+                    break
+            else:
+                out.append(first)
+                returned += 1
+                if not reader.has_data():
+                    return  # at a boundary again, as before the call (where _tail plays no part)
+                continue
+            break
+        # Hand over: the state _feed_reader would have set for this read, with the commands taken so far.
+        self._boundary = False
+        self._fed.append(data)
+        self._fed_end += len(data)
+        self._tail = data[-8:]
+        self._ahead += returned
+        config = self._config
+        if config is not None:
+            self.max_bulk_len = config["proto-max-bulk-len"]
+            self.max_query_buffer = config["client-query-buffer-limit"]
+        if self._drain_multibulk(out, first):
+            self.parse(out)  # inline input follows: the general loop takes it from here
+            return
+        if self._error is not None:
+            raise self._error
+        if self.pending_bytes() > self.max_query_buffer:
+            raise ProtocolError("query buffer limit exceeded", silent=True)
+
+    def _drain_multibulk(self, out: list[list[bytes]], first: Any = _NO_ITEM) -> bool:
+        """Take every complete multibulk command from hiredis. True if inline input follows (parse it next).
+
+        ``first``: what hiredis already returned (or raised) for the next item, when ``feed_parse`` hands over.
+        """
         reader = self._reader
         while True:
             try:
-                cmd = reader.gets()
+                if first is _NO_ITEM:
+                    cmd = reader.gets()
+                else:
+                    cmd, first = first, _NO_ITEM
+                    if isinstance(cmd, hiredis.ProtocolError):
+                        raise cmd
             except hiredis.ProtocolError as exc:
                 # hiredis refused a type byte: an inline request pipelined behind multibulk ones, or an error
                 # the walker names as Redis does (an oversized length, a '$' missing).

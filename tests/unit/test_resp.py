@@ -136,23 +136,40 @@ def test_split_inline_refuses_unbalanced_quotes(line: bytes) -> None:
 # -- request parsing -------------------------------------------------------------------------------------
 
 
-def parse_chunks(chunks: list[bytes], **kwargs: int) -> list[list[bytes]]:
-    parser = RequestParser(**kwargs)
-    out: list[list[bytes]] = []
-    for chunk in chunks:
+def _feed(parser: RequestParser, chunk: bytes, out: list[list[bytes]], combined: bool) -> None:
+    """One read, through the connection's combined call or through feed() then parse()."""
+    if combined:
+        parser.feed_parse(chunk, out)
+    else:
         parser.feed(chunk)
         parser.parse(out)
-    return out
+
+
+def parse_chunks(chunks: list[bytes], **kwargs: int) -> list[list[bytes]]:
+    """Commands parsed from ``chunks`` (one read each); both ways of feeding a read must agree."""
+    results = []
+    for combined in (False, True):
+        parser = RequestParser(**kwargs)
+        out: list[list[bytes]] = []
+        for chunk in chunks:
+            _feed(parser, chunk, out, combined)
+        results.append(out)
+    assert results[0] == results[1]
+    return results[0]
 
 
 def parse_error(chunks: list[bytes], **kwargs: int) -> tuple[list[list[bytes]], str]:
-    parser = RequestParser(**kwargs)
-    out: list[list[bytes]] = []
-    with pytest.raises(ProtocolError) as info:
-        for chunk in chunks:
-            parser.feed(chunk)
-            parser.parse(out)
-    return out, str(info.value)
+    """The commands parsed before the protocol error, and the error; both ways of feeding must agree."""
+    results = []
+    for combined in (False, True):
+        parser = RequestParser(**kwargs)
+        out: list[list[bytes]] = []
+        with pytest.raises(ProtocolError) as info:
+            for chunk in chunks:
+                _feed(parser, chunk, out, combined)
+        results.append((out, str(info.value)))
+    assert results[0] == results[1]
+    return results[0]
 
 
 STREAM = (
