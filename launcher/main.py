@@ -19,7 +19,7 @@ def _hide_rich_from_structlog() -> None:
     """
     if "structlog" in sys.modules or sys.stderr.isatty():
         return
-    hidden = {name: sys.modules.get(name) for name in ("rich", "better_exceptions")}
+    hidden = [name for name in ("rich", "better_exceptions") if name not in sys.modules]
     for name in hidden:
         sys.modules[name] = None  # type: ignore[assignment]  # None: "import fails", as if not installed
     try:
