@@ -36,6 +36,7 @@ from protocol.resp import BULK_HEADERS, CRLF, OK, RequestParser, encode_into
 
 log = structlog.get_logger("redactor.master")
 
+# The encoded reply to the commonest write (SET): appended as is, without going through encode_into.
 OK_REPLY = b"+OK\r\n"
 
 # How often the cron runs per second is the `hz` directive; active expiry may use this share of each period.

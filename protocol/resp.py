@@ -180,8 +180,9 @@ def encode(value: Any, resp3: bool = False) -> bytes:
     return b"".join(out)
 
 
-# encode_command's templates for the common argument counts: one %-format instead of a join of 3n+1 parts.
-_COMMAND_TEMPLATES = {n: b"*%d\r\n" % n + b"$%d\r\n%b\r\n" * n for n in range(1, 4)}
+# encode_command's templates for the commonest argument counts: one %-format instead of a join of 3n+1 parts.
+_COMMAND_2 = b"*2\r\n" + b"$%d\r\n%b\r\n" * 2
+_COMMAND_3 = b"*3\r\n" + b"$%d\r\n%b\r\n" * 3
 
 
 def encode_command(argv: list[bytes] | tuple[bytes, ...]) -> bytes:
@@ -189,10 +190,10 @@ def encode_command(argv: list[bytes] | tuple[bytes, ...]) -> bytes:
     n = len(argv)
     if n == 3:  # SET, HGET-style writes: the bulk of a write-heavy stream
         a, b, c = argv
-        return _COMMAND_TEMPLATES[3] % (len(a), a, len(b), b, len(c), c)
+        return _COMMAND_3 % (len(a), a, len(b), b, len(c), c)
     if n == 2:
         a, b = argv
-        return _COMMAND_TEMPLATES[2] % (len(a), a, len(b), b)
+        return _COMMAND_2 % (len(a), a, len(b), b)
     parts = [b"*%d\r\n" % n]
     for arg in argv:
         parts.append(b"$%d\r\n" % len(arg))
@@ -306,12 +307,16 @@ class RequestParser:
         """Bytes of the incomplete request (what Redis's client-query-buffer-limit bounds)."""
         return (0 if self._boundary else self._fed_end - self._cmd_start) + len(self._inline)
 
-    def parse(self, out: list[list[bytes]]) -> None:
-        """Append every complete command buffered so far to ``out``."""
+    def _read_limits(self) -> None:
+        """Take the limits from the live configuration, if the parser follows one."""
         config = self._config
         if config is not None:
             self.max_bulk_len = config["proto-max-bulk-len"]
             self.max_query_buffer = config["client-query-buffer-limit"]
+
+    def parse(self, out: list[list[bytes]]) -> None:
+        """Append every complete command buffered so far to ``out``."""
+        self._read_limits()
         while True:
             if self._inline:
                 self._parse_inline(out)
@@ -332,18 +337,20 @@ class RequestParser:
         inside a command or mix in inline requests; at the first sign of anything else (an incomplete command,
         an odd reply type, a hiredis error) the read is handed to the general path exactly where it stands.
         """
-        if not self._boundary or self._inline or data[:1] != b"*" or self._error is not None:
-            self.feed(data)
-            self.parse(out)
-            return
         # One request whose count has fewer than 7 digits cannot hold a big count; else search for one. A read
-        # under MIN_BULK_LIMIT cannot exceed proto-max-bulk-len, whatever CONFIG SET made of it since.
+        # under MIN_BULK_LIMIT cannot exceed proto-max-bulk-len, whatever CONFIG SET made of it since the
+        # limits were last read.
         if (
-            ((data.count(b"*") != 1 or data.find(b"\r", 0, 8) < 0) and _BIG_COUNT.search(data))
+            not self._boundary
+            or self._inline
+            or data[:1] != b"*"
+            or self._error is not None
+            or ((data.count(b"*") != 1 or data.find(b"\r", 0, 8) < 0) and _BIG_COUNT.search(data))
             or len(data) >= MIN_BULK_LIMIT
             or len(data) > self.max_bulk_len
         ):
-            self.feed(data)  # the header walker checks these before hiredis sees them
+            self._read_limits()  # feed() checks with them (the header walker runs before hiredis sees a count)
+            self.feed(data)
             self.parse(out)
             return
         reader = self._reader
@@ -373,10 +380,7 @@ class RequestParser:
         self._fed_end += len(data)
         self._tail = data[-8:]
         self._ahead += returned
-        config = self._config
-        if config is not None:
-            self.max_bulk_len = config["proto-max-bulk-len"]
-            self.max_query_buffer = config["client-query-buffer-limit"]
+        self._read_limits()
         if self._drain_multibulk(out, first):
             self.parse(out)  # inline input follows: the general loop takes it from here
             return

@@ -284,6 +284,18 @@ def test_limits_follow_a_live_configuration() -> None:
     assert out == [[b"ECHO", b"abc"]]
 
 
+def test_a_read_after_the_limit_was_lowered_is_checked_against_the_new_limit() -> None:
+    config = {"proto-max-bulk-len": 512 * 1024 * 1024, "client-query-buffer-limit": 1024**3}
+    parser = RequestParser(config=config)
+    out: list[list[bytes]] = []
+    parser.feed_parse(b"*2\r\n$4\r\nECHO\r\n$3\r\nabc\r\n", out)  # the fast path reads no limits
+    config["proto-max-bulk-len"] = 1024 * 1024
+    big = b"x" * (1024 * 1024 + 1)
+    with pytest.raises(ProtocolError, match="invalid bulk length"):
+        parser.feed_parse(b"*2\r\n$4\r\nECHO\r\n$%d\r\n" % len(big) + big + b"\r\n", out)
+    assert out == [[b"ECHO", b"abc"]]
+
+
 def _random_stream(rng: random.Random, count: int) -> tuple[bytes, list[list[bytes]]]:
     """Requests of every shape a client may send, and the commands they stand for."""
     alphabet = [b"a", b"\r\n", b"*1234567", b"$", b"\x00", b"\xff", b" ", b"*", b"+OK", b"9"]
