@@ -28,13 +28,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from protocol.resp import BULK_HEADERS, CRLF
+from protocol.resp import BULK_HEADERS, CRLF, OK_REPLY
 
 if TYPE_CHECKING:
     from actors.client import Client
     from actors.server import Server
 
-_OK = b"+OK\r\n"
 _NULL_RESP2 = b"$-1\r\n"
 _NULL_RESP3 = b"_\r\n"
 # The names the lane may run, as clients send them: the caller tests this before calling.
@@ -127,7 +126,7 @@ class FastLane:
                     index = end
                 if index > run_start:
                     sets += index - run_start
-                    append(_OK * (index - run_start))
+                    append(OK_REPLY * (index - run_start))
                     last = "set"
             if index == run_start:
                 break

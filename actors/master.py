@@ -34,9 +34,11 @@ from actors.fastlane import FastLane
 from actors.server import BLOCKED, Server
 from protocol import envelope
 from protocol.errors import CommandError, ProtocolError
-from protocol.resp import BULK_HEADERS, CRLF, RequestParser, encode_into
+from protocol.resp import BULK_HEADERS, CRLF, OK, OK_REPLY, RequestParser, encode_into
 
 log = structlog.get_logger("redactor.master")
+
+# The encoded reply to the commonest write (SET): appended as is, without going through encode_into.
 
 # How often the cron runs per second is the `hz` directive; active expiry may use this share of each period.
 ACTIVE_EXPIRE_CPU_SHARE = 0.25
@@ -122,8 +124,7 @@ class RespConnection(asyncio.Protocol):
         server.stats.net_input_bytes += len(data)
         commands: list[list[bytes]] = []
         try:
-            self.parser.feed(data)
-            self.parser.parse(commands)
+            self.parser.feed_parse(data, commands)
         except ProtocolError as exc:
             self._run(commands)
             if (
@@ -171,6 +172,11 @@ class RespConnection(asyncio.Protocol):
                 out.append(BULK_HEADERS[n] if n < 1024 else b"$%d\r\n" % n)
                 out.append(reply)
                 out.append(CRLF)
+                continue
+            if reply is OK:  # SET's reply, as common as a bulk
+                out.append(OK_REPLY)
+                if client.close_requested:  # QUIT
+                    break
                 continue
             if isinstance(reply, CommandError):
                 self.server.stats.total_error_replies += 1

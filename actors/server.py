@@ -313,7 +313,10 @@ class Server:
                 self.repl_select_points.append((self.repl_offset, db_index))
             self._append_stream(encode_command([b"SELECT", b"%d" % db_index]))
             self.prop_db = db_index
-        self._append_stream(encode_command(argv))
+        data = encode_command(argv)  # _append_stream, inlined on the path of every write
+        self.prop_chunks.append(data)
+        if self.repl_feeding:
+            self.repl_offset += len(data)
 
     def _append_stream(self, data: bytes) -> None:
         self.prop_chunks.append(data)

@@ -10,7 +10,27 @@ from __future__ import annotations
 import sys
 
 
+def _hide_rich_from_structlog() -> None:
+    """Import structlog without rich when stderr is not a terminal: a node starts ~25 ms sooner.
+
+    structlog imports rich (when installed) at import time only to pretty-print tracebacks in its console
+    renderer; a node not on a terminal logs JSON lines (launcher/logs.py) and never uses it. rich stays
+    importable afterwards: only structlog's optional import is turned down.
+    """
+    if "structlog" in sys.modules or sys.stderr.isatty():
+        return
+    hidden = [name for name in ("rich", "better_exceptions") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # None: "import fails", as if not installed
+    try:
+        import structlog  # noqa: F401
+    finally:
+        for name in hidden:
+            del sys.modules[name]
+
+
 def _server(args: list[str]) -> int:
+    _hide_rich_from_structlog()
     from launcher.config import ConfigFileError, load_config
     from launcher.node import Node
 

@@ -84,7 +84,15 @@ class Node:
         port = config["port"]
         binds = config["bind"]
         await self.master.start(binds, port)
-        self._start_actors()
+        # The dataset starts loading before the actors start: the RDB parse runs in a worker thread, so the
+        # actors' start-up (threads, sockets, confirmations) overlaps it instead of delaying it.
+        loading = asyncio.ensure_future(self.server.persistence.load_on_start())
+        await asyncio.sleep(0)  # the load runs up to its worker thread (or to its end, with nothing to read)
+        try:
+            self._start_actors()
+        except BaseException:
+            loading.cancel()  # the node will not start: exit without waiting for a dataset it will not serve
+            raise
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
@@ -97,7 +105,7 @@ class Node:
             dir=os.getcwd(),
             config_file=self.config_file or None,
         )
-        await self._load_dataset()
+        await self._load_dataset(loading)
         await self.master.wait_stopped()
         log.info("node_stopped", port=port, pid=os.getpid())
 
@@ -146,15 +154,16 @@ class Node:
         self._shutting_down = True
         self.master.stop()
 
-    async def _load_dataset(self) -> None:
-        """Load the AOF or RDB (persistence actor); clients get -LOADING until it is done.
+    async def _load_dataset(self, loading: asyncio.Future[None]) -> None:
+        """Wait for the AOF or RDB load started in ``_main``; clients get -LOADING until it is done.
 
         A dataset that cannot be loaded (corrupt RDB, damaged AOF) stops the node with exit status 1 and
-        leaves the files as they are.
+        leaves the files as they are. Replication learns about the loaded dataset only now, with its actor
+        running, whatever finished first.
         """
         assert self.master is not None and self.server is not None
         try:
-            await self.server.persistence.load_on_start()
+            await loading
         except LoadError as exc:
             log.error("dataset_load_failed", reason=str(exc))
             print(f"redactor: {exc}", file=sys.stderr)

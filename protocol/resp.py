@@ -40,7 +40,18 @@ MAX_MULTIBULK_COUNT = 1024 * 1024
 # regex search, which matters as every read is searched.
 _BIG_COUNT_MARK = b"*0000000"
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+# The lowest proto-max-bulk-len (and client-query-buffer-limit) CONFIG accepts, as in Redis: 1 MB.
+MIN_BULK_LIMIT = 1024 * 1024
+# "No item fetched yet" for RequestParser._drain_multibulk (hiredis items can be None or False).
+_NO_ITEM: Any = object()
 _join = b"".join
+
+
+def _has_big_count(data: bytes) -> bool:
+    """True if ``data`` holds a '*' followed by 7+ digits (see _BIG_COUNT_MARK)."""
+    return _BIG_COUNT_MARK in data.translate(_DIGITS_AS_ZERO)
+
+
 # Inline requests (telnet, redis-cli's fallback) longer than this are refused, as Redis does (PROTO_INLINE_MAX_SIZE).
 MAX_INLINE_BYTES = 64 * 1024
 
@@ -75,6 +86,8 @@ class MultiReply(list):
 
 
 OK = "OK"
+# The encoded form of OK, appended directly by the hot paths.
+OK_REPLY = b"+OK\r\n"
 _SMALL_INTS = [b":%d\r\n" % i for i in range(-1, 1025)]
 BULK_HEADERS = [b"$%d\r\n" % i for i in range(0, 1025)]
 _ARRAY_HEADERS = [b"*%d\r\n" % i for i in range(0, 1025)]
@@ -186,9 +199,21 @@ def encode(value: Any, resp3: bool = False) -> bytes:
     return b"".join(out)
 
 
+# encode_command's templates for the commonest argument counts: one %-format instead of a join of 3n+1 parts.
+_COMMAND_2 = b"*2\r\n" + b"$%d\r\n%b\r\n" * 2
+_COMMAND_3 = b"*3\r\n" + b"$%d\r\n%b\r\n" * 3
+
+
 def encode_command(argv: list[bytes] | tuple[bytes, ...]) -> bytes:
     """A command as a RESP array of bulk strings: the form of the AOF and of the replication stream."""
-    parts = [b"*%d\r\n" % len(argv)]
+    n = len(argv)
+    if n == 3:  # SET, HGET-style writes: the bulk of a write-heavy stream
+        a, b, c = argv
+        return _COMMAND_3 % (len(a), a, len(b), b, len(c), c)
+    if n == 2:
+        a, b = argv
+        return _COMMAND_2 % (len(a), a, len(b), b)
+    parts = [b"*%d\r\n" % n]
     for arg in argv:
         parts.append(b"$%d\r\n" % len(arg))
         parts.append(arg)
@@ -271,16 +296,15 @@ class RequestParser:
         self._feed_reader(data)
 
     def _feed_reader(self, data: bytes) -> None:
+        # At a boundary the last bytes fed were a command's final CRLF, so no count can straddle the two
+        # reads: the (common) case of whole commands per read searches only the new bytes. Otherwise a split
+        # count has its '*' in the previous read's tail.
+        tail = self._tail
+        straddles = not self._boundary and b"*" in tail and _has_big_count(tail + data[:16])
         self._boundary = False
         self._fed.append(data)
         self._fed_end += len(data)
-        tail = self._tail
-        if (
-            _BIG_COUNT_MARK in data.translate(_DIGITS_AS_ZERO)
-            # A count split across two reads has its '*' in the previous read's tail (rarely any '*' there).
-            or (b"*" in tail and _BIG_COUNT_MARK in (tail + data[:16]).translate(_DIGITS_AS_ZERO))
-            or len(data) > self.max_bulk_len
-        ):
+        if straddles or _has_big_count(data) or len(data) > self.max_bulk_len:
             # Check the headers before hiredis allocates an array for a count it should never see (an inline
             # request found on the way is left for _recover_inline, once hiredis gets there).
             try:
@@ -304,12 +328,16 @@ class RequestParser:
         """Bytes of the incomplete request (what Redis's client-query-buffer-limit bounds)."""
         return (0 if self._boundary else self._fed_end - self._cmd_start) + len(self._inline)
 
-    def parse(self, out: list[list[bytes]]) -> None:
-        """Append every complete command buffered so far to ``out``."""
+    def _read_limits(self) -> None:
+        """Take the limits from the live configuration, if the parser follows one."""
         config = self._config
         if config is not None:
             self.max_bulk_len = config["proto-max-bulk-len"]
             self.max_query_buffer = config["client-query-buffer-limit"]
+
+    def parse(self, out: list[list[bytes]]) -> None:
+        """Append every complete command buffered so far to ``out``."""
+        self._read_limits()
         while True:
             if self._inline:
                 self._parse_inline(out)
@@ -323,8 +351,69 @@ class RequestParser:
         if (not self._boundary or self._inline) and self.pending_bytes() > self.max_query_buffer:
             raise ProtocolError("query buffer limit exceeded", silent=True)
 
-    def _drain_multibulk(self, out: list[list[bytes]]) -> bool:
-        """Take every complete multibulk command from hiredis. True if inline input follows (parse it next)."""
+    def feed_parse(self, data: bytes, out: list[list[bytes]]) -> None:
+        """``feed(data)`` then ``parse(out)``: a connection's per-read call, fast for whole commands.
+
+        The common read holds one or more complete multibulk commands and nothing else. That case goes
+        straight through hiredis, skipping the boundary bookkeeping the general path keeps for reads that end
+        inside a command or mix in inline requests; at the first sign of anything else (an incomplete command,
+        an odd reply type, a hiredis error) the read is handed to the general path exactly where it stands.
+        """
+        # A read with a big count takes the careful way (the header walker checks it before hiredis sees it).
+        # A read under MIN_BULK_LIMIT cannot exceed proto-max-bulk-len, whatever CONFIG SET made of it since
+        # the limits were last read.
+        if (
+            not self._boundary
+            or self._inline
+            or data[:1] != b"*"
+            or self._error is not None
+            or _has_big_count(data)
+            or len(data) >= MIN_BULK_LIMIT
+            or len(data) > self.max_bulk_len
+        ):
+            self._read_limits()  # feed() checks with them (the header walker runs before hiredis sees a count)
+            self.feed(data)
+            self.parse(out)
+            return
+        reader = self._reader
+        reader.feed(data)
+        returned = 0
+        while True:
+            first: Any
+            try:
+                first = reader.gets()
+            except hiredis.ProtocolError as exc:
+                first = exc
+            if type(first) is not list or not first:
+                break
+            try:
+                _join(first)  # every argument a bulk string (see _drain_multibulk)
+            except TypeError:
+                break
+            out.append(first)
+            returned += 1
+            if not reader.has_data():
+                return  # at a boundary again, as before the call (where _tail plays no part)
+        # Hand over: the state _feed_reader would have set for this read, with the commands taken so far.
+        self._boundary = False
+        self._fed.append(data)
+        self._fed_end += len(data)
+        self._tail = data[-8:]
+        self._ahead += returned
+        self._read_limits()
+        if self._drain_multibulk(out, first):
+            self.parse(out)  # inline input follows: the general loop takes it from here
+            return
+        if self._error is not None:
+            raise self._error
+        if self.pending_bytes() > self.max_query_buffer:
+            raise ProtocolError("query buffer limit exceeded", silent=True)
+
+    def _drain_multibulk(self, out: list[list[bytes]], first: Any = _NO_ITEM) -> bool:
+        """Take every complete multibulk command from hiredis. True if inline input follows (parse it next).
+
+        ``first``: what hiredis already returned (or raised) for the next item, when ``feed_parse`` hands over.
+        """
         reader = self._reader
         gets = reader.gets
         has_data = reader.has_data
@@ -334,7 +423,12 @@ class RequestParser:
         ahead = 0
         while True:
             try:
-                cmd = gets()
+                if first is _NO_ITEM:
+                    cmd = gets()
+                else:
+                    cmd, first = first, _NO_ITEM
+                    if isinstance(cmd, hiredis.ProtocolError):
+                        raise cmd
             except hiredis.ProtocolError as exc:
                 # hiredis refused a type byte: an inline request pipelined behind multibulk ones, or an error
                 # the walker names as Redis does (an oversized length, a '$' missing).

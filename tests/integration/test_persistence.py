@@ -11,6 +11,7 @@ from pathlib import Path
 import hiredis
 import redis
 
+from protocol.client import NativeClient
 from tests.harness import NodeProcess, wait_for
 from tests.persistence_helpers import (
     RawFactory,
@@ -250,6 +251,24 @@ def test_lastsave_and_info_persistence_fields(node: NodeProcess, raw: RawFactory
     r.set("a", "1")
     r.incr("a")
     assert persistence_info(r)["rdb_changes_since_last_save"] == 2
+
+
+def test_a_node_started_on_an_rdb_serves_it_over_resp_and_the_bus_with_its_actors_running(
+    node_factory: NodeFactory,
+) -> None:
+    # The dataset loads while the actors start (launcher/node.py): both must be done before the node serves.
+    node = node_factory("n", start=False)
+    keyspace = all_types_keyspace()
+    expected = write_rdb(node.dir / "dump.rdb", keyspace)
+    node.start()
+    r = node.client()
+    assert dataset_digest_of(r) == expected
+    actors = r.info("actors")
+    assert actors["replication"]["state"] == "running" and actors["persistence"]["state"] == "running"
+    assert r.info("replication")["role"] == "master"
+    with NativeClient("127.0.0.1", node.bus_port, timeout_ms=3000, retries=1) as native:
+        assert native.call("GET", "str") == b"hello"
+        assert native.call("DBSIZE") == len(keyspace.dbs[0].data)
 
 
 def test_expired_keys_in_the_rdb_are_dropped_on_load(node_factory: NodeFactory, tmp_path: Path) -> None:

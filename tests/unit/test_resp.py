@@ -136,23 +136,40 @@ def test_split_inline_refuses_unbalanced_quotes(line: bytes) -> None:
 # -- request parsing -------------------------------------------------------------------------------------
 
 
-def parse_chunks(chunks: list[bytes], **kwargs: int) -> list[list[bytes]]:
-    parser = RequestParser(**kwargs)
-    out: list[list[bytes]] = []
-    for chunk in chunks:
+def _feed(parser: RequestParser, chunk: bytes, out: list[list[bytes]], combined: bool) -> None:
+    """One read, through the connection's combined call or through feed() then parse()."""
+    if combined:
+        parser.feed_parse(chunk, out)
+    else:
         parser.feed(chunk)
         parser.parse(out)
-    return out
+
+
+def parse_chunks(chunks: list[bytes], **kwargs: int) -> list[list[bytes]]:
+    """Commands parsed from ``chunks`` (one read each); both ways of feeding a read must agree."""
+    results = []
+    for combined in (False, True):
+        parser = RequestParser(**kwargs)
+        out: list[list[bytes]] = []
+        for chunk in chunks:
+            _feed(parser, chunk, out, combined)
+        results.append(out)
+    assert results[0] == results[1]
+    return results[0]
 
 
 def parse_error(chunks: list[bytes], **kwargs: int) -> tuple[list[list[bytes]], str]:
-    parser = RequestParser(**kwargs)
-    out: list[list[bytes]] = []
-    with pytest.raises(ProtocolError) as info:
-        for chunk in chunks:
-            parser.feed(chunk)
-            parser.parse(out)
-    return out, str(info.value)
+    """The commands parsed before the protocol error, and the error; both ways of feeding must agree."""
+    results = []
+    for combined in (False, True):
+        parser = RequestParser(**kwargs)
+        out: list[list[bytes]] = []
+        with pytest.raises(ProtocolError) as info:
+            for chunk in chunks:
+                _feed(parser, chunk, out, combined)
+        results.append((out, str(info.value)))
+    assert results[0] == results[1]
+    return results[0]
 
 
 STREAM = (
@@ -264,6 +281,18 @@ def test_limits_follow_a_live_configuration() -> None:
     parser.feed(b"*2\r\n$4\r\nECHO\r\n$3\r\n")
     with pytest.raises(ProtocolError, match="invalid bulk length"):
         parser.parse(out)
+    assert out == [[b"ECHO", b"abc"]]
+
+
+def test_a_read_after_the_limit_was_lowered_is_checked_against_the_new_limit() -> None:
+    config = {"proto-max-bulk-len": 512 * 1024 * 1024, "client-query-buffer-limit": 1024**3}
+    parser = RequestParser(config=config)
+    out: list[list[bytes]] = []
+    parser.feed_parse(b"*2\r\n$4\r\nECHO\r\n$3\r\nabc\r\n", out)  # the fast path reads no limits
+    config["proto-max-bulk-len"] = 1024 * 1024
+    big = b"x" * (1024 * 1024 + 1)
+    with pytest.raises(ProtocolError, match="invalid bulk length"):
+        parser.feed_parse(b"*2\r\n$4\r\nECHO\r\n$%d\r\n" % len(big) + big + b"\r\n", out)
     assert out == [[b"ECHO", b"abc"]]
 
 
