@@ -11,6 +11,7 @@ from pathlib import Path
 import hiredis
 import redis
 
+from actors.keyspace import Keyspace
 from protocol.client import NativeClient
 from tests.harness import NodeProcess, wait_for
 from tests.persistence_helpers import (
@@ -40,13 +41,19 @@ def _wait_no_child(client: redis.Redis, timeout_s: float = 15.0) -> None:
     wait_for(idle, timeout_s, what="the fork child to finish")
 
 
-def test_every_type_survives_save_and_restart(node_factory: NodeFactory, raw: RawFactory) -> None:
+def _started_on_an_rdb(node_factory: NodeFactory) -> tuple[NodeProcess, redis.Redis, Keyspace]:
+    """A node started on a dump.rdb of every value type; checked to serve exactly that dataset."""
     node = node_factory("n", start=False)
     keyspace = all_types_keyspace()
     expected = write_rdb(node.dir / "dump.rdb", keyspace)
     node.start()
     r = node.client()
     assert dataset_digest_of(r) == expected
+    return node, r, keyspace
+
+
+def test_every_type_survives_save_and_restart(node_factory: NodeFactory, raw: RawFactory) -> None:
+    node, r, keyspace = _started_on_an_rdb(node_factory)
     assert r.pttl("str") > 0 and r.ttl("empty") == -1
     r.set("added", "after load")
     r.select(5)
@@ -257,12 +264,7 @@ def test_a_node_started_on_an_rdb_serves_it_over_resp_and_the_bus_with_its_actor
     node_factory: NodeFactory,
 ) -> None:
     # The dataset loads while the actors start (launcher/node.py): both must be done before the node serves.
-    node = node_factory("n", start=False)
-    keyspace = all_types_keyspace()
-    expected = write_rdb(node.dir / "dump.rdb", keyspace)
-    node.start()
-    r = node.client()
-    assert dataset_digest_of(r) == expected
+    node, r, keyspace = _started_on_an_rdb(node_factory)
     actors = r.info("actors")
     assert actors["replication"]["state"] == "running" and actors["persistence"]["state"] == "running"
     assert r.info("replication")["role"] == "master"
