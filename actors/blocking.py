@@ -126,13 +126,22 @@ class BlockingRegistry:
         # True while the serving loop runs: a nested call (from a woken client's queued commands) only
         # leaves its keys in ``ready`` for the running loop to pick up.
         self.serving = False
-        previous = server.keyspace.on_modified
-        # Chain to a hook installed before this registry, so other families keep their notifications.
-        self._previous_hook = previous
-        server.keyspace.on_modified = self._on_modified
+        # The keyspace hook is installed only while someone waits (see _hook_while_waiting): every write pays
+        # for it, and the fast lane (actors/fastlane.py) runs only when no hook is set. It chains to a hook
+        # installed before it, so other families keep their notifications.
+        self._previous_hook = server.keyspace.on_modified
         server.client_removed_hooks.append(self.forget)
 
     # -- signals ---------------------------------------------------------------------------------------
+
+    def _hook_while_waiting(self) -> None:
+        """Install the keyspace hook when the first client waits; take it away when the last one is done."""
+        keyspace = self.server.keyspace
+        if self.waiting:
+            if keyspace.on_modified is self._previous_hook:
+                keyspace.on_modified = self._on_modified
+        elif keyspace.on_modified == self._on_modified:
+            keyspace.on_modified = self._previous_hook
 
     def _on_modified(self, db: Database, key: bytes) -> None:
         if self._previous_hook is not None:
@@ -170,6 +179,7 @@ class BlockingRegistry:
             if queue is None:
                 queue = self.waiting[(state.db_index, key)] = deque()
             queue.append(state)
+        self._hook_while_waiting()
         client.blocked = state
         if timeout_ms > 0 and timeout_ms < FOREVER_THRESHOLD_MS:
             master = self.server.master_actor
@@ -195,6 +205,7 @@ class BlockingRegistry:
                 pass
             if not queue:
                 del self.waiting[slot]
+        self._hook_while_waiting()
         if state.client.blocked is state:
             state.client.blocked = None
 
