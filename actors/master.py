@@ -38,8 +38,6 @@ from protocol.resp import BULK_HEADERS, CRLF, OK, OK_REPLY, RequestParser, encod
 
 log = structlog.get_logger("redactor.master")
 
-# The encoded reply to the commonest write (SET): appended as is, without going through encode_into.
-
 # How often the cron runs per second is the `hz` directive; active expiry may use this share of each period.
 ACTIVE_EXPIRE_CPU_SHARE = 0.25
 # Native-protocol clients idle this long are forgotten (a ZeroMQ peer has no connection to close).
@@ -271,9 +269,9 @@ class MasterActor:
         self._flush_scheduled = False
         # Called with the tick's propagated bytes before any reply leaves: AOF writer, replication feed.
         self.stream_sinks: list[Callable[[bytes], None]] = []
-        # Called at the end of each tick after the stream sinks (e.g. group-commit bookkeeping).
         # Plain GET/SET run inline by the RESP connections (actors/fastlane.py).
         self.fast_lane = FastLane(server)
+        # Called at the end of each tick after the stream sinks (e.g. group-commit bookkeeping).
         self.after_flush: list[Callable[[], None]] = []
         # Called once per cron period (hz) on the loop thread.
         self.cron_jobs: list[Callable[[], None]] = []

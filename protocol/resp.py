@@ -345,6 +345,10 @@ class RequestParser:
                     break
             if self._boundary or not self._drain_multibulk(out):
                 break
+        self._raise_pending_errors()
+
+    def _raise_pending_errors(self) -> None:
+        """After a parse: the refused header found on the way, or a query buffer over its limit."""
         if self._error is not None:
             raise self._error
         # At a boundary with no inline request pending nothing is buffered (the common end of a read).
@@ -404,10 +408,7 @@ class RequestParser:
         if self._drain_multibulk(out, first):
             self.parse(out)  # inline input follows: the general loop takes it from here
             return
-        if self._error is not None:
-            raise self._error
-        if self.pending_bytes() > self.max_query_buffer:
-            raise ProtocolError("query buffer limit exceeded", silent=True)
+        self._raise_pending_errors()
 
     def _drain_multibulk(self, out: list[list[bytes]], first: Any = _NO_ITEM) -> bool:
         """Take every complete multibulk command from hiredis. True if inline input follows (parse it next).
