@@ -50,6 +50,7 @@ from actors import aof as aofmod
 from actors import rdb
 from actors.aof import AofLoadError, AofReplay, AofState, AppendOnlyFile, ManifestError, ReplayState
 from actors.config import ConfigError
+from actors.rdbhelper import LoadHelper
 from actors.supervisor import SupervisedActor
 
 if TYPE_CHECKING:
@@ -233,6 +234,9 @@ class Persistence:
         # a load waits this long before reading (so tests can observe BGSAVE in progress and -LOADING).
         self.child_delay_s = 0.0
         self.load_delay_s = 0.0
+        # A helper process started by the launcher on the RDB file before the node's imports (rdbhelper.py):
+        # the start-up load takes it; if that load does not happen, load_on_start closes it.
+        self.prefetched_load_helper: LoadHelper | None = None
         # RDB state, as Redis's server.lastsave, lastbgsave_status, ...
         self.lastsave_s = int(time.time())
         self.lastbgsave_ok = True
@@ -939,11 +943,35 @@ class Persistence:
         calls = [0]
 
         def progress(position: int) -> None:
-            # Worker thread. rdb.load reports every PROGRESS_EVERY_KEYS keys (and once at the end).
+            # Worker thread. rdb.load reports every PROGRESS_EVERY_KEYS keys (and each helper run, and at the end).
             calls[0] += 1
             self._loading_progress(base_bytes + position, calls[0] * rdb.PROGRESS_EVERY_KEYS)
 
-        return await asyncio.to_thread(rdb.load_file, path, len(server.keyspace.dbs), progress, drop_before)
+        helper = self._load_helper(path, drop_before)
+
+        def load() -> rdb.RdbData:
+            # The worker thread reads the helper's pipe, so it closes it too: a cancelled await (a shutdown
+            # during the load) must not close the pipe under a read still going on.
+            try:
+                return rdb.load_file(path, len(server.keyspace.dbs), progress, drop_before, helper)
+            finally:
+                if helper is not None:
+                    helper.close()
+                    log.info("load_helper_finished", runs=helper.runs_applied, keys=helper.keys_applied)
+
+        return await asyncio.to_thread(load)
+
+    def _load_helper(self, path: str, drop_before_ms: int | None) -> LoadHelper | None:
+        """The helper process for loading ``path`` on a second core: the one the launcher started before the
+        node's imports (if it is for this file and the same expiry rule), else a new one (None: not worth it)."""
+        helper, self.prefetched_load_helper = self.prefetched_load_helper, None
+        if helper is not None:
+            helper.taken = True  # this load owns it now, whatever becomes of it: the launcher leaves it be
+            same_rule = (helper.drop_before_ms is None) == (drop_before_ms is None)
+            if helper.path == os.path.abspath(path) and same_rule:
+                return helper
+            helper.close()
+        return LoadHelper.spawn(path, drop_before_ms)
 
     async def _load_rdb_file(self, path: str) -> None:
         size = os.path.getsize(path)
@@ -1045,6 +1073,15 @@ class Persistence:
 
         Runs on the loop thread; clients get -LOADING meanwhile. Raises LoadError when the node must not start.
         """
+        try:
+            await self._load_on_start()
+        finally:
+            if self.prefetched_load_helper is not None:  # not taken: the dataset came from the AOF, or none
+                self.prefetched_load_helper.taken = True
+                self.prefetched_load_helper.close()
+                self.prefetched_load_helper = None
+
+    async def _load_on_start(self) -> None:
         config = self.config
         aof = self.aof
         try:

@@ -22,6 +22,7 @@ import uvloop
 from actors.config import Config
 from actors.master import MasterActor
 from actors.persistence import LoadError, Persistence, PersistenceActor
+from actors.rdbhelper import LoadHelper
 from actors.replication import Replication, ReplicationActor
 from actors.server import VERSION, Server
 from actors.supervisor import ChildStartError, Strategy, Supervisor
@@ -33,8 +34,9 @@ EXIT_SUPERVISOR_GAVE_UP = 3
 
 
 class Node:
-    def __init__(self, config: Config, config_file: str = "") -> None:
+    def __init__(self, config: Config, config_file: str = "", load_helper: LoadHelper | None = None) -> None:
         self.config = config
+        self.load_helper = load_helper  # started by launcher/main.py on dump.rdb, for the start-up load
         self.config_file = os.path.abspath(config_file) if config_file else ""
         self.server: Server | None = None
         self.master: MasterActor | None = None
@@ -64,6 +66,7 @@ class Node:
         self.master = MasterActor(self.server)
         self.server.request_shutdown = self.request_shutdown
         Persistence(self.server, self.master)  # sets server.persistence: AOF sink, cron, INFO persistence
+        self.server.persistence.prefetched_load_helper = self.load_helper
         Replication(self.server, self.master)  # sets server.replication: stream feed, WAIT, INFO replication
         self.server.loading = True  # until _load_dataset is done: clients that connect early get -LOADING
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

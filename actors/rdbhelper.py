@@ -1,0 +1,346 @@
+"""A second core for loading a large RDB file: a helper process turns its string keys into pickle frames.
+
+Owns both sides of that split: the helper process (``main``, started as a fresh interpreter with the file on
+its stdin) and the node's end of the pipe (``LoadHelper``), which ``rdb.load_file`` reads while it parses.
+
+Why: a load of a million small string keys is ~0.40 s of one core in CPython, nearly all of it Python-level
+work per key (read two lengths, slice two strings, insert). Only the insert has to happen in the node's
+process. The helper does the reading and slicing on the other core and sends each run of string keys as a
+pickle stream (SHORT_BINBYTES operands are the very length byte + bytes of the RDB string), which the node
+turns into a dict in C (``pickle.loads``) and merges with ``dict.update``: ~0.21 s per million keys instead
+of ~0.40 s. The helper is started before the node imports most of its code (launcher/main.py), so its
+start-up and first runs overlap the node's own start-up as well.
+
+Division of work: the node parses the file exactly as it would alone (``rdb._load_body``: header, AUX,
+SELECTDB, every non-string key, EOF and checksum, and every error message); when its position reaches the
+start of the next run the helper sent, it merges the run and jumps to the run's end. Runs hold only plain
+string keys (optionally with EXPIRETIME_MS), begin and end at whole records, and never start between an
+expire opcode and its key. The helper stops (closes the pipe) at the first thing it does not handle or does
+not trust: a truncated or corrupt record (the node then reaches it itself and reports it with its offset),
+an opcode it does not know, or a file that is mostly other types (skipping them costs it as much as the
+node's own parse, so it would only be in the way). A helper that dies, or sends a malformed frame, is the
+same as one that stopped: the node just goes on by itself. No run is applied unless its start is exactly
+the node's position, so a disagreement can cost speed but never data.
+
+Trust: the frames come from our own code over a pipe, built only from fixed opcodes and length-prefixed
+operands whose lengths the helper checked against the file (a run whose last record runs past the end of the
+data is never sent), so no byte of the RDB can become a pickle opcode.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gc
+import os
+import pickle
+import struct
+import subprocess
+import sys
+from typing import Any
+
+from actors import rdb
+
+# A run is at most this many keys: a frame of ~0.5 MiB for small keys, so the node starts merging early.
+RUN_KEYS = 16384
+# Files smaller than this load in-process: the helper's own start-up (~40 ms) would outweigh the gain.
+MIN_FILE_BYTES = 4 << 20
+# The helper gives up once the items it skipped (non-string keys it cannot turn into runs) outweigh a
+# quarter of the bytes it did turn into runs, plus this allowance for the AUX fields and a few stray keys.
+GAP_ALLOWANCE_BYTES = 1 << 20
+# Pipe buffer asked for (Linux F_SETPIPE_SZ; 1 MiB is the default unprivileged limit): the helper can work
+# a couple of runs ahead while the node is busy starting up.
+PIPE_BYTES = 1 << 20
+F_SETPIPE_SZ = 1031
+
+# Frame header: run start, run end (file offsets), keys in the run, expired keys dropped, pickle length.
+_FRAME = struct.Struct("<qqIII")
+_UNPACK_I64 = struct.Struct("<q").unpack_from
+_NO_RUN = sys.maxsize
+
+# Pickle opcodes (Lib/pickle.py) the helper writes.
+_EMPTY_DICT_MARK = b"}("  # EMPTY_DICT, MARK
+_SETITEMS_EMPTY_DICT_MARK = b"u}("  # SETITEMS (the data dict), EMPTY_DICT, MARK (the expires dict)
+_SETITEMS_TUPLE2_STOP = b"u\x86."  # SETITEMS, TUPLE2 (data, expires), STOP
+_SHORT_BINBYTES = b"C"  # + 1-byte length + bytes
+_MEMOIZE = b"\x94"  # keep the key just pushed: the expires dict refers to the same object
+_LONG_BINGET = b"j"  # + 4-byte memo index
+_LONG1_8 = b"\x8a\x08"  # LONG1 with 8 bytes: a little-endian signed int64, as the RDB stores it
+
+
+def _operand(s: bytes) -> bytes:
+    """``s`` as what follows a SHORT_BINBYTES opcode in a run (see _build_run): its length byte and bytes, or,
+    for a string of 256 bytes or more, an empty string that is popped again, then BINBYTES(8) with ``s``."""
+    n = len(s)
+    if n < 256:
+        return bytes((n,)) + s
+    if n < 1 << 32:
+        return b"\x000B" + n.to_bytes(4, "little") + s  # (C) b"" POP BINBYTES
+    return b"\x000\x8e" + n.to_bytes(8, "little") + s  # (C) b"" POP BINBYTES8
+
+
+class _GiveUp(Exception):
+    """The helper met something it does not handle: it stops and the node parses the rest alone."""
+
+
+def _build_run(data: bytes, pos: int, drop_before_ms: int | None) -> tuple[int, bytes, int, int]:
+    """One run of string records from ``pos``: (end, pickle, keys, expired keys dropped).
+
+    Every key and value becomes one operand of a SHORT_BINBYTES opcode, and ``b"C".join`` puts the opcodes
+    in: for a short raw string the operand is the RDB's own length byte and bytes, one slice of the file.
+    Raises IndexError (or rdb's errors) if a record is cut short or corrupt: then nothing of the run is sent.
+    """
+    operands: list[bytes] = []
+    add = operands.append
+    expires: list[bytes] = []
+    read_string = rdb._read_string
+    keys = expired = memo = 0
+    while keys + expired < RUN_KEYS:
+        rtype = data[pos]
+        if rtype == rdb.TYPE_STRING:
+            b = data[pos + 1]
+            if b < 64:
+                key_end = pos + 2 + b
+                c = data[key_end]
+                if c < 64:  # the common case, inlined: short raw key and value
+                    end = key_end + 1 + c
+                    add(data[pos + 1 : key_end])
+                    add(data[key_end:end])
+                    pos = end
+                    keys += 1
+                    continue
+            key, pos = read_string(data, pos + 1)
+            value, pos = read_string(data, pos)
+            add(_operand(key))
+            add(_operand(value))
+            keys += 1
+            continue
+        if rtype == rdb.OPCODE_EXPIRETIME_MS and data[pos + 9] == rdb.TYPE_STRING:
+            expire_ms = _UNPACK_I64(data, pos + 1)[0]
+            key, pos = read_string(data, pos + 10)
+            value, pos = read_string(data, pos)
+            if drop_before_ms is not None and expire_ms < drop_before_ms:
+                expired += 1  # as the node's own parse: a master drops keys that expired while it was down
+                continue
+            add(_operand(key) + _MEMOIZE)  # the expires dict below refers to this very key object
+            add(_operand(value))
+            expires += (
+                _LONG_BINGET,
+                memo.to_bytes(4, "little"),
+                _LONG1_8,
+                expire_ms.to_bytes(8, "little", signed=True),
+            )
+            memo += 1
+            keys += 1
+            continue
+        break  # anything else ends the run: the node parses it
+    if pos > len(data):
+        raise IndexError  # the last record ran past the end of the data (slices do not raise)
+    head = _EMPTY_DICT_MARK + _SHORT_BINBYTES if operands else _EMPTY_DICT_MARK
+    blob = b"".join(
+        (head, _SHORT_BINBYTES.join(operands), _SETITEMS_EMPTY_DICT_MARK, *expires, _SETITEMS_TUPLE2_STOP)
+    )
+    return pos, blob, keys, expired
+
+
+def _skip_item(data: bytes, pos: int) -> int:
+    """The position after the item at ``pos`` (an opcode, or a key with any prefix opcodes), which the node
+    parses itself. Raises _GiveUp for what the helper does not walk past (EOF, module data, unknown bytes)."""
+    rtype = data[pos]
+    pos += 1
+    # Prefixes belong to the key after them: skip them with it, so a run never starts in between.
+    while rtype in (rdb.OPCODE_EXPIRETIME_MS, rdb.OPCODE_EXPIRETIME, rdb.OPCODE_IDLE, rdb.OPCODE_FREQ):
+        if rtype == rdb.OPCODE_EXPIRETIME_MS:
+            pos += 8
+        elif rtype == rdb.OPCODE_EXPIRETIME:
+            pos += 4
+        elif rtype == rdb.OPCODE_IDLE:
+            _, pos = rdb._read_len(data, pos)
+        else:
+            pos += 1
+        rtype = data[pos]
+        pos += 1
+    if rtype in rdb._OBJECT_TYPES:
+        _, pos = rdb._read_string(data, pos)
+        _, pos = rdb._read_value(data, pos, rtype)
+    elif rtype == rdb.OPCODE_AUX:
+        _, pos = rdb._read_string(data, pos)
+        _, pos = rdb._read_string(data, pos)
+    elif rtype == rdb.OPCODE_SELECTDB:
+        _, pos = rdb._read_len(data, pos)
+    elif rtype == rdb.OPCODE_RESIZEDB:
+        _, pos = rdb._read_len(data, pos)
+        _, pos = rdb._read_len(data, pos)
+    elif rtype == rdb.OPCODE_FUNCTION2:
+        _, pos = rdb._read_string(data, pos)
+    else:
+        raise _GiveUp
+    if pos > len(data):
+        raise IndexError
+    return pos
+
+
+def scan(data: bytes, drop_before_ms: int | None, send: Any) -> None:
+    """The helper's work: ``send(frame)`` for each run of string keys in ``data``, in file order, up to the
+    EOF opcode. Raises _GiveUp, or what rdb's readers raise, where it stops early."""
+    rdb._parse_header(data)
+    pos = 9
+    run_bytes = gap_bytes = 0
+    while True:
+        end, blob, keys, expired = _build_run(data, pos, drop_before_ms)
+        if keys or expired:
+            send(_FRAME.pack(pos, end, keys, expired, len(blob)) + blob)
+            run_bytes += end - pos
+        pos = end
+        if keys + expired == RUN_KEYS:
+            continue  # a full run: the next one starts right here
+        if data[pos] == rdb.OPCODE_EOF:
+            return  # the node checks the checksum
+        after = _skip_item(data, pos)
+        gap_bytes += after - pos
+        if gap_bytes > (run_bytes >> 2) + GAP_ALLOWANCE_BYTES:
+            raise _GiveUp  # mostly other types: the node is better off parsing alone
+        pos = after
+
+
+def main() -> int:
+    """Entry point of the helper process: the RDB on stdin, drop-before deadline (ms, or '-') in argv[1]."""
+    gc.disable()  # builds and drops millions of small objects, none cyclic
+    drop_before_ms = None if sys.argv[1] == "-" else int(sys.argv[1])
+    with open(0, "rb", closefd=False) as f:
+        data = f.read()
+    out = 1
+
+    def send(frame: bytes) -> None:
+        view = memoryview(frame)
+        while view:
+            view = view[os.write(out, view) :]
+
+    try:
+        scan(data, drop_before_ms, send)
+    except Exception:
+        # Stopping is all it does about anything: a closed pipe (the node is done, or gone), or a record it
+        # cannot read (the node reaches that record itself and reports it with its offset).
+        pass
+    return 0
+
+
+class LoadHelper:
+    """The node's end: a started helper process and the next run it sent. Not thread-safe (one loader)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], path: str, drop_before_ms: int | None) -> None:
+        self.proc = proc
+        self.path = path
+        self.drop_before_ms = drop_before_ms
+        assert proc.stdout is not None
+        self._fd = proc.stdout.fileno()
+        self.start = _NO_RUN  # file offset of the next run, _NO_RUN when no more will come
+        self._header: tuple[int, int, int, int, int] | None = None
+        self._primed = False
+        # Set by whoever takes charge of the helper (the load that reads it closes it from its own thread).
+        self.taken = False
+        self.runs_applied = 0
+        self.keys_applied = 0
+
+    @classmethod
+    def spawn(
+        cls, path: str, drop_before_ms: int | None, min_bytes: int = MIN_FILE_BYTES, min_cpus: int = 2
+    ) -> LoadHelper | None:
+        """Start a helper on ``path``, or None when it would not pay (a file under ``min_bytes``, fewer than
+        ``min_cpus`` CPUs to run on: the helper would only take turns with the node) or cannot start."""
+        try:
+            if os.path.getsize(path) < min_bytes or len(os.sched_getaffinity(0)) < min_cpus:
+                return None
+            root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            code = f"import sys; sys.path.insert(0, {root!r}); from actors.rdbhelper import main; sys.exit(main())"
+            with open(path, "rb") as f:  # its own open file: the same file even if renamed meanwhile
+                proc = subprocess.Popen(
+                    [sys.executable, "-c", code, "-" if drop_before_ms is None else str(drop_before_ms)],
+                    stdin=f,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    close_fds=True,
+                )
+        except OSError:
+            return None
+        assert proc.stdout is not None
+        try:
+            fcntl.fcntl(proc.stdout.fileno(), F_SETPIPE_SZ, PIPE_BYTES)
+        except OSError:
+            pass  # the default 64 KiB pipe works too, just with more hand-offs
+        return cls(proc, os.path.abspath(path), drop_before_ms)
+
+    def _read_exact(self, n: int) -> bytes | None:
+        chunks = []
+        while n:
+            try:
+                chunk = os.read(self._fd, min(n, PIPE_BYTES))
+            except OSError:
+                return None
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    def _next(self) -> None:
+        """Read the next frame's header: sets ``start`` (blocks until the helper sent it or stopped)."""
+        raw = self._read_exact(_FRAME.size)
+        if raw is None:
+            self.start, self._header = _NO_RUN, None
+            return
+        header = _FRAME.unpack(raw)
+        if header[0] < 0 or header[1] <= header[0]:
+            self.start, self._header = _NO_RUN, None  # malformed: stop using the helper
+            return
+        self.start, self._header = header[0], header
+        # The first frame arrives when the loader asks for it; later ones only as they are needed.
+
+    def prime(self) -> int:
+        """The first run's start (blocking). Called once by the loader before its loop."""
+        if not self._primed:
+            self._primed = True
+            self._next()
+        return self.start
+
+    def take(
+        self, pos: int, data_dict: dict[bytes, Any], expires: dict[bytes, int], at_record: bool = True
+    ) -> tuple[int, int, int]:
+        """The loader reached ``pos`` >= ``start``: merge the run if it starts exactly here, at a record.
+
+        Returns (position to go on from, keys merged, expired keys dropped). A run that starts before ``pos``,
+        or where the loader is not at a record start (``at_record`` false: an expire opcode is pending), means
+        the helper and the node disagree (it cannot happen with a sound helper): the run is read and dropped.
+        """
+        header = self._header
+        if header is None:
+            return pos, 0, 0
+        start, end, keys, expired, blob_len = header
+        blob = self._read_exact(blob_len)
+        if blob is None:
+            self.start, self._header = _NO_RUN, None
+            return pos, 0, 0
+        if start != pos or not at_record:
+            self._next()
+            return pos, 0, 0
+        try:
+            run_data, run_expires = pickle.loads(blob)
+        except Exception:  # a garbled frame: go on without the helper
+            self.start, self._header = _NO_RUN, None
+            return pos, 0, 0
+        data_dict.update(run_data)
+        if run_expires:
+            expires.update(run_expires)
+        self.runs_applied += 1
+        self.keys_applied += keys
+        self._next()
+        return end, keys, expired
+
+    def close(self) -> None:
+        """Stop the helper (if still running) and reap it. Safe to call more than once."""
+        proc = self.proc
+        if proc.stdout is not None and not proc.stdout.closed:
+            proc.stdout.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        self.start, self._header = _NO_RUN, None
