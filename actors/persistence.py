@@ -943,7 +943,7 @@ class Persistence:
         calls = [0]
 
         def progress(position: int) -> None:
-            # Worker thread. rdb.load reports every PROGRESS_EVERY_KEYS keys (and each helper run, and at the end).
+            # Worker thread. rdb.load reports every PROGRESS_EVERY_KEYS keys (and once at the end).
             calls[0] += 1
             self._loading_progress(base_bytes + position, calls[0] * rdb.PROGRESS_EVERY_KEYS)
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from actors.config import Config
+    from actors.rdbhelper import LoadHelper
 
 
 def _hide_rich_from_structlog() -> None:
@@ -31,7 +35,7 @@ def _hide_rich_from_structlog() -> None:
             del sys.modules[name]
 
 
-def _start_load_helper(config: Any) -> Any:
+def _start_load_helper(config: Config) -> LoadHelper | None:
     """Start the process that helps load dump.rdb (actors/rdbhelper.py) now, before the node imports most of
     its code: its own start-up and first runs then overlap the node's (~0.1 s of imports and actor starts)."""
     if config["appendonly"]:
