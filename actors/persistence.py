@@ -52,6 +52,7 @@ from actors.aof import AofLoadError, AofReplay, AofState, AppendOnlyFile, Manife
 from actors.config import ConfigError
 from actors.rdbhelper import LoadHelper
 from actors.supervisor import SupervisedActor
+from protocol import errors
 
 if TYPE_CHECKING:
     from actors.master import MasterActor
@@ -144,14 +145,19 @@ class PersistenceActor(SupervisedActor):
         facade = self.facade
         if isinstance(message, Fsync):
             started = time.perf_counter()
+            error = ""
             try:
                 os.fdatasync(message.fd)
-                ok = True
             except OSError as exc:
                 log.warning("aof_fsync_failed", reason=exc.strerror)
-                ok = False
+                error = exc.strerror or str(exc)
             facade.master.call_threadsafe(
-                facade.on_fsync_done, message.fd, message.size, ok, time.perf_counter() - started
+                facade.on_fsync_done,
+                message.fd,
+                message.size,
+                not error,
+                time.perf_counter() - started,
+                error,
             )
         elif isinstance(message, FsyncAndClose):
             try:
@@ -223,6 +229,11 @@ class Persistence:
         self.server = server
         self.master = master
         self.config = server.config
+        # What MISCONF depends on (see _update_disk_error): set before the properties below are first assigned.
+        self._lastbgsave_ok = True
+        self._aof_last_write_ok = True
+        self._aof_fsync_ok = True
+        self.aof_last_write_error = ""  # strerror of the failed AOF write or fsync
         # The actor currently doing fsyncs (set by the actor itself on start, so restarts update it).
         self.actor_ref: Any = None
         # (repl_id, repl_offset, repl_stream_db) for the RDB aux fields; replication may replace this.
@@ -282,6 +293,54 @@ class Persistence:
         master.cron_jobs.append(self.cron)
         server.info_sections["persistence"] = self.info
         self.config.on_change("appendonly", self._on_appendonly_changed)
+        for name in ("save", "stop-writes-on-bgsave-error", "appendonly"):
+            self.config.on_change(name, lambda _value: self._update_disk_error())
+
+    # -- MISCONF: writes refused while persistence fails (Redis's writeCommandsDeniedByDiskError) ----------
+
+    @property
+    def lastbgsave_ok(self) -> bool:
+        return self._lastbgsave_ok
+
+    @lastbgsave_ok.setter
+    def lastbgsave_ok(self, ok: bool) -> None:
+        self._lastbgsave_ok = ok
+        self._update_disk_error()
+
+    @property
+    def aof_last_write_ok(self) -> bool:
+        return self._aof_last_write_ok
+
+    @aof_last_write_ok.setter
+    def aof_last_write_ok(self, ok: bool) -> None:
+        self._aof_last_write_ok = ok
+        self._update_disk_error()
+
+    @property
+    def aof_fsync_ok(self) -> bool:
+        return self._aof_fsync_ok
+
+    @aof_fsync_ok.setter
+    def aof_fsync_ok(self, ok: bool) -> None:
+        self._aof_fsync_ok = ok
+        self._update_disk_error()
+
+    def _update_disk_error(self) -> None:
+        """Refuse writes (MISCONF) while the last BGSAVE failed, if save points are set and
+        stop-writes-on-bgsave-error is yes, or while AOF writes or fsyncs fail; accept them again once a
+        save, write or fsync succeeds (or the settings change)."""
+        config = self.config
+        error: str | None = None
+        if config["stop-writes-on-bgsave-error"] and config["save"] and not self._lastbgsave_ok:
+            error = errors.MISCONF_RDB
+        elif config["appendonly"] and not (self._aof_last_write_ok and self._aof_fsync_ok):
+            error = errors.MISCONF_AOF.format(self.aof_last_write_error)
+        if self.server.disk_error != error:
+            if error is not None:
+                log.warning("writes_refused", reason=error.split(". ")[0])
+            elif self.server.disk_error is not None:
+                log.info("writes_accepted_again")
+            self.server.disk_error = error
 
     # -- helpers -----------------------------------------------------------------------------------------
 
@@ -381,14 +440,22 @@ class Persistence:
         if now - self._last_write_error_log_s > AOF_WRITE_ERROR_LOG_INTERVAL_S:
             log.warning("aof_write_failed", reason=exc.strerror, pending_bytes=len(data))
             self._last_write_error_log_s = now
+        self.aof_last_write_error = exc.strerror or str(exc)
         self.aof_last_write_ok = False
         self.aof_buf = data
 
-    def on_fsync_done(self, fd: int, size: int, ok: bool, duration_s: float) -> None:
+    def on_fsync_done(self, fd: int, size: int, ok: bool, duration_s: float, error: str = "") -> None:
         """Loop thread: the actor finished an everysec fsync."""
         self._fsync_inflight_since = None
-        if ok and fd == self.aof.fd:
+        if fd != self.aof.fd:
+            return  # a file since switched away from: its fate says nothing about the current one
+        if ok:
             self.aof.fsynced_size = max(self.aof.fsynced_size, size)
+            if not self.aof_fsync_ok:
+                self.aof_fsync_ok = True
+        else:
+            self.aof_last_write_error = error or "fsync failed"
+            self.aof_fsync_ok = False
 
     def on_history_removed(self) -> None:
         """Loop thread: history files are gone; rewrite the manifest without their lines (aofDelHistoryFiles)."""

@@ -98,8 +98,8 @@ class Server:
         # Cached config values read on every command (CONFIG SET keeps them fresh).
         self.requirepass: str = config["requirepass"]
         config.on_change("requirepass", self._on_requirepass)
-        # The five node-wide restrictions below are properties: setting one recomputes ``_unrestricted``, the
-        # single flag the dispatcher tests on every command instead of five.
+        # The six node-wide restrictions below are properties: setting one recomputes ``_unrestricted``, the
+        # single flag the dispatcher tests on every command instead of six.
         self._unrestricted = True
         # Set while a dataset is loading: commands not flagged "loading" get -LOADING.
         self._loading = False
@@ -111,6 +111,9 @@ class Server:
         self._refuse_stale = False
         # min-replicas-to-write: the replication handle keeps this up to date (None: no limit).
         self._write_refusal: str | None = None
+        # MISCONF: persistence is failing (a BGSAVE with save points and stop-writes-on-bgsave-error, or AOF
+        # writes); writes and PING are refused with this error. Kept up to date by actors/persistence.py.
+        self._disk_error: str | None = None
         # Propagation: RESP-encoded writes of the current tick, the database the stream has selected,
         # and whether anything consumes the stream (an AOF, or a replication backlog).
         self.prop_chunks: list[bytes] = []
@@ -162,6 +165,7 @@ class Server:
             or (self._is_replica and self._replica_read_only)
             or self._refuse_stale
             or self._write_refusal is not None
+            or self._disk_error is not None
         )
 
     @property
@@ -209,6 +213,15 @@ class Server:
         self._write_refusal = value
         self._restrictions_changed()
 
+    @property
+    def disk_error(self) -> str | None:
+        return self._disk_error
+
+    @disk_error.setter
+    def disk_error(self, value: str | None) -> None:
+        self._disk_error = value
+        self._restrictions_changed()
+
     # -- dispatch --------------------------------------------------------------------------------------
 
     def execute(self, client: Client, argv: list[bytes]) -> Any:
@@ -250,6 +263,14 @@ class Server:
                     cmd.rejected_calls += 1
                     discard_transaction(client)
                     return CommandError(EXECABORT_BECAUSE.format(refusal))
+        if (
+            self.disk_error is not None
+            and (cmd.is_write or cmd.name == "ping")
+            and client.kind is not ClientKind.MASTER
+        ):
+            # As Redis, before NOREPLICAS and READONLY; PING too, so health checks notice. A replica applies
+            # its master's stream whatever its own disk does (repl-ignore-disk-write-error's safe side).
+            return self._reject(client, cmd, self.disk_error)
         if cmd.is_write and client.kind is not ClientKind.MASTER:
             if self.is_replica and self.replica_read_only:
                 return self._reject(client, cmd, errors.READONLY)

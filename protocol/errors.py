@@ -57,6 +57,15 @@ WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
 READONLY = "READONLY You can't write against a read only replica."
 LOADING = "LOADING Redis is loading the dataset in memory"
 NOREPLICAS = "NOREPLICAS Not enough good replicas to write."
+# Writes (and PING) refused while RDB snapshots fail with stop-writes-on-bgsave-error yes (shared.bgsaveerr).
+MISCONF_RDB = (
+    "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. "
+    "Commands that may modify the data set are disabled, because this instance is configured to report "
+    "errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the "
+    "Redis logs for details about the RDB error."
+)
+# ... and while AOF writes or fsyncs fail (writeCommandsGetDiskErrorMessage), with the OS's reason.
+MISCONF_AOF = "MISCONF Errors writing to the AOF file: {}"
 DB_INDEX = "ERR DB index is out of range"
 SAME_OBJECT = "ERR source and destination objects are the same"
 

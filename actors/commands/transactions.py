@@ -66,13 +66,15 @@ def exec_refusal(server: Server, client: Client, queued: list[tuple[Any, list[by
     """Why EXEC may not run the queued commands now (None: it may), judged by their flags as Redis judges EXEC.
 
     Each command passed these checks when it was queued; what can have changed since is the node: it became
-    a read-only replica, lost its good replicas (min-replicas-to-write), lost its master link with
-    replica-serve-stale-data no, or started loading.
+    a read-only replica, lost its good replicas (min-replicas-to-write), failed to persist (MISCONF), lost its
+    master link with replica-serve-stale-data no, or started loading.
     """
     from actors.client import ClientKind
 
     from_master = client.kind is ClientKind.MASTER
     if not from_master and any(cmd.is_write for cmd, _ in queued):
+        if server.disk_error is not None:
+            return server.disk_error
         if server.write_refusal is not None:
             return server.write_refusal
         if server.is_replica and server.replica_read_only:

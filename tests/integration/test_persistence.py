@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import threading
 from collections.abc import Callable
@@ -12,6 +13,7 @@ import hiredis
 import redis
 
 from actors.keyspace import Keyspace
+from protocol import errors
 from protocol.client import NativeClient
 from tests.harness import NodeProcess, wait_for
 from tests.persistence_helpers import (
@@ -292,3 +294,76 @@ def test_bgsave_inside_multi_is_scheduled(node: NodeProcess, raw: RawFactory) ->
     wait_for(lambda: persistence_info(r)["rdb_saves"] == 1, 10, what="the scheduled BGSAVE")
     wait_for(lambda: persistence_info(r)["rdb_bgsave_in_progress"] == 0, 10)
     assert rdb_file_digest(node.dir / "dump.rdb") == dataset_digest_of(r)
+
+
+def test_a_failed_bgsave_with_save_points_refuses_writes_with_misconf(
+    node_factory: NodeFactory, raw: RawFactory
+) -> None:
+    node = node_factory("n", save="3600 1")  # a save point that will not come due during the test
+    r = node.client()
+    conn, queued = raw(node.port), raw(node.port)
+    r.set("k", "v")
+    assert queued.pipeline(["MULTI"], ["SET", "queued", "1"]) == [b"OK", b"QUEUED"]
+    assert conn.call("DEBUG", "SET-SAVE-DELAY", "60000") == b"OK"
+    assert conn.call("BGSAVE") == b"Background saving started"
+    (child,) = wait_for(lambda: child_pids(node.pid), 5, what="the BGSAVE child")
+    os.kill(child, signal.SIGKILL)
+    wait_for(lambda: persistence_info(r)["rdb_last_bgsave_status"] == "err", 10, what="the BGSAVE to fail")
+
+    misconf = errors.MISCONF_RDB
+    assert misconf.startswith("MISCONF Redis is configured to save RDB snapshots, but it's currently unable")
+    assert error_text(conn.call("SET", "k", "w")) == misconf
+    assert error_text(conn.call("DEL", "k")) == misconf
+    assert error_text(conn.call("PING")) == misconf  # as Redis: health checks see it too
+    assert conn.call("GET", "k") == b"v"  # reads go on
+    assert error_text(queued.call("EXEC")) == f"EXECABORT Transaction discarded because of: {misconf}"
+    replies = conn.pipeline(["MULTI"], ["SET", "k", "w"], ["EXEC"])
+    assert error_text(replies[1]) == misconf
+    assert error_text(replies[2]) == "EXECABORT Transaction discarded because of previous errors."
+    assert conn.pipeline(["MULTI"], ["GET", "k"], ["EXEC"]) == [b"OK", b"QUEUED", [b"v"]]
+
+    # The settings that make it so, taken back and given again; then a save that works ends it.
+    assert conn.call("CONFIG", "SET", "stop-writes-on-bgsave-error", "no") == b"OK"
+    assert conn.call("SET", "k", "w") == b"OK"
+    assert conn.call("CONFIG", "SET", "stop-writes-on-bgsave-error", "yes") == b"OK"
+    assert error_text(conn.call("SET", "k", "x")) == misconf
+    assert conn.call("CONFIG", "SET", "save", "") == b"OK"
+    assert conn.call("PING") == b"PONG"
+    assert conn.call("CONFIG", "SET", "save", "3600 1") == b"OK"
+    assert error_text(conn.call("PING")) == misconf
+    assert conn.call("DEBUG", "SET-SAVE-DELAY", "0") == b"OK"
+    assert conn.call("BGSAVE") == b"Background saving started"
+    wait_for(lambda: persistence_info(r)["rdb_last_bgsave_status"] == "ok", 10, what="a BGSAVE to succeed")
+    assert conn.call("SET", "k", "x") == b"OK" and r.get("k") == b"x"
+
+
+def test_a_failing_aof_write_refuses_writes_until_it_is_written(
+    node_factory: NodeFactory, raw: RawFactory
+) -> None:
+    node = node_factory("n", appendonly="yes", appendfsync="everysec")
+    r = node.client()
+    conn = raw(node.port)
+    r.set("big", "x" * (1 << 20))  # the AOF is now much larger than the node's log
+    aof_size = int(persistence_info(r)["aof_current_size"])
+    limit = aof_size + 1000
+    assert (node.dir / "node.log").stat().st_size < limit // 2
+    # RLIMIT_FSIZE on the node: its next AOF write beyond the limit fails with EFBIG ("File too large").
+    soft, hard = resource.prlimit(node.pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(node.pid, resource.RLIMIT_FSIZE, (limit, hard))  # the soft limit: it can be raised back
+    try:
+        assert conn.call("SET", "during", "y" * 5000) == b"OK"  # executed before its write failed, as Redis
+        misconf = "MISCONF Errors writing to the AOF file: File too large"
+        wait_for(lambda: error_text(conn.call("SET", "k", "v")) == misconf, 5, what="writes refused")
+        assert error_text(conn.call("PING")) == misconf
+        assert persistence_info(r)["aof_last_write_status"] == "err"
+        assert conn.call("GET", "during") == b"y" * 5000
+    finally:
+        resource.prlimit(node.pid, resource.RLIMIT_FSIZE, (soft, hard))
+    # The cron writes what is pending and writes are accepted again; nothing acknowledged was lost.
+    wait_for(lambda: conn.call("PING") == b"PONG", 5, what="the AOF write to be retried")
+    assert persistence_info(r)["aof_last_write_status"] == "ok"
+    assert conn.call("SET", "after", "z") == b"OK"
+    node.kill()
+    node.start()
+    r = node.client()
+    assert r.get("during") == b"y" * 5000 and r.get("after") == b"z" and r.exists("k") == 0
