@@ -51,6 +51,7 @@ from actors import rdb
 from actors.aof import AofLoadError, AofReplay, AofState, AppendOnlyFile, ManifestError, ReplayState
 from actors.config import ConfigError
 from actors.rdbhelper import LoadHelper
+from actors.server import without_spans
 from actors.supervisor import SupervisedActor
 from protocol import errors
 
@@ -383,21 +384,28 @@ class Persistence:
         the handled prefix when the tick ends. Used where the AOF must act at an exact point of the stream:
         before switching incr files, before a snapshot, before closing.
         """
-        chunks = self.server.prop_chunks
+        server = self.server
+        chunks = server.prop_chunks
         if not chunks:
             return b""
         data = b"".join(chunks)
-        fresh = data[self._skip_bytes :]
+        skip = self._skip_bytes
         self._skip_bytes = len(data)
-        return fresh
+        if server.repl_only_spans:
+            return without_spans(data[skip:], skip, server.repl_only_spans)
+        return data[skip:]
 
     # -- the AOF stream sink (loop thread, end of tick, before replies leave) --------------------------------
 
     def feed_aof(self, data: bytes) -> None:
+        skip = 0
         if self._skip_bytes:
             skip = min(self._skip_bytes, len(data))
             self._skip_bytes -= skip
             data = data[skip:]
+        spans = self.server.taken_repl_only_spans
+        if spans:
+            data = without_spans(data, skip, spans)  # PUBLISH & co: for the replicas only
         aof = self.aof
         if aof.fd < 0 or not data:
             return

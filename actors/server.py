@@ -77,6 +77,23 @@ class Stats:
     sync_partial_err: int = 0
 
 
+def without_spans(data: bytes, offset: int, spans: list[tuple[int, int]]) -> bytes:
+    """``data`` (the tick's stream from ``offset`` on) without the bytes inside ``spans`` (ascending stream
+    offsets): what the AOF gets of a stream that carries commands for the replicas only."""
+    end = offset + len(data)
+    parts = []
+    pos = offset
+    for start, stop in spans:
+        if stop <= pos or start >= end:
+            continue
+        if start > pos:
+            parts.append(data[pos - offset : start - offset])
+        pos = max(pos, stop)
+    if pos < end:
+        parts.append(data[pos - offset :])
+    return b"".join(parts)
+
+
 class Server:
     """Everything a command can reach: keyspace, config, clients, stats, and the handles to other actors."""
 
@@ -129,8 +146,16 @@ class Server:
         # resume from them; set by actors/persistence.py.
         self.loaded_repl_id: str | None = None
         self.loaded_repl_offset: int | None = None
-        # Inside EXEC: writes are collected so that more than one is wrapped in MULTI/EXEC.
-        self.exec_propagation: list[tuple[int, list[bytes]]] | None = None
+        # Bytes of this tick's stream that only the replicas get (PUBLISH: Redis propagates it with
+        # PROPAGATE_REPL), as (start, end) offsets into the tick's stream: the AOF sink leaves them out.
+        # ``take_propagated`` moves them to ``taken_repl_only_spans`` with the bytes it hands out.
+        self.repl_only_spans: list[tuple[int, int]] = []
+        self.taken_repl_only_spans: list[tuple[int, int]] = []
+        self._counted_chunks = 0  # how many of prop_chunks _counted_bytes sums (see _stream_length)
+        self._counted_bytes = 0
+        # Inside EXEC: writes are collected so that more than one is wrapped in MULTI/EXEC; the flag marks
+        # a command for the replicas only.
+        self.exec_propagation: list[tuple[int, list[bytes], bool]] | None = None
         # Named INFO sections beyond the built-in ones: section name -> () -> [(field, value)].
         self.info_sections: dict[str, Callable[[], list[tuple[str, Any]]]] = {}
         # Handles set by the master actor (loop-side facades of the other actors); None until started.
@@ -325,7 +350,7 @@ class Server:
     def propagate(self, db_index: int, argv: list[bytes]) -> None:
         """Queue one write for the AOF and the replicas (a no-op while nothing consumes the stream)."""
         if self.exec_propagation is not None:
-            self.exec_propagation.append((db_index, argv))
+            self.exec_propagation.append((db_index, argv, False))
             return
         if not (self.aof_feeding or self.repl_feeding):
             return
@@ -338,6 +363,32 @@ class Server:
         self.prop_chunks.append(data)
         if self.repl_feeding:
             self.repl_offset += len(data)
+
+    def propagate_to_replicas(self, db_index: int, argv: list[bytes]) -> None:
+        """Queue a command for the replicas (and the backlog) but not the AOF: PUBLISH, so that subscribers
+        on replicas get the message too. It counts in the replication offset, as in Redis."""
+        if self.exec_propagation is not None:
+            self.exec_propagation.append((db_index, argv, True))
+            return
+        if not self.repl_feeding:
+            return
+        if db_index != self.prop_db:  # as in propagate: the SELECT goes to both (harmless in the AOF)
+            self.repl_select_points.append((self.repl_offset, db_index))
+            self._append_stream(encode_command([b"SELECT", b"%d" % db_index]))
+            self.prop_db = db_index
+        start = self._stream_length()
+        data = encode_command(argv)
+        self._append_stream(data)
+        self.repl_only_spans.append((start, start + len(data)))
+
+    def _stream_length(self) -> int:
+        """Bytes queued in this tick's stream so far (summing only the chunks added since the last call)."""
+        chunks = self.prop_chunks
+        counted = self._counted_chunks
+        if counted < len(chunks):
+            self._counted_bytes += sum(len(chunks[i]) for i in range(counted, len(chunks)))
+            self._counted_chunks = len(chunks)
+        return self._counted_bytes
 
     def _append_stream(self, data: bytes) -> None:
         self.prop_chunks.append(data)
@@ -353,6 +404,8 @@ class Server:
             return b""
         data = b"".join(self.prop_chunks)
         self.prop_chunks.clear()
+        self.taken_repl_only_spans, self.repl_only_spans = self.repl_only_spans, []
+        self._counted_chunks = self._counted_bytes = 0
         return data
 
     # -- clients ---------------------------------------------------------------------------------------

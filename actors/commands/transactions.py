@@ -105,21 +105,24 @@ def _watched_key_expired(client: Client) -> bool:
     return False
 
 
-def _propagate_transaction(server: Server, writes: list[tuple[int, list[bytes]]]) -> None:
+def _propagate_transaction(server: Server, writes: list[tuple[int, list[bytes], bool]]) -> None:
     """Send EXEC's writes on: one alone, several wrapped in MULTI ... EXEC.
 
     MULTI goes out in the first write's database and EXEC in the last one's, so the stream selects a database
-    only where a write needs it (as Redis does).
+    only where a write needs it (as Redis does). A write flagged for the replicas only (PUBLISH) goes to them
+    in its place and is left out of the AOF (propagatePendingCommands, with each command's targets).
     """
     if not writes:
         return
-    if len(writes) == 1:
-        server.propagate(*writes[0])
-        return
-    server.propagate(writes[0][0], [b"MULTI"])
-    for db_index, argv in writes:
-        server.propagate(db_index, argv)
-    server.propagate(writes[-1][0], [b"EXEC"])
+    if len(writes) > 1:
+        server.propagate(writes[0][0], [b"MULTI"])
+    for db_index, argv, replicas_only in writes:
+        if replicas_only:
+            server.propagate_to_replicas(db_index, argv)
+        else:
+            server.propagate(db_index, argv)
+    if len(writes) > 1:
+        server.propagate(writes[-1][0], [b"EXEC"])
 
 
 @command(
@@ -178,7 +181,7 @@ def cmd_exec(client: Client, argv: list[bytes]) -> Any:
     discard_transaction(client)
     server = client.server
     outer = server.exec_propagation
-    writes: list[tuple[int, list[bytes]]] = []
+    writes: list[tuple[int, list[bytes], bool]] = []
     server.exec_propagation = writes
     replies: list[Any] = []
     try:
