@@ -33,6 +33,7 @@ import fcntl
 import gc
 import os
 import pickle
+import select
 import struct
 import subprocess
 import sys
@@ -47,6 +48,9 @@ MIN_FILE_BYTES = 4 << 20
 # The helper gives up once the items it skipped (non-string keys it cannot turn into runs) outweigh a
 # quarter of the bytes it did turn into runs, plus this allowance for the AUX fields and a few stray keys.
 GAP_ALLOWANCE_BYTES = 1 << 20
+# A helper that sends nothing for this long is given up on (stopped by a signal, stuck, starved of CPU):
+# even its first frame, which includes its start-up, arrives within ~0.1 s on an idle machine.
+STALL_TIMEOUT_S = 3.0
 # Pipe buffer asked for (Linux F_SETPIPE_SZ; 1 MiB is the default unprivileged limit): the helper can work
 # a couple of runs ahead while the node is busy starting up.
 PIPE_BYTES = 1 << 20
@@ -238,6 +242,7 @@ class LoadHelper:
         self._primed = False
         # Set by whoever takes charge of the helper (the load that reads it closes it from its own thread).
         self.taken = False
+        self.stall_timeout_s = STALL_TIMEOUT_S
         self.runs_applied = 0
         self.keys_applied = 0
 
@@ -270,9 +275,14 @@ class LoadHelper:
         return cls(proc, os.path.abspath(path), drop_before_ms)
 
     def _read_exact(self, n: int) -> bytes | None:
+        """``n`` bytes from the helper, or None if it stopped, or sent nothing for ``stall_timeout_s`` (a
+        stopped or stuck helper must not hold the load up: the node goes on by itself)."""
         chunks = []
         while n:
             try:
+                readable, _, _ = select.select([self._fd], [], [], self.stall_timeout_s)
+                if not readable:
+                    return None
                 chunk = os.read(self._fd, min(n, PIPE_BYTES))
             except OSError:
                 return None

@@ -7,9 +7,12 @@ processes through ``LoadHelper`` and closes them; randomised cases print their s
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -274,3 +277,18 @@ def test_a_run_cut_short_by_the_end_of_the_data_is_never_sent() -> None:
     assert sent == []
     rdbhelper.scan(blob[:first_end] + blob[first_end:], None, sent.append)  # whole again: the same frames
     assert sent == frames
+
+
+def test_a_stopped_helper_is_given_up_on(tmp_path: Path, helpers: list[LoadHelper]) -> None:
+    path, alone, _ = written(tmp_path, seed=17)
+    helper = spawn(path, helpers)
+    helper.stall_timeout_s = 0.3
+    helper.prime()  # the first run has arrived; the rest never will
+    os.kill(helper.proc.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        assert_same(rdb.load_file(str(path), 16, None, None, helper), alone)
+        assert time.monotonic() - started < 10
+        assert helper.proc.poll() is None  # still there, stopped: the node went on without it
+    finally:
+        os.kill(helper.proc.pid, signal.SIGCONT)
