@@ -57,8 +57,14 @@ def _strtod(raw: bytes) -> float | None:
     return None if math.isnan(value) else value
 
 
+# First bytes of a ZADD argument that cannot start an option (NX, XX, CH, INCR, GT, LT): of a number.
+_NOT_AN_OPTION = frozenset(b"%c" % c for c in b"0123456789+-.")
+
+
 def parse_score(raw: bytes, message: str = errors.NOT_FLOAT) -> float:
     """A score as Redis's getDoubleFromObject reads it: strict, no NaN, no overflow to inf or underflow to 0."""
+    if raw.isdigit() and len(raw) <= 15:
+        return float(raw)  # the common case: a plain integer, exact in a double (at most 15 digits)
     value = _strtod(raw) if raw and raw[0] not in _C_SPACE else None
     if value is None:
         raise CommandError(message)
@@ -142,7 +148,7 @@ def _zadd(client: Client, argv: list[bytes], incr_only: bool = False) -> Any:
     i = 2
     if incr_only:
         incr = True
-    else:
+    elif argv[2][:1] not in _NOT_AN_OPTION:  # options are words; a score starts with a digit, sign or dot
         while i < len(argv):
             opt = argv[i].lower()
             if opt == b"nx":
