@@ -70,6 +70,10 @@ class Client:
         self.native_request_id = 0
         # Closes the transport (CLIENT KILL).
         self.kill: Callable[[], None] = lambda: None
+        # Sends bytes as they are, not as a reply (the RDB payload of SYNC); set by a RESP transport.
+        self.write_raw: Callable[[bytes], None] = lambda data: None
+        # REPLCONF rdb-only 1: this client wants a snapshot from SYNC/PSYNC, not a replication stream.
+        self.rdb_only = False
 
     @property
     def db_index(self) -> int:

@@ -111,6 +111,7 @@ class RespConnection(asyncio.Protocol):
         client.push = self.push
         client.deliver = self.deliver
         client.kill = self.kill
+        client.write_raw = self.write_raw
         self.client = client
         server.add_client(client)
 
@@ -234,6 +235,13 @@ class RespConnection(asyncio.Protocol):
     def kill(self) -> None:
         if self.client is not None:
             self.client.close_requested = True
+        self.master.schedule_flush(self)
+
+    def write_raw(self, data: bytes) -> None:
+        """Send ``data`` as it is, with the tick's other output (SYNC's RDB payload)."""
+        if self.closed or self.client is None:
+            return
+        self.out.append(data)
         self.master.schedule_flush(self)
 
 

@@ -257,6 +257,8 @@ class Persistence:
         self.rdb_saves = 0
         self.rdb_last_cow_bytes = 0
         self.bgsave_scheduled = False
+        # SYNC over RESP (redis-cli --rdb): called with True/False when the BGSAVE serving them ends.
+        self.snapshot_waiters: list[Callable[[bool], None]] = []
         self.rdb_last_load_keys_loaded = 0
         self.rdb_last_load_keys_expired = 0
         # AOF state
@@ -732,7 +734,35 @@ class Persistence:
         log.info("bgsave_started", child_pid=child.pid, fork_usec=self.latest_fork_usec)
         return child.pid
 
+    def snapshot_for_sync(self, done: Callable[[bool], None]) -> None:
+        """SYNC over RESP, as Redis's disk-based sync: ``done(ok)`` once a BGSAVE has written dump.rdb.
+
+        A BGSAVE in progress serves the request; an AOF rewrite in progress makes it wait for the BGSAVE that
+        follows it (scheduled); otherwise one starts now. A BGSAVE that fails, or cannot fork, gives False.
+        """
+        child = self.child
+        if child is None:
+            try:
+                self.bgsave()
+            except (OSError, RuntimeError):
+                done(False)
+                return
+        elif child.kind is not ChildKind.RDB:
+            self.bgsave_scheduled = True
+        self.snapshot_waiters.append(done)
+
     def _bgsave_done(
+        self, child: ForkedChild, exit_code: int, by_signal: int, cow_bytes: int, duration_s: float
+    ) -> None:
+        waiters, self.snapshot_waiters = self.snapshot_waiters, []
+        try:
+            self._bgsave_finished(child, exit_code, by_signal, cow_bytes, duration_s)
+        finally:
+            ok = not by_signal and exit_code == 0
+            for done in waiters:
+                done(ok)
+
+    def _bgsave_finished(
         self, child: ForkedChild, exit_code: int, by_signal: int, cow_bytes: int, duration_s: float
     ) -> None:
         self.rdb_last_bgsave_time_s = int(duration_s)

@@ -1,20 +1,24 @@
-"""Replication commands: REPLICAOF (SLAVEOF), ROLE, WAIT, REPLCONF.
+"""Replication commands: REPLICAOF (SLAVEOF), ROLE, WAIT, REPLCONF, and SYNC/PSYNC for snapshots.
 
 They are thin: the work is done by the loop-side replication facade (actors/replication.py, reached as
 ``server.replication``). Replies and error strings are Redis 7.0's (replication.c ``replicaofCommand``,
 ``roleCommand``, ``waitCommand``, ``replconfCommand``). INFO replication is the facade's ``info`` section.
 
 REPLCONF exists for tools that send it over RESP; redactor's own replicas speak to their master over the node
-bus, so the options are accepted and have no effect.
+bus, so the options are accepted and have no effect, except ``rdb-only 1``: then SYNC and PSYNC send a
+snapshot over RESP (``redis-cli --rdb``) from a BGSAVE, as Redis's disk-based sync does, and close.
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
+from actors.client import ClientKind
 from actors.commands import command
 from actors.commands._util import parse_int
 from actors.replication import WAIT_ON_REPLICA
+from actors.server import BLOCKED
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK
@@ -119,6 +123,66 @@ def cmd_replconf(client: Client, argv: list[bytes]) -> Any:
     if len(argv) % 2 == 0:
         raise CommandError(errors.SYNTAX)
     for index in range(1, len(argv), 2):
-        if argv[index].lower() not in _REPLCONF_OPTIONS:
+        option = argv[index].lower()
+        if option not in _REPLCONF_OPTIONS:
             raise CommandError(f"ERR Unrecognized REPLCONF option: {argv[index].decode('utf-8', 'replace')}")
+        if option == b"rdb-only":
+            value = parse_int(argv[index + 1], errors.NOT_INTEGER)
+            if value not in (0, 1):
+                raise CommandError("ERR value is out of range, value must between 0 and 1")
+            client.rdb_only = bool(value)
     return OK
+
+
+SYNC_NEEDS_RDB_ONLY = (
+    "ERR SYNC and PSYNC over RESP only send a snapshot: send REPLCONF rdb-only 1 first (as redis-cli --rdb "
+    "does). redactor replicas replicate over the node bus: use REPLICAOF"
+)
+SYNC_FAILED = b"-ERR Background save for SYNC failed: see the node's log\r\n"
+
+
+@command("sync", 1, "admin noscript deny-multi", (0, 0, 0), "server", "Internal command used for replication")
+def cmd_sync(client: Client, argv: list[bytes]) -> Any:
+    return _sync(client, b"")
+
+
+@command("psync", -3, "admin noscript deny-multi", (0, 0, 0), "server", "Internal command used for replication")
+def cmd_psync(client: Client, argv: list[bytes]) -> Any:
+    replication = _replication(client)
+    # Always a full resync: a snapshot is all an rdb-only client gets (replicationSetupSlaveForFullResync).
+    return _sync(client, b"+FULLRESYNC %s %d\r\n" % (replication.replid.encode(), client.server.repl_offset))
+
+
+class _SnapshotWait:
+    """``client.blocked`` while SYNC waits for its BGSAVE: the client's next commands wait behind it."""
+
+
+def _sync(client: Client, preamble: bytes) -> Any:
+    """An rdb-only SYNC/PSYNC: dump.rdb as a BGSAVE writes it, sent as ``$<length>\r\n<bytes>`` (after the
+    ``preamble``), then the connection closes: Redis's disk-based sync to a client that wants the RDB only."""
+    if not client.rdb_only or client.kind is not ClientKind.RESP:
+        raise CommandError(SYNC_NEEDS_RDB_ONLY)
+    persistence = client.server.persistence
+    if persistence is None:
+        raise CommandError("ERR persistence is not available on this node")
+    path = os.path.abspath(persistence.rdb_path)
+    waiting = _SnapshotWait()
+    client.blocked = waiting
+
+    def done(ok: bool) -> None:
+        if client.blocked is not waiting:
+            return
+        client.blocked = None
+        payload = None
+        if ok:
+            try:
+                with open(path, "rb") as f:
+                    payload = f.read()
+            except OSError:
+                payload = None
+        client.write_raw(SYNC_FAILED if payload is None else preamble + b"$%d\r\n" % len(payload) + payload)
+        client.close_requested = True  # rdb-only: nothing follows the snapshot
+        client.kill()
+
+    persistence.snapshot_for_sync(done)
+    return BLOCKED
