@@ -385,6 +385,8 @@ class Server:
         """Bytes queued in this tick's stream so far (summing only the chunks added since the last call)."""
         chunks = self.prop_chunks
         counted = self._counted_chunks
+        if counted > len(chunks):  # the chunks were cleared behind take_propagated's back: count afresh
+            counted = self._counted_bytes = 0
         if counted < len(chunks):
             self._counted_bytes += sum(len(chunks[i]) for i in range(counted, len(chunks)))
             self._counted_chunks = len(chunks)

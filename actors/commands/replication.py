@@ -146,7 +146,9 @@ def cmd_sync(client: Client, argv: list[bytes]) -> Any:
     return _sync(client, b"")
 
 
-@command("psync", -3, "admin noscript deny-multi", (0, 0, 0), "server", "Internal command used for replication")
+@command(
+    "psync", -3, "admin noscript deny-multi", (0, 0, 0), "server", "Internal command used for replication"
+)
 def cmd_psync(client: Client, argv: list[bytes]) -> Any:
     replication = _replication(client)
     # Always a full resync: a snapshot is all an rdb-only client gets (replicationSetupSlaveForFullResync).
@@ -181,8 +183,7 @@ def _sync(client: Client, preamble: bytes) -> Any:
             except OSError:
                 payload = None
         client.write_raw(SYNC_FAILED if payload is None else preamble + b"$%d\r\n" % len(payload) + payload)
-        client.close_requested = True  # rdb-only: nothing follows the snapshot
-        client.kill()
+        client.kill()  # rdb-only: nothing follows the snapshot; the connection closes once it is sent
 
     persistence.snapshot_for_sync(done)
     return BLOCKED
