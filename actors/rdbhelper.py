@@ -237,6 +237,8 @@ class LoadHelper:
         self.drop_before_ms = drop_before_ms
         assert proc.stdout is not None
         self._fd = proc.stdout.fileno()
+        self._poller = select.poll()
+        self._poller.register(self._fd, select.POLLIN)
         self.start = _NO_RUN  # file offset of the next run, _NO_RUN when no more will come
         self._header: tuple[int, int, int, int, int] | None = None
         self._primed = False
@@ -280,8 +282,8 @@ class LoadHelper:
         chunks = []
         while n:
             try:
-                readable, _, _ = select.select([self._fd], [], [], self.stall_timeout_s)
-                if not readable:
+                # poll, not select: a node with thousands of clients has descriptors past select's limit.
+                if not self._poller.poll(self.stall_timeout_s * 1000):
                     return None
                 chunk = os.read(self._fd, min(n, PIPE_BYTES))
             except OSError:
