@@ -1,4 +1,4 @@
-"""Generic key commands: existence, deletion, renaming, copying, expiry, iteration, databases.
+"""Generic key commands: existence, deletion, renaming, copying, expiry, iteration, databases, DUMP/RESTORE.
 
 Expiry commands propagate as ``PEXPIREAT key <absolute ms>`` (or DEL, when the time is already past), so the
 AOF and the replicas apply the same deadline whenever they replay it.
@@ -11,6 +11,7 @@ import random
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from actors import rdb
 from actors.commands import command
 from actors.commands._util import (
     LLONG_MAX,
@@ -496,3 +497,94 @@ def cmd_object(client: Client, argv: list[bytes]) -> Any:
     if type(value) is bytes and _is_int_string(value) and 0 <= int(value) < SHARED_INTEGERS:
         return SHARED_REFCOUNT
     return 1
+
+
+# -- DUMP / RESTORE ------------------------------------------------------------------------------------------
+
+DUMP_PAYLOAD_WRONG = "ERR DUMP payload version or checksum are wrong"
+
+
+@command(
+    "dump",
+    2,
+    "readonly random",
+    (1, 1, 1),
+    "generic",
+    "Return a serialized version of the value stored at a key",
+)
+def cmd_dump(client: Client, argv: list[bytes]) -> Any:
+    server = client.server
+    value = server.keyspace.lookup_read(client.db, argv[1])
+    if value is None:
+        return None
+    # Redis's createDumpPayload: the RDB serialization of the value (LZF as rdbcompression says), the RDB
+    # version and a CRC64, so redis-server's RESTORE takes it and ours takes redis-server's.
+    return rdb.dump_value(value, compress=bool(server.config["rdbcompression"]))
+
+
+@command(
+    "restore",
+    -4,
+    "write denyoom",
+    (1, 1, 1),
+    "generic",
+    "Create a key using the provided serialized value, previously obtained using DUMP",
+)
+def cmd_restore(client: Client, argv: list[bytes]) -> Any:
+    """RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f], checked in Redis's order. IDLETIME
+    and FREQ are validated and then have no effect: redactor keeps no LRU/LFU data."""
+    replace = absttl = False
+    idle = freq = -1
+    i = 4
+    while i < len(argv):
+        option = argv[i].lower()
+        more = len(argv) - i - 1
+        if option == b"replace":
+            replace = True
+        elif option == b"absttl":
+            absttl = True
+        elif option == b"idletime" and more >= 1 and freq == -1:
+            idle = parse_int(argv[i + 1])
+            if idle < 0:
+                raise CommandError("ERR Invalid IDLETIME value, must be >= 0")
+            i += 1
+        elif option == b"freq" and more >= 1 and idle == -1:
+            freq = parse_int(argv[i + 1])
+            if not 0 <= freq <= 255:
+                raise CommandError("ERR Invalid FREQ value, must be >= 0 and <= 255")
+            i += 1
+        else:
+            raise CommandError(errors.SYNTAX)
+        i += 1
+    keyspace = client.server.keyspace
+    db, key = client.db, argv[1]
+    if not replace and keyspace.lookup(db, key) is not None:
+        raise CommandError("BUSYKEY Target key name already exists.")
+    ttl = parse_int(argv[2])
+    if ttl < 0:
+        raise CommandError("ERR Invalid TTL value, must be >= 0")
+    try:
+        value = rdb.load_value(argv[3])
+    except rdb.RdbError as exc:
+        if str(exc).startswith("DUMP payload version or checksum are wrong"):
+            raise CommandError(DUMP_PAYLOAD_WRONG) from None
+        raise CommandError("ERR Bad data format") from None
+    if not value and type(value) is not bytes:
+        raise CommandError("ERR Bad data format")  # an empty collection (RDB_LOAD_ERR_EMPTY_KEY)
+    deleted = keyspace.delete(db, key) if replace else False
+    if ttl and not absttl:
+        ttl += keyspace.clock()
+    if ttl and ttl <= keyspace.clock() and not (keyspace.is_replica or keyspace.ignore_ttl):
+        # Already expired (checkAlreadyExpired; not on a replica or while replaying the AOF): nothing is
+        # created, and a replaced key is simply deleted.
+        if deleted:
+            client.propagate_as = [[b"DEL", key]]
+            keyspace.dirty += 1
+        return OK
+    keyspace.set(db, key, value)
+    if ttl:
+        keyspace.set_expire(db, key, ttl)
+        if not absttl:  # propagated with the absolute deadline, as Redis rewrites it
+            client.propagate_as = [[b"RESTORE", key, b"%d" % ttl, *argv[3:], b"ABSTTL"]]
+    keyspace.dirty += 1
+    return OK

@@ -154,3 +154,40 @@ def test_redis_server_aof_dir_and_dump_load_into_redactor(
     shutil.copy(source / "dump.rdb", with_rdb.dir / "dump.rdb")
     with_rdb.start()
     assert dataset_digest_of(with_rdb.client()) == expected
+
+
+def _copy_every_key(source: redis.Redis, target: redis.Redis) -> int:
+    """DUMP every key of ``source`` (database 0) and RESTORE it into ``target`` with its TTL; returns how many."""
+    count = 0
+    for key in source.scan_iter(count=1000):
+        payload = source.dump(key)
+        ttl = source.pttl(key)
+        assert payload is not None
+        assert target.restore(key, max(ttl, 0), payload) == b"OK"
+        count += 1
+    return count
+
+
+def test_dump_and_restore_move_every_type_between_redis_server_and_redactor(
+    node_factory: NodeFactory, redis_servers: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    source_dir, target_dir = tmp_path / "redis-source", tmp_path / "redis-target"
+    source_dir.mkdir()
+    target_dir.mkdir()
+    keyspace = all_types_keyspace()
+    keyspace.dbs[5].data.clear()
+    keyspace.dbs[15].data.clear()
+    keyspace.dbs[5].expires.clear()
+    keyspace.dbs[15].expires.clear()
+    write_rdb(source_dir / "dump.rdb", keyspace)  # redis-server loads it: its own encodings from here on
+    redis_source = redis_servers(source_dir)
+    expected = redis_source.digest()
+
+    node = node_factory("n")
+    r = node.client()
+    assert _copy_every_key(redis_source.client, r) == len(keyspace.dbs[0].data)
+    assert dataset_digest_of(r) == expected  # redis-server's payloads (listpack, intset, quicklist) load
+
+    redis_target = redis_servers(target_dir)
+    _copy_every_key(r, redis_target.client)
+    assert redis_target.digest() == expected  # and ours load into redis-server
