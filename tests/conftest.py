@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import NodeProcess, stop_all
+from tests.harness import NodeProcess, RedisServer, stop_all
 
 
 @pytest.fixture
@@ -45,3 +45,17 @@ def seed() -> int:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     stop_all()
+
+
+@pytest.fixture
+def redis_servers() -> Iterator[Callable[..., RedisServer]]:
+    """Start redis-servers (the reference) with ``redis_servers(directory, *args)``; all stop after the test."""
+    started: list[RedisServer] = []
+
+    def start(directory: Path, *args: str) -> RedisServer:
+        started.append(RedisServer(directory, *args))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()

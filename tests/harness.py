@@ -188,3 +188,44 @@ _live: set[NodeProcess] = set()
 def stop_all() -> None:
     for node in list(_live):
         node.stop()
+
+
+class RedisServer:
+    """A redis-server (Debian's) on a free port in ``directory``, for the compatibility tests: the reference."""
+
+    def __init__(self, directory: Path, *args: str) -> None:
+        self.port = free_port()
+        self.dir = directory
+        self.log_path = directory.parent / f"redis-{self.port}.log"
+        argv = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(directory),
+            "--save",
+            "",
+            "--enable-debug-command",
+            "yes",
+            "--logfile",
+            str(self.log_path),
+            *args,
+        ]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.client = redis.Redis(port=self.port, socket_timeout=10)
+
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"redis-server exited: {self.log_path.read_text(errors='replace')}")
+            return bool(self.client.ping())
+
+        wait_for(ready, 15, what="redis-server to answer PING")
+
+    def digest(self) -> bytes:
+        return bytes(self.client.execute_command("DEBUG", "DIGEST"))
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)

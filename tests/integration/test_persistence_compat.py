@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
 
-from tests.harness import NodeProcess, free_port, wait_for
+from tests.harness import NodeProcess, RedisServer, wait_for
 from tests.persistence_helpers import all_types_keyspace, dataset_digest_of, write_rdb
 
 pytestmark = [
@@ -20,58 +20,6 @@ pytestmark = [
 ]
 
 NodeFactory = Callable[..., NodeProcess]
-
-
-class RedisServer:
-    def __init__(self, directory: Path, *args: str) -> None:
-        self.port = free_port()
-        self.dir = directory
-        self.log_path = directory.parent / f"redis-{self.port}.log"
-        argv = [
-            "redis-server",
-            "--port",
-            str(self.port),
-            "--dir",
-            str(directory),
-            "--save",
-            "",
-            "--enable-debug-command",
-            "yes",
-            "--logfile",
-            str(self.log_path),
-            *args,
-        ]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        self.client = redis.Redis(port=self.port, socket_timeout=10)
-
-        def ready() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"redis-server exited: {self.log_path.read_text(errors='replace')}")
-            return bool(self.client.ping())
-
-        wait_for(ready, 15, what="redis-server to answer PING")
-
-    def digest(self) -> bytes:
-        return bytes(self.client.execute_command("DEBUG", "DIGEST"))
-
-    def stop(self) -> None:
-        self.client.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-
-@pytest.fixture
-def redis_servers() -> Iterator[Callable[..., RedisServer]]:
-    started: list[RedisServer] = []
-
-    def start(directory: Path, *args: str) -> RedisServer:
-        started.append(RedisServer(directory, *args))
-        return started[-1]
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def _check_aof(aof_dir: Path) -> str:
