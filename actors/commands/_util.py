@@ -52,6 +52,17 @@ def parse_float(raw: bytes, message: str = errors.NOT_FLOAT) -> float:
     return value
 
 
+def parse_either(raw: bytes, yes: bytes, no: bytes) -> bool:
+    """True for the keyword ``yes``, False for ``no`` (both lowercase; matched case-insensitively); anything
+    else is a syntax error. LEFT|RIGHT, BIT|BYTE, ..."""
+    word = raw.lower()
+    if word == yes:
+        return True
+    if word == no:
+        return False
+    raise CommandError(errors.SYNTAX)
+
+
 def upper(raw: bytes) -> bytes:
     return raw.upper()
 

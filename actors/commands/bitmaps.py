@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
-from actors.commands._util import get_string, parse_int
+from actors.commands._util import get_string, parse_either, parse_int
 from protocol import errors
 from protocol.errors import CommandError
 
@@ -43,12 +43,7 @@ def _bits(value: bytes, lo: int, hi: int) -> tuple[int, int]:
 
 def _range_unit(raw: bytes) -> bool:
     """True for BIT, False for BYTE (case-insensitive); anything else is a syntax error."""
-    unit = raw.lower()
-    if unit == b"bit":
-        return True
-    if unit == b"byte":
-        return False
-    raise CommandError(errors.SYNTAX)
+    return parse_either(raw, b"bit", b"byte")
 
 
 def _normalise(start: int, end: int, total: int) -> tuple[int, int]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.blocking import can_block, parse_timeout_ms, registry
 from actors.commands import command
-from actors.commands._util import get_typed, int_bytes, parse_int
+from actors.commands._util import get_typed, int_bytes, parse_either, parse_int
 from actors.server import BLOCKED
 from protocol import errors
 from protocol.errors import CommandError, WrongTypeError
@@ -46,12 +46,7 @@ def _changed(client: Client, db: Database, key: bytes, items: deque[bytes]) -> N
 
 def _side(raw: bytes) -> bool:
     """LEFT -> True, RIGHT -> False; anything else is a syntax error."""
-    side = raw.lower()
-    if side == b"left":
-        return True
-    if side == b"right":
-        return False
-    raise CommandError(errors.SYNTAX)
+    return parse_either(raw, b"left", b"right")
 
 
 def _side_name(left: bool) -> bytes:
