@@ -96,6 +96,8 @@ class Client:
             flags += "x"
         if self.blocked is not None:
             flags += "b"
+        if self in self.server.monitors:
+            flags += "O"
         if self.in_pubsub:
             flags += "P"
         if self.watched and self.dirty_cas:

@@ -77,6 +77,19 @@ class Stats:
     sync_partial_err: int = 0
 
 
+_REDACTED = b"(redacted)"
+# sdscatrepr's escapes; other bytes outside printable ASCII are written as \xHH.
+_QUOTE_ESCAPES = {0x5C: b"\\\\", 0x22: b'\\"', 0x0A: b"\\n", 0x0D: b"\\r", 0x09: b"\\t", 0x07: b"\\a", 0x08: b"\\b"}
+_QUOTE_BYTES = [_QUOTE_ESCAPES.get(b, bytes((b,)) if 32 <= b < 127 else b"\\x%02x" % b) for b in range(256)]
+
+
+def _quote(arg: bytes) -> bytes:
+    """An argument as MONITOR shows it (Redis's sdscatrepr): in double quotes, escaped."""
+    if arg.isalnum():
+        return b'"' + arg + b'"'
+    return b'"' + b"".join([_QUOTE_BYTES[b] for b in arg]) + b'"'
+
+
 def without_spans(data: bytes, offset: int, spans: list[tuple[int, int]]) -> bytes:
     """``data`` (the tick's stream from ``offset`` on) without the bytes inside ``spans`` (ascending stream
     offsets): what the AOF gets of a stream that carries commands for the replicas only."""
@@ -115,8 +128,9 @@ class Server:
         # Cached config values read on every command (CONFIG SET keeps them fresh).
         self.requirepass: str = config["requirepass"]
         config.on_change("requirepass", self._on_requirepass)
-        # The six node-wide restrictions below are properties: setting one recomputes ``_unrestricted``, the
-        # single flag the dispatcher tests on every command instead of six.
+        # The node-wide restrictions below are properties (and the monitors list, changed through
+        # add_monitor): changing one recomputes ``_unrestricted``, the single flag the dispatcher tests on every
+        # command instead of seven.
         self._unrestricted = True
         # Set while a dataset is loading: commands not flagged "loading" get -LOADING.
         self._loading = False
@@ -128,6 +142,8 @@ class Server:
         self._refuse_stale = False
         # min-replicas-to-write: the replication handle keeps this up to date (None: no limit).
         self._write_refusal: str | None = None
+        # MONITOR clients: every command run is echoed to them (which also keeps commands off the fast paths).
+        self.monitors: list[Client] = []
         # MISCONF: persistence is failing (a BGSAVE with save points and stop-writes-on-bgsave-error, or AOF
         # writes); writes and PING are refused with this error. Kept up to date by actors/persistence.py.
         self._disk_error: str | None = None
@@ -191,6 +207,7 @@ class Server:
             or self._refuse_stale
             or self._write_refusal is not None
             or self._disk_error is not None
+            or bool(self.monitors)
         )
 
     @property
@@ -334,6 +351,8 @@ class Server:
             cmd.failed_calls += 1
         cmd.calls += 1
         self.stats.total_commands_processed += 1
+        if self.monitors and not cmd.is_admin:
+            self._feed_monitors(client, argv)
         if keyspace.dirty != dirty_before:
             if client.propagate_as is not None:
                 for rewritten in client.propagate_as:
@@ -416,8 +435,39 @@ class Server:
         self.clients[client.id] = client
         self.stats.total_connections_received += 1
 
+    def add_monitor(self, client: Client) -> None:
+        if client not in self.monitors:
+            self.monitors.append(client)
+            self._restrictions_changed()
+
+    def _feed_monitors(self, client: Client, argv: list[bytes]) -> None:
+        """One line per command run, as Redis's replicationFeedMonitors: time, database (after the command),
+        address, then the arguments quoted (AUTH and HELLO's credentials redacted)."""
+        now = time.time()
+        args = argv
+        name = argv[0].lower()
+        if name == b"auth":
+            args = [argv[0], *[_REDACTED] * (len(argv) - 1)]
+        elif name == b"hello":
+            args = list(argv)
+            for i in range(2, len(args) - 2):
+                if args[i].lower() == b"auth":
+                    args[i + 1] = args[i + 2] = _REDACTED
+        line = b"+%d.%06d [%d %s] %s\r\n" % (
+            int(now),
+            int((now % 1) * 1_000_000),
+            client.db.id,
+            client.addr.encode(),
+            b" ".join(_quote(arg) for arg in args),
+        )
+        for monitor in list(self.monitors):
+            monitor.write_raw(line)
+
     def remove_client(self, client: Client) -> None:
         self.clients.pop(client.id, None)
+        if client in self.monitors:
+            self.monitors.remove(client)
+            self._restrictions_changed()
         for db, key in client.watched:
             watchers = db.watched.get(key)
             if watchers is not None:

@@ -37,6 +37,7 @@ class Command:
     summary: str
     # Derived from flags once, so the dispatcher tests booleans, not set membership.
     is_write: bool = False
+    is_admin: bool = False
     allowed_while_loading: bool = False
     allowed_in_pubsub: bool = False
     no_auth: bool = False
@@ -82,6 +83,7 @@ def command(
             group=group,
             summary=summary,
             is_write="write" in flag_set,
+            is_admin="admin" in flag_set,
             allowed_while_loading="loading" in flag_set,
             allowed_in_pubsub="pubsub-ok" in flag_set,
             no_auth="no-auth" in flag_set,

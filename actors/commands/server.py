@@ -883,3 +883,13 @@ def cmd_shutdown(client: Client, argv: list[bytes]) -> Any:
         raise CommandError(error)
     # No reply: the node exits and clients see the connection close, as with Redis (redis-py expects that).
     return BLOCKED
+
+
+@command("monitor", 1, "admin noscript loading stale deny-multi", (0, 0, 0), "server", "Listen for all requests")
+def cmd_monitor(client: Client, argv: list[bytes]) -> Any:
+    """From now on the client gets every command the node runs, one status line each (Redis's format);
+    administrative commands are not shown, nor commands refused before they run."""
+    if client.kind is not ClientKind.RESP:
+        raise CommandError("ERR MONITOR is only available over RESP")
+    client.server.add_monitor(client)
+    return OK
