@@ -171,6 +171,8 @@ DIRECTIVES: list[Directive] = [
     Directive("timeout", _int_parser(0, 2**31 - 1), 0),
     Directive("tcp-keepalive", _int_parser(0, 2**31 - 1), 300),
     Directive("maxclients", _int_parser(1, 2**31 - 1), 10000),
+    Directive("slowlog-log-slower-than", _int_parser(-1, 2**63 - 1), 10000),  # microseconds; -1: off
+    Directive("slowlog-max-len", _int_parser(0, 2**63 - 1), 128),
     Directive("requirepass", _str_parser, ""),
     Directive("proto-max-bulk-len", _int_parser(1024 * 1024, _MAXINT, memory=True), 512 * 1024 * 1024),
     Directive("client-query-buffer-limit", _int_parser(1024 * 1024, _MAXINT, memory=True), 1024**3),
@@ -246,7 +248,7 @@ _INERT_NAMES = (
     "repl-diskless-sync-max-replicas replica-ignore-maxmemory replica-lazy-flush lazyfree-lazy-eviction "
     "lazyfree-lazy-expire lazyfree-lazy-server-del lazyfree-lazy-user-del lazyfree-lazy-user-flush "
     "oom-score-adj oom-score-adj-values disable-thp appendfsync-on-rewrite aof-rewrite-incremental-fsync "
-    "rdb-save-incremental-fsync lua-time-limit busy-reply-threshold slowlog-log-slower-than slowlog-max-len "
+    "rdb-save-incremental-fsync lua-time-limit busy-reply-threshold "
     "latency-monitor-threshold notify-keyspace-events hash-max-listpack-entries hash-max-listpack-value "
     "hash-max-ziplist-entries hash-max-ziplist-value list-max-listpack-size list-max-ziplist-size "
     "list-compress-depth set-max-intset-entries zset-max-listpack-entries zset-max-listpack-value "
@@ -290,8 +292,6 @@ _INERT_DEFAULTS = {
     "rdb-save-incremental-fsync": "yes",
     "lua-time-limit": "5000",
     "busy-reply-threshold": "5000",
-    "slowlog-log-slower-than": "10000",
-    "slowlog-max-len": "128",
     "latency-monitor-threshold": "0",
     "hash-max-listpack-entries": "512",
     "hash-max-listpack-value": "64",

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter_ns
 from typing import Any
 
 from actors.client import Client, ClientKind
@@ -77,9 +79,23 @@ class Stats:
     sync_partial_err: int = 0
 
 
+# The fast lane does not time its GET/SETs one by one: with a SLOWLOG threshold below this, where they could
+# qualify, commands take the general path, which times each.
+SLOWLOG_FAST_LANE_FLOOR_US = 1000
+# slowlog.h: how much of a command a SLOWLOG entry keeps.
+SLOWLOG_ENTRY_MAX_ARGC = 32
+SLOWLOG_ENTRY_MAX_STRING = 128
 _REDACTED = b"(redacted)"
 # sdscatrepr's escapes; other bytes outside printable ASCII are written as \xHH.
-_QUOTE_ESCAPES = {0x5C: b"\\\\", 0x22: b'\\"', 0x0A: b"\\n", 0x0D: b"\\r", 0x09: b"\\t", 0x07: b"\\a", 0x08: b"\\b"}
+_QUOTE_ESCAPES = {
+    0x5C: b"\\\\",
+    0x22: b'\\"',
+    0x0A: b"\\n",
+    0x0D: b"\\r",
+    0x09: b"\\t",
+    0x07: b"\\a",
+    0x08: b"\\b",
+}
 _QUOTE_BYTES = [_QUOTE_ESCAPES.get(b, bytes((b,)) if 32 <= b < 127 else b"\\x%02x" % b) for b in range(256)]
 
 
@@ -142,6 +158,12 @@ class Server:
         self._refuse_stale = False
         # min-replicas-to-write: the replication handle keeps this up to date (None: no limit).
         self._write_refusal: str | None = None
+        # SLOWLOG: the latest commands that took at least slowlog-log-slower-than microseconds (<0: none).
+        self.slowlog: deque[list[Any]] = deque(maxlen=int(config["slowlog-max-len"]))
+        self.slowlog_next_id = 0
+        self.slowlog_threshold_us = int(config["slowlog-log-slower-than"])
+        config.on_change("slowlog-log-slower-than", self._on_slowlog_threshold)
+        config.on_change("slowlog-max-len", self._on_slowlog_max_len)
         # MONITOR clients: every command run is echoed to them (which also keeps commands off the fast paths).
         self.monitors: list[Client] = []
         # MISCONF: persistence is failing (a BGSAVE with save points and stop-writes-on-bgsave-error, or AOF
@@ -194,9 +216,34 @@ class Server:
         # current command has finished, so they are served in the same tick, after the write that fed them
         # (Redis's handleClientsBlockedOnKeys).
         self.after_command: Callable[[], None] | None = None
+        self._restrictions_changed()  # the configuration may start with one (slowlog-log-slower-than 0)
 
     def _on_requirepass(self, value: Any) -> None:
         self.requirepass = value
+
+    def _on_slowlog_threshold(self, value: Any) -> None:
+        self.slowlog_threshold_us = int(value)
+        self._restrictions_changed()
+
+    def _on_slowlog_max_len(self, value: Any) -> None:
+        self.slowlog = deque(self.slowlog, maxlen=int(value))
+
+    def _log_slow(self, client: Client, argv: list[bytes], duration_us: int) -> None:
+        """A SLOWLOG entry (slowlogCreateEntry): at most 32 arguments of at most 128 bytes, as Redis trims."""
+        args = argv
+        if len(argv) > SLOWLOG_ENTRY_MAX_ARGC:
+            args = argv[: SLOWLOG_ENTRY_MAX_ARGC - 1] + [
+                b"... (%d more arguments)" % (len(argv) - SLOWLOG_ENTRY_MAX_ARGC + 1)
+            ]
+        args = [
+            a[:SLOWLOG_ENTRY_MAX_STRING] + b"... (%d more bytes)" % (len(a) - SLOWLOG_ENTRY_MAX_STRING)
+            if len(a) > SLOWLOG_ENTRY_MAX_STRING
+            else a
+            for a in args
+        ]
+        entry = [self.slowlog_next_id, int(time.time()), duration_us, args, client.addr.encode(), client.name]
+        self.slowlog_next_id += 1
+        self.slowlog.appendleft(entry)
 
     # -- node-wide restrictions (see _unrestricted) ------------------------------------------------------
 
@@ -208,6 +255,7 @@ class Server:
             or self._write_refusal is not None
             or self._disk_error is not None
             or bool(self.monitors)
+            or 0 <= self.slowlog_threshold_us < SLOWLOG_FAST_LANE_FLOOR_US
         )
 
     @property
@@ -344,11 +392,16 @@ class Server:
         keyspace = self.keyspace
         dirty_before = keyspace.dirty
         client.last_command = cmd.name
+        started_ns = perf_counter_ns()
         try:
             reply = cmd.fn(client, argv)
         except CommandError as exc:
             reply = exc
             cmd.failed_calls += 1
+        duration_us = (perf_counter_ns() - started_ns) // 1000
+        cmd.usec += duration_us
+        if duration_us >= self.slowlog_threshold_us >= 0 and cmd.name != "exec":
+            self._log_slow(client, argv, duration_us)  # EXEC's commands are logged each (Redis: skip_slowlog)
         cmd.calls += 1
         self.stats.total_commands_processed += 1
         if self.monitors and not cmd.is_admin:

@@ -885,7 +885,9 @@ def cmd_shutdown(client: Client, argv: list[bytes]) -> Any:
     return BLOCKED
 
 
-@command("monitor", 1, "admin noscript loading stale deny-multi", (0, 0, 0), "server", "Listen for all requests")
+@command(
+    "monitor", 1, "admin noscript loading stale deny-multi", (0, 0, 0), "server", "Listen for all requests"
+)
 def cmd_monitor(client: Client, argv: list[bytes]) -> Any:
     """From now on the client gets every command the node runs, one status line each (Redis's format);
     administrative commands are not shown, nor commands refused before they run."""
@@ -893,3 +895,60 @@ def cmd_monitor(client: Client, argv: list[bytes]) -> Any:
         raise CommandError("ERR MONITOR is only available over RESP")
     client.server.add_monitor(client)
     return OK
+
+
+_SLOWLOG_HELP = [
+    "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET [<count>]",
+    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+    "    client name",
+    "LEN",
+    "    Return the length of the slowlog.",
+    "RESET",
+    "    Reset the slowlog.",
+    "HELP",
+    "    Prints this help.",
+]
+
+
+@command(
+    "slowlog",
+    -2,
+    "admin random loading stale",
+    (0, 0, 0),
+    "server",
+    "A container for slow log commands",
+    subcommands=("get", "len", "reset", "help"),
+)
+def cmd_slowlog(client: Client, argv: list[bytes]) -> Any:
+    """SLOWLOG GET [count] | LEN | RESET | HELP: commands that ran for slowlog-log-slower-than microseconds
+    or more (timed in Server.call; the fast lane's plain GET/SET are not timed one by one)."""
+    server = client.server
+    sub = argv[1].lower()
+    if sub not in (b"get", b"len", b"reset", b"help"):
+        raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "slowlog")
+    if sub != b"get" and len(argv) != 2:
+        raise errors.wrong_arity(f"slowlog|{sub.decode()}")
+    if sub == b"help":
+        return _SLOWLOG_HELP
+    if sub == b"len":
+        return len(server.slowlog)
+    if sub == b"reset":
+        server.slowlog.clear()
+        return OK
+    if sub == b"get" and len(argv) <= 3:
+        count = 10
+        if len(argv) == 3:
+            count = parse_int(argv[2], "ERR count should be greater than or equal to -1")
+            if count < -1:
+                raise CommandError("ERR count should be greater than or equal to -1")
+        entries = list(server.slowlog) if count == -1 else list(server.slowlog)[:count]
+        return [
+            [entry_id, ts, usec, list(args), addr, name] for entry_id, ts, usec, args, addr, name in entries
+        ]
+    raise CommandError(
+        f"ERR unknown subcommand or wrong number of arguments for '{argv[1].decode('utf-8', 'replace')[:128]}'. "
+        "Try SLOWLOG HELP."
+    )
