@@ -184,6 +184,7 @@ SUBCOMMAND_ARITY: dict[str, dict[bytes, int]] = {
     },
     "command": {b"count": 2, b"docs": -2, b"info": -2, b"list": -2, b"getkeys": -4, b"help": 2},
     "config": {b"get": -3, b"set": -4, b"resetstat": 2, b"help": 2},
+    "slowlog": {b"get": -2, b"len": 2, b"reset": 2, b"help": 2},
 }
 
 
@@ -926,11 +927,7 @@ def cmd_slowlog(client: Client, argv: list[bytes]) -> Any:
     """SLOWLOG GET [count] | LEN | RESET | HELP: commands that ran for slowlog-log-slower-than microseconds
     or more (timed in Server.call; the fast lane's plain GET/SET are not timed one by one)."""
     server = client.server
-    sub = argv[1].lower()
-    if sub not in (b"get", b"len", b"reset", b"help"):
-        raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "slowlog")
-    if sub != b"get" and len(argv) != 2:
-        raise errors.wrong_arity(f"slowlog|{sub.decode()}")
+    sub = check_subcommand("slowlog", argv)
     if sub == b"help":
         return _SLOWLOG_HELP
     if sub == b"len":
