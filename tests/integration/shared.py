@@ -98,3 +98,11 @@ class Wire:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def reply_or_error(client: redis.Redis, *args: Any) -> Any:
+    """A command's reply, or "error: <message>" for an error reply: replies of two servers compare as values."""
+    try:
+        return client.execute_command(*args)
+    except redis.ResponseError as exc:
+        return f"error: {exc}"

@@ -10,19 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from tests.harness import NodeProcess, RedisServer
-from tests.integration.shared import error_of
+from tests.integration.shared import error_of, reply_or_error
 
 NodeFactory = Callable[..., NodeProcess]
-
-
-def reply_of(client: redis.Redis, *args: Any) -> Any:
-    try:
-        return client.execute_command(*args)
-    except redis.ResponseError as exc:
-        return f"error: {exc}"
 
 
 def random_command(rng: random.Random) -> list[Any]:
@@ -72,7 +64,7 @@ def test_random_bitmap_commands_reply_as_redis_server_does(
         client.hset("h", "f", "v")  # a key of another type: WRONGTYPE
     for step in range(3000):
         args = random_command(rng)
-        want, got = reply_of(theirs, *args), reply_of(ours, *args)
+        want, got = reply_or_error(theirs, *args), reply_or_error(ours, *args)
         assert got == want, f"step {step}: {args}: redis-server {want!r}, redactor {got!r}"
     for key in ("a", "b", "c", "d"):
         assert ours.get(key) == theirs.get(key)

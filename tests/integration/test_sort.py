@@ -13,14 +13,7 @@ import pytest
 import redis
 
 from tests.harness import NodeProcess, RedisServer
-from tests.integration.shared import error_of
-
-
-def reply_of(client: redis.Redis, *args: Any) -> Any:
-    try:
-        return client.execute_command(*args)
-    except redis.ResponseError as exc:
-        return f"error: {exc}"
+from tests.integration.shared import error_of, reply_or_error
 
 
 def populate(client: redis.Redis, rng: random.Random) -> None:
@@ -88,7 +81,7 @@ def test_random_sorts_reply_as_redis_server_does(
         args = random_sort(rng)
         if not comparable(args):
             continue
-        want, got = reply_of(theirs, *args), reply_of(ours, *args)
+        want, got = reply_or_error(theirs, *args), reply_or_error(ours, *args)
         assert got == want, f"step {step}: {args}: redis-server {want!r}, redactor {got!r}"
         if "STORE" in args:
             assert ours.lrange("dest", 0, -1) == theirs.lrange("dest", 0, -1), f"step {step}: {args}"
