@@ -1,0 +1,424 @@
+"""HyperLogLog: PFADD, PFCOUNT, PFMERGE, byte for byte as Redis 7.0's hyperloglog.c.
+
+An HLL is a string value: a 16-byte header ("HYLL", encoding, 3 unused bytes, the cached cardinality as 8
+bytes little-endian whose top bit marks it stale) and 16384 6-bit registers, either dense (12288 bytes,
+registers packed LSB first) or sparse (ZERO, XZERO and VAL opcodes). The same elements give the same bytes
+as in Redis (MurmurHash64A, the sparse updates and merges of hllSparseSet, promotion to dense past 32 or past
+hll-sparse-max-bytes), so GET, DUMP, DEBUG DIGEST and RDB files agree with redis-server, and so does
+PFCOUNT (Ertl's estimator, as Redis 7 computes it).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from actors.commands import command
+from protocol.errors import CommandError, WrongTypeError
+from protocol.resp import OK
+
+if TYPE_CHECKING:
+    from actors.client import Client
+
+HLL_P = 14
+HLL_Q = 64 - HLL_P
+HLL_REGISTERS = 1 << HLL_P
+HLL_P_MASK = HLL_REGISTERS - 1
+HLL_BITS = 6
+HLL_REGISTER_MAX = (1 << HLL_BITS) - 1
+HLL_HDR_SIZE = 16
+HLL_DENSE_SIZE = HLL_HDR_SIZE + (HLL_REGISTERS * HLL_BITS + 7) // 8
+HLL_DENSE, HLL_SPARSE = 0, 1
+HLL_ALPHA_INF = 0.721347520444481703680
+SPARSE_VAL_MAX_VALUE = 32
+SPARSE_VAL_MAX_LEN = 4
+SPARSE_ZERO_MAX_LEN = 64
+SPARSE_XZERO_MAX_LEN = 16384
+_MASK64 = (1 << 64) - 1
+_MURMUR_M = 0xC6A4A7935BD1E995
+_MURMUR_SEED = 0xADC83B19
+
+INVALID_HLL = "INVALIDOBJ Corrupted HLL object detected"
+NOT_AN_HLL = "WRONGTYPE Key is not a valid HyperLogLog string value."
+
+
+class _Corrupt(Exception):
+    pass
+
+
+def murmurhash64a(key: bytes, seed: int = _MURMUR_SEED) -> int:
+    """Redis's MurmurHash64A (little-endian blocks), 64-bit arithmetic."""
+    m = _MURMUR_M
+    length = len(key)
+    h = (seed ^ (length * m)) & _MASK64
+    blocks = length - (length & 7)
+    for i in range(0, blocks, 8):
+        k = int.from_bytes(key[i : i + 8], "little")
+        k = (k * m) & _MASK64
+        k ^= k >> 47
+        k = (k * m) & _MASK64
+        h ^= k
+        h = (h * m) & _MASK64
+    tail = length & 7
+    if tail:
+        h ^= int.from_bytes(key[blocks:], "little")
+        h = (h * m) & _MASK64
+    h ^= h >> 47
+    h = (h * m) & _MASK64
+    h ^= h >> 47
+    return h
+
+
+def pattern_of(element: bytes) -> tuple[int, int]:
+    """hllPatLen: (register index, run length of zeros + 1)."""
+    h = murmurhash64a(element)
+    index = h & HLL_P_MASK
+    h = (h >> HLL_P) | (1 << HLL_Q)
+    return index, (h & -h).bit_length()  # position of the lowest set bit, counting from 1
+
+
+# -- dense registers: 6 bits each, packed LSB first (the HLL_DENSE_GET/SET_REGISTER macros) ------------------
+
+
+def _dense_get(regs: bytearray | bytes, index: int) -> int:
+    byte, shift = divmod(index * HLL_BITS, 8)
+    if shift <= 8 - HLL_BITS:  # all in one byte (the last register's is: C reads the string's NUL after it)
+        return (regs[byte] >> shift) & HLL_REGISTER_MAX
+    return ((regs[byte] >> shift) | (regs[byte + 1] << (8 - shift))) & HLL_REGISTER_MAX
+
+
+def _dense_set(regs: bytearray, index: int, value: int) -> None:
+    byte, shift = divmod(index * HLL_BITS, 8)
+    regs[byte] = (regs[byte] & ~(HLL_REGISTER_MAX << shift) & 0xFF) | ((value << shift) & 0xFF)
+    if shift > 8 - HLL_BITS:
+        regs[byte + 1] = (regs[byte + 1] & ~(HLL_REGISTER_MAX >> (8 - shift)) & 0xFF) | (value >> (8 - shift))
+
+
+def _dense_values(regs: bytes | bytearray) -> list[int]:
+    """All registers: every 3 bytes hold 4 of them."""
+    out: list[int] = []
+    for i in range(0, len(regs), 3):
+        b0, b1, b2 = regs[i], regs[i + 1], regs[i + 2]
+        out += (b0 & 63, (b0 >> 6) | ((b1 & 15) << 2), (b1 >> 4) | ((b2 & 3) << 4), b2 >> 2)
+    return out
+
+
+# -- sparse opcodes ---------------------------------------------------------------------------------------
+
+
+def _val(value: int, length: int) -> int:
+    return 0x80 | ((value - 1) << 2) | (length - 1)
+
+
+def _zero_run(length: int) -> bytes:
+    if length > SPARSE_ZERO_MAX_LEN:
+        length -= 1
+        return bytes((0x40 | (length >> 8), length & 0xFF))
+    return bytes((length - 1,))
+
+
+def _opcode(ops: bytearray, p: int) -> tuple[str, int, int, int]:
+    """(kind, registers covered, value, opcode bytes) of the opcode at ``p``."""
+    b = ops[p]
+    if b & 0x80:
+        return "val", (b & 0x3) + 1, ((b >> 2) & 0x1F) + 1, 1
+    if b & 0x40:
+        if p + 1 >= len(ops):
+            raise _Corrupt
+        return "xzero", (((b & 0x3F) << 8) | ops[p + 1]) + 1, 0, 2
+    return "zero", (b & 0x3F) + 1, 0, 1
+
+
+def _sparse_values(ops: bytes | bytearray) -> list[int]:
+    """Every register's value from sparse opcodes; _Corrupt unless they cover exactly HLL_REGISTERS."""
+    values: list[int] = []
+    buf = ops if isinstance(ops, bytearray) else bytearray(ops)
+    p = 0
+    while p < len(buf):
+        kind, span, value, size = _opcode(buf, p)
+        values.extend([value] * span)
+        p += size
+    if len(values) != HLL_REGISTERS:
+        raise _Corrupt
+    return values
+
+
+def _sparse_set(ops: bytearray, index: int, count: int, max_bytes: int) -> bool | None:
+    """hllSparseSet on the opcodes alone: True if changed, False if not, None if it must become dense."""
+    if count > SPARSE_VAL_MAX_VALUE:
+        return None
+    first = 0
+    p = 0
+    prev = -1
+    span = 0
+    kind = ""
+    value = 0
+    size = 1
+    while p < len(ops):
+        kind, span, value, size = _opcode(ops, p)
+        if index <= first + span - 1:
+            break
+        prev = p
+        p += size
+        first += span
+    else:
+        raise _Corrupt
+    if kind == "val":
+        if value >= count:
+            return False
+        if span == 1:
+            ops[p] = _val(count, 1)
+            _merge_vals(ops, prev)
+            return True
+    if kind == "zero" and span == 1:
+        ops[p] = _val(count, 1)
+        _merge_vals(ops, prev)
+        return True
+    last = first + span - 1
+    seq = bytearray()
+    if kind in ("zero", "xzero"):
+        if index != first:
+            seq += _zero_run(index - first)
+        seq.append(_val(count, 1))
+        if index != last:
+            seq += _zero_run(last - index)
+    else:
+        if index != first:
+            seq.append(_val(value, index - first))
+        seq.append(_val(count, 1))
+        if index != last:
+            seq.append(_val(value, last - index))
+    delta = len(seq) - size
+    if delta > 0 and HLL_HDR_SIZE + len(ops) + delta > max_bytes:
+        return None
+    ops[p : p + size] = seq
+    _merge_vals(ops, prev)
+    return True
+
+
+def _merge_vals(ops: bytearray, prev: int) -> None:
+    """Step 4 of hllSparseSet: merge adjacent VAL opcodes of one value, scanning 5 opcodes from ``prev``."""
+    p = prev if prev >= 0 else 0
+    scan = 5
+    while p < len(ops) and scan:
+        scan -= 1
+        b = ops[p]
+        if not b & 0x80:
+            p += 2 if b & 0x40 else 1
+            continue
+        if p + 1 < len(ops) and ops[p + 1] & 0x80:
+            v1, v2 = ((b >> 2) & 0x1F) + 1, ((ops[p + 1] >> 2) & 0x1F) + 1
+            if v1 == v2:
+                length = (b & 0x3) + 1 + (ops[p + 1] & 0x3) + 1
+                if length <= SPARSE_VAL_MAX_LEN:
+                    ops[p + 1] = _val(v1, length)
+                    del ops[p]
+                    continue
+        p += 1
+
+
+# -- objects ----------------------------------------------------------------------------------------------
+
+
+def _new_hll() -> bytes:
+    """createHLLObject: sparse, all registers zero (one XZERO), cached cardinality 0 and valid."""
+    return b"HYLL" + bytes((HLL_SPARSE, 0, 0, 0)) + bytes(8) + _zero_run(SPARSE_XZERO_MAX_LEN)
+
+
+def _check(value: Any) -> bytes:
+    """isHLLObjectOrReply."""
+    if type(value) is not bytes:
+        raise WrongTypeError()
+    if (
+        len(value) < HLL_HDR_SIZE
+        or value[:4] != b"HYLL"
+        or value[4] > HLL_SPARSE
+        or (value[4] == HLL_DENSE and len(value) != HLL_DENSE_SIZE)
+    ):
+        raise CommandError(NOT_AN_HLL)
+    return value
+
+
+def _invalidated(header: bytes) -> bytes:
+    return header[:15] + bytes((header[15] | 0x80,))
+
+
+def _registers_of(value: bytes) -> list[int]:
+    if value[4] == HLL_DENSE:
+        return _dense_values(value[HLL_HDR_SIZE:])
+    return _sparse_values(value[HLL_HDR_SIZE:])
+
+
+def _sparse_to_dense(ops: bytes | bytearray) -> bytearray:
+    """hllSparseToDense's registers."""
+    regs = bytearray(HLL_DENSE_SIZE - HLL_HDR_SIZE)
+    for index, v in enumerate(_sparse_values(ops)):
+        if v:
+            _dense_set(regs, index, v)
+    return regs
+
+
+class _Hll:
+    """A mutable view of one HLL value while a command updates it."""
+
+    def __init__(self, value: bytes, max_sparse_bytes: int) -> None:
+        self.header = value[:HLL_HDR_SIZE]
+        self.dense = value[4] == HLL_DENSE
+        self.max_sparse_bytes = max_sparse_bytes
+        # Dense: the registers; sparse: the opcodes.
+        self.body = bytearray(value[HLL_HDR_SIZE:])
+
+    def promote(self) -> None:
+        """hllSparseToDense: the header (cached cardinality included) is kept, the encoding changes."""
+        if not self.dense:
+            self.body = _sparse_to_dense(self.body)
+            self.header = self.header[:4] + bytes((HLL_DENSE,)) + self.header[5:]
+            self.dense = True
+
+    def set(self, index: int, count: int) -> bool:
+        if not self.dense:
+            changed = _sparse_set(self.body, index, count, self.max_sparse_bytes)
+            if changed is not None:
+                return changed
+            self.promote()
+        if _dense_get(self.body, index) >= count:
+            return False
+        _dense_set(self.body, index, count)
+        return True
+
+    def value(self, invalidate: bool) -> bytes:
+        header = _invalidated(self.header) if invalidate else self.header
+        return header + bytes(self.body)
+
+
+def _sigma(x: float) -> float:
+    if x == 1.0:
+        return math.inf
+    y = 1.0
+    z = x
+    while True:
+        x *= x
+        z_prime = z
+        z += x * y
+        y += y
+        if z_prime == z:
+            return z
+
+
+def _tau(x: float) -> float:
+    if x == 0.0 or x == 1.0:
+        return 0.0
+    y = 1.0
+    z = 1 - x
+    while True:
+        x = math.sqrt(x)
+        z_prime = z
+        y *= 0.5
+        z -= pow(1 - x, 2) * y
+        if z_prime == z:
+            return z / 3
+
+
+def _count(registers: list[int]) -> int:
+    """hllCount: Ertl's improved estimator over the registers' histogram."""
+    histogram = [0] * 64
+    for v in registers:
+        histogram[v] += 1
+    m = float(HLL_REGISTERS)
+    z = m * _tau((m - histogram[HLL_Q + 1]) / m)
+    for j in range(HLL_Q, 0, -1):
+        z += histogram[j]
+        z *= 0.5
+    z += m * _sigma(histogram[0] / m)
+    estimate = HLL_ALPHA_INF * m * m / z
+    return int(math.floor(estimate + 0.5))  # llroundl: the estimate is never negative
+
+
+def _max_sparse_bytes(client: Client) -> int:
+    return int(client.server.config["hll-sparse-max-bytes"])
+
+
+@command(
+    "pfadd", -2, "write denyoom fast", (1, 1, 1), "hyperloglog", "Adds the specified elements to the HLL"
+)
+def cmd_pfadd(client: Client, argv: list[bytes]) -> Any:
+    keyspace = client.server.keyspace
+    key = argv[1]
+    current = keyspace.lookup(client.db, key)
+    updated = 0
+    if current is None:
+        current = _new_hll()
+        updated = 1
+    else:
+        _check(current)
+    hll = _Hll(current, _max_sparse_bytes(client))
+    try:
+        for element in argv[2:]:
+            if hll.set(*pattern_of(element)):
+                updated += 1
+    except _Corrupt:
+        raise CommandError(INVALID_HLL) from None
+    if updated:
+        keyspace.set(client.db, key, hll.value(invalidate=True), keep_ttl=True)
+        keyspace.dirty += updated
+    return 1 if updated else 0
+
+
+@command(
+    "pfcount", -2, "readonly", (1, -1, 1), "hyperloglog", "Return the approximated cardinality of the HLL"
+)
+def cmd_pfcount(client: Client, argv: list[bytes]) -> Any:
+    keyspace = client.server.keyspace
+    db = client.db
+    try:
+        if len(argv) > 2:  # the cardinality of the union
+            union = [0] * HLL_REGISTERS
+            for key in argv[1:]:
+                value = keyspace.lookup(db, key)
+                if value is None:
+                    continue
+                union = [max(a, b) for a, b in zip(union, _registers_of(_check(value)), strict=True)]
+            return _count(union)
+        value = keyspace.lookup(db, argv[1])
+        if value is None:
+            return 0
+        value = _check(value)
+        if not value[15] & 0x80:
+            return int.from_bytes(value[8:16], "little")  # the cached cardinality is valid
+        card = _count(_registers_of(value))
+    except _Corrupt:
+        raise CommandError(INVALID_HLL) from None
+    # Cached in the value (and propagated, as Redis does: the string changed).
+    keyspace.set(db, argv[1], value[:8] + card.to_bytes(8, "little") + value[16:], keep_ttl=True)
+    keyspace.dirty += 1
+    return card
+
+
+@command(
+    "pfmerge", -2, "write denyoom", (1, -1, 1), "hyperloglog", "Merge N different HLLs into a single one"
+)
+def cmd_pfmerge(client: Client, argv: list[bytes]) -> Any:
+    keyspace = client.server.keyspace
+    db = client.db
+    merged = [0] * HLL_REGISTERS
+    use_dense = False
+    try:
+        for key in argv[1:]:
+            value = keyspace.lookup(db, key)
+            if value is None:
+                continue
+            value = _check(value)
+            use_dense = use_dense or value[4] == HLL_DENSE
+            merged = [max(a, b) for a, b in zip(merged, _registers_of(value), strict=True)]
+        dest = keyspace.lookup(db, argv[1])
+        hll = _Hll(dest if dest is not None else _new_hll(), _max_sparse_bytes(client))
+        if use_dense and not hll.dense:
+            hll.promote()
+        for index, count in enumerate(merged):
+            if count:
+                hll.set(index, count)
+    except _Corrupt:
+        raise CommandError(INVALID_HLL) from None
+    keyspace.set(db, argv[1], hll.value(invalidate=True), keep_ttl=True)
+    keyspace.dirty += 1
+    return OK

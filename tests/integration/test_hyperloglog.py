@@ -1,0 +1,73 @@
+"""HyperLogLog (PFADD, PFCOUNT, PFMERGE) against redis-server: the same random commands on both, and every
+reply and every HLL's bytes (GET) compared, through sparse updates, promotion to dense, and merges."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import NodeProcess, RedisServer
+from tests.integration.shared import reply_or_error
+
+pytestmark = [
+    pytest.mark.compat,
+    pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed"),
+]
+
+
+def random_command(rng: random.Random, universe: int) -> list[Any]:
+    key = rng.choice(["a", "b", "c", "str"])
+    kind = rng.randrange(10)
+    if kind < 6:
+        count = rng.choice([1, 1, 2, 5, 30, 300])
+        return ["PFADD", key, *[f"e{rng.randrange(universe)}" for _ in range(count)]]
+    if kind < 8:
+        return ["PFCOUNT", *rng.sample(["a", "b", "c", "missing"], k=rng.choice([1, 1, 2, 3]))]
+    if kind < 9:
+        return [
+            "PFMERGE",
+            rng.choice(["a", "b", "m"]),
+            *rng.sample(["a", "b", "c", "missing"], k=rng.choice([1, 2])),
+        ]
+    return ["GET", rng.choice(["a", "b", "c", "m"])]
+
+
+@pytest.mark.parametrize("universe", [200, 100_000])
+def test_random_hll_commands_match_redis_server_byte_for_byte(
+    node: NodeProcess, redis_servers: Callable[..., RedisServer], tmp_path: Path, seed: int, universe: int
+) -> None:
+    server = redis_servers(tmp_path)
+    ours, theirs = node.client(), server.client
+    for client in (ours, theirs):
+        client.set("str", "not an hll")
+    rng = random.Random(seed)
+    for step in range(600):
+        args = random_command(rng, universe)
+        want, got = reply_or_error(theirs, *args), reply_or_error(ours, *args)
+        assert got == want, f"step {step}: {args[:6]}: redis-server {want!r:.200}, redactor {got!r:.200}"
+    for key in ("a", "b", "c", "m"):
+        assert ours.get(key) == theirs.get(key), key
+    assert ours.execute_command("DEBUG", "DIGEST") == theirs.execute_command("DEBUG", "DIGEST")
+
+
+def test_corrupt_and_foreign_values_are_refused_as_redis_server_refuses_them(
+    node: NodeProcess, redis_servers: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    server = redis_servers(tmp_path)
+    cases = [("PFADD", "fake", "x"), ("PFCOUNT", "bad"), ("PFADD", "bad", "x"), ("PFMERGE", "d", "bad")]
+    cases += [("PFCOUNT", "fake", "bad"), ("PFADD", "str", "x"), ("PFCOUNT", "list")]
+    replies = []
+    for client in (node.client(), server.client):
+        client.set("fake", b"HYLL\x00" + bytes(21))  # dense, but not 12304 bytes long
+        client.set("bad", b"HYLL\x01" + bytes(11) + b"\x7f")  # sparse, its XZERO opcode cut in half
+        client.set("str", "not an hll")
+        client.rpush("list", "x")
+        replies.append([reply_or_error(client, *args) for args in cases])
+    assert replies[0] == replies[1]
+    assert replies[0][0] == "error: WRONGTYPE Key is not a valid HyperLogLog string value."
+    assert replies[0][2] == "error: INVALIDOBJ Corrupted HLL object detected"
