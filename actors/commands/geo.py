@@ -1,0 +1,433 @@
+"""Geospatial commands on sorted sets (Redis 7.0's geo.c, geohash.c, geohash_helper.c): GEOADD, GEOPOS,
+GEODIST, GEOHASH, GEOSEARCH, GEOSEARCHSTORE, GEORADIUS[_RO], GEORADIUSBYMEMBER[_RO].
+
+A position is stored as its 52-bit interleaved geohash, used as the member's score, exactly as Redis stores
+it, so the sorted set (and its RDB form) is the same. Positions read back are the centre of the hash's cell,
+distances are Redis's haversine on a sphere of 6372797.560856 m. A search keeps the members whose distance
+(or box) test passes, the same test Redis applies to the cells it scans; it scans the whole set rather than
+nine geohash cells, so it costs O(members) where Redis costs about O(log N + M). Without ASC/DESC (and
+without COUNT), matches come in score order, where Redis's order is its cells' (unspecified either way).
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from actors.commands import command
+from actors.commands._util import get_typed, parse_int
+from actors.commands.zsets import parse_score
+from actors.types import ZSet
+from protocol import errors
+from protocol.errors import CommandError
+
+if TYPE_CHECKING:
+    from actors.client import Client
+
+GEO_STEP_MAX = 26
+GEO_LAT_MIN, GEO_LAT_MAX = -85.05112878, 85.05112878
+GEO_LONG_MIN, GEO_LONG_MAX = -180.0, 180.0
+EARTH_RADIUS_IN_METERS = 6372797.560856
+D_R = math.pi / 180.0
+GEO_ALPHABET = b"0123456789bcdefghjkmnpqrstuvwxyz"
+UNITS = {b"m": 1.0, b"km": 1000.0, b"ft": 0.3048, b"mi": 1609.34}
+UNIT_ERROR = "ERR unsupported unit provided. please use M, KM, FT, MI"
+NOT_FLOAT = "ERR value is not a valid float"
+
+
+def _spread(v: int) -> int:
+    """The 32 bits of ``v`` at the even bit positions of a 64-bit integer (interleave64's step)."""
+    v &= 0xFFFFFFFF
+    v = (v | (v << 16)) & 0x0000FFFF0000FFFF
+    v = (v | (v << 8)) & 0x00FF00FF00FF00FF
+    v = (v | (v << 4)) & 0x0F0F0F0F0F0F0F0F
+    v = (v | (v << 2)) & 0x3333333333333333
+    return (v | (v << 1)) & 0x5555555555555555
+
+
+def _squash(v: int) -> int:
+    """The even bits of ``v`` packed into 32 (deinterleave64's step)."""
+    v &= 0x5555555555555555
+    v = (v | (v >> 1)) & 0x3333333333333333
+    v = (v | (v >> 2)) & 0x0F0F0F0F0F0F0F0F
+    v = (v | (v >> 4)) & 0x00FF00FF00FF00FF
+    v = (v | (v >> 8)) & 0x0000FFFF0000FFFF
+    return (v | (v >> 16)) & 0x00000000FFFFFFFF
+
+
+def encode(
+    longitude: float, latitude: float, lat_min: float = GEO_LAT_MIN, lat_max: float = GEO_LAT_MAX
+) -> int:
+    """geohashEncode at GEO_STEP_MAX: latitude bits at even positions, longitude bits at odd ones."""
+    lat_offset = (latitude - lat_min) / (lat_max - lat_min) * (1 << GEO_STEP_MAX)
+    long_offset = (longitude - GEO_LONG_MIN) / (GEO_LONG_MAX - GEO_LONG_MIN) * (1 << GEO_STEP_MAX)
+    return _spread(int(lat_offset)) | (_spread(int(long_offset)) << 1)
+
+
+def decode(bits: int) -> tuple[float, float]:
+    """geohashDecodeToLongLatWGS84: the centre of the cell, clamped to the valid range."""
+    ilat, ilon = _squash(bits), _squash(bits >> 1)
+    scale = float(1 << GEO_STEP_MAX)
+    lat_scale, long_scale = GEO_LAT_MAX - GEO_LAT_MIN, GEO_LONG_MAX - GEO_LONG_MIN
+    lat_lo = GEO_LAT_MIN + (ilat * 1.0 / scale) * lat_scale
+    lat_hi = GEO_LAT_MIN + ((ilat + 1) * 1.0 / scale) * lat_scale
+    lon_lo = GEO_LONG_MIN + (ilon * 1.0 / scale) * long_scale
+    lon_hi = GEO_LONG_MIN + ((ilon + 1) * 1.0 / scale) * long_scale
+    lon = min(max((lon_lo + lon_hi) / 2, GEO_LONG_MIN), GEO_LONG_MAX)
+    lat = min(max((lat_lo + lat_hi) / 2, GEO_LAT_MIN), GEO_LAT_MAX)
+    return lon, lat
+
+
+def _lat_distance(lat1: float, lat2: float) -> float:
+    return EARTH_RADIUS_IN_METERS * abs(lat2 * D_R - lat1 * D_R)
+
+
+def distance(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """geohashGetDistance (Redis 7.0, with its shortcut for equal longitudes)."""
+    v = math.sin((lon2 * D_R - lon1 * D_R) / 2)
+    if v == 0.0:
+        return _lat_distance(lat1, lat2)
+    lat1r, lat2r = lat1 * D_R, lat2 * D_R
+    u = math.sin((lat2r - lat1r) / 2)
+    a = u * u + math.cos(lat1r) * math.cos(lat2r) * v * v
+    return 2.0 * EARTH_RADIUS_IN_METERS * math.asin(math.sqrt(a))
+
+
+def human_double(value: float) -> bytes:
+    """addReplyHumanLongDouble: 17 decimals of the exact value, trailing zeros dropped."""
+    text = format(Decimal(value), ".17f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text.encode()
+
+
+def _float(raw: bytes) -> float:
+    try:
+        value = parse_score(raw, NOT_FLOAT)
+    except CommandError:
+        raise CommandError(NOT_FLOAT) from None
+    return -0.0 if value == 0 and raw[:1] == b"-" else value  # kept: an error message prints -0.000000
+
+
+def _lonlat(raw_lon: bytes, raw_lat: bytes) -> tuple[float, float]:
+    """extractLongLatOrReply."""
+    lon, lat = _float(raw_lon), _float(raw_lat)
+    if lon < GEO_LONG_MIN or lon > GEO_LONG_MAX or lat < GEO_LAT_MIN or lat > GEO_LAT_MAX:
+        raise CommandError(f"ERR invalid longitude,latitude pair {lon:f},{lat:f}")
+    return lon, lat
+
+
+def _unit(raw: bytes) -> float:
+    factor = UNITS.get(raw.lower())
+    if factor is None:
+        raise CommandError(UNIT_ERROR)
+    return factor
+
+
+def _distance_reply(meters: float, factor: float) -> bytes:
+    return b"%.4f" % (meters / factor)
+
+
+# -- GEOADD / GEOPOS / GEODIST / GEOHASH -------------------------------------------------------------------
+
+
+@command("geoadd", -5, "write denyoom", (1, 1, 1), "geo", "Add one or more geospatial items to a sorted set")
+def cmd_geoadd(client: Client, argv: list[bytes]) -> Any:
+    from actors.commands.zsets import cmd_zadd
+
+    i = 2
+    options: list[bytes] = []
+    nx = xx = False
+    while i < len(argv):
+        option = argv[i].lower()
+        if option == b"nx":
+            nx = True
+        elif option == b"xx":
+            xx = True
+        elif option == b"ch":
+            pass
+        else:
+            break
+        options.append(argv[i])
+        i += 1
+    if (len(argv) - i) % 3 or (nx and xx):
+        raise CommandError(errors.SYNTAX)
+    zadd = [b"ZADD", argv[1], *options]
+    for j in range(i, len(argv), 3):
+        lon, lat = _lonlat(argv[j], argv[j + 1])
+        zadd += [b"%d" % encode(lon, lat), argv[j + 2]]
+    client.propagate_as = None
+    reply = cmd_zadd(client, zadd)
+    client.propagate_as = [zadd]  # as Redis: GEOADD is propagated as the ZADD it became
+    return reply
+
+
+def _zset(client: Client, key: bytes) -> ZSet | None:
+    zset: ZSet | None = get_typed(client, key, ZSet)
+    return zset
+
+
+@command("geopos", -2, "readonly", (1, 1, 1), "geo", "Returns longitude and latitude of members")
+def cmd_geopos(client: Client, argv: list[bytes]) -> Any:
+    zset = _zset(client, argv[1])
+    out: list[Any] = []
+    for member in argv[2:]:
+        score = zset.score(member) if zset is not None else None
+        if score is None:
+            out.append(None)
+        else:
+            lon, lat = decode(int(score))
+            out.append([human_double(lon), human_double(lat)])
+    return out
+
+
+@command("geodist", -4, "readonly", (1, 1, 1), "geo", "Returns the distance between two members")
+def cmd_geodist(client: Client, argv: list[bytes]) -> Any:
+    if len(argv) > 5:
+        raise CommandError(errors.SYNTAX)
+    factor = _unit(argv[4]) if len(argv) == 5 else 1.0
+    zset = _zset(client, argv[1])
+    if zset is None:
+        return None
+    a, b = zset.score(argv[2]), zset.score(argv[3])
+    if a is None or b is None:
+        return None
+    return _distance_reply(distance(*decode(int(a)), *decode(int(b))), factor)
+
+
+@command("geohash", -2, "readonly", (1, 1, 1), "geo", "Returns members as standard geohash strings")
+def cmd_geohash(client: Client, argv: list[bytes]) -> Any:
+    zset = _zset(client, argv[1])
+    out: list[Any] = []
+    for member in argv[2:]:
+        score = zset.score(member) if zset is not None else None
+        if score is None:
+            out.append(None)
+            continue
+        lon, lat = decode(int(score))
+        bits = encode(lon, lat, -90.0, 90.0)  # re-encoded on the standard latitude range
+        out.append(
+            bytes(GEO_ALPHABET[(bits >> (52 - (i + 1) * 5)) & 0x1F] if i < 10 else 48 for i in range(11))
+        )
+    return out
+
+
+# -- searches ------------------------------------------------------------------------------------------------
+
+
+RADIUS_COORDS, RADIUS_MEMBER, RADIUS_NOSTORE, GEOSEARCH, GEOSEARCHSTORE = 1, 2, 4, 8, 16
+
+
+def _radius(raw_radius: bytes, raw_unit: bytes) -> tuple[float, float]:
+    """extractDistanceOrReply: (radius in the unit, metres per unit)."""
+    try:
+        radius = parse_score(raw_radius, "ERR need numeric radius")
+    except CommandError:
+        raise CommandError("ERR need numeric radius") from None
+    if radius < 0:
+        raise CommandError("ERR radius cannot be negative")
+    return radius, _unit(raw_unit)
+
+
+def _box(raw: list[bytes]) -> tuple[float, float, float]:
+    """extractBoxOrReply: (width, height, metres per unit)."""
+    sizes = []
+    for text, what in ((raw[0], "width"), (raw[1], "height")):
+        try:
+            sizes.append(parse_score(text))
+        except CommandError:
+            raise CommandError(f"ERR need numeric {what}") from None
+    if sizes[0] < 0 or sizes[1] < 0:
+        raise CommandError("ERR height or width cannot be negative")
+    return sizes[0], sizes[1], _unit(raw[2])
+
+
+def _position(zset: ZSet, member: bytes) -> tuple[float, float]:
+    score = zset.score(member)
+    if score is None:
+        raise CommandError("ERR could not decode requested zset member")
+    return decode(int(score))
+
+
+def _georadius_generic(client: Client, argv: list[bytes], src: int, flags: int) -> Any:
+    """georadiusGeneric, check for check: GEORADIUS[BYMEMBER][_RO], GEOSEARCH and GEOSEARCHSTORE."""
+    zset = _zset(client, argv[src])
+    store: bytes | None = None
+    store_dist = False
+    center: tuple[float, float] | None = None
+    radius_m: float | None = None
+    box_m: tuple[float, float] | None = None
+    factor = 1.0
+    if flags & RADIUS_COORDS:
+        base = 6
+        center = _lonlat(argv[2], argv[3])
+        radius, factor = _radius(argv[4], argv[5])
+        radius_m = radius * factor
+    elif flags & RADIUS_MEMBER:
+        base = 5
+        if zset is not None:
+            center = _position(zset, argv[2])
+            radius, factor = _radius(argv[3], argv[4])
+            radius_m = radius * factor
+    else:
+        base = 2
+        if flags & GEOSEARCHSTORE:
+            base, store = 3, argv[1]
+    with_dist = with_hash = with_coord = False
+    from_member = from_lonlat = by_radius = by_box = False
+    sort = 0
+    any_ = False
+    count = 0
+    i = base
+    while i < len(argv):
+        option = argv[i].lower()
+        more = len(argv) - i - 1
+        if option == b"withdist":
+            with_dist = True
+        elif option == b"withhash":
+            with_hash = True
+        elif option == b"withcoord":
+            with_coord = True
+        elif option == b"any":
+            any_ = True
+        elif option == b"asc":
+            sort = 1
+        elif option == b"desc":
+            sort = -1
+        elif option == b"count" and more >= 1:
+            count = parse_int(argv[i + 1])
+            if count <= 0:
+                raise CommandError("ERR COUNT must be > 0")
+            i += 1
+        elif option in (b"store", b"storedist") and more >= 1 and not flags & (RADIUS_NOSTORE | GEOSEARCH):
+            store, store_dist = argv[i + 1], option == b"storedist"
+            i += 1
+        elif option == b"storedist" and flags & GEOSEARCHSTORE:
+            store_dist = True
+        elif option == b"frommember" and more >= 1 and flags & GEOSEARCH and not from_lonlat:
+            if zset is not None:
+                center = _position(zset, argv[i + 1])
+            from_member = True
+            i += 1
+        elif option == b"fromlonlat" and more >= 2 and flags & GEOSEARCH and not from_member:
+            center = _lonlat(argv[i + 1], argv[i + 2])
+            from_lonlat = True
+            i += 2
+        elif option == b"byradius" and more >= 2 and flags & GEOSEARCH and not by_box:
+            radius, factor = _radius(argv[i + 1], argv[i + 2])
+            radius_m, by_radius = radius * factor, True
+            i += 2
+        elif option == b"bybox" and more >= 3 and flags & GEOSEARCH and not by_radius:
+            width, height, factor = _box(argv[i + 1 : i + 4])
+            box_m, by_box = (width * factor, height * factor), True
+            i += 3
+        else:
+            raise CommandError(errors.SYNTAX)
+        i += 1
+    if store is not None and (with_dist or with_hash or with_coord):
+        what = "GEOSEARCHSTORE" if flags & GEOSEARCHSTORE else "STORE option in GEORADIUS"
+        raise CommandError(f"ERR {what} is not compatible with WITHDIST, WITHHASH and WITHCOORD options")
+    name = argv[0].decode("utf-8", "replace")
+    if flags & GEOSEARCH and not (from_member or from_lonlat):
+        raise CommandError(f"ERR exactly one of FROMMEMBER or FROMLONLAT can be specified for {name}")
+    if flags & GEOSEARCH and not (by_radius or by_box):
+        raise CommandError(f"ERR exactly one of BYRADIUS and BYBOX arguments must be provided for {name}")
+    if any_ and not count:
+        raise CommandError("ERR the ANY argument requires COUNT argument")
+    keyspace = client.server.keyspace
+    if zset is None:
+        if store is None:
+            return []
+        if keyspace.delete(client.db, store):
+            keyspace.dirty += 1
+        return 0
+    assert center is not None
+    lon0, lat0 = center
+    found: list[tuple[float, float, bytes, float, float]] = []
+    for member, score in zset.items():
+        lon, lat = decode(int(score))
+        if box_m is not None:
+            width_m, height_m = box_m
+            if _lat_distance(lat, lat0) > height_m / 2 or distance(lon, lat, lon0, lat) > width_m / 2:
+                continue
+            meters = distance(lon0, lat0, lon, lat)
+        else:
+            meters = distance(lon0, lat0, lon, lat)
+            if meters > (radius_m or 0.0):
+                continue
+        found.append((meters, score, member, lon, lat))
+        if any_ and len(found) >= count:
+            break
+    if count and not sort and not any_:
+        sort = 1  # COUNT without an order: the nearest ones
+    if sort:
+        found.sort(key=lambda f: f[0], reverse=sort < 0)
+    if count:
+        found = found[:count]
+    if store is not None:
+        if not found:
+            if keyspace.delete(client.db, store):
+                keyspace.dirty += 1
+            return 0
+        target = ZSet()
+        for meters, score, member, _lon, _lat in found:
+            target.add(member, meters / factor if store_dist else score)
+        keyspace.set(client.db, store, target)
+        keyspace.dirty += len(found)
+        return len(found)
+    out: list[Any] = []
+    for meters, score, member, lon, lat in found:
+        if not (with_dist or with_hash or with_coord):
+            out.append(member)
+            continue
+        item: list[Any] = [member]
+        if with_dist:
+            item.append(_distance_reply(meters, factor))
+        if with_hash:
+            item.append(int(score))
+        if with_coord:
+            item.append([human_double(lon), human_double(lat)])
+        out.append(item)
+    return out
+
+
+@command("geosearch", -7, "readonly", (1, 1, 1), "geo", "Query a sorted set representing a geospatial index")
+def cmd_geosearch(client: Client, argv: list[bytes]) -> Any:
+    return _georadius_generic(client, argv, 1, GEOSEARCH)
+
+
+@command(
+    "geosearchstore", -8, "write denyoom", (1, 2, 1), "geo", "Query a geospatial index and store the result"
+)
+def cmd_geosearchstore(client: Client, argv: list[bytes]) -> Any:
+    return _georadius_generic(client, argv, 2, GEOSEARCH | GEOSEARCHSTORE)
+
+
+@command("georadius", -6, "write denyoom", (1, 1, 1), "geo", "Query a geospatial index by radius")
+def cmd_georadius(client: Client, argv: list[bytes]) -> Any:
+    return _georadius_generic(client, argv, 1, RADIUS_COORDS)
+
+
+@command("georadius_ro", -6, "readonly", (1, 1, 1), "geo", "Query a geospatial index by radius (read-only)")
+def cmd_georadius_ro(client: Client, argv: list[bytes]) -> Any:
+    return _georadius_generic(client, argv, 1, RADIUS_COORDS | RADIUS_NOSTORE)
+
+
+@command(
+    "georadiusbymember", -5, "write denyoom", (1, 1, 1), "geo", "Query a geospatial index around a member"
+)
+def cmd_georadiusbymember(client: Client, argv: list[bytes]) -> Any:
+    return _georadius_generic(client, argv, 1, RADIUS_MEMBER)
+
+
+@command(
+    "georadiusbymember_ro",
+    -5,
+    "readonly",
+    (1, 1, 1),
+    "geo",
+    "Query a geospatial index around a member (read-only)",
+)
+def cmd_georadiusbymember_ro(client: Client, argv: list[bytes]) -> Any:
+    return _georadius_generic(client, argv, 1, RADIUS_MEMBER | RADIUS_NOSTORE)
