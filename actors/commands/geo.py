@@ -168,18 +168,19 @@ def _zset(client: Client, key: bytes) -> ZSet | None:
     return zset
 
 
-@command("geopos", -2, "readonly", (1, 1, 1), "geo", "Returns longitude and latitude of members")
-def cmd_geopos(client: Client, argv: list[bytes]) -> Any:
+def _positions(client: Client, argv: list[bytes]) -> list[tuple[float, float] | None]:
+    """The (longitude, latitude) of each member named after the key, None for a missing one."""
     zset = _zset(client, argv[1])
-    out: list[Any] = []
+    out: list[tuple[float, float] | None] = []
     for member in argv[2:]:
         score = zset.score(member) if zset is not None else None
-        if score is None:
-            out.append(None)
-        else:
-            lon, lat = decode(int(score))
-            out.append([human_double(lon), human_double(lat)])
+        out.append(None if score is None else decode(int(score)))
     return out
+
+
+@command("geopos", -2, "readonly", (1, 1, 1), "geo", "Returns longitude and latitude of members")
+def cmd_geopos(client: Client, argv: list[bytes]) -> Any:
+    return [None if p is None else [human_double(p[0]), human_double(p[1])] for p in _positions(client, argv)]
 
 
 @command("geodist", -4, "readonly", (1, 1, 1), "geo", "Returns the distance between two members")
@@ -198,15 +199,12 @@ def cmd_geodist(client: Client, argv: list[bytes]) -> Any:
 
 @command("geohash", -2, "readonly", (1, 1, 1), "geo", "Returns members as standard geohash strings")
 def cmd_geohash(client: Client, argv: list[bytes]) -> Any:
-    zset = _zset(client, argv[1])
     out: list[Any] = []
-    for member in argv[2:]:
-        score = zset.score(member) if zset is not None else None
-        if score is None:
+    for position in _positions(client, argv):
+        if position is None:
             out.append(None)
             continue
-        lon, lat = decode(int(score))
-        bits = encode(lon, lat, -90.0, 90.0)  # re-encoded on the standard latitude range
+        bits = encode(*position, -90.0, 90.0)  # re-encoded on the standard latitude range
         out.append(
             bytes(GEO_ALPHABET[(bits >> (52 - (i + 1) * 5)) & 0x1F] if i < 10 else 48 for i in range(11))
         )
