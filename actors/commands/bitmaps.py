@@ -1,4 +1,5 @@
-"""Bitmap commands on string values: SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP (Redis 7.0's bitops.c).
+"""Bitmap commands on string values: SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD[_RO] (Redis 7.0's
+bitops.c).
 
 Bits are numbered from the most significant bit of the first byte, as in Redis. Ranges (BYTE by default, or
 BIT) are normalised exactly as bitcountCommand/bitposCommand do, then read as one Python integer of the bits
@@ -190,3 +191,148 @@ def cmd_bitop(client: Client, argv: list[bytes]) -> Any:
     keyspace.set(client.db, dest, result.to_bytes(length, "big"))
     keyspace.dirty += 1
     return length
+
+
+# -- BITFIELD ---------------------------------------------------------------------------------------------
+
+BITFIELD_TYPE_ERROR = (
+    "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is."
+)
+WRAP, SAT, FAIL = "wrap", "sat", "fail"
+
+
+def _bitfield_type(raw: bytes) -> tuple[bool, int]:
+    """getBitfieldTypeFromArgument: (signed, bits) from i1..i64 or u1..u63 (lowercase i/u only)."""
+    sign = raw[:1]
+    if sign not in (b"i", b"u"):
+        raise CommandError(BITFIELD_TYPE_ERROR)
+    try:
+        bits = parse_int(raw[1:])
+    except CommandError:
+        raise CommandError(BITFIELD_TYPE_ERROR) from None
+    if bits < 1 or bits > (64 if sign == b"i" else 63):
+        raise CommandError(BITFIELD_TYPE_ERROR)
+    return sign == b"i", bits
+
+
+def _field_offset(client: Client, raw: bytes, bits: int) -> int:
+    """getBitOffsetFromArgument with #N (N fields of this width) allowed."""
+    if raw[:1] == b"#":
+        offset = parse_int(raw[1:], BIT_OFFSET_ERROR) * bits
+        if offset < 0 or (offset >> 3) >= int(client.server.config["proto-max-bulk-len"]):
+            raise CommandError(BIT_OFFSET_ERROR)
+        return offset
+    return _bit_offset(client, raw)
+
+
+def _get_field(value: bytes | bytearray, offset: int, bits: int, signed: bool) -> int:
+    first, last = offset >> 3, (offset + bits - 1) >> 3
+    chunk = value[first : last + 1].ljust(last - first + 1, b"\x00")
+    field = (int.from_bytes(chunk, "big") >> (7 - ((offset + bits - 1) & 7))) & ((1 << bits) - 1)
+    if signed and field >> (bits - 1):
+        field -= 1 << bits
+    return field
+
+
+def _set_field(value: bytearray, offset: int, bits: int, field: int) -> None:
+    first, last = offset >> 3, (offset + bits - 1) >> 3
+    shift = 7 - ((offset + bits - 1) & 7)
+    mask = ((1 << bits) - 1) << shift
+    chunk = int.from_bytes(value[first : last + 1], "big")
+    chunk = (chunk & ~mask) | ((field & ((1 << bits) - 1)) << shift)
+    value[first : last + 1] = chunk.to_bytes(last - first + 1, "big")
+
+
+def _overflow(new: int, signed: bool, bits: int, mode: str) -> int | None:
+    """The value to store for ``new`` (the exact result), as checkSigned/UnsignedBitfieldOverflow decide:
+    wrapped, saturated, or None for FAIL when it does not fit."""
+    if signed:
+        low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    else:
+        low, high = 0, (1 << bits) - 1
+    if low <= new <= high:
+        return new
+    if mode == FAIL:
+        return None
+    if mode == SAT:
+        return high if new > high else low
+    wrapped = new & ((1 << bits) - 1)
+    if signed and wrapped >> (bits - 1):
+        wrapped -= 1 << bits
+    return wrapped
+
+
+def _bitfield(client: Client, argv: list[bytes], read_only: bool) -> Any:
+    ops: list[tuple[str, bool, int, int, int, str]] = []
+    mode = WRAP
+    highest_write = -1
+    i = 2
+    while i < len(argv):
+        sub = argv[i].lower()
+        remaining = len(argv) - i - 1
+        if sub == b"overflow" and remaining >= 1:
+            kind = argv[i + 1].lower()
+            if kind not in (b"wrap", b"sat", b"fail"):
+                raise CommandError("ERR Invalid OVERFLOW type specified")
+            mode = kind.decode()
+            i += 2
+            continue
+        if not ((sub == b"get" and remaining >= 2) or (sub in (b"set", b"incrby") and remaining >= 3)):
+            raise CommandError(errors.SYNTAX)
+        signed, bits = _bitfield_type(argv[i + 1])
+        offset = _field_offset(client, argv[i + 2], bits)
+        number = 0
+        if sub != b"get":
+            highest_write = max(highest_write, offset + bits - 1)
+            number = parse_int(argv[i + 3])
+        ops.append((sub.decode(), signed, bits, offset, number, mode))
+        i += 3 if sub == b"get" else 4
+    if highest_write >= 0 and read_only:
+        raise CommandError("ERR BITFIELD_RO only supports the GET subcommand")
+    keyspace = client.server.keyspace
+    current = get_string(client, argv[1])
+    value = bytearray(current or b"")
+    grown = False
+    if highest_write >= 0:
+        needed = (highest_write >> 3) + 1
+        if current is None or len(value) < needed:
+            value.extend(bytes(max(0, needed - len(value))))
+            grown = True
+    replies: list[int | None] = []
+    changes = 0
+    for op, signed, bits, offset, number, op_mode in ops:
+        old = _get_field(value, offset, bits, signed)
+        if op == "get":
+            replies.append(old)
+            continue
+        if op == "incrby":
+            stored = _overflow(old + number, signed, bits, op_mode)
+            reply = stored
+        else:
+            # SET: an unsigned field reads the 64-bit value as unsigned (so -1 is 2**64-1, as in C).
+            wanted = number if signed else number & ((1 << 64) - 1)
+            stored = _overflow(wanted, signed, bits, op_mode)
+            reply = old
+        if stored is None:
+            replies.append(None)  # OVERFLOW FAIL: not written
+            continue
+        replies.append(reply)
+        _set_field(value, offset, bits, stored)
+        if grown or stored != old:
+            changes += 1
+    if grown or changes:
+        keyspace.set(client.db, argv[1], bytes(value), keep_ttl=True)
+    keyspace.dirty += changes  # as Redis: growth alone (every write failed) is not counted
+    return replies
+
+
+@command(
+    "bitfield", -2, "write denyoom", (1, 1, 1), "bitmap", "Perform arbitrary bitfield integer operations"
+)
+def cmd_bitfield(client: Client, argv: list[bytes]) -> Any:
+    return _bitfield(client, argv, read_only=False)
+
+
+@command("bitfield_ro", -2, "readonly fast", (1, 1, 1), "bitmap", "Perform bitfield GETs (read-only)")
+def cmd_bitfield_ro(client: Client, argv: list[bytes]) -> Any:
+    return _bitfield(client, argv, read_only=True)

@@ -21,7 +21,9 @@ def random_command(rng: random.Random) -> list[Any]:
     key = rng.choice(["a", "b", "c", "missing", "h"])
     number = lambda: rng.choice([rng.randrange(-20, 21), rng.randrange(-3, 4), "x", 2**40])  # noqa: E731
     unit = lambda: rng.choice(["BYTE", "BIT", "bit", "byte", "BITS"])  # noqa: E731
-    kind = rng.randrange(7)
+    kind = rng.randrange(9)
+    if kind >= 7:
+        return random_bitfield(rng, key)
     if kind == 0:
         return ["SETBIT", key, rng.choice([rng.randrange(0, 100), -1, "x"]), rng.choice([0, 1, 1, 2])]
     if kind == 1:
@@ -46,6 +48,24 @@ def random_command(rng: random.Random) -> list[Any]:
             bytes(rng.choice([0, 255, rng.randrange(256)]) for _ in range(rng.randrange(0, 9))),
         ]
     return ["GET", rng.choice(["a", "b", "c", "d"])]
+
+
+def random_bitfield(rng: random.Random, key: str) -> list[Any]:
+    args: list[Any] = [rng.choice(["BITFIELD", "BITFIELD", "BITFIELD_RO"]), key]
+    for _ in range(rng.randrange(0, 4)):
+        sub = rng.choice(["GET", "SET", "INCRBY", "OVERFLOW"])
+        if sub == "OVERFLOW":
+            args += ["OVERFLOW", rng.choice(["WRAP", "SAT", "FAIL", "sat", "bogus"])]
+            continue
+        kind = rng.choice(["i", "u", "I"])
+        bits = rng.choice([1, 3, 5, 8, 13, 16, 32, 63, 64, 0, 65])
+        offset = rng.choice([rng.randrange(0, 70), f"#{rng.randrange(0, 5)}", -1, "x"])
+        args += [sub, f"{kind}{bits}", offset]
+        if sub != "GET":
+            args.append(rng.choice([rng.randrange(-300, 300), 2**63 - 1, -(2**63), 2**64, 1]))
+    if rng.random() < 0.05:
+        args.append("GET")
+    return args
 
 
 @pytest.mark.compat
