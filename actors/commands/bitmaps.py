@@ -243,20 +243,36 @@ def _set_field(value: bytearray, offset: int, bits: int, field: int) -> None:
     value[first : last + 1] = chunk.to_bytes(last - first + 1, "big")
 
 
-def _overflow(new: int, signed: bool, bits: int, mode: str) -> int | None:
-    """The value to store for ``new`` (the exact result), as checkSigned/UnsignedBitfieldOverflow decide:
-    wrapped, saturated, or None for FAIL when it does not fit."""
+def _int64(x: int) -> int:
+    """``x`` as C's int64_t holds it after unsigned arithmetic (two's complement wrap-around)."""
+    x &= (1 << 64) - 1
+    return x - (1 << 64) if x >> 63 else x
+
+
+def _overflow(value: int, incr: int, signed: bool, bits: int, mode: str) -> int | None:
+    """What BITFIELD stores for ``value + incr`` (SET: ``incr`` 0), exactly as Redis's
+    checkSigned/UnsignedBitfieldOverflow decide, int64 wrap-arounds of their bounds included (a SET of
+    -2**63 into an i63 saturates to the maximum there): the sum, wrapped, saturated, or None for FAIL."""
     if signed:
-        low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        high = (1 << (bits - 1)) - 1
+        low = -high - 1
+        max_incr, min_incr = _int64(high - value), _int64(low - value)
+        too_high = value > high or (bits != 64 and incr > max_incr) or (value >= 0 < incr and incr > max_incr)
+        too_low = (
+            value < low or (bits != 64 and incr < min_incr) or (value < 0 and incr < 0 and incr < min_incr)
+        )
     else:
-        low, high = 0, (1 << bits) - 1
-    if low <= new <= high:
-        return new
+        high, low = (1 << bits) - 1, 0
+        max_incr, min_incr = _int64(high - value), _int64(-value)
+        too_high = value > high or (incr > 0 and incr > max_incr)
+        too_low = not too_high and incr < 0 and incr < min_incr
+    if not (too_high or too_low):
+        return value + incr
     if mode == FAIL:
         return None
     if mode == SAT:
-        return high if new > high else low
-    wrapped = new & ((1 << bits) - 1)
+        return high if too_high else low
+    wrapped = (value + incr) & ((1 << bits) - 1)
     if signed and wrapped >> (bits - 1):
         wrapped -= 1 << bits
     return wrapped
@@ -306,12 +322,11 @@ def _bitfield(client: Client, argv: list[bytes], read_only: bool) -> Any:
             replies.append(old)
             continue
         if op == "incrby":
-            stored = _overflow(old + number, signed, bits, op_mode)
+            stored = _overflow(old, number, signed, bits, op_mode)
             reply = stored
         else:
             # SET: an unsigned field reads the 64-bit value as unsigned (so -1 is 2**64-1, as in C).
-            wanted = number if signed else number & ((1 << 64) - 1)
-            stored = _overflow(wanted, signed, bits, op_mode)
+            stored = _overflow(number if signed else number & ((1 << 64) - 1), 0, signed, bits, op_mode)
             reply = old
         if stored is None:
             replies.append(None)  # OVERFLOW FAIL: not written
