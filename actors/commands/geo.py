@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.commands._util import get_typed, parse_int
-from actors.commands.zsets import parse_score
+from actors.commands.zsets import cmd_zadd, parse_score
 from actors.types import ZSet
 from protocol import errors
 from protocol.errors import CommandError
@@ -134,8 +134,6 @@ def _distance_reply(meters: float, factor: float) -> bytes:
 
 @command("geoadd", -5, "write denyoom", (1, 1, 1), "geo", "Add one or more geospatial items to a sorted set")
 def cmd_geoadd(client: Client, argv: list[bytes]) -> Any:
-    from actors.commands.zsets import cmd_zadd
-
     i = 2
     options: list[bytes] = []
     nx = xx = False
