@@ -131,6 +131,10 @@ class RdbError(Exception):
     """A file that is not a loadable RDB: the message says what and at which byte offset."""
 
 
+class DumpPayloadError(RdbError):
+    """A DUMP payload whose RDB version or CRC64 is wrong (RESTORE's verifyDumpPayload)."""
+
+
 @dataclass
 class RdbData:
     """What a load produced. ``dbs`` has exactly ``num_dbs`` databases, empty ones included."""
@@ -1133,10 +1137,10 @@ def dump_value(value: Any, compress: bool = True) -> bytes:
 def load_value(payload: bytes) -> Any:
     """The value in a DUMP payload (RESTORE). RdbError if its version, checksum or contents are wrong."""
     if len(payload) < 10:
-        raise RdbError("DUMP payload version or checksum are wrong at offset 0")
+        raise DumpPayloadError("DUMP payload version or checksum are wrong at offset 0")
     version = int.from_bytes(payload[-10:-8], "little")
     if version > RDB_VERSION or crc64(0, payload[:-8]) != int.from_bytes(payload[-8:], "little"):
-        raise RdbError(f"DUMP payload version or checksum are wrong at offset {len(payload) - 10}")
+        raise DumpPayloadError(f"DUMP payload version or checksum are wrong at offset {len(payload) - 10}")
     body = payload[:-10]
     try:
         value, pos = _read_value(body, 1, body[0])

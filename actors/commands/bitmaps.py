@@ -26,9 +26,13 @@ BITPOS_BIT_ERROR = "ERR The bit argument must be 1 or 0."
 BITOP_NOT_ERROR = "ERR BITOP NOT must be called with a single source key."
 
 
-def _bit_offset(client: Client, raw: bytes) -> int:
-    """getBitOffsetFromArgument: a non-negative integer whose byte fits in proto-max-bulk-len."""
-    offset = parse_int(raw, BIT_OFFSET_ERROR)
+def _bit_offset(client: Client, raw: bytes, field_bits: int = 0) -> int:
+    """getBitOffsetFromArgument: a non-negative integer whose byte fits in proto-max-bulk-len; with
+    ``field_bits`` (BITFIELD), ``#N`` is N fields of that width."""
+    if field_bits and raw[:1] == b"#":
+        offset = parse_int(raw[1:], BIT_OFFSET_ERROR) * field_bits
+    else:
+        offset = parse_int(raw, BIT_OFFSET_ERROR)
     if offset < 0 or (offset >> 3) >= int(client.server.config["proto-max-bulk-len"]):
         raise CommandError(BIT_OFFSET_ERROR)
     return offset
@@ -215,16 +219,6 @@ def _bitfield_type(raw: bytes) -> tuple[bool, int]:
     return sign == b"i", bits
 
 
-def _field_offset(client: Client, raw: bytes, bits: int) -> int:
-    """getBitOffsetFromArgument with #N (N fields of this width) allowed."""
-    if raw[:1] == b"#":
-        offset = parse_int(raw[1:], BIT_OFFSET_ERROR) * bits
-        if offset < 0 or (offset >> 3) >= int(client.server.config["proto-max-bulk-len"]):
-            raise CommandError(BIT_OFFSET_ERROR)
-        return offset
-    return _bit_offset(client, raw)
-
-
 def _get_field(value: bytes | bytearray, offset: int, bits: int, signed: bool) -> int:
     first, last = offset >> 3, (offset + bits - 1) >> 3
     chunk = value[first : last + 1].ljust(last - first + 1, b"\x00")
@@ -296,7 +290,7 @@ def _bitfield(client: Client, argv: list[bytes], read_only: bool) -> Any:
         if not ((sub == b"get" and remaining >= 2) or (sub in (b"set", b"incrby") and remaining >= 3)):
             raise CommandError(errors.SYNTAX)
         signed, bits = _bitfield_type(argv[i + 1])
-        offset = _field_offset(client, argv[i + 2], bits)
+        offset = _bit_offset(client, argv[i + 2], bits)
         number = 0
         if sub != b"get":
             highest_write = max(highest_write, offset + bits - 1)

@@ -103,10 +103,7 @@ def human_double(value: float) -> bytes:
 
 
 def _float(raw: bytes) -> float:
-    try:
-        value = parse_score(raw, NOT_FLOAT)
-    except CommandError:
-        raise CommandError(NOT_FLOAT) from None
+    value = parse_score(raw, NOT_FLOAT)
     return -0.0 if value == 0 and raw[:1] == b"-" else value  # kept: an error message prints -0.000000
 
 
@@ -217,10 +214,7 @@ RADIUS_COORDS, RADIUS_MEMBER, RADIUS_NOSTORE, GEOSEARCH, GEOSEARCHSTORE = 1, 2, 
 
 def _radius(raw_radius: bytes, raw_unit: bytes) -> tuple[float, float]:
     """extractDistanceOrReply: (radius in the unit, metres per unit)."""
-    try:
-        radius = parse_score(raw_radius, "ERR need numeric radius")
-    except CommandError:
-        raise CommandError("ERR need numeric radius") from None
+    radius = parse_score(raw_radius, "ERR need numeric radius")
     if radius < 0:
         raise CommandError("ERR radius cannot be negative")
     return radius, _unit(raw_unit)
@@ -228,15 +222,11 @@ def _radius(raw_radius: bytes, raw_unit: bytes) -> tuple[float, float]:
 
 def _box(raw: list[bytes]) -> tuple[float, float, float]:
     """extractBoxOrReply: (width, height, metres per unit)."""
-    sizes = []
-    for text, what in ((raw[0], "width"), (raw[1], "height")):
-        try:
-            sizes.append(parse_score(text))
-        except CommandError:
-            raise CommandError(f"ERR need numeric {what}") from None
-    if sizes[0] < 0 or sizes[1] < 0:
+    width = parse_score(raw[0], "ERR need numeric width")
+    height = parse_score(raw[1], "ERR need numeric height")
+    if width < 0 or height < 0:
         raise CommandError("ERR height or width cannot be negative")
-    return sizes[0], sizes[1], _unit(raw[2])
+    return width, height, _unit(raw[2])
 
 
 def _position(zset: ZSet, member: bytes) -> tuple[float, float]:

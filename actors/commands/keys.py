@@ -565,9 +565,9 @@ def cmd_restore(client: Client, argv: list[bytes]) -> Any:
         raise CommandError("ERR Invalid TTL value, must be >= 0")
     try:
         value = rdb.load_value(argv[3])
-    except rdb.RdbError as exc:
-        if str(exc).startswith("DUMP payload version or checksum are wrong"):
-            raise CommandError(DUMP_PAYLOAD_WRONG) from None
+    except rdb.DumpPayloadError:
+        raise CommandError(DUMP_PAYLOAD_WRONG) from None
+    except rdb.RdbError:
         raise CommandError("ERR Bad data format") from None
     if not value and type(value) is not bytes:
         raise CommandError("ERR Bad data format")  # an empty collection (RDB_LOAD_ERR_EMPTY_KEY)

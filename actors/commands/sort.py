@@ -51,10 +51,7 @@ def _score(raw: bytes | None) -> float:
     overflow); a missing weight counts as 0, and so does an empty string (strtod reads nothing, ends at NUL)."""
     if raw is None or raw == b"":
         return 0.0
-    try:
-        return parse_score(raw.lstrip(_C_SPACE), NOT_DOUBLE)
-    except CommandError:
-        raise CommandError(NOT_DOUBLE) from None
+    return parse_score(raw.lstrip(_C_SPACE), NOT_DOUBLE)
 
 
 def _sort(client: Client, argv: list[bytes], read_only: bool) -> Any:
