@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from actors.config import Config
-    from actors.rdbhelper import LoadHelper
+    from actors.persistence.rdb.helper import LoadHelper
 
 
 def _hide_rich_from_structlog() -> None:
@@ -43,8 +43,8 @@ def _start_load_helper(config: Config) -> LoadHelper | None:
     path = os.path.join(config["dir"], config["dbfilename"])
     if not os.path.isfile(path):
         return None
-    from actors.keyspace import wall_clock_ms
-    from actors.rdbhelper import LoadHelper
+    from actors.data.keyspace import wall_clock_ms
+    from actors.persistence.rdb.helper import LoadHelper
 
     # The persistence actor's rule: a master drops keys that expired while it was down, a replica keeps them.
     return LoadHelper.spawn(path, None if config["replicaof"] else wall_clock_ms())
@@ -61,7 +61,7 @@ def _server(args: list[str]) -> int:
         print(__doc__)
         return 0
     if args[:1] in (["--version"], ["-v"]):
-        from actors.server import VERSION
+        from actors.server.server import VERSION
 
         print(f"redactor {VERSION}")
         return 0

@@ -20,12 +20,12 @@ import structlog
 import uvloop
 
 from actors.config import Config
-from actors.master import MasterActor
-from actors.persistence import LoadError, Persistence, PersistenceActor
-from actors.rdbhelper import LoadHelper
-from actors.replication import Replication, ReplicationActor
-from actors.server import VERSION, Server
-from actors.supervisor import ChildStartError, Strategy, Supervisor
+from actors.loop.master import MasterActor
+from actors.persistence.persistence import LoadError, Persistence, PersistenceActor
+from actors.persistence.rdb.helper import LoadHelper
+from actors.replication.replication import Replication, ReplicationActor
+from actors.server.server import VERSION, Server
+from actors.supervision.supervisor import ChildStartError, Strategy, Supervisor
 
 log = structlog.get_logger("redactor.node")
 

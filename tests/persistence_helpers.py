@@ -15,10 +15,10 @@ from typing import Any
 import hiredis
 import pytest
 
-from actors import rdb
-from actors.digest import dataset_digest
-from actors.keyspace import Keyspace
-from actors.types import ZSet
+from actors.data.digest import dataset_digest
+from actors.data.keyspace import Keyspace
+from actors.data.types import ZSet
+from actors.persistence.rdb import rdb
 from protocol.resp import encode_command
 
 DAY_MS = 86_400_000

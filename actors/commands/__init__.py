@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from actors.client import Client
+    from actors.server.client import Client
 
 CommandFn = Callable[["Client", list[bytes]], Any]
 

@@ -8,12 +8,12 @@ from collections import deque
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from actors.types import ZSet
+from actors.data.types import ZSet
 from protocol import errors
 from protocol.errors import CommandError, WrongTypeError
 
 if TYPE_CHECKING:
-    from actors.client import Client
+    from actors.server.client import Client
 
 LLONG_MIN = -(2**63)
 LLONG_MAX = 2**63 - 1

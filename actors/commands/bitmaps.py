@@ -18,7 +18,7 @@ from protocol import errors
 from protocol.errors import CommandError
 
 if TYPE_CHECKING:
-    from actors.client import Client
+    from actors.server.client import Client
 
 BIT_OFFSET_ERROR = "ERR bit offset is not an integer or out of range"
 BIT_VALUE_ERROR = "ERR bit is not an integer or out of range"

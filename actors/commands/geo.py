@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 from actors.commands import command
 from actors.commands._util import get_typed, parse_int
 from actors.commands.zsets import cmd_zadd, parse_score
-from actors.types import ZSet
+from actors.data.types import ZSet
 from protocol import errors
 from protocol.errors import CommandError
 
 if TYPE_CHECKING:
-    from actors.client import Client
+    from actors.server.client import Client
 
 GEO_STEP_MAX = 26
 GEO_LAT_MIN, GEO_LAT_MAX = -85.05112878, 85.05112878

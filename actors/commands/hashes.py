@@ -33,7 +33,7 @@ from protocol.errors import CommandError
 from protocol.resp import OK, format_float_human
 
 if TYPE_CHECKING:
-    from actors.client import Client
+    from actors.server.client import Client
 
 RANGE_LONG = "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
 OUT_OF_RANGE = "ERR value is out of range"

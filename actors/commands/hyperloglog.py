@@ -18,7 +18,7 @@ from protocol.errors import CommandError, WrongTypeError
 from protocol.resp import OK
 
 if TYPE_CHECKING:
-    from actors.client import Client
+    from actors.server.client import Client
 
 HLL_P = 14
 HLL_Q = 64 - HLL_P

@@ -11,7 +11,6 @@ import random
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from actors import rdb
 from actors.commands import command
 from actors.commands._util import (
     LLONG_MAX,
@@ -22,14 +21,15 @@ from actors.commands._util import (
     parse_int,
     parse_scan_args,
 )
-from actors.keyspace import TYPE_NAMES
-from actors.types import ZSet
+from actors.data.keyspace import TYPE_NAMES
+from actors.data.types import ZSet
+from actors.persistence.rdb import rdb
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK
 
 if TYPE_CHECKING:
-    from actors.client import Client
+    from actors.server.client import Client
 
 
 @command("del", -2, "write", (1, -1, 1), "generic", "Delete a key")

@@ -14,17 +14,17 @@ import itertools
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from actors.blocking import can_block, parse_timeout_ms, registry
 from actors.commands import command
 from actors.commands._util import get_typed, int_bytes, parse_either, parse_int
-from actors.server import BLOCKED
+from actors.server.blocking import can_block, parse_timeout_ms, registry
+from actors.server.server import BLOCKED
 from protocol import errors
 from protocol.errors import CommandError, WrongTypeError
 from protocol.resp import NULL_ARRAY, OK
 
 if TYPE_CHECKING:
-    from actors.client import Client
-    from actors.keyspace import Database
+    from actors.data.keyspace import Database
+    from actors.server.client import Client
 
 POSITIVE = "ERR value is out of range, must be positive"
 NUMKEYS = "ERR numkeys should be greater than 0"

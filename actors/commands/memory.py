@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.commands._util import parse_int
-from actors.types import ZSet
+from actors.data.types import ZSet
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK, Verbatim
 
 if TYPE_CHECKING:
-    from actors.client import Client
+    from actors.server.client import Client
 
 # Redis's default MEMORY USAGE sample size (OBJ_COMPUTE_SIZE_DEF_SAMPLES).
 DEFAULT_SAMPLES = 5

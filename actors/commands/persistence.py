@@ -15,18 +15,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from actors.client import ClientKind
 from actors.commands import command
 from actors.commands._util import parse_int
 from actors.commands.server import DEBUG_HANDLERS
-from actors.persistence import ChildKind
+from actors.persistence.persistence import ChildKind
+from actors.server.client import ClientKind
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK
 
 if TYPE_CHECKING:
-    from actors.client import Client
-    from actors.persistence import Persistence
+    from actors.persistence.persistence import Persistence
+    from actors.server.client import Client
 
 BGSAVE_IN_PROGRESS = "ERR Background save already in progress"
 BGSAVE_CHILD_ACTIVE = (
@@ -152,13 +152,13 @@ def debug_reload(client: Client, argv: list[bytes]) -> Any:
         client.deliver(CommandError(error) if error else OK)
 
     loop.create_task(reload_then_reply())
-    from actors.server import BLOCKED
+    from actors.server.server import BLOCKED
 
     return BLOCKED
 
 
 def _reload_now(persistence: Persistence, save: bool) -> Any:
-    from actors import rdb
+    from actors.persistence.rdb import rdb
 
     if save and not persistence.save():
         raise CommandError("ERR")

@@ -20,7 +20,7 @@ from protocol.errors import CommandError
 from protocol.resp import OK
 
 if TYPE_CHECKING:
-    from actors.client import Client
+    from actors.server.client import Client
 
 # getPositiveLongFromObjectOrReply's message: Redis gives it for a negative number and for non-numbers alike.
 NOT_POSITIVE = "ERR value is out of range, must be positive"

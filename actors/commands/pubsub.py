@@ -30,8 +30,8 @@ from protocol.errors import CommandError
 from protocol.resp import MultiReply, Push
 
 if TYPE_CHECKING:
-    from actors.client import Client
-    from actors.server import Server
+    from actors.server.client import Client
+    from actors.server.server import Server
 
 # Servers whose client_removed_hooks already hold _forget_client.
 _hooked: weakref.WeakSet[Server] = weakref.WeakSet()

@@ -14,18 +14,18 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from actors.client import ClientKind
 from actors.commands import command
 from actors.commands._util import parse_int
-from actors.replication import WAIT_ON_REPLICA
-from actors.server import BLOCKED
+from actors.replication.replication import WAIT_ON_REPLICA
+from actors.server.client import ClientKind
+from actors.server.server import BLOCKED
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK
 
 if TYPE_CHECKING:
-    from actors.client import Client
-    from actors.replication import Replication
+    from actors.replication.replication import Replication
+    from actors.server.client import Client
 
 INVALID_MASTER_PORT = "ERR Invalid master port"
 TIMEOUT_NOT_INTEGER = "ERR timeout is not an integer or out of range"

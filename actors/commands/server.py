@@ -10,18 +10,18 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from actors.client import ClientKind
 from actors.commands import COMMANDS, Command, command
 from actors.commands._util import glob_match, parse_int
 from actors.config import ConfigError
-from actors.digest import dataset_digest, object_digest
+from actors.data.digest import dataset_digest, object_digest
+from actors.server.client import ClientKind
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK, Verbatim
 
 if TYPE_CHECKING:
-    from actors.client import Client
-    from actors.server import Server
+    from actors.server.client import Client
+    from actors.server.server import Server
 
 
 @command("ping", -1, "fast pubsub-ok", (0, 0, 0), "connection", "Ping the server")
@@ -321,7 +321,7 @@ def cmd_client(client: Client, argv: list[bytes]) -> Any:
             if reason not in (b"timeout", b"error"):
                 raise CommandError("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
             with_error = reason == b"error"
-        from actors.blocking import unblock_client
+        from actors.server.blocking import unblock_client
 
         target = client.server.clients.get(parse_int(argv[2]))
         return 1 if target is not None and unblock_client(client.server, target, with_error) else 0
@@ -468,7 +468,7 @@ def cmd_command(client: Client, argv: list[bytes]) -> Any:
 
 
 def server_redis_version(server: Server) -> str:
-    from actors.server import REDIS_VERSION
+    from actors.server.server import REDIS_VERSION
 
     return REDIS_VERSION
 
@@ -490,7 +490,7 @@ def rss_bytes() -> int:
 
 
 def _section_server(server: Server) -> list[tuple[str, Any]]:
-    from actors.server import REDIS_VERSION, VERSION
+    from actors.server.server import REDIS_VERSION, VERSION
 
     uptime = server.uptime_s()
     return [
@@ -737,7 +737,7 @@ def cmd_config(client: Client, argv: list[bytes]) -> Any:
             raise CommandError(f"ERR {exc}") from None
         return OK
     if sub == b"resetstat" and len(argv) == 2:
-        from actors.server import Stats
+        from actors.server.server import Stats
 
         server.stats = Stats()
         server.keyspace.keyspace_hits = server.keyspace.keyspace_misses = server.keyspace.expired_keys = 0
@@ -877,7 +877,7 @@ def cmd_shutdown(client: Client, argv: list[bytes]) -> Any:
             continue
         else:
             raise CommandError(errors.SYNTAX)
-    from actors.server import BLOCKED
+    from actors.server.server import BLOCKED
 
     error = client.server.request_shutdown(save)
     if error:

@@ -22,7 +22,7 @@ from protocol import errors
 from protocol.errors import CommandError, WrongTypeError
 
 if TYPE_CHECKING:
-    from actors.client import Client
+    from actors.server.client import Client
 
 POSITIVE = "ERR value is out of range, must be positive"
 # Redis propagates a multi-member SPOP as SREM commands of at most this many members (SPOP_MOVE_STRATEGY_MUL

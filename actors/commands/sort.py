@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 from actors.commands import command
 from actors.commands._util import parse_int
 from actors.commands.zsets import parse_score
-from actors.types import ZSet
+from actors.data.types import ZSet
 from protocol import errors
 from protocol.errors import CommandError, WrongTypeError
 
 if TYPE_CHECKING:
-    from actors.client import Client
-    from actors.keyspace import Database
+    from actors.data.keyspace import Database
+    from actors.server.client import Client
 
 NOT_DOUBLE = "ERR One or more scores can't be converted into double"
 _C_SPACE = b" \t\n\v\f\r"

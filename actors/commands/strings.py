@@ -16,7 +16,7 @@ from protocol.errors import CommandError, WrongTypeError
 from protocol.resp import OK, format_float_human
 
 if TYPE_CHECKING:
-    from actors.client import Client
+    from actors.server.client import Client
 
 STRING_MAX_BYTES = 512 * 1024 * 1024
 

@@ -31,8 +31,8 @@ from protocol.errors import CommandError
 from protocol.resp import NULL_ARRAY, OK
 
 if TYPE_CHECKING:
-    from actors.client import Client
-    from actors.server import Server
+    from actors.server.client import Client
+    from actors.server.server import Server
 
 EXECABORT = "EXECABORT Transaction discarded because of previous errors."
 EXECABORT_BECAUSE = "EXECABORT Transaction discarded because of: {}"
@@ -69,7 +69,7 @@ def exec_refusal(server: Server, client: Client, queued: list[tuple[Any, list[by
     a read-only replica, lost its good replicas (min-replicas-to-write), failed to persist (MISCONF), lost its
     master link with replica-serve-stale-data no, or started loading.
     """
-    from actors.client import ClientKind
+    from actors.server.client import ClientKind
 
     from_master = client.kind is ClientKind.MASTER
     if not from_master and any(cmd.is_write for cmd, _ in queued):

@@ -1,7 +1,7 @@
 """Sorted-set commands: ZADD and scores, rank/score/lex ranges, removals by range, pops (and the blocking
 BZPOPMIN/BZPOPMAX/BZMPOP), algebra (ZUNION/ZINTER/ZDIFF and their STORE forms, ZINTERCARD), ZRANDMEMBER, ZSCAN.
 
-Values are ``actors.types.ZSet``. Every range query resolves its bounds by bisection on ``ZSet.ordered`` and
+Values are ``actors.data.types.ZSet``. Every range query resolves its bounds by bisection on ``ZSet.ordered`` and
 then walks only what it returns (``ZSet.slice``), so ranks and ranges stay O(log n + m).
 
 Replies follow Redis 7.0: scores are doubles (RESP2 bulk strings formatted ``%.17g``, RESP3 ``,``); with
@@ -17,20 +17,20 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from actors.blocking import can_block, parse_timeout_ms, registry
 from actors.commands import command
 from actors.commands._util import get_typed, int_bytes, parse_int, parse_intercard_limit
 from actors.commands.hashes import parse_random_count, scan_members
 from actors.commands.lists import parse_mpop
-from actors.server import BLOCKED
-from actors.types import LexBound, ZSet
+from actors.data.types import LexBound, ZSet
+from actors.server.blocking import can_block, parse_timeout_ms, registry
+from actors.server.server import BLOCKED
 from protocol import errors
 from protocol.errors import CommandError, WrongTypeError
 from protocol.resp import NULL_ARRAY, format_double
 
 if TYPE_CHECKING:
-    from actors.client import Client
-    from actors.keyspace import Database
+    from actors.data.keyspace import Database
+    from actors.server.client import Client
 
 NAN_SCORE = "ERR resulting score is not a number (NaN)"
 NOT_FLOAT_RANGE = "ERR min or max is not a float"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from actors import rdb
+from actors.persistence.rdb import rdb
 from protocol.resp import encode_command
 from tests.harness import NodeProcess, wait_for
 from tests.persistence_helpers import (

@@ -83,7 +83,7 @@ def test_restore_with_a_relative_ttl_is_propagated_with_the_absolute_deadline(
 
 
 def test_restore_of_garbage_that_passes_the_checksum_is_bad_data_format(node: NodeProcess) -> None:
-    from actors.rdbcodec_native import crc64
+    from actors.persistence.rdb.native import crc64
 
     body = b"\x04\x05junk!\x0a\x00"  # a hash whose "length" is followed by too little
     payload = body + crc64(0, body).to_bytes(8, "little")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from actors import rdbhelper
-from actors.keyspace import Keyspace
+from actors.data.keyspace import Keyspace
+from actors.persistence.rdb import helper as rdbhelper
 from tests.harness import NodeProcess
 from tests.persistence_helpers import DAY_MS, dataset_digest_of, persistence_info, write_rdb
 

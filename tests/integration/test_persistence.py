@@ -12,7 +12,7 @@ from pathlib import Path
 import hiredis
 import redis
 
-from actors.keyspace import Keyspace
+from actors.data.keyspace import Keyspace
 from protocol import errors
 from protocol.client import NativeClient
 from tests.harness import NodeProcess, wait_for

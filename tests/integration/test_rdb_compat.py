@@ -1,7 +1,7 @@
 """RDB compatibility with a real redis-server 7.0: our files load into Redis, Redis's files load into us.
 
 Both directions compare every key (type, value, TTL in ms) through redis-py and compare Redis's DEBUG DIGEST
-with actors.digest.dataset_digest, so the RDB code and the digest code check each other against Redis.
+with actors.data.digest.dataset_digest, so the RDB code and the digest code check each other against Redis.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import redis
 
-from actors import rdb
-from actors.digest import dataset_digest
-from actors.keyspace import Database, Keyspace
-from actors.types import ZSet
+from actors.data.digest import dataset_digest
+from actors.data.keyspace import Database, Keyspace
+from actors.data.types import ZSet
+from actors.persistence.rdb import rdb
 from tests.harness import free_port, wait_for
 
 pytestmark = [

@@ -19,11 +19,11 @@ import pytest
 import redis
 import zmq
 
-from actors import rdb
-from actors.bus import bind_retrying
-from actors.digest import dataset_digest
-from actors.keyspace import Database, Keyspace
-from actors.replication import REPL_PROTOCOL_VERSION
+from actors.bus.bus import bind_retrying
+from actors.data.digest import dataset_digest
+from actors.data.keyspace import Database, Keyspace
+from actors.persistence.rdb import rdb
+from actors.replication.replication import REPL_PROTOCOL_VERSION
 from tests.harness import NodeProcess, free_port, wait_for
 from tests.integration.test_replication import info
 

@@ -17,7 +17,7 @@ import pytest
 import redis
 import zmq
 
-from actors.supervisor import (
+from actors.supervision.supervisor import (
     ChildSpec,
     ChildStartError,
     ChildState,
@@ -360,7 +360,7 @@ def test_the_intensity_counts_restarts_inside_the_window_only(supervisors: Calla
 
 
 def test_info_values_never_break_the_info_line_format() -> None:
-    from actors.supervisor import info_safe
+    from actors.supervision.supervisor import info_safe
 
     assert (
         info_safe("OSError: [Errno 98] Address in use, retry=no")

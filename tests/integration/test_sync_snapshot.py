@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from actors import rdb
-from actors.digest import dataset_digest
-from actors.keyspace import Keyspace
+from actors.data.digest import dataset_digest
+from actors.data.keyspace import Keyspace
+from actors.persistence.rdb import rdb
 from tests.harness import NodeProcess, wait_for
 from tests.persistence_helpers import (
     RawFactory,

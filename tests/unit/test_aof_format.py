@@ -7,10 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from actors import aof
-from actors.aof import AofFileType, AofFormatError, AofTruncated, Manifest, ManifestError, iter_commands
-from actors.keyspace import Database
-from actors.types import ZSet
+from actors.data.keyspace import Database
+from actors.data.types import ZSet
+from actors.persistence.aof import aof
+from actors.persistence.aof.aof import (
+    AofFileType,
+    AofFormatError,
+    AofTruncated,
+    Manifest,
+    ManifestError,
+    iter_commands,
+)
 from protocol.resp import encode_command
 
 

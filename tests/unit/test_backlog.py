@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from actors.backlog import COALESCE_BELOW_BYTES, Backlog
+from actors.replication.backlog import COALESCE_BELOW_BYTES, Backlog
 
 
 def test_a_new_backlog_is_empty_at_its_start_position() -> None:

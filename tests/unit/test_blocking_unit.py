@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.client import Client, ClientKind
 from actors.config import Config
-from actors.server import BLOCKED, Server
+from actors.server.client import Client, ClientKind
+from actors.server.server import BLOCKED, Server
 
 
 def run(server: Server, client: Client, *args: str) -> Any:

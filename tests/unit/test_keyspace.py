@@ -7,8 +7,8 @@ from collections import deque
 
 import pytest
 
-from actors.keyspace import ACTIVE_EXPIRE_KEYS_PER_ROUND, Database, Keyspace
-from actors.types import ZSet
+from actors.data.keyspace import ACTIVE_EXPIRE_KEYS_PER_ROUND, Database, Keyspace
+from actors.data.types import ZSet
 
 START_MS = 1_700_000_000_000
 

@@ -1,4 +1,4 @@
-"""The RDB reader and writer (actors.rdb) on their own: round trips of every type, Redis's encodings, and bad
+"""The RDB reader and writer (actors.persistence.rdb.rdb) on their own: round trips of every type, Redis's encodings, and bad
 input. The payloads marked "from redis-server 7.0" were produced by DUMP on a real redis-server 7.0.15."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from actors import rdb
-from actors.digest import dataset_digest
-from actors.keyspace import Database, Keyspace
-from actors.rdbcodec_compact import listpack_encode, listpack_entries
-from actors.rdbcodec_native import crc64, crc64_pure, lzf_compress, lzf_decompress, lzf_decompress_pure
-from actors.types import ZSet
+from actors.data.digest import dataset_digest
+from actors.data.keyspace import Database, Keyspace
+from actors.data.types import ZSet
+from actors.persistence.rdb import rdb
+from actors.persistence.rdb.compact import listpack_encode, listpack_entries
+from actors.persistence.rdb.native import crc64, crc64_pure, lzf_compress, lzf_decompress, lzf_decompress_pure
 
 # DUMP payloads from redis-server 7.0.15 (type byte, value, RDB version 10, CRC64).
 REDIS_DUMP_LIST_QUICKLIST_2 = bytes.fromhex(  # RPUSH l a 1 -1 127 128 -4096 4095 4096 -32768 32768 ...

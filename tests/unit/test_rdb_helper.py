@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from actors import rdb, rdbhelper
-from actors.rdbhelper import LoadHelper
-from actors.types import ZSet
+from actors.data.types import ZSet
+from actors.persistence.rdb import helper as rdbhelper
+from actors.persistence.rdb import rdb
+from actors.persistence.rdb.helper import LoadHelper
 from tests.unit.test_rdb import make_db
 from tests.unit.test_rdb_stream import every_type_file
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from actors import rdb
-from actors.types import ZSet
+from actors.data.types import ZSet
+from actors.persistence.rdb import rdb
 from tests.unit.test_rdb import digest_of, make_db, small_file
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from actors.client import Client, ClientKind
 from actors.commands import Command
 from actors.config import Config
-from actors.server import Server, without_spans
+from actors.server.client import Client, ClientKind
+from actors.server.server import Server, without_spans
 from protocol.errors import CommandError
 from protocol.resp import NULL_ARRAY, MultiReply, Push, encode, encode_command
 

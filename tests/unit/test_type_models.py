@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors.blocking import BlockedState, parse_timeout_ms, registry
-from actors.client import Client
 from actors.config import Config
-from actors.server import BLOCKED, Server
-from actors.types import LexBound, ZSet
+from actors.data.types import LexBound, ZSet
+from actors.server.blocking import BlockedState, parse_timeout_ms, registry
+from actors.server.client import Client
+from actors.server.server import BLOCKED, Server
 from protocol.errors import CommandError
 from protocol.resp import NULL_ARRAY
 

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
 
-from actors.client import Client, ClientKind
 from actors.commands import Command, load_all
 from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction, exec_refusal
 from actors.config import Config
-from actors.keyspace import Keyspace, wall_clock_ms
+from actors.data.keyspace import Keyspace, wall_clock_ms
+from actors.server.client import Client, ClientKind
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import encode_command

@@ -39,7 +39,7 @@ import subprocess
 import sys
 from typing import Any
 
-from actors import rdb
+from actors.persistence.rdb import rdb
 
 # A run is at most this many keys: a frame of ~0.5 MiB for small keys, so the node starts merging early.
 RUN_KEYS = 16384
@@ -258,7 +258,7 @@ class LoadHelper:
             if os.path.getsize(path) < min_bytes or len(os.sched_getaffinity(0)) < min_cpus:
                 return None
             root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-            code = f"import sys; sys.path.insert(0, {root!r}); from actors.rdbhelper import main; sys.exit(main())"
+            code = f"import sys; sys.path.insert(0, {root!r}); from actors.persistence.rdb.helper import main; sys.exit(main())"
             with open(path, "rb") as f:  # its own open file: the same file even if renamed meanwhile
                 proc = subprocess.Popen(
                     [sys.executable, "-c", code, "-" if drop_before_ms is None else str(drop_before_ms)],

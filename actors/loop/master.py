@@ -28,10 +28,10 @@ from typing import Any
 import structlog
 import zmq
 
-from actors.client import Client, ClientKind
-from actors.fastlane import NAMES as FAST_LANE_NAMES
-from actors.fastlane import FastLane
-from actors.server import BLOCKED, Server
+from actors.loop.fastlane import NAMES as FAST_LANE_NAMES
+from actors.loop.fastlane import FastLane
+from actors.server.client import Client, ClientKind
+from actors.server.server import BLOCKED, Server
 from protocol import envelope
 from protocol.errors import CommandError, ProtocolError
 from protocol.resp import BULK_HEADERS, CRLF, OK, OK_REPLY, RequestParser, encode_into

@@ -38,8 +38,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from actors.keyspace import Database
-from actors.rdbcodec_compact import (
+from actors.data.keyspace import Database
+from actors.data.types import ZSet
+from actors.persistence.rdb.compact import (
     intset_members,
     listpack_encode,
     listpack_entries,
@@ -47,8 +48,7 @@ from actors.rdbcodec_compact import (
     ziplist_entries,
     zipmap_entries,
 )
-from actors.rdbcodec_native import crc64, lzf_compress, lzf_decompress
-from actors.types import ZSet
+from actors.persistence.rdb.native import crc64, lzf_compress, lzf_decompress
 
 RDB_VERSION = 10
 MAGIC = b"REDIS%04d" % RDB_VERSION
@@ -524,7 +524,7 @@ def default_aux(
 
     The replication fields are written only with a replication id (Redis: only when it has rdbSaveInfo).
     """
-    from actors.server import REDIS_VERSION  # lazily: rdb stays importable without the server
+    from actors.server.server import REDIS_VERSION  # lazily: rdb stays importable without the server
 
     aux: dict[str, bytes | int | str] = {
         "redis-ver": REDIS_VERSION,
@@ -1119,7 +1119,7 @@ def load_file(
 ) -> RdbData:
     """``load`` a file. OSError (e.g. FileNotFoundError) passes through: no file is not a corrupt file.
 
-    ``helper`` (an ``actors.rdbhelper.LoadHelper`` started on the same file) hands over runs of string keys
+    ``helper`` (an ``actors.persistence.rdb.helper.LoadHelper`` started on the same file) hands over runs of string keys
     parsed on another core; the result is the same with or without it.
     """
     with open(path, "rb") as f:

@@ -37,14 +37,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import structlog
 
-from actors.client import Client
-from actors.types import ZSet
+from actors.data.types import ZSet
+from actors.server.client import Client
 from protocol.errors import CommandError
 from protocol.resp import split_inline
 
 if TYPE_CHECKING:
-    from actors.keyspace import Database
-    from actors.server import Server
+    from actors.data.keyspace import Database
+    from actors.server.server import Server
 
 log = structlog.get_logger("redactor.aof")
 
@@ -555,7 +555,7 @@ def write_base(path: str, dbs: list[Database], rdb_preamble: bool, aux: dict[str
     Runs in a forked rewrite child or, for the first base on start-up, on the loop thread. The caller renames
     the file into place.
     """
-    from actors import rdb
+    from actors.persistence.rdb import rdb
 
     with open(path, "wb", buffering=BASE_WRITE_BUFFER_BYTES) as out:
         if rdb_preamble:

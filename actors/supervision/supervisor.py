@@ -53,9 +53,9 @@ from protocol.errors import CommandError, wrong_arity
 from protocol.resp import OK
 
 if TYPE_CHECKING:
-    from actors.client import Client
-    from actors.master import MasterActor
-    from actors.server import Server
+    from actors.loop.master import MasterActor
+    from actors.server.client import Client
+    from actors.server.server import Server
 
 log = structlog.get_logger("redactor.supervisor")
 

@@ -14,8 +14,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from actors.keyspace import Database
-    from actors.server import Server
+    from actors.data.keyspace import Database
+    from actors.server.server import Server
 
 _next_id = itertools.count(1)
 

@@ -2,7 +2,7 @@
 
 A blocking command that cannot be served at once calls ``block()``: the client is recorded as waiting on its
 keys (per database, in arrival order), a timer is armed on the master actor's loop, and the command returns
-``actors.server.BLOCKED`` so the connection sends nothing and queues whatever the client pipelines behind it.
+``actors.server.server.BLOCKED`` so the connection sends nothing and queues whatever the client pipelines behind it.
 
 Wake-ups follow Redis's ``handleClientsBlockedOnKeys``: every change to a key goes through
 ``Keyspace.touch``, whose ``on_modified`` hook marks the key *ready* when someone waits on it. Once the
@@ -29,12 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from actors.client import Client, ClientKind
+from actors.server.client import Client, ClientKind
 from protocol.errors import CommandError
 
 if TYPE_CHECKING:
-    from actors.keyspace import Database
-    from actors.server import Server
+    from actors.data.keyspace import Database
+    from actors.server.server import Server
 
 # Redis reads timeouts with string2ld, which refuses longer input (MAX_LONG_DOUBLE_CHARS).
 MAX_TIMEOUT_CHARS = 5 * 1024

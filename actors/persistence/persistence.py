@@ -46,18 +46,25 @@ from typing import TYPE_CHECKING, Any
 import pykka
 import structlog
 
-from actors import aof as aofmod
-from actors import rdb
-from actors.aof import AofLoadError, AofReplay, AofState, AppendOnlyFile, ManifestError, ReplayState
 from actors.config import ConfigError
-from actors.rdbhelper import LoadHelper
-from actors.server import without_spans
-from actors.supervisor import SupervisedActor
+from actors.persistence.aof import aof as aofmod
+from actors.persistence.aof.aof import (
+    AofLoadError,
+    AofReplay,
+    AofState,
+    AppendOnlyFile,
+    ManifestError,
+    ReplayState,
+)
+from actors.persistence.rdb import rdb
+from actors.persistence.rdb.helper import LoadHelper
+from actors.server.server import without_spans
+from actors.supervision.supervisor import SupervisedActor
 from protocol import errors
 
 if TYPE_CHECKING:
-    from actors.master import MasterActor
-    from actors.server import Server
+    from actors.loop.master import MasterActor
+    from actors.server.server import Server
 
 log = structlog.get_logger("redactor.persistence")
 

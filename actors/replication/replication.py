@@ -71,18 +71,18 @@ import msgpack
 import structlog
 import zmq
 
-from actors import rdb
-from actors.backlog import Backlog
-from actors.bus import NODE_FRAME, BusActor
-from actors.client import Client, ClientKind
-from actors.server import BLOCKED
+from actors.bus.bus import NODE_FRAME, BusActor
+from actors.persistence.rdb import rdb
+from actors.replication.backlog import Backlog
+from actors.server.client import Client, ClientKind
+from actors.server.server import BLOCKED
 from protocol import errors
 from protocol.errors import CommandError
 
 if TYPE_CHECKING:
-    from actors.keyspace import Database
-    from actors.master import MasterActor
-    from actors.server import Server
+    from actors.data.keyspace import Database
+    from actors.loop.master import MasterActor
+    from actors.server.server import Server
 
 log = structlog.get_logger("redactor.replication")
 

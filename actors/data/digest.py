@@ -13,8 +13,8 @@ import struct
 from collections import deque
 from typing import Any
 
-from actors.keyspace import Database, Keyspace
-from actors.types import ZSet
+from actors.data.keyspace import Database, Keyspace
+from actors.data.types import ZSet
 
 _TYPE_CODES: dict[type, int] = {bytes: 0, deque: 1, set: 2, ZSet: 3, dict: 4}
 _ZERO = bytes(20)

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 from protocol.resp import BULK_HEADERS, CRLF, OK_REPLY
 
 if TYPE_CHECKING:
-    from actors.client import Client
-    from actors.server import Server
+    from actors.server.client import Client
+    from actors.server.server import Server
 
 _NULL_RESP2 = b"$-1\r\n"
 _NULL_RESP3 = b"_\r\n"

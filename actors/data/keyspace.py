@@ -7,7 +7,7 @@ reading them is cheap (for a forked snapshot child too) and the type of a key is
     collections.deque     list   (of bytes)
     dict                  hash   (bytes -> bytes)
     set                   set    (of bytes)
-    actors.types.ZSet     sorted set
+    actors.data.types.ZSet     sorted set
 
 Time comes from an injectable ``clock`` (milliseconds since the epoch), so tests move time instead of sleeping.
 Expiry is lazy (a key past its time is deleted when touched) and active (``active_expire_cycle`` samples keys
@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from actors.types import ZSet
+from actors.data.types import ZSet
 
 
 def wall_clock_ms() -> int:

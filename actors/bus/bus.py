@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 import zmq
 
-from actors.supervisor import SupervisedActor
+from actors.supervision.supervisor import SupervisedActor
 
 if TYPE_CHECKING:
-    from actors.master import MasterActor
+    from actors.loop.master import MasterActor
 
 log = structlog.get_logger("redactor.bus")
 

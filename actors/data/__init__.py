@@ -1,0 +1,7 @@
+"""Plain data of a node: databases, values, expiry, the sorted set and the dataset digest. No I/O, no threads.
+
+Layout:
+    keyspace.py   databases, values, expiry
+    types.py      the sorted set (and its range bounds)
+    digest.py     DEBUG DIGEST's algorithm, as Redis's
+"""

@@ -1,0 +1,6 @@
+"""The master actor: the event-loop thread that owns the keyspace and serves RESP.
+
+Layout:
+    master.py     MasterActor (the loop, the tick, native requests) and RespConnection
+    fastlane.py   plain GET and SET run straight off the parser, with the general path's effects
+"""

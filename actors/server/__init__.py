@@ -1,0 +1,7 @@
+"""The dispatcher and what it keeps per client; runs on the master actor's loop thread only.
+
+Layout:
+    server.py     Server: the node's state and Server.execute, the single entry point of every command
+    client.py     one client connection's state (RESP socket, ZeroMQ peer, AOF loader, master link)
+    blocking.py   clients blocked in BLPOP / BZPOPMIN / WAIT ... and what wakes them
+"""
