@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
+from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -104,51 +105,131 @@ def copy_value(value: Any) -> Any:
     raise TypeError(kind)
 
 
-@lru_cache(maxsize=256)
-def glob_to_regex(pattern: bytes) -> re.Pattern[bytes]:
-    """Compile a Redis glob (``*``, ``?``, ``[abc]``, ``[^a-z]``, ``\\x``) like stringmatchlen."""
-    out = bytearray()
+# A glob token that matches any run of bytes; every other token matches exactly one byte (a set of them).
+_STAR = None
+
+
+def _glob_tokens(pattern: bytes) -> list[frozenset[int] | None]:
+    """``pattern`` as tokens, parsed exactly as Redis 7.0's stringmatchlen reads it (util.c): ``*``, ``?``,
+    ``\\x``, and ``[...]`` classes with ``^``, escapes and ``a-z`` ranges (reversed ranges swapped, an
+    unterminated class ends at the pattern's end). Consecutive stars collapse into one."""
+    any_byte = frozenset(range(256))
+    tokens: list[frozenset[int] | None] = []
     i, n = 0, len(pattern)
     while i < n:
-        c = pattern[i : i + 1]
-        if c == b"*":
-            out += b".*"
-        elif c == b"?":
-            out += b"."
-        elif c == b"\\" and i + 1 < n:
+        c = pattern[i]
+        if c == 0x2A:  # *
+            if not tokens or tokens[-1] is not _STAR:
+                tokens.append(_STAR)
+        elif c == 0x3F:  # ?
+            tokens.append(any_byte)
+        elif c == 0x5B:  # [
             i += 1
-            out += re.escape(pattern[i : i + 1])
-        elif c == b"[":
-            j = i + 1
-            negate = j < n and pattern[j : j + 1] == b"^"
+            negate = i < n and pattern[i] == 0x5E
             if negate:
-                j += 1
-            members = bytearray()
-            while j < n and pattern[j : j + 1] != b"]":
-                ch = pattern[j : j + 1]
-                if ch == b"\\" and j + 1 < n:
-                    j += 1
-                    members += re.escape(pattern[j : j + 1])
-                elif ch == b"-" and members and j + 1 < n and pattern[j + 1 : j + 2] != b"]":
-                    members += b"-"
+                i += 1
+            members: set[int] = set()
+            while True:
+                if i < n and pattern[i] == 0x5C and n - i >= 2:
+                    i += 1
+                    members.add(pattern[i])
+                elif i < n and pattern[i] == 0x5D:
+                    break
+                elif i >= n:
+                    i -= 1  # as Redis: the class ends with the pattern
+                    break
+                elif n - i >= 3 and pattern[i + 1] == 0x2D:
+                    low, high = sorted((pattern[i], pattern[i + 2]))
+                    members.update(range(low, high + 1))
+                    i += 2
                 else:
-                    members += re.escape(ch)
-                j += 1
-            if not members:  # "[]" matches nothing, "[^]" anything
-                out += b"[^\\x00-\\xff]" if not negate else b"[\\x00-\\xff]"
-            else:
-                out += b"[" + (b"^" if negate else b"") + bytes(members) + b"]"
-            i = j
+                    members.add(pattern[i])
+                i += 1
+            tokens.append(any_byte - members if negate else frozenset(members))
         else:
-            out += re.escape(c)
+            if c == 0x5C and n - i >= 2:  # an escaped byte; a trailing backslash matches itself
+                i += 1
+                c = pattern[i]
+            tokens.append(frozenset((c,)))
         i += 1
-    return re.compile(bytes(out) + rb"\Z", re.DOTALL)
+    return tokens
+
+
+def _class_regex(members: frozenset[int]) -> bytes:
+    """A regex matching exactly one byte of ``members``."""
+    if len(members) == 1:
+        return re.escape(bytes(members))
+    if not members:
+        return rb"[^\x00-\xff]"
+    parts = []
+    values = sorted(members)
+    start = prev = values[0]
+    for value in values[1:] + [-2]:
+        if value != prev + 1:
+            parts.append(b"\\x%02x" % start if start == prev else b"\\x%02x-\\x%02x" % (start, prev))
+            start = value
+        prev = value
+    return b"[" + b"".join(parts) + b"]"
+
+
+GlobMatcher = Callable[[bytes], bool]
+
+
+@lru_cache(maxsize=256)
+def compile_glob(pattern: bytes) -> GlobMatcher:
+    """A matcher for a Redis glob that runs in O(len(pattern) * len(subject)) at worst.
+
+    A glob translated to one regex (``a*a*a*b`` -> ``a.*a.*a.*b``) backtracks exponentially in the number of
+    stars: 20 stars against a 40-byte key froze a node for minutes. Here the pattern is cut at its stars into
+    segments of one-byte tokens, so each segment has a fixed length: the first must match at the start, the
+    last at the end, and each one between is found by the leftmost search after the previous one (greedy
+    leftmost placement is always right when only stars separate fixed-length segments).
+    """
+    tokens = _glob_tokens(pattern)
+    segments: list[list[frozenset[int]]] = [[]]
+    for token in tokens:
+        if token is _STAR:
+            segments.append([])
+        else:
+            segments[-1].append(token)
+    regexes = [
+        (re.compile(b"".join(_class_regex(t) for t in seg), re.DOTALL), len(seg)) if seg else None
+        for seg in segments
+    ]
+    if len(segments) == 1:
+        whole = re.compile(regexes[0][0].pattern + rb"\Z", re.DOTALL) if regexes[0] else re.compile(rb"\Z")
+        return lambda subject: whole.match(subject) is not None
+    head, tail = regexes[0], regexes[-1]
+    middles = [rx for rx in regexes[1:-1] if rx is not None]
+    min_len = sum(len(seg) for seg in segments)
+    head_len = head[1] if head else 0
+    tail_len = tail[1] if tail else 0
+
+    def match(subject: bytes) -> bool:
+        size = len(subject)
+        if size < min_len or not size:  # as stringmatchlen: an empty subject matches only an empty pattern
+            return False
+        if head is not None and head[0].match(subject) is None:
+            return False
+        end = size - tail_len
+        if tail is not None and tail[0].match(subject, end) is None:
+            return False
+        pos = head_len
+        for rx, _ in middles:
+            found = rx.search(subject, pos, end)
+            if found is None:
+                return False
+            pos = found.end()
+        return True
+
+    return match
 
 
 def glob_match(pattern: bytes, subject: bytes) -> bool:
+    """KEYS and the SCANs: Redis skips matching for a lone ``*`` (so it also lists an empty key)."""
     if pattern == b"*":
         return True
-    return glob_to_regex(pattern).match(subject) is not None
+    return compile_glob(pattern)(subject)
 
 
 def parse_scan_args(argv: list[bytes], start: int) -> tuple[bytes | None, int, bytes | None]:

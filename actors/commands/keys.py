@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from actors.commands import command
 from actors.commands._util import (
     LLONG_MAX,
+    compile_glob,
     copy_value,
     glob_match,
     int_bytes,
@@ -69,7 +70,8 @@ def cmd_type(client: Client, argv: list[bytes]) -> Any:
 def cmd_keys(client: Client, argv: list[bytes]) -> Any:
     keyspace = client.server.keyspace
     db = client.db
-    pattern = argv[1]
+    # A lone "*" lists every key (an empty one too), as Redis's allkeys shortcut.
+    matches = None if argv[1] == b"*" else compile_glob(argv[1])
     now = keyspace.clock()
     expires = db.expires
     out = []
@@ -78,7 +80,7 @@ def cmd_keys(client: Client, argv: list[bytes]) -> Any:
             when = expires.get(key)
             if when is not None and when <= now:
                 continue
-        if glob_match(pattern, key):
+        if matches is None or matches(key):
             out.append(key)
     return out
 

@@ -24,7 +24,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
-from actors.commands._util import glob_match
+from actors.commands._util import compile_glob, glob_match
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import MultiReply, Push
@@ -84,7 +84,7 @@ def publish(server: Server, channel: bytes, message: bytes) -> int:
             receivers += 1
     if server.pubsub_patterns:
         for pattern, clients in list(server.pubsub_patterns.items()):
-            if not glob_match(pattern, channel):
+            if not compile_glob(pattern)(channel):  # no lone-star shortcut here, as Redis
                 continue
             delivery = Push([b"pmessage", pattern, channel, message])
             for client in list(clients):
