@@ -24,6 +24,7 @@ from actors.data.digest import dataset_digest
 from actors.data.keyspace import Database, Keyspace
 from actors.persistence.rdb import rdb
 from actors.replication.replication import REPL_PROTOCOL_VERSION
+from protocol.ports import bus_port_for
 from tests.harness import NodeProcess, free_port, wait_for
 from tests.integration.test_replication import info
 
@@ -53,7 +54,7 @@ class FakeMaster:
         sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVTIMEO, RECV_TIMEOUT_MS)
-        bind_retrying(sock, f"tcp://127.0.0.1:{self.port + 10000}")  # rebinding after close() may wait a bit
+        bind_retrying(sock, f"tcp://127.0.0.1:{bus_port_for(self.port)}")  # rebinding after close() may wait
         self.sock = sock
 
     def close(self) -> None:
