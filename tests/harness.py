@@ -123,7 +123,8 @@ class NodeProcess:
         def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
-            with redis.Redis(port=self.port, socket_timeout=1) as r:
+            password = self.directives.get("requirepass") or None  # a node with requirepass answers NOAUTH
+            with redis.Redis(port=self.port, socket_timeout=1, password=password) as r:
                 return bool(r.ping())
 
         wait_for(ready, timeout_s, what=f"{self.name} on port {self.port} to answer PING")
