@@ -76,6 +76,10 @@ READ_CHUNK_BYTES = 64 * 1024
 _MESSAGE_KINDS = frozenset((b"message", b"pmessage", b"smessage"))
 _SUBSCRIBE_KINDS = frozenset((b"subscribe", b"psubscribe", b"ssubscribe"))
 _UNSUBSCRIBE_KINDS = frozenset((b"unsubscribe", b"punsubscribe", b"sunsubscribe"))
+# Commands whose replies only the subscription methods count right (one per channel, or per subscription).
+_PUBSUB_VERBS = frozenset(
+    (b"SUBSCRIBE", b"PSUBSCRIBE", b"UNSUBSCRIBE", b"PUNSUBSCRIBE", b"SSUBSCRIBE", b"SUNSUBSCRIBE")
+)
 # Marks the end of the message queue once the connection is gone.
 _CLOSED: Any = object()
 
@@ -295,11 +299,25 @@ class RespClient:
         future.add_done_callback(_retrieve)
         return future
 
+    async def _drain_then(self, future: asyncio.Future[list[Any]]) -> list[Any]:
+        await self._writer.drain()
+        return await future
+
+    def _lost(self) -> ConnectionLost:
+        """A fresh copy of why the connection ended (raising one instance again and again grows its traceback)."""
+        assert self._error is not None
+        return type(self._error)(str(self._error))
+
     def _write(
         self, commands: Sequence[Sequence[Arg]], count: int, pubsub: bool = False
     ) -> asyncio.Future[list[Any]]:
         if self._error is not None:
-            raise self._error
+            raise self._lost()
+        if not pubsub:
+            for command in commands:
+                if command and _arg_bytes(command[0]).upper() in _PUBSUB_VERBS:
+                    verb = _arg_bytes(command[0]).decode("ascii", "replace")
+                    raise ValueError(f"{verb} answers once per name: use the client's (un)subscribe methods")
         payload = b"".join(encode_command([_arg_bytes(a) for a in command]) for command in commands)
         future: asyncio.Future[list[Any]] = self._loop.create_future()
         # Registered and written with no await in between: the order of _pending is the order on the wire.
@@ -317,8 +335,8 @@ class RespClient:
         future = self._write(commands, count, pubsub)
         limit = self.timeout_s if timeout_s is _Default.TIMEOUT else timeout_s
         try:
-            await self._writer.drain()
-            return await asyncio.wait_for(asyncio.shield(future), limit)
+            # The timeout covers the write too: a server that stops reading fills the socket buffer.
+            return await asyncio.wait_for(self._drain_then(future), limit)
         except TimeoutError:
             error = RespTimeout(f"no reply within {limit}s")
             self._fail(ConnectionLost("closed after a timeout"))
@@ -328,7 +346,7 @@ class RespClient:
             if isinstance(exc, ConnectionLost):
                 raise
             if self._error is not None:
-                raise self._error from exc
+                raise self._lost() from exc
             lost = ConnectionLost(f"connection lost: {exc}")
             self._fail(lost)
             raise lost from exc
@@ -368,8 +386,7 @@ class RespClient:
             return None
         if item is _CLOSED:
             self._messages.put_nowait(_CLOSED)  # every later reader sees the end too
-            assert self._error is not None
-            raise self._error
+            raise self._lost()
         message: PubSubMessage = item
         return message
 
@@ -415,7 +432,7 @@ class RespClient:
                 if buffered > self.max_reply_bytes:
                     self._fail(ReplyTooLarge(f"a reply over {self.max_reply_bytes} bytes"))
                     return
-        except (ConnectionError, OSError) as exc:
+        except OSError as exc:
             self._fail(ConnectionLost(f"connection lost: {exc}"))
         except asyncio.CancelledError:
             self._fail(ConnectionLost("connection closed by the client"))

@@ -235,6 +235,19 @@ def test_subscribers_receive_channel_and_pattern_messages(port: int, protocol: i
     run(scenario())
 
 
+def test_subscribing_goes_through_the_subscription_methods(port: int) -> None:
+    async def scenario() -> None:
+        async with await RespClient.connect("127.0.0.1", port) as client:
+            for verb in ("SUBSCRIBE", b"psubscribe", "Unsubscribe"):
+                with pytest.raises(ValueError, match="answers once per name"):
+                    await client.call(verb, "c")
+            with pytest.raises(ValueError):
+                await client.pipeline([["PING"], ["SUBSCRIBE", "c"]])
+            assert await client.call("PING") == b"PONG"  # nothing was sent
+
+    run(scenario())
+
+
 def test_unread_messages_are_bounded(port: int) -> None:
     async def scenario() -> None:
         sub = await RespClient.connect("127.0.0.1", port, max_pending_messages=5)
