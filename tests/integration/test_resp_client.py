@@ -32,7 +32,9 @@ from tests.harness import NodeProcess, RedisServer, free_port, wait_for
 from tests.integration.shared import module_node_fixture
 
 node = module_node_fixture()
-SERVER_KINDS = ["redactor"] + (["redis"] if shutil.which("redis-server") else [])
+SERVER_KINDS: list[Any] = ["redactor"]
+if shutil.which("redis-server"):
+    SERVER_KINDS.append(pytest.param("redis", marks=pytest.mark.compat))
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +118,7 @@ def test_error_replies_are_typed_exceptions_with_redis_text(port: int) -> None:
     run(scenario())
 
 
+@pytest.mark.compat
 def test_replies_are_the_same_from_redactor_and_redis_server_as_redis(
     node: NodeProcess, redis_server: RedisServer | None
 ) -> None:
