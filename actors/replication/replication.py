@@ -78,7 +78,6 @@ from actors.server.client import Client, ClientKind
 from actors.server.server import BLOCKED
 from protocol import errors
 from protocol.errors import CommandError
-from protocol.ports import bus_port_for
 
 if TYPE_CHECKING:
     from actors.data.keyspace import Database
@@ -90,6 +89,8 @@ log = structlog.get_logger("redactor.replication")
 REPLID_ZERO = "0" * 40
 # Version of the node-to-node replication protocol below; a master refuses a replica speaking another one.
 REPL_PROTOCOL_VERSION = 1
+# A replica finds its master's bus here (the bus-port default: RESP port + 10000).
+BUS_PORT_OFFSET = 10000
 # Snapshot transfer: chunk size, and how many unacknowledged bytes may be in flight to one replica (enough to
 # keep a loopback or LAN link busy, small enough that a stalled replica costs little memory).
 SNAPSHOT_CHUNK_BYTES = 1024 * 1024
@@ -1770,9 +1771,9 @@ class ReplicationActor(BusActor):
         host = link.host
         if ":" in host:
             sock.setsockopt(zmq.IPV6, 1)
-            endpoint = f"tcp://[{host}]:{bus_port_for(link.port)}"
+            endpoint = f"tcp://[{host}]:{link.port + BUS_PORT_OFFSET}"
         else:
-            endpoint = f"tcp://{host}:{bus_port_for(link.port)}"
+            endpoint = f"tcp://{host}:{link.port + BUS_PORT_OFFSET}"
         try:
             sock.connect(endpoint)
         except zmq.ZMQError as exc:
