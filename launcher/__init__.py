@@ -6,7 +6,8 @@ Layout:
     logs.py      structlog setup (the only place logging is configured)
     node.py      one node process: builds the Server, starts the actors, runs the master loop
     shell.py     `redactor cli`, the interactive client shell over ZeroMQ
-    topology.py  `redactor up/down/status/logs`: whole topologies of node processes
+    topology/    `redactor up/down/status/logs`: whole topologies of node processes (spec, supervise,
+                 status, cli; see its layout block)
 
 Imports run one way: launcher -> actors -> protocol.
 """

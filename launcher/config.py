@@ -15,7 +15,7 @@ import os
 from actors.config import Config, ConfigError
 from actors.server.server import VERSION
 from protocol.errors import ProtocolError
-from protocol.resp import split_inline
+from protocol.resp_parse import split_inline
 
 
 class ConfigFileError(Exception):

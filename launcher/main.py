@@ -2,7 +2,7 @@
 
 redactor server [redis.conf] [--directive value ...]   one node in the foreground
 redactor cli [-h host] [-p port] [-a pass] [-n db] [--raw] [command ...]
-redactor up TOPOLOGY | down | status | logs NODE        whole topologies (launcher/topology.py)
+redactor up TOPOLOGY | down | status | logs NODE        whole topologies (launcher/topology/)
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return shell_main(rest)
     if command in ("up", "down", "status", "logs"):
-        from launcher.topology import main as topology_main
+        from launcher.topology.cli import main as topology_main
 
         return topology_main(command, rest)
     print(f"redactor: unknown command '{command}'\n{__doc__}", file=sys.stderr)

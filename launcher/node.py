@@ -26,6 +26,7 @@ from actors.persistence.rdb.helper import LoadHelper
 from actors.replication.replication import Replication, ReplicationActor
 from actors.server.server import VERSION, Server
 from actors.supervision.supervisor import ChildStartError, Strategy, Supervisor
+from protocol.ports import bus_port_for
 
 log = structlog.get_logger("redactor.node")
 
@@ -114,7 +115,7 @@ class Node:
 
     @property
     def bus_port(self) -> int:
-        return self.config["bus-port"] or self.config["port"] + 10000
+        return bus_port_for(self.config["port"], self.config["bus-port"])
 
     # -- actors ----------------------------------------------------------------------------------------
 

@@ -27,10 +27,12 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
-from protocol.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS, ConnectionLost, NativeClient, bus_port_for
+from protocol.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS, ConnectionLost, NativeClient
 from protocol.envelope import ReplyError
 from protocol.errors import ProtocolError
-from protocol.resp import format_double, split_inline
+from protocol.ports import bus_port_for
+from protocol.resp import format_double
+from protocol.resp_parse import split_inline
 
 HISTORY_FILE = "~/.redactor_history"
 # In subscribe mode the shell PINGs the node after this much silence, so a lost node is noticed (and the

@@ -38,22 +38,16 @@ from zmq.utils.monitor import recv_monitor_message
 
 from protocol import envelope
 from protocol.envelope import KIND_ERROR, KIND_PUSH, ReplyError
+from protocol.ports import bus_port_for
 
-__all__ = ["ConnectionLost", "NativeClient", "ReplyError", "bus_port_for"]
+__all__ = ["ConnectionLost", "NativeClient", "ReplyError"]
 
-# The offset of the bus port from the RESP port when the node's bus-port directive is 0 (Redis Cluster's).
-BUS_PORT_OFFSET = 10000
 # Lazy Pirate defaults (the zguide uses 2500 ms and 3 retries): long enough for a loaded node, short enough
 # that a shell against a dead node gives up within seconds.
 DEFAULT_TIMEOUT_MS = 2000
 DEFAULT_RETRIES = 3
 # How soon ZeroMQ retries a dropped TCP connection by itself (its default is 100 ms too; set so it is explicit).
 RECONNECT_IVL_MS = 100
-
-
-def bus_port_for(resp_port: int, bus_port: int = 0) -> int:
-    """The bus port a node listens on for ``resp_port``: ``bus_port`` when given, else RESP port + 10000."""
-    return bus_port or resp_port + BUS_PORT_OFFSET
 
 
 class ConnectionLost(Exception):
@@ -80,7 +74,7 @@ class NativeClient:
     def __init__(
         self,
         host: str = "127.0.0.1",
-        port: int = 6379 + BUS_PORT_OFFSET,
+        port: int = bus_port_for(6379),
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
         retries: int = DEFAULT_RETRIES,
         on_reconnect: Callable[[str, int], None] | None = None,

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import redis
 
+from protocol.ports import bus_port_for
+
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 
@@ -67,7 +69,7 @@ def free_port() -> int:
         port = rng.randrange(20000, 30000)
         if port in _used_ports:
             continue
-        if _port_free(port) and _port_free(port + 10000):
+        if _port_free(port) and _port_free(bus_port_for(port)):
             _used_ports.add(port)
             return port
     raise RuntimeError("no free port pair found")
@@ -91,7 +93,7 @@ class NodeProcess:
 
     @property
     def bus_port(self) -> int:
-        return int(self.directives.get("bus-port") or self.port + 10000)
+        return bus_port_for(self.port, int(self.directives.get("bus-port") or 0))
 
     def argv(self) -> list[str]:
         args = [
@@ -121,7 +123,8 @@ class NodeProcess:
         def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
-            with redis.Redis(port=self.port, socket_timeout=1) as r:
+            password = self.directives.get("requirepass") or None  # a node with requirepass answers NOAUTH
+            with redis.Redis(port=self.port, socket_timeout=1, password=password) as r:
                 return bool(r.ping())
 
         wait_for(ready, timeout_s, what=f"{self.name} on port {self.port} to answer PING")

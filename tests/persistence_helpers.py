@@ -1,9 +1,8 @@
-"""Helpers shared by the persistence tests: a dataset with every type, raw RESP calls, fork-child lookup."""
+"""Helpers shared by the persistence tests: a dataset with every type, exact RESP calls, fork-child lookup."""
 
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections import deque
@@ -12,14 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import hiredis
 import pytest
 
 from actors.data.digest import dataset_digest
 from actors.data.keyspace import Keyspace
 from actors.data.types import ZSet
 from actors.persistence.rdb import rdb
-from protocol.resp import encode_command
+from protocol.resp_client import BlockingRespClient, ReplyError
 
 DAY_MS = 86_400_000
 
@@ -72,49 +70,34 @@ def rdb_file_digest(path: Path) -> bytes:
 
 
 class Raw:
-    """A bare RESP connection: exact replies (status as bytes, errors as hiredis.ReplyError values)."""
+    """A RESP connection with exact replies (status as bytes, errors as ``ReplyError`` values, which are
+    hiredis.ReplyError too), on protocol/resp_client.py's blocking client."""
 
     def __init__(self, port: int, timeout_s: float = 15.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
-        self.reader = hiredis.Reader()
+        self.timeout_s = timeout_s
+        self.client = BlockingRespClient.connect("127.0.0.1", port, timeout_s=timeout_s)
 
     def send(self, *argv: Any) -> None:
-        self.sock.sendall(encode_command([a if isinstance(a, bytes) else str(a).encode() for a in argv]))
-
-    def read(self) -> Any:
-        while True:
-            reply = self.reader.gets()
-            if reply is not False:
-                return reply
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("connection closed")
-            self.reader.feed(data)
+        """Write a command without waiting for its reply (SHUTDOWN: then ``closed_by_peer``)."""
+        self.client.send(*argv)
 
     def call(self, *argv: Any) -> Any:
-        self.send(*argv)
-        return self.read()
+        (reply,) = self.client.pipeline([argv], raise_on_error=False)
+        return reply
 
     def pipeline(self, *commands: list[Any]) -> list[Any]:
-        payload = b"".join(
-            encode_command([a if isinstance(a, bytes) else str(a).encode() for a in c]) for c in commands
-        )
-        self.sock.sendall(payload)
-        return [self.read() for _ in commands]
+        return self.client.pipeline(commands, raise_on_error=False)
 
     def closed_by_peer(self) -> bool:
-        """True once the server closed the connection (SHUTDOWN sends no reply)."""
-        try:
-            return self.sock.recv(1) == b""
-        except OSError:
-            return True
+        """True once the server closed the connection (SHUTDOWN sends no reply), within the timeout."""
+        return self.client.wait_closed(self.timeout_s)
 
     def close(self) -> None:
-        self.sock.close()
+        self.client.close()
 
 
 def error_text(reply: Any) -> str:
-    assert isinstance(reply, hiredis.ReplyError), f"expected an error reply, got {reply!r}"
+    assert isinstance(reply, ReplyError), f"expected an error reply, got {reply!r}"
     return str(reply)
 
 

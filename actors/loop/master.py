@@ -34,7 +34,8 @@ from actors.server.client import Client, ClientKind
 from actors.server.server import BLOCKED, Server
 from protocol import envelope
 from protocol.errors import CommandError, ProtocolError
-from protocol.resp import BULK_HEADERS, CRLF, OK, OK_REPLY, RequestParser, encode_into
+from protocol.resp import BULK_HEADERS, CRLF, OK, OK_REPLY, encode_into
+from protocol.resp_parse import RequestParser
 
 log = structlog.get_logger("redactor.master")
 

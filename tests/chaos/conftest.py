@@ -34,6 +34,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from protocol.ports import bus_port_for
 from tests.harness import REPO, wait_for
 
 # How long `up` may take to report every node ready (the launcher itself allows 30 s).
@@ -95,7 +96,7 @@ def free_offset(base_ports: list[int]) -> int:
     rng = random.Random(os.getpid() ^ time.monotonic_ns())
     for _ in range(1000):
         offset = rng.randrange(20000, 30000) - min(base_ports)
-        if all(_port_free(p + offset) and _port_free(p + offset + 10000) for p in base_ports):
+        if all(_port_free(p + offset) and _port_free(bus_port_for(p + offset)) for p in base_ports):
             return offset
     raise RuntimeError("no free ports for the topology")
 

@@ -23,6 +23,7 @@ import pytest
 import redis
 
 from launcher.topology import TopologyError, load_topology, node_argv
+from protocol.ports import bus_port_for
 from tests.harness import REPO, wait_for
 
 TOPOLOGY = """\
@@ -64,7 +65,7 @@ def free_offset(base_ports: list[int]) -> int:
     rng = random.Random(os.getpid() ^ id(base_ports))
     for _ in range(1000):
         offset = rng.randrange(20000, 30000) - min(base_ports)
-        if all(_port_free(p + offset) and _port_free(p + offset + 10000) for p in base_ports):
+        if all(_port_free(p + offset) and _port_free(bus_port_for(p + offset)) for p in base_ports):
             return offset
     raise RuntimeError("no free ports for the topology")
 

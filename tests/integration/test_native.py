@@ -10,8 +10,9 @@ import msgpack
 import pytest
 import zmq
 
-from protocol.client import ConnectionLost, NativeClient, ReplyError, bus_port_for
+from protocol.client import ConnectionLost, NativeClient, ReplyError
 from protocol.envelope import KIND_ERROR, KIND_OK, VERSION, decode_reply, encode_request
+from protocol.ports import bus_port_for
 from tests.harness import NodeProcess, free_port, wait_for
 
 TIMEOUT_MS = 3000

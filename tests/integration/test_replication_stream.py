@@ -19,6 +19,7 @@ import pytest
 import redis
 import zmq
 
+import protocol.ports
 from actors.bus.bus import bind_retrying
 from actors.data.digest import dataset_digest
 from actors.data.keyspace import Database, Keyspace
@@ -53,7 +54,8 @@ class FakeMaster:
         sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVTIMEO, RECV_TIMEOUT_MS)
-        bind_retrying(sock, f"tcp://127.0.0.1:{self.port + 10000}")  # rebinding after close() may wait a bit
+        endpoint = f"tcp://127.0.0.1:{protocol.ports.bus_port_for(self.port)}"
+        bind_retrying(sock, endpoint)  # rebinding after close() may wait a bit
         self.sock = sock
 
     def close(self) -> None:

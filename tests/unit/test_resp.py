@@ -1,4 +1,4 @@
-"""RESP2/RESP3 encoding and request parsing (protocol/resp.py): exact bytes, no sockets."""
+"""RESP2/RESP3 encoding (protocol/resp.py) and request parsing (protocol/resp_parse.py): exact bytes, no sockets."""
 
 from __future__ import annotations
 
@@ -8,17 +8,15 @@ import pytest
 
 from protocol.errors import CommandError, ProtocolError
 from protocol.resp import (
-    MAX_INLINE_BYTES,
     NULL_ARRAY,
     Push,
-    RequestParser,
     Verbatim,
     encode,
     encode_command,
     format_double,
     format_float_human,
-    split_inline,
 )
+from protocol.resp_parse import MAX_INLINE_BYTES, Limits, RequestParser, split_inline
 
 # -- encoding --------------------------------------------------------------------------------------------
 
@@ -149,7 +147,7 @@ def parse_chunks(chunks: list[bytes], **kwargs: int) -> list[list[bytes]]:
     """Commands parsed from ``chunks`` (one read each); both ways of feeding a read must agree."""
     results = []
     for combined in (False, True):
-        parser = RequestParser(**kwargs)
+        parser = RequestParser(Limits(**kwargs))
         out: list[list[bytes]] = []
         for chunk in chunks:
             _feed(parser, chunk, out, combined)
@@ -162,7 +160,7 @@ def parse_error(chunks: list[bytes], **kwargs: int) -> tuple[list[list[bytes]], 
     """The commands parsed before the protocol error, and the error; both ways of feeding must agree."""
     results = []
     for combined in (False, True):
-        parser = RequestParser(**kwargs)
+        parser = RequestParser(Limits(**kwargs))
         out: list[list[bytes]] = []
         with pytest.raises(ProtocolError) as info:
             for chunk in chunks:
@@ -248,7 +246,7 @@ def test_a_bulk_over_max_bulk_len_is_refused_when_its_header_arrives() -> None:
 
 
 def test_the_query_buffer_limit_counts_the_incomplete_request() -> None:
-    parser = RequestParser(max_query_buffer=1000)
+    parser = RequestParser(Limits(max_query_buffer=1000))
     out: list[list[bytes]] = []
     parser.feed(b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$2000\r\n" + b"x" * 500)
     parser.parse(out)
@@ -338,3 +336,27 @@ def test_random_streams_split_at_random_places_parse_like_one_read(seed: int) ->
 def test_a_null_bulk_at_the_top_level_is_an_inline_request_as_in_redis() -> None:
     assert parse_chunks([b"*1\r\n$4\r\nPING\r\n$-1\r\n"]) == [[b"PING"], [b"$-1"]]
     assert parse_chunks([b"*1\r\n$4\r\nPING\r\n:1\r\n+x\r\n"]) == [[b"PING"], [b":1"], [b"+x"]]
+
+
+def test_limits_default_to_redis_values() -> None:
+    limits = Limits()
+    assert limits.max_bulk_len == 512 * 1024 * 1024
+    assert limits.max_multibulk_len == 1024 * 1024
+    assert limits.max_inline_bytes == MAX_INLINE_BYTES == 64 * 1024
+    assert limits.max_query_buffer == 1024 * 1024 * 1024
+
+
+def test_the_inline_and_multibulk_limits_come_from_the_limits_object() -> None:
+    _, message = parse_error([b"A" * 101], max_inline_bytes=100)
+    assert message == "ERR Protocol error: too big inline request"
+    assert parse_chunks([b"A" * 99 + b"\r\n"], max_inline_bytes=100) == [[b"A" * 99]]
+    _, message = parse_error([b"*1\r\n$" + b"1" * 120], max_inline_bytes=100)
+    assert message == "ERR Protocol error: too big bulk count string"
+    _, message = parse_error([b"*1000001\r\n"], max_multibulk_len=1_000_000)
+    assert message == "ERR Protocol error: invalid multibulk length"
+    assert parse_chunks([b"*1000000\r\n"], max_multibulk_len=1_000_000) == []  # accepted: waits for arguments
+
+
+def test_a_multibulk_limit_the_count_screen_cannot_enforce_is_refused() -> None:
+    with pytest.raises(ValueError):
+        Limits(max_multibulk_len=1000)

@@ -40,7 +40,7 @@ import structlog
 from actors.data.types import ZSet
 from actors.server.client import Client
 from protocol.errors import CommandError
-from protocol.resp import split_inline
+from protocol.resp_parse import split_inline
 
 if TYPE_CHECKING:
     from actors.data.keyspace import Database

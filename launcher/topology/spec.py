@@ -1,0 +1,201 @@
+"""The topology file: a TOML description of the nodes ``redactor up`` runs, and each node's command line.
+
+A topology is a TOML file::
+
+    [topology]
+    name = "seed"
+    run_dir = "../../var/seed"   # relative to this file's directory (absolute paths allowed)
+
+    [[node]]
+    name = "n1"
+    port = 7001
+    config = { appendonly = "yes" }   # any redis.conf directive; lists give several arguments
+
+    [[node]]
+    name = "n2"
+    port = 7002
+    replicaof = "n1"                  # becomes --replicaof 127.0.0.1 <n1's port>
+
+``run_dir`` is resolved against the topology file's directory, not the working directory, so ``status``,
+``down`` and ``logs`` find the same files from anywhere. Under it::
+
+    state.json         the launcher's pid and each node's port, pid, restarts (atomically replaced)
+    <node>/            the node's ``dir`` (data files)
+    <node>/node.log    the node's log (``logfile``), its stdout and stderr too
+
+The port offset (for tests and for several copies of one topology) is added to every node port, and to
+explicit ``bus-port`` directives.
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from protocol.ports import bus_port_for
+
+DEFAULT_TOPOLOGY = "ops/topologies/seed.toml"
+STATE_FILE = "state.json"
+LOG_FILE = "node.log"
+# Directives the launcher sets itself from the topology.
+RESERVED_DIRECTIVES = {"port", "dir", "logfile", "replicaof", "slaveof", "daemonize"}
+
+
+class TopologyError(Exception):
+    """A topology file that cannot be used (message says which file and what)."""
+
+
+@dataclass
+class NodeSpec:
+    name: str
+    port: int
+    replicaof: str | None = None
+    # Directive name -> arguments (already strings).
+    config: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def bus_port(self) -> int:
+        explicit = self.config.get("bus-port")
+        return bus_port_for(self.port, int(explicit[0]) if explicit and explicit[0] not in ("", "0") else 0)
+
+    @property
+    def password(self) -> str:
+        value = self.config.get("requirepass")
+        return value[0] if value else ""
+
+
+@dataclass
+class Topology:
+    name: str
+    path: Path
+    run_dir: Path
+    nodes: list[NodeSpec]
+    port_offset: int = 0
+
+    def node(self, name: str) -> NodeSpec:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise TopologyError(
+            f"{self.path}: no node named '{name}' (nodes: {', '.join(n.name for n in self.nodes)})"
+        )
+
+    @property
+    def state_path(self) -> Path:
+        return self.run_dir / STATE_FILE
+
+    def node_dir(self, name: str) -> Path:
+        return self.run_dir / name
+
+    def log_path(self, name: str) -> Path:
+        return self.run_dir / name / LOG_FILE
+
+
+def _directive_args(path: Path, node: str, key: str, value: Any) -> list[str]:
+    if isinstance(value, bool):
+        return ["yes" if value else "no"]
+    if isinstance(value, int | float | str):
+        return [str(value)]
+    if isinstance(value, list) and all(
+        isinstance(v, int | float | str) and not isinstance(v, bool) for v in value
+    ):
+        return [str(v) for v in value] or [""]
+    raise TopologyError(
+        f"{path}: node '{node}': config '{key}' must be a string, number, boolean or list of those"
+    )
+
+
+def load_topology(path: str | Path, port_offset: int = 0) -> Topology:
+    """Read and check a topology file. Raises ``TopologyError`` naming the file and the problem."""
+    path = Path(path).resolve()
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise TopologyError(f"can't open topology file '{path}': {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise TopologyError(f"{path}: {exc}") from None
+    header = data.get("topology", {})
+    if not isinstance(header, dict):
+        raise TopologyError(f"{path}: [topology] must be a table")
+    name = str(header.get("name") or path.stem)
+    run_dir = Path(str(header.get("run_dir") or f"var/{name}")).expanduser()
+    if not run_dir.is_absolute():
+        run_dir = (path.parent / run_dir).resolve()
+    raw_nodes = data.get("node")
+    if not isinstance(raw_nodes, list) or not raw_nodes:
+        raise TopologyError(f"{path}: no [[node]] entries")
+    nodes: list[NodeSpec] = []
+    for index, raw in enumerate(raw_nodes, 1):
+        if not isinstance(raw, dict):
+            raise TopologyError(f"{path}: node #{index} must be a table")
+        node_name = raw.get("name")
+        if (
+            not isinstance(node_name, str)
+            or not node_name
+            or not node_name.replace("-", "").replace("_", "").isalnum()
+        ):
+            raise TopologyError(f"{path}: node #{index} needs a name of letters, digits, '-' or '_'")
+        port = raw.get("port")
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port + port_offset < 65536:
+            raise TopologyError(f"{path}: node '{node_name}' needs a port (1-65535 after the port offset)")
+        unknown = set(raw) - {"name", "port", "replicaof", "config"}
+        if unknown:
+            raise TopologyError(f"{path}: node '{node_name}': unknown keys {sorted(unknown)}")
+        config_table = raw.get("config", {})
+        if not isinstance(config_table, dict):
+            raise TopologyError(f"{path}: node '{node_name}': config must be a table")
+        config: dict[str, list[str]] = {}
+        for key, value in config_table.items():
+            directive = key.lower()
+            if directive in RESERVED_DIRECTIVES:
+                raise TopologyError(
+                    f"{path}: node '{node_name}': '{key}' is set by the launcher (use the node's "
+                    "port / replicaof keys)"
+                )
+            config[directive] = _directive_args(path, node_name, key, value)
+        if "bus-port" in config and config["bus-port"][0] not in ("", "0"):
+            config["bus-port"] = [str(int(config["bus-port"][0]) + port_offset)]
+        replicaof = raw.get("replicaof")
+        if replicaof is not None and not isinstance(replicaof, str):
+            raise TopologyError(f"{path}: node '{node_name}': replicaof must name another node")
+        nodes.append(NodeSpec(node_name, port + port_offset, replicaof, config))
+    names = [n.name for n in nodes]
+    for node in nodes:
+        if names.count(node.name) > 1:
+            raise TopologyError(f"{path}: node name '{node.name}' is used twice")
+        if node.replicaof is not None and (node.replicaof not in names or node.replicaof == node.name):
+            raise TopologyError(
+                f"{path}: node '{node.name}': replicaof '{node.replicaof}' is not another node"
+            )
+    ports = [p for n in nodes for p in (n.port, n.bus_port)]
+    if len(set(ports)) != len(ports):
+        raise TopologyError(
+            f"{path}: two nodes share a port (each node also uses its bus port, port + 10000)"
+        )
+    return Topology(name, path, run_dir, nodes, port_offset)
+
+
+def node_argv(topology: Topology, node: NodeSpec) -> list[str]:
+    """The command line of one node process."""
+    argv = [
+        sys.executable,
+        "-m",
+        "launcher.main",
+        "server",
+        "--port",
+        str(node.port),
+        "--dir",
+        str(topology.node_dir(node.name)),
+        "--logfile",
+        str(topology.log_path(node.name)),
+    ]
+    if node.replicaof is not None:
+        master = topology.node(node.replicaof)
+        argv += ["--replicaof", "127.0.0.1", str(master.port)]
+    for directive, args in node.config.items():
+        argv += [f"--{directive}", *args]
+    return argv
