@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.commands._util import parse_int
-from actors.commands.server import DEBUG_HANDLERS
+from actors.commands.debug import DEBUG_HANDLERS
 from actors.persistence.persistence import ChildKind
 from actors.server.client import ClientKind
 from protocol import errors
@@ -152,7 +152,7 @@ def debug_reload(client: Client, argv: list[bytes]) -> Any:
         client.deliver(CommandError(error) if error else OK)
 
     loop.create_task(reload_then_reply())
-    from actors.server.server import BLOCKED
+    from actors.commands import BLOCKED
 
     return BLOCKED
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from actors.commands import command
+from actors.commands import BLOCKED, command
 from actors.commands._util import parse_int
 from actors.replication.replication import WAIT_ON_REPLICA
 from actors.server.client import ClientKind
-from actors.server.server import BLOCKED
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK

@@ -19,35 +19,22 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
 
-from actors.commands import Command, load_all
+from actors.commands import BLOCKED as BLOCKED  # re-exported: loop/ and replication/ import it from here
+from actors.commands import Command, instance_table, load_all
 from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction, exec_refusal
 from actors.config import Config
 from actors.data.keyspace import Keyspace, wall_clock_ms
 from actors.server.client import Client, ClientKind
+from actors.version import REDIS_VERSION as REDIS_VERSION  # re-exported for persistence/rdb
+from actors.version import VERSION as VERSION  # re-exported for launcher/
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import encode_command
-
-VERSION = "0.1.0"
-# The Redis version whose behaviour redactor follows; clients read redis_version from INFO.
-REDIS_VERSION = "7.0.15"
-
-
-class _Blocked:
-    """Returned by a blocking command that must wait: no reply now; ``client.deliver`` sends it later."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "BLOCKED"
-
-
-BLOCKED = _Blocked()
 
 _QUEUED = "QUEUED"
 _NOT_IN_MULTI = "ERR Command not allowed inside a transaction"
@@ -126,10 +113,17 @@ def without_spans(data: bytes, offset: int, spans: list[tuple[int, int]]) -> byt
 class Server:
     """Everything a command can reach: keyspace, config, clients, stats, and the handles to other actors."""
 
-    def __init__(self, config: Config, clock: Callable[[], int] = wall_clock_ms) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: Callable[[], int] = wall_clock_ms,
+        commands: Mapping[bytes, Command] | None = None,
+    ) -> None:
+        """``commands``: the specs this server runs (default: every registered command); a sentinel passes a
+        subset plus its own. The server works on its own copies, so its counters are its own."""
         self.config = config
         self.keyspace = Keyspace(config["databases"], clock)
-        self.commands: dict[bytes, Command] = load_all()
+        self.commands: dict[bytes, Command] = instance_table(load_all() if commands is None else commands)
         # The same table keyed by the names as clients send them (redis-py and redis-benchmark: upper case), so
         # the common lookup needs no lower() call; mixed case falls back to ``commands``.
         self._by_sent_name: dict[bytes, Command] = {name.upper(): cmd for name, cmd in self.commands.items()}
