@@ -111,10 +111,11 @@ def _section_stats(server: Server) -> list[tuple[str, Any]]:
     st = server.stats
     ks = server.keyspace
     master = server.master_actor
+    persistence = server.persistence
     return [
         ("total_connections_received", st.total_connections_received),
         ("total_commands_processed", st.total_commands_processed),
-        ("instantaneous_ops_per_sec", getattr(master, "ops_per_sec", 0)),
+        ("instantaneous_ops_per_sec", master.ops_per_sec if master is not None else 0),
         ("total_net_input_bytes", st.net_input_bytes),
         ("total_net_output_bytes", st.net_output_bytes),
         ("rejected_connections", st.rejected_connections),
@@ -127,8 +128,8 @@ def _section_stats(server: Server) -> list[tuple[str, Any]]:
         ("keyspace_misses", ks.keyspace_misses),
         ("pubsub_channels", len(getattr(server, "pubsub_channels", {}))),
         ("pubsub_patterns", len(getattr(server, "pubsub_patterns", {}))),
-        ("latest_fork_usec", getattr(server.persistence, "latest_fork_usec", 0)),
-        ("total_forks", getattr(server.persistence, "total_forks", 0)),
+        ("latest_fork_usec", persistence.latest_fork_usec if persistence is not None else 0),
+        ("total_forks", persistence.total_forks if persistence is not None else 0),
         ("total_error_replies", st.total_error_replies),
     ]
 

@@ -5,9 +5,9 @@ to a fraction of Redis's. Instead one uvloop thread reads each socket, parses ev
 (hiredis), runs it against the keyspace right there, and buffers the reply. Work for other actors leaves in
 batches, one per loop tick:
 
-    1. commands run; their replies wait in each connection's buffer, writes accumulate in Server.prop_chunks
-    2. at the end of the tick (``_flush``, scheduled once with call_soon) the tick's propagated bytes go to every
-       stream sink: the AOF writer (one write, plus one fdatasync with appendfsync always: group commit) and
+    1. commands run; their replies wait in each connection's buffer, writes accumulate in ``server.stream``
+    2. at the end of the tick (``_flush``, scheduled once with call_soon) the tick's ``StreamBatch`` (taken
+       once from the stream) goes to every stream sink: the AOF writer (one write, plus one fdatasync with appendfsync always: group commit) and
        the replication feed (one message to the replication actor)
     3. only then do the replies leave, so no client hears "OK" for a write the AOF has not received.
 
@@ -30,6 +30,7 @@ import zmq
 
 from actors.loop.fastlane import NAMES as FAST_LANE_NAMES
 from actors.loop.fastlane import FastLane
+from actors.persistence.rdb import rdb
 from actors.server.client import Client, ClientKind
 from actors.server.server import BLOCKED, Server
 from protocol import envelope
@@ -272,6 +273,7 @@ class MasterActor:
     def __init__(self, server: Server) -> None:
         self.server = server
         server.master_actor = self
+        server.rdb_codec = rdb  # DUMP / RESTORE / DEBUG RELOAD: the commands see the codec, not its package
         self.loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[RespConnection] = []
         self._flush_scheduled = False
@@ -375,9 +377,9 @@ class MasterActor:
     def _flush(self) -> None:
         """End of tick: hand the propagated writes to their sinks, then let the replies go."""
         self._flush_scheduled = False
-        server = self.server
-        if server.prop_chunks:
-            data = server.take_propagated()
+        stream = self.server.stream
+        if stream.chunks:
+            data = stream.take().data
             for sink in self.stream_sinks:
                 sink(data)
         for hook in self.after_flush:
@@ -541,6 +543,6 @@ class MasterActor:
         except Exception:
             log.exception("cron_failed")
         finally:
-            if server.prop_chunks:
+            if server.stream.chunks:
                 self.schedule_flush()
             self.loop.call_later(period_s, self._cron)
