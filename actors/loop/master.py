@@ -33,6 +33,7 @@ from actors.loop.fastlane import FastLane
 from actors.persistence.rdb import rdb
 from actors.server.client import Client, ClientKind
 from actors.server.server import BLOCKED, Server
+from actors.server.stream import StreamBatch
 from protocol import envelope
 from protocol.errors import CommandError, ProtocolError
 from protocol.resp import BULK_HEADERS, CRLF, OK, OK_REPLY, RequestParser, encode_into
@@ -277,7 +278,11 @@ class MasterActor:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[RespConnection] = []
         self._flush_scheduled = False
-        # Called with the tick's propagated bytes before any reply leaves: AOF writer, replication feed.
+        # Called with the tick's StreamBatch (bytes, start offset, select points, the AOF's excluded spans)
+        # before any reply leaves, in registration order.
+        self.batch_sinks: list[Callable[[StreamBatch], None]] = []
+        # Called after the batch sinks with the batch's bytes only: the AOF writer and the replication feed,
+        # which still read the rest from the Server's compatibility names (see actors/server/stream.py).
         self.stream_sinks: list[Callable[[bytes], None]] = []
         # Plain GET/SET run inline by the RESP connections (actors/fastlane.py).
         self.fast_lane = FastLane(server)
@@ -379,7 +384,10 @@ class MasterActor:
         self._flush_scheduled = False
         stream = self.server.stream
         if stream.chunks:
-            data = stream.take().data
+            batch = stream.take()
+            for batch_sink in self.batch_sinks:
+                batch_sink(batch)
+            data = batch.data
             for sink in self.stream_sinks:
                 sink(data)
         for hook in self.after_flush:

@@ -98,3 +98,32 @@ def test_the_servers_legacy_names_read_and_write_the_stream() -> None:
     assert server.repl_select_points == [(42, 0)]
     assert server.take_propagated() == resp(b"SELECT", b"0") + resp(b"SET", b"k", b"v")
     assert server.repl_offset == 42 + len(resp(b"SELECT", b"0") + resp(b"SET", b"k", b"v"))
+
+
+def test_the_master_loop_hands_each_tick_one_batch_then_its_bytes() -> None:
+    from actors.loop.master import MasterActor
+
+    server = Server(Config())
+    master = MasterActor(server)
+    order: list[str] = []
+    batches: list[StreamBatch] = []
+    payloads: list[bytes] = []
+    master.batch_sinks.append(lambda batch: (order.append("batch"), batches.append(batch)))
+    master.stream_sinks.append(lambda data: (order.append("bytes"), payloads.append(data)))
+    server.aof_feeding = True
+    server.stream.start_replication_feed()
+    client = Client(server)
+    server.execute(client, [b"SET", b"k", b"v"])
+    server.execute(client, [b"PUBLISH", b"ch", b"m"])
+    master.flush_now()
+    master.flush_now()  # nothing new: no sink is called
+    expected = resp(b"SELECT", b"0") + resp(b"SET", b"k", b"v") + resp(b"PUBLISH", b"ch", b"m")
+    assert order == ["batch", "bytes"]
+    assert payloads == [expected]
+    (batch,) = batches
+    assert (batch.data, batch.start, batch.selects) == (expected, 0, [(0, 0)])
+    assert (
+        without_spans(batch.data, 0, batch.aof_excluded_spans)
+        == expected[: -len(resp(b"PUBLISH", b"ch", b"m"))]
+    )
+    master.close()
