@@ -1,8 +1,8 @@
 """Persistence commands: SAVE, BGSAVE [SCHEDULE], LASTSAVE, BGREWRITEAOF, and DEBUG RELOAD.
 
 They are thin: the work is done by the loop-side persistence facade (actors/persistence, reached as
-``server.persistence``, a ``PersistencePort``), which owns the fork children, the AOF and the counters. Replies and error strings are
-Redis 7.0's (rdb.c ``saveCommand`` / ``bgsaveCommand``, aof.c ``bgrewriteaofCommand``, debug.c).
+``server.persistence``, a ``PersistencePort``), which owns the fork children, the AOF and the counters.
+Replies and error strings are Redis 7.0's (rdb.c ``saveCommand`` / ``bgsaveCommand``, aof.c ``bgrewriteaofCommand``, debug.c).
 
 Test knobs (DEBUG subcommands, like Redis's hidden ``rdb-key-save-delay`` / ``key-load-delay`` configs):
 

@@ -1,8 +1,9 @@
 """Replication commands: REPLICAOF (SLAVEOF), ROLE, WAIT, REPLCONF, and SYNC/PSYNC for snapshots.
 
 They are thin: the work is done by the loop-side replication facade (actors/replication, reached as
-``server.replication``, a ``ReplicationPort``). Replies and error strings are Redis 7.0's (replication.c ``replicaofCommand``,
-``roleCommand``, ``waitCommand``, ``replconfCommand``). INFO replication is the facade's ``info`` section.
+``server.replication``, a ``ReplicationPort``). Replies and error strings are Redis 7.0's (replication.c
+``replicaofCommand``, ``roleCommand``, ``waitCommand``, ``replconfCommand``). INFO replication is the
+facade's ``info`` section.
 
 REPLCONF exists for tools that send it over RESP; redactor's own replicas speak to their master over the node
 bus, so the options are accepted and have no effect, except ``rdb-only 1``: then SYNC and PSYNC send a

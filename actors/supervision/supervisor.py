@@ -22,10 +22,11 @@ Why a plain object on the master actor's loop thread rather than a pykka actor o
 
 How deaths are noticed (pykka's rules): an exception in a ``tell`` handler stops the actor and calls
 ``on_failure``; one in ``on_start`` stops it *without* ``on_failure``. Actors deriving from ``SupervisedActor``
-report every failure with its cause from pykka's failure hook (which runs for both) and wake the supervisor
-through ``schedule`` (``MasterActor.call_threadsafe``), so a restart follows at once. The sweep of
-``is_alive()`` on every cron tick is the safety net: it catches actors that report nothing (a plain pykka
-actor, an actor that stopped itself). A death with no reported exception counts as a normal exit.
+(supervised.py, the low floor every actor builds on) report every failure with its cause from pykka's failure
+hook (which runs for both) and wake the supervisor through ``schedule`` (``MasterActor.call_threadsafe``), so
+a restart follows at once. The sweep of ``is_alive()`` on every cron tick is the safety net: it catches actors
+that report nothing (a plain pykka actor, an actor that stopped itself). A death with no reported exception
+counts as a normal exit.
 
 Threads: everything here runs on the loop thread except ``SupervisedActor``'s hooks (actor threads) and
 ``_Link`` (called from actor threads; it only touches a lock-protected dict and ``schedule``).
@@ -126,7 +127,7 @@ def info_safe(text: str) -> str:
     return cleaned or "-"
 
 
-# -- the actor side ----------------------------------------------------------------------------------------
+# -- what an actor holds of its supervisor (a SupervisionLink) -----------------------------------------------
 
 
 class _Link:
