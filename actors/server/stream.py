@@ -74,7 +74,7 @@ class PropagationStream:
         "exec_writes",
         "_counted_chunks",
         "_counted_bytes",
-        "_tick_counted",
+        "_tick_start",
     )
 
     def __init__(self) -> None:
@@ -99,8 +99,8 @@ class PropagationStream:
         # How many chunks _counted_bytes sums (see length): the tick's size without re-summing every chunk.
         self._counted_chunks = 0
         self._counted_bytes = 0
-        # Bytes of this tick that advanced ``offset`` (a batch's start is ``offset - _tick_counted``).
-        self._tick_counted = 0
+        # The offset at the start of this tick (or at the latest reset_offset): the next batch's start.
+        self._tick_start = 0
 
     # -- writing (the only writers of offset) -----------------------------------------------------------
 
@@ -117,7 +117,6 @@ class PropagationStream:
         self.chunks.append(data)
         if self.repl_feeding:
             self.offset += len(data)
-            self._tick_counted += len(data)
 
     def propagate_to_replicas(self, db_index: int, argv: list[bytes]) -> None:
         """Queue a command for the replicas (and the backlog) but not the AOF: PUBLISH, so that subscribers
@@ -144,13 +143,11 @@ class PropagationStream:
         self.chunks.append(data)
         if self.repl_feeding:
             self.offset += len(data)
-            self._tick_counted += len(data)
 
     def reset_offset(self, offset: int) -> None:
         """Replication says where the stream stands (a loaded RDB's offset, a full sync's, the master's
         stream a replica applied): the next byte propagated is at ``offset``."""
-        self.offset = offset
-        self._tick_counted = 0
+        self.offset = self._tick_start = offset
 
     def forget_db(self) -> None:
         """The next write SELECTs its database again (a new AOF file, a new backlog)."""
@@ -180,11 +177,12 @@ class PropagationStream:
         chunks = self.chunks
         data = b"".join(chunks) if chunks else b""
         chunks.clear()
-        start = self.offset - min(self._tick_counted, len(data))
+        start = self._tick_start
+        self._tick_start = self.offset
         spans = self.repl_only_spans
         self.taken_repl_only_spans = spans
         self.repl_only_spans = []
         points = self.select_points
         selects = [point for point in points if point[0] >= start] if points else []
-        self._counted_chunks = self._counted_bytes = self._tick_counted = 0
+        self._counted_chunks = self._counted_bytes = 0
         return StreamBatch(data, start, selects, spans)
