@@ -7,8 +7,8 @@ batches, one per loop tick:
 
     1. commands run; their replies wait in each connection's buffer, writes accumulate in ``server.stream``
     2. at the end of the tick (``_flush``, scheduled once with call_soon) the tick's ``StreamBatch`` (taken
-       once from the stream) goes to every stream sink: the AOF writer (one write, plus one fdatasync with appendfsync always: group commit) and
-       the replication feed (one message to the replication actor)
+       once from the stream) goes to every stream sink: the AOF writer (one write, plus one fdatasync with
+       appendfsync always: group commit) and the replication feed (one message to the replication actor)
     3. only then do the replies leave, so no client hears "OK" for a write the AOF has not received.
 
 Native-protocol requests arrive from the bus thread (actors/bus.py) in batches through
