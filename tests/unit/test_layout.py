@@ -156,6 +156,30 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     assert find_cycles({"a": ["b", "c"], "b": ["c"], "c": []}) == []
 
 
+# What the command table and the dispatcher may import of ours: nothing above them.
+BELOW_THE_ACTORS = (
+    "actors.server",
+    "actors.data",
+    "actors.commands",
+    "actors.config",
+    "actors.version",
+    "protocol",
+)
+
+
+@pytest.mark.parametrize("layer", ["actors/commands/", "actors/server/"])
+def test_commands_and_the_dispatcher_import_only_what_lies_below_the_actors(layer: str) -> None:
+    bad = []
+    for path in MODULES.values():
+        if not relative(path).startswith(layer):
+            continue
+        for target in imports_of(path, top_level_only=False):
+            ours = target.split(".")[0] in PACKAGES
+            if ours and not any(target == a or target.startswith(a + ".") for a in BELOW_THE_ACTORS):
+                bad.append(f"{relative(path)} imports {target}")
+    assert bad == []
+
+
 def test_no_import_cycle_among_modules() -> None:
     graph = {
         name: sorted({t for t in imports_of(path, top_level_only=True) if t in MODULES and t != name})
