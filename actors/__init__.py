@@ -1,6 +1,7 @@
 """What lives inside a node.
 
 Layout:
+    version.py      VERSION and REDIS_VERSION
     config.py       directives and live values (CONFIG GET/SET)
     data/           databases, values, expiry, the sorted set, the digest (plain data, no I/O)
     server/         the node's state and the command dispatcher (auth, MULTI, READONLY, propagation)

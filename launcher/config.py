@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from actors.config import Config, ConfigError
-from actors.server.server import VERSION
+from actors.version import VERSION
 from protocol.errors import ProtocolError
 from protocol.resp_parse import split_inline
 

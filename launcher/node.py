@@ -66,8 +66,8 @@ class Node:
         self.server.config_file = self.config_file
         self.master = MasterActor(self.server)
         self.server.request_shutdown = self.request_shutdown
-        Persistence(self.server, self.master)  # sets server.persistence: AOF sink, cron, INFO persistence
-        self.server.persistence.prefetched_load_helper = self.load_helper
+        persistence = Persistence(self.server, self.master)  # sets server.persistence: AOF sink, cron, INFO
+        persistence.prefetched_load_helper = self.load_helper
         Replication(self.server, self.master)  # sets server.replication: stream feed, WAIT, INFO replication
         self.server.loading = True  # until _load_dataset is done: clients that connect early get -LOADING
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
@@ -90,6 +90,7 @@ class Node:
         await self.master.start(binds, port)
         # The dataset starts loading before the actors start: the RDB parse runs in a worker thread, so the
         # actors' start-up (threads, sockets, confirmations) overlaps it instead of delaying it.
+        assert self.server.persistence is not None  # installed in run(), before the loop starts
         loading = asyncio.ensure_future(self.server.persistence.load_on_start())
         await asyncio.sleep(0)  # the load runs up to its worker thread (or to its end, with nothing to read)
         try:
@@ -176,6 +177,7 @@ class Node:
             self.master.stop()
             return
         self.server.loading = False
+        assert self.server.replication is not None  # installed in run(), before the loop starts
         self.server.replication.on_dataset_loaded()  # replication ids of the RDB, then `replicaof`
 
     # -- shutdown --------------------------------------------------------------------------------------
@@ -198,6 +200,7 @@ class Node:
                 return str(error)
         self._shutting_down = True
         self.master.flush_now()
-        self.server.replication.kill_children()  # replication snapshots in progress are temporary
+        if self.server.replication is not None:
+            self.server.replication.kill_children()  # replication snapshots in progress are temporary
         self.master.stop()
         return None

@@ -1,9 +1,22 @@
 """The command table: every command's implementation, arity, flags and key positions.
 
 Layout (one module per family, each registering its commands with ``@command`` on import):
-    strings.py      SET, GET, INCR, ...               keys.py        DEL, EXPIRE, SCAN, ...
-    server.py       PING, INFO, CONFIG, CLIENT, ...   hashes.py      lists.py  sets.py  zsets.py
-    transactions.py MULTI, EXEC, WATCH                pubsub.py      persistence.py  replication.py
+    _util.py        shared argument parsers and typed lookups
+    strings.py      SET, GET, INCR, ...               keys.py         DEL, EXPIRE, SCAN, DUMP, ...
+    hashes.py       HSET, HGET, ...                   sets.py         SADD, SINTER, ...
+    lists.py        LPUSH, LRANGE, LPOS, ...          lists_blocking.py  BLPOP, BLMOVE, LMPOP, ...
+    zsets.py        ZADD, ZSCORE, ZINCRBY, ...        zsets_range.py  ZRANGE & co, ZCOUNT, ZREM*BY*
+    zsets_multi.py  ZUNION/ZINTER/ZDIFF, ZPOP, BZPOP  geo.py  sort.py  bitmaps.py  hyperloglog.py
+    connection.py   PING, ECHO, AUTH, HELLO, RESET    clients.py      CLIENT ...
+    info.py         INFO                              config.py       CONFIG GET / SET / RESETSTAT
+    debug.py        DEBUG (and its handler registry)  slowlog.py      SLOWLOG
+    server.py       COMMAND, SHUTDOWN, MONITOR, check_subcommand
+    transactions.py MULTI, EXEC, WATCH                pubsub.py       memory.py  populate.py (DEBUG POPULATE)
+    persistence.py  SAVE, BGSAVE, ...  (over PersistencePort)
+    replication.py  REPLICAOF, WAIT, ...  (over ReplicationPort)
+
+They import only actors.server, actors.data, actors.commands, actors.config, actors.version and protocol: an
+actor is reached through the typed handles on ``client.server`` (actors/server/ports.py), never imported.
 
 A command is ``fn(client, argv) -> reply``: it runs on the master actor's event-loop thread, reads and writes
 the keyspace through ``client.server``, and returns a reply value (see protocol/resp.py) or raises
@@ -14,8 +27,8 @@ the replicas. Arity follows Redis: ``n`` exactly n arguments including the name,
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -50,7 +63,21 @@ class Command:
     rejected_calls: int = 0
 
 
+# Every registered command: the specs. Each Server runs on its own copy (instance_table), whose counters
+# INFO commandstats and CONFIG RESETSTAT read and reset; these specs' counters stay zero.
 COMMANDS: dict[bytes, Command] = {}
+
+
+class _Blocked:
+    """Returned by a blocking command that must wait: no reply now; ``client.deliver`` sends it later."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "BLOCKED"
+
+
+BLOCKED = _Blocked()
 
 
 def command(
@@ -94,6 +121,22 @@ def command(
         return fn
 
     return register
+
+
+def instance_table(registered: Mapping[bytes, Command]) -> dict[bytes, Command]:
+    """A command table of its own for one ``Server``: a copy of each registered ``Command`` with fresh counters
+    (calls, usec, failed, rejected), so two servers in one process share nothing mutable. Names that map to
+    the same spec keep sharing one copy."""
+    copies: dict[int, Command] = {}
+    table: dict[bytes, Command] = {}
+    for name, spec in registered.items():
+        copy = copies.get(id(spec))
+        if copy is None:
+            copy = copies[id(spec)] = replace(
+                spec, subcommands=list(spec.subcommands), calls=0, usec=0, failed_calls=0, rejected_calls=0
+            )
+        table[name] = copy
+    return table
 
 
 def load_all() -> dict[bytes, Command]:

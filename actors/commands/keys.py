@@ -24,13 +24,13 @@ from actors.commands._util import (
 )
 from actors.data.keyspace import TYPE_NAMES
 from actors.data.types import ZSet
-from actors.persistence.rdb import rdb
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK
 
 if TYPE_CHECKING:
     from actors.server.client import Client
+    from actors.server.ports import SnapshotCodec
 
 
 @command("del", -2, "write", (1, -1, 1), "generic", "Delete a key")
@@ -506,6 +506,13 @@ def cmd_object(client: Client, argv: list[bytes]) -> Any:
 DUMP_PAYLOAD_WRONG = "ERR DUMP payload version or checksum are wrong"
 
 
+def _rdb_codec(client: Client) -> SnapshotCodec:
+    codec = client.server.rdb_codec
+    if codec is None:
+        raise CommandError("ERR DUMP / RESTORE are not available on this node (no RDB codec)")
+    return codec
+
+
 @command(
     "dump",
     2,
@@ -516,12 +523,13 @@ DUMP_PAYLOAD_WRONG = "ERR DUMP payload version or checksum are wrong"
 )
 def cmd_dump(client: Client, argv: list[bytes]) -> Any:
     server = client.server
+    codec = _rdb_codec(client)
     value = server.keyspace.lookup_read(client.db, argv[1])
     if value is None:
         return None
     # Redis's createDumpPayload: the RDB serialization of the value (LZF as rdbcompression says), the RDB
     # version and a CRC64, so redis-server's RESTORE takes it and ours takes redis-server's.
-    return rdb.dump_value(value, compress=bool(server.config["rdbcompression"]))
+    return codec.dump_value(value, compress=bool(server.config["rdbcompression"]))
 
 
 @command(
@@ -565,11 +573,12 @@ def cmd_restore(client: Client, argv: list[bytes]) -> Any:
     ttl = parse_int(argv[2])
     if ttl < 0:
         raise CommandError("ERR Invalid TTL value, must be >= 0")
+    codec = _rdb_codec(client)
     try:
-        value = rdb.load_value(argv[3])
-    except rdb.DumpPayloadError:
+        value = codec.load_value(argv[3])
+    except codec.DumpPayloadError:
         raise CommandError(DUMP_PAYLOAD_WRONG) from None
-    except rdb.RdbError:
+    except codec.RdbError:
         raise CommandError("ERR Bad data format") from None
     if not value and type(value) is not bytes:
         raise CommandError("ERR Bad data format")  # an empty collection (RDB_LOAD_ERR_EMPTY_KEY)

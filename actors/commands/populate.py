@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from actors.commands.server import DEBUG_HANDLERS
+from actors.commands.debug import DEBUG_HANDLERS
 from protocol.errors import CommandError
 from protocol.resp import OK
 

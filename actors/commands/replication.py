@@ -1,8 +1,9 @@
 """Replication commands: REPLICAOF (SLAVEOF), ROLE, WAIT, REPLCONF, and SYNC/PSYNC for snapshots.
 
-They are thin: the work is done by the loop-side replication facade (actors/replication.py, reached as
-``server.replication``). Replies and error strings are Redis 7.0's (replication.c ``replicaofCommand``,
-``roleCommand``, ``waitCommand``, ``replconfCommand``). INFO replication is the facade's ``info`` section.
+They are thin: the work is done by the loop-side replication facade (actors/replication, reached as
+``server.replication``, a ``ReplicationPort``). Replies and error strings are Redis 7.0's (replication.c
+``replicaofCommand``, ``roleCommand``, ``waitCommand``, ``replconfCommand``). INFO replication is the
+facade's ``info`` section.
 
 REPLCONF exists for tools that send it over RESP; redactor's own replicas speak to their master over the node
 bus, so the options are accepted and have no effect, except ``rdb-only 1``: then SYNC and PSYNC send a
@@ -14,18 +15,17 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from actors.commands import command
+from actors.commands import BLOCKED, command
 from actors.commands._util import parse_int
-from actors.replication.replication import WAIT_ON_REPLICA
 from actors.server.client import ClientKind
-from actors.server.server import BLOCKED
+from actors.server.ports import WAIT_ON_REPLICA
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK
 
 if TYPE_CHECKING:
-    from actors.replication.replication import Replication
     from actors.server.client import Client
+    from actors.server.ports import ReplicationPort
 
 INVALID_MASTER_PORT = "ERR Invalid master port"
 TIMEOUT_NOT_INTEGER = "ERR timeout is not an integer or out of range"
@@ -41,7 +41,7 @@ _REPLCONF_OPTIONS = (
 )
 
 
-def _replication(client: Client) -> Replication:
+def _replication(client: Client) -> ReplicationPort:
     replication = client.server.replication
     if replication is None:
         raise CommandError("ERR replication is not available on this node")

@@ -15,9 +15,9 @@ EXEC also fails when a watched key has logically expired since WATCH even if not
 which is what any read of the key would do, so its absence is what is watched; on a replica, which must wait
 for its master's DEL, the key is remembered and skipped by the expiry check at EXEC.
 
-Propagation: EXEC runs the queued commands with ``server.exec_propagation`` collecting their writes, then
+Propagation: EXEC runs the queued commands with ``server.stream.exec_writes`` collecting their writes, then
 propagates them wrapped in MULTI ... EXEC when there is more than one, or the single write alone (Redis 7's
-``propagatePendingCommands``). ``exec_propagation`` is also how other families know they run inside EXEC
+``propagatePendingCommands``). ``exec_writes`` is also how other families know they run inside EXEC
 (blocking commands do not block there).
 """
 
@@ -180,15 +180,16 @@ def cmd_exec(client: Client, argv: list[bytes]) -> Any:
     # dirty this transaction any more, and none of them queues.
     discard_transaction(client)
     server = client.server
-    outer = server.exec_propagation
+    stream = server.stream
+    outer = stream.exec_writes
     writes: list[tuple[int, list[bytes], bool]] = []
-    server.exec_propagation = writes
+    stream.exec_writes = writes
     replies: list[Any] = []
     try:
         for cmd, cmd_argv in queued:
             replies.append(server.call(client, cmd, cmd_argv))
     finally:
-        server.exec_propagation = outer
+        stream.exec_writes = outer
     _propagate_transaction(server, writes)
     # The writes went out above: the dispatcher must not propagate "EXEC" itself.
     client.propagate_as = []

@@ -19,9 +19,10 @@ through ``Server.execute`` and calls again. The shortcut applies when:
   error is the general path's); for SET, nobody WATCHes a key of the database (``Keyspace.touch``).
 
 Effects kept identical: the value stored and any TTL dropped, ``keyspace.dirty``, the write propagated to the
-AOF and the replicas through ``Server.propagate`` (same bytes, same SELECTs), keyspace hits and misses, the
-command's ``calls`` (INFO commandstats), ``total_commands_processed`` and the client's ``last_command``. The
-counters are published before the caller runs the next command, so nothing can observe them lagging.
+AOF and the replicas through ``PropagationStream.propagate`` (same bytes, same SELECTs), keyspace hits and
+misses, the command's ``calls`` (INFO commandstats), ``total_commands_processed`` and the client's
+``last_command``. The counters are published before the caller runs the next command, so nothing can observe
+them lagging.
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ class FastLane:
         get = data.get
         expires = db.expires
         can_set = not db.watched
-        feeding = server.aof_feeding or server.repl_feeding
-        propagate = server.propagate
+        stream = server.stream
+        feeding = stream.aof_feeding or stream.repl_feeding
+        propagate = stream.propagate
         null_reply = _NULL_RESP3 if client.resp3 else _NULL_RESP2
         append = out.append
         gets = misses = sets = 0

@@ -5,10 +5,10 @@ to a fraction of Redis's. Instead one uvloop thread reads each socket, parses ev
 (hiredis), runs it against the keyspace right there, and buffers the reply. Work for other actors leaves in
 batches, one per loop tick:
 
-    1. commands run; their replies wait in each connection's buffer, writes accumulate in Server.prop_chunks
-    2. at the end of the tick (``_flush``, scheduled once with call_soon) the tick's propagated bytes go to every
-       stream sink: the AOF writer (one write, plus one fdatasync with appendfsync always: group commit) and
-       the replication feed (one message to the replication actor)
+    1. commands run; their replies wait in each connection's buffer, writes accumulate in ``server.stream``
+    2. at the end of the tick (``_flush``, scheduled once with call_soon) the tick's ``StreamBatch`` (taken
+       once from the stream) goes to every stream sink: the AOF writer (one write, plus one fdatasync with
+       appendfsync always: group commit) and the replication feed (one message to the replication actor)
     3. only then do the replies leave, so no client hears "OK" for a write the AOF has not received.
 
 Native-protocol requests arrive from the bus thread (actors/bus.py) in batches through
@@ -30,8 +30,10 @@ import zmq
 
 from actors.loop.fastlane import NAMES as FAST_LANE_NAMES
 from actors.loop.fastlane import FastLane
+from actors.persistence.rdb import rdb
 from actors.server.client import Client, ClientKind
 from actors.server.server import BLOCKED, Server
+from actors.server.stream import StreamBatch
 from protocol import envelope
 from protocol.errors import CommandError, ProtocolError
 from protocol.resp import BULK_HEADERS, CRLF, OK, OK_REPLY, encode_into
@@ -273,10 +275,15 @@ class MasterActor:
     def __init__(self, server: Server) -> None:
         self.server = server
         server.master_actor = self
+        server.rdb_codec = rdb  # DUMP / RESTORE / DEBUG RELOAD: the commands see the codec, not its package
         self.loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[RespConnection] = []
         self._flush_scheduled = False
-        # Called with the tick's propagated bytes before any reply leaves: AOF writer, replication feed.
+        # Called with the tick's StreamBatch (bytes, start offset, select points, the AOF's excluded spans)
+        # before any reply leaves, in registration order.
+        self.batch_sinks: list[Callable[[StreamBatch], None]] = []
+        # Called after the batch sinks with the batch's bytes only: the AOF writer and the replication feed,
+        # which still read the rest from the Server's compatibility names (see actors/server/stream.py).
         self.stream_sinks: list[Callable[[bytes], None]] = []
         # Plain GET/SET run inline by the RESP connections (actors/fastlane.py).
         self.fast_lane = FastLane(server)
@@ -376,9 +383,12 @@ class MasterActor:
     def _flush(self) -> None:
         """End of tick: hand the propagated writes to their sinks, then let the replies go."""
         self._flush_scheduled = False
-        server = self.server
-        if server.prop_chunks:
-            data = server.take_propagated()
+        stream = self.server.stream
+        if stream.chunks:
+            batch = stream.take()
+            for batch_sink in self.batch_sinks:
+                batch_sink(batch)
+            data = batch.data
             for sink in self.stream_sinks:
                 sink(data)
         for hook in self.after_flush:
@@ -542,6 +552,6 @@ class MasterActor:
         except Exception:
             log.exception("cron_failed")
         finally:
-            if server.prop_chunks:
+            if server.stream.chunks:
                 self.schedule_flush()
             self.loop.call_later(period_s, self._cron)

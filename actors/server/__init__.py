@@ -4,4 +4,6 @@ Layout:
     server.py     Server: the node's state and Server.execute, the single entry point of every command
     client.py     one client connection's state (RESP socket, ZeroMQ peer, AOF loader, master link)
     blocking.py   clients blocked in BLPOP / BZPOPMIN / WAIT ... and what wakes them
+    stream.py     PropagationStream: the writes on their way to the AOF and the replicas; the replication offset
+    ports.py      the commands' whole view of the actors: PersistencePort, ReplicationPort, SupervisorPort, ...
 """

@@ -108,7 +108,7 @@ def can_block(client: Client) -> bool:
     server = client.server
     return not (
         client.multi is not None
-        or server.exec_propagation is not None
+        or server.stream.exec_writes is not None
         or client.kind is ClientKind.MASTER
         or server.loading
     )

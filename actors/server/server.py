@@ -7,9 +7,10 @@ against the flags of what it would run), read-only replica, min-replicas, pub/su
 loading; then queues it inside MULTI, or runs it and, if it wrote, propagates it. A refusal inside MULTI makes
 EXEC answer EXECABORT.
 
-Propagation: every write is appended as RESP to ``prop_chunks`` (with a SELECT when the database changes).
-At the end of each loop tick the master actor hands those bytes, once, to the AOF and to the replication
-actor; ``repl_offset`` counts them, so it is the master replication offset.
+Propagation: every write goes to ``server.stream`` (actors/server/stream.py), which owns the tick's chunks,
+the selected database and the replication offset; at the end of each loop tick the master actor takes the
+tick's ``StreamBatch`` and hands it, once, to the AOF and to the replication actor. The ``prop_*`` /
+``repl_*`` attributes below are the stream's, kept as properties for the actors that still use those names.
 
 Runs on the master actor's event-loop thread only.
 """
@@ -19,35 +20,24 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
 
-from actors.commands import Command, load_all
+from actors.commands import BLOCKED as BLOCKED  # re-exported: loop/ and replication/ import it from here
+from actors.commands import Command, instance_table, load_all
 from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction, exec_refusal
 from actors.config import Config
 from actors.data.keyspace import Keyspace, wall_clock_ms
 from actors.server.client import Client, ClientKind
+from actors.server.ports import MasterPort, PersistencePort, ReplicationPort, SnapshotCodec, SupervisorPort
+from actors.server.stream import PropagationStream, SelectPoint, Span
+from actors.server.stream import without_spans as without_spans  # re-exported for persistence
+from actors.version import REDIS_VERSION as REDIS_VERSION  # re-exported for persistence/rdb
+from actors.version import VERSION as VERSION  # re-exported for launcher/
 from protocol import errors
 from protocol.errors import CommandError
-from protocol.resp import encode_command
-
-VERSION = "0.1.0"
-# The Redis version whose behaviour redactor follows; clients read redis_version from INFO.
-REDIS_VERSION = "7.0.15"
-
-
-class _Blocked:
-    """Returned by a blocking command that must wait: no reply now; ``client.deliver`` sends it later."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "BLOCKED"
-
-
-BLOCKED = _Blocked()
 
 _QUEUED = "QUEUED"
 _NOT_IN_MULTI = "ERR Command not allowed inside a transaction"
@@ -106,30 +96,20 @@ def _quote(arg: bytes) -> bytes:
     return b'"' + b"".join([_QUOTE_BYTES[b] for b in arg]) + b'"'
 
 
-def without_spans(data: bytes, offset: int, spans: list[tuple[int, int]]) -> bytes:
-    """``data`` (the tick's stream from ``offset`` on) without the bytes inside ``spans`` (ascending stream
-    offsets): what the AOF gets of a stream that carries commands for the replicas only."""
-    end = offset + len(data)
-    parts = []
-    pos = offset
-    for start, stop in spans:
-        if stop <= pos or start >= end:
-            continue
-        if start > pos:
-            parts.append(data[pos - offset : start - offset])
-        pos = max(pos, stop)
-    if pos < end:
-        parts.append(data[pos - offset :])
-    return b"".join(parts)
-
-
 class Server:
     """Everything a command can reach: keyspace, config, clients, stats, and the handles to other actors."""
 
-    def __init__(self, config: Config, clock: Callable[[], int] = wall_clock_ms) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: Callable[[], int] = wall_clock_ms,
+        commands: Mapping[bytes, Command] | None = None,
+    ) -> None:
+        """``commands``: the specs this server runs (default: every registered command); a sentinel passes a
+        subset plus its own. The server works on its own copies, so its counters are its own."""
         self.config = config
         self.keyspace = Keyspace(config["databases"], clock)
-        self.commands: dict[bytes, Command] = load_all()
+        self.commands: dict[bytes, Command] = instance_table(load_all() if commands is None else commands)
         # The same table keyed by the names as clients send them (redis-py and redis-benchmark: upper case), so
         # the common lookup needs no lower() call; mixed case falls back to ``commands``.
         self._by_sent_name: dict[bytes, Command] = {name.upper(): cmd for name, cmd in self.commands.items()}
@@ -169,38 +149,26 @@ class Server:
         # MISCONF: persistence is failing (a BGSAVE with save points and stop-writes-on-bgsave-error, or AOF
         # writes); writes and PING are refused with this error. Kept up to date by actors/persistence.py.
         self._disk_error: str | None = None
-        # Propagation: RESP-encoded writes of the current tick, the database the stream has selected,
-        # and whether anything consumes the stream (an AOF, or a replication backlog).
-        self.prop_chunks: list[bytes] = []
-        self.prop_db = -1
-        self.aof_feeding = False
-        self.repl_feeding = False
-        # Bytes propagated so far: the master replication offset (advanced only while repl_feeding).
-        self.repl_offset = 0
-        # (stream position, db) of each SELECT propagated while repl_feeding: the replication backlog keeps
-        # them so a replica continuing from any offset learns which database the stream has selected there.
-        self.repl_select_points: list[tuple[int, int]] = []
+        # Propagation: the stream every write goes to (its only writer of the replication offset).
+        # ``propagate`` is the stream's bound method itself, so a write costs no extra call on its way.
+        self.stream = PropagationStream()
+        self.propagate = self.stream.propagate
+        self.propagate_to_replicas = self.stream.propagate_to_replicas
         # repl-id / repl-offset aux fields of the RDB loaded at start-up (None if none), so replication can
         # resume from them; set by actors/persistence.py.
         self.loaded_repl_id: str | None = None
         self.loaded_repl_offset: int | None = None
-        # Bytes of this tick's stream that only the replicas get (PUBLISH: Redis propagates it with
-        # PROPAGATE_REPL), as (start, end) offsets into the tick's stream: the AOF sink leaves them out.
-        # ``take_propagated`` moves them to ``taken_repl_only_spans`` with the bytes it hands out.
-        self.repl_only_spans: list[tuple[int, int]] = []
-        self.taken_repl_only_spans: list[tuple[int, int]] = []
-        self._counted_chunks = 0  # how many of prop_chunks _counted_bytes sums (see _stream_length)
-        self._counted_bytes = 0
-        # Inside EXEC: writes are collected so that more than one is wrapped in MULTI/EXEC; the flag marks
-        # a command for the replicas only.
-        self.exec_propagation: list[tuple[int, list[bytes], bool]] | None = None
         # Named INFO sections beyond the built-in ones: section name -> () -> [(field, value)].
         self.info_sections: dict[str, Callable[[], list[tuple[str, Any]]]] = {}
-        # Handles set by the master actor (loop-side facades of the other actors); None until started.
-        self.persistence: Any = None
-        self.replication: Any = None
-        self.supervisor: Any = None
-        self.master_actor: Any = None
+        # The other actors, as the commands see them (actors/server/ports.py); each actor's loop-side facade
+        # installs itself here when it starts. None: the node runs without it (a sentinel, a unit test).
+        self.persistence: PersistencePort | None = None
+        self.replication: ReplicationPort | None = None
+        self.supervisor: SupervisorPort | None = None
+        self.master_actor: MasterPort | None = None
+        # The RDB encoding, for DUMP / RESTORE / DEBUG RELOAD: installed with the master actor (None: those
+        # commands answer that they are not available).
+        self.rdb_codec: SnapshotCodec | None = None
         self.keyspace.on_expired = self._propagate_expired
         # Pub/sub registries (actors/commands/pubsub.py): channel or pattern -> subscribers, in subscription
         # order (a dict used as an ordered set).
@@ -417,70 +385,72 @@ class Server:
             client.propagate_as = None
         return reply
 
-    # -- propagation -----------------------------------------------------------------------------------
-
-    def propagate(self, db_index: int, argv: list[bytes]) -> None:
-        """Queue one write for the AOF and the replicas (a no-op while nothing consumes the stream)."""
-        if self.exec_propagation is not None:
-            self.exec_propagation.append((db_index, argv, False))
-            return
-        if not (self.aof_feeding or self.repl_feeding):
-            return
-        if db_index != self.prop_db:
-            if self.repl_feeding:
-                self.repl_select_points.append((self.repl_offset, db_index))
-            self._append_stream(encode_command([b"SELECT", b"%d" % db_index]))
-            self.prop_db = db_index
-        data = encode_command(argv)  # _append_stream, inlined on the path of every write
-        self.prop_chunks.append(data)
-        if self.repl_feeding:
-            self.repl_offset += len(data)
-
-    def propagate_to_replicas(self, db_index: int, argv: list[bytes]) -> None:
-        """Queue a command for the replicas (and the backlog) but not the AOF: PUBLISH, so that subscribers
-        on replicas get the message too. It counts in the replication offset, as in Redis."""
-        if self.exec_propagation is not None:
-            self.exec_propagation.append((db_index, argv, True))
-            return
-        if not self.repl_feeding:
-            return
-        if db_index != self.prop_db:  # as in propagate: the SELECT goes to both (harmless in the AOF)
-            self.repl_select_points.append((self.repl_offset, db_index))
-            self._append_stream(encode_command([b"SELECT", b"%d" % db_index]))
-            self.prop_db = db_index
-        start = self._stream_length()
-        data = encode_command(argv)
-        self._append_stream(data)
-        self.repl_only_spans.append((start, start + len(data)))
-
-    def _stream_length(self) -> int:
-        """Bytes queued in this tick's stream so far (summing only the chunks added since the last call)."""
-        chunks = self.prop_chunks
-        counted = self._counted_chunks
-        if counted > len(chunks):  # the chunks were cleared behind take_propagated's back: count afresh
-            counted = self._counted_bytes = 0
-        if counted < len(chunks):
-            self._counted_bytes += sum(len(chunks[i]) for i in range(counted, len(chunks)))
-            self._counted_chunks = len(chunks)
-        return self._counted_bytes
-
-    def _append_stream(self, data: bytes) -> None:
-        self.prop_chunks.append(data)
-        if self.repl_feeding:
-            self.repl_offset += len(data)
+    # -- propagation: the stream's state under the names the actors still use -----------------------------
 
     def _propagate_expired(self, db_index: int, key: bytes) -> None:
         self.propagate(db_index, [b"DEL", key])
 
     def take_propagated(self) -> bytes:
-        """The bytes propagated since the last call (the tick's AOF/replication payload)."""
-        if not self.prop_chunks:
+        """The bytes propagated since the last call (tests; the master loop calls ``stream.take()``)."""
+        if not self.stream.chunks:
             return b""
-        data = b"".join(self.prop_chunks)
-        self.prop_chunks.clear()
-        self.taken_repl_only_spans, self.repl_only_spans = self.repl_only_spans, []
-        self._counted_chunks = self._counted_bytes = 0
-        return data
+        return self.stream.take().data
+
+    @property
+    def prop_chunks(self) -> list[bytes]:
+        return self.stream.chunks
+
+    @property
+    def prop_db(self) -> int:
+        return self.stream.db
+
+    @prop_db.setter
+    def prop_db(self, value: int) -> None:
+        self.stream.db = value
+
+    @property
+    def aof_feeding(self) -> bool:
+        return self.stream.aof_feeding
+
+    @aof_feeding.setter
+    def aof_feeding(self, value: bool) -> None:
+        self.stream.aof_feeding = value
+
+    @property
+    def repl_feeding(self) -> bool:
+        return self.stream.repl_feeding
+
+    @repl_feeding.setter
+    def repl_feeding(self, value: bool) -> None:
+        self.stream.repl_feeding = value
+
+    @property
+    def repl_offset(self) -> int:
+        return self.stream.offset
+
+    @repl_offset.setter
+    def repl_offset(self, value: int) -> None:
+        self.stream.reset_offset(value)
+
+    @property
+    def repl_select_points(self) -> list[SelectPoint]:
+        return self.stream.select_points
+
+    @property
+    def repl_only_spans(self) -> list[Span]:
+        return self.stream.repl_only_spans
+
+    @property
+    def taken_repl_only_spans(self) -> list[Span]:
+        return self.stream.taken_repl_only_spans
+
+    @property
+    def exec_propagation(self) -> list[tuple[int, list[bytes], bool]] | None:
+        return self.stream.exec_writes
+
+    @exec_propagation.setter
+    def exec_propagation(self, value: list[tuple[int, list[bytes], bool]] | None) -> None:
+        self.stream.exec_writes = value
 
     # -- clients ---------------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Supervision: every actor's base class and the supervisor that restarts actors that die.
 
 Layout:
-    supervisor.py SupervisedActor, Supervisor, ChildSpec, restart strategies and intensity
+    supervised.py SupervisedActor, Crash: every actor's base (a low floor: imports no other actor)
+    supervisor.py Supervisor, ChildSpec, restart strategies and intensity
 """

@@ -22,10 +22,11 @@ Why a plain object on the master actor's loop thread rather than a pykka actor o
 
 How deaths are noticed (pykka's rules): an exception in a ``tell`` handler stops the actor and calls
 ``on_failure``; one in ``on_start`` stops it *without* ``on_failure``. Actors deriving from ``SupervisedActor``
-report every failure with its cause from pykka's failure hook (which runs for both) and wake the supervisor
-through ``schedule`` (``MasterActor.call_threadsafe``), so a restart follows at once. The sweep of
-``is_alive()`` on every cron tick is the safety net: it catches actors that report nothing (a plain pykka
-actor, an actor that stopped itself). A death with no reported exception counts as a normal exit.
+(supervised.py, the low floor every actor builds on) report every failure with its cause from pykka's failure
+hook (which runs for both) and wake the supervisor through ``schedule`` (``MasterActor.call_threadsafe``), so
+a restart follows at once. The sweep of ``is_alive()`` on every cron tick is the safety net: it catches actors
+that report nothing (a plain pykka actor, an actor that stopped itself). A death with no reported exception
+counts as a normal exit.
 
 Threads: everything here runs on the loop thread except ``SupervisedActor``'s hooks (actor threads) and
 ``_Link`` (called from actor threads; it only touches a lock-protected dict and ``schedule``).
@@ -33,28 +34,27 @@ Threads: everything here runs on the loop thread except ``SupervisedActor``'s ho
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import pykka
 import structlog
 from pykka.messages import ProxyGetAttr
 
-from protocol.errors import CommandError, wrong_arity
-from protocol.resp import OK
+from actors.server.ports import SupervisorError as SupervisorError  # raised by crash(); commands catch it
+from actors.supervision.supervised import Crash as Crash
+from actors.supervision.supervised import CrashRequested as CrashRequested
+from actors.supervision.supervised import SupervisedActor as SupervisedActor  # re-exported for the actors
+from actors.supervision.supervised import building, describe_exception
 
 if TYPE_CHECKING:
     from actors.loop.master import MasterActor
-    from actors.server.client import Client
     from actors.server.server import Server
 
 log = structlog.get_logger("redactor.supervisor")
@@ -96,25 +96,8 @@ class SupervisorState(Enum):
     GAVE_UP = "gave_up"  # the restart intensity was exceeded: children stopped, the node is exiting
 
 
-class SupervisorError(Exception):
-    """A request the supervisor refuses (unknown actor, actor not running)."""
-
-
 class ChildStartError(Exception):
     """A child failed while the supervisor started the node's children: the node cannot start."""
-
-
-class Crash:
-    """Tell this to a ``SupervisedActor`` and it raises ``CrashRequested`` in its own thread (fault injection)."""
-
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str = "DEBUG CRASH-ACTOR") -> None:
-        self.reason = reason
-
-
-class CrashRequested(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -138,24 +121,13 @@ def as_child_spec(spec: ChildSpecLike) -> ChildSpec:
     return ChildSpec(name, factory, policy if isinstance(policy, RestartPolicy) else RestartPolicy(policy))
 
 
-def describe_exception(exc: BaseException | None) -> str:
-    if exc is None:
-        return "unknown"
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def info_safe(text: str) -> str:
     """A value that fits an INFO line's ``k=v,k=v`` list: no spaces, commas or equals signs."""
     cleaned = _UNSAFE_INFO_CHARS.sub("_", text.replace(": ", ":")).strip("_")[:REASON_MAX_CHARS]
     return cleaned or "-"
 
 
-# -- the actor side ----------------------------------------------------------------------------------------
-
-# Set on the supervisor's thread while a child's factory runs, so the actor it builds (whose __init__ runs in
-# that thread) learns whom to report to without every factory having to pass it along.
-_building = threading.local()
+# -- what an actor holds of its supervisor (a SupervisionLink) -----------------------------------------------
 
 
 class _Link:
@@ -171,52 +143,6 @@ class _Link:
 
     def wake(self) -> None:
         self.supervisor.notify()
-
-
-class SupervisedActor(pykka.ThreadingActor):
-    """Base for the node's actors: reports failures to the supervisor and obeys ``Crash``.
-
-    Hooks pykka's two choke points rather than the public ``on_receive``/``on_failure``, because subclasses
-    override those and could forget to call ``super()``:
-
-    - ``_handle_receive`` sees every message first, so ``Crash`` works whatever the subclass's ``on_receive``
-      does with unknown messages (told, it raises in the actor's thread; pykka then calls ``on_failure``).
-    - ``_handle_failure`` runs for every unhandled exception: in ``on_start`` (where pykka does not call
-      ``on_failure``), in a ``tell`` handler (just before ``on_failure``) and in ``on_stop``.
-    Both run in the actor's thread.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # None when built outside a supervisor (unit tests): failures are then only logged.
-        self._supervision: _Link | None = getattr(_building, "link", None)
-        self.supervised_name: str = getattr(_building, "name", type(self).__name__)
-
-    def _handle_receive(self, message: Any) -> Any:
-        if isinstance(message, Crash):
-            raise CrashRequested(message.reason)
-        return super()._handle_receive(message)
-
-    def _handle_failure(
-        self,
-        exception_type: type[BaseException] | None,
-        exception_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        reason = describe_exception(exception_value)
-        log.error(
-            "actor_failed",
-            actor=self.supervised_name,
-            reason=reason,
-            exc_info=(exception_type, exception_value, traceback) if exception_type else None,
-        )
-        link = self._supervision
-        # The reason is recorded before pykka marks the actor stopped, so a sweep that finds it dead has it.
-        if link is not None:
-            link.record_failure(self.actor_urn, reason)
-        super()._handle_failure(exception_type, exception_value, traceback)
-        if link is not None:
-            link.wake()
 
 
 # -- the supervisor ----------------------------------------------------------------------------------------
@@ -287,10 +213,8 @@ class Supervisor:
     # -- wiring into a node ----------------------------------------------------------------------------
 
     def install(self, server: Server, master: MasterActor) -> None:
-        """Make the supervisor reachable: ``server.supervisor``, ``INFO actors``, the cron sweep, DEBUG
-        CRASH-ACTOR / KILL-NODE, and live ``CONFIG SET supervisor-*`` (loop thread)."""
-        from actors.commands.server import DEBUG_HANDLERS
-
+        """Make the supervisor reachable: ``server.supervisor`` (DEBUG CRASH-ACTOR, actors/commands/debug.py),
+        ``INFO actors``, the cron sweep, and live ``CONFIG SET supervisor-*`` (loop thread)."""
         config = server.config
         self.max_restarts = int(config["supervisor-max-restarts"])
         self.restart_window_s = float(config["supervisor-restart-window-seconds"])
@@ -301,8 +225,6 @@ class Supervisor:
         server.supervisor = self
         server.info_sections["actors"] = self.info_lines
         master.cron_jobs.append(self.sweep)
-        DEBUG_HANDLERS[b"crash-actor"] = debug_crash_actor
-        DEBUG_HANDLERS[b"kill-node"] = debug_kill_node
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -423,7 +345,7 @@ class Supervisor:
 
     def _start_child(self, child: Child) -> str | None:
         """Build a new incarnation (its on_start runs in its own thread). Returns an error, or None."""
-        _building.link, _building.name = _Link(self), child.name
+        building.link, building.name = _Link(self), child.name
         try:
             ref = child.spec.factory()
         except Exception as exc:
@@ -433,7 +355,7 @@ class Supervisor:
             log.error("actor_factory_failed", name=child.name, reason=child.last_failure, exc_info=True)
             return child.last_failure
         finally:
-            del _building.link, _building.name
+            del building.link, building.name
         child.ref = ref
         child.state = ChildState.RUNNING
         child.started_at_s = self._clock()
@@ -543,29 +465,3 @@ class Supervisor:
             self._stop_child(child)
         if self._on_give_up is not None:
             self._on_give_up(reason)
-
-
-# -- DEBUG subcommands (registered by Supervisor.install) --------------------------------------------------
-
-
-def debug_crash_actor(client: Client, argv: list[bytes]) -> Any:
-    """DEBUG CRASH-ACTOR <name>: the actor raises in its own thread; the supervisor restarts it."""
-    if len(argv) != 3:
-        raise wrong_arity("debug|crash-actor")
-    supervisor = client.server.supervisor
-    if supervisor is None:
-        raise CommandError("ERR no supervisor is running")
-    try:
-        supervisor.crash(argv[2].decode("utf-8", "replace"))
-    except SupervisorError as exc:
-        raise CommandError(f"ERR {exc}") from None
-    return OK
-
-
-def debug_kill_node(client: Client, argv: list[bytes]) -> Any:
-    """DEBUG KILL-NODE: SIGKILL this node's process (no reply: the connection just closes)."""
-    if len(argv) != 2:
-        raise wrong_arity("debug|kill-node")
-    log.warning("node_kill_requested", pid=os.getpid())
-    os.kill(os.getpid(), signal.SIGKILL)
-    return OK  # not reached

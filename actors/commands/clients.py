@@ -1,0 +1,195 @@
+"""CLIENT and its subcommands (ID, INFO, LIST, KILL, SETNAME, REPLY, UNBLOCK, ...)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from actors.commands import command
+from actors.commands._util import parse_int
+from actors.commands.server import check_subcommand
+from actors.server.client import ClientKind
+from protocol import errors
+from protocol.errors import CommandError
+from protocol.resp import OK, Verbatim
+
+if TYPE_CHECKING:
+    from actors.server.client import Client
+
+
+# -- CLIENT ----------------------------------------------------------------------------------------------
+
+
+def validate_client_name(name: bytes) -> None:
+    if any(c < 0x21 or c > 0x7E for c in name):
+        raise CommandError("ERR Client names cannot contain spaces, newlines or special characters.")
+
+
+def _client_type(client: Client) -> str:
+    if client.kind is ClientKind.MASTER:
+        return "master"
+    if getattr(client, "is_replica_link", False):
+        return "replica"
+    if client.in_pubsub:
+        return "pubsub"
+    return "normal"
+
+
+_CLIENT_HELP = [
+    b"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    b"ID",
+    b"INFO",
+    b"KILL <ip:port>",
+    b"KILL <option> <value> [<option> <value> [...]]",
+    b"LIST [options ...]",
+    b"GETNAME",
+    b"SETNAME <name>",
+    b"SETINFO <option> <value>",
+    b"NO-EVICT (ON|OFF)",
+    b"NO-TOUCH (ON|OFF)",
+    b"REPLY (ON|OFF|SKIP)",
+    b"UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    b"HELP",
+]
+
+
+@command(
+    "client",
+    -2,
+    "stale loading",
+    (0, 0, 0),
+    "connection",
+    "A container for client connection commands",
+    subcommands=(
+        "id",
+        "info",
+        "kill",
+        "list",
+        "getname",
+        "setname",
+        "setinfo",
+        "no-evict",
+        "no-touch",
+        "reply",
+        "unblock",
+        "help",
+    ),
+)
+def cmd_client(client: Client, argv: list[bytes]) -> Any:
+    server = client.server
+    sub = check_subcommand("client", argv)
+    if sub == b"id" and len(argv) == 2:
+        return client.id
+    if sub == b"getname" and len(argv) == 2:
+        return client.name or None
+    if sub == b"setname" and len(argv) == 3:
+        validate_client_name(argv[2])
+        client.name = argv[2]
+        return OK
+    if sub == b"setinfo" and len(argv) == 4:
+        attr = argv[2].lower()
+        value = argv[3].decode("utf-8", "replace")
+        if any(c in value for c in " \n\r"):
+            raise CommandError(
+                f"ERR {argv[2].decode()} cannot contain spaces, newlines or special characters."
+            )
+        if attr == b"lib-name":
+            client.lib_name = value
+        elif attr == b"lib-ver":
+            client.lib_ver = value
+        else:
+            raise CommandError(f"ERR Unrecognized option '{argv[2].decode('utf-8', 'replace')}'")
+        return OK
+    if sub == b"info" and len(argv) == 2:
+        return Verbatim(client.describe().encode() + b"\n")
+    if sub == b"list":
+        chosen = list(server.clients.values())
+        i = 2
+        while i < len(argv):
+            opt = argv[i].lower()
+            if opt == b"type" and i + 1 < len(argv):
+                wanted = argv[i + 1].lower().decode()
+                wanted = {"slave": "replica"}.get(wanted, wanted)
+                if wanted not in ("normal", "master", "replica", "pubsub"):
+                    raise CommandError(f"ERR Unknown client type '{argv[i + 1].decode('utf-8', 'replace')}'")
+                chosen = [c for c in chosen if _client_type(c) == wanted]
+                i += 2
+            elif opt == b"id" and i + 1 < len(argv):
+                ids = {parse_int(raw, "ERR Invalid client ID") for raw in argv[i + 1 :]}
+                chosen = [c for c in chosen if c.id in ids]
+                i = len(argv)
+            else:
+                raise CommandError(errors.SYNTAX)
+        return Verbatim("".join(c.describe() + "\n" for c in chosen).encode())
+    if sub == b"kill":
+        return _client_kill(client, argv)
+    if sub in (b"no-evict", b"no-touch") and len(argv) == 3:
+        if argv[2].lower() not in (b"on", b"off"):
+            raise CommandError(errors.SYNTAX)
+        return OK
+    if sub == b"reply" and len(argv) == 3:
+        if argv[2].lower() != b"on":
+            raise CommandError("ERR CLIENT REPLY OFF|SKIP is not supported by redactor")
+        return OK
+    if sub == b"unblock" and len(argv) in (3, 4):
+        # CLIENT UNBLOCK <id> [TIMEOUT|ERROR]: the blocked-client registry (actors/blocking.py) ends the wait.
+        with_error = False
+        if len(argv) == 4:
+            reason = argv[3].lower()
+            if reason not in (b"timeout", b"error"):
+                raise CommandError("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+            with_error = reason == b"error"
+        from actors.server.blocking import unblock_client
+
+        target = client.server.clients.get(parse_int(argv[2]))
+        return 1 if target is not None and unblock_client(client.server, target, with_error) else 0
+    if sub == b"help" and len(argv) == 2:
+        return _CLIENT_HELP
+    raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "client")
+
+
+def _client_kill(client: Client, argv: list[bytes]) -> Any:
+    server = client.server
+    if len(argv) == 3:
+        addr = argv[2].decode("utf-8", "replace")
+        for other in list(server.clients.values()):
+            if other.addr == addr:
+                other.kill()
+                return OK
+        raise CommandError("ERR No such client")
+    if len(argv) % 2 != 0:
+        raise CommandError(errors.SYNTAX)
+    filters: list[tuple[bytes, bytes]] = []
+    skipme = True
+    for i in range(2, len(argv), 2):
+        opt, value = argv[i].lower(), argv[i + 1]
+        if opt == b"skipme":
+            if value.lower() not in (b"yes", b"no"):
+                raise CommandError(errors.SYNTAX)
+            skipme = value.lower() == b"yes"
+        elif opt in (b"id", b"addr", b"laddr", b"type", b"user"):
+            if opt == b"id":
+                parse_int(value, "ERR client-id should be greater than 0")
+            filters.append((opt, value))
+        else:
+            raise CommandError(errors.SYNTAX)
+    killed = 0
+    for other in list(server.clients.values()):
+        if skipme and other is client:
+            continue
+        if all(_client_matches(other, opt, value) for opt, value in filters):
+            other.kill()
+            killed += 1
+    return killed
+
+
+def _client_matches(client: Client, opt: bytes, value: bytes) -> bool:
+    text = value.decode("utf-8", "replace")
+    if opt == b"id":
+        return client.id == int(value)
+    if opt == b"addr":
+        return client.addr == text
+    if opt == b"laddr":
+        return client.laddr == text
+    if opt == b"type":
+        return _client_type(client) == {"slave": "replica"}.get(text.lower(), text.lower())
+    return text == "default"

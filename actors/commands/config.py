@@ -1,0 +1,87 @@
+"""CONFIG GET / SET / RESETSTAT / HELP over the node's ``Config`` (actors/config.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from actors.commands import command
+from actors.commands.server import check_subcommand
+from actors.config import BY_NAME, ConfigError
+from protocol import errors
+from protocol.errors import CommandError
+from protocol.resp import OK
+
+if TYPE_CHECKING:
+    from actors.server.client import Client
+    from actors.server.server import Server
+
+
+# -- CONFIG ----------------------------------------------------------------------------------------------
+
+
+@command(
+    "config",
+    -2,
+    "admin loading stale",
+    (0, 0, 0),
+    "server",
+    "A container for server configuration commands",
+    subcommands=("get", "set", "resetstat", "help"),
+)
+def cmd_config(client: Client, argv: list[bytes]) -> Any:
+    server = client.server
+    sub = check_subcommand("config", argv)
+    if sub == b"get":
+        found: dict[bytes, bytes] = {}
+        for raw in argv[2:]:
+            for name, value in server.config.match(raw.decode("utf-8", "replace")):
+                found[name.encode()] = value.encode()
+        return found
+    if sub == b"set":
+        if len(argv) < 4 or len(argv) % 2:
+            raise errors.wrong_arity("config|set")
+        pairs = [
+            (argv[i].decode("utf-8", "replace"), argv[i + 1].decode("utf-8", "replace"))
+            for i in range(2, len(argv), 2)
+        ]
+        names = [n.lower() for n, _ in pairs]
+        if len(set(names)) != len(names):
+            raise CommandError(
+                f"ERR CONFIG SET failed (possibly related to argument '{names[0]}') - duplicate parameter"
+            )
+        applied: list[tuple[str, str]] = []
+        try:
+            for name, value in pairs:
+                previous = server.config.render(name) if name.lower() in _known(server) else None
+                server.config.set_runtime(name, [value])
+                if previous is not None:
+                    applied.append((name, previous))
+        except ConfigError as exc:
+            for name, previous in reversed(applied):  # CONFIG SET of several pairs is all or nothing
+                try:
+                    server.config.set_runtime(name, [previous])
+                except ConfigError:
+                    pass
+            raise CommandError(f"ERR {exc}") from None
+        return OK
+    if sub == b"resetstat" and len(argv) == 2:
+        from actors.server.server import Stats
+
+        server.stats = Stats()
+        server.keyspace.keyspace_hits = server.keyspace.keyspace_misses = server.keyspace.expired_keys = 0
+        for cmd in server.commands.values():  # this server's table: counters are per instance
+            cmd.calls = cmd.usec = cmd.failed_calls = cmd.rejected_calls = 0
+        return OK
+    if sub == b"help":
+        return [
+            b"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            b"GET <pattern>",
+            b"SET <directive> <value>",
+            b"RESETSTAT",
+            b"HELP",
+        ]
+    raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "config")
+
+
+def _known(server: Server) -> set[str]:
+    return set(BY_NAME)

@@ -1,0 +1,149 @@
+"""DEBUG and its subcommands: DIGEST, DIGEST-VALUE, SLEEP, SET-ACTIVE-EXPIRE, CRASH-ACTOR, KILL-NODE, and
+those other families register in ``DEBUG_HANDLERS`` (persistence: RELOAD, SET-SAVE-DELAY, SET-LOAD-DELAY;
+populate.py: POPULATE). CRASH-ACTOR reaches the supervisor through ``server.supervisor`` (a SupervisorPort)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from actors.commands import command
+from actors.data.digest import dataset_digest, object_digest
+from actors.server.client import ClientKind
+from actors.server.ports import SupervisorError
+from protocol.errors import CommandError, wrong_arity
+from protocol.resp import OK
+
+if TYPE_CHECKING:
+    from actors.server.client import Client
+
+log = structlog.get_logger("redactor.supervisor")
+
+
+# -- DEBUG -----------------------------------------------------------------------------------------------
+
+DEBUG_REFUSED = (
+    'ERR DEBUG command not allowed. If the enable-debug-command option is set to "local", you can run it '
+    "from a local connection, otherwise you need to set this option in the configuration file, and then "
+    "restart the server."
+)
+
+# DEBUG subcommands beyond cmd_debug's own: CRASH-ACTOR and KILL-NODE below, and those other modules add
+# (persistence.py: RELOAD, SET-SAVE-DELAY, SET-LOAD-DELAY; populate.py: POPULATE).
+DEBUG_HANDLERS: dict[bytes, Any] = {}
+
+
+def debug_allowed(client: Client) -> bool:
+    mode = client.server.config["enable-debug-command"]
+    if mode == "yes":
+        return True
+    if mode == "local":
+        host = client.addr.rsplit(":", 1)[0]
+        return (
+            client.kind is not ClientKind.RESP
+            or host in ("127.0.0.1", "::1", "localhost")
+            or host.startswith("127.")
+        )
+    return False
+
+
+@command(
+    "debug",
+    -2,
+    "admin noscript loading stale",
+    (0, 0, 0),
+    "server",
+    "A container for debugging commands",
+    subcommands=(
+        "digest",
+        "digest-value",
+        "sleep",
+        "set-active-expire",
+        "crash-actor",
+        "kill-node",
+        "reload",
+        "help",
+    ),
+)
+def cmd_debug(client: Client, argv: list[bytes]) -> Any:
+    if not debug_allowed(client):
+        raise CommandError(DEBUG_REFUSED)
+    server = client.server
+    sub = argv[1].lower()
+    if sub == b"digest" and len(argv) == 2:
+        return dataset_digest(server.keyspace).decode()  # a status reply, as in Redis
+    if sub == b"digest-value":
+        out = []
+        for key in argv[2:]:
+            # As in Redis: the value's digest without the key name, and logically expired keys still count.
+            value = client.db.data.get(key)
+            out.append("0" * 40 if value is None else bytes(object_digest(client.db, key, value)).hex())
+        return out
+    if sub == b"sleep" and len(argv) == 3:
+        # As in Redis, this blocks the whole node: it exists to test what clients and replicas do then.
+        time.sleep(max(_strtod(argv[2]), 0.0))
+        return OK
+    if sub == b"set-active-expire" and len(argv) == 3:
+        server.active_expire_enabled = argv[2] != b"0"
+        return OK
+    handler = DEBUG_HANDLERS.get(sub)
+    if handler is not None:
+        return handler(client, argv)
+    if sub == b"help":
+        return [
+            b"DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            b"DIGEST",
+            b"DIGEST-VALUE <key> ...",
+            b"SLEEP <seconds>",
+            b"SET-ACTIVE-EXPIRE <0|1>",
+            *[n.upper() for n in DEBUG_HANDLERS],
+            b"HELP",
+        ]
+    raise CommandError(
+        f"ERR unknown subcommand or wrong number of arguments for '{argv[1].decode('utf-8', 'replace')[:128]}'. "
+        "Try DEBUG HELP."
+    )
+
+
+_STRTOD_PREFIX = re.compile(rb"\s*[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)")
+
+
+def _strtod(raw: bytes) -> float:
+    """C's strtod as DEBUG SLEEP uses it: the longest numeric prefix, 0 when there is none."""
+    match = _STRTOD_PREFIX.match(raw)
+    return float(match.group(0)) if match else 0.0
+
+
+# -- the supervisor's subcommands ------------------------------------------------------------------------
+
+
+def debug_crash_actor(client: Client, argv: list[bytes]) -> Any:
+    """DEBUG CRASH-ACTOR <name>: the actor raises in its own thread; the supervisor restarts it."""
+    if len(argv) != 3:
+        raise wrong_arity("debug|crash-actor")
+    supervisor = client.server.supervisor
+    if supervisor is None:
+        raise CommandError("ERR no supervisor is running")
+    try:
+        supervisor.crash(argv[2].decode("utf-8", "replace"))
+    except SupervisorError as exc:
+        raise CommandError(f"ERR {exc}") from None
+    return OK
+
+
+def debug_kill_node(client: Client, argv: list[bytes]) -> Any:
+    """DEBUG KILL-NODE: SIGKILL this node's process (no reply: the connection just closes)."""
+    if len(argv) != 2:
+        raise wrong_arity("debug|kill-node")
+    log.warning("node_kill_requested", pid=os.getpid())
+    os.kill(os.getpid(), signal.SIGKILL)
+    return OK  # not reached
+
+
+DEBUG_HANDLERS[b"crash-actor"] = debug_crash_actor
+DEBUG_HANDLERS[b"kill-node"] = debug_kill_node

@@ -1,0 +1,148 @@
+"""Ports: what the commands may see of the node's actors, as ``typing.Protocol`` classes.
+
+The command table sits below every actor: a command reaches persistence, replication or the supervisor only
+through ``server.persistence`` / ``server.replication`` / ``server.supervisor``, typed with these protocols,
+so ``actors/commands`` and ``actors/server`` import no actor package (tests/unit/test_layout.py checks it).
+The actors' loop-side facades implement them structurally (no inheritance); a node without an actor (a
+sentinel, a unit test) leaves the handle None and the commands answer that the feature is not available.
+
+Also here: the small shared vocabulary both sides need (``ChildKind``, ``SupervisorError``,
+``WAIT_ON_REPLICA``), so neither side imports the other for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from actors.data.keyspace import Database
+    from actors.server.client import Client
+    from actors.server.server import Server
+
+
+class ChildKind(Enum):
+    RDB = "rdb"  # BGSAVE: writes dbfilename
+    AOF = "aof"  # BGREWRITEAOF: writes a new AOF base file
+
+
+class SupervisorError(Exception):
+    """A request the supervisor refuses (unknown actor, actor not running)."""
+
+
+WAIT_ON_REPLICA = (
+    "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is "
+    "configured to be writable (which is not the default) writes to replicas are just local and are not "
+    "propagated."
+)
+
+
+class ForkedChildView(Protocol):
+    """The running fork child, as the commands see it."""
+
+    @property
+    def kind(self) -> Enum: ...  # a ChildKind (compared by value: see commands/persistence.py's child_kind)
+
+
+class PersistencePort(Protocol):
+    """The loop-side persistence facade (actors/persistence): saves, rewrites, reloads (loop thread)."""
+
+    server: Server
+    lastsave_s: int
+    bgsave_scheduled: bool
+    aof_rewrite_scheduled: bool
+    aof_rewrites_consecutive_failures: int
+    # Test knobs (DEBUG SET-SAVE-DELAY / SET-LOAD-DELAY).
+    child_delay_s: float
+    load_delay_s: float
+    # INFO stats.
+    latest_fork_usec: int
+    total_forks: int
+
+    @property
+    def rdb_path(self) -> str: ...
+
+    @property
+    def child(self) -> ForkedChildView | None: ...
+
+    def save(self) -> bool: ...
+
+    def bgsave(self) -> int: ...
+
+    def rewrite_background(self) -> int: ...
+
+    def reload(self, save: bool) -> Coroutine[Any, Any, str | None]: ...
+
+    def snapshot_for_sync(self, done: Callable[[bool], None]) -> None: ...
+
+    # The node's wiring (launcher/node.py) and the replication actor, not the commands: these can go once
+    # they hold the facade by its own type.
+    repl_info: Callable[[], tuple[str | None, int | None, int | None]]
+    prefetched_load_helper: Any
+
+    def load_on_start(self) -> Coroutine[Any, Any, None]: ...
+
+    def prepare_shutdown(self, save: bool | None) -> str | None: ...
+
+    def start_append_only(self) -> None: ...
+
+    def stop_append_only(self) -> None: ...
+
+
+class ReplicationPort(Protocol):
+    """The loop-side replication facade (actors/replication): role changes, WAIT, ROLE (loop thread)."""
+
+    replid: str
+
+    def set_master(self, host: str, port: int) -> str: ...
+
+    def unset_master(self) -> None: ...
+
+    def role(self) -> list[Any]: ...
+
+    def wait(self, client: Client, numreplicas: int, timeout_ms: int) -> Any: ...
+
+    # The node's wiring (launcher/node.py), not the commands (see PersistencePort).
+    def on_dataset_loaded(self) -> None: ...
+
+    def kill_children(self) -> None: ...
+
+
+class LoadedSnapshot(Protocol):
+    """What loading an RDB file produced, as DEBUG RELOAD uses it."""
+
+    @property
+    def dbs(self) -> list[Database]: ...
+
+
+class SnapshotCodec(Protocol):
+    """Redis's RDB encoding (the module actors/persistence/rdb/rdb.py satisfies it): DUMP and RESTORE
+    payloads, and DEBUG RELOAD's synchronous load. Errors are the codec's own classes, so callers catch
+    ``codec.DumpPayloadError`` (a bad version or checksum) before ``codec.RdbError`` (anything else)."""
+
+    @property
+    def RdbError(self) -> type[Exception]: ...
+
+    @property
+    def DumpPayloadError(self) -> type[Exception]: ...
+
+    def dump_value(self, value: Any, compress: bool = ...) -> bytes: ...
+
+    def load_value(self, payload: bytes) -> Any: ...
+
+    def load_file(self, path: str, num_dbs: int) -> LoadedSnapshot: ...
+
+
+class SupervisorPort(Protocol):
+    """The node's supervisor (actors/supervision): fault injection for DEBUG CRASH-ACTOR (loop thread)."""
+
+    def crash(self, name: str) -> None: ...  # raises SupervisorError
+
+
+class MasterPort(Protocol):
+    """The master actor (actors/loop): its event loop, for commands that answer later (DEBUG RELOAD)."""
+
+    loop: asyncio.AbstractEventLoop | None
+    ops_per_sec: int
