@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from actors.commands.getkeys import CommandKeys, attach_keys
+
 if TYPE_CHECKING:
     from actors.server.client import Client
 
@@ -48,6 +50,8 @@ class Command:
     usec: int = 0
     failed_calls: int = 0
     rejected_calls: int = 0
+    # Key specs, legacy range and key finder, by name from Redis 7.0's data (getkeys.attach_keys, at load_all).
+    key_info: CommandKeys = field(default_factory=lambda: CommandKeys("", 0, 0, 0, 0).finish())
 
 
 COMMANDS: dict[bytes, Command] = {}
@@ -103,4 +107,5 @@ def load_all() -> dict[bytes, Command]:
 
     for info in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{info.name}")
+    attach_keys(COMMANDS)
     return COMMANDS
