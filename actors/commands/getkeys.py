@@ -25,6 +25,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from actors.commands.keyspecs import INFO
+from protocol.errors import CommandError
 
 if TYPE_CHECKING:
     from actors.commands import Command
@@ -131,6 +132,11 @@ class CommandKeys:
             and self.specs[0].limit == 0
             and "incomplete" not in self.specs[0].flags
         )
+        if self.simple:
+            # get_keys's fast path reads the legacy range, which Redis derives from this very spec.
+            spec = self.specs[0]
+            last = spec.index + spec.lastkey if spec.lastkey >= 0 else spec.lastkey
+            self.simple = (self.first_key, self.last_key, self.key_step) == (spec.index, last, spec.keystep)
         return self
 
 
@@ -234,17 +240,34 @@ def keys_and_flags_of(keys: CommandKeys, argv: list[bytes]) -> list[tuple[int, K
     return []
 
 
+def checked_keys_and_flags(keys: CommandKeys | None, argv: list[bytes]) -> list[tuple[int, KeyFlags]]:
+    """COMMAND GETKEYS's work on ``argv`` (a whole command) run by ``keys``: Redis's checks, in its order.
+
+    Raises CommandError with Redis's message: no such command (``keys`` is None), no key arguments, wrong
+    number of arguments, or no keys found where the command must have some.
+    """
+    if keys is None:
+        raise CommandError("ERR Invalid command specified")
+    if not keys.has_keys:
+        raise CommandError("ERR The command has no key arguments")
+    if (keys.arity > 0 and keys.arity != len(argv)) or len(argv) < -keys.arity:
+        raise CommandError("ERR Invalid number of arguments specified for command")
+    found = keys_and_flags_of(keys, argv)
+    if not found and not keys.no_mandatory_keys:
+        raise CommandError("ERR Invalid arguments specified for command")
+    return found
+
+
 def get_keys(cmd: Command, argv: list[bytes]) -> list[int]:
     """Positions of the keys in ``argv`` (see ``get_keys_and_flags``); plain arithmetic for most commands."""
     keys = cmd.key_info
     if keys.simple:
-        spec = keys.specs[0]
-        argc = len(argv)
-        first = spec.index
-        last = first + spec.lastkey if spec.lastkey >= 0 else argc + spec.lastkey
-        if last >= argc or last < first:
+        last = keys.last_key
+        if last < 0:
+            last += len(argv)
+        if last >= len(argv) or last < keys.first_key:
             return []
-        return list(range(first, last + 1, spec.keystep))
+        return list(range(keys.first_key, last + 1, keys.key_step))
     return [pos for pos, _ in get_keys_and_flags(cmd, argv)]
 
 

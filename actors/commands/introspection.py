@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import COMMANDS, Command, command
-from actors.commands.getkeys import CommandKeys, keys_and_flags_of, lookup
+from actors.commands.getkeys import checked_keys_and_flags, lookup
 from actors.commands.keyspecs import DOCS, INFO
 from protocol import errors
 from protocol.errors import CommandError
@@ -249,21 +249,10 @@ def _glob_nocase(pattern: bytes, name: bytes) -> bool:
 
 
 def _getkeys(argv: list[bytes], with_flags: bool) -> Any:
-    """COMMAND GETKEYS / GETKEYSANDFLAGS <full command>, with Redis's checks in Redis's order."""
+    """COMMAND GETKEYS / GETKEYSANDFLAGS <full command>."""
     target = argv[2:]
     cmd = COMMANDS.get(target[0].lower())
-    keys: CommandKeys | None = None if cmd is None else lookup(cmd.key_info, target)
-    if cmd is None or keys is None:
-        raise CommandError("ERR Invalid command specified")
-    if not keys.has_keys:
-        raise CommandError("ERR The command has no key arguments")
-    if (keys.arity > 0 and keys.arity != len(target)) or len(target) < -keys.arity:
-        raise CommandError("ERR Invalid number of arguments specified for command")
-    found = keys_and_flags_of(keys, target)
-    if not found:
-        if keys.no_mandatory_keys:
-            return []
-        raise CommandError("ERR Invalid arguments specified for command")
+    found = checked_keys_and_flags(None if cmd is None else lookup(cmd.key_info, target), target)
     if with_flags:
         return [[target[pos], ReplySet(flags)] for pos, flags in found]
     return [target[pos] for pos, _ in found]

@@ -19,6 +19,7 @@ import hiredis
 import pytest
 
 from actors.commands import load_all
+from actors.commands.getkeys import get_keys, get_keys_and_flags
 from actors.commands.keyspecs import INFO
 from tests.harness import NodeProcess, RedisServer
 
@@ -343,6 +344,9 @@ TOKENS = [
 ]
 
 
+ROUNDS_PER_COMMAND = 20
+
+
 def test_getkeys_of_random_calls_to_every_command_equal_redis(servers: dict[str, RawConnection]) -> None:
     seed = int(os.environ.get("REDACTOR_SEED", random.randrange(2**32)))
     print(f"seed={seed}")
@@ -354,15 +358,108 @@ def test_getkeys_of_random_calls_to_every_command_equal_redis(servers: dict[str,
         if name in CONTAINERS:
             heads = [[name, sub] for sub in cmd.subcommands]
         for head in heads:
-            for _ in range(12):
+            for _ in range(ROUNDS_PER_COMMAND):
                 low = abs(cmd.arity)
                 length = low if cmd.arity > 0 else rng.randint(low, low + 6)
                 length = max(length, len(head))
                 call = head + [rng.choice(TOKENS) for _ in range(length - len(head))]
                 if rng.random() < 0.1:  # a wrong arity now and then
                     call = call[:-1] if len(call) > 1 else call + ["a"]
+                resp3 = rng.random() < 0.3
                 for sub in ("GETKEYS", "GETKEYSANDFLAGS"):
-                    mine, redis_bytes = both(servers, "COMMAND", sub, *call)
-                    assert mine == redis_bytes, f"seed={seed} COMMAND {sub} {call}"
+                    mine, redis_bytes = both(servers, "COMMAND", sub, *call, resp3=resp3)
+                    assert mine == redis_bytes, f"seed={seed} COMMAND {sub} {call} resp3={resp3}"
                     checked += 1
+                # The in-process API (what cluster routing and ACLs call) finds the same keys.
+                theirs = servers["redis2"].call("COMMAND", "GETKEYS", *call)[1]
+                if isinstance(theirs, list):
+                    argv = [a.encode() for a in call]
+                    assert [argv[p] for p in get_keys(cmd, argv)] == theirs, f"seed={seed} get_keys {call}"
+                    flagged = get_keys_and_flags(cmd, argv)
+                    assert [argv[p] for p, _ in flagged] == theirs, f"seed={seed} get_keys_and_flags {call}"
     assert checked > len(NAMES)
+
+
+# Commands redactor does not implement yet whose keys need a key finder: checked in process against Redis now,
+# so EVAL, FCALL, XREAD, MIGRATE find their keys right the day they are registered.
+FUTURE_CASES: list[tuple[str, ...]] = [
+    ("EVAL", "return 1", "0"),
+    ("EVAL", "return 1", "2", "a", "b", "arg"),
+    ("EVAL", "return 1", "3", "a", "b"),
+    ("EVAL", "return 1", "-1"),
+    ("EVALSHA", "abc", "1", "a"),
+    ("EVAL_RO", "return 1", "1", "a"),
+    ("EVALSHA_RO", "abc", "2", "a", "b"),
+    ("FCALL", "f", "1", "a", "x"),
+    ("FCALL_RO", "f", "0"),
+    ("XREAD", "STREAMS", "a", "b", "0", "0"),
+    ("XREAD", "COUNT", "1", "BLOCK", "0", "STREAMS", "a", "0"),
+    ("XREAD", "STREAMS", "a", "b", "0"),
+    ("XREAD", "COUNT", "1"),
+    ("XREADGROUP", "GROUP", "g", "c", "NOACK", "STREAMS", "a", ">"),
+    ("XREADGROUP", "GROUP", "g", "c", "STREAMS", "streams", "a", "0", "0"),
+    ("MIGRATE", "h", "1", "k", "0", "5"),
+    ("MIGRATE", "h", "1", "", "0", "5", "KEYS", "a", "b"),
+    ("MIGRATE", "h", "1", "", "0", "5", "COPY", "REPLACE", "AUTH", "keys", "KEYS", "a"),
+    ("MIGRATE", "h", "1", "", "0", "5", "AUTH2", "u", "keys", "KEYS", "a"),
+    ("MIGRATE", "h", "1", "k", "0", "5", "KEYS", "a"),
+    ("XADD", "s", "*", "f", "v"),
+    ("XGROUP", "CREATE", "s", "g", "$"),
+    ("XINFO", "STREAM", "s"),
+    ("SPUBLISH", "c", "m"),
+    ("LCS", "a", "b"),
+    ("GETEX", "k"),
+]
+
+
+def redis_style(keys: Any, argv: list[bytes]) -> Any:
+    """What COMMAND GETKEYSANDFLAGS answers for ``argv``, computed in process by getkeys.py."""
+    from actors.commands.getkeys import checked_keys_and_flags
+    from protocol.errors import CommandError
+
+    if len(argv) < 2:  # COMMAND GETKEYSANDFLAGS's own arity (-4), checked before the target's
+        return "error: ERR wrong number of arguments for 'command|getkeysandflags' command"
+    try:
+        found = checked_keys_and_flags(keys, argv)
+    except CommandError as exc:
+        return f"error: {exc}"
+    return [[argv[pos], [f.encode() for f in flags]] for pos, flags in found]
+
+
+def redis_answer(servers: dict[str, RawConnection], argv: list[bytes]) -> Any:
+    reply = servers["redis2"].call("COMMAND", "GETKEYSANDFLAGS", *argv)[1]
+    return f"error: {reply}" if isinstance(reply, hiredis.ReplyError) else reply
+
+
+def _keys_of(argv: list[bytes]) -> Any:
+    from actors.commands.getkeys import keys_from_info, lookup
+
+    entry = INFO.get(argv[0].decode().lower())
+    return None if entry is None else lookup(keys_from_info(entry), argv)
+
+
+@pytest.mark.parametrize("call", FUTURE_CASES, ids=[" ".join(c) for c in FUTURE_CASES])
+def test_key_finders_of_commands_not_yet_implemented_agree_with_redis(
+    servers: dict[str, RawConnection], call: tuple[str, ...]
+) -> None:
+    argv = [a.encode() for a in call]
+    assert redis_style(_keys_of(argv), argv) == redis_answer(servers, argv)
+
+
+def test_key_specs_of_every_redis_command_agree_with_redis_on_random_calls(
+    servers: dict[str, RawConnection],
+) -> None:
+    """All 240 of Redis 7.0's commands (and their subcommands), implemented or not, through getkeys.py."""
+    seed = int(os.environ.get("REDACTOR_SEED", random.randrange(2**32)))
+    print(f"seed={seed}")
+    rng = random.Random(seed)
+    for name, entry in INFO.items():
+        heads = [[name]] + [sub[0].decode().split("|") for sub in entry[9]]
+        for head in heads:
+            arity = next((s[1] for s in entry[9] if s[0].decode() == "|".join(head)), entry[1])
+            for _ in range(8):
+                low = abs(arity)
+                length = max(len(head), low if arity > 0 else rng.randint(low, low + 6))
+                call = head + [rng.choice(TOKENS) for _ in range(length - len(head))]
+                argv = [a.encode() for a in call]
+                assert redis_style(_keys_of(argv), argv) == redis_answer(servers, argv), f"seed={seed} {call}"
