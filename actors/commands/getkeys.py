@@ -19,6 +19,7 @@ empty list means "no keys" (Redis then answers COMMAND GETKEYS with "Invalid arg
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -117,11 +118,17 @@ class CommandKeys:
     use_specs: bool = False
     # One index+range spec, no finder, no subcommands: get_keys is plain arithmetic.
     simple: bool = False
+    # A spec that is not index+range: keys move with the arguments (COMMAND INFO's "movablekeys" flag,
+    # as Redis derives it; a key finder alone does not make SET or BITFIELD movable).
+    movable: bool = False
 
     def finish(self) -> CommandKeys:
         real = [s for s in self.specs if "not_key" not in s.flags]
         self.has_keys = self.finder is not None or bool(real)
         self.use_specs = bool(real) and not any("variable_flags" in s.flags for s in self.specs)
+        self.movable = any(
+            s.begin is not BeginSearch.INDEX or s.find is not FindKeys.RANGE for s in self.specs
+        )
         self.simple = (
             self.finder is None
             and not self.subcommands
@@ -191,7 +198,7 @@ def _spec_keys(keys: CommandKeys, argv: list[bytes]) -> list[tuple[int, KeyFlags
             if numkeys is None or numkeys < 0:
                 return None
             first += spec.firstkey
-            last = first + numkeys - 1
+            last = first + _c_int(numkeys) - 1
         else:
             return None
         if last >= argc or last < first or first >= argc:
@@ -200,6 +207,11 @@ def _spec_keys(keys: CommandKeys, argv: list[bytes]) -> list[tuple[int, KeyFlags
         if "incomplete" in spec.flags:
             return None
     return out
+
+
+def _c_int(value: int) -> int:
+    """``(int)value`` in C: the low 32 bits, signed (Redis casts its key counts so)."""
+    return (value + 2**31) % 2**32 - 2**31
 
 
 def _string2ll(text: bytes) -> int | None:
@@ -284,24 +296,15 @@ def register_key_finder(name: str, finder: KeyFinder) -> None:
     KEY_FINDERS[name] = finder
 
 
+_ATOI = re.compile(rb"[ \t\n\r\v\f]*([+-]?[0-9]+)")
+
+
 def _atoi(text: bytes) -> int:
-    """C's atoi: leading blanks, a sign, then digits up to the first other character; 0 if none."""
-    text = text.lstrip(b" \t\n\r\v\f")
-    sign = 1
-    if text[:1] in (b"-", b"+"):
-        sign = -1 if text[:1] == b"-" else 1
-        text = text[1:]
-    digits = 0
-    for i, ch in enumerate(text):
-        if not 48 <= ch <= 57:
-            text = text[:i]
-            break
-        digits += 1
-    if not digits:
+    """C's atoi as glibc has it: (int) strtol: blanks, a sign, digits up to the first other byte; else 0."""
+    match = _ATOI.match(text)
+    if match is None:
         return 0
-    value = sign * int(text)
-    # atoi overflows as a 32-bit int would; far out of range either way, which is all the callers test.
-    return max(-(2**31), min(2**31 - 1, value))
+    return _c_int(max(-(2**63), min(2**63 - 1, int(match.group(1)))))
 
 
 def numkeys_finder(store: int, count: int, first: int) -> KeyFinder:
@@ -325,8 +328,8 @@ def _sort_ro_keys(argv: list[bytes]) -> list[tuple[int, KeyFlags]]:
     return [(1, RO_ACCESS)]
 
 
-# SORT's options that take arguments, and how many (Redis's sortGetKeys skiplist).
-_SORT_SKIP = {b"limit": 2, b"get": 1, b"by": 1}
+# SORT's options that take one argument (LIMIT takes two; Redis's sortGetKeys skiplist).
+_SORT_SKIP = {b"get": 1, b"by": 1}
 
 
 def _sort_keys(argv: list[bytes]) -> list[tuple[int, KeyFlags]]:

@@ -8,11 +8,11 @@ Where the two differ, the reply says what we do:
 - flags: ours, under Redis's names and in Redis's order; ``random`` is not shown (Redis 7.0 dropped it for
   the ``nondeterministic_output`` tip, which the data carries). Flags we have no behaviour for yet
   (noscript: no scripting; skip_monitor, skip_slowlog, asking, allow_busy, no_async_loading,
-  no_mandatory_keys, movablekeys) are Redis's. MONITOR shows ``no_multi``: we refuse it inside MULTI,
+  no_mandatory_keys) are Redis's; ``movablekeys`` is derived from the key specs, as Redis derives it. MONITOR shows ``no_multi``: we refuse it inside MULTI,
   Redis queues it.
 - a container (CLIENT, CONFIG, OBJECT, MEMORY, PUBSUB, SLOWLOG, COMMAND) is shown as Redis shows it, with no
   flags of its own (our dispatcher applies the container's flags; its subcommands' entries are Redis's),
-  listing only the subcommands we implement, in Redis's order. CLIENT SETINFO and NO-TOUCH (Redis 7.2) and
+  listing only the subcommands we implement, sorted by name (Redis's order follows its random hash seed). CLIENT SETINFO and NO-TOUCH (Redis 7.2) and
   DEBUG's subcommands have no Redis 7.0 entry and are not listed.
 """
 
@@ -59,7 +59,7 @@ FLAG_ORDER = (
 )
 # Our flag names that Redis spells differently; the others that are not Redis flags are dropped.
 _OUR_FLAG_NAMES = {"no-auth": "no_auth", "deny-multi": "no_multi"}
-_OURS_ONLY = frozenset({"pubsub-ok", "no-multi", "random"})
+_OURS_ONLY = frozenset({"pubsub-ok", "no-multi", "random", "movablekeys"})
 # Flags with no behaviour in redactor yet: shown as Redis has them.
 _REDIS_ONLY = frozenset(
     {
@@ -70,7 +70,6 @@ _REDIS_ONLY = frozenset(
         "may_replicate",
         "no_mandatory_keys",
         "no_async_loading",
-        "movablekeys",
         "allow_busy",
     }
 )
@@ -117,6 +116,8 @@ def reply_flags(cmd: Command, redis_flags: tuple[str, ...]) -> ReplySet:
     """Our flags under Redis's names and order, with Redis's for what we have no behaviour of our own."""
     ours = {_OUR_FLAG_NAMES.get(f, f) for f in cmd.flags if f not in _OURS_ONLY}
     ours.update(f for f in redis_flags if f in _REDIS_ONLY)
+    if cmd.key_info.movable:  # from our key specs, as Redis derives it from its own
+        ours.add("movablekeys")
     return ReplySet(f for f in FLAG_ORDER if f in ours)
 
 

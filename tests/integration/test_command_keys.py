@@ -249,6 +249,14 @@ GETKEYS_CASES: list[tuple[str, ...]] = [
     ("SINTERCARD", "2", "a", "b"),
     ("SINTERCARD", "1", "a", "LIMIT", "1"),
     ("SINTERCARD", "0", "a"),
+    # Counts are cast to a C int: 2**32 + 2 is 2, 2**31 is negative.
+    ("ZUNIONSTORE", "d", "4294967298", "a", "b"),
+    ("ZUNION", "4294967297", "a"),
+    ("ZUNION", "2147483648", "a"),
+    ("SINTERCARD", "4294967298", "a", "b"),
+    ("LMPOP", "4294967297", "a", "LEFT"),
+    ("BZMPOP", "0", "4294967297", "a", "MIN"),
+    ("ZUNION", "99999999999999999999", "a"),
     ("LMPOP", "2", "a", "b", "LEFT"),
     ("LMPOP", "1", "a", "RIGHT", "COUNT", "2"),
     ("LMPOP", "x", "a", "LEFT"),
@@ -463,3 +471,16 @@ def test_key_specs_of_every_redis_command_agree_with_redis_on_random_calls(
                 call = head + [rng.choice(TOKENS) for _ in range(length - len(head))]
                 argv = [a.encode() for a in call]
                 assert redis_style(_keys_of(argv), argv) == redis_answer(servers, argv), f"seed={seed} {call}"
+
+
+def test_movablekeys_is_derived_from_the_key_specs_as_redis_derives_it() -> None:
+    """A spec that is not index+range makes a command movable; a key finder alone does not (SET, BITFIELD)."""
+    from actors.commands.getkeys import keys_from_info
+
+    def entries(entry: list[Any]) -> Iterator[list[Any]]:
+        yield entry
+        yield from entry[9]
+
+    for entry in INFO.values():
+        for each in entries(entry):
+            assert keys_from_info(each).movable == ("movablekeys" in each[2]), each[0]
