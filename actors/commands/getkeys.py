@@ -109,6 +109,8 @@ class CommandKeys:
     key_step: int
     specs: tuple[KeySpec, ...] = ()
     finder: KeyFinder | None = None
+    # The finder only chooses flags (SET, BITFIELD): positions are the specs' ranges.
+    finder_flags_only: bool = False
     no_mandatory_keys: bool = False  # COMMAND GETKEYS answers [] rather than an error when none are found
     subcommands: dict[bytes, CommandKeys] = field(default_factory=dict)
     # Derived by finish():
@@ -116,7 +118,8 @@ class CommandKeys:
     has_keys: bool = False
     # Specs are complete and their flags reliable (no "variable_flags"): Redis tries them before the finder.
     use_specs: bool = False
-    # One index+range spec, no finder, no subcommands: get_keys is plain arithmetic.
+    # Keys are the legacy range exactly (index+range specs end to end, no finder that moves keys, no
+    # subcommands): get_keys is plain arithmetic.
     simple: bool = False
     # A spec that is not index+range: keys move with the arguments (COMMAND INFO's "movablekeys" flag,
     # as Redis derives it; a key finder alone does not make SET or BITFIELD movable).
@@ -129,22 +132,36 @@ class CommandKeys:
         self.movable = any(
             s.begin is not BeginSearch.INDEX or s.find is not FindKeys.RANGE for s in self.specs
         )
-        self.simple = (
-            self.finder is None
-            and not self.subcommands
-            and len(self.specs) == 1
-            and self.use_specs
-            and self.specs[0].begin is BeginSearch.INDEX
-            and self.specs[0].find is FindKeys.RANGE
-            and self.specs[0].limit == 0
-            and "incomplete" not in self.specs[0].flags
-        )
-        if self.simple:
-            # get_keys's fast path reads the legacy range, which Redis derives from this very spec.
-            spec = self.specs[0]
-            last = spec.index + spec.lastkey if spec.lastkey >= 0 else spec.lastkey
-            self.simple = (self.first_key, self.last_key, self.key_step) == (spec.index, last, spec.keystep)
+        self.simple = self._is_legacy_range()
         return self
+
+    def _is_legacy_range(self) -> bool:
+        """Whether the specs' keys are always the legacy range's, for any argv of a valid arity.
+
+        True for one index+range spec (GET, MSET, DEL), and for several laid end to end with step 1 (RENAME,
+        SMOVE, BITOP, SINTERSTORE: Redis's legacy range spans them); a key finder must only choose flags.
+        """
+        if self.subcommands or not self.specs or (self.finder is not None and not self.finder_flags_only):
+            return False
+        expected = self.specs[0].index
+        for n, spec in enumerate(self.specs):
+            if (
+                spec.begin is not BeginSearch.INDEX
+                or spec.find is not FindKeys.RANGE
+                or spec.limit
+                or spec.index != expected
+                or "incomplete" in spec.flags
+                or "not_key" in spec.flags
+                or (len(self.specs) > 1 and spec.keystep != 1)
+            ):
+                return False
+            if spec.lastkey < 0 and n != len(self.specs) - 1:
+                return False
+            expected = spec.index + spec.lastkey + 1
+        last_spec = self.specs[-1]
+        last = last_spec.index + last_spec.lastkey if last_spec.lastkey >= 0 else last_spec.lastkey
+        legacy = (self.specs[0].index, last, last_spec.keystep)
+        return (self.first_key, self.last_key, self.key_step) == legacy
 
 
 def lookup(keys: CommandKeys, argv: list[bytes]) -> CommandKeys | None:
@@ -286,14 +303,19 @@ def get_keys(cmd: Command, argv: list[bytes]) -> list[int]:
 # -- key finders (Redis's getkeys_procs) -----------------------------------------------------------------
 
 KEY_FINDERS: dict[str, KeyFinder] = {}
+# Finders that only choose the keys' flags, never their positions (get_keys keeps its fast path).
+FLAGS_ONLY_FINDERS: set[str] = set()
 
 
-def register_key_finder(name: str, finder: KeyFinder) -> None:
+def register_key_finder(name: str, finder: KeyFinder, flags_only: bool = False) -> None:
     """Give command ``name`` (full name, lowercase) a key finder; takes effect at the next ``attach_keys``.
 
     For the commands Redis gives a getkeys_proc: their specs are incomplete or carry variable flags.
+    ``flags_only``: the finder's positions are always the specs' (SET: only GET changes the flags).
     """
     KEY_FINDERS[name] = finder
+    if flags_only:
+        FLAGS_ONLY_FINDERS.add(name)
 
 
 _ATOI = re.compile(rb"[ \t\n\r\v\f]*([+-]?[0-9]+)")
@@ -444,8 +466,8 @@ register_key_finder("georadius", _georadius_keys)
 register_key_finder("georadiusbymember", _georadius_keys)
 register_key_finder("xread", _xread_keys)
 register_key_finder("xreadgroup", _xread_keys)
-register_key_finder("set", _set_keys)
-register_key_finder("bitfield", _bitfield_keys)
+register_key_finder("set", _set_keys, flags_only=True)
+register_key_finder("bitfield", _bitfield_keys, flags_only=True)
 
 
 # -- building ----------------------------------------------------------------------------------------------
@@ -468,6 +490,7 @@ def keys_from_info(entry: list[Any], implemented: Iterable[str] | None = None) -
         key_step=entry[5],
         specs=tuple(KeySpec.from_reply(spec) for spec in entry[8]),
         finder=KEY_FINDERS.get(name),
+        finder_flags_only=name in FLAGS_ONLY_FINDERS,
         no_mandatory_keys="no_mandatory_keys" in entry[2],
         subcommands=subs,
     ).finish()
