@@ -8,7 +8,6 @@ case) and on seeded random argument lists around each command's arity.
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import socket
@@ -20,8 +19,15 @@ import hiredis
 import pytest
 
 from actors.commands import load_all
-from actors.commands.getkeys import get_keys, get_keys_and_flags
+from actors.commands.getkeys import (
+    checked_keys_and_flags,
+    get_keys,
+    get_keys_and_flags,
+    keys_from_info,
+    lookup,
+)
 from actors.commands.keyspecs import INFO
+from protocol.errors import CommandError
 from tests.harness import NodeProcess, RedisServer
 
 pytestmark = [
@@ -356,9 +362,9 @@ TOKENS = [
 ROUNDS_PER_COMMAND = 20
 
 
-def test_getkeys_of_random_calls_to_every_command_equal_redis(servers: dict[str, RawConnection]) -> None:
-    seed = int(os.environ.get("REDACTOR_SEED", random.randrange(2**32)))
-    print(f"seed={seed}")
+def test_getkeys_of_random_calls_to_every_command_equal_redis(
+    servers: dict[str, RawConnection], seed: int
+) -> None:
     rng = random.Random(seed)
     checked = 0
     for name in NAMES:
@@ -423,9 +429,6 @@ FUTURE_CASES: list[tuple[str, ...]] = [
 
 def redis_style(keys: Any, argv: list[bytes]) -> Any:
     """What COMMAND GETKEYSANDFLAGS answers for ``argv``, computed in process by getkeys.py."""
-    from actors.commands.getkeys import checked_keys_and_flags
-    from protocol.errors import CommandError
-
     if len(argv) < 2:  # COMMAND GETKEYSANDFLAGS's own arity (-4), checked before the target's
         return "error: ERR wrong number of arguments for 'command|getkeysandflags' command"
     try:
@@ -441,8 +444,6 @@ def redis_answer(servers: dict[str, RawConnection], argv: list[bytes]) -> Any:
 
 
 def _keys_of(argv: list[bytes]) -> Any:
-    from actors.commands.getkeys import keys_from_info, lookup
-
     entry = INFO.get(argv[0].decode().lower())
     return None if entry is None else lookup(keys_from_info(entry), argv)
 
@@ -456,13 +457,9 @@ def test_key_finders_of_commands_not_yet_implemented_agree_with_redis(
 
 
 def test_key_specs_of_every_redis_command_agree_with_redis_on_random_calls(
-    servers: dict[str, RawConnection],
+    servers: dict[str, RawConnection], seed: int
 ) -> None:
     """All 240 of Redis 7.0's commands (and their subcommands), implemented or not, through getkeys.py."""
-    from actors.commands.getkeys import keys_from_info
-
-    seed = int(os.environ.get("REDACTOR_SEED", random.randrange(2**32)))
-    print(f"seed={seed}")
     rng = random.Random(seed)
     for name, entry in INFO.items():
         heads = [[name]] + [sub[0].decode().split("|") for sub in entry[9]]
@@ -483,7 +480,6 @@ def test_key_specs_of_every_redis_command_agree_with_redis_on_random_calls(
 
 def test_movablekeys_is_derived_from_the_key_specs_as_redis_derives_it() -> None:
     """A spec that is not index+range makes a command movable; a key finder alone does not (SET, BITFIELD)."""
-    from actors.commands.getkeys import keys_from_info
 
     def entries(entry: list[Any]) -> Iterator[list[Any]]:
         yield entry
