@@ -8,9 +8,11 @@ GETKEYS`` ask for a command's keys. It owns:
 - ``CommandKeys``: everything about one command's (or subcommand's) keys: its specs, Redis's legacy
   first/last/step, its key finder, and, for a container (OBJECT, MEMORY, ...), its subcommands';
 - the key finders (Redis's getkeys_procs) for the commands whose keys specs cannot describe alone, and
-  ``register_key_finder`` so a later family (EVAL/FCALL, XREAD) plugs its own in by name;
-- ``get_keys`` / ``get_keys_and_flags``: Redis's getKeysFromCommandWithSpecs, with a fast path for the
-  common single-range command;
+  ``register_key_finder`` so a later family plugs its own in by name (EVAL/FCALL, XREAD/XREADGROUP and
+  MIGRATE already have theirs here, checked against redis-server before those commands exist);
+- ``get_keys`` / ``get_keys_and_flags``: Redis's getKeysFromCommandWithSpecs. ``get_keys`` is plain
+  arithmetic on the legacy range for every command whose keys are exactly that range (most of them);
+- ``checked_keys_and_flags``: COMMAND GETKEYS's checks and errors, in Redis's order;
 - ``attach_keys``: called once when the table is built, gives every ``Command`` its ``CommandKeys``.
 
 A key finder is ``finder(argv) -> [(position, flags), ...]``; ``argv[0]`` is the command name, and an
