@@ -29,7 +29,7 @@ from typing import Any
 import msgpack
 
 from protocol.errors import CommandError, ProtocolVersionError
-from protocol.resp import NULL_ARRAY, MultiReply, Push, Verbatim
+from protocol.resp import NULL_ARRAY, MultiReply, Push, ReplySet, Verbatim
 
 VERSION = 1
 KIND_OK = 0
@@ -96,7 +96,7 @@ def to_wire(value: Any) -> Any:
         return [to_wire(v) for v in value]
     if kind is dict:
         return {to_wire(k): to_wire(v) for k, v in value.items()}
-    if kind is set or kind is frozenset:
+    if kind is set or kind is frozenset or kind is ReplySet:
         return [to_wire(v) for v in value]
     if isinstance(value, CommandError):
         return msgpack.ExtType(EXT_ERROR, str(value).encode())

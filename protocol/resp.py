@@ -12,6 +12,7 @@ command table serves RESP2, RESP3 and the msgpack envelope alike:
     list / tuple     array
     dict             map                            RESP2 flat array          RESP3 ``%``
     set / frozenset  set                            RESP2 array               RESP3 ``~``
+    ReplySet         set, in the order given (COMMAND INFO's flags, as Redis orders them)
     Verbatim         verbatim text (INFO)           RESP2 bulk                RESP3 ``=``
     Push             out-of-band message (pub/sub)  RESP2 array               RESP3 ``>``
     MultiReply       several replies to one command, one after the other (SUBSCRIBE a b: one per channel)
@@ -46,6 +47,10 @@ class Verbatim(bytes):
 
 class Push(list):
     """An out-of-band message: pub/sub deliveries. RESP3 ``>``, RESP2 a plain array."""
+
+
+class ReplySet(list):
+    """A RESP3 set whose order matters (Redis sends COMMAND INFO's flag sets in a fixed order); RESP2 array."""
 
 
 class MultiReply(list):
@@ -130,7 +135,7 @@ def encode_into(out: list[bytes], value: Any, resp3: bool) -> None:
         for key, item in value.items():
             encode_into(out, key, resp3)
             encode_into(out, item, resp3)
-    elif kind is set or kind is frozenset:
+    elif kind is set or kind is frozenset or kind is ReplySet:
         out.append((b"~%d\r\n" if resp3 else b"*%d\r\n") % len(value))
         for item in value:
             encode_into(out, item, resp3)
