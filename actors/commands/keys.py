@@ -23,7 +23,9 @@ from actors.commands._util import (
 )
 from actors.data.keyspace import TYPE_NAMES
 from actors.data.types import ZSet
-from actors.persistence.rdb import rdb
+from actors.persistence.rdb import reader as rdb_reader
+from actors.persistence.rdb import writer as rdb_writer
+from actors.persistence.rdb.format import DumpPayloadError, RdbError
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK
@@ -519,7 +521,7 @@ def cmd_dump(client: Client, argv: list[bytes]) -> Any:
         return None
     # Redis's createDumpPayload: the RDB serialization of the value (LZF as rdbcompression says), the RDB
     # version and a CRC64, so redis-server's RESTORE takes it and ours takes redis-server's.
-    return rdb.dump_value(value, compress=bool(server.config["rdbcompression"]))
+    return rdb_writer.dump_value(value, compress=bool(server.config["rdbcompression"]))
 
 
 @command(
@@ -564,10 +566,10 @@ def cmd_restore(client: Client, argv: list[bytes]) -> Any:
     if ttl < 0:
         raise CommandError("ERR Invalid TTL value, must be >= 0")
     try:
-        value = rdb.load_value(argv[3])
-    except rdb.DumpPayloadError:
+        value = rdb_reader.load_value(argv[3])
+    except DumpPayloadError:
         raise CommandError(DUMP_PAYLOAD_WRONG) from None
-    except rdb.RdbError:
+    except RdbError:
         raise CommandError("ERR Bad data format") from None
     if not value and type(value) is not bytes:
         raise CommandError("ERR Bad data format")  # an empty collection (RDB_LOAD_ERR_EMPTY_KEY)

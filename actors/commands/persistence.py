@@ -158,14 +158,15 @@ def debug_reload(client: Client, argv: list[bytes]) -> Any:
 
 
 def _reload_now(persistence: Persistence, save: bool) -> Any:
-    from actors.persistence.rdb import rdb
+    from actors.persistence.rdb import reader as rdb_reader
+    from actors.persistence.rdb.format import RdbError
 
     if save and not persistence.save():
         raise CommandError("ERR")
     server = persistence.server
     try:
-        data = rdb.load_file(persistence.rdb_path, len(server.keyspace.dbs))
-    except (rdb.RdbError, OSError):
+        data = rdb_reader.load_file(persistence.rdb_path, len(server.keyspace.dbs))
+    except (RdbError, OSError):
         raise CommandError("ERR Error trying to load the RDB dump, check server logs.") from None
     server.keyspace.replace_all(data.dbs)
     return OK

@@ -56,7 +56,9 @@ from actors.persistence.aof.aof import (
     ManifestError,
     ReplayState,
 )
-from actors.persistence.rdb import rdb
+from actors.persistence.rdb import reader as rdb_reader
+from actors.persistence.rdb import writer as rdb_writer
+from actors.persistence.rdb.format import PROGRESS_EVERY_KEYS, RdbData, RdbError
 from actors.persistence.rdb.helper import LoadHelper
 from actors.server.server import without_spans
 from actors.supervision.supervisor import SupervisedActor
@@ -360,7 +362,7 @@ class Persistence:
 
     def _aux(self, aof_base: bool = False) -> dict[str, bytes | int | str]:
         repl_id, repl_offset, stream_db = self.repl_info()
-        aux = rdb.default_aux(repl_id, repl_offset, stream_db)
+        aux = rdb_writer.default_aux(repl_id, repl_offset, stream_db)
         aux["aof-base"] = 1 if aof_base else 0
         return aux
 
@@ -694,7 +696,7 @@ class Persistence:
         """SAVE: write the live keyspace in the foreground (the node blocks, like Redis). True on success."""
         started = time.perf_counter()
         try:
-            size = rdb.save_file(
+            size = rdb_writer.save_file(
                 self.rdb_path,
                 self.server.keyspace.dbs,
                 self._aux(),
@@ -730,7 +732,7 @@ class Persistence:
         compress, checksum = self.config["rdbcompression"], self.config["rdbchecksum"]
 
         def work(_path: str) -> None:
-            rdb.save_file(final, dbs, aux, compress=compress, checksum=checksum)
+            rdb_writer.save_file(final, dbs, aux, compress=compress, checksum=checksum)
 
         try:
             child = self._fork(ChildKind.RDB, lambda pid: f"temp-{pid}.rdb", work)
@@ -1045,7 +1047,7 @@ class Persistence:
             duration_ms=round((time.monotonic() - self._loading_started_monotonic) * 1000, 1),
         )
 
-    async def _read_rdb(self, path: str, base_bytes: int, for_aof: bool) -> rdb.RdbData:
+    async def _read_rdb(self, path: str, base_bytes: int, for_aof: bool) -> RdbData:
         """Parse an RDB file in a worker thread (the loop keeps answering -LOADING meanwhile)."""
         server = self.server
         drop_before: int | None = None
@@ -1055,17 +1057,17 @@ class Persistence:
         calls = [0]
 
         def progress(position: int) -> None:
-            # Worker thread. rdb.load reports every PROGRESS_EVERY_KEYS keys (and once at the end).
+            # Worker thread. rdb_reader.load reports every PROGRESS_EVERY_KEYS keys (and once at the end).
             calls[0] += 1
-            self._loading_progress(base_bytes + position, calls[0] * rdb.PROGRESS_EVERY_KEYS)
+            self._loading_progress(base_bytes + position, calls[0] * PROGRESS_EVERY_KEYS)
 
         helper = self._load_helper(path, drop_before)
 
-        def load() -> rdb.RdbData:
+        def load() -> RdbData:
             # The worker thread reads the helper's pipe, so it closes it too: a cancelled await (a shutdown
             # during the load) must not close the pipe under a read still going on.
             try:
-                return rdb.load_file(path, len(server.keyspace.dbs), progress, drop_before, helper)
+                return rdb_reader.load_file(path, len(server.keyspace.dbs), progress, drop_before, helper)
             finally:
                 if helper is not None:
                     helper.close()
@@ -1093,7 +1095,7 @@ class Persistence:
                 await asyncio.sleep(self.load_delay_s)
             try:
                 data = await self._read_rdb(path, 0, for_aof=False)
-            except rdb.RdbError as exc:
+            except RdbError as exc:
                 raise LoadError(
                     f"Can't load the RDB file {path}: {exc}. The file was left unchanged."
                 ) from None
@@ -1146,7 +1148,7 @@ class Persistence:
                         raise LoadError(f"The AOF file {info.name} is an RDB but is not the base file")
                     try:
                         data = await self._read_rdb(path, done_bytes, for_aof=True)
-                    except rdb.RdbError as exc:
+                    except RdbError as exc:
                         raise LoadError(
                             f"Error reading the RDB base file {info.name}, AOF loading aborted: {exc}"
                         ) from None

@@ -555,11 +555,11 @@ def write_base(path: str, dbs: list[Database], rdb_preamble: bool, aux: dict[str
     Runs in a forked rewrite child or, for the first base on start-up, on the loop thread. The caller renames
     the file into place.
     """
-    from actors.persistence.rdb import rdb
+    from actors.persistence.rdb import writer as rdb_writer
 
     with open(path, "wb", buffering=BASE_WRITE_BUFFER_BYTES) as out:
         if rdb_preamble:
-            rdb.dump(dbs, out, aux=aux)
+            rdb_writer.dump(dbs, out, aux=aux)
         else:
             write_commands(out, dbs)
         out.flush()
