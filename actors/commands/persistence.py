@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from actors.commands import command
 from actors.commands._util import parse_int
 from actors.commands.server import DEBUG_HANDLERS
-from actors.persistence.persistence import ChildKind
+from actors.fork import ChildKind
 from actors.server.client import ClientKind
 from protocol import errors
 from protocol.errors import CommandError
