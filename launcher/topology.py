@@ -67,6 +67,7 @@ from typing import Any
 import hiredis
 import structlog
 
+from actors.files import write_bytes_atomically
 from protocol.resp import encode_command
 
 log = structlog.get_logger("redactor.launcher")
@@ -357,18 +358,8 @@ def node_info(port: int, password: str = "") -> dict[str, str] | None:
 
 def write_json_atomically(path: Path, data: Any) -> None:
     """Replace ``path`` with ``data`` as JSON: temp file, fsync, rename, fsync the directory."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    write_bytes_atomically(os.fspath(path), text.encode("utf-8"))
 
 
 def read_state(topology: Topology) -> dict[str, Any] | None:

@@ -39,7 +39,11 @@ def reap_when_done(children: ChildRegistry) -> ChildExit:
 def test_a_child_that_finishes_its_work_is_reaped_as_ok(registry: ChildRegistry, tmp_path: Path) -> None:
     out = tmp_path / "out"
     finished = Finished()
-    child = registry.fork_child(ChildKind.RDB, lambda: out.write_bytes(b"done") and None, finished)
+
+    def work() -> None:
+        out.write_bytes(b"done")
+
+    child = registry.fork_child(ChildKind.RDB, work, finished)
     assert registry.active is child and child.kind is ChildKind.RDB and child.pid != os.getpid()
     result = reap_when_done(registry)
     assert result.kind is ExitKind.OK and result.ok

@@ -1,4 +1,4 @@
-"""The RDB load helper (actors/rdbhelper.py): a real helper process parses runs of string keys on another core.
+"""The RDB load helper (actors/persistence/rdb/helper.py): a real helper process parses runs of string keys on another core.
 
 Whatever the helper does (merges most of the file, gives up, dies, sends garbage), ``rdb_reader.load_file`` must
 return exactly what it returns alone, and fail with exactly the same error. Each test starts its helper
