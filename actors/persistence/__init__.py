@@ -9,7 +9,8 @@ does before the node's imports, stays cheap: ~130 modules instead of ~330):
                     rewrite and its backoff, turning the AOF on and off
     loading.py      the start-up load (AOF or RDB, old-AOF upgrade, progress), DEBUG RELOAD, LoadError
     actor.py        PersistenceActor (fsync, fsync-and-close, unlink off the loop) and its messages
-    rdb/            the RDB format: format.py (type/opcode numbers, errors, RdbData), reader.py, writer.py,
+    rdb/            the RDB format: format.py (type/opcode numbers, errors, RdbData), reader.py (files and
+                    streams), decode.py (lengths, strings, values), writer.py,
                     compact.py (listpack/intset/ziplist), native.py (CRC64, LZF), helper.py (the load helper)
     aof/            the multi-part AOF: manifest.py (the manifest, file names), replay.py (parse and apply a
                     file), file.py (the open AOF, AppendOnlyFile, and the base writer)

@@ -16,6 +16,7 @@ import pytest
 from actors.data.digest import dataset_digest
 from actors.data.keyspace import Database, Keyspace
 from actors.data.types import ZSet
+from actors.persistence.rdb import decode as rdb_decode
 from actors.persistence.rdb import reader as rdb_reader
 from actors.persistence.rdb import writer as rdb_writer
 from actors.persistence.rdb.compact import listpack_encode, listpack_entries
@@ -274,7 +275,7 @@ def test_listpack_zset_scores_are_exact_and_ordered() -> None:
     assert list(loaded.items()) == list(zset.items())
     assert [repr(loaded.score(member)) for member in zset.scores] == [repr(score) for score in scores]
     blob = rdb_writer.dump_value(zset, compress=False)
-    members_in_blob = [item for item in listpack_entries(rdb_reader._read_string(blob, 1)[0])][0::2]
+    members_in_blob = [item for item in listpack_entries(rdb_decode.read_string(blob, 1)[0])][0::2]
     assert members_in_blob == [member for member, _ in zset.items()]
 
 
@@ -282,13 +283,13 @@ def test_list_nodes_are_valid_listpacks_of_bounded_size() -> None:
     items = [b"v%d" % i for i in range(5000)]
     blob = rdb_writer.dumps([make_db(0, {b"l": deque(items)})], compress=False)
     start = blob.index(b"\x12\x01l") + 3
-    nodes, pos = rdb_reader._read_len(blob, start)
+    nodes, pos = rdb_decode.read_len(blob, start)
     assert nodes > 1
     seen: list[bytes] = []
     for _ in range(nodes):
-        container, pos = rdb_reader._read_len(blob, pos)
+        container, pos = rdb_decode.read_len(blob, pos)
         assert container == QUICKLIST_NODE_PACKED
-        node, pos = rdb_reader._read_string(blob, pos)
+        node, pos = rdb_decode.read_string(blob, pos)
         assert len(node) <= LIST_NODE_MAX_BYTES
         seen += listpack_entries(node)
     assert seen == items
@@ -597,7 +598,7 @@ def test_pure_python_fallbacks_read_the_same_file(monkeypatch: pytest.MonkeyPatc
     blob = rdb_writer.dumps([make_db(0, data)], compress=True)
     for module in (rdb_reader, rdb_writer):
         monkeypatch.setattr(module, "crc64", crc64_pure)
-    monkeypatch.setattr(rdb_reader, "lzf_decompress", lzf_decompress_pure)
+    monkeypatch.setattr(rdb_decode, "lzf_decompress", lzf_decompress_pure)
     monkeypatch.setattr(rdb_writer, "lzf_compress", None)
     assert rdb_reader.load(blob, 1).dbs[0].data == data
     uncompressed = rdb_writer.dumps([make_db(0, data)], compress=True)

@@ -1,6 +1,6 @@
 """The RDB file format, version 10 (Redis 7.0): type and opcode numbers, limits, errors, the load result.
 
-Shared by reader.py and writer.py (and the load helper). File layout (rdb.c): ``REDIS0010``, AUX fields (0xFA
+Shared by reader.py, decode.py and writer.py (and the load helper). File layout (rdb.c): ``REDIS0010``, AUX fields (0xFA
 name value), then per non-empty database SELECTDB (0xFE index) + RESIZEDB (0xFB keys, keys-with-TTL) + its
 keys, each ``[EXPIRETIME_MS 0xFC <i64 LE ms>] <type> <key> <value>``, then EOF (0xFF) and the CRC64 of
 everything before it as 8 bytes little-endian (zeros when the checksum is off). Lengths use Redis's

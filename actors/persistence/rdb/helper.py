@@ -39,6 +39,7 @@ import subprocess
 import sys
 from typing import Any
 
+from actors.persistence.rdb import decode as rdb_decode
 from actors.persistence.rdb import reader as rdb_reader
 from actors.persistence.rdb.format import (
     OPCODE_AUX,
@@ -108,7 +109,7 @@ def _build_run(data: bytes, pos: int, drop_before_ms: int | None) -> tuple[int, 
     operands: list[bytes] = []
     add = operands.append
     expires: list[bytes] = []
-    read_string = rdb_reader._read_string
+    read_string = rdb_decode.read_string
     records = expired = memo = 0  # records: keys stored plus keys dropped as expired
     while records < RUN_KEYS:
         rtype = data[pos]
@@ -170,24 +171,24 @@ def _skip_item(data: bytes, pos: int) -> int:
         elif rtype == OPCODE_EXPIRETIME:
             pos += 4
         elif rtype == OPCODE_IDLE:
-            _, pos = rdb_reader._read_len(data, pos)
+            _, pos = rdb_decode.read_len(data, pos)
         else:
             pos += 1
         rtype = data[pos]
         pos += 1
-    if rtype in rdb_reader._OBJECT_TYPES:
-        _, pos = rdb_reader._read_string(data, pos)
-        _, pos = rdb_reader._read_value(data, pos, rtype)
+    if rtype in rdb_decode.OBJECT_TYPES:
+        _, pos = rdb_decode.read_string(data, pos)
+        _, pos = rdb_decode.read_value(data, pos, rtype)
     elif rtype == OPCODE_AUX:
-        _, pos = rdb_reader._read_string(data, pos)
-        _, pos = rdb_reader._read_string(data, pos)
+        _, pos = rdb_decode.read_string(data, pos)
+        _, pos = rdb_decode.read_string(data, pos)
     elif rtype == OPCODE_SELECTDB:
-        _, pos = rdb_reader._read_len(data, pos)
+        _, pos = rdb_decode.read_len(data, pos)
     elif rtype == OPCODE_RESIZEDB:
-        _, pos = rdb_reader._read_len(data, pos)
-        _, pos = rdb_reader._read_len(data, pos)
+        _, pos = rdb_decode.read_len(data, pos)
+        _, pos = rdb_decode.read_len(data, pos)
     elif rtype == OPCODE_FUNCTION2:
-        _, pos = rdb_reader._read_string(data, pos)
+        _, pos = rdb_decode.read_string(data, pos)
     else:
         raise _GiveUp
     if pos > len(data):

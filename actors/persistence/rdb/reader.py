@@ -17,25 +17,20 @@ from __future__ import annotations
 import gc
 import struct
 import sys
-from collections import deque
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from actors.data.keyspace import Database
-from actors.data.types import ZSet
-from actors.persistence.rdb.compact import (
-    intset_members,
-    listpack_entries,
-    ziplist_entries,
-    zipmap_entries,
+from actors.persistence.rdb.decode import (
+    OBJECT_TYPES,
+    AtOffset,
+    Corrupt,
+    read_len,
+    read_string,
+    read_value,
+    skip_module_value,
 )
 from actors.persistence.rdb.format import (
-    LZF_MAX_EXPANSION,
-    MODULE_OPCODE_DOUBLE,
-    MODULE_OPCODE_EOF,
-    MODULE_OPCODE_FLOAT,
-    MODULE_OPCODE_SINT,
-    MODULE_OPCODE_STRING,
     MODULE_OPCODE_UINT,
     OPCODE_AUX,
     OPCODE_EOF,
@@ -49,278 +44,16 @@ from actors.persistence.rdb.format import (
     OPCODE_RESIZEDB,
     OPCODE_SELECTDB,
     PROGRESS_EVERY_KEYS,
-    QUICKLIST_NODE_PACKED,
-    QUICKLIST_NODE_PLAIN,
     RDB_VERSION,
-    TYPE_HASH,
-    TYPE_HASH_LISTPACK,
-    TYPE_HASH_ZIPLIST,
-    TYPE_HASH_ZIPMAP,
-    TYPE_LIST,
-    TYPE_LIST_QUICKLIST,
-    TYPE_LIST_QUICKLIST_2,
-    TYPE_LIST_ZIPLIST,
-    TYPE_MODULE_2,
-    TYPE_MODULE_PRE_GA,
-    TYPE_SET,
-    TYPE_SET_INTSET,
-    TYPE_SET_LISTPACK,
-    TYPE_STREAM_LISTPACKS,
-    TYPE_STREAM_LISTPACKS_2,
-    TYPE_STREAM_LISTPACKS_3,
     TYPE_STRING,
-    TYPE_ZSET,
-    TYPE_ZSET_2,
-    TYPE_ZSET_LISTPACK,
-    TYPE_ZSET_ZIPLIST,
     DumpPayloadError,
     RdbData,
     RdbError,
 )
-from actors.persistence.rdb.native import crc64, lzf_decompress
+from actors.persistence.rdb.native import crc64
 
-_SMALL_INT_TEXT = [b"%d" % i for i in range(-128, 128)]  # INT8-encoded strings, index value + 128
-_UNPACK_DOUBLE = struct.Struct("<d").unpack_from
-_UNPACK_FLOAT = struct.Struct("<f").unpack_from
 _UNPACK_I64 = struct.Struct("<q").unpack_from
 _UNPACK_I32 = struct.Struct("<i").unpack_from
-
-
-class _Corrupt(Exception):
-    """Raised inside the reader with a reason; turned into RdbError with the offset of the item."""
-
-
-class _AtOffset(Exception):
-    """A reader error with the offset of the item (opcode or key) being read when it happened."""
-
-    def __init__(self, reason: str, offset: int) -> None:
-        super().__init__(reason, offset)
-        self.reason = reason
-        self.offset = offset
-
-
-def _read_len(data: bytes, pos: int) -> tuple[int, int]:
-    """rdbLoadLen for a plain length: (length, next position)."""
-    b = data[pos]
-    kind = b >> 6
-    if kind == 0:
-        return b & 0x3F, pos + 1
-    if kind == 1:
-        return (b & 0x3F) << 8 | data[pos + 1], pos + 2
-    if b == 0x80:
-        if pos + 5 > len(data):
-            raise IndexError
-        return int.from_bytes(data[pos + 1 : pos + 5], "big"), pos + 5
-    if b == 0x81:
-        if pos + 9 > len(data):
-            raise IndexError
-        return int.from_bytes(data[pos + 1 : pos + 9], "big"), pos + 9
-    raise _Corrupt(f"unknown length encoding 0x{b:02x}")
-
-
-def _read_string(data: bytes, pos: int) -> tuple[bytes, int]:
-    """rdbGenericLoadStringObject: (string, next position), decoding integer and LZF encodings."""
-    b = data[pos]
-    kind = b >> 6
-    if kind == 0:
-        n = b & 0x3F
-        pos += 1
-    elif kind == 1:
-        n = (b & 0x3F) << 8 | data[pos + 1]
-        pos += 2
-    elif b == 0x80:
-        n = int.from_bytes(data[pos + 1 : pos + 5], "big")
-        pos += 5
-    elif b == 0x81:
-        n = int.from_bytes(data[pos + 1 : pos + 9], "big")
-        pos += 9
-    elif kind == 3:
-        encoding = b & 0x3F
-        if encoding == 0:
-            return _SMALL_INT_TEXT[data[pos + 1] ^ 0x80], pos + 2  # (signed byte) + 128 == byte ^ 0x80
-        if encoding == 1:
-            if pos + 3 > len(data):
-                raise IndexError
-            return b"%d" % int.from_bytes(data[pos + 1 : pos + 3], "little", signed=True), pos + 3
-        if encoding == 2:
-            if pos + 5 > len(data):
-                raise IndexError
-            return b"%d" % _UNPACK_I32(data, pos + 1)[0], pos + 5
-        if encoding == 3:
-            compressed_len, pos = _read_len(data, pos + 1)
-            plain_len, pos = _read_len(data, pos)
-            end = pos + compressed_len
-            if end > len(data):
-                raise IndexError
-            if plain_len > compressed_len * LZF_MAX_EXPANSION:  # corrupt: don't allocate a huge buffer
-                raise _Corrupt("invalid LZF compressed string")
-            plain = lzf_decompress(data[pos:end], plain_len)
-            if plain is None:
-                raise _Corrupt("invalid LZF compressed string")
-            return plain, end
-        raise _Corrupt(f"unknown string encoding {encoding}")
-    else:
-        raise _Corrupt(f"unknown length encoding 0x{b:02x}")
-    end = pos + n
-    if end > len(data):
-        raise IndexError
-    return data[pos:end], end
-
-
-def _read_double_text(data: bytes, pos: int) -> tuple[float, int]:
-    """rdbLoadDoubleValue (RDB_TYPE_ZSET): a length byte with 253/254/255 for nan/+inf/-inf, else ASCII."""
-    b = data[pos]
-    if b == 253:
-        return float("nan"), pos + 1
-    if b == 254:
-        return float("inf"), pos + 1
-    if b == 255:
-        return float("-inf"), pos + 1
-    end = pos + 1 + b
-    if end > len(data):
-        raise IndexError
-    return _parse_float(data[pos + 1 : end]), end
-
-
-def _parse_float(text: bytes) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise _Corrupt(f"invalid score {text!r}") from None
-
-
-def _pairs_to_dict(flat: list[bytes], what: str) -> dict[bytes, bytes]:
-    if len(flat) % 2:
-        raise _Corrupt(f"{what} with an odd number of elements")
-    it = iter(flat)
-    return dict(zip(it, it, strict=False))  # one iterator twice: pairs
-
-
-def _make_zset(scores: dict[bytes, float]) -> ZSet:
-    for score in scores.values():
-        if score != score:
-            raise _Corrupt("zset with NAN score detected")
-    zset = ZSet()
-    zset.scores = scores
-    zset.ordered.update((score, member) for member, score in scores.items())
-    return zset
-
-
-def _flat_to_zset(flat: list[bytes]) -> ZSet:
-    if len(flat) % 2:
-        raise _Corrupt("zset with an odd number of elements")
-    it = iter(flat)
-    return _make_zset({member: _parse_float(score) for member, score in zip(it, it, strict=False)})
-
-
-def _read_value(data: bytes, pos: int, rtype: int) -> tuple[Any, int]:
-    """rdbLoadObject for every type but the inlined short string. Returns (value, next position)."""
-    read_string = _read_string
-    if rtype == TYPE_STRING:
-        return read_string(data, pos)
-    if rtype == TYPE_LIST_QUICKLIST_2 or rtype == TYPE_LIST_QUICKLIST:
-        nodes, pos = _read_len(data, pos)
-        items: deque[bytes] = deque()
-        for _ in range(nodes):
-            container = QUICKLIST_NODE_PACKED
-            if rtype == TYPE_LIST_QUICKLIST_2:
-                container, pos = _read_len(data, pos)
-            blob, pos = read_string(data, pos)
-            if container == QUICKLIST_NODE_PLAIN:
-                items.append(blob)
-            elif container == QUICKLIST_NODE_PACKED:
-                items.extend(
-                    listpack_entries(blob) if rtype == TYPE_LIST_QUICKLIST_2 else ziplist_entries(blob)
-                )
-            else:
-                raise _Corrupt(f"quicklist node with unknown container {container}")
-        return items, pos
-    if rtype == TYPE_SET or rtype == TYPE_HASH or rtype == TYPE_LIST:
-        count, pos = _read_len(data, pos)
-        if rtype == TYPE_HASH:
-            count *= 2
-        flat: list[bytes] = []
-        append = flat.append
-        for _ in range(count):
-            b = data[pos]
-            if b < 64:  # inlined short raw string
-                end = pos + 1 + b
-                append(data[pos + 1 : end])
-                pos = end
-            else:
-                item, pos = read_string(data, pos)
-                append(item)
-        if pos > len(data):
-            raise IndexError
-        if rtype == TYPE_SET:
-            return set(flat), pos
-        if rtype == TYPE_LIST:
-            return deque(flat), pos
-        it = iter(flat)
-        return dict(zip(it, it, strict=False)), pos
-    if rtype == TYPE_ZSET_2 or rtype == TYPE_ZSET:
-        count, pos = _read_len(data, pos)
-        scores: dict[bytes, float] = {}
-        unpack_double = _UNPACK_DOUBLE
-        for _ in range(count):
-            b = data[pos]
-            if b < 64:  # inlined short raw string
-                end = pos + 1 + b
-                member = data[pos + 1 : end]
-                pos = end
-            else:
-                member, pos = read_string(data, pos)
-            if rtype == TYPE_ZSET_2:
-                if pos + 8 > len(data):
-                    raise IndexError
-                scores[member] = unpack_double(data, pos)[0]
-                pos += 8
-            else:
-                scores[member], pos = _read_double_text(data, pos)
-        return _make_zset(scores), pos
-    if rtype in _BLOB_DECODERS:
-        blob, pos = read_string(data, pos)
-        return _BLOB_DECODERS[rtype](blob), pos
-    if rtype in (TYPE_STREAM_LISTPACKS, TYPE_STREAM_LISTPACKS_2, TYPE_STREAM_LISTPACKS_3):
-        raise _Corrupt(f"stream type not supported (RDB type {rtype})")
-    if rtype in (TYPE_MODULE_PRE_GA, TYPE_MODULE_2):
-        raise _Corrupt(f"module type not supported (RDB type {rtype})")
-    raise _Corrupt(f"unknown RDB object type {rtype}")
-
-
-# Types whose value is one string blob in a compact encoding.
-_BLOB_DECODERS: dict[int, Callable[[bytes], Any]] = {
-    TYPE_LIST_ZIPLIST: lambda blob: deque(ziplist_entries(blob)),
-    TYPE_SET_INTSET: lambda blob: set(intset_members(blob)),
-    TYPE_SET_LISTPACK: lambda blob: set(listpack_entries(blob)),
-    TYPE_HASH_ZIPMAP: lambda blob: _pairs_to_dict(zipmap_entries(blob), "zipmap"),
-    TYPE_HASH_ZIPLIST: lambda blob: _pairs_to_dict(ziplist_entries(blob), "hash ziplist"),
-    TYPE_HASH_LISTPACK: lambda blob: _pairs_to_dict(listpack_entries(blob), "hash listpack"),
-    TYPE_ZSET_ZIPLIST: lambda blob: _flat_to_zset(ziplist_entries(blob)),
-    TYPE_ZSET_LISTPACK: lambda blob: _flat_to_zset(listpack_entries(blob)),
-}
-
-
-# Every value type a file may name (rdbIsObjectType); streams and modules among them, refused when read.
-_OBJECT_TYPES = frozenset(range(0, 8)) | frozenset(range(9, 22))
-
-
-def _skip_module_value(data: bytes, pos: int) -> int:
-    """Walk past module-serialized data (rdbLoadCheckModuleValue): typed fields until the EOF opcode."""
-    while True:
-        opcode, pos = _read_len(data, pos)
-        if opcode == MODULE_OPCODE_EOF:
-            return pos
-        if opcode in (MODULE_OPCODE_SINT, MODULE_OPCODE_UINT):
-            _, pos = _read_len(data, pos)
-        elif opcode == MODULE_OPCODE_STRING:
-            _, pos = _read_string(data, pos)
-        elif opcode == MODULE_OPCODE_FLOAT:
-            pos += 4
-        elif opcode == MODULE_OPCODE_DOUBLE:
-            pos += 8
-        else:
-            raise _Corrupt(f"unknown module opcode {opcode}")
 
 
 def _parse_header(data: bytes) -> int:
@@ -446,12 +179,12 @@ def _load(
     gc.disable()
     try:
         pos = _load_body(data, pos, version, result, progress, drop_expired_before_ms, stream, helper)
-    except _AtOffset as exc:
+    except AtOffset as exc:
         raise RdbError(f"{exc.reason} at offset {exc.offset}") from None
     except IndexError:
         size = stream.received if stream is not None else len(data)
         raise RdbError(f"Unexpected EOF reading RDB file at offset {size}") from None
-    except (_Corrupt, ValueError, OverflowError, struct.error, MemoryError) as exc:
+    except (Corrupt, ValueError, OverflowError, struct.error, MemoryError) as exc:
         raise RdbError(f"corrupt RDB data ({exc}) at offset {item_pos}") from None
     finally:
         if gc_was_enabled:
@@ -470,7 +203,7 @@ def _load_body(
     stream: _ChunkSource | None = None,
     helper: Any = None,
 ) -> int:
-    """The opcode loop. Returns the position after the checksum. Errors inside it become _AtOffset.
+    """The opcode loop. Returns the position after the checksum. Errors inside it become AtOffset.
 
     With a ``stream``, ``data`` is only what has arrived so far: an item cut off at its end (IndexError) is
     parsed again once more bytes are in, so every read of an item must fail with IndexError, never with a
@@ -487,7 +220,7 @@ def _load_body(
     stored = [0] * num_dbs
     keys_at_select = 0
     size = len(data)
-    read_string, read_value = _read_string, _read_value
+    _read_str, _read_val = read_string, read_value  # locals: the inner loop
     keys_read = 0
     expire_ms: int | None = None  # set by an EXPIRETIME opcode, consumed by the key that follows
     item_pos = pos
@@ -521,19 +254,19 @@ def _load_body(
                             key = data[pos + 1 : end]
                             pos = end
                         else:
-                            key, pos = read_string(data, pos)
+                            key, pos = _read_str(data, pos)
                         b = data[pos]
                         if b < 64:
                             end = pos + 1 + b
                             value: Any = data[pos + 1 : end]
                             pos = end
                         else:
-                            value, pos = read_string(data, pos)
+                            value, pos = _read_str(data, pos)
                     elif rtype < OPCODE_FUNCTION2:
-                        if rtype not in _OBJECT_TYPES:  # checked before the key, as rdbIsObjectType is
-                            raise _Corrupt(f"unknown RDB object type {rtype}")
-                        key, pos = read_string(data, pos)
-                        value, pos = read_value(data, pos, rtype)
+                        if rtype not in OBJECT_TYPES:  # checked before the key, as rdbIsObjectType is
+                            raise Corrupt(f"unknown RDB object type {rtype}")
+                        key, pos = _read_str(data, pos)
+                        value, pos = _read_val(data, pos, rtype)
                         if not value and type(value) is not bytes:
                             result.empty_skipped += 1  # Redis skips empty collections (empty keys) on load
                             expire_ms = None
@@ -550,9 +283,9 @@ def _load_body(
                             expire_ms = _UNPACK_I32(data, pos)[0] * 1000
                             pos += 4
                         elif rtype == OPCODE_SELECTDB:
-                            index, pos = _read_len(data, pos)
+                            index, pos = read_len(data, pos)
                             if index >= num_dbs:
-                                raise _Corrupt(
+                                raise Corrupt(
                                     f"FATAL: Data file was created with a Redis server configured to handle more "
                                     f"than {num_dbs} databases (SELECTDB {index})"
                                 )
@@ -561,33 +294,33 @@ def _load_body(
                             db = dbs[index]
                             db_data, db_expires = db.data, db.expires
                         elif rtype == OPCODE_RESIZEDB:
-                            _, pos = _read_len(data, pos)
-                            _, pos = _read_len(data, pos)
+                            _, pos = read_len(data, pos)
+                            _, pos = read_len(data, pos)
                         elif rtype == OPCODE_AUX:
-                            name, pos = read_string(data, pos)
-                            result.aux[name.decode("latin-1")], pos = read_string(data, pos)
+                            name, pos = _read_str(data, pos)
+                            result.aux[name.decode("latin-1")], pos = _read_str(data, pos)
                         elif rtype == OPCODE_EOF:
                             break
                         elif rtype == OPCODE_IDLE:
-                            _, pos = _read_len(data, pos)
+                            _, pos = read_len(data, pos)
                         elif rtype == OPCODE_FREQ:
                             if pos >= size:
                                 raise IndexError
                             pos += 1
                         elif rtype == OPCODE_MODULE_AUX:
-                            _, pos = _read_len(data, pos)  # module id
-                            when_opcode, pos = _read_len(data, pos)
-                            _, pos = _read_len(data, pos)  # when
+                            _, pos = read_len(data, pos)  # module id
+                            when_opcode, pos = read_len(data, pos)
+                            _, pos = read_len(data, pos)  # when
                             if when_opcode != MODULE_OPCODE_UINT:
-                                raise _Corrupt("bad when_opcode in module AUX data")
-                            pos = _skip_module_value(data, pos)
+                                raise Corrupt("bad when_opcode in module AUX data")
+                            pos = skip_module_value(data, pos)
                         elif rtype == OPCODE_FUNCTION2:
-                            code, pos = read_string(data, pos)
+                            code, pos = _read_str(data, pos)
                             result.functions.append(code)
                         elif rtype == OPCODE_FUNCTION_PRE_GA:
-                            raise _Corrupt("Pre-release function format not supported")
+                            raise Corrupt("Pre-release function format not supported")
                         else:
-                            raise _Corrupt(f"unknown RDB opcode {rtype}")
+                            raise Corrupt(f"unknown RDB opcode {rtype}")
                         continue
                     # A key and its value: store it (unless the buffer ended inside it: slices don't raise).
                     if pos > size:
@@ -612,10 +345,10 @@ def _load_body(
                 base = stream.base
                 size = len(data)
                 pos = 0
-    except _Corrupt as exc:
-        raise _AtOffset(str(exc), base + item_pos) from None
+    except Corrupt as exc:
+        raise AtOffset(str(exc), base + item_pos) from None
     except (ValueError, OverflowError, struct.error) as exc:
-        raise _AtOffset(f"corrupt RDB data ({exc})", base + item_pos) from None
+        raise AtOffset(f"corrupt RDB data ({exc})", base + item_pos) from None
     stored[db.id] += keys_read - keys_at_select
     for db, count in zip(dbs, stored, strict=True):
         if len(db.data) != count:
@@ -670,8 +403,8 @@ def load_value(payload: bytes) -> Any:
         raise DumpPayloadError(f"DUMP payload version or checksum are wrong at offset {len(payload) - 10}")
     body = payload[:-10]
     try:
-        value, pos = _read_value(body, 1, body[0])
-    except _Corrupt as exc:
+        value, pos = read_value(body, 1, body[0])
+    except Corrupt as exc:
         raise RdbError(f"{exc} at offset 0") from None
     except (IndexError, ValueError, OverflowError, struct.error) as exc:
         raise RdbError(f"Bad data format ({exc or 'truncated'}) at offset 0") from None
