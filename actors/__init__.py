@@ -3,11 +3,13 @@
 Layout:
     version.py      VERSION and REDIS_VERSION
     config.py       directives and live values (CONFIG GET/SET)
+    fork.py         fork children for the whole node: one at a time (BGSAVE, AOF rewrite, replica snapshot)
+    files.py        durable file replacement: write atomically, fsync the directory
     data/           databases, values, expiry, the sorted set, the digest (plain data, no I/O)
     server/         the node's state and the command dispatcher (auth, MULTI, READONLY, propagation)
     commands/       the command table, one module per family
     loop/           the master actor: the event-loop thread that owns the keyspace and serves RESP
-    persistence/    the persistence actor (RDB snapshots, AOF fsync loop) and the file formats
+    persistence/    RDB snapshots, the AOF, loading, the persistence actor, and the file formats (rdb/, aof/)
     replication/    the replication actor: backlog, primary and replica sides
     bus/            the node's ZeroMQ bus
     supervision/    starts, watches and restarts the node's actors

@@ -36,7 +36,7 @@ def _hide_rich_from_structlog() -> None:
 
 
 def _start_load_helper(config: Config) -> LoadHelper | None:
-    """Start the process that helps load dump.rdb (actors/rdbhelper.py) now, before the node imports most of
+    """Start the process that helps load dump.rdb (actors/persistence/rdb/helper.py) now, before the node imports most of
     its code: its own start-up and first runs then overlap the node's (~0.1 s of imports and actor starts)."""
     if config["appendonly"]:
         return None

@@ -21,7 +21,9 @@ import uvloop
 
 from actors.config import Config
 from actors.loop.master import MasterActor
-from actors.persistence.persistence import LoadError, Persistence, PersistenceActor
+from actors.persistence.actor import PersistenceActor
+from actors.persistence.loading import LoadError
+from actors.persistence.persistence import Persistence
 from actors.persistence.rdb.helper import LoadHelper
 from actors.replication.replication import Replication, ReplicationActor
 from actors.server.server import VERSION, Server

@@ -16,7 +16,8 @@ import pytest
 from actors.data.digest import dataset_digest
 from actors.data.keyspace import Keyspace
 from actors.data.types import ZSet
-from actors.persistence.rdb import rdb
+from actors.persistence.rdb import reader as rdb_reader
+from actors.persistence.rdb import writer as rdb_writer
 from protocol.resp_client import BlockingRespClient, ReplyError
 
 DAY_MS = 86_400_000
@@ -57,13 +58,13 @@ def all_types_keyspace() -> Keyspace:
 
 def write_rdb(path: Path, keyspace: Keyspace) -> bytes:
     """Write ``keyspace`` as an RDB file; returns its DEBUG DIGEST."""
-    rdb.save_file(str(path), keyspace.dbs, rdb.default_aux(None, None, None))
+    rdb_writer.save_file(str(path), keyspace.dbs, rdb_writer.default_aux(None, None, None))
     return dataset_digest(keyspace)
 
 
 def rdb_file_digest(path: Path) -> bytes:
     """DEBUG DIGEST of the dataset in an RDB file (expired keys kept, as a snapshot holds them)."""
-    data = rdb.load_file(str(path), 16)
+    data = rdb_reader.load_file(str(path), 16)
     keyspace = Keyspace(16)
     keyspace.replace_all(data.dbs)
     return dataset_digest(keyspace)

@@ -30,7 +30,7 @@ import zmq
 
 from actors.loop.fastlane import NAMES as FAST_LANE_NAMES
 from actors.loop.fastlane import FastLane
-from actors.persistence.rdb import rdb
+from actors.persistence.rdb import codec as rdb_codec
 from actors.server.client import Client, ClientKind
 from actors.server.server import BLOCKED, Server
 from actors.server.stream import StreamBatch
@@ -275,7 +275,9 @@ class MasterActor:
     def __init__(self, server: Server) -> None:
         self.server = server
         server.master_actor = self
-        server.rdb_codec = rdb  # DUMP / RESTORE / DEBUG RELOAD: the commands see the codec, not its package
+        server.rdb_codec = (
+            rdb_codec  # DUMP / RESTORE / DEBUG RELOAD: the commands see the codec, not its package
+        )
         self.loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[RespConnection] = []
         self._flush_scheduled = False

@@ -44,7 +44,7 @@ Full sync: the loop forks (``gc.freeze``; the child only writes the RDB with ``r
 replica. Save, transfer and load overlap, as Redis's diskless sync does (`repl-diskless-sync`): the actor sends
 the file while the child still writes it (what is below its size is final), in chunks of up to 1 MiB within a
 window of acks, and learns it is complete from the pipe (the cron reaps the child later). The replica feeds the
-chunks to a loader thread that parses them as they arrive (``rdb.load_stream``; the old data is served
+chunks to a loader thread that parses them as they arrive (``rdb_reader.load_stream``; the old data is served
 meanwhile); once the end is announced and parsed, the loop swaps the new databases in at once. A transfer that
 breaks off, is short or fails its checksum leaves the old data in place and the replica starts over.
 
@@ -72,7 +72,9 @@ import structlog
 import zmq
 
 from actors.bus.bus import NODE_FRAME, BusActor
-from actors.persistence.rdb import rdb
+from actors.persistence.rdb import reader as rdb_reader
+from actors.persistence.rdb import writer as rdb_writer
+from actors.persistence.rdb.format import RdbData
 from actors.replication.backlog import Backlog
 from actors.server.client import Client, ClientKind
 from actors.server.server import BLOCKED
@@ -445,7 +447,7 @@ class Replication:
             stream_db = self.master_client.db.id if self.master_client is not None else -1
         path = SNAPSHOT_TEMP_FILE.format(pid=os.getpid(), job=job)
         dbs = server.keyspace.dbs
-        aux = rdb.default_aux(self.replid, offset, max(stream_db, 0))
+        aux = rdb_writer.default_aux(self.replid, offset, max(stream_db, 0))
         compress, checksum = bool(self.config["rdbcompression"]), bool(self.config["rdbchecksum"])
         delay_s = float(getattr(server.persistence, "child_delay_s", 0.0) or 0.0)
         # The file exists before the fork (the actor streams it to replicas while the child writes it), and
@@ -993,7 +995,7 @@ def _snapshot_child(
         if delay_s > 0:
             time.sleep(delay_s)
         with open(out_fd, "wb") as out:
-            rdb.dump(dbs, out, aux, compress=compress, checksum=checksum)
+            rdb_writer.dump(dbs, out, aux, compress=compress, checksum=checksum)
         os.write(done_fd, SNAPSHOT_DONE_BYTE)
         status = 0
     except BaseException:
@@ -1092,7 +1094,7 @@ class _Loaded:
     """A loader thread finished parsing a received snapshot, or gave up on it (told to the actor)."""
 
     attempt: int
-    result: rdb.RdbData | Exception
+    result: RdbData | Exception
     duration_ms: float
 
 
@@ -1136,9 +1138,9 @@ class SnapshotLoader:
         return piece
 
     def _run(self) -> None:
-        result: rdb.RdbData | Exception
+        result: RdbData | Exception
         try:
-            result = rdb.load_stream(self._next_piece, self._num_dbs)
+            result = rdb_reader.load_stream(self._next_piece, self._num_dbs)
         except _LoadAbandoned:
             return
         except Exception as exc:  # reported to the actor, which drops the link

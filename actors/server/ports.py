@@ -50,16 +50,22 @@ class PersistencePort(Protocol):
     """The loop-side persistence facade (actors/persistence): saves, rewrites, reloads (loop thread)."""
 
     server: Server
-    lastsave_s: int
     bgsave_scheduled: bool
     aof_rewrite_scheduled: bool
     aof_rewrites_consecutive_failures: int
     # Test knobs (DEBUG SET-SAVE-DELAY / SET-LOAD-DELAY).
     child_delay_s: float
     load_delay_s: float
-    # INFO stats.
-    latest_fork_usec: int
-    total_forks: int
+
+    @property
+    def lastsave_s(self) -> int: ...
+
+    # INFO stats (the fork registry's, read-only here).
+    @property
+    def latest_fork_usec(self) -> int: ...
+
+    @property
+    def total_forks(self) -> int: ...
 
     @property
     def rdb_path(self) -> str: ...
@@ -118,7 +124,7 @@ class LoadedSnapshot(Protocol):
 
 
 class SnapshotCodec(Protocol):
-    """Redis's RDB encoding (the module actors/persistence/rdb/rdb.py satisfies it): DUMP and RESTORE
+    """Redis's RDB encoding (the module actors/persistence/rdb/codec.py satisfies it): DUMP and RESTORE
     payloads, and DEBUG RELOAD's synchronous load. Errors are the codec's own classes, so callers catch
     ``codec.DumpPayloadError`` (a bad version or checksum) before ``codec.RdbError`` (anything else)."""
 

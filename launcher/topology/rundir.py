@@ -12,6 +12,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from actors.files import write_bytes_atomically
 from launcher.topology.spec import Topology
 
 
@@ -47,18 +48,8 @@ def pid_matches(pid: int, *markers: str) -> bool:
 
 def write_json_atomically(path: Path, data: Any) -> None:
     """Replace ``path`` with ``data`` as JSON: temp file, fsync, rename, fsync the directory."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    write_bytes_atomically(os.fspath(path), text.encode("utf-8"))
 
 
 def read_state(topology: Topology) -> dict[str, Any] | None:

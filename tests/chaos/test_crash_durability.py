@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from actors.persistence.aof.aof import iter_commands
+from actors.persistence.aof.replay import iter_commands
 from protocol.resp import encode_command
 from tests.harness import NodeProcess, wait_for
 from tests.persistence_helpers import all_types_keyspace, write_rdb

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from actors.persistence.rdb import rdb
+from actors.persistence.rdb import writer as rdb_writer
 from protocol.resp import encode_command
 from tests.harness import NodeProcess, wait_for
 from tests.persistence_helpers import (
@@ -224,7 +224,7 @@ def test_automatic_rewrite_when_the_aof_grows(node_factory: NodeFactory) -> None
 @pytest.mark.parametrize("preamble", [False, True], ids=["commands", "rdb-preamble"])
 def test_a_pre_7_appendonly_aof_is_moved_into_the_aof_dir(node_factory: NodeFactory, preamble: bool) -> None:
     node = node_factory("n", start=False, appendonly="yes")
-    head = rdb.dumps(all_types_keyspace().dbs) if preamble else b""
+    head = rdb_writer.dumps(all_types_keyspace().dbs) if preamble else b""
     commands = [[b"SELECT", b"0"], [b"SET", b"old", b"style"], [b"SELECT", b"2"], [b"INCR", b"n"]]
     (node.dir / "appendonly.aof").write_bytes(head + b"".join(encode_command(c) for c in commands))
     node.start()

@@ -1,4 +1,4 @@
-"""A node loading a large dump.rdb with the helper process (actors/rdbhelper.py) on a second core: the launcher
+"""A node loading a large dump.rdb with the helper process (actors/persistence/rdb/helper.py) on a second core: the launcher
 starts the helper before the node's imports, the load merges its runs, and no helper outlives the load, nor a
 node that fails to start."""
 

@@ -21,7 +21,8 @@ import redis
 from actors.data.digest import dataset_digest
 from actors.data.keyspace import Database, Keyspace
 from actors.data.types import ZSet
-from actors.persistence.rdb import rdb
+from actors.persistence.rdb import reader as rdb_reader
+from actors.persistence.rdb import writer as rdb_writer
 from tests.harness import free_port, wait_for
 
 pytestmark = [
@@ -233,8 +234,8 @@ def test_redactor_rdb_loads_into_redis(
     server: RedisServer, seed: int, compress: bool, checksum: bool
 ) -> None:
     dbs = build_dataset(seed)
-    aux = rdb.default_aux("a1b2c3d4e5" * 4, 4242, 0)
-    rdb.save_file(str(server.rdb_path), dbs, aux, compress=compress, checksum=checksum)
+    aux = rdb_writer.default_aux("a1b2c3d4e5" * 4, 4242, 0)
+    rdb_writer.save_file(str(server.rdb_path), dbs, aux, compress=compress, checksum=checksum)
     check_rdb(server.rdb_path)
     assert server.client.execute_command("DEBUG", "RELOAD", "NOSAVE") == b"OK"
     assert snapshot_redis(server) == snapshot_dbs(dbs)
@@ -275,7 +276,9 @@ def test_redis_rdb_loads_into_redactor(server: RedisServer, seed: int) -> None:
     expected = snapshot_redis(server)
     redis_digest = client.execute_command("DEBUG", "DIGEST")
     assert client.save()
-    loaded = rdb.load_file(str(server.rdb_path), NUM_DBS, drop_expired_before_ms=int(time.time() * 1000))
+    loaded = rdb_reader.load_file(
+        str(server.rdb_path), NUM_DBS, drop_expired_before_ms=int(time.time() * 1000)
+    )
     assert snapshot_dbs(loaded.dbs) == expected
     assert digest_of(loaded.dbs) == redis_digest
     assert loaded.aux["redis-ver"].startswith(b"7.0.")
@@ -291,7 +294,7 @@ def test_redis_rdb_without_compression_or_checksum(tmp_path: Path, seed: int) ->
         expected = snapshot_redis(plain_server)
         assert plain_server.client.save()
         assert plain_server.rdb_path.read_bytes()[-8:] == bytes(8)  # checksum off: the trailer is zeros
-        loaded = rdb.load_file(str(plain_server.rdb_path), NUM_DBS)
+        loaded = rdb_reader.load_file(str(plain_server.rdb_path), NUM_DBS)
         assert snapshot_dbs(loaded.dbs) == expected
         assert digest_of(loaded.dbs) == plain_server.client.execute_command("DEBUG", "DIGEST")
     finally:
@@ -306,9 +309,9 @@ def test_redis_aux_fields_match_ours_and_keys_only_in_a_high_db(server: RedisSer
     high.set("k", "v", px=TTL_AHEAD_MS)
     high.close()
     assert client.save()
-    loaded = rdb.load_file(str(server.rdb_path), NUM_DBS)
+    loaded = rdb_reader.load_file(str(server.rdb_path), NUM_DBS)
     assert loaded.dbs[9].data == {b"k": b"v"}
     assert set(loaded.dbs[9].expires) == {b"k"}
-    assert list(loaded.aux) == list(rdb.default_aux(None, None, None))
+    assert list(loaded.aux) == list(rdb_writer.default_aux(None, None, None))
     assert loaded.aux["redis-bits"] == b"64"
     assert loaded.end_offset == server.rdb_path.stat().st_size

@@ -23,7 +23,8 @@ import protocol.ports
 from actors.bus.bus import bind_retrying
 from actors.data.digest import dataset_digest
 from actors.data.keyspace import Database, Keyspace
-from actors.persistence.rdb import rdb
+from actors.persistence.rdb import reader as rdb_reader
+from actors.persistence.rdb import writer as rdb_writer
 from actors.replication.replication import REPL_PROTOCOL_VERSION
 from tests.harness import NodeProcess, free_port, wait_for
 from tests.integration.test_replication import info
@@ -103,7 +104,7 @@ class FakeMaster:
 def dataset(data: dict[bytes, bytes]) -> bytes:
     db = Database(0)
     db.data.update(data)
-    return rdb.dumps([db], rdb.default_aux("f" * 40, 0, 0))
+    return rdb_writer.dumps([db], rdb_writer.default_aux("f" * 40, 0, 0))
 
 
 @pytest.fixture
@@ -237,7 +238,7 @@ def test_the_snapshot_is_streamed_while_the_child_still_writes_it(
             size += len(chunk)
             send("snap_ack", size)
         assert fields[0] == size
-        loaded = rdb.load(b"".join(received), 16)
+        loaded = rdb_reader.load(b"".join(received), 16)
         keyspace = Keyspace(16)
         keyspace.dbs = loaded.dbs
         assert sum(len(db.data) for db in loaded.dbs) == keys

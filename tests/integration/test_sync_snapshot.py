@@ -16,7 +16,7 @@ import pytest
 
 from actors.data.digest import dataset_digest
 from actors.data.keyspace import Keyspace
-from actors.persistence.rdb import rdb
+from actors.persistence.rdb import reader as rdb_reader
 from tests.harness import NodeProcess, wait_for
 from tests.persistence_helpers import (
     RawFactory,
@@ -35,7 +35,7 @@ raw = raw_connections_fixture()
 
 def file_digest(path: Path) -> bytes:
     keyspace = Keyspace(16)
-    keyspace.dbs = rdb.load_file(str(path), 16).dbs
+    keyspace.dbs = rdb_reader.load_file(str(path), 16).dbs
     return dataset_digest(keyspace)
 
 
@@ -89,7 +89,7 @@ def test_psync_sends_fullresync_then_the_snapshot_then_closes(node_factory: Node
     assert word == b"+FULLRESYNC" and len(replid) == 40 and int(offset) >= 0
     header, payload = rest.split(b"\r\n", 1)
     assert header == b"$%d" % len(payload) and payload.startswith(b"REDIS0010")
-    loaded = rdb.load(payload, 16)
+    loaded = rdb_reader.load(payload, 16)
     assert len(loaded.dbs[0].data) == 1000 and loaded.dbs[0].data[b"k7"] == b"v7"
     assert persistence_info(r)["rdb_last_bgsave_status"] == "ok"  # as Redis's disk-based sync: a BGSAVE
 
@@ -128,7 +128,7 @@ def test_sync_waits_for_a_bgsave_in_progress_and_a_failed_one_is_an_error(
         sock.sendall(b"SYNC\r\n")
         received = read_all(sock)
     header, payload = received.split(b"\r\n", 1)
-    assert header == b"$%d" % len(payload) and rdb.load(payload, 16).dbs[0].data == {b"k": b"v"}
+    assert header == b"$%d" % len(payload) and rdb_reader.load(payload, 16).dbs[0].data == {b"k": b"v"}
 
 
 def _line_of(r: Any, needle: str) -> str:

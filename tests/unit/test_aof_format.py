@@ -9,15 +9,15 @@ import pytest
 
 from actors.data.keyspace import Database
 from actors.data.types import ZSet
-from actors.persistence.aof import aof
-from actors.persistence.aof.aof import (
+from actors.persistence.aof.file import write_commands
+from actors.persistence.aof.manifest import (
     AofFileType,
-    AofFormatError,
-    AofTruncated,
     Manifest,
     ManifestError,
-    iter_commands,
+    read_manifest,
+    write_manifest,
 )
+from actors.persistence.aof.replay import AofFormatError, AofTruncated, iter_commands
 from protocol.resp import encode_command
 
 
@@ -73,12 +73,12 @@ def test_malformed_manifests_are_refused(text: str) -> None:
 def test_write_manifest_replaces_the_file(tmp_path: Path) -> None:
     manifest = Manifest()
     manifest.new_base("appendonly.aof", rdb_preamble=True)
-    aof.write_manifest(str(tmp_path), "appendonly.aof", manifest)
+    write_manifest(str(tmp_path), "appendonly.aof", manifest)
     assert (
         tmp_path / "appendonly.aof.manifest"
     ).read_text() == "file appendonly.aof.1.base.rdb seq 1 type b\n"
     assert not (tmp_path / "temp-appendonly.aof.manifest").exists()
-    loaded = aof.read_manifest(str(tmp_path), "appendonly.aof")
+    loaded = read_manifest(str(tmp_path), "appendonly.aof")
     assert loaded is not None and loaded.render() == manifest.render()
 
 
@@ -137,7 +137,7 @@ def test_command_form_base_rebuilds_every_type() -> None:
     }
     db.expires = {b"s": 4102444800000}
     out = io.BytesIO()
-    aof.write_commands(out, [Database(0), Database(1), db])
+    write_commands(out, [Database(0), Database(1), db])
     data = out.getvalue()
     commands = [argv for argv, _ in iter_commands(data, 0, len(data))]
     assert commands[0] == [b"SELECT", b"2"]

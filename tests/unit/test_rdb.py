@@ -1,4 +1,4 @@
-"""The RDB reader and writer (actors.persistence.rdb.rdb) on their own: round trips of every type, Redis's encodings, and bad
+"""The RDB reader and writer (actors.persistence.rdb: reader.py, writer.py) on their own: round trips of every type, Redis's encodings, and bad
 input. The payloads marked "from redis-server 7.0" were produced by DUMP on a real redis-server 7.0.15."""
 
 from __future__ import annotations
@@ -16,8 +16,22 @@ import pytest
 from actors.data.digest import dataset_digest
 from actors.data.keyspace import Database, Keyspace
 from actors.data.types import ZSet
-from actors.persistence.rdb import rdb
+from actors.persistence.rdb import decode as rdb_decode
+from actors.persistence.rdb import reader as rdb_reader
+from actors.persistence.rdb import writer as rdb_writer
 from actors.persistence.rdb.compact import listpack_encode, listpack_entries
+from actors.persistence.rdb.format import (
+    LIST_NODE_MAX_BYTES,
+    QUICKLIST_NODE_PACKED,
+    TYPE_HASH,
+    TYPE_HASH_LISTPACK,
+    TYPE_SET,
+    TYPE_SET_INTSET,
+    TYPE_ZSET_2,
+    TYPE_ZSET_LISTPACK,
+    RdbData,
+    RdbError,
+)
 from actors.persistence.rdb.native import crc64, crc64_pure, lzf_compress, lzf_decompress, lzf_decompress_pure
 
 # DUMP payloads from redis-server 7.0.15 (type byte, value, RDB version 10, CRC64).
@@ -48,9 +62,9 @@ def make_db(index: int, data: dict[bytes, Any], expires: dict[bytes, int] | None
     return db
 
 
-def roundtrip(dbs: list[Database], num_dbs: int = 16, **options: Any) -> rdb.RdbData:
-    blob = rdb.dumps(dbs, rdb.default_aux(None, None, None), **options)
-    return rdb.load(blob, num_dbs)
+def roundtrip(dbs: list[Database], num_dbs: int = 16, **options: Any) -> RdbData:
+    blob = rdb_writer.dumps(dbs, rdb_writer.default_aux(None, None, None), **options)
+    return rdb_reader.load(blob, num_dbs)
 
 
 def digest_of(dbs: list[Database]) -> bytes:
@@ -195,17 +209,17 @@ def test_round_trip_integer_like_and_sized_strings(compress: bool) -> None:
 
 
 def test_integer_strings_use_redis_integer_encodings() -> None:
-    blob = rdb.dumps([make_db(0, {b"a": b"-2147483648", b"b": b"007"})])
+    blob = rdb_writer.dumps([make_db(0, {b"a": b"-2147483648", b"b": b"007"})])
     assert b"\x00\x01a\xc2\x00\x00\x00\x80" in blob  # INT32
     assert b"\x00\x01b\x03007" in blob  # not canonical: a plain string
 
 
 def test_compression_only_when_asked_and_worth_it() -> None:
     data = {b"k": b"a" * 1000, b"r": random.Random(1).randbytes(1000)}
-    packed = rdb.dumps([make_db(0, data)], compress=True)
-    plain = rdb.dumps([make_db(0, data)], compress=False)
+    packed = rdb_writer.dumps([make_db(0, data)], compress=True)
+    plain = rdb_writer.dumps([make_db(0, data)], compress=False)
     assert len(packed) < len(plain) - 900
-    assert rdb.load(packed, 1).dbs[0].data == rdb.load(plain, 1).dbs[0].data == data
+    assert rdb_reader.load(packed, 1).dbs[0].data == rdb_reader.load(plain, 1).dbs[0].data == data
 
 
 def test_big_collections_round_trip() -> None:
@@ -224,20 +238,20 @@ def test_big_collections_round_trip() -> None:
 
 
 def value_type(value: Any) -> int:
-    return rdb.dump_value(value)[0]
+    return rdb_writer.dump_value(value)[0]
 
 
 def test_small_collections_use_redis_compact_encodings() -> None:
-    assert value_type({b"f": b"v" * 64}) == rdb.TYPE_HASH_LISTPACK
-    assert value_type({b"f": b"v" * 65}) == rdb.TYPE_HASH
-    assert value_type({b"f%d" % i: b"v" for i in range(129)}) == rdb.TYPE_HASH
-    assert value_type({b"1", b"-2", b"9223372036854775807"}) == rdb.TYPE_SET_INTSET
-    assert value_type({b"1", b"007"}) == rdb.TYPE_SET
-    assert value_type({b"1", b"9223372036854775808"}) == rdb.TYPE_SET
-    assert value_type({b"%d" % i for i in range(513)}) == rdb.TYPE_SET
-    assert value_type(ZSet([(b"m" * 64, 1.0)])) == rdb.TYPE_ZSET_LISTPACK
-    assert value_type(ZSet([(b"m" * 65, 1.0)])) == rdb.TYPE_ZSET_2
-    assert value_type(ZSet((b"%d" % i, 1.0) for i in range(129))) == rdb.TYPE_ZSET_2
+    assert value_type({b"f": b"v" * 64}) == TYPE_HASH_LISTPACK
+    assert value_type({b"f": b"v" * 65}) == TYPE_HASH
+    assert value_type({b"f%d" % i: b"v" for i in range(129)}) == TYPE_HASH
+    assert value_type({b"1", b"-2", b"9223372036854775807"}) == TYPE_SET_INTSET
+    assert value_type({b"1", b"007"}) == TYPE_SET
+    assert value_type({b"1", b"9223372036854775808"}) == TYPE_SET
+    assert value_type({b"%d" % i for i in range(513)}) == TYPE_SET
+    assert value_type(ZSet([(b"m" * 64, 1.0)])) == TYPE_ZSET_LISTPACK
+    assert value_type(ZSet([(b"m" * 65, 1.0)])) == TYPE_ZSET_2
+    assert value_type(ZSet((b"%d" % i, 1.0) for i in range(129))) == TYPE_ZSET_2
 
 
 @pytest.mark.parametrize(
@@ -251,32 +265,32 @@ def test_small_collections_use_redis_compact_encodings() -> None:
     ],
 )
 def test_intsets_of_every_width_round_trip(members: set[bytes]) -> None:
-    assert rdb.load_value(rdb.dump_value(members)) == members
+    assert rdb_reader.load_value(rdb_writer.dump_value(members)) == members
 
 
 def test_listpack_zset_scores_are_exact_and_ordered() -> None:
     scores = [0.1, -0.0, 1e300, 5e-324, -1e-300, 3.0, float("inf"), float("-inf"), 2.0**53 + 2, 1 / 3]
     zset = ZSet((b"m%d" % i, score) for i, score in enumerate(scores))
-    loaded = rdb.load_value(rdb.dump_value(zset))
+    loaded = rdb_reader.load_value(rdb_writer.dump_value(zset))
     assert list(loaded.items()) == list(zset.items())
     assert [repr(loaded.score(member)) for member in zset.scores] == [repr(score) for score in scores]
-    blob = rdb.dump_value(zset, compress=False)
-    members_in_blob = [item for item in listpack_entries(rdb._read_string(blob, 1)[0])][0::2]
+    blob = rdb_writer.dump_value(zset, compress=False)
+    members_in_blob = [item for item in listpack_entries(rdb_decode.read_string(blob, 1)[0])][0::2]
     assert members_in_blob == [member for member, _ in zset.items()]
 
 
 def test_list_nodes_are_valid_listpacks_of_bounded_size() -> None:
     items = [b"v%d" % i for i in range(5000)]
-    blob = rdb.dumps([make_db(0, {b"l": deque(items)})], compress=False)
+    blob = rdb_writer.dumps([make_db(0, {b"l": deque(items)})], compress=False)
     start = blob.index(b"\x12\x01l") + 3
-    nodes, pos = rdb._read_len(blob, start)
+    nodes, pos = rdb_decode.read_len(blob, start)
     assert nodes > 1
     seen: list[bytes] = []
     for _ in range(nodes):
-        container, pos = rdb._read_len(blob, pos)
-        assert container == rdb.QUICKLIST_NODE_PACKED
-        node, pos = rdb._read_string(blob, pos)
-        assert len(node) <= rdb.LIST_NODE_MAX_BYTES
+        container, pos = rdb_decode.read_len(blob, pos)
+        assert container == QUICKLIST_NODE_PACKED
+        node, pos = rdb_decode.read_string(blob, pos)
+        assert len(node) <= LIST_NODE_MAX_BYTES
         seen += listpack_entries(node)
     assert seen == items
 
@@ -292,9 +306,9 @@ def test_multiple_databases_and_empty_ones() -> None:
 
 
 def test_aux_fields_survive() -> None:
-    aux = rdb.default_aux("8e9f" * 10, 123456789, 3)
-    blob = rdb.dumps([make_db(0, {b"k": b"v"})], aux)
-    loaded = rdb.load(blob, 16)
+    aux = rdb_writer.default_aux("8e9f" * 10, 123456789, 3)
+    blob = rdb_writer.dumps([make_db(0, {b"k": b"v"})], aux)
+    loaded = rdb_reader.load(blob, 16)
     assert loaded.aux["repl-id"] == b"8e9f" * 10
     assert loaded.aux["repl-offset"] == b"123456789"
     assert loaded.aux["repl-stream-db"] == b"3"
@@ -302,47 +316,52 @@ def test_aux_fields_survive() -> None:
     assert loaded.aux["redis-bits"] == b"64"
     assert loaded.aux["aof-base"] == b"0"
     assert list(loaded.aux)[:4] == ["redis-ver", "redis-bits", "ctime", "used-mem"]
-    assert "repl-id" not in rdb.load(rdb.dumps([], rdb.default_aux(None, None, None)), 1).aux
+    assert (
+        "repl-id"
+        not in rdb_reader.load(rdb_writer.dumps([], rdb_writer.default_aux(None, None, None)), 1).aux
+    )
     assert loaded.end_offset == len(blob)
 
 
 def test_dump_reports_bytes_and_checksum_off_writes_zeros() -> None:
     out = io.BytesIO()
-    written = rdb.dump([make_db(0, {b"k": b"v"})], out, checksum=False)
+    written = rdb_writer.dump([make_db(0, {b"k": b"v"})], out, checksum=False)
     blob = out.getvalue()
     assert written == len(blob)
     assert blob.startswith(b"REDIS0010") and blob.endswith(b"\xff" + bytes(8))
-    assert rdb.load(blob, 1).dbs[0].data == {b"k": b"v"}
-    assert rdb.dumps([]) == rdb_file(b"")
+    assert rdb_reader.load(blob, 1).dbs[0].data == {b"k": b"v"}
+    assert rdb_writer.dumps([]) == rdb_file(b"")
 
 
 def test_save_file_is_atomic_and_leaves_no_temp(tmp_path: Path) -> None:
     path = tmp_path / "dump.rdb"
-    written = rdb.save_file(str(path), [make_db(0, {b"k": b"v"})], rdb.default_aux(None, None, None))
+    written = rdb_writer.save_file(
+        str(path), [make_db(0, {b"k": b"v"})], rdb_writer.default_aux(None, None, None)
+    )
     assert path.stat().st_size == written
-    assert rdb.load_file(str(path), 16).dbs[0].data == {b"k": b"v"}
+    assert rdb_reader.load_file(str(path), 16).dbs[0].data == {b"k": b"v"}
     before = path.read_bytes()
     with pytest.raises(TypeError):
-        rdb.save_file(str(path), [make_db(0, {b"a": b"1", b"bad": object()})])
+        rdb_writer.save_file(str(path), [make_db(0, {b"a": b"1", b"bad": object()})])
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dump.rdb"]
 
 
 def test_load_from_stream_and_progress() -> None:
     data = {b"key:%d" % i: b"value:%d" % i for i in range(140_000)}
-    blob = rdb.dumps([make_db(0, data)])
+    blob = rdb_writer.dumps([make_db(0, data)])
     offsets: list[int] = []
-    loaded = rdb.load(io.BytesIO(blob), 16, progress=offsets.append)
+    loaded = rdb_reader.load(io.BytesIO(blob), 16, progress=offsets.append)
     assert loaded.dbs[0].data == data
     assert len(offsets) >= 2 and offsets == sorted(offsets) and offsets[-1] == len(blob)
 
 
 def test_expired_keys_kept_unless_dropped_by_a_master() -> None:
     dbs = [make_db(0, {b"old": b"1", b"new": b"2", b"plain": b"3"}, {b"old": 1000, b"new": 5000})]
-    blob = rdb.dumps(dbs)
-    kept = rdb.load(blob, 1)
+    blob = rdb_writer.dumps(dbs)
+    kept = rdb_reader.load(blob, 1)
     assert kept.dbs[0].expires == {b"old": 1000, b"new": 5000}
-    dropped = rdb.load(blob, 1, drop_expired_before_ms=3000)
+    dropped = rdb_reader.load(blob, 1, drop_expired_before_ms=3000)
     assert dropped.dbs[0].data == {b"new": b"2", b"plain": b"3"}
     assert dropped.dbs[0].expires == {b"new": 5000}
     assert dropped.expired_skipped == 1
@@ -350,25 +369,25 @@ def test_expired_keys_kept_unless_dropped_by_a_master() -> None:
 
 def test_dump_value_and_load_value() -> None:
     for value in (b"abc", deque([b"1", b"2"]), {b"f": b"v"}, {b"m"}, ZSet([(b"a", 2.0)])):
-        assert rdb.load_value(rdb.dump_value(value)) == value
-    payload = bytearray(rdb.dump_value(b"abc"))
+        assert rdb_reader.load_value(rdb_writer.dump_value(value)) == value
+    payload = bytearray(rdb_writer.dump_value(b"abc"))
     payload[-1] ^= 1
-    with pytest.raises(rdb.RdbError, match="DUMP payload version or checksum are wrong"):
-        rdb.load_value(bytes(payload))
+    with pytest.raises(RdbError, match="DUMP payload version or checksum are wrong"):
+        rdb_reader.load_value(bytes(payload))
 
 
 # -- Redis's own encodings --------------------------------------------------------------------------------
 
 
 def test_reads_redis_7_dump_payloads() -> None:
-    assert rdb.load_value(REDIS_DUMP_LIST_QUICKLIST_2) == deque(REDIS_DUMP_LIST_ITEMS)
-    assert rdb.load_value(REDIS_DUMP_HASH_LISTPACK) == {b"f1": b"v1", b"n": b"12", b"neg": b"-5000"}
-    zset = rdb.load_value(REDIS_DUMP_ZSET_LISTPACK)
+    assert rdb_reader.load_value(REDIS_DUMP_LIST_QUICKLIST_2) == deque(REDIS_DUMP_LIST_ITEMS)
+    assert rdb_reader.load_value(REDIS_DUMP_HASH_LISTPACK) == {b"f1": b"v1", b"n": b"12", b"neg": b"-5000"}
+    zset = rdb_reader.load_value(REDIS_DUMP_ZSET_LISTPACK)
     assert list(zset.items()) == [(b"b", -2.0), (b"a", 1.5), (b"c", 3.0), (b"d", float("inf"))]
-    assert rdb.load_value(REDIS_DUMP_SET_INTSET) == {b"1", b"2", b"-3", b"70000", b"5000000000"}
+    assert rdb_reader.load_value(REDIS_DUMP_SET_INTSET) == {b"1", b"2", b"-3", b"70000", b"5000000000"}
     # Inside a whole file, too, and our own DUMP payloads carry the same checksum Redis computes.
-    assert rdb.load(rdb_with_value(REDIS_DUMP_HASH_LISTPACK), 1).dbs[0].data[b"k"][b"neg"] == b"-5000"
-    assert rdb.dump_value(b"abc")[-10:-8] == REDIS_DUMP_SET_INTSET[-10:-8]
+    assert rdb_reader.load(rdb_with_value(REDIS_DUMP_HASH_LISTPACK), 1).dbs[0].data[b"k"][b"neg"] == b"-5000"
+    assert rdb_writer.dump_value(b"abc")[-10:-8] == REDIS_DUMP_SET_INTSET[-10:-8]
 
 
 def ziplist(items: list[bytes | int]) -> bytes:
@@ -412,7 +431,7 @@ def ziplist(items: list[bytes | int]) -> bytes:
 
 
 def string_blob(blob: bytes) -> bytes:
-    return rdb._encode_string(blob, False)
+    return rdb_writer._encode_string(blob, False)
 
 
 ZIPLIST_ITEMS: list[bytes | int] = [
@@ -431,7 +450,7 @@ def test_reads_pre_7_ziplist_types() -> None:
     body += string_blob(ziplist(ZIPLIST_ITEMS[:5])) + string_blob(ziplist(ZIPLIST_ITEMS[5:]))
     body += b"\x0d" + raw_string(b"hash13") + string_blob(ziplist(pairs))
     body += b"\x0c" + raw_string(b"zset12") + string_blob(ziplist(zpairs))
-    loaded = rdb.load(rdb_file(body, version=9), 1).dbs[0].data
+    loaded = rdb_reader.load(rdb_file(body, version=9), 1).dbs[0].data
     assert loaded[b"list10"] == deque(ZIPLIST_TEXT)
     assert loaded[b"list14"] == deque(ZIPLIST_TEXT)
     assert loaded[b"hash13"] == {b"f1": b"v1", b"n": b"42", b"big": b"w" * 400}
@@ -446,7 +465,7 @@ def test_reads_old_plain_types_zipmap_and_second_expiry() -> None:
     body += b"\x03" + raw_string(b"zset3") + b"\x03" + raw_string(b"a") + b"\x031.5"
     body += raw_string(b"b") + b"\xfe" + raw_string(b"c") + b"\xff"
     body += b"\xfd" + struct.pack("<i", 1_700_000_000) + b"\x00" + raw_string(b"sec") + raw_string(b"v")
-    loaded = rdb.load(rdb_file(body, version=3), 1)
+    loaded = rdb_reader.load(rdb_file(body, version=3), 1)
     data = loaded.dbs[0].data
     assert data[b"zm"] == {b"a": b"vv", b"bb": b"x"}
     assert data[b"list1"] == deque([b"x", b"y"])
@@ -462,7 +481,7 @@ def test_reads_set_listpack_and_skips_idle_freq_module_aux_and_functions() -> No
     function = b"\xf5" + raw_string(b"#!lua name=lib\nreturn 1")
     body = module_aux + function + b"\xfe\x00" + b"\xf8\x05\xf9\x07"
     body += b"\x14" + raw_string(b"set20") + string_blob(listpack_encode([b"a", b"b"]))
-    loaded = rdb.load(rdb_file(body), 1)
+    loaded = rdb_reader.load(rdb_file(body), 1)
     assert loaded.dbs[0].data == {b"set20": {b"a", b"b"}}
     assert loaded.functions == [b"#!lua name=lib\nreturn 1"]
 
@@ -470,7 +489,7 @@ def test_reads_set_listpack_and_skips_idle_freq_module_aux_and_functions() -> No
 def test_empty_collections_are_skipped_like_redis() -> None:
     body = b"\xfe\x00" + b"\x10" + raw_string(b"h") + string_blob(listpack_encode([]))
     body += b"\x02" + raw_string(b"s") + b"\x00" + b"\x00" + raw_string(b"k") + raw_string(b"")
-    loaded = rdb.load(rdb_file(body), 1)
+    loaded = rdb_reader.load(rdb_file(body), 1)
     assert loaded.dbs[0].data == {b"k": b""}
     assert loaded.empty_skipped == 2
 
@@ -478,7 +497,7 @@ def test_empty_collections_are_skipped_like_redis() -> None:
 def test_accepts_every_version_up_to_10() -> None:
     body = b"\xfe\x00\x00" + raw_string(b"k") + raw_string(b"v")
     for version in range(1, 11):
-        assert rdb.load(rdb_file(body, version), 1).dbs[0].data == {b"k": b"v"}
+        assert rdb_reader.load(rdb_file(body, version), 1).dbs[0].data == {b"k": b"v"}
 
 
 # -- bad input --------------------------------------------------------------------------------------------
@@ -492,40 +511,40 @@ def small_file() -> bytes:
         b"z": ZSet([(b"m", 1.0)]),
         b"n": b"12345",
     }
-    return rdb.dumps(
-        [make_db(0, data, {b"s": 10**13}), make_db(2, {b"k": b"v"})], rdb.default_aux("a" * 40, 7, 0)
+    return rdb_writer.dumps(
+        [make_db(0, data, {b"s": 10**13}), make_db(2, {b"k": b"v"})], rdb_writer.default_aux("a" * 40, 7, 0)
     )
 
 
 def test_bad_magic_and_newer_version() -> None:
-    with pytest.raises(rdb.RdbError, match="Wrong signature trying to load DB from file at offset 0"):
-        rdb.load(b"REDIX0010\xff" + bytes(8), 16)
-    with pytest.raises(rdb.RdbError, match="Wrong signature"):
-        rdb.load(b"", 16)
-    with pytest.raises(rdb.RdbError, match="^Can't handle RDB format version 11 at offset 5$"):
-        rdb.load(rdb_file(b"", version=11), 16)
+    with pytest.raises(RdbError, match="Wrong signature trying to load DB from file at offset 0"):
+        rdb_reader.load(b"REDIX0010\xff" + bytes(8), 16)
+    with pytest.raises(RdbError, match="Wrong signature"):
+        rdb_reader.load(b"", 16)
+    with pytest.raises(RdbError, match="^Can't handle RDB format version 11 at offset 5$"):
+        rdb_reader.load(rdb_file(b"", version=11), 16)
 
 
 def test_bad_checksum_names_checksum_and_offset() -> None:
     blob = bytearray(small_file())
     blob[-3] ^= 0x40
     with pytest.raises(
-        rdb.RdbError, match=r"^Wrong RDB checksum expected: \([0-9a-f]+\) got \([0-9a-f]+\) at offset"
+        RdbError, match=r"^Wrong RDB checksum expected: \([0-9a-f]+\) got \([0-9a-f]+\) at offset"
     ):
-        rdb.load(bytes(blob), 16)
+        rdb_reader.load(bytes(blob), 16)
     blob = bytearray(small_file())
     flip = blob.index(b"\x10\x01h") + 2
     blob[flip] ^= 1  # the key name of the hash: parses fine, but the checksum catches it
-    with pytest.raises(rdb.RdbError, match=f"checksum .* at offset {len(blob) - 8}$"):
-        rdb.load(bytes(blob), 16)
+    with pytest.raises(RdbError, match=f"checksum .* at offset {len(blob) - 8}$"):
+        rdb_reader.load(bytes(blob), 16)
 
 
 def test_every_truncation_raises() -> None:
     blob = small_file()
-    assert rdb.load(blob, 16).dbs[0].data
+    assert rdb_reader.load(blob, 16).dbs[0].data
     for cut in range(len(blob)):
-        with pytest.raises(rdb.RdbError, match="at offset"):
-            rdb.load(blob[:cut], 16)
+        with pytest.raises(RdbError, match="at offset"):
+            rdb_reader.load(blob[:cut], 16)
 
 
 def test_random_corruption_raises_rdb_error_or_loads() -> None:
@@ -537,8 +556,8 @@ def test_random_corruption_raises_rdb_error_or_loads() -> None:
         for _ in range(rng.randrange(1, 4)):
             data[rng.randrange(9, len(data) - 8)] = rng.randrange(256)
         try:
-            rdb.load(bytes(data), 16)
-        except rdb.RdbError as exc:
+            rdb_reader.load(bytes(data), 16)
+        except RdbError as exc:
             assert "at offset" in str(exc)
 
 
@@ -565,22 +584,23 @@ def test_random_corruption_raises_rdb_error_or_loads() -> None:
     ],
 )
 def test_malformed_content_is_refused_clearly(body: bytes, message: str) -> None:
-    with pytest.raises(rdb.RdbError, match=message):
-        rdb.load(rdb_file(body), 16)
+    with pytest.raises(RdbError, match=message):
+        rdb_reader.load(rdb_file(body), 16)
 
 
 def test_load_file_missing_is_an_os_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
-        rdb.load_file(os.fspath(tmp_path / "none.rdb"), 16)
+        rdb_reader.load_file(os.fspath(tmp_path / "none.rdb"), 16)
 
 
 def test_pure_python_fallbacks_read_the_same_file(monkeypatch: pytest.MonkeyPatch) -> None:
     data = {b"k%d" % i: b"compressible " * (i + 2) for i in range(50)}
-    blob = rdb.dumps([make_db(0, data)], compress=True)
-    monkeypatch.setattr(rdb, "crc64", crc64_pure)
-    monkeypatch.setattr(rdb, "lzf_decompress", lzf_decompress_pure)
-    monkeypatch.setattr(rdb, "lzf_compress", None)
-    assert rdb.load(blob, 1).dbs[0].data == data
-    uncompressed = rdb.dumps([make_db(0, data)], compress=True)
+    blob = rdb_writer.dumps([make_db(0, data)], compress=True)
+    for module in (rdb_reader, rdb_writer):
+        monkeypatch.setattr(module, "crc64", crc64_pure)
+    monkeypatch.setattr(rdb_decode, "lzf_decompress", lzf_decompress_pure)
+    monkeypatch.setattr(rdb_writer, "lzf_compress", None)
+    assert rdb_reader.load(blob, 1).dbs[0].data == data
+    uncompressed = rdb_writer.dumps([make_db(0, data)], compress=True)
     assert len(uncompressed) > len(blob)
-    assert rdb.load(uncompressed, 1).dbs[0].data == data
+    assert rdb_reader.load(uncompressed, 1).dbs[0].data == data

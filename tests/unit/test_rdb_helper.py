@@ -1,6 +1,6 @@
-"""The RDB load helper (actors/rdbhelper.py): a real helper process parses runs of string keys on another core.
+"""The RDB load helper (actors/persistence/rdb/helper.py): a real helper process parses runs of string keys on another core.
 
-Whatever the helper does (merges most of the file, gives up, dies, sends garbage), ``rdb.load_file`` must
+Whatever the helper does (merges most of the file, gives up, dies, sends garbage), ``rdb_reader.load_file`` must
 return exactly what it returns alone, and fail with exactly the same error. Each test starts its helper
 processes through ``LoadHelper`` and closes them; randomised cases print their seed.
 """
@@ -21,7 +21,9 @@ import pytest
 
 from actors.data.types import ZSet
 from actors.persistence.rdb import helper as rdbhelper
-from actors.persistence.rdb import rdb
+from actors.persistence.rdb import reader as rdb_reader
+from actors.persistence.rdb import writer as rdb_writer
+from actors.persistence.rdb.format import RdbData, RdbError
 from actors.persistence.rdb.helper import LoadHelper
 from tests.unit.test_rdb import make_db
 from tests.unit.test_rdb_stream import every_type_file
@@ -75,10 +77,10 @@ def strings_file(keys: int, seed: int) -> bytes:
                 expires[key] = NOW_MS + rng.randrange(-(10**6), 10**6)
             data[key] = value
         dbs.append(make_db(index, data, expires))
-    return rdb.dumps(dbs, rdb.default_aux("c" * 40, 1234, 0))
+    return rdb_writer.dumps(dbs, rdb_writer.default_aux("c" * 40, 1234, 0))
 
 
-def written(tmp_path: Path, seed: int) -> tuple[Path, rdb.RdbData, list[bytes]]:
+def written(tmp_path: Path, seed: int) -> tuple[Path, RdbData, list[bytes]]:
     """``strings_file(20000, seed)`` as tmp_path/dump.rdb: its path, what it loads to without a helper, and
     the frames a helper sends for it (``scan`` run in this process)."""
     blob = strings_file(20000, seed)
@@ -86,10 +88,10 @@ def written(tmp_path: Path, seed: int) -> tuple[Path, rdb.RdbData, list[bytes]]:
     path.write_bytes(blob)
     frames: list[bytes] = []
     rdbhelper.scan(blob, None, frames.append)
-    return path, rdb.load_file(str(path), 16), frames
+    return path, rdb_reader.load_file(str(path), 16), frames
 
 
-def assert_same(helped: rdb.RdbData, alone: rdb.RdbData) -> None:
+def assert_same(helped: RdbData, alone: RdbData) -> None:
     for got, want in zip(helped.dbs, alone.dbs, strict=True):
         assert len(got.data) == len(want.data), f"db {want.id}"
         assert got.data == want.data, f"db {want.id}"
@@ -102,18 +104,18 @@ def assert_same(helped: rdb.RdbData, alone: rdb.RdbData) -> None:
 
 def load_both(
     tmp_path: Path, blob: bytes, helpers: list[LoadHelper], drop_before_ms: int | None = None
-) -> tuple[rdb.RdbData, rdb.RdbData, LoadHelper]:
+) -> tuple[RdbData, RdbData, LoadHelper]:
     path = tmp_path / "dump.rdb"
     path.write_bytes(blob)
-    alone = rdb.load_file(str(path), 16, None, drop_before_ms)
+    alone = rdb_reader.load_file(str(path), 16, None, drop_before_ms)
     helper = spawn(path, helpers, drop_before_ms)
-    helped = rdb.load_file(str(path), 16, None, drop_before_ms, helper)
+    helped = rdb_reader.load_file(str(path), 16, None, drop_before_ms, helper)
     return helped, alone, helper
 
 
 def error_of(path: Path, helper: LoadHelper | None = None) -> str:
-    with pytest.raises(rdb.RdbError) as info:
-        rdb.load_file(str(path), 16, None, None, helper)
+    with pytest.raises(RdbError) as info:
+        rdb_reader.load_file(str(path), 16, None, None, helper)
     return str(info.value)
 
 
@@ -138,7 +140,7 @@ def test_keys_with_a_ttl_share_the_key_object_of_their_value(
     db = make_db(
         0, {b"k%d" % i: b"v" for i in range(100)}, {b"k%d" % i: NOW_MS + i for i in range(0, 100, 3)}
     )
-    helped, alone, helper = load_both(tmp_path, rdb.dumps([db]), helpers)
+    helped, alone, helper = load_both(tmp_path, rdb_writer.dumps([db]), helpers)
     assert_same(helped, alone)
     assert helper.keys_applied == 100
     data = helped.dbs[0].data
@@ -160,7 +162,7 @@ def test_the_helper_gives_up_on_a_file_of_mostly_other_types(
     }
     data.update({b"s%d" % i: b"v" for i in range(20000)})  # after 2 MiB of hashes
     data[b"z"] = ZSet([(b"a", 1.0)])
-    helped, alone, helper = load_both(tmp_path, rdb.dumps([make_db(0, data)]), helpers)
+    helped, alone, helper = load_both(tmp_path, rdb_writer.dumps([make_db(0, data)]), helpers)
     assert_same(helped, alone)
     assert helper.keys_applied == 0
     assert helper.proc.wait(timeout=10) == 0  # it stopped by itself, before the strings
@@ -217,7 +219,7 @@ def test_a_killed_helper_only_costs_speed(tmp_path: Path, helpers: list[LoadHelp
     helper.prime()  # the first run has arrived
     helper.proc.kill()
     helper.proc.wait()
-    assert_same(rdb.load_file(str(path), 16, None, None, helper), alone)
+    assert_same(rdb_reader.load_file(str(path), 16, None, None, helper), alone)
 
 
 def fake_helper(tmp_path: Path, path: Path, frames: bytes, helpers: list[LoadHelper]) -> LoadHelper:
@@ -245,7 +247,7 @@ def test_frames_that_do_not_fit_are_dropped(tmp_path: Path, helpers: list[LoadHe
         + frames[1]  # never read: the helper is no longer trusted
     )
     helper = fake_helper(tmp_path, path, sent, helpers)
-    assert_same(rdb.load_file(str(path), 16, None, None, helper), alone)
+    assert_same(rdb_reader.load_file(str(path), 16, None, None, helper), alone)
     assert helper.runs_applied == 0
 
 
@@ -254,20 +256,20 @@ def test_a_malformed_frame_header_ends_the_help(tmp_path: Path, helpers: list[Lo
     start, end, *_ = rdbhelper._FRAME.unpack_from(frames[0])
     for header in (rdbhelper._FRAME.pack(start, start, 1, 0, 0), b"\x01\x02\x03"):  # empty run; cut short
         helper = fake_helper(tmp_path, path, header + frames[0], helpers)
-        assert_same(rdb.load_file(str(path), 16, None, None, helper), alone)
+        assert_same(rdb_reader.load_file(str(path), 16, None, None, helper), alone)
         assert helper.runs_applied == 0
 
 
 def test_small_files_and_single_cpus_load_without_a_helper(tmp_path: Path) -> None:
     path = tmp_path / "dump.rdb"
-    path.write_bytes(rdb.dumps([make_db(0, {b"k": b"v"})]))
+    path.write_bytes(rdb_writer.dumps([make_db(0, {b"k": b"v"})]))
     assert LoadHelper.spawn(str(path), None) is None  # under MIN_FILE_BYTES
     assert LoadHelper.spawn(str(path), None, min_bytes=0, min_cpus=10**6) is None
     assert LoadHelper.spawn(str(tmp_path / "missing.rdb"), None, min_bytes=0, min_cpus=1) is None
 
 
 def test_a_run_cut_short_by_the_end_of_the_data_is_never_sent() -> None:
-    blob = rdb.dumps([make_db(0, {b"k%d" % i: b"v%d" % i for i in range(rdbhelper.RUN_KEYS + 10)})])
+    blob = rdb_writer.dumps([make_db(0, {b"k%d" % i: b"v%d" % i for i in range(rdbhelper.RUN_KEYS + 10)})])
     frames: list[bytes] = []
     rdbhelper.scan(blob, None, frames.append)
     _, first_end, keys, _, _ = rdbhelper._FRAME.unpack_from(frames[0])  # its last record ends at first_end
@@ -288,7 +290,7 @@ def test_a_stopped_helper_is_given_up_on(tmp_path: Path, helpers: list[LoadHelpe
     os.kill(helper.proc.pid, signal.SIGSTOP)
     try:
         started = time.monotonic()
-        assert_same(rdb.load_file(str(path), 16, None, None, helper), alone)
+        assert_same(rdb_reader.load_file(str(path), 16, None, None, helper), alone)
         assert time.monotonic() - started < 10
         assert helper.proc.poll() is None  # still there, stopped: the node went on without it
     finally:

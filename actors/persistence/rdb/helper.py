@@ -1,7 +1,7 @@
 """A second core for loading a large RDB file: a helper process turns its string keys into pickle frames.
 
 Owns both sides of that split: the helper process (``main``, started as a fresh interpreter with the file on
-its stdin) and the node's end of the pipe (``LoadHelper``), which ``rdb.load_file`` reads while it parses.
+its stdin) and the node's end of the pipe (``LoadHelper``), which ``rdb_reader.load_file`` reads while it parses.
 
 Why: a load of a million small string keys is ~0.40 s of one core in CPython, nearly all of it Python-level
 work per key (read two lengths, slice two strings, insert). Only the insert has to happen in the node's
@@ -11,7 +11,7 @@ turns into a dict in C (``pickle.loads``) and merges with ``dict.update``: ~0.21
 of ~0.40 s. The helper is started before the node imports most of its code (launcher/main.py), so its
 start-up and first runs overlap the node's own start-up as well.
 
-Division of work: the node parses the file exactly as it would alone (``rdb._load_body``: header, AUX,
+Division of work: the node parses the file exactly as it would alone (``rdb_reader._load_body``: header, AUX,
 SELECTDB, every non-string key, EOF and checksum, and every error message); when its position reaches the
 start of the next run the helper sent, it merges the run and jumps to the run's end. Runs hold only plain
 string keys (optionally with EXPIRETIME_MS), begin and end at whole records, and never start between an
@@ -39,7 +39,20 @@ import subprocess
 import sys
 from typing import Any
 
-from actors.persistence.rdb import rdb
+from actors.persistence.rdb import decode as rdb_decode
+from actors.persistence.rdb import reader as rdb_reader
+from actors.persistence.rdb.format import (
+    OPCODE_AUX,
+    OPCODE_EOF,
+    OPCODE_EXPIRETIME,
+    OPCODE_EXPIRETIME_MS,
+    OPCODE_FREQ,
+    OPCODE_FUNCTION2,
+    OPCODE_IDLE,
+    OPCODE_RESIZEDB,
+    OPCODE_SELECTDB,
+    TYPE_STRING,
+)
 
 # A run is at most this many keys: a frame of ~0.5 MiB for small keys, so the node starts merging early.
 RUN_KEYS = 16384
@@ -96,7 +109,7 @@ def _build_run(data: bytes, pos: int, drop_before_ms: int | None) -> tuple[int, 
     operands: list[bytes] = []
     add = operands.append
     expires: list[bytes] = []
-    read_string = rdb._read_string
+    read_string = rdb_decode.read_string
     records = expired = memo = 0  # records: keys stored plus keys dropped as expired
     while records < RUN_KEYS:
         rtype = data[pos]
@@ -118,7 +131,7 @@ def _build_run(data: bytes, pos: int, drop_before_ms: int | None) -> tuple[int, 
             add(_operand(value))
             records += 1
             continue
-        if rtype == rdb.OPCODE_EXPIRETIME_MS and data[pos + 9] == rdb.TYPE_STRING:
+        if rtype == OPCODE_EXPIRETIME_MS and data[pos + 9] == TYPE_STRING:
             expire_ms = _UNPACK_I64(data, pos + 1)[0]
             key, pos = read_string(data, pos + 10)
             value, pos = read_string(data, pos)
@@ -152,30 +165,30 @@ def _skip_item(data: bytes, pos: int) -> int:
     rtype = data[pos]
     pos += 1
     # Prefixes belong to the key after them: skip them with it, so a run never starts in between.
-    while rtype in (rdb.OPCODE_EXPIRETIME_MS, rdb.OPCODE_EXPIRETIME, rdb.OPCODE_IDLE, rdb.OPCODE_FREQ):
-        if rtype == rdb.OPCODE_EXPIRETIME_MS:
+    while rtype in (OPCODE_EXPIRETIME_MS, OPCODE_EXPIRETIME, OPCODE_IDLE, OPCODE_FREQ):
+        if rtype == OPCODE_EXPIRETIME_MS:
             pos += 8
-        elif rtype == rdb.OPCODE_EXPIRETIME:
+        elif rtype == OPCODE_EXPIRETIME:
             pos += 4
-        elif rtype == rdb.OPCODE_IDLE:
-            _, pos = rdb._read_len(data, pos)
+        elif rtype == OPCODE_IDLE:
+            _, pos = rdb_decode.read_len(data, pos)
         else:
             pos += 1
         rtype = data[pos]
         pos += 1
-    if rtype in rdb._OBJECT_TYPES:
-        _, pos = rdb._read_string(data, pos)
-        _, pos = rdb._read_value(data, pos, rtype)
-    elif rtype == rdb.OPCODE_AUX:
-        _, pos = rdb._read_string(data, pos)
-        _, pos = rdb._read_string(data, pos)
-    elif rtype == rdb.OPCODE_SELECTDB:
-        _, pos = rdb._read_len(data, pos)
-    elif rtype == rdb.OPCODE_RESIZEDB:
-        _, pos = rdb._read_len(data, pos)
-        _, pos = rdb._read_len(data, pos)
-    elif rtype == rdb.OPCODE_FUNCTION2:
-        _, pos = rdb._read_string(data, pos)
+    if rtype in rdb_decode.OBJECT_TYPES:
+        _, pos = rdb_decode.read_string(data, pos)
+        _, pos = rdb_decode.read_value(data, pos, rtype)
+    elif rtype == OPCODE_AUX:
+        _, pos = rdb_decode.read_string(data, pos)
+        _, pos = rdb_decode.read_string(data, pos)
+    elif rtype == OPCODE_SELECTDB:
+        _, pos = rdb_decode.read_len(data, pos)
+    elif rtype == OPCODE_RESIZEDB:
+        _, pos = rdb_decode.read_len(data, pos)
+        _, pos = rdb_decode.read_len(data, pos)
+    elif rtype == OPCODE_FUNCTION2:
+        _, pos = rdb_decode.read_string(data, pos)
     else:
         raise _GiveUp
     if pos > len(data):
@@ -186,7 +199,7 @@ def _skip_item(data: bytes, pos: int) -> int:
 def scan(data: bytes, drop_before_ms: int | None, send: Any) -> None:
     """The helper's work: ``send(frame)`` for each run of string keys in ``data``, in file order, up to the
     EOF opcode. Raises _GiveUp, or what rdb's readers raise, where it stops early."""
-    rdb._parse_header(data)
+    rdb_reader._parse_header(data)
     pos = 9
     run_bytes = gap_bytes = 0
     while True:
@@ -197,7 +210,7 @@ def scan(data: bytes, drop_before_ms: int | None, send: Any) -> None:
         pos = end
         if keys + expired == RUN_KEYS:
             continue  # a full run: the next one starts right here
-        if data[pos] == rdb.OPCODE_EOF:
+        if data[pos] == OPCODE_EOF:
             return  # the node checks the checksum
         after = _skip_item(data, pos)
         gap_bytes += after - pos

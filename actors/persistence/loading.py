@@ -1,0 +1,353 @@
+"""Loading at start-up: the AOF (with an old single-file AOF upgraded first) or the RDB, with progress.
+
+Runs on the master actor's loop thread; clients get -LOADING meanwhile. An RDB is parsed in a worker thread,
+with the load helper (rdb/helper.py) on a second core when the file is large: the launcher starts one on
+dbfilename before the node's imports (``prefetched_load_helper``), and the load takes it if it fits. AOF files
+are replayed on the loop in slices (aof/replay.py). Progress feeds INFO persistence's ``loading_*`` fields and
+a ``loading_progress`` log line. DEBUG RELOAD reloads through here too. A dataset that cannot be loaded raises
+LoadError: the node must not start, and no file is changed.
+
+Replication info of a loaded RDB: ``server.loaded_repl_id`` / ``server.loaded_repl_offset`` (None when the
+file had none).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+
+from actors.persistence.aof.file import write_base
+from actors.persistence.aof.manifest import (
+    AofFileType,
+    AofInfo,
+    Manifest,
+    ManifestError,
+    read_manifest,
+    write_manifest,
+)
+from actors.persistence.aof.replay import AofLoadError, AofReplay, ReplayState
+from actors.persistence.jobs import remove_quietly
+from actors.persistence.rdb import reader as rdb_reader
+from actors.persistence.rdb.format import PROGRESS_EVERY_KEYS, RdbData, RdbError
+from actors.persistence.rdb.helper import LoadHelper
+
+if TYPE_CHECKING:
+    from actors.persistence.aof_sink import AofSink
+    from actors.persistence.jobs import Jobs
+    from actors.server.server import Server
+
+log = structlog.get_logger("redactor.persistence")
+
+# AOF replay runs on the loop in slices this long, so clients keep getting -LOADING while it runs.
+REPLAY_SLICE_S = 0.02
+# Loading logs its progress at most this often.
+LOADING_LOG_INTERVAL_S = 1.0
+
+
+class LoadError(Exception):
+    """The dataset on disk cannot be loaded: the node must not start (exit status 1). Files are untouched."""
+
+
+class Loading:
+    """Start-up loading and DEBUG RELOAD (loop thread; the RDB parse in a worker thread)."""
+
+    def __init__(self, server: Server, sink: AofSink, jobs: Jobs) -> None:
+        self.server = server
+        self.config = server.config
+        self.sink = sink
+        self.jobs = jobs
+        # Test knob (DEBUG SET-LOAD-DELAY): a load waits this long before reading (tests observe -LOADING).
+        self.load_delay_s = 0.0
+        # A helper process started by the launcher on the RDB file before the node's imports (rdb/helper.py):
+        # the start-up load takes it; if that load does not happen, load_on_start closes it.
+        self.prefetched_load_helper: LoadHelper | None = None
+        self.rdb_last_load_keys_loaded = 0
+        self.rdb_last_load_keys_expired = 0
+        # INFO persistence loading_* fields.
+        self.loading_start_s = 0
+        self.loading_total_bytes = 0
+        self.loading_loaded_bytes = 0
+        self._loading_started_monotonic = 0.0
+        self._loading_logged_monotonic = 0.0
+
+    def _begin_loading(self, source: str, total_bytes: int, files: list[str]) -> None:
+        self.server.loading = True
+        self.loading_start_s = int(time.time())
+        self.loading_total_bytes = total_bytes
+        self.loading_loaded_bytes = 0
+        self._loading_started_monotonic = self._loading_logged_monotonic = time.monotonic()
+        log.info("loading_started", source=source, files=files, bytes=total_bytes)
+
+    def _loading_progress(self, loaded_bytes: int, keys: int) -> None:
+        """Any thread: record (and now and then log) how far loading got."""
+        self.loading_loaded_bytes = loaded_bytes
+        now = time.monotonic()
+        if now - self._loading_logged_monotonic >= LOADING_LOG_INTERVAL_S:
+            self._loading_logged_monotonic = now
+            log.info(
+                "loading_progress",
+                bytes=loaded_bytes,
+                total_bytes=self.loading_total_bytes,
+                keys=keys,
+                percent=round(self.loading_percent(), 1),
+            )
+
+    def loading_percent(self) -> float:
+        return (
+            100.0 * self.loading_loaded_bytes / self.loading_total_bytes if self.loading_total_bytes else 0.0
+        )
+
+    def _end_loading(self, source: str) -> None:
+        self.server.loading = False
+        log.info(
+            "loading_finished",
+            source=source,
+            keys=self.server.keyspace.total_keys(),
+            bytes=self.loading_loaded_bytes,
+            duration_ms=round((time.monotonic() - self._loading_started_monotonic) * 1000, 1),
+        )
+
+    async def _read_rdb(self, path: str, base_bytes: int, for_aof: bool) -> RdbData:
+        """Parse an RDB file in a worker thread (the loop keeps answering -LOADING meanwhile)."""
+        server = self.server
+        drop_before: int | None = None
+        if not for_aof and not server.is_replica and not self.config["replicaof"]:
+            drop_before = server.keyspace.clock()  # a master drops keys that expired while it was down
+
+        calls = [0]
+
+        def progress(position: int) -> None:
+            # Worker thread. rdb_reader.load reports every PROGRESS_EVERY_KEYS keys (and once at the end).
+            calls[0] += 1
+            self._loading_progress(base_bytes + position, calls[0] * PROGRESS_EVERY_KEYS)
+
+        helper = self._load_helper(path, drop_before)
+
+        def load() -> RdbData:
+            # The worker thread reads the helper's pipe, so it closes it too: a cancelled await (a shutdown
+            # during the load) must not close the pipe under a read still going on.
+            try:
+                return rdb_reader.load_file(path, len(server.keyspace.dbs), progress, drop_before, helper)
+            finally:
+                if helper is not None:
+                    helper.close()
+                    log.info("load_helper_finished", runs=helper.runs_applied, keys=helper.keys_applied)
+
+        return await asyncio.to_thread(load)
+
+    def _load_helper(self, path: str, drop_before_ms: int | None) -> LoadHelper | None:
+        """The helper process for loading ``path`` on a second core: the one the launcher started before the
+        node's imports (if it is for this file and the same expiry rule), else a new one (None: not worth it)."""
+        helper, self.prefetched_load_helper = self.prefetched_load_helper, None
+        if helper is not None:
+            helper.taken = True  # this load owns it now, whatever becomes of it: the launcher leaves it be
+            same_rule = (helper.drop_before_ms is None) == (drop_before_ms is None)
+            if helper.path == os.path.abspath(path) and same_rule:
+                return helper
+            helper.close()
+        return LoadHelper.spawn(path, drop_before_ms)
+
+    async def _load_rdb_file(self, path: str) -> None:
+        size = os.path.getsize(path)
+        self._begin_loading("rdb", size, [path])
+        try:
+            if self.load_delay_s:
+                await asyncio.sleep(self.load_delay_s)
+            try:
+                data = await self._read_rdb(path, 0, for_aof=False)
+            except RdbError as exc:
+                raise LoadError(
+                    f"Can't load the RDB file {path}: {exc}. The file was left unchanged."
+                ) from None
+            except OSError as exc:
+                raise LoadError(
+                    f"Fatal error: can't open the RDB file {path} for reading: {exc.strerror}"
+                ) from None
+            self.server.keyspace.replace_all(data.dbs)
+            self.rdb_last_load_keys_loaded = self.server.keyspace.total_keys()
+            self.rdb_last_load_keys_expired = data.expired_skipped
+            repl_id = data.aux.get("repl-id")
+            repl_offset = data.aux.get("repl-offset")
+            self.server.loaded_repl_id = repl_id.decode() if repl_id else None
+            offset_ok = repl_offset is not None and repl_offset.lstrip(b"-").isdigit()
+            self.server.loaded_repl_offset = (
+                int(repl_offset) if repl_offset is not None and offset_ok else None
+            )
+            self.loading_loaded_bytes = size
+        finally:
+            self._end_loading("rdb")
+
+    async def _load_aof_files(self) -> None:
+        aof = self.sink.aof
+        files = aof.manifest.loadable()
+        sizes = []
+        for info in files:
+            path = aof.path(info.name)
+            if not os.path.exists(path):
+                raise LoadError(
+                    f"The AOF file {info.name} listed in the manifest does not exist in {aof.dirname}"
+                )
+            sizes.append(os.path.getsize(path))
+        total = sum(sizes)
+        if not total:
+            return
+        self._begin_loading("aof", total, [info.name for info in files])
+        server = self.server
+        done_bytes = 0
+        try:
+            if self.load_delay_s:
+                await asyncio.sleep(self.load_delay_s)
+            for index, info in enumerate(files):
+                path = aof.path(info.name)
+                last_file = index == len(files) - 1
+                start = 0
+                with open(path, "rb") as fh:
+                    is_rdb = fh.read(5) == b"REDIS"
+                if is_rdb:
+                    if index != 0:
+                        raise LoadError(f"The AOF file {info.name} is an RDB but is not the base file")
+                    try:
+                        data = await self._read_rdb(path, done_bytes, for_aof=True)
+                    except RdbError as exc:
+                        raise LoadError(
+                            f"Error reading the RDB base file {info.name}, AOF loading aborted: {exc}"
+                        ) from None
+                    server.keyspace.replace_all(data.dbs)
+                    start = data.end_offset
+                replay = AofReplay(
+                    server, path, info.name, start, last_file, bool(self.config["aof-load-truncated"])
+                )
+                try:
+                    while True:
+                        state = replay.run(REPLAY_SLICE_S)
+                        self._loading_progress(done_bytes + replay.position, server.keyspace.total_keys())
+                        if state is not ReplayState.RUNNING:
+                            break
+                        await asyncio.sleep(0)
+                finally:
+                    replay.close()
+                if state is ReplayState.TRUNCATED:
+                    sizes[index] = replay.size_bytes
+                log.info(
+                    "aof_file_loaded",
+                    file=info.name,
+                    kind=info.type.name.lower(),
+                    commands=replay.commands_applied,
+                    truncated=state is ReplayState.TRUNCATED,
+                )
+                done_bytes += sizes[index]
+            self.loading_loaded_bytes = done_bytes
+        except AofLoadError as exc:
+            raise LoadError(str(exc)) from None
+        finally:
+            self._end_loading("aof")
+
+    async def load_on_start(self) -> None:
+        """Load the AOF (appendonly yes) or the RDB into the keyspace, then open the AOF for appending.
+
+        Runs on the loop thread; clients get -LOADING meanwhile. Raises LoadError when the node must not start.
+        """
+        try:
+            await self._load_on_start()
+        finally:
+            if self.prefetched_load_helper is not None:  # not taken: the dataset came from the AOF, or none
+                self.prefetched_load_helper.taken = True
+                self.prefetched_load_helper.close()
+                self.prefetched_load_helper = None
+
+    async def _load_on_start(self) -> None:
+        config = self.config
+        aof = self.sink.aof
+        try:
+            manifest = read_manifest(aof.dirname, aof.filename)
+        except ManifestError as exc:
+            if config["appendonly"]:
+                raise LoadError(str(exc)) from None
+            log.warning("aof_manifest_ignored", reason=str(exc))
+            manifest = None
+        if manifest is not None:
+            aof.manifest = manifest
+        if not config["appendonly"]:
+            if os.path.exists(self.jobs.rdb_path):
+                await self._load_rdb_file(self.jobs.rdb_path)
+            return
+        self._upgrade_old_aof()
+        if aof.manifest.loadable():
+            await self._load_aof_files()
+            aof.loaded_sizes()
+        elif os.path.exists(self.jobs.rdb_path):
+            # No AOF yet but a snapshot: load it, so that switching appendonly on keeps the data (the base
+            # written below is made from it). Note: redis-server 7.0 ignores dump.rdb in this case.
+            await self._load_rdb_file(self.jobs.rdb_path)
+        if self.jobs.shutting_down:
+            return
+        try:
+            aof.ensure_dir()
+            if aof.manifest.base is None and not aof.manifest.incrs:
+                self._write_first_base()
+            aof.open_last_incr()
+        except OSError as exc:
+            raise LoadError(
+                f"Can't open or create the append-only file in {aof.dirname}: {exc.strerror or exc}"
+            ) from None
+        self.server.aof_feeding = True
+        self.server.prop_db = -1
+
+    def _upgrade_old_aof(self) -> None:
+        """A Redis < 7 single appendonly.aof in ``dir``: move it into the AOF directory as the base
+        (aofUpgradePrepare), so it loads and is rewritten like any other base."""
+        aof = self.sink.aof
+        name = aof.filename
+        manifest = aof.manifest
+        if not os.path.isfile(name):
+            return
+        if manifest.base is not None or manifest.incrs:
+            if not (
+                manifest.base is not None
+                and not manifest.incrs
+                and manifest.base.name == name
+                and not os.path.exists(aof.path(name))
+            ):
+                return
+        aof.ensure_dir()
+        upgraded = Manifest(base=AofInfo(name, 1, AofFileType.BASE), curr_base_seq=1)
+        write_manifest(aof.dirname, aof.filename, upgraded)
+        os.rename(name, aof.path(name))
+        aof.manifest = upgraded
+        log.info("aof_upgraded", file=name, dir=aof.dirname)
+
+    def _write_first_base(self) -> None:
+        """No AOF at all: write a base of the current dataset before the first incr file (as Redis does)."""
+        aof = self.sink.aof
+        manifest = aof.manifest.copy()
+        preamble = bool(self.config["aof-use-rdb-preamble"])
+        name = manifest.new_base(aof.filename, preamble)
+        temp = f"temp-rewriteaof-{os.getpid()}.aof"
+        try:
+            write_base(temp, self.server.keyspace.dbs, preamble, self.jobs.aux(True))
+            os.rename(temp, aof.path(name))
+        except BaseException:
+            remove_quietly(temp)
+            raise
+        manifest.history = []
+        write_manifest(aof.dirname, aof.filename, manifest)
+        aof.manifest = manifest
+        aof.current_size = aof.base_size = aof.file_size(name)
+        log.info("aof_base_created", file=name, reason="server start")
+
+    # -- DEBUG RELOAD ----------------------------------------------------------------------------------------
+
+    async def reload(self, save: bool) -> str | None:
+        """DEBUG RELOAD: SAVE, then load dbfilename back (clients get -LOADING meanwhile). Returns an error."""
+        if save and not self.jobs.save():
+            return "ERR"
+        try:
+            await self._load_rdb_file(self.jobs.rdb_path)
+        except LoadError as exc:
+            log.error("reload_failed", reason=str(exc))
+            return "ERR Error trying to load the RDB dump, check server logs."
+        return None
