@@ -44,6 +44,10 @@ PEER_FAMILY = b"N"
 class PeerFrameError(ValueError):
     """A peer message that is not one of the frames below (bad msgpack, unknown verb, wrong arity or types)."""
 
+    def __init__(self, reason: str, verb: str | None = None) -> None:
+        super().__init__(reason)
+        self.verb = verb  # the header's verb when it could be read (a bad Hello is answered, not dropped)
+
 
 @dataclass(frozen=True, slots=True)
 class Hello:
@@ -212,14 +216,14 @@ def decode(frames: Sequence[bytes]) -> PeerFrame:
         raise PeerFrameError(f"unknown verb {verb[:32]!r}")
     values = header[1:]
     if len(values) != len(spec.types):
-        raise PeerFrameError(f"{verb}: {len(values)} fields, expected {len(spec.types)}")
+        raise PeerFrameError(f"{verb}: {len(values)} fields, expected {len(spec.types)}", verb)
     for name, value, want in zip(spec.names, values, spec.types, strict=True):
         if type(value) is not want:
-            raise PeerFrameError(f"{verb}: {name} is {type(value).__name__}, expected {want.__name__}")
+            raise PeerFrameError(f"{verb}: {name} is {type(value).__name__}, expected {want.__name__}", verb)
     if spec.payload:
         if len(frames) != 3:
-            raise PeerFrameError(f"{verb}: expected one payload frame")
+            raise PeerFrameError(f"{verb}: expected one payload frame", verb)
         return spec.cls(*values, frames[2])
     if len(frames) != 2:
-        raise PeerFrameError(f"{verb}: unexpected payload frame")
+        raise PeerFrameError(f"{verb}: unexpected payload frame", verb)
     return spec.cls(*values)

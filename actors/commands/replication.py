@@ -1,6 +1,6 @@
 """Replication commands: REPLICAOF (SLAVEOF), ROLE, WAIT, REPLCONF, and SYNC/PSYNC for snapshots.
 
-They are thin: the work is done by the loop-side replication facade (actors/replication.py, reached as
+They are thin: the work is done by the loop-side replication facade (actors/replication/loop_side.py, reached as
 ``server.replication``). Replies and error strings are Redis 7.0's (replication.c ``replicaofCommand``,
 ``roleCommand``, ``waitCommand``, ``replconfCommand``). INFO replication is the facade's ``info`` section.
 
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.commands._util import parse_int
-from actors.replication.replication import WAIT_ON_REPLICA
+from actors.replication.loop_side import WAIT_ON_REPLICA
 from actors.server.client import ClientKind
 from actors.server.server import BLOCKED
 from protocol import errors
@@ -24,7 +24,7 @@ from protocol.errors import CommandError
 from protocol.resp import OK
 
 if TYPE_CHECKING:
-    from actors.replication.replication import Replication
+    from actors.replication.loop_side import Replication
     from actors.server.client import Client
 
 INVALID_MASTER_PORT = "ERR Invalid master port"

@@ -106,3 +106,13 @@ def test_random_bytes_never_raise_anything_but_peer_frame_error() -> None:
             peer.decode(frames)
         except PeerFrameError:
             pass
+
+
+def test_the_error_names_the_verb_once_the_header_is_read() -> None:
+    """So a master can answer a Hello it cannot read (another version) rather than go silent."""
+    with pytest.raises(PeerFrameError) as caught:
+        peer.decode([PEER_FAMILY, _header("hello", "", "2")])
+    assert caught.value.verb == "hello"
+    with pytest.raises(PeerFrameError) as caught:
+        peer.decode([PEER_FAMILY, b"\xc1"])
+    assert caught.value.verb is None
