@@ -7,7 +7,8 @@ the replicas (``ReplicationActor``, a bus extension). They talk only through mes
 
 Layout:
     loop_side.py       Replication (``server.replication``, loop thread): ids, offsets, the per-tick Feed,
-                       WAIT / min-replicas, apply_stream, install_snapshot, INFO replication, ROLE
+                       WAIT / min-replicas, apply_stream, install_snapshot
+    report.py          INFO replication and ROLE, read-only over Replication and the published views
     messages.py        loop <-> actor messages, one frozen dataclass each
     states.py          LinkState / ReplicaState / JobState Enums and the views the actor publishes
     actor.py           ReplicationActor: registers with the bus; owns the backlog, the id mirror, publishing

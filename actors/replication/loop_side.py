@@ -21,10 +21,9 @@ import structlog
 
 from actors.persistence.rdb import rdb
 from actors.replication import messages as m
-from actors.replication.snapshot_child import SnapshotChildren
+from actors.replication import report
+from actors.replication.snapshot_child import SnapshotChildren, remove_stale_temp_files
 from actors.replication.states import (
-    INFO_STATE_NAMES,
-    ROLE_STATE_NAMES,
     BacklogView,
     LinkState,
     LinkView,
@@ -164,7 +163,7 @@ class Replication:
     def on_dataset_loaded(self) -> None:
         """Node start, after loading: take the replication info of the RDB, then follow ``replicaof``."""
         server = self.server
-        self._remove_stale_temp_files()
+        remove_stale_temp_files()
         loaded_id, loaded_offset = server.loaded_repl_id, server.loaded_repl_offset
         has_info = bool(loaded_id) and loaded_offset is not None and loaded_offset >= 0
         target = self.config["replicaof"]
@@ -221,19 +220,6 @@ class Replication:
             self.enable_feeding()
         # From here on the actor knows the ids and the backlog: it may answer replicas' PSYNCs.
         self._tell(m.Ready())
-
-    def _remove_stale_temp_files(self) -> None:
-        """Temp snapshots left by a killed node (its own pid is new, so none of them is in use by it)."""
-        try:
-            names = os.listdir(".")
-        except OSError:
-            return
-        for name in names:
-            if name.startswith("temp-repl-") and name.endswith(".rdb"):
-                try:
-                    os.unlink(name)
-                except OSError:
-                    pass
 
     # -- the stream (master side) ----------------------------------------------------------------------------
 
@@ -655,86 +641,10 @@ class Replication:
         client = self.master_client
         return self.replid, server.repl_offset, client.db.id if client is not None else 0
 
-    # -- INFO and ROLE ----------------------------------------------------------------------------------------
+    # -- INFO and ROLE (report.py) -------------------------------------------------------------------------
 
     def info(self) -> list[tuple[str, Any]]:
-        server = self.server
-        config = self.config
-        now = time.monotonic()
-        lines: list[tuple[str, Any]] = [("role", "slave" if self.master_host is not None else "master")]
-        if self.master_host is not None:
-            link = self.link_view
-            connected = link.state is LinkState.CONNECTED
-            applied = server.repl_offset
-            lines += [
-                ("master_host", self.master_host),
-                ("master_port", self.master_port),
-                ("master_link_status", "up" if connected else "down"),
-                ("master_last_io_seconds_ago", int(now - link.last_io_s) if connected else -1),
-                ("master_sync_in_progress", int(link.state in (LinkState.TRANSFER, LinkState.LOADING))),
-                ("slave_read_repl_offset", link.read_offset if connected else applied),
-                ("slave_repl_offset", applied),
-            ]
-            if link.state in (LinkState.TRANSFER, LinkState.LOADING):
-                total = link.transfer_size
-                perc = 100.0 * link.transfer_read / total if total > 0 else 0.0
-                lines += [
-                    ("master_sync_total_bytes", total),
-                    ("master_sync_read_bytes", link.transfer_read),
-                    ("master_sync_left_bytes", total - link.transfer_read if total >= 0 else -1),
-                    ("master_sync_perc", f"{perc:.2f}"),
-                    ("master_sync_last_io_seconds_ago", int(now - (link.transfer_last_io_s or now))),
-                ]
-            if not connected:
-                down = link.down_since_s
-                lines.append(("master_link_down_since_seconds", int(time.time() - down) if down else -1))
-            lines += [
-                ("slave_priority", config["replica-priority"]),
-                ("slave_read_only", int(bool(config["replica-read-only"]))),
-                ("replica_announced", 1),
-            ]
-        replicas = self.replicas_view
-        lines.append(("connected_slaves", len(replicas)))
-        if self._min_replicas_enabled():
-            lines.append(("min_slaves_good_slaves", self.good_replicas()))
-        for index, replica in enumerate(replicas):
-            lag = int(now - replica.ack_time_s) if replica.state is ReplicaState.ONLINE else 0
-            lines.append(
-                (
-                    f"slave{index}",
-                    f"ip={replica.ip},port={replica.port},state={INFO_STATE_NAMES[replica.state]},"
-                    f"offset={replica.ack_offset},lag={lag}",
-                )
-            )
-        backlog = self.backlog_view
-        lines += [
-            ("master_failover_state", "no-failover"),
-            ("master_replid", self.replid),
-            ("master_replid2", self.replid2),
-            ("master_repl_offset", server.repl_offset),
-            ("second_repl_offset", self.second_offset),
-            ("repl_backlog_active", int(backlog is not None)),
-            ("repl_backlog_size", config["repl-backlog-size"]),
-            ("repl_backlog_first_byte_offset", backlog.first_byte_offset if backlog is not None else 0),
-            ("repl_backlog_histlen", backlog.histlen if backlog is not None else 0),
-        ]
-        return lines
+        return report.info_section(self)
 
     def role(self) -> list[Any]:
-        server = self.server
-        if self.master_host is None:
-            online = [
-                [r.ip.encode(), b"%d" % r.port, b"%d" % r.ack_offset]
-                for r in self.replicas_view
-                if r.state is ReplicaState.ONLINE
-            ]
-            return [b"master", server.repl_offset, online]
-        link = self.link_view
-        offset = server.repl_offset if link.state is LinkState.CONNECTED else -1
-        return [
-            b"slave",
-            self.master_host.encode(),
-            self.master_port,
-            ROLE_STATE_NAMES[link.state].encode(),
-            offset,
-        ]
+        return report.role_reply(self)

@@ -167,6 +167,20 @@ def _snapshot_child(
         os._exit(status)
 
 
+def remove_stale_temp_files() -> None:
+    """Temp snapshots left by a killed node (its own pid is new, so none of them is in use by it)."""
+    try:
+        names = os.listdir(".")
+    except OSError:
+        return
+    for name in names:
+        if name.startswith("temp-repl-") and name.endswith(".rdb"):
+            try:
+                os.unlink(name)
+            except OSError:
+                pass
+
+
 def unlink_quietly(path: str) -> None:
     try:
         os.unlink(path)
