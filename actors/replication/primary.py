@@ -186,13 +186,8 @@ class PrimarySide:
         return None
 
     def _on_psync(self, identity: bytes, frame: peer.Psync, now: float) -> None:
-        replid, psync_offset, node_id, port, ip = (
-            frame.replid,
-            frame.offset,
-            frame.node_id,
-            frame.port,
-            frame.ip,
-        )
+        replid, psync_offset, node_id = frame.replid, frame.offset, frame.node_id
+        port, ip = frame.port, frame.ip
         error = self._check_auth(frame.auth)
         if error:
             self._send(identity, peer.Error(error))
