@@ -19,13 +19,15 @@ from typing import Any
 import structlog
 import uvloop
 
+from actors.bus.bus import BusActor
 from actors.config import Config
 from actors.loop.master import MasterActor
 from actors.persistence.actor import PersistenceActor
 from actors.persistence.loading import LoadError
 from actors.persistence.persistence import Persistence
 from actors.persistence.rdb.helper import LoadHelper
-from actors.replication.replication import Replication, ReplicationActor
+from actors.replication.actor import ReplicationActor
+from actors.replication.loop_side import Replication
 from actors.server.server import VERSION, Server
 from actors.supervision.supervisor import ChildStartError, Strategy, Supervisor
 from protocol.ports import bus_port_for
@@ -133,7 +135,10 @@ class Node:
         server = self.server
         return [
             # The bus actor, extended with replication: it owns the bus port's ROUTER (native clients too).
-            ("replication", lambda: ReplicationActor.start(master, self.config["bind"], self.bus_port)),
+            (
+                "replication",
+                lambda: BusActor.start(master, self.config["bind"], self.bus_port, [ReplicationActor]),
+            ),
             ("persistence", lambda: PersistenceActor.start(server.persistence)),
         ]
 

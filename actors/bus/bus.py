@@ -5,18 +5,38 @@ Everything that reaches a node over ZeroMQ arrives here: native-protocol clients
 actor's thread makes and uses all of its sockets, and nothing else touches them:
 
     router   ROUTER on tcp://<bind>:<bus-port>, ROUTER_NOTIFY on where libzmq has it (an empty frame when a peer comes or goes)
-    pull     PULL on the master actor's inproc endpoint: native replies and other messages from the loop
+    pull     PULL on the master actor's inproc endpoint: native replies, and wake-ups for the loop's messages
 
 The actor runs a poll loop by telling itself ``_POLL`` after each slice, so pykka messages (control requests
 from the supervisor or the master) are handled between slices, at most ``POLL_SLICE_MS`` late.
 
+Extended by registration, not inheritance: the bus is built with extension factories (``extensions``), each
+called once with the bus (in the constructor, so a restarted bus gets fresh ones) to register what it handles:
+
+    register_family(family, handler)       node-to-node messages whose first frame is ``family`` (replication:
+                                           protocol/peer.py's ``PEER_FAMILY``; cluster gossip: its own)
+    register_loop_message(type, handler)   typed messages the loop sent with ``MasterActor.tell_bus``
+    register_control(type, handler)        pykka messages told to the actor (a worker thread's result, say)
+    register_tick(handler)                 called with time.monotonic() after every poll slice: timers
+    register_bulk(handler)                 bulk senders (snapshot transfers): handler(budget_bytes) -> more?
+    register_lifecycle(started, stopping)  once the sockets exist / before they close
+    add_socket(sock, callback)             poll another socket of this thread (or a file descriptor) too
+
 Wire conventions on the router: a client request is one frame (see protocol/envelope.py); a node-to-node
-message is two frames, ``[b"N", msgpack]``, handled by ``on_node_message`` (the replication actor overrides it).
+message is ``[family, ...]`` (two or more frames), handed to the family's handler with the sender's identity.
+
+Small control frames before bulk: every iteration first drains the inproc PULL, the router and the extra
+sockets (pings, acks, hellos, gossip), runs the timers, and only then lets the bulk senders send, at most
+``BULK_BYTES_PER_POLL`` (one snapshot chunk) per iteration. A frame that arrives during a transfer therefore
+waits for at most one chunk's read and send on this thread, never for a whole window of them; while a bulk
+sender has more to send the next poll does not block, so the transfer runs at full speed between control
+frames. (ZeroMQ keeps one FIFO pipe per peer: a frame to a peer that is itself receiving a transfer still
+follows the chunks already queued to it, at most the transfer's window; other peers are not affected.)
 
 Supervision: the actor derives from ``SupervisedActor``, so any failure (in ``on_start`` too) reaches the
-supervisor with its cause and ``DEBUG CRASH-ACTOR bus`` makes it raise in its own thread. A restarted bus binds
-the same ports again (retrying while the dead incarnation's sockets finish closing) and asks the master actor
-to reconnect its inproc PUSH, which does not reconnect to a re-bound PULL by itself.
+supervisor with its cause and ``DEBUG CRASH-ACTOR <name>`` makes it raise in its own thread. A restarted bus
+binds the same ports again (retrying while the dead incarnation's sockets finish closing) and asks the master
+actor to reconnect its inproc PUSH, which does not reconnect to a re-bound PULL by itself.
 """
 
 from __future__ import annotations
@@ -24,6 +44,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -38,7 +59,11 @@ log = structlog.get_logger("redactor.bus")
 
 # Longest a control message (pykka tell/ask) waits behind a poll; data on the sockets wakes the poll at once.
 POLL_SLICE_MS = 20
-NODE_FRAME = b"N"
+# Bytes the bulk senders may send per poll iteration, after the control frames (one snapshot chunk).
+BULK_BYTES_PER_POLL = 1024 * 1024
+# First frame of the loop's PULL messages: native replies, and "the loop queued typed messages" (tell_bus).
+REPLIES_FRAME = b"replies"
+LOOP_MESSAGES_FRAME = b"messages"
 # A restarted bus binds the ports its dead incarnation just closed; ZeroMQ releases them asynchronously.
 BIND_RETRY_S = 2.0
 BIND_RETRY_INTERVAL_S = 0.01
@@ -77,10 +102,15 @@ def zmq_endpoints(binds: list[str], port: int) -> list[str]:
     return out
 
 
-class BusActor(SupervisedActor):
-    """Owns the bus sockets. Subclasses add node-to-node protocols (replication)."""
+Extension = Callable[["BusActor"], Any]
 
-    def __init__(self, master: MasterActor, binds: list[str], bus_port: int) -> None:
+
+class BusActor(SupervisedActor):
+    """Owns the bus sockets and the poll loop; extensions register handlers (see the module docstring)."""
+
+    def __init__(
+        self, master: MasterActor, binds: list[str], bus_port: int, extensions: Sequence[Extension] = ()
+    ) -> None:
         super().__init__()
         self.master = master
         self.binds = binds
@@ -95,6 +125,50 @@ class BusActor(SupervisedActor):
         # message told to the actor by a worker thread is handled now rather than after the poll slice.
         self._wake_r = self._wake_w = -1
         self._wake_lock = threading.Lock()
+        # The registry (actor thread once started; filled by the extensions' constructors).
+        self._families: dict[bytes, Callable[[bytes, list[bytes]], None]] = {}
+        self._loop_handlers: dict[type, Callable[[Any], None]] = {}
+        self._control_handlers: dict[type, Callable[[Any], Any]] = {}
+        self._ticks: list[Callable[[float], None]] = []
+        self._bulk_senders: list[Callable[[int], bool]] = []
+        self._started_hooks: list[Callable[[], None]] = []
+        self._stopping_hooks: list[Callable[[], None]] = []
+        # True when a bulk sender stopped only for its budget: the next poll must not block.
+        self._bulk_pending = False
+        self.extensions = [make(self) for make in extensions]
+
+    # -- the registry ------------------------------------------------------------------------------------
+
+    def register_family(self, family: bytes, handler: Callable[[bytes, list[bytes]], None]) -> None:
+        """Node messages ``[family, ...]`` go to ``handler(identity, frames)`` (frames: family first)."""
+        if not family or family in self._families:
+            raise ValueError(f"bus family {family!r} is empty or taken")
+        self._families[family] = handler
+
+    def register_loop_message(self, kind: type, handler: Callable[[Any], None]) -> None:
+        """Messages of type ``kind`` the loop sends with ``MasterActor.tell_bus`` go to ``handler``."""
+        self._loop_handlers[kind] = handler
+
+    def register_control(self, kind: type, handler: Callable[[Any], Any]) -> None:
+        """pykka messages of type ``kind`` told (or asked) to this actor go to ``handler``."""
+        self._control_handlers[kind] = handler
+
+    def register_tick(self, handler: Callable[[float], None]) -> None:
+        """``handler(now)`` after every poll slice (time.monotonic()): timers live here."""
+        self._ticks.append(handler)
+
+    def register_bulk(self, handler: Callable[[int], bool]) -> None:
+        """``handler(budget_bytes)`` sends at most about that much bulk data now; True if it has more ready."""
+        self._bulk_senders.append(handler)
+
+    def register_lifecycle(
+        self, started: Callable[[], None] | None = None, stopping: Callable[[], None] | None = None
+    ) -> None:
+        """``started()`` once the sockets exist; ``stopping()`` before they close (stop or failure)."""
+        if started is not None:
+            self._started_hooks.append(started)
+        if stopping is not None:
+            self._stopping_hooks.append(stopping)
 
     # -- pykka hooks (actor thread) --------------------------------------------------------------------
 
@@ -146,7 +220,8 @@ class BusActor(SupervisedActor):
         with self._wake_lock:
             self._wake_r, self._wake_w = wake_r, wake_w
         self.add_socket(wake_r, self._drain_wake)
-        self.on_bus_started()
+        for hook in self._started_hooks:
+            hook()
         self.actor_ref.tell(_POLL)
 
     def on_stop(self) -> None:
@@ -156,7 +231,8 @@ class BusActor(SupervisedActor):
         self._close_sockets()
 
     def _close_sockets(self) -> None:
-        self.on_bus_stopping()
+        for hook in self._stopping_hooks:
+            hook()
         for sock in list(self.extra_sockets):
             self.remove_socket(sock, close=True)
         with self._wake_lock:
@@ -177,12 +253,18 @@ class BusActor(SupervisedActor):
             self._poll_once()
             self.actor_ref.tell(_POLL)
             return None
-        return self.on_control(message)
+        handler = self._control_handlers.get(type(message))
+        if handler is not None:
+            return handler(message)
+        if message == "ping":
+            return "pong"
+        return None
 
     # -- the poll loop ---------------------------------------------------------------------------------
 
     def _poll_once(self) -> None:
-        events = dict(self.poller.poll(POLL_SLICE_MS))
+        events = dict(self.poller.poll(0 if self._bulk_pending else POLL_SLICE_MS))
+        # Control first: the loop's messages, node and client frames, the extra sockets; then timers.
         if self.pull is not None and self.pull in events:
             self._drain_pull()
         if self.router is not None and self.router in events:
@@ -190,7 +272,15 @@ class BusActor(SupervisedActor):
         for sock, callback in list(self.extra_sockets.items()):
             if sock in events:
                 callback()
-        self.on_tick()
+        now = time.monotonic()
+        for tick in self._ticks:
+            tick(now)
+        # Bulk last, and bounded, so the next iteration's control frames wait for at most one chunk.
+        pending = False
+        for send_bulk in self._bulk_senders:
+            if send_bulk(BULK_BYTES_PER_POLL):
+                pending = True
+        self._bulk_pending = pending
 
     def _drain_router(self) -> None:
         assert self.router is not None
@@ -203,9 +293,9 @@ class BusActor(SupervisedActor):
             identity = parts[0]
             if len(parts) == 2:
                 requests.append((identity, parts[1]))
-            elif len(parts) >= 3 and parts[1] == NODE_FRAME:
+            elif len(parts) >= 3 and parts[1] in self._families:
                 try:
-                    self.on_node_message(identity, parts[2:])
+                    self._families[parts[1]](identity, parts[1:])
                 except Exception:
                     log.exception("node_message_failed")
             else:
@@ -220,11 +310,23 @@ class BusActor(SupervisedActor):
                 parts = self.pull.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
-            if parts[0] == b"replies":
+            if parts[0] == REPLIES_FRAME:
                 for i in range(1, len(parts) - 1, 2):
                     self.send_to_peer(parts[i], [parts[i + 1]])
-            else:
-                self.on_loop_message(parts)
+            elif parts[0] == LOOP_MESSAGES_FRAME:
+                self._drain_loop_messages()
+
+    def _drain_loop_messages(self) -> None:
+        """Run the typed messages the loop queued (``MasterActor.tell_bus``), in order."""
+        outbox = self.master.bus_outbox
+        handlers = self._loop_handlers
+        while outbox:
+            message = outbox.popleft()
+            handler = handlers.get(type(message))
+            if handler is None:
+                log.warning("loop_message_ignored", type=type(message).__name__)
+                continue
+            handler(message)
 
     def send_to_peer(self, identity: bytes, frames: list[bytes]) -> bool:
         """Send frames to a router peer; False if it is gone or its queue is full (the message is dropped)."""
@@ -268,27 +370,3 @@ class BusActor(SupervisedActor):
                 pass
         except OSError:
             pass
-
-    # -- extension points (actor thread) ---------------------------------------------------------------
-
-    def on_bus_started(self) -> None:
-        """Called once the bus sockets exist."""
-
-    def on_bus_stopping(self) -> None:
-        """Called before the bus sockets close (stop or failure)."""
-
-    def on_tick(self) -> None:
-        """Called after every poll slice: timers live here."""
-
-    def on_node_message(self, identity: bytes, frames: list[bytes]) -> None:
-        """A node-to-node message arrived on the router."""
-        log.info("node_message_ignored", reason="no handler", frames=len(frames))
-
-    def on_loop_message(self, parts: list[bytes]) -> None:
-        """A message from the master actor's loop other than native replies."""
-
-    def on_control(self, message: Any) -> Any:
-        """A pykka message (tell/ask) other than the poll (``Crash`` never gets here: see SupervisedActor)."""
-        if message == "ping":
-            return "pong"
-        return None

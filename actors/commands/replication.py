@@ -1,6 +1,6 @@
 """Replication commands: REPLICAOF (SLAVEOF), ROLE, WAIT, REPLCONF, and SYNC/PSYNC for snapshots.
 
-They are thin: the work is done by the loop-side replication facade (actors/replication, reached as
+They are thin: the work is done by the loop-side replication facade (actors/replication/loop_side.py, reached as
 ``server.replication``, a ``ReplicationPort``). Replies and error strings are Redis 7.0's (replication.c
 ``replicaofCommand``, ``roleCommand``, ``waitCommand``, ``replconfCommand``). INFO replication is the
 facade's ``info`` section.

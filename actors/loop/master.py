@@ -297,6 +297,8 @@ class MasterActor:
         self.native_peers: dict[bytes, NativePeer] = {}
         self._native_out: list[tuple[bytes, bytes]] = []
         self._bus_push: zmq.Socket[bytes] | None = None
+        # Typed messages for the bus thread's handlers (tell_bus), passed by reference; the bus pops them.
+        self.bus_outbox: deque[Any] = deque()
         # True while messages to the bus are being dropped (logged once per outage, not once per tick).
         self._bus_unreachable = False
         self.bus_endpoint = f"inproc://redactor-bus-{id(self)}"
@@ -365,6 +367,7 @@ class MasterActor:
         if self._bus_push is None:
             return  # closed: the node is stopping
         self._bus_push.close(0)
+        self.bus_outbox.clear()  # messages for the dead bus go with its socket, as its queued replies do
         push: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUSH)
         push.setsockopt(zmq.LINGER, 0)
         push.setsockopt(zmq.SNDHWM, 0)
@@ -494,23 +497,26 @@ class MasterActor:
         except zmq.ZMQError as exc:
             log.warning("native_replies_dropped", count=len(out), reason=str(exc))
 
-    def send_to_bus(self, parts: list[bytes]) -> bool:
-        """Send a message to the bus/replication thread over this thread's inproc socket.
+    def tell_bus(self, message: Any) -> bool:
+        """Hand a typed message to the bus thread's handler for its type (actors/bus/bus.py), in order.
 
-        Returns False if it could not be queued (the actor is dead and being restarted): the message is
-        dropped. Never raises, because this runs inside the tick's flush and the tick's replies must still
-        leave. A dropped stream batch leaves a gap the replication actor detects by offset (replicas resync).
+        The message object itself is queued (no serialisation); one small frame on this thread's inproc PUSH
+        wakes the bus to run it. Returns False if it could not be queued (the actor is dead and being
+        restarted): the message is dropped. Never raises, because this runs inside the tick's flush and the
+        tick's replies must still leave. A dropped stream batch leaves a gap the replication actor detects by
+        offset (replicas resync).
         """
         if self._bus_push is None:
             return False
+        self.bus_outbox.append(message)
         try:
-            self._bus_push.send_multipart(parts, zmq.NOBLOCK)
+            self._bus_push.send(b"messages", zmq.NOBLOCK)  # actors/bus/bus.py: LOOP_MESSAGES_FRAME
         except zmq.ZMQError as exc:
+            # No bus to take it (only this thread appends, and no bus pops while none is connected).
+            self.bus_outbox.pop()
             if not self._bus_unreachable:
                 self._bus_unreachable = True
-                log.warning(
-                    "bus_message_dropped", reason=str(exc), verb=parts[0][:16].decode("ascii", "replace")
-                )
+                log.warning("bus_message_dropped", reason=str(exc), verb=type(message).__name__)
             return False
         self._bus_unreachable = False
         return True

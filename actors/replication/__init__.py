@@ -1,6 +1,36 @@
 """Replication: the backlog, the primary side (replicas, PSYNC, snapshots) and the replica side (master link).
 
+Semantics follow Redis 7.0's replication.c (full sync, partial resync with PSYNC2 ids, WAIT, min-replicas,
+chained replicas); the transport is the node bus (actors/bus/), the frames are protocol/peer.py's. Two threads:
+the loop thread owns what commands see (``Replication``), the bus thread owns the sockets, the backlog and
+the replicas (``ReplicationActor``, a bus extension). They talk only through messages.py's dataclasses.
+
 Layout:
-    replication.py  Replication (loop side) and ReplicationActor (the bus side)
-    backlog.py      the offset-addressed replication backlog
+    loop_side.py       Replication (``server.replication``, loop thread): ids, offsets, the per-tick Feed,
+                       WAIT / min-replicas, apply_stream, install_snapshot
+    report.py          INFO replication and ROLE, read-only over Replication and the published views
+    messages.py        loop <-> actor messages, one frozen dataclass each
+    states.py          LinkState / ReplicaState / JobState Enums and the views the actor publishes
+    actor.py           ReplicationActor: registers with the bus; owns the backlog, the id mirror, publishing
+    primary.py         PrimarySide: replica table, PSYNC decision, snapshot jobs, bulk send, stream fan-out
+    replica.py         ReplicaSide: the MasterLink state machine, SnapshotLoader (parses while receiving)
+    snapshot_child.py  forking, reaping and killing snapshot children (to move into the node's fork module)
+    backlog.py         the offset-addressed replication backlog
+
+Offsets are Redis's: ``master_repl_offset`` counts stream bytes; PSYNC asks for ``offset + 1``, the first byte
+missing. Every stream message carries its start position, so a replica notices any lost message (a gap) and
+resyncs, which is partial when the backlog still has the bytes (the zguide Clone pattern's rule). The stream's
+SELECTs are tracked as positions (``Backlog.db_at``), so Continue and a snapshot both tell the replica which
+database the stream has selected where it resumes.
+
+Full sync: the loop forks; the child writes the RDB to ``temp-repl-<pid>-<job>.rdb`` and writes one byte on
+a pipe once it is complete; the offset at fork time is the snapshot's offset, and from it on the stream is
+buffered per replica. Save, transfer and load overlap, as Redis's diskless sync does: the actor sends the file
+while the child still writes it (what is below its size is final), in chunks of up to 1 MiB within a window of
+acks; the replica's loader thread parses the chunks as they arrive; once the end is announced and parsed, the
+loop swaps the new databases in at once. A transfer that breaks off, is short or fails its checksum leaves the
+old data in place and the replica starts over.
+
+Chained replication: a replica keeps a backlog of the stream it applied, byte for byte the master's, and serves
+sub-replicas from it with the same ids and offsets.
 """

@@ -1,6 +1,6 @@
 """The replication backlog: the latest bytes of the replication stream, addressed by stream offset.
 
-Pure data, no I/O and no threads; the replication actor owns one (actors/replication.py). It is Redis's
+Pure data, no I/O and no threads; the replication actor owns one (actors/replication/actor.py). It is Redis's
 ``repl_backlog``: a bounded window of the stream that lets a replica which lost its link continue from the
 byte it was at (a partial resync) instead of loading a whole snapshot again.
 

@@ -2,7 +2,7 @@
 it arrives, and a transfer that goes wrong at any point leaves the replica's data as it was.
 
 One side of each test is a real node; the other is this test speaking the node-to-node protocol over a real
-ZeroMQ socket (actors/replication.py's wire), so the test decides exactly what goes over it: when chunks
+ZeroMQ socket (protocol/peer.py's frames), so the test decides exactly what goes over it: when chunks
 arrive, and where a transfer breaks off.
 """
 
@@ -25,7 +25,7 @@ from actors.data.digest import dataset_digest
 from actors.data.keyspace import Database, Keyspace
 from actors.persistence.rdb import reader as rdb_reader
 from actors.persistence.rdb import writer as rdb_writer
-from actors.replication.replication import REPL_PROTOCOL_VERSION
+from protocol.peer import PEER_PROTOCOL_VERSION as REPL_PROTOCOL_VERSION
 from tests.harness import NodeProcess, free_port, wait_for
 from tests.integration.test_replication import info
 

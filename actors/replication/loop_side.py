@@ -1,0 +1,650 @@
+"""Replication on the loop thread: ``Replication`` (``server.replication``), what commands see.
+
+Owns the role, the replication ids (PSYNC2: the current history and the one it continues), the master
+replication offset (``server.repl_offset``), the replica's master client, WAIT and min-replicas, INFO
+replication and ROLE. It feeds each tick's propagated bytes to the actor (one ``Feed`` per tick), asks
+snapshot_child.py to fork for the actor's jobs, applies the master's stream on a replica and swaps a loaded
+snapshot in. It talks to the actor only through messages.py: ``_tell`` (loop -> actor, FIFO with the stream)
+and ``receive`` (actor -> loop, dispatched by type); it reads the views the actor publishes (states.py).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import hiredis
+import structlog
+
+from actors.persistence.rdb import writer as rdb_writer
+from actors.replication import messages as m
+from actors.replication import report
+from actors.replication.snapshot_child import SnapshotChildren, remove_stale_temp_files
+from actors.replication.states import (
+    BacklogView,
+    LinkState,
+    LinkView,
+    ReplicaState,
+    ReplicaView,
+)
+from actors.server.client import Client, ClientKind
+from actors.server.server import BLOCKED
+from protocol import errors
+from protocol.errors import CommandError
+
+if TYPE_CHECKING:
+    from actors.data.keyspace import Database
+    from actors.loop.master import MasterActor
+    from actors.server.server import Server
+
+log = structlog.get_logger("redactor.replication")
+
+REPLID_ZERO = "0" * 40
+# Failed commands of the master's stream are logged at most this often (they mean the datasets diverged).
+APPLY_ERROR_LOG_INTERVAL_S = 10.0
+
+WAIT_ON_REPLICA = (
+    "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is "
+    "configured to be writable (which is not the default) writes to replicas are just local and are not "
+    "propagated."
+)
+UNBLOCKED_ROLE_CHANGE = (
+    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)"
+)
+
+
+def new_replid() -> str:
+    """A fresh replication id: 40 random hex characters, as Redis's changeReplicationId."""
+    return os.urandom(20).hex()
+
+
+def _command_size(argv: list[bytes]) -> int:
+    """Bytes of ``argv`` as ``encode_command`` writes it: how far one command of the stream reaches."""
+    size = 3 + len(str(len(argv)))
+    for arg in argv:
+        n = len(arg)
+        size += n + 5 + len(str(n))
+    return size
+
+
+@dataclass
+class _Waiter:
+    """A client blocked in WAIT."""
+
+    client: Client
+    target_offset: int
+    numreplicas: int
+    timer: Any = None  # asyncio.TimerHandle of the timeout, None for WAIT ... 0
+
+
+class Replication:
+    """Everything replication does on the loop thread; ``server.replication`` points here."""
+
+    def __init__(self, server: Server, master: MasterActor) -> None:
+        self.server = server
+        self.master = master
+        self.config = server.config
+        # Replication ids (PSYNC2): the current history, and the one it continues (after a promotion or a
+        # restart from an RDB) with the first offset that is no longer part of it.
+        self.replid = new_replid()
+        self.replid2 = REPLID_ZERO
+        self.second_offset = -1
+        # The master this node follows (None: it is a master).
+        self.master_host: str | None = None
+        self.master_port = 0
+        # Bumped whenever the master changes (and when the actor restarts): work of an older link is dropped.
+        self.gen = 0
+        # False until this node has a history to continue: then it asks PSYNC ? -1 (a forced full sync).
+        self.psync_known = True
+        # On a replica: the client the master's stream runs as (its db is the stream's selected db).
+        self.master_client: Client | None = None
+        # The stream parser of the current link and the bytes it holds that are not applied yet.
+        self._reader: Any = hiredis.Reader()
+        self._tail = bytearray()
+        # Stream bytes handed to the loop so far (applied plus the tail).
+        self._read_pos = 0
+        # Stream position up to which the feed has handed bytes to the actor.
+        self.fed_pos = 0
+        # False until the dataset is loaded (node start): the role and ids are settled only then.
+        self.ready = False
+        self._actor_waiting = False
+        # Published by the actor thread (read-only here).
+        self.link_view = LinkView()
+        self.replicas_view: tuple[ReplicaView, ...] = ()
+        self.backlog_view: BacklogView | None = None
+        self.waiters: list[_Waiter] = []
+        self._getack_requested = False
+        self.children = SnapshotChildren(self._tell)
+        # What the actor tells this thread, by message type (``receive``).
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            m.ActorStarted: lambda msg: self.actor_started(),
+            m.RequestSnapshot: lambda msg: self.request_snapshot(msg.job),
+            m.PrepareLink: lambda msg: self.prepare_link(msg.gen),
+            m.ApplyStream: lambda msg: self.apply_stream(msg.gen, msg.start, msg.data),
+            m.InstallSnapshot: lambda msg: self.install_snapshot(
+                msg.gen, msg.dbs, msg.replid, msg.offset, msg.stream_db
+            ),
+            m.PartialAccepted: lambda msg: self.partial_accepted(msg.gen, msg.replid, msg.stream_db),
+            m.LinkChanged: lambda msg: self.link_changed(msg.gen),
+            m.ReplicasChanged: lambda msg: self.replicas_changed(),
+            m.BacklogFreed: lambda msg: self.backlog_freed(),
+            m.CountStat: lambda msg: self.count_stat(msg.name),
+        }
+        self._last_apply_error_log_s = 0.0
+        server.replication = self
+        if server.persistence is not None:
+            server.persistence.repl_info = self.rdb_repl_info
+        master.stream_sinks.append(self.feed)
+        master.after_flush.append(self._after_flush)
+        master.cron_jobs.append(self.cron)
+        server.info_sections["replication"] = self.info
+        server.client_removed_hooks.append(self._client_removed)
+        self.config.on_change("replica-serve-stale-data", lambda value: self._update_stale())
+        self.config.on_change("min-replicas-to-write", lambda value: self._update_write_refusal())
+        self.config.on_change("min-replicas-max-lag", lambda value: self._update_write_refusal())
+
+    # -- talking to the actor ------------------------------------------------------------------------------
+
+    def _tell(self, message: m.LoopToActor) -> None:
+        self.master.tell_bus(message)
+
+    def receive(self, message: m.ActorToLoop) -> None:
+        """A message from the actor (``call_threadsafe``, so in the order the actor sent them)."""
+        self._handlers[type(message)](message)
+
+    def _send_ids(self) -> None:
+        self._tell(m.Ids(self.replid, self.replid2, self.second_offset))
+
+    # -- start-up --------------------------------------------------------------------------------------------
+
+    def on_dataset_loaded(self) -> None:
+        """Node start, after loading: take the replication info of the RDB, then follow ``replicaof``."""
+        server = self.server
+        remove_stale_temp_files()
+        loaded_id, loaded_offset = server.loaded_repl_id, server.loaded_repl_offset
+        has_info = bool(loaded_id) and loaded_offset is not None and loaded_offset >= 0
+        target = self.config["replicaof"]
+        if target:
+            if has_info:
+                # A replica restarted from its RDB continues the history it had (PSYNC with it).
+                assert loaded_id is not None and loaded_offset is not None
+                self.replid = loaded_id
+                server.repl_offset = loaded_offset
+                self.fed_pos = loaded_offset
+            else:
+                self.psync_known = False
+            self._set_replica_state(str(target[0]), int(target[1]))
+            log.info(
+                "replicaof_configured",
+                master=f"{target[0]}:{target[1]}",
+                replid=self.replid,
+                offset=server.repl_offset,
+                history=self.psync_known,
+            )
+        elif has_info:
+            # A master restarted from its RDB: the old history is the secondary id up to where it ends, and the
+            # backlog starts there, so its replicas continue with a partial resync (Redis 7.0 does the same).
+            assert loaded_id is not None and loaded_offset is not None
+            self.replid2 = loaded_id
+            self.second_offset = loaded_offset + 1
+            server.repl_offset = loaded_offset
+            self.fed_pos = loaded_offset
+            server.repl_feeding = True
+            server.prop_db = -1
+            log.info(
+                "replication_history_restored", replid=self.replid, replid2=loaded_id, offset=loaded_offset
+            )
+        self.ready = True
+        if self._actor_waiting:
+            self._actor_waiting = False
+            self._announce()
+
+    def actor_started(self) -> None:
+        """The actor (re)started with empty state: it learns the role, the ids and where the stream stands."""
+        if not self.ready:
+            self._actor_waiting = True
+            return
+        self._announce()
+
+    def _announce(self) -> None:
+        self._send_ids()
+        if self.master_host is not None:
+            # A new generation: batches the previous actor handed over but the loop has not run yet are dropped,
+            # and the new link continues from what was applied.
+            self.gen += 1
+            self._tell(m.ReplicaOf(self.gen, self.master_host, self.master_port))
+        elif self.server.repl_feeding:
+            self.enable_feeding()
+        # From here on the actor knows the ids and the backlog: it may answer replicas' PSYNCs.
+        self._tell(m.Ready())
+
+    # -- the stream (master side) ----------------------------------------------------------------------------
+
+    def enable_feeding(self) -> None:
+        """Start (or restart) the backlog at the current offset; the next write SELECTs its database."""
+        server = self.server
+        server.repl_feeding = True
+        server.prop_db = -1
+        server.repl_select_points.clear()
+        self.fed_pos = server.repl_offset
+        self._tell(m.ResetBacklog(server.repl_offset, -1, False))
+
+    def feed(self, data: bytes) -> None:
+        """Stream sink (end of tick): hand the tick's counted stream bytes to the actor, with their position."""
+        server = self.server
+        counted = server.repl_offset - self.fed_pos
+        if counted <= 0:
+            server.repl_select_points.clear()
+            return
+        if counted > len(data):
+            # Stream bytes were counted that this tick does not carry: the backlog cannot be trusted any more.
+            log.error("replication_feed_mismatch", counted=counted, bytes=len(data))
+            self.enable_feeding()
+            return
+        if counted < len(data):
+            data = data[len(data) - counted :]  # the head was propagated before the backlog existed
+        start = self.fed_pos
+        self.fed_pos = server.repl_offset
+        selects = tuple(point for point in server.repl_select_points if point[0] >= start)
+        server.repl_select_points.clear()
+        self._tell(m.Feed(start, selects, data))
+
+    # -- snapshots (fork children) -----------------------------------------------------------------------------
+
+    def request_snapshot(self, job: int) -> None:
+        """Fork a child that writes the dataset as an RDB (snapshot_child.py); it tells the actor its offset."""
+        server = self.server
+        if not server.repl_feeding and self.master_host is None:
+            self.enable_feeding()
+        offset = server.repl_offset
+        if self.master_host is None:
+            stream_db = server.prop_db
+        else:
+            stream_db = self.master_client.db.id if self.master_client is not None else -1
+        aux = rdb_writer.default_aux(self.replid, offset, max(stream_db, 0))
+        self.children.fork(
+            job,
+            offset,
+            stream_db,
+            self.replid,
+            server.keyspace.dbs,
+            aux,
+            bool(self.config["rdbcompression"]),
+            bool(self.config["rdbchecksum"]),
+            float(getattr(server.persistence, "child_delay_s", 0.0) or 0.0),
+        )
+
+    def kill_children(self) -> None:
+        """Node shutdown: stop snapshot children (their files are temporary)."""
+        self.children.kill()
+
+    # -- the replica side -------------------------------------------------------------------------------------
+
+    def _ensure_master_client(self) -> Client:
+        client = self.master_client
+        if client is None:
+            host = self.master_host or "?"
+            client = Client(
+                self.server, ClientKind.MASTER, f"{host}:{self.master_port}", f"bus:{self.server.port}"
+            )
+            client.authenticated = True
+            self.master_client = client
+            self.server.add_client(client)
+        return client
+
+    def _drop_master_client(self) -> None:
+        client = self.master_client
+        if client is not None:
+            self.master_client = None
+            client.multi = None
+            self.server.remove_client(client)
+
+    def _reset_reader(self) -> None:
+        self._reader = hiredis.Reader()
+        self._tail = bytearray()
+        self._read_pos = self.server.repl_offset
+        master_client = self.master_client
+        if master_client is not None:
+            # A transaction the old link left open can never be completed by the new one.
+            master_client.multi = None
+            master_client.multi_error = False
+
+    def prepare_link(self, gen: int) -> None:
+        """The actor is about to (re)connect: every batch it handed over so far has been applied (FIFO), so
+        the applied offset is where the new link continues. A partial command left in the parser is dropped
+        (the master sends it again from the offset)."""
+        if gen != self.gen or self.master_host is None:
+            return
+        self._reset_reader()
+        replid = self.replid if self.psync_known else "?"
+        self._tell(m.LinkReady(gen, replid, self.server.repl_offset))
+
+    def apply_stream(self, gen: int, start: int, data: bytes) -> None:
+        """Run a batch of the master's stream as the master client, in order; then feed it to our backlog."""
+        server = self.server
+        if gen != self.gen or self.master_host is None:
+            return
+        if start != self._read_pos:
+            log.warning("replication_stream_out_of_order", expected=self._read_pos, got=start)
+            self._tell(m.Relink(gen, "stream out of order"))
+            return
+        self._read_pos += len(data)
+        tail_was_empty = not self._tail
+        reader = self._reader
+        reader.feed(data)
+        self._tail += data
+        client = self._ensure_master_client()
+        keyspace = server.keyspace
+        base = server.repl_offset
+        consumed = 0
+        selects: list[tuple[int, int]] = []  # handed over as a tuple (Feed)
+        execute = server.execute
+        keyspace.ignore_ttl = True
+        try:
+            while True:
+                try:
+                    argv = reader.gets()
+                except hiredis.ProtocolError as exc:
+                    log.error("replication_stream_unreadable", offset=base + consumed, reason=str(exc))
+                    self._tell(m.Relink(gen, "stream unreadable"))
+                    break
+                if argv is False:
+                    break
+                if not isinstance(argv, list) or not argv or not all(isinstance(a, bytes) for a in argv):
+                    log.error("replication_stream_unreadable", offset=base + consumed, reason="not a command")
+                    self._tell(m.Relink(gen, "stream unreadable"))
+                    break
+                if len(argv) == 2 and argv[0].lower() == b"select" and argv[1].isdigit():
+                    selects.append((base + consumed, int(argv[1])))
+                reply = execute(client, argv)
+                consumed += _command_size(argv)
+                if isinstance(reply, CommandError):
+                    self._log_apply_error(argv, reply)
+        finally:
+            keyspace.ignore_ttl = False
+        if not consumed:
+            return
+        if tail_was_empty and consumed == len(data):
+            applied = data
+            self._tail = bytearray()
+        else:
+            applied = bytes(self._tail[:consumed])
+            del self._tail[:consumed]
+        server.repl_offset = base + consumed
+        self.fed_pos = server.repl_offset
+        self._tell(m.Feed(base, tuple(selects), applied))
+        self.master.schedule_flush()  # the AOF sink writes what the stream changed
+
+    def _log_apply_error(self, argv: list[bytes], reply: CommandError) -> None:
+        now = time.monotonic()
+        if now - self._last_apply_error_log_s >= APPLY_ERROR_LOG_INTERVAL_S:
+            self._last_apply_error_log_s = now
+            log.warning(
+                "replicated_command_failed", command=argv[0].decode("utf-8", "replace"), reason=str(reply)
+            )
+
+    def install_snapshot(
+        self, gen: int, dbs: list[Database], replid: str, offset: int, stream_db: int
+    ) -> None:
+        """Full sync done: swap the loaded databases in at once and take the master's history."""
+        server = self.server
+        if gen != self.gen or self.master_host is None:
+            return
+        server.keyspace.replace_all(dbs)
+        server.repl_offset = offset
+        self.fed_pos = offset
+        self._reset_reader()
+        self.replid = replid
+        self.replid2 = REPLID_ZERO
+        self.second_offset = -1
+        self.psync_known = True
+        client = self._ensure_master_client()
+        client.select(stream_db if 0 <= stream_db < len(server.keyspace.dbs) else 0)
+        self._send_ids()
+        self._tell(m.ResetBacklog(offset, stream_db, True))
+        log.info("snapshot_installed", keys=server.keyspace.total_keys(), offset=offset, replid=replid)
+        persistence = server.persistence
+        if persistence is not None and self.config["appendonly"]:
+            # The AOF describes the old dataset: start it over from the new one (restartAOFAfterSYNC).
+            try:
+                persistence.stop_append_only()
+                persistence.start_append_only()
+            except Exception as exc:
+                log.error("aof_restart_after_sync_failed", reason=str(exc))
+
+    def partial_accepted(self, gen: int, replid: str, stream_db: int) -> None:
+        """CONTINUE: the master may have a new id (it was promoted, or restarted from its RDB)."""
+        server = self.server
+        if gen != self.gen or self.master_host is None:
+            return
+        if replid != self.replid:
+            self.replid2 = self.replid
+            self.second_offset = server.repl_offset + 1
+            self.replid = replid
+            self._send_ids()
+            self._tell(m.DropReplicas("master replication id changed"))
+        self.psync_known = True
+        client = self._ensure_master_client()
+        if 0 <= stream_db < len(server.keyspace.dbs):
+            client.select(stream_db)
+
+    def link_changed(self, gen: int) -> None:
+        """The actor published a new link state."""
+        if gen == self.gen:
+            self._update_stale()
+
+    def _update_stale(self) -> None:
+        server = self.server
+        server.refuse_stale = (
+            self.master_host is not None
+            and not self.config["replica-serve-stale-data"]
+            and self.link_view.state is not LinkState.CONNECTED
+        )
+
+    # -- role changes ---------------------------------------------------------------------------------------
+
+    def set_master(self, host: str, port: int) -> str:
+        """REPLICAOF host port. Returns the status reply."""
+        if (
+            self.master_host is not None
+            and self.master_host.lower() == host.lower()
+            and self.master_port == port
+        ):
+            log.info("replicaof_unchanged", master=f"{host}:{port}")
+            return "OK Already connected to specified master"
+        self._become_replica(host, port, log_event="replicaof_set")
+        return "OK"
+
+    def _become_replica(self, host: str, port: int, log_event: str) -> None:
+        self._set_replica_state(host, port)
+        # Our own replicas resync with us (they may continue partially); see replicationSetMaster.
+        self._tell(m.DropReplicas("this node became a replica"))
+        self._tell(m.ReplicaOf(self.gen, host, port))
+        log.info(log_event, master=f"{host}:{port}", replid=self.replid, offset=self.server.repl_offset)
+
+    def _set_replica_state(self, host: str, port: int) -> None:
+        server = self.server
+        if self.master_host is not None:
+            self._drop_master_client()
+        self.master_host, self.master_port = host, port
+        self.config.values["replicaof"] = (host, port)
+        server.is_replica = True
+        server.keyspace.is_replica = True
+        server.repl_feeding = False
+        if server.write_refusal == errors.NOREPLICAS:
+            server.write_refusal = None
+        self._unblock_waiters(CommandError(UNBLOCKED_ROLE_CHANGE))
+        self.gen += 1
+        self.link_view = LinkView(state=LinkState.CONNECT)
+        self._update_stale()
+
+    def unset_master(self) -> None:
+        """REPLICAOF NO ONE: become a master that continues the history (PSYNC2: the old id stays as replid2)."""
+        server = self.server
+        if self.master_host is None:
+            return
+        old = f"{self.master_host}:{self.master_port}"
+        self.master_host = None
+        self.master_port = 0
+        self.config.values["replicaof"] = None
+        self._drop_master_client()
+        self._reset_reader()
+        server.is_replica = False
+        server.keyspace.is_replica = False
+        server.refuse_stale = False
+        self.gen += 1
+        self.link_view = LinkView()
+        # shiftReplicationId: the history so far is the secondary id, up to the current offset.
+        self.replid2 = self.replid
+        self.second_offset = server.repl_offset + 1
+        self.replid = new_replid()
+        self.psync_known = True
+        self._tell(m.ReplicaOf(self.gen, None, 0))
+        self._send_ids()
+        server.repl_feeding = True
+        server.prop_db = -1
+        server.repl_select_points.clear()
+        self.fed_pos = server.repl_offset
+        self._tell(m.ResetBacklog(server.repl_offset, -1, False))
+        self._tell(m.DropReplicas("replication id changed"))
+        self._update_write_refusal()
+        log.info(
+            "replica_promoted",
+            old_master=old,
+            replid=self.replid,
+            replid2=self.replid2,
+            second_repl_offset=self.second_offset,
+        )
+
+    def backlog_freed(self) -> None:
+        """The actor dropped the backlog (repl-backlog-ttl): the history can no longer be continued."""
+        if self.master_host is not None:
+            return
+        self.server.repl_feeding = False
+        self.replid = new_replid()
+        self.replid2 = REPLID_ZERO
+        self.second_offset = -1
+        self._send_ids()
+
+    def count_stat(self, name: str) -> None:
+        stats = self.server.stats
+        setattr(stats, name, getattr(stats, name) + 1)
+
+    # -- replicas, WAIT and min-replicas ----------------------------------------------------------------------
+
+    def replicas_changed(self) -> None:
+        """The actor published new replica states or acks: wake WAIT clients, re-check min-replicas."""
+        if self.waiters:
+            for waiter in list(self.waiters):
+                count = self.count_acked(waiter.target_offset)
+                if count >= waiter.numreplicas:
+                    self._finish_wait(waiter, count)
+        self._update_write_refusal()
+
+    def count_acked(self, offset: int) -> int:
+        return sum(1 for r in self.replicas_view if r.state is ReplicaState.ONLINE and r.ack_offset >= offset)
+
+    def good_replicas(self) -> int:
+        max_lag_s = self.config["min-replicas-max-lag"]
+        now = time.monotonic()
+        return sum(
+            1
+            for r in self.replicas_view
+            if r.state is ReplicaState.ONLINE and int(now - r.ack_time_s) <= max_lag_s
+        )
+
+    def _min_replicas_enabled(self) -> bool:
+        return bool(self.config["min-replicas-to-write"]) and bool(self.config["min-replicas-max-lag"])
+
+    def _update_write_refusal(self) -> None:
+        server = self.server
+        refuse = (
+            self.master_host is None
+            and self._min_replicas_enabled()
+            and self.good_replicas() < self.config["min-replicas-to-write"]
+        )
+        if refuse:
+            if server.write_refusal is None:
+                server.write_refusal = errors.NOREPLICAS
+        elif server.write_refusal == errors.NOREPLICAS:
+            server.write_refusal = None
+
+    def wait(self, client: Client, numreplicas: int, timeout_ms: int) -> Any:
+        """WAIT: the number of replicas that acked the current offset, blocking the client (not the node) until
+        enough did or the timeout passed."""
+        server = self.server
+        target = server.repl_offset
+        count = self.count_acked(target)
+        if count >= numreplicas or server.exec_propagation is not None or client.kind is ClientKind.INTERNAL:
+            return count
+        waiter = _Waiter(client, target, numreplicas)
+        if timeout_ms > 0:
+            loop = self.master.loop
+            assert loop is not None
+            waiter.timer = loop.call_later(timeout_ms / 1000.0, self._wait_timed_out, waiter)
+        client.blocked = waiter
+        self.waiters.append(waiter)
+        # Ask the replicas for their offsets now rather than at their next periodic ack: after this tick's
+        # flush (an after_flush hook), so the request follows the writes it is about on the stream.
+        self._getack_requested = True
+        self.master.schedule_flush()
+        return BLOCKED
+
+    def _after_flush(self) -> None:
+        if self._getack_requested:
+            self._getack_requested = False
+            self._tell(m.RequestAcks())
+
+    def _wait_timed_out(self, waiter: _Waiter) -> None:
+        if waiter in self.waiters:
+            self._finish_wait(waiter, self.count_acked(waiter.target_offset))
+
+    def _finish_wait(self, waiter: _Waiter, reply: Any) -> None:
+        self.waiters.remove(waiter)
+        if waiter.timer is not None:
+            waiter.timer.cancel()
+        client = waiter.client
+        if client.blocked is waiter:
+            client.blocked = None
+        client.deliver(reply)
+
+    def _unblock_waiters(self, reply: Any) -> None:
+        for waiter in list(self.waiters):
+            self._finish_wait(waiter, reply)
+
+    def _client_removed(self, client: Client) -> None:
+        for waiter in list(self.waiters):
+            if waiter.client is client:
+                self.waiters.remove(waiter)
+                if waiter.timer is not None:
+                    waiter.timer.cancel()
+
+    # -- cron, RDB aux fields ------------------------------------------------------------------------------
+
+    def cron(self) -> None:
+        if self.children:
+            self.children.reap()
+        self._update_write_refusal()
+
+    def rdb_repl_info(self) -> tuple[str | None, int | None, int | None]:
+        """(repl-id, repl-offset, repl-stream-db) for an RDB being saved (rdbPopulateSaveInfo), or Nones."""
+        server = self.server
+        if self.master_host is None:
+            if not server.repl_feeding:
+                return None, None, None
+            return self.replid, server.repl_offset, max(server.prop_db, 0)
+        if not self.psync_known:
+            return None, None, None
+        client = self.master_client
+        return self.replid, server.repl_offset, client.db.id if client is not None else 0
+
+    # -- INFO and ROLE (report.py) -------------------------------------------------------------------------
+
+    def info(self) -> list[tuple[str, Any]]:
+        return report.info_section(self)
+
+    def role(self) -> list[Any]:
+        return report.role_reply(self)

@@ -1,0 +1,500 @@
+"""The replica side of replication (bus thread): the link to this node's master, a state machine
+(``LinkState``), and the loader thread that parses a full sync's snapshot while it arrives.
+
+The link connects a DEALER to the master's bus port (its RESP port + 10000, the bus-port default), says Hello,
+then Psync with what the loop has applied (the loop answers PrepareLink with LinkReady first, so nothing the
+old link handed over is still in flight). Continue: the stream follows. FullResync: the snapshot's chunks go to
+a ``SnapshotLoader``; once parsed, the loop swaps the databases in (InstallSnapshot) and the stream buffered
+meanwhile is applied. Every stream message carries its start, so a gap is noticed and the link resyncs. Any
+loss goes back to CONNECT with a doubling backoff.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+import zmq
+
+from actors.persistence.rdb import reader as rdb_reader
+from actors.persistence.rdb.format import RdbData
+from actors.replication import messages as m
+from actors.replication.backlog import Backlog
+from actors.replication.states import LinkState
+from protocol import peer
+from protocol.peer import PEER_PROTOCOL_VERSION
+from protocol.ports import bus_port_for
+
+if TYPE_CHECKING:
+    from actors.replication.actor import ReplicationActor
+
+log = structlog.get_logger("redactor.replication")
+
+# A replica acks its offset this often (Redis: once a second from replicationCron).
+ACK_INTERVAL_S = 1.0
+# Reconnection backoff of a replica that lost its master: doubles from the minimum up to the maximum.
+RECONNECT_BACKOFF_MIN_S = 0.1
+RECONNECT_BACKOFF_MAX_S = 2.0
+
+
+def _local_ip_towards(host: str, port: int) -> str:
+    """The address this host uses to reach ``host`` (what the master shows as the replica's ip)."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((host, port))  # UDP: picks a route, sends nothing
+            return str(probe.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+
+
+@dataclass
+class MasterLink:
+    """This node's link to its master (actor thread)."""
+
+    gen: int
+    host: str
+    port: int
+    state: LinkState = LinkState.CONNECT
+    connect_at_s: float = 0.0
+    backoff_s: float = RECONNECT_BACKOFF_MIN_S
+    awaiting_loop: bool = False  # prepare_link asked, link_ready not back yet
+    attempt: int = 0  # bumped on every loss, so a late loader result of an older attempt is dropped
+    sock: zmq.Socket[bytes] | None = None
+    monitor: zmq.Socket[bytes] | None = None
+    replid: str = "?"
+    offset: int = 0  # applied offset when this attempt started
+    read_pos: int = 0  # stream bytes received (and handed to the loop)
+    last_io_s: float = 0.0
+    last_ack_s: float = 0.0
+    getack_pending: bool = False
+    down_since_s: float = 0.0  # time.time() of the last loss of a connected link (0: none yet)
+    was_connected: bool = False
+    # TRANSFER: the thread parsing the snapshot as it arrives, and what FULLRESYNC announced.
+    loader: SnapshotLoader | None = None
+    snap_replid: str = ""
+    snap_offset: int = 0
+    snap_size: int = -1
+    snap_received: int = 0
+    snap_last_io_s: float = 0.0
+    snap_stream_db: int = -1  # the database the stream has selected at the snapshot's offset (snap_end)
+    # LOADING: stream messages that arrived while the snapshot is parsed.
+    buffered: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A loader thread finished parsing a received snapshot, or gave up on it (told to the actor)."""
+
+    attempt: int
+    result: RdbData | Exception
+    duration_ms: float
+
+
+class _LoadAbandoned(Exception):
+    """The transfer a loader thread parses was abandoned (the link was lost): the thread just ends."""
+
+
+class SnapshotLoader:
+    """Parses a full sync's snapshot in a worker thread while it is being received (replica side).
+
+    The actor feeds each chunk as it arrives (``feed``), then ``finish`` at the snapshot's end or ``abandon``
+    if the link is lost; the thread parses with ``rdb_reader.load_stream``, so loading overlaps the transfer (and
+    the master's child writing it) instead of following it, and only the part not parsed yet is held in
+    memory. The result (databases, or the error) is told to the actor as ``Loaded``; the live keyspace is
+    not touched: the loop swaps the new databases in at once, so a failed sync leaves the old data in place.
+    """
+
+    def __init__(self, attempt: int, num_dbs: int, deliver: Any) -> None:
+        self.attempt = attempt
+        self._num_dbs = num_dbs
+        self._deliver = deliver  # called with the Loaded, from the loader thread
+        self._pieces: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._started_s = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="replication-snapshot-load", daemon=True)
+        self._thread.start()
+
+    def feed(self, chunk: bytes) -> None:
+        if chunk:
+            self._pieces.put(chunk)
+
+    def finish(self) -> None:
+        self._pieces.put(b"")
+
+    def abandon(self) -> None:
+        self._pieces.put(None)
+
+    def _next_piece(self) -> bytes:
+        piece = self._pieces.get()
+        if piece is None:
+            raise _LoadAbandoned
+        return piece
+
+    def _run(self) -> None:
+        result: RdbData | Exception
+        try:
+            result = rdb_reader.load_stream(self._next_piece, self._num_dbs)
+        except _LoadAbandoned:
+            return
+        except Exception as exc:  # reported to the actor, which drops the link
+            result = exc
+        try:
+            self._deliver(Loaded(self.attempt, result, round((time.monotonic() - self._started_s) * 1000, 1)))
+        except Exception:
+            pass  # the actor stopped meanwhile
+
+
+class ReplicaSide:
+    """This node's link to its master, if it has one (bus thread)."""
+
+    def __init__(self, actor: ReplicationActor) -> None:
+        self.actor = actor
+        self.bus = actor.bus
+        self.server = actor.server
+        self.config = actor.config
+        self.link: MasterLink | None = None
+
+    def say_bye(self) -> bool:
+        """Node or actor stopping: tell the master (True if there was one to tell)."""
+        link = self.link
+        if link is None or link.sock is None:
+            return False
+        self.send_master(link, peer.Bye())
+        return True
+
+    def close(self) -> None:
+        if self.link is not None:
+            self._close_link(self.link)
+
+    def on_feed(self, end_pos: int) -> None:
+        """Our backlog grew to ``end_pos`` (the loop applied the stream up to it): a GetAck may be answered."""
+        link = self.link
+        if link is not None and link.getack_pending and end_pos >= link.read_pos:
+            link.getack_pending = False
+            self.send_ack(link, time.monotonic())
+
+    def on_replicaof(self, message: m.ReplicaOf) -> None:
+        gen, host, port = message.gen, message.host, message.port
+        link = self.link
+        if link is not None:
+            if link.sock is not None:
+                self.send_master(link, peer.Bye())
+            self._close_link(link)
+            self.link = None
+        if host is not None:
+            self.link = MasterLink(gen, host, port, connect_at_s=time.monotonic())
+        self.actor.publish(force=True, link_changed=True, gen=gen)
+
+    def _close_link(self, link: MasterLink) -> None:
+        self._close_link_socket(link)
+        if link.loader is not None:
+            link.loader.abandon()
+            link.loader = None
+        link.buffered.clear()
+
+    def _close_link_socket(self, link: MasterLink) -> None:
+        if link.monitor is not None:
+            self.bus.remove_socket(link.monitor, close=True)
+            link.monitor = None
+        if link.sock is not None:
+            try:
+                link.sock.disable_monitor()
+            except zmq.ZMQError:
+                pass
+            self.bus.remove_socket(link.sock, close=True)
+            link.sock = None
+
+    def _set_link_state(self, link: MasterLink, state: LinkState) -> None:
+        link.state = state
+        self.actor.publish(force=True, link_changed=True, gen=link.gen)
+
+    def on_link_ready(self, message: m.LinkReady) -> None:
+        gen, replid, offset = message.gen, message.replid, message.offset
+        link = self.link
+        if link is None or link.gen != gen or link.state is not LinkState.CONNECT or not link.awaiting_loop:
+            return
+        link.awaiting_loop = False
+        link.replid, link.offset, link.read_pos = replid, offset, offset
+        sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, 0)
+        sock.setsockopt(zmq.ROUTING_ID, b"R" + os.urandom(8))
+        host = link.host
+        if ":" in host:
+            sock.setsockopt(zmq.IPV6, 1)
+            endpoint = f"tcp://[{host}]:{bus_port_for(link.port)}"
+        else:
+            endpoint = f"tcp://{host}:{bus_port_for(link.port)}"
+        try:
+            sock.connect(endpoint)
+        except zmq.ZMQError as exc:
+            sock.close(0)
+            log.warning("master_connect_failed", master=f"{host}:{link.port}", reason=str(exc))
+            self._link_lost(link, f"connect failed: {exc}")
+            return
+        link.sock = sock
+        link.monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self.bus.add_socket(sock, lambda: self._drain_link(link))
+        self.bus.add_socket(link.monitor, lambda: self._drain_monitor(link))
+        link.last_io_s = time.monotonic()
+        self.send_master(link, peer.Hello(self.config["masterauth"], PEER_PROTOCOL_VERSION))
+        self._set_link_state(link, LinkState.CONNECTING)
+
+    def send_master(self, link: MasterLink, frame: peer.PeerFrame) -> None:
+        if link.sock is None:
+            return
+        try:
+            link.sock.send_multipart(peer.encode(frame), zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass  # queue full or socket closing: the periodic messages and the timeouts cover it
+
+    def _drain_monitor(self, link: MasterLink) -> None:
+        monitor = link.monitor
+        if monitor is None:
+            return
+        lost = False
+        while True:
+            try:
+                frames = monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            except zmq.ZMQError:
+                break
+            if (
+                frames
+                and len(frames[0]) >= 2
+                and int.from_bytes(frames[0][:2], "little") == zmq.EVENT_DISCONNECTED
+            ):
+                lost = True
+        if lost and self.link is link and link.state is not LinkState.CONNECT:
+            self._link_lost(link, "connection closed")
+
+    def _drain_link(self, link: MasterLink) -> None:
+        for _ in range(10_000):
+            sock = link.sock
+            if sock is None or self.link is not link:
+                return
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                frame = peer.decode(frames)
+            except peer.PeerFrameError as exc:
+                log.info("node_message_ignored", reason=f"bad frame: {exc}")
+                continue
+            link.last_io_s = time.monotonic()
+            self._on_master_message(link, frame)
+
+    def _on_master_message(self, link: MasterLink, frame: peer.PeerFrame) -> None:
+        state = link.state
+        if isinstance(frame, peer.Stream):
+            self._on_stream(link, frame.start, frame.data)
+        elif isinstance(frame, peer.Ping):
+            if state is LinkState.CONNECTED and frame.sent > link.read_pos:
+                self._link_lost(link, f"stream gap: master sent up to {frame.sent}, received {link.read_pos}")
+        elif isinstance(frame, peer.SnapChunk):
+            self._on_snap_chunk(link, frame.at, frame.data)
+        elif isinstance(frame, peer.SnapBegin) and state is LinkState.TRANSFER:
+            link.snap_size = frame.size
+            self.actor.publish(force=True)
+        elif isinstance(frame, peer.SnapEnd) and state is LinkState.TRANSFER:
+            self._on_snap_end(link, frame.size, frame.stream_db)
+        elif isinstance(frame, peer.GetAck):
+            if state is LinkState.CONNECTED:
+                if self.server.repl_offset >= link.read_pos:
+                    self.send_ack(link, time.monotonic())
+                else:
+                    link.getack_pending = True
+        elif isinstance(frame, peer.HelloOk) and state is LinkState.CONNECTING:
+            psync_offset = link.offset + 1 if link.replid != "?" else -1
+            port = self.config["replica-announce-port"] or self.server.port
+            ip = self.config["replica-announce-ip"] or _local_ip_towards(link.host, link.port)
+            self.send_master(
+                link,
+                peer.Psync(
+                    link.replid, psync_offset, self.server.run_id, port, ip, self.config["masterauth"]
+                ),
+            )
+            log.info(
+                "replica_sync_requested",
+                role="replica",
+                master=f"{link.host}:{link.port}",
+                replid=link.replid,
+                offset=psync_offset,
+            )
+            self._set_link_state(link, LinkState.HANDSHAKE)
+        elif isinstance(frame, peer.Continue) and state is LinkState.HANDSHAKE:
+            replid, stream_db = frame.replid, frame.stream_db
+            backlog = self.actor.backlog
+            if backlog is None or backlog.end_pos != link.offset:
+                self.actor.backlog = Backlog(self.config["repl-backlog-size"], link.offset, stream_db)
+            self.actor.tell_loop(m.PartialAccepted(link.gen, replid, stream_db))
+            log.info(
+                "partial_resync_succeeded",
+                master=f"{link.host}:{link.port}",
+                offset=link.offset + 1,
+                replid=replid,
+            )
+            self._link_up(link, partial=True)
+        elif isinstance(frame, peer.FullResync) and state is LinkState.HANDSHAKE:
+            self._on_fullresync(link, frame.replid, frame.offset)
+        elif isinstance(frame, peer.Error):
+            log.warning("master_refused", master=f"{link.host}:{link.port}", reason=frame.message)
+            self._link_lost(link, f"master error: {frame.message}")
+        elif isinstance(frame, peer.Bye):
+            if state is not LinkState.CONNECT:
+                self._link_lost(link, "master closed the link")
+
+    def _link_up(self, link: MasterLink, partial: bool) -> None:
+        if link.was_connected or link.down_since_s:
+            down_ms = round((time.time() - link.down_since_s) * 1000, 1) if link.down_since_s else 0
+            log.info("link_restored", master=f"{link.host}:{link.port}", partial=partial, down_ms=down_ms)
+        link.was_connected = True
+        link.backoff_s = RECONNECT_BACKOFF_MIN_S
+        self._set_link_state(link, LinkState.CONNECTED)
+        self.send_ack(link, time.monotonic())
+
+    def _on_fullresync(self, link: MasterLink, replid: str, offset: int) -> None:
+        link.snap_replid, link.snap_offset = replid, offset
+        link.snap_size, link.snap_received = -1, 0
+        link.snap_last_io_s = time.monotonic()
+        bus = self.bus
+        actor_ref = bus.actor_ref
+
+        def deliver(message: Loaded) -> None:
+            actor_ref.tell(message)
+            bus.wake()
+
+        link.loader = SnapshotLoader(link.attempt, len(self.server.keyspace.dbs), deliver)
+        log.info(
+            "full_sync_started",
+            role="replica",
+            master=f"{link.host}:{link.port}",
+            replid=replid,
+            offset=offset,
+        )
+        self._set_link_state(link, LinkState.TRANSFER)
+
+    def _on_snap_chunk(self, link: MasterLink, at: int, chunk: bytes) -> None:
+        if link.state is not LinkState.TRANSFER or link.loader is None:
+            return
+        if at != link.snap_received:
+            self._link_lost(link, f"snapshot chunk at {at}, expected {link.snap_received}")
+            return
+        link.loader.feed(chunk)
+        link.snap_received += len(chunk)
+        link.snap_last_io_s = time.monotonic()
+        self.send_master(link, peer.SnapAck(link.snap_received))
+
+    def _on_snap_end(self, link: MasterLink, size: int, stream_db: int) -> None:
+        if link.loader is None:
+            return
+        if size != link.snap_received:
+            self._link_lost(link, f"snapshot truncated: {link.snap_received} of {size} bytes")
+            return
+        link.loader.finish()
+        link.snap_size = size
+        link.snap_stream_db = stream_db
+        link.read_pos = link.snap_offset
+        self._set_link_state(link, LinkState.LOADING)
+
+    def on_snapshot_loaded(self, message: Loaded) -> None:
+        """A loader thread's result (told to the bus actor from that thread)."""
+        link = self.link
+        if (
+            link is None
+            or link.attempt != message.attempt
+            or link.state not in (LinkState.TRANSFER, LinkState.LOADING)
+        ):
+            return
+        result = message.result
+        link.loader = None
+        if isinstance(result, Exception):
+            log.error("snapshot_load_failed", master=f"{link.host}:{link.port}", reason=str(result))
+            self._link_lost(link, "snapshot could not be loaded")
+            return
+        if link.state is not LinkState.LOADING:  # cannot happen: load_stream waits for finish() (snap_end)
+            self._link_lost(link, "snapshot loaded before its end was announced")
+            return
+        self.actor.tell_loop(
+            m.InstallSnapshot(link.gen, result.dbs, link.snap_replid, link.snap_offset, link.snap_stream_db)
+        )
+        log.info(
+            "snapshot_loaded",
+            master=f"{link.host}:{link.port}",
+            bytes=link.snap_size,
+            keys=sum(len(db.data) for db in result.dbs),
+            duration_ms=message.duration_ms,
+            offset=link.snap_offset,
+        )
+        buffered = link.buffered
+        link.buffered = []
+        self._link_up(link, partial=False)
+        for start, data in buffered:
+            self._on_stream(link, start, data)
+
+    def _on_stream(self, link: MasterLink, start: int, data: bytes) -> None:
+        if link.state is LinkState.LOADING:
+            link.buffered.append((start, data))
+            return
+        if link.state is not LinkState.CONNECTED:
+            return
+        if start != link.read_pos:
+            self._link_lost(link, f"stream gap: got {start}, expected {link.read_pos}")
+            return
+        link.read_pos += len(data)
+        self.actor.tell_loop(m.ApplyStream(link.gen, start, data))
+
+    def send_ack(self, link: MasterLink, now: float) -> None:
+        link.last_ack_s = now
+        offset = self.server.repl_offset if link.state is LinkState.CONNECTED else -1
+        self.send_master(link, peer.Ack(offset))
+
+    def on_relink(self, message: m.Relink) -> None:
+        link = self.link
+        if link is not None and link.gen == message.gen and link.state is not LinkState.CONNECT:
+            self._link_lost(link, message.reason)
+
+    def _link_lost(self, link: MasterLink, reason: str) -> None:
+        old = link.state
+        self._close_link(link)
+        link.attempt += 1
+        link.awaiting_loop = False
+        link.getack_pending = False
+        if old is LinkState.CONNECTED:
+            link.down_since_s = time.time()
+        link.connect_at_s = time.monotonic() + link.backoff_s
+        link.backoff_s = min(link.backoff_s * 2, RECONNECT_BACKOFF_MAX_S)
+        log.warning(
+            "link_lost",
+            role="replica",
+            master=f"{link.host}:{link.port}",
+            reason=reason,
+            state=old.value,
+            retry_in_ms=round((link.connect_at_s - time.monotonic()) * 1000),
+        )
+        self._set_link_state(link, LinkState.CONNECT)
+
+    def tick(self, now: float) -> None:
+        link = self.link
+        if link is None:
+            return
+        if link.state is LinkState.CONNECT:
+            if not link.awaiting_loop and now >= link.connect_at_s:
+                link.awaiting_loop = True
+                self.actor.tell_loop(m.PrepareLink(link.gen))
+            return
+        if now - link.last_io_s > self.config["repl-timeout"]:
+            self._link_lost(
+                link, f"no data from the master for {self.config['repl-timeout']} s (repl-timeout)"
+            )
+            return
+        if link.state is not LinkState.CONNECTING and now - link.last_ack_s >= ACK_INTERVAL_S:
+            self.send_ack(link, now)
