@@ -15,8 +15,9 @@ Writers that must be as cheap as a dict store are instance attributes, re-bound 
 they have to do changes: while the database has no TTL (and no slot index) ``set`` is ``operator.setitem``
 bound to ``data`` (a C call, with no Python frame: measured ~18 ns over ``data[key] = value`` where
 ``data.__setitem__`` costs ~33 ns, as a method-wrapper has no vectorcall); once a TTL exists it becomes a
-method that also drops the key's TTL. A caller may keep ``set`` in a local only while it makes no other write to the store (the
-fast lane does, for a run of plain SETs); ``add`` and ``set_keep_ttl`` change only when the whole contents do.
+method that also drops the key's TTL. A caller may keep ``set`` in a local only while it makes no other write
+to the store (the fast lane does, for a run of plain SETs); ``add`` and ``set_keep_ttl`` change only when the
+whole contents do.
 
 Cluster mode (``per_slot=True``; nothing turns it on yet): Valkey keeps 16384 per-slot dicts. Here lookups
 keep ONE dict (a read in Python would otherwise pay a CRC16 and a second probe per key, and every reader of
@@ -289,7 +290,8 @@ class KvStore:
     # -- random sampling (eviction, RANDOMKEY) -----------------------------------------------------------
 
     def sample(self, count: int, rng: random.Random | None = None) -> list[bytes]:
-        """Up to ``count`` distinct existing keys, drawn at random (maxmemory eviction's sample).
+        """Up to ``count`` distinct existing keys drawn at random (maxmemory eviction's sample); all of them
+        when there are no more than ``count``.
 
         Draws come from a list of the keys taken earlier, rebuilt once as many draws as it has keys were
         made (deleted keys cost more), so the copy is O(1) per draw amortised. Keys added after the list was

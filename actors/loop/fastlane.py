@@ -70,8 +70,8 @@ class FastLane:
         db = client.db
         get = db.data.get
         expires = db.expires
-        # The kvstore's SET writer (actors/data/kvstore.py): ``data.__setitem__`` itself while the database has
-        # no TTL, so a SET costs what a dict store costs. Valid for this call: the lane makes no other write.
+        # The kvstore's SET writer (actors/data/kvstore.py): a bare C dict store while the database has no
+        # TTL, else a method that also drops the TTL. Valid for this call: the lane makes no other write.
         store = db.set
         can_set = not db.watched
         feeding = server.aof_feeding or server.repl_feeding

@@ -388,7 +388,7 @@ def _storage_aliases(function: ast.AST) -> set[str]:
 
 
 def direct_storage_writes(source: str) -> list[tuple[int, str]]:
-    """(line, code) of every write to a Database's dicts in ``source`` that does not go through the kvstore."""
+    """(line, code) of every write to a Database's dicts in ``source`` made around the kvstore."""
     tree = ast.parse(source)
     found: list[tuple[int, str]] = []
     scopes: list[ast.AST] = [tree] + [
