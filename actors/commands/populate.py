@@ -52,10 +52,11 @@ def debug_populate(client: Client, argv: list[bytes]) -> Any:
     prefix = argv[3].split(b"\0", 1)[0] if len(argv) >= 4 else b"key"
     keyspace = client.server.keyspace
     db = client.db
-    data = db.data
+    data = db.data  # read only: new keys go in through the kvstore's ``add`` (cached: one C call per key)
     # Signalling each key costs a call per key; skip it when nobody can be told (no WATCH, no hook).
     signal = bool(db.watched) or keyspace.on_modified is not None
     cut_keys = len(prefix) + 21 > KEY_BUFFER_BYTES
+    add = db.add
     for n in range(count):
         key = b"%s:%d" % (prefix, n)
         if cut_keys:
@@ -70,7 +71,7 @@ def debug_populate(client: Client, argv: list[bytes]) -> Any:
         if key in data:  # expired but kept (a replica does not delete): replace it and its TTL
             keyspace.set(db, key, value)
             continue
-        data[key] = value
+        add(key, value)
         if signal:
             keyspace.touch(db, key)
     return OK

@@ -2,6 +2,7 @@
 
 Layout:
     keyspace.py   databases, values, expiry
+    kvstore.py    one database's storage: the only writer of key data (per-slot index in cluster mode)
     types.py      the sorted set (and its range bounds)
     digest.py     DEBUG DIGEST's algorithm, as Redis's
 """

@@ -1,5 +1,10 @@
 """The keyspace: databases of keys, their values and their expiry times. Plain data, no I/O, no threads.
 
+A ``Database`` is a ``KvStore`` (actors/data/kvstore.py: the storage, and the only writer of ``data`` and
+``expires``) plus what belongs to a database number rather than to its contents: WATCHers, the SCAN snapshots
+and the active-expiry cursor. ``Keyspace`` adds the rules around every write: WATCH and blocked clients are
+told (``touch``), expired keys are deleted lazily and actively.
+
 Only the master actor's event-loop thread touches a Keyspace. Values are plain Python objects chosen so that
 reading them is cheap (for a forked snapshot child too) and the type of a key is one ``type()`` check:
 
@@ -22,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from actors.data.kvstore import KvStore
 from actors.data.types import ZSet
 
 
@@ -40,16 +46,14 @@ SCAN_SNAPSHOTS_KEPT = 32
 TYPE_NAMES: dict[type, bytes] = {bytes: b"string", deque: b"list", dict: b"hash", set: b"set", ZSet: b"zset"}
 
 
-class Database:
-    """One numbered database: keys, their expiry times (absolute ms), and who watches which key."""
+class Database(KvStore):
+    """One numbered database: its keys and their expiry times (the KvStore), and who watches which key."""
 
-    __slots__ = ("id", "data", "expires", "watched", "_expire_cursor", "_scan_snapshots", "_next_scan_id")
+    __slots__ = ("id", "watched", "_expire_cursor", "_scan_snapshots", "_next_scan_id")
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, per_slot: bool = False) -> None:
+        super().__init__(per_slot)
         self.id = index
-        self.data: dict[bytes, Any] = {}
-        # key -> absolute expiry in ms. A separate dict (as in Redis) so keys without TTL cost nothing here.
-        self.expires: dict[bytes, int] = {}
         # key -> clients that WATCH it; each watcher has a ``dirty_cas`` flag that a write sets.
         self.watched: dict[bytes, set[Any]] = {}
         # Active expiry walks a snapshot of the expires keys, ACTIVE_EXPIRE_KEYS_PER_ROUND at a time.
@@ -58,8 +62,10 @@ class Database:
         self._scan_snapshots: dict[int, list[bytes]] = {}
         self._next_scan_id = 1
 
-    def __len__(self) -> int:
-        return len(self.data)
+    def forget_cursors(self) -> None:
+        """The contents were replaced: active expiry and SCAN start over on the new ones."""
+        self._expire_cursor = iter(())
+        self._scan_snapshots.clear()
 
     def scan_snapshot(self, cursor: int) -> tuple[int, list[bytes], int]:
         """Resolve a SCAN cursor into (snapshot id, key list, position). Cursor = id << 32 | position."""
@@ -83,8 +89,11 @@ class Database:
 class Keyspace:
     """All databases of a node, with expiry and the counters INFO reports."""
 
-    def __init__(self, databases: int = 16, clock: Callable[[], int] = wall_clock_ms) -> None:
-        self.dbs = [Database(i) for i in range(databases)]
+    def __init__(
+        self, databases: int = 16, clock: Callable[[], int] = wall_clock_ms, per_slot: bool = False
+    ) -> None:
+        # per_slot: cluster mode's per-slot key index (see actors/data/kvstore.py); nothing sets it yet.
+        self.dbs = [Database(i, per_slot) for i in range(databases)]
         self.clock = clock
         # Writes since the last successful save: drives save points and rdb_changes_since_last_save.
         self.dirty = 0
@@ -137,31 +146,30 @@ class Keyspace:
 
     def set(self, db: Database, key: bytes, value: Any, keep_ttl: bool = False) -> None:
         """Store ``value`` under ``key``, dropping its TTL unless ``keep_ttl``. Signals the change."""
-        db.data[key] = value
-        if not keep_ttl and db.expires:
-            db.expires.pop(key, None)
+        if keep_ttl:
+            db.set_keep_ttl(key, value)
+        else:
+            db.set(key, value)
         if db.watched or self.on_modified is not None:  # SET's path: skip the call when nobody listens
             self.touch(db, key)
 
     def add(self, db: Database, key: bytes, value: Any) -> None:
         """Store a new key known not to exist (after a lookup returned None)."""
-        db.data[key] = value
+        db.add(key, value)
         self.touch(db, key)
 
     def delete(self, db: Database, key: bytes) -> bool:
-        if db.data.pop(key, None) is None:
+        if not db.delete(key):
             return False
-        if db.expires:
-            db.expires.pop(key, None)
         self.touch(db, key)
         return True
 
     def set_expire(self, db: Database, key: bytes, when_ms: int) -> None:
-        db.expires[key] = when_ms
+        db.set_expire(key, when_ms)
         self.touch(db, key)
 
     def persist(self, db: Database, key: bytes) -> bool:
-        if db.expires.pop(key, None) is None:
+        if not db.persist(key):
             return False
         self.touch(db, key)
         return True
@@ -184,12 +192,9 @@ class Keyspace:
                     client.dirty_cas = True
 
     def flush_db(self, db: Database) -> int:
-        removed = len(db.data)
         self.touch_all(db)
-        db.data = {}
-        db.expires = {}
-        db._expire_cursor = iter(())
-        db._scan_snapshots.clear()
+        removed = db.clear()
+        db.forget_cursors()
         return removed
 
     def flush_all(self) -> int:
@@ -200,11 +205,9 @@ class Keyspace:
         da, dbb = self.dbs[a], self.dbs[b]
         self.touch_all(da)
         self.touch_all(dbb)
-        da.data, dbb.data = dbb.data, da.data
-        da.expires, dbb.expires = dbb.expires, da.expires
-        da._expire_cursor = dbb._expire_cursor = iter(())
-        da._scan_snapshots.clear()
-        dbb._scan_snapshots.clear()
+        da.swap_with(dbb)
+        da.forget_cursors()
+        dbb.forget_cursors()
         self.touch_all(da)
         self.touch_all(dbb)
 
@@ -213,17 +216,17 @@ class Keyspace:
         for db in self.dbs:
             self.touch_all(db)
         for i, db in enumerate(self.dbs):
-            fresh = dbs[i] if i < len(dbs) else Database(i)
-            db.data, db.expires = fresh.data, fresh.expires
-            db._expire_cursor = iter(())
-            db._scan_snapshots.clear()
+            if i < len(dbs):
+                db.replace_with(dbs[i])
+            else:
+                db.clear()
+            db.forget_cursors()
             self.touch_all(db)
 
     # -- expiry ----------------------------------------------------------------------------------------
 
     def _delete_expired(self, db: Database, key: bytes) -> None:
-        del db.data[key]
-        del db.expires[key]
+        db.delete(key)
         self.expired_keys += 1
         self.touch(db, key)
         self.on_expired(db.id, key)

@@ -69,9 +69,11 @@ class FastLane:
             return start
         started_ns = perf_counter_ns()
         db = client.db
-        data = db.data
-        get = data.get
+        get = db.data.get
         expires = db.expires
+        # The kvstore's SET writer (actors/data/kvstore.py): a bare C dict store while the database has no
+        # TTL, else a method that also drops the TTL. Valid for this call: the lane makes no other write.
+        store = db.set
         can_set = not db.watched
         stream = server.stream
         feeding = stream.aof_feeding or stream.repl_feeding
@@ -121,9 +123,7 @@ class FastLane:
                         break
                     if name != b"SET" and name != b"set":
                         break
-                    data[key] = value
-                    if expires:
-                        expires.pop(key, None)
+                    store(key, value)
                     if feeding:
                         propagate(db.id, commands[index])
                 else:

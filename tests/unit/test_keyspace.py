@@ -8,6 +8,7 @@ from collections import deque
 import pytest
 
 from actors.data.keyspace import ACTIVE_EXPIRE_KEYS_PER_ROUND, Database, Keyspace
+from actors.data.kvstore import keyslot
 from actors.data.types import ZSet
 
 START_MS = 1_700_000_000_000
@@ -294,3 +295,89 @@ def test_an_unknown_scan_cursor_starts_a_fresh_snapshot(ks: Keyspace) -> None:
     ks.set(db, b"a", b"1")
     snap_id, keys, position = db.scan_snapshot((999 << 32) | 5)
     assert keys == [b"a"] and position == 5 and snap_id != 999
+
+
+# -- the kvstore under the keyspace: writers re-bound as TTLs come and go ------------------------------
+
+
+def test_set_drops_ttls_that_arrived_by_swapdb_or_replace_all(ks: Keyspace, clock: FakeClock) -> None:
+    # A database without TTLs stores SETs as a plain dict store; contents with TTLs swapped or loaded into
+    # it must switch it to dropping them.
+    ks.set(ks.dbs[1], b"k", b"v")
+    ks.set_expire(ks.dbs[1], b"k", clock.now_ms + 10)
+    ks.swap(0, 1)
+    ks.set(ks.dbs[0], b"k", b"v2")
+    assert ks.get_expire(ks.dbs[0], b"k") is None
+    fresh = Database(2)
+    fresh.merge_loaded({b"k": b"loaded"}, {b"k": clock.now_ms + 10})
+    ks.replace_all([Database(0), Database(1), fresh])
+    ks.set(ks.dbs[2], b"k", b"v3")
+    clock.advance(100)
+    assert ks.lookup(ks.dbs[2], b"k") == b"v3"
+
+
+@pytest.mark.parametrize("per_slot", [False, True])
+def test_random_operations_match_a_model_of_dicts(per_slot: bool, seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    clock = FakeClock()
+    ks = Keyspace(databases=3, clock=clock, per_slot=per_slot)
+    # The model: per database, key -> (value, expiry ms or None); expired keys are dropped on read.
+    model: list[dict[bytes, tuple[bytes, int | None]]] = [{} for _ in range(3)]
+
+    def alive(index: int) -> dict[bytes, bytes]:
+        return {k: v for k, (v, when) in model[index].items() if when is None or when > clock.now_ms}
+
+    for step in range(4000):
+        index = rng.randrange(3)
+        db = ks.dbs[index]
+        key = b"k%d" % rng.randrange(30)
+        value = b"%d" % step
+        op = rng.randrange(10)
+        if op <= 2:
+            keep = op == 2
+            if ks.lookup(db, key) is None:  # as commands do before writing: an expired key is gone
+                model[index].pop(key, None)
+            ks.set(db, key, value, keep_ttl=keep)
+            old = model[index].get(key)
+            model[index][key] = (value, old[1] if keep and old else None)
+        elif op == 3:
+            ks.delete(db, key)
+            model[index].pop(key, None)
+        elif op == 4 and ks.lookup(db, key) is not None:
+            when = clock.now_ms + rng.randrange(1, 50)
+            ks.set_expire(db, key, when)
+            model[index][key] = (model[index][key][0], when)
+        elif op == 5 and ks.lookup(db, key) is not None:
+            ks.persist(db, key)
+            model[index][key] = (model[index][key][0], None)
+        elif op == 6 and rng.randrange(40) == 0:
+            other = rng.randrange(3)
+            ks.swap(index, other)
+            model[index], model[other] = model[other], model[index]
+        elif op == 7 and rng.randrange(100) == 0:
+            ks.flush_db(db)
+            model[index] = {}
+        elif op == 8:
+            clock.advance(rng.randrange(5))
+            if rng.randrange(10) == 0:
+                ks.active_expire_cycle(1000.0)
+        elif op == 9 and rng.randrange(200) == 0:
+            # A reload: what is alive now, loaded into fresh databases (single mode, as the RDB loader's).
+            fresh = [Database(i) for i in range(3)]
+            for i in range(3):
+                live = {k: (v, w) for k, (v, w) in model[i].items() if w is None or w > clock.now_ms}
+                fresh[i].merge_loaded(
+                    {k: v for k, (v, _) in live.items()},
+                    {k: w for k, (_, w) in live.items() if w is not None},
+                )
+                model[i] = live
+            ks.replace_all(fresh)
+        for i in range(3):
+            got = {k: ks.lookup(ks.dbs[i], k) for k in list(ks.dbs[i].data)}
+            assert {k: v for k, v in got.items() if v is not None} == alive(i), f"step {step} db {i}"
+            assert set(ks.dbs[i].expires) <= set(ks.dbs[i].data)
+            if per_slot:
+                for k in ks.dbs[i].data:
+                    assert k in ks.dbs[i].keys_in_slot(keyslot(k), 100)

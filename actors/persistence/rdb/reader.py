@@ -215,7 +215,9 @@ def _load_body(
     dbs = result.dbs
     num_dbs = len(dbs)
     db = dbs[0]
-    db_data, db_expires = db.data, db.expires
+    # Keys and TTLs per database as parsed; each Database's kvstore takes them over (merge_loaded) at the end.
+    loaded: list[tuple[dict[bytes, Any], dict[bytes, int]]] = [({}, {}) for _ in dbs]
+    db_data, db_expires = loaded[0]
     # Keys stored per database, to detect duplicated keys at the end instead of a lookup per key.
     stored = [0] * num_dbs
     keys_at_select = 0
@@ -292,7 +294,7 @@ def _load_body(
                             stored[db.id] += keys_read - keys_at_select
                             keys_at_select = keys_read
                             db = dbs[index]
-                            db_data, db_expires = db.data, db.expires
+                            db_data, db_expires = loaded[index]
                         elif rtype == OPCODE_RESIZEDB:
                             _, pos = read_len(data, pos)
                             _, pos = read_len(data, pos)
@@ -351,8 +353,9 @@ def _load_body(
         raise AtOffset(f"corrupt RDB data ({exc})", base + item_pos) from None
     stored[db.id] += keys_read - keys_at_select
     for db, count in zip(dbs, stored, strict=True):
-        if len(db.data) != count:
+        if len(loaded[db.id][0]) != count:
             raise RdbError(f"RDB has duplicated keys in DB {db.id} at offset {base + pos - 1}")
+        db.merge_loaded(*loaded[db.id])
     if pos > size:
         raise IndexError
     eof_pos = pos
