@@ -515,7 +515,8 @@ class MasterActor:
         hz = server.config["hz"]
         period_s = 1.0 / hz
         try:
-            if server.active_expire_enabled and not server.loading:
+            # A busy script is still running (actors/scripting): the keyspace is its own until it ends.
+            if server.active_expire_enabled and not server.loading and server.script_busy is None:
                 server.keyspace.active_expire_cycle(period_s * 1000 * ACTIVE_EXPIRE_CPU_SHARE)
             now = time.monotonic()
             self._ops_samples.append((now, server.stats.total_commands_processed))
