@@ -43,7 +43,7 @@ log = structlog.get_logger("redactor.scripting")
 
 # Once busy, how long the script runs between two turns of the event loop: short enough that SCRIPT KILL
 # is answered and acted on well within 100 ms, long enough that the loop's turns cost the script little.
-RUN_SLICE_S = 0.02
+RUN_SLICE_S = 0.01
 
 BUSY_SCRIPT = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
 BUSY_FUNCTION = "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
@@ -227,6 +227,8 @@ class ScriptEngine:
         if run is None or run.task is None:
             return
         server = self.server
+        # The replies of the loop's last turn (-BUSY, SCRIPT KILL's OK) leave now, not after another slice.
+        server.master_actor.flush_now()
         server.exec_propagation = run.writes
         try:
             result = run.task.switch()
@@ -315,9 +317,7 @@ class ScriptEngine:
             log.warning("script_busy", name=run.name, threshold_ms=int(self.threshold_s * 1000))
         if not run.can_yield or now - run.slice_started_s < RUN_SLICE_S:
             return False
-        master = self.server.master_actor
-        master.loop.call_soon(self._resume)
-        master.schedule_flush()
+        self.server.master_actor.loop.call_soon(self._resume)
         run.task.parent.switch(SUSPENDED)
         run.slice_started_s = time.monotonic()
         return run.state is RunState.KILLED
