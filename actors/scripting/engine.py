@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +29,9 @@ import greenlet
 import structlog
 
 from actors.commands.transactions import _propagate_transaction
+from actors.persistence.rdb import rdb
 from actors.scripting.convert import ReplyToLua, error_text, lua_arg_bytes, lua_to_reply
+from actors.scripting.functions import FunctionStore
 from actors.scripting.runtime import FUNCTION_KILLED, SCRIPT_KILLED, LuaRuntime
 from actors.server.client import Client, ClientKind
 from protocol import errors
@@ -144,8 +145,11 @@ class ScriptEngine:
         self.client.authenticated = True
         self.threshold_s = int(server.config["busy-reply-threshold"]) / 1000
         server.config.on_change("busy-reply-threshold", self._on_threshold)
-        # Set by actors/scripting/functions.py: registers a function while a library loads.
-        self.register_function: Callable[..., Any] | None = None
+        self.functions = FunctionStore(self)
+        # The RDB reader and writer reach the libraries through these hooks (the last engine made wins: a
+        # node process has one).
+        rdb.function_records = self._rdb_records
+        rdb.functions_loaded = self._rdb_functions_loaded
 
     def _on_threshold(self, value: Any) -> None:
         self.threshold_s = int(value) / 1000
@@ -443,11 +447,25 @@ class ScriptEngine:
         return sha1_hex(lua_arg_bytes(args[0]) or b"").encode()
 
     def lua_register_function(self, *args: Any) -> Any:
-        if self.register_function is None:
-            return self.runtime.table(
-                err=b"ERR redis.register_function can only be called on FUNCTION LOAD command"
-            )
-        return self.register_function(*args)
+        raise ScriptCallError(b"ERR redis.register_function can only be called on FUNCTION LOAD command")
+
+    def _rdb_records(self) -> bytes:
+        """The libraries as RDB records (a forked child or a snapshot thread calls this: it only reads)."""
+        return self.functions.rdb_records()
+
+    def _rdb_functions_loaded(self, codes: list[bytes]) -> None:
+        """An RDB was read (start-up, a replica's full sync): its libraries replace ours, on the loop thread."""
+        master = self.server.master_actor
+        if master is not None and master.loop is not None and master.loop.is_running():
+            master.call_threadsafe(self._install_loaded, list(codes))
+        else:
+            self._install_loaded(list(codes))
+
+    def _install_loaded(self, codes: list[bytes]) -> None:
+        try:
+            self.functions.replace_all(codes)
+        except CommandError as exc:
+            log.error("rdb_functions_not_loaded", reason=str(exc))
 
     def busy_allows(self, name: str, argv: list[bytes]) -> bool:
         """May ``argv`` run while a script is busy? (Redis's allow-busy commands.)"""
@@ -462,10 +480,6 @@ class ScriptEngine:
 
 
 def engine_of(server: Server) -> ScriptEngine:
-    """The server's script engine, created on first use (a Lua runtime costs a few milliseconds)."""
-    engine = server.scripting
-    if engine is None:
-        from actors.server.server import REDIS_VERSION
-
-        engine = server.scripting = ScriptEngine(server, REDIS_VERSION)
+    """The server's script engine."""
+    engine: ScriptEngine = server.scripting
     return engine

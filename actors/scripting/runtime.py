@@ -178,29 +178,48 @@ local compile = function(body, name)
   return f
 end
 
--- A library's code runs with its own environment: globals readable, writes refused, and only
--- redis.register_function / redis.log / redis.setresp reachable (functions.c's loading sandbox).
-local compile_library = function(body, api)
+-- A library's code runs with its own environment: globals readable, writes refused; while it loads,
+-- ``redis`` is the loading API (register_function, log, constants), afterwards the full one.
+local compile_library = function(body, loading_api)
   local f, err = loadstring(body, '@user_function')
   if f == nil then return nil, err end
+  local api = loading_api
   local lib_env = setmetatable({}, {
     __index = function(_, name)
       if name == 'redis' then return api end
-      local v = rawget(G, name)
-      if v == nil then
+      local value = rawget(G, name)
+      if value == nil then
         error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
       end
-      return v
+      return value
     end,
     __newindex = function() error('Attempt to modify a readonly table', 2) end,
     __metatable = false,
   })
   setfenv(f, lib_env)
-  return f
+  return f, function() api = G.redis end
+end
+
+local loading_api = function(register, log)
+  local api = {register_function = register, log = log,
+               LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+               REDIS_VERSION = redis.REDIS_VERSION, REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM}
+  return setmetatable({}, {
+    __index = function(_, name)
+      local value = api[name]
+      if value == nil then
+        error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+      end
+      return value
+    end,
+    __newindex = function() error('Attempt to modify a readonly table', 2) end,
+    __metatable = false,
+  })
 end
 
 local run_loader = function(f)
-  return xpcall(f, handler)
+  local ok, result = xpcall(f, handler)
+  return ok, result
 end
 
 local function_env = function(f)
@@ -208,7 +227,7 @@ local function_env = function(f)
   return f
 end
 
-return run_script, run_function, compile, compile_library, run_loader, function_env, readonly
+return run_script, run_function, compile, compile_library, run_loader, loading_api
 """
 
 
@@ -281,8 +300,7 @@ class LuaRuntime:
             self._compile,
             self._compile_library,
             self.run_loader,
-            self.function_env,
-            self.readonly,
+            self.loading_api,
         ) = bootstrap(py)
         self.table_from = lua.table_from
         self.table = lambda **fields: lua_table(lua, **fields)
@@ -294,8 +312,10 @@ class LuaRuntime:
             return None, result[1].decode("utf-8", "replace")
         return result, None
 
-    def compile_library(self, body: bytes, api: Any) -> tuple[Any, str | None]:
-        result = self._compile_library(body, api)
-        if type(result) is tuple:
-            return None, result[1].decode("utf-8", "replace")
-        return result, None
+    def compile_library(self, body: bytes, api: Any) -> tuple[Any, Any, str | None]:
+        """(chunk, loaded, None): run the chunk to register functions, then call ``loaded()`` so they see the
+        full ``redis`` table; or (None, None, Lua's compile error)."""
+        first, second = self._compile_library(body, api)
+        if first is None:
+            return None, None, second.decode("utf-8", "replace")
+        return first, second, None

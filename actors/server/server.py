@@ -28,6 +28,7 @@ from actors.commands import Command, load_all
 from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction, exec_refusal
 from actors.config import Config
 from actors.data.keyspace import Keyspace, wall_clock_ms
+from actors.scripting.engine import ScriptEngine
 from actors.server.client import Client, ClientKind
 from protocol import errors
 from protocol.errors import CommandError
@@ -160,8 +161,8 @@ class Server:
         self._write_refusal: str | None = None
         # A script ran past busy-reply-threshold: the -BUSY text other clients get (actors/scripting/engine.py).
         self._script_busy: str | None = None
-        # The Lua engine (actors/scripting), created by the first script command.
-        self.scripting: Any = None
+        # The Lua engine (actors/scripting): scripts, function libraries, the run in progress.
+        self.scripting = ScriptEngine(self, REDIS_VERSION)
         # SLOWLOG: the latest commands that took at least slowlog-log-slower-than microseconds (<0: none).
         self.slowlog: deque[list[Any]] = deque(maxlen=int(config["slowlog-max-len"]))
         self.slowlog_next_id = 0

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from tests.harness import NodeProcess, wait_for
-from tests.integration.shared import error_of, module_node_fixture
+from tests.integration.shared import error_of, module_node_fixture, raw
 
 node = module_node_fixture()
 
@@ -115,6 +115,9 @@ def test_busy_refuses_others_and_keeps_pipelined_commands_in_order(node: NodePro
             message
             == "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
         )
+    assert error_of(r.execute_command, "FUNCTION", "KILL") == (
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+    )
     assert error_of(r.execute_command, "SHUTDOWN").startswith("BUSY")
     assert r.execute_command("SCRIPT", "KILL") == b"OK"
     thread.join(30)
@@ -137,3 +140,29 @@ def test_a_script_that_wrote_is_unkillable_and_shutdown_nosave_still_works(node_
         r.execute_command("SHUTDOWN", "NOSAVE")
     assert n.wait_exit(10) == 0
     assert isinstance(script.join(), redis.ConnectionError)
+
+
+def test_function_kill_stops_a_function_that_loops(node: NodeProcess) -> None:
+    r = node.client()
+    r.config_set("busy-reply-threshold", 100)
+    r.function_load(
+        "#!lua name=loops\nredis.register_function('forever', function() local i = 0 while true do i = i + 1 end end)",
+        replace=True,
+    )
+    call = Background(node.port, "FCALL", "forever", 0)
+    wait_for(lambda: _busy(r), 10, what="the node to answer -BUSY")
+    assert (
+        error_of(r.ping)
+        == "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+    )
+    stats = raw(r, "FUNCTION", "STATS")  # RESP3: maps
+    assert stats[b"running_script"][b"name"] == b"forever" and stats[b"running_script"][b"duration_ms"] >= 100
+    assert error_of(r.execute_command, "SCRIPT", "KILL").startswith(
+        "BUSY Redis is busy running a script. You can only call FUNCTION KILL"
+    )
+    assert r.execute_command("FUNCTION", "KILL") == b"OK"
+    result = call.join()
+    assert str(result).startswith(
+        "Script killed by user with FUNCTION KILL... script: forever, on @user_function:2."
+    )
+    assert r.ping()

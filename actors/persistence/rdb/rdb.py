@@ -135,6 +135,12 @@ class DumpPayloadError(RdbError):
     """A DUMP payload whose RDB version or CRC64 is wrong (RESTORE's verifyDumpPayload)."""
 
 
+# Function libraries (actors/scripting/functions.py sets both): the writer puts ``function_records()`` (the
+# RDB_OPCODE_FUNCTION2 records) before the databases; the reader hands every load's libraries' code on.
+function_records: Callable[[], bytes] = bytes
+functions_loaded: Callable[[list[bytes]], object] = len  # until set: a callable that does nothing
+
+
 @dataclass
 class RdbData:
     """What a load produced. ``dbs`` has exactly ``num_dbs`` databases, empty ones included."""
@@ -142,7 +148,7 @@ class RdbData:
     dbs: list[Database]
     # AUX fields (redis-ver, ctime, repl-id, repl-offset, ...), values as the strings Redis stores.
     aux: dict[str, bytes]
-    # Function libraries' source code (RDB_OPCODE_FUNCTION2). Read past, not loaded: redactor has no FUNCTION.
+    # Function libraries' source code (RDB_OPCODE_FUNCTION2), also handed to ``functions_loaded``.
     functions: list[bytes] = field(default_factory=list)
     # Bytes consumed, magic to checksum: where a trailing AOF tail (RDB-preamble AOF) would begin.
     end_offset: int = 0
@@ -459,6 +465,7 @@ def _dump(
     for name, value in (aux or {}).items():
         head += (bytes((OPCODE_AUX,)), _encode_string(name.encode(), False))
         head.append(_encode_string(_aux_bytes(value), False))
+    head.append(function_records())
     writer.add(b"".join(head))
     for db in dbs:
         if db.data:
@@ -923,6 +930,7 @@ def _load(
         if gc_was_enabled:
             gc.enable()
     result.end_offset = pos
+    functions_loaded(result.functions)
     return result
 
 
