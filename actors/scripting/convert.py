@@ -54,6 +54,11 @@ class ReplyToLua:
 
     def __init__(self, lua: Any) -> None:
         self._table = lua.table_from
+        # {ok=...} / {err=...} built by Lua itself: a Lua call is cheaper than building a table from Python.
+        self._status, self._error = (
+            lua.eval("function(s) return {ok=s} end"),
+            lua.eval("function(s) return {err=s} end"),
+        )
         self._new = lambda **fields: lua.table_from({k.encode(): v for k, v in fields.items()})
         self._empty = lua.table
 
@@ -64,13 +69,13 @@ class ReplyToLua:
         if kind is int:
             return value
         if kind is str:
-            return self._new(ok=value.encode())
+            return self._status(value.encode())
         if value is None or value is NULL_ARRAY:
             return None if resp3 else False
         if kind is list or kind is tuple or kind is Push or kind is MultiReply:
             return self._table([self.convert(item, resp3) for item in value])
         if isinstance(value, CommandError):
-            return self._new(err=str(value).encode())
+            return self._error(str(value).encode())
         if kind is bool:
             return value if resp3 else int(value)
         if kind is float:

@@ -45,6 +45,8 @@ log = structlog.get_logger("redactor.scripting")
 # Once busy, how long the script runs between two turns of the event loop: short enough that SCRIPT KILL
 # is answered and acted on well within 100 ms, long enough that the loop's turns cost the script little.
 RUN_SLICE_S = 0.01
+# Distinct command spellings remembered for redis.call (a bound: scripts may build names at run time).
+SCRIPT_COMMAND_CACHE_SIZE = 1024
 
 BUSY_SCRIPT = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
 BUSY_FUNCTION = "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
@@ -140,6 +142,10 @@ class ScriptEngine:
         # EVAL scripts by sha1 (lower-case hex): the compiled function and its source (SCRIPT FLUSH empties it).
         self.scripts: dict[str, tuple[Any, bytes]] = {}
         self.run: ScriptRun | None = None
+        # Commands scripts may call, by name as scripts spell it ('get', 'GET'): one dict hit per call.
+        self._script_commands: dict[bytes, Any] = {}
+        # The greenlet scripts run in (see _task_loop); made again if it died or belongs to another thread.
+        self._task: Any = None
         # The client scripts' commands run as (Redis's lua_client): its database follows the caller's.
         self.client = Client(server, ClientKind.INTERNAL, "lua", "")
         self.client.authenticated = True
@@ -188,8 +194,6 @@ class ScriptEngine:
         is_function: bool = False,
     ) -> Any:
         """Run a compiled script or function for ``caller``; its reply, or BLOCKED if it went busy."""
-        from actors.server.server import BLOCKED
-
         server = self.server
         if self.run is not None:  # a script calling EVAL is refused earlier ("noscript"): defensive
             raise CommandError(BUSY_FUNCTION if self.run.is_function else BUSY_SCRIPT)
@@ -208,13 +212,15 @@ class ScriptEngine:
         script_client.resp3 = False
         self.run = run
         runtime = self.runtime
-        table_from = runtime.table_from
         entry = runtime.run_function if is_function else runtime.run_script
-        task = greenlet.greenlet(entry)
+        task = self._task
+        if task is None or task.dead or task.parent is not greenlet.getcurrent():
+            task = self._task = greenlet.greenlet(self._task_loop)
         run.task = task
         try:
-            result = task.switch(fn, table_from(keys), table_from(args))
+            result = task.switch(entry, fn, len(keys), *keys, *args)
         except BaseException:
+            self._task = None
             self._end(run)
             raise
         # The command itself is never propagated: its effects are (see the module docstring).
@@ -222,8 +228,18 @@ class ScriptEngine:
         if result is SUSPENDED:
             server.exec_propagation = run.outer_writes
             caller.blocked = run
+            from actors.server.server import BLOCKED
+
             return BLOCKED
         return self._finish(run, result)
+
+    def _task_loop(self, *job: Any) -> None:
+        """The body of the greenlet scripts run in, reused run after run (making a greenlet per script
+        costs several times a short script's run): run a job, hand its result back, wait for the next."""
+        while True:
+            entry, *args = job
+            result = entry(*args)
+            job = greenlet.getcurrent().parent.switch(result)
 
     def _resume(self) -> None:
         """A turn of the busy script (a call_soon callback on the loop)."""
@@ -359,29 +375,32 @@ class ScriptEngine:
             return CommandError("ERR redis.call is only available while a script runs")
         if not args:
             return CommandError(_NO_ARGS)
-        argv = []
-        for arg in args:
-            data = lua_arg_bytes(arg)
-            if data is None:
-                return CommandError(_BAD_ARG)
-            argv.append(data)
-        server = self.server
-        cmd = server.commands.get(argv[0].lower())
+        argv = [arg if type(arg) is bytes else lua_arg_bytes(arg) for arg in args]
+        if None in argv:
+            return CommandError(_BAD_ARG)
+        cmd = self._script_commands.get(argv[0])  # type: ignore[arg-type]
         if cmd is None:
-            return CommandError(_UNKNOWN_COMMAND)
+            cmd = self.server.commands.get(argv[0].lower())  # type: ignore[union-attr]
+            if cmd is None:
+                return CommandError(_UNKNOWN_COMMAND)
+            if "noscript" in cmd.flags:
+                return CommandError(_NOT_FROM_SCRIPT)
+            if len(self._script_commands) < SCRIPT_COMMAND_CACHE_SIZE:
+                self._script_commands[argv[0]] = cmd  # type: ignore[index]
         arity = cmd.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return CommandError(_WRONG_ARGS)
-        if "noscript" in cmd.flags:
-            return CommandError(_NOT_FROM_SCRIPT)
+        server = self.server
         if cmd.is_write:
-            refusal = self._write_refusal(run)
-            if refusal is not None:
-                return CommandError(refusal)
+            # The common case needs no look at the node: no read-only script, no node-wide restriction.
+            if run.read_only or not server._unrestricted:
+                refusal = self._write_refusal(run)
+                if refusal is not None:
+                    return CommandError(refusal)
             run.wrote = True
         mark = len(run.writes)
         try:
-            reply = server.call(self.client, cmd, argv)
+            reply = server.call(self.client, cmd, argv)  # type: ignore[arg-type]
         except Exception as exc:  # a bug in a command must not unwind through Lua
             log.exception("script_command_failed", command=cmd.name)
             reply = CommandError(f"ERR {exc}")

@@ -155,16 +155,22 @@ local counter = function()
   end
 end
 
-local run_script = function(f, keys, argv)
-  G.KEYS = keys
-  G.ARGV = argv
+-- Entry points take KEYS and ARGV as varargs (cheaper from Python than two tables): nkeys, keys..., args...
+local function split(nkeys, ...)
+  local all = {...}
+  return {unpack(all, 1, nkeys)}, {unpack(all, nkeys + 1, select('#', ...))}
+end
+
+local run_script = function(f, nkeys, ...)
+  G.KEYS, G.ARGV = split(nkeys, ...)
   sethook(counter, '', py.period)
   local ok, result = xpcall(f, handler)
   sethook()
   return ok, result
 end
 
-local run_function = function(f, keys, argv)
+local run_function = function(f, nkeys, ...)
+  local keys, argv = split(nkeys, ...)
   sethook(counter, '', py.period)
   local ok, result = xpcall(function() return f(keys, argv) end, handler)
   sethook()
