@@ -515,8 +515,9 @@ class MasterActor:
         hz = server.config["hz"]
         period_s = 1.0 / hz
         try:
-            # A busy script is still running (actors/scripting): the keyspace is its own until it ends.
-            if server.active_expire_enabled and not server.loading and server.script_busy is None:
+            if server.script_busy is not None:
+                return  # a busy script still owns the keyspace (actors/scripting), as in Redis: no cron
+            if server.active_expire_enabled and not server.loading:
                 server.keyspace.active_expire_cycle(period_s * 1000 * ACTIVE_EXPIRE_CPU_SHARE)
             now = time.monotonic()
             self._ops_samples.append((now, server.stats.total_commands_processed))

@@ -387,7 +387,11 @@ class Server:
             return self._reject(client, cmd, _MASTERDOWN)
         if self.loading and not cmd.allowed_while_loading:
             return self._reject(client, cmd, errors.LOADING)
-        if self._script_busy is not None and not self.scripting.busy_allows(cmd.name, argv):
+        if (
+            self._script_busy is not None
+            and client.kind is not ClientKind.MASTER  # a master's stream is applied, never refused
+            and not self.scripting.busy_allows(cmd.name, argv)
+        ):
             return self._reject(client, cmd, self._script_busy)
         if multi is not None and cmd.queues_in_multi:
             multi.append((cmd, argv))
