@@ -366,7 +366,8 @@ class ScriptEngine:
         """The {err=...} table for a Python exception met by the error handler (redis.call's, or a bug)."""
         if isinstance(error, ScriptCallError):
             return self.runtime.table(err=error.err)
-        return self.runtime.table(err=f"ERR {error}".encode())
+        # Another error of a Python function (a library's, or a bug): the handler adds the position.
+        return self.runtime.table(plain=str(error).encode())
 
     def _run_command(self, args: tuple[Any, ...]) -> Any:
         """One command of the running script: its reply (a CommandError for refusals and error replies)."""

@@ -91,7 +91,9 @@ def _json_encode(value: Any, depth: int = 0) -> str:
                 raise ValueError("Cannot serialise table: table key must be a number or string")
             parts.append(name + ":" + _json_encode(item, depth + 1))
         return "{" + ",".join(parts) + "}"
-    raise ValueError(f"Cannot serialise {kind.__name__}: type not supported")
+    from lupa import lua51
+
+    raise ValueError(f"Cannot serialise {lua51.lua_type(value) or kind.__name__}: type not supported")
 
 
 def cjson_table(lua: Any) -> Any:
@@ -122,15 +124,23 @@ def cjson_table(lua: Any) -> Any:
             raise _lua_error(lua, "bad argument #1 to 'decode' (string expected)")
         try:
             return to_lua(json.loads(text.decode("utf-8", "surrogateescape")))
+        except json.JSONDecodeError as exc:
+            raise _lua_error(
+                lua, f"Expected value but found invalid token at character {exc.pos + 1}"
+            ) from None
         except (ValueError, UnicodeError) as exc:
             raise _lua_error(lua, f"Expected value but found invalid token: {exc}") from None
 
     return lua_table(lua, encode=encode, decode=decode, null=NULL)
 
 
+class LibError(Exception):
+    """A library function's error (luaL_error): the error handler prefixes the script's position, as Lua
+    does for C functions ("user_script:1: Expected value but ...")."""
+
+
 def _lua_error(lua: Any, message: str) -> Exception:
-    """An exception lupa turns into a Lua error carrying ``message``."""
-    return RuntimeError(message)
+    return LibError(message)
 
 
 def _pack_value(value: Any) -> Any:
@@ -147,6 +157,36 @@ def _pack_value(value: Any) -> Any:
     return value
 
 
+def _msgpack(value: Any) -> bytes:
+    """lua-cmsgpack's encoding: as msgpack's, but a float exact in single precision packs as float32."""
+    if type(value) is list:
+        n = len(value)
+        head = (
+            bytes((0x90 | n,))
+            if n < 16
+            else (b"\xdc" + n.to_bytes(2, "big") if n < 1 << 16 else b"\xdd" + n.to_bytes(4, "big"))
+        )
+        return head + b"".join(_msgpack(item) for item in value)
+    if type(value) is dict:
+        n = len(value)
+        head = (
+            bytes((0x80 | n,))
+            if n < 16
+            else (b"\xde" + n.to_bytes(2, "big") if n < 1 << 16 else b"\xdf" + n.to_bytes(4, "big"))
+        )
+        return head + b"".join(_msgpack(k) + _msgpack(v) for k, v in value.items())
+    if type(value) is float:
+        try:
+            single = pystruct.pack(">f", value)
+        except OverflowError:
+            single = b""
+        if single and (pystruct.unpack(">f", single)[0] == value or math.isnan(value)):
+            return b"\xca" + single
+        return b"\xcb" + pystruct.pack(">d", value)
+    packed: bytes = msgpack.packb(value, use_bin_type=False)
+    return packed
+
+
 def cmsgpack_table(lua: Any) -> Any:
     def to_lua(value: Any) -> Any:
         if isinstance(value, list | tuple):
@@ -161,7 +201,7 @@ def cmsgpack_table(lua: Any) -> Any:
         return value
 
     def pack(*values: Any) -> bytes:
-        return b"".join(msgpack.packb(_pack_value(v), use_bin_type=False) for v in values)
+        return b"".join(_msgpack(_pack_value(v)) for v in values)
 
     def unpack(data: bytes) -> Any:
         unpacker = msgpack.Unpacker(raw=True, strict_map_key=False)
@@ -211,8 +251,39 @@ def bit_table(lua: Any) -> Any:
         v, s = _tobit(value) & 0xFFFFFFFF, int(shift) & 31
         return _tobit((v >> s) | (v << (32 - s)))
 
+    def checked(name: str, fn: Any) -> Any:
+        """LuaBitOp's argument check: every argument a number, else its "bad argument" error."""
+
+        def call(*args: Any) -> Any:
+            for i, arg in enumerate(args, 1):
+                if type(arg) not in (int, float):
+                    raise LibError(
+                        f"bad argument #{i} to '{name}' (number expected, got {_lua_type_name(arg)})"
+                    )
+            return fn(*args)
+
+        return call
+
     return lua_table(
         lua,
+        **{name: checked(name, fn) for name, fn in _bit_functions(band, bor, bxor, tohex, rol, ror).items()},
+    )
+
+
+def _lua_type_name(value: Any) -> str:
+    from lupa import lua51
+
+    if value is None:
+        return "no value"
+    if type(value) is bytes:
+        return "string"
+    if type(value) is bool:
+        return "boolean"
+    return str(lua51.lua_type(value) or "userdata")
+
+
+def _bit_functions(band: Any, bor: Any, bxor: Any, tohex: Any, rol: Any, ror: Any) -> dict[str, Any]:
+    return dict(
         tobit=_tobit,
         tohex=tohex,
         bnot=lambda v: _tobit(~_tobit(v)),
@@ -276,7 +347,7 @@ def struct_table(lua: Any) -> Any:
             elif letter == "s":
                 out += bytes(value) + b"\0"
             else:
-                raise RuntimeError(f"invalid format option '{letter}'")
+                raise LibError(f"bad argument #1 to 'pack' (invalid format option '{letter}')")
         return bytes(out)
 
     def unpack(fmt: bytes, data: bytes, start: Any = 1) -> tuple[Any, ...]:
@@ -308,7 +379,7 @@ def struct_table(lua: Any) -> Any:
                 results.append(data[pos:end])
                 pos = end + 1
             else:
-                raise RuntimeError(f"invalid format option '{letter}'")
+                raise LibError(f"bad argument #1 to 'unpack' (invalid format option '{letter}')")
         results.append(pos + 1)
         return tuple(results)
 

@@ -96,6 +96,7 @@ G.pcall = function(...)
     local e = results[2]
     if type(e) == 'userdata' then e = pyerror(e) end
     if type(e) == 'table' and type(rawget(e, 'err')) == 'string' then results[2] = rawget(e, 'err') end
+    if type(e) == 'table' and type(rawget(e, 'plain')) == 'string' then results[2] = rawget(e, 'plain') end
   end
   return unpack(results, 1, maxn(results))
 end
@@ -131,6 +132,11 @@ local function handler(err)
   end
   if type(err) == 'userdata' then err = pyerror(err) end
   if type(err) ~= 'table' then err = {err = 'ERR ' .. tostring(err)} end
+  local plain = rawget(err, 'plain')
+  if plain then
+    if info then plain = string.sub(info.source, 2) .. ':' .. info.currentline .. ': ' .. plain end
+    err = {err = 'ERR ' .. plain}
+  end
   if info then
     err['source'] = info.source
     err['line'] = info.currentline
