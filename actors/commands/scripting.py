@@ -127,10 +127,11 @@ def _eval(client: Client, argv: list[bytes], by_sha: bool, read_only: bool) -> A
         if cached is None:
             raise CommandError("NOSCRIPT No matching script. Please use EVAL.")
         fn, body = cached
+        flags = shebang_flags(body) if body[:2] == b"#!" else None
     else:
         body = argv[1]
+        flags = shebang_flags(body)  # before compiling: a script with a bad shebang is not cached
         sha, fn = engine.compile(body)
-    flags = shebang_flags(body) if body[:2] == b"#!" else None
     ro = prepare_run(client, flags, read_only)
     return engine.execute(client, fn, sha, argv[3 : 3 + numkeys], argv[3 + numkeys :], ro)
 
@@ -194,6 +195,7 @@ def cmd_script(client: Client, argv: list[bytes]) -> Any:
         return engine_of(server).kill(functions=False)
     engine = engine_of(server)
     if sub == b"load":
+        shebang_flags(argv[2])  # a bad shebang is refused at load time too, as Redis does
         sha, _ = engine.compile(argv[2])
         return sha.encode()
     if sub == b"exists":

@@ -292,6 +292,9 @@ def test_evalsha_script_cache_and_its_errors(r: redis.Redis) -> None:
     assert r.script_exists(sha) == [False]
     assert r.execute_command("SCRIPT", "FLUSH", "ASYNC") == b"OK"
     assert (
+        error_of(r.script_load, "#!lua flags=bogus\nreturn 1") == "Unexpected flag in script shebang: bogus"
+    )
+    assert (
         error_of(r.execute_command, "SCRIPT", "FLUSH", "bad") == "SCRIPT FLUSH only support SYNC|ASYNC option"
     )
     assert error_of(r.execute_command, "SCRIPT", "foo") == "unknown subcommand 'foo'. Try SCRIPT HELP."
