@@ -21,7 +21,7 @@ import math
 from typing import Any
 
 from protocol.errors import CommandError
-from protocol.resp import NULL_ARRAY, MultiReply, Push, Verbatim, format_double
+from protocol.resp import NULL_ARRAY, BigNumber, MultiReply, Push, Verbatim, format_double
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -139,7 +139,7 @@ def lua_to_reply(value: Any, script_resp3: bool) -> Any:
         return float(double)
     big = value[b"big_number"]
     if type(big) is bytes:
-        return big  # RESP3 big numbers: sent as a bulk string (RESP2's form)
+        return BigNumber(big)
     verbatim = value[b"verbatim_string"]
     if verbatim is not None and hasattr(verbatim, "values"):
         text = verbatim[b"string"]
