@@ -8,6 +8,7 @@ Layout:
     data/           databases, values, expiry, the sorted set, the digest (plain data, no I/O)
     server/         the node's state and the command dispatcher (auth, MULTI, READONLY, propagation)
     commands/       the command table, one module per family
+    scripting/      Lua: the sandboxed runtime, script cache, runs with time limits, function libraries
     loop/           the master actor: the event-loop thread that owns the keyspace and serves RESP
     persistence/    RDB snapshots, the AOF, loading, the persistence actor, and the file formats (rdb/, aof/)
     replication/    the replication actor: backlog, primary and replica sides

@@ -196,6 +196,8 @@ DIRECTIVES: list[Directive] = [
     Directive("logfile", _str_parser, "", mutable=False),
     Directive("databases", _int_parser(1, 2**31 - 1), 16, mutable=False),
     Directive("hz", _hz_parser, 10),
+    # Milliseconds a script runs before other clients get -BUSY (actors/scripting); 0: at once.
+    Directive("busy-reply-threshold", _int_parser(0, _MAXINT), 5000, aliases=("lua-time-limit",)),
     Directive("enable-debug-command", _enum_parser("no", "yes", "local"), "no", mutable=False),
     Directive("pidfile", _str_parser, "", mutable=False),
     # Cluster (immutable, as in Redis: CONFIG SET cluster-enabled is refused)
@@ -264,7 +266,7 @@ _INERT_NAMES = (
     "repl-diskless-sync-max-replicas replica-ignore-maxmemory replica-lazy-flush lazyfree-lazy-eviction "
     "lazyfree-lazy-expire lazyfree-lazy-server-del lazyfree-lazy-user-del lazyfree-lazy-user-flush "
     "oom-score-adj oom-score-adj-values disable-thp appendfsync-on-rewrite aof-rewrite-incremental-fsync "
-    "rdb-save-incremental-fsync lua-time-limit busy-reply-threshold "
+    "rdb-save-incremental-fsync "
     "latency-monitor-threshold notify-keyspace-events hash-max-listpack-entries hash-max-listpack-value "
     "hash-max-ziplist-entries hash-max-ziplist-value list-max-listpack-size list-max-ziplist-size "
     "list-compress-depth set-max-intset-entries zset-max-listpack-entries zset-max-listpack-value "
@@ -306,8 +308,6 @@ _INERT_DEFAULTS = {
     "disable-thp": "yes",
     "aof-rewrite-incremental-fsync": "yes",
     "rdb-save-incremental-fsync": "yes",
-    "lua-time-limit": "5000",
-    "busy-reply-threshold": "5000",
     "latency-monitor-threshold": "0",
     "hash-max-listpack-entries": "512",
     "hash-max-listpack-value": "64",

@@ -45,6 +45,10 @@ class Verbatim(bytes):
     """Text meant for humans (INFO, CLIENT LIST): RESP3 sends it as a verbatim string with format ``txt``."""
 
 
+class BigNumber(bytes):
+    """A number too big for an integer (a script's {big_number=...}): RESP3 ``(``, RESP2 a bulk string."""
+
+
 class Push(list):
     """An out-of-band message: pub/sub deliveries. RESP3 ``>``, RESP2 a plain array."""
 
@@ -162,6 +166,8 @@ def encode_into(out: list[bytes], value: Any, resp3: bool) -> None:
             out.append(b"#t\r\n" if value else b"#f\r\n")
         else:
             out.append(b":1\r\n" if value else b":0\r\n")
+    elif kind is BigNumber and resp3:
+        out.append(b"(" + value + CRLF)
     elif isinstance(value, bytes | bytearray | memoryview):
         encode_into(out, bytes(value), resp3)
     elif isinstance(value, int):

@@ -14,6 +14,7 @@ Layout (one module per family, each registering its commands with ``@command`` o
     transactions.py MULTI, EXEC, WATCH                pubsub.py       memory.py  populate.py (DEBUG POPULATE)
     persistence.py  SAVE, BGSAVE, ...  (over PersistencePort)
     replication.py  REPLICAOF, WAIT, ...  (over ReplicationPort)
+    scripting.py    EVAL, EVALSHA, SCRIPT ...         functions.py    FUNCTION ..., FCALL (over actors/scripting)
 
 They import only actors.server, actors.data, actors.commands, actors.config, actors.version and protocol: an
 actor is reached through the typed handles on ``client.server`` (actors/server/ports.py), never imported.

@@ -5,4 +5,5 @@ Layout:
     kvstore.py    one database's storage: the only writer of key data (per-slot index in cluster mode)
     types.py      the sorted set (and its range bounds)
     digest.py     DEBUG DIGEST's algorithm, as Redis's
+    rdb_hooks.py  RDB records outside the keyspace (function libraries): where persistence and scripting meet
 """

@@ -534,6 +534,8 @@ class MasterActor:
         hz = server.config["hz"]
         period_s = 1.0 / hz
         try:
+            if server.script_busy is not None:
+                return  # a busy script still owns the keyspace (actors/scripting), as in Redis: no cron
             if server.active_expire_enabled and not server.loading:
                 server.keyspace.active_expire_cycle(period_s * 1000 * ACTIVE_EXPIRE_CPU_SHARE)
             now = time.monotonic()

@@ -140,6 +140,10 @@ class SnapshotCodec(Protocol):
 
     def load_file(self, path: str, num_dbs: int) -> LoadedSnapshot: ...
 
+    def crc64(self, crc: int, data: bytes) -> int: ...
+
+    def read_string(self, data: bytes, pos: int) -> tuple[bytes, int]: ...
+
 
 class SupervisorPort(Protocol):
     """The node's supervisor (actors/supervision): fault injection for DEBUG CRASH-ACTOR (loop thread)."""
@@ -152,3 +156,7 @@ class MasterPort(Protocol):
 
     loop: asyncio.AbstractEventLoop | None
     ops_per_sec: int
+
+    def flush_now(self) -> None: ...  # send every pending reply now (a busy script's turn)
+
+    def call_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None: ...

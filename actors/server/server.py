@@ -30,6 +30,7 @@ from actors.commands import Command, instance_table, load_all
 from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction, exec_refusal
 from actors.config import Config
 from actors.data.keyspace import Keyspace, wall_clock_ms
+from actors.scripting.engine import ScriptEngine
 from actors.server.client import Client, ClientKind
 from actors.server.ports import MasterPort, PersistencePort, ReplicationPort, SnapshotCodec, SupervisorPort
 from actors.server.stream import PropagationStream, SelectPoint, Span
@@ -138,6 +139,10 @@ class Server:
         self._refuse_stale = False
         # min-replicas-to-write: the replication handle keeps this up to date (None: no limit).
         self._write_refusal: str | None = None
+        # A script ran past busy-reply-threshold: the -BUSY text other clients get (actors/scripting/engine.py).
+        self._script_busy: str | None = None
+        # The Lua engine (actors/scripting): scripts, function libraries, the run in progress.
+        self.scripting = ScriptEngine(self, REDIS_VERSION)
         # SLOWLOG: the latest commands that took at least slowlog-log-slower-than microseconds (<0: none).
         self.slowlog: deque[list[Any]] = deque(maxlen=int(config["slowlog-max-len"]))
         self.slowlog_next_id = 0
@@ -222,6 +227,7 @@ class Server:
             or self._refuse_stale
             or self._write_refusal is not None
             or self._disk_error is not None
+            or self._script_busy is not None
             or bool(self.monitors)
             or 0 <= self.slowlog_threshold_us < SLOWLOG_FAST_LANE_FLOOR_US
         )
@@ -278,6 +284,15 @@ class Server:
     @disk_error.setter
     def disk_error(self, value: str | None) -> None:
         self._disk_error = value
+        self._restrictions_changed()
+
+    @property
+    def script_busy(self) -> str | None:
+        return self._script_busy
+
+    @script_busy.setter
+    def script_busy(self, value: str | None) -> None:
+        self._script_busy = value
         self._restrictions_changed()
 
     # -- dispatch --------------------------------------------------------------------------------------
@@ -340,6 +355,12 @@ class Server:
             return self._reject(client, cmd, _MASTERDOWN)
         if self.loading and not cmd.allowed_while_loading:
             return self._reject(client, cmd, errors.LOADING)
+        if (
+            self._script_busy is not None
+            and client.kind is not ClientKind.MASTER  # a master's stream is applied, never refused
+            and not self.scripting.busy_allows(cmd.name, argv)
+        ):
+            return self._reject(client, cmd, self._script_busy)
         if multi is not None and cmd.queues_in_multi:
             multi.append((cmd, argv))
             return _QUEUED

@@ -6,9 +6,6 @@
 - no import cycle among modules (top-level imports, ``if TYPE_CHECKING:`` blocks left out);
 - no module over 800 lines;
 - every module and subpackage is named in its package's docstring layout block.
-
-The last two are expected to fail (xfail, not strict) for the modules other branches are splitting right now;
-the marks go once those splits are merged.
 """
 
 from __future__ import annotations
@@ -24,7 +21,6 @@ PACKAGES = ("protocol", "actors", "launcher")
 ACTOR_PACKAGES = ("persistence", "replication", "bus", "loop", "supervision")
 MODULE_MAX_LINES = 800
 # Being split on other branches (issue 11): their line counts and layout blocks are theirs to fix.
-BEING_SPLIT = ("actors/persistence/", "actors/replication/", "launcher/topology.py", "protocol/resp.py")
 
 
 def module_paths() -> list[Path]:
@@ -116,7 +112,7 @@ def test_actors_import_nothing_from_launcher() -> None:
     assert _violations("actors/", ("launcher",)) == []
 
 
-@pytest.mark.parametrize("layer", ["actors/commands/", "actors/server/"])
+@pytest.mark.parametrize("layer", ["actors/commands/", "actors/server/", "actors/scripting/"])
 def test_commands_and_the_dispatcher_import_no_actor_package(layer: str) -> None:
     assert _violations(layer, tuple(f"actors.{p}" for p in ACTOR_PACKAGES)) == []
 
@@ -163,11 +159,12 @@ BELOW_THE_ACTORS = (
     "actors.commands",
     "actors.config",
     "actors.version",
+    "actors.scripting",
     "protocol",
 )
 
 
-@pytest.mark.parametrize("layer", ["actors/commands/", "actors/server/"])
+@pytest.mark.parametrize("layer", ["actors/commands/", "actors/server/", "actors/scripting/"])
 def test_commands_and_the_dispatcher_import_only_what_lies_below_the_actors(layer: str) -> None:
     bad = []
     for path in MODULES.values():
@@ -188,21 +185,8 @@ def test_no_import_cycle_among_modules() -> None:
     assert find_cycles(graph) == []
 
 
-def _being_split(path: Path) -> bool:
-    return relative(path).startswith(BEING_SPLIT)
-
-
 def _params(paths: list[Path]) -> list[object]:
-    return [
-        pytest.param(
-            p,
-            id=relative(p),
-            marks=[pytest.mark.xfail(reason="being split on another branch", strict=False)]
-            if _being_split(p)
-            else [],
-        )
-        for p in paths
-    ]
+    return [pytest.param(p, id=relative(p)) for p in paths]
 
 
 @pytest.mark.parametrize("path", _params(module_paths()))

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+from actors.data import rdb_hooks
 from actors.data.keyspace import Database
 from actors.persistence.rdb.decode import (
     OBJECT_TYPES,
@@ -190,6 +191,7 @@ def _load(
         if gc_was_enabled:
             gc.enable()
     result.end_offset = pos
+    rdb_hooks.functions_loaded(result.functions)
     return result
 
 

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any, BinaryIO
 
+from actors.data import rdb_hooks
 from actors.data.keyspace import Database
 from actors.data.types import ZSet
 from actors.files import write_atomically
@@ -368,6 +369,7 @@ def _dump(
     for name, value in (aux or {}).items():
         head += (bytes((OPCODE_AUX,)), _encode_string(name.encode(), False))
         head.append(_encode_string(_aux_bytes(value), False))
+    head.append(rdb_hooks.function_records())
     writer.add(b"".join(head))
     for db in dbs:
         if db.data:

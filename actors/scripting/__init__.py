@@ -1,0 +1,13 @@
+"""Lua scripting and functions, as Redis 7.0's: EVAL / EVALSHA / SCRIPT and FUNCTION / FCALL run here.
+
+Layout:
+    runtime.py      the one Lua 5.1 state (lupa), its sandbox, the ``redis`` table, the error handler
+    libs.py         cjson, cmsgpack, bit and struct for scripts, over Python's stdlib
+    convert.py      reply <-> Lua value conversions (RESP2 and RESP3 rules)
+    engine.py       the EVAL script cache, the run in progress (greenlet, busy-reply-threshold, -BUSY,
+                    SCRIPT KILL), effects propagation wrapped in MULTI/EXEC
+    functions.py    function libraries: FUNCTION LOAD / DELETE / LIST / DUMP / RESTORE, FCALL, RDB opcode
+
+The commands themselves are in actors/commands/scripting.py and actors/commands/functions.py. Everything
+here runs on the master actor's loop thread.
+"""

@@ -1,0 +1,178 @@
+"""Lua <-> reply conversions, as Redis 7.0's script_lua.c does them.
+
+Command reply -> Lua (what ``redis.call`` returns), RESP2 rules: integer -> number, bulk -> string, nil
+bulk or nil array -> false, array -> table, status -> ``{ok=...}``, error -> ``{err=...}``. Under
+``redis.setresp(3)`` a map becomes ``{map={...}}``, a set ``{set={member=true}}``, a double ``{double=n}``,
+a null ``nil``, a boolean a boolean, a verbatim string ``{verbatim_string={format=, string=}}``.
+
+Lua -> reply (what a script returns): number -> integer (truncated, as a C cast: out of range gives
+-2^63), string -> bulk, true -> 1 (RESP2 script) or a boolean (RESP3), false/nil -> null, a table with a
+string ``ok`` / ``err`` field -> status / error, ``{double=}`` / ``{map=}`` / ``{set=}`` / ``{big_number=}``
+/ ``{verbatim_string=}`` -> their RESP3 types, any other table -> an array of its items 1..n up to the first
+nil.
+
+Values here are lupa's: Lua strings arrive as ``bytes`` (the runtime has no encoding), numbers as int or
+float, tables as ``lupa.lua51._LuaTable``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from protocol.errors import CommandError
+from protocol.resp import NULL_ARRAY, BigNumber, MultiReply, Push, Verbatim, format_double
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+
+
+def lua_number_to_int(value: float) -> int:
+    """A Lua number as Redis turns it into an integer reply: ``(long long)`` truncation."""
+    if math.isnan(value) or math.isinf(value):
+        return _INT64_MIN
+    result = int(value)
+    if result < _INT64_MIN or result > _INT64_MAX:
+        return _INT64_MIN
+    return result
+
+
+def lua_arg_bytes(value: Any) -> bytes | None:
+    """A redis.call argument as Redis reads it: strings as they are, numbers with ``%.17g``; None otherwise."""
+    kind = type(value)
+    if kind is bytes:
+        return value
+    if kind is int:
+        return b"%d" % value
+    if kind is float:
+        return b"%.17g" % value
+    return None
+
+
+class ReplyToLua:
+    """Converts command replies to Lua values for one runtime (it needs the runtime to build tables)."""
+
+    def __init__(self, lua: Any) -> None:
+        self._table = lua.table_from
+        # {ok=...} / {err=...} built by Lua itself: a Lua call is cheaper than building a table from Python.
+        self._status, self._error = (
+            lua.eval("function(s) return {ok=s} end"),
+            lua.eval("function(s) return {err=s} end"),
+        )
+        self._new = lambda **fields: lua.table_from({k.encode(): v for k, v in fields.items()})
+        self._empty = lua.table
+
+    def convert(self, value: Any, resp3: bool) -> Any:
+        kind = type(value)
+        if kind is bytes:
+            return value
+        if kind is int:
+            return value
+        if kind is str:
+            return self._status(value.encode())
+        if value is None or value is NULL_ARRAY:
+            return None if resp3 else False
+        if kind is list or kind is tuple or kind is Push or kind is MultiReply:
+            return self._table([self.convert(item, resp3) for item in value])
+        if isinstance(value, CommandError):
+            return self._error(str(value).encode())
+        if kind is bool:
+            return value if resp3 else int(value)
+        if kind is float:
+            if resp3:
+                return self._new(double=value)
+            return format_double(value)
+        if kind is dict:
+            if resp3:
+                inner = self._empty()
+                for key, item in value.items():
+                    inner[self.convert(key, resp3)] = self.convert(item, resp3)
+                return self._new(map=inner)
+            flat: list[Any] = []
+            for key, item in value.items():
+                flat.append(self.convert(key, resp3))
+                flat.append(self.convert(item, resp3))
+            return self._table(flat)
+        if kind is set or kind is frozenset:
+            if resp3:
+                inner = self._empty()
+                for item in value:
+                    inner[self.convert(item, resp3)] = True
+                return self._new(set=inner)
+            return self._table([self.convert(item, resp3) for item in value])
+        if kind is Verbatim:
+            if resp3:
+                return self._new(verbatim_string=self._new(format=b"txt", string=bytes(value)))
+            return bytes(value)
+        if isinstance(value, bytes | bytearray | memoryview):
+            return bytes(value)
+        if isinstance(value, int):
+            return int(value)
+        raise TypeError(f"no Lua form for a reply of type {kind.__name__}")
+
+
+def lua_to_reply(value: Any, script_resp3: bool) -> Any:
+    """A script's return value as a reply (see the module docstring); errors come back as CommandError."""
+    kind = type(value)
+    if kind is bytes:
+        return value
+    if kind is int:
+        return value if _INT64_MIN <= value <= _INT64_MAX else _INT64_MIN
+    if kind is float:
+        return lua_number_to_int(value)
+    if value is None:
+        return None
+    if kind is bool:
+        if script_resp3:
+            return value
+        return 1 if value else None
+    if not hasattr(value, "values"):  # a function, userdata, thread: Redis answers nil
+        return None
+    err = value[b"err"]
+    if type(err) is bytes:
+        return CommandError(error_text(err))
+    ok = value[b"ok"]
+    if type(ok) is bytes:
+        return ok.decode("utf-8", "surrogateescape")
+    double = value[b"double"]
+    if type(double) in (int, float):
+        return float(double)
+    big = value[b"big_number"]
+    if type(big) is bytes:
+        return BigNumber(big)
+    verbatim = value[b"verbatim_string"]
+    if verbatim is not None and hasattr(verbatim, "values"):
+        text = verbatim[b"string"]
+        if type(text) is bytes:
+            return Verbatim(text)
+    mapping = value[b"map"]
+    if mapping is not None and hasattr(mapping, "values"):
+        return {
+            _hashable(lua_to_reply(k, script_resp3)): lua_to_reply(v, script_resp3)
+            for k, v in mapping.items()
+        }
+    members = value[b"set"]
+    if members is not None and hasattr(members, "values"):
+        return {_hashable(lua_to_reply(k, script_resp3)) for k in members.keys()}
+    items = []
+    index = 1
+    while True:
+        item = value[index]
+        if item is None:
+            break
+        items.append(lua_to_reply(item, script_resp3))
+        index += 1
+    return items
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if type(value) is list else value
+
+
+def error_text(message: bytes) -> str:
+    """An error reply's text from a script's ``{err=...}``: a leading '-' is dropped (redis.error_reply
+    strips it), as Redis's addReplyErrorFormat does; the rest goes out as it is."""
+    text = message.decode("utf-8", "surrogateescape")
+    if text.startswith("-"):
+        text = text[1:]
+    return text

@@ -1,0 +1,510 @@
+"""Running scripts: the script cache, one run at a time, effects propagation, time limits and SCRIPT KILL.
+
+A script runs on the loop thread, inside a greenlet of its own. Lua's count hook calls ``lua_hook`` every
+HOOK_PERIOD_INSTRUCTIONS; until ``busy-reply-threshold`` milliseconds have passed it returns at once, so a
+short script costs one greenlet switch and nothing else, and runs atomically (no other command can run:
+the loop is inside it). Past the threshold the node is *busy* (``server.script_busy`` holds the -BUSY text):
+every RUN_SLICE_S the hook switches back to the loop's greenlet, which serves one turn of I/O, where other
+clients get -BUSY and SCRIPT KILL / FUNCTION KILL / SHUTDOWN NOSAVE are served, then resumes the script from
+a ``call_soon`` callback. So the keyspace is still touched by nothing but the script, and the loop keeps
+answering. The caller's connection sees its command as blocked (``client.blocked`` is the ScriptRun) and
+gets the reply through ``client.deliver`` when the script ends. Where the caller cannot wait that way (inside
+EXEC, the AOF loader, a master's stream, no event loop), the script simply runs to the end.
+
+Effects replication: while a script runs, ``server.exec_propagation`` collects its writes; at the end they
+are propagated as EXEC's are (actors/commands/transactions.py): one alone, several wrapped in MULTI/EXEC.
+The EVAL itself is never propagated (``client.propagate_as = []``). ``redis.set_repl`` narrows where the
+following writes go (REPL_NONE drops them, REPL_REPLICA sends them to the replicas only; REPL_AOF is kept
+as REPL_ALL, the stream having no AOF-only span).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import greenlet
+import structlog
+
+from actors.commands.transactions import _propagate_transaction
+from actors.data import rdb_hooks
+from actors.scripting.convert import ReplyToLua, error_text, lua_arg_bytes, lua_to_reply
+from actors.scripting.functions import FunctionStore
+from actors.scripting.runtime import FUNCTION_KILLED, SCRIPT_KILLED, LuaRuntime
+from actors.server.client import Client, ClientKind
+from protocol import errors
+from protocol.errors import CommandError
+
+if TYPE_CHECKING:
+    from actors.server.server import Server
+
+log = structlog.get_logger("redactor.scripting")
+
+# Once busy, how long the script runs between two turns of the event loop: short enough that SCRIPT KILL
+# is answered and acted on well within 100 ms, long enough that the loop's turns cost the script little.
+RUN_SLICE_S = 0.01
+# Distinct command spellings remembered for redis.call (a bound: scripts may build names at run time).
+SCRIPT_COMMAND_CACHE_SIZE = 1024
+
+BUSY_SCRIPT = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+BUSY_FUNCTION = "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+NOTBUSY = "NOTBUSY No scripts in execution right now."
+UNKILLABLE = (
+    "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait "
+    "the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command."
+)
+_UNKNOWN_COMMAND = "ERR Unknown Redis command called from script"
+_WRONG_ARGS = "ERR Wrong number of args calling Redis command from script"
+_NO_ARGS = "ERR Please specify at least one argument for this redis lib call"
+_BAD_ARG = "ERR Lua redis lib command arguments must be strings or integers"
+_NOT_FROM_SCRIPT = "ERR This Redis command is not allowed from script"
+_WRITE_IN_RO = "ERR Write commands are not allowed from read-only scripts."
+_LOG_LEVELS = ("debug", "info", "info", "warning")
+
+# redis.set_repl's flags.
+REPL_NONE, REPL_AOF, REPL_REPLICA, REPL_ALL = 0, 1, 2, 3
+
+
+class ScriptCallError(Exception):
+    """redis.call's error reply, raised through Lua: the error handler turns it into an {err=...} table, and
+    a script that catches it with pcall can still read ``.err``, as it could read Redis's table."""
+
+    def __init__(self, err: bytes) -> None:
+        super().__init__(err.decode("utf-8", "replace"))
+        self.err = err
+
+
+class _Suspended:
+    """What the script's greenlet hands the loop when it pauses for a turn of I/O."""
+
+    __slots__ = ()
+
+
+SUSPENDED = _Suspended()
+
+
+class RunState(Enum):
+    RUNNING = "running"  # within busy-reply-threshold: atomic, nothing else runs
+    BUSY = "busy"  # past it: other clients get -BUSY, the loop gets a turn every RUN_SLICE_S
+    KILLED = "killed"  # SCRIPT KILL / FUNCTION KILL asked it to stop: the next hook raises in the script
+
+
+class ScriptRun:
+    """One script in progress (there is at most one per node)."""
+
+    __slots__ = (
+        "caller",
+        "name",
+        "is_function",
+        "read_only",
+        "wrote",
+        "state",
+        "started_s",
+        "slice_started_s",
+        "can_yield",
+        "writes",
+        "outer_writes",
+        "resp3",
+        "repl_flags",
+        "task",
+    )
+
+    def __init__(self, caller: Client, name: str, is_function: bool, read_only: bool) -> None:
+        self.caller = caller
+        self.name = name  # the sha of an EVAL script, the function's name for FCALL (error texts show it)
+        self.is_function = is_function
+        self.read_only = read_only  # EVAL_RO / FCALL_RO / a no-writes flag: writes are refused
+        self.wrote = False  # a write ran: SCRIPT KILL answers UNKILLABLE
+        self.state = RunState.RUNNING
+        self.started_s = time.monotonic()
+        self.slice_started_s = self.started_s
+        self.can_yield = False
+        self.writes: list[tuple[int, list[bytes], bool]] = []  # the script's effects, propagated at the end
+        self.outer_writes: list[tuple[int, list[bytes], bool]] | None = None  # EXEC's list when inside EXEC
+        self.resp3 = False  # redis.setresp(3)
+        self.repl_flags = REPL_ALL
+        self.task: Any = None  # the greenlet running the script
+
+
+def sha1_hex(body: bytes) -> str:
+    return hashlib.sha1(body).hexdigest()
+
+
+class ScriptEngine:
+    """The node's Lua runtime, its EVAL script cache and the run in progress. Loop thread only."""
+
+    def __init__(self, server: Server, redis_version: str) -> None:
+        self.server = server
+        self.runtime = LuaRuntime(self, redis_version)
+        self._to_lua = ReplyToLua(self.runtime.lua).convert
+        # EVAL scripts by sha1 (lower-case hex): the compiled function and its source (SCRIPT FLUSH empties it).
+        self.scripts: dict[str, tuple[Any, bytes]] = {}
+        self.run: ScriptRun | None = None
+        # Commands scripts may call, by name as scripts spell it ('get', 'GET'): one dict hit per call.
+        self._script_commands: dict[bytes, Any] = {}
+        # The greenlet scripts run in (see _task_loop); made again if it died or belongs to another thread.
+        self._task: Any = None
+        # The client scripts' commands run as (Redis's lua_client): its database follows the caller's.
+        self.client = Client(server, ClientKind.INTERNAL, "lua", "")
+        self.client.authenticated = True
+        self.threshold_s = int(server.config["busy-reply-threshold"]) / 1000
+        server.config.on_change("busy-reply-threshold", self._on_threshold)
+        self.functions = FunctionStore(self)
+        # The RDB reader and writer reach the libraries through these hooks (the last engine made wins: a
+        # node process has one).
+        rdb_hooks.function_records = self._rdb_records
+        rdb_hooks.functions_loaded = self._rdb_functions_loaded
+
+    def _on_threshold(self, value: Any) -> None:
+        self.threshold_s = int(value) / 1000
+
+    # -- cache -------------------------------------------------------------------------------------------
+
+    def compile(self, body: bytes) -> tuple[str, Any]:
+        """(sha, function) for an EVAL body, compiling and caching it on first sight; raises CommandError."""
+        sha = sha1_hex(body)
+        cached = self.scripts.get(sha)
+        if cached is not None:
+            return sha, cached[0]
+        source = body
+        if body.startswith(b"#!"):
+            # The shebang line is a comment to Lua; keeping the line keeps error line numbers right.
+            source = b"--" + body[2:]
+        fn, error = self.runtime.compile(source)
+        if fn is None:
+            raise CommandError(f"ERR Error compiling script (new function): {error}")
+        self.scripts[sha] = (fn, body)
+        return sha, fn
+
+    def flush(self) -> None:
+        self.scripts.clear()
+
+    # -- running ----------------------------------------------------------------------------------------
+
+    def execute(
+        self,
+        caller: Client,
+        fn: Any,
+        name: str,
+        keys: list[bytes],
+        args: list[bytes],
+        read_only: bool,
+        is_function: bool = False,
+    ) -> Any:
+        """Run a compiled script or function for ``caller``; its reply, or BLOCKED if it went busy."""
+        server = self.server
+        if self.run is not None:  # a script calling EVAL is refused earlier ("noscript"): defensive
+            raise CommandError(BUSY_FUNCTION if self.run.is_function else BUSY_SCRIPT)
+        run = ScriptRun(caller, name, is_function, read_only)
+        master = server.master_actor
+        run.can_yield = (
+            server.exec_propagation is None
+            and caller.kind in (ClientKind.RESP, ClientKind.NATIVE)
+            and master is not None
+            and master.loop is not None
+        )
+        run.outer_writes = server.exec_propagation
+        server.exec_propagation = run.writes
+        script_client = self.client
+        script_client.db = caller.db
+        script_client.resp3 = False
+        self.run = run
+        runtime = self.runtime
+        entry = runtime.run_function if is_function else runtime.run_script
+        task = self._task
+        if task is None or task.dead or task.parent is not greenlet.getcurrent():
+            task = self._task = greenlet.greenlet(self._task_loop)
+        run.task = task
+        try:
+            result = task.switch(entry, fn, len(keys), *keys, *args)
+        except BaseException:
+            self._task = None
+            self._end(run)
+            raise
+        # The command itself is never propagated: its effects are (see the module docstring).
+        caller.propagate_as = []
+        if result is SUSPENDED:
+            server.exec_propagation = run.outer_writes
+            caller.blocked = run
+            from actors.server.server import BLOCKED
+
+            return BLOCKED
+        return self._finish(run, result)
+
+    def _task_loop(self, *job: Any) -> None:
+        """The body of the greenlet scripts run in, reused run after run (making a greenlet per script
+        costs several times a short script's run): run a job, hand its result back, wait for the next."""
+        while True:
+            entry, *args = job
+            result = entry(*args)
+            job = greenlet.getcurrent().parent.switch(result)
+
+    def _resume(self) -> None:
+        """A turn of the busy script (a call_soon callback on the loop)."""
+        run = self.run
+        if run is None or run.task is None:
+            return
+        server = self.server
+        # The replies of the loop's last turn (-BUSY, SCRIPT KILL's OK) leave now, not after another slice.
+        if server.master_actor is not None:
+            server.master_actor.flush_now()
+        server.exec_propagation = run.writes
+        try:
+            result = run.task.switch()
+        except BaseException:
+            self._end(run)
+            raise
+        if result is SUSPENDED:
+            server.exec_propagation = run.outer_writes
+            return
+        reply = self._finish(run, result)
+        caller = run.caller
+        if caller.blocked is run:
+            caller.blocked = None
+        if isinstance(reply, CommandError):
+            server.stats.total_error_replies += 1
+        caller.deliver(reply)
+        if server.after_command is not None:
+            server.after_command()
+
+    def _end(self, run: ScriptRun) -> None:
+        server = self.server
+        server.exec_propagation = run.outer_writes
+        self.run = None
+        if run.state is not RunState.RUNNING:
+            server.script_busy = None
+            log.info(
+                "script_finished_busy",
+                name=run.name,
+                duration_ms=int((time.monotonic() - run.started_s) * 1000),
+            )
+
+    def _finish(self, run: ScriptRun, result: Any) -> Any:
+        """Propagate the effects and turn the script's outcome into the reply."""
+        self._end(run)
+        if run.writes:
+            _propagate_transaction(self.server, run.writes)
+        ok, value = result
+        if ok:
+            return lua_to_reply(value, run.resp3)
+        return self._error_reply(run, value)
+
+    def _error_reply(self, run: ScriptRun, value: Any) -> CommandError:
+        if not hasattr(value, "values"):
+            return CommandError(f"ERR Error running script (call to {run.name}): @{value!r}")
+        err = value[b"err"]
+        text = error_text(err) if type(err) is bytes else "ERR unknown error"
+        source = value[b"source"]
+        line = value[b"line"]
+        if type(source) is bytes and line is not None:
+            text = f"{text} script: {run.name}, on {source.decode('utf-8', 'replace')}:{int(line)}."
+        return CommandError(text)
+
+    def kill(self, functions: bool) -> str:
+        """SCRIPT KILL (functions False) or FUNCTION KILL: OK, or raises NOTBUSY / UNKILLABLE / a mismatch."""
+        run = self.run
+        if run is None:
+            raise CommandError(NOTBUSY)
+        if run.caller.kind is ClientKind.MASTER:
+            raise CommandError(
+                "UNKILLABLE The busy script was sent by a master instance in the context of replication and "
+                "cannot be killed."
+            )
+        if run.wrote:
+            raise CommandError(UNKILLABLE)
+        if run.is_function != functions:
+            # SCRIPT KILL does not stop a function, nor FUNCTION KILL a script: the error names the other.
+            raise CommandError(BUSY_FUNCTION if run.is_function else BUSY_SCRIPT)
+        run.state = RunState.KILLED
+        return "OK"
+
+    # -- callbacks from Lua (ScriptHost) ----------------------------------------------------------------
+
+    def lua_hook(self) -> bool:
+        """Every HOOK_PERIOD_INSTRUCTIONS of a script: True makes the script raise the kill error."""
+        run = self.run
+        if run is None:
+            return False
+        if run.state is RunState.KILLED:
+            return True
+        now = time.monotonic()
+        if run.state is RunState.RUNNING:
+            if now - run.started_s < self.threshold_s:
+                return False
+            run.state = RunState.BUSY
+            self.server.script_busy = BUSY_FUNCTION if run.is_function else BUSY_SCRIPT
+            log.warning("script_busy", name=run.name, threshold_ms=int(self.threshold_s * 1000))
+        if not run.can_yield or now - run.slice_started_s < RUN_SLICE_S:
+            return False
+        master = self.server.master_actor
+        assert (
+            master is not None and master.loop is not None
+        )  # only a node's loop thread runs yielding scripts
+        master.loop.call_soon(self._resume)
+        run.task.parent.switch(SUSPENDED)
+        run.slice_started_s = time.monotonic()
+        return run.state is RunState.KILLED
+
+    def lua_killed(self) -> bool:
+        run = self.run
+        return run is not None and run.state is RunState.KILLED
+
+    def lua_killed_error(self) -> Any:
+        run = self.run
+        message = FUNCTION_KILLED if run is not None and run.is_function else SCRIPT_KILLED
+        return self.runtime.table(err=message)
+
+    def lua_call(self, *args: Any) -> Any:
+        """redis.call: the Lua form of the reply; an error reply is raised as a Lua error."""
+        reply = self._run_command(args)
+        if isinstance(reply, CommandError):
+            raise ScriptCallError(str(reply).encode())
+        return self._to_lua(reply, self.client.resp3)
+
+    def lua_pcall(self, *args: Any) -> Any:
+        """redis.pcall: the Lua form of the reply, an error reply as an {err=...} table."""
+        return self._to_lua(self._run_command(args), self.client.resp3)
+
+    def lua_error_table(self, error: Any) -> Any:
+        """The {err=...} table for a Python exception met by the error handler (redis.call's, or a bug)."""
+        if isinstance(error, ScriptCallError):
+            return self.runtime.table(err=error.err)
+        # Another error of a Python function (a library's, or a bug): the handler adds the position.
+        return self.runtime.table(plain=str(error).encode())
+
+    def _run_command(self, args: tuple[Any, ...]) -> Any:
+        """One command of the running script: its reply (a CommandError for refusals and error replies)."""
+        run = self.run
+        if run is None:
+            return CommandError("ERR redis.call is only available while a script runs")
+        if not args:
+            return CommandError(_NO_ARGS)
+        argv = [arg if type(arg) is bytes else lua_arg_bytes(arg) for arg in args]
+        if None in argv:
+            return CommandError(_BAD_ARG)
+        cmd = self._script_commands.get(argv[0])  # type: ignore[arg-type]
+        if cmd is None:
+            cmd = self.server.commands.get(argv[0].lower())  # type: ignore[union-attr]
+            if cmd is None:
+                return CommandError(_UNKNOWN_COMMAND)
+            if "noscript" in cmd.flags:
+                return CommandError(_NOT_FROM_SCRIPT)
+            if len(self._script_commands) < SCRIPT_COMMAND_CACHE_SIZE:
+                self._script_commands[argv[0]] = cmd  # type: ignore[index]
+        arity = cmd.arity
+        if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+            return CommandError(_WRONG_ARGS)
+        server = self.server
+        if cmd.is_write:
+            # The common case needs no look at the node: no read-only script, no node-wide restriction.
+            if run.read_only or not server._unrestricted:
+                refusal = self._write_refusal(run)
+                if refusal is not None:
+                    return CommandError(refusal)
+            run.wrote = True
+        mark = len(run.writes)
+        try:
+            reply = server.call(self.client, cmd, argv)  # type: ignore[arg-type]
+        except Exception as exc:  # a bug in a command must not unwind through Lua
+            log.exception("script_command_failed", command=cmd.name)
+            reply = CommandError(f"ERR {exc}")
+        if run.repl_flags != REPL_ALL and len(run.writes) > mark:
+            self._apply_repl_flags(run, mark)
+        return reply
+
+    def _write_refusal(self, run: ScriptRun) -> str | None:
+        server = self.server
+        if run.read_only:
+            return _WRITE_IN_RO
+        if run.caller.kind is ClientKind.MASTER:
+            return None
+        if server.is_replica and server.replica_read_only:
+            return errors.READONLY
+        if server.disk_error is not None:
+            return server.disk_error
+        if server.write_refusal is not None:
+            return server.write_refusal
+        return None
+
+    def _apply_repl_flags(self, run: ScriptRun, mark: int) -> None:
+        if run.repl_flags == REPL_NONE:
+            del run.writes[mark:]
+        elif run.repl_flags == REPL_REPLICA:
+            run.writes[mark:] = [(db, argv, True) for db, argv, _ in run.writes[mark:]]
+
+    def lua_log(self, *args: Any) -> None:
+        if len(args) < 2:
+            raise ScriptCallError(b"ERR redis.log() requires two arguments or more.")
+        level = args[0]
+        if type(level) not in (int, float):
+            raise ScriptCallError(b"ERR First argument must be a number (log level).")
+        if not 0 <= level <= 3:
+            raise ScriptCallError(b"ERR Invalid debug level.")
+        message = b" ".join(lua_arg_bytes(arg) or b"" for arg in args[1:])
+        getattr(log, _LOG_LEVELS[int(level)])("script_log", message=message.decode("utf-8", "replace"))
+
+    def lua_setresp(self, *args: Any) -> None:
+        if len(args) != 1:
+            raise ScriptCallError(b"ERR redis.setresp() requires one argument.")
+        if args[0] not in (2, 3):
+            raise ScriptCallError(b"ERR RESP version must be 2 or 3.")
+        resp3 = args[0] == 3
+        if self.run is not None:
+            self.run.resp3 = resp3
+        self.client.resp3 = resp3
+
+    def lua_set_repl(self, *args: Any) -> None:
+        if len(args) != 1:
+            raise ScriptCallError(b"ERR redis.set_repl() requires one argument.")
+        flags = args[0]
+        if type(flags) not in (int, float) or not 0 <= flags <= REPL_ALL:
+            raise ScriptCallError(
+                b"ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE."
+            )
+        if self.run is not None:
+            self.run.repl_flags = int(flags)
+
+    def lua_sha1hex(self, *args: Any) -> bytes:
+        if len(args) != 1:
+            raise ScriptCallError(b"ERR wrong number of arguments")
+        return sha1_hex(lua_arg_bytes(args[0]) or b"").encode()
+
+    def lua_register_function(self, *args: Any) -> Any:
+        raise ScriptCallError(b"ERR redis.register_function can only be called on FUNCTION LOAD command")
+
+    def _rdb_records(self) -> bytes:
+        """The libraries as RDB records (a forked child or a snapshot thread calls this: it only reads)."""
+        return self.functions.rdb_records()
+
+    def _rdb_functions_loaded(self, codes: list[bytes]) -> None:
+        """An RDB was read (start-up, a replica's full sync): its libraries replace ours, on the loop thread."""
+        master = self.server.master_actor
+        if master is not None and master.loop is not None and master.loop.is_running():
+            master.call_threadsafe(self._install_loaded, list(codes))
+        else:
+            self._install_loaded(list(codes))
+
+    def _install_loaded(self, codes: list[bytes]) -> None:
+        try:
+            self.functions.replace_all(codes)
+        except CommandError as exc:
+            log.error("rdb_functions_not_loaded", reason=str(exc))
+
+    def busy_allows(self, name: str, argv: list[bytes]) -> bool:
+        """May ``argv`` run while a script is busy? (Redis's allow-busy commands.)"""
+        if name in ("auth", "hello"):
+            return True
+        if name == "shutdown":
+            return any(arg.lower() == b"nosave" for arg in argv[1:])
+        if name in ("script", "function") and len(argv) > 1:
+            sub = argv[1].lower()
+            return sub == b"kill" or (name == "function" and sub == b"stats")
+        return False
+
+
+def engine_of(server: Server) -> ScriptEngine:
+    """The server's script engine."""
+    engine: ScriptEngine = server.scripting
+    return engine

@@ -1,0 +1,168 @@
+"""Scripts and time: atomicity below busy-reply-threshold, -BUSY past it, SCRIPT KILL (within 100 ms of the
+threshold even for a script that never ends), UNKILLABLE after a write, SHUTDOWN NOSAVE while busy."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+
+from tests.harness import NodeProcess, wait_for
+from tests.integration.shared import error_of, module_node_fixture, raw
+
+node = module_node_fixture()
+
+NodeFactory = Callable[..., NodeProcess]
+
+FOREVER = "local i = 0 while true do i = i + 1 end"
+# Runs ARGV[1] microseconds by the server's clock, reading KEYS[1] at its start and at its end.
+FOR_A_WHILE = """
+local first = redis.call('get', KEYS[1])
+local s = redis.call('time')
+while true do
+  local t = redis.call('time')
+  if (t[1] - s[1]) * 1000000 + (t[2] - s[2]) > tonumber(ARGV[1]) then break end
+end
+return {first or false, redis.call('get', KEYS[1]) or false}
+"""
+
+
+class Background:
+    """A command run on its own connection in a thread; ``result`` is its reply or the exception it raised."""
+
+    def __init__(self, port: int, *args: Any) -> None:
+        self.client = redis.Redis(port=port, socket_timeout=30)
+        self.result: Any = None
+        self.started_s = time.monotonic()
+        self.thread = threading.Thread(target=self._run, args=args)
+        self.thread.start()
+
+    def _run(self, *args: Any) -> None:
+        try:
+            self.result = self.client.execute_command(*args)
+        except redis.RedisError as exc:
+            self.result = exc
+
+    def join(self) -> Any:
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+        self.client.close()
+        return self.result
+
+
+def _busy(client: redis.Redis) -> bool:
+    try:
+        client.ping()
+    except redis.exceptions.BusyLoadingError:
+        raise
+    except redis.ResponseError as exc:
+        assert str(exc).startswith("BUSY Redis is busy running a script."), exc
+        return True
+    return False
+
+
+def test_a_script_runs_atomically_below_the_threshold(node: NodeProcess) -> None:
+    r = node.client()
+    r.set("k", "before")
+    script = Background(node.port, "EVAL", FOR_A_WHILE, 1, "k", 300_000)
+    time.sleep(0.05)  # the script is running (this is the point of the test, not a wait for state)
+    assert r.set("k", "after")  # waits for the script: it is answered only once the script ends
+    assert script.join() == [b"before", b"before"]
+    assert r.get("k") == b"after"
+
+
+def test_script_kill_is_answered_within_100_ms_of_the_threshold(node: NodeProcess) -> None:
+    r = node.client()
+    r.config_set("busy-reply-threshold", 300)
+    assert r.config_get("lua-time-limit") == {"lua-time-limit": "300"}
+    killer = redis.Redis(port=node.port, socket_timeout=10)
+    assert killer.ping()  # connected before the script starts
+    script = Background(node.port, "EVAL", FOREVER, 0)
+    time.sleep(0.1)  # well inside the threshold: SCRIPT KILL is sent while the loop is inside the script
+    assert killer.execute_command("SCRIPT", "KILL") == b"OK"
+    answered_s = time.monotonic()
+    late_s = answered_s - (script.started_s + 0.3)
+    print(f"SCRIPT KILL answered {late_s * 1000:.0f} ms after the threshold")
+    assert late_s < 0.1, f"SCRIPT KILL answered {late_s * 1000:.0f} ms after the threshold"
+    result = script.join()
+    assert isinstance(result, redis.ResponseError)
+    assert str(result).startswith("Script killed by user with SCRIPT KILL... script: ")
+    assert str(result).endswith(", on @user_script:1.")
+    assert r.ping()
+    assert error_of(killer.execute_command, "SCRIPT", "KILL") == "NOTBUSY No scripts in execution right now."
+    killer.close()
+
+
+def test_busy_refuses_others_and_keeps_pipelined_commands_in_order(node: NodeProcess) -> None:
+    r = node.client()
+    r.config_set("busy-reply-threshold", 100)
+    r.set("k", "v")
+    caller = redis.Redis(port=node.port, socket_timeout=30)
+    pipe = caller.pipeline(transaction=False)
+    pipe.eval(FOREVER, 0)
+    pipe.get("k")
+    results: list[Any] = []
+    thread = threading.Thread(target=lambda: results.extend(pipe.execute(raise_on_error=False)))
+    thread.start()
+    wait_for(lambda: _busy(r), 10, what="the node to answer -BUSY")
+    for command in (("GET", "k"), ("SET", "k", "x"), ("SCRIPT", "FLUSH"), ("EVAL", "return 1", 0)):
+        message = error_of(r.execute_command, *command)
+        assert (
+            message
+            == "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+        )
+    assert error_of(r.execute_command, "FUNCTION", "KILL") == (
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+    )
+    assert error_of(r.execute_command, "SHUTDOWN").startswith("BUSY")
+    assert r.execute_command("SCRIPT", "KILL") == b"OK"
+    thread.join(30)
+    assert isinstance(results[0], redis.ResponseError) and results[1] == b"v"
+    assert r.get("k") == b"v"
+    caller.close()
+
+
+def test_a_script_that_wrote_is_unkillable_and_shutdown_nosave_still_works(node_factory: NodeFactory) -> None:
+    n = node_factory("unkillable")
+    r = n.client()
+    r.config_set("busy-reply-threshold", 100)
+    script = Background(n.port, "EVAL", "redis.call('set', KEYS[1], '1') " + FOREVER, 1, "k")
+    wait_for(lambda: _busy(r), 10, what="the node to answer -BUSY")
+    message = error_of(r.execute_command, "SCRIPT", "KILL")
+    assert message.startswith(
+        "UNKILLABLE Sorry the script already executed write commands against the dataset."
+    )
+    with pytest.raises(redis.ConnectionError):
+        r.execute_command("SHUTDOWN", "NOSAVE")
+    assert n.wait_exit(10) == 0
+    assert isinstance(script.join(), redis.ConnectionError)
+
+
+def test_function_kill_stops_a_function_that_loops(node: NodeProcess) -> None:
+    r = node.client()
+    r.config_set("busy-reply-threshold", 100)
+    r.function_load(
+        "#!lua name=loops\nredis.register_function('forever', function() local i = 0 while true do i = i + 1 end end)",
+        replace=True,
+    )
+    call = Background(node.port, "FCALL", "forever", 0)
+    wait_for(lambda: _busy(r), 10, what="the node to answer -BUSY")
+    assert (
+        error_of(r.ping)
+        == "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+    )
+    stats = raw(r, "FUNCTION", "STATS")  # RESP3: maps
+    assert stats[b"running_script"][b"name"] == b"forever" and stats[b"running_script"][b"duration_ms"] >= 100
+    assert error_of(r.execute_command, "SCRIPT", "KILL").startswith(
+        "BUSY Redis is busy running a script. You can only call FUNCTION KILL"
+    )
+    assert r.execute_command("FUNCTION", "KILL") == b"OK"
+    result = call.join()
+    assert str(result).startswith(
+        "Script killed by user with FUNCTION KILL... script: forever, on @user_function:2."
+    )
+    assert r.ping()
