@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from actors.data.stream import Stream
 from actors.data.types import ZSet
 
 
@@ -38,6 +39,7 @@ ACTIVE_EXPIRE_REPEAT_RATIO = 0.1
 SCAN_SNAPSHOTS_KEPT = 32
 
 TYPE_NAMES: dict[type, bytes] = {bytes: b"string", deque: b"list", dict: b"hash", set: b"set", ZSet: b"zset"}
+TYPE_NAMES[Stream] = b"stream"
 
 
 class Database:
