@@ -20,7 +20,7 @@ from actors.commands._util import get_typed, parse_int
 from actors.data.stream import MAX_ID, UINT64_MAX, ZERO_ID, Stream, StreamID, format_id
 from protocol import errors
 from protocol.errors import CommandError
-from protocol.resp import OK
+from protocol.resp import NULL_ARRAY, OK
 
 if TYPE_CHECKING:
     from actors.server.client import Client
@@ -356,8 +356,10 @@ def _xrange(client: Client, argv: list[bytes], reverse: bool) -> Any:
         else:
             raise CommandError(errors.SYNTAX)
     stream = get_stream(client, argv[1])
-    if stream is None or count == 0:
+    if stream is None:
         return []
+    if count == 0:
+        return NULL_ARRAY  # as Redis: COUNT 0 on an existing stream is a null reply, not an empty one
     assert start is not None and end is not None
     return [entry_reply(sid, pairs) for sid, pairs in stream.range(start, end, max(count, 0), reverse)]
 
