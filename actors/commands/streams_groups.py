@@ -646,7 +646,7 @@ def _xinfo_stream(client: Client, stream: Stream, full: bool, count: int) -> Any
                     break
                 cpel.append([format_id(sid), nack.delivery_time, nack.delivery_count])
             consumers.append(_as_map(client, [
-                b"name", cname, b"seen-time", consumer.seen_time, b"pel-count", len(consumer.pel), b"pel", cpel,
+                b"name", cname, b"seen-time", consumer.seen_time, b"pel-count", len(consumer.pel), b"pending", cpel,
             ]))  # fmt: skip
         groups.append(_as_map(client, [
             b"name", name,
@@ -654,7 +654,7 @@ def _xinfo_stream(client: Client, stream: Stream, full: bool, count: int) -> Any
             b"entries-read", group.entries_read if group.entries_read != INVALID_ENTRIES_READ else None,
             b"lag", stream.group_lag(group),
             b"pel-count", len(group.pel),
-            b"pel", pel,
+            b"pending", pel,
             b"consumers", consumers,
         ]))  # fmt: skip
     out += [b"groups", groups]

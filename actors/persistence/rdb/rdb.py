@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from actors.data.keyspace import Database
+from actors.data.stream import Stream
 from actors.data.types import ZSet
 from actors.persistence.rdb.compact import (
     intset_members,
@@ -49,6 +50,7 @@ from actors.persistence.rdb.compact import (
     zipmap_entries,
 )
 from actors.persistence.rdb.native import crc64, lzf_compress, lzf_decompress
+from actors.persistence.rdb.stream_codec import decode_stream, encode_stream
 
 RDB_VERSION = 10
 MAGIC = b"REDIS%04d" % RDB_VERSION
@@ -335,6 +337,8 @@ def _encode_value(value: Any, compress: bool) -> tuple[int, list[bytes]]:
         return TYPE_ZSET_2, parts
     if kind is deque:
         return TYPE_LIST_QUICKLIST_2, _encode_list_nodes(value, compress)
+    if kind is Stream:
+        return encode_stream(value)
     raise TypeError(f"cannot serialize a value of type {kind.__name__}")
 
 
@@ -748,7 +752,10 @@ def _read_value(data: bytes, pos: int, rtype: int) -> tuple[Any, int]:
         blob, pos = read_string(data, pos)
         return _BLOB_DECODERS[rtype](blob), pos
     if rtype in (TYPE_STREAM_LISTPACKS, TYPE_STREAM_LISTPACKS_2, TYPE_STREAM_LISTPACKS_3):
-        raise _Corrupt(f"stream type not supported (RDB type {rtype})")
+        try:
+            return decode_stream(data, pos, rtype, _read_len, read_string)
+        except ValueError as exc:
+            raise _Corrupt(str(exc)) from None
     if rtype in (TYPE_MODULE_PRE_GA, TYPE_MODULE_2):
         raise _Corrupt(f"module type not supported (RDB type {rtype})")
     raise _Corrupt(f"unknown RDB object type {rtype}")
