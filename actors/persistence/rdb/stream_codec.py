@@ -1,4 +1,4 @@
-"""Streams in RDB files: written as RDB_TYPE_STREAM_LISTPACKS_2 (19) as Redis 7.0 writes them; read from types
+"""Streams in persistence files. RDB: written as RDB_TYPE_STREAM_LISTPACKS_2 (19) as Redis 7.0 writes them; read from types
 15 (Redis 5-6), 19 (7.0) and 21 (7.2, whose consumers also carry an active time).
 
 Layout (rdb.c, rdbSaveObject for OBJ_STREAM): the number of listpack nodes, then per node its 16-byte master
@@ -12,6 +12,8 @@ A node listpack holds the master entry (``count, deleted, num-fields, field..., 
 each node with its live entries only (tombstones are not kept in memory): redis-server loads that as is.
 
 The RDB string and length primitives are passed in by actors/persistence/rdb/rdb.py, which dispatches here.
+AOF: ``stream_rewrite_commands`` gives the commands an AOF rewrite in command form writes for a stream
+(actors/persistence/aof/aof.py calls it), exactly those of Redis's rewriteStreamObject.
 """
 
 from __future__ import annotations
@@ -279,3 +281,39 @@ def decode_stream(
     if pos > len(data):
         raise IndexError
     return stream, pos
+
+
+# -- the AOF rewrite form ----------------------------------------------------------------------------------
+
+
+def stream_rewrite_commands(key: bytes, stream: Stream) -> list[list[bytes]]:
+    """rewriteStreamObject: the commands that rebuild ``stream`` when an AOF in command form is replayed.
+
+    XADD per entry (an empty stream: ``XADD key MAXLEN 0 0-1 x y``), XSETID with ENTRIESADDED and
+    MAXDELETEDID, then per group XGROUP CREATE ... ENTRIESREAD, and per consumer either XGROUP CREATECONSUMER
+    (nothing pending) or one ``XCLAIM key group consumer 0 id TIME ms RETRYCOUNT n JUSTID FORCE`` per entry.
+    """
+    out: list[list[bytes]] = []
+    if stream.length:
+        for (ms, seq), pairs in stream.entries.items():
+            out.append([b"XADD", key, b"%d-%d" % (ms, seq), *pairs])
+    else:
+        out.append([b"XADD", key, b"MAXLEN", b"0", b"0-1", b"x", b"y"])
+    out.append([
+        b"XSETID", key, b"%d-%d" % stream.last_id, b"ENTRIESADDED", b"%d" % stream.entries_added,
+        b"MAXDELETEDID", b"%d-%d" % stream.max_deleted_entry_id,
+    ])  # fmt: skip
+    for name, group in sorted(stream.groups.items()):
+        out.append([
+            b"XGROUP", b"CREATE", key, name, b"%d-%d" % group.last_id, b"ENTRIESREAD", b"%d" % group.entries_read
+        ])  # fmt: skip
+        for cname, consumer in sorted(group.consumers.items()):
+            if not consumer.pel:
+                out.append([b"XGROUP", b"CREATECONSUMER", key, name, cname])
+                continue
+            for sid, nack in consumer.pel.items():
+                out.append([
+                    b"XCLAIM", key, name, cname, b"0", b"%d-%d" % sid, b"TIME", b"%d" % nack.delivery_time,
+                    b"RETRYCOUNT", b"%d" % nack.delivery_count, b"JUSTID", b"FORCE",
+                ])  # fmt: skip
+    return out
