@@ -131,14 +131,16 @@ def _xread(client: Client, argv: list[bytes], group_mode: bool) -> Any:
                 serve = True
                 gt = group.last_id
             consumer = group.consumers.get(consumer_name)
+            created = consumer is None
             if consumer is None:
                 consumer = group.consumer(consumer_name, now)
                 assert consumer is not None
                 keyspace.dirty += 1
-                if noack:
-                    propagate.append([b"XGROUP", b"CREATECONSUMER", key, group_name, consumer_name])
             consumer.seen_time = now
             if serve:
+                # redis-server 7.0 propagates a NOACK reader's creation only along with what it read.
+                if created and noack:
+                    propagate.append([b"XGROUP", b"CREATECONSUMER", key, group_name, consumer_name])
                 if history:
                     entries = deliver_history(stream, consumer, _incr(gt), count, now)
                 else:
