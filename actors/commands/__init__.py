@@ -4,6 +4,8 @@ Layout (one module per family, each registering its commands with ``@command`` o
     strings.py      SET, GET, INCR, ...               keys.py        DEL, EXPIRE, SCAN, ...
     server.py       PING, INFO, CONFIG, CLIENT, ...   hashes.py      lists.py  sets.py  zsets.py
     transactions.py MULTI, EXEC, WATCH                pubsub.py      persistence.py  replication.py
+    streams.py      XADD, XRANGE, XTRIM, XSETID, ...  streams_read.py XREAD, XREADGROUP (+ BLOCK)
+    streams_groups.py XGROUP, XACK, XPENDING, XCLAIM, XAUTOCLAIM       streams_info.py XINFO
 
 A command is ``fn(client, argv) -> reply``: it runs on the master actor's event-loop thread, reads and writes
 the keyspace through ``client.server``, and returns a reply value (see protocol/resp.py) or raises

@@ -1,7 +1,7 @@
 """Stream commands without consumer groups: XADD, XRANGE, XREVRANGE, XLEN, XDEL, XTRIM, XREAD [BLOCK], XSETID.
 
-The type lives in actors/data/stream.py; consumer groups (XGROUP, XREADGROUP, XACK, XPENDING, XCLAIM,
-XAUTOCLAIM, XINFO) in streams_groups.py. ID parsing, argument order and error strings follow Redis 7.0's
+The type lives in actors/data/stream.py; XREAD and XREADGROUP in streams_read.py; consumer groups (XGROUP,
+XACK, XPENDING, XCLAIM, XAUTOCLAIM) in streams_groups.py; XINFO in streams_info.py. ID parsing, argument order and error strings follow Redis 7.0's
 t_stream.c. Propagation follows it too: XADD goes out with the ID it generated (``*`` and ``ms-*`` replaced)
 and an approximate trim is rewritten as an exact one at the length (MAXLEN) or first ID (MINID) it produced,
 so a replica or an AOF replay trims exactly as much.

@@ -4,4 +4,5 @@ Layout:
     keyspace.py   databases, values, expiry
     types.py      the sorted set (and its range bounds)
     digest.py     DEBUG DIGEST's algorithm, as Redis's
+    stream.py     the stream: entries by ID, Redis's listpack nodes (for ~ trimming), consumer groups, PELs
 """
