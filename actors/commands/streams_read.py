@@ -130,17 +130,15 @@ def _xread(client: Client, argv: list[bytes], group_mode: bool) -> Any:
             if not history and stream.length and stream.entries.peekitem(-1)[0] > group.last_id:
                 serve = True
                 gt = group.last_id
-            consumer = group.consumers.get(consumer_name)
-            created = consumer is None
-            if consumer is None:
-                consumer = group.consumer(consumer_name, now)
-                assert consumer is not None
-                keyspace.dirty += 1
-            consumer.seen_time = now
             if serve:
-                # redis-server 7.0 propagates a NOACK reader's creation only along with what it read.
-                if created and noack:
-                    propagate.append([b"XGROUP", b"CREATECONSUMER", key, group_name, consumer_name])
+                # redis-server 7.0 creates (and, for NOACK, propagates) the consumer only when it is served.
+                consumer = group.consumers.get(consumer_name)
+                if consumer is None:
+                    consumer = group.consumer(consumer_name, now)
+                    assert consumer is not None
+                    if noack:
+                        propagate.append([b"XGROUP", b"CREATECONSUMER", key, group_name, consumer_name])
+                consumer.seen_time = now
                 if history:
                     entries = deliver_history(stream, consumer, _incr(gt), count, now)
                 else:

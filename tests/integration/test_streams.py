@@ -298,3 +298,97 @@ def test_streams_are_a_type_for_generic_commands(r: redis.Redis) -> None:
     assert r.xlen("s") == 1 and r.xlen("t") == 2
     assert call(r, "LPUSH", "s", "x").startswith("error: WRONGTYPE")
     assert call(r, "XADD", "l", "*", "a") == "error: wrong number of arguments for 'xadd' command"
+
+
+def _blank_idle(args: list[Any], reply: Any) -> Any:
+    """Clock-dependent numbers blanked: XPENDING's idle column, XINFO CONSUMERS' idle."""
+    name = args[0].upper()
+    if name == "XPENDING" and len(args) > 3 and isinstance(reply, list):
+        return [entry[:2] + ["<idle>"] + entry[3:] for entry in reply]
+    if name == "XINFO" and isinstance(reply, list):
+        return _without_times(reply)
+    return reply
+
+
+@pytest.mark.compat
+@needs_redis
+def test_random_consumer_group_sequences_match_redis_server(
+    node: NodeProcess, redis_servers: Callable[..., RedisServer], tmp_path: Path, seed: int
+) -> None:
+    ours, theirs = _pair(node, redis_servers, tmp_path)
+    rng = random.Random(seed)
+    consumers = ["c1", "c2", "c3", "c4"]
+    groups = ["g1", "g2"]
+    ms = 1
+    setup = [["XGROUP", "CREATE", "s", "g1", "0", "MKSTREAM"], ["XGROUP", "CREATE", "s", "g2", "$"]]
+    for args in setup:
+        assert call(theirs, *args) == call(ours, *args)
+
+    def some_id() -> str:
+        return f"{rng.randint(1, ms)}-{rng.randint(0, 1)}"
+
+    for step in range(1200):
+        group, consumer = rng.choice(groups), rng.choice(consumers)
+        roll = rng.random()
+        if roll < 0.25:
+            ms += rng.choice([0, 1, 2])
+            args: list[Any] = ["XADD", "s", f"{ms}-*", "f", str(rng.randint(0, 9))]
+        elif roll < 0.4:
+            args = ["XREADGROUP", "GROUP", group, consumer]
+            if rng.random() < 0.5:
+                args += ["COUNT", rng.randint(1, 5)]
+            if rng.random() < 0.15:
+                args.append("NOACK")
+            args += ["STREAMS", "s", rng.choice([">", ">", ">", "0", some_id()])]
+        elif roll < 0.5:
+            args = ["XACK", "s", group] + [some_id() for _ in range(rng.randint(1, 4))]
+        elif roll < 0.6:
+            args = ["XCLAIM", "s", group, consumer, "0"] + [some_id() for _ in range(rng.randint(1, 3))]
+            for option in ("JUSTID", "FORCE"):
+                if rng.random() < 0.3:
+                    args.append(option)
+            if rng.random() < 0.2:
+                args += ["RETRYCOUNT", rng.randint(0, 5)]
+            if rng.random() < 0.1:
+                args += ["LASTID", some_id()]
+        elif roll < 0.68:
+            args = [
+                "XAUTOCLAIM",
+                "s",
+                group,
+                consumer,
+                "0",
+                rng.choice(["0", "-", some_id(), f"({some_id()}"]),
+            ]
+            if rng.random() < 0.5:
+                args += ["COUNT", rng.randint(1, 6)]
+            if rng.random() < 0.3:
+                args.append("JUSTID")
+        elif roll < 0.78:
+            args = rng.choice(
+                [
+                    ["XPENDING", "s", group],
+                    ["XPENDING", "s", group, "-", "+", rng.randint(0, 10)],
+                    ["XPENDING", "s", group, some_id(), "+", rng.randint(1, 10), consumer],
+                ]
+            )
+        elif roll < 0.84:
+            args = ["XDEL", "s", some_id()]
+        elif roll < 0.9:
+            args = rng.choice(
+                [
+                    ["XGROUP", "SETID", "s", group, rng.choice(["$", "0", some_id()])],
+                    ["XGROUP", "CREATECONSUMER", "s", group, consumer],
+                    ["XGROUP", "DELCONSUMER", "s", group, consumer],
+                    ["XTRIM", "s", "MAXLEN", rng.randint(5, 40)],
+                ]
+            )
+        else:
+            args = rng.choice(
+                [["XINFO", "GROUPS", "s"], ["XINFO", "CONSUMERS", "s", group], ["XINFO", "STREAM", "s"]]
+            )
+        want, got = call(theirs, *args), call(ours, *args)
+        assert _blank_idle(args, got) == _blank_idle(args, want), (
+            f"step {step}: {args}: redis-server {want!r}, redactor {got!r}"
+        )
+    assert call(ours, "DEBUG", "DIGEST") == call(theirs, "DEBUG", "DIGEST")
