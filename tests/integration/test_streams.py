@@ -298,6 +298,23 @@ def test_streams_are_a_type_for_generic_commands(r: redis.Redis) -> None:
     assert r.xlen("s") == 1 and r.xlen("t") == 2
     assert call(r, "LPUSH", "s", "x").startswith("error: WRONGTYPE")
     assert call(r, "XADD", "l", "*", "a") == "error: wrong number of arguments for 'xadd' command"
+    small = r.memory_usage("s")
+    for i in range(200):
+        r.xadd("s", {"field": "value" * 10}, id=f"{10 + i}-1")
+    assert r.memory_usage("s") > small + 200 * 50
+
+
+def test_streams_survive_a_debug_reload_and_star_ids_grow(r: redis.Redis) -> None:
+    ids = [r.xadd("s", {"a": str(i)}) for i in range(50)]
+    assert ids == sorted(ids, key=lambda x: tuple(map(int, x.split(b"-")))) and len(set(ids)) == 50
+    r.xgroup_create("s", "g", id="0")
+    r.xreadgroup("g", "c", {"s": ">"}, count=7)
+    r.xdel("s", ids[3])
+    before = call(r, "XINFO", "STREAM", "s", "FULL")
+    digest = call(r, "DEBUG", "DIGEST")
+    assert r.execute_command("DEBUG", "RELOAD") == b"OK"
+    assert call(r, "DEBUG", "DIGEST") == digest
+    assert call(r, "XINFO", "STREAM", "s", "FULL") == before
 
 
 def _blank_idle(args: list[Any], reply: Any) -> Any:
