@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from actors.commands import command
 from actors.commands._util import get_typed, parse_int
 from actors.data.stream import MAX_ID, UINT64_MAX, ZERO_ID, Stream, StreamID, format_id
+from actors.server.client import ClientKind
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import NULL_ARRAY, OK
@@ -227,8 +228,6 @@ def parse_add_or_trim(client: Client, argv: list[bytes], xadd: bool) -> tuple[Tr
         raise CommandError(LIMIT_WITHOUT_STRATEGY)
     if not xadd and not strategy:
         raise CommandError(XTRIM_NO_STRATEGY)
-    from actors.server.client import ClientKind
-
     if client.kind is ClientKind.MASTER or client.server.loading:
         args.limit = 0  # the master / the AOF rewrote the threshold: trim exactly that much
     elif limit_given:

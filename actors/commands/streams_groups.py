@@ -27,6 +27,7 @@ from actors.commands.streams import (
 )
 from actors.data.stream import (
     INVALID_ENTRIES_READ,
+    MAX_ID,
     ConsumerGroup,
     PendingEntry,
     Stream,
@@ -124,7 +125,7 @@ def deliver_new(
     """streamReplyWithRange with a group: entries from ``start``, recorded as pending for ``consumer``."""
     out = []
     advanced = False
-    for sid, pairs in stream.range(start, (2**64 - 1, 2**64 - 1), count):
+    for sid, pairs in stream.range(start, MAX_ID, count):
         if sid > group.last_id:
             stream.group_advance(group, sid)
             advanced = advanced or noack

@@ -192,7 +192,8 @@ def _parse_block_ms(raw: bytes) -> int:
 
 def _xread_ready(waits: dict[bytes, StreamID]) -> Any:
     def ready(db: Database, key: bytes, value: Any) -> bool:
-        return type(value) is Stream and value.last_id > waits[key] and bool(value.length)
+        # As Redis: the stream's last ID, not its last entry (an XADD trimmed away by MAXLEN 0 still serves).
+        return type(value) is Stream and value.last_id > waits[key]
 
     return ready
 

@@ -41,7 +41,7 @@ def format_id(sid: StreamID) -> bytes:
     return b"%d-%d" % sid
 
 
-def _lp_int_size(v: int) -> int:
+def lp_int_size(v: int) -> int:
     """Bytes a listpack integer element takes (encoding + backlen), as lpEncodeIntegerGetType sizes it."""
     if 0 <= v <= 127:
         return 2
@@ -56,7 +56,7 @@ def _lp_int_size(v: int) -> int:
     return 10
 
 
-def _as_int64(item: bytes) -> int | None:
+def as_int64(item: bytes) -> int | None:
     """The integer ``item`` spells exactly as string2ll reads it, or None (listpacks store those as ints)."""
     n = len(item)
     if n == 0 or n > 20:
@@ -76,9 +76,9 @@ def _backlen_size(n: int) -> int:
 
 def lp_element_size(item: bytes) -> int:
     """Bytes ``item`` takes as a listpack element (Redis stores integer-looking strings as integers)."""
-    value = _as_int64(item)
+    value = as_int64(item)
     if value is not None:
-        return _lp_int_size(value)
+        return lp_int_size(value)
     n = len(item)
     head = 1 if n < 64 else 2 if n < 4096 else 5
     return head + n + _backlen_size(head + n)
@@ -99,7 +99,7 @@ class StreamNode:
     last_id: StreamID = ZERO_ID
 
     def lp_bytes(self) -> int:
-        return _LP_FRAME_BYTES + _lp_int_size(self.count) + _lp_int_size(self.deleted) + self.fixed_bytes
+        return _LP_FRAME_BYTES + lp_int_size(self.count) + lp_int_size(self.deleted) + self.fixed_bytes
 
 
 @dataclass(eq=False, slots=True)
@@ -214,17 +214,17 @@ class Stream:
         if node is None:
             node = StreamNode(sid, fields)
             node.fixed_bytes = (
-                _lp_int_size(len(fields)) + sum(lp_element_size(f) for f in fields) + _lp_int_size(0)
+                lp_int_size(len(fields)) + sum(lp_element_size(f) for f in fields) + lp_int_size(0)
             )
             self.nodes[sid] = node
         master_ms, master_seq = node.master_id
-        size = 2 + _lp_int_size(sid[0] - master_ms) + _lp_int_size(sid[1] - master_seq)  # flags + deltas
+        size = 2 + lp_int_size(sid[0] - master_ms) + lp_int_size(sid[1] - master_seq)  # flags + deltas
         if fields == node.master_fields:
             size += sum(lp_element_size(v) for v in pairs[1::2])
-            size += _lp_int_size(len(fields) + 3)
+            size += lp_int_size(len(fields) + 3)
         else:
-            size += _lp_int_size(len(fields)) + sum(lp_element_size(x) for x in pairs)
-            size += _lp_int_size(len(pairs) + 4)
+            size += lp_int_size(len(fields)) + sum(lp_element_size(x) for x in pairs)
+            size += lp_int_size(len(pairs) + 4)
         node.fixed_bytes += size
         node.count += 1
         node.last_id = sid

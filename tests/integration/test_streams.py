@@ -240,6 +240,25 @@ def test_xread_block_is_woken_by_xadd_after_dollar(node: NodeProcess, r: redis.R
     assert call(r, "XREAD", "BLOCK", "10", "STREAMS", "s", "$") is None  # times out: nothing after the top
 
 
+def test_blocked_reads_are_served_even_when_maxlen_0_trimmed_the_new_entry(
+    node: NodeProcess, r: redis.Redis
+) -> None:
+    r.xadd("s", {"a": "1"}, id="1-1")
+    r.xgroup_create("s", "g", id="$")
+    other, another = node.client(protocol=2), node.client(protocol=2)
+    plain, plain_out = _blocked_call(other, "XREAD", "BLOCK", "0", "STREAMS", "s", "$")
+    grouped, grouped_out = _blocked_call(
+        another, "XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"
+    )
+    _wait_blocked(r, 2)
+    r.xadd("s", {"b": "2"}, id="2-1", maxlen=0, approximate=False)
+    plain.join(10)
+    grouped.join(10)
+    assert plain_out == grouped_out == [[[b"s", []]]]  # as redis-server: served, with nothing left to read
+    assert call(r, "XINFO", "GROUPS", "s")[0][:8] == [b"name", b"g", b"consumers", 1, b"pending", 0,
+                                                     b"last-delivered-id", b"1-1"]  # fmt: skip
+
+
 def test_xread_block_waits_on_a_missing_key_and_ignores_smaller_ids(
     node: NodeProcess, r: redis.Redis
 ) -> None:

@@ -31,8 +31,8 @@ from actors.data.stream import (
     Stream,
     StreamID,
     StreamNode,
-    _as_int64,
-    _lp_int_size,
+    as_int64,
+    lp_int_size,
 )
 from actors.persistence.rdb.compact import _listpack_backlen, listpack_entries
 
@@ -96,7 +96,7 @@ def _lp_int(v: int) -> bytes:
 
 
 def _lp_element(item: bytes) -> bytes:
-    value = _as_int64(item)
+    value = as_int64(item)
     if value is not None:
         return _lp_int(value)
     n = len(item)
@@ -202,7 +202,7 @@ def _load_node(stream: Stream, master_id: StreamID, blob: bytes) -> None:
     except (IndexError, ValueError) as exc:
         raise StreamFormatError(f"malformed stream listpack: {exc}") from None
     node = StreamNode(master_id, fields, count, deleted, 0, last_id)
-    node.fixed_bytes = len(blob) - 7 - _lp_int_size(count) - _lp_int_size(deleted)
+    node.fixed_bytes = len(blob) - 7 - lp_int_size(count) - lp_int_size(deleted)
     stream.nodes[master_id] = node
 
 
