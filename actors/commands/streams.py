@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.commands._util import get_typed, parse_int
-from actors.data.stream import MAX_ID, UINT64_MAX, ZERO_ID, Stream, StreamID, format_id
+from actors.data.stream import (
+    MAX_ID,
+    NODE_MAX_BYTES,
+    NODE_MAX_ENTRIES,
+    UINT64_MAX,
+    ZERO_ID,
+    Stream,
+    StreamID,
+    format_id,
+)
 from actors.server.client import ClientKind
 from protocol import errors
 from protocol.errors import CommandError
@@ -140,12 +149,17 @@ def get_stream(client: Client, key: bytes, read: bool = True) -> Stream | None:
     return get_typed(client, key, Stream, read)
 
 
-def new_stream(client: Client) -> Stream:
+def node_limits(client: Client) -> tuple[int, int]:
+    """stream-node-max-entries and stream-node-max-bytes as set now (Redis reads them at every append)."""
     config = client.server.config
     try:
-        return Stream(int(config["stream-node-max-entries"]), int(config["stream-node-max-bytes"]))
+        return int(config["stream-node-max-entries"]), int(config["stream-node-max-bytes"])
     except (KeyError, TypeError, ValueError):
-        return Stream()
+        return NODE_MAX_ENTRIES, NODE_MAX_BYTES
+
+
+def new_stream(client: Client) -> Stream:
+    return Stream(*node_limits(client))
 
 
 # -- XADD / XTRIM ------------------------------------------------------------------------------------------
@@ -234,7 +248,7 @@ def parse_add_or_trim(client: Client, argv: list[bytes], xadd: bool) -> tuple[Tr
         if not args.approx:
             raise CommandError(LIMIT_WITHOUT_APPROX)
     elif args.approx:
-        node_max = int(client.server.config["stream-node-max-entries"])
+        node_max = node_limits(client)[0]
         args.limit = 100 * node_max if 0 < 100 * node_max <= 10000 else 10000
     else:
         args.limit = 0
@@ -289,6 +303,7 @@ def cmd_xadd(client: Client, argv: list[bytes]) -> Any:
             keyspace.dirty += 1
             client.propagate_as = []
         raise CommandError(ID_TOO_SMALL)
+    stream.node_max_entries, stream.node_max_bytes = node_limits(client)
     stream.append(sid, argv[field_pos:])
     if created:
         keyspace.add(db, key, stream)

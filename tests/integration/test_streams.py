@@ -104,6 +104,37 @@ def test_random_add_trim_delete_sequences_match_redis_server(
     assert call(ours, "DEBUG", "DIGEST") == call(theirs, "DEBUG", "DIGEST")
 
 
+@pytest.mark.compat
+@needs_redis
+def test_approximate_trimming_follows_the_node_size_settings(
+    node: NodeProcess, redis_servers: Callable[..., RedisServer], tmp_path: Path, seed: int
+) -> None:
+    ours, theirs = _pair(node, redis_servers, tmp_path)
+    rng = random.Random(seed)
+    for entries, size in (("7", "4096"), ("0", "300"), ("100", "0")):
+        for client in (ours, theirs):
+            client.config_set("stream-node-max-entries", entries)
+            client.config_set("stream-node-max-bytes", size)
+        for i in range(300):
+            args = [
+                "XADD",
+                f"s{entries}",
+                "MAXLEN",
+                "~",
+                str(rng.randint(10, 60)),
+                f"{i + 1}-1",
+                "f",
+                "x" * rng.randint(0, 30),
+            ]
+            assert call(ours, *args) == call(theirs, *args), args
+            assert call(ours, "XINFO", "STREAM", f"s{entries}") == call(
+                theirs, "XINFO", "STREAM", f"s{entries}"
+            )
+    for client in (ours, theirs):
+        client.config_set("stream-node-max-entries", "100")
+        client.config_set("stream-node-max-bytes", "4096")
+
+
 def _without_times(reply: Any) -> Any:
     """XPENDING / XINFO replies with the clock-dependent numbers blanked (idle, seen-time, delivery time)."""
     if isinstance(reply, list):
