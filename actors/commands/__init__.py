@@ -14,6 +14,8 @@ Layout (one module per family, each registering its commands with ``@command`` o
     transactions.py MULTI, EXEC, WATCH                pubsub.py       memory.py  populate.py (DEBUG POPULATE)
     persistence.py  SAVE, BGSAVE, ...  (over PersistencePort)
     replication.py  REPLICAOF, WAIT, ...  (over ReplicationPort)
+    streams.py      XADD, XRANGE, XTRIM, XSETID, ...  streams_read.py XREAD, XREADGROUP (+ BLOCK)
+    streams_groups.py XGROUP, XACK, XPENDING, XCLAIM, XAUTOCLAIM       streams_info.py XINFO
     scripting.py    EVAL, EVALSHA, SCRIPT ...         functions.py    FUNCTION ..., FCALL (over actors/scripting)
 
 They import only actors.server, actors.data, actors.commands, actors.config, actors.version and protocol: an

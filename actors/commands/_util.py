@@ -9,6 +9,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from actors.data.stream import Stream
 from actors.data.types import ZSet
 from protocol import errors
 from protocol.errors import CommandError, WrongTypeError
@@ -100,7 +101,7 @@ def copy_value(value: Any) -> Any:
         return dict(value)
     if kind is set:
         return set(value)
-    if kind is ZSet:
+    if kind is ZSet or kind is Stream:
         return value.copy()
     raise TypeError(kind)
 

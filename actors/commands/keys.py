@@ -23,6 +23,7 @@ from actors.commands._util import (
     parse_scan_args,
 )
 from actors.data.keyspace import TYPE_NAMES
+from actors.data.stream import Stream
 from actors.data.types import ZSet
 from protocol import errors
 from protocol.errors import CommandError
@@ -456,6 +457,8 @@ def object_encoding(value: Any) -> str:
             len(m) <= LISTPACK_MAX_VALUE_BYTES for m in value.scores
         )
         return "listpack" if small else "skiplist"
+    if kind is Stream:
+        return "stream"
     return "unknown"
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.commands._util import parse_int
+from actors.data.stream import Stream
 from actors.data.types import ZSet
 from protocol import errors
 from protocol.errors import CommandError
@@ -94,6 +95,14 @@ def estimate_value_bytes(value: Any, samples: int = DEFAULT_SAMPLES) -> int:
                 samples,
                 lambda m: sys.getsizeof(m) + _FLOAT_BYTES + _PAIR_BYTES,
             )
+        )
+    if kind is Stream:
+        # Entries: the SortedDict's key tuple and field/value list, sampled; groups' PELs are not sampled.
+        return sys.getsizeof(value) + _sampled(
+            iter(value.entries.items()),
+            value.length,
+            samples,
+            lambda kv: sys.getsizeof(kv[0]) + sys.getsizeof(kv[1]) + sum(map(sys.getsizeof, kv[1])),
         )
     return sys.getsizeof(value)
 

@@ -4,6 +4,7 @@ Layout:
     keyspace.py   databases, values, expiry
     kvstore.py    one database's storage: the only writer of key data (per-slot index in cluster mode)
     types.py      the sorted set (and its range bounds)
+    stream.py     the stream: entries by ID, Redis's listpack nodes (for ~ trimming), consumer groups, PELs
     digest.py     DEBUG DIGEST's algorithm, as Redis's
     rdb_hooks.py  RDB records outside the keyspace (function libraries): where persistence and scripting meet
 """

@@ -14,9 +14,10 @@ from collections import deque
 from typing import Any
 
 from actors.data.keyspace import Database, Keyspace
+from actors.data.stream import Stream
 from actors.data.types import ZSet
 
-_TYPE_CODES: dict[type, int] = {bytes: 0, deque: 1, set: 2, ZSet: 3, dict: 4}
+_TYPE_CODES: dict[type, int] = {bytes: 0, deque: 1, set: 2, ZSet: 3, dict: 4, Stream: 6}
 _ZERO = bytes(20)
 
 
@@ -77,6 +78,11 @@ def object_digest(db: Database, key: bytes, value: Any, digest: bytearray | None
             _mix(element, field)
             _mix(element, item)
             _xor(digest, bytes(element))
+    elif kind is Stream:  # entries in order: "ms.seq" then each field and value (groups are not hashed)
+        for (ms, seq), pairs in value.entries.items():
+            _mix(digest, b"%d.%d" % (ms, seq))
+            for item in pairs:
+                _mix(digest, item)
     if key in db.expires:
         _xor(digest, b"!!expire!!")
     return digest

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from actors.data.kvstore import KvStore
+from actors.data.stream import Stream
 from actors.data.types import ZSet
 
 
@@ -44,6 +45,7 @@ ACTIVE_EXPIRE_REPEAT_RATIO = 0.1
 SCAN_SNAPSHOTS_KEPT = 32
 
 TYPE_NAMES: dict[type, bytes] = {bytes: b"string", deque: b"list", dict: b"hash", set: b"set", ZSet: b"zset"}
+TYPE_NAMES[Stream] = b"stream"
 
 
 class Database(KvStore):

@@ -77,6 +77,10 @@ class BlockedState:
     done: bool = False
     # The command that blocked (for logs and introspection).
     command: str = ""
+    # Streams (XREAD, XREADGROUP): whether this waiter can be served from ``(db, key, value)`` now, since that
+    # depends on the waiter (the ID it reads past, its group), not only on the key holding data. None for
+    # lists and sorted sets. It may answer True for a missing key or group: serve then replies an error.
+    ready: Callable[[Database, bytes, Any], bool] | None = None
 
 
 def parse_timeout_ms(raw: bytes) -> int:
@@ -168,12 +172,14 @@ class BlockingRegistry:
         timeout_ms: int,
         timeout_reply: Any,
         serve: ServeFn,
+        ready: Callable[[Database, bytes, Any], bool] | None = None,
     ) -> BlockedState:
         """Record ``client`` as waiting on ``keys`` of its current database; arm its timeout."""
         state = BlockedState(
             client, client.db.id, list(dict.fromkeys(keys)), value_type, serve, timeout_reply
         )
         state.command = client.last_command
+        state.ready = ready
         for key in state.keys:
             queue = self.waiting.get((state.db_index, key))
             if queue is None:
@@ -268,9 +274,12 @@ class BlockingRegistry:
             if state.done:
                 continue
             value = keyspace.lookup(db, key)
-            if value is None or not value:
+            if state.ready is not None:
+                if not state.ready(db, key, value):
+                    continue
+            elif value is None or not value:
                 return
-            if type(value) is not state.value_type:
+            elif type(value) is not state.value_type:
                 continue  # Redis 7.0: a waiter for another type keeps waiting
             self._release(state)
             client = state.client

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import structlog
 
+from actors.data.stream import Stream
 from actors.data.types import ZSet
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ from actors.persistence.aof.manifest import (
     temp_incr_name,
     write_manifest,
 )
+from actors.persistence.rdb.stream_codec import stream_rewrite_commands as stream_commands
 
 log = structlog.get_logger("redactor.aof")
 
@@ -59,6 +61,12 @@ def write_commands(out: BinaryIO, dbs: list[Database]) -> None:
             kind = type(value)
             if kind is bytes:
                 write(b"*3\r\n$3\r\nSET\r\n" + _bulk(key) + _bulk(value))
+            elif kind is Stream:
+                write(
+                    b"".join(
+                        b"*%d\r\n%s" % (len(c), b"".join(map(_bulk, c))) for c in stream_commands(key, value)
+                    )
+                )
             else:
                 if kind is deque or kind is set:
                     name, items = (b"RPUSH" if kind is deque else b"SADD"), [[v] for v in value]

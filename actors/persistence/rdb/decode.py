@@ -52,6 +52,7 @@ from actors.persistence.rdb.format import (
     TYPE_ZSET_ZIPLIST,
 )
 from actors.persistence.rdb.native import lzf_decompress
+from actors.persistence.rdb.stream_codec import decode_stream
 
 _SMALL_INT_TEXT = [b"%d" % i for i in range(-128, 128)]  # INT8-encoded strings, index value + 128
 _UNPACK_DOUBLE = struct.Struct("<d").unpack_from
@@ -256,7 +257,10 @@ def read_value(data: bytes, pos: int, rtype: int) -> tuple[Any, int]:
         blob, pos = _read_str(data, pos)
         return _BLOB_DECODERS[rtype](blob), pos
     if rtype in (TYPE_STREAM_LISTPACKS, TYPE_STREAM_LISTPACKS_2, TYPE_STREAM_LISTPACKS_3):
-        raise Corrupt(f"stream type not supported (RDB type {rtype})")
+        try:
+            return decode_stream(data, pos, rtype, read_len, read_string)
+        except ValueError as exc:
+            raise Corrupt(str(exc)) from None
     if rtype in (TYPE_MODULE_PRE_GA, TYPE_MODULE_2):
         raise Corrupt(f"module type not supported (RDB type {rtype})")
     raise Corrupt(f"unknown RDB object type {rtype}")

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 
 from actors.data import rdb_hooks
 from actors.data.keyspace import Database
+from actors.data.stream import Stream
 from actors.data.types import ZSet
 from actors.files import write_atomically
 from actors.persistence.rdb.compact import (
@@ -64,6 +65,7 @@ from actors.persistence.rdb.format import (
     WRITE_BLOCK_BYTES,
 )
 from actors.persistence.rdb.native import crc64, lzf_compress
+from actors.persistence.rdb.stream_codec import encode_stream
 
 _LEN6 = [bytes((n,)) for n in range(64)]
 _PACK_I64 = struct.Struct("<q").pack
@@ -245,6 +247,8 @@ def _encode_value(value: Any, compress: bool) -> tuple[int, list[bytes]]:
         return TYPE_ZSET_2, parts
     if kind is deque:
         return TYPE_LIST_QUICKLIST_2, _encode_list_nodes(value, compress)
+    if kind is Stream:
+        return encode_stream(value)
     raise TypeError(f"cannot serialize a value of type {kind.__name__}")
 
 
