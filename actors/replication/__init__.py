@@ -14,7 +14,7 @@ Layout:
     actor.py           ReplicationActor: registers with the bus; owns the backlog, the id mirror, publishing
     primary.py         PrimarySide: replica table, PSYNC decision, snapshot jobs, bulk send, stream fan-out
     replica.py         ReplicaSide: the MasterLink state machine, SnapshotLoader (parses while receiving)
-    snapshot_child.py  forking, reaping and killing snapshot children (to move into the node's fork module)
+    snapshot_child.py  replica-snapshot fork children (actors/fork.py's REPLICA_SNAPSHOT kind)
     backlog.py         the offset-addressed replication backlog
 
 Offsets are Redis's: ``master_repl_offset`` counts stream bytes; PSYNC asks for ``offset + 1``, the first byte

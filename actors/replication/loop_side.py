@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import hiredis
 import structlog
 
+from actors import fork
 from actors.persistence.rdb import writer as rdb_writer
 from actors.replication import messages as m
 from actors.replication import report
@@ -118,6 +119,8 @@ class Replication:
         self.waiters: list[_Waiter] = []
         self._getack_requested = False
         self.children = SnapshotChildren(self._tell)
+        # Snapshot jobs asked for while another fork child ran: forked from the cron once none runs.
+        self.snapshots_waiting: list[int] = []
         # What the actor tells this thread, by message type (``receive``).
         self._handlers: dict[type, Callable[[Any], None]] = {
             m.ActorStarted: lambda msg: self.actor_started(),
@@ -255,7 +258,14 @@ class Replication:
     # -- snapshots (fork children) -----------------------------------------------------------------------------
 
     def request_snapshot(self, job: int) -> None:
-        """Fork a child that writes the dataset as an RDB (snapshot_child.py); it tells the actor its offset."""
+        """Fork a child that writes the dataset as an RDB (snapshot_child.py); it tells the actor its offset.
+
+        While another fork child runs (a BGSAVE, an AOF rewrite) the job waits: the cron asks again once the
+        node has no child, and the offset is the one at that moment."""
+        if fork.active() is not None:
+            if job not in self.snapshots_waiting:
+                self.snapshots_waiting.append(job)
+            return
         server = self.server
         if not server.repl_feeding and self.master_host is None:
             self.enable_feeding()
@@ -625,8 +635,11 @@ class Replication:
     # -- cron, RDB aux fields ------------------------------------------------------------------------------
 
     def cron(self) -> None:
-        if self.children:
-            self.children.reap()
+        # Fork children are reaped by the persistence cron (fork.reap calls each child's exit callback).
+        if self.snapshots_waiting and fork.active() is None:
+            waiting, self.snapshots_waiting = self.snapshots_waiting, []
+            for job in waiting:
+                self.request_snapshot(job)
         self._update_write_refusal()
 
     def rdb_repl_info(self) -> tuple[str | None, int | None, int | None]:

@@ -1,24 +1,25 @@
-"""Replication's snapshot children: fork one that writes the dataset as an RDB, reap it, kill it at shutdown.
+"""Replication's snapshot children: a fork child that writes the dataset as an RDB for replicas.
 
-Moved here as it was in replication.py so it can be ported to the node's one fork module (actors/fork.py):
-the loop thread forks (``gc.freeze``; the child only writes the RDB with ``rdb_writer.dump`` to
-``temp-repl-<pid>-<job>.rdb``, writes one byte on a pipe once the file is complete, and leaves with
-``os._exit``). The actor streams the file while it grows and learns it is complete from the pipe; the cron
-reaps the child later. Results go to the actor as messages (``Forked``, ``ForkFailed``, ``SnapshotDone``).
+The child is one of the node's fork children (actors/fork.py, kind REPLICA_SNAPSHOT), under the same
+one-child-at-a-time rule as BGSAVE and BGREWRITEAOF: while another child runs, the snapshot waits (the loop side
+retries it from its cron), as Redis's replicas wait in WAIT_BGSAVE_START. The child writes the RDB with
+``rdb_writer.dump`` to ``temp-repl-<pid>-<job>.rdb`` and one byte on a pipe once the file is complete. The actor
+streams the file while it grows and learns it is complete from the pipe; whoever reaps the child (the
+persistence cron, or ``kill`` at shutdown) runs its exit callback, which tells the actor. Results go to the
+actor as messages (``Forked``, ``ForkFailed``, ``SnapshotDone``).
 """
 
 from __future__ import annotations
 
-import gc
 import os
-import resource
 import signal
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from actors import fork
+from actors.fork import ChildExit, ChildKind, ForkedChild
 from actors.persistence.rdb import writer as rdb_writer
 from actors.replication.messages import Forked, ForkFailed, LoopToActor, SnapshotDone
 
@@ -34,14 +35,15 @@ SNAPSHOT_DONE_BYTE = b"1"
 
 
 class SnapshotChildren:
-    """The snapshot children of this node (loop thread): pid -> (job, temp path)."""
+    """Forks the node's replica-snapshot children and reports them to the replication actor (loop thread)."""
 
     def __init__(self, tell: Callable[[LoopToActor], None]) -> None:
         self._tell = tell  # to the replication actor
-        self._children: dict[int, tuple[int, str]] = {}
 
     def __bool__(self) -> bool:
-        return bool(self._children)
+        """A replica snapshot is being written."""
+        child = fork.active()
+        return child is not None and child.kind is ChildKind.REPLICA_SNAPSHOT
 
     def fork(
         self,
@@ -54,8 +56,12 @@ class SnapshotChildren:
         compress: bool,
         checksum: bool,
         delay_s: float,
-    ) -> None:
-        """Fork a child that writes ``dbs`` as an RDB; tell the actor its offset (or that the fork failed)."""
+    ) -> bool:
+        """Fork a child that writes ``dbs`` as an RDB and tell the actor its offset (or that the fork failed).
+
+        Returns False, having done nothing, while another fork child runs: the caller retries later."""
+        if fork.active() is not None:
+            return False
         path = SNAPSHOT_TEMP_FILE.format(pid=os.getpid(), job=job)
         # The file exists before the fork (the actor streams it to replicas while the child writes it), and
         # the child reports a complete file on a pipe the actor polls: no wait for the cron to reap it.
@@ -64,107 +70,47 @@ class SnapshotChildren:
         except OSError as exc:
             log.error("snapshot_fork_failed", job=job, reason=exc.strerror)
             self._tell(ForkFailed(job, str(exc.strerror)))
-            return
+            return True
         done_r, done_w = os.pipe()
-        gc.freeze()
-        started = time.perf_counter()
+
+        def work() -> None:  # in the child: no logging, sockets or locks
+            with open(out_fd, "wb") as out:
+                rdb_writer.dump(dbs, out, aux, compress=compress, checksum=checksum)
+            os.write(done_w, SNAPSHOT_DONE_BYTE)
+
+        def on_exit(child: ForkedChild, result: ChildExit) -> None:
+            if not result.ok:
+                log.warning("snapshot_child_failed", job=job, child_pid=child.pid, reason=result.describe())
+                unlink_quietly(path)
+            self._tell(SnapshotDone(job, result.ok, path))
+
         try:
-            pid = os.fork()
+            child = fork.fork_child(
+                ChildKind.REPLICA_SNAPSHOT, work, on_exit, keep_fds=(out_fd, done_w), delay_s=delay_s
+            )
         except OSError as exc:
-            gc.unfreeze()
             for fd in (out_fd, done_r, done_w):
                 os.close(fd)
             unlink_quietly(path)
             log.error("snapshot_fork_failed", job=job, reason=exc.strerror)
             self._tell(ForkFailed(job, str(exc.strerror)))
-            return
-        if pid == 0:  # the child: write the file and leave; no logging, sockets or locks here
-            _snapshot_child(out_fd, done_w, dbs, aux, compress, checksum, delay_s)
-        gc.unfreeze()
+            return True
         os.close(out_fd)
         os.close(done_w)
-        self._children[pid] = (job, path)
         log.info(
             "snapshot_forked",
             job=job,
-            child_pid=pid,
+            child_pid=child.pid,
             offset=offset,
-            fork_usec=int((time.perf_counter() - started) * 1e6),
+            fork_usec=fork.NODE_CHILDREN.latest_fork_usec,
         )
-        self._tell(Forked(job, pid, offset, stream_db, replid, path, done_r))
-
-    def reap(self) -> None:
-        for pid, (job, path) in list(self._children.items()):
-            try:
-                done, status = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                done, status = pid, -1
-            if done == 0:
-                continue
-            del self._children[pid]
-            ok = status == 0
-            if not ok:
-                if status < 0:
-                    reason = "lost"
-                elif os.WIFSIGNALED(status):
-                    reason = f"signal {os.WTERMSIG(status)}"
-                else:
-                    reason = f"exit status {os.WEXITSTATUS(status)}"
-                log.warning("snapshot_child_failed", job=job, child_pid=pid, reason=reason)
-                unlink_quietly(path)
-            self._tell(SnapshotDone(job, ok, path))
+        self._tell(Forked(job, child.pid, offset, stream_db, replid, path, done_r))
+        return True
 
     def kill(self) -> None:
-        """Node shutdown: stop snapshot children (their files are temporary)."""
-        for pid, (_job, path) in list(self._children.items()):
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-            unlink_quietly(path)
-        self._children.clear()
-
-
-def _snapshot_child(
-    out_fd: int,
-    done_fd: int,
-    dbs: list[Database],
-    aux: dict[str, Any],
-    compress: bool,
-    checksum: bool,
-    delay_s: float,
-) -> None:
-    """The whole life of a snapshot child: write the RDB to ``out_fd``, say so on ``done_fd``, leave.
-
-    Never returns. The byte on ``done_fd`` is written only once the file is complete and closed: the actor,
-    which streams the file while it grows, takes its size as final then.
-    """
-    status = 1
-    try:
-        gc.disable()
-        # Inherited descriptors (listening sockets, ZeroMQ, the AOF) must not outlive the parent in an orphaned
-        # child: a restarted node could not bind its ports while the child sleeps or writes.
-        keep = sorted((out_fd, done_fd))
-        os.closerange(3, keep[0])
-        os.closerange(keep[0] + 1, keep[1])
-        os.closerange(keep[1] + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-        try:
-            signal.set_wakeup_fd(-1)  # the parent's loop owns that socket
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
-                signal.signal(sig, signal.SIG_DFL)
-        except (ValueError, OSError):
-            pass
-        if delay_s > 0:
-            time.sleep(delay_s)
-        with open(out_fd, "wb") as out:
-            rdb_writer.dump(dbs, out, aux, compress=compress, checksum=checksum)
-        os.write(done_fd, SNAPSHOT_DONE_BYTE)
-        status = 0
-    except BaseException:
-        status = 1
-    finally:
-        os._exit(status)
+        """Node shutdown: stop a snapshot child (its file is temporary; the exit callback removes it)."""
+        if self:
+            fork.kill(signal.SIGKILL)
 
 
 def remove_stale_temp_files() -> None:

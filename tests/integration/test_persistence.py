@@ -367,3 +367,29 @@ def test_a_failing_aof_write_refuses_writes_until_it_is_written(
     node.start()
     r = node.client()
     assert r.get("during") == b"y" * 5000 and r.get("after") == b"z" and r.exists("k") == 0
+
+
+def test_a_replica_full_sync_waits_for_a_running_bgsave_one_child_at_a_time(
+    node_factory: NodeFactory, raw: RawFactory
+) -> None:
+    """Redis's hasActiveChildProcess: a replica's snapshot child is not forked while a BGSAVE child runs; it
+    is forked once the BGSAVE is reaped, and the replica then converges."""
+    master = node_factory("m")
+    r = master.client()
+    r.mset({f"key:{i}": f"value:{i}" for i in range(2000)})
+    conn = raw(master.port)
+    assert conn.call("DEBUG", "SET-SAVE-DELAY", "1500") == b"OK"
+    assert conn.call("BGSAVE") == b"Background saving started"
+    replica = node_factory("r")
+    replica.client().replicaof("127.0.0.1", master.port)
+    wait_for(lambda: "slave0" in r.info("replication"), 10, what="the replica to ask for a full sync")
+    most_children = 0
+    while persistence_info(r)["rdb_bgsave_in_progress"] == 1:
+        most_children = max(most_children, len(child_pids(master.pid)))
+        assert most_children <= 1, "a snapshot child was forked beside the BGSAVE child"
+    assert most_children == 1
+    assert conn.call("DEBUG", "SET-SAVE-DELAY", "0") == b"OK"
+    expected = dataset_digest_of(r)
+    wait_for(lambda: replica.client().info("replication")["master_link_status"] == "up", 20, what="the sync")
+    wait_for(lambda: dataset_digest_of(replica.client()) == expected, 10, what="the replica to converge")
+    assert persistence_info(r)["rdb_last_bgsave_status"] == "ok"
