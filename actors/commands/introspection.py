@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from actors.commands import COMMANDS, Command, command
+from actors.commands import Command, command
 from actors.commands.getkeys import checked_keys_and_flags, lookup
 from actors.commands.keyspecs import DOCS, INFO
 from protocol import errors
@@ -175,10 +175,10 @@ def docs_entry(cmd: Command) -> dict[bytes, Any]:
     return reply
 
 
-def _find(name: bytes) -> tuple[Command, list[Any] | None] | None:
+def _find(table: dict[bytes, Command], name: bytes) -> tuple[Command, list[Any] | None] | None:
     """A command or ``container|sub`` by name (Redis's lookupCommandBySds): the command and the sub entry."""
     base, _, sub = name.lower().partition(b"|")
-    cmd = COMMANDS.get(base)
+    cmd = table.get(base)
     if cmd is None:
         return None
     if not sub:
@@ -192,16 +192,16 @@ def _find(name: bytes) -> tuple[Command, list[Any] | None] | None:
     return None
 
 
-def _find_info(name: bytes) -> Any:
-    found = _find(name)
+def _find_info(table: dict[bytes, Command], name: bytes) -> Any:
+    found = _find(table, name)
     if found is None:
         return None
     cmd, sub_entry = found
     return info_entry(cmd) if sub_entry is None else to_reply(sub_entry)
 
 
-def _find_docs(name: bytes) -> tuple[bytes, Any] | None:
-    found = _find(name)
+def _find_docs(table: dict[bytes, Command], name: bytes) -> tuple[bytes, Any] | None:
+    found = _find(table, name)
     if found is None:
         return None
     cmd, sub_entry = found
@@ -211,7 +211,7 @@ def _find_docs(name: bytes) -> tuple[bytes, Any] | None:
     return full, to_reply(DOCS[cmd.name][b"subcommands"][full])
 
 
-def _command_list(argv: list[bytes]) -> list[bytes]:
+def _command_list(table: dict[bytes, Command], argv: list[bytes]) -> list[bytes]:
     """COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]: commands and subcommands."""
     kind = arg = None
     i = 2
@@ -225,7 +225,7 @@ def _command_list(argv: list[bytes]) -> list[bytes]:
         else:
             raise CommandError(errors.SYNTAX)
     out: list[bytes] = []
-    for cmd in COMMANDS.values():
+    for cmd in table.values():
         entry = INFO.get(cmd.name)
         named = [(cmd.name.encode(), entry)]
         if entry is not None:
@@ -249,10 +249,10 @@ def _glob_nocase(pattern: bytes, name: bytes) -> bool:
     return glob_match(pattern.lower(), name.lower())
 
 
-def _getkeys(argv: list[bytes], with_flags: bool) -> Any:
+def _getkeys(table: dict[bytes, Command], argv: list[bytes], with_flags: bool) -> Any:
     """COMMAND GETKEYS / GETKEYSANDFLAGS <full command>."""
     target = argv[2:]
-    cmd = COMMANDS.get(target[0].lower())
+    cmd = table.get(target[0].lower())
     found = checked_keys_and_flags(None if cmd is None else lookup(cmd.key_info, target), target)
     if with_flags:
         return [[target[pos], ReplySet(flags)] for pos, flags in found]
@@ -272,33 +272,34 @@ _SUBCOMMANDS = ("docs", "info", "getkeys", "getkeysandflags", "help", "list", "c
     subcommands=_SUBCOMMANDS,
 )
 def cmd_command(client: Client, argv: list[bytes]) -> Any:
+    table = client.server.commands  # this server's own table (a sentinel's lists its own commands)
     if len(argv) == 1:
-        return [info_entry(c) for c in COMMANDS.values()]
+        return [info_entry(c) for c in table.values()]
     sub = argv[1].lower()
-    sub_keys = COMMANDS[b"command"].key_info.subcommands.get(sub)
+    sub_keys = table[b"command"].key_info.subcommands.get(sub)
     if sub_keys is None:
         raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "command")
     if (sub_keys.arity > 0 and len(argv) != sub_keys.arity) or len(argv) < -sub_keys.arity:
         raise errors.wrong_arity(sub_keys.name)
     if sub == b"count":
-        return len(COMMANDS)
+        return len(table)
     if sub == b"info":
         if len(argv) == 2:
-            return [info_entry(c) for c in COMMANDS.values()]
-        return [_find_info(name) for name in argv[2:]]
+            return [info_entry(c) for c in table.values()]
+        return [_find_info(table, name) for name in argv[2:]]
     if sub == b"docs":
         if len(argv) == 2:
-            return {c.name.encode(): docs_entry(c) for c in COMMANDS.values()}
+            return {c.name.encode(): docs_entry(c) for c in table.values()}
         docs: dict[bytes, Any] = {}
         for name in argv[2:]:
-            found = _find_docs(name)
+            found = _find_docs(table, name)
             if found is not None:
                 docs[found[0]] = found[1]
         return docs
     if sub == b"list":
-        return _command_list(argv)
+        return _command_list(table, argv)
     if sub == b"getkeys":
-        return _getkeys(argv, with_flags=False)
+        return _getkeys(table, argv, with_flags=False)
     if sub == b"getkeysandflags":
-        return _getkeys(argv, with_flags=True)
+        return _getkeys(table, argv, with_flags=True)
     return HELP_LINES
