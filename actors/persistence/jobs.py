@@ -335,7 +335,7 @@ class Jobs:
             log.error("aof_rewrite_not_started", reason=exc.strerror or str(exc))
             raise
         # The next write must SELECT again: each AOF file is replayed from database 0.
-        self.server.prop_db = -1
+        self.server.stream.forget_db()
         dbs = self.server.keyspace.dbs
         preamble = bool(self.config["aof-use-rdb-preamble"])
         aux = self.aux(True)
@@ -375,7 +375,7 @@ class Jobs:
                 self.aof_lastbgrewrite_ok = True
                 self.aof_rewrites_consecutive_failures = 0
                 self.aof_last_cow_bytes = result.cow_bytes
-                self.server.prop_db = -1
+                self.server.stream.forget_db()
                 if aof.fd >= 0:
                     self.server.aof_feeding = True
                 paths = tuple(aof.path(name) for name in history)

@@ -295,7 +295,7 @@ class Loading:
                 f"Can't open or create the append-only file in {aof.dirname}: {exc.strerror or exc}"
             ) from None
         self.server.aof_feeding = True
-        self.server.prop_db = -1
+        self.server.stream.forget_db()
 
     def _upgrade_old_aof(self) -> None:
         """A Redis < 7 single appendonly.aof in ``dir``: move it into the AOF directory as the base

@@ -175,7 +175,7 @@ class Replication:
                 # A replica restarted from its RDB continues the history it had (PSYNC with it).
                 assert loaded_id is not None and loaded_offset is not None
                 self.replid = loaded_id
-                server.repl_offset = loaded_offset
+                server.stream.reset_offset(loaded_offset)
                 self.fed_pos = loaded_offset
             else:
                 self.psync_known = False
@@ -193,10 +193,9 @@ class Replication:
             assert loaded_id is not None and loaded_offset is not None
             self.replid2 = loaded_id
             self.second_offset = loaded_offset + 1
-            server.repl_offset = loaded_offset
+            server.stream.reset_offset(loaded_offset)
             self.fed_pos = loaded_offset
-            server.repl_feeding = True
-            server.prop_db = -1
+            server.stream.start_replication_feed()
             log.info(
                 "replication_history_restored", replid=self.replid, replid2=loaded_id, offset=loaded_offset
             )
@@ -229,9 +228,7 @@ class Replication:
     def enable_feeding(self) -> None:
         """Start (or restart) the backlog at the current offset; the next write SELECTs its database."""
         server = self.server
-        server.repl_feeding = True
-        server.prop_db = -1
-        server.repl_select_points.clear()
+        server.stream.start_replication_feed()
         self.fed_pos = server.repl_offset
         self._tell(m.ResetBacklog(server.repl_offset, -1, False))
 
@@ -383,7 +380,7 @@ class Replication:
         else:
             applied = bytes(self._tail[:consumed])
             del self._tail[:consumed]
-        server.repl_offset = base + consumed
+        server.stream.reset_offset(base + consumed)
         self.fed_pos = server.repl_offset
         self._tell(m.Feed(base, tuple(selects), applied))
         self.master.schedule_flush()  # the AOF sink writes what the stream changed
@@ -404,7 +401,7 @@ class Replication:
         if gen != self.gen or self.master_host is None:
             return
         server.keyspace.replace_all(dbs)
-        server.repl_offset = offset
+        server.stream.reset_offset(offset)
         self.fed_pos = offset
         self._reset_reader()
         self.replid = replid
@@ -514,9 +511,7 @@ class Replication:
         self.psync_known = True
         self._tell(m.ReplicaOf(self.gen, None, 0))
         self._send_ids()
-        server.repl_feeding = True
-        server.prop_db = -1
-        server.repl_select_points.clear()
+        server.stream.start_replication_feed()
         self.fed_pos = server.repl_offset
         self._tell(m.ResetBacklog(server.repl_offset, -1, False))
         self._tell(m.DropReplicas("replication id changed"))

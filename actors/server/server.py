@@ -425,10 +425,6 @@ class Server:
     def prop_db(self) -> int:
         return self.stream.db
 
-    @prop_db.setter
-    def prop_db(self, value: int) -> None:
-        self.stream.db = value
-
     @property
     def aof_feeding(self) -> bool:
         return self.stream.aof_feeding
@@ -448,10 +444,6 @@ class Server:
     @property
     def repl_offset(self) -> int:
         return self.stream.offset
-
-    @repl_offset.setter
-    def repl_offset(self, value: int) -> None:
-        self.stream.reset_offset(value)
 
     @property
     def repl_select_points(self) -> list[SelectPoint]:

@@ -3,6 +3,8 @@ stands, and what the AOF's share of a batch is."""
 
 from __future__ import annotations
 
+import pytest
+
 from actors.config import Config
 from actors.server.client import Client
 from actors.server.server import Server
@@ -84,12 +86,14 @@ def test_writes_inside_exec_are_collected_not_queued() -> None:
     assert stream.chunks == []
 
 
-def test_the_servers_legacy_names_read_and_write_the_stream() -> None:
+def test_the_servers_legacy_names_read_the_stream_and_only_the_stream_moves_the_offset() -> None:
     server = Server(Config())
     stream = server.stream
     server.aof_feeding = True
     server.repl_feeding = True
-    server.repl_offset = 42
+    stream.reset_offset(42)
+    with pytest.raises(AttributeError):
+        server.repl_offset = 0  # type: ignore[misc]
     assert (stream.aof_feeding, stream.repl_feeding, stream.offset) == (True, True, 42)
     client = Client(server)
     server.execute(client, [b"SET", b"k", b"v"])
