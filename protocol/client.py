@@ -39,6 +39,7 @@ from zmq.utils.monitor import recv_monitor_message
 from protocol import envelope
 from protocol.envelope import KIND_ERROR, KIND_PUSH, ReplyError
 from protocol.ports import bus_port_for
+from protocol.resp import arg_bytes
 
 __all__ = ["ConnectionLost", "NativeClient", "ReplyError"]
 
@@ -52,20 +53,6 @@ RECONNECT_IVL_MS = 100
 
 class ConnectionLost(Exception):
     """No reply from the node after every retry."""
-
-
-def _arg_bytes(arg: Any) -> bytes:
-    if isinstance(arg, bytes):
-        return arg
-    if isinstance(arg, str):
-        return arg.encode()
-    if isinstance(arg, bool):
-        raise TypeError("booleans are not command arguments")
-    if isinstance(arg, int | float):
-        return repr(arg).encode()
-    if isinstance(arg, bytearray | memoryview):
-        return bytes(arg)
-    raise TypeError(f"cannot send argument of type {type(arg).__name__}")
 
 
 class NativeClient:
@@ -167,7 +154,7 @@ class NativeClient:
         """
         if not args:
             raise ValueError("call() needs a command")
-        argv = [_arg_bytes(a) for a in args]
+        argv = [arg_bytes(a) for a in args]
         wait_ms = self.timeout_ms if timeout_ms is None else timeout_ms
         attempts = 1 + (self.retries if retries is None else retries)
         for attempt in range(attempts):

@@ -187,6 +187,21 @@ _COMMAND_2 = b"*2\r\n" + b"$%d\r\n%b\r\n" * 2
 _COMMAND_3 = b"*3\r\n" + b"$%d\r\n%b\r\n" * 3
 
 
+def arg_bytes(arg: Any) -> bytes:
+    """A client's command argument as the bytes sent: str as UTF-8, numbers as their repr; booleans refused."""
+    if isinstance(arg, bytes):
+        return arg
+    if isinstance(arg, str):
+        return arg.encode()
+    if isinstance(arg, bool):
+        raise TypeError("booleans are not command arguments")
+    if isinstance(arg, int | float):
+        return repr(arg).encode()
+    if isinstance(arg, bytearray | memoryview):
+        return bytes(arg)
+    raise TypeError(f"cannot send argument of type {type(arg).__name__}")
+
+
 def encode_command(argv: list[bytes] | tuple[bytes, ...]) -> bytes:
     """A command as a RESP array of bulk strings: the form of the AOF and of the replication stream."""
     n = len(argv)

@@ -49,7 +49,7 @@ from typing import Any
 
 import hiredis
 
-from protocol.resp import encode_command
+from protocol.resp import arg_bytes, encode_command
 
 __all__ = [
     "BlockingRespClient",
@@ -129,20 +129,6 @@ class PubSubMessage:
     channel: bytes | None
     data: Any
     pattern: bytes | None = None
-
-
-def _arg_bytes(arg: Arg) -> bytes:
-    if isinstance(arg, bytes):
-        return arg
-    if isinstance(arg, str):
-        return arg.encode()
-    if isinstance(arg, bool):
-        raise TypeError("booleans are not command arguments")
-    if isinstance(arg, int | float):
-        return repr(arg).encode()
-    if isinstance(arg, bytearray | memoryview):
-        return bytes(arg)
-    raise TypeError(f"cannot send argument of type {type(arg).__name__}")
 
 
 def _message_of(reply: list[Any]) -> PubSubMessage:
@@ -315,10 +301,10 @@ class RespClient:
             raise self._lost()
         if not pubsub:
             for command in commands:
-                if command and _arg_bytes(command[0]).upper() in _PUBSUB_VERBS:
-                    verb = _arg_bytes(command[0]).decode("ascii", "replace")
+                if command and arg_bytes(command[0]).upper() in _PUBSUB_VERBS:
+                    verb = arg_bytes(command[0]).decode("ascii", "replace")
                     raise ValueError(f"{verb} answers once per name: use the client's (un)subscribe methods")
-        payload = b"".join(encode_command([_arg_bytes(a) for a in command]) for command in commands)
+        payload = b"".join(encode_command([arg_bytes(a) for a in command]) for command in commands)
         future: asyncio.Future[list[Any]] = self._loop.create_future()
         # Registered and written with no await in between: the order of _pending is the order on the wire.
         self._pending.append(_Pending(count, future, pubsub))

@@ -30,7 +30,6 @@ eviction (``sample``, ``random_key``) works on ``data`` and so is the same in bo
 
 from __future__ import annotations
 
-import binascii
 import random
 from collections.abc import Callable, Iterable
 from itertools import islice
@@ -38,27 +37,12 @@ from operator import setitem
 from types import MethodType
 from typing import Any
 
-# Redis Cluster's hash slot count. The lead will point this (and keyslot) at protocol/slots.py.
-CLUSTER_SLOTS = 16384
+from protocol.slots import keyslot
+
 # A sample's draws beyond the keys asked for, before giving up on a key list full of deleted keys.
 SAMPLE_EXTRA_DRAWS = 8
 # What one draw of a deleted key costs from the sample key list's budget: stale lists are rebuilt sooner.
 SAMPLE_STALE_DRAW_COST = 2
-
-
-def keyslot(key: bytes) -> int:
-    """The cluster hash slot of ``key``: CRC16 (XMODEM, Redis's crc16) of its hash tag, modulo 16384.
-
-    The hash tag is what lies between the first ``{`` and the next ``}`` after it, if that is not empty (so
-    ``{user1}.name`` and ``{user1}.age`` share a slot); otherwise the whole key is hashed. binascii.crc_hqx is
-    that CRC16, in C. Local until protocol/slots.py exists; the lead will make this an import from there.
-    """
-    start = key.find(b"{")
-    if start >= 0:
-        end = key.find(b"}", start + 1)
-        if end > start + 1:
-            key = key[start + 1 : end]
-    return binascii.crc_hqx(key, 0) & (CLUSTER_SLOTS - 1)
 
 
 # The writer slots (bound methods of the store's own dicts: re-created, never pickled or copied).

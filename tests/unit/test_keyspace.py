@@ -8,8 +8,8 @@ from collections import deque
 import pytest
 
 from actors.data.keyspace import ACTIVE_EXPIRE_KEYS_PER_ROUND, Database, Keyspace
-from actors.data.kvstore import keyslot
 from actors.data.types import ZSet
+from protocol.slots import keyslot
 
 START_MS = 1_700_000_000_000
 

@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 
 from actors.data.keyspace import Database, Keyspace
-from actors.data.kvstore import CLUSTER_SLOTS, KvStore, keyslot
+from actors.data.kvstore import KvStore
+from protocol.slots import SLOTS as CLUSTER_SLOTS
+from protocol.slots import keyslot
 from tests.harness import RedisServer, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
