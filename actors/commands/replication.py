@@ -5,9 +5,12 @@ They are thin: the work is done by the loop-side replication facade (actors/repl
 ``replicaofCommand``, ``roleCommand``, ``waitCommand``, ``replconfCommand``). INFO replication is the
 facade's ``info`` section.
 
-REPLCONF exists for tools that send it over RESP; redactor's own replicas speak to their master over the node
-bus, so the options are accepted and have no effect, except ``rdb-only 1``: then SYNC and PSYNC send a
-snapshot over RESP (``redis-cli --rdb``) from a BGSAVE, as Redis's disk-based sync does, and close.
+redactor's own replicas speak to their master over the node bus. Over RESP, SYNC and PSYNC serve Redis
+replicas (redis-server ``--replicaof`` this node): REPLCONF records listening-port, ip-address and capa,
+and PSYNC hands the connection to the replication actor (actors/replication/resp_feed.py and
+resp_replica.py), which answers as Redis's master does (+FULLRESYNC or +CONTINUE, the snapshot, the stream).
+After ``REPLCONF rdb-only 1`` they send only a snapshot (``redis-cli --rdb``) from a BGSAVE, as Redis's
+disk-based sync does, and close.
 """
 
 from __future__ import annotations
@@ -126,11 +129,18 @@ def cmd_replconf(client: Client, argv: list[bytes]) -> Any:
         option = argv[index].lower()
         if option not in _REPLCONF_OPTIONS:
             raise CommandError(f"ERR Unrecognized REPLCONF option: {argv[index].decode('utf-8', 'replace')}")
+        value = argv[index + 1]
         if option == b"rdb-only":
-            value = parse_int(argv[index + 1], errors.NOT_INTEGER)
-            if value not in (0, 1):
+            flag = parse_int(value, errors.NOT_INTEGER)
+            if flag not in (0, 1):
                 raise CommandError("ERR value is out of range, value must between 0 and 1")
-            client.rdb_only = bool(value)
+            client.rdb_only = bool(flag)
+        elif option == b"listening-port":
+            client.repl_listening_port = parse_int(value, errors.NOT_INTEGER)
+        elif option == b"ip-address":
+            client.repl_ip = value.decode("utf-8", "replace")
+        elif option == b"capa":
+            client.repl_capa.add(value.lower())
     return OK
 
 
@@ -143,6 +153,8 @@ SYNC_FAILED = b"-ERR Background save for SYNC failed: see the node's log\r\n"
 
 @command("sync", 1, "admin noscript deny-multi", (0, 0, 0), "server", "Internal command used for replication")
 def cmd_sync(client: Client, argv: list[bytes]) -> Any:
+    if not client.rdb_only and client.kind is ClientKind.RESP:
+        return _replication(client).attach_resp_replica(client, "?", -1, True)
     return _sync(client, b"")
 
 
@@ -151,6 +163,10 @@ def cmd_sync(client: Client, argv: list[bytes]) -> Any:
 )
 def cmd_psync(client: Client, argv: list[bytes]) -> Any:
     replication = _replication(client)
+    if not client.rdb_only and client.kind is ClientKind.RESP:
+        # A Redis replica (redis-server --replicaof this node): it gets the snapshot, then the stream.
+        offset = parse_int(argv[2], errors.NOT_INTEGER)
+        return replication.attach_resp_replica(client, argv[1].decode("utf-8", "replace"), offset, False)
     # Always a full resync: a snapshot is all an rdb-only client gets (replicationSetupSlaveForFullResync).
     return _sync(client, b"+FULLRESYNC %s %d\r\n" % (replication.replid.encode(), client.server.repl_offset))
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import socket
 import time
 from collections import deque
@@ -115,6 +116,7 @@ class RespConnection(asyncio.Protocol):
         client.deliver = self.deliver
         client.kill = self.kill
         client.write_raw = self.write_raw
+        client.detach = self.detach
         self.client = client
         server.add_client(client)
 
@@ -246,6 +248,26 @@ class RespConnection(asyncio.Protocol):
             return
         self.out.append(data)
         self.master.schedule_flush(self)
+
+    def detach(self) -> tuple[int, bytes] | None:
+        """Give the socket away (a Redis replica's PSYNC: the replication actor serves it from now on).
+
+        Returns a duplicate of the descriptor and the reply bytes of this tick not yet written; the
+        transport is aborted (closing only its own descriptor) and the client forgotten. None when the
+        transport still holds unsent output, which the new owner could not send in order."""
+        transport = self.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None or self.closed or transport.get_write_buffer_size():
+            return None
+        fd = os.dup(sock.fileno())
+        pending = b"".join(self.out)
+        self.out = []
+        self.closed = True
+        transport.abort()
+        if self.client is not None:
+            self.server.remove_client(self.client)
+            self.client = None
+        return fd, pending
 
 
 def _fmt_addr(addr: Any) -> str:

@@ -16,6 +16,8 @@ Layout:
     replica.py         ReplicaSide: the MasterLink state machine, SnapshotLoader (parses while receiving)
     snapshot_child.py  replica-snapshot fork children (actors/fork.py's REPLICA_SNAPSHOT kind)
     backlog.py         the offset-addressed replication backlog
+    resp_feed.py       Redis replicas on RESP, loop side: the PSYNC hand-over, PING / GETACK in the stream
+    resp_replica.py    Redis replicas on RESP, actor side: the socket, frames translated to Redis's bytes
 
 Offsets are Redis's: ``master_repl_offset`` counts stream bytes; PSYNC asks for ``offset + 1``, the first byte
 missing. Every stream message carries its start position, so a replica notices any lost message (a gap) and

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from actors.replication import messages as m
+from actors.replication import resp_replica
 from actors.replication.backlog import Backlog
 from actors.replication.loop_side import Replication
 from actors.replication.primary import PrimarySide
@@ -72,9 +73,12 @@ class ReplicationActor:
             (m.ReplicaOf, replica.on_replicaof),
             (m.LinkReady, replica.on_link_ready),
             (m.Relink, replica.on_relink),
+            (m.AttachRespReplica, lambda msg: resp_replica.attach(primary, msg)),
         ):
             bus.register_loop_message(kind, handler)
         bus.register_control(Loaded, replica.on_snapshot_loaded)
+        for event in (resp_replica.RespAck, resp_replica.RespClosed):
+            bus.register_control(event, lambda msg: resp_replica.on_event(primary, msg))
         bus.register_tick(self._tick)
         bus.register_bulk(primary.send_bulk)
         bus.register_lifecycle(started=self._started, stopping=self._stopping)
@@ -176,7 +180,9 @@ class ReplicationActor:
         if self.replicas_dirty or force:
             self.replicas_dirty = False
             facade.replicas_view = tuple(
-                ReplicaView(r.ip, r.port, r.state, r.ack_offset, r.ack_time_s)
+                ReplicaView(
+                    r.ip, r.port, r.state, r.ack_offset, r.ack_time_s, r.identity in self.primary.resp_links
+                )
                 for r in self.primary.replicas.values()
             )
             self.tell_loop(m.ReplicasChanged())

@@ -23,6 +23,7 @@ from actors import fork
 from actors.persistence.rdb import writer as rdb_writer
 from actors.replication import messages as m
 from actors.replication import report
+from actors.replication.resp_feed import RespFeed
 from actors.replication.snapshot_child import SnapshotChildren, remove_stale_temp_files
 from actors.replication.states import (
     BacklogView,
@@ -137,6 +138,7 @@ class Replication:
             m.CountStat: lambda msg: self.count_stat(msg.name),
         }
         self._last_apply_error_log_s = 0.0
+        self.resp = RespFeed(self)  # Redis replicas on RESP connections (resp_feed.py)
         server.replication = self
         if server.persistence is not None:
             server.persistence.repl_info = self.rdb_repl_info
@@ -601,6 +603,7 @@ class Replication:
     def _after_flush(self) -> None:
         if self._getack_requested:
             self._getack_requested = False
+            self.resp.request_acks()
             self._tell(m.RequestAcks())
 
     def _wait_timed_out(self, waiter: _Waiter) -> None:
@@ -636,6 +639,11 @@ class Replication:
             for job in waiting:
                 self.request_snapshot(job)
         self._update_write_refusal()
+        self.resp.cron()
+
+    def attach_resp_replica(self, client: Client, replid: str, offset: int, sync: bool) -> Any:
+        """PSYNC / SYNC from a Redis replica on a RESP connection (resp_feed.py)."""
+        return self.resp.attach(client, replid, offset, sync)
 
     def rdb_repl_info(self) -> tuple[str | None, int | None, int | None]:
         """(repl-id, repl-offset, repl-stream-db) for an RDB being saved (rdbPopulateSaveInfo), or Nones."""

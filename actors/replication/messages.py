@@ -114,6 +114,20 @@ class Relink:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class AttachRespReplica:
+    """A Redis replica's PSYNC (or SYNC) on a RESP connection, whose socket the loop hands over."""
+
+    fd: int  # a duplicate of the connection's descriptor: the actor owns it now
+    pending: bytes  # reply bytes the connection had not written yet: they go out first
+    ip: str
+    port: int  # its listening-port (REPLCONF), else the connection's port
+    replid: str  # "?" for SYNC or a PSYNC with no history
+    offset: int  # PSYNC's offset (the first byte it misses), -1 for none
+    capa: frozenset[bytes]  # REPLCONF capa: ``eof`` (an EOF-marked snapshot), ``psync2`` (+CONTINUE <id>)
+    sync: bool  # SYNC: the snapshot with no +FULLRESYNC line before it
+
+
 # -- actor -> loop ---------------------------------------------------------------------------------------
 
 
@@ -196,6 +210,7 @@ LoopToActor = (
     | ReplicaOf
     | LinkReady
     | Relink
+    | AttachRespReplica
 )
 ActorToLoop = (
     ActorStarted

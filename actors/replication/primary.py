@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import structlog
 
 from actors.replication import messages as m
+from actors.replication.resp_replica import RespReplicaLink
 from actors.replication.snapshot_child import SNAPSHOT_DONE_BYTE, unlink_quietly
 from actors.replication.states import INFO_STATE_NAMES, JobState, LinkState, ReplicaState
 from protocol import errors, peer
@@ -98,6 +99,8 @@ class PrimarySide:
         self.no_replicas_since_s = time.monotonic()
         self.jobs: dict[int, SnapshotJob] = {}
         self._next_job = 1
+        # Redis replicas on RESP connections, by their identity in ``replicas`` (resp_replica.py).
+        self.resp_links: dict[bytes, RespReplicaLink] = {}
 
     def say_bye(self) -> bool:
         """Node or actor stopping: tell every replica (True if there was one to tell)."""
@@ -186,12 +189,16 @@ class PrimarySide:
         return None
 
     def _on_psync(self, identity: bytes, frame: peer.Psync, now: float) -> None:
-        replid, psync_offset, node_id = frame.replid, frame.offset, frame.node_id
-        port, ip = frame.port, frame.ip
         error = self._check_auth(frame.auth)
         if error:
             self._send(identity, peer.Error(error))
             return
+        self.accept_psync(identity, frame.replid, frame.offset, frame.node_id, frame.ip, frame.port, now)
+
+    def accept_psync(
+        self, identity: bytes, replid: str, psync_offset: int, node_id: str, ip: str, port: int, now: float
+    ) -> None:
+        """An authenticated PSYNC (bus or RESP): continue from the backlog or start a full sync."""
         link = self.actor.replica.link
         if link is not None and link.state is not LinkState.CONNECTED:
             self._send(identity, peer.Error("NOMASTERLINK Can't SYNC while not connected with my master"))
@@ -454,6 +461,15 @@ class PrimarySide:
         done = job.state is JobState.DONE
         fd = replica.snap_file.fileno()
         sent = 0
+        resp = self.resp_links.get(replica.identity)
+        if resp is not None:
+            # A Redis replica acks no chunks: what its writer has not written yet is what is in flight.
+            replica.snap_acked = replica.snap_sent - resp.queued_bytes
+            if not resp.capa_eof:
+                if not done:
+                    return 0, False  # the disk-based form needs the size first: wait for the whole file
+                if replica.snap_sent == 0:
+                    resp.send_sized_snapshot(job.size)
         while replica.snap_sent - replica.snap_acked < SNAPSHOT_WINDOW_BYTES:
             try:
                 # While the child writes, only bytes below the file's size are final (written and visible).
@@ -476,7 +492,10 @@ class PrimarySide:
             return sent, False
         replica.snap_file.close()
         replica.snap_file = None
-        self._send(replica.identity, peer.SnapEnd(job.size, job.stream_db))
+        if resp is None:
+            self._send(replica.identity, peer.SnapEnd(job.size, job.stream_db))
+        elif resp.capa_eof:
+            resp.send_snapshot_end(job.size)
         log.info(
             "snapshot_sent",
             replica=f"{replica.ip}:{replica.port}",
@@ -537,8 +556,12 @@ class PrimarySide:
             if job is not None:
                 job.replicas.discard(replica.identity)
                 self._release_job(job)
-        if not quiet:
+        resp = self.resp_links.pop(replica.identity, None)
+        if resp is not None:
+            resp.close(after_writes=not quiet)
+        elif not quiet:
             self._send(replica.identity, peer.Bye())
+        if not quiet:
             log.warning(
                 "link_lost",
                 role="master",
@@ -551,6 +574,10 @@ class PrimarySide:
         self.actor.replicas_dirty = True
 
     def _send(self, identity: bytes, frame: peer.PeerFrame) -> None:
+        resp = self.resp_links.get(identity)
+        if resp is not None:
+            resp.send_frame(frame)
+            return
         self.bus.send_to_peer(identity, peer.encode(frame))
 
     def tick(self, now: float) -> None:

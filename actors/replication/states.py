@@ -70,6 +70,7 @@ class ReplicaView:
     state: ReplicaState
     ack_offset: int
     ack_time_s: float  # time.monotonic() of the latest ack (or of going online)
+    resp: bool = False  # a Redis replica on a RESP connection (it needs PING and GETACK in the stream)
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,13 @@ class Client:
         self.write_raw: Callable[[bytes], None] = lambda data: None
         # REPLCONF rdb-only 1: this client wants a snapshot from SYNC/PSYNC, not a replication stream.
         self.rdb_only = False
+        # What a Redis replica said with REPLCONF before its PSYNC: listening-port, ip-address, capa.
+        self.repl_listening_port = 0
+        self.repl_ip = ""
+        self.repl_capa: set[bytes] = set()
+        # Hands the connection's socket over (PSYNC of a RESP replica): returns a duplicate of its file
+        # descriptor and any reply bytes not yet written, and forgets the client; None if it cannot.
+        self.detach: Callable[[], tuple[int, bytes] | None] = lambda: None
 
     @property
     def db_index(self) -> int:

@@ -133,6 +133,17 @@ class PropagationStream:
         self._append(data)
         self.repl_only_spans.append((start, start + len(data)))
 
+    def propagate_heartbeat(self, argv: list[bytes]) -> None:
+        """Queue a command for the replicas only, with no SELECT before it: the PING and ``REPLCONF GETACK *``
+        a Redis master puts in its stream (replicationFeedSlaves with the selected db). It counts in the
+        offset like any other byte of the stream; the AOF leaves it out."""
+        if not self.repl_feeding or self.exec_writes is not None:
+            return
+        start = self.length()
+        data = encode_command(argv)
+        self._append(data)
+        self.repl_only_spans.append((start, start + len(data)))
+
     def _select(self, db_index: int) -> None:
         if self.repl_feeding:
             self.select_points.append((self.offset, db_index))

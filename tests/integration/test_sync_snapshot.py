@@ -94,9 +94,9 @@ def test_psync_sends_fullresync_then_the_snapshot_then_closes(node_factory: Node
     assert persistence_info(r)["rdb_last_bgsave_status"] == "ok"  # as Redis's disk-based sync: a BGSAVE
 
 
-def test_sync_needs_rdb_only_and_checks_its_value(node: NodeProcess, raw: RawFactory) -> None:
+def test_rdb_only_checks_its_value(node: NodeProcess, raw: RawFactory) -> None:
+    # Without rdb-only, SYNC makes the connection a replica (test_resp_replica.py).
     conn = raw(node.port)
-    assert error_text(conn.call("SYNC")).startswith("ERR SYNC and PSYNC over RESP only send a snapshot")
     assert error_text(conn.call("REPLCONF", "rdb-only", "5")) == (
         "ERR value is out of range, value must between 0 and 1"
     )
