@@ -141,6 +141,8 @@ def cmd_replconf(client: Client, argv: list[bytes]) -> Any:
             client.repl_ip = value.decode("utf-8", "replace")
         elif option == b"capa":
             client.repl_capa.add(value.lower())
+        elif option == b"getack" and client.kind is ClientKind.MASTER:
+            _replication(client).getack_in_stream()  # in the stream of a Redis master: ack now
     return OK
 
 

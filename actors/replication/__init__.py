@@ -18,6 +18,7 @@ Layout:
     backlog.py         the offset-addressed replication backlog
     resp_feed.py       Redis replicas on RESP, loop side: the PSYNC hand-over, PING / GETACK in the stream
     resp_replica.py    Redis replicas on RESP, actor side: the socket, frames translated to Redis's bytes
+    redis_master.py    a replica's RESP link: tells redactor from Redis masters, replicates from Redis
 
 Offsets are Redis's: ``master_repl_offset`` counts stream bytes; PSYNC asks for ``offset + 1``, the first byte
 missing. Every stream message carries its start position, so a replica notices any lost message (a gap) and

@@ -22,6 +22,7 @@ from actors.replication import resp_replica
 from actors.replication.backlog import Backlog
 from actors.replication.loop_side import Replication
 from actors.replication.primary import PrimarySide
+from actors.replication.redis_master import RespMasterEvent
 from actors.replication.replica import Loaded, ReplicaSide
 from actors.replication.states import BacklogView, LinkView, ReplicaView
 from protocol.peer import PEER_FAMILY
@@ -74,9 +75,11 @@ class ReplicationActor:
             (m.LinkReady, replica.on_link_ready),
             (m.Relink, replica.on_relink),
             (m.AttachRespReplica, lambda msg: resp_replica.attach(primary, msg)),
+            (m.GetAckInStream, replica.on_getack_in_stream),
         ):
             bus.register_loop_message(kind, handler)
         bus.register_control(Loaded, replica.on_snapshot_loaded)
+        bus.register_control(RespMasterEvent, replica.on_resp_master_event)
         for event in (resp_replica.RespAck, resp_replica.RespClosed):
             bus.register_control(event, lambda msg: resp_replica.on_event(primary, msg))
         bus.register_tick(self._tick)

@@ -641,6 +641,11 @@ class Replication:
         self._update_write_refusal()
         self.resp.cron()
 
+    def getack_in_stream(self) -> None:
+        """The master's stream asked for an ack (REPLCONF GETACK *, a Redis master's WAIT)."""
+        if self.master_host is not None:
+            self._tell(m.GetAckInStream(self.gen))
+
     def attach_resp_replica(self, client: Client, replid: str, offset: int, sync: bool) -> Any:
         """PSYNC / SYNC from a Redis replica on a RESP connection (resp_feed.py)."""
         return self.resp.attach(client, replid, offset, sync)

@@ -115,6 +115,13 @@ class Relink:
 
 
 @dataclass(frozen=True, slots=True)
+class GetAckInStream:
+    """The loop applied a ``REPLCONF GETACK *`` from its master's stream (a Redis master's WAIT)."""
+
+    gen: int
+
+
+@dataclass(frozen=True, slots=True)
 class AttachRespReplica:
     """A Redis replica's PSYNC (or SYNC) on a RESP connection, whose socket the loop hands over."""
 
@@ -211,6 +218,7 @@ LoopToActor = (
     | LinkReady
     | Relink
     | AttachRespReplica
+    | GetAckInStream
 )
 ActorToLoop = (
     ActorStarted

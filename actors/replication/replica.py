@@ -26,6 +26,7 @@ from actors.persistence.rdb import reader as rdb_reader
 from actors.persistence.rdb.format import RdbData
 from actors.replication import messages as m
 from actors.replication.backlog import Backlog
+from actors.replication.redis_master import RedactorMaster, RespMasterConn, RespMasterEvent
 from actors.replication.states import LinkState
 from protocol import peer
 from protocol.peer import PEER_PROTOCOL_VERSION
@@ -38,6 +39,9 @@ log = structlog.get_logger("redactor.replication")
 
 # A replica acks its offset this often (Redis: once a second from replicationCron).
 ACK_INTERVAL_S = 1.0
+# After the RESP probe found no listener, how long the bus is tried before the probe runs again (a master
+# that is down may come back as a redis-server, which only the probe recognises).
+PROBE_RETRY_S = 10.0
 # Reconnection backoff of a replica that lost its master: doubles from the minimum up to the maximum.
 RECONNECT_BACKOFF_MIN_S = 0.1
 RECONNECT_BACKOFF_MAX_S = 2.0
@@ -67,6 +71,10 @@ class MasterLink:
     awaiting_loop: bool = False  # prepare_link asked, link_ready not back yet
     attempt: int = 0  # bumped on every loss, so a late loader result of an older attempt is dropped
     sock: zmq.Socket[bytes] | None = None
+    # The RESP connection: the probe that tells a redactor master from a Redis one, then, for a Redis
+    # master, the replication link itself (redis_master.py).
+    resp: RespMasterConn | None = None
+    probe_unreachable: bool = False  # the bus is tried because the probe reached no RESP port
     monitor: zmq.Socket[bytes] | None = None
     replid: str = "?"
     offset: int = 0  # applied offset when this attempt started
@@ -163,7 +171,7 @@ class ReplicaSide:
     def say_bye(self) -> bool:
         """Node or actor stopping: tell the master (True if there was one to tell)."""
         link = self.link
-        if link is None or link.sock is None:
+        if link is None or (link.sock is None and link.resp is None):
             return False
         self.send_master(link, peer.Bye())
         return True
@@ -199,6 +207,9 @@ class ReplicaSide:
         link.buffered.clear()
 
     def _close_link_socket(self, link: MasterLink) -> None:
+        if link.resp is not None:
+            link.resp.close()
+            link.resp = None
         if link.monitor is not None:
             self.bus.remove_socket(link.monitor, close=True)
             link.monitor = None
@@ -221,6 +232,53 @@ class ReplicaSide:
             return
         link.awaiting_loop = False
         link.replid, link.offset, link.read_pos = replid, offset, offset
+        bus = self.bus
+        actor_ref = bus.actor_ref
+
+        def report(event: RespMasterEvent) -> None:  # from the connection's thread
+            actor_ref.tell(event)
+            bus.wake()
+
+        link.resp = RespMasterConn(
+            link.host,
+            link.port,
+            self.config["masterauth"] or "",
+            str(self.config.values.get("masteruser") or ""),
+            self.config["replica-announce-port"] or self.server.port,
+            self.config["replica-announce-ip"] or "",
+            report,
+        )
+        link.last_io_s = time.monotonic()
+        self._set_link_state(link, LinkState.CONNECTING)
+
+    def on_resp_master_event(self, event: RespMasterEvent) -> None:
+        """The RESP connection's thread reported: a redactor master (go on over the bus), a Redis master's
+        frame, or the loss of the connection."""
+        link = self.link
+        if link is None or link.resp is not event.conn:
+            return  # a connection of an older attempt
+        if event.lost:
+            self._link_lost(link, event.lost)
+            return
+        frame = event.frame
+        if isinstance(frame, RedactorMaster):
+            link.resp.close()
+            link.resp = None
+            link.probe_unreachable = frame.unreachable
+            self._connect_bus(link)
+            return
+        if frame is not None:
+            link.last_io_s = time.monotonic()
+            self._on_master_message(link, frame)
+
+    def on_getack_in_stream(self, message: m.GetAckInStream) -> None:
+        """The loop applied a ``REPLCONF GETACK *`` of the stream: ack as a GetAck frame would."""
+        link = self.link
+        if link is not None and link.gen == message.gen:
+            self._on_master_message(link, peer.GetAck())
+
+    def _connect_bus(self, link: MasterLink) -> None:
+        """A redactor master: the link goes over its node bus (a DEALER to its bus port)."""
         sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVHWM, 0)
@@ -244,9 +302,11 @@ class ReplicaSide:
         self.bus.add_socket(link.monitor, lambda: self._drain_monitor(link))
         link.last_io_s = time.monotonic()
         self.send_master(link, peer.Hello(self.config["masterauth"], PEER_PROTOCOL_VERSION))
-        self._set_link_state(link, LinkState.CONNECTING)
 
     def send_master(self, link: MasterLink, frame: peer.PeerFrame) -> None:
+        if link.resp is not None:
+            link.resp.send_frame(frame)
+            return
         if link.sock is None:
             return
         try:
@@ -423,8 +483,14 @@ class ReplicaSide:
         if link.state is not LinkState.LOADING:  # cannot happen: load_stream waits for finish() (snap_end)
             self._link_lost(link, "snapshot loaded before its end was announced")
             return
+        stream_db = link.snap_stream_db
+        if stream_db < 0:  # a Redis master says it in the RDB (repl-stream-db), not in a frame
+            try:
+                stream_db = int(result.aux.get("repl-stream-db", b"0"))
+            except ValueError:
+                stream_db = 0
         self.actor.tell_loop(
-            m.InstallSnapshot(link.gen, result.dbs, link.snap_replid, link.snap_offset, link.snap_stream_db)
+            m.InstallSnapshot(link.gen, result.dbs, link.snap_replid, link.snap_offset, stream_db)
         )
         log.info(
             "snapshot_loaded",
@@ -490,6 +556,14 @@ class ReplicaSide:
             if not link.awaiting_loop and now >= link.connect_at_s:
                 link.awaiting_loop = True
                 self.actor.tell_loop(m.PrepareLink(link.gen))
+            return
+        if (
+            link.state is LinkState.CONNECTING
+            and link.probe_unreachable
+            and link.sock is not None
+            and now - link.last_io_s > PROBE_RETRY_S
+        ):
+            self._link_lost(link, "master not answering")
             return
         if now - link.last_io_s > self.config["repl-timeout"]:
             self._link_lost(

@@ -10,7 +10,8 @@ Redis's master would (replication.c):
     Continue   -> ``+CONTINUE <replid>`` (``+CONTINUE`` for a replica without ``capa psync2``)
     snapshot   -> ``$EOF:<40 bytes>`` + the file as the child writes it + the 40 bytes (``capa eof``), or
                   ``$<size>`` + the file once complete (disk-based sync)
-    Stream     -> the stream's bytes as they are (RESP commands, offsets as the bus replicas see them)
+    Stream     -> the stream's bytes as they are (RESP commands, offsets as the bus replicas see them); after
+                  an EOF-marked snapshot, held back until the replica's first ACK, as Redis's master does
     Ping(-1)   -> ``\\n`` while the replica waits for its snapshot (Redis's keep-alive newline)
     Error      -> ``-<message>`` and the connection closes
 
@@ -137,6 +138,10 @@ class RespReplicaLink:
         self.closed = False
         self._eof_mark = os.urandom(EOF_MARK_BYTES // 2).hex().encode()
         self._snapshot_header_sent = False
+        # After an EOF-marked snapshot the stream waits for the replica's first ACK: a Redis replica finds
+        # the mark only at the end of a read, so nothing may follow it until it has loaded (Redis's master
+        # does the same: repl_start_cmd_stream_on_ack). None: not holding.
+        self._held: list[bytes] | None = None
         threading.Thread(target=self._write_loop, name="resp-replica-writer", daemon=True).start()
         threading.Thread(target=self._read_loop, name="resp-replica-reader", daemon=True).start()
 
@@ -172,6 +177,9 @@ class RespReplicaLink:
             self._snapshot_header_sent = True
             self.write(b"$EOF:" + self._eof_mark + b"\r\n")
         self.write(self._eof_mark)
+        with self._cond:
+            if not self.closed:
+                self._held = []
 
     def send_sized_snapshot(self, data_size: int) -> None:
         """Disk-based form: the size first; the file's chunks follow as SnapChunk frames."""
@@ -184,7 +192,7 @@ class RespReplicaLink:
         with self._cond:
             if self.closed:
                 return
-            self._queue.append(data)
+            (self._queue if self._held is None else self._held).append(data)
             self.queued_bytes += len(data)
             over = self.queued_bytes > OUTPUT_LIMIT_BYTES
             self._cond.notify()
@@ -200,6 +208,7 @@ class RespReplicaLink:
             if not after_writes:
                 self._queue.clear()
                 self.queued_bytes = 0
+            self._held = None
             self._cond.notify()
         if not after_writes:
             self._shutdown()
@@ -264,6 +273,11 @@ class RespReplicaLink:
                 offset = int(value)
             except ValueError:
                 return
+            with self._cond:
+                if self._held is not None:  # loaded: the stream may flow now
+                    self._queue.extend(self._held)
+                    self._held = None
+                    self._cond.notify()
             self._report(RespAck(self.identity, offset))
 
     def _fail(self, reason: str) -> None:
@@ -271,6 +285,7 @@ class RespReplicaLink:
             was_closed = self.closed
             self.closed = True
             self._queue.clear()
+            self._held = None
             self.queued_bytes = 0
             self._cond.notify()
         self._shutdown()
