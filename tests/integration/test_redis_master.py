@@ -170,3 +170,29 @@ def test_live_migration_from_redis_to_redactor_and_back_loses_no_confirmed_write
     back.client.replicaof("no", "one")
     missing = [key for key in confirmed if back.client.get(key) is None]
     assert not missing, f"{len(missing)} confirmed writes lost, e.g. {missing[:5]}"
+
+
+def test_a_promoted_redis_master_continues_with_a_new_replication_id(
+    node_factory: Callable[..., NodeProcess],
+    redis_servers: Callable[..., RedisServer],
+    tmp_path: Path,
+    seed: int,
+) -> None:
+    """PSYNC2: redis R0 -> redis R1 -> redactor. R1 is promoted (new replid; it drops its replicas); ours
+    asks to continue R1's old history and gets ``+CONTINUE <new id>``: a partial resync, no full one."""
+    rng = random.Random(seed)
+    r0 = _redis_master(redis_servers, tmp_path)
+    _fill(r0.client, rng, 300)
+    r1 = _redis_master(redis_servers, tmp_path, "--replicaof", "127.0.0.1", str(r0.port))
+    wait_for(lambda: _up(r1.client) and r1.digest() == r0.digest(), 30, what="R1 to follow R0")
+    ours = node_factory("ours", replicaof=f"127.0.0.1 {r1.port}")
+    r = ours.client()
+    wait_for(lambda: _up(r) and _digest(r) == r1.digest(), 30, what="ours to follow R1")
+    r1.client.replicaof("no", "one")
+    new_id = r1.client.info("replication")["master_replid"]
+    r1.client.set("after-promotion", "1")
+    wait_for(lambda: r.get("after-promotion") == b"1", 20, what="ours to follow the promoted R1")
+    assert r.info("replication")["master_replid"] == new_id
+    assert r1.client.info("stats")["sync_partial_ok"] >= 1
+    assert r1.client.info("stats")["sync_full"] == 1  # only ours' first sync
+    assert _digest(r) == r1.digest()

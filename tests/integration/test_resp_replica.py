@@ -266,3 +266,21 @@ def test_a_redis_server_told_replicaof_a_redactor_node_converges_and_promotes(
     assert theirs.client.dbsize() == r.dbsize() + 1
     info: Any = theirs.client.info("replication")
     assert info["role"] == "master"
+
+
+def test_a_hostile_replica_is_dropped_and_the_node_stays_responsive(
+    node_factory: Callable[..., NodeProcess],
+) -> None:
+    master = node_factory("master")
+    r = master.client()
+    r.set("x", "1")
+    with socket.create_connection(("127.0.0.1", master.port), timeout=10) as sock:
+        _command(sock, b"PSYNC", b"?", b"-1")
+        wait_for(lambda: r.info("replication")["connected_slaves"] == 1, 10, what="the replica to attach")
+        try:
+            sock.sendall(b"x" * (2 * 1024 * 1024))  # no command end: more than a replica may send unread
+        except OSError:
+            pass  # the node may already have closed it
+        wait_for(lambda: r.info("replication")["connected_slaves"] == 0, 10, what="the replica to be dropped")
+    assert r.get("x") == b"1"
+    assert "link_lost" in master.log()
