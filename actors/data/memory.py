@@ -41,9 +41,9 @@ MALLOC_HEADER_BYTES = 8
 # What a key costs in the database dict beyond its key and value objects: the entry (hash, key and value
 # pointers: 24 bytes) and its index slot, over a table kept between 1/3 and 2/3 full. Calibrated against
 # tracemalloc by tests/unit/test_memory_accounting.py, with the access-metadata dict's entry and int included.
-KEY_SLOT_BYTES = 96
+KEY_SLOT_BYTES = 112
 # A TTL: its entry in the expires dict and the int of the expiry time.
-EXPIRE_SLOT_BYTES = 80
+EXPIRE_SLOT_BYTES = 56
 _FLOAT_BYTES = sys.getsizeof(0.0)
 _PAIR_BYTES = sys.getsizeof((0.0, b""))
 _BYTES_HEADER = sys.getsizeof(b"")

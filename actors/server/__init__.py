@@ -6,5 +6,6 @@ Layout:
     blocking.py   clients blocked in BLPOP / BZPOPMIN / WAIT ... and what wakes them
     stream.py     PropagationStream: the writes on their way to the AOF and the replicas; the replication offset
     maxmemory.py  the memory check before each command, eviction in time slices, the OOM refusal
+    buffers.py    client-output-buffer-limit: closing clients whose unsent replies pass their class's limits
     ports.py      the commands' whole view of the actors: PersistencePort, ReplicationPort, SupervisorPort, ...
 """

@@ -31,6 +31,7 @@ from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction,
 from actors.config import Config
 from actors.data.keyspace import Keyspace, wall_clock_ms
 from actors.scripting.engine import ScriptEngine
+from actors.server.buffers import OutputBufferLimits
 from actors.server.client import Client, ClientKind
 from actors.server.maxmemory import MemoryGuard
 from actors.server.ports import MasterPort, PersistencePort, ReplicationPort, SnapshotCodec, SupervisorPort
@@ -193,6 +194,8 @@ class Server:
         # maxmemory, eviction and access tracking (actors/server/maxmemory.py); while it tracks, the fast
         # paths are off so every command stamps its keys and passes the memory check.
         self.memory = MemoryGuard(self)
+        # client-output-buffer-limit (actors/server/buffers.py), checked by the transports after each flush.
+        self.output_limits = OutputBufferLimits(self)
         self._restrictions_changed()  # the configuration may start with one (slowlog-log-slower-than 0)
 
     def _on_requirepass(self, value: Any) -> None:
