@@ -1,10 +1,13 @@
 """Eviction's data side: the policies, the per-key access stamps (LRU clock, LFU counter) and victim selection.
 
 Redis keeps 24 bits of access data in every object (``robj.lru``): for the LRU policies a clock in seconds, for
-the LFU ones 16 bits of "last decrement time" in minutes and an 8-bit logarithmic access counter. Here the same
-24 bits live in the store's access-metadata dict (``KvStore.meta``: key -> charge << 24 | stamp, beside the
-key's memory charge, see actors/data/memory.py), kept only while the node needs them, and this module computes
-them exactly as Redis's evict.c does (``LFULogIncr``, ``LFUDecrAndReturn``, ``estimateObjectIdleTime``).
+the LFU ones 16 bits of "last decrement time" in minutes and an 8-bit logarithmic access counter. Here the
+stamp lives in the store's access-metadata dict (``KvStore.meta``: key -> charge << STAMP_BITS | stamp, beside
+the key's memory charge, see actors/data/memory.py), kept only while the node needs them, and this module
+computes it as Redis's evict.c does (``LFULogIncr``, ``LFUDecrAndReturn``, ``estimateObjectIdleTime``), with
+one deliberate difference: the LRU clock counts milliseconds in 40 bits (wrapping after ~35 years) where
+Redis counts seconds in 24, since a Python int has the room. With a 1 s clock every key written or read in the
+same second looks equally old, and a hot set read between bursts of writes loses to the burst.
 
 Victims are chosen as Redis 7.0 chooses them: the LRU, LFU and TTL policies sample ``maxmemory-samples`` keys
 per database (all keys, or the keys with a TTL for the volatile-* ones) into a 16-entry eviction pool ordered by
@@ -24,9 +27,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from actors.data.kvstore import KvStore
 
-# Redis's LRU clock: seconds, in 24 bits (LRU_CLOCK_MAX, LRU_CLOCK_RESOLUTION = 1000 ms).
-LRU_BITS = 24
-LRU_CLOCK_MAX = (1 << LRU_BITS) - 1
+# The LRU clock: milliseconds, in 40 bits (Redis: seconds in 24; see the module docstring). The LFU stamp
+# (16 bits of minutes, 8 of counter) fits in the same field.
+STAMP_BITS = 40
+LRU_CLOCK_MAX = (1 << STAMP_BITS) - 1
 STAMP_MASK = LRU_CLOCK_MAX
 # A new key's LFU counter (LFU_INIT_VAL): new keys are not evicted before they had a chance to be read.
 LFU_INIT_VAL = 5
@@ -60,7 +64,7 @@ class Policy(Enum):
 
 
 def lru_clock() -> int:
-    return int(time.time()) & LRU_CLOCK_MAX
+    return time.time_ns() // 1_000_000 & LRU_CLOCK_MAX
 
 
 def lfu_minutes() -> int:
@@ -90,11 +94,11 @@ def lfu_decayed(stamp: int, decay_time_min: int) -> int:
 
 
 def lru_idle_ms(stamp: int) -> int:
-    """estimateObjectIdleTime: milliseconds since the stamp, across the 24-bit clock's wrap."""
+    """estimateObjectIdleTime: milliseconds since the stamp, across the clock's wrap."""
     now = lru_clock()
     if now >= stamp:
-        return (now - stamp) * 1000
-    return (now + (LRU_CLOCK_MAX - stamp)) * 1000
+        return now - stamp
+    return now + (LRU_CLOCK_MAX - stamp)
 
 
 class AccessTracker:

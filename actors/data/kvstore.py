@@ -37,7 +37,7 @@ from operator import setitem
 from types import MethodType
 from typing import Any
 
-from actors.data.evict import STAMP_MASK, AccessTracker
+from actors.data.evict import STAMP_BITS, STAMP_MASK, AccessTracker
 from actors.data.memory import EXPIRE_SLOT_BYTES, MemoryAccount, key_charge_bytes
 from protocol.slots import keyslot
 
@@ -125,7 +125,7 @@ class KvStore:
         # O(keys) copy is paid once per O(keys) draws; one for all keys, one for the keys with a TTL.
         self._sampler = _KeySampler()
         self._ttl_sampler = _KeySampler()
-        # Access metadata (actors/data/evict.py, memory.py): key -> charge_bytes << 24 | access stamp, kept
+        # Access metadata (actors/data/evict.py, memory.py): key -> charge_bytes << STAMP_BITS | access stamp, kept
         # only while the node tracks memory and access (maxmemory or an eviction policy set); None otherwise,
         # and then the writers below are the plain dict stores.
         self.meta: dict[bytes, int] | None = None
@@ -232,11 +232,11 @@ class KvStore:
         old = meta.get(key)
         if old is None:
             assert self.tracker is not None
-            meta[key] = charge << 24 | self.tracker.new_stamp()
+            meta[key] = charge << STAMP_BITS | self.tracker.new_stamp()
             self._charge_delta(charge)
         else:
-            meta[key] = charge << 24 | (old & STAMP_MASK)
-            self._charge_delta(charge - (old >> 24))
+            meta[key] = charge << STAMP_BITS | (old & STAMP_MASK)
+            self._charge_delta(charge - (old >> STAMP_BITS))
 
     def note_access(self, key: bytes) -> None:
         """A read or write looked ``key`` up: its access stamp moves (LRU clock, LFU counter)."""
@@ -272,7 +272,7 @@ class KvStore:
         for key, value in self.data.items():
             charge = key_charge_bytes(key, value)
             old = old_meta.get(key)
-            meta[key] = charge << 24 | (stamp if old is None else old & STAMP_MASK)
+            meta[key] = charge << STAMP_BITS | (stamp if old is None else old & STAMP_MASK)
             total += charge
         self.meta = meta
         self.used_bytes = total
@@ -287,7 +287,7 @@ class KvStore:
         if meta is not None:
             old = meta.pop(key, None)
             if old is not None:
-                self._charge_delta(-(old >> 24))
+                self._charge_delta(-(old >> STAMP_BITS))
         expires = self.expires
         if expires and expires.pop(key, None) is not None:
             if meta is not None:
