@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import random
 import time
+from bisect import insort
 from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -137,32 +138,36 @@ class EvictionPool:
         # The random policies visit the databases in turn (Redis's static next_db).
         self._next_db = 0
 
-    def _score(self, store: KvStore, key: bytes) -> int:
-        policy = self.policy
-        if policy is Policy.VOLATILE_TTL:
-            return (1 << 64) - store.expires[key]  # nearest expiry = highest score
-        stamp = store.meta[key] & STAMP_MASK if store.meta is not None and key in store.meta else 0
-        if policy.is_lfu:
-            return 255 - lfu_decayed(stamp, self.tracker.decay_time_min)
-        return lru_idle_ms(stamp)
-
     def _populate(self, db_index: int, store: KvStore) -> None:
-        """evictionPoolPopulate: score a sample of ``store``'s keys into the pool."""
-        volatile = self.policy.volatile
-        keys = store.sample_expiring(self.samples) if volatile else store.sample(self.samples)
+        """evictionPoolPopulate: score a sample of ``store``'s keys into the pool (higher: evict sooner)."""
+        policy = self.policy
+        if policy.volatile:
+            keys = store.sample_expiring(self.samples)
+        else:
+            keys = store.sample(self.samples)
+        if policy is Policy.VOLATILE_TTL:
+            expires = store.expires
+            scored = [((1 << 64) - expires[key], key) for key in keys]  # nearest expiry = highest score
+        else:
+            meta = store.meta or {}
+            stamps = [(meta.get(key, 0) & STAMP_MASK, key) for key in keys]
+            if policy.is_lfu:
+                decay = self.tracker.decay_time_min
+                scored = [(255 - lfu_decayed(stamp, decay), key) for stamp, key in stamps]
+            else:
+                now = lru_clock()
+                scored = [
+                    (now - stamp if now >= stamp else now + LRU_CLOCK_MAX - stamp, key)
+                    for stamp, key in stamps
+                ]
         entries = self.entries
-        for key in keys:
-            score = self._score(store, key)
+        for score, key in scored:
             if len(entries) >= EVICTION_POOL_SIZE and score <= entries[0][0]:
                 continue  # no better than the worst of a full pool
             entry = (score, db_index, key)
             if entry in entries:
                 continue
-            # Keep it sorted; the pool is tiny.
-            pos = len(entries)
-            while pos > 0 and entries[pos - 1][0] > score:
-                pos -= 1
-            entries.insert(pos, entry)
+            insort(entries, entry)
             if len(entries) > EVICTION_POOL_SIZE:
                 del entries[0]
 

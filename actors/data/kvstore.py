@@ -69,27 +69,32 @@ class _KeySampler:
             return []
         if count >= len(source):
             return list(source)  # all of them: nothing to draw
-        wanted = count
-        randrange = (rng or random).randrange
+        rand = (rng or random).random  # int(rand() * n): a C call, where randrange is three Python frames
         picked: dict[bytes, None] = {}
         rebuilt = False
-        draws_left = wanted + SAMPLE_EXTRA_DRAWS
-        while len(picked) < wanted:
-            keys = self.keys
-            if keys is None or self.budget <= 0 or draws_left <= 0:
+        keys = self.keys
+        budget = self.budget
+        size = len(keys) if keys is not None else 0
+        draws_left = count + SAMPLE_EXTRA_DRAWS
+        found = 0
+        while found < count:
+            if keys is None or budget <= 0 or draws_left <= 0:
                 if rebuilt:
                     break  # a fresh list and still short: the keys drawn twice were all there is to it
                 keys = self.keys = list(source)
-                self.budget = len(keys)
-                draws_left = wanted * 2 + SAMPLE_EXTRA_DRAWS
+                budget = size = len(keys)
+                draws_left = count * 2 + SAMPLE_EXTRA_DRAWS
                 rebuilt = True
-            key = keys[randrange(len(keys))]
+            key = keys[int(rand() * size)]
             draws_left -= 1
             if key in source:
-                self.budget -= 1
-                picked[key] = None
+                budget -= 1
+                if key not in picked:
+                    picked[key] = None
+                    found += 1
             else:
-                self.budget -= SAMPLE_STALE_DRAW_COST
+                budget -= SAMPLE_STALE_DRAW_COST
+        self.budget = budget
         return list(picked)
 
 
