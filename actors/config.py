@@ -149,7 +149,39 @@ def _cluster_enabled_parser(args: list[str]) -> bool:
     return False
 
 
+# client-output-buffer-limit's classes, as CONFIG GET shows them (``replica`` is accepted for ``slave``).
+OUTPUT_BUFFER_CLASSES = ("normal", "slave", "pubsub")
+
+
+def _output_buffer_limit_parser(args: list[str]) -> dict[str, tuple[int, int, int]]:
+    """client-output-buffer-limit <class> <hard> <soft> <soft seconds> [<class> ...]: the classes given, as
+    {class: (hard bytes, soft bytes, soft seconds)}; Config merges them into the current value as Redis does."""
+    words = " ".join(args).split()
+    if not words or len(words) % 4:
+        raise ConfigError("Wrong number of arguments in buffer limit configuration.")
+    limits: dict[str, tuple[int, int, int]] = {}
+    for i in range(0, len(words), 4):
+        name = words[i].lower()
+        name = "slave" if name == "replica" else name
+        if name not in OUTPUT_BUFFER_CLASSES:
+            raise ConfigError("Invalid client class specified in buffer limit configuration.")
+        try:
+            hard, soft = parse_memory(words[i + 1]), parse_memory(words[i + 2])
+            seconds = int(words[i + 3], 10)
+        except (ConfigError, ValueError):
+            raise ConfigError(_OBUF_BAD_VALUE) from None
+        if hard < 0 or soft < 0 or seconds < 0:
+            raise ConfigError(_OBUF_BAD_VALUE)
+        limits[name] = (hard, soft, seconds)
+    return limits
+
+
+_OBUF_BAD_VALUE = "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+
+
 def _render(value: Any) -> str:
+    if isinstance(value, dict):  # client-output-buffer-limit
+        return " ".join(f"{name} {h} {s} {t}" for name, (h, s, t) in value.items())
     if isinstance(value, bool):
         return "yes" if value else "no"
     if value is None:
@@ -169,6 +201,9 @@ class Directive:
     mutable: bool = True  # CONFIG SET may change it at runtime
     nargs: int = 1  # -1: any number of arguments (save, bind, replicaof)
     inert: bool = False  # accepted for redis.conf compatibility, stored, not acted on
+    merges: bool = (
+        False  # a dict value: a setting replaces only the keys it names (client-output-buffer-limit)
+    )
     aliases: tuple[str, ...] = field(default=())
 
 
@@ -255,6 +290,25 @@ DIRECTIVES: list[Directive] = [
         ),
         "noeviction",
     ),
+    # Keys sampled per database for each eviction (actors/data/evict.py), and the time one eviction run may
+    # take (actors/server/maxmemory.py's eviction_time_limit_us).
+    Directive("maxmemory-samples", _int_parser(1, 64), 5),
+    Directive("maxmemory-eviction-tenacity", _int_parser(0, 100), 10),
+    Directive("lfu-log-factor", _int_parser(0, 2**31 - 1), 10),
+    Directive("lfu-decay-time", _int_parser(0, 2**31 - 1), 1),  # minutes
+    Directive("replica-ignore-maxmemory", parse_bool, True, aliases=("slave-ignore-maxmemory",)),
+    # Per client class: (hard limit bytes, soft limit bytes, soft seconds); 0 disables a limit.
+    Directive(
+        "client-output-buffer-limit",
+        _output_buffer_limit_parser,
+        {
+            "normal": (0, 0, 0),
+            "slave": (256 * 1024**2, 64 * 1024**2, 60),
+            "pubsub": (32 * 1024**2, 8 * 1024**2, 60),
+        },
+        nargs=-1,
+        merges=True,
+    ),
 ]
 
 # Directives of a stock Redis 7.0 redis.conf that redactor accepts and stores without acting on them, so
@@ -263,7 +317,7 @@ _INERT_NAMES = (
     "unixsocket unixsocketperm tcp-keepalive-interval supervised syslog-enabled syslog-ident syslog-facility "
     "crash-log-enabled crash-memcheck-enabled always-show-logo set-proc-title proc-title-template "
     "locale-collate sanitize-dump-payload rdb-del-sync-files repl-diskless-load repl-disable-tcp-nodelay "
-    "repl-diskless-sync-max-replicas replica-ignore-maxmemory replica-lazy-flush lazyfree-lazy-eviction "
+    "repl-diskless-sync-max-replicas replica-lazy-flush lazyfree-lazy-eviction "
     "lazyfree-lazy-expire lazyfree-lazy-server-del lazyfree-lazy-user-del lazyfree-lazy-user-flush "
     "oom-score-adj oom-score-adj-values disable-thp appendfsync-on-rewrite aof-rewrite-incremental-fsync "
     "rdb-save-incremental-fsync "
@@ -271,10 +325,10 @@ _INERT_NAMES = (
     "hash-max-ziplist-entries hash-max-ziplist-value list-max-listpack-size list-max-ziplist-size "
     "list-compress-depth set-max-intset-entries zset-max-listpack-entries zset-max-listpack-value "
     "zset-max-ziplist-entries zset-max-ziplist-value hll-sparse-max-bytes stream-node-max-bytes "
-    "stream-node-max-entries activerehashing client-output-buffer-limit dynamic-hz jemalloc-bg-thread "
-    "activedefrag maxmemory-samples maxmemory-eviction-tenacity io-threads io-threads-do-reads "
-    "cluster-config-file cluster-node-timeout tls-port acllog-max-len lfu-log-factor "
-    "lfu-decay-time active-expire-effort shutdown-timeout shutdown-on-sigint shutdown-on-sigterm "
+    "stream-node-max-entries activerehashing dynamic-hz jemalloc-bg-thread "
+    "activedefrag io-threads io-threads-do-reads "
+    "cluster-config-file cluster-node-timeout tls-port acllog-max-len "
+    "active-expire-effort shutdown-timeout shutdown-on-sigint shutdown-on-sigterm "
     "ignore-warnings enable-protected-configs enable-module-command latency-tracking "
     "latency-tracking-info-percentiles repl-diskless-sync-max-replicas replica-announced "
     "cluster-announce-ip tracking-table-max-keys propagation-error-behavior lazyfree-lazy-user-flush"
@@ -296,7 +350,6 @@ _INERT_DEFAULTS = {
     "repl-diskless-load": "disabled",
     "repl-disable-tcp-nodelay": "no",
     "repl-diskless-sync-max-replicas": "0",
-    "replica-ignore-maxmemory": "yes",
     "replica-lazy-flush": "no",
     "lazyfree-lazy-eviction": "no",
     "lazyfree-lazy-expire": "no",
@@ -325,20 +378,15 @@ _INERT_DEFAULTS = {
     "stream-node-max-bytes": "4096",
     "stream-node-max-entries": "100",
     "activerehashing": "yes",
-    "client-output-buffer-limit": "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
     "dynamic-hz": "yes",
     "jemalloc-bg-thread": "yes",
     "activedefrag": "no",
-    "maxmemory-samples": "5",
-    "maxmemory-eviction-tenacity": "10",
     "io-threads": "1",
     "io-threads-do-reads": "no",
     "cluster-config-file": "nodes.conf",
     "cluster-node-timeout": "15000",
     "tls-port": "0",
     "acllog-max-len": "128",
-    "lfu-log-factor": "10",
-    "lfu-decay-time": "1",
     "active-expire-effort": "1",
     "shutdown-timeout": "10",
     "shutdown-on-sigint": "default",
@@ -393,6 +441,8 @@ class Config:
             value = self.values["save"] + value
         if from_file:
             self._seen_in_file.add(directive.name)
+        if directive.merges:
+            value = {**self.values[directive.name], **value}
         self.values[directive.name] = value
 
     def set_runtime(self, name: str, args: list[str]) -> None:
@@ -404,13 +454,14 @@ class Config:
             raise ConfigError(
                 f"CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
             )
-        if directive.name in ("save", "bind", "replicaof") and len(args) == 1:
+        if directive.name in ("save", "bind", "replicaof", "client-output-buffer-limit") and len(args) == 1:
             args = args[0].split() or [""]
         old = self.values[directive.name]
         try:
             if directive.nargs >= 0 and len(args) != directive.nargs:
                 raise ConfigError("wrong number of arguments")
-            self.values[directive.name] = directive.parse(args)
+            value = directive.parse(args)
+            self.values[directive.name] = {**old, **value} if directive.merges else value
             for listener in self._listeners.get(directive.name, []):
                 listener(self.values[directive.name])
         except ConfigError as exc:

@@ -69,6 +69,7 @@ def cmd_config(client: Client, argv: list[bytes]) -> Any:
 
         server.stats = Stats()
         server.keyspace.keyspace_hits = server.keyspace.keyspace_misses = server.keyspace.expired_keys = 0
+        server.memory.evicted_keys = 0
         for cmd in server.commands.values():  # this server's table: counters are per instance
             cmd.calls = cmd.usec = cmd.failed_calls = cmd.rejected_calls = 0
         return OK

@@ -87,22 +87,30 @@ def _section_clients(server: Server) -> list[tuple[str, Any]]:
 
 
 def _section_memory(server: Server) -> list[tuple[str, Any]]:
+    # used_memory is actors/data/memory.py's estimate of the dataset and the clients (see the README).
     rss = rss_bytes()
-    peak = max(rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    memory = server.memory
+    dataset = memory.dataset_bytes()
+    used = memory.used_bytes()
+    peak = memory.peak_bytes
     maxmemory = server.config["maxmemory"]
     return [
-        ("used_memory", rss),
-        ("used_memory_human", _human_bytes(rss)),
+        ("used_memory", used),
+        ("used_memory_human", _human_bytes(used)),
         ("used_memory_rss", rss),
         ("used_memory_rss_human", _human_bytes(rss)),
         ("used_memory_peak", peak),
         ("used_memory_peak_human", _human_bytes(peak)),
-        ("used_memory_dataset", rss),
+        ("used_memory_peak_perc", f"{used * 100 / peak if peak else 0:.2f}%"),
+        ("used_memory_startup", 0),
+        ("used_memory_dataset", dataset),
+        ("used_memory_dataset_perc", f"{dataset * 100 / used if used else 0:.2f}%"),
+        ("used_memory_clients", memory.clients_bytes()),
         ("total_system_memory", os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")),
         ("maxmemory", maxmemory),
         ("maxmemory_human", _human_bytes(maxmemory)),
         ("maxmemory_policy", server.config["maxmemory-policy"]),
-        ("mem_fragmentation_ratio", "1.00"),
+        ("mem_fragmentation_ratio", f"{rss / used if used else 1:.2f}"),
         ("mem_allocator", "pymalloc"),
     ]
 
@@ -123,7 +131,7 @@ def _section_stats(server: Server) -> list[tuple[str, Any]]:
         ("sync_partial_ok", st.sync_partial_ok),
         ("sync_partial_err", st.sync_partial_err),
         ("expired_keys", ks.expired_keys),
-        ("evicted_keys", 0),
+        ("evicted_keys", server.memory.evicted_keys),
         ("keyspace_hits", ks.keyspace_hits),
         ("keyspace_misses", ks.keyspace_misses),
         ("pubsub_channels", len(getattr(server, "pubsub_channels", {}))),

@@ -22,6 +22,7 @@ from actors.commands._util import (
     parse_int,
     parse_scan_args,
 )
+from actors.data.evict import STAMP_MASK, Policy, lfu_decayed, lru_idle_ms
 from actors.data.keyspace import TYPE_NAMES
 from actors.data.stream import Stream
 from actors.data.types import ZSet
@@ -462,6 +463,34 @@ def object_encoding(value: Any) -> str:
     return "unknown"
 
 
+_LFU_NOT_SELECTED = (
+    "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when "
+    "switching between policies at runtime LRU and LFU data will take some time to adjust."
+)
+_LFU_SELECTED = (
+    "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when "
+    "switching between policies at runtime LRU and LFU data will take some time to adjust."
+)
+
+
+def object_access(client: Client, key: bytes, freq: bool) -> int:
+    """OBJECT FREQ (the decayed LFU counter) or IDLETIME (seconds since the last access), from the key's
+    access stamp (actors/data/evict.py). Stamps are kept while maxmemory or an eviction policy is set; without
+    them IDLETIME answers 0 (see the README's cache section)."""
+    policy = Policy(client.server.config["maxmemory-policy"])
+    if freq != policy.is_lfu:
+        raise CommandError(_LFU_NOT_SELECTED if freq else _LFU_SELECTED)
+    db = client.db
+    tracker = client.server.keyspace.tracker
+    stamp = db.meta.get(key) if db.meta is not None else None
+    if stamp is None or tracker is None:
+        return 0
+    stamp &= STAMP_MASK
+    if freq:
+        return lfu_decayed(stamp, tracker.decay_time_min)
+    return lru_idle_ms(stamp) // 1000
+
+
 @command(
     "object",
     -2,
@@ -486,18 +515,19 @@ def cmd_object(client: Client, argv: list[bytes]) -> Any:
         raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "object")
     if len(argv) != (2 if sub == b"help" else 3):
         raise errors.wrong_arity(f"object|{sub.decode()}")
-    value = client.server.keyspace.lookup(client.db, argv[2])
+    keyspace = client.server.keyspace
+    db = client.db
+    # OBJECT reads without moving the key's access stamp (Redis's LOOKUP_NOTOUCH): put it back after.
+    stamp = db.meta.get(argv[2]) if db.meta is not None else None
+    value = keyspace.lookup(db, argv[2])
+    if stamp is not None and db.meta is not None and argv[2] in db.meta:
+        db.meta[argv[2]] = (db.meta[argv[2]] & ~STAMP_MASK) | (stamp & STAMP_MASK)
     if value is None:
         return None
     if sub == b"encoding":
         return object_encoding(value).encode()
-    if sub == b"freq":
-        raise CommandError(
-            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when "
-            "switching between policies at runtime LRU and LFU data will take some time to adjust."
-        )
-    if sub == b"idletime":
-        return 0
+    if sub in (b"freq", b"idletime"):
+        return object_access(client, argv[2], sub == b"freq")
     # Redis shares the objects of small integers (0..9999) and reports them with OBJ_SHARED_REFCOUNT.
     if type(value) is bytes and _is_int_string(value) and 0 <= int(value) < SHARED_INTEGERS:
         return SHARED_REFCOUNT

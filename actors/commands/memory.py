@@ -9,28 +9,19 @@ stays cheap on big values. The dict slot that holds the key in the database is i
 from __future__ import annotations
 
 import gc
-import itertools
 import sys
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.commands._util import parse_int
-from actors.data.stream import Stream
-from actors.data.types import ZSet
+from actors.data.memory import DEFAULT_SAMPLES, EXPIRE_SLOT_BYTES, KEY_SLOT_BYTES, alloc_bytes
+from actors.data.memory import estimate_value_bytes as estimate_value_bytes  # re-exported
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK, Verbatim
 
 if TYPE_CHECKING:
     from actors.server.client import Client
-
-# Redis's default MEMORY USAGE sample size (OBJ_COMPUTE_SIZE_DEF_SAMPLES).
-DEFAULT_SAMPLES = 5
-# A CPython dict entry (hash, key pointer, value pointer) plus its index slot, per key of a database.
-DICT_ENTRY_BYTES = 8 * 3 + 8
-_FLOAT_BYTES = sys.getsizeof(0.0)
-_PAIR_BYTES = sys.getsizeof((0.0, b""))
 
 HELP = [
     "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -40,6 +31,8 @@ HELP = [
     "    Return internal statistics report from the memory allocator.",
     "PURGE",
     "    Attempt to purge dirty pages for reclamation by the allocator.",
+    "STATS",
+    "    Return information about the memory usage of the server.",
     "USAGE <key> [SAMPLES <count>]",
     "    Return memory in bytes used by <key> and its value. Nested values are",
     "    sampled up to <count> times (default: 5, 0 means sample all).",
@@ -48,63 +41,39 @@ HELP = [
 ]
 
 
-def _sampled(items: Any, count: int, samples: int, size_of: Any) -> int:
-    """Total size of ``count`` elements estimated from the first ``samples`` of them (all when 0)."""
-    if count == 0:
-        return 0
-    taken = itertools.islice(items, samples) if samples else items
-    total = 0
-    seen = 0
-    for item in taken:
-        total += size_of(item)
-        seen += 1
-    return total if seen >= count else total * count // max(seen, 1)
-
-
-def _sorted_list_bytes(ordered: Any) -> int:
-    """The SortedList's own structure: its sublists, their maxima and its positional index."""
-    total = sys.getsizeof(ordered)
-    lists = getattr(ordered, "_lists", [])
-    total += sys.getsizeof(lists) + sum(sys.getsizeof(sub) for sub in lists)
-    total += sys.getsizeof(getattr(ordered, "_maxes", []))
-    total += sys.getsizeof(getattr(ordered, "_index", []))
-    return total
-
-
-def estimate_value_bytes(value: Any, samples: int = DEFAULT_SAMPLES) -> int:
-    """Bytes this process spends on ``value`` (containers plus sampled elements)."""
-    kind = type(value)
-    if kind is bytes:
-        return sys.getsizeof(value)
-    if kind is deque or kind is set:
-        return sys.getsizeof(value) + _sampled(iter(value), len(value), samples, sys.getsizeof)
-    if kind is dict:
-        return sys.getsizeof(value) + _sampled(
-            iter(value.items()), len(value), samples, lambda kv: sys.getsizeof(kv[0]) + sys.getsizeof(kv[1])
-        )
-    if kind is ZSet:
-        # Each member is held by the scores dict and by one (score, member) tuple in the sorted list; the
-        # float is shared between them.
-        return (
-            sys.getsizeof(value)
-            + sys.getsizeof(value.scores)
-            + _sorted_list_bytes(value.ordered)
-            + _sampled(
-                iter(value.scores),
-                len(value),
-                samples,
-                lambda m: sys.getsizeof(m) + _FLOAT_BYTES + _PAIR_BYTES,
-            )
-        )
-    if kind is Stream:
-        # Entries: the SortedDict's key tuple and field/value list, sampled; groups' PELs are not sampled.
-        return sys.getsizeof(value) + _sampled(
-            iter(value.entries.items()),
-            value.length,
-            samples,
-            lambda kv: sys.getsizeof(kv[0]) + sys.getsizeof(kv[1]) + sum(map(sys.getsizeof, kv[1])),
-        )
-    return sys.getsizeof(value)
+def memory_stats(client: Client) -> dict[bytes, Any]:
+    """MEMORY STATS with Redis 7.0's field names, from the same estimate as INFO's used_memory."""
+    server = client.server
+    memory = server.memory
+    used = memory.used_bytes()
+    dataset = memory.dataset_bytes()
+    keys = server.keyspace.total_keys()
+    overhead = used - dataset
+    stats: dict[bytes, Any] = {
+        b"peak.allocated": memory.peak_bytes,
+        b"total.allocated": used,
+        b"startup.allocated": 0,
+        b"replication.backlog": 0,
+        b"clients.slaves": 0,
+        b"clients.normal": memory.clients_bytes(),
+        b"cluster.links": 0,
+        b"aof.buffer": 0,
+        b"lua.caches": 0,
+        b"functions.caches": 0,
+        b"overhead.total": overhead,
+        b"keys.count": keys,
+        b"keys.bytes-per-key": dataset // keys if keys else 0,
+        b"dataset.bytes": dataset,
+        b"dataset.percentage": dataset * 100 / used if used else 0.0,
+        b"peak.percentage": used * 100 / memory.peak_bytes if memory.peak_bytes else 0.0,
+    }
+    for db in server.keyspace.dbs:
+        if db.data:
+            stats[b"db.%d" % db.id] = {
+                b"overhead.hashtable.main": sys.getsizeof(db.data),
+                b"overhead.hashtable.expires": sys.getsizeof(db.expires),
+            }
+    return stats
 
 
 @command(
@@ -114,7 +83,7 @@ def estimate_value_bytes(value: Any, samples: int = DEFAULT_SAMPLES) -> int:
     (0, 0, 0),
     "server",
     "A container for memory diagnostics commands",
-    subcommands=("usage", "doctor", "purge", "malloc-stats", "help"),
+    subcommands=("usage", "doctor", "purge", "malloc-stats", "stats", "help"),
 )
 def cmd_memory(client: Client, argv: list[bytes]) -> Any:
     sub = argv[1].lower()
@@ -137,10 +106,13 @@ def cmd_memory(client: Client, argv: list[bytes]) -> Any:
         value = client.server.keyspace.lookup(client.db, key)
         if value is None:
             return None
-        size_bytes = sys.getsizeof(key) + DICT_ENTRY_BYTES + estimate_value_bytes(value, samples)
+        # The same figure as the key's charge in used_memory (actors/data/memory.py), with SAMPLES applied.
+        size_bytes = alloc_bytes(sys.getsizeof(key)) + KEY_SLOT_BYTES + estimate_value_bytes(value, samples)
         if key in client.db.expires:
-            size_bytes += DICT_ENTRY_BYTES + sys.getsizeof(0)
+            size_bytes += EXPIRE_SLOT_BYTES
         return size_bytes
+    if sub == b"stats" and len(argv) == 2:
+        return memory_stats(client)
     if sub == b"doctor" and len(argv) == 2:
         return Verbatim(
             b"Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on "
@@ -151,6 +123,6 @@ def cmd_memory(client: Client, argv: list[bytes]) -> Any:
         return OK
     if sub == b"malloc-stats" and len(argv) == 2:
         return Verbatim(b"Stats not supported for the current allocator")
-    if sub in (b"doctor", b"purge", b"malloc-stats", b"help"):
+    if sub in (b"doctor", b"purge", b"malloc-stats", b"stats", b"help"):
         raise errors.wrong_arity(f"memory|{sub.decode()}")
     raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "memory")

@@ -7,4 +7,6 @@ Layout:
     stream.py     the stream: entries by ID, Redis's listpack nodes (for ~ trimming), consumer groups, PELs
     digest.py     DEBUG DIGEST's algorithm, as Redis's
     rdb_hooks.py  RDB records outside the keyspace (function libraries): where persistence and scripting meet
+    memory.py     what a key costs (used_memory's estimate, MEMORY USAGE) and the running total maxmemory reads
+    evict.py      eviction policies, LRU/LFU access stamps, the eviction pool that picks victims
 """

@@ -27,7 +27,9 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from actors.data.evict import AccessTracker
 from actors.data.kvstore import KvStore
+from actors.data.memory import MemoryAccount
 from actors.data.stream import Stream
 from actors.data.types import ZSet
 
@@ -96,6 +98,12 @@ class Keyspace:
     ) -> None:
         # per_slot: cluster mode's per-slot key index (see actors/data/kvstore.py); nothing sets it yet.
         self.dbs = [Database(i, per_slot) for i in range(databases)]
+        # The running total of the key charges (actors/data/memory.py), while access tracking is on.
+        self.account = MemoryAccount()
+        for db in self.dbs:
+            db.account = self.account
+        # Set while keys carry access stamps and memory charges (maxmemory or an eviction policy is set).
+        self.tracker: AccessTracker | None = None
         self.clock = clock
         # Writes since the last successful save: drives save points and rdb_changes_since_last_save.
         self.dirty = 0
@@ -117,7 +125,11 @@ class Keyspace:
     def lookup(self, db: Database, key: bytes) -> Any:
         """The value of ``key``, or None if it does not exist or has expired (deleting it, on a master)."""
         value = db.data.get(key)
-        if value is None or not db.expires:
+        if value is None:
+            return None
+        if db.meta is not None:
+            db.note_access(key)  # an expired key's stamp moves too; it is about to go
+        if not db.expires:
             return value
         when = db.expires.get(key)
         if when is None or when > self.clock() or self.ignore_ttl:
@@ -130,7 +142,7 @@ class Keyspace:
         """``lookup`` that also counts keyspace hits and misses (for commands that read a value)."""
         # GET's path: the common case (no TTLs in this db) is answered here without a second call.
         value = db.data.get(key)
-        if value is not None and db.expires:
+        if value is not None and (db.expires or db.meta is not None):
             value = self.lookup(db, key)
         if value is None:
             self.keyspace_misses += 1
@@ -183,6 +195,8 @@ class Keyspace:
             if watchers:
                 for client in watchers:
                     client.dirty_cas = True
+        if db.meta is not None:
+            db.recharge(key)  # a value changed in place (LPUSH, HSET ...) costs what it costs now
         if self.on_modified is not None:
             self.on_modified(db, key)
 
@@ -224,6 +238,23 @@ class Keyspace:
                 db.clear()
             db.forget_cursors()
             self.touch_all(db)
+
+    # -- access tracking (actors/data/evict.py, memory.py) ---------------------------------------------------
+
+    def start_tracking(self, tracker: AccessTracker) -> None:
+        """Keep access stamps and memory charges from now on (O(keys) once), or switch the tracker."""
+        self.tracker = tracker
+        for db in self.dbs:
+            if db.meta is None:
+                db.start_tracking(tracker, self.account)
+            else:
+                db.tracker = tracker
+
+    def stop_tracking(self) -> None:
+        self.tracker = None
+        for db in self.dbs:
+            db.stop_tracking()
+        self.account.dataset_bytes = 0
 
     # -- expiry ----------------------------------------------------------------------------------------
 

@@ -37,6 +37,8 @@ from operator import setitem
 from types import MethodType
 from typing import Any
 
+from actors.data.evict import STAMP_BITS, STAMP_MASK, AccessTracker
+from actors.data.memory import EXPIRE_SLOT_BYTES, MemoryAccount, key_charge_bytes
 from protocol.slots import keyslot
 
 # A sample's draws beyond the keys asked for, before giving up on a key list full of deleted keys.
@@ -47,6 +49,53 @@ SAMPLE_STALE_DRAW_COST = 2
 
 # The writer slots (bound methods of the store's own dicts: re-created, never pickled or copied).
 _WRITERS = frozenset(("set", "set_keep_ttl", "add"))
+
+
+class _KeySampler:
+    """Random draws from one of the store's dicts, through a key list rebuilt once its budget is spent."""
+
+    __slots__ = ("keys", "budget")
+
+    def __init__(self) -> None:
+        # The key list draws come from (None: not built yet, or the contents were replaced).
+        self.keys: list[bytes] | None = None
+        self.budget = 0
+
+    def reset(self) -> None:
+        self.keys = None
+
+    def draw(self, source: dict[bytes, Any], count: int, rng: random.Random | None) -> list[bytes]:
+        if count <= 0:
+            return []
+        if count >= len(source):
+            return list(source)  # all of them: nothing to draw
+        rand = (rng or random).random  # int(rand() * n): a C call, where randrange is three Python frames
+        picked: dict[bytes, None] = {}
+        rebuilt = False
+        keys = self.keys
+        budget = self.budget
+        size = len(keys) if keys is not None else 0
+        draws_left = count + SAMPLE_EXTRA_DRAWS
+        found = 0
+        while found < count:
+            if keys is None or budget <= 0 or draws_left <= 0:
+                if rebuilt:
+                    break  # a fresh list and still short: the keys drawn twice were all there is to it
+                keys = self.keys = list(source)
+                budget = size = len(keys)
+                draws_left = count * 2 + SAMPLE_EXTRA_DRAWS
+                rebuilt = True
+            key = keys[int(rand() * size)]
+            draws_left -= 1
+            if key in source:
+                budget -= 1
+                if key not in picked:
+                    picked[key] = None
+                    found += 1
+            else:
+                budget -= SAMPLE_STALE_DRAW_COST
+        self.budget = budget
+        return list(picked)
 
 
 class KvStore:
@@ -60,8 +109,12 @@ class KvStore:
         "set_keep_ttl",
         "add",
         "_slot_keys",
-        "_sample_keys",
-        "_sample_budget",
+        "_sampler",
+        "_ttl_sampler",
+        "meta",
+        "used_bytes",
+        "account",
+        "tracker",
     )
 
     def __init__(self, per_slot: bool = False) -> None:
@@ -74,9 +127,19 @@ class KvStore:
         # slot -> keys of that slot (cluster mode only; a slot's set exists only while it has keys).
         self._slot_keys: dict[int, set[bytes]] | None = {} if per_slot else None
         # Random sampling draws from a list of the keys, rebuilt when its budget of draws is spent, so the
-        # O(keys) copy is paid once per O(keys) draws (None: not built yet, or the contents were replaced).
-        self._sample_keys: list[bytes] | None = None
-        self._sample_budget = 0
+        # O(keys) copy is paid once per O(keys) draws; one for all keys, one for the keys with a TTL.
+        self._sampler = _KeySampler()
+        self._ttl_sampler = _KeySampler()
+        # Access metadata (actors/data/evict.py, memory.py): key -> charge_bytes << STAMP_BITS | access stamp, kept
+        # only while the node tracks memory and access (maxmemory or an eviction policy set); None otherwise,
+        # and then the writers below are the plain dict stores.
+        self.meta: dict[bytes, int] | None = None
+        # Sum of this store's charges (keys and TTLs) while ``meta`` is kept.
+        self.used_bytes = 0
+        # The node-wide total the charges also go to (the Keyspace gives every store the same one).
+        self.account = MemoryAccount()
+        # Stamps new and accessed keys while ``meta`` is kept.
+        self.tracker: AccessTracker | None = None
         # Store ``value`` under ``key``, dropping any TTL it had (SET's semantics).
         self.set: Callable[[bytes, Any], None]
         # Store ``value`` under ``key``, keeping its TTL (INCR, APPEND, SETRANGE ...).
@@ -103,6 +166,10 @@ class KvStore:
 
         Called whenever ``data``/``expires`` are replaced or ``expires`` turns empty or non-empty.
         """
+        if self.meta is not None:
+            self.set = self._set_tracked
+            self.set_keep_ttl = self.add = self._set_keep_ttl_tracked
+            return
         if self._slot_keys is not None:
             self.set = self._set_indexed
             self.set_keep_ttl = self.add = self._set_keep_ttl_indexed
@@ -133,13 +200,105 @@ class KvStore:
             self._index_add(key)
         data[key] = value
 
+    # -- tracked writers (while ``meta`` is kept) ----------------------------------------------------------
+
+    def _set_tracked(self, key: bytes, value: Any) -> None:
+        data = self.data
+        if self._slot_keys is not None and key not in data:
+            self._index_add(key)
+        data[key] = value
+        expires = self.expires
+        if expires and expires.pop(key, None) is not None:
+            self._charge_delta(-EXPIRE_SLOT_BYTES)
+        self.recharge(key)
+
+    def _set_keep_ttl_tracked(self, key: bytes, value: Any) -> None:
+        data = self.data
+        if self._slot_keys is not None and key not in data:
+            self._index_add(key)
+        data[key] = value
+        self.recharge(key)
+
+    def _charge_delta(self, delta: int) -> None:
+        self.used_bytes += delta
+        self.account.dataset_bytes += delta
+
+    def recharge(self, key: bytes) -> None:
+        """Charge ``key`` for what its value costs now (after a write, or a change in place); a new key
+        gets a fresh access stamp, an existing one keeps its own (reads and writes stamp it through
+        ``note_access``, as lookups come first)."""
+        meta = self.meta
+        if meta is None:
+            return
+        value = self.data.get(key)
+        if value is None:
+            return
+        charge = key_charge_bytes(key, value)
+        old = meta.get(key)
+        if old is None:
+            assert self.tracker is not None
+            meta[key] = charge << STAMP_BITS | self.tracker.new_stamp()
+            self._charge_delta(charge)
+        else:
+            meta[key] = charge << STAMP_BITS | (old & STAMP_MASK)
+            self._charge_delta(charge - (old >> STAMP_BITS))
+
+    def note_access(self, key: bytes) -> None:
+        """A read or write looked ``key`` up: its access stamp moves (LRU clock, LFU counter)."""
+        meta = self.meta
+        assert meta is not None and self.tracker is not None
+        old = meta.get(key)
+        if old is not None:
+            meta[key] = (old & ~STAMP_MASK) | self.tracker.touched(old & STAMP_MASK)
+
+    def start_tracking(self, tracker: AccessTracker, account: MemoryAccount) -> None:
+        """Keep charges and access stamps from now on: every key is charged once (O(keys)) and stamped
+        as new (Redis's objects carry a stamp from birth; ours start when tracking does)."""
+        self.tracker = tracker
+        self.account = account
+        self._rebuild_meta()
+
+    def stop_tracking(self) -> None:
+        if self.meta is not None:
+            self._charge_delta(-self.used_bytes)
+        self.meta = None
+        self.used_bytes = 0
+        self._bind_writers()
+
+    def _rebuild_meta(self) -> None:
+        """Charge every key afresh (tracking started, or the contents were replaced wholesale)."""
+        if self.tracker is None:
+            return
+        old_meta = self.meta or {}
+        self.account.dataset_bytes -= self.used_bytes
+        stamp = self.tracker.new_stamp()
+        meta: dict[bytes, int] = {}
+        total = len(self.expires) * EXPIRE_SLOT_BYTES
+        for key, value in self.data.items():
+            charge = key_charge_bytes(key, value)
+            old = old_meta.get(key)
+            meta[key] = charge << STAMP_BITS | (stamp if old is None else old & STAMP_MASK)
+            total += charge
+        self.meta = meta
+        self.used_bytes = total
+        self.account.dataset_bytes += total
+        self._bind_writers()
+
     def delete(self, key: bytes) -> bool:
         """Remove ``key`` and its TTL. Returns whether it existed."""
         if self.data.pop(key, None) is None:
             return False
+        meta = self.meta
+        if meta is not None:
+            old = meta.pop(key, None)
+            if old is not None:
+                self._charge_delta(-(old >> STAMP_BITS))
         expires = self.expires
-        if expires and expires.pop(key, None) is not None and not expires:
-            self._bind_writers()
+        if expires and expires.pop(key, None) is not None:
+            if meta is not None:
+                self._charge_delta(-EXPIRE_SLOT_BYTES)
+            if not expires:
+                self._bind_writers()
         if self._slot_keys is not None:
             self._index_remove(key)
         return True
@@ -148,6 +307,8 @@ class KvStore:
         """Give the existing ``key`` an absolute expiry time (ms since the epoch)."""
         expires = self.expires
         had_ttls = bool(expires)
+        if self.meta is not None and key not in expires:
+            self._charge_delta(EXPIRE_SLOT_BYTES)
         expires[key] = when_ms
         if not had_ttls:
             self._bind_writers()  # SET must now drop TTLs
@@ -157,6 +318,8 @@ class KvStore:
         expires = self.expires
         if expires.pop(key, None) is None:
             return False
+        if self.meta is not None:
+            self._charge_delta(-EXPIRE_SLOT_BYTES)
         if not expires:
             self._bind_writers()
         return True
@@ -179,8 +342,12 @@ class KvStore:
         self.data, other.data = other.data, self.data
         self.expires, other.expires = other.expires, self.expires
         self._slot_keys, other._slot_keys = other._slot_keys, self._slot_keys
+        # The charges go with the contents (both stores share the node-wide account, so its total holds).
+        self.meta, other.meta = other.meta, self.meta
+        self.used_bytes, other.used_bytes = other.used_bytes, self.used_bytes
         for store in (self, other):
-            store._sample_keys = None
+            store._sampler.reset()
+            store._ttl_sampler.reset()
             store._bind_writers()
 
     def replace_with(self, other: KvStore) -> None:
@@ -207,7 +374,10 @@ class KvStore:
         if self._slot_keys is not None:
             for key in data:
                 self._index_add(key)
-        self._sample_keys = None
+        self._sampler.reset()
+        self._ttl_sampler.reset()
+        if self.meta is not None:
+            self._rebuild_meta()
         self._bind_writers()
 
     def _adopt(
@@ -218,7 +388,11 @@ class KvStore:
     ) -> None:
         """Make ``data``/``expires`` the contents (the slot index given, or rebuilt in cluster mode)."""
         self.data, self.expires = data, expires
-        self._sample_keys = None
+        self._sampler.reset()
+        self._ttl_sampler.reset()
+        if self.meta is not None:
+            self.meta = {}
+            self._rebuild_meta()
         if self.per_slot:
             if slot_keys is None:
                 self._slot_keys = {}
@@ -281,33 +455,11 @@ class KvStore:
         made (deleted keys cost more), so the copy is O(1) per draw amortised. Keys added after the list was
         built are not drawn until it is rebuilt, as Redis's sampling is also only approximately uniform.
         """
-        data = self.data
-        if count <= 0:
-            return []
-        if count >= len(data):
-            return list(data)  # all of them: nothing to draw
-        wanted = count
-        randrange = (rng or random).randrange
-        picked: dict[bytes, None] = {}
-        rebuilt = False
-        draws_left = wanted + SAMPLE_EXTRA_DRAWS
-        while len(picked) < wanted:
-            keys = self._sample_keys
-            if keys is None or self._sample_budget <= 0 or draws_left <= 0:
-                if rebuilt:
-                    break  # a fresh list and still short: the keys drawn twice were all there is to it
-                keys = self._sample_keys = list(data)
-                self._sample_budget = len(keys)
-                draws_left = wanted * 2 + SAMPLE_EXTRA_DRAWS
-                rebuilt = True
-            key = keys[randrange(len(keys))]
-            draws_left -= 1
-            if key in data:
-                self._sample_budget -= 1
-                picked[key] = None
-            else:
-                self._sample_budget -= SAMPLE_STALE_DRAW_COST
-        return list(picked)
+        return self._sampler.draw(self.data, count, rng)
+
+    def sample_expiring(self, count: int, rng: random.Random | None = None) -> list[bytes]:
+        """``sample`` among the keys with a TTL (the volatile-* policies)."""
+        return self._ttl_sampler.draw(self.expires, count, rng)
 
     def random_key(self, rng: random.Random | None = None) -> bytes | None:
         """One existing key at random, or None when the store is empty."""

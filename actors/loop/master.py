@@ -215,6 +215,15 @@ class RespConnection(asyncio.Protocol):
             if not self.closed:
                 # One write() of the joined buffer: uvloop's writelines() costs several times more per call.
                 transport.write(data)
+                client = self.client
+                if (
+                    client is not None
+                    and (client.channels or client.patterns or self.server.output_limits.watch_all)
+                    and self.server.output_limits.exceeded(client, transport.get_write_buffer_size())
+                ):
+                    self.closed = True  # client-output-buffer-limit: dropped with what it did not read
+                    transport.abort()
+                    return
         if self.client is not None and self.client.close_requested and not self.closed:
             self.closed = True
             transport.close()

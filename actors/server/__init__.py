@@ -5,5 +5,7 @@ Layout:
     client.py     one client connection's state (RESP socket, ZeroMQ peer, AOF loader, master link)
     blocking.py   clients blocked in BLPOP / BZPOPMIN / WAIT ... and what wakes them
     stream.py     PropagationStream: the writes on their way to the AOF and the replicas; the replication offset
+    maxmemory.py  the memory check before each command, eviction in time slices, the OOM refusal
+    buffers.py    client-output-buffer-limit: closing clients whose unsent replies pass their class's limits
     ports.py      the commands' whole view of the actors: PersistencePort, ReplicationPort, SupervisorPort, ...
 """

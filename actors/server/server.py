@@ -31,7 +31,9 @@ from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction,
 from actors.config import Config
 from actors.data.keyspace import Keyspace, wall_clock_ms
 from actors.scripting.engine import ScriptEngine
+from actors.server.buffers import OutputBufferLimits
 from actors.server.client import Client, ClientKind
+from actors.server.maxmemory import MemoryGuard
 from actors.server.ports import MasterPort, PersistencePort, ReplicationPort, SnapshotCodec, SupervisorPort
 from actors.server.stream import PropagationStream, SelectPoint, Span
 from actors.server.stream import without_spans as without_spans  # re-exported for persistence
@@ -189,6 +191,11 @@ class Server:
         # current command has finished, so they are served in the same tick, after the write that fed them
         # (Redis's handleClientsBlockedOnKeys).
         self.after_command: Callable[[], None] | None = None
+        # maxmemory, eviction and access tracking (actors/server/maxmemory.py); while it tracks, the fast
+        # paths are off so every command stamps its keys and passes the memory check.
+        self.memory = MemoryGuard(self)
+        # client-output-buffer-limit (actors/server/buffers.py), checked by the transports after each flush.
+        self.output_limits = OutputBufferLimits(self)
         self._restrictions_changed()  # the configuration may start with one (slowlog-log-slower-than 0)
 
     def _on_requirepass(self, value: Any) -> None:
@@ -230,6 +237,7 @@ class Server:
             or self._script_busy is not None
             or bool(self.monitors)
             or 0 <= self.slowlog_threshold_us < SLOWLOG_FAST_LANE_FLOOR_US
+            or self.memory.tracking
         )
 
     @property
@@ -336,6 +344,10 @@ class Server:
                     cmd.rejected_calls += 1
                     discard_transaction(client)
                     return CommandError(EXECABORT_BECAUSE.format(refusal))
+        if self.memory.enforcing:
+            oom = self.memory.before_command(client, cmd)  # evicts first; Redis's order: before MISCONF
+            if oom is not None:
+                return self._reject(client, cmd, oom)
         if (
             self.disk_error is not None
             and (cmd.is_write or cmd.name == "ping")
