@@ -5,5 +5,7 @@ Layout:
     client.py     one client connection's state (RESP socket, ZeroMQ peer, AOF loader, master link)
     blocking.py   clients blocked in BLPOP / BZPOPMIN / WAIT ... and what wakes them
     stream.py     PropagationStream: the writes on their way to the AOF and the replicas; the replication offset
+    acl.py        ACL users, the per-command permission check, AUTH, the ACL LOG, the ACL file
+    acl_rules.py  the ACL rule language: User and Selector records, applying and describing rules, categories
     ports.py      the commands' whole view of the actors: PersistencePort, ReplicationPort, SupervisorPort, ...
 """

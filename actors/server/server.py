@@ -31,6 +31,7 @@ from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction,
 from actors.config import Config
 from actors.data.keyspace import Keyspace, wall_clock_ms
 from actors.scripting.engine import ScriptEngine
+from actors.server.acl import Acl
 from actors.server.client import Client, ClientKind
 from actors.server.ports import MasterPort, PersistencePort, ReplicationPort, SnapshotCodec, SupervisorPort
 from actors.server.stream import PropagationStream, SelectPoint, Span
@@ -125,6 +126,8 @@ class Server:
         # Cached config values read on every command (CONFIG SET keeps them fresh).
         self.requirepass: str = config["requirepass"]
         config.on_change("requirepass", self._on_requirepass)
+        # ACL users (actors/server/acl.py): while one is restricted, every command is checked (slow path).
+        self.acl = Acl(self)
         # The node-wide restrictions below are properties (and the monitors list, changed through
         # add_monitor): changing one recomputes ``_unrestricted``, the single flag the dispatcher tests on every
         # command instead of seven.
@@ -230,6 +233,7 @@ class Server:
             or self._script_busy is not None
             or bool(self.monitors)
             or 0 <= self.slowlog_threshold_us < SLOWLOG_FAST_LANE_FLOOR_US
+            or self.acl.enforcing
         )
 
     @property
@@ -325,6 +329,10 @@ class Server:
             return reply
         if not client.authenticated and not cmd.no_auth:
             return self._reject(client, cmd, errors.NOAUTH)
+        if self.acl.enforcing:
+            denial = self.acl.check_command(client, cmd, _full_name(cmd, argv), argv)
+            if denial is not None:
+                return self._reject(client, cmd, denial)
         if multi is not None:
             if "deny-multi" in cmd.flags:
                 return self._reject(client, cmd, _NOT_IN_MULTI)
