@@ -146,10 +146,7 @@ def _genpass(argv: list[bytes]) -> bytes:
     if len(argv) > 3:
         raise errors.wrong_arity("acl|genpass")
     if len(argv) == 3:
-        try:
-            bits = parse_int(argv[2])
-        except CommandError:
-            raise CommandError(_GENPASS_RANGE) from None
+        bits = parse_int(argv[2])
         if bits <= 0 or bits > GENPASS_MAX_BITS:
             raise CommandError(_GENPASS_RANGE)
     chars = (bits + 3) // 4

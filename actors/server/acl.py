@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 # ACL LOG entries this close in time, for the same reason, context, object and user, are one entry counted.
 LOG_GROUPING_MAX_TIME_MS = 60_000
+# ACL LOG without a count shows this many entries, as Redis.
+LOG_DEFAULT_COUNT = 10
 # How many of the newest entries a new one is compared with (acl.c scans 10).
 LOG_GROUPING_SCAN = 10
 
@@ -346,7 +348,7 @@ class Acl:
 
     def log_reply(self, count: int | None) -> list[dict[bytes, Any]]:
         now_ms = int(time.time() * 1000)
-        entries = list(self.log) if count is None else list(self.log)[: max(count, 0)]
+        entries = list(self.log)[: LOG_DEFAULT_COUNT if count is None else max(count, 0)]
         return [entry.reply(now_ms) for entry in entries]
 
     # -- ACL files and `user` lines ------------------------------------------------------------------------
@@ -450,8 +452,8 @@ def _check_selector(
         args = selector.firstargs.get(full_name)
         if not args or len(argv) < 2 or argv[1].decode("utf-8", "surrogateescape").lower() not in args:
             return Denial.COMMAND, 0, keys
-    if not selector.allkeys and cmd.key_info.has_keys:
-        if keys is None:
+    if not selector.allkeys:
+        if keys is None:  # a container's subcommand has its own key specs: get_keys_and_flags looks it up
             keys = get_keys_and_flags(cmd, argv)
         for pos, flags in keys:
             needed = (READ if not _ACCESS_FLAGS.isdisjoint(flags) else 0) | (

@@ -72,10 +72,15 @@ class Catalog:
                 subs.append(full)
             self.subcommands[name] = sorted(subs)
         self.all_names = frozenset(self.categories)
+        # category -> its commands' full names
+        self.members: dict[str, list[str]] = {
+            category: [name for name, cats in self.categories.items() if category in cats]
+            for category in CATEGORIES
+        }
 
     def in_category(self, category: str) -> list[str]:
         """ACL CAT <category>: the full names of the commands in it (parents and subcommands)."""
-        return [name for name, cats in self.categories.items() if category in cats]
+        return self.members[category]
 
     def family(self, name: str) -> list[str]:
         """A command and, for a container, all its subcommands (ACLChangeSelectorPerm's reach)."""
@@ -152,9 +157,8 @@ class Selector:
             return
         if category not in CATEGORIES:
             raise AclRuleError(ENOENT)
-        for name, cats in CATALOG.categories.items():
-            if category in cats:
-                self._set(name, allow)
+        for name in CATALOG.members[category]:
+            self._set(name, allow)
 
     def _set_all(self, allow: bool) -> None:
         self.allowed = set(CATALOG.all_names) if allow else set()
@@ -164,13 +168,13 @@ class Selector:
     def apply(self, op: str) -> None:
         """One selector rule (ACLSetSelector)."""
         lowered = op.lower()
-        if lowered == "allkeys":
+        if lowered in ("allkeys", "~*"):
             self.allkeys = True
             self.keys.clear()
         elif lowered == "resetkeys":
             self.allkeys = False
             self.keys.clear()
-        elif lowered == "allchannels":
+        elif lowered in ("allchannels", "&*"):
             self.allchannels = True
             self.channels.clear()
             self.channel_matchers.clear()
@@ -190,11 +194,7 @@ class Selector:
             pattern = op[1:].encode("utf-8", "surrogateescape")
             if b" " in pattern:
                 raise AclRuleError(EINVAL)
-            if pattern == b"*":
-                self.allchannels = True
-                self.channels.clear()
-                self.channel_matchers.clear()
-            elif pattern not in self.channels:
+            if pattern not in self.channels:
                 self.channels.append(pattern)
                 self.channel_matchers.append(_matcher(pattern))
         elif op[:2] in ("+@", "-@"):
@@ -237,6 +237,7 @@ class Selector:
         flags = 0
         offset = 1
         if op[0] == "%":
+            # %R~, %W~, %RW~ (%R alone: the empty pattern, as Redis reads it)
             while offset < len(op):
                 char = op[offset].upper()
                 if char == "R" and not flags & READ:
@@ -249,8 +250,6 @@ class Selector:
                 else:
                     raise AclRuleError(EINVAL)
                 offset += 1
-            else:
-                raise AclRuleError(EINVAL)
             if not flags:
                 raise AclRuleError(EINVAL)
         else:
@@ -258,10 +257,6 @@ class Selector:
         pattern = op[offset:].encode("utf-8", "surrogateescape")
         if b" " in pattern:
             raise AclRuleError(EINVAL)
-        if pattern == b"*" and flags == ALL_PERMISSIONS:
-            self.allkeys = True
-            self.keys.clear()
-            return
         for i, existing in enumerate(self.keys):
             if existing.pattern == pattern:
                 self.keys[i] = KeyPattern(pattern, existing.flags | flags, existing.match)
@@ -281,22 +276,37 @@ class Selector:
         return " ".join("&" + c.decode("utf-8", "surrogateescape") for c in self.channels)
 
     def describe_commands(self) -> str:
-        """ACLDescribeSelectorCommandRules: +@all or -@all, the categories that fit best, then single commands
-        until a selector built from the description has exactly this one's commands."""
+        """ACLDescribeSelectorCommandRules: +@all or -@all, then greedily the category that fits best (the most
+        commands it gets right, the fewest wrong), then the single commands that still differ, until a selector
+        built from the description has exactly this one's commands."""
         fake = Selector()
-        if self.future:
+        additive = not self.future
+        if additive:
+            rules = ["-@all"]
+        else:
             rules = ["+@all"]
             fake._set_all(True)
-        else:
-            rules = ["-@all"]
-        additive = not self.future
-        for category in CATEGORIES:
-            members = [name for name, cats in CATALOG.categories.items() if category in cats]
-            on = sum(1 for name in members if name in self.allowed)
-            off = len(members) - on
-            if (additive and on > off) or (not additive and off > on):
-                rules.append(("+@" if additive else "-@") + category)
-                fake._set_category(category, additive)
+        # What the categories chosen so far leave to explain: the inverse of each chosen one applied.
+        remaining = Selector(allowed=set(self.allowed))
+        applied: set[str] = set()
+        while True:
+            best = ""
+            min_diff, max_same = 1 << 62, 0
+            for category in CATEGORIES:
+                if category in applied:
+                    continue
+                members = CATALOG.members[category]
+                on = sum(1 for name in members if name in remaining.allowed)
+                off = len(members) - on
+                diff, same = (off, on) if additive else (on, off)
+                if same > diff and (diff < min_diff or (diff == min_diff and same > max_same)):
+                    best, min_diff, max_same = category, diff, same
+            if not best:
+                break
+            fake._set_category(best, additive)
+            remaining._set_category(best, not additive)
+            rules.append(("+@" if additive else "-@") + best)
+            applied.add(best)
         for name, subs in CATALOG.subcommands.items():
             self._describe_single(fake, name, rules)
             for sub in subs:
@@ -375,6 +385,8 @@ class User:
     def apply(self, op: str, pubsub_default_all: bool = False) -> None:
         """One rule (ACLSetUser); raises AclRuleError."""
         lowered = op.lower()
+        if not op:
+            return  # an empty rule is no rule (ACLSetUser)
         if lowered == "on":
             self.enabled = True
         elif lowered == "off":
@@ -405,7 +417,6 @@ class User:
             if digest not in self.passwords:
                 raise AclRuleError(ENODEV)
             self.passwords.remove(digest)
-            self.nopass = False
         elif op[:1] == "(" and op[-1:] == ")":
             selector = Selector()
             for token in op[1:-1].split(" "):
