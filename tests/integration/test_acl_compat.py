@@ -80,6 +80,11 @@ def _sort_singles(text: str) -> str:
     return " ".join(result)
 
 
+def connect(port: int, **kwargs: Any) -> redis.Redis:
+    """A RESP2 redis-py client (redis-py's stubs do not know ``protocol``)."""
+    return redis.Redis(port=port, socket_timeout=10, protocol=2, **kwargs)
+
+
 def reply_of(r: redis.Redis, *args: str) -> Any:
     try:
         return r.execute_command(*args)
@@ -104,7 +109,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[redis.Redis
     node = NodeProcess(tmp_path_factory.mktemp("acl_compat")).start()
     reference = RedisServer(tmp_path_factory.mktemp("redis_acl_compat"))
     ours = node.client(protocol=2)
-    theirs = redis.Redis(port=reference.port, socket_timeout=10, protocol=2)
+    theirs = connect(reference.port)
     yield ours, theirs, node.port, reference.port
     ours.close()
     theirs.close()
@@ -170,8 +175,8 @@ def test_commands_run_as_a_user_get_redis_errors_and_log_entries(
     ]  # fmt: skip
     for r in (ours, theirs):
         assert r.execute_command("ACL", "SETUSER", "app", *rules) == b"OK"
-    as_ours = redis.Redis(port=our_port, username="app", password="pw", protocol=2, socket_timeout=10)
-    as_theirs = redis.Redis(port=their_port, username="app", password="pw", protocol=2, socket_timeout=10)
+    as_ours = connect(our_port, username="app", password="pw")
+    as_theirs = connect(their_port, username="app", password="pw")
     rng = random.Random(seed)
     for probe in [*PROBES, ["subscribe", "c1", "zz"], ["psubscribe", "c*"]] + rng.sample(PROBES, 5):
         if probe[0] in ("subscribe", "psubscribe"):
@@ -192,7 +197,7 @@ def test_commands_run_as_a_user_get_redis_errors_and_log_entries(
     for bad in (("app", "nope"), ("ghost", "pw")):
         for port in (our_port, their_port):
             with pytest.raises(redis.AuthenticationError):
-                redis.Redis(port=port, username=bad[0], password=bad[1], socket_timeout=10).ping()
+                connect(port, username=bad[0], password=bad[1]).ping()
     log_ours = ours.execute_command("ACL", "LOG")
     log_theirs = theirs.execute_command("ACL", "LOG")
 
@@ -222,7 +227,7 @@ def test_channel_permissions_for_subscribers_match_redis(
         r.execute_command("ACL", "SETUSER", "sub", "on", ">pw", "&news.*", "&lit*", "+@pubsub")
     replies = []
     for port in (our_port, their_port):
-        conn = redis.Redis(port=port, username="sub", password="pw", protocol=2, socket_timeout=10)
+        conn = connect(port, username="sub", password="pw")
         seen = [
             reply_of(conn, "subscribe", "other"),
             reply_of(conn, "psubscribe", "news.*x"),  # a pattern must equal one of the user's patterns
