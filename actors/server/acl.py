@@ -13,13 +13,14 @@ calls ``authenticate_link`` (a read of immutable-enough records, as the requirep
 
 from __future__ import annotations
 
-import shlex
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
+
+import structlog
 
 from actors.commands.getkeys import get_keys_and_flags
 from actors.config import ConfigError
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from actors.commands import Command
     from actors.server.client import Client
     from actors.server.server import Server
+
+log = structlog.get_logger(__name__)
 
 # ACL LOG entries this close in time, for the same reason, context, object and user, are one entry counted.
 LOG_GROUPING_MAX_TIME_MS = 60_000
@@ -89,6 +92,11 @@ class Denial(IntEnum):
     CHANNEL = 4  # a channel matches no channel pattern
 
 
+_EXEC_REASONS = {
+    Denial.COMMAND: "no permission to execute the command or subcommand",
+    Denial.KEY: "no permission to touch the specified keys",
+    Denial.CHANNEL: "no permission to access one of the channels used as arguments",
+}
 _REASON = {Denial.COMMAND: "command", Denial.KEY: "key", Denial.AUTH: "auth", Denial.CHANNEL: "channel"}
 
 
@@ -145,6 +153,8 @@ class Acl:
         self.log: deque[LogEntry] = deque(maxlen=int(config["acllog-max-len"]))
         # Some user is not all-permissive: the dispatcher must ask check_command (see the module docstring).
         self.enforcing = False
+        # False while the server is still being built: it asks for ``enforcing`` itself once it is.
+        self._server_ready = False
         self.aclfile: str = config["aclfile"]
         # Replaces a file atomically (temp, fsync, rename, directory fsync): actors/files.py's helper, installed
         # by the node (this package may not import it); None where no node runs (unit tests).
@@ -165,8 +175,8 @@ class Acl:
             error = self.load_file()
             if error is not None:
                 raise ConfigError(f"Aborting Redis startup because of ACL errors: {error}")
-        # No server._restrictions_changed() here: the server is still being built and asks for this itself.
         self.enforcing = any(not user.permissive for user in self.users.values())
+        self._server_ready = True
 
     # -- users -----------------------------------------------------------------------------------------
 
@@ -181,7 +191,8 @@ class Acl:
     def changed(self) -> None:
         """Users were added, changed or removed: recompute whether commands must be checked."""
         self.enforcing = any(not user.permissive for user in self.users.values())
-        self.server._restrictions_changed()
+        if self._server_ready:
+            self.server._restrictions_changed()
 
     def setuser(self, raw_name: bytes, raw_rules: list[bytes]) -> None:
         """ACL SETUSER: all rules apply, or none (they run on a copy). Raises AclRuleError with the reply."""
@@ -288,6 +299,21 @@ class Acl:
             return NOPERM_COMMAND.format(full_name)
         return NOPERM_KEY if denial is Denial.KEY else NOPERM_CHANNEL
 
+    def exec_refusal(self, client: Client, cmd: Command, argv: list[bytes]) -> str | None:
+        """A queued command checked again at EXEC: None, or the NOPERM error it is answered instead."""
+        user = client.user
+        if user.permissive or client.kind in _UNCHECKED_KINDS:
+            return None
+        name = full_name(cmd, argv)
+        denial, pos = self.check(user, cmd, name, argv)
+        if denial is Denial.OK:
+            return None
+        self._log_denial(client, denial, pos, name, argv, "multi")
+        return (
+            "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. "
+            "This command is no longer allowed for the following reason: " + _EXEC_REASONS[denial]
+        )
+
     def check_script_call(
         self, caller: Client, cmd: Command, full_name: str, argv: list[bytes]
     ) -> str | None:
@@ -364,6 +390,10 @@ class Acl:
                     raise AclRuleError(EALREADY)
                 seen.add(name)
                 user = self.users.get(name) or User(name)
+                if name == "default":
+                    user.apply(
+                        "reset"
+                    )  # a `user default ...` line starts from scratch (ACLLoadConfiguredUsers)
                 for rule in merge_selector_args(rules):
                     user.apply(rule)
             except AclRuleError as exc:
@@ -371,7 +401,8 @@ class Acl:
             self.users[name] = user
 
     def load_file(self) -> str | None:
-        """ACL LOAD: replace every user by the file's (all or nothing); the error text, or None."""
+        """ACL LOAD: replace every user by the file's, all or nothing (ACLLoadFromFile, its texts included);
+        the error text, or None."""
         path = self.aclfile
         try:
             with open(path, encoding="utf-8", errors="surrogateescape") as f:
@@ -379,51 +410,44 @@ class Acl:
         except OSError as exc:
             return f"Error loading ACLs, opening file '{path}': {exc.strerror}"
         users: dict[str, User] = {}
-        errors: list[str] = []
+        errors = ""
         for lineno, raw_line in enumerate(text.split("\n"), 1):
-            line = raw_line.strip()
-            if not line or line.startswith("#"):
+            line = raw_line.strip(" \t\r\n")
+            if not line:
                 continue
-            try:
-                words = shlex.split(line)
-            except ValueError:
-                errors.append(f"{path}:{lineno}: unbalanced quotes in acl line. ")
-                continue
+            words = line.split(" ")  # no quoting in ACL files (sdssplitlen)
             if words[0] != "user" or len(words) < 2:
-                errors.append(f"{path}:{lineno}: should start with user keyword followed by the username. ")
+                errors += f"{path}:{lineno} should start with user keyword followed by the username. "
                 continue
             name = words[1]
             if name in users:
-                errors.append(f"{path}:{lineno}: Duplicate user '{name}' found. ")
+                errors += f"WARNING: Duplicate user '{name}' found on line {lineno}. "
                 continue
-            user = User(name)
+            user = users[name] = User(name)
             try:
-                validate_username(name)
-                for rule in merge_selector_args(words[2:]):
-                    try:
-                        user.apply(rule)
-                    except AclRuleError as exc:
-                        raise AclRuleError(f"Error in applying operation '{rule}': {exc}") from None
-            except AclRuleError as exc:
-                errors.append(f"{path}:{lineno}: {str(exc).removeprefix('ERR ')}. ")
+                rules = merge_selector_args(words[2:])
+            except AclRuleError:
+                errors += f"{path}:{lineno}: Unmatched parenthesis in selector definition."
                 continue
-            users[name] = user
+            for rule in rules:
+                try:
+                    user.apply(rule.strip("\t\r\n"))
+                except AclRuleError as exc:
+                    errors += f"{path}:{lineno}: {exc}. "
         if errors:
-            return "".join(errors).rstrip()
+            return (
+                errors
+                + "WARNING: ACL errors detected, no change to the previously active ACL rules was performed"
+            )
         default = users.pop("default", None)
-        if default is None:
-            default = new_default_user()
-        self.default.assign(default)
-        old = self.users
+        self.default.assign(default if default is not None else new_default_user())
         self.users = {"default": self.default, **users}
         for client in list(self.server.clients.values()):
-            user = client.user
-            if user is not self.default and self.users.get(user.name) is not user:
-                # Redis frees the clients of users that no longer exist as they were.
+            if client.user is not self.default:
+                # Redis frees the old users and with them the clients authenticated as one of them.
                 client.authenticated = False
                 client.close_requested = True
                 client.kill()
-        del old
         self.changed()
         return None
 
@@ -435,7 +459,8 @@ class Acl:
         try:
             self.write_file(self.aclfile, data.encode("utf-8", "surrogateescape"))
         except OSError as exc:
-            return f"ERR There was an error trying to save the ACLs. Please check the server logs for more information: {exc}"
+            log.warning("acl_save_failed", path=self.aclfile, reason=str(exc))
+            return "ERR There was an error trying to save the ACLs. Please check the server logs for more information"
         return None
 
 
