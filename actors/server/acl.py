@@ -209,8 +209,28 @@ class Acl:
         if existing is None:
             self.users[name] = user
         else:
+            old_channels = [c for s in existing.all_selectors for c in s.channels]
             existing.assign(user)
+            self._kill_pubsub_clients_if_needed(existing, old_channels)
         self.changed()
+
+    def _kill_pubsub_clients_if_needed(self, user: User, old_channels: list[bytes]) -> None:
+        """ACLKillPubsubClientsIfNeeded: channel permissions narrowed, so subscribers of that user whose
+        subscriptions are no longer allowed are disconnected."""
+        if any(s.allchannels for s in user.all_selectors):
+            return
+        upcoming = [c for s in user.all_selectors for c in s.channels]
+        if all(c in upcoming for c in old_channels):  # (Redis 7.0: also when the old list was "&*")
+            return
+        matchers = [m for s in user.all_selectors for m in s.channel_matchers]
+        for client in list(self.server.clients.values()):
+            if client.user is not user or not client.in_pubsub:
+                continue
+            if any(p not in upcoming for p in client.patterns) or any(
+                not any(match(c) for match in matchers) for c in client.channels
+            ):
+                client.close_requested = True
+                client.kill()
 
     def deluser(self, raw_names: list[bytes]) -> int:
         deleted = 0

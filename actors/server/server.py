@@ -2,7 +2,8 @@
 
 ``Server.execute(client, argv)`` is the single entry point for every command from every source (RESP,
 ZeroMQ, the AOF loader, the master's replication stream). In order it checks, as Redis's ``processCommand``
-does: the command exists and has the right arity, authentication, commands refused inside MULTI (and EXEC
+does: the command exists and has the right arity, authentication, ACL permissions (actors/server/acl.py, only while
+a restricted user exists), commands refused inside MULTI (and EXEC
 against the flags of what it would run), read-only replica, min-replicas, pub/sub context, stale replica,
 loading; then queues it inside MULTI, or runs it and, if it wrote, propagates it. A refusal inside MULTI makes
 EXEC answer EXECABORT.

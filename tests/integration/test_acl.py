@@ -272,3 +272,31 @@ def test_a_replica_logs_in_with_masteruser(node_factory: Callable[..., NodeProce
     wrong = node_factory("w", replicaof=f"127.0.0.1 {master.port}", masteruser="repl", masterauth="nope")
     wc = wrong.client(protocol=2)
     assert wc.info("replication")["master_link_status"] == "down"
+
+
+def test_narrowing_channels_disconnects_subscribers_no_longer_allowed(
+    node: NodeProcess, r: redis.Redis
+) -> None:
+    r.acl_setuser("subs", enabled=True, passwords=["+pw"], categories=["+@pubsub"], channels=["a*", "b*"])
+    keeps = as_user(node, "subs", "pw").pubsub()
+    keeps.subscribe("a1")
+    loses = as_user(node, "subs", "pw").pubsub()
+    loses.subscribe("b1")
+    for sub in (keeps, loses):
+        assert sub.get_message(timeout=5)["type"] == "subscribe"
+    r.acl_setuser("subs", channels=["a*"], reset_channels=True)
+    wait_for(
+        lambda: sum(1 for c in r.client_list() if c["user"] == "subs") == 1, 5, what="b1's subscriber to go"
+    )
+    assert r.publish("a1", "m") == 1
+    keeps.close()
+    loses.close()
+
+
+def test_client_kill_by_user(node: NodeProcess, r: redis.Redis) -> None:
+    r.acl_setuser("victim", enabled=True, nopass=True, categories=["+@all"])
+    victim = as_user(node, "victim", "x")
+    assert victim.ping()
+    assert r.client_kill_filter(user="victim") == 1
+    with pytest.raises(redis.ResponseError, match="No such user 'ghost'"):
+        r.client_kill_filter(user="ghost")
