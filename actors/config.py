@@ -223,6 +223,11 @@ DIRECTIVES: list[Directive] = [
     Directive("slowlog-log-slower-than", _int_parser(-1, 2**63 - 1), 10000),  # microseconds; -1: off
     Directive("slowlog-max-len", _int_parser(0, 2**63 - 1), 128),
     Directive("requirepass", _str_parser, ""),
+    # ACL (actors/server/acl.py): the ACL file, redis.conf's `user` lines (they accumulate; not in CONFIG GET),
+    # and how many ACL LOG entries are kept.
+    Directive("aclfile", _str_parser, "", mutable=False),
+    Directive("user", lambda args: [args], [], mutable=False, nargs=-1),
+    Directive("acllog-max-len", _int_parser(0, 2**63 - 1), 128),
     Directive("proto-max-bulk-len", _int_parser(1024 * 1024, _MAXINT, memory=True), 512 * 1024 * 1024),
     Directive("client-query-buffer-limit", _int_parser(1024 * 1024, _MAXINT, memory=True), 1024**3),
     # General
@@ -258,6 +263,7 @@ DIRECTIVES: list[Directive] = [
     # Replication
     Directive("replicaof", _replicaof_parser, None, nargs=-1, aliases=("slaveof",)),
     Directive("masterauth", _str_parser, ""),
+    Directive("masteruser", _str_parser, ""),
     Directive("replica-read-only", parse_bool, True, aliases=("slave-read-only",)),
     Directive("replica-serve-stale-data", parse_bool, True, aliases=("slave-serve-stale-data",)),
     Directive("repl-backlog-size", _int_parser(1, _MAXINT, memory=True), 1024 * 1024),
@@ -327,7 +333,7 @@ _INERT_NAMES = (
     "zset-max-ziplist-entries zset-max-ziplist-value hll-sparse-max-bytes stream-node-max-bytes "
     "stream-node-max-entries activerehashing dynamic-hz jemalloc-bg-thread "
     "activedefrag io-threads io-threads-do-reads "
-    "cluster-config-file cluster-node-timeout tls-port acllog-max-len "
+    "cluster-config-file cluster-node-timeout tls-port "
     "active-expire-effort shutdown-timeout shutdown-on-sigint shutdown-on-sigterm "
     "ignore-warnings enable-protected-configs enable-module-command latency-tracking "
     "latency-tracking-info-percentiles repl-diskless-sync-max-replicas replica-announced "
@@ -386,7 +392,6 @@ _INERT_DEFAULTS = {
     "cluster-config-file": "nodes.conf",
     "cluster-node-timeout": "15000",
     "tls-port": "0",
-    "acllog-max-len": "128",
     "active-expire-effort": "1",
     "shutdown-timeout": "10",
     "shutdown-on-sigint": "default",
@@ -409,6 +414,12 @@ for _d in DIRECTIVES:
     BY_NAME[_d.name] = _d
     for _alias in _d.aliases:
         BY_NAME[_alias] = _d
+
+
+# Directives a file may give several times, each line adding to the value.
+_ACCUMULATING = ("save", "user")
+# Directives CONFIG GET does not list (Redis keeps `user` lines out of its config table).
+_HIDDEN = ("user",)
 
 
 class Config:
@@ -437,8 +448,8 @@ class Config:
         if not args:
             raise ConfigError("wrong number of arguments")
         value = directive.parse(args)
-        if from_file and directive.name == "save" and directive.name in self._seen_in_file and value:
-            value = self.values["save"] + value
+        if from_file and directive.name in _ACCUMULATING and directive.name in self._seen_in_file and value:
+            value = self.values[directive.name] + value
         if from_file:
             self._seen_in_file.add(directive.name)
         if directive.merges:
@@ -482,6 +493,8 @@ class Config:
         pattern = pattern.lower()
         found: dict[str, str] = {}
         for name, directive in BY_NAME.items():
+            if name in _HIDDEN:
+                continue
             if fnmatch.fnmatchcase(name, pattern):
                 found[name] = _render(self.values[directive.name])
         return sorted(found.items())

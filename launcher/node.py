@@ -20,7 +20,8 @@ import structlog
 import uvloop
 
 from actors.bus.bus import BusActor
-from actors.config import Config
+from actors.config import Config, ConfigError
+from actors.files import write_bytes_atomically
 from actors.loop.master import MasterActor
 from actors.persistence.actor import PersistenceActor
 from actors.persistence.loading import LoadError
@@ -66,8 +67,13 @@ class Node:
         except OSError as exc:
             print(f"Can't chdir to '{data_dir}': {exc.strerror}", file=sys.stderr)
             return 1
-        self.server = Server(config)
+        try:
+            self.server = Server(config)
+        except ConfigError as exc:  # ACL users that cannot load (aclfile, `user` lines): Redis stops too
+            print(str(exc), file=sys.stderr)
+            return 1
         self.server.config_file = self.config_file
+        self.server.acl.write_file = write_bytes_atomically  # ACL SAVE replaces the ACL file atomically
         self.master = MasterActor(self.server)
         self.server.request_shutdown = self.request_shutdown
         persistence = Persistence(self.server, self.master)  # sets server.persistence: AOF sink, cron, INFO

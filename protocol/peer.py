@@ -41,6 +41,24 @@ PEER_PROTOCOL_VERSION = 1
 PEER_FAMILY = b"N"
 
 
+# Hello's and Psync's ``auth``: a bare password (masterauth; the default user), or with masteruser set,
+# NUL + user + NUL + password (a user name cannot contain NUL, so the two forms never collide).
+_AUTH_USER_MARK = "\0"
+
+
+def pack_auth(user: str, password: str) -> str:
+    """The ``auth`` field for masteruser / masterauth (see above)."""
+    return f"{_AUTH_USER_MARK}{user}{_AUTH_USER_MARK}{password}" if user else password
+
+
+def unpack_auth(auth: str) -> tuple[str, str]:
+    """(user, password) of an ``auth`` field; user "" for the bare-password form."""
+    if auth.startswith(_AUTH_USER_MARK) and _AUTH_USER_MARK in auth[1:]:
+        user, _, password = auth[1:].partition(_AUTH_USER_MARK)
+        return user, password
+    return "", auth
+
+
 class PeerFrameError(ValueError):
     """A peer message that is not one of the frames below (bad msgpack, unknown verb, wrong arity or types)."""
 

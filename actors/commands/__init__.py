@@ -17,6 +17,7 @@ Layout (one module per family, each registering its commands with ``@command`` o
     streams.py      XADD, XRANGE, XTRIM, XSETID, ...  streams_read.py XREAD, XREADGROUP (+ BLOCK)
     streams_groups.py XGROUP, XACK, XPENDING, XCLAIM, XAUTOCLAIM       streams_info.py XINFO
     scripting.py    EVAL, EVALSHA, SCRIPT ...         functions.py    FUNCTION ..., FCALL (over actors/scripting)
+    acl.py          ACL SETUSER / GETUSER / LIST / LOG / DRYRUN ... (users and checks: actors/server/acl.py)
 
 They import only actors.server, actors.data, actors.commands, actors.config, actors.version and protocol: an
 actor is reached through the typed handles on ``client.server`` (actors/server/ports.py), never imported.

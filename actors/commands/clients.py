@@ -169,6 +169,8 @@ def _client_kill(client: Client, argv: list[bytes]) -> Any:
         elif opt in (b"id", b"addr", b"laddr", b"type", b"user"):
             if opt == b"id":
                 parse_int(value, "ERR client-id should be greater than 0")
+            elif opt == b"user" and value.decode("utf-8", "surrogateescape") not in server.acl.users:
+                raise CommandError(f"ERR No such user '{value.decode('utf-8', 'replace')}'")
             filters.append((opt, value))
         else:
             raise CommandError(errors.SYNTAX)
@@ -192,4 +194,4 @@ def _client_matches(client: Client, opt: bytes, value: bytes) -> bool:
         return client.laddr == text
     if opt == b"type":
         return _client_type(client) == {"slave": "replica"}.get(text.lower(), text.lower())
-    return text == "default"
+    return client.user.name == text  # user

@@ -44,19 +44,16 @@ def cmd_quit(client: Client, argv: list[bytes]) -> Any:
     return OK
 
 
-def _check_password(client: Client, username: bytes, password: bytes) -> None:
-    required = client.server.requirepass
-    if not required:
-        if username == b"default":
-            client.authenticated = True
-            return
-        raise CommandError(
-            "ERR AUTH <password> called without any password configured for the default user. "
-            "Are you sure your configuration is correct?"
-        )
-    if username != b"default" or password != required.encode():
+_NO_DEFAULT_PASSWORD = (
+    "ERR AUTH <password> called without any password configured for the default user. "
+    "Are you sure your configuration is correct?"
+)
+
+
+def _authenticate(client: Client, username: bytes, password: bytes, argv0: bytes) -> None:
+    """ACL users: the client runs as ``username`` from now on, or WRONGPASS (and an ACL LOG entry)."""
+    if not client.server.acl.authenticate(client, username, password, argv0):
         raise CommandError(errors.WRONGPASS)
-    client.authenticated = True
 
 
 @command("auth", -2, "fast stale loading no-auth", (0, 0, 0), "connection", "Authenticate to the server")
@@ -64,14 +61,11 @@ def cmd_auth(client: Client, argv: list[bytes]) -> Any:
     if len(argv) > 3:
         raise CommandError(errors.SYNTAX)
     if len(argv) == 2:
-        if not client.server.requirepass:
-            raise CommandError(
-                "ERR AUTH <password> called without any password configured for the default user. "
-                "Are you sure your configuration is correct?"
-            )
-        _check_password(client, b"default", argv[1])
+        if client.server.acl.default.nopass:
+            raise CommandError(_NO_DEFAULT_PASSWORD)
+        _authenticate(client, b"default", argv[1], argv[0])
     else:
-        _check_password(client, argv[1], argv[2])
+        _authenticate(client, argv[1], argv[2], argv[0])
     return OK
 
 
@@ -91,7 +85,7 @@ def cmd_hello(client: Client, argv: list[bytes]) -> Any:
     while i < len(argv):
         opt = argv[i].lower()
         if opt == b"auth" and i + 2 < len(argv):
-            _check_password(client, argv[i + 1], argv[i + 2])
+            _authenticate(client, argv[i + 1], argv[i + 2], argv[0])
             i += 3
         elif opt == b"setname" and i + 1 < len(argv):
             name = argv[i + 1]
@@ -147,7 +141,8 @@ def cmd_reset(client: Client, argv: list[bytes]) -> Any:
     client.select(0)
     client.resp3 = False
     client.name = b""
-    client.authenticated = not server.requirepass
+    client.user = server.acl.default
+    client.authenticated = not server.acl.auth_required_by_default()
     return "RESET"
 
 

@@ -187,7 +187,9 @@ def cmd_exec(client: Client, argv: list[bytes]) -> Any:
     replies: list[Any] = []
     try:
         for cmd, cmd_argv in queued:
-            replies.append(server.call(client, cmd, cmd_argv))
+            # ACL rules may have changed since the command was queued (Redis checks again here).
+            refusal = server.acl.exec_refusal(client, cmd, cmd_argv) if server.acl.enforcing else None
+            replies.append(server.call(client, cmd, cmd_argv) if refusal is None else CommandError(refusal))
     finally:
         stream.exec_writes = outer
     _propagate_transaction(server, writes)

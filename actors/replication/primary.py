@@ -183,10 +183,9 @@ class PrimarySide:
             log.info("node_message_ignored", verb=frame.VERB)
 
     def _check_auth(self, auth: Any) -> str | None:
-        password = self.config["requirepass"]
-        if password and auth != password:
-            return "NOAUTH Authentication required." if not auth else errors.WRONGPASS
-        return None
+        """A replica's credentials (masteruser / masterauth) against the ACL users, as Redis's AUTH would be."""
+        user, password = peer.unpack_auth(str(auth))
+        return self.server.acl.link_refusal(user, password)
 
     def _on_psync(self, identity: bytes, frame: peer.Psync, now: float) -> None:
         error = self._check_auth(frame.auth)

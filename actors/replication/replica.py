@@ -243,7 +243,7 @@ class ReplicaSide:
             link.host,
             link.port,
             self.config["masterauth"] or "",
-            str(self.config.values.get("masteruser") or ""),
+            self.config["masteruser"] or "",
             self.config["replica-announce-port"] or self.server.port,
             self.config["replica-announce-ip"] or "",
             report,
@@ -301,7 +301,11 @@ class ReplicaSide:
         self.bus.add_socket(sock, lambda: self._drain_link(link))
         self.bus.add_socket(link.monitor, lambda: self._drain_monitor(link))
         link.last_io_s = time.monotonic()
-        self.send_master(link, peer.Hello(self.config["masterauth"], PEER_PROTOCOL_VERSION))
+        self.send_master(link, peer.Hello(self._master_auth(), PEER_PROTOCOL_VERSION))
+
+    def _master_auth(self) -> str:
+        """masteruser / masterauth, as the master's bus reads them (protocol/peer.py's pack_auth)."""
+        return peer.pack_auth(self.config["masteruser"], self.config["masterauth"])
 
     def send_master(self, link: MasterLink, frame: peer.PeerFrame) -> None:
         if link.resp is not None:
@@ -378,9 +382,7 @@ class ReplicaSide:
             ip = self.config["replica-announce-ip"] or _local_ip_towards(link.host, link.port)
             self.send_master(
                 link,
-                peer.Psync(
-                    link.replid, psync_offset, self.server.run_id, port, ip, self.config["masterauth"]
-                ),
+                peer.Psync(link.replid, psync_offset, self.server.run_id, port, ip, self._master_auth()),
             )
             log.info(
                 "replica_sync_requested",

@@ -33,6 +33,7 @@ from actors.data import rdb_hooks
 from actors.scripting.convert import ReplyToLua, error_text, lua_arg_bytes, lua_to_reply
 from actors.scripting.functions import FunctionStore
 from actors.scripting.runtime import FUNCTION_KILLED, SCRIPT_KILLED, LuaRuntime
+from actors.server.acl import full_name
 from actors.server.client import Client, ClientKind
 from protocol import errors
 from protocol.errors import CommandError
@@ -397,6 +398,11 @@ class ScriptEngine:
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return CommandError(_WRONG_ARGS)
         server = self.server
+        if server.acl.enforcing:
+            checked: list[bytes] = argv  # type: ignore[assignment]  # no None left (tested above)
+            denial = server.acl.check_script_call(run.caller, cmd, full_name(cmd, checked), checked)
+            if denial is not None:
+                return CommandError(denial)
         if cmd.is_write:
             # The common case needs no look at the node: no read-only script, no node-wide restriction.
             if run.read_only or not server._unrestricted:

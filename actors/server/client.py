@@ -42,7 +42,9 @@ class Client:
         self.name = b""
         self.lib_name = ""
         self.lib_ver = ""
-        self.authenticated = not server.config["requirepass"]
+        # The ACL user this client runs as (actors/server/acl.py); "default" until AUTH says otherwise.
+        self.user = server.acl.default
+        self.authenticated = not server.acl.auth_required_by_default()
         self.created_s = time.monotonic()
         self.last_interaction_s = self.created_s
         self.last_command = "NULL"
@@ -115,6 +117,6 @@ class Client:
             f"age={int(now - self.created_s)} idle={int(now - self.last_interaction_s)} flags={flags} "
             f"db={self.db.id} sub={len(self.channels)} psub={len(self.patterns)} ssub=0 "
             f"multi={-1 if self.multi is None else len(self.multi)} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 "
-            f"rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={self.last_command} user=default "
+            f"rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={self.last_command} user={self.user.name} "
             f"redir=-1 resp={3 if self.resp3 else 2} lib-name={self.lib_name} lib-ver={self.lib_ver}"
         )

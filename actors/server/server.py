@@ -2,7 +2,8 @@
 
 ``Server.execute(client, argv)`` is the single entry point for every command from every source (RESP,
 ZeroMQ, the AOF loader, the master's replication stream). In order it checks, as Redis's ``processCommand``
-does: the command exists and has the right arity, authentication, commands refused inside MULTI (and EXEC
+does: the command exists and has the right arity, authentication, ACL permissions (actors/server/acl.py, only while
+a restricted user exists), commands refused inside MULTI (and EXEC
 against the flags of what it would run), read-only replica, min-replicas, pub/sub context, stale replica,
 loading; then queues it inside MULTI, or runs it and, if it wrote, propagates it. A refusal inside MULTI makes
 EXEC answer EXECABORT.
@@ -32,6 +33,7 @@ from actors.config import Config
 from actors.data.keyspace import Keyspace, wall_clock_ms
 from actors.scripting.engine import ScriptEngine
 from actors.server.buffers import OutputBufferLimits
+from actors.server.acl import Acl
 from actors.server.client import Client, ClientKind
 from actors.server.maxmemory import MemoryGuard
 from actors.server.ports import MasterPort, PersistencePort, ReplicationPort, SnapshotCodec, SupervisorPort
@@ -127,6 +129,8 @@ class Server:
         # Cached config values read on every command (CONFIG SET keeps them fresh).
         self.requirepass: str = config["requirepass"]
         config.on_change("requirepass", self._on_requirepass)
+        # ACL users (actors/server/acl.py): while one is restricted, every command is checked (slow path).
+        self.acl = Acl(self)
         # The node-wide restrictions below are properties (and the monitors list, changed through
         # add_monitor): changing one recomputes ``_unrestricted``, the single flag the dispatcher tests on every
         # command instead of seven.
@@ -238,6 +242,7 @@ class Server:
             or bool(self.monitors)
             or 0 <= self.slowlog_threshold_us < SLOWLOG_FAST_LANE_FLOOR_US
             or self.memory.tracking
+            or self.acl.enforcing
         )
 
     @property
@@ -333,6 +338,10 @@ class Server:
             return reply
         if not client.authenticated and not cmd.no_auth:
             return self._reject(client, cmd, errors.NOAUTH)
+        if self.acl.enforcing:
+            denial = self.acl.check_command(client, cmd, _full_name(cmd, argv), argv)
+            if denial is not None:
+                return self._reject(client, cmd, denial)
         if multi is not None:
             if "deny-multi" in cmd.flags:
                 return self._reject(client, cmd, _NOT_IN_MULTI)

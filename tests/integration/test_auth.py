@@ -163,7 +163,8 @@ def test_auth_without_a_configured_password_is_an_error(tmp_path: Path) -> None:
     try:
         assert talk("AUTH", "x") == b"-ERR " + NO_PASSWORD_SET.encode()
         assert talk("AUTH", "default", "anything") == b"+OK"  # the default user has nopass
-        assert talk("AUTH", "bob", "x") == b"-ERR " + NO_PASSWORD_SET.encode()
+        # No user "bob" (Redis 7.0 checks the ACL users; only the one-argument form gets the hint above).
+        assert talk("AUTH", "bob", "x") == b"-" + WRONGPASS.encode()
     finally:
         talk.close()
         open_node.stop()
