@@ -234,6 +234,8 @@ DIRECTIVES: list[Directive] = [
     Directive("min-replicas-to-write", _int_parser(0, 2**31 - 1), 0, aliases=("min-slaves-to-write",)),
     Directive("min-replicas-max-lag", _int_parser(0, 2**31 - 1), 10, aliases=("min-slaves-max-lag",)),
     Directive("replica-priority", _int_parser(0, 2**31 - 1), 100, aliases=("slave-priority",)),
+    # no: Sentinel leaves this replica out of SENTINEL REPLICAS and never promotes it (INFO replica_announced).
+    Directive("replica-announced", parse_bool, True),
     Directive("replica-announce-ip", _str_parser, "", aliases=("slave-announce-ip",)),
     Directive("replica-announce-port", _int_parser(0, 65535), 0, aliases=("slave-announce-port",)),
     # Supervision (redactor's own): restart intensity of the node's actor supervisor.
@@ -276,7 +278,7 @@ _INERT_NAMES = (
     "cluster-config-file cluster-node-timeout tls-port acllog-max-len lfu-log-factor "
     "lfu-decay-time active-expire-effort shutdown-timeout shutdown-on-sigint shutdown-on-sigterm "
     "ignore-warnings enable-protected-configs enable-module-command latency-tracking "
-    "latency-tracking-info-percentiles repl-diskless-sync-max-replicas replica-announced "
+    "latency-tracking-info-percentiles repl-diskless-sync-max-replicas "
     "cluster-announce-ip tracking-table-max-keys propagation-error-behavior lazyfree-lazy-user-flush"
 ).split()
 # What redis-server 7.0 reports for them in CONFIG GET, so tools that read these see familiar values.
@@ -347,7 +349,6 @@ _INERT_DEFAULTS = {
     "enable-module-command": "no",
     "latency-tracking": "yes",
     "latency-tracking-info-percentiles": "50 99 99.9",
-    "replica-announced": "yes",
     "tracking-table-max-keys": "1000000",
     "propagation-error-behavior": "ignore",
 }

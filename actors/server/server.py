@@ -122,6 +122,8 @@ class Server:
         self.port = int(config["port"])
         # The config file the node started from ("" for none): INFO server's config_file.
         self.config_file = ""
+        # CONFIG REWRITE's writer, set by the launcher when the node has a config file (None: refused).
+        self.config_rewrite: Callable[[], None] | None = None
         # Cached config values read on every command (CONFIG SET keeps them fresh).
         self.requirepass: str = config["requirepass"]
         config.on_change("requirepass", self._on_requirepass)
