@@ -5,5 +5,6 @@ Layout:
     client.py     one client connection's state (RESP socket, ZeroMQ peer, AOF loader, master link)
     blocking.py   clients blocked in BLPOP / BZPOPMIN / WAIT ... and what wakes them
     stream.py     PropagationStream: the writes on their way to the AOF and the replicas; the replication offset
+    errorstats.py error replies counted by prefix (total_error_replies, INFO errorstats), as Redis
     ports.py      the commands' whole view of the actors: PersistencePort, ReplicationPort, SupervisorPort, ...
 """

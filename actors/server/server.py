@@ -21,7 +21,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any
 
@@ -68,6 +68,8 @@ class Stats:
     sync_full: int = 0
     sync_partial_ok: int = 0
     sync_partial_err: int = 0
+    # Error replies by prefix (ERR, WRONGTYPE...): INFO errorstats (actors/server/errorstats.py).
+    error_counts: dict[str, int] = field(default_factory=dict)
 
 
 # The fast lane does not time its GET/SETs one by one: with a SLOWLOG threshold below this, where they could
