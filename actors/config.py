@@ -238,6 +238,26 @@ DIRECTIVES: list[Directive] = [
     Directive("replica-announced", parse_bool, True),
     Directive("replica-announce-ip", _str_parser, "", aliases=("slave-announce-ip",)),
     Directive("replica-announce-port", _int_parser(0, 65535), 0, aliases=("slave-announce-port",)),
+    # Encodings OBJECT ENCODING reports (Redis 7.0's thresholds; the *-ziplist-* names are its aliases).
+    Directive(
+        "hash-max-listpack-entries", _int_parser(0, _MAXINT), 512, aliases=("hash-max-ziplist-entries",)
+    ),
+    Directive(
+        "hash-max-listpack-value",
+        _int_parser(0, _MAXINT, memory=True),
+        64,
+        aliases=("hash-max-ziplist-value",),
+    ),
+    Directive(
+        "zset-max-listpack-entries", _int_parser(0, _MAXINT), 128, aliases=("zset-max-ziplist-entries",)
+    ),
+    Directive(
+        "zset-max-listpack-value",
+        _int_parser(0, _MAXINT, memory=True),
+        64,
+        aliases=("zset-max-ziplist-value",),
+    ),
+    Directive("set-max-intset-entries", _int_parser(0, _MAXINT), 512),
     # Supervision (redactor's own): restart intensity of the node's actor supervisor.
     Directive("supervisor-max-restarts", _int_parser(0, 1000), 5),
     Directive("supervisor-restart-window-seconds", _int_parser(1, 3600), 60),
@@ -269,10 +289,10 @@ _INERT_NAMES = (
     "lazyfree-lazy-expire lazyfree-lazy-server-del lazyfree-lazy-user-del lazyfree-lazy-user-flush "
     "oom-score-adj oom-score-adj-values disable-thp appendfsync-on-rewrite aof-rewrite-incremental-fsync "
     "rdb-save-incremental-fsync "
-    "latency-monitor-threshold notify-keyspace-events hash-max-listpack-entries hash-max-listpack-value "
-    "hash-max-ziplist-entries hash-max-ziplist-value list-max-listpack-size list-max-ziplist-size "
-    "list-compress-depth set-max-intset-entries zset-max-listpack-entries zset-max-listpack-value "
-    "zset-max-ziplist-entries zset-max-ziplist-value hll-sparse-max-bytes stream-node-max-bytes "
+    "latency-monitor-threshold notify-keyspace-events "
+    "list-max-listpack-size list-max-ziplist-size "
+    "list-compress-depth "
+    "hll-sparse-max-bytes stream-node-max-bytes "
     "stream-node-max-entries activerehashing client-output-buffer-limit dynamic-hz jemalloc-bg-thread "
     "activedefrag maxmemory-samples maxmemory-eviction-tenacity io-threads io-threads-do-reads "
     "cluster-config-file cluster-node-timeout tls-port acllog-max-len lfu-log-factor "
@@ -311,18 +331,9 @@ _INERT_DEFAULTS = {
     "aof-rewrite-incremental-fsync": "yes",
     "rdb-save-incremental-fsync": "yes",
     "latency-monitor-threshold": "0",
-    "hash-max-listpack-entries": "512",
-    "hash-max-listpack-value": "64",
-    "hash-max-ziplist-entries": "512",
-    "hash-max-ziplist-value": "64",
     "list-max-listpack-size": "-2",
     "list-max-ziplist-size": "-2",
     "list-compress-depth": "0",
-    "set-max-intset-entries": "512",
-    "zset-max-listpack-entries": "128",
-    "zset-max-listpack-value": "64",
-    "zset-max-ziplist-entries": "128",
-    "zset-max-ziplist-value": "64",
     "hll-sparse-max-bytes": "3000",
     "stream-node-max-bytes": "4096",
     "stream-node-max-entries": "100",

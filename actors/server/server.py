@@ -480,6 +480,12 @@ class Server:
             self.monitors.append(client)
             self._restrictions_changed()
 
+    def remove_monitor(self, client: Client) -> None:
+        """RESET of a monitor: it stops receiving lines (its own RESET included), as in Redis."""
+        if client in self.monitors:
+            self.monitors.remove(client)
+            self._restrictions_changed()
+
     def _feed_monitors(self, client: Client, argv: list[bytes]) -> None:
         """One line per command run, as Redis's replicationFeedMonitors: time, database (after the command),
         address, then the arguments quoted (AUTH and HELLO's credentials redacted)."""
