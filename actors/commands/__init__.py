@@ -13,6 +13,7 @@ Layout (one module per family, each registering its commands with ``@command`` o
     debug.py        DEBUG (and its handler registry)  slowlog.py      SLOWLOG
     server.py       COMMAND, SHUTDOWN, MONITOR, check_subcommand
     transactions.py MULTI, EXEC, WATCH                pubsub.py       memory.py  populate.py (DEBUG POPULATE)
+    pubsub_shard.py SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH (sharded pub/sub)
     persistence.py  SAVE, BGSAVE, ...  (over PersistencePort)
     replication.py  REPLICAOF, WAIT, ...  (over ReplicationPort)
     streams.py      XADD, XRANGE, XTRIM, XSETID, ...  streams_read.py XREAD, XREADGROUP (+ BLOCK)

@@ -130,6 +130,7 @@ def _section_stats(server: Server) -> list[tuple[str, Any]]:
         ("keyspace_misses", ks.keyspace_misses),
         ("pubsub_channels", len(getattr(server, "pubsub_channels", {}))),
         ("pubsub_patterns", len(getattr(server, "pubsub_patterns", {}))),
+        ("pubsubshard_channels", len(server.pubsub_shard_channels)),
         ("latest_fork_usec", persistence.latest_fork_usec if persistence is not None else 0),
         ("total_forks", persistence.total_forks if persistence is not None else 0),
         ("total_error_replies", st.total_error_replies),

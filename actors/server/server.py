@@ -133,6 +133,9 @@ class Server:
         # add_monitor): changing one recomputes ``_unrestricted``, the single flag the dispatcher tests on every
         # command instead of seven.
         self._unrestricted = True
+        # SSUBSCRIBE's registry (actors/commands/pubsub_shard.py): while it is not empty, commands take the
+        # slow path, where a RESP2 client with shard subscriptions is held to the pub/sub commands.
+        self.pubsub_shard_channels: dict[bytes, dict[Client, None]] = {}
         # Set while a dataset is loading: commands not flagged "loading" get -LOADING.
         self._loading = False
         # Replication role, maintained by the replication actor's loop-side handle.
@@ -233,6 +236,7 @@ class Server:
             or self._disk_error is not None
             or self._script_busy is not None
             or bool(self.monitors)
+            or bool(self.pubsub_shard_channels)
             or 0 <= self.slowlog_threshold_us < SLOWLOG_FAST_LANE_FLOOR_US
         )
 
@@ -353,7 +357,11 @@ class Server:
                 return self._reject(client, cmd, errors.READONLY)
             if self.write_refusal is not None:
                 return self._reject(client, cmd, self.write_refusal)
-        if (client.channels or client.patterns) and not client.resp3 and not cmd.allowed_in_pubsub:
+        if (
+            (client.channels or client.patterns or client.shard_channels)
+            and not client.resp3
+            and not cmd.allowed_in_pubsub
+        ):
             return self._reject(client, cmd, _PUBSUB_ALLOWED.format(_full_name(cmd, argv)))
         if self.refuse_stale and not cmd.allowed_when_stale and client.kind is not ClientKind.MASTER:
             return self._reject(client, cmd, _MASTERDOWN)
@@ -479,6 +487,10 @@ class Server:
         if client not in self.monitors:
             self.monitors.append(client)
             self._restrictions_changed()
+
+    def shard_subscriptions_changed(self) -> None:
+        """SSUBSCRIBE / SUNSUBSCRIBE changed whether anyone holds a shard subscription."""
+        self._restrictions_changed()
 
     def remove_monitor(self, client: Client) -> None:
         """RESET of a monitor: it stops receiving lines (its own RESET included), as in Redis."""
