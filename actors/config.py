@@ -238,6 +238,8 @@ DIRECTIVES: list[Directive] = [
     Directive("replica-announced", parse_bool, True),
     Directive("replica-announce-ip", _str_parser, "", aliases=("slave-announce-ip",)),
     Directive("replica-announce-port", _int_parser(0, 65535), 0, aliases=("slave-announce-port",)),
+    # Milliseconds a command must take to be a LATENCY event (0: the latency monitor is off).
+    Directive("latency-monitor-threshold", _int_parser(0, _MAXINT), 0),
     # Encodings OBJECT ENCODING reports (Redis 7.0's thresholds; the *-ziplist-* names are its aliases).
     Directive(
         "hash-max-listpack-entries", _int_parser(0, _MAXINT), 512, aliases=("hash-max-ziplist-entries",)
@@ -289,7 +291,7 @@ _INERT_NAMES = (
     "lazyfree-lazy-expire lazyfree-lazy-server-del lazyfree-lazy-user-del lazyfree-lazy-user-flush "
     "oom-score-adj oom-score-adj-values disable-thp appendfsync-on-rewrite aof-rewrite-incremental-fsync "
     "rdb-save-incremental-fsync "
-    "latency-monitor-threshold notify-keyspace-events "
+    "notify-keyspace-events "
     "list-max-listpack-size list-max-ziplist-size "
     "list-compress-depth "
     "hll-sparse-max-bytes stream-node-max-bytes "
@@ -330,7 +332,6 @@ _INERT_DEFAULTS = {
     "disable-thp": "yes",
     "aof-rewrite-incremental-fsync": "yes",
     "rdb-save-incremental-fsync": "yes",
-    "latency-monitor-threshold": "0",
     "list-max-listpack-size": "-2",
     "list-max-ziplist-size": "-2",
     "list-compress-depth": "0",

@@ -7,7 +7,7 @@ Layout (one module per family, each registering its commands with ``@command`` o
     lists.py        LPUSH, LRANGE, LPOS, ...          lists_blocking.py  BLPOP, BLMOVE, LMPOP, ...
     zsets.py        ZADD, ZSCORE, ZINCRBY, ...        zsets_range.py  ZRANGE & co, ZCOUNT, ZREM*BY*
     zsets_multi.py  ZUNION/ZINTER/ZDIFF, ZPOP, BZPOP  geo.py  sort.py  bitmaps.py  hyperloglog.py
-    lcs.py          LCS
+    lcs.py          LCS                               latency.py      LATENCY (the latency monitor's reports)
     connection.py   PING, ECHO, AUTH, HELLO, RESET    clients.py      CLIENT ...
     info.py         INFO                              config.py       CONFIG GET / SET / RESETSTAT
     debug.py        DEBUG (and its handler registry)  slowlog.py      SLOWLOG

@@ -6,5 +6,6 @@ Layout:
     blocking.py   clients blocked in BLPOP / BZPOPMIN / WAIT ... and what wakes them
     stream.py     PropagationStream: the writes on their way to the AOF and the replicas; the replication offset
     errorstats.py error replies counted by prefix (total_error_replies, INFO errorstats), as Redis
+    latency.py    the latency monitor's event series (latency-monitor-threshold), read by LATENCY
     ports.py      the commands' whole view of the actors: PersistencePort, ReplicationPort, SupervisorPort, ...
 """

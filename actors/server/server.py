@@ -31,6 +31,7 @@ from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction,
 from actors.config import Config
 from actors.data.keyspace import Keyspace, wall_clock_ms
 from actors.scripting.engine import ScriptEngine
+from actors.server import latency
 from actors.server.client import Client, ClientKind
 from actors.server.ports import MasterPort, PersistencePort, ReplicationPort, SnapshotCodec, SupervisorPort
 from actors.server.stream import PropagationStream, SelectPoint, Span
@@ -155,6 +156,11 @@ class Server:
         self.slowlog_next_id = 0
         self.slowlog_threshold_us = int(config["slowlog-log-slower-than"])
         config.on_change("slowlog-log-slower-than", self._on_slowlog_threshold)
+        # latency-monitor-threshold in microseconds (0: off), compared with each command's duration in call().
+        self.latency_threshold_us = int(config["latency-monitor-threshold"]) * 1000
+        config.on_change(
+            "latency-monitor-threshold", lambda v: setattr(self, "latency_threshold_us", int(v) * 1000)
+        )
         config.on_change("slowlog-max-len", self._on_slowlog_max_len)
         # MONITOR clients: every command run is echoed to them (which also keeps commands off the fast paths).
         self.monitors: list[Client] = []
@@ -401,6 +407,8 @@ class Server:
             cmd.failed_calls += 1
         duration_us = (perf_counter_ns() - started_ns) // 1000
         cmd.usec += duration_us
+        if duration_us >= self.latency_threshold_us > 0:
+            latency.command_ran(self, "fast" in cmd.flags, duration_us)
         if duration_us >= self.slowlog_threshold_us >= 0 and cmd.name != "exec":
             self._log_slow(client, argv, duration_us)  # EXEC's commands are logged each (Redis: skip_slowlog)
         cmd.calls += 1
