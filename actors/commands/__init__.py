@@ -8,6 +8,7 @@ Layout (one module per family, each registering its commands with ``@command`` o
     zsets.py        ZADD, ZSCORE, ZINCRBY, ...        zsets_range.py  ZRANGE & co, ZCOUNT, ZREM*BY*
     zsets_multi.py  ZUNION/ZINTER/ZDIFF, ZPOP, BZPOP  geo.py  sort.py  bitmaps.py  hyperloglog.py
     lcs.py          LCS                               latency.py      LATENCY (the latency monitor's reports)
+    lolwut.py       LOLWUT (VERSION 5: Schotter in Braille)
     connection.py   PING, ECHO, AUTH, HELLO, RESET    clients.py      CLIENT ...
     info.py         INFO                              config.py       CONFIG GET / SET / RESETSTAT
     debug.py        DEBUG (and its handler registry)  slowlog.py      SLOWLOG
