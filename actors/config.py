@@ -275,8 +275,32 @@ DIRECTIVES: list[Directive] = [
     Directive("min-replicas-to-write", _int_parser(0, 2**31 - 1), 0, aliases=("min-slaves-to-write",)),
     Directive("min-replicas-max-lag", _int_parser(0, 2**31 - 1), 10, aliases=("min-slaves-max-lag",)),
     Directive("replica-priority", _int_parser(0, 2**31 - 1), 100, aliases=("slave-priority",)),
+    # no: Sentinel leaves this replica out of SENTINEL REPLICAS and never promotes it (INFO replica_announced).
+    Directive("replica-announced", parse_bool, True),
     Directive("replica-announce-ip", _str_parser, "", aliases=("slave-announce-ip",)),
     Directive("replica-announce-port", _int_parser(0, 65535), 0, aliases=("slave-announce-port",)),
+    # Milliseconds a command must take to be a LATENCY event (0: the latency monitor is off).
+    Directive("latency-monitor-threshold", _int_parser(0, _MAXINT), 0),
+    # Encodings OBJECT ENCODING reports (Redis 7.0's thresholds; the *-ziplist-* names are its aliases).
+    Directive(
+        "hash-max-listpack-entries", _int_parser(0, _MAXINT), 512, aliases=("hash-max-ziplist-entries",)
+    ),
+    Directive(
+        "hash-max-listpack-value",
+        _int_parser(0, _MAXINT, memory=True),
+        64,
+        aliases=("hash-max-ziplist-value",),
+    ),
+    Directive(
+        "zset-max-listpack-entries", _int_parser(0, _MAXINT), 128, aliases=("zset-max-ziplist-entries",)
+    ),
+    Directive(
+        "zset-max-listpack-value",
+        _int_parser(0, _MAXINT, memory=True),
+        64,
+        aliases=("zset-max-ziplist-value",),
+    ),
+    Directive("set-max-intset-entries", _int_parser(0, _MAXINT), 512),
     # Supervision (redactor's own): restart intensity of the node's actor supervisor.
     Directive("supervisor-max-restarts", _int_parser(0, 1000), 5),
     Directive("supervisor-restart-window-seconds", _int_parser(1, 3600), 60),
@@ -320,24 +344,19 @@ DIRECTIVES: list[Directive] = [
 # Directives of a stock Redis 7.0 redis.conf that redactor accepts and stores without acting on them, so
 # users' existing files load unchanged.
 _INERT_NAMES = (
-    "unixsocket unixsocketperm tcp-keepalive-interval supervised syslog-enabled syslog-ident syslog-facility "
-    "crash-log-enabled crash-memcheck-enabled always-show-logo set-proc-title proc-title-template "
-    "locale-collate sanitize-dump-payload rdb-del-sync-files repl-diskless-load repl-disable-tcp-nodelay "
-    "repl-diskless-sync-max-replicas replica-lazy-flush lazyfree-lazy-eviction "
+    "unixsocket unixsocketperm tcp-keepalive-interval supervised syslog-enabled syslog-ident "
+    "syslog-facility crash-log-enabled crash-memcheck-enabled always-show-logo set-proc-title "
+    "proc-title-template locale-collate sanitize-dump-payload rdb-del-sync-files repl-diskless-load "
+    "repl-disable-tcp-nodelay repl-diskless-sync-max-replicas replica-lazy-flush lazyfree-lazy-eviction "
     "lazyfree-lazy-expire lazyfree-lazy-server-del lazyfree-lazy-user-del lazyfree-lazy-user-flush "
     "oom-score-adj oom-score-adj-values disable-thp appendfsync-on-rewrite aof-rewrite-incremental-fsync "
-    "rdb-save-incremental-fsync "
-    "latency-monitor-threshold notify-keyspace-events hash-max-listpack-entries hash-max-listpack-value "
-    "hash-max-ziplist-entries hash-max-ziplist-value list-max-listpack-size list-max-ziplist-size "
-    "list-compress-depth set-max-intset-entries zset-max-listpack-entries zset-max-listpack-value "
-    "zset-max-ziplist-entries zset-max-ziplist-value hll-sparse-max-bytes stream-node-max-bytes "
-    "stream-node-max-entries activerehashing dynamic-hz jemalloc-bg-thread "
-    "activedefrag io-threads io-threads-do-reads "
-    "cluster-config-file cluster-node-timeout tls-port "
-    "active-expire-effort shutdown-timeout shutdown-on-sigint shutdown-on-sigterm "
-    "ignore-warnings enable-protected-configs enable-module-command latency-tracking "
-    "latency-tracking-info-percentiles repl-diskless-sync-max-replicas replica-announced "
-    "cluster-announce-ip tracking-table-max-keys propagation-error-behavior lazyfree-lazy-user-flush"
+    "rdb-save-incremental-fsync notify-keyspace-events list-max-listpack-size list-max-ziplist-size "
+    "list-compress-depth hll-sparse-max-bytes stream-node-max-bytes stream-node-max-entries "
+    "activerehashing dynamic-hz jemalloc-bg-thread activedefrag io-threads io-threads-do-reads "
+    "cluster-config-file cluster-node-timeout tls-port active-expire-effort shutdown-timeout "
+    "shutdown-on-sigint shutdown-on-sigterm ignore-warnings enable-protected-configs "
+    "enable-module-command latency-tracking latency-tracking-info-percentiles cluster-announce-ip "
+    "tracking-table-max-keys propagation-error-behavior "
 ).split()
 # What redis-server 7.0 reports for them in CONFIG GET, so tools that read these see familiar values.
 _INERT_DEFAULTS = {
@@ -367,19 +386,9 @@ _INERT_DEFAULTS = {
     "disable-thp": "yes",
     "aof-rewrite-incremental-fsync": "yes",
     "rdb-save-incremental-fsync": "yes",
-    "latency-monitor-threshold": "0",
-    "hash-max-listpack-entries": "512",
-    "hash-max-listpack-value": "64",
-    "hash-max-ziplist-entries": "512",
-    "hash-max-ziplist-value": "64",
     "list-max-listpack-size": "-2",
     "list-max-ziplist-size": "-2",
     "list-compress-depth": "0",
-    "set-max-intset-entries": "512",
-    "zset-max-listpack-entries": "128",
-    "zset-max-listpack-value": "64",
-    "zset-max-ziplist-entries": "128",
-    "zset-max-ziplist-value": "64",
     "hll-sparse-max-bytes": "3000",
     "stream-node-max-bytes": "4096",
     "stream-node-max-entries": "100",
@@ -400,7 +409,6 @@ _INERT_DEFAULTS = {
     "enable-module-command": "no",
     "latency-tracking": "yes",
     "latency-tracking-info-percentiles": "50 99 99.9",
-    "replica-announced": "yes",
     "tracking-table-max-keys": "1000000",
     "propagation-error-behavior": "ignore",
 }

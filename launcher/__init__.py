@@ -3,6 +3,7 @@
 Layout:
     main.py      the `redactor` command line (server, cli, up, down, status, logs)
     config.py    redis.conf files and command-line directives -> actors.config.Config
+    config_rewrite.py  CONFIG REWRITE: the config file rewritten in place as Redis does, atomically
     logs.py      structlog setup (the only place logging is configured)
     node.py      one node process: builds the Server, starts the actors, runs the master loop
     shell.py     `redactor cli`, the interactive client shell over ZeroMQ

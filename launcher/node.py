@@ -10,6 +10,7 @@ when the node's actors failed more often than the supervisor's restart intensity
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import sys
@@ -31,12 +32,23 @@ from actors.replication.actor import ReplicationActor
 from actors.replication.loop_side import Replication
 from actors.server.server import VERSION, Server
 from actors.supervision.supervisor import ChildStartError, Strategy, Supervisor
+from launcher.config_rewrite import rewrite_config_file
 from protocol.ports import bus_port_for
 
 log = structlog.get_logger("redactor.node")
 
 # Exit status when the supervisor gave up on the node's actors: the launcher restarts the process.
 EXIT_SUPERVISOR_GAVE_UP = 3
+
+
+def _change_dir(config: Config, path: str) -> None:
+    """CONFIG SET dir: the node moves into ``path``, so the next RDB and AOF files go there (Redis chdirs);
+    CONFIG GET dir then answers the absolute path, as Redis's getcwd()."""
+    try:
+        os.chdir(path)
+    except OSError as exc:
+        raise ConfigError(exc.strerror or str(exc)) from None
+    config.values["dir"] = os.getcwd()
 
 
 class Node:
@@ -67,6 +79,8 @@ class Node:
         except OSError as exc:
             print(f"Can't chdir to '{data_dir}': {exc.strerror}", file=sys.stderr)
             return 1
+        config.values["dir"] = data_dir  # CONFIG GET dir answers the absolute path, as Redis's getcwd()
+        config.on_change("dir", functools.partial(_change_dir, config))
         try:
             self.server = Server(config)
         except ConfigError as exc:  # ACL users that cannot load (aclfile, `user` lines): Redis stops too
@@ -74,6 +88,8 @@ class Node:
             return 1
         self.server.config_file = self.config_file
         self.server.acl.write_file = write_bytes_atomically  # ACL SAVE replaces the ACL file atomically
+        if self.config_file:
+            self.server.config_rewrite = functools.partial(rewrite_config_file, config, self.config_file)
         self.master = MasterActor(self.server)
         self.server.request_shutdown = self.request_shutdown
         persistence = Persistence(self.server, self.master)  # sets server.persistence: AOF sink, cron, INFO

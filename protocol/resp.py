@@ -13,6 +13,7 @@ command table serves RESP2, RESP3 and the msgpack envelope alike:
     dict             map                            RESP2 flat array          RESP3 ``%``
     set / frozenset  set                            RESP2 array               RESP3 ``~``
     ReplySet         set, in the order given (COMMAND INFO's flags, as Redis orders them)
+    HumanDouble      a preformatted double (GEOPOS) RESP2 bulk                RESP3 ``,``
     Verbatim         verbatim text (INFO)           RESP2 bulk                RESP3 ``=``
     Push             out-of-band message (pub/sub)  RESP2 array               RESP3 ``>``
     MultiReply       several replies to one command, one after the other (SUBSCRIBE a b: one per channel)
@@ -47,6 +48,11 @@ class Verbatim(bytes):
 
 class BigNumber(bytes):
     """A number too big for an integer (a script's {big_number=...}): RESP3 ``(``, RESP2 a bulk string."""
+
+
+class HumanDouble(bytes):
+    """A double already formatted as Redis's addReplyHumanLongDouble writes it (GEOPOS's coordinates):
+    RESP3 ``,13.36138933897018433``, RESP2 a bulk string of the same text."""
 
 
 class Push(list):
@@ -166,6 +172,8 @@ def encode_into(out: list[bytes], value: Any, resp3: bool) -> None:
             out.append(b"#t\r\n" if value else b"#f\r\n")
         else:
             out.append(b":1\r\n" if value else b":0\r\n")
+    elif kind is HumanDouble and resp3:
+        out.append(b"," + value + CRLF)
     elif kind is BigNumber and resp3:
         out.append(b"(" + value + CRLF)
     elif isinstance(value, bytes | bytearray | memoryview):

@@ -52,6 +52,20 @@ _NO_ITEM: Any = object()
 _join = b"".join
 
 
+# A negative multibulk count at the start of a request ("*-10\r\n"): Redis reads it as an empty request and
+# skips it (processMultibulkBuffer: ll <= 0); hiredis refuses any count below -1.
+_NEGATIVE_COUNT_RE = re.compile(rb"\*-\d+\r\n")
+
+
+def _skip_negative_counts(data: bytes) -> bytes:
+    """``data`` without the negative-count requests it starts with (complete header lines only)."""
+    while True:
+        match = _NEGATIVE_COUNT_RE.match(data)
+        if match is None:
+            return data
+        data = data[match.end() :]
+
+
 def _has_big_count(data: bytes) -> bool:
     """True if ``data`` holds a '*' followed by 7+ digits (see _BIG_COUNT_MARK)."""
     return _BIG_COUNT_MARK in data.translate(_DIGITS_AS_ZERO)
@@ -148,6 +162,8 @@ class RequestParser:
         self._ahead = 0
 
     def feed(self, data: bytes) -> None:
+        if self._boundary and not self._inline and data[1:2] == b"-":
+            data = _skip_negative_counts(data)
         if not data:
             return
         if self._inline or (self._boundary and data[:1] != b"*"):
@@ -230,6 +246,7 @@ class RequestParser:
             not self._boundary
             or self._inline
             or data[:1] != b"*"
+            or data[1:2] == b"-"  # "*-10": skipped by feed(), as Redis skips a count below one
             or self._error is not None
             or _has_big_count(data)
             or len(data) >= MIN_BULK_LIMIT

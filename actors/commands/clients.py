@@ -167,9 +167,17 @@ def _client_kill(client: Client, argv: list[bytes]) -> Any:
                 raise CommandError(errors.SYNTAX)
             skipme = value.lower() == b"yes"
         elif opt in (b"id", b"addr", b"laddr", b"type", b"user"):
-            if opt == b"id":
-                parse_int(value, "ERR client-id should be greater than 0")
-            elif opt == b"user" and value.decode("utf-8", "surrogateescape") not in server.acl.users:
+            if opt == b"id" and parse_int(value, "ERR client-id should be greater than 0") <= 0:
+                raise CommandError("ERR client-id should be greater than 0")
+            if opt == b"type" and value.lower() not in (
+                b"normal",
+                b"master",
+                b"replica",
+                b"slave",
+                b"pubsub",
+            ):
+                raise CommandError(f"ERR Unknown client type '{value.decode('utf-8', 'replace')}'")
+            if opt == b"user" and value.decode("utf-8", "surrogateescape") not in server.acl.users:
                 raise CommandError(f"ERR No such user '{value.decode('utf-8', 'replace')}'")
             filters.append((opt, value))
         else:

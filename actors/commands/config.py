@@ -1,4 +1,4 @@
-"""CONFIG GET / SET / RESETSTAT / HELP over the node's ``Config`` (actors/config.py)."""
+"""CONFIG GET / SET / RESETSTAT / REWRITE / HELP over the node's ``Config`` (actors/config.py)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     (0, 0, 0),
     "server",
     "A container for server configuration commands",
-    subcommands=("get", "set", "resetstat", "help"),
+    subcommands=("get", "set", "resetstat", "rewrite", "help"),
 )
 def cmd_config(client: Client, argv: list[bytes]) -> Any:
     server = client.server
@@ -73,13 +73,28 @@ def cmd_config(client: Client, argv: list[bytes]) -> Any:
         for cmd in server.commands.values():  # this server's table: counters are per instance
             cmd.calls = cmd.usec = cmd.failed_calls = cmd.rejected_calls = 0
         return OK
+    if sub == b"rewrite":
+        # The launcher's writer (launcher/config_rewrite.py), set only when the node started from a file.
+        if server.config_rewrite is None:
+            raise CommandError("ERR The server is running without a config file")
+        try:
+            server.config_rewrite()
+        except OSError as exc:
+            raise CommandError(f"ERR Rewriting config file: {exc.strerror or exc}") from None
+        return OK
     if sub == b"help":
         return [
             b"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             b"GET <pattern>",
+            b"    Return parameters matching the glob-like <pattern> and their values.",
             b"SET <directive> <value>",
+            b"    Set the configuration <directive> to <value>.",
             b"RESETSTAT",
+            b"    Reset statistics reported by the INFO command.",
+            b"REWRITE",
+            b"    Rewrite the configuration file.",
             b"HELP",
+            b"    Prints this help.",
         ]
     raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "config")
 

@@ -134,6 +134,7 @@ def cmd_reset(client: Client, argv: list[bytes]) -> Any:
             if not watchers:
                 del db.watched[key]
     client.watched.clear()
+    server.remove_monitor(client)
     for hook in server.client_removed_hooks:
         hook(client)  # pub/sub and blocked-client families forget this client
     client.channels.clear()

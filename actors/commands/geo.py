@@ -21,6 +21,7 @@ from actors.commands.zsets import cmd_zadd, parse_score
 from actors.data.types import ZSet
 from protocol import errors
 from protocol.errors import CommandError
+from protocol.resp import NULL_ARRAY, HumanDouble
 
 if TYPE_CHECKING:
     from actors.server.client import Client
@@ -94,12 +95,12 @@ def distance(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     return 2.0 * EARTH_RADIUS_IN_METERS * math.asin(math.sqrt(a))
 
 
-def human_double(value: float) -> bytes:
-    """addReplyHumanLongDouble: 17 decimals of the exact value, trailing zeros dropped."""
+def human_double(value: float) -> HumanDouble:
+    """addReplyHumanLongDouble: 17 decimals of the exact value, trailing zeros dropped (a double in RESP3)."""
     text = format(Decimal(value), ".17f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
-    return text.encode()
+    return HumanDouble(text.encode())
 
 
 def _float(raw: bytes) -> float:
@@ -175,7 +176,11 @@ def _positions(client: Client, argv: list[bytes]) -> list[tuple[float, float] | 
 
 @command("geopos", -2, "readonly", (1, 1, 1), "geo", "Returns longitude and latitude of members")
 def cmd_geopos(client: Client, argv: list[bytes]) -> Any:
-    return [None if p is None else [human_double(p[0]), human_double(p[1])] for p in _positions(client, argv)]
+    # A missing member is a null array, as Redis's addReplyNullArray (RESP2 ``*-1``, RESP3 ``_``).
+    return [
+        NULL_ARRAY if p is None else [human_double(p[0]), human_double(p[1])]
+        for p in _positions(client, argv)
+    ]
 
 
 @command("geodist", -4, "readonly", (1, 1, 1), "geo", "Returns the distance between two members")

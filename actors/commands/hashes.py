@@ -33,6 +33,7 @@ from protocol.errors import CommandError
 from protocol.resp import OK, format_float_human
 
 if TYPE_CHECKING:
+    from actors.config import Config
     from actors.server.client import Client
 
 RANGE_LONG = "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
@@ -58,6 +59,7 @@ def scan_members(
     members_of: Callable[[], list[Any]],
     present: Callable[[Any], bool],
     emit: Callable[[Any, list[bytes]], None],
+    config: Config | None = None,
 ) -> list[Any]:
     """HSCAN/SSCAN/ZSCAN ``key cursor [MATCH p] [COUNT n]``: the reply ``[next cursor, flat elements]``.
 
@@ -73,7 +75,7 @@ def scan_members(
     if collection is None:
         return [b"0", out]
     members: Iterable[Any]
-    if object_encoding(collection) in ("listpack", "intset"):
+    if object_encoding(collection, config) in ("listpack", "intset"):
         members = members_of()
         next_cursor = 0
     else:
@@ -357,5 +359,10 @@ def cmd_hscan(client: Client, argv: list[bytes]) -> Any:
         out.append(fields[field])
 
     return scan_members(
-        argv, fields, lambda: list(fields or ()), lambda field: fields is not None and field in fields, emit
+        argv,
+        fields,
+        lambda: list(fields or ()),
+        lambda field: fields is not None and field in fields,
+        emit,
+        config=client.server.config,
     )

@@ -1,5 +1,6 @@
-"""INFO: the built-in sections (server, clients, memory, stats, cpu, keyspace, commandstats) and the
-rendering of those the subsystems register in ``server.info_sections`` (persistence, replication, actors)."""
+"""INFO: the built-in sections (server, clients, memory, stats, cpu, modules, errorstats, cluster, keyspace,
+commandstats), Redis 7.0's default / all / everything selections and order, and the rendering of those the
+subsystems register in ``server.info_sections`` (persistence, replication, actors)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.server.client import ClientKind
+from actors.server.errorstats import info_errorstats
 from actors.version import REDIS_VERSION, VERSION
 from protocol.resp import Verbatim
 
@@ -136,6 +138,7 @@ def _section_stats(server: Server) -> list[tuple[str, Any]]:
         ("keyspace_misses", ks.keyspace_misses),
         ("pubsub_channels", len(getattr(server, "pubsub_channels", {}))),
         ("pubsub_patterns", len(getattr(server, "pubsub_patterns", {}))),
+        ("pubsubshard_channels", len(server.pubsub_shard_channels)),
         ("latest_fork_usec", persistence.latest_fork_usec if persistence is not None else 0),
         ("total_forks", persistence.total_forks if persistence is not None else 0),
         ("total_error_replies", st.total_error_replies),
@@ -185,8 +188,17 @@ def _section_commandstats(server: Server) -> list[tuple[str, Any]]:
     return lines
 
 
-# Section order as Redis prints it; persistence, replication and actors come from their subsystems.
-DEFAULT_SECTIONS = [
+def _section_modules(server: Server) -> list[tuple[str, Any]]:
+    return []  # no modules: Redis prints the header alone
+
+
+def _section_cluster(server: Server) -> list[tuple[str, Any]]:
+    return [("cluster_enabled", int(bool(server.config["cluster-enabled"])))]
+
+
+# Redis 7.0's sections in the one order it prints them, whatever order they are asked in (genRedisInfoString).
+# persistence and replication come from their subsystems; latencystats is not kept yet.
+ALL_SECTIONS = [
     "server",
     "clients",
     "memory",
@@ -194,10 +206,16 @@ DEFAULT_SECTIONS = [
     "stats",
     "replication",
     "cpu",
-    "actors",
+    "modules",
+    "commandstats",
+    "errorstats",
+    "cluster",
     "keyspace",
 ]
-EXTRA_SECTIONS = ["commandstats"]
+# `INFO` and `INFO default`: all of them but commandstats (and latencystats).
+DEFAULT_SECTIONS = [name for name in ALL_SECTIONS if name != "commandstats"]
+# `INFO everything` adds what Redis's modules would: here redactor's own sections (actors).
+EXTRA_SECTIONS = ["actors"]
 
 
 def _section(server: Server, name: str) -> list[tuple[str, Any]] | None:
@@ -207,6 +225,9 @@ def _section(server: Server, name: str) -> list[tuple[str, Any]] | None:
         "memory": _section_memory,
         "stats": _section_stats,
         "cpu": _section_cpu,
+        "modules": _section_modules,
+        "errorstats": info_errorstats,
+        "cluster": _section_cluster,
         "keyspace": _section_keyspace,
         "commandstats": _section_commandstats,
     }
@@ -224,17 +245,21 @@ _SECTION_TITLES = {"cpu": "CPU"}
 
 
 def render_info(server: Server, wanted: list[str]) -> bytes:
-    names: list[str] = []
+    asked: set[str] = set()
     for name in wanted or ["default"]:
         name = name.lower()
         if name == "default":
-            names += DEFAULT_SECTIONS
-        elif name in ("all", "everything"):
-            names += DEFAULT_SECTIONS + EXTRA_SECTIONS
+            asked.update(DEFAULT_SECTIONS)
+        elif name == "all":
+            asked.update(ALL_SECTIONS)
+        elif name == "everything":
+            asked.update(ALL_SECTIONS + EXTRA_SECTIONS + list(server.info_sections))
         else:
-            names.append(name)
+            asked.add(name)
+    # Redis's order first, then any other section asked for (redactor's own) in name order.
+    names = [n for n in ALL_SECTIONS if n in asked] + sorted(asked.difference(ALL_SECTIONS))
     chunks = []
-    for name in dict.fromkeys(names):
+    for name in names:
         lines = _section(server, name)
         if lines is None:
             continue

@@ -26,11 +26,13 @@ from actors.data.evict import STAMP_MASK, Policy, lfu_decayed, lru_idle_ms
 from actors.data.keyspace import TYPE_NAMES
 from actors.data.stream import Stream
 from actors.data.types import ZSet
+from actors.server.blocking import signal_swapped_dbs
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK
 
 if TYPE_CHECKING:
+    from actors.config import Config
     from actors.server.client import Client
     from actors.server.ports import SnapshotCodec
 
@@ -409,6 +411,9 @@ def cmd_swapdb(client: Client, argv: list[bytes]) -> Any:
         raise CommandError(errors.DB_INDEX)
     if a != b:
         keyspace.swap(a, b)
+        # Clients blocked on a key that now holds data in either database are served (Redis's
+        # scanDatabaseForReadyKeys).
+        signal_swapped_dbs(client.server, (a, b))
     keyspace.dirty += 1
     return OK
 
@@ -434,8 +439,10 @@ def _is_int_string(value: bytes) -> bool:
     return -(2**63) <= int(value) < 2**63
 
 
-def object_encoding(value: Any) -> str:
-    """The encoding Redis 7.0 would report for this value (clients and tools read it)."""
+def object_encoding(value: Any, config: Config | None = None) -> str:
+    """The encoding Redis 7.0 would report for this value (clients and tools read it), under ``config``'s
+    *-max-listpack-* and set-max-intset-entries limits (Redis's defaults without one). Unlike Redis, a
+    collection that shrinks back under the limits reports the small encoding again (no conversion is kept)."""
     kind = type(value)
     if kind is bytes:
         if _is_int_string(value):
@@ -444,19 +451,21 @@ def object_encoding(value: Any) -> str:
     if kind is deque:
         return "quicklist"
     if kind is dict:
-        small = len(value) <= HASH_LISTPACK_MAX_ENTRIES and all(
-            len(k) <= LISTPACK_MAX_VALUE_BYTES and len(v) <= LISTPACK_MAX_VALUE_BYTES
-            for k, v in value.items()
+        max_entries = config["hash-max-listpack-entries"] if config else HASH_LISTPACK_MAX_ENTRIES
+        max_bytes = config["hash-max-listpack-value"] if config else LISTPACK_MAX_VALUE_BYTES
+        small = len(value) <= max_entries and all(
+            len(k) <= max_bytes and len(v) <= max_bytes for k, v in value.items()
         )
         return "listpack" if small else "hashtable"
     if kind is set:
-        if len(value) <= INTSET_MAX_ENTRIES and all(_is_int_string(m) for m in value):
+        max_entries = config["set-max-intset-entries"] if config else INTSET_MAX_ENTRIES
+        if len(value) <= max_entries and all(_is_int_string(m) for m in value):
             return "intset"
         return "hashtable"
     if kind is ZSet:
-        small = len(value) <= ZSET_LISTPACK_MAX_ENTRIES and all(
-            len(m) <= LISTPACK_MAX_VALUE_BYTES for m in value.scores
-        )
+        max_entries = config["zset-max-listpack-entries"] if config else ZSET_LISTPACK_MAX_ENTRIES
+        max_bytes = config["zset-max-listpack-value"] if config else LISTPACK_MAX_VALUE_BYTES
+        small = len(value) <= max_entries and all(len(m) <= max_bytes for m in value.scores)
         return "listpack" if small else "skiplist"
     if kind is Stream:
         return "stream"
@@ -525,7 +534,7 @@ def cmd_object(client: Client, argv: list[bytes]) -> Any:
     if value is None:
         return None
     if sub == b"encoding":
-        return object_encoding(value).encode()
+        return object_encoding(value, client.server.config).encode()
     if sub in (b"freq", b"idletime"):
         return object_access(client, argv[2], sub == b"freq")
     # Redis shares the objects of small integers (0..9999) and reports them with OBJ_SHARED_REFCOUNT.

@@ -14,8 +14,8 @@ RESP2 array, a RESP3 push, or a native KIND_PUSH envelope).
 In RESP2 a subscribed client may only run (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT / RESET: the commands
 flagged ``pubsub-ok``; the dispatcher refuses the rest. RESP3 clients may run anything.
 
-Sharded pub/sub (SSUBSCRIBE, SPUBLISH) is not implemented: PUBSUB SHARDCHANNELS and SHARDNUMSUB answer as
-Redis does when nobody uses it.
+Sharded pub/sub (SSUBSCRIBE, SPUBLISH) lives in pubsub_shard.py; PUBSUB SHARDCHANNELS and SHARDNUMSUB read its
+registry, ``server.pubsub_shard_channels``.
 """
 
 from __future__ import annotations
@@ -249,16 +249,16 @@ def cmd_pubsub(client: Client, argv: list[bytes]) -> Any:
     if sub == b"channels" or sub == b"shardchannels":
         if len(argv) > 3:
             raise _syntax_error(argv)
-        if sub == b"shardchannels":
-            return []
+        registry = server.pubsub_shard_channels if sub == b"shardchannels" else server.pubsub_channels
         if len(argv) == 2:
-            return list(server.pubsub_channels)
+            return list(registry)
         pattern = argv[2]
-        return [channel for channel in server.pubsub_channels if glob_match(pattern, channel)]
+        return [channel for channel in registry if glob_match(pattern, channel)]
     if sub == b"numsub" or sub == b"shardnumsub":
         reply: list[Any] = []
+        registry = server.pubsub_shard_channels if sub == b"shardnumsub" else server.pubsub_channels
         for channel in argv[2:]:
-            subscribers = server.pubsub_channels.get(channel) if sub == b"numsub" else None
+            subscribers = registry.get(channel)
             reply.append(channel)
             reply.append(len(subscribers) if subscribers else 0)
         return reply

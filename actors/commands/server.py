@@ -34,7 +34,7 @@ SUBCOMMAND_ARITY: dict[str, dict[bytes, int]] = {
         b"unblock": -3,
         b"help": 2,
     },
-    "config": {b"get": -3, b"set": -4, b"resetstat": 2, b"help": 2},
+    "config": {b"get": -3, b"set": -4, b"resetstat": 2, b"rewrite": 2, b"help": 2},
     "slowlog": {b"get": -2, b"len": 2, b"reset": 2, b"help": 2},
 }
 

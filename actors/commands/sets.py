@@ -107,9 +107,10 @@ def cmd_smove(client: Client, argv: list[bytes]) -> Any:
         keyspace.set(db, dst_key, dst)
     keyspace.dirty += 1
     if member not in dst:
+        # Only a real addition changes the destination: a WATCH of it survives a member already there.
         dst.add(member)
         keyspace.dirty += 1
-    keyspace.touch(db, dst_key)
+        keyspace.touch(db, dst_key)
     return 1
 
 
@@ -220,7 +221,7 @@ def cmd_sscan(client: Client, argv: list[bytes]) -> Any:
 
     def members_of() -> list[bytes]:
         # An intset (small set of integers) is sorted in Redis, and SSCAN returns it in that order.
-        if members and object_encoding(members) == "intset":
+        if members and object_encoding(members, client.server.config) == "intset":
             return sorted(members, key=int)
         return list(members or ())
 
@@ -230,6 +231,7 @@ def cmd_sscan(client: Client, argv: list[bytes]) -> Any:
         members_of,
         lambda m: members is not None and m in members,
         lambda m, out: out.append(m),
+        config=client.server.config,
     )
 
 

@@ -420,4 +420,5 @@ def cmd_zscan(client: Client, argv: list[bytes]) -> Any:
         lambda: [member for _, member in zset.ordered] if zset is not None else [],
         lambda member: zset is not None and member in zset.scores,
         emit,
+        config=client.server.config,
     )

@@ -219,13 +219,31 @@ class Keyspace:
     def swap(self, a: int, b: int) -> None:
         """SWAPDB: exchange contents (not watch lists, which belong to the index clients selected)."""
         da, dbb = self.dbs[a], self.dbs[b]
-        self.touch_all(da)
-        self.touch_all(dbb)
+        self._touch_swapped(da, dbb)
+        self._touch_swapped(dbb, da)
         da.swap_with(dbb)
         da.forget_cursors()
         dbb.forget_cursors()
-        self.touch_all(da)
-        self.touch_all(dbb)
+
+    def _live(self, db: Database, key: bytes) -> bool:
+        """``key`` is in ``db`` and not logically expired (it may sit there expired, unnoticed)."""
+        if key not in db.data:
+            return False
+        when_ms = db.expires.get(key)
+        return when_ms is None or self.ignore_ttl or when_ms > self.clock()
+
+    def _touch_swapped(self, emptied: Database, replaced_with: Database) -> None:
+        """Dirty the watchers of ``emptied``'s keys whose logical value SWAPDB changes (Redis's
+        touchAllWatchedKeysInDb): a live key on either side is a change; a missing or expired key replaced
+        by a missing or expired one is not."""
+        for key, watchers in list(emptied.watched.items()):
+            if self._live(emptied, key) or self._live(replaced_with, key):
+                for client in watchers:
+                    client.dirty_cas = True
+            elif key in replaced_with.data:
+                # An expired key about to replace a missing (or expired) one: deleted now, as any read would
+                # (and propagated), so EXEC does not take it for a watched key that expired since WATCH.
+                self.lookup(replaced_with, key)
 
     def replace_all(self, dbs: list[Database]) -> None:
         """Swap in a whole new dataset at once (RDB load, replica full sync)."""

@@ -33,6 +33,7 @@ from actors.loop.fastlane import NAMES as FAST_LANE_NAMES
 from actors.loop.fastlane import FastLane
 from actors.persistence.rdb import codec as rdb_codec
 from actors.server.client import Client, ClientKind
+from actors.server.errorstats import count_error_reply
 from actors.server.server import BLOCKED, Server
 from actors.server.stream import StreamBatch
 from protocol import envelope
@@ -183,7 +184,7 @@ class RespConnection(asyncio.Protocol):
                     break
                 continue
             if isinstance(reply, CommandError):
-                self.server.stats.total_error_replies += 1
+                count_error_reply(self.server, reply)
             if client.resp3 is not resp3:
                 resp3 = client.resp3
             encode_into(out, reply, resp3)
@@ -483,7 +484,7 @@ class MasterActor:
             if reply is BLOCKED:
                 continue
             if isinstance(reply, CommandError):
-                server.stats.total_error_replies += 1
+                count_error_reply(server, reply)
             self._native_out.append((identity, envelope.encode_reply(request_id, reply)))
             if peer.client.close_requested:
                 self.native_peers.pop(identity, None)

@@ -300,6 +300,8 @@ class Replication:
                 self.server, ClientKind.MASTER, f"{host}:{self.master_port}", f"bus:{self.server.port}"
             )
             client.authenticated = True
+            # CLIENT KILL TYPE master: drop the link; the replica reconnects and resyncs, as Redis does.
+            client.kill = lambda: self._tell(m.Relink(self.gen, "killed by CLIENT KILL"))
             self.master_client = client
             self.server.add_client(client)
         return client

@@ -50,7 +50,7 @@ def info_section(replication: Replication) -> list[tuple[str, Any]]:
         lines += [
             ("slave_priority", config["replica-priority"]),
             ("slave_read_only", int(bool(config["replica-read-only"]))),
-            ("replica_announced", 1),
+            ("replica_announced", int(bool(config["replica-announced"]))),
         ]
     replicas = replication.replicas_view
     lines.append(("connected_slaves", len(replicas)))

@@ -35,6 +35,7 @@ from actors.scripting.functions import FunctionStore
 from actors.scripting.runtime import FUNCTION_KILLED, SCRIPT_KILLED, LuaRuntime
 from actors.server.acl import full_name
 from actors.server.client import Client, ClientKind
+from actors.server.errorstats import count_error_reply
 from protocol import errors
 from protocol.errors import CommandError
 
@@ -265,7 +266,7 @@ class ScriptEngine:
         if caller.blocked is run:
             caller.blocked = None
         if isinstance(reply, CommandError):
-            server.stats.total_error_replies += 1
+            count_error_reply(server, reply)
         caller.deliver(reply)
         if server.after_command is not None:
             server.after_command()

@@ -9,5 +9,7 @@ Layout:
     buffers.py    client-output-buffer-limit: closing clients whose unsent replies pass their class's limits
     acl.py        ACL users, the per-command permission check, AUTH, the ACL LOG, the ACL file
     acl_rules.py  the ACL rule language: User and Selector records, applying and describing rules, categories
+    errorstats.py error replies counted by prefix (total_error_replies, INFO errorstats), as Redis
+    latency.py    the latency monitor's event series (latency-monitor-threshold), read by LATENCY
     ports.py      the commands' whole view of the actors: PersistencePort, ReplicationPort, SupervisorPort, ...
 """

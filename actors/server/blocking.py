@@ -301,6 +301,18 @@ def registry(server: Server) -> BlockingRegistry:
     return found
 
 
+def signal_swapped_dbs(server: Server, db_ids: tuple[int, ...]) -> None:
+    """SWAPDB: every key waited on in these databases that now holds data is ready (no-op when nobody ever
+    blocked); the serving loop then checks each one's type, as after any write."""
+    found = _registries.get(server)
+    if found is None:
+        return
+    dbs = server.keyspace.dbs
+    for db_id, key in list(found.waiting):
+        if db_id in db_ids and key in dbs[db_id].data:
+            found.signal_key_ready(dbs[db_id], key)
+
+
 def signal_key_ready(server: Server, db: Database, key: bytes) -> None:
     """Tell waiters of ``key`` that it may have data (no-op when nobody ever blocked)."""
     found = _registries.get(server)

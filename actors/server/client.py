@@ -57,6 +57,7 @@ class Client:
         self.watched: list[tuple[Database, bytes]] = []
         self.channels: set[bytes] = set()
         self.patterns: set[bytes] = set()
+        self.shard_channels: set[bytes] = set()  # SSUBSCRIBE (actors/commands/pubsub_shard.py)
         # A write whose effect is not a pure function of its arguments (SET EX, INCRBYFLOAT, SPOP, ...) sets
         # the commands to propagate instead of its own argv.
         self.propagate_as: list[list[bytes]] | None = None
@@ -90,7 +91,7 @@ class Client:
 
     @property
     def in_pubsub(self) -> bool:
-        return bool(self.channels or self.patterns)
+        return bool(self.channels or self.patterns or self.shard_channels)
 
     def select(self, index: int) -> None:
         self.db = self.server.keyspace.dbs[index]
@@ -115,7 +116,7 @@ class Client:
         return (
             f"id={self.id} addr={self.addr} laddr={self.laddr} fd=-1 name={self.name.decode('utf-8', 'replace')} "
             f"age={int(now - self.created_s)} idle={int(now - self.last_interaction_s)} flags={flags} "
-            f"db={self.db.id} sub={len(self.channels)} psub={len(self.patterns)} ssub=0 "
+            f"db={self.db.id} sub={len(self.channels)} psub={len(self.patterns)} ssub={len(self.shard_channels)} "
             f"multi={-1 if self.multi is None else len(self.multi)} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 "
             f"rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={self.last_command} user={self.user.name} "
             f"redir=-1 resp={3 if self.resp3 else 2} lib-name={self.lib_name} lib-ver={self.lib_ver}"

@@ -22,7 +22,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any
 
@@ -32,8 +32,9 @@ from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction,
 from actors.config import Config
 from actors.data.keyspace import Keyspace, wall_clock_ms
 from actors.scripting.engine import ScriptEngine
-from actors.server.buffers import OutputBufferLimits
+from actors.server import latency
 from actors.server.acl import Acl
+from actors.server.buffers import OutputBufferLimits
 from actors.server.client import Client, ClientKind
 from actors.server.maxmemory import MemoryGuard
 from actors.server.ports import MasterPort, PersistencePort, ReplicationPort, SnapshotCodec, SupervisorPort
@@ -72,6 +73,8 @@ class Stats:
     sync_full: int = 0
     sync_partial_ok: int = 0
     sync_partial_err: int = 0
+    # Error replies by prefix (ERR, WRONGTYPE...): INFO errorstats (actors/server/errorstats.py).
+    error_counts: dict[str, int] = field(default_factory=dict)
 
 
 # The fast lane does not time its GET/SETs one by one: with a SLOWLOG threshold below this, where they could
@@ -126,6 +129,8 @@ class Server:
         self.port = int(config["port"])
         # The config file the node started from ("" for none): INFO server's config_file.
         self.config_file = ""
+        # CONFIG REWRITE's writer, set by the launcher when the node has a config file (None: refused).
+        self.config_rewrite: Callable[[], None] | None = None
         # Cached config values read on every command (CONFIG SET keeps them fresh).
         self.requirepass: str = config["requirepass"]
         config.on_change("requirepass", self._on_requirepass)
@@ -135,6 +140,9 @@ class Server:
         # add_monitor): changing one recomputes ``_unrestricted``, the single flag the dispatcher tests on every
         # command instead of seven.
         self._unrestricted = True
+        # SSUBSCRIBE's registry (actors/commands/pubsub_shard.py): while it is not empty, commands take the
+        # slow path, where a RESP2 client with shard subscriptions is held to the pub/sub commands.
+        self.pubsub_shard_channels: dict[bytes, dict[Client, None]] = {}
         # Set while a dataset is loading: commands not flagged "loading" get -LOADING.
         self._loading = False
         # Replication role, maintained by the replication actor's loop-side handle.
@@ -154,6 +162,11 @@ class Server:
         self.slowlog_next_id = 0
         self.slowlog_threshold_us = int(config["slowlog-log-slower-than"])
         config.on_change("slowlog-log-slower-than", self._on_slowlog_threshold)
+        # latency-monitor-threshold in microseconds (0: off), compared with each command's duration in call().
+        self.latency_threshold_us = int(config["latency-monitor-threshold"]) * 1000
+        config.on_change(
+            "latency-monitor-threshold", lambda v: setattr(self, "latency_threshold_us", int(v) * 1000)
+        )
         config.on_change("slowlog-max-len", self._on_slowlog_max_len)
         # MONITOR clients: every command run is echoed to them (which also keeps commands off the fast paths).
         self.monitors: list[Client] = []
@@ -240,6 +253,7 @@ class Server:
             or self._disk_error is not None
             or self._script_busy is not None
             or bool(self.monitors)
+            or bool(self.pubsub_shard_channels)
             or 0 <= self.slowlog_threshold_us < SLOWLOG_FAST_LANE_FLOOR_US
             or self.memory.tracking
             or self.acl.enforcing
@@ -370,7 +384,11 @@ class Server:
                 return self._reject(client, cmd, errors.READONLY)
             if self.write_refusal is not None:
                 return self._reject(client, cmd, self.write_refusal)
-        if (client.channels or client.patterns) and not client.resp3 and not cmd.allowed_in_pubsub:
+        if (
+            (client.channels or client.patterns or client.shard_channels)
+            and not client.resp3
+            and not cmd.allowed_in_pubsub
+        ):
             return self._reject(client, cmd, _PUBSUB_ALLOWED.format(_full_name(cmd, argv)))
         if self.refuse_stale and not cmd.allowed_when_stale and client.kind is not ClientKind.MASTER:
             return self._reject(client, cmd, _MASTERDOWN)
@@ -410,6 +428,8 @@ class Server:
             cmd.failed_calls += 1
         duration_us = (perf_counter_ns() - started_ns) // 1000
         cmd.usec += duration_us
+        if duration_us >= self.latency_threshold_us > 0:
+            latency.command_ran(self, "fast" in cmd.flags, duration_us)
         if duration_us >= self.slowlog_threshold_us >= 0 and cmd.name != "exec":
             self._log_slow(client, argv, duration_us)  # EXEC's commands are logged each (Redis: skip_slowlog)
         cmd.calls += 1
@@ -495,6 +515,16 @@ class Server:
     def add_monitor(self, client: Client) -> None:
         if client not in self.monitors:
             self.monitors.append(client)
+            self._restrictions_changed()
+
+    def shard_subscriptions_changed(self) -> None:
+        """SSUBSCRIBE / SUNSUBSCRIBE changed whether anyone holds a shard subscription."""
+        self._restrictions_changed()
+
+    def remove_monitor(self, client: Client) -> None:
+        """RESET of a monitor: it stops receiving lines (its own RESET included), as in Redis."""
+        if client in self.monitors:
+            self.monitors.remove(client)
             self._restrictions_changed()
 
     def _feed_monitors(self, client: Client, argv: list[bytes]) -> None:
