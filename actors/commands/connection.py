@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +55,8 @@ def _check_password(client: Client, username: bytes, password: bytes) -> None:
             "ERR AUTH <password> called without any password configured for the default user. "
             "Are you sure your configuration is correct?"
         )
-    if username != b"default" or password != required.encode():
+    # Constant time: the comparison must not tell an attacker how many leading bytes were right.
+    if username != b"default" or not hmac.compare_digest(password, required.encode()):
         raise CommandError(errors.WRONGPASS)
     client.authenticated = True
 

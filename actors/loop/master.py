@@ -30,7 +30,9 @@ import zmq
 
 from actors.loop.fastlane import NAMES as FAST_LANE_NAMES
 from actors.loop.fastlane import FastLane
+from actors.loop.preauth import refuse as refuse_preauth
 from actors.persistence.rdb import codec as rdb_codec
+from actors.ratelog import remote_errors
 from actors.server.client import Client, ClientKind
 from actors.server.server import BLOCKED, Server
 from actors.server.stream import StreamBatch
@@ -38,6 +40,7 @@ from protocol import envelope
 from protocol.errors import CommandError, ProtocolError
 from protocol.resp import BULK_HEADERS, CRLF, OK, OK_REPLY, encode_into
 from protocol.resp_parse import RequestParser
+from protocol.resp_preauth import PreAuthGuard
 
 log = structlog.get_logger("redactor.master")
 
@@ -84,6 +87,8 @@ class RespConnection(asyncio.Protocol):
         # Commands that arrived while the client was blocked (BLPOP ...): run once it is woken.
         self.backlog: deque[list[bytes]] = deque()
         self.closed = False
+        # Walks the reads while the client is unauthenticated (Redis 7's limits: actors/loop/preauth.py).
+        self.guard: PreAuthGuard | None = PreAuthGuard()
 
     # -- asyncio callbacks ---------------------------------------------------------------------------------
 
@@ -122,6 +127,11 @@ class RespConnection(asyncio.Protocol):
         client = self.client
         if client is None or self.closed:
             return
+        if not client.authenticated and self.guard is not None:
+            refusal = self.guard.check(data)
+            if refusal is not None:
+                refuse_preauth(self, data, refusal)
+                return
         server = self.server
         server.stats.net_input_bytes += len(data)
         commands: list[list[bytes]] = []
@@ -133,7 +143,7 @@ class RespConnection(asyncio.Protocol):
                 not exc.silent
             ):  # a client over client-query-buffer-limit is closed without a word, as in Redis
                 self.out.append(b"-" + str(exc).encode() + b"\r\n")
-            log.info("client_error", client_id=client.id, addr=client.addr, reason=str(exc))
+            remote_errors.info("client_error", client_id=client.id, addr=client.addr, reason=str(exc))
             client.close_requested = True
             self.master.schedule_flush(self)
             return
@@ -428,13 +438,13 @@ class MasterActor:
                 self._native_out.append(
                     (identity, envelope.encode_error(envelope.peek_request_id(frame), str(exc)))
                 )
-                log.info("client_error", transport="zmq", reason=str(exc))
+                remote_errors.info("client_error", transport="zmq", reason=str(exc))
                 continue
             except envelope.ProtocolVersionError as exc:
                 self._native_out.append(
                     (identity, envelope.encode_error(envelope.peek_request_id(frame), str(exc)))
                 )
-                log.info("client_error", transport="zmq", reason=str(exc))
+                remote_errors.info("client_error", transport="zmq", reason=str(exc))
                 continue
             peer = self.native_peers.get(identity)
             if peer is None:

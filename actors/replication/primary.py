@@ -11,6 +11,7 @@ gets every batch of the stream (``enqueue`` / ``flush``) and a Ping every repl-p
 
 from __future__ import annotations
 
+import hmac
 import os
 import time
 from dataclasses import dataclass, field
@@ -181,7 +182,7 @@ class PrimarySide:
 
     def _check_auth(self, auth: Any) -> str | None:
         password = self.config["requirepass"]
-        if password and auth != password:
+        if password and not (isinstance(auth, str) and hmac.compare_digest(auth.encode(), password.encode())):
             return "NOAUTH Authentication required." if not auth else errors.WRONGPASS
         return None
 
