@@ -185,6 +185,10 @@ DIRECTIVES: list[Directive] = [
     Directive("timeout", _int_parser(0, 2**31 - 1), 0),
     Directive("tcp-keepalive", _int_parser(0, 2**31 - 1), 300),
     Directive("maxclients", _int_parser(1, 2**31 - 1), 10000),
+    # The bus's door (actors/bus/admission.py): peers that have not authenticated yet, how many may be
+    # connected at once and how long one may stay idle before it is dropped.
+    Directive("bus-max-unauthenticated-peers", _int_parser(1, 2**31 - 1), 128),
+    Directive("bus-auth-timeout-ms", _int_parser(100, 2**31 - 1), 5000),
     Directive("slowlog-log-slower-than", _int_parser(-1, 2**63 - 1), 10000),  # microseconds; -1: off
     Directive("slowlog-max-len", _int_parser(0, 2**63 - 1), 128),
     Directive("requirepass", _str_parser, ""),

@@ -28,6 +28,7 @@ from typing import Any
 import structlog
 import zmq
 
+from actors.bus.admission import PeerAuthenticated
 from actors.loop.fastlane import NAMES as FAST_LANE_NAMES
 from actors.loop.fastlane import FastLane
 from actors.loop.preauth import refuse as refuse_preauth
@@ -305,6 +306,8 @@ class MasterActor:
         self.cron_jobs: list[Callable[[], None]] = []
         # Native protocol: peers by ZeroMQ identity, and their encoded replies of this tick.
         self.native_peers: dict[bytes, NativePeer] = {}
+        # Bus thread -> loop: the "ip:port" of a native peer, written before its first frame is handed over.
+        self.peer_addresses: dict[bytes, str] = {}
         self._native_out: list[tuple[bytes, bytes]] = []
         self._bus_push: zmq.Socket[bytes] | None = None
         # Typed messages for the bus thread's handlers (tell_bus), passed by reference; the bus pops them.
@@ -448,7 +451,9 @@ class MasterActor:
                 continue
             peer = self.native_peers.get(identity)
             if peer is None:
-                client = Client(server, ClientKind.NATIVE, f"zmq:{identity.hex()}", f"zmq:{server.port}")
+                # The bus wrote the peer's address here before handing over its first frame (admission.py).
+                addr = self.peer_addresses.pop(identity, None) or identity.hex()
+                client = Client(server, ClientKind.NATIVE, f"zmq:{addr}", f"zmq:{server.port}")
                 peer = NativePeer(identity, client)
                 client.push = self._native_pusher(identity)
                 client.deliver = self._native_deliverer(identity, peer)
@@ -458,7 +463,10 @@ class MasterActor:
             peer.last_seen_s = time.monotonic()
             peer.client.last_interaction_s = peer.last_seen_s
             peer.client.native_request_id = request_id
+            was_authenticated = peer.client.authenticated
             reply = server.execute(peer.client, argv)
+            if peer.client.authenticated and not was_authenticated:
+                self.tell_bus(PeerAuthenticated(identity))  # lifts the bus's limits before AUTH
             if reply is BLOCKED:
                 continue
             if isinstance(reply, CommandError):

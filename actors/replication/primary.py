@@ -156,6 +156,8 @@ class PrimarySide:
                     f"ERR replication protocol version {frame.version!r} is not supported (this node speaks "
                     f"{PEER_PROTOCOL_VERSION})"
                 )
+            if error is None:
+                self.bus.peer_authenticated(identity)  # lifts the bus's limits before AUTH (admission.py)
             self._send(identity, peer.Error(error) if error else peer.HelloOk(self.server.run_id))
             return
         if isinstance(frame, peer.Psync):
@@ -193,6 +195,7 @@ class PrimarySide:
         if error:
             self._send(identity, peer.Error(error))
             return
+        self.bus.peer_authenticated(identity)
         link = self.actor.replica.link
         if link is not None and link.state is not LinkState.CONNECTED:
             self._send(identity, peer.Error("NOMASTERLINK Can't SYNC while not connected with my master"))
