@@ -149,6 +149,29 @@ def _cluster_enabled_parser(args: list[str]) -> bool:
     return False
 
 
+def _tls_bus_only(name: str) -> Callable[[list[str]], bool]:
+    """tls-replication / tls-cluster: only ``no``; node-to-node links run over the bus (CURVE keys there)."""
+
+    def parse(args: list[str]) -> bool:
+        if parse_bool(args):
+            raise ConfigError(
+                f"{name} yes is not supported: replication and cluster links run over the node bus (ZeroMQ), "
+                "not RESP; encrypt and authenticate them with the bus-curve-* directives (README: Locked doors)"
+            )
+        return False
+
+    return parse
+
+
+def _tls_ciphersuites_parser(args: list[str]) -> str:
+    if args[0].strip():
+        raise ConfigError(
+            "tls-ciphersuites is not supported: Python's ssl module cannot choose TLS 1.3 cipher suites "
+            "(OpenSSL's defaults are used)"
+        )
+    return ""
+
+
 def _render(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -194,6 +217,20 @@ DIRECTIVES: list[Directive] = [
     Directive("requirepass", _str_parser, ""),
     Directive("proto-max-bulk-len", _int_parser(1024 * 1024, _MAXINT, memory=True), 512 * 1024 * 1024),
     Directive("client-query-buffer-limit", _int_parser(1024 * 1024, _MAXINT, memory=True), 1024**3),
+    # TLS on the RESP port (actors/server/tls.py builds the context; set at start, as files are read then)
+    Directive("tls-port", _int_parser(0, 65535), 0, mutable=False),
+    Directive("tls-cert-file", _str_parser, "", mutable=False),
+    Directive("tls-key-file", _str_parser, "", mutable=False),
+    Directive("tls-key-file-pass", _str_parser, "", mutable=False),
+    Directive("tls-ca-cert-file", _str_parser, "", mutable=False),
+    Directive("tls-ca-cert-dir", _str_parser, "", mutable=False),
+    Directive("tls-auth-clients", _enum_parser("no", "yes", "optional"), "yes", mutable=False),
+    Directive("tls-protocols", _str_parser, "", mutable=False),
+    Directive("tls-ciphers", _str_parser, "", mutable=False),
+    Directive("tls-ciphersuites", _tls_ciphersuites_parser, "", mutable=False),
+    Directive("tls-prefer-server-ciphers", parse_bool, False, mutable=False),
+    Directive("tls-replication", _tls_bus_only("tls-replication"), False, mutable=False),
+    Directive("tls-cluster", _tls_bus_only("tls-cluster"), False, mutable=False),
     # General
     Directive("daemonize", _daemonize_parser, False, mutable=False),
     Directive("loglevel", _enum_parser("debug", "verbose", "notice", "warning", "nothing"), "notice"),
@@ -277,7 +314,7 @@ _INERT_NAMES = (
     "zset-max-ziplist-entries zset-max-ziplist-value hll-sparse-max-bytes stream-node-max-bytes "
     "stream-node-max-entries activerehashing client-output-buffer-limit dynamic-hz jemalloc-bg-thread "
     "activedefrag maxmemory-samples maxmemory-eviction-tenacity io-threads io-threads-do-reads "
-    "cluster-config-file cluster-node-timeout tls-port acllog-max-len lfu-log-factor "
+    "cluster-config-file cluster-node-timeout acllog-max-len lfu-log-factor "
     "lfu-decay-time active-expire-effort shutdown-timeout shutdown-on-sigint shutdown-on-sigterm "
     "ignore-warnings enable-protected-configs enable-module-command latency-tracking "
     "latency-tracking-info-percentiles repl-diskless-sync-max-replicas replica-announced "
@@ -339,7 +376,6 @@ _INERT_DEFAULTS = {
     "io-threads-do-reads": "no",
     "cluster-config-file": "nodes.conf",
     "cluster-node-timeout": "15000",
-    "tls-port": "0",
     "acllog-max-len": "128",
     "lfu-log-factor": "10",
     "lfu-decay-time": "1",

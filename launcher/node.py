@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +30,7 @@ from actors.persistence.rdb.helper import LoadHelper
 from actors.replication.actor import ReplicationActor
 from actors.replication.loop_side import Replication
 from actors.server.server import VERSION, Server
+from actors.server.tls import TLS_FAILED, TlsConfigError, build_server_context, tls_wanted
 from actors.supervision.supervisor import ChildStartError, Strategy, Supervisor
 from protocol.ports import bus_port_for
 
@@ -46,6 +48,8 @@ class Node:
         self.server: Server | None = None
         self.master: MasterActor | None = None
         self.supervisor: Supervisor | None = None
+        # The SSL context of tls-port (actors/server/tls.py), built before anything binds.
+        self.tls_context: ssl.SSLContext | None = None
         # one_for_one: the node's actors share no state that a sibling's restart would invalidate.
         self.supervisor_strategy = Strategy.ONE_FOR_ONE
         self.exit_code = 0
@@ -66,6 +70,15 @@ class Node:
         except OSError as exc:
             print(f"Can't chdir to '{data_dir}': {exc.strerror}", file=sys.stderr)
             return 1
+        tls_context = None
+        if tls_wanted(config):
+            try:
+                tls_context = build_server_context(config)
+            except TlsConfigError as exc:  # Redis's two lines, then exit 1 (nothing listening is worse)
+                log.error("tls_config_failed", reason=str(exc))
+                print(f"{exc}\n{TLS_FAILED}", file=sys.stderr)
+                return 1
+        self.tls_context = tls_context
         self.server = Server(config)
         self.server.config_file = self.config_file
         self.master = MasterActor(self.server)
@@ -91,7 +104,7 @@ class Node:
         config = self.config
         port = config["port"]
         binds = config["bind"]
-        await self.master.start(binds, port)
+        await self.master.start(binds, port, config["tls-port"], self.tls_context)
         # The dataset starts loading before the actors start: the RDB parse runs in a worker thread, so the
         # actors' start-up (threads, sockets, confirmations) overlaps it instead of delaying it.
         assert self.server.persistence is not None  # installed in run(), before the loop starts
@@ -120,7 +133,8 @@ class Node:
 
     @property
     def bus_port(self) -> int:
-        return bus_port_for(self.config["port"], self.config["bus-port"])
+        # A TLS-only node (port 0) takes its bus port from tls-port, by the same +10000 rule.
+        return bus_port_for(self.config["port"] or self.config["tls-port"], self.config["bus-port"])
 
     # -- actors ----------------------------------------------------------------------------------------
 

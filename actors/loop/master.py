@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable
@@ -323,26 +324,32 @@ class MasterActor:
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
-    async def start(self, binds: list[str], port: int) -> None:
-        """Bind the RESP port on every address of ``bind``. Raises OSError if none can be bound."""
+    async def start(
+        self, binds: list[str], port: int, tls_port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        """Bind the RESP port (and ``tls-port`` with ``ssl_context``, actors/server/tls.py) on every address of
+        ``bind``; port 0 is not listened on, as in Redis. Raises OSError if an address cannot be bound."""
         self.loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         errors: list[str] = []
+        listeners = [(p, ctx) for p, ctx in ((port, None), (tls_port, ssl_context)) if p]
         for addr in binds:
             optional = addr.startswith("-")
             host = addr.lstrip("-")
-            try:
-                srv = await self.loop.create_server(
-                    lambda: RespConnection(self),
-                    host,
-                    port,
-                    backlog=self.server.config["tcp-backlog"],
-                    reuse_address=True,
-                )
-                self._servers.append(srv)
-            except OSError as exc:
-                if not optional:
-                    errors.append(f"{host}:{port}: {exc.strerror or exc}")
+            for listen_port, context in listeners:
+                try:
+                    srv = await self.loop.create_server(
+                        lambda: RespConnection(self),
+                        host,
+                        listen_port,
+                        backlog=self.server.config["tcp-backlog"],
+                        reuse_address=True,
+                        ssl=context,
+                    )
+                    self._servers.append(srv)
+                except OSError as exc:
+                    if not optional:
+                        errors.append(f"{host}:{listen_port}: {exc.strerror or exc}")
         if errors or not self._servers:
             for srv in self._servers:
                 srv.close()

@@ -6,4 +6,5 @@ Layout:
     blocking.py   clients blocked in BLPOP / BZPOPMIN / WAIT ... and what wakes them
     stream.py     PropagationStream: the writes on their way to the AOF and the replicas; the replication offset
     ports.py      the commands' whole view of the actors: PersistencePort, ReplicationPort, SupervisorPort, ...
+    tls.py        the SSL context of tls-port from the tls-* directives, refused with Redis's lines
 """
