@@ -212,6 +212,9 @@ DIRECTIVES: list[Directive] = [
     # connected at once and how long one may stay idle before it is dropped.
     Directive("bus-max-unauthenticated-peers", _int_parser(1, 2**31 - 1), 128),
     Directive("bus-auth-timeout-ms", _int_parser(100, 2**31 - 1), 5000),
+    # ZeroMQ CURVE on the bus (actors/bus/curve.py; keys from `redactor keygen`): both or neither.
+    Directive("bus-curve-secret-key-file", _str_parser, "", mutable=False),
+    Directive("bus-curve-trusted-keys-file", _str_parser, "", mutable=False),
     Directive("slowlog-log-slower-than", _int_parser(-1, 2**63 - 1), 10000),  # microseconds; -1: off
     Directive("slowlog-max-len", _int_parser(0, 2**63 - 1), 128),
     Directive("requirepass", _str_parser, ""),

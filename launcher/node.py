@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 import uvloop
 
+from actors.bus import curve as bus_curve
 from actors.bus.bus import BusActor
 from actors.config import Config
 from actors.loop.master import MasterActor
@@ -32,6 +33,7 @@ from actors.replication.loop_side import Replication
 from actors.server.server import VERSION, Server
 from actors.server.tls import TLS_FAILED, TlsConfigError, build_server_context, tls_wanted
 from actors.supervision.supervisor import ChildStartError, Strategy, Supervisor
+from protocol.curve import CurveError
 from protocol.ports import bus_port_for
 
 log = structlog.get_logger("redactor.node")
@@ -79,6 +81,12 @@ class Node:
                 print(f"{exc}\n{TLS_FAILED}", file=sys.stderr)
                 return 1
         self.tls_context = tls_context
+        try:
+            bus_curve.check(config)  # refused here, with its reason, rather than as a bus actor crash
+        except CurveError as exc:
+            log.error("bus_curve_config_failed", reason=str(exc))
+            print(f"redactor: {exc}", file=sys.stderr)
+            return 1
         self.server = Server(config)
         self.server.config_file = self.config_file
         self.master = MasterActor(self.server)

@@ -51,6 +51,7 @@ import structlog
 import zmq
 
 from actors.bus.admission import Admission
+from actors.bus.curve import BusCurve
 from actors.ratelog import remote_errors
 from actors.supervision.supervisor import SupervisedActor
 
@@ -139,6 +140,8 @@ class BusActor(SupervisedActor):
         self._bulk_pending = False
         # The door (actors/bus/admission.py): who may connect, and what they may send before AUTH.
         self.admission = Admission(self)
+        # CURVE keys (actors/bus/curve.py): encrypted links, only trusted peers; off without keys.
+        self.curve = BusCurve(self)
         self.extensions = [make(self) for make in extensions]
 
     # -- the registry ------------------------------------------------------------------------------------
@@ -189,6 +192,11 @@ class BusActor(SupervisedActor):
         router.setsockopt(zmq.SNDHWM, 100_000)
         router.setsockopt(zmq.RCVHWM, 100_000)
         self.admission.configure_router(router)
+        try:
+            self.curve.configure_router(router)
+        except zmq.ZMQError:
+            router.close(0)
+            raise
         bound = 0
         for endpoint, optional in zip(
             zmq_endpoints(self.binds, self.bus_port), [b.startswith("-") for b in self.binds], strict=True
