@@ -88,3 +88,31 @@ def test_refused_client_is_logged_once_per_burst_and_others_still_served(
     assert r.set("k", b"v" * 100_000)
     with pytest.raises(Exception, match="invalid username-password pair"):
         node.client(password="px").ping()
+
+
+def _status_mib(pid: int, field: str) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError(field)
+
+
+def test_memory_of_a_big_request_goes_back(node_factory: Callable[..., NodeProcess]) -> None:
+    """One 64 MiB SET (the issue's 400 MiB, scaled): afterwards RSS holds the value once, not the read buffers;
+    the peak stays near two copies (hiredis's buffer and the value) instead of four."""
+    node = node_factory("node")
+    r = node.client(socket_timeout=60)
+    assert r.ping()
+    before = _status_mib(node.pid, "VmRSS")
+    size_mib = 64
+    r.set("big", b"x" * (size_mib * 1024 * 1024))
+    after = _status_mib(node.pid, "VmRSS")
+    peak = _status_mib(node.pid, "VmHWM")
+    print(f"RSS before {before:.0f} MiB, after {after:.0f} MiB, peak {peak:.0f} MiB")
+    assert after - before < size_mib * 1.5
+    assert peak - before < size_mib * 2.6
+    r.delete("big")
+    wait_for(
+        lambda: _status_mib(node.pid, "VmRSS") - before < size_mib / 2, 10, what="the value's memory back"
+    )
