@@ -51,6 +51,8 @@ PREAUTH_LIFETIME_S = 60.0
 # Slack over client-query-buffer-limit for the envelope around the arguments (ZMQ_MAXMSGSIZE).
 FRAME_ENVELOPE_SLACK_BYTES = 1024 * 1024
 _MONITOR_EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+# A dropped connection whose DISCONNECTED event has not come after this long is forgotten anyway.
+DROPPED_FORGET_S = 10.0
 # How often the timers look at the connections (the bus ticks every poll slice, 20 ms).
 SWEEP_INTERVAL_S = 0.25
 
@@ -65,6 +67,9 @@ class PeerAuthenticated:
 class PeerState(enum.Enum):
     UNAUTHENTICATED = "unauthenticated"  # waits for AUTH (or a replica's password); budgeted and timed
     AUTHENTICATED = "authenticated"  # proved the password: only the frame size limit applies
+    DROPPED = (
+        "dropped"  # shut down by us, waits for libzmq's DISCONNECTED: frames already queued are discarded
+    )
 
 
 class BusConnection:
@@ -162,9 +167,12 @@ class Admission:
             conn = self._connection_of(parts[0], identity)
             if conn is None:
                 return False
-        now = time.monotonic()
-        conn.last_frame_s = now
-        if conn.state is PeerState.AUTHENTICATED or not self.password_needed():
+        if conn.state is PeerState.AUTHENTICATED:
+            return True
+        if conn.state is PeerState.DROPPED:
+            return False  # queued before the shutdown: nothing of it is read (the cheap path of a flood)
+        conn.last_frame_s = time.monotonic()
+        if not self.password_needed():
             return True
         size = sum(len(p) for p in parts) - len(identity)
         conn.preauth_bytes += size
@@ -198,7 +206,7 @@ class Admission:
     def peer_authenticated(self, identity: bytes) -> None:
         """The peer behind ``identity`` proved the password (AUTH, or a replica's Hello / PSYNC)."""
         conn = self.by_identity.get(identity)
-        if conn is not None:
+        if conn is not None and conn.state is PeerState.UNAUTHENTICATED:
             conn.state = PeerState.AUTHENTICATED
 
     def unauthenticated_count(self) -> int:
@@ -261,8 +269,12 @@ class Admission:
 
     def drop(self, conn: BusConnection, reason: str, **fields: Any) -> None:
         """End ``conn``: shut its socket down so libzmq closes it (after checking the descriptor is still it)."""
+        if conn.state is PeerState.DROPPED:
+            return
         self.dropped_total += 1
         remote_errors.info("bus_peer_dropped", addr=conn.addr, reason=reason, **fields)
+        conn.state = PeerState.DROPPED
+        conn.last_frame_s = time.monotonic()  # when it was dropped (the sweep forgets it if no event comes)
         fd = conn.fd
         peer = _peer_of(fd)
         if peer is not None and format_addr(peer) == conn.addr:
@@ -277,7 +289,8 @@ class Admission:
                     pass
                 finally:
                     sock.detach()
-        self._forget(fd)
+        else:
+            self._forget(fd)  # the descriptor is gone already: nothing more will arrive from it
 
     # -- timers ------------------------------------------------------------------------------------------
 
@@ -286,11 +299,18 @@ class Admission:
             return
         self._next_sweep_s = now + SWEEP_INTERVAL_S
         remote_errors.flush_due(now)
-        if not self.conns or not self.password_needed():
+        if not self.conns:
             return
+        password_needed = self.password_needed()
         idle_s = self.config["bus-auth-timeout-ms"] / 1000.0
         for conn in list(self.conns.values()):
             if conn.state is PeerState.AUTHENTICATED:
+                continue
+            if conn.state is PeerState.DROPPED:
+                if now - conn.last_frame_s > DROPPED_FORGET_S:
+                    self._forget(conn.fd)  # libzmq's DISCONNECTED never came (monitor queue overflowed?)
+                continue
+            if not password_needed:
                 continue
             if now - conn.last_frame_s > idle_s:
                 self.drop(conn, "unauthenticated and idle", idle_ms=int((now - conn.last_frame_s) * 1000))
