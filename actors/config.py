@@ -177,6 +177,27 @@ def _output_buffer_limit_parser(args: list[str]) -> dict[str, tuple[int, int, in
 
 
 _OBUF_BAD_VALUE = "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+def _tls_bus_only(name: str) -> Callable[[list[str]], bool]:
+    """tls-replication / tls-cluster: only ``no``; node-to-node links run over the bus (CURVE keys there)."""
+
+    def parse(args: list[str]) -> bool:
+        if parse_bool(args):
+            raise ConfigError(
+                f"{name} yes is not supported: replication and cluster links run over the node bus (ZeroMQ), "
+                "not RESP; encrypt and authenticate them with the bus-curve-* directives (README: Locked doors)"
+            )
+        return False
+
+    return parse
+
+
+def _tls_ciphersuites_parser(args: list[str]) -> str:
+    if args[0].strip():
+        raise ConfigError(
+            "tls-ciphersuites is not supported: Python's ssl module cannot choose TLS 1.3 cipher suites "
+            "(OpenSSL's defaults are used)"
+        )
+    return ""
 
 
 def _render(value: Any) -> str:
@@ -220,6 +241,13 @@ DIRECTIVES: list[Directive] = [
     Directive("timeout", _int_parser(0, 2**31 - 1), 0),
     Directive("tcp-keepalive", _int_parser(0, 2**31 - 1), 300),
     Directive("maxclients", _int_parser(1, 2**31 - 1), 10000),
+    # The bus's door (actors/bus/admission.py): peers that have not authenticated yet, how many may be
+    # connected at once and how long one may stay idle before it is dropped.
+    Directive("bus-max-unauthenticated-peers", _int_parser(1, 2**31 - 1), 128),
+    Directive("bus-auth-timeout-ms", _int_parser(100, 2**31 - 1), 5000),
+    # ZeroMQ CURVE on the bus (actors/bus/curve.py; keys from `redactor keygen`): both or neither.
+    Directive("bus-curve-secret-key-file", _str_parser, "", mutable=False),
+    Directive("bus-curve-trusted-keys-file", _str_parser, "", mutable=False),
     Directive("slowlog-log-slower-than", _int_parser(-1, 2**63 - 1), 10000),  # microseconds; -1: off
     Directive("slowlog-max-len", _int_parser(0, 2**63 - 1), 128),
     Directive("requirepass", _str_parser, ""),
@@ -230,6 +258,20 @@ DIRECTIVES: list[Directive] = [
     Directive("acllog-max-len", _int_parser(0, 2**63 - 1), 128),
     Directive("proto-max-bulk-len", _int_parser(1024 * 1024, _MAXINT, memory=True), 512 * 1024 * 1024),
     Directive("client-query-buffer-limit", _int_parser(1024 * 1024, _MAXINT, memory=True), 1024**3),
+    # TLS on the RESP port (actors/server/tls.py builds the context; set at start, as files are read then)
+    Directive("tls-port", _int_parser(0, 65535), 0, mutable=False),
+    Directive("tls-cert-file", _str_parser, "", mutable=False),
+    Directive("tls-key-file", _str_parser, "", mutable=False),
+    Directive("tls-key-file-pass", _str_parser, "", mutable=False),
+    Directive("tls-ca-cert-file", _str_parser, "", mutable=False),
+    Directive("tls-ca-cert-dir", _str_parser, "", mutable=False),
+    Directive("tls-auth-clients", _enum_parser("no", "yes", "optional"), "yes", mutable=False),
+    Directive("tls-protocols", _str_parser, "", mutable=False),
+    Directive("tls-ciphers", _str_parser, "", mutable=False),
+    Directive("tls-ciphersuites", _tls_ciphersuites_parser, "", mutable=False),
+    Directive("tls-prefer-server-ciphers", parse_bool, False, mutable=False),
+    Directive("tls-replication", _tls_bus_only("tls-replication"), False, mutable=False),
+    Directive("tls-cluster", _tls_bus_only("tls-cluster"), False, mutable=False),
     # General
     Directive("daemonize", _daemonize_parser, False, mutable=False),
     Directive("loglevel", _enum_parser("debug", "verbose", "notice", "warning", "nothing"), "notice"),
@@ -353,10 +395,10 @@ _INERT_NAMES = (
     "rdb-save-incremental-fsync notify-keyspace-events list-max-listpack-size list-max-ziplist-size "
     "list-compress-depth hll-sparse-max-bytes stream-node-max-bytes stream-node-max-entries "
     "activerehashing dynamic-hz jemalloc-bg-thread activedefrag io-threads io-threads-do-reads "
-    "cluster-config-file cluster-node-timeout tls-port active-expire-effort shutdown-timeout "
-    "shutdown-on-sigint shutdown-on-sigterm ignore-warnings enable-protected-configs "
-    "enable-module-command latency-tracking latency-tracking-info-percentiles cluster-announce-ip "
-    "tracking-table-max-keys propagation-error-behavior "
+    "cluster-config-file cluster-node-timeout active-expire-effort shutdown-timeout shutdown-on-sigint "
+    "shutdown-on-sigterm ignore-warnings enable-protected-configs enable-module-command latency-tracking "
+    "latency-tracking-info-percentiles cluster-announce-ip tracking-table-max-keys "
+    "propagation-error-behavior "
 ).split()
 # What redis-server 7.0 reports for them in CONFIG GET, so tools that read these see familiar values.
 _INERT_DEFAULTS = {
@@ -400,7 +442,6 @@ _INERT_DEFAULTS = {
     "io-threads-do-reads": "no",
     "cluster-config-file": "nodes.conf",
     "cluster-node-timeout": "15000",
-    "tls-port": "0",
     "active-expire-effort": "1",
     "shutdown-timeout": "10",
     "shutdown-on-sigint": "default",

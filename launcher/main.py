@@ -3,6 +3,7 @@
 redactor server [redis.conf] [--directive value ...]   one node in the foreground
 redactor cli [-h host] [-p port] [-a pass] [-n db] [--raw] [command ...]
 redactor up TOPOLOGY | down | status | logs NODE        whole topologies (launcher/topology/)
+redactor keygen PATH                                   a bus CURVE keypair: PATH.key_secret, PATH.key
 """
 
 from __future__ import annotations
@@ -80,6 +81,27 @@ def _server(args: list[str]) -> int:
             helper.close()  # the node never got to its load (it failed to start)
 
 
+def _keygen(args: list[str]) -> int:
+    """Write a CURVE keypair for the bus (protocol/curve.py) and print the public key for trusted-keys files."""
+    if len(args) != 1 or args[0].startswith("-"):
+        print(
+            "usage: redactor keygen PATH   (writes PATH.key_secret, mode 0600, and PATH.key)", file=sys.stderr
+        )
+        return 2
+    from protocol.curve import write_keypair
+
+    path = args[0]
+    if os.path.exists(path + ".key_secret"):
+        print(f"redactor keygen: {path}.key_secret exists; not overwriting a secret key", file=sys.stderr)
+        return 1
+    keys = write_keypair(path)
+    print(f"secret key file (bus-curve-secret-key-file): {path}.key_secret")
+    print(f"public key file: {path}.key")
+    print("public key (a line for bus-curve-trusted-keys-file):")
+    print(keys.public.decode())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
@@ -92,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         from launcher.shell import main as shell_main
 
         return shell_main(rest)
+    if command == "keygen":
+        return _keygen(rest)
     if command in ("up", "down", "status", "logs"):
         from launcher.topology.cli import main as topology_main
 

@@ -13,6 +13,7 @@ import asyncio
 import functools
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import structlog
 import uvloop
 
+from actors.bus import curve as bus_curve
 from actors.bus.bus import BusActor
 from actors.config import Config, ConfigError
 from actors.files import write_bytes_atomically
@@ -31,8 +33,10 @@ from actors.persistence.rdb.helper import LoadHelper
 from actors.replication.actor import ReplicationActor
 from actors.replication.loop_side import Replication
 from actors.server.server import VERSION, Server
+from actors.server.tls import TLS_FAILED, TlsConfigError, build_server_context, tls_wanted
 from actors.supervision.supervisor import ChildStartError, Strategy, Supervisor
 from launcher.config_rewrite import rewrite_config_file
+from protocol.curve import CurveError
 from protocol.ports import bus_port_for
 
 log = structlog.get_logger("redactor.node")
@@ -59,6 +63,8 @@ class Node:
         self.server: Server | None = None
         self.master: MasterActor | None = None
         self.supervisor: Supervisor | None = None
+        # The SSL context of tls-port (actors/server/tls.py), built before anything binds.
+        self.tls_context: ssl.SSLContext | None = None
         # one_for_one: the node's actors share no state that a sibling's restart would invalidate.
         self.supervisor_strategy = Strategy.ONE_FOR_ONE
         self.exit_code = 0
@@ -81,6 +87,21 @@ class Node:
             return 1
         config.values["dir"] = data_dir  # CONFIG GET dir answers the absolute path, as Redis's getcwd()
         config.on_change("dir", functools.partial(_change_dir, config))
+        tls_context = None
+        if tls_wanted(config):
+            try:
+                tls_context = build_server_context(config)
+            except TlsConfigError as exc:  # Redis's two lines, then exit 1 (nothing listening is worse)
+                log.error("tls_config_failed", reason=str(exc))
+                print(f"{exc}\n{TLS_FAILED}", file=sys.stderr)
+                return 1
+        self.tls_context = tls_context
+        try:
+            bus_curve.check(config)  # refused here, with its reason, rather than as a bus actor crash
+        except CurveError as exc:
+            log.error("bus_curve_config_failed", reason=str(exc))
+            print(f"redactor: {exc}", file=sys.stderr)
+            return 1
         try:
             self.server = Server(config)
         except ConfigError as exc:  # ACL users that cannot load (aclfile, `user` lines): Redis stops too
@@ -113,7 +134,7 @@ class Node:
         config = self.config
         port = config["port"]
         binds = config["bind"]
-        await self.master.start(binds, port)
+        await self.master.start(binds, port, config["tls-port"], self.tls_context)
         # The dataset starts loading before the actors start: the RDB parse runs in a worker thread, so the
         # actors' start-up (threads, sockets, confirmations) overlaps it instead of delaying it.
         assert self.server.persistence is not None  # installed in run(), before the loop starts
@@ -142,7 +163,8 @@ class Node:
 
     @property
     def bus_port(self) -> int:
-        return bus_port_for(self.config["port"], self.config["bus-port"])
+        # A TLS-only node (port 0) takes its bus port from tls-port, by the same +10000 rule.
+        return bus_port_for(self.config["port"] or self.config["tls-port"], self.config["bus-port"])
 
     # -- actors ----------------------------------------------------------------------------------------
 

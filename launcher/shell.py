@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
 from protocol.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS, ConnectionLost, NativeClient
+from protocol.curve import CurveError, CurveKeys, load_keypair, load_public_key
 from protocol.envelope import ReplyError
 from protocol.errors import ProtocolError
 from protocol.ports import bus_port_for
@@ -205,12 +206,14 @@ class Shell:
         self.err = err if err is not None else sys.stderr
         self.timeout_ms: int = args.timeout_ms
         self.connected = True
+        bus_port = bus_port_for(self.port, args.bus_port)
         self.client = NativeClient(
             self.host,
-            bus_port_for(self.port, args.bus_port),
+            bus_port,
             args.timeout_ms,
             args.retries,
             self._on_reconnect,
+            curve=_curve_option(args),
         )
 
     @property
@@ -435,6 +438,17 @@ def _read_stdin(shell: Shell, lines: Iterable[str]) -> int:
 # -- entry point ---------------------------------------------------------------------------------------
 
 
+def _curve_option(args: argparse.Namespace) -> tuple[CurveKeys, bytes] | None:
+    """--curve-key (this user's .key_secret) and --curve-server-key (the node's public key: 40 Z85 characters
+    or its .key file; without it the node is expected to hold the user's own key, the shared-key setup)."""
+    key_file = getattr(args, "curve_key", None)
+    if not key_file:
+        return None
+    keys = load_keypair(key_file)
+    server = getattr(args, "curve_server_key", None)
+    return keys, load_public_key(server) if server else keys.public
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="redactor cli", add_help=False, description=__doc__.split("\n\n")[0]
@@ -443,6 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-p", dest="port", type=int, default=6379, help="node RESP port (default 6379)")
     parser.add_argument("--bus-port", type=int, default=0, help="node bus port (default: RESP port + 10000)")
     parser.add_argument("-a", dest="password", default=None, help="password (AUTH)")
+    parser.add_argument("--curve-key", default=None, help="CURVE key file for a node with bus keys (keygen)")
+    parser.add_argument(
+        "--curve-server-key", default=None, help="the node's CURVE public key (Z85, or its .key file)"
+    )
     parser.add_argument("--user", default=None, help="user name for AUTH (default: the default user)")
     parser.add_argument("-n", dest="db", type=int, default=0, help="database number")
     parser.add_argument("--raw", dest="raw", action="store_true", default=None, help="print bare values")
@@ -486,7 +504,11 @@ def main(argv: list[str]) -> int:
     if args.raw is None:
         # As redis-cli: raw output when stdout is not a terminal (a pipe, a file, a test).
         args.raw = not sys.stdout.isatty()
-    shell = Shell(args)
+    try:
+        shell = Shell(args)
+    except CurveError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
 
     def warn(text: str) -> None:
         sys.stderr.write(text)

@@ -37,6 +37,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from protocol import envelope
+from protocol.curve import CurveKeys, apply_client
 from protocol.envelope import KIND_ERROR, KIND_PUSH, ReplyError
 from protocol.ports import bus_port_for
 from protocol.resp import arg_bytes
@@ -66,8 +67,11 @@ class NativeClient:
         retries: int = DEFAULT_RETRIES,
         on_reconnect: Callable[[str, int], None] | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        curve: tuple[CurveKeys, bytes] | None = None,
     ) -> None:
         self.host = host
+        # (this client's keypair, the node's public key): a CURVE link to a node with bus keys (curve.py).
+        self.curve = curve
         self.port = port
         self.timeout_ms = timeout_ms
         self.retries = retries
@@ -104,6 +108,8 @@ class NativeClient:
         sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
         if ":" in self.host:
             sock.setsockopt(zmq.IPV6, 1)
+        if self.curve is not None:
+            apply_client(sock, *self.curve)
         self._monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
         sock.connect(self.endpoint)
         self._socket = sock

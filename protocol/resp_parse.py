@@ -47,6 +47,8 @@ _BIG_COUNT_MARK = b"*0000000"
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 # The lowest proto-max-bulk-len (and client-query-buffer-limit) CONFIG accepts, as in Redis: 1 MB.
 MIN_BULK_LIMIT = 1024 * 1024
+# After a request this big (bytes since the last boundary) the hiredis reader is replaced (see _reset_walk).
+RELEASE_READER_BYTES = 4 * 1024 * 1024
 # "No item fetched yet" for RequestParser._drain_multibulk (hiredis items can be None or False).
 _NO_ITEM: Any = object()
 _join = b"".join
@@ -178,8 +180,14 @@ class RequestParser:
         tail = self._tail
         straddles = not self._boundary and b"*" in tail and _has_big_count(tail + data[:16])
         self._boundary = False
-        self._fed.append(data)
-        self._fed_end += len(data)
+        if not self._fed and self._walk_pos >= self._fed_end + len(data):
+            # Inside a payload whose header was walked already: the walker never reads these bytes again, so
+            # they are not kept (a 400 MB SET would otherwise be held twice, here and in hiredis's buffer).
+            self._fed_end += len(data)
+            self._fed_start = self._fed_end
+        else:
+            self._fed.append(data)
+            self._fed_end += len(data)
         if straddles or _has_big_count(data) or len(data) > self.max_bulk_len:
             # Check the headers before hiredis allocates an array for a count it should never see (an inline
             # request found on the way is left for _recover_inline, once hiredis gets there).
@@ -195,6 +203,10 @@ class RequestParser:
         self._reader.feed(data)
 
     def _reset_walk(self) -> None:
+        if self._fed_end >= RELEASE_READER_BYTES:
+            # hiredis keeps its grown buffer until the next feed: after a big request, start from a fresh
+            # reader so the memory goes back now, not when (if ever) this client sends again.
+            self._reader = hiredis.Reader()
         self._boundary = True
         self._fed = []
         self._fed_start = self._fed_end = self._walk_pos = self._cmd_start = self._ahead = 0
@@ -299,6 +311,7 @@ class RequestParser:
         # Commands returned by this call, added to ``_ahead`` before anything else reads it (kept in a local
         # because this loop runs once per command of every pipeline).
         ahead = 0
+        big_read = self._fed_end >= RELEASE_READER_BYTES
         while True:
             try:
                 if first is _NO_ITEM:
@@ -336,8 +349,14 @@ class RequestParser:
             ahead += 1
             try:
                 # Every argument must be a bulk string: join() refuses anything else hiredis may return (None,
-                # int, list, an error), in C, for a fraction of the cost of a type() test per argument.
-                _join(cmd)
+                # int, list, an error), in C, for a fraction of the cost of a type() test per argument. After a
+                # big read the test is made per argument instead: join() would copy a 400 MB value once more.
+                if big_read:
+                    for arg in cmd:
+                        if type(arg) is not bytes:
+                            raise TypeError
+                else:
+                    _join(cmd)
             except TypeError:
                 self._ahead += ahead
                 for arg in cmd:

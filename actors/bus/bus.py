@@ -50,6 +50,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 import zmq
 
+from actors.bus.admission import Admission
+from actors.bus.curve import BusCurve
+from actors.ratelog import remote_errors
 from actors.supervision.supervisor import SupervisedActor
 
 if TYPE_CHECKING:
@@ -135,6 +138,10 @@ class BusActor(SupervisedActor):
         self._stopping_hooks: list[Callable[[], None]] = []
         # True when a bulk sender stopped only for its budget: the next poll must not block.
         self._bulk_pending = False
+        # The door (actors/bus/admission.py): who may connect, and what they may send before AUTH.
+        self.admission = Admission(self)
+        # CURVE keys (actors/bus/curve.py): encrypted links, only trusted peers; off without keys.
+        self.curve = BusCurve(self)
         self.extensions = [make(self) for make in extensions]
 
     # -- the registry ------------------------------------------------------------------------------------
@@ -184,6 +191,12 @@ class BusActor(SupervisedActor):
             pass
         router.setsockopt(zmq.SNDHWM, 100_000)
         router.setsockopt(zmq.RCVHWM, 100_000)
+        self.admission.configure_router(router)
+        try:
+            self.curve.configure_router(router)
+        except zmq.ZMQError:
+            router.close(0)
+            raise
         bound = 0
         for endpoint, optional in zip(
             zmq_endpoints(self.binds, self.bus_port), [b.startswith("-") for b in self.binds], strict=True
@@ -285,11 +298,16 @@ class BusActor(SupervisedActor):
     def _drain_router(self) -> None:
         assert self.router is not None
         requests: list[tuple[bytes, bytes]] = []
+        admit = self.admission.admit
         for _ in range(10_000):
             try:
-                parts = self.router.recv_multipart(zmq.NOBLOCK)
+                frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
+            # Sizes and the sender are checked before anything decodes the frames (admission.py).
+            if not admit(frames):
+                continue
+            parts = [frame.bytes for frame in frames]
             identity = parts[0]
             if len(parts) == 2:
                 requests.append((identity, parts[1]))
@@ -299,7 +317,9 @@ class BusActor(SupervisedActor):
                 except Exception:
                     log.exception("node_message_failed")
             else:
-                log.info("client_error", transport="zmq", reason="unexpected frame layout", frames=len(parts))
+                remote_errors.info(
+                    "client_error", transport="zmq", reason="unexpected frame layout", frames=len(parts)
+                )
         if requests:
             self.master.call_threadsafe(self.master.native_requests, requests)
 
@@ -337,6 +357,10 @@ class BusActor(SupervisedActor):
             return True
         except zmq.ZMQError:
             return False
+
+    def peer_authenticated(self, identity: bytes) -> None:
+        """Bus thread: the peer behind ``identity`` proved the password (lifts admission's limits)."""
+        self.admission.peer_authenticated(identity)
 
     def add_socket(self, sock: zmq.Socket[bytes] | int, callback: Any) -> None:
         """Poll ``sock`` (a socket of this thread, or a file descriptor) too; ``callback()`` when readable."""

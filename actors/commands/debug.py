@@ -43,12 +43,15 @@ def debug_allowed(client: Client) -> bool:
     if mode == "yes":
         return True
     if mode == "local":
-        host = client.addr.rsplit(":", 1)[0]
-        return (
-            client.kind is not ClientKind.RESP
-            or host in ("127.0.0.1", "::1", "localhost")
-            or host.startswith("127.")
-        )
+        # A bus client's addr is "zmq:<ip>:<port>" (the bus learns it from the socket): local means loopback
+        # there too. Internal clients (the master link, scripts) have no remote end.
+        if client.kind is ClientKind.NATIVE:
+            host = client.addr.removeprefix("zmq:").rsplit(":", 1)[0].strip("[]")
+        elif client.kind is ClientKind.RESP:
+            host = client.addr.rsplit(":", 1)[0]
+        else:
+            return True
+        return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
     return False
 
 

@@ -3,4 +3,5 @@
 Layout:
     master.py     MasterActor (the loop, the tick, native requests) and RespConnection
     fastlane.py   plain GET and SET run straight off the parser, with the general path's effects
+    preauth.py    requests Redis 7 refuses before authentication: run the ones before, reply, log, close
 """

@@ -21,6 +21,7 @@ import asyncio
 import ipaddress
 import os
 import socket
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable
@@ -29,9 +30,12 @@ from typing import Any
 import structlog
 import zmq
 
+from actors.bus.admission import PeerAuthenticated
 from actors.loop.fastlane import NAMES as FAST_LANE_NAMES
 from actors.loop.fastlane import FastLane
+from actors.loop.preauth import refuse as refuse_preauth
 from actors.persistence.rdb import codec as rdb_codec
+from actors.ratelog import remote_errors
 from actors.server.client import Client, ClientKind
 from actors.server.errorstats import count_error_reply
 from actors.server.server import BLOCKED, Server
@@ -40,6 +44,7 @@ from protocol import envelope
 from protocol.errors import CommandError, ProtocolError
 from protocol.resp import BULK_HEADERS, CRLF, OK, OK_REPLY, encode_into
 from protocol.resp_parse import RequestParser
+from protocol.resp_preauth import PreAuthGuard
 
 log = structlog.get_logger("redactor.master")
 
@@ -86,6 +91,8 @@ class RespConnection(asyncio.Protocol):
         # Commands that arrived while the client was blocked (BLPOP ...): run once it is woken.
         self.backlog: deque[list[bytes]] = deque()
         self.closed = False
+        # Walks the reads while the client is unauthenticated (Redis 7's limits: actors/loop/preauth.py).
+        self.guard: PreAuthGuard | None = PreAuthGuard()
 
     # -- asyncio callbacks ---------------------------------------------------------------------------------
 
@@ -125,6 +132,11 @@ class RespConnection(asyncio.Protocol):
         client = self.client
         if client is None or self.closed:
             return
+        if not client.authenticated and self.guard is not None:
+            refusal = self.guard.check(data)
+            if refusal is not None:
+                refuse_preauth(self, data, refusal)
+                return
         server = self.server
         server.stats.net_input_bytes += len(data)
         commands: list[list[bytes]] = []
@@ -136,7 +148,7 @@ class RespConnection(asyncio.Protocol):
                 not exc.silent
             ):  # a client over client-query-buffer-limit is closed without a word, as in Redis
                 self.out.append(b"-" + str(exc).encode() + b"\r\n")
-            log.info("client_error", client_id=client.id, addr=client.addr, reason=str(exc))
+            remote_errors.info("client_error", client_id=client.id, addr=client.addr, reason=str(exc))
             client.close_requested = True
             self.master.schedule_flush(self)
             return
@@ -327,6 +339,8 @@ class MasterActor:
         self.cron_jobs: list[Callable[[], None]] = []
         # Native protocol: peers by ZeroMQ identity, and their encoded replies of this tick.
         self.native_peers: dict[bytes, NativePeer] = {}
+        # Bus thread -> loop: the "ip:port" of a native peer, written before its first frame is handed over.
+        self.peer_addresses: dict[bytes, str] = {}
         self._native_out: list[tuple[bytes, bytes]] = []
         self._bus_push: zmq.Socket[bytes] | None = None
         # Typed messages for the bus thread's handlers (tell_bus), passed by reference; the bus pops them.
@@ -342,26 +356,32 @@ class MasterActor:
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
-    async def start(self, binds: list[str], port: int) -> None:
-        """Bind the RESP port on every address of ``bind``. Raises OSError if none can be bound."""
+    async def start(
+        self, binds: list[str], port: int, tls_port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        """Bind the RESP port (and ``tls-port`` with ``ssl_context``, actors/server/tls.py) on every address of
+        ``bind``; port 0 is not listened on, as in Redis. Raises OSError if an address cannot be bound."""
         self.loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         errors: list[str] = []
+        listeners = [(p, ctx) for p, ctx in ((port, None), (tls_port, ssl_context)) if p]
         for addr in binds:
             optional = addr.startswith("-")
             host = addr.lstrip("-")
-            try:
-                srv = await self.loop.create_server(
-                    lambda: RespConnection(self),
-                    host,
-                    port,
-                    backlog=self.server.config["tcp-backlog"],
-                    reuse_address=True,
-                )
-                self._servers.append(srv)
-            except OSError as exc:
-                if not optional:
-                    errors.append(f"{host}:{port}: {exc.strerror or exc}")
+            for listen_port, context in listeners:
+                try:
+                    srv = await self.loop.create_server(
+                        lambda: RespConnection(self),
+                        host,
+                        listen_port,
+                        backlog=self.server.config["tcp-backlog"],
+                        reuse_address=True,
+                        ssl=context,
+                    )
+                    self._servers.append(srv)
+                except OSError as exc:
+                    if not optional:
+                        errors.append(f"{host}:{listen_port}: {exc.strerror or exc}")
         if errors or not self._servers:
             for srv in self._servers:
                 srv.close()
@@ -460,17 +480,19 @@ class MasterActor:
                 self._native_out.append(
                     (identity, envelope.encode_error(envelope.peek_request_id(frame), str(exc)))
                 )
-                log.info("client_error", transport="zmq", reason=str(exc))
+                remote_errors.info("client_error", transport="zmq", reason=str(exc))
                 continue
             except envelope.ProtocolVersionError as exc:
                 self._native_out.append(
                     (identity, envelope.encode_error(envelope.peek_request_id(frame), str(exc)))
                 )
-                log.info("client_error", transport="zmq", reason=str(exc))
+                remote_errors.info("client_error", transport="zmq", reason=str(exc))
                 continue
             peer = self.native_peers.get(identity)
             if peer is None:
-                client = Client(server, ClientKind.NATIVE, f"zmq:{identity.hex()}", f"zmq:{server.port}")
+                # The bus wrote the peer's address here before handing over its first frame (admission.py).
+                addr = self.peer_addresses.pop(identity, None) or identity.hex()
+                client = Client(server, ClientKind.NATIVE, f"zmq:{addr}", f"zmq:{server.port}")
                 peer = NativePeer(identity, client)
                 client.push = self._native_pusher(identity)
                 client.deliver = self._native_deliverer(identity, peer)
@@ -480,7 +502,10 @@ class MasterActor:
             peer.last_seen_s = time.monotonic()
             peer.client.last_interaction_s = peer.last_seen_s
             peer.client.native_request_id = request_id
+            was_authenticated = peer.client.authenticated
             reply = server.execute(peer.client, argv)
+            if peer.client.authenticated and not was_authenticated:
+                self.tell_bus(PeerAuthenticated(identity))  # lifts the bus's limits before AUTH
             if reply is BLOCKED:
                 continue
             if isinstance(reply, CommandError):

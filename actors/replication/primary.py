@@ -11,6 +11,7 @@ gets every batch of the stream (``enqueue`` / ``flush``) and a Ping every repl-p
 
 from __future__ import annotations
 
+import hmac
 import os
 import time
 from dataclasses import dataclass, field
@@ -158,6 +159,8 @@ class PrimarySide:
                     f"ERR replication protocol version {frame.version!r} is not supported (this node speaks "
                     f"{PEER_PROTOCOL_VERSION})"
                 )
+            if error is None:
+                self.bus.peer_authenticated(identity)  # lifts the bus's limits before AUTH (admission.py)
             self._send(identity, peer.Error(error) if error else peer.HelloOk(self.server.run_id))
             return
         if isinstance(frame, peer.Psync):
@@ -192,6 +195,7 @@ class PrimarySide:
         if error:
             self._send(identity, peer.Error(error))
             return
+        self.bus.peer_authenticated(identity)
         self.accept_psync(identity, frame.replid, frame.offset, frame.node_id, frame.ip, frame.port, now)
 
     def accept_psync(

@@ -289,6 +289,8 @@ class ReplicaSide:
             endpoint = f"tcp://[{host}]:{bus_port_for(link.port)}"
         else:
             endpoint = f"tcp://{host}:{bus_port_for(link.port)}"
+        # With bus CURVE keys, the link talks only to the holder of the master's trusted key (bus/curve.py).
+        self.bus.curve.apply_client(sock, host, bus_port_for(link.port))
         try:
             sock.connect(endpoint)
         except zmq.ZMQError as exc:

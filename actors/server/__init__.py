@@ -12,4 +12,5 @@ Layout:
     errorstats.py error replies counted by prefix (total_error_replies, INFO errorstats), as Redis
     latency.py    the latency monitor's event series (latency-monitor-threshold), read by LATENCY
     ports.py      the commands' whole view of the actors: PersistencePort, ReplicationPort, SupervisorPort, ...
+    tls.py        the SSL context of tls-port from the tls-* directives, refused with Redis's lines
 """

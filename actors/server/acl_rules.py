@@ -12,6 +12,7 @@ Permissions are checked by actors/server/acl.py; this module is plain data and r
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -380,7 +381,12 @@ class User:
         return [self.root, *self.selectors]
 
     def check_password(self, password: bytes) -> bool:
-        return self.nopass or password_hash(password) in self.passwords
+        # Hashes compared in constant time, every one of them (Redis: time_independent_strcmp).
+        digest = password_hash(password)
+        matched = False
+        for stored in self.passwords:
+            matched |= hmac.compare_digest(digest, stored)
+        return self.nopass or matched
 
     def apply(self, op: str, pubsub_default_all: bool = False) -> None:
         """One rule (ACLSetUser); raises AclRuleError."""

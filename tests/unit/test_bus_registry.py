@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import pykka
@@ -14,6 +15,7 @@ import pytest
 import zmq
 
 from actors.bus.bus import BULK_BYTES_PER_POLL, LOOP_MESSAGES_FRAME, BusActor
+from actors.config import Config
 from tests.harness import free_port, wait_for
 
 FAMILY = b"T"
@@ -21,9 +23,12 @@ RECV_TIMEOUT_MS = 5000
 
 
 class StandInMaster:
-    """What the bus uses of the master actor: the inproc endpoint, call_threadsafe and the outbox."""
+    """What the bus uses of the master actor: the inproc endpoint, call_threadsafe, the outbox, and (for the
+    bus's admission and CURVE parts) the server's configuration and the peer address table."""
 
     def __init__(self) -> None:
+        self.server = SimpleNamespace(config=Config(), requirepass="")
+        self.peer_addresses: dict[bytes, str] = {}
         self.bus_endpoint = f"inproc://test-bus-{id(self)}"
         self.bus_outbox: deque[Any] = deque()
         self.push: zmq.Socket[bytes] | None = None
