@@ -53,7 +53,9 @@ class SentinelProcess:
 
     def start(self, wait: bool = True) -> SentinelProcess:
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, cwd=str(self.dir if self.real else REPO))
+        self.proc = subprocess.Popen(
+            self.argv(), stdout=log, stderr=subprocess.STDOUT, cwd=str(self.dir if self.real else REPO)
+        )
         log.close()
         _live.add(self)  # type: ignore[arg-type]  # anything with stop() may be registered
         if wait:
@@ -77,7 +79,9 @@ class SentinelProcess:
         return dict(zip(raw[::2], raw[1::2], strict=True)) if isinstance(raw, list) else dict(raw)
 
     def master_addr(self) -> tuple[str, int] | None:
-        reply = self.client(decode_responses=True).execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME)
+        reply = self.client(decode_responses=True).execute_command(
+            "SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME
+        )
         return (reply[0], int(reply[1])) if reply else None
 
     def log(self) -> str:
@@ -110,7 +114,7 @@ class SentinelProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-        _live.discard(self)  # type: ignore[arg-type]
+        _live.discard(self)
 
 
 @dataclass
@@ -143,7 +147,9 @@ class EventRecorder:
                     return
                 if message and message["type"] == "pmessage":
                     with self._lock:
-                        self.events.append(Event(time.monotonic(), sentinel.name, message["channel"], message["data"]))
+                        self.events.append(
+                            Event(time.monotonic(), sentinel.name, message["channel"], message["data"])
+                        )
             pubsub.close()
 
         thread = threading.Thread(target=run, daemon=True)
@@ -170,7 +176,9 @@ class Topology:
         return [self.master, *self.replicas]
 
 
-def start_sentinels(base: Path, master_port: int, count: int = 3, real: bool = False, **options: Any) -> list[SentinelProcess]:
+def start_sentinels(
+    base: Path, master_port: int, count: int = 3, real: bool = False, **options: Any
+) -> list[SentinelProcess]:
     sentinels = [SentinelProcess(base, f"s{i}", master_port, real=real, **options) for i in range(count)]
     for s in sentinels:
         s.start(wait=False)
@@ -185,6 +193,12 @@ def wait_discovered(sentinels: list[SentinelProcess], replicas: int, timeout_s: 
             m = s.master()
             if int(m["num-slaves"]) != replicas or int(m["num-other-sentinels"]) != len(sentinels) - 1:
                 return False
+            found = s.client(decode_responses=True).sentinel_slaves(MASTER_NAME)
+            if not all(r["flags"] == "slave" and r["master-link-status"] == "ok" for r in found):
+                s.client().execute_command("SENTINEL", "DEBUG", "info-period", 500)  # do not wait 10 s for it
+                return False
+        for s in sentinels:
+            s.client().execute_command("SENTINEL", "DEBUG", "info-period", 10000)
         return True
 
     wait_for(done, timeout_s, interval_s=0.1, what="every sentinel to see every replica and sentinel")

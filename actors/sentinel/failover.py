@@ -208,13 +208,15 @@ def send_slaveof(
 ) -> bool:
     """The reconfiguration transaction Redis sends (sentinelSendSlaveOf): SLAVEOF, CONFIG REWRITE, and the
     CLIENT KILLs that make application clients ask the sentinels again."""
-    slaveof = ["SLAVEOF", "NO", "ONE"] if host is None else ["SLAVEOF", host, port]
-    return monitor.transaction(
-        ri,
-        [["MULTI"], slaveof, ["CONFIG", "REWRITE"], ["CLIENT", "KILL", "TYPE", "normal"],
-         ["CLIENT", "KILL", "TYPE", "pubsub"], ["EXEC"]],
-        on_done,
-    )  # fmt: skip
+    return monitor.transaction(ri, slaveof_commands(host, port), on_done)
+
+
+def slaveof_commands(host: str | None, port: int = 0) -> list[list[Any]]:
+    slaveof: list[Any] = ["SLAVEOF", "NO", "ONE"] if host is None else ["SLAVEOF", host, port]
+    return [
+        ["MULTI"], slaveof, ["CONFIG", "REWRITE"], ["CLIENT", "KILL", "TYPE", "normal"],
+        ["CLIENT", "KILL", "TYPE", "pubsub"], ["EXEC"],
+    ]  # fmt: skip
 
 
 def _send_slaveof_noone(monitor: Monitor, master: Instance, now: int) -> None:
@@ -379,10 +381,18 @@ def switch_to_promoted(monitor: Monitor, master: Instance) -> None:
     promoted = master.promoted
     assert promoted is not None
     old_ip, old_port = master.ip, master.port
+    # Redis converts a still-running old master (SENTINEL FAILOVER, a partition) only once it has reported
+    # role:master for 4 publish periods, ~8 s in which clients still write to it and lose those writes. We
+    # demote it at once: the same transaction, CLIENT KILL included, sent as the switch is made.
+    old_alive = master.link.connected and not master.flags & (Flag.S_DOWN | Flag.O_DOWN)
     monitor.event(
         "#", "+switch-master", None, f"{master.name} {old_ip} {old_port} {promoted.ip} {promoted.port}"
     )
     reset_master_and_change_address(monitor, master, promoted.ip, promoted.port)
+    old = master.replicas.get(f"{old_ip}:{old_port}")
+    if old_alive and old is not None:
+        monitor.spawn(monitor.one_shot_transaction(old, slaveof_commands(promoted.ip, promoted.port)))
+        monitor.event("*", "+convert-to-slave", old)
 
 
 def reset_master(monitor: Monitor, master: Instance, keep_sentinels: bool = True) -> None:

@@ -277,6 +277,20 @@ class Monitor:
         self.spawn(run())
         return True
 
+    async def one_shot_transaction(self, ri: Instance, commands: list[list[Any]]) -> None:
+        """Send ``commands`` on a connection of their own (for an instance whose link is being replaced)."""
+        user, password = self._credentials(ri)
+        renames = ri.master.rename_commands if ri.master is not None else {}
+        commands = [[renames.get(str(c[0]).lower(), c[0]), *c[1:]] for c in commands]
+        with contextlib.suppress(OSError, ReplyError, ConnectionLost):
+            client = await RespClient.connect(
+                ri.ip, ri.port, timeout_s=CONNECT_TIMEOUT_S, password=password, username=user
+            )
+            try:
+                await client.pipeline(commands, raise_on_error=False)
+            finally:
+                await client.close()
+
     # -- periodic commands ------------------------------------------------------------------------------
 
     def send_periodic(self, ri: Instance, now: int) -> None:
@@ -450,9 +464,12 @@ class Monitor:
         if sentinel is None:
             for other in list(master.sentinels.values()):
                 if (other.ip, other.port) == (ip, port):
+                    # A sentinel restarted with a new id (its myid line lost). Redis keeps the old entry
+                    # with port 0 (+sentinel-invalid-addr), which inflates num-other-sentinels and the
+                    # majority; we drop it: one address, one sentinel.
+                    self.event("*", "+sentinel-invalid-addr", other)
                     del master.sentinels[other.runid]
                     self.spawn(self.close_link(other))
-                    self.event("*", "+sentinel-address-switch", master, f"ip {ip} port {port} for {runid}")
             sentinel = add_sentinel(master, ip, port, runid)
             self.event("*", "+sentinel", sentinel)
             self.flush_config()

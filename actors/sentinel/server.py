@@ -280,7 +280,8 @@ class SentinelServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         client = SentinelClient(self, reader, writer)
         self.clients.add(client)
-        await client.serve()
+        with contextlib.suppress(asyncio.CancelledError):  # the process is exiting
+            await client.serve()
 
     def publish(self, channel: str, message: str) -> None:
         """Deliver an event to every subscriber of ``channel`` or of a pattern matching it."""

@@ -20,7 +20,13 @@ from redis.sentinel import MasterNotFoundError, Sentinel
 
 from protocol.resp_client import BlockingRespClient
 from tests.harness import NodeProcess, wait_for
-from tests.sentinel_harness import MASTER_NAME, EventRecorder, SentinelProcess, Topology, start_sentinels, wait_discovered
+from tests.sentinel_harness import (
+    MASTER_NAME,
+    EventRecorder,
+    Topology,
+    start_sentinels,
+    wait_discovered,
+)
 
 MASTER_FIELDS = [
     "name", "ip", "port", "runid", "flags", "link-pending-commands", "link-refcount", "last-ping-sent",
@@ -61,25 +67,42 @@ def test_discovery_matches_redis_sentinel_replies(topology: Topology) -> None:
         fields = [k.decode() for k in raw[::2]]
         assert fields == MASTER_FIELDS
         m = s.master()
-        assert (m["flags"], m["num-slaves"], m["num-other-sentinels"], m["quorum"]) == ("master", "2", "2", "2")
+        assert (m["flags"], m["num-slaves"], m["num-other-sentinels"], m["quorum"]) == (
+            "master",
+            "2",
+            "2",
+            "2",
+        )
         replicas = s.client(decode_responses=True).sentinel_slaves(MASTER_NAME)
         assert sorted(r["name"] for r in replicas) == sorted(f"127.0.0.1:{n.port}" for n in topology.replicas)
         assert all(r["is_slave"] for r in replicas)
     r = topology.sentinels[0].client()
     with BlockingRespClient.connect("127.0.0.1", topology.sentinels[0].port) as raw_client:
-        assert raw_client.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME) == [b"127.0.0.1", str(topology.master.port).encode()]
+        assert raw_client.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME) == [
+            b"127.0.0.1",
+            str(topology.master.port).encode(),
+        ]
         assert raw_client.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "nope") is None
-    assert r.execute_command("SENTINEL", "CKQUORUM", MASTER_NAME) == b"OK 3 usable Sentinels. Quorum and failover authorization can be reached"
+    assert (
+        r.execute_command("SENTINEL", "CKQUORUM", MASTER_NAME)
+        == b"OK 3 usable Sentinels. Quorum and failover authorization can be reached"
+    )
     with pytest.raises(redis.ResponseError, match="^No such master with that name$"):
         r.execute_command("SENTINEL", "MASTER", "nope")
     with pytest.raises(redis.ResponseError, match="^unknown command 'GET', with args beginning with: 'x' $"):
         r.execute_command("GET", "x")
-    with pytest.raises(redis.ResponseError, match="^Only HELLO messages are accepted by Sentinel instances.$"):
+    with pytest.raises(
+        redis.ResponseError, match="^Only HELLO messages are accepted by Sentinel instances.$"
+    ):
         r.execute_command("PUBLISH", "chan", "x")
     assert r.execute_command("ROLE") == [b"sentinel", [MASTER_NAME.encode()]]
     info = r.info("sentinel")
     assert info["sentinel_masters"] == 1 and info["sentinel_tilt"] == 0
-    assert info["master0"]["status"] == "ok" and info["master0"]["slaves"] == 2 and info["master0"]["sentinels"] == 3
+    assert (
+        info["master0"]["status"] == "ok"
+        and info["master0"]["slaves"] == 2
+        and info["master0"]["sentinels"] == 3
+    )
     myid = r.execute_command("SENTINEL", "MYID")
     assert len(myid) == 40
     # The hellos on the master's __sentinel__:hello: 8 fields, from all three sentinels.
@@ -91,7 +114,11 @@ def test_discovery_matches_redis_sentinel_replies(topology: Topology) -> None:
         message = pubsub.get_message(timeout=0.2)
         if message and message["type"] == "message":
             fields = message["data"].split(",")
-            assert len(fields) == 8 and fields[4] == MASTER_NAME and fields[5:7] == ["127.0.0.1", str(topology.master.port)]
+            assert (
+                len(fields) == 8
+                and fields[4] == MASTER_NAME
+                and fields[5:7] == ["127.0.0.1", str(topology.master.port)]
+            )
             runids.add(fields[2])
         return len(runids) == 3
 
@@ -99,7 +126,9 @@ def test_discovery_matches_redis_sentinel_replies(topology: Topology) -> None:
     pubsub.close()
 
 
-def test_kill9_failover_redis_py_keeps_writing_and_old_master_rejoins(topology: Topology, recorder: EventRecorder) -> None:
+def test_kill9_failover_redis_py_keeps_writing_and_old_master_rejoins(
+    topology: Topology, recorder: EventRecorder
+) -> None:
     for s in topology.sentinels:
         recorder.watch(s)
     sentinel = Sentinel([("127.0.0.1", s.port) for s in topology.sentinels], socket_timeout=0.5)
@@ -122,23 +151,44 @@ def test_kill9_failover_redis_py_keeps_writing_and_old_master_rejoins(topology: 
     old = topology.master
     killed_at = time.monotonic()
     old.kill()
-    wait_for(lambda: len({e.sentinel for e in recorder.find("+switch-master")}) == 3, 10, what="+switch-master on all 3")
+    wait_for(
+        lambda: len({e.sentinel for e in recorder.find("+switch-master")}) == 3,
+        10,
+        what="+switch-master on all 3",
+    )
     switches = recorder.find("+switch-master")
     latest = max(e.at for e in switches) - killed_at
     print(f"time to new master on every sentinel after kill -9: {latest:.2f} s")
     assert latest <= 4.0
     assert len(recorder.find("+elected-leader")) == 1
-    assert {e.sentinel for e in recorder.find("+sdown", lambda e: e.data.startswith("master"))} == {"s0", "s1", "s2"}
+    assert {e.sentinel for e in recorder.find("+sdown", lambda e: e.data.startswith("master"))} == {
+        "s0",
+        "s1",
+        "s2",
+    }
     assert recorder.find("+odown", lambda e: "#quorum" in e.data)
     new_port = int(switches[0].data.split()[4])
     assert all(e.data == f"{MASTER_NAME} 127.0.0.1 {old.port} 127.0.0.1 {new_port}" for e in switches)
     new = node_at(topology, new_port)
     assert new.client().execute_command("ROLE")[0] == b"master"
     other = next(n for n in topology.replicas if n is not new)
-    wait_for(lambda: other.client().info("replication").get("master_link_status") == "up" and other.client().info("replication")["master_port"] == new_port, 6, what="the other replica following the new master")
-    wait_for(lambda: acked and acked[-1][0] > time.monotonic() - 0.5 and acked[-1][0] > killed_at, 10, what="writes after the failover")
+    wait_for(
+        lambda: (
+            other.client().info("replication").get("master_link_status") == "up"
+            and other.client().info("replication")["master_port"] == new_port
+        ),
+        6,
+        what="the other replica following the new master",
+    )
+    wait_for(
+        lambda: acked and acked[-1][0] > time.monotonic() - 0.5 and acked[-1][0] > killed_at,
+        10,
+        what="writes after the failover",
+    )
     first_after = next(t for t, _ in acked if t > killed_at + 0.05) - killed_at
-    print(f"redis-py first successful write {first_after:.2f} s after the kill; errors seen: {sorted(set(errors))}")
+    print(
+        f"redis-py first successful write {first_after:.2f} s after the kill; errors seen: {sorted(set(errors))}"
+    )
     assert first_after <= 1.0 + 3.0
     stop.set()
     thread.join(5)
@@ -157,10 +207,20 @@ def test_kill9_failover_redis_py_keeps_writing_and_old_master_rejoins(topology: 
     old.start()
     wait_for(lambda: recorder.find("+convert-to-slave"), 30, interval_s=0.2, what="+convert-to-slave")
     wait_for(lambda: old.client().execute_command("ROLE")[0] == b"slave", 10, what="old master is a replica")
-    wait_for(lambda: old.client().info("replication").get("master_link_status") == "up", 10, what="old master synced")
+    wait_for(
+        lambda: old.client().info("replication").get("master_link_status") == "up",
+        10,
+        what="old master synced",
+    )
     with pytest.raises(redis.ReadOnlyError, match="You can't write against a read only replica."):
         old.client().set("k", "v")
-    wait_for(lambda: old.client().execute_command("DEBUG", "DIGEST") == new.client().execute_command("DEBUG", "DIGEST"), 10, what="same digest")
+    wait_for(
+        lambda: (
+            old.client().execute_command("DEBUG", "DIGEST") == new.client().execute_command("DEBUG", "DIGEST")
+        ),
+        10,
+        what="same digest",
+    )
 
 
 def test_manual_failover_and_inprog(topology: Topology, recorder: EventRecorder) -> None:
@@ -177,14 +237,20 @@ def test_manual_failover_and_inprog(topology: Topology, recorder: EventRecorder)
     new_port = int(recorder.find("+switch-master")[0].data.split()[4])
     assert new_port != topology.master.port
 
+    new = node_at(topology, new_port)
+
     def writes() -> bool:
         try:
-            return bool(writer.set("after", "1"))
+            writer.incr("after")
         except (redis.ConnectionError, redis.ReadOnlyError):
             return False
+        return new.client().get("after") is not None
 
     wait_for(writes, 5, what="the same redis-py client writing to the new master")
-    assert node_at(topology, new_port).client().get("after") == b"1"
+    # The old master is demoted at the switch (Redis waits ~8 s): its own clients were disconnected.
+    wait_for(
+        lambda: topology.master.client().execute_command("ROLE")[0] == b"slave", 5, what="old master demoted"
+    )
 
 
 def test_no_good_replica_when_every_priority_is_zero(topology: Topology) -> None:
@@ -194,7 +260,10 @@ def test_no_good_replica_when_every_priority_is_zero(topology: Topology) -> None
 
     def priorities_seen() -> bool:
         r.execute_command("SENTINEL", "DEBUG", "info-period", 100)
-        return all(x["slave-priority"] == "0" for x in topology.sentinels[0].client(decode_responses=True).sentinel_slaves(MASTER_NAME))
+        return all(
+            int(x["slave-priority"]) == 0
+            for x in topology.sentinels[0].client(decode_responses=True).sentinel_slaves(MASTER_NAME)
+        )
 
     wait_for(priorities_seen, 5, what="priority 0 seen by the sentinel")
     with pytest.raises(redis.ResponseError, match="^NOGOODSLAVE No suitable replica to promote$"):
@@ -208,12 +277,33 @@ def test_no_majority_no_failover_until_sentinels_return(topology: Topology, reco
     s2.stop()
     topology.master.kill()
     wait_for(lambda: recorder.find("+sdown", lambda e: e.data.startswith("master")), 5, what="+sdown")
-    with pytest.raises(redis.ResponseError, match="^NOQUORUM 1 usable Sentinels. Not enough available Sentinels to reach the specified quorum for this master. Not enough available Sentinels to reach the majority and authorize a failover$"):
-        wait_for(lambda: s0.client().execute_command("SENTINEL", "CKQUORUM", MASTER_NAME) and False, 8, interval_s=0.2)
+
+    def noquorum() -> str | None:
+        try:
+            s0.client().execute_command("SENTINEL", "CKQUORUM", MASTER_NAME)
+        except redis.ResponseError as exc:
+            return str(exc)
+        return None
+
+    message = wait_for(noquorum, 8, interval_s=0.2, what="CKQUORUM to fail")
+    assert message == (
+        "NOQUORUM 1 usable Sentinels. Not enough available Sentinels to reach the specified quorum for this "
+        "master. Not enough available Sentinels to reach the majority and authorize a failover"
+    )
+    # Watched for three down-after periods: a sentinel alone must not declare ODOWN nor promote.
+    watch_until = time.monotonic() + 3.0
+    while time.monotonic() < watch_until:
+        assert not recorder.find("+odown") and not recorder.find("+switch-master")
+        time.sleep(0.1)
     assert not recorder.find("+odown") and not recorder.find("+switch-master")
     s1.start()
     s2.start()
-    wait_for(lambda: recorder.find("+switch-master"), 15, interval_s=0.2, what="failover once the sentinels are back")
+    wait_for(
+        lambda: recorder.find("+switch-master"),
+        15,
+        interval_s=0.2,
+        what="failover once the sentinels are back",
+    )
 
 
 def test_restarted_sentinel_keeps_id_and_state(topology: Topology) -> None:
@@ -227,10 +317,26 @@ def test_restarted_sentinel_keeps_id_and_state(topology: Topology) -> None:
     time.sleep(0)  # the counts below must hold at once (read from the file) and after hellos arrive
     m = s2.master()
     assert (m["num-slaves"], m["num-other-sentinels"]) == ("2", "2")
-    for s in topology.sentinels:
-        wait_for(lambda s=s: s.master()["num-other-sentinels"] == "2", 5)
-    # Without its myid line the sentinel gets a new id; the others must not count the old one twice forever.
-    assert s2.conf.read_text().count(myid.decode()) == 1
+    # Without its myid line the sentinel starts with a new id: the others replace the old id at that address
+    # (+sentinel-address-switch) rather than count one sentinel twice.
+    s2.kill()
+    s2.conf.write_text(
+        "".join(
+            line + "\n" for line in s2.conf.read_text().splitlines() if not line.startswith("sentinel myid")
+        )
+    )
+    s2.start()
+    new_id = s2.client().execute_command("SENTINEL", "MYID")
+    assert new_id != myid
+
+    def others_know_new_id_only() -> bool:
+        for s in topology.sentinels[:2]:
+            runids = {x["runid"] for x in s.client(decode_responses=True).sentinel_sentinels(MASTER_NAME)}
+            if new_id.decode() not in runids or len(runids) != 2:
+                return False
+        return True
+
+    wait_for(others_know_new_id_only, 10, interval_s=0.2, what="the others to know the new id, not the old")
 
 
 def test_tilt_after_sigstop(topology: Topology, recorder: EventRecorder) -> None:
@@ -256,10 +362,24 @@ def test_refuses_to_start_without_a_writable_config(tmp_path: Path) -> None:
 
     from tests.harness import REPO
 
-    run = subprocess.run([sys.executable, "-m", "launcher.main", "sentinel"], capture_output=True, text=True, cwd=REPO, timeout=30)
-    assert run.returncode == 1 and "Sentinel needs config file on disk to save state. Exiting..." in run.stderr
+    run = subprocess.run(
+        [sys.executable, "-m", "launcher.main", "sentinel"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+    )
+    assert (
+        run.returncode == 1 and "Sentinel needs config file on disk to save state. Exiting..." in run.stderr
+    )
     missing = tmp_path / "missing.conf"
-    run = subprocess.run([sys.executable, "-m", "launcher.main", "server", str(missing), "--sentinel"], capture_output=True, text=True, cwd=REPO, timeout=30)
+    run = subprocess.run(
+        [sys.executable, "-m", "launcher.main", "server", str(missing), "--sentinel"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+    )
     assert run.returncode == 1 and f"Sentinel config file {missing} is not writable" in run.stderr
 
 
@@ -267,7 +387,9 @@ def test_sentinel_commands_errors_and_set(topology: Topology, recorder: EventRec
     s0 = topology.sentinels[0]
     recorder.watch(s0)
     r = s0.client()
-    with pytest.raises(redis.ResponseError, match="^Unknown option or number of arguments for SENTINEL SET 'bogus'$"):
+    with pytest.raises(
+        redis.ResponseError, match="^Unknown option or number of arguments for SENTINEL SET 'bogus'$"
+    ):
         r.execute_command("SENTINEL", "SET", MASTER_NAME, "bogus", "1")
     assert r.execute_command("SENTINEL", "SET", MASTER_NAME, "parallel-syncs", "2") == b"OK"
     wait_for(lambda: recorder.find("+set", lambda e: e.data.endswith("parallel-syncs 2")), 5)
@@ -276,7 +398,9 @@ def test_sentinel_commands_errors_and_set(topology: Topology, recorder: EventRec
         r.execute_command("SENTINEL", "MONITOR", MASTER_NAME, "127.0.0.1", 1, 2)
     with pytest.raises(redis.ResponseError, match="^Quorum must be 1 or greater.$"):
         r.execute_command("SENTINEL", "MONITOR", "other", "127.0.0.1", 1, 0)
-    assert r.execute_command("SENTINEL", "MONITOR", "other", "127.0.0.1", topology.replicas[0].port, 1) == b"OK"
+    assert (
+        r.execute_command("SENTINEL", "MONITOR", "other", "127.0.0.1", topology.replicas[0].port, 1) == b"OK"
+    )
     assert r.execute_command("SENTINEL", "REMOVE", "other") == b"OK"
     assert r.execute_command("SENTINEL", "RESET", "nomatch*") == 0
     config = r.execute_command("SENTINEL", "CONFIG", "GET", "*")
