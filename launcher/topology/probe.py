@@ -66,8 +66,10 @@ def parse_info(text: bytes | str) -> dict[str, str]:
     return fields
 
 
-def node_info(port: int, password: str = "") -> dict[str, str] | None:
-    command = ["INFO", "server", "replication", "keyspace"]
+def node_info(
+    port: int, password: str = "", sections: tuple[str, ...] = ("server", "replication", "keyspace")
+) -> dict[str, str] | None:
+    command = ["INFO", *sections]
     try:
         reply = _request(port, password, command, REQUEST_TIMEOUT_S, MAX_INFO_REPLY_BYTES)
     except (OSError, ReplyError):
