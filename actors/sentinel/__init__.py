@@ -8,6 +8,7 @@ Layout:
     monitor.py     links, PING / INFO / hello timers, INFO and hello processing, SDOWN, ODOWN, TILT
     failover.py    votes and leader election, replica selection, promotion, reconfiguration, the switch
     commands.py    SENTINEL subcommands, INFO and ROLE
+    scripts.py     notification-script and client-reconfig-script: runs, time limit, retries
     server.py      the RESP listener: the commands a sentinel serves, and its event pub/sub
 
 No keyspace, no persistence, no replication: launcher/sentinel.py wires a monitor and a listener on one event

@@ -370,8 +370,8 @@ def info_text(monitor: Monitor, sections: list[str], clients: int, port: int) ->
             f"sentinel_masters:{len(state.masters)}",
             f"sentinel_tilt:{int(state.tilt)}",
             f"sentinel_tilt_since_seconds:{tilt_since}",
-            f"sentinel_running_scripts:{monitor.running_scripts}",
-            "sentinel_scripts_queue_length:0",
+            f"sentinel_running_scripts:{monitor.scripts.running}",
+            f"sentinel_scripts_queue_length:{max(monitor.scripts.queued - monitor.scripts.running, 0)}",
             f"sentinel_simulate_failure_flags:{state.simulate_failure}",
         ]
         for index, master in enumerate(state.masters.values()):

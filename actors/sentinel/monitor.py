@@ -18,6 +18,7 @@ from typing import Any
 
 from actors.sentinel import failover
 from actors.sentinel.config import SentinelConfig, add_replica, add_sentinel, flush
+from actors.sentinel.scripts import ScriptRunner
 from actors.sentinel.state import (
     HELLO_CHANNEL,
     FailoverState,
@@ -51,7 +52,7 @@ class Monitor:
         self.log = log
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.running_scripts = 0
+        self.scripts = ScriptRunner(self.state.timing, lambda kind, text: self.event("#", kind, None, text))
 
     # -- events and persistence -------------------------------------------------------------------------
 
@@ -63,6 +64,18 @@ class Monitor:
         self.log(level, f"{kind} {message}")
         if level != ".":
             self.publish(kind, message)
+        if level == "#" and instance is not None:
+            master = instance if instance.kind is Kind.MASTER else instance.master
+            if master is not None and master.notification_script:
+                self.scripts.run(master.notification_script, kind, message)
+
+    def client_reconfig(
+        self, master: Instance, role: str, old: tuple[str, int], new: tuple[str, int]
+    ) -> None:
+        """Run the master's client-reconfig-script, as Redis does when a failover moves the master."""
+        if master.client_reconfig_script:
+            args = (master.name, role, "start", old[0], str(old[1]), new[0], str(new[1]))
+            self.scripts.run(master.client_reconfig_script, *args)
 
     def flush_config(self) -> None:
         try:
@@ -85,6 +98,7 @@ class Monitor:
                 await self.close_link(instance)
         for task in list(self._tasks):
             task.cancel()
+        self.scripts.cancel()
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -487,6 +501,7 @@ class Monitor:
             if (master.ip, master.port) != (master_ip, master_port):
                 old_ip, old_port = master.ip, master.port
                 self.event("#", "+config-update-from", sentinel)
+                self.client_reconfig(master, "observer", (old_ip, old_port), (master_ip, master_port))
                 self.event(
                     "#",
                     "+switch-master",

@@ -23,6 +23,7 @@ from tests.harness import NodeProcess, wait_for
 from tests.sentinel_harness import (
     MASTER_NAME,
     EventRecorder,
+    SentinelProcess,
     Topology,
     start_sentinels,
     wait_discovered,
@@ -410,3 +411,28 @@ def test_sentinel_commands_errors_and_set(topology: Topology, recorder: EventRec
     assert r.execute_command("SENTINEL", "PENDING-SCRIPTS") == []
     cache = r.execute_command("SENTINEL", "INFO-CACHE", MASTER_NAME)
     assert cache[0] == MASTER_NAME.encode() and len(cache[1]) == 3
+
+
+def test_notification_script_runs_on_warning_events(
+    node_factory: Callable[..., NodeProcess], tmp_path: Path
+) -> None:
+    master = node_factory("m")
+    out = tmp_path / "notified.txt"
+    script = tmp_path / "notify.sh"
+    script.write_text(f'#!/bin/sh\necho "$1|$2" >> {out}\n')
+    script.chmod(0o755)
+    s = SentinelProcess(
+        tmp_path, "s", master.port, quorum=1, extra=f"sentinel notification-script {MASTER_NAME} {script}\n"
+    )
+    s.start()
+    try:
+        master.kill()
+        wait_for(
+            lambda: (
+                out.exists() and f"+sdown|master {MASTER_NAME} 127.0.0.1 {master.port}" in out.read_text()
+            ),
+            10,
+            what="the script's output",
+        )
+    finally:
+        s.stop()
