@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import redis
@@ -53,6 +55,21 @@ def test_up_status_shows_each_sentinels_view_and_down_stops_them(tmp_path: Path)
                 b"127.0.0.1",
                 str(7101 + offset).encode(),
             ]
+        # kill -9 of the master: the sentinels promote a replica, and the launcher restarts the old master
+        # only after that, as a replica of the new one (not as an empty master its replicas would copy).
+        with redis.Redis(port=7101 + offset, socket_timeout=5) as r:
+            r.set("kept", "1")
+            pid = int(r.info("server")["process_id"])
+        os.kill(pid, signal.SIGKILL)
+
+        def old_master_follows_new() -> bool:
+            with redis.Redis(port=7101 + offset, socket_timeout=2) as r:
+                info = r.info("replication")
+                return (
+                    info["role"] == "slave" and info["master_link_status"] == "up" and r.get("kept") == b"1"
+                )
+
+        wait_for(old_master_follows_new, 30, interval_s=0.3, what="n1 back as a replica of the new master")
         run = redactor("down", str(topology))
         assert run.returncode == 0, run.stdout + run.stderr
         up.proc.wait(30)
