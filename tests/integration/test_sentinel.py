@@ -436,3 +436,37 @@ def test_notification_script_runs_on_warning_events(
         )
     finally:
         s.stop()
+
+
+class ConfigFileNode(NodeProcess):
+    """A node started from a redis.conf (what CONFIG REWRITE, sent in the sentinel's MULTI, rewrites)."""
+
+    def __init__(self, base_dir: Path, name: str, text: str) -> None:
+        super().__init__(base_dir, name)
+        self.conf = self.dir / "redis.conf"
+        self.conf.write_text(text)
+
+    def argv(self) -> list[str]:
+        argv = super().argv()
+        return [*argv[:4], str(self.conf), *argv[4:]]
+
+
+@pytest.mark.xfail(strict=False, reason="needs h-nodeside: CONFIG REWRITE on data nodes")
+def test_promoted_replica_config_file_is_rewritten(
+    node_factory: Callable[..., NodeProcess], tmp_path: Path
+) -> None:
+    master = node_factory("m")
+    replica = ConfigFileNode(tmp_path, "r", f"replicaof 127.0.0.1 {master.port}\n")
+    replica.start()
+    s = SentinelProcess(tmp_path, "s", master.port, quorum=1)
+    s.start()
+    try:
+        wait_discovered([s], 1)
+        assert s.client().execute_command("SENTINEL", "FAILOVER", MASTER_NAME) == b"OK"
+        wait_for(lambda: s.master_addr() == ("127.0.0.1", replica.port), 10, what="the replica promoted")
+        wait_for(
+            lambda: "replicaof" not in replica.conf.read_text(), 5, what="replicaof gone from redis.conf"
+        )
+    finally:
+        s.stop()
+        replica.stop()
