@@ -56,6 +56,10 @@ def recorder() -> Iterator[EventRecorder]:
     rec.stop()
 
 
+def _conf_has(sentinel: SentinelProcess, lines: tuple[str, ...]) -> Callable[[], bool]:
+    return lambda: all(line in sentinel.conf.read_text().splitlines() for line in lines)
+
+
 def node_at(topo: Topology, port: int) -> Any:
     return next(n for n in topo.data_nodes() if n.port == port)
 
@@ -146,8 +150,22 @@ def test_kill9_failover_redis_py_keeps_writing_and_old_master_rejoins(
                 errors.append(type(exc).__name__)
                 time.sleep(0.02)  # a failed connect returns at once: do not spin
 
+    reader = sentinel.slave_for(MASTER_NAME, socket_timeout=0.5)
+    reads: list[tuple[float, bool]] = []
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                reader.get("ctr")
+                reads.append((time.monotonic(), True))
+            except (redis.ConnectionError, redis.TimeoutError, MasterNotFoundError):
+                reads.append((time.monotonic(), False))
+                time.sleep(0.02)
+
     thread = threading.Thread(target=write, daemon=True)
     thread.start()
+    read_thread = threading.Thread(target=read, daemon=True)
+    read_thread.start()
     wait_for(lambda: len(acked) > 50, 10, what="writes before the kill")
     old = topology.master
     killed_at = time.monotonic()
@@ -193,17 +211,32 @@ def test_kill9_failover_redis_py_keeps_writing_and_old_master_rejoins(
     assert first_after <= 1.0 + 3.0
     stop.set()
     thread.join(5)
+    read_thread.join(5)
+    # slave_for reads: the longest stretch without a successful read.
+    last_ok, longest_gap = reads[0][0], 0.0
+    for at, ok in reads:
+        if ok:
+            longest_gap = max(longest_gap, at - last_ok)
+            last_ok = at
+    print(f"slave_for reads: {len(reads)}, longest gap without a successful read {longest_gap:.2f} s")
+    assert longest_gap <= 3.0
     final = int(new.client().get("ctr"))
     before_kill = [v for t, v in acked if t < killed_at]
-    lost = max(v for _, v in acked) - final if acked else 0
-    print(f"acked INCRs: {len(acked)}; final ctr {final}; acked values above final (lost): {max(lost, 0)}")
+    # Every acked INCR added one: acked INCRs missing from the final count were lost (no WAIT: replication is
+    # asynchronous, so the last writes before the kill may not have reached the promoted replica). Reported.
+    lost = max(len(acked) - final, 0)
+    print(f"acked INCRs: {len(acked)}; final ctr {final}; acked INCRs lost: {lost}")
     safe = [v for t, v in acked if t < killed_at - 1.0]
     assert final >= (max(safe) if safe else 0)
     assert before_kill
+    # The event goes out just before the file is rewritten (as in Redis): wait for the file.
+    wanted = (
+        f"sentinel monitor {MASTER_NAME} 127.0.0.1 {new_port} 2",
+        "sentinel current-epoch 1",
+        f"sentinel config-epoch {MASTER_NAME} 1",
+    )
     for s in topology.sentinels:
-        text = s.conf.read_text()
-        assert f"sentinel monitor {MASTER_NAME} 127.0.0.1 {new_port} 2" in text
-        assert "sentinel current-epoch 1" in text and f"sentinel config-epoch {MASTER_NAME} 1" in text
+        wait_for(_conf_has(s, wanted), 5, what=f"{s.name}'s sentinel.conf after the failover")
     # S-4: the old master comes back (as a master, from its own configuration) and is converted.
     old.start()
     wait_for(lambda: recorder.find("+convert-to-slave"), 30, interval_s=0.2, what="+convert-to-slave")
