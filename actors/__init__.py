@@ -15,6 +15,7 @@ Layout:
     replication/    the replication actor: backlog, primary and replica sides
     bus/            the node's ZeroMQ bus
     supervision/    starts, watches and restarts the node's actors
+    sentinel/       Redis Sentinel: monitoring, votes and failover (a process type of its own, no keyspace)
 
 Imports run one way: launcher -> actors -> protocol.
 """

@@ -1,6 +1,7 @@
 """The `redactor` command.
 
 redactor server [redis.conf] [--directive value ...]   one node in the foreground
+redactor sentinel sentinel.conf [--directive value ...] a sentinel (also: redactor server sentinel.conf --sentinel)
 redactor cli [-h host] [-p port] [-a pass] [-n db] [--raw] [command ...]
 redactor up TOPOLOGY | down | status | logs NODE        whole topologies (launcher/topology/)
 redactor keygen PATH                                   a bus CURVE keypair: PATH.key_secret, PATH.key
@@ -52,6 +53,10 @@ def _start_load_helper(config: Config) -> LoadHelper | None:
 
 
 def _server(args: list[str]) -> int:
+    if "--sentinel" in args:
+        from launcher.sentinel import main as sentinel_main
+
+        return sentinel_main(args)
     _hide_rich_from_structlog()
     from launcher.config import ConfigFileError, load_config
 
@@ -110,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     if command == "server":
         return _server(rest)
+    if command == "sentinel":
+        from launcher.sentinel import main as sentinel_main
+
+        return sentinel_main(rest)
     if command == "cli":
         from launcher.shell import main as shell_main
 

@@ -486,6 +486,12 @@ class RespClient:
     def is_closed(self) -> bool:
         return self._error is not None
 
+    @property
+    def local_address(self) -> tuple[str, int] | None:
+        """This end's (ip, port), as getsockname() says (the address a sentinel announces in its hellos)."""
+        sockname = self._writer.get_extra_info("sockname")
+        return (str(sockname[0]), int(sockname[1])) if sockname else None
+
     async def wait_closed(self, timeout_s: float | None = None) -> bool:
         """True once the connection is over (the server closed it: SHUTDOWN, a kill); False on timeout."""
         try:

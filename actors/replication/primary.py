@@ -11,7 +11,6 @@ gets every batch of the stream (``enqueue`` / ``flush``) and a Ping every repl-p
 
 from __future__ import annotations
 
-import hmac
 import os
 import time
 from dataclasses import dataclass, field

@@ -6,6 +6,8 @@ Layout:
     probe.py      the launcher's RESP requests to its nodes (PING, SHUTDOWN SAVE, INFO) over
                   protocol/resp_client.py
     supervise.py  ``up``: the Launcher, which starts the nodes and restarts them with a backoff
+    sentinels.py  with [[sentinel]] entries: a dead data node restarts after the sentinels' failover, as a
+                  replica of the master they name
     status.py     ``status``: a table (or JSON) from the state file and each node's INFO
     cli.py        the command line: arguments, ``down``, ``logs``
 

@@ -66,8 +66,10 @@ def parse_info(text: bytes | str) -> dict[str, str]:
     return fields
 
 
-def node_info(port: int, password: str = "") -> dict[str, str] | None:
-    command = ["INFO", "server", "replication", "keyspace"]
+def node_info(
+    port: int, password: str = "", sections: tuple[str, ...] = ("server", "replication", "keyspace")
+) -> dict[str, str] | None:
+    command = ["INFO", *sections]
     try:
         reply = _request(port, password, command, REQUEST_TIMEOUT_S, MAX_INFO_REPLY_BYTES)
     except (OSError, ReplyError):
@@ -75,3 +77,21 @@ def node_info(port: int, password: str = "") -> dict[str, str] | None:
     if not isinstance(reply, bytes):
         return None
     return parse_info(reply)
+
+
+def sentinel_master(port: int, master_name: str) -> tuple[str, int] | None:
+    """What a sentinel names as ``master_name``'s address (SENTINEL GET-MASTER-ADDR-BY-NAME); None if it
+    does not answer or does not know the name."""
+    try:
+        reply = _request(
+            port,
+            "",
+            ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", master_name],
+            REQUEST_TIMEOUT_S,
+            MAX_PING_REPLY_BYTES,
+        )
+    except (OSError, ReplyError):
+        return None
+    if isinstance(reply, list) and len(reply) == 2 and all(isinstance(x, bytes) for x in reply):
+        return reply[0].decode(), int(reply[1])
+    return None

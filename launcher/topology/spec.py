@@ -16,6 +16,13 @@ A topology is a TOML file::
     port = 7002
     replicaof = "n1"                  # becomes --replicaof 127.0.0.1 <n1's port>
 
+    [[sentinel]]                      # a sentinel (actors/sentinel/): its sentinel.conf is written once
+    name = "s1"                       # into <run_dir>/s1/, then kept (it holds the sentinel's state)
+    port = 26379
+    monitor = "n1"                    # the node it monitors first, as master `master_name` ("mymaster")
+    quorum = 2
+    config = { down-after-milliseconds = 1000, failover-timeout = 10000 }   # `sentinel <option> <name> <v>`
+
 ``run_dir`` is resolved against the topology file's directory, not the working directory, so ``status``,
 ``down`` and ``logs`` find the same files from anywhere. Under it::
 
@@ -48,16 +55,30 @@ class TopologyError(Exception):
     """A topology file that cannot be used (message says which file and what)."""
 
 
+SENTINEL_CONF = "sentinel.conf"
+DEFAULT_MASTER_NAME = "mymaster"
+
+
 @dataclass
 class NodeSpec:
     name: str
     port: int
     replicaof: str | None = None
-    # Directive name -> arguments (already strings).
+    # Directive name -> arguments (already strings); for a sentinel, its per-master options.
     config: dict[str, list[str]] = field(default_factory=dict)
+    # Sentinels only: the node monitored first, under which master name, with which quorum.
+    sentinel_of: str | None = None
+    master_name: str = DEFAULT_MASTER_NAME
+    quorum: int = 2
+
+    @property
+    def is_sentinel(self) -> bool:
+        return self.sentinel_of is not None
 
     @property
     def bus_port(self) -> int:
+        if self.is_sentinel:
+            return self.port  # a sentinel has no bus: its one port
         explicit = self.config.get("bus-port")
         return bus_port_for(self.port, int(explicit[0]) if explicit and explicit[0] not in ("", "0") else 0)
 
@@ -163,15 +184,18 @@ def load_topology(path: str | Path, port_offset: int = 0) -> Topology:
         if replicaof is not None and not isinstance(replicaof, str):
             raise TopologyError(f"{path}: node '{node_name}': replicaof must name another node")
         nodes.append(NodeSpec(node_name, port + port_offset, replicaof, config))
+    nodes += _load_sentinels(path, data.get("sentinel", []), port_offset)
     names = [n.name for n in nodes]
     for node in nodes:
+        if node.sentinel_of is not None and node.sentinel_of not in names:
+            raise TopologyError(f"{path}: sentinel '{node.name}': monitor '{node.sentinel_of}' is not a node")
         if names.count(node.name) > 1:
             raise TopologyError(f"{path}: node name '{node.name}' is used twice")
         if node.replicaof is not None and (node.replicaof not in names or node.replicaof == node.name):
             raise TopologyError(
                 f"{path}: node '{node.name}': replicaof '{node.replicaof}' is not another node"
             )
-    ports = [p for n in nodes for p in (n.port, n.bus_port)]
+    ports = [p for n in nodes for p in ((n.port,) if n.is_sentinel else (n.port, n.bus_port))]
     if len(set(ports)) != len(ports):
         raise TopologyError(
             f"{path}: two nodes share a port (each node also uses its bus port, port + 10000)"
@@ -179,8 +203,59 @@ def load_topology(path: str | Path, port_offset: int = 0) -> Topology:
     return Topology(name, path, run_dir, nodes, port_offset)
 
 
+def _load_sentinels(path: Path, raw_sentinels: Any, port_offset: int) -> list[NodeSpec]:
+    if not isinstance(raw_sentinels, list):
+        raise TopologyError(f"{path}: [[sentinel]] entries must be tables")
+    sentinels: list[NodeSpec] = []
+    for index, raw in enumerate(raw_sentinels, 1):
+        if not isinstance(raw, dict):
+            raise TopologyError(f"{path}: sentinel #{index} must be a table")
+        name = raw.get("name")
+        if not isinstance(name, str) or not name or not name.replace("-", "").replace("_", "").isalnum():
+            raise TopologyError(f"{path}: sentinel #{index} needs a name of letters, digits, '-' or '_'")
+        unknown = set(raw) - {"name", "port", "monitor", "quorum", "master_name", "config"}
+        if unknown:
+            raise TopologyError(f"{path}: sentinel '{name}': unknown keys {sorted(unknown)}")
+        port = raw.get("port")
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port + port_offset < 65536:
+            raise TopologyError(f"{path}: sentinel '{name}' needs a port (1-65535 after the port offset)")
+        monitor = raw.get("monitor")
+        quorum = raw.get("quorum", 2)
+        if not isinstance(monitor, str) or not isinstance(quorum, int) or quorum < 1:
+            raise TopologyError(f"{path}: sentinel '{name}' needs monitor = \"<node>\" and a quorum >= 1")
+        config_table = raw.get("config", {})
+        if not isinstance(config_table, dict):
+            raise TopologyError(f"{path}: sentinel '{name}': config must be a table")
+        config = {k.lower(): _directive_args(path, name, k, v) for k, v in config_table.items()}
+        master_name = str(raw.get("master_name") or DEFAULT_MASTER_NAME)
+        sentinels.append(NodeSpec(name, port + port_offset, None, config, monitor, master_name, quorum))
+    return sentinels
+
+
+def sentinel_conf_text(topology: Topology, sentinel: NodeSpec) -> str:
+    """A sentinel's first sentinel.conf (written once: afterwards the sentinel owns the file)."""
+    assert sentinel.sentinel_of is not None
+    master = topology.node(sentinel.sentinel_of)
+    lines = [
+        f"port {sentinel.port}",
+        f"sentinel monitor {sentinel.master_name} 127.0.0.1 {master.port} {sentinel.quorum}",
+    ]
+    for option, args in sentinel.config.items():
+        lines.append(" ".join(["sentinel", option, sentinel.master_name, *args]))
+    return "\n".join(lines) + "\n"
+
+
 def node_argv(topology: Topology, node: NodeSpec) -> list[str]:
-    """The command line of one node process."""
+    """The command line of one node process (for a sentinel: its sentinel.conf is written if missing)."""
+    if node.is_sentinel:
+        conf = topology.node_dir(node.name) / SENTINEL_CONF
+        if not conf.exists():
+            conf.parent.mkdir(parents=True, exist_ok=True)
+            conf.write_text(sentinel_conf_text(topology, node))
+        return [
+            sys.executable, "-m", "launcher.main", "sentinel", str(conf),
+            "--logfile", str(topology.log_path(node.name)),
+        ]  # fmt: skip
     argv = [
         sys.executable,
         "-m",

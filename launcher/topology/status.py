@@ -42,6 +42,22 @@ def _format_uptime(seconds: float) -> str:
     return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
+def sentinel_view(info: dict[str, str], port_to_name: dict[int, str]) -> str:
+    """What a sentinel's INFO says of its masters: ``mymaster=n2 (ok, 2 replicas, 3 sentinels)``."""
+    views = []
+    for key, value in info.items():
+        if not (key.startswith("master") and key[6:].isdigit()):
+            continue
+        fields = dict(part.split("=", 1) for part in value.split(",") if "=" in part)
+        host, _, port = fields.get("address", "?:?").rpartition(":")
+        node = port_to_name.get(int(port)) if port.isdigit() and host in ("127.0.0.1", "localhost") else None
+        views.append(
+            f"{fields.get('name')}={node or fields.get('address')} ({fields.get('status')}, "
+            f"{fields.get('slaves')} replicas, {fields.get('sentinels')} sentinels)"
+        )
+    return "; ".join(views) or "-"
+
+
 def collect_status(topology: Topology) -> list[dict[str, Any]]:
     """One dict per node: what the state file and the node's INFO say; None where nothing is known."""
     state = read_state(topology)
@@ -51,9 +67,11 @@ def collect_status(topology: Topology) -> list[dict[str, Any]]:
     infos: dict[str, dict[str, str] | None] = {}
     for entry in entries:
         spec = topology.node(entry["name"])
-        infos[entry["name"]] = node_info(int(entry["port"]), spec.password)
+        sections = ("server", "sentinel") if spec.is_sentinel else ("server", "replication", "keyspace")
+        infos[entry["name"]] = node_info(int(entry["port"]), spec.password, sections)
     for entry in entries:
         info = infos[entry["name"]]
+        spec = topology.node(entry["name"])
         row: dict[str, Any] = {
             "name": entry["name"],
             "port": int(entry["port"]),
@@ -76,6 +94,11 @@ def collect_status(topology: Topology) -> list[dict[str, Any]]:
                 row["pid"] = int(info["process_id"])
             if info.get("uptime_in_seconds", "").isdigit():
                 row["uptime_s"] = int(info["uptime_in_seconds"])
+            if spec.is_sentinel:
+                row["role"] = "sentinel"
+                row["master"] = sentinel_view(info, port_to_name)
+                rows.append(row)
+                continue
             role = info.get("role")
             row["role"] = "replica" if role == "slave" else role
             if role == "slave":

@@ -30,6 +30,7 @@ from launcher.topology.rundir import (
     tail_text,
     write_json_atomically,
 )
+from launcher.topology.sentinels import follow_sentinels, sentinel_restart_delay_s
 from launcher.topology.spec import NodeSpec, Topology, node_argv
 
 log = structlog.get_logger("redactor.launcher")
@@ -190,6 +191,7 @@ class Launcher:
                         RESTART_BACKOFF_INITIAL_S * 2**node.deaths_in_a_row, RESTART_BACKOFF_MAX_S
                     )
                     node.deaths_in_a_row += 1
+                    backoff_s = max(backoff_s, sentinel_restart_delay_s(self.topology, node.spec))
                     node.last_exit = exit_description(code)
                     node.state = NodeState.BACKOFF
                     node.restart_at_s = now_s + backoff_s
@@ -235,7 +237,7 @@ class Launcher:
         # The node's stdout and stderr (start-up errors, tracebacks) go to its log too.
         with open(topology.log_path(node.spec.name), "ab") as out:
             node.proc = subprocess.Popen(
-                node_argv(topology, node.spec),
+                follow_sentinels(topology, node.spec, node_argv(topology, node.spec)),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -1,0 +1,303 @@
+"""The sentinel's RESP listener: only the commands Redis Sentinel serves, and its own pub/sub of events.
+
+Served: AUTH, CLIENT (SETNAME, GETNAME, ID, SETINFO, LIST, INFO, KILL), COMMAND (COUNT, DOCS, INFO: empty),
+HELLO, INFO, PING, (P)SUBSCRIBE, (P)UNSUBSCRIBE, PUBLISH (hellos only), ROLE, SENTINEL, SHUTDOWN. Anything else
+gets Redis's ``unknown command`` error. Events from the monitor are published here (``publish``) to clients
+subscribed to the event's name or to a matching pattern, as ``PSUBSCRIBE *`` subscribers expect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import itertools
+from typing import Any
+
+from actors.sentinel.commands import info_text, sentinel_command
+from actors.sentinel.monitor import Monitor
+from actors.sentinel.state import HELLO_CHANNEL
+from actors.version import REDIS_VERSION
+from protocol.errors import (
+    NOAUTH,
+    WRONGPASS,
+    CommandError,
+    ProtocolError,
+    unknown_command,
+    unknown_subcommand,
+    wrong_arity,
+)
+from protocol.resp import MultiReply, Push, Verbatim, encode
+from protocol.resp_parse import RequestParser
+
+_ids = itertools.count(1)
+SUBSCRIBED_ALLOWED = frozenset(
+    (b"ping", b"subscribe", b"psubscribe", b"unsubscribe", b"punsubscribe", b"reset", b"quit")
+)
+
+
+class SentinelClient:
+    """One client connection."""
+
+    def __init__(
+        self, server: SentinelServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.id = next(_ids)
+        self.name = b""
+        self.resp3 = False
+        self.authenticated = server.password is None
+        self.channels: set[bytes] = set()
+        self.patterns: set[bytes] = set()
+        peer = writer.get_extra_info("peername")
+        self.addr = f"{peer[0]}:{peer[1]}" if peer else "?"
+
+    def send(self, value: Any) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(encode(value, self.resp3))
+
+    async def serve(self) -> None:
+        parser = RequestParser()
+        try:
+            while True:
+                data = await self.reader.read(65536)
+                if not data:
+                    return
+                commands: list[list[bytes]] = []
+                try:
+                    parser.feed_parse(data, commands)
+                except ProtocolError as exc:
+                    for argv in commands:
+                        self.send(self.execute(argv))
+                    self.send(exc)
+                    return
+                for argv in commands:
+                    if argv:
+                        reply = self.execute(argv)
+                        if reply is _CLOSE:
+                            return
+                        self.send(reply)
+                await self.writer.drain()
+        except (ConnectionError, OSError):
+            return
+        finally:
+            self.server.clients.discard(self)
+            self.writer.close()
+
+    def execute(self, argv: list[bytes]) -> Any:
+        name = argv[0].lower()
+        args = argv[1:]
+        try:
+            if not self.authenticated and name not in (b"auth", b"hello"):
+                raise CommandError(NOAUTH)
+            if (self.channels or self.patterns) and not self.resp3 and name not in SUBSCRIBED_ALLOWED:
+                raise CommandError(
+                    f"ERR Can't execute '{name.decode('utf-8', 'replace')}': only (P|S)SUBSCRIBE / "
+                    "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+                )
+            handler = _HANDLERS.get(name)
+            if handler is None:
+                raise unknown_command(argv[0].decode("utf-8", "replace"), args)
+            return handler(self, args)
+        except CommandError as exc:
+            return exc
+
+    # -- commands ---------------------------------------------------------------------------------------
+
+    def ping(self, args: list[bytes]) -> Any:
+        if len(args) > 1:
+            raise wrong_arity("ping")
+        if (self.channels or self.patterns) and not self.resp3:
+            return [b"pong", args[0] if args else b""]
+        return args[0] if args else "PONG"
+
+    def auth(self, args: list[bytes]) -> Any:
+        if not args or len(args) > 2:
+            raise wrong_arity("auth")
+        password = self.server.password
+        if password is None:
+            raise CommandError(
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
+            )
+        if args[-1].decode("utf-8", "replace") != password or (len(args) == 2 and args[0] != b"default"):
+            raise CommandError(WRONGPASS)
+        self.authenticated = True
+        return "OK"
+
+    def hello(self, args: list[bytes]) -> Any:
+        index = 0
+        if args:
+            if args[0] not in (b"2", b"3"):
+                raise CommandError("NOPROTO unsupported protocol version")
+            index = 1
+        while index < len(args):
+            option = args[index].lower()
+            if option == b"auth" and index + 2 < len(args) + 0 + 1:
+                self.auth(args[index + 1 : index + 3])
+                index += 3
+            elif option == b"setname" and index + 1 < len(args):
+                self.name = args[index + 1]
+                index += 2
+            else:
+                raise CommandError(
+                    f"ERR Syntax error in HELLO option '{args[index].decode('utf-8', 'replace')}'"
+                )
+        if not self.authenticated:
+            raise CommandError(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
+            )
+        if args:
+            self.resp3 = args[0] == b"3"
+        return {
+            b"server": b"redis", b"version": REDIS_VERSION.encode(), b"proto": 3 if self.resp3 else 2,
+            b"id": self.id, b"mode": b"sentinel", b"role": b"master", b"modules": [],
+        }  # fmt: skip
+
+    def info(self, args: list[bytes]) -> Any:
+        text = info_text(
+            self.server.monitor,
+            [a.decode("utf-8", "replace") for a in args],
+            len(self.server.clients),
+            self.server.port,
+        )
+        return Verbatim(text.encode())
+
+    def role(self, args: list[bytes]) -> Any:
+        if args:
+            raise wrong_arity("role")
+        return [b"sentinel", [name.encode() for name in self.server.monitor.state.masters]]
+
+    def sentinel(self, args: list[bytes]) -> Any:
+        return sentinel_command(self.server.monitor, args, self.resp3)
+
+    def publish(self, args: list[bytes]) -> Any:
+        if len(args) != 2:
+            raise wrong_arity("publish")
+        if args[0] != HELLO_CHANNEL.encode():
+            raise CommandError("ERR Only HELLO messages are accepted by Sentinel instances.")
+        self.server.monitor.process_hello(args[1].decode("utf-8", "replace"))
+        return 1
+
+    def subscribe(self, args: list[bytes], pattern: bool = False) -> Any:
+        if not args:
+            raise wrong_arity("psubscribe" if pattern else "subscribe")
+        names = self.patterns if pattern else self.channels
+        kind = b"psubscribe" if pattern else b"subscribe"
+        replies = MultiReply()
+        for name in args:
+            names.add(name)
+            replies.append(Push([kind, name, len(self.channels) + len(self.patterns)]))
+        return replies
+
+    def unsubscribe(self, args: list[bytes], pattern: bool = False) -> Any:
+        names = self.patterns if pattern else self.channels
+        kind = b"punsubscribe" if pattern else b"unsubscribe"
+        targets = list(args) if args else sorted(names)
+        replies = MultiReply()
+        if not targets:
+            return Push([kind, None, len(self.channels) + len(self.patterns)])
+        for name in targets:
+            names.discard(name)
+            replies.append(Push([kind, name, len(self.channels) + len(self.patterns)]))
+        return replies
+
+    def client(self, args: list[bytes]) -> Any:
+        if not args:
+            raise wrong_arity("client")
+        sub = args[0].lower()
+        if sub == b"setname" and len(args) == 2:
+            if b" " in args[1]:
+                raise CommandError("ERR Client names cannot contain spaces, newlines or special characters.")
+            self.name = args[1]
+            return "OK"
+        if sub == b"getname" and len(args) == 1:
+            return self.name or None
+        if sub == b"id" and len(args) == 1:
+            return self.id
+        if sub == b"setinfo" and len(args) == 3:
+            return "OK"
+        if sub in (b"list", b"info"):
+            clients = [self] if sub == b"info" else sorted(self.server.clients, key=lambda c: c.id)
+            text = "".join(
+                f"id={c.id} addr={c.addr} name={c.name.decode('utf-8', 'replace')} "
+                f"sub={len(c.channels)} psub={len(c.patterns)} resp={3 if c.resp3 else 2}\n"
+                for c in clients
+            )
+            return Verbatim(text.encode())
+        raise unknown_subcommand(args[0].decode("utf-8", "replace"), "CLIENT")
+
+    def command_cmd(self, args: list[bytes]) -> Any:
+        if args and args[0].lower() == b"count":
+            return len(_HANDLERS)
+        return {} if args and args[0].lower() == b"docs" else []
+
+    def shutdown(self, args: list[bytes]) -> Any:
+        self.server.monitor.flush_config()
+        self.server.shutdown_requested.set()
+        return _CLOSE
+
+
+_CLOSE: Any = object()
+_HANDLERS: dict[bytes, Any] = {
+    b"ping": SentinelClient.ping,
+    b"auth": SentinelClient.auth,
+    b"hello": SentinelClient.hello,
+    b"info": SentinelClient.info,
+    b"role": SentinelClient.role,
+    b"sentinel": SentinelClient.sentinel,
+    b"publish": SentinelClient.publish,
+    b"subscribe": SentinelClient.subscribe,
+    b"psubscribe": lambda c, a: c.subscribe(a, pattern=True),
+    b"unsubscribe": SentinelClient.unsubscribe,
+    b"punsubscribe": lambda c, a: c.unsubscribe(a, pattern=True),
+    b"client": SentinelClient.client,
+    b"command": SentinelClient.command_cmd,
+    b"shutdown": SentinelClient.shutdown,
+}
+
+
+class SentinelServer:
+    """The listener: accepts clients, and delivers the monitor's events to subscribers."""
+
+    def __init__(self, monitor: Monitor, bind: list[str], port: int, password: str | None) -> None:
+        self.monitor = monitor
+        self.bind = bind
+        self.port = port
+        self.password = password
+        self.clients: set[SentinelClient] = set()
+        self.shutdown_requested = asyncio.Event()
+        self._servers: list[asyncio.base_events.Server] = []
+
+    async def start(self) -> None:
+        for host in self.bind:
+            host = host.lstrip("-")
+            self._servers.append(
+                await asyncio.start_server(self._accept, host, self.port, reuse_address=True)
+            )
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        client = SentinelClient(self, reader, writer)
+        self.clients.add(client)
+        with contextlib.suppress(asyncio.CancelledError):  # the process is exiting
+            await client.serve()
+
+    def publish(self, channel: str, message: str) -> None:
+        """Deliver an event to every subscriber of ``channel`` or of a pattern matching it."""
+        name, payload = channel.encode(), message.encode()
+        for client in list(self.clients):
+            if name in client.channels:
+                client.send(Push([b"message", name, payload]))
+            for pattern in client.patterns:
+                if fnmatch.fnmatchcase(channel, pattern.decode("utf-8", "replace")):
+                    client.send(Push([b"pmessage", pattern, name, payload]))
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        for client in list(self.clients):
+            client.writer.close()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()

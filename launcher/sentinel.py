@@ -1,0 +1,114 @@
+"""One sentinel process: ``redactor sentinel sentinel.conf [--directive value ...]`` or ``redactor server
+sentinel.conf --sentinel``. Refuses to start without a writable config file (Redis's messages), writes its
+id into the file, logs events Redis-style (``<pid>:X <date> # +event ...``), exits 0 on SHUTDOWN or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import sys
+import time
+from typing import TextIO
+
+from actors.sentinel.config import SentinelConfigError, flush, load, writable
+from actors.sentinel.monitor import Monitor
+from actors.sentinel.server import SentinelServer
+
+
+def _overrides(args: list[str]) -> list[list[str]]:
+    lines: list[list[str]] = []
+    for arg in args:
+        if arg.startswith("--") and len(arg) > 2:
+            lines.append([arg[2:]])
+        elif lines:
+            lines[-1].append(arg)
+        else:
+            raise SentinelConfigError(f"Invalid argument '{arg}': directives start with --")
+    # "--sentinel monitor m 127.0.0.1 7001 2" and "--sentinel" alone (the mode switch) both arrive here.
+    return [line if line[0] != "sentinel" or len(line) > 1 else [] for line in lines if line]
+
+
+class RedisStyleLog:
+    """Redis's log line: ``<pid>:X dd Mon yyyy hh:mm:ss.mmm <level> <text>``."""
+
+    def __init__(self, logfile: str, loglevel: str) -> None:
+        self.stream: TextIO = open(logfile, "a", buffering=1, encoding="utf-8") if logfile else sys.stdout
+        self.verbose = loglevel in ("verbose", "debug")
+
+    def __call__(self, level: str, text: str) -> None:
+        if level in "-." and not self.verbose:
+            return
+        now = time.time()
+        stamp = time.strftime("%d %b %Y %H:%M:%S", time.localtime(now)) + f".{int(now * 1000) % 1000:03d}"
+        self.stream.write(f"{os.getpid()}:X {stamp} {level} {text}\n")
+        self.stream.flush()
+
+
+def main(args: list[str]) -> int:
+    config_file = ""
+    if args and not args[0].startswith("--"):
+        config_file, args = args[0], args[1:]
+    if not config_file:
+        print("Sentinel needs config file on disk to save state. Exiting...", file=sys.stderr)
+        return 1
+    config_file = os.path.abspath(config_file)
+    reason = writable(config_file)
+    if reason is not None:
+        print(f"Sentinel config file {config_file} is not writable: {reason}. Exiting...", file=sys.stderr)
+        return 1
+    try:
+        config = load(config_file, [o for o in _overrides(args) if o])
+    except SentinelConfigError as exc:
+        print(f"\n*** FATAL CONFIG FILE ERROR (Redis 7.0 compatible) ***\n{exc}", file=sys.stderr)
+        return 1
+    log = RedisStyleLog(os.path.abspath(config.logfile) if config.logfile else "", config.loglevel)
+    if config.dir:
+        os.chdir(config.dir)
+    if not config.state.myid:
+        config.state.myid = secrets.token_hex(20)
+    try:
+        flush(config)
+    except OSError as exc:
+        print(
+            f"Sentinel config file {config_file} is not writable: {exc.strerror}. Exiting...", file=sys.stderr
+        )
+        return 1
+    return asyncio.run(_serve(config, log))
+
+
+async def _serve(config: object, log: RedisStyleLog) -> int:
+    from actors.sentinel.config import SentinelConfig
+
+    assert isinstance(config, SentinelConfig)
+    server_box: list[SentinelServer] = []
+
+    def publish(channel: str, message: str) -> None:
+        if server_box:
+            server_box[0].publish(channel, message)
+
+    monitor = Monitor(config, publish, log)
+    server = SentinelServer(monitor, config.bind, config.port, config.requirepass)
+    server_box.append(server)
+    try:
+        await server.start()
+    except OSError as exc:
+        log("#", f"Could not create server TCP listening socket *:{config.port}: {exc.strerror}")
+        return 1
+    log("*", f"Running mode=sentinel, port={config.port}.")
+    log("#", f"Sentinel ID is {config.state.myid}")
+    for master in config.state.masters.values():
+        monitor.event("#", "+monitor", master, f"quorum {master.quorum}")
+    monitor.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.shutdown_requested.set)
+    await server.shutdown_requested.wait()
+    log("#", "User requested shutdown...")
+    monitor.flush_config()
+    await monitor.stop()
+    await server.stop()
+    log("#", "Sentinel is now ready to exit, bye bye...")
+    return 0

@@ -1,0 +1,63 @@
+"""The launcher and the sentinels of a topology: who decides which node is the master.
+
+Without sentinels the topology file decides. With sentinels, they do: a data node that died is restarted only
+after the sentinels had time to fail it over (their down-after-milliseconds plus ``FAILOVER_MARGIN_S``), and
+it is restarted as a replica of the master the sentinels name (when that is another node), not with the
+file's role. A dead master restarted at once, as an empty master, would otherwise make its replicas sync the
+empty dataset before any sentinel noticed: Redis's documentation warns against exactly that.
+"""
+
+from __future__ import annotations
+
+from launcher.topology.probe import sentinel_master
+from launcher.topology.spec import NodeSpec, Topology
+
+# Time the sentinels get, beyond their down-after-milliseconds, to elect a leader and promote a replica.
+FAILOVER_MARGIN_S = 2.0
+# Redis's default down-after-milliseconds, for sentinels whose topology entry does not set it.
+DEFAULT_DOWN_AFTER_MS = 30_000
+
+
+def _sentinels(topology: Topology) -> list[NodeSpec]:
+    return [n for n in topology.nodes if n.is_sentinel]
+
+
+def sentinel_restart_delay_s(topology: Topology, node: NodeSpec) -> float:
+    """How long a dead data node waits before its restart (0 without sentinels or for a sentinel)."""
+    sentinels = [s for s in _sentinels(topology) if s.sentinel_of is not None]
+    if node.is_sentinel or not sentinels:
+        return 0.0
+    down_after_ms = max(
+        int(s.config.get("down-after-milliseconds", [str(DEFAULT_DOWN_AFTER_MS)])[0]) for s in sentinels
+    )
+    return down_after_ms / 1000 + FAILOVER_MARGIN_S
+
+
+def follow_sentinels(topology: Topology, node: NodeSpec, argv: list[str]) -> list[str]:
+    """``argv`` with ``--replicaof`` set to the master the first answering sentinel names, when that master is
+    another node; unchanged when no sentinel answers or when they name this node."""
+    if node.is_sentinel:
+        return argv
+    for sentinel in _sentinels(topology):
+        address = sentinel_master(sentinel.port, sentinel.master_name)
+        if address is None:
+            continue
+        host, port = address
+        if port == node.port and host in ("127.0.0.1", "localhost"):
+            return _without_replicaof(argv)
+        return [*_without_replicaof(argv), "--replicaof", host, str(port)]
+    return argv
+
+
+def _without_replicaof(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    skip = 0
+    for arg in argv:
+        if skip:
+            skip -= 1
+            continue
+        if arg in ("--replicaof", "--slaveof"):
+            skip = 2
+            continue
+        out.append(arg)
+    return out

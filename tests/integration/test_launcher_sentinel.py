@@ -1,0 +1,77 @@
+"""`redactor up ops/topologies/sentinel.toml`: three data nodes and three sentinels under the launcher;
+`redactor status` shows the master each sentinel names; `redactor down` stops them all."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import redis
+
+from launcher.topology.spec import load_topology, node_argv
+from tests.harness import REPO, wait_for
+from tests.integration.test_launcher import Up, free_offset, redactor
+
+
+def test_sentinel_topology_file_becomes_sentinel_command_lines(tmp_path: Path) -> None:
+    topology = load_topology(REPO / "ops" / "topologies" / "sentinel.toml", port_offset=100)
+    topology.run_dir = tmp_path
+    sentinels = [n for n in topology.nodes if n.is_sentinel]
+    assert [s.name for s in sentinels] == ["s1", "s2", "s3"]
+    argv = node_argv(topology, sentinels[0])
+    assert argv[3:5] == ["sentinel", str(tmp_path / "s1" / "sentinel.conf")]
+    conf = (tmp_path / "s1" / "sentinel.conf").read_text()
+    assert "sentinel monitor mymaster 127.0.0.1 7201 2" in conf
+    assert "sentinel down-after-milliseconds mymaster 1000" in conf
+
+
+def test_up_status_shows_each_sentinels_view_and_down_stops_them(tmp_path: Path) -> None:
+    text = (
+        (REPO / "ops" / "topologies" / "sentinel.toml")
+        .read_text()
+        .replace('"../../var/sentinel"', f'"{tmp_path / "run"}"')
+    )
+    topology = tmp_path / "sentinel.toml"
+    topology.write_text(text)
+    offset = free_offset([7101, 7102, 7103, 26379, 26380, 26381])
+    up = Up(topology, offset)
+    try:
+        wait_for(lambda: "is up" in up.text(), 60, interval_s=0.2, what=f"the topology up:\n{up.text()}")
+
+        def every_sentinel_sees_everything() -> bool:
+            run = redactor("status", str(topology), "--json")
+            rows = {r["name"]: r for r in json.loads(run.stdout)["nodes"]}
+            views = [rows[s]["master"] for s in ("s1", "s2", "s3")]
+            return (
+                all(v == "mymaster=n1 (ok, 2 replicas, 3 sentinels)" for v in views)
+                and rows["s1"]["role"] == "sentinel"
+            )
+
+        wait_for(every_sentinel_sees_everything, 30, interval_s=0.5, what="status rows of the sentinels")
+        with redis.Redis(port=26379 + offset, socket_timeout=5) as r:
+            assert r.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster") == [
+                b"127.0.0.1",
+                str(7101 + offset).encode(),
+            ]
+        # kill -9 of the master: the sentinels promote a replica, and the launcher restarts the old master
+        # only after that, as a replica of the new one (not as an empty master its replicas would copy).
+        with redis.Redis(port=7101 + offset, socket_timeout=5) as r:
+            r.set("kept", "1")
+            pid = int(r.info("server")["process_id"])
+        os.kill(pid, signal.SIGKILL)
+
+        def old_master_follows_new() -> bool:
+            with redis.Redis(port=7101 + offset, socket_timeout=2) as r:
+                info = r.info("replication")
+                return (
+                    info["role"] == "slave" and info["master_link_status"] == "up" and r.get("kept") == b"1"
+                )
+
+        wait_for(old_master_follows_new, 30, interval_s=0.3, what="n1 back as a replica of the new master")
+        run = redactor("down", str(topology))
+        assert run.returncode == 0, run.stdout + run.stderr
+        up.proc.wait(30)
+    finally:
+        up.kill_group()

@@ -1,0 +1,159 @@
+"""Sentinel logic without processes: sentinel.conf parse and rewrite, the instance map's field order, votes
+(one per epoch, durable before the answer), the leader count, and replica selection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from actors.sentinel import failover
+from actors.sentinel.config import GENERATED_MARKER, SentinelConfigError, add_replica, add_sentinel, load
+from actors.sentinel.monitor import Monitor
+from actors.sentinel.state import Flag, Kind, now_ms
+
+MYID = "a" * 40
+OTHER = "b" * 40
+THIRD = "c" * 40
+
+
+def write_conf(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sentinel.conf"
+    path.write_text(text)
+    return path
+
+
+def monitor_for(tmp_path: Path, extra: str = "") -> tuple[Monitor, list[tuple[str, str]]]:
+    path = write_conf(
+        tmp_path,
+        "# my comment\nport 26379\nsentinel monitor mymaster 127.0.0.1 7001 2\n"
+        f"sentinel down-after-milliseconds mymaster 1000\nsentinel myid {MYID}\n{extra}",
+    )
+    events: list[tuple[str, str]] = []
+    config = load(str(path), [])
+    monitor = Monitor(
+        config, lambda channel, payload: events.append((channel, payload)), lambda level, text: None
+    )
+    return monitor, events
+
+
+def test_conf_is_parsed_and_rewritten_keeping_other_lines(tmp_path: Path) -> None:
+    monitor, _ = monitor_for(
+        tmp_path,
+        f"sentinel known-replica mymaster 127.0.0.1 7002\nsentinel known-sentinel mymaster 127.0.0.1 26380 {OTHER}\n"
+        f"sentinel current-epoch 3\nsentinel config-epoch mymaster 2\n",
+    )
+    master = monitor.state.masters["mymaster"]
+    assert (master.quorum, master.down_after_ms, master.config_epoch, monitor.state.current_epoch) == (
+        2,
+        1000,
+        2,
+        3,
+    )
+    assert list(master.replicas) == ["127.0.0.1:7002"] and list(master.sentinels) == [OTHER]
+    master.ip, master.port = "127.0.0.1", 7002
+    monitor.flush_config()
+    lines = Path(monitor.config.path).read_text().splitlines()
+    assert lines[:4] == [
+        "# my comment",
+        "port 26379",
+        "sentinel monitor mymaster 127.0.0.1 7002 2",
+        "sentinel down-after-milliseconds mymaster 1000",
+    ]
+    assert lines.count(GENERATED_MARKER) == 1
+    assert f"sentinel myid {MYID}" in lines and "sentinel current-epoch 3" in lines
+    # A rewritten file reads back to the same state, and rewrites to the same bytes.
+    again = load(monitor.config.path, [])
+    assert again.state.masters["mymaster"].port == 7002 and again.state.myid == MYID
+    text = Path(monitor.config.path).read_text()
+    monitor.flush_config()
+    assert Path(monitor.config.path).read_text() == text
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("sentinel monitor m 127.0.0.1 7001 0", "Quorum must be 1 or greater."),
+        ("sentinel bogus x", "Unrecognized sentinel configuration statement."),
+        ("maxmemory 10mb", "does not implement 'maxmemory'"),
+    ],
+)
+def test_bad_lines_stop_start_up(tmp_path: Path, line: str, message: str) -> None:
+    with pytest.raises(SentinelConfigError, match=message):
+        load(str(write_conf(tmp_path, line + "\n")), [])
+
+
+def test_instance_maps_follow_redis_field_order(tmp_path: Path) -> None:
+    monitor, _ = monitor_for(tmp_path)
+    master = monitor.state.masters["mymaster"]
+    replica = add_replica(master, "127.0.0.1", 7002)
+    sentinel = add_sentinel(master, "127.0.0.1", 26380, OTHER)
+    assert replica is not None
+    now = now_ms()
+    master.flags |= Flag.S_DOWN
+    master.s_down_since_ms = now
+    keys = master.instance_map(now)[::2]
+    assert keys[:11] == [
+        b"name", b"ip", b"port", b"runid", b"flags", b"link-pending-commands", b"link-refcount",
+        b"last-ping-sent", b"last-ok-ping-reply", b"last-ping-reply", b"s-down-time",
+    ]  # fmt: skip
+    assert master.instance_map(now)[9] == b"s_down,master,disconnected"
+    assert replica.instance_map(now)[::2][-7:] == [
+        b"master-link-down-time", b"master-link-status", b"master-host", b"master-port", b"slave-priority",
+        b"slave-repl-offset", b"replica-announced",
+    ]  # fmt: skip
+    assert sentinel.instance_map(now)[::2][-3:] == [
+        b"last-hello-message",
+        b"voted-leader",
+        b"voted-leader-epoch",
+    ]
+    assert replica.event_text() == "slave 127.0.0.1:7002 127.0.0.1 7002 @ mymaster 127.0.0.1 7001"
+
+
+def test_one_vote_per_epoch_and_it_is_on_disk_before_the_answer(tmp_path: Path) -> None:
+    monitor, events = monitor_for(tmp_path)
+    master = monitor.state.masters["mymaster"]
+    assert failover.vote_leader(monitor, master, 5, OTHER) == (OTHER, 5)
+    assert "sentinel leader-epoch mymaster 5" in Path(monitor.config.path).read_text()
+    assert failover.vote_leader(monitor, master, 5, THIRD) == (OTHER, 5)  # the vote of epoch 5 is taken
+    assert failover.vote_leader(monitor, master, 4, THIRD) == (OTHER, 5)  # an older epoch gets nothing
+    assert ("+new-epoch", "5") in events and ("+vote-for-leader", f"{OTHER} 5") in events
+
+
+def test_leader_needs_a_majority_and_the_quorum(tmp_path: Path) -> None:
+    monitor, _ = monitor_for(tmp_path)
+    master = monitor.state.masters["mymaster"]
+    a = add_sentinel(master, "127.0.0.1", 26380, OTHER)
+    add_sentinel(master, "127.0.0.1", 26381, THIRD)
+    monitor.state.current_epoch = 1
+    assert failover.get_leader(monitor, master, 1) is None  # only my own vote: 1 of 3
+    a.leader, a.leader_epoch = MYID, 1
+    assert failover.get_leader(monitor, master, 1) == MYID
+
+
+def test_replica_selection_priority_offset_runid_and_never_priority_zero(tmp_path: Path) -> None:
+    monitor, _ = monitor_for(tmp_path)
+    master = monitor.state.masters["mymaster"]
+    now = now_ms()
+    replicas = []
+    for port, priority, offset, runid in (
+        (7002, 100, 10, "b"),
+        (7003, 100, 20, "c"),
+        (7004, 0, 99, "a"),
+        (7005, 100, 20, "a"),
+    ):
+        r = add_replica(master, "127.0.0.1", port)
+        assert r is not None
+        r.link.connected, r.info_refresh_ms, r.link.last_avail_ms = True, now, now
+        r.slave_priority, r.slave_repl_offset, r.runid, r.role_reported = (
+            priority,
+            offset,
+            runid * 40,
+            Kind.REPLICA,
+        )
+        replicas.append(r)
+    chosen = failover.select_replica(monitor, master, now)
+    assert chosen is not None and chosen.port == 7005
+    for r in replicas:
+        r.slave_priority = 0
+    assert failover.select_replica(monitor, master, now) is None
