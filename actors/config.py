@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.data import events
+
 
 class ConfigError(Exception):
     """A directive or value that cannot be used. ``str(self)`` reads like Redis's config errors."""
@@ -149,6 +151,14 @@ def _cluster_enabled_parser(args: list[str]) -> bool:
     return False
 
 
+def _notify_events_parser(args: list[str]) -> events.EventClasses:
+    """notify-keyspace-events: the class bits, read back as Redis's normalized string (``KEA`` -> ``AKE``)."""
+    flags = events.flags_from_string("".join(args))
+    if flags is None:
+        raise ConfigError("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
+    return events.EventClasses(flags)
+
+
 def _render(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -239,6 +249,8 @@ DIRECTIVES: list[Directive] = [
     # Supervision (redactor's own): restart intensity of the node's actor supervisor.
     Directive("supervisor-max-restarts", _int_parser(0, 1000), 5),
     Directive("supervisor-restart-window-seconds", _int_parser(1, 3600), 60),
+    # Keyspace events (actors/server/notify.py publishes them)
+    Directive("notify-keyspace-events", _notify_events_parser, events.EventClasses(0)),
     # Memory
     Directive("maxmemory", _int_parser(0, _MAXINT, memory=True), 0),
     Directive(
@@ -267,7 +279,7 @@ _INERT_NAMES = (
     "lazyfree-lazy-expire lazyfree-lazy-server-del lazyfree-lazy-user-del lazyfree-lazy-user-flush "
     "oom-score-adj oom-score-adj-values disable-thp appendfsync-on-rewrite aof-rewrite-incremental-fsync "
     "rdb-save-incremental-fsync "
-    "latency-monitor-threshold notify-keyspace-events hash-max-listpack-entries hash-max-listpack-value "
+    "latency-monitor-threshold hash-max-listpack-entries hash-max-listpack-value "
     "hash-max-ziplist-entries hash-max-ziplist-value list-max-listpack-size list-max-ziplist-size "
     "list-compress-depth set-max-intset-entries zset-max-listpack-entries zset-max-listpack-value "
     "zset-max-ziplist-entries zset-max-ziplist-value hll-sparse-max-bytes stream-node-max-bytes "

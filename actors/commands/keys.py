@@ -22,6 +22,7 @@ from actors.commands._util import (
     parse_int,
     parse_scan_args,
 )
+from actors.data import events
 from actors.data.keyspace import TYPE_NAMES
 from actors.data.stream import Stream
 from actors.data.types import ZSet
@@ -41,6 +42,7 @@ def cmd_del(client: Client, argv: list[bytes]) -> Any:
     for key in argv[1:]:
         if keyspace.lookup(client.db, key) is not None and keyspace.delete(client.db, key):
             removed += 1
+            keyspace.notify(client.db, events.GENERIC, b"del", key)
     keyspace.dirty += removed
     return removed
 
@@ -134,14 +136,18 @@ def _rename(client: Client, argv: list[bytes], nx: bool) -> Any:
         raise CommandError(errors.NO_SUCH_KEY)
     if src == dst:
         return 0 if nx else OK
-    if nx and keyspace.lookup(db, dst) is not None:
-        return 0
+    if keyspace.lookup(db, dst) is not None:
+        if nx:
+            return 0
+        keyspace.delete(db, dst)  # dst is created anew (Redis: dbDelete then dbAdd: a "new" event)
     when = db.expires.get(src)
     keyspace.delete(db, src)
     keyspace.set(db, dst, value)
     if when is not None:
         keyspace.set_expire(db, dst, when)
     keyspace.dirty += 1
+    keyspace.notify(db, events.GENERIC, b"rename_from", src)
+    keyspace.notify(db, events.GENERIC, b"rename_to", dst)
     return 1 if nx else OK
 
 
@@ -196,6 +202,7 @@ def cmd_copy(client: Client, argv: list[bytes]) -> Any:
     if when is not None:
         keyspace.set_expire(dst_db, dst, when)
     keyspace.dirty += 1
+    keyspace.notify(dst_db, events.GENERIC, b"copy_to", dst)
     return 1
 
 
@@ -215,6 +222,8 @@ def cmd_move(client: Client, argv: list[bytes]) -> Any:
     if when is not None:
         keyspace.set_expire(dst_db, argv[1], when)
     keyspace.dirty += 1
+    keyspace.notify(src_db, events.GENERIC, b"move_from", argv[1])
+    keyspace.notify(dst_db, events.GENERIC, b"move_to", argv[1])
     return 1
 
 
@@ -265,9 +274,11 @@ def _expire(client: Client, argv: list[bytes], unit_ms: int, absolute: bool, nam
     if when <= keyspace.clock() and not keyspace.is_replica and not keyspace.ignore_ttl:
         keyspace.delete(db, key)
         client.propagate_as = [[b"DEL", key]]
+        keyspace.notify(db, events.GENERIC, b"del", key)
         return 1
     keyspace.set_expire(db, key, when)
     client.propagate_as = [[b"PEXPIREAT", key, int_bytes(when)]]
+    keyspace.notify(db, events.GENERIC, b"expire", key)
     return 1
 
 
@@ -349,6 +360,7 @@ def cmd_persist(client: Client, argv: list[bytes]) -> Any:
         return 0
     if keyspace.persist(client.db, argv[1]):
         keyspace.dirty += 1
+        keyspace.notify(client.db, events.GENERIC, b"persist", argv[1])
         return 1
     return 0
 
@@ -594,6 +606,7 @@ def cmd_restore(client: Client, argv: list[bytes]) -> Any:
         if deleted:
             client.propagate_as = [[b"DEL", key]]
             keyspace.dirty += 1
+            keyspace.notify(db, events.GENERIC, b"del", key)
         return OK
     keyspace.set(db, key, value)
     if ttl:
@@ -601,4 +614,5 @@ def cmd_restore(client: Client, argv: list[bytes]) -> Any:
         if not absttl:  # propagated with the absolute deadline, as Redis rewrites it
             client.propagate_as = [[b"RESTORE", key, b"%d" % ttl, *argv[3:], b"ABSTTL"]]
     keyspace.dirty += 1
+    keyspace.notify(db, events.GENERIC, b"restore", key)
     return OK

@@ -7,4 +7,5 @@ Layout:
     stream.py     the stream: entries by ID, Redis's listpack nodes (for ~ trimming), consumer groups, PELs
     digest.py     DEBUG DIGEST's algorithm, as Redis's
     rdb_hooks.py  RDB records outside the keyspace (function libraries): where persistence and scripting meet
+    events.py     keyspace event classes (notify-keyspace-events): flag bits and letters
 """

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from actors.data import events
 from actors.data.kvstore import KvStore
 from actors.data.stream import Stream
 from actors.data.types import ZSet
@@ -108,6 +109,10 @@ class Keyspace:
         self.on_expired: Callable[[int, bytes], None] = lambda db, key: None
         # Called with (db, key) whenever a key's value or existence changes (WATCH, blocked clients).
         self.on_modified: Callable[[Database, bytes], None] | None = None
+        # Keyspace notifications: the classes that publish (actors/data/events.py; 0: off, so each hook below
+        # costs one attribute test) and where an event goes: (db index, event, key), set by actors/server/notify.
+        self.notify_flags = 0
+        self.on_event: Callable[[int, bytes, bytes], None] = lambda db, event, key: None
         self.expired_keys = 0
         self.keyspace_hits = 0
         self.keyspace_misses = 0
@@ -134,6 +139,8 @@ class Keyspace:
             value = self.lookup(db, key)
         if value is None:
             self.keyspace_misses += 1
+            if self.notify_flags & events.KEY_MISS:
+                self.on_event(db.id, b"keymiss", key)
         else:
             self.keyspace_hits += 1
         return value
@@ -146,8 +153,18 @@ class Keyspace:
 
     # -- writes ----------------------------------------------------------------------------------------
 
+    def notify(self, db: Database, event_class: int, event: bytes, key: bytes) -> None:
+        """A command's keyspace event (Redis's notifyKeyspaceEvent): published if its class is enabled."""
+        if self.notify_flags & event_class:
+            self.on_event(db.id, event, key)
+
     def set(self, db: Database, key: bytes, value: Any, keep_ttl: bool = False) -> None:
         """Store ``value`` under ``key``, dropping its TTL unless ``keep_ttl``. Signals the change."""
+        if self.notify_flags & events.NEW and key not in db.data:
+            db.add(key, value)
+            self.touch(db, key)
+            self.on_event(db.id, b"new", key)
+            return
         if keep_ttl:
             db.set_keep_ttl(key, value)
         else:
@@ -159,6 +176,8 @@ class Keyspace:
         """Store a new key known not to exist (after a lookup returned None)."""
         db.add(key, value)
         self.touch(db, key)
+        if self.notify_flags & events.NEW:
+            self.on_event(db.id, b"new", key)
 
     def delete(self, db: Database, key: bytes) -> bool:
         if not db.delete(key):
@@ -232,6 +251,8 @@ class Keyspace:
         self.expired_keys += 1
         self.touch(db, key)
         self.on_expired(db.id, key)
+        if self.notify_flags & events.EXPIRED:
+            self.on_event(db.id, b"expired", key)
 
     def active_expire_cycle(self, time_limit_ms: float) -> int:
         """Delete expired keys by sampling, within ``time_limit_ms`` of CPU. Returns how many were deleted."""

@@ -6,4 +6,5 @@ Layout:
     blocking.py   clients blocked in BLPOP / BZPOPMIN / WAIT ... and what wakes them
     stream.py     PropagationStream: the writes on their way to the AOF and the replicas; the replication offset
     ports.py      the commands' whole view of the actors: PersistencePort, ReplicationPort, SupervisorPort, ...
+    notify.py     keyspace notifications: publishes the events commands and the keyspace report
 """

@@ -32,6 +32,7 @@ from actors.config import Config
 from actors.data.keyspace import Keyspace, wall_clock_ms
 from actors.scripting.engine import ScriptEngine
 from actors.server.client import Client, ClientKind
+from actors.server import notify
 from actors.server.ports import MasterPort, PersistencePort, ReplicationPort, SnapshotCodec, SupervisorPort
 from actors.server.stream import PropagationStream, SelectPoint, Span
 from actors.server.stream import without_spans as without_spans  # re-exported for persistence
@@ -129,6 +130,9 @@ class Server:
         # add_monitor): changing one recomputes ``_unrestricted``, the single flag the dispatcher tests on every
         # command instead of seven.
         self._unrestricted = True
+        # Features that need every command on the dispatcher's full path while they are on (keyspace
+        # notifications, client tracking, CLIENT PAUSE ...): see ``restrict``.
+        self._restricted_by: set[str] = set()
         # Set while a dataset is loading: commands not flagged "loading" get -LOADING.
         self._loading = False
         # Replication role, maintained by the replication actor's loop-side handle.
@@ -190,6 +194,7 @@ class Server:
         # (Redis's handleClientsBlockedOnKeys).
         self.after_command: Callable[[], None] | None = None
         self._restrictions_changed()  # the configuration may start with one (slowlog-log-slower-than 0)
+        notify.install(self)  # keyspace notifications follow notify-keyspace-events
 
     def _on_requirepass(self, value: Any) -> None:
         self.requirepass = value
@@ -230,7 +235,16 @@ class Server:
             or self._script_busy is not None
             or bool(self.monitors)
             or 0 <= self.slowlog_threshold_us < SLOWLOG_FAST_LANE_FLOOR_US
+            or bool(self._restricted_by)
         )
+
+    def restrict(self, feature: str, on: bool) -> None:
+        """Keep commands off the fast paths (``_unrestricted``, the fast lane) while ``feature`` needs it."""
+        if on:
+            self._restricted_by.add(feature)
+        else:
+            self._restricted_by.discard(feature)
+        self._restrictions_changed()
 
     @property
     def loading(self) -> bool:
