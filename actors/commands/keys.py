@@ -55,7 +55,7 @@ def cmd_unlink(client: Client, argv: list[bytes]) -> Any:
 @command("exists", -2, "readonly fast", (1, -1, 1), "generic", "Determine if a key exists")
 def cmd_exists(client: Client, argv: list[bytes]) -> Any:
     keyspace = client.server.keyspace
-    return sum(1 for key in argv[1:] if keyspace.lookup(client.db, key) is not None)
+    return sum(1 for key in argv[1:] if keyspace.lookup_read(client.db, key) is not None)
 
 
 @command("touch", -2, "readonly fast", (1, -1, 1), "generic", "Alters the last access time of a key(s)")
@@ -65,7 +65,7 @@ def cmd_touch(client: Client, argv: list[bytes]) -> Any:
 
 @command("type", 2, "readonly fast", (1, 1, 1), "generic", "Determine the type stored at key")
 def cmd_type(client: Client, argv: list[bytes]) -> Any:
-    value = client.server.keyspace.lookup(client.db, argv[1])
+    value = client.server.keyspace.lookup_read(client.db, argv[1])
     return "none" if value is None else TYPE_NAMES[type(value)].decode()
 
 
