@@ -190,7 +190,7 @@ def cmd_copy(client: Client, argv: list[bytes]) -> Any:
     src, dst = argv[1], argv[2]
     if src_db is dst_db and src == dst:
         raise CommandError(errors.SAME_OBJECT)
-    value = keyspace.lookup(src_db, src)
+    value = keyspace.lookup_read(src_db, src)  # Redis: lookupKeyRead (a hit or miss, a keymiss event)
     if value is None:
         return 0
     if keyspace.lookup(dst_db, dst) is not None:

@@ -240,7 +240,9 @@ def _zsetop(client: Client, argv: list[bytes], numkeys_index: int, op: str, stor
     keys = argv[numkeys_index + 1 : numkeys_index + 1 + numkeys]
     sources: list[Any] = []
     for key in keys:
-        value = keyspace.lookup_read(client.db, key)  # a read even for the STORE forms: Redis counts it (keymiss too)
+        value = keyspace.lookup_read(
+            client.db, key
+        )  # a read even for the STORE forms: Redis counts it (keymiss too)
         if value is not None and type(value) is not ZSet and type(value) is not set:
             raise WrongTypeError()
         sources.append(value)

@@ -38,7 +38,9 @@ def install(server: Server) -> None:
             publish(server, b"__keyevent@%d__:%s" % (db_index, event), key)
 
     def on_config(value: Any) -> None:
-        flags = value.flags if isinstance(value, events.EventClasses) else events.flags_from_string(str(value))
+        flags = (
+            value.flags if isinstance(value, events.EventClasses) else events.flags_from_string(str(value))
+        )
         flags = flags or 0
         keyspace.notify_flags = events.effective(flags)
         server.restrict(RESTRICTION, keyspace.notify_flags != 0)

@@ -31,8 +31,8 @@ from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction,
 from actors.config import Config
 from actors.data.keyspace import Keyspace, wall_clock_ms
 from actors.scripting.engine import ScriptEngine
-from actors.server.client import Client, ClientKind
 from actors.server import notify
+from actors.server.client import Client, ClientKind
 from actors.server.ports import MasterPort, PersistencePort, ReplicationPort, SnapshotCodec, SupervisorPort
 from actors.server.stream import PropagationStream, SelectPoint, Span
 from actors.server.stream import without_spans as without_spans  # re-exported for persistence
