@@ -8,6 +8,7 @@ Layout (one module per family, each registering its commands with ``@command`` o
     zsets.py        ZADD, ZSCORE, ZINCRBY, ...        zsets_range.py  ZRANGE & co, ZCOUNT, ZREM*BY*
     zsets_multi.py  ZUNION/ZINTER/ZDIFF, ZPOP, BZPOP  geo.py  sort.py  bitmaps.py  hyperloglog.py
     connection.py   PING, ECHO, AUTH, HELLO, RESET    clients.py      CLIENT ...
+    clients_modes.py CLIENT PAUSE / UNPAUSE / REPLY / NO-EVICT / TRACKING / CACHING (per-connection modes)
     info.py         INFO                              config.py       CONFIG GET / SET / RESETSTAT
     debug.py        DEBUG (and its handler registry)  slowlog.py      SLOWLOG
     server.py       COMMAND, SHUTDOWN, MONITOR, check_subcommand

@@ -109,6 +109,9 @@ class Keyspace:
         self.on_expired: Callable[[int, bytes], None] = lambda db, key: None
         # Called with (db, key) whenever a key's value or existence changes (WATCH, blocked clients).
         self.on_modified: Callable[[Database, bytes], None] | None = None
+        # True during CLIENT PAUSE: expired keys read as missing but are not deleted (Redis keeps the dataset
+        # constant while clients are paused, so a replica or a failover sees no writes).
+        self.expiry_paused = False
         # Keyspace notifications: the classes that publish (actors/data/events.py; 0: off, so each hook below
         # costs one attribute test) and where an event goes: (db index, event, key), set by actors/server/notify.
         self.notify_flags = 0
@@ -127,7 +130,7 @@ class Keyspace:
         when = db.expires.get(key)
         if when is None or when > self.clock() or self.ignore_ttl:
             return value
-        if not self.is_replica:
+        if not (self.is_replica or self.expiry_paused):
             self._delete_expired(db, key)
         return None
 
@@ -256,7 +259,7 @@ class Keyspace:
 
     def active_expire_cycle(self, time_limit_ms: float) -> int:
         """Delete expired keys by sampling, within ``time_limit_ms`` of CPU. Returns how many were deleted."""
-        if self.is_replica:
+        if self.is_replica or self.expiry_paused:
             return 0
         deadline = time.perf_counter() + time_limit_ms / 1000.0
         deleted = 0

@@ -7,4 +7,7 @@ Layout:
     stream.py     PropagationStream: the writes on their way to the AOF and the replicas; the replication offset
     ports.py      the commands' whole view of the actors: PersistencePort, ReplicationPort, SupervisorPort, ...
     notify.py     keyspace notifications: publishes the events commands and the keyspace report
+    pause.py      CLIENT PAUSE / UNPAUSE: held commands wait (not refused) until the pause ends
+    reply_mode.py CLIENT REPLY ON / OFF / SKIP: the replies a client asked not to get are dropped
+    wrappers.py   wrappers around Server.execute for features in use (reply modes, tracking): zero cost otherwise
 """

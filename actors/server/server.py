@@ -33,6 +33,7 @@ from actors.data.keyspace import Keyspace, wall_clock_ms
 from actors.scripting.engine import ScriptEngine
 from actors.server import notify
 from actors.server.client import Client, ClientKind
+from actors.server.pause import ClientPause
 from actors.server.ports import MasterPort, PersistencePort, ReplicationPort, SnapshotCodec, SupervisorPort
 from actors.server.stream import PropagationStream, SelectPoint, Span
 from actors.server.stream import without_spans as without_spans  # re-exported for persistence
@@ -195,6 +196,8 @@ class Server:
         self.after_command: Callable[[], None] | None = None
         self._restrictions_changed()  # the configuration may start with one (slowlog-log-slower-than 0)
         notify.install(self)  # keyspace notifications follow notify-keyspace-events
+        # CLIENT PAUSE (actors/server/pause.py): while on, execute() holds the commands it names.
+        self.client_pause = ClientPause(self)
 
     def _on_requirepass(self, value: Any) -> None:
         self.requirepass = value
@@ -375,6 +378,8 @@ class Server:
             and not self.scripting.busy_allows(cmd.name, argv)
         ):
             return self._reject(client, cmd, self._script_busy)
+        if self.client_pause.active and self.client_pause.holds(client, cmd, argv):
+            return self.client_pause.postpone(client, argv)
         if multi is not None and cmd.queues_in_multi:
             multi.append((cmd, argv))
             return _QUEUED
