@@ -251,6 +251,8 @@ DIRECTIVES: list[Directive] = [
     Directive("supervisor-restart-window-seconds", _int_parser(1, 3600), 60),
     # Keyspace events (actors/server/notify.py publishes them)
     Directive("notify-keyspace-events", _notify_events_parser, events.EventClasses(0)),
+    # Client-side caching: keys the tracking table remembers before it invalidates random ones (0: no limit).
+    Directive("tracking-table-max-keys", _int_parser(0, _MAXINT), 1000000),
     # Memory
     Directive("maxmemory", _int_parser(0, _MAXINT, memory=True), 0),
     Directive(
@@ -289,7 +291,7 @@ _INERT_NAMES = (
     "lfu-decay-time active-expire-effort shutdown-timeout shutdown-on-sigint shutdown-on-sigterm "
     "ignore-warnings enable-protected-configs enable-module-command latency-tracking "
     "latency-tracking-info-percentiles repl-diskless-sync-max-replicas replica-announced "
-    "cluster-announce-ip tracking-table-max-keys propagation-error-behavior lazyfree-lazy-user-flush"
+    "cluster-announce-ip propagation-error-behavior lazyfree-lazy-user-flush"
 ).split()
 # What redis-server 7.0 reports for them in CONFIG GET, so tools that read these see familiar values.
 _INERT_DEFAULTS = {
@@ -360,7 +362,6 @@ _INERT_DEFAULTS = {
     "latency-tracking": "yes",
     "latency-tracking-info-percentiles": "50 99 99.9",
     "replica-announced": "yes",
-    "tracking-table-max-keys": "1000000",
     "propagation-error-behavior": "ignore",
 }
 for _name in dict.fromkeys(_INERT_NAMES):

@@ -109,6 +109,8 @@ class Keyspace:
         self.on_expired: Callable[[int, bytes], None] = lambda db, key: None
         # Called with (db, key) whenever a key's value or existence changes (WATCH, blocked clients).
         self.on_modified: Callable[[Database, bytes], None] | None = None
+        # Client-side caching's invalidation (actors/server/tracking.py), set only while a client tracks keys.
+        self.on_invalidate: Callable[[Database, bytes], None] | None = None
         # True during CLIENT PAUSE: expired keys read as missing but are not deleted (Redis keeps the dataset
         # constant while clients are paused, so a replica or a failover sees no writes).
         self.expiry_paused = False
@@ -172,7 +174,9 @@ class Keyspace:
             db.set_keep_ttl(key, value)
         else:
             db.set(key, value)
-        if db.watched or self.on_modified is not None:  # SET's path: skip the call when nobody listens
+        if (
+            db.watched or self.on_modified is not None or self.on_invalidate is not None
+        ):  # nobody listens: skip
             self.touch(db, key)
 
     def add(self, db: Database, key: bytes, value: Any) -> None:
@@ -207,6 +211,8 @@ class Keyspace:
                     client.dirty_cas = True
         if self.on_modified is not None:
             self.on_modified(db, key)
+        if self.on_invalidate is not None:
+            self.on_invalidate(db, key)
 
     def touch_all(self, db: Database) -> None:
         """A whole database changed (FLUSHDB, SWAPDB): every watcher of an existing key is dirtied."""
