@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.data import events
+
 
 class ConfigError(Exception):
     """A directive or value that cannot be used. ``str(self)`` reads like Redis's config errors."""
@@ -198,6 +200,12 @@ def _tls_ciphersuites_parser(args: list[str]) -> str:
             "(OpenSSL's defaults are used)"
         )
     return ""
+def _notify_events_parser(args: list[str]) -> events.EventClasses:
+    """notify-keyspace-events: the class bits, read back as Redis's normalized string (``KEA`` -> ``AKE``)."""
+    flags = events.flags_from_string("".join(args))
+    if flags is None:
+        raise ConfigError("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
+    return events.EventClasses(flags)
 
 
 def _render(value: Any) -> str:
@@ -346,6 +354,10 @@ DIRECTIVES: list[Directive] = [
     # Supervision (redactor's own): restart intensity of the node's actor supervisor.
     Directive("supervisor-max-restarts", _int_parser(0, 1000), 5),
     Directive("supervisor-restart-window-seconds", _int_parser(1, 3600), 60),
+    # Keyspace events (actors/server/notify.py publishes them)
+    Directive("notify-keyspace-events", _notify_events_parser, events.EventClasses(0)),
+    # Client-side caching: keys the tracking table remembers before it invalidates random ones (0: no limit).
+    Directive("tracking-table-max-keys", _int_parser(0, _MAXINT), 1000000),
     # Memory
     Directive("maxmemory", _int_parser(0, _MAXINT, memory=True), 0),
     Directive(
@@ -392,13 +404,12 @@ _INERT_NAMES = (
     "repl-disable-tcp-nodelay repl-diskless-sync-max-replicas replica-lazy-flush lazyfree-lazy-eviction "
     "lazyfree-lazy-expire lazyfree-lazy-server-del lazyfree-lazy-user-del lazyfree-lazy-user-flush "
     "oom-score-adj oom-score-adj-values disable-thp appendfsync-on-rewrite aof-rewrite-incremental-fsync "
-    "rdb-save-incremental-fsync notify-keyspace-events list-max-listpack-size list-max-ziplist-size "
-    "list-compress-depth hll-sparse-max-bytes stream-node-max-bytes stream-node-max-entries "
-    "activerehashing dynamic-hz jemalloc-bg-thread activedefrag io-threads io-threads-do-reads "
-    "cluster-config-file cluster-node-timeout active-expire-effort shutdown-timeout shutdown-on-sigint "
-    "shutdown-on-sigterm ignore-warnings enable-protected-configs enable-module-command latency-tracking "
-    "latency-tracking-info-percentiles cluster-announce-ip tracking-table-max-keys "
-    "propagation-error-behavior "
+    "rdb-save-incremental-fsync list-max-listpack-size list-max-ziplist-size list-compress-depth "
+    "hll-sparse-max-bytes stream-node-max-bytes stream-node-max-entries activerehashing dynamic-hz "
+    "jemalloc-bg-thread activedefrag io-threads io-threads-do-reads cluster-config-file "
+    "cluster-node-timeout active-expire-effort shutdown-timeout shutdown-on-sigint shutdown-on-sigterm "
+    "ignore-warnings enable-protected-configs enable-module-command latency-tracking "
+    "latency-tracking-info-percentiles cluster-announce-ip propagation-error-behavior "
 ).split()
 # What redis-server 7.0 reports for them in CONFIG GET, so tools that read these see familiar values.
 _INERT_DEFAULTS = {
@@ -450,7 +461,6 @@ _INERT_DEFAULTS = {
     "enable-module-command": "no",
     "latency-tracking": "yes",
     "latency-tracking-info-percentiles": "50 99 99.9",
-    "tracking-table-max-keys": "1000000",
     "propagation-error-behavior": "ignore",
 }
 for _name in dict.fromkeys(_INERT_NAMES):

@@ -10,6 +10,7 @@ Layout (one module per family, each registering its commands with ``@command`` o
     lcs.py          LCS                               latency.py      LATENCY (the latency monitor's reports)
     lolwut.py       LOLWUT (VERSION 5: Schotter in Braille)
     connection.py   PING, ECHO, AUTH, HELLO, RESET    clients.py      CLIENT ...
+    clients_modes.py CLIENT PAUSE / UNPAUSE / REPLY / NO-EVICT / TRACKING / CACHING (per-connection modes)
     info.py         INFO                              config.py       CONFIG GET / SET / RESETSTAT
     debug.py        DEBUG (and its handler registry)  slowlog.py      SLOWLOG
     server.py       COMMAND, SHUTDOWN, MONITOR, check_subcommand

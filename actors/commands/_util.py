@@ -83,8 +83,11 @@ def get_typed(client: Client, key: bytes, expected: type, read: bool = True) -> 
     return value
 
 
-def get_string(client: Client, key: bytes) -> bytes | None:
-    value = client.server.keyspace.lookup_read(client.db, key)
+def get_string(client: Client, key: bytes, read: bool = True) -> bytes | None:
+    """The string at ``key`` or None; WRONGTYPE for another type. ``read=False``: a write's lookup (Redis's
+    lookupKeyWrite: no keyspace hit/miss, no keymiss event)."""
+    keyspace = client.server.keyspace
+    value = keyspace.lookup_read(client.db, key) if read else keyspace.lookup(client.db, key)
     if value is not None and type(value) is not bytes:
         raise WrongTypeError()
     return value

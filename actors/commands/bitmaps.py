@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.commands._util import get_string, parse_either, parse_int
+from actors.data import events
 from protocol import errors
 from protocol.errors import CommandError
 
@@ -73,7 +74,7 @@ def cmd_setbit(client: Client, argv: list[bytes]) -> Any:
     if on not in (0, 1):
         raise CommandError(BIT_VALUE_ERROR)
     keyspace = client.server.keyspace
-    old = get_string(client, argv[1])
+    old = get_string(client, argv[1], read=False)
     byte, shift = offset >> 3, 7 - (offset & 7)
     current = old or b""
     was = (current[byte] >> shift) & 1 if byte < len(current) else 0
@@ -89,6 +90,7 @@ def cmd_setbit(client: Client, argv: list[bytes]) -> Any:
         value[byte] &= ~(1 << shift) & 0xFF
     keyspace.set(client.db, argv[1], bytes(value), keep_ttl=True)
     keyspace.dirty += 1
+    keyspace.notify(client.db, events.STRING, b"setbit", argv[1])
     return was
 
 
@@ -178,6 +180,7 @@ def cmd_bitop(client: Client, argv: list[bytes]) -> Any:
     if not length:
         if keyspace.delete(client.db, dest):
             keyspace.dirty += 1
+            keyspace.notify(client.db, events.GENERIC, b"del", dest)
         return 0
     numbers = [int.from_bytes(v.ljust(length, b"\x00"), "big") for v in values]
     result = numbers[0]
@@ -194,6 +197,7 @@ def cmd_bitop(client: Client, argv: list[bytes]) -> Any:
             result ^= n
     keyspace.set(client.db, dest, result.to_bytes(length, "big"))
     keyspace.dirty += 1
+    keyspace.notify(client.db, events.STRING, b"set", dest)
     return length
 
 
@@ -300,7 +304,7 @@ def _bitfield(client: Client, argv: list[bytes], read_only: bool) -> Any:
     if highest_write >= 0 and read_only:
         raise CommandError("ERR BITFIELD_RO only supports the GET subcommand")
     keyspace = client.server.keyspace
-    current = get_string(client, argv[1])
+    current = get_string(client, argv[1], read=highest_write < 0)
     value = bytearray(current or b"")
     grown = False
     if highest_write >= 0:
@@ -332,6 +336,8 @@ def _bitfield(client: Client, argv: list[bytes], read_only: bool) -> Any:
     if grown or changes:
         keyspace.set(client.db, argv[1], bytes(value), keep_ttl=True)
     keyspace.dirty += changes  # as Redis: growth alone (every write failed) is not counted
+    if changes:
+        keyspace.notify(client.db, events.STRING, b"setbit", argv[1])
     return replies
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from actors.commands import command
+from actors.commands import clients_modes, command
 from actors.commands._util import parse_int
 from actors.commands.server import check_subcommand
 from actors.server.client import ClientKind
@@ -46,6 +46,8 @@ _CLIENT_HELP = [
     b"SETINFO <option> <value>",
     b"NO-EVICT (ON|OFF)",
     b"NO-TOUCH (ON|OFF)",
+    b"PAUSE <timeout> [WRITE|ALL]",
+    b"UNPAUSE",
     b"REPLY (ON|OFF|SKIP)",
     b"UNBLOCK <clientid> [TIMEOUT|ERROR]",
     b"HELP",
@@ -69,6 +71,12 @@ _CLIENT_HELP = [
         "setinfo",
         "no-evict",
         "no-touch",
+        "pause",
+        "unpause",
+        "tracking",
+        "caching",
+        "trackinginfo",
+        "getredir",
         "reply",
         "unblock",
         "help",
@@ -122,14 +130,13 @@ def cmd_client(client: Client, argv: list[bytes]) -> Any:
         return Verbatim("".join(c.describe() + "\n" for c in chosen).encode())
     if sub == b"kill":
         return _client_kill(client, argv)
-    if sub in (b"no-evict", b"no-touch") and len(argv) == 3:
+    if sub == b"no-touch" and len(argv) == 3:
         if argv[2].lower() not in (b"on", b"off"):
             raise CommandError(errors.SYNTAX)
         return OK
-    if sub == b"reply" and len(argv) == 3:
-        if argv[2].lower() != b"on":
-            raise CommandError("ERR CLIENT REPLY OFF|SKIP is not supported by redactor")
-        return OK
+    handled = clients_modes.run(client, sub, argv)  # PAUSE, UNPAUSE, REPLY, NO-EVICT, TRACKING, ...
+    if handled is not clients_modes.NOT_MINE:
+        return handled
     if sub == b"unblock" and len(argv) in (3, 4):
         # CLIENT UNBLOCK <id> [TIMEOUT|ERROR]: the blocked-client registry (actors/blocking.py) ends the wait.
         with_error = False

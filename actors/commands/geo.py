@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from actors.commands import command
 from actors.commands._util import get_typed, parse_int
 from actors.commands.zsets import cmd_zadd, parse_score
+from actors.data import events
 from actors.data.types import ZSet
 from protocol import errors
 from protocol.errors import CommandError
@@ -332,6 +333,7 @@ def _georadius_generic(client: Client, argv: list[bytes], src: int, flags: int) 
             return []
         if keyspace.delete(client.db, store):
             keyspace.dirty += 1
+            keyspace.notify(client.db, events.GENERIC, b"del", store)
         return 0
     assert center is not None
     lon0, lat0 = center
@@ -360,12 +362,15 @@ def _georadius_generic(client: Client, argv: list[bytes], src: int, flags: int) 
         if not found:
             if keyspace.delete(client.db, store):
                 keyspace.dirty += 1
+                keyspace.notify(client.db, events.GENERIC, b"del", store)
             return 0
         target = ZSet()
         for meters, score, member, _lon, _lat in found:
             target.add(member, meters / factor if store_dist else score)
         keyspace.set(client.db, store, target)
         keyspace.dirty += len(found)
+        event = b"geosearchstore" if flags & GEOSEARCH else b"georadiusstore"
+        keyspace.notify(client.db, events.ZSET, event, store)
         return len(found)
     out: list[Any] = []
     for meters, score, member, lon, lat in found:

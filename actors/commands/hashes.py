@@ -28,6 +28,7 @@ from actors.commands._util import (
     parse_scan_args,
 )
 from actors.commands.keys import object_encoding
+from actors.data import events
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK, format_float_human
@@ -122,6 +123,7 @@ def _hset_pairs(client: Client, argv: list[bytes], name: str) -> int:
         fields[argv[i]] = argv[i + 1]
     keyspace.touch(client.db, key)
     keyspace.dirty += (len(argv) - 2) // 2
+    keyspace.notify(client.db, events.HASH, b"hset", key)
     return added
 
 
@@ -156,6 +158,7 @@ def cmd_hsetnx(client: Client, argv: list[bytes]) -> Any:
     fields[argv[2]] = argv[3]
     keyspace.touch(client.db, key)
     keyspace.dirty += 1
+    keyspace.notify(client.db, events.HASH, b"hset", key)
     return 1
 
 
@@ -171,10 +174,12 @@ def cmd_hdel(client: Client, argv: list[bytes]) -> Any:
         if fields.pop(field, None) is not None:
             removed += 1
     if removed:
+        keyspace.notify(client.db, events.HASH, b"hdel", key)
         if fields:
             keyspace.touch(client.db, key)
         else:
             keyspace.delete(client.db, key)
+            keyspace.notify(client.db, events.GENERIC, b"del", key)
         keyspace.dirty += removed
     return removed
 
@@ -204,6 +209,7 @@ def cmd_hincrby(client: Client, argv: list[bytes]) -> Any:
     fields[argv[2]] = b"%d" % result
     keyspace.touch(client.db, key)
     keyspace.dirty += 1
+    keyspace.notify(client.db, events.HASH, b"hincrby", key)
     return result
 
 
@@ -235,6 +241,7 @@ def cmd_hincrbyfloat(client: Client, argv: list[bytes]) -> Any:
     fields[argv[2]] = text
     keyspace.touch(client.db, key)
     keyspace.dirty += 1
+    keyspace.notify(client.db, events.HASH, b"hincrbyfloat", key)
     client.propagate_as = [[b"HSET", key, argv[2], text]]
     return text
 

@@ -14,6 +14,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
+from actors.data import events
 from protocol.errors import CommandError, WrongTypeError
 from protocol.resp import OK
 
@@ -361,6 +362,7 @@ def cmd_pfadd(client: Client, argv: list[bytes]) -> Any:
     if updated:
         keyspace.set(client.db, key, hll.value(invalidate=True), keep_ttl=True)
         keyspace.dirty += updated
+        keyspace.notify(client.db, events.STRING, b"pfadd", key)
     return 1 if updated else 0
 
 
@@ -404,7 +406,7 @@ def cmd_pfmerge(client: Client, argv: list[bytes]) -> Any:
     use_dense = False
     try:
         for key in argv[1:]:
-            value = keyspace.lookup(db, key)
+            value = keyspace.lookup_read(db, key)  # Redis reads the sources (dest too) with lookupKeyRead
             if value is None:
                 continue
             value = _check(value)
@@ -421,4 +423,5 @@ def cmd_pfmerge(client: Client, argv: list[bytes]) -> Any:
         raise CommandError(INVALID_HLL) from None
     keyspace.set(db, argv[1], hll.value(invalidate=True), keep_ttl=True)
     keyspace.dirty += 1
+    keyspace.notify(db, events.STRING, b"pfadd", argv[1])
     return OK

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from actors.commands import command
 from actors.server.client import ClientKind
 from actors.server.errorstats import info_errorstats
+from actors.server.tracking import tracking_clients
 from actors.version import REDIS_VERSION, VERSION
 from protocol.resp import Verbatim
 
@@ -83,7 +84,7 @@ def _section_clients(server: Server) -> list[tuple[str, Any]]:
         ("client_recent_max_input_buffer", 0),
         ("client_recent_max_output_buffer", 0),
         ("blocked_clients", sum(1 for c in clients if c.blocked is not None)),
-        ("tracking_clients", 0),
+        ("tracking_clients", tracking_clients(server)),
         ("clients_in_timeout_table", 0),
     ]
 

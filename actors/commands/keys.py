@@ -23,6 +23,7 @@ from actors.commands._util import (
     parse_scan_args,
 )
 from actors.data.evict import STAMP_MASK, Policy, lfu_decayed, lru_idle_ms
+from actors.data import events
 from actors.data.keyspace import TYPE_NAMES
 from actors.data.stream import Stream
 from actors.data.types import ZSet
@@ -44,6 +45,7 @@ def cmd_del(client: Client, argv: list[bytes]) -> Any:
     for key in argv[1:]:
         if keyspace.lookup(client.db, key) is not None and keyspace.delete(client.db, key):
             removed += 1
+            keyspace.notify(client.db, events.GENERIC, b"del", key)
     keyspace.dirty += removed
     return removed
 
@@ -56,7 +58,7 @@ def cmd_unlink(client: Client, argv: list[bytes]) -> Any:
 @command("exists", -2, "readonly fast", (1, -1, 1), "generic", "Determine if a key exists")
 def cmd_exists(client: Client, argv: list[bytes]) -> Any:
     keyspace = client.server.keyspace
-    return sum(1 for key in argv[1:] if keyspace.lookup(client.db, key) is not None)
+    return sum(1 for key in argv[1:] if keyspace.lookup_read(client.db, key) is not None)
 
 
 @command("touch", -2, "readonly fast", (1, -1, 1), "generic", "Alters the last access time of a key(s)")
@@ -66,7 +68,7 @@ def cmd_touch(client: Client, argv: list[bytes]) -> Any:
 
 @command("type", 2, "readonly fast", (1, 1, 1), "generic", "Determine the type stored at key")
 def cmd_type(client: Client, argv: list[bytes]) -> Any:
-    value = client.server.keyspace.lookup(client.db, argv[1])
+    value = client.server.keyspace.lookup_read(client.db, argv[1])
     return "none" if value is None else TYPE_NAMES[type(value)].decode()
 
 
@@ -137,14 +139,18 @@ def _rename(client: Client, argv: list[bytes], nx: bool) -> Any:
         raise CommandError(errors.NO_SUCH_KEY)
     if src == dst:
         return 0 if nx else OK
-    if nx and keyspace.lookup(db, dst) is not None:
-        return 0
+    if keyspace.lookup(db, dst) is not None:
+        if nx:
+            return 0
+        keyspace.delete(db, dst)  # dst is created anew (Redis: dbDelete then dbAdd: a "new" event)
     when = db.expires.get(src)
     keyspace.delete(db, src)
     keyspace.set(db, dst, value)
     if when is not None:
         keyspace.set_expire(db, dst, when)
     keyspace.dirty += 1
+    keyspace.notify(db, events.GENERIC, b"rename_from", src)
+    keyspace.notify(db, events.GENERIC, b"rename_to", dst)
     return 1 if nx else OK
 
 
@@ -187,7 +193,7 @@ def cmd_copy(client: Client, argv: list[bytes]) -> Any:
     src, dst = argv[1], argv[2]
     if src_db is dst_db and src == dst:
         raise CommandError(errors.SAME_OBJECT)
-    value = keyspace.lookup(src_db, src)
+    value = keyspace.lookup_read(src_db, src)  # Redis: lookupKeyRead (a hit or miss, a keymiss event)
     if value is None:
         return 0
     if keyspace.lookup(dst_db, dst) is not None:
@@ -199,6 +205,7 @@ def cmd_copy(client: Client, argv: list[bytes]) -> Any:
     if when is not None:
         keyspace.set_expire(dst_db, dst, when)
     keyspace.dirty += 1
+    keyspace.notify(dst_db, events.GENERIC, b"copy_to", dst)
     return 1
 
 
@@ -218,6 +225,8 @@ def cmd_move(client: Client, argv: list[bytes]) -> Any:
     if when is not None:
         keyspace.set_expire(dst_db, argv[1], when)
     keyspace.dirty += 1
+    keyspace.notify(src_db, events.GENERIC, b"move_from", argv[1])
+    keyspace.notify(dst_db, events.GENERIC, b"move_to", argv[1])
     return 1
 
 
@@ -268,9 +277,11 @@ def _expire(client: Client, argv: list[bytes], unit_ms: int, absolute: bool, nam
     if when <= keyspace.clock() and not keyspace.is_replica and not keyspace.ignore_ttl:
         keyspace.delete(db, key)
         client.propagate_as = [[b"DEL", key]]
+        keyspace.notify(db, events.GENERIC, b"del", key)
         return 1
     keyspace.set_expire(db, key, when)
     client.propagate_as = [[b"PEXPIREAT", key, int_bytes(when)]]
+    keyspace.notify(db, events.GENERIC, b"expire", key)
     return 1
 
 
@@ -352,6 +363,7 @@ def cmd_persist(client: Client, argv: list[bytes]) -> Any:
         return 0
     if keyspace.persist(client.db, argv[1]):
         keyspace.dirty += 1
+        keyspace.notify(client.db, events.GENERIC, b"persist", argv[1])
         return 1
     return 0
 
@@ -633,6 +645,7 @@ def cmd_restore(client: Client, argv: list[bytes]) -> Any:
         if deleted:
             client.propagate_as = [[b"DEL", key]]
             keyspace.dirty += 1
+            keyspace.notify(db, events.GENERIC, b"del", key)
         return OK
     keyspace.set(db, key, value)
     if ttl:
@@ -640,4 +653,5 @@ def cmd_restore(client: Client, argv: list[bytes]) -> Any:
         if not absttl:  # propagated with the absolute deadline, as Redis rewrites it
             client.propagate_as = [[b"RESTORE", key, b"%d" % ttl, *argv[3:], b"ABSTTL"]]
     keyspace.dirty += 1
+    keyspace.notify(db, events.GENERIC, b"restore", key)
     return OK

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.commands._util import get_typed, int_bytes, parse_either, parse_int
+from actors.data import events
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import NULL_ARRAY, OK
@@ -34,13 +35,21 @@ def _list(client: Client, key: bytes, read: bool = False) -> deque[bytes] | None
     return get_typed(client, key, deque, read)
 
 
-def _changed(client: Client, db: Database, key: bytes, items: deque[bytes]) -> None:
-    """After an in-place change: delete the key if the list is now empty, else signal the change."""
+def _changed(client: Client, db: Database, key: bytes, items: deque[bytes], event: bytes) -> None:
+    """After an in-place change: report ``event``, then delete the key if the list is now empty (a ``del``
+    event, as Redis), else signal the change."""
     keyspace = client.server.keyspace
     if items:
         keyspace.touch(db, key)
+        keyspace.notify(db, events.LIST, event, key)
     else:
+        keyspace.notify(db, events.LIST, event, key)
         keyspace.delete(db, key)
+        keyspace.notify(db, events.GENERIC, b"del", key)
+
+
+def pop_event(left: bool) -> bytes:
+    return b"lpop" if left else b"rpop"
 
 
 def _side(raw: bytes) -> bool:
@@ -91,6 +100,7 @@ def _push(client: Client, argv: list[bytes], left: bool, only_existing: bool) ->
             items.extend(argv[2:])
         keyspace.touch(db, key)
     keyspace.dirty += len(argv) - 2
+    keyspace.notify(db, events.LIST, b"lpush" if left else b"rpush", key)
     return len(items)
 
 
@@ -151,6 +161,7 @@ def cmd_linsert(client: Client, argv: list[bytes]) -> Any:
     keyspace = client.server.keyspace
     keyspace.touch(client.db, argv[1])
     keyspace.dirty += 1
+    keyspace.notify(client.db, events.LIST, b"linsert", argv[1])
     return len(items)
 
 
@@ -264,6 +275,7 @@ def cmd_lset(client: Client, argv: list[bytes]) -> Any:
     keyspace = client.server.keyspace
     keyspace.touch(client.db, argv[1])
     keyspace.dirty += 1
+    keyspace.notify(client.db, events.LIST, b"lset", argv[1])
     return OK
 
 
@@ -295,7 +307,7 @@ def cmd_lrem(client: Client, argv: list[bytes]) -> Any:
     if removed:
         items.clear()
         items.extend(kept)
-        _changed(client, client.db, argv[1], items)
+        _changed(client, client.db, argv[1], items, b"lrem")
         client.server.keyspace.dirty += removed
     return removed
 
@@ -328,7 +340,7 @@ def cmd_ltrim(client: Client, argv: list[bytes]) -> Any:
         for _ in range(right_cut):
             items.pop()
     keyspace = client.server.keyspace
-    _changed(client, client.db, argv[1], items)
+    _changed(client, client.db, argv[1], items, b"ltrim")
     keyspace.dirty += left_cut + right_cut
     return OK
 
@@ -351,12 +363,12 @@ def _pop(client: Client, argv: list[bytes], left: bool) -> Any:
     keyspace = client.server.keyspace
     if count is None:
         value = items.popleft() if left else items.pop()
-        _changed(client, client.db, key, items)
+        _changed(client, client.db, key, items, pop_event(left))
         keyspace.dirty += 1
         return value
     popped = _pop_many(items, count, left)
     if popped:
-        _changed(client, client.db, key, items)
+        _changed(client, client.db, key, items, pop_event(left))
         keyspace.dirty += 1
     return popped
 
@@ -386,8 +398,11 @@ def _move(
     else:
         target.append(value)
     keyspace.touch(db, dst)
+    keyspace.notify(db, events.LIST, b"lpush" if to_left else b"rpush", dst)
     if target is not items:
-        _changed(client, db, src, items)
+        _changed(client, db, src, items, pop_event(from_left))
+    else:
+        keyspace.notify(db, events.LIST, pop_event(from_left), src)
     keyspace.dirty += 1
     return value
 
@@ -463,7 +478,7 @@ def _mpop_now(client: Client, keys: list[bytes], left: bool, count: int) -> Any:
         if items is None:
             continue
         popped = _pop_many(items, count, left)
-        _changed(client, client.db, key, items)
+        _changed(client, client.db, key, items, pop_event(left))
         client.server.keyspace.dirty += 1
         client.propagate_as = [[b"LPOP" if left else b"RPOP", key, int_bytes(len(popped))]]
         return [key, popped]

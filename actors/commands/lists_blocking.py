@@ -21,6 +21,7 @@ from actors.commands.lists import (
     _side,
     _side_name,
     parse_mpop,
+    pop_event,
 )
 from actors.server.blocking import can_block, parse_timeout_ms, registry
 from protocol.errors import WrongTypeError
@@ -37,7 +38,7 @@ def _serve_pop(left: bool) -> Any:
     def serve(client: Client, db: Database, key: bytes, items: deque[bytes]) -> Any:
         server = client.server
         value = items.popleft() if left else items.pop()
-        _changed(client, db, key, items)
+        _changed(client, db, key, items, pop_event(left))
         server.keyspace.dirty += 1
         server.propagate(db.id, [b"LPOP" if left else b"RPOP", key])
         return [key, value]
@@ -49,7 +50,7 @@ def _serve_mpop(left: bool, count: int) -> Any:
     def serve(client: Client, db: Database, key: bytes, items: deque[bytes]) -> Any:
         server = client.server
         popped = _pop_many(items, count, left)
-        _changed(client, db, key, items)
+        _changed(client, db, key, items, pop_event(left))
         server.keyspace.dirty += 1
         server.propagate(db.id, [b"LPOP" if left else b"RPOP", key, int_bytes(len(popped))])
         return [key, popped]
@@ -81,7 +82,7 @@ def _blocking_pop(client: Client, argv: list[bytes], left: bool) -> Any:
         if items is None:
             continue
         value = items.popleft() if left else items.pop()
-        _changed(client, client.db, key, items)
+        _changed(client, client.db, key, items, pop_event(left))
         client.server.keyspace.dirty += 1
         client.propagate_as = [[b"LPOP" if left else b"RPOP", key]]
         return [key, value]

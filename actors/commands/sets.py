@@ -18,6 +18,7 @@ from actors.commands import command
 from actors.commands._util import LLONG_MIN, get_typed, parse_int, parse_intercard_limit
 from actors.commands.hashes import RANGE_LONG, random_picks, scan_members
 from actors.commands.keys import object_encoding
+from actors.data import events
 from protocol import errors
 from protocol.errors import CommandError, WrongTypeError
 
@@ -41,6 +42,17 @@ def _random_member(members: set[bytes]) -> bytes:
     return next(itertools.islice(iter(members), random.randrange(len(members)), None))
 
 
+def _emptied_or_touched(client: Client, key: bytes, members: set[bytes], event: bytes) -> None:
+    """After members went: report ``event``, then delete the key if the set is now empty (``del``)."""
+    keyspace = client.server.keyspace
+    keyspace.notify(client.db, events.SET, event, key)
+    if members:
+        keyspace.touch(client.db, key)
+    else:
+        keyspace.delete(client.db, key)
+        keyspace.notify(client.db, events.GENERIC, b"del", key)
+
+
 # -- writes ------------------------------------------------------------------------------------------------
 
 
@@ -53,6 +65,7 @@ def cmd_sadd(client: Client, argv: list[bytes]) -> Any:
         members = set(argv[2:])
         keyspace.set(client.db, key, members)  # signals the new key
         keyspace.dirty += len(members)
+        keyspace.notify(client.db, events.SET, b"sadd", key)
         return len(members)
     before = len(members)
     members.update(argv[2:])
@@ -60,6 +73,7 @@ def cmd_sadd(client: Client, argv: list[bytes]) -> Any:
     if added:
         keyspace.touch(client.db, key)
         keyspace.dirty += added
+        keyspace.notify(client.db, events.SET, b"sadd", key)
     return added
 
 
@@ -74,10 +88,7 @@ def cmd_srem(client: Client, argv: list[bytes]) -> Any:
     members.difference_update(argv[2:])
     removed = before - len(members)
     if removed:
-        if members:
-            keyspace.touch(client.db, key)
-        else:
-            keyspace.delete(client.db, key)
+        _emptied_or_touched(client, key, members, b"srem")
         keyspace.dirty += removed
     return removed
 
@@ -98,10 +109,7 @@ def cmd_smove(client: Client, argv: list[bytes]) -> Any:
     if member not in src:
         return 0
     src.discard(member)
-    if src:
-        keyspace.touch(db, src_key)
-    else:
-        keyspace.delete(db, src_key)
+    _emptied_or_touched(client, src_key, src, b"srem")
     if dst is None:
         dst = set()
         keyspace.set(db, dst_key, dst)
@@ -111,6 +119,7 @@ def cmd_smove(client: Client, argv: list[bytes]) -> Any:
         dst.add(member)
         keyspace.dirty += 1
         keyspace.touch(db, dst_key)
+        keyspace.notify(db, events.SET, b"sadd", dst_key)
     return 1
 
 
@@ -133,10 +142,7 @@ def cmd_spop(client: Client, argv: list[bytes]) -> Any:
             return None
         member = _random_member(members) if len(members) <= UNIFORM_PICK_MAX else members.pop()
         members.discard(member)
-        if members:
-            keyspace.touch(client.db, key)
-        else:
-            keyspace.delete(client.db, key)
+        _emptied_or_touched(client, key, members, b"spop")
         keyspace.dirty += 1
         client.propagate_as = [[b"SREM", key, member]]
         return member
@@ -146,8 +152,10 @@ def cmd_spop(client: Client, argv: list[bytes]) -> Any:
     members = _set(client, key)
     if members is None or count == 0:
         return set()
+    keyspace.notify(client.db, events.SET, b"spop", key)
     if count >= len(members):
         keyspace.delete(client.db, key)
+        keyspace.notify(client.db, events.GENERIC, b"del", key)
         keyspace.dirty += 1
         client.propagate_as = [[b"DEL", key]]
         return members
@@ -278,14 +286,16 @@ def _diff(sets: list[set[bytes] | None]) -> set[bytes]:
     return out
 
 
-def _store(client: Client, dst: bytes, result: set[bytes]) -> int:
+def _store(client: Client, dst: bytes, result: set[bytes], event: bytes) -> int:
     keyspace = client.server.keyspace
     if result:
         keyspace.set(client.db, dst, result)
         keyspace.dirty += 1
+        keyspace.notify(client.db, events.SET, event, dst)
     elif keyspace.lookup(client.db, dst) is not None:
         keyspace.delete(client.db, dst)
         keyspace.dirty += 1
+        keyspace.notify(client.db, events.GENERIC, b"del", dst)
     return len(result)
 
 
@@ -313,7 +323,7 @@ def cmd_sdiff(client: Client, argv: list[bytes]) -> Any:
     "Intersect multiple sets and store the resulting set in a key",
 )
 def cmd_sinterstore(client: Client, argv: list[bytes]) -> Any:
-    return _store(client, argv[1], _inter(_load_sets(client, argv[2:])))
+    return _store(client, argv[1], _inter(_load_sets(client, argv[2:])), b"sinterstore")
 
 
 @command(
@@ -325,7 +335,7 @@ def cmd_sinterstore(client: Client, argv: list[bytes]) -> Any:
     "Add multiple sets and store the resulting set in a key",
 )
 def cmd_sunionstore(client: Client, argv: list[bytes]) -> Any:
-    return _store(client, argv[1], _union(_load_sets(client, argv[2:])))
+    return _store(client, argv[1], _union(_load_sets(client, argv[2:])), b"sunionstore")
 
 
 @command(
@@ -337,7 +347,7 @@ def cmd_sunionstore(client: Client, argv: list[bytes]) -> Any:
     "Subtract multiple sets and store the resulting set in a key",
 )
 def cmd_sdiffstore(client: Client, argv: list[bytes]) -> Any:
-    return _store(client, argv[1], _diff(_load_sets(client, argv[2:])))
+    return _store(client, argv[1], _diff(_load_sets(client, argv[2:])), b"sdiffstore")
 
 
 @command(

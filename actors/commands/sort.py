@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from actors.commands import command
 from actors.commands._util import parse_int
 from actors.commands.zsets import parse_score
+from actors.data import events
 from actors.data.types import ZSet
 from protocol import errors
 from protocol.errors import CommandError, WrongTypeError
@@ -138,8 +139,10 @@ def _sort(client: Client, argv: list[bytes], read_only: bool) -> Any:
     if output:
         keyspace.set(db, store, deque(v if v is not None else b"" for v in output))
         keyspace.dirty += len(output)
+        keyspace.notify(db, events.LIST, b"sortstore", store)
     elif keyspace.delete(db, store):
         keyspace.dirty += 1
+        keyspace.notify(db, events.GENERIC, b"del", store)
     return len(output)
 
 

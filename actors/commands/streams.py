@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.commands._util import get_typed, parse_int
+from actors.data import events
 from actors.data.stream import (
     MAX_ID,
     NODE_MAX_BYTES,
@@ -308,9 +309,12 @@ def cmd_xadd(client: Client, argv: list[bytes]) -> Any:
     if created:
         keyspace.add(db, key, stream)
     keyspace.dirty += 1
+    keyspace.notify(db, events.STREAM, b"xadd", key)
     out = argv
     if args.maxlen is not None or args.minid is not None:
-        _, out = _trim_and_rewrite(stream, args, argv)
+        trimmed, out = _trim_and_rewrite(stream, args, argv)
+        if trimmed:
+            keyspace.notify(db, events.STREAM, b"xtrim", key)
     if not args.id_given or not args.seq_given:
         out = list(out)
         out[id_pos] = format_id(sid)
@@ -331,6 +335,7 @@ def cmd_xtrim(client: Client, argv: list[bytes]) -> Any:
     if deleted:
         client.server.keyspace.touch(client.db, argv[1])
         client.server.keyspace.dirty += deleted
+        client.server.keyspace.notify(client.db, events.STREAM, b"xtrim", argv[1])
     if out is not argv:
         client.propagate_as = [out]
     return deleted
@@ -346,6 +351,7 @@ def cmd_xdel(client: Client, argv: list[bytes]) -> Any:
     if deleted:
         client.server.keyspace.touch(client.db, argv[1])
         client.server.keyspace.dirty += deleted
+        client.server.keyspace.notify(client.db, events.STREAM, b"xdel", argv[1])
     return deleted
 
 
@@ -438,4 +444,5 @@ def cmd_xsetid(client: Client, argv: list[bytes]) -> Any:
         stream.max_deleted_entry_id = max_xdel
     client.server.keyspace.touch(client.db, argv[1])
     client.server.keyspace.dirty += 1
+    client.server.keyspace.notify(client.db, events.STREAM, b"xsetid", argv[1])
     return OK

@@ -25,6 +25,7 @@ from actors.commands.streams import (
     parse_range_bound,
     strict_id,
 )
+from actors.data import events
 from actors.data.stream import (
     INVALID_ENTRIES_READ,
     MAX_ID,
@@ -251,6 +252,7 @@ def cmd_xgroup(client: Client, argv: list[bytes]) -> Any:
             raise CommandError(BUSYGROUP)
         stream.groups[group_name] = ConsumerGroup(sid, entries_read)
         keyspace.dirty += 1
+        keyspace.notify(db, events.STREAM, b"xgroup-create", key)
         return OK
     assert stream is not None
     if sub == b"setid" and n in (5, 7):
@@ -259,6 +261,7 @@ def cmd_xgroup(client: Client, argv: list[bytes]) -> Any:
         group.last_id = sid
         group.entries_read = entries_read
         keyspace.dirty += 1
+        keyspace.notify(db, events.STREAM, b"xgroup-setid", key)
         return OK
     if sub == b"destroy" and n == 4:
         if group is None:
@@ -266,6 +269,7 @@ def cmd_xgroup(client: Client, argv: list[bytes]) -> Any:
         del stream.groups[group_name]
         keyspace.dirty += 1
         keyspace.touch(db, key)  # wakes XREADGROUP waiters of this group with NOGROUP
+        keyspace.notify(db, events.STREAM, b"xgroup-destroy", key)
         return 1
     if sub == b"createconsumer" and n == 5:
         assert group is not None
@@ -273,6 +277,7 @@ def cmd_xgroup(client: Client, argv: list[bytes]) -> Any:
             return 0
         group.consumer(argv[4], now)
         keyspace.dirty += 1
+        keyspace.notify(db, events.STREAM, b"xgroup-createconsumer", key)
         return 1
     if sub == b"delconsumer" and n == 5:
         assert group is not None
@@ -280,6 +285,7 @@ def cmd_xgroup(client: Client, argv: list[bytes]) -> Any:
             return 0
         pending = group.remove_consumer(argv[4])
         keyspace.dirty += 1
+        keyspace.notify(db, events.STREAM, b"xgroup-delconsumer", key)
         return pending
     raise _subcommand_error("XGROUP", argv[1])
 
@@ -370,6 +376,16 @@ def cmd_xpending(client: Client, argv: list[bytes]) -> Any:
 
 
 # -- XCLAIM / XAUTOCLAIM -----------------------------------------------------------------------------------
+
+
+def _consumer_for_claim(client: Client, group: ConsumerGroup, argv: list[bytes], now: int) -> Consumer:
+    """XCLAIM / XAUTOCLAIM's consumer (argv[3] of the group at argv[1]), created on first use (an event)."""
+    consumer = group.consumers.get(argv[3])
+    if consumer is None:
+        consumer = group.consumer(argv[3], now)
+        assert consumer is not None
+        client.server.keyspace.notify(client.db, events.STREAM, b"xgroup-createconsumer", argv[1])
+    return consumer
 
 
 def _claim(group: ConsumerGroup, consumer: Consumer, sid: StreamID, nack: PendingEntry) -> None:
@@ -465,8 +481,7 @@ def cmd_xclaim(client: Client, argv: list[bytes]) -> Any:
         if nack.consumer is not None and min_idle and now - nack.delivery_time < min_idle:
             continue
         if consumer is None:
-            consumer = group.consumer(argv[3], now)
-            assert consumer is not None
+            consumer = _consumer_for_claim(client, group, argv, now)
             consumer.seen_time = now
         _claim(group, consumer, sid, nack)
         nack.delivery_time = delivery_time
@@ -546,8 +561,7 @@ def cmd_xautoclaim(client: Client, argv: list[bytes]) -> Any:
         if min_idle and now - nack.delivery_time < min_idle:
             continue
         if consumer is None:
-            consumer = group.consumer(argv[3], now)
-            assert consumer is not None
+            consumer = _consumer_for_claim(client, group, argv, now)
             consumer.seen_time = now
         _claim(group, consumer, sid, nack)
         nack.delivery_time = now

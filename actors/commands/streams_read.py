@@ -15,6 +15,7 @@ from actors.commands import command
 from actors.commands._util import parse_int
 from actors.commands.streams import BLOCKED_DEFAULT_COUNT, GROUP_NEW_ID, get_stream, strict_id
 from actors.commands.streams_groups import deliver_history, deliver_new, nogroup
+from actors.data import events
 from actors.data.stream import MAX_ID, Stream, StreamID
 from actors.server.blocking import can_block, registry
 from actors.server.server import BLOCKED
@@ -136,6 +137,7 @@ def _xread(client: Client, argv: list[bytes], group_mode: bool) -> Any:
                 if consumer is None:
                     consumer = group.consumer(consumer_name, now)
                     assert consumer is not None
+                    keyspace.notify(client.db, events.STREAM, b"xgroup-createconsumer", key)
                     if noack:
                         propagate.append([b"XGROUP", b"CREATECONSUMER", key, group_name, consumer_name])
                 consumer.seen_time = now
@@ -230,6 +232,7 @@ def _serve_group(group_name: bytes, consumer_name: bytes, count: int, noack: boo
         if consumer is None:
             consumer = group.consumer(consumer_name, now)
             assert consumer is not None
+            server.keyspace.notify(db, events.STREAM, b"xgroup-createconsumer", key)
             if noack:
                 propagate.append([b"XGROUP", b"CREATECONSUMER", key, group_name, consumer_name])
         consumer.seen_time = now

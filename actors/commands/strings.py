@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.commands._util import LLONG_MAX, LLONG_MIN, get_string, int_bytes, parse_float, parse_int
+from actors.data import events
 from protocol import errors
 from protocol.errors import CommandError, WrongTypeError
 from protocol.resp import OK, format_float_human
@@ -45,6 +46,7 @@ def cmd_set(client: Client, argv: list[bytes]) -> Any:
     if len(argv) == 3:
         keyspace.set(db, key, value)
         keyspace.dirty += 1
+        keyspace.notify(db, events.STRING, b"set", key)
         return OK
     nx = xx = get = keepttl = False
     expire_unit: bytes | None = None
@@ -79,8 +81,10 @@ def cmd_set(client: Client, argv: list[bytes]) -> Any:
     if (nx and old is not None) or (xx and old is None):
         return old if get else None
     keyspace.set(db, key, value, keep_ttl=keepttl)
+    keyspace.notify(db, events.STRING, b"set", key)
     if when is not None:
         keyspace.set_expire(db, key, when)
+        keyspace.notify(db, events.GENERIC, b"expire", key)
         client.propagate_as = [[b"SET", key, value, b"PXAT", int_bytes(when)]]
     elif get:
         client.propagate_as = [[b"SET", key, value, b"KEEPTTL"] if keepttl else [b"SET", key, value]]
@@ -122,12 +126,15 @@ def cmd_getex(client: Client, argv: list[bytes]) -> Any:
         if when <= keyspace.clock() and not keyspace.is_replica:
             keyspace.delete(client.db, key)
             client.propagate_as = [[b"DEL", key]]
+            keyspace.notify(client.db, events.GENERIC, b"del", key)
         else:
             keyspace.set_expire(client.db, key, when)
             client.propagate_as = [[b"PEXPIREAT", key, int_bytes(when)]]
+            keyspace.notify(client.db, events.GENERIC, b"expire", key)
         keyspace.dirty += 1
     elif persist and keyspace.persist(client.db, key):
         client.propagate_as = [[b"PERSIST", key]]
+        keyspace.notify(client.db, events.GENERIC, b"persist", key)
         keyspace.dirty += 1
     return value
 
@@ -138,6 +145,7 @@ def cmd_getdel(client: Client, argv: list[bytes]) -> Any:
     if value is not None:
         client.server.keyspace.delete(client.db, argv[1])
         client.server.keyspace.dirty += 1
+        client.server.keyspace.notify(client.db, events.GENERIC, b"del", argv[1])
         client.propagate_as = [[b"DEL", argv[1]]]
     return value
 
@@ -154,6 +162,7 @@ def cmd_getset(client: Client, argv: list[bytes]) -> Any:
     old = get_string(client, argv[1])
     client.server.keyspace.set(client.db, argv[1], argv[2])
     client.server.keyspace.dirty += 1
+    client.server.keyspace.notify(client.db, events.STRING, b"set", argv[1])
     return old
 
 
@@ -175,6 +184,7 @@ def cmd_mset(client: Client, argv: list[bytes]) -> Any:
     keyspace = client.server.keyspace
     for i in range(1, len(argv), 2):
         keyspace.set(client.db, argv[i], argv[i + 1])
+        keyspace.notify(client.db, events.STRING, b"set", argv[i])
     keyspace.dirty += (len(argv) - 1) // 2
     return OK
 
@@ -188,6 +198,7 @@ def cmd_msetnx(client: Client, argv: list[bytes]) -> Any:
         return 0
     for i in range(1, len(argv), 2):
         keyspace.set(client.db, argv[i], argv[i + 1])
+        keyspace.notify(client.db, events.STRING, b"set", argv[i])
     keyspace.dirty += (len(argv) - 1) // 2
     return 1
 
@@ -201,6 +212,7 @@ def cmd_setnx(client: Client, argv: list[bytes]) -> Any:
         return 0
     keyspace.add(client.db, argv[1], argv[2])
     keyspace.dirty += 1
+    keyspace.notify(client.db, events.STRING, b"set", argv[1])
     return 1
 
 
@@ -208,7 +220,9 @@ def _set_with_expire(client: Client, argv: list[bytes], unit: bytes, name: str) 
     keyspace = client.server.keyspace
     when = _expire_at_ms(client, unit, argv[2], name)
     keyspace.set(client.db, argv[1], argv[3])
+    keyspace.notify(client.db, events.STRING, b"set", argv[1])
     keyspace.set_expire(client.db, argv[1], when)
+    keyspace.notify(client.db, events.GENERIC, b"expire", argv[1])
     keyspace.dirty += 1
     client.propagate_as = [[b"SET", argv[1], argv[3], b"PXAT", int_bytes(when)]]
     return OK
@@ -235,7 +249,7 @@ def _check_size(client: Client, size: int) -> None:
 @command("append", 3, "write denyoom fast", (1, 1, 1), "string", "Append a value to a key")
 def cmd_append(client: Client, argv: list[bytes]) -> Any:
     keyspace = client.server.keyspace
-    old = get_string(client, argv[1])
+    old = get_string(client, argv[1], read=False)
     if old is None:
         keyspace.add(client.db, argv[1], argv[2])
         new = argv[2]
@@ -244,6 +258,7 @@ def cmd_append(client: Client, argv: list[bytes]) -> Any:
         new = old + argv[2]
         keyspace.set(client.db, argv[1], new, keep_ttl=True)
     keyspace.dirty += 1
+    keyspace.notify(client.db, events.STRING, b"append", argv[1])
     return len(new)
 
 
@@ -293,13 +308,14 @@ def cmd_setrange(client: Client, argv: list[bytes]) -> Any:
     if offset < 0:
         raise CommandError("ERR offset is out of range")
     patch = argv[3]
-    old = get_string(client, argv[1])
+    old = get_string(client, argv[1], read=False)
     if old is None:
         if not patch:
             return 0
         _check_size(client, offset + len(patch))
         keyspace.add(client.db, argv[1], b"\x00" * offset + patch)
         keyspace.dirty += 1
+        keyspace.notify(client.db, events.STRING, b"setrange", argv[1])
         return offset + len(patch)
     if not patch:
         return len(old)
@@ -309,12 +325,13 @@ def cmd_setrange(client: Client, argv: list[bytes]) -> Any:
     new = old[:offset] + patch + old[offset + len(patch) :]
     keyspace.set(client.db, argv[1], new, keep_ttl=True)
     keyspace.dirty += 1
+    keyspace.notify(client.db, events.STRING, b"setrange", argv[1])
     return len(new)
 
 
 def _incr(client: Client, key: bytes, delta: int) -> int:
     keyspace = client.server.keyspace
-    old = get_string(client, key)
+    old = get_string(client, key, read=False)
     current = 0 if old is None else parse_int(old)
     if (delta < 0 and current < 0 and delta < LLONG_MIN - current) or (
         delta > 0 and current > 0 and delta > LLONG_MAX - current
@@ -323,6 +340,7 @@ def _incr(client: Client, key: bytes, delta: int) -> int:
     new = current + delta
     keyspace.set(client.db, key, b"%d" % new, keep_ttl=True)
     keyspace.dirty += 1
+    keyspace.notify(client.db, events.STRING, b"incrby", key)
     return new
 
 
@@ -373,7 +391,7 @@ def cmd_decrby(client: Client, argv: list[bytes]) -> Any:
 )
 def cmd_incrbyfloat(client: Client, argv: list[bytes]) -> Any:
     keyspace = client.server.keyspace
-    old = get_string(client, argv[1])
+    old = get_string(client, argv[1], read=False)
     current = 0.0 if old is None else parse_float(old)
     delta = parse_float(argv[2])
     new = current + delta
@@ -382,5 +400,6 @@ def cmd_incrbyfloat(client: Client, argv: list[bytes]) -> Any:
     text = format_float_human(new)
     keyspace.set(client.db, argv[1], text, keep_ttl=True)
     keyspace.dirty += 1
+    keyspace.notify(client.db, events.STRING, b"incrbyfloat", argv[1])
     client.propagate_as = [[b"SET", argv[1], text, b"KEEPTTL"]]
     return text

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from actors.commands import command
 from actors.commands._util import get_typed
 from actors.commands.hashes import parse_random_count, scan_members
+from actors.data import events
 from actors.data.types import LexBound, ZSet
 from protocol import errors
 from protocol.errors import CommandError
@@ -105,12 +106,19 @@ def _zset(client: Client, key: bytes, read: bool = False) -> ZSet | None:
     return get_typed(client, key, ZSet, read)
 
 
-def _changed(client: Client, db: Database, key: bytes, zset: ZSet) -> None:
+def _changed(client: Client, db: Database, key: bytes, zset: ZSet, event: bytes) -> None:
+    """After members went: report ``event``, then delete the key if the set is now empty (``del``)."""
     keyspace = client.server.keyspace
+    keyspace.notify(db, events.ZSET, event, key)
     if zset:
         keyspace.touch(db, key)
     else:
         keyspace.delete(db, key)
+        keyspace.notify(db, events.GENERIC, b"del", key)
+
+
+def pop_event(highest: bool) -> bytes:
+    return b"zpopmax" if highest else b"zpopmin"
 
 
 def _emit(pairs: Iterable[tuple[float, bytes]], with_scores: bool, resp3: bool) -> list[Any]:
@@ -138,14 +146,16 @@ def _rank_bounds(start: int, stop: int, length: int) -> tuple[int, int] | None:
     return start, min(stop, length - 1)
 
 
-def _store(client: Client, dst: bytes, zset: ZSet) -> int:
+def _store(client: Client, dst: bytes, zset: ZSet, event: bytes) -> int:
     keyspace = client.server.keyspace
     if zset:
         keyspace.set(client.db, dst, zset)
         keyspace.dirty += 1
+        keyspace.notify(client.db, events.ZSET, event, dst)
     elif keyspace.lookup(client.db, dst) is not None:
         keyspace.delete(client.db, dst)
         keyspace.dirty += 1
+        keyspace.notify(client.db, events.GENERIC, b"del", dst)
     return len(zset)
 
 
@@ -221,6 +231,7 @@ def _zadd(client: Client, argv: list[bytes], incr_only: bool = False) -> Any:
         if added or updated:
             keyspace.touch(client.db, key)
             keyspace.dirty += added + updated
+            keyspace.notify(client.db, events.ZSET, b"zincr" if incr else b"zadd", key)
     if incr:
         return score if processed else None
     return added + updated if ch else added
@@ -257,7 +268,7 @@ def cmd_zrem(client: Client, argv: list[bytes]) -> Any:
         return 0
     removed = sum(1 for member in argv[2:] if zset.remove(member))
     if removed:
-        _changed(client, client.db, argv[1], zset)
+        _changed(client, client.db, argv[1], zset, b"zrem")
         client.server.keyspace.dirty += removed
     return removed
 

@@ -19,6 +19,7 @@ from actors.commands.zsets import (
     _store,
     _zset,
     parse_score,
+    pop_event,
 )
 from actors.data.types import ZSet
 from actors.server.blocking import can_block, parse_timeout_ms, registry
@@ -55,7 +56,7 @@ def _zpop(client: Client, argv: list[bytes], highest: bool) -> Any:
     if zset is None or count == 0:
         return []
     popped = zset.pop(count, highest)
-    _changed(client, client.db, argv[1], zset)
+    _changed(client, client.db, argv[1], zset, pop_event(highest))
     client.server.keyspace.dirty += 1
     # With an explicit count RESP3 nests [member, score] pairs; a plain pop is one flat pair.
     return _pop_pairs(popped, nested=client.resp3 and len(argv) == 3)
@@ -95,7 +96,7 @@ def _zmpop_now(client: Client, keys: list[bytes], highest: bool, count: int) -> 
         if zset is None:
             continue
         popped = zset.pop(count, highest)
-        _changed(client, client.db, key, zset)
+        _changed(client, client.db, key, zset, pop_event(highest))
         client.server.keyspace.dirty += 1
         client.propagate_as = [[_pop_name(highest), key, int_bytes(len(popped))]]
         return [key, _pop_pairs(popped, nested=True)]
@@ -120,7 +121,7 @@ def _serve_bzpop(highest: bool) -> Any:
     def serve(client: Client, db: Database, key: bytes, zset: ZSet) -> Any:
         server = client.server
         ((member, score),) = zset.pop(1, highest)
-        _changed(client, db, key, zset)
+        _changed(client, db, key, zset, pop_event(highest))
         server.keyspace.dirty += 1
         server.propagate(db.id, [_pop_name(highest), key])
         return [key, member, float(score)]
@@ -132,7 +133,7 @@ def _serve_bzmpop(highest: bool, count: int) -> Any:
     def serve(client: Client, db: Database, key: bytes, zset: ZSet) -> Any:
         server = client.server
         popped = zset.pop(count, highest)
-        _changed(client, db, key, zset)
+        _changed(client, db, key, zset, pop_event(highest))
         server.keyspace.dirty += 1
         server.propagate(db.id, [_pop_name(highest), key, int_bytes(len(popped))])
         return [key, _pop_pairs(popped, nested=True)]
@@ -148,7 +149,7 @@ def _bzpop(client: Client, argv: list[bytes], highest: bool) -> Any:
         if zset is None:
             continue
         ((member, score),) = zset.pop(1, highest)
-        _changed(client, client.db, key, zset)
+        _changed(client, client.db, key, zset, pop_event(highest))
         client.server.keyspace.dirty += 1
         client.propagate_as = [[_pop_name(highest), key]]
         return [key, member, float(score)]
@@ -239,7 +240,9 @@ def _zsetop(client: Client, argv: list[bytes], numkeys_index: int, op: str, stor
     keys = argv[numkeys_index + 1 : numkeys_index + 1 + numkeys]
     sources: list[Any] = []
     for key in keys:
-        value = keyspace.lookup(client.db, key) if store is not None else keyspace.lookup_read(client.db, key)
+        value = keyspace.lookup_read(
+            client.db, key
+        )  # a read even for the STORE forms: Redis counts it (keymiss too)
         if value is not None and type(value) is not ZSet and type(value) is not set:
             raise WrongTypeError()
         sources.append(value)
@@ -297,7 +300,7 @@ def _zsetop(client: Client, argv: list[bytes], numkeys_index: int, op: str, stor
                 result[member] = score
     zset = ZSet(result.items())
     if store is not None:
-        return _store(client, store, zset)
+        return _store(client, store, zset, b"z%sstore" % op.encode())
     return _emit(zset.ordered, with_scores, client.resp3)
 
 

@@ -118,7 +118,7 @@ def _zrange(
                 last = hi if limit < 0 else min(hi, first + limit)
                 pairs = list(zset.slice(first, last))
     if store is not None:
-        return _store(client, store, ZSet((member, score) for score, member in pairs))
+        return _store(client, store, ZSet((member, score) for score, member in pairs), b"zrangestore")
     return _emit(pairs, with_scores, client.resp3)
 
 
@@ -223,7 +223,7 @@ def _zremrange(client: Client, argv: list[bytes], kind: str) -> Any:
         start, stop = _range_indices(zset, kind, low, high)
     removed = zset.remove_slice(start, stop)
     if removed:
-        _changed(client, client.db, argv[1], zset)
+        _changed(client, client.db, argv[1], zset, b"zremrangeby" + kind.encode())
         client.server.keyspace.dirty += removed
     return removed
 

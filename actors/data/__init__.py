@@ -9,4 +9,5 @@ Layout:
     rdb_hooks.py  RDB records outside the keyspace (function libraries): where persistence and scripting meet
     memory.py     what a key costs (used_memory's estimate, MEMORY USAGE) and the running total maxmemory reads
     evict.py      eviction policies, LRU/LFU access stamps, the eviction pool that picks victims
+    events.py     keyspace event classes (notify-keyspace-events): flag bits and letters
 """

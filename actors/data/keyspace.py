@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from actors.data.evict import AccessTracker
+from actors.data import events
 from actors.data.kvstore import KvStore
 from actors.data.memory import MemoryAccount
 from actors.data.stream import Stream
@@ -116,6 +117,15 @@ class Keyspace:
         self.on_expired: Callable[[int, bytes], None] = lambda db, key: None
         # Called with (db, key) whenever a key's value or existence changes (WATCH, blocked clients).
         self.on_modified: Callable[[Database, bytes], None] | None = None
+        # Client-side caching's invalidation (actors/server/tracking.py), set only while a client tracks keys.
+        self.on_invalidate: Callable[[Database, bytes], None] | None = None
+        # True during CLIENT PAUSE: expired keys read as missing but are not deleted (Redis keeps the dataset
+        # constant while clients are paused, so a replica or a failover sees no writes).
+        self.expiry_paused = False
+        # Keyspace notifications: the classes that publish (actors/data/events.py; 0: off, so each hook below
+        # costs one attribute test) and where an event goes: (db index, event, key), set by actors/server/notify.
+        self.notify_flags = 0
+        self.on_event: Callable[[int, bytes, bytes], None] = lambda db, event, key: None
         self.expired_keys = 0
         self.keyspace_hits = 0
         self.keyspace_misses = 0
@@ -134,7 +144,7 @@ class Keyspace:
         when = db.expires.get(key)
         if when is None or when > self.clock() or self.ignore_ttl:
             return value
-        if not self.is_replica:
+        if not (self.is_replica or self.expiry_paused):
             self._delete_expired(db, key)
         return None
 
@@ -146,6 +156,8 @@ class Keyspace:
             value = self.lookup(db, key)
         if value is None:
             self.keyspace_misses += 1
+            if self.notify_flags & events.KEY_MISS:
+                self.on_event(db.id, b"keymiss", key)
         else:
             self.keyspace_hits += 1
         return value
@@ -158,19 +170,33 @@ class Keyspace:
 
     # -- writes ----------------------------------------------------------------------------------------
 
+    def notify(self, db: Database, event_class: int, event: bytes, key: bytes) -> None:
+        """A command's keyspace event (Redis's notifyKeyspaceEvent): published if its class is enabled."""
+        if self.notify_flags & event_class:
+            self.on_event(db.id, event, key)
+
     def set(self, db: Database, key: bytes, value: Any, keep_ttl: bool = False) -> None:
         """Store ``value`` under ``key``, dropping its TTL unless ``keep_ttl``. Signals the change."""
+        if self.notify_flags & events.NEW and key not in db.data:
+            db.add(key, value)
+            self.touch(db, key)
+            self.on_event(db.id, b"new", key)
+            return
         if keep_ttl:
             db.set_keep_ttl(key, value)
         else:
             db.set(key, value)
-        if db.watched or self.on_modified is not None:  # SET's path: skip the call when nobody listens
+        if (
+            db.watched or self.on_modified is not None or self.on_invalidate is not None
+        ):  # nobody listens: skip
             self.touch(db, key)
 
     def add(self, db: Database, key: bytes, value: Any) -> None:
         """Store a new key known not to exist (after a lookup returned None)."""
         db.add(key, value)
         self.touch(db, key)
+        if self.notify_flags & events.NEW:
+            self.on_event(db.id, b"new", key)
 
     def delete(self, db: Database, key: bytes) -> bool:
         if not db.delete(key):
@@ -199,6 +225,8 @@ class Keyspace:
             db.recharge(key)  # a value changed in place (LPUSH, HSET ...) costs what it costs now
         if self.on_modified is not None:
             self.on_modified(db, key)
+        if self.on_invalidate is not None:
+            self.on_invalidate(db, key)
 
     def touch_all(self, db: Database) -> None:
         """A whole database changed (FLUSHDB, SWAPDB): every watcher of an existing key is dirtied."""
@@ -281,10 +309,12 @@ class Keyspace:
         self.expired_keys += 1
         self.touch(db, key)
         self.on_expired(db.id, key)
+        if self.notify_flags & events.EXPIRED:
+            self.on_event(db.id, b"expired", key)
 
     def active_expire_cycle(self, time_limit_ms: float) -> int:
         """Delete expired keys by sampling, within ``time_limit_ms`` of CPU. Returns how many were deleted."""
-        if self.is_replica:
+        if self.is_replica or self.expiry_paused:
             return 0
         deadline = time.perf_counter() + time_limit_ms / 1000.0
         deleted = 0

@@ -202,6 +202,8 @@ class RespConnection(asyncio.Protocol):
             encode_into(out, reply, resp3)
             if client.close_requested:
                 break
+            # CLIENT REPLY / TRACKING may have wrapped execute (actors/server/wrappers.py): use it from here on.
+            execute = self.server.execute
         if out or client.close_requested:
             # Replies leave at the end of the tick, never here: writes of the tick must reach the AOF and the
             # replicas first, and writing every connection's replies in one burst (as Redis's beforeSleep does)

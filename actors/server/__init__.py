@@ -13,4 +13,8 @@ Layout:
     latency.py    the latency monitor's event series (latency-monitor-threshold), read by LATENCY
     ports.py      the commands' whole view of the actors: PersistencePort, ReplicationPort, SupervisorPort, ...
     tls.py        the SSL context of tls-port from the tls-* directives, refused with Redis's lines
+    notify.py     keyspace notifications: publishes the events commands and the keyspace report
+    pause.py      CLIENT PAUSE / UNPAUSE: held commands wait (not refused) until the pause ends
+    reply_mode.py CLIENT REPLY ON / OFF / SKIP: the replies a client asked not to get are dropped
+    wrappers.py   wrappers around Server.execute for features in use (reply modes, tracking): zero cost otherwise
 """

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from actors.server.reply_mode import ReplyMode
+
 if TYPE_CHECKING:
     from actors.data.keyspace import Database
     from actors.server.server import Server
@@ -84,6 +86,12 @@ class Client:
         # Hands the connection's socket over (PSYNC of a RESP replica): returns a duplicate of its file
         # descriptor and any reply bytes not yet written, and forgets the client; None if it cannot.
         self.detach: Callable[[], tuple[int, bytes] | None] = lambda: None
+        # CLIENT REPLY: ON, OFF or SKIP_NEXT (actors/server/reply_mode.py swallows the replies).
+        self.reply_mode = ReplyMode.ON
+        # CLIENT NO-EVICT on: excluded from client eviction (flag "e" in CLIENT LIST).
+        self.no_evict = False
+        # CLIENT TRACKING state (actors/server/tracking.py), None while tracking is off.
+        self.tracking: Any = None
 
     @property
     def db_index(self) -> int:
@@ -99,25 +107,33 @@ class Client:
     def describe(self) -> str:
         """One line of CLIENT LIST, with Redis's fields."""
         now = time.monotonic()
-        flags = ""
+        flags = ""  # in Redis's order (getClientInfoString)
+        if self in self.server.monitors:
+            flags += "O"
         if self.kind is ClientKind.MASTER:
             flags += "M"
+        if self.in_pubsub:
+            flags += "P"
         if self.multi is not None:
             flags += "x"
         if self.blocked is not None:
             flags += "b"
-        if self in self.server.monitors:
-            flags += "O"
-        if self.in_pubsub:
-            flags += "P"
+        tracking = self.tracking
+        if tracking is not None:
+            flags += tracking.flag_letters()
         if self.watched and self.dirty_cas:
             flags += "d"
+        if self.close_requested:
+            flags += "c"
+        if self.no_evict:
+            flags += "e"
         flags = flags or "N"
+        redir = tracking.redirect if tracking is not None else -1
         return (
             f"id={self.id} addr={self.addr} laddr={self.laddr} fd=-1 name={self.name.decode('utf-8', 'replace')} "
             f"age={int(now - self.created_s)} idle={int(now - self.last_interaction_s)} flags={flags} "
             f"db={self.db.id} sub={len(self.channels)} psub={len(self.patterns)} ssub={len(self.shard_channels)} "
             f"multi={-1 if self.multi is None else len(self.multi)} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 "
             f"rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={self.last_command} user={self.user.name} "
-            f"redir=-1 resp={3 if self.resp3 else 2} lib-name={self.lib_name} lib-ver={self.lib_ver}"
+            f"redir={redir} resp={3 if self.resp3 else 2} lib-name={self.lib_name} lib-ver={self.lib_ver}"
         )

@@ -32,11 +32,12 @@ from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction,
 from actors.config import Config
 from actors.data.keyspace import Keyspace, wall_clock_ms
 from actors.scripting.engine import ScriptEngine
-from actors.server import latency
+from actors.server import latency, notify
 from actors.server.acl import Acl
 from actors.server.buffers import OutputBufferLimits
 from actors.server.client import Client, ClientKind
 from actors.server.maxmemory import MemoryGuard
+from actors.server.pause import ClientPause
 from actors.server.ports import MasterPort, PersistencePort, ReplicationPort, SnapshotCodec, SupervisorPort
 from actors.server.stream import PropagationStream, SelectPoint, Span
 from actors.server.stream import without_spans as without_spans  # re-exported for persistence
@@ -143,6 +144,9 @@ class Server:
         # SSUBSCRIBE's registry (actors/commands/pubsub_shard.py): while it is not empty, commands take the
         # slow path, where a RESP2 client with shard subscriptions is held to the pub/sub commands.
         self.pubsub_shard_channels: dict[bytes, dict[Client, None]] = {}
+        # Features that need every command on the dispatcher's full path while they are on (keyspace
+        # notifications, client tracking, CLIENT PAUSE ...): see ``restrict``.
+        self._restricted_by: set[str] = set()
         # Set while a dataset is loading: commands not flagged "loading" get -LOADING.
         self._loading = False
         # Replication role, maintained by the replication actor's loop-side handle.
@@ -214,6 +218,9 @@ class Server:
         # client-output-buffer-limit (actors/server/buffers.py), checked by the transports after each flush.
         self.output_limits = OutputBufferLimits(self)
         self._restrictions_changed()  # the configuration may start with one (slowlog-log-slower-than 0)
+        notify.install(self)  # keyspace notifications follow notify-keyspace-events
+        # CLIENT PAUSE (actors/server/pause.py): while on, execute() holds the commands it names.
+        self.client_pause = ClientPause(self)
 
     def _on_requirepass(self, value: Any) -> None:
         self.requirepass = value
@@ -257,7 +264,16 @@ class Server:
             or 0 <= self.slowlog_threshold_us < SLOWLOG_FAST_LANE_FLOOR_US
             or self.memory.tracking
             or self.acl.enforcing
+            or bool(self._restricted_by)
         )
+
+    def restrict(self, feature: str, on: bool) -> None:
+        """Keep commands off the fast paths (``_unrestricted``, the fast lane) while ``feature`` needs it."""
+        if on:
+            self._restricted_by.add(feature)
+        else:
+            self._restricted_by.discard(feature)
+        self._restrictions_changed()
 
     @property
     def loading(self) -> bool:
@@ -400,6 +416,8 @@ class Server:
             and not self.scripting.busy_allows(cmd.name, argv)
         ):
             return self._reject(client, cmd, self._script_busy)
+        if self.client_pause.active and self.client_pause.holds(client, cmd, argv):
+            return self.client_pause.postpone(client, argv)
         if multi is not None and cmd.queues_in_multi:
             multi.append((cmd, argv))
             return _QUEUED
