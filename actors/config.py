@@ -135,20 +135,6 @@ def _daemonize_parser(args: list[str]) -> bool:
     return False
 
 
-CLUSTER_UNSUPPORTED = (
-    "cluster-enabled yes is not supported yet: redactor runs standalone nodes (and replicas) only; "
-    "cluster mode lands with the cluster issue"
-)
-
-
-def _cluster_enabled_parser(args: list[str]) -> bool:
-    """Until cluster mode exists, a node asked for it must not start as a standalone node that clients and
-    tools would take for a cluster member: ``yes`` stops start-up, as an unsupported value does."""
-    if parse_bool(args):
-        raise ConfigError(CLUSTER_UNSUPPORTED)
-    return False
-
-
 def _render(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -200,8 +186,13 @@ DIRECTIVES: list[Directive] = [
     Directive("busy-reply-threshold", _int_parser(0, _MAXINT), 5000, aliases=("lua-time-limit",)),
     Directive("enable-debug-command", _enum_parser("no", "yes", "local"), "no", mutable=False),
     Directive("pidfile", _str_parser, "", mutable=False),
-    # Cluster (immutable, as in Redis: CONFIG SET cluster-enabled is refused)
-    Directive("cluster-enabled", _cluster_enabled_parser, False, mutable=False),
+    # Cluster (actors/cluster): cluster-enabled and the file are immutable, as in Redis
+    Directive("cluster-enabled", parse_bool, False, mutable=False),
+    Directive("cluster-config-file", _str_parser, "nodes.conf", mutable=False),
+    Directive("cluster-node-timeout", _int_parser(0, _MAXINT), 15000),  # milliseconds
+    Directive("cluster-require-full-coverage", parse_bool, True),
+    Directive("cluster-allow-reads-when-down", parse_bool, False),
+    Directive("cluster-replica-no-failover", parse_bool, False, aliases=("cluster-slave-no-failover",)),
     # Snapshotting
     Directive("save", _save_parser, [(3600, 1), (300, 100), (60, 10000)], nargs=-1),
     Directive("dir", _str_parser, "."),
@@ -273,7 +264,7 @@ _INERT_NAMES = (
     "zset-max-ziplist-entries zset-max-ziplist-value hll-sparse-max-bytes stream-node-max-bytes "
     "stream-node-max-entries activerehashing client-output-buffer-limit dynamic-hz jemalloc-bg-thread "
     "activedefrag maxmemory-samples maxmemory-eviction-tenacity io-threads io-threads-do-reads "
-    "cluster-config-file cluster-node-timeout tls-port acllog-max-len lfu-log-factor "
+    "tls-port acllog-max-len lfu-log-factor "
     "lfu-decay-time active-expire-effort shutdown-timeout shutdown-on-sigint shutdown-on-sigterm "
     "ignore-warnings enable-protected-configs enable-module-command latency-tracking "
     "latency-tracking-info-percentiles repl-diskless-sync-max-replicas replica-announced "
@@ -333,8 +324,6 @@ _INERT_DEFAULTS = {
     "maxmemory-eviction-tenacity": "10",
     "io-threads": "1",
     "io-threads-do-reads": "no",
-    "cluster-config-file": "nodes.conf",
-    "cluster-node-timeout": "15000",
     "tls-port": "0",
     "acllog-max-len": "128",
     "lfu-log-factor": "10",

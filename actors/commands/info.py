@@ -51,7 +51,7 @@ def _section_server(server: Server) -> list[tuple[str, Any]]:
         ("redis_git_sha1", "00000000"),
         ("redis_git_dirty", 0),
         ("redis_build_id", "0"),
-        ("redis_mode", "standalone"),
+        ("redis_mode", "standalone" if server.cluster is None else "cluster"),
         ("os", f"{platform.system()} {platform.release()} {platform.machine()}"),
         ("arch_bits", 64),
         ("monotonic_clock", "POSIX clock_gettime"),
@@ -187,9 +187,16 @@ DEFAULT_SECTIONS = [
     "replication",
     "cpu",
     "actors",
+    "cluster",
     "keyspace",
 ]
 EXTRA_SECTIONS = ["commandstats"]
+
+
+def _section_cluster(server: Server) -> list[tuple[str, Any]]:
+    if server.cluster is None:
+        return [("cluster_enabled", 0)]
+    return server.cluster.info_section()
 
 
 def _section(server: Server, name: str) -> list[tuple[str, Any]] | None:
@@ -201,6 +208,7 @@ def _section(server: Server, name: str) -> list[tuple[str, Any]] | None:
         "cpu": _section_cpu,
         "keyspace": _section_keyspace,
         "commandstats": _section_commandstats,
+        "cluster": _section_cluster,
     }
     if name in server.info_sections:
         return server.info_sections[name]()
