@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("redactor.cluster")
 
+# Redis's CLUSTER_WRITABLE_DELAY: a master starts in the fail state and stays there this long after start-up,
+# so it can learn a newer configuration before serving writes.
+WRITABLE_DELAY_MS = 2000
 # Redis's CLUSTER_BLACKLIST_TTL: a forgotten node is not re-added by gossip for this long.
 FORGET_TTL_MS = 60_000
 
@@ -73,6 +76,7 @@ class Cluster:
         # node id -> when we last sent it a PING (ms), pending or not: re-sent every node_timeout / 2.
         self.last_ping_ms: dict[str, int] = {}
         self.election = failover.Election()
+        self.started_ms = now_ms()
         # A replica restarted from nodes.conf points replication at its master at the first cron.
         self._master_link_pending = state.myself.master_id is not None
         self.save()
@@ -162,6 +166,13 @@ class Cluster:
         reachable = sum(1 for m in masters if not (m.failed or m.pfailed))
         if reachable < state.size // 2 + 1:
             health = ClusterHealth.FAIL
+        if (
+            health is ClusterHealth.OK
+            and state.health is ClusterHealth.FAIL
+            and state.myself.is_master
+            and now_ms() - self.started_ms < WRITABLE_DELAY_MS
+        ):
+            return
         if health is not state.health:
             log.info("cluster_state_changed", state=health.value)
             state.health = health
