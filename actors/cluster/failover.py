@@ -100,11 +100,17 @@ def cron(cluster: Cluster) -> None:
     now = _now_ms()
     if election.phase is Phase.MANUAL_SYNC:
         if now > election.manual_deadline_ms:
-            log.info("cluster_manual_failover_timed_out")
+            log.info(
+                "cluster_manual_failover_timed_out",
+                master_offset=election.mf_offset,
+                offset=cluster.server.repl_offset,
+            )
             election.reset()
         elif election.mf_offset >= 0 and cluster.server.repl_offset >= election.mf_offset:
             election.phase = Phase.WAITING
             election.start_ms = now
+        elif election.mf_offset < 0:
+            cluster.send(master, MfStart(myself.id), "mfstart")  # again: the first may have been dropped
         return
     wants = election.manual or (
         master.failed and master.slot_count > 0 and not cluster.config["cluster-replica-no-failover"]
