@@ -14,6 +14,7 @@ Layout:
     persistence/    RDB snapshots, the AOF, loading, the persistence actor, and the file formats (rdb/, aof/)
     replication/    the replication actor: backlog, primary and replica sides
     bus/            the node's ZeroMQ bus
+    cluster/        cluster mode: node table, slots, gossip, failover, routing, nodes.conf
     supervision/    starts, watches and restarts the node's actors
     sentinel/       Redis Sentinel: monitoring, votes and failover (a process type of its own, no keyspace)
 

@@ -137,20 +137,6 @@ def _daemonize_parser(args: list[str]) -> bool:
     return False
 
 
-CLUSTER_UNSUPPORTED = (
-    "cluster-enabled yes is not supported yet: redactor runs standalone nodes (and replicas) only; "
-    "cluster mode lands with the cluster issue"
-)
-
-
-def _cluster_enabled_parser(args: list[str]) -> bool:
-    """Until cluster mode exists, a node asked for it must not start as a standalone node that clients and
-    tools would take for a cluster member: ``yes`` stops start-up, as an unsupported value does."""
-    if parse_bool(args):
-        raise ConfigError(CLUSTER_UNSUPPORTED)
-    return False
-
-
 # client-output-buffer-limit's classes, as CONFIG GET shows them (``replica`` is accepted for ``slave``).
 OUTPUT_BUFFER_CLASSES = ("normal", "slave", "pubsub")
 
@@ -179,6 +165,8 @@ def _output_buffer_limit_parser(args: list[str]) -> dict[str, tuple[int, int, in
 
 
 _OBUF_BAD_VALUE = "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+
+
 def _tls_bus_only(name: str) -> Callable[[list[str]], bool]:
     """tls-replication / tls-cluster: only ``no``; node-to-node links run over the bus (CURVE keys there)."""
 
@@ -200,6 +188,8 @@ def _tls_ciphersuites_parser(args: list[str]) -> str:
             "(OpenSSL's defaults are used)"
         )
     return ""
+
+
 def _notify_events_parser(args: list[str]) -> events.EventClasses:
     """notify-keyspace-events: the class bits, read back as Redis's normalized string (``KEA`` -> ``AKE``)."""
     flags = events.flags_from_string("".join(args))
@@ -290,8 +280,13 @@ DIRECTIVES: list[Directive] = [
     Directive("busy-reply-threshold", _int_parser(0, _MAXINT), 5000, aliases=("lua-time-limit",)),
     Directive("enable-debug-command", _enum_parser("no", "yes", "local"), "no", mutable=False),
     Directive("pidfile", _str_parser, "", mutable=False),
-    # Cluster (immutable, as in Redis: CONFIG SET cluster-enabled is refused)
-    Directive("cluster-enabled", _cluster_enabled_parser, False, mutable=False),
+    # Cluster (actors/cluster): cluster-enabled and the file are immutable, as in Redis
+    Directive("cluster-enabled", parse_bool, False, mutable=False),
+    Directive("cluster-config-file", _str_parser, "nodes.conf", mutable=False),
+    Directive("cluster-node-timeout", _int_parser(0, _MAXINT), 15000),  # milliseconds
+    Directive("cluster-require-full-coverage", parse_bool, True),
+    Directive("cluster-allow-reads-when-down", parse_bool, False),
+    Directive("cluster-replica-no-failover", parse_bool, False, aliases=("cluster-slave-no-failover",)),
     # Snapshotting
     Directive("save", _save_parser, [(3600, 1), (300, 100), (60, 10000)], nargs=-1),
     Directive("dir", _str_parser, "."),
@@ -406,10 +401,10 @@ _INERT_NAMES = (
     "oom-score-adj oom-score-adj-values disable-thp appendfsync-on-rewrite aof-rewrite-incremental-fsync "
     "rdb-save-incremental-fsync list-max-listpack-size list-max-ziplist-size list-compress-depth "
     "hll-sparse-max-bytes stream-node-max-bytes stream-node-max-entries activerehashing dynamic-hz "
-    "jemalloc-bg-thread activedefrag io-threads io-threads-do-reads cluster-config-file "
-    "cluster-node-timeout active-expire-effort shutdown-timeout shutdown-on-sigint shutdown-on-sigterm "
-    "ignore-warnings enable-protected-configs enable-module-command latency-tracking "
-    "latency-tracking-info-percentiles cluster-announce-ip propagation-error-behavior "
+    "jemalloc-bg-thread activedefrag io-threads io-threads-do-reads active-expire-effort "
+    "shutdown-timeout shutdown-on-sigint shutdown-on-sigterm ignore-warnings enable-protected-configs "
+    "enable-module-command latency-tracking latency-tracking-info-percentiles cluster-announce-ip "
+    "propagation-error-behavior "
 ).split()
 # What redis-server 7.0 reports for them in CONFIG GET, so tools that read these see familiar values.
 _INERT_DEFAULTS = {
@@ -451,8 +446,6 @@ _INERT_DEFAULTS = {
     "activedefrag": "no",
     "io-threads": "1",
     "io-threads-do-reads": "no",
-    "cluster-config-file": "nodes.conf",
-    "cluster-node-timeout": "15000",
     "active-expire-effort": "1",
     "shutdown-timeout": "10",
     "shutdown-on-sigint": "default",

@@ -23,6 +23,9 @@ import uvloop
 
 from actors.bus import curve as bus_curve
 from actors.bus.bus import BusActor
+from actors.cluster.facade import Cluster
+from actors.cluster.link import ClusterLink
+from actors.cluster.nodesconf import NodesConfError
 from actors.config import Config, ConfigError
 from actors.files import write_bytes_atomically
 from actors.loop.master import MasterActor
@@ -69,6 +72,7 @@ class Node:
         self.supervisor_strategy = Strategy.ONE_FOR_ONE
         self.exit_code = 0
         self._shutting_down = False
+        self.cluster: Cluster | None = None
 
     def run(self) -> int:
         from launcher.logs import configure_logging
@@ -116,6 +120,16 @@ class Node:
         persistence = Persistence(self.server, self.master)  # sets server.persistence: AOF sink, cron, INFO
         persistence.prefetched_load_helper = self.load_helper
         Replication(self.server, self.master)  # sets server.replication: stream feed, WAIT, INFO replication
+        if config["cluster-enabled"]:
+            if config["replicaof"] is not None:
+                print("redactor: replicaof directive not allowed in cluster mode", file=sys.stderr)
+                return 1
+            try:
+                # sets server.cluster: routing, CLUSTER, gossip cron (actors/cluster)
+                self.cluster = Cluster(self.server, self.master, config, self.bus_port)
+            except (NodesConfError, OSError) as exc:
+                print(f"redactor: {exc}", file=sys.stderr)
+                return 1
         self.server.loading = True  # until _load_dataset is done: clients that connect early get -LOADING
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             try:
@@ -177,11 +191,15 @@ class Node:
         assert self.master is not None and self.server is not None
         master = self.master
         server = self.server
+        cluster = self.cluster
+        extensions: list[Callable[[BusActor], Any]] = [ReplicationActor]
+        if cluster is not None:
+            extensions.append(lambda bus: ClusterLink(bus, cluster.on_frames))
         return [
             # The bus actor, extended with replication: it owns the bus port's ROUTER (native clients too).
             (
                 "replication",
-                lambda: BusActor.start(master, self.config["bind"], self.bus_port, [ReplicationActor]),
+                lambda: BusActor.start(master, self.config["bind"], self.bus_port, extensions),
             ),
             ("persistence", lambda: PersistenceActor.start(server.persistence)),
         ]

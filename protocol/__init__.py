@@ -10,6 +10,7 @@ Layout:
     envelope.py     the native protocol: a versioned msgpack envelope carried over ZeroMQ
     client.py       a ZeroMQ client for the native protocol (Lazy Pirate reconnects)
     peer.py         node <-> node frames (replication now, cluster gossip next): one frozen dataclass per verb
+    clusterbus.py   node <-> node frames of cluster gossip (family C): one frozen dataclass per verb
     slots.py        Redis Cluster's hash slots: SLOTS, hashtag(), keyslot() (CRC16/XMODEM)
     curve.py        ZeroMQ CURVE key files (redactor keygen), the trusted-keys file, client socket options
     ports.py        the bus-port rule (RESP port + 10000 unless configured): bus_port_for()

@@ -54,7 +54,7 @@ def _section_server(server: Server) -> list[tuple[str, Any]]:
         ("redis_git_sha1", "00000000"),
         ("redis_git_dirty", 0),
         ("redis_build_id", "0"),
-        ("redis_mode", "standalone"),
+        ("redis_mode", "standalone" if server.cluster is None else "cluster"),
         ("os", f"{platform.system()} {platform.release()} {platform.machine()}"),
         ("arch_bits", 64),
         ("monotonic_clock", "POSIX clock_gettime"),
@@ -219,6 +219,12 @@ DEFAULT_SECTIONS = [name for name in ALL_SECTIONS if name != "commandstats"]
 EXTRA_SECTIONS = ["actors"]
 
 
+def _section_cluster(server: Server) -> list[tuple[str, Any]]:
+    if server.cluster is None:
+        return [("cluster_enabled", 0)]
+    return server.cluster.info_section()
+
+
 def _section(server: Server, name: str) -> list[tuple[str, Any]] | None:
     builtin = {
         "server": _section_server,
@@ -231,6 +237,7 @@ def _section(server: Server, name: str) -> list[tuple[str, Any]] | None:
         "cluster": _section_cluster,
         "keyspace": _section_keyspace,
         "commandstats": _section_commandstats,
+        "cluster": _section_cluster,
     }
     if name in server.info_sections:
         return server.info_sections[name]()

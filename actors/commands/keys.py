@@ -186,6 +186,8 @@ def cmd_copy(client: Client, argv: list[bytes]) -> Any:
             replace = True
         elif opt == b"db" and i + 1 < len(argv):
             dst_db = keyspace.dbs[_db_index(client, argv[i + 1])]
+            if client.server.cluster is not None and dst_db is not src_db:
+                raise CommandError("ERR Copying to another database is not allowed in cluster mode")
             i += 1
         else:
             raise CommandError(errors.SYNTAX)
@@ -211,6 +213,8 @@ def cmd_copy(client: Client, argv: list[bytes]) -> Any:
 
 @command("move", 3, "write fast", (1, 1, 1), "generic", "Move a key to another database")
 def cmd_move(client: Client, argv: list[bytes]) -> Any:
+    if client.server.cluster is not None:
+        raise CommandError("ERR MOVE is not allowed in cluster mode")
     keyspace = client.server.keyspace
     dst_db = keyspace.dbs[_db_index(client, argv[2])]
     src_db = client.db
@@ -387,7 +391,10 @@ def cmd_dbsize(client: Client, argv: list[bytes]) -> Any:
     "Change the selected database for the current connection",
 )
 def cmd_select(client: Client, argv: list[bytes]) -> Any:
-    client.select(_db_index(client, argv[1]))
+    index = _db_index(client, argv[1])
+    if client.server.cluster is not None and index != 0:
+        raise CommandError("ERR SELECT is not allowed in cluster mode")
+    client.select(index)
     return OK
 
 
@@ -416,6 +423,8 @@ def cmd_flushall(client: Client, argv: list[bytes]) -> Any:
 
 @command("swapdb", 3, "write fast", (0, 0, 0), "server", "Swaps two Redis databases")
 def cmd_swapdb(client: Client, argv: list[bytes]) -> Any:
+    if client.server.cluster is not None:
+        raise CommandError("ERR SWAPDB is not allowed in cluster mode")
     keyspace = client.server.keyspace
     a = parse_int(argv[1], "ERR invalid first DB index")
     b = parse_int(argv[2], "ERR invalid second DB index")

@@ -60,6 +60,8 @@ def _replication(client: Client) -> ReplicationPort:
     "Make the server a replica of another instance, or promote it as master",
 )
 def cmd_replicaof(client: Client, argv: list[bytes]) -> Any:
+    if client.server.cluster is not None:
+        raise CommandError("ERR REPLICAOF not allowed in cluster mode.")
     replication = _replication(client)
     if argv[1].lower() == b"no" and argv[2].lower() == b"one":
         replication.unset_master()

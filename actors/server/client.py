@@ -50,6 +50,10 @@ class Client:
         self.created_s = time.monotonic()
         self.last_interaction_s = self.created_s
         self.last_command = "NULL"
+        # Cluster mode (actors/cluster/routing.py): ASKING lets the next command into an importing slot;
+        # READONLY lets a replica serve reads of its master's slots.
+        self.asking = False
+        self.cluster_readonly = False
         # MULTI: None outside a transaction, else the queued argv lists.
         self.multi: list[tuple[Any, list[bytes]]] | None = None
         # A command failed to queue (unknown, wrong arity): EXEC will answer EXECABORT.

@@ -149,6 +149,16 @@ class SnapshotCodec(Protocol):
     def read_string(self, data: bytes, pos: int) -> tuple[bytes, int]: ...
 
 
+class ClusterPort(Protocol):
+    """The loop-side cluster facade (actors/cluster): routing and the CLUSTER command (loop thread)."""
+
+    def route(self, client: Client, cmd: Any, argv: list[bytes]) -> str | None: ...  # error text or None
+
+    def command(self, client: Client, argv: list[bytes]) -> Any: ...  # CLUSTER <subcommand> ...
+
+    def info_section(self) -> list[tuple[str, Any]]: ...  # INFO cluster
+
+
 class SupervisorPort(Protocol):
     """The node's supervisor (actors/supervision): fault injection for DEBUG CRASH-ACTOR (loop thread)."""
 

@@ -38,7 +38,14 @@ from actors.server.buffers import OutputBufferLimits
 from actors.server.client import Client, ClientKind
 from actors.server.maxmemory import MemoryGuard
 from actors.server.pause import ClientPause
-from actors.server.ports import MasterPort, PersistencePort, ReplicationPort, SnapshotCodec, SupervisorPort
+from actors.server.ports import (
+    ClusterPort,
+    MasterPort,
+    PersistencePort,
+    ReplicationPort,
+    SnapshotCodec,
+    SupervisorPort,
+)
 from actors.server.stream import PropagationStream, SelectPoint, Span
 from actors.server.stream import without_spans as without_spans  # re-exported for persistence
 from actors.version import REDIS_VERSION as REDIS_VERSION  # re-exported for persistence/rdb
@@ -117,7 +124,8 @@ class Server:
         """``commands``: the specs this server runs (default: every registered command); a sentinel passes a
         subset plus its own. The server works on its own copies, so its counters are its own."""
         self.config = config
-        self.keyspace = Keyspace(config["databases"], clock)
+        # Cluster mode keeps a per-slot key index (COUNTKEYSINSLOT, GETKEYSINSLOT, migration).
+        self.keyspace = Keyspace(config["databases"], clock, per_slot=bool(config["cluster-enabled"]))
         self.commands: dict[bytes, Command] = instance_table(load_all() if commands is None else commands)
         # The same table keyed by the names as clients send them (redis-py and redis-benchmark: upper case), so
         # the common lookup needs no lower() call; mixed case falls back to ``commands``.
@@ -193,6 +201,9 @@ class Server:
         self.persistence: PersistencePort | None = None
         self.replication: ReplicationPort | None = None
         self.supervisor: SupervisorPort | None = None
+        # Cluster mode (actors/cluster): set through ``cluster`` below, which also turns the fast path off so
+        # every command with keys is routed (MOVED / ASK / CROSSSLOT ...). None: a standalone node.
+        self._cluster: ClusterPort | None = None
         self.master_actor: MasterPort | None = None
         # The RDB encoding, for DUMP / RESTORE / DEBUG RELOAD: installed with the master actor (None: those
         # commands answer that they are not available).
@@ -265,6 +276,7 @@ class Server:
             or self.memory.tracking
             or self.acl.enforcing
             or bool(self._restricted_by)
+            or self._cluster is not None
         )
 
     def restrict(self, feature: str, on: bool) -> None:
@@ -273,6 +285,15 @@ class Server:
             self._restricted_by.add(feature)
         else:
             self._restricted_by.discard(feature)
+        self._restrictions_changed()
+
+    @property
+    def cluster(self) -> ClusterPort | None:
+        return self._cluster
+
+    @cluster.setter
+    def cluster(self, value: ClusterPort | None) -> None:
+        self._cluster = value
         self._restrictions_changed()
 
     @property
@@ -372,6 +393,13 @@ class Server:
             denial = self.acl.check_command(client, cmd, _full_name(cmd, argv), argv)
             if denial is not None:
                 return self._reject(client, cmd, denial)
+        if self._cluster is not None and client.kind is not ClientKind.MASTER:
+            # Redis's getNodeByQuery, after authentication, before everything else (actors/cluster/routing.py).
+            redirect = self._cluster.route(client, cmd, argv)
+            if redirect is not None:
+                if cmd.name == "exec":
+                    discard_transaction(client)
+                return self._reject(client, cmd, redirect)
         if multi is not None:
             if "deny-multi" in cmd.flags:
                 return self._reject(client, cmd, _NOT_IN_MULTI)

@@ -1,0 +1,262 @@
+"""The loop-side cluster facade: ``Server.cluster`` (the ClusterPort), owner of the ClusterState.
+
+Built by launcher/node.py when ``cluster-enabled yes``: it loads nodes.conf (or makes a new node id and writes
+it), installs itself on the server (which turns routing on), and registers its cron (gossip.py's timers and
+failover.py's election) with the master actor. Bus frames reach it through ``on_frames`` (actors/cluster/
+link.py hands them over from the bus thread); frames leave through ``send`` (``MasterActor.tell_bus``).
+Everything here runs on the loop thread, so the state needs no lock.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from actors.cluster import admin, failover, gossip, nodesconf, routing
+from actors.cluster.link import ClusterSend
+from actors.cluster.state import ClusterHealth, ClusterNode, ClusterState, LinkState, new_node_id
+from protocol import clusterbus
+from protocol.clusterbus import ClusterFrame, ClusterFrameError
+
+if TYPE_CHECKING:
+    from actors.config import Config
+    from actors.loop.master import MasterActor
+    from actors.server.client import Client
+    from actors.server.server import Server
+
+log = structlog.get_logger("redactor.cluster")
+
+# Redis's CLUSTER_WRITABLE_DELAY: a master starts in the fail state and stays there this long after start-up,
+# so it can learn a newer configuration before serving writes.
+WRITABLE_DELAY_MS = 2000
+# Redis's CLUSTER_BLACKLIST_TTL: a forgotten node is not re-added by gossip for this long.
+FORGET_TTL_MS = 60_000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def local_ip_towards(ip: str) -> str:
+    """The address this host uses to reach ``ip`` (as Redis learns its own ip from a connected socket)."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((ip, 9))
+            return str(probe.getsockname()[0])
+        except OSError:
+            return ip
+
+
+class Cluster:
+    def __init__(self, server: Server, master: MasterActor, config: Config, bus_port: int) -> None:
+        self.server = server
+        self.master = master
+        self.config = config
+        self.path = str(config["cluster-config-file"])
+        self._lock = nodesconf.lock(self.path + ".lock")
+        port = int(config["port"])
+        state = nodesconf.load(self.path)
+        if state is None:
+            myself = ClusterNode(new_node_id(), "", port, bus_port, flags={"myself", "master"})
+            myself.link = LinkState.CONNECTED
+            state = ClusterState(myself)
+            log.info("cluster_node_created", node_id=myself.id)
+        else:
+            state.myself.port = port
+            state.myself.cport = bus_port
+            log.info("cluster_node_loaded", node_id=state.myself.id, nodes=len(state.nodes))
+        self.state = state
+        self.rng = random.Random()
+        self.cron_iteration = 0
+        # node id -> when we last sent it a PING (ms), pending or not: re-sent every node_timeout / 2.
+        self.last_ping_ms: dict[str, int] = {}
+        self.election = failover.Election()
+        self.started_ms = now_ms()
+        # A replica restarted from nodes.conf points replication at its master at the first cron.
+        self._master_link_pending = state.myself.master_id is not None
+        self.save()
+        self.update_health()
+        server.cluster = self
+        master.cron_jobs.append(self.cron)
+
+    # -- the port --------------------------------------------------------------------------------------
+
+    def route(self, client: Client, cmd: Any, argv: list[bytes]) -> str | None:
+        return routing.route(
+            self.state, bool(self.config["cluster-allow-reads-when-down"]), client, cmd, argv
+        )
+
+    def command(self, client: Client, argv: list[bytes]) -> Any:
+        return admin.dispatch(self, client, argv)
+
+    def info_section(self) -> list[tuple[str, Any]]:
+        return [("cluster_enabled", 1)]
+
+    # -- persistence of the state -------------------------------------------------------------------------
+
+    def save(self) -> None:
+        nodesconf.save(self.state, self.path)
+
+    def changed(self) -> None:
+        """The state changed in a way that must survive a restart: save, and re-evaluate ok / fail."""
+        self.save()
+        self.update_health()
+
+    # -- wire ------------------------------------------------------------------------------------------
+
+    @property
+    def node_timeout_ms(self) -> int:
+        return int(self.config["cluster-node-timeout"])
+
+    def send_to(self, ip: str, cport: int, frame: ClusterFrame, kind: str) -> None:
+        self.state.sent[kind] = self.state.sent.get(kind, 0) + 1
+        self.master.tell_bus(ClusterSend(ip, cport, clusterbus.encode(frame)))
+
+    def send(self, node: ClusterNode, frame: ClusterFrame, kind: str) -> None:
+        if node.ip:
+            self.send_to(node.ip, node.cport, frame, kind)
+
+    def broadcast(self, frame: ClusterFrame, kind: str) -> None:
+        for node in list(self.state.nodes.values()):
+            if node is not self.state.myself and "handshake" not in node.flags:
+                self.send(node, frame, kind)
+
+    def on_frames(self, frames: list[bytes]) -> None:
+        try:
+            frame = clusterbus.decode(frames)
+        except ClusterFrameError as exc:
+            log.warning("cluster_frame_dropped", reason=str(exc))
+            return
+        try:
+            gossip.handle(self, frame)
+        except Exception:
+            log.exception("cluster_frame_failed", verb=frame.VERB)
+
+    # -- timers ----------------------------------------------------------------------------------------
+
+    def cron(self) -> None:
+        self.cron_iteration += 1
+        self.state.myself.repl_offset = self.server.repl_offset
+        if self._master_link_pending:
+            master = self.state.nodes.get(self.state.myself.master_id or "")
+            if master is not None and master.ip and self.server.replication is not None:
+                self.server.replication.set_master(master.ip, master.port)
+            self._master_link_pending = False
+        gossip.cron(self)
+        failover.cron(self)
+        self.update_health()
+
+    # -- state transitions -------------------------------------------------------------------------------
+
+    def update_health(self) -> None:
+        state = self.state
+        masters = state.masters_with_slots()
+        state.size = len(masters)
+        health = ClusterHealth.OK
+        if self.config["cluster-require-full-coverage"]:
+            for owner in state.owners:
+                if owner is None or state.nodes[owner].failed:
+                    health = ClusterHealth.FAIL
+                    break
+        reachable = sum(1 for m in masters if not (m.failed or m.pfailed))
+        if reachable < state.size // 2 + 1:
+            health = ClusterHealth.FAIL
+        if (
+            health is ClusterHealth.OK
+            and state.health is ClusterHealth.FAIL
+            and state.myself.is_master
+            and now_ms() - self.started_ms < WRITABLE_DELAY_MS
+        ):
+            return
+        if health is not state.health:
+            log.info("cluster_state_changed", state=health.value)
+            state.health = health
+
+    def start_handshake(self, ip: str, port: int, cport: int) -> bool:
+        if not ip or not 0 < port < 65536 or not 0 < cport < 65536:
+            return False
+        try:
+            socket.getaddrinfo(ip, port, proto=socket.IPPROTO_TCP, flags=socket.AI_NUMERICHOST)
+        except socket.gaierror:
+            return False
+        state = self.state
+        for node in state.nodes.values():
+            if "handshake" in node.flags and node.ip == ip and node.port == port and node.cport == cport:
+                return True  # one in progress already
+        if not state.myself.ip:
+            state.myself.ip = local_ip_towards(ip)
+        node = ClusterNode(new_node_id(), ip, port, cport, flags={"handshake", "meet"})
+        node.created_ms = now_ms()
+        state.add(node)
+        gossip.send_gossip(self, node, "meet")
+        return True
+
+    def forget(self, node_id: str) -> None:
+        self.state.blacklist[node_id] = now_ms() + FORGET_TTL_MS
+        self.state.remove(node_id)
+        self.changed()
+
+    def fresh_fail_reports(self, node: ClusterNode) -> dict[str, int]:
+        oldest = now_ms() - self.node_timeout_ms * 2
+        for reporter, when in list(node.fail_reports.items()):
+            if when < oldest or reporter not in self.state.nodes:
+                del node.fail_reports[reporter]
+        return node.fail_reports
+
+    def bump_epoch_without_consensus(self) -> bool:
+        state = self.state
+        highest = max(n.config_epoch for n in state.nodes.values())
+        if state.myself.config_epoch == 0 or state.myself.config_epoch != highest:
+            state.current_epoch += 1
+            state.myself.config_epoch = state.current_epoch
+            log.info("cluster_epoch_bumped", config_epoch=state.myself.config_epoch)
+            self.changed()
+            return True
+        return False
+
+    def replicate(self, master: ClusterNode) -> None:
+        """Become a replica of ``master`` (CLUSTER REPLICATE, or slots lost to it): slots go, data follows."""
+        state = self.state
+        myself = state.myself
+        for slot in state.slots_of(myself.id):
+            state.assign(slot, None)
+        state.importing.clear()
+        state.migrating.clear()
+        state.set_master_of(myself, master.id)
+        self.election.reset()
+        self.changed()
+        if self.server.replication is not None and master.ip:
+            self.server.replication.set_master(master.ip, master.port)
+        log.info("cluster_replicating", master=master.id)
+
+    def become_master(self) -> None:
+        state = self.state
+        state.set_master_of(state.myself, None)
+        if self.server.replication is not None:
+            self.server.replication.unset_master()
+
+    def manual_failover(self, mode: str) -> None:
+        failover.start_manual(self, mode)
+
+    def reset(self, hard: bool) -> None:
+        state = self.state
+        myself = state.myself
+        if not myself.is_master:
+            self.become_master()
+        for node_id in [n for n in state.nodes if n != myself.id]:
+            state.remove(node_id)
+        for slot in range(len(state.owners)):
+            state.assign(slot, None)
+        state.importing.clear()
+        state.migrating.clear()
+        if hard:
+            state.current_epoch = state.last_vote_epoch = 0
+            myself.config_epoch = 0
+            old = myself.id
+            state.rename(old, new_node_id())
+        self.changed()

@@ -1,0 +1,248 @@
+"""Replica failover: the election a replica runs when its master FAILs, the masters' votes, and CLUSTER
+FAILOVER [FORCE|TAKEOVER] (loop thread).
+
+Redis's clusterHandleSlaveFailover / clusterSendFailoverAuthIfNeeded, reduced to their observable rules:
+
+- a replica whose master is FAIL waits 500 ms + up to 500 ms random + 1 s per replica of the same master with a
+  better replication offset (its rank), then bumps currentEpoch and asks every node for a vote (AuthRequest);
+- a master serving slots votes at most once per epoch (lastVoteEpoch, saved to nodes.conf before the vote
+  leaves), only for a replica of a FAIL master (unless the request is forced), at most once per
+  2 x node_timeout for the same master, and not if a claimed slot has a newer owner;
+- with votes from a majority of the slot-owning masters the replica takes its master's slots with the
+  election's epoch as its configEpoch and tells everyone (PONG broadcast); the others follow by configEpoch;
+- CLUSTER FAILOVER: the replica asks its master for its offset (MfStart / MfOffset), waits until it has
+  applied that much, then runs a forced election; FORCE skips the offset step; TAKEOVER skips the vote (a new
+  configEpoch without consensus).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
+
+import structlog
+
+from protocol.clusterbus import AuthAck, AuthRequest, MfOffset, MfStart
+
+if TYPE_CHECKING:
+    from actors.cluster.facade import Cluster
+
+log = structlog.get_logger("redactor.cluster")
+
+ELECTION_FIXED_DELAY_MS = 500
+ELECTION_RANDOM_DELAY_MS = 500
+RANK_DELAY_MS = 1000
+AUTH_TIMEOUT_MIN_MS = 2000
+MANUAL_FAILOVER_TIMEOUT_MS = 5000
+
+
+class Phase(Enum):
+    IDLE = "idle"  # nothing to do: our master is fine (or we are a master)
+    WAITING = "waiting"  # an election is scheduled at start_ms (rank delay)
+    VOTING = "voting"  # AuthRequests sent for epoch; counting AuthAcks until the auth timeout
+    MANUAL_SYNC = "manual_sync"  # CLUSTER FAILOVER: waiting to apply the master's offset (mf_offset)
+
+
+@dataclass
+class Election:
+    phase: Phase = Phase.IDLE
+    start_ms: int = 0
+    epoch: int = 0
+    votes: set[str] = field(default_factory=set)
+    retry_after_ms: int = 0
+    manual: bool = False
+    manual_deadline_ms: int = 0
+    mf_offset: int = -1
+    # masters: master id -> when we last voted for one of its replicas (ms)
+    voted_ms: dict[str, int] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        self.phase = Phase.IDLE
+        self.votes.clear()
+        self.manual = False
+        self.mf_offset = -1
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _auth_timeout_ms(cluster: Cluster) -> int:
+    return max(cluster.node_timeout_ms * 2, AUTH_TIMEOUT_MIN_MS)
+
+
+def _rank(cluster: Cluster) -> int:
+    state = cluster.state
+    myself = state.myself
+    master = state.nodes.get(myself.master_id or "")
+    if master is None:
+        return 0
+    mine = cluster.server.repl_offset
+    return sum(
+        1
+        for r in master.replicas
+        if r != myself.id and r in state.nodes and state.nodes[r].repl_offset > mine
+    )
+
+
+def cron(cluster: Cluster) -> None:
+    state = cluster.state
+    myself = state.myself
+    election = cluster.election
+    if myself.is_master:
+        election.reset()
+        return
+    master = state.nodes.get(myself.master_id or "")
+    if master is None:
+        return
+    now = _now_ms()
+    if election.phase is Phase.MANUAL_SYNC:
+        if now > election.manual_deadline_ms:
+            log.info(
+                "cluster_manual_failover_timed_out",
+                master_offset=election.mf_offset,
+                offset=cluster.server.repl_offset,
+            )
+            election.reset()
+        elif election.mf_offset >= 0 and cluster.server.repl_offset >= election.mf_offset:
+            election.phase = Phase.WAITING
+            election.start_ms = now
+        elif election.mf_offset < 0:
+            cluster.send(master, MfStart(myself.id), "mfstart")  # again: the first may have been dropped
+        return
+    wants = election.manual or (
+        master.failed and master.slot_count > 0 and not cluster.config["cluster-replica-no-failover"]
+    )
+    if not wants:
+        if election.phase is not Phase.IDLE:
+            election.reset()
+        return
+    if election.phase is Phase.IDLE:
+        if now < election.retry_after_ms:
+            return
+        delay = ELECTION_FIXED_DELAY_MS + cluster.rng.randint(0, ELECTION_RANDOM_DELAY_MS)
+        rank = _rank(cluster)
+        election.start_ms = now + delay + rank * RANK_DELAY_MS
+        election.phase = Phase.WAITING
+        log.info("cluster_election_scheduled", delay_ms=election.start_ms - now, rank=rank)
+        return
+    if election.phase is Phase.WAITING and now >= election.start_ms:
+        state.current_epoch += 1
+        election.epoch = state.current_epoch
+        election.votes.clear()
+        election.phase = Phase.VOTING
+        cluster.save()
+        request = AuthRequest(
+            myself.id, state.current_epoch, master.id, state.bitmap_of(master.id), election.manual
+        )
+        cluster.broadcast(request, "auth-req")
+        log.info("cluster_election_started", epoch=election.epoch)
+        return
+    if election.phase is Phase.VOTING and now - election.start_ms > _auth_timeout_ms(cluster):
+        log.info("cluster_election_timed_out", epoch=election.epoch, votes=len(election.votes))
+        election.reset()
+        election.retry_after_ms = now + _auth_timeout_ms(cluster)
+
+
+def on_auth_request(cluster: Cluster, msg: AuthRequest) -> None:
+    state = cluster.state
+    myself = state.myself
+    if msg.current_epoch > state.current_epoch:
+        state.current_epoch = msg.current_epoch
+    if not myself.is_master or myself.slot_count == 0:
+        return
+    if msg.current_epoch < state.current_epoch or state.last_vote_epoch == state.current_epoch:
+        return
+    node = state.nodes.get(msg.sender)
+    master = state.nodes.get(msg.master_id)
+    if node is None or master is None or node.is_master:
+        return
+    if not msg.force and not master.failed:
+        return
+    now = _now_ms()
+    if now - cluster.election.voted_ms.get(master.id, 0) < cluster.node_timeout_ms * 2:
+        return
+    for slot in state.slots_in_bitmap(msg.slots):
+        owner = state.owners[slot]
+        if owner is None or owner == master.id:
+            continue
+        if state.nodes[owner].config_epoch > master.config_epoch:
+            return
+    state.last_vote_epoch = state.current_epoch
+    cluster.election.voted_ms[master.id] = now
+    cluster.save()  # the vote is on disk before it leaves
+    cluster.send(node, AuthAck(myself.id, state.current_epoch), "auth-ack")
+    log.info("cluster_vote_granted", replica=node.id, epoch=state.current_epoch)
+
+
+def on_auth_ack(cluster: Cluster, msg: AuthAck) -> None:
+    state = cluster.state
+    election = cluster.election
+    voter = state.nodes.get(msg.sender)
+    if election.phase is not Phase.VOTING or voter is None or not voter.is_master or not voter.slot_count:
+        return
+    if msg.current_epoch < election.epoch:
+        return
+    election.votes.add(voter.id)
+    if len(election.votes) >= state.failure_quorum():
+        log.info("cluster_election_won", epoch=election.epoch)
+        promote(cluster, election.epoch)
+
+
+def promote(cluster: Cluster, config_epoch: int) -> None:
+    """Take the old master's slots and tell everyone (clusterFailoverReplaceYourMaster)."""
+    state = cluster.state
+    myself = state.myself
+    old_master = state.nodes.get(myself.master_id or "")
+    cluster.election.reset()
+    cluster.become_master()
+    if old_master is not None:
+        for slot in state.slots_of(old_master.id):
+            state.assign(slot, myself.id)
+        if not old_master.failed:
+            state.set_master_of(old_master, myself.id)
+    myself.config_epoch = max(config_epoch, myself.config_epoch)
+    state.current_epoch = max(state.current_epoch, myself.config_epoch)
+    cluster.changed()
+    from actors.cluster.gossip import send_gossip
+
+    for node in list(state.nodes.values()):
+        if node is not myself and "handshake" not in node.flags:
+            send_gossip(cluster, node, "pong")
+    log.info("cluster_failover_done", config_epoch=myself.config_epoch)
+
+
+def start_manual(cluster: Cluster, mode: str) -> None:
+    state = cluster.state
+    election = cluster.election
+    election.reset()
+    if mode == "takeover":
+        state.current_epoch += 1
+        promote(cluster, state.current_epoch)
+        return
+    election.manual = True
+    election.manual_deadline_ms = _now_ms() + MANUAL_FAILOVER_TIMEOUT_MS
+    if mode == "force":
+        election.phase = Phase.WAITING
+        election.start_ms = _now_ms()
+        return
+    election.phase = Phase.MANUAL_SYNC
+    master = state.nodes.get(state.myself.master_id or "")
+    if master is not None:
+        cluster.send(master, MfStart(state.myself.id), "mfstart")
+
+
+def on_mfstart(cluster: Cluster, msg: MfStart) -> None:
+    state = cluster.state
+    replica = state.nodes.get(msg.sender)
+    if replica is None or replica.master_id != state.myself.id:
+        return
+    cluster.send(replica, MfOffset(state.myself.id, cluster.server.repl_offset), "mfstart")
+
+
+def on_mfoffset(cluster: Cluster, msg: MfOffset) -> None:
+    election = cluster.election
+    if election.phase is Phase.MANUAL_SYNC and msg.sender == cluster.state.myself.master_id:
+        election.mf_offset = msg.offset

@@ -1,0 +1,413 @@
+"""Gossip: MEET / PING / PONG / FAIL / UPDATE handling and the cluster cron's timers (loop thread).
+
+Follows Redis's clusterProcessPacket and clusterCron, over the bus's ZeroMQ frames instead of TCP links:
+
+- a MEET makes the receiver add the sender (with its real id: our MEET carries it) and answer PONG; the
+  meeting node held the peer as a ``handshake`` node under a random id and renames it on that PONG;
+- every message from a known sender refreshes its role, epochs, replication offset and slots (a higher
+  configEpoch wins a slot: clusterUpdateSlotsConfigWith), and its gossip entries feed failure reports and
+  introduce unknown nodes (a handshake starts with each);
+- PING every node whose last PONG is older than node_timeout / 2, plus once a second the stalest of 5 random
+  nodes; a PING unanswered for node_timeout flags the node ``fail?`` (PFAIL); PFAIL reports from a majority of
+  slot-owning masters make it ``fail`` (FAIL), broadcast to all;
+- an UPDATE tells a node with stale slots who owns them now; equal master configEpochs are resolved by
+  bumping the node with the smaller id (clusterHandleConfigEpochCollision).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+
+from actors.cluster import failover
+from actors.cluster.state import ClusterNode, LinkState
+from protocol.clusterbus import (
+    AuthAck,
+    AuthRequest,
+    ClusterFrame,
+    Fail,
+    Gossip,
+    MfOffset,
+    MfStart,
+    Publish,
+    Update,
+)
+
+if TYPE_CHECKING:
+    from actors.cluster.facade import Cluster
+
+log = structlog.get_logger("redactor.cluster")
+
+# Redis's CLUSTER_FAIL_UNDO_TIME_MULT: a FAIL master with slots is cleared after node_timeout times this.
+FAIL_UNDO_TIME_MULT = 2
+# A handshake that gets no PONG in max(node_timeout, this) is dropped.
+HANDSHAKE_MIN_TIMEOUT_MS = 1000
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _count(cluster: Cluster, kind: str) -> None:
+    received = cluster.state.received
+    received[kind] = received.get(kind, 0) + 1
+
+
+def gossip_frame(cluster: Cluster, kind: str, target: ClusterNode) -> Gossip:
+    state = cluster.state
+    myself = state.myself
+    master = state.nodes.get(myself.master_id or "") if myself.master_id else None
+    config_epoch = master.config_epoch if master is not None else myself.config_epoch
+    slots = state.bitmap_of(master.id if master is not None else myself.id)
+    candidates = [
+        n
+        for n in state.nodes.values()
+        if n is not myself and n is not target and "handshake" not in n.flags and n.ip
+    ]
+    wanted = max(3, len(state.nodes) // 10)
+    chosen = cluster.rng.sample(candidates, min(wanted, len(candidates)))
+    for node in candidates:
+        if node.pfailed and node not in chosen:
+            chosen.append(node)
+    entries = [
+        [
+            n.id,
+            n.ip,
+            n.port,
+            n.cport,
+            sorted(n.flags - {"myself"}),
+            n.ping_sent_ms,
+            n.pong_recv_ms,
+        ]
+        for n in chosen
+    ]
+    own_flags = sorted(myself.flags & {"master", "slave", "nofailover"})
+    return Gossip(
+        kind,
+        myself.id,
+        myself.ip,
+        myself.port,
+        myself.cport,
+        own_flags,
+        state.current_epoch,
+        config_epoch,
+        cluster.server.repl_offset,
+        myself.master_id or "",
+        slots,
+        target.ip,
+        state.health.value == "ok",
+        entries,
+    )
+
+
+def send_gossip(cluster: Cluster, node: ClusterNode, kind: str) -> None:
+    if kind == "ping":
+        now = _now_ms()
+        if node.ping_sent_ms == 0:
+            node.ping_sent_ms = now
+        cluster.last_ping_ms[node.id] = now
+    cluster.send(node, gossip_frame(cluster, kind, node), kind)
+
+
+def handle(cluster: Cluster, frame: ClusterFrame) -> None:
+    if isinstance(frame, Gossip):
+        _count(cluster, frame.kind)
+        _on_gossip(cluster, frame)
+    elif isinstance(frame, Fail):
+        _count(cluster, "fail")
+        _on_fail(cluster, frame)
+    elif isinstance(frame, Update):
+        _count(cluster, "update")
+        _on_update(cluster, frame)
+    elif isinstance(frame, AuthRequest):
+        _count(cluster, "auth-req")
+        failover.on_auth_request(cluster, frame)
+    elif isinstance(frame, AuthAck):
+        _count(cluster, "auth-ack")
+        failover.on_auth_ack(cluster, frame)
+    elif isinstance(frame, MfStart):
+        _count(cluster, "mfstart")
+        failover.on_mfstart(cluster, frame)
+    elif isinstance(frame, MfOffset):
+        failover.on_mfoffset(cluster, frame)
+    elif isinstance(frame, Publish):
+        _count(cluster, "publish")
+
+
+def _on_gossip(cluster: Cluster, msg: Gossip) -> None:
+    state = cluster.state
+    myself = state.myself
+    now = _now_ms()
+    save = False
+    if not myself.ip and msg.to_ip:
+        myself.ip = msg.to_ip
+        save = True
+    sender = state.nodes.get(msg.sender)
+    if sender is not None and "handshake" in sender.flags:
+        sender = None
+    if sender is not None:
+        if msg.current_epoch > state.current_epoch:
+            state.current_epoch = msg.current_epoch
+            save = True
+        if not msg.master_id and msg.config_epoch > sender.config_epoch:
+            sender.config_epoch = msg.config_epoch
+            save = True
+    if msg.kind == "meet" and sender is None and msg.sender not in state.blacklist:
+        if not myself.ip:
+            myself.ip = msg.to_ip
+        sender = ClusterNode(msg.sender, msg.ip, msg.port, msg.cport, flags={"master"})
+        sender.created_ms = now
+        state.add(sender)
+        log.info("cluster_node_met", node_id=msg.sender, ip=msg.ip, port=msg.port)
+        save = True
+    if msg.kind in ("ping", "meet"):
+        reply_to = sender or ClusterNode(msg.sender, msg.ip, msg.port, msg.cport)
+        cluster.send(reply_to, gossip_frame(cluster, "pong", reply_to), "pong")
+    if msg.kind == "pong" and sender is None:
+        # The answer to our MEET: the handshake node at that address gets its real id.
+        for node in list(state.nodes.values()):
+            if "handshake" in node.flags and node.ip == msg.ip and node.port == msg.port:
+                if msg.sender in state.nodes:
+                    state.remove(node.id)  # we know it already under its real id
+                else:
+                    state.rename(node.id, msg.sender)
+                    node.flags -= {"handshake", "meet"}
+                    node.flags.add("master")
+                    log.info("cluster_handshake_done", node_id=msg.sender)
+                save = True
+                break
+        sender = state.nodes.get(msg.sender)
+        if sender is not None and msg.current_epoch > state.current_epoch:
+            state.current_epoch = msg.current_epoch
+        if sender is not None and not msg.master_id:
+            sender.config_epoch = max(sender.config_epoch, msg.config_epoch)
+    if sender is None:
+        if save:
+            cluster.changed()
+        return
+    sender.link = LinkState.CONNECTED
+    if msg.kind == "pong":
+        sender.pong_recv_ms = now
+        sender.ping_sent_ms = 0
+        if sender.pfailed:
+            sender.flags.discard("fail?")
+            save = True
+        elif sender.failed:
+            save = _clear_failure_if_needed(cluster, sender, now) or save
+    if sender.ip != msg.ip or sender.port != msg.port or sender.cport != msg.cport:
+        sender.ip, sender.port, sender.cport = msg.ip, msg.port, msg.cport
+        save = True
+    sender.repl_offset = msg.offset
+    if "nofailover" in msg.flags:
+        sender.flags.add("nofailover")
+    else:
+        sender.flags.discard("nofailover")
+    # Role.
+    if not msg.master_id:
+        if not sender.is_master:
+            state.set_master_of(sender, None)
+            save = True
+    elif sender.master_id != msg.master_id:
+        if sender.is_master:
+            for slot in state.slots_of(sender.id):
+                state.assign(slot, None)
+        state.set_master_of(sender, msg.master_id)
+        save = True
+    # Slots (only a master's claim counts; a replica's header carries its master's).
+    if sender.is_master:
+        if update_slots(cluster, sender, msg.config_epoch, msg.slots):
+            save = True
+        _send_update_if_stale(cluster, sender, msg)
+        _handle_epoch_collision(cluster, sender, msg.config_epoch)
+    _process_entries(cluster, sender, msg.entries, now)
+    if save:
+        cluster.changed()
+
+
+def _clear_failure_if_needed(cluster: Cluster, node: ClusterNode, now: int) -> bool:
+    if not node.is_master or node.slot_count == 0:
+        node.flags.discard("fail")
+        log.info("cluster_fail_cleared", node_id=node.id, reason="reachable replica or slotless master")
+        return True
+    if now - node.fail_time_ms > cluster.node_timeout_ms * FAIL_UNDO_TIME_MULT:
+        node.flags.discard("fail")
+        log.info("cluster_fail_cleared", node_id=node.id, reason="master reachable again, nobody took over")
+        return True
+    return False
+
+
+def update_slots(cluster: Cluster, sender: ClusterNode, config_epoch: int, bitmap: bytes) -> bool:
+    """Redis's clusterUpdateSlotsConfigWith: take every slot the sender claims with a higher configEpoch."""
+    state = cluster.state
+    myself = state.myself
+    if sender is myself:
+        return False
+    current_master = myself if myself.is_master else state.nodes.get(myself.master_id or "")
+    new_master: ClusterNode | None = None
+    dirty: list[int] = []
+    changed = False
+    for slot in state.slots_in_bitmap(bitmap):
+        owner = state.owners[slot]
+        if owner == sender.id or slot in state.importing:
+            continue
+        owner_node = state.nodes.get(owner) if owner is not None else None
+        if owner_node is None or owner_node.config_epoch < config_epoch:
+            if owner == myself.id and cluster.server.keyspace.dbs[0].count_in_slot(slot):
+                dirty.append(slot)
+            if current_master is not None and owner == current_master.id:
+                new_master = sender
+            state.assign(slot, sender.id)
+            state.migrating.pop(slot, None)
+            changed = True
+    if not changed:
+        return False
+    if new_master is not None and current_master is not None and current_master.slot_count == 0:
+        log.info("cluster_following_new_master", master=new_master.id)
+        cluster.replicate(new_master)
+    elif dirty:
+        keyspace = cluster.server.keyspace
+        db = keyspace.dbs[0]
+        for slot in dirty:
+            for key in db.keys_in_slot(slot, db.count_in_slot(slot)):
+                keyspace.delete(db, key)
+    return True
+
+
+def _send_update_if_stale(cluster: Cluster, sender: ClusterNode, msg: Gossip) -> None:
+    """The sender claims a slot whose owner we know with a higher configEpoch: tell it (UPDATE)."""
+    state = cluster.state
+    for slot in state.slots_in_bitmap(msg.slots):
+        owner = state.owners[slot]
+        if owner is None or owner == sender.id:
+            continue
+        owner_node = state.nodes[owner]
+        if owner_node.config_epoch > msg.config_epoch:
+            update = Update(state.myself.id, owner, owner_node.config_epoch, state.bitmap_of(owner))
+            cluster.send(sender, update, "update")
+            return
+
+
+def _handle_epoch_collision(cluster: Cluster, sender: ClusterNode, config_epoch: int) -> None:
+    state = cluster.state
+    myself = state.myself
+    if not (myself.is_master and sender.is_master) or config_epoch != myself.config_epoch:
+        return
+    if sender.id <= myself.id:
+        return  # the node with the smaller id bumps: that is the sender
+    state.current_epoch += 1
+    myself.config_epoch = state.current_epoch
+    log.info("cluster_config_epoch_collision", config_epoch=myself.config_epoch)
+    cluster.save()
+
+
+def _process_entries(cluster: Cluster, sender: ClusterNode, entries: list[list[object]], now: int) -> None:
+    state = cluster.state
+    for entry in entries:
+        if len(entry) != 7:
+            continue
+        node_id, ip, port, cport, flags = entry[0], entry[1], entry[2], entry[3], entry[4]
+        if not (isinstance(node_id, str) and isinstance(ip, str) and isinstance(port, int)):
+            continue
+        if not (isinstance(cport, int) and isinstance(flags, list)):
+            continue
+        node = state.nodes.get(node_id)
+        if node is not None:
+            if sender.is_master and node is not state.myself:
+                if "fail" in flags or "fail?" in flags:
+                    node.fail_reports[sender.id] = now
+                    mark_failing_if_needed(cluster, node)
+                else:
+                    node.fail_reports.pop(sender.id, None)
+            if node.link is LinkState.DISCONNECTED and node.ip != ip and not node.pfailed:
+                node.ip, node.port, node.cport = ip, port, cport
+        elif node_id not in state.blacklist and ip and "noaddr" not in flags and "handshake" not in flags:
+            cluster.start_handshake(ip, port, cport)
+
+
+def mark_failing_if_needed(cluster: Cluster, node: ClusterNode) -> None:
+    state = cluster.state
+    if not node.pfailed or node.failed:
+        return
+    reports = len(cluster.fresh_fail_reports(node))
+    if state.myself.is_master:
+        reports += 1
+    if reports < state.failure_quorum():
+        return
+    log.info("cluster_node_failed", node_id=node.id, reports=reports)
+    node.flags.discard("fail?")
+    node.flags.add("fail")
+    node.fail_time_ms = _now_ms()
+    cluster.broadcast(Fail(state.myself.id, node.id), "fail")
+    cluster.changed()
+
+
+def _on_fail(cluster: Cluster, msg: Fail) -> None:
+    state = cluster.state
+    if msg.sender not in state.nodes:
+        return
+    node = state.nodes.get(msg.node_id)
+    if node is None or node is state.myself or node.failed:
+        return
+    log.info("cluster_node_failed", node_id=node.id, reported_by=msg.sender)
+    node.flags.discard("fail?")
+    node.flags.add("fail")
+    node.fail_time_ms = _now_ms()
+    cluster.changed()
+
+
+def _on_update(cluster: Cluster, msg: Update) -> None:
+    state = cluster.state
+    node = state.nodes.get(msg.node_id)
+    if node is None or msg.sender not in state.nodes or node.config_epoch >= msg.config_epoch:
+        return
+    if not node.is_master:
+        state.set_master_of(node, None)
+    node.config_epoch = msg.config_epoch
+    if update_slots(cluster, node, msg.config_epoch, msg.slots):
+        cluster.changed()
+
+
+def cron(cluster: Cluster) -> None:
+    state = cluster.state
+    myself = state.myself
+    now = _now_ms()
+    timeout = cluster.node_timeout_ms
+    for node_id, until in list(state.blacklist.items()):
+        if until < now:
+            del state.blacklist[node_id]
+    changed = False
+    for node in list(state.nodes.values()):
+        if node is myself:
+            continue
+        if "handshake" in node.flags:
+            if now - node.created_ms > max(timeout, HANDSHAKE_MIN_TIMEOUT_MS):
+                state.remove(node.id)
+            elif now - cluster.last_ping_ms.get(node.id, 0) >= 200:
+                cluster.last_ping_ms[node.id] = now
+                send_gossip(cluster, node, "meet")
+            continue
+    # Once a second: the stalest of 5 random nodes.
+    if cluster.cron_iteration % 10 == 0:
+        sample = state.random_nodes(5, cluster.rng)
+        idle = [n for n in sample if n.ping_sent_ms == 0]
+        if idle:
+            send_gossip(cluster, min(idle, key=lambda n: n.pong_recv_ms), "ping")
+    for node in list(state.nodes.values()):
+        if node is myself or "handshake" in node.flags:
+            continue
+        last_ping = cluster.last_ping_ms.get(node.id, 0)
+        if node.ping_sent_ms == 0 and now - node.pong_recv_ms > timeout // 2:
+            send_gossip(cluster, node, "ping")
+        elif node.ping_sent_ms and now - last_ping > max(timeout // 2, 100):
+            send_gossip(cluster, node, "ping")  # re-send: the first may have been dropped
+        if node.ping_sent_ms and now - node.ping_sent_ms > timeout:
+            if node.link is LinkState.CONNECTED:
+                node.link = LinkState.DISCONNECTED
+            if not node.pfailed and not node.failed:
+                log.info("cluster_node_pfail", node_id=node.id)
+                node.flags.add("fail?")
+                changed = True
+    if changed:
+        cluster.update_health()

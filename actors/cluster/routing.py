@@ -1,0 +1,122 @@
+"""Cluster routing: may this node run this command, or where must the client go? The ONE place that decides.
+
+``route`` is Redis's getNodeByQuery plus clusterRedirectClient's texts. ``Server.execute`` calls it (through
+the ClusterPort) for every command in cluster mode, before anything else but authentication; the fast lane
+never runs in cluster mode (``Server.cluster`` turns the dispatcher's fast path off), so every GET/SET comes
+here too; inside MULTI each queued command is checked as it is queued, and EXEC checks the whole transaction.
+
+Decision order (cluster.c getNodeByQuery):
+    1. a key's slot is unassigned                      -> CLUSTERDOWN Hash slot not served
+    2. keys in different slots                         -> CROSSSLOT
+    3. the cluster is down                             -> CLUSTERDOWN (reads pass with allow-reads-when-down)
+    4. MIGRATE in a migrating / importing slot         -> served
+    5. slot MIGRATING here and some key missing        -> ASK (all missing) or TRYAGAIN (some missing)
+    6. slot IMPORTING here, client ASKING              -> served, or TRYAGAIN (several keys, some missing)
+    7. READONLY client, read command, I replicate the slot's owner -> served
+    8. the slot's owner is not me                      -> MOVED
+Keys come from actors/commands/getkeys.py only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from actors.cluster.state import ClusterHealth, ClusterState
+from actors.commands.getkeys import get_keys
+from actors.server.client import ClientKind
+from protocol.slots import keyslot
+
+if TYPE_CHECKING:
+    from actors.server.client import Client
+
+CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot"
+TRYAGAIN = "TRYAGAIN Multiple keys request during rehashing of slot"
+DOWN_UNBOUND = "CLUSTERDOWN Hash slot not served"
+DOWN_STATE = "CLUSTERDOWN The cluster is down"
+DOWN_RO_STATE = "CLUSTERDOWN The cluster is down and only accepts read commands"
+
+
+def route(
+    state: ClusterState, allow_reads_when_down: bool, client: Client, cmd: Any, argv: list[bytes]
+) -> str | None:
+    """None: run the command here; else the error reply (without the leading ``-``)."""
+    if client.kind is ClientKind.INTERNAL:
+        return None  # the AOF loader and in-process callers: never redirected (Redis: not for the AOF client)
+    asking = client.asking
+    if cmd.name != "asking" and client.multi is None:
+        client.asking = False
+    if cmd.name == "exec":
+        if not client.multi:
+            return None
+        commands: list[tuple[Any, list[bytes]]] = client.multi
+    else:
+        if not cmd.key_info.has_keys:
+            return None  # no keys: every node serves it
+        commands = [(cmd, argv)]
+    slot = -1
+    owner: str | None = None
+    migrating = importing = multiple_keys = False
+    existing = missing = 0
+    first_key: bytes | None = None
+    is_write = False
+    data = client.db.data
+    for each_cmd, each_argv in commands:
+        positions = get_keys(each_cmd, each_argv)
+        if positions:
+            is_write = is_write or each_cmd.is_write
+        for pos in positions:
+            key = each_argv[pos]
+            this_slot = keyslot(key)
+            if first_key is None:
+                first_key = key
+                slot = this_slot
+                owner = state.owners[slot]
+                if owner is None:
+                    return DOWN_UNBOUND
+                if owner == state.myself.id and slot in state.migrating:
+                    migrating = True
+                elif slot in state.importing:
+                    importing = True
+            else:
+                if this_slot != slot:
+                    return CROSSSLOT
+                if key != first_key:
+                    multiple_keys = True
+            if migrating or importing:
+                if key in data:
+                    existing += 1
+                else:
+                    missing += 1
+    if first_key is None:
+        return None
+    if state.health is not ClusterHealth.OK:
+        if not allow_reads_when_down:
+            return DOWN_STATE
+        if is_write:
+            return DOWN_RO_STATE
+    if (migrating or importing) and cmd.name == "migrate":
+        return None
+    if migrating and missing:
+        if existing:
+            return TRYAGAIN
+        target = state.nodes.get(state.migrating[slot])
+        if target is not None:
+            return f"ASK {slot} {target.ip}:{target.port}"
+    if importing and (asking or "asking" in cmd.flags):
+        if multiple_keys and missing:
+            return TRYAGAIN
+        return None
+    myself = state.myself
+    if (
+        client.cluster_readonly
+        and not is_write
+        and myself.master_id is not None
+        and myself.master_id == owner
+    ):
+        return None
+    if owner != myself.id:
+        node = state.nodes[owner] if owner is not None else None
+        if node is None:
+            return DOWN_UNBOUND
+        return f"MOVED {slot} {node.ip}:{node.port}"
+    return None

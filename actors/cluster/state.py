@@ -1,0 +1,330 @@
+"""The cluster's node table and slot map, as this node sees them, and the texts Redis renders from them.
+
+Owns: ``ClusterNode`` (one row of CLUSTER NODES), ``ClusterState`` (the node table, the slot -> owner map,
+IMPORTING / MIGRATING slots, epochs, the ok / fail state) and the replies that are pure functions of them:
+CLUSTER NODES lines (also nodes.conf's), CLUSTER SLOTS, CLUSTER SHARDS, CLUSTER INFO. No I/O: gossip.py
+mutates it from bus messages, admin.py from CLUSTER commands; both on the loop thread.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+SLOTS = 16384
+# Flags in the order CLUSTER NODES prints them (Redis's redisNodeFlagsTable).
+FLAG_ORDER = ("myself", "master", "slave", "fail?", "fail", "handshake", "noaddr", "nofailover")
+# Message types as CLUSTER INFO names their counters, in Redis's order.
+MESSAGE_TYPES = (
+    "ping",
+    "pong",
+    "meet",
+    "fail",
+    "publish",
+    "auth-req",
+    "auth-ack",
+    "update",
+    "mfstart",
+    "module",
+    "publishshard",
+)
+
+
+class LinkState(Enum):
+    CONNECTED = "connected"  # we heard a PONG from it within node-timeout (or it is myself)
+    DISCONNECTED = "disconnected"  # no PONG for node-timeout: our pings go unanswered
+
+
+class ClusterHealth(Enum):
+    OK = "ok"  # every slot is served by a reachable master, and we are in the majority
+    FAIL = "fail"  # some slot is unserved or its owner failed, or we are in a minority partition
+
+
+def new_node_id() -> str:
+    return os.urandom(20).hex()
+
+
+@dataclass
+class ClusterNode:
+    id: str
+    ip: str
+    port: int
+    cport: int
+    flags: set[str] = field(default_factory=set)
+    master_id: str | None = None
+    # Milliseconds (wall clock) of the PING in flight (0: none) and of the last PONG received.
+    ping_sent_ms: int = 0
+    pong_recv_ms: int = 0
+    config_epoch: int = 0
+    link: LinkState = LinkState.DISCONNECTED
+    # When the node was flagged FAIL (ms), and who reported it PFAIL / FAIL: reporter id -> report time (ms).
+    fail_time_ms: int = 0
+    fail_reports: dict[str, int] = field(default_factory=dict)
+    repl_offset: int = 0
+    # When a handshake node was created (ms): it is dropped if the handshake does not finish in time.
+    created_ms: int = 0
+    # Masters: the slots it serves, counted (the map itself is ClusterState.owners).
+    slot_count: int = 0
+    # Replicas of this master: ids.
+    replicas: set[str] = field(default_factory=set)
+
+    @property
+    def is_master(self) -> bool:
+        return "master" in self.flags
+
+    @property
+    def failed(self) -> bool:
+        return "fail" in self.flags
+
+    @property
+    def pfailed(self) -> bool:
+        return "fail?" in self.flags
+
+    def flag_text(self) -> str:
+        present = [f for f in FLAG_ORDER if f in self.flags]
+        return ",".join(present) if present else "noflags"
+
+
+class ClusterState:
+    """The node table and slot map (loop thread). Every change that must survive a restart ends with the
+    caller saving nodes.conf (nodesconf.save) before it is acted on."""
+
+    def __init__(self, myself: ClusterNode) -> None:
+        self.myself = myself
+        self.nodes: dict[str, ClusterNode] = {myself.id: myself}
+        # slot -> owner id (None: unassigned).
+        self.owners: list[str | None] = [None] * SLOTS
+        self.importing: dict[int, str] = {}  # slot -> source node id
+        self.migrating: dict[int, str] = {}  # slot -> destination node id
+        self.current_epoch = 0
+        self.last_vote_epoch = 0
+        self.health = ClusterHealth.FAIL
+        self.size = 0  # masters serving at least one slot
+        # Message counters for CLUSTER INFO.
+        self.sent: dict[str, int] = {}
+        self.received: dict[str, int] = {}
+        # Forgotten node ids -> until (ms): gossip does not bring them back meanwhile (CLUSTER FORGET).
+        self.blacklist: dict[str, int] = {}
+        # Bumped whenever my slots change, so the slot bitmap sent in every ping is rebuilt only then.
+        self.slots_version = 0
+        self._bitmap_cache: dict[str, tuple[int, bytes]] = {}
+
+    # -- slots -------------------------------------------------------------------------------------------
+
+    def assign(self, slot: int, node_id: str | None) -> None:
+        old = self.owners[slot]
+        if old == node_id:
+            return
+        if old is not None and old in self.nodes:
+            self.nodes[old].slot_count -= 1
+        self.owners[slot] = node_id
+        if node_id is not None:
+            self.nodes[node_id].slot_count += 1
+        self.slots_version += 1
+
+    def slots_of(self, node_id: str) -> list[int]:
+        return [s for s, owner in enumerate(self.owners) if owner == node_id]
+
+    def bitmap_of(self, node_id: str) -> bytes:
+        cached = self._bitmap_cache.get(node_id)
+        if cached is not None and cached[0] == self.slots_version:
+            return cached[1]
+        bits = bytearray(SLOTS // 8)
+        for slot, owner in enumerate(self.owners):
+            if owner == node_id:
+                bits[slot >> 3] |= 1 << (slot & 7)
+        result = bytes(bits)
+        self._bitmap_cache[node_id] = (self.slots_version, result)
+        return result
+
+    @staticmethod
+    def slots_in_bitmap(bitmap: bytes) -> list[int]:
+        return [
+            (i << 3) + bit for i, byte in enumerate(bitmap) if byte for bit in range(8) if byte & (1 << bit)
+        ]
+
+    def ranges_of(self, node_id: str) -> list[tuple[int, int]]:
+        ranges: list[tuple[int, int]] = []
+        start = -1
+        for slot, owner in enumerate(self.owners):
+            if owner == node_id:
+                if start < 0:
+                    start = slot
+            elif start >= 0:
+                ranges.append((start, slot - 1))
+                start = -1
+        if start >= 0:
+            ranges.append((start, SLOTS - 1))
+        return ranges
+
+    # -- nodes -------------------------------------------------------------------------------------------
+
+    def add(self, node: ClusterNode) -> None:
+        self.nodes[node.id] = node
+
+    def remove(self, node_id: str) -> None:
+        node = self.nodes.pop(node_id, None)
+        if node is None:
+            return
+        for slot, owner in enumerate(self.owners):
+            if owner == node_id:
+                self.owners[slot] = None
+        if node.slot_count:
+            self.slots_version += 1
+        for other in self.nodes.values():
+            other.fail_reports.pop(node_id, None)
+            other.replicas.discard(node_id)
+        if node.master_id and node.master_id in self.nodes:
+            self.nodes[node.master_id].replicas.discard(node_id)
+
+    def rename(self, old_id: str, new_id: str) -> None:
+        node = self.nodes.pop(old_id)
+        node.id = new_id
+        self.nodes[new_id] = node
+
+    def set_master_of(self, node: ClusterNode, master_id: str | None) -> None:
+        if node.master_id and node.master_id in self.nodes:
+            self.nodes[node.master_id].replicas.discard(node.id)
+        node.master_id = master_id
+        if master_id is not None:
+            node.flags.discard("master")
+            node.flags.add("slave")
+            if master_id in self.nodes:
+                self.nodes[master_id].replicas.add(node.id)
+        else:
+            node.flags.discard("slave")
+            node.flags.add("master")
+
+    def by_address(self, ip: str, port: int) -> ClusterNode | None:
+        for node in self.nodes.values():
+            if node.ip == ip and node.port == port:
+                return node
+        return None
+
+    def masters_with_slots(self) -> list[ClusterNode]:
+        return [n for n in self.nodes.values() if n.is_master and n.slot_count]
+
+    def failure_quorum(self) -> int:
+        return self.size // 2 + 1
+
+    def effective_epoch(self, node: ClusterNode) -> int:
+        """The epoch NODES shows: a replica shows its master's configEpoch."""
+        if node.master_id and node.master_id in self.nodes:
+            return self.nodes[node.master_id].config_epoch
+        return node.config_epoch
+
+    def random_nodes(self, count: int, rng: random.Random) -> list[ClusterNode]:
+        others = [n for n in self.nodes.values() if n is not self.myself and "handshake" not in n.flags]
+        return rng.sample(others, min(count, len(others)))
+
+    # -- renderings ----------------------------------------------------------------------------------------
+
+    def node_line(self, node: ClusterNode, with_open_slots: bool = True) -> str:
+        parts = [
+            node.id,
+            f"{node.ip}:{node.port}@{node.cport}",
+            node.flag_text(),
+            node.master_id or "-",
+            str(node.ping_sent_ms),
+            str(node.pong_recv_ms),
+            str(self.effective_epoch(node)),
+            node.link.value if node is not self.myself else "connected",
+        ]
+        for start, end in self.ranges_of(node.id):
+            parts.append(str(start) if start == end else f"{start}-{end}")
+        if node is self.myself and with_open_slots:
+            for slot, dest in sorted(self.migrating.items()):
+                parts.append(f"[{slot}->-{dest}]")
+            for slot, src in sorted(self.importing.items()):
+                parts.append(f"[{slot}-<-{src}]")
+        return " ".join(parts)
+
+    def nodes_text(self) -> str:
+        # myself first, as Redis's dict order is arbitrary anyway and tools look for the "myself" flag.
+        ordered = [self.myself] + [n for n in self.nodes.values() if n is not self.myself]
+        return "".join(self.node_line(n) + "\n" for n in ordered)
+
+    def slot_ranges(self) -> list[tuple[int, int, str]]:
+        """Contiguous ranges of one owner, in slot order."""
+        out: list[tuple[int, int, str]] = []
+        start = 0
+        for slot in range(1, SLOTS + 1):
+            if slot == SLOTS or self.owners[slot] != self.owners[start]:
+                owner = self.owners[start]
+                if owner is not None:
+                    out.append((start, slot - 1, owner))
+                start = slot
+        return out
+
+    def _node_entry(self, node: ClusterNode) -> list[Any]:
+        return [node.ip.encode(), node.port, node.id.encode(), []]
+
+    def available_replicas(self, master: ClusterNode) -> list[ClusterNode]:
+        found = [self.nodes[r] for r in sorted(master.replicas) if r in self.nodes]
+        return [r for r in found if not r.failed and r.repl_offset != 0]
+
+    def slots_reply(self) -> list[Any]:
+        reply: list[Any] = []
+        for start, end, owner in self.slot_ranges():
+            master = self.nodes[owner]
+            entry: list[Any] = [start, end, self._node_entry(master)]
+            entry += [self._node_entry(r) for r in self.available_replicas(master)]
+            reply.append(entry)
+        return reply
+
+    def _shard_node(self, node: ClusterNode) -> dict[bytes, Any]:
+        health = "fail" if node.failed else "online"
+        return {
+            b"id": node.id.encode(),
+            b"port": node.port,
+            b"ip": node.ip.encode(),
+            b"endpoint": node.ip.encode(),
+            b"role": b"master" if node.is_master else b"replica",
+            b"replication-offset": node.repl_offset,
+            b"health": health.encode(),
+        }
+
+    def shards_reply(self) -> list[Any]:
+        reply: list[Any] = []
+        for master in self.nodes.values():
+            if not master.is_master:
+                continue
+            slots: list[int] = []
+            for start, end in self.ranges_of(master.id):
+                slots += [start, end]
+            members = [master] + [self.nodes[r] for r in sorted(master.replicas) if r in self.nodes]
+            reply.append({b"slots": slots, b"nodes": [self._shard_node(n) for n in members]})
+        return reply
+
+    def info_text(self) -> str:
+        assigned = sum(1 for o in self.owners if o is not None)
+        pfail = fail = 0
+        for owner in self.owners:
+            if owner is None:
+                continue
+            node = self.nodes[owner]
+            if node.failed:
+                fail += 1
+            elif node.pfailed:
+                pfail += 1
+        lines = [
+            f"cluster_state:{self.health.value}",
+            f"cluster_slots_assigned:{assigned}",
+            f"cluster_slots_ok:{assigned - pfail - fail}",
+            f"cluster_slots_pfail:{pfail}",
+            f"cluster_slots_fail:{fail}",
+            f"cluster_known_nodes:{len(self.nodes)}",
+            f"cluster_size:{self.size}",
+            f"cluster_current_epoch:{self.current_epoch}",
+            f"cluster_my_epoch:{self.effective_epoch(self.myself)}",
+        ]
+        for title, counters in (("sent", self.sent), ("received", self.received)):
+            for kind in MESSAGE_TYPES:
+                if counters.get(kind):
+                    lines.append(f"cluster_stats_messages_{kind}_{title}:{counters[kind]}")
+            lines.append(f"cluster_stats_messages_{title}:{sum(counters.values())}")
+        lines.append("total_cluster_links_buffer_limit_exceeded:0")
+        return "".join(line + "\r\n" for line in lines)

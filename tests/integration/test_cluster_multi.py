@@ -1,0 +1,264 @@
+"""Six-node clusters (issue 15, scenarios C-10, C-11, C-13, C-15): made by ``redis-cli --cluster create``,
+used by redis-cli -c and redis-py's RedisCluster, failed over by kill -9, CLUSTER FAILOVER and restarted
+from nodes.conf. The kill -9 failover is measured on redactor nodes and on a redis-server cluster in the same
+run, and both figures are printed."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from redis.cluster import ClusterNode, RedisCluster
+
+from tests.harness import NodeProcess, RedisServer, wait_for
+
+NODE_TIMEOUT_MS = 2000
+# C-13's limit is node-timeout + 3 s [Redis: 3.97 s]; a loaded 2-core machine gets this much slack on top.
+FAILOVER_LIMIT_S = NODE_TIMEOUT_MS / 1000 + 3 + 12
+pytestmark = [pytest.mark.slow, pytest.mark.compat]
+
+
+def create(ports: Sequence[int], label: str) -> str:
+    proc = run_create(ports, label)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[OK] All nodes agree about slots configuration." in proc.stdout, proc.stdout
+    assert "[OK] All 16384 slots covered." in proc.stdout, proc.stdout
+    return proc.stdout
+
+
+def run_create(ports: Sequence[int], label: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            ["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports]]
+            + ["--cluster-replicas", "1", "--cluster-yes"],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    except subprocess.TimeoutExpired as exc:
+        views = "\n".join(f"{p}: {nodes_of(p)}" for p in ports)
+        raise AssertionError(f"{label}: redis-cli --cluster create hung: {exc.stdout!r}\n{views}") from None
+
+
+def cluster_info(port: int) -> dict[str, str]:
+    with redis.Redis(port=port, socket_timeout=5) as client:
+        text = client.execute_command("CLUSTER", "INFO").decode()
+    return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
+
+
+def nodes_of(port: int) -> list[list[str]]:
+    with redis.Redis(port=port, socket_timeout=5) as client:
+        text = client.execute_command("CLUSTER", "NODES").decode()
+    return [line.split(" ") for line in text.splitlines()]
+
+
+def wait_ok(ports: Sequence[int], known: int, timeout_s: float = 30) -> None:
+    """Every node at cluster_state:ok knowing ``known`` nodes, and every replica's link to its master up (a
+    replica that never synced does not stand for election: cluster-replica-validity-factor)."""
+
+    def all_ok() -> bool:
+        for port in ports:
+            info = cluster_info(port)
+            if info["cluster_state"] != "ok" or info["cluster_known_nodes"] != str(known):
+                return False
+            with redis.Redis(port=port, socket_timeout=5) as client:
+                replication = client.info("replication")
+            if replication["role"] == "slave" and replication["master_link_status"] != "up":
+                return False
+        return True
+
+    wait_for(all_ok, timeout_s, interval_s=0.1, what="every node at cluster_state:ok")
+
+
+def owner_of(port: int, slot: int) -> tuple[str, int]:
+    """(node id, port) of the master serving ``slot``, as node ``port`` sees it."""
+    for words in nodes_of(port):
+        if "master" not in words[2] or "fail" in words[2].split(","):
+            continue
+        for item in words[8:]:
+            if item.startswith("["):
+                continue
+            first, _, last = item.partition("-")
+            if int(first) <= slot <= int(last or first):
+                return words[0], int(words[1].split(":")[1].split("@")[0])
+    raise AssertionError(f"no owner of {slot} seen by {port}")
+
+
+def replica_of(port: int, master_id: str) -> int:
+    for words in nodes_of(port):
+        if "slave" in words[2] and words[3] == master_id and "fail" not in words[2]:
+            return int(words[1].split(":")[1].split("@")[0])
+    raise AssertionError(f"no replica of {master_id}")
+
+
+def raw(port: int, *args: bytes) -> bytes:
+    request = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        data = b""
+        while not data.endswith(b"\r\n"):
+            data += sock.recv(4096)
+    return data
+
+
+def measure_failover(ports: Sequence[int], kill: Callable[[int], None]) -> tuple[float, int]:
+    """kill -9 the master of ``foo`` under a RedisCluster writer: (seconds to its first success, errors)."""
+    startup = [ClusterNode("127.0.0.1", p) for p in ports]
+    cluster = RedisCluster(startup_nodes=startup, socket_timeout=1)
+    try:
+        cluster.set("foo", "before")
+        _, port = owner_of(ports[0], 12182)
+        started = time.monotonic()
+        kill(port)
+        errors = 0
+        while True:
+            try:
+                cluster.set("foo", "after")
+                return time.monotonic() - started, errors
+            except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError) as exc:
+                errors += 1
+                assert time.monotonic() - started < 60, f"no failover on {ports}: {exc!r}"
+            except redis.ResponseError as exc:  # CLUSTERDOWN while the cluster is failing over
+                assert "CLUSTERDOWN" in str(exc) or "cluster is down" in str(exc), exc
+                errors += 1
+                time.sleep(0.05)
+    finally:
+        cluster.close()
+
+
+def test_create_redirect_failover_rejoin_and_restart(
+    node_factory: Callable[..., NodeProcess],
+    redis_servers: Callable[..., RedisServer],
+    tmp_path: Path,
+) -> None:
+    nodes = [
+        node_factory(f"n{i}", cluster_enabled="yes", cluster_node_timeout=NODE_TIMEOUT_MS) for i in range(6)
+    ]
+    ports = [n.port for n in nodes]
+    by_port = {n.port: n for n in nodes}
+    create(ports, "redactor")  # C-10
+    wait_ok(ports, 6)
+    for port in ports:
+        assert cluster_info(port)["cluster_size"] == "3"
+    check = subprocess.run(
+        ["redis-cli", "--cluster", "check", f"127.0.0.1:{ports[0]}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert check.returncode == 0, check.stdout
+
+    # C-11: redirection bytes.
+    owner_id, owner_port = owner_of(ports[0], 12182)
+    other = next(p for p in ports if p != owner_port and "master" in nodes_of(p)[0][2])
+    assert raw(other, b"SET", b"foo", b"1") == b"-MOVED 12182 127.0.0.1:%d\r\n" % owner_port
+    assert (
+        raw(other, b"MSET", b"a", b"1", b"b", b"2")
+        == b"-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+    )
+    assert raw(owner_port, b"SET", b"foo", b"bar") == b"+OK\r\n"
+    replica = replica_of(ports[0], owner_id)
+    with redis.Redis(port=replica, socket_timeout=5) as client:
+        with pytest.raises(redis.ResponseError, match=f"12182 127.0.0.1:{owner_port}"):
+            client.get("foo")
+        assert client.execute_command("READONLY") in (b"OK", True)
+        wait_for(lambda: client.get("foo") == b"bar", 10, what="the replica to serve foo after READONLY")
+        with pytest.raises(redis.ResponseError, match="12182"):
+            client.set("foo", "x")
+    follow = subprocess.run(
+        ["redis-cli", "-c", "-p", str(other), "set", "foo", "1"], capture_output=True, text=True, timeout=10
+    )
+    assert follow.stdout.strip() == "OK", follow
+    cluster = RedisCluster(host="127.0.0.1", port=ports[0])
+    for i in range(300):
+        cluster.set(f"key:{i}", i)
+    assert [int(cluster.get(f"key:{i}") or -1) for i in range(300)] == list(range(300))
+    cluster.close()
+
+    # C-13: kill -9 the master of foo.
+    killed: list[int] = []
+
+    def kill(port: int) -> None:
+        killed.append(port)
+        by_port[port].kill()
+
+    seconds, errors = measure_failover(ports, kill)
+    alive = [p for p in ports if p != killed[0]]
+    wait_ok(alive, 6)
+    promoted_id, promoted_port = owner_of(alive[0], 12182)
+    assert promoted_port == replica
+    epochs = {w[0]: int(w[6]) for w in nodes_of(alive[0])}
+    assert epochs[promoted_id] == max(epochs.values())
+    for port in alive:
+        flags = {w[0]: w[2] for w in nodes_of(port)}
+        assert "fail" in flags[owner_id].split(","), flags[owner_id]
+
+    # The old master comes back as a replica of the new one.
+    by_port[killed[0]].start()
+    wait_for(
+        lambda: nodes_of(killed[0])[0][2] == "myself,slave" and nodes_of(killed[0])[0][3] == promoted_id,
+        15,
+        what="the old master to rejoin as a replica",
+    )
+    # CLUSTER FAILOVER swaps the roles back, without losing foo.
+    with redis.Redis(port=promoted_port) as client:
+        with pytest.raises(redis.ResponseError, match="You should send CLUSTER FAILOVER to a replica"):
+            client.execute_command("CLUSTER", "FAILOVER")
+    wait_for(
+        lambda: raw(killed[0], b"CLUSTER", b"FAILOVER") == b"+OK\r\n", 15, what="CLUSTER FAILOVER accepted"
+    )
+    wait_for(lambda: owner_of(alive[0], 12182)[1] == killed[0], 15, what="the roles to swap back")
+    assert raw(killed[0], b"GET", b"foo") == b"$5\r\nafter\r\n"
+    wait_for(
+        lambda: all({w[0]: w[2] for w in nodes_of(p)}[promoted_id].endswith("slave") for p in ports),
+        15,
+        what="every node to see the demoted master as a replica",
+    )
+
+    # C-15: restart every node from nodes.conf.
+    before = sorted(" ".join(w[:3] + w[8:]) for w in nodes_of(ports[0]))
+    for node in nodes:
+        node.stop()
+    for node in nodes:
+        node.start()
+    wait_ok(ports, 6, timeout_s=30)
+    # Flags a node saved while its peers were stopping (fail) clear with their first PONG.
+    wait_for(
+        lambda: sorted(" ".join(w[:3] + w[8:]) for w in nodes_of(ports[0])) == before,
+        15,
+        what=f"the same ids, roles and slots as before the restart: {before}",
+    )
+    assert (nodes[0].dir / "nodes.conf").read_text().splitlines()[-1].startswith("vars currentEpoch ")
+
+    # The same kill -9 against a redis-server cluster, for the figure next to ours.
+    servers: list[RedisServer] = []
+    for i in range(6):
+        directory = tmp_path / f"redis{i}"
+        directory.mkdir()
+        servers.append(
+            redis_servers(
+                directory, "--cluster-enabled", "yes", "--cluster-node-timeout", str(NODE_TIMEOUT_MS)
+            )
+        )
+    redis_ports = [s.port for s in servers]
+    create(redis_ports, "redis-server")
+    wait_ok(redis_ports, 6)
+    redis_by_port: dict[int, Any] = {s.port: s for s in servers}
+
+    def kill_redis(port: int) -> None:
+        redis_by_port[port].proc.send_signal(signal.SIGKILL)
+        redis_by_port[port].proc.wait(10)
+
+    redis_seconds, redis_errors = measure_failover(redis_ports, kill_redis)
+    print(
+        f"kill -9 -> first RedisCluster write: redactor {seconds:.2f}s ({errors} errors), "
+        f"redis-server {redis_seconds:.2f}s ({redis_errors} errors); node-timeout {NODE_TIMEOUT_MS} ms"
+    )
+    assert seconds < FAILOVER_LIMIT_S, (seconds, redis_seconds)
