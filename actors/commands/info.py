@@ -114,7 +114,7 @@ def _section_stats(server: Server) -> list[tuple[str, Any]]:
     persistence = server.persistence
     return [
         ("total_connections_received", st.total_connections_received),
-        ("total_commands_processed", st.total_commands_processed),
+        ("total_commands_processed", server.total_commands_processed),
         ("instantaneous_ops_per_sec", master.ops_per_sec if master is not None else 0),
         ("total_net_input_bytes", st.net_input_bytes),
         ("total_net_output_bytes", st.net_output_bytes),
