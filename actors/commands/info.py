@@ -125,7 +125,7 @@ def _section_stats(server: Server) -> list[tuple[str, Any]]:
     persistence = server.persistence
     return [
         ("total_connections_received", st.total_connections_received),
-        ("total_commands_processed", st.total_commands_processed),
+        ("total_commands_processed", server.total_commands_processed),
         ("instantaneous_ops_per_sec", master.ops_per_sec if master is not None else 0),
         ("total_net_input_bytes", st.net_input_bytes),
         ("total_net_output_bytes", st.net_output_bytes),
@@ -193,10 +193,6 @@ def _section_modules(server: Server) -> list[tuple[str, Any]]:
     return []  # no modules: Redis prints the header alone
 
 
-def _section_cluster(server: Server) -> list[tuple[str, Any]]:
-    return [("cluster_enabled", int(bool(server.config["cluster-enabled"])))]
-
-
 # Redis 7.0's sections in the one order it prints them, whatever order they are asked in (genRedisInfoString).
 # persistence and replication come from their subsystems; latencystats is not kept yet.
 ALL_SECTIONS = [
@@ -237,7 +233,6 @@ def _section(server: Server, name: str) -> list[tuple[str, Any]] | None:
         "cluster": _section_cluster,
         "keyspace": _section_keyspace,
         "commandstats": _section_commandstats,
-        "cluster": _section_cluster,
     }
     if name in server.info_sections:
         return server.info_sections[name]()

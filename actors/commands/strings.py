@@ -182,9 +182,11 @@ def cmd_mset(client: Client, argv: list[bytes]) -> Any:
     if len(argv) % 2 == 0:
         raise errors.wrong_arity("mset")
     keyspace = client.server.keyspace
+    store = keyspace.set
+    db = client.db
     for i in range(1, len(argv), 2):
-        keyspace.set(client.db, argv[i], argv[i + 1])
-        keyspace.notify(client.db, events.STRING, b"set", argv[i])
+        store(db, argv[i], argv[i + 1])
+        keyspace.notify(db, events.STRING, b"set", argv[i])
     keyspace.dirty += (len(argv) - 1) // 2
     return OK
 

@@ -20,7 +20,7 @@ through ``Server.execute`` and calls again. The shortcut applies when:
 
 Effects kept identical: the value stored and any TTL dropped, ``keyspace.dirty``, the write propagated to the
 AOF and the replicas through ``PropagationStream.propagate`` (same bytes, same SELECTs), keyspace hits and
-misses, the command's ``calls`` (INFO commandstats), ``total_commands_processed`` and the client's
+misses, the command's ``calls`` (INFO commandstats and ``total_commands_processed``, their sum) and the client's
 ``last_command``. The counters are published before the caller runs the next command, so nothing can observe
 them lagging.
 """
@@ -146,6 +146,5 @@ class FastLane:
             keyspace.keyspace_hits += gets - misses
             keyspace.keyspace_misses += misses
             keyspace.dirty += sets
-            server.stats.total_commands_processed += ran
             client.last_command = last
         return index

@@ -42,7 +42,7 @@ from actors.server.server import BLOCKED, Server
 from actors.server.stream import StreamBatch
 from protocol import envelope
 from protocol.errors import CommandError, ProtocolError
-from protocol.resp import BULK_HEADERS, CRLF, OK, OK_REPLY, encode_into
+from protocol.resp import BULK_HEADERS, CRLF, OK, OK_REPLY, SMALL_INTS, encode_into
 from protocol.resp_parse import RequestParser
 from protocol.resp_preauth import PreAuthGuard
 
@@ -163,7 +163,10 @@ class RespConnection(asyncio.Protocol):
         assert client is not None
         if type(commands) is not list:
             commands = list(commands)
-        execute = self.server.execute
+        server = self.server
+        execute = server.execute
+        call = server.call
+        by_sent_name = server._by_sent_name
         fast_lane = self.master.fast_lane.run
         out = self.out
         resp3 = client.resp3
@@ -178,7 +181,22 @@ class RespConnection(asyncio.Protocol):
                     break
             argv = commands[index]
             index += 1
-            reply = execute(client, argv)
+            cmd = by_sent_name.get(argv[0])
+            if (
+                cmd is not None
+                and (len(argv) == cmd.arity if cmd.arity > 0 else len(argv) >= -cmd.arity)
+                and client.multi is None
+                and server._unrestricted
+                and client.authenticated
+                and not (client.channels or client.patterns)
+            ):
+                # Server.execute's common case (the same test, in the same order of effects), without its
+                # call: ~7% of a pipelined command's instructions. Everything else goes through execute.
+                reply = call(client, cmd, argv)
+                if server.after_command is not None:
+                    server.after_command()
+            else:
+                reply = execute(client, argv)
             if reply is BLOCKED:
                 self.backlog.extendleft(reversed(commands[index:]))
                 break
@@ -193,6 +211,11 @@ class RespConnection(asyncio.Protocol):
             if reply is OK:  # SET's reply, as common as a bulk
                 out.append(OK_REPLY)
                 if client.close_requested:  # QUIT
+                    break
+                continue
+            if kind is int:  # INCR, LPUSH, SADD, HSET...: as common as OK, and saves encode_into's call
+                out.append(SMALL_INTS[reply + 1] if -1 <= reply <= 1023 else b":%d\r\n" % reply)
+                if client.close_requested:  # CLIENT KILL of itself
                     break
                 continue
             if isinstance(reply, CommandError):
@@ -598,10 +621,11 @@ class MasterActor:
             if server.active_expire_enabled and not server.loading:
                 server.keyspace.active_expire_cycle(period_s * 1000 * ACTIVE_EXPIRE_CPU_SHARE)
             now = time.monotonic()
-            self._ops_samples.append((now, server.stats.total_commands_processed))
+            processed = server.total_commands_processed
+            self._ops_samples.append((now, processed))
             first_t, first_n = self._ops_samples[0]
             if now > first_t:
-                self.ops_per_sec = int((server.stats.total_commands_processed - first_n) / (now - first_t))
+                self.ops_per_sec = int((processed - first_n) / (now - first_t))
             timeout_s = server.config["timeout"]
             if timeout_s:
                 for client in list(server.clients.values()):

@@ -73,7 +73,7 @@ class Stats:
     """Counters INFO stats reports; CONFIG RESETSTAT zeroes them."""
 
     total_connections_received: int = 0
-    total_commands_processed: int = 0
+    # (total_commands_processed is Server.total_commands_processed: the sum of the commands' own counters.)
     rejected_connections: int = 0
     net_input_bytes: int = 0
     net_output_bytes: int = 0
@@ -382,7 +382,8 @@ class Server:
             and client.authenticated
             and not (client.channels or client.patterns)
         ):
-            # The common case: none of the checks below can refuse this command.
+            # The common case: none of the checks below can refuse this command. (RespConnection._run in
+            # actors/loop/master.py makes this same test before calling ``call`` itself: keep the two alike.)
             reply = self.call(client, cmd, argv)
             if self.after_command is not None:
                 self.after_command()
@@ -478,8 +479,7 @@ class Server:
             latency.command_ran(self, "fast" in cmd.flags, duration_us)
         if duration_us >= self.slowlog_threshold_us >= 0 and cmd.name != "exec":
             self._log_slow(client, argv, duration_us)  # EXEC's commands are logged each (Redis: skip_slowlog)
-        cmd.calls += 1
-        self.stats.total_commands_processed += 1
+        cmd.calls += 1  # total_commands_processed is the sum of these (one increment per command, not two)
         if self.monitors and not cmd.is_admin:
             self._feed_monitors(client, argv)
         if keyspace.dirty != dirty_before:
@@ -492,6 +492,14 @@ class Server:
         elif client.propagate_as is not None:
             client.propagate_as = None
         return reply
+
+    @property
+    def total_commands_processed(self) -> int:
+        """INFO's total_commands_processed: every command run counts once in its own ``calls`` (call() and the
+        fast lane keep the two together, CONFIG RESETSTAT zeroes them together), so the total is their sum,
+        read when asked rather than kept by a second increment on every command."""
+        unique = {id(cmd): cmd for cmd in self.commands.values()}  # aliases share one Command
+        return sum(cmd.calls for cmd in unique.values())
 
     # -- propagation: the stream's state under the names the actors still use -----------------------------
 
