@@ -22,8 +22,8 @@ from actors.commands._util import (
     parse_int,
     parse_scan_args,
 )
-from actors.data.evict import STAMP_MASK, Policy, lfu_decayed, lru_idle_ms
 from actors.data import events
+from actors.data.evict import STAMP_MASK, Policy, lfu_decayed, lru_idle_ms
 from actors.data.keyspace import TYPE_NAMES
 from actors.data.stream import Stream
 from actors.data.types import ZSet

@@ -27,8 +27,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from actors.data.evict import AccessTracker
 from actors.data import events
+from actors.data.evict import AccessTracker
 from actors.data.kvstore import KvStore
 from actors.data.memory import MemoryAccount
 from actors.data.stream import Stream
