@@ -7,8 +7,9 @@ the replicas (``ReplicationActor``, a bus extension). They talk only through mes
 
 Layout:
     loop_side.py       Replication (``server.replication``, loop thread): ids, offsets, the per-tick Feed,
-                       WAIT / min-replicas, apply_stream, install_snapshot
+                       apply_stream, install_snapshot
     report.py          INFO replication and ROLE, read-only over Replication and the published views
+    waits.py           WAIT clients and the min-replicas refusal, over the published replica views
     messages.py        loop <-> actor messages, one frozen dataclass each
     states.py          LinkState / ReplicaState / JobState Enums and the views the actor publishes
     actor.py           ReplicationActor: registers with the bus; owns the backlog, the id mirror, publishing

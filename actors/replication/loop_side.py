@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import hiredis
@@ -29,11 +28,10 @@ from actors.replication.states import (
     BacklogView,
     LinkState,
     LinkView,
-    ReplicaState,
     ReplicaView,
 )
+from actors.replication.waits import Waits
 from actors.server.client import Client, ClientKind
-from actors.server.server import BLOCKED
 from protocol import errors
 from protocol.errors import CommandError
 
@@ -72,16 +70,6 @@ def _command_size(argv: list[bytes]) -> int:
     return size
 
 
-@dataclass
-class _Waiter:
-    """A client blocked in WAIT."""
-
-    client: Client
-    target_offset: int
-    numreplicas: int
-    timer: Any = None  # asyncio.TimerHandle of the timeout, None for WAIT ... 0
-
-
 class Replication:
     """Everything replication does on the loop thread; ``server.replication`` points here."""
 
@@ -117,8 +105,6 @@ class Replication:
         self.link_view = LinkView()
         self.replicas_view: tuple[ReplicaView, ...] = ()
         self.backlog_view: BacklogView | None = None
-        self.waiters: list[_Waiter] = []
-        self._getack_requested = False
         self.children = SnapshotChildren(self._tell)
         # Snapshot jobs asked for while another fork child ran: forked from the cron once none runs.
         self.snapshots_waiting: list[int] = []
@@ -143,10 +129,11 @@ class Replication:
         if server.persistence is not None:
             server.persistence.repl_info = self.rdb_repl_info
         master.stream_sinks.append(self.feed)
-        master.after_flush.append(self._after_flush)
+        self.waits = Waits(self)  # WAIT and min-replicas (waits.py)
+        master.after_flush.append(self.waits._after_flush)
         master.cron_jobs.append(self.cron)
         server.info_sections["replication"] = self.info
-        server.client_removed_hooks.append(self._client_removed)
+        server.client_removed_hooks.append(self.waits._client_removed)
         self.config.on_change("replica-serve-stale-data", lambda value: self._update_stale())
         self.config.on_change("min-replicas-to-write", lambda value: self._update_write_refusal())
         self.config.on_change("min-replicas-max-lag", lambda value: self._update_write_refusal())
@@ -487,7 +474,7 @@ class Replication:
         server.repl_feeding = False
         if server.write_refusal == errors.NOREPLICAS:
             server.write_refusal = None
-        self._unblock_waiters(CommandError(UNBLOCKED_ROLE_CHANGE))
+        self.waits._unblock_waiters(CommandError(UNBLOCKED_ROLE_CHANGE))
         self.gen += 1
         self.link_view = LinkView(state=LinkState.CONNECT)
         self._update_stale()
@@ -542,95 +529,22 @@ class Replication:
         stats = self.server.stats
         setattr(stats, name, getattr(stats, name) + 1)
 
-    # -- replicas, WAIT and min-replicas ----------------------------------------------------------------------
+    # -- replicas, WAIT and min-replicas (waits.py) --------------------------------------------------------
 
     def replicas_changed(self) -> None:
-        """The actor published new replica states or acks: wake WAIT clients, re-check min-replicas."""
-        if self.waiters:
-            for waiter in list(self.waiters):
-                count = self.count_acked(waiter.target_offset)
-                if count >= waiter.numreplicas:
-                    self._finish_wait(waiter, count)
-        self._update_write_refusal()
-
-    def count_acked(self, offset: int) -> int:
-        return sum(1 for r in self.replicas_view if r.state is ReplicaState.ONLINE and r.ack_offset >= offset)
+        self.waits.replicas_changed()
 
     def good_replicas(self) -> int:
-        max_lag_s = self.config["min-replicas-max-lag"]
-        now = time.monotonic()
-        return sum(
-            1
-            for r in self.replicas_view
-            if r.state is ReplicaState.ONLINE and int(now - r.ack_time_s) <= max_lag_s
-        )
+        return self.waits.good_replicas()
 
     def _min_replicas_enabled(self) -> bool:
-        return bool(self.config["min-replicas-to-write"]) and bool(self.config["min-replicas-max-lag"])
+        return self.waits._min_replicas_enabled()
 
     def _update_write_refusal(self) -> None:
-        server = self.server
-        refuse = (
-            self.master_host is None
-            and self._min_replicas_enabled()
-            and self.good_replicas() < self.config["min-replicas-to-write"]
-        )
-        if refuse:
-            if server.write_refusal is None:
-                server.write_refusal = errors.NOREPLICAS
-        elif server.write_refusal == errors.NOREPLICAS:
-            server.write_refusal = None
+        self.waits._update_write_refusal()
 
     def wait(self, client: Client, numreplicas: int, timeout_ms: int) -> Any:
-        """WAIT: the number of replicas that acked the current offset, blocking the client (not the node) until
-        enough did or the timeout passed."""
-        server = self.server
-        target = server.repl_offset
-        count = self.count_acked(target)
-        if count >= numreplicas or server.exec_propagation is not None or client.kind is ClientKind.INTERNAL:
-            return count
-        waiter = _Waiter(client, target, numreplicas)
-        if timeout_ms > 0:
-            loop = self.master.loop
-            assert loop is not None
-            waiter.timer = loop.call_later(timeout_ms / 1000.0, self._wait_timed_out, waiter)
-        client.blocked = waiter
-        self.waiters.append(waiter)
-        # Ask the replicas for their offsets now rather than at their next periodic ack: after this tick's
-        # flush (an after_flush hook), so the request follows the writes it is about on the stream.
-        self._getack_requested = True
-        self.master.schedule_flush()
-        return BLOCKED
-
-    def _after_flush(self) -> None:
-        if self._getack_requested:
-            self._getack_requested = False
-            self.resp.request_acks()
-            self._tell(m.RequestAcks())
-
-    def _wait_timed_out(self, waiter: _Waiter) -> None:
-        if waiter in self.waiters:
-            self._finish_wait(waiter, self.count_acked(waiter.target_offset))
-
-    def _finish_wait(self, waiter: _Waiter, reply: Any) -> None:
-        self.waiters.remove(waiter)
-        if waiter.timer is not None:
-            waiter.timer.cancel()
-        client = waiter.client
-        if client.blocked is waiter:
-            client.blocked = None
-        client.deliver(reply)
-
-    def _unblock_waiters(self, reply: Any) -> None:
-        for waiter in list(self.waiters):
-            self._finish_wait(waiter, reply)
-
-    def _client_removed(self, client: Client) -> None:
-        for waiter in list(self.waiters):
-            if waiter.client is client:
-                self.waiters.remove(waiter)
-                if waiter.timer is not None:
-                    waiter.timer.cancel()
+        return self.waits.wait(client, numreplicas, timeout_ms)
 
     # -- cron, RDB aux fields ------------------------------------------------------------------------------
 
