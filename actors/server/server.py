@@ -131,6 +131,8 @@ class Server:
         # add_monitor): changing one recomputes ``_unrestricted``, the single flag the dispatcher tests on every
         # command instead of seven.
         self._unrestricted = True
+        # The same without maxmemory's part: the fast lane runs then too, and does the memory check itself.
+        self._lane_open = True
         # Set while a dataset is loading: commands not flagged "loading" get -LOADING.
         self._loading = False
         # Replication role, maintained by the replication actor's loop-side handle.
@@ -228,7 +230,7 @@ class Server:
     # -- node-wide restrictions (see _unrestricted) ------------------------------------------------------
 
     def _restrictions_changed(self) -> None:
-        self._unrestricted = not (
+        self._lane_open = not (
             self._loading
             or (self._is_replica and self._replica_read_only)
             or self._refuse_stale
@@ -237,8 +239,8 @@ class Server:
             or self._script_busy is not None
             or bool(self.monitors)
             or 0 <= self.slowlog_threshold_us < SLOWLOG_FAST_LANE_FLOOR_US
-            or self.memory.tracking
         )
+        self._unrestricted = self._lane_open and not self.memory.tracking
 
     @property
     def loading(self) -> bool:
