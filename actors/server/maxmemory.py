@@ -189,7 +189,9 @@ class MemoryGuard:
         deadline = started + self.time_limit_us / 1e6
         dbs = keyspace.dbs
         select = self.pool.select
-        propagate = server.propagate
+        # A replica (replica-ignore-maxmemory no) evicts for itself only: as Redis's replicationFeedSlaves, it
+        # passes on its master's stream, never its own writes, so its offset stays the master's.
+        propagate = server.propagate if not server.is_replica else None
         evicted = 0
         result = EvictResult.OK
         while account.dataset_bytes + extra > limit:
@@ -199,7 +201,8 @@ class MemoryGuard:
                 break
             index, key = victim
             keyspace.delete(dbs[index], key)
-            propagate(index, [b"DEL", key])
+            if propagate is not None:
+                propagate(index, [b"DEL", key])
             evicted += 1
             if evicted % EVICT_CLOCK_CHECK_KEYS == 0 and time.perf_counter() > deadline:
                 result = EvictResult.RUNNING
