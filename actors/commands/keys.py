@@ -22,8 +22,9 @@ from actors.commands._util import (
     parse_int,
     parse_scan_args,
 )
+from actors.commands.memory import object_access
 from actors.data import events
-from actors.data.evict import STAMP_MASK, Policy, lfu_decayed, lru_idle_ms
+from actors.data.evict import STAMP_MASK
 from actors.data.keyspace import TYPE_NAMES
 from actors.data.stream import Stream
 from actors.data.types import ZSet
@@ -491,34 +492,6 @@ def object_encoding(value: Any, config: Config | None = None) -> str:
     if kind is Stream:
         return "stream"
     return "unknown"
-
-
-_LFU_NOT_SELECTED = (
-    "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when "
-    "switching between policies at runtime LRU and LFU data will take some time to adjust."
-)
-_LFU_SELECTED = (
-    "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when "
-    "switching between policies at runtime LRU and LFU data will take some time to adjust."
-)
-
-
-def object_access(client: Client, key: bytes, freq: bool) -> int:
-    """OBJECT FREQ (the decayed LFU counter) or IDLETIME (seconds since the last access), from the key's
-    access stamp (actors/data/evict.py). Stamps are kept while maxmemory or an eviction policy is set; without
-    them IDLETIME answers 0 (see the README's cache section)."""
-    policy = Policy(client.server.config["maxmemory-policy"])
-    if freq != policy.is_lfu:
-        raise CommandError(_LFU_NOT_SELECTED if freq else _LFU_SELECTED)
-    db = client.db
-    tracker = client.server.keyspace.tracker
-    stamp = db.meta.get(key) if db.meta is not None else None
-    if stamp is None or tracker is None:
-        return 0
-    stamp &= STAMP_MASK
-    if freq:
-        return lfu_decayed(stamp, tracker.decay_time_min)
-    return lru_idle_ms(stamp) // 1000
 
 
 @command(

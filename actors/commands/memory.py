@@ -1,4 +1,5 @@
-"""MEMORY: USAGE (an estimate of what a key costs this process), DOCTOR, PURGE, MALLOC-STATS, HELP.
+"""MEMORY: USAGE (an estimate of what a key costs this process), STATS, DOCTOR, PURGE, MALLOC-STATS, HELP;
+and OBJECT FREQ / IDLETIME's reading of a key's access stamp (``object_access``, for actors/commands/keys.py).
 
 MEMORY USAGE is an honest estimate of Python's own accounting, not Redis's allocator figures: ``sys.getsizeof``
 of the key, of the value's container(s), and of its elements. As Redis does, a collection's elements are
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.commands._util import parse_int
+from actors.data.evict import STAMP_MASK, Policy, lfu_decayed, lru_idle_ms
 from actors.data.memory import DEFAULT_SAMPLES, EXPIRE_SLOT_BYTES, KEY_SLOT_BYTES, alloc_bytes
 from actors.data.memory import estimate_value_bytes as estimate_value_bytes  # re-exported
 from protocol import errors
@@ -39,6 +41,34 @@ HELP = [
     "HELP",
     "    Prints this help.",
 ]
+
+
+_LFU_NOT_SELECTED = (
+    "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when "
+    "switching between policies at runtime LRU and LFU data will take some time to adjust."
+)
+_LFU_SELECTED = (
+    "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when "
+    "switching between policies at runtime LRU and LFU data will take some time to adjust."
+)
+
+
+def object_access(client: Client, key: bytes, freq: bool) -> int:
+    """OBJECT FREQ (the decayed LFU counter) or IDLETIME (seconds since the last access), from the key's
+    access stamp (actors/data/evict.py). Stamps are kept while maxmemory or an eviction policy is set; without
+    them IDLETIME answers 0 (see the README's cache section)."""
+    policy = Policy(client.server.config["maxmemory-policy"])
+    if freq != policy.is_lfu:
+        raise CommandError(_LFU_NOT_SELECTED if freq else _LFU_SELECTED)
+    db = client.db
+    tracker = client.server.keyspace.tracker
+    stamp = db.meta.get(key) if db.meta is not None else None
+    if stamp is None or tracker is None:
+        return 0
+    stamp &= STAMP_MASK
+    if freq:
+        return lfu_decayed(stamp, tracker.decay_time_min)
+    return lru_idle_ms(stamp) // 1000
 
 
 def memory_stats(client: Client) -> dict[bytes, Any]:

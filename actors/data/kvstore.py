@@ -210,23 +210,24 @@ class KvStore:
         expires = self.expires
         if expires and expires.pop(key, None) is not None:
             self._charge_delta(-EXPIRE_SLOT_BYTES)
-        self.recharge(key)
+        self.recharge(key, True)
 
     def _set_keep_ttl_tracked(self, key: bytes, value: Any) -> None:
         data = self.data
         if self._slot_keys is not None and key not in data:
             self._index_add(key)
         data[key] = value
-        self.recharge(key)
+        self.recharge(key, True)
 
     def _charge_delta(self, delta: int) -> None:
         self.used_bytes += delta
         self.account.dataset_bytes += delta
 
-    def recharge(self, key: bytes) -> None:
-        """Charge ``key`` for what its value costs now (after a write, or a change in place); a new key
-        gets a fresh access stamp, an existing one keeps its own (reads and writes stamp it through
-        ``note_access``, as lookups come first)."""
+    def recharge(self, key: bytes, accessed: bool = False) -> None:
+        """Charge ``key`` for what its value costs now (after a write, or a change in place). A new key gets
+        a fresh access stamp; an existing one is stamped as accessed when a value was stored (``accessed``:
+        Redis's SET looks the key up for writing first), else keeps its stamp (a change in place follows a
+        lookup, which stamped it)."""
         meta = self.meta
         if meta is None:
             return
@@ -240,7 +241,11 @@ class KvStore:
             meta[key] = charge << STAMP_BITS | self.tracker.new_stamp()
             self._charge_delta(charge)
         else:
-            meta[key] = charge << STAMP_BITS | (old & STAMP_MASK)
+            stamp = old & STAMP_MASK
+            if accessed:
+                assert self.tracker is not None
+                stamp = self.tracker.touched(stamp)
+            meta[key] = charge << STAMP_BITS | stamp
             self._charge_delta(charge - (old >> STAMP_BITS))
 
     def note_access(self, key: bytes) -> None:

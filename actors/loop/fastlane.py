@@ -58,7 +58,7 @@ class FastLane:
         server = self.server
         keyspace = server.keyspace
         if not (
-            server._unrestricted
+            server._lane_open
             and client.multi is None
             and client.authenticated
             and not client.channels
@@ -79,6 +79,12 @@ class FastLane:
         feeding = stream.aof_feeding or stream.repl_feeding
         propagate = stream.propagate
         null_reply = _NULL_RESP3 if client.resp3 else _NULL_RESP2
+        # maxmemory or an eviction policy (actors/server/maxmemory.py): reads stamp their key; a SET past the
+        # room left goes to the dispatcher, which evicts (or refuses) before it runs.
+        tracked = server.memory.tracking
+        note_access = db.note_access
+        account = keyspace.account
+        room = server.memory.room_bytes() if tracked else 0
         append = out.append
         gets = misses = sets = 0
         last = ""
@@ -101,6 +107,8 @@ class FastLane:
                         break  # lazy expiry is Keyspace.lookup's
                     value = get(key)
                     if type(value) is bytes:
+                        if tracked:
+                            note_access(key)
                         try:
                             out += (BULK_HEADERS[len(value)], value, CRLF)
                         except IndexError:
@@ -122,6 +130,8 @@ class FastLane:
                     except ValueError:
                         break
                     if name != b"SET" and name != b"set":
+                        break
+                    if tracked and account.dataset_bytes > room:
                         break
                     store(key, value)
                     if feeding:

@@ -13,8 +13,9 @@ policy and no key with a TTL), commands flagged ``denyoom`` (and anything queued
 Redis's ``-OOM`` error.
 
 While maxmemory is set or a policy other than noeviction is chosen, keys carry access stamps and memory
-charges (``Keyspace.start_tracking``) and the server's fast paths are off (``Server._unrestricted``), so a
-plain GET or SET stamps its key and cannot skip the check; with maxmemory 0 and noeviction none of this runs.
+charges (``Keyspace.start_tracking``), the dispatcher's fast path is off (``Server._unrestricted``) and the
+GET/SET fast lane stamps each key it reads and hands a SET to the dispatcher when the dataset is past
+``room_bytes()`` (so it evicts, or refuses, first); with maxmemory 0 and noeviction none of this runs.
 A replica with ``replica-ignore-maxmemory yes`` (the default) never evicts: its master's DELs keep it in line.
 """
 
@@ -148,6 +149,12 @@ class MemoryGuard:
 
     # -- the check ---------------------------------------------------------------------------------------
 
+    def room_bytes(self) -> int | float:
+        """What the dataset may reach before a command must evict first (the fast lane's check)."""
+        if not self.enforcing or self.server.loading:
+            return math.inf
+        return self.maxmemory_bytes - self.clients_bytes()
+
     def before_command(self, client: Client, cmd: Command) -> str | None:
         """Evict if needed; the OOM error if ``cmd`` must be refused, else None."""
         if not self.enforcing or self.server.loading:
@@ -182,7 +189,9 @@ class MemoryGuard:
         deadline = started + self.time_limit_us / 1e6
         dbs = keyspace.dbs
         select = self.pool.select
-        propagate = server.propagate
+        # A replica (replica-ignore-maxmemory no) evicts for itself only: as Redis's replicationFeedSlaves, it
+        # passes on its master's stream, never its own writes, so its offset stays the master's.
+        propagate = server.propagate if not server.is_replica else None
         evicted = 0
         result = EvictResult.OK
         while account.dataset_bytes + extra > limit:
@@ -192,7 +201,8 @@ class MemoryGuard:
                 break
             index, key = victim
             keyspace.delete(dbs[index], key)
-            propagate(index, [b"DEL", key])
+            if propagate is not None:
+                propagate(index, [b"DEL", key])
             evicted += 1
             if evicted % EVICT_CLOCK_CHECK_KEYS == 0 and time.perf_counter() > deadline:
                 result = EvictResult.RUNNING

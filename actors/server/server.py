@@ -155,6 +155,8 @@ class Server:
         # Features that need every command on the dispatcher's full path while they are on (keyspace
         # notifications, client tracking, CLIENT PAUSE ...): see ``restrict``.
         self._restricted_by: set[str] = set()
+        # The same without maxmemory's part: the fast lane runs then too, and does the memory check itself.
+        self._lane_open = True
         # Set while a dataset is loading: commands not flagged "loading" get -LOADING.
         self._loading = False
         # Replication role, maintained by the replication actor's loop-side handle.
@@ -263,7 +265,7 @@ class Server:
     # -- node-wide restrictions (see _unrestricted) ------------------------------------------------------
 
     def _restrictions_changed(self) -> None:
-        self._unrestricted = not (
+        self._lane_open = not (
             self._loading
             or (self._is_replica and self._replica_read_only)
             or self._refuse_stale
@@ -273,11 +275,11 @@ class Server:
             or bool(self.monitors)
             or bool(self.pubsub_shard_channels)
             or 0 <= self.slowlog_threshold_us < SLOWLOG_FAST_LANE_FLOOR_US
-            or self.memory.tracking
             or self.acl.enforcing
             or bool(self._restricted_by)
             or self._cluster is not None
         )
+        self._unrestricted = self._lane_open and not self.memory.tracking
 
     def restrict(self, feature: str, on: bool) -> None:
         """Keep commands off the fast paths (``_unrestricted``, the fast lane) while ``feature`` needs it."""

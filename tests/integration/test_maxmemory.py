@@ -128,6 +128,28 @@ def test_evictions_reach_the_replica_and_the_aof_as_dels(
     assert aof.count(b"*2\r\n$3\r\nDEL\r\n") == 6000 - count
 
 
+@pytest.mark.parametrize("ignore", ["yes", "no"])
+def test_a_replica_evicts_for_itself_only_with_replica_ignore_maxmemory_no(
+    node_factory: Callable[..., NodeProcess], ignore: str
+) -> None:
+    master = node_factory("m", repl_timeout=3, repl_ping_replica_period=1)
+    replica = node_factory(
+        "r", maxmemory=LIMIT_BYTES, maxmemory_policy="allkeys-lru", replica_ignore_maxmemory=ignore
+    )
+    mc, rc = master.client(), replica.client()
+    rc.execute_command("REPLICAOF", "127.0.0.1", master.port)
+    wait_for(lambda: rc.info("replication")["master_link_status"] == "up", 15, what="replica link up")
+    fill(mc, "k", 4000)
+    offset = mc.info("replication")["master_repl_offset"]
+    wait_for(lambda: rc.info("replication")["slave_repl_offset"] == offset, 10, what="the replica caught up")
+    if ignore == "yes":
+        assert rc.dbsize() == 4000 and evicted(rc) == 0
+    else:
+        assert evicted(rc) == 4000 - rc.dbsize() > 2000
+        assert used(rc) <= LIMIT_BYTES * SLACK
+    assert mc.dbsize() == 4000
+
+
 def test_config_set_maxmemory_lower_evicts_in_slices(node_factory: Callable[..., NodeProcess]) -> None:
     node = node_factory("n", maxmemory_policy="allkeys-random")
     c = node.client()
