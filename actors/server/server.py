@@ -390,7 +390,7 @@ class Server:
             if self.after_command is not None:
                 self.after_command()
             return reply
-        if not client.authenticated and not cmd.no_auth:
+        if not client.authenticated and not cmd.no_auth and self.acl.auth_required_by_default():
             return self._reject(client, cmd, errors.NOAUTH)
         if self.acl.enforcing:
             denial = self.acl.check_command(client, cmd, _full_name(cmd, argv), argv)

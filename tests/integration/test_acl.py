@@ -4,7 +4,9 @@ redis.conf's `user` lines, CLIENT LIST's user, and replication links that log in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -300,3 +302,21 @@ def test_client_kill_by_user(node: NodeProcess, r: redis.Redis) -> None:
     assert r.client_kill_filter(user="victim") == 1
     with pytest.raises(redis.ResponseError, match="No such user 'ghost'"):
         r.client_kill_filter(user="ghost")
+
+
+def test_clearing_requirepass_lets_waiting_connections_run_commands(
+    node: NodeProcess, r: redis.Redis
+) -> None:
+    r.config_set("requirepass", "pw")
+    try:
+        with socket.create_connection(("127.0.0.1", node.port), timeout=5) as sock:
+            sock.sendall(b"PING\r\n")
+            assert sock.recv(100) == b"-NOAUTH Authentication required.\r\n"
+            node.client(password="pw", protocol=2).config_set("requirepass", "")
+            sock.sendall(b"PING\r\n")
+            assert sock.recv(100) == b"+PONG\r\n"  # as Redis: the default user needs no password any more
+            sock.sendall(b"HELLO 2\r\n")
+            assert sock.recv(100).startswith(b"-NOAUTH HELLO must be called")  # but HELLO still wants AUTH
+    finally:
+        with contextlib.suppress(redis.AuthenticationError):
+            node.client(password="pw", protocol=2).config_set("requirepass", "")  # if the test stopped early
