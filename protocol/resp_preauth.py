@@ -49,11 +49,17 @@ class PreAuthGuard:
         self._skip = 0
         # Bulk headers still due in the current request; -1 between requests.
         self._left = -1
-        # Offset (in the carried-over bytes, negative if before this read) where the current request began.
+        # Offset in the current read where the current request began (negative: in an earlier read).
         self._cmd_offset = 0
 
     def check(self, data: bytes) -> PreAuthRefusal | None:
         """Walk ``data``; the first refused request's offset and reply, or None if every header is allowed."""
+        refusal = self._check(data)
+        if refusal is None:
+            self._cmd_offset -= len(data)  # relative to the next read from now on (negative: began before it)
+        return refusal
+
+    def _check(self, data: bytes) -> PreAuthRefusal | None:
         carried = len(self._pending)
         buf = self._pending + data if carried else data
         self._pending = b""
@@ -100,8 +106,6 @@ class PreAuthGuard:
         """Carry an incomplete header over to the next read (bounded: a longer one is the parser's error)."""
         rest = buf[start:]
         self._pending = rest if len(rest) <= _MAX_HEADER_BYTES else b""
-        if self._left < 0:
-            self._cmd_offset = 0
 
     def _refuse(self, kind: PreAuthRefusal) -> PreAuthRefusal:
         return PreAuthRefusal(max(self._cmd_offset, 0), kind.reply, kind.reason)

@@ -173,6 +173,9 @@ class Admission:
             return False  # queued before the shutdown: nothing of it is read (the cheap path of a flood)
         conn.last_frame_s = time.monotonic()
         if not self.password_needed():
+            # As Redis's clients: one that connected while no password was needed stays authenticated after
+            # CONFIG SET requirepass (a replica's link must not be timed out for it).
+            conn.state = PeerState.AUTHENTICATED
             return True
         size = sum(len(p) for p in parts) - len(identity)
         conn.preauth_bytes += size

@@ -267,3 +267,19 @@ def test_lag_is_the_age_of_the_master_offset_the_replica_is_at() -> None:
     assert bench._percentile(values, 50) == 50.0
     assert bench._percentile(values, 99) == 99.0
     assert bench._percentile([7.0], 99) == 7.0
+
+
+def test_bench_tls_section_compares_over_tls(tmp_path: Path) -> None:
+    """ops/bench --sections tls: both servers serve redis-benchmark --tls, each row has both figures."""
+    out_json = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "ops" / "bench"), "--quick", "--sections", "tls", "--timeout", "20",
+         "--json", str(out_json), "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=110, cwd=str(REPO), stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    rows = json.loads(out_json.read_text())["rows"]
+    assert {r["test"] for r in rows} == {"SET (TLS)", "GET (TLS)", "SET -P 16 (TLS)", "GET -P 16 (TLS)"}
+    for row in rows:
+        assert row["redis"]["error"] is None and row["redactor"]["error"] is None, row
+        assert row["redactor"]["value"] > 0 and row["redis"]["value"] > 0

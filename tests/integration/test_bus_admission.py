@@ -154,8 +154,6 @@ def test_bus_protected_mode_and_local_debug(node_factory: Callable[..., NodeProc
     with NativeClient("127.0.0.1", node.bus_port, timeout_ms=TIMEOUT_MS, retries=1) as client:
         assert client.call("PING") == "PONG"
     # enable-debug-command local: loopback only, on the bus as on the RESP port.
-    r = node.client()
-    r.config_set("protected-mode", "no")
     node2 = node_factory("node2", bind=f"127.0.0.1 {host}", protected_mode="no", enable_debug_command="local")
     with NativeClient(host, node2.bus_port, timeout_ms=TIMEOUT_MS, retries=1) as client:
         with pytest.raises(ReplyError, match="DEBUG command not allowed"):
