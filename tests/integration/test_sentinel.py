@@ -503,3 +503,31 @@ def test_promoted_replica_config_file_is_rewritten(
     finally:
         s.stop()
         replica.stop()
+
+
+def test_redactor_cli_talks_resp_to_a_sentinel(
+    node_factory: Callable[..., NodeProcess], tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.harness import REPO
+
+    master = node_factory("m")
+    s = SentinelProcess(tmp_path, "s", master.port, quorum=1).start()
+    try:
+        cli = [sys.executable, "-m", "launcher.main", "cli", "-p", str(s.port)]
+        run = subprocess.run(
+            [*cli, "sentinel", "get-master-addr-by-name", MASTER_NAME],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=30,
+        )
+        assert (run.returncode, run.stdout) == (0, f"127.0.0.1\n{master.port}\n")
+        run = subprocess.run([*cli, "get", "x"], capture_output=True, text=True, cwd=REPO, timeout=30)
+        assert (
+            run.returncode == 1 and "ERR unknown command 'get', with args beginning with: 'x'" in run.stdout
+        )
+    finally:
+        s.stop()
