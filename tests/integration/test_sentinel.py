@@ -131,6 +131,7 @@ def test_discovery_matches_redis_sentinel_replies(topology: Topology) -> None:
     pubsub.close()
 
 
+@pytest.mark.slow
 def test_kill9_failover_redis_py_keeps_writing_and_old_master_rejoins(
     topology: Topology, recorder: EventRecorder
 ) -> None:
@@ -304,6 +305,7 @@ def test_no_good_replica_when_every_priority_is_zero(topology: Topology) -> None
         r.execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
 
 
+@pytest.mark.slow
 def test_no_majority_no_failover_until_sentinels_return(topology: Topology, recorder: EventRecorder) -> None:
     s0, s1, s2 = topology.sentinels
     recorder.watch(s0)
