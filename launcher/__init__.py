@@ -8,6 +8,7 @@ Layout:
     node.py      one node process: builds the Server, starts the actors, runs the master loop
     sentinel.py  one sentinel process: sentinel.conf checks, the monitor and its RESP listener (actors/sentinel/)
     shell.py     `redactor cli`, the interactive client shell over ZeroMQ
+    resp_shell_client.py  the shell's RESP client, for servers with no bus (sentinels, redis-server)
     topology/    `redactor up/down/status/logs`: whole topologies of node processes (spec, supervise,
                  status, cli; see its layout block)
 

@@ -194,6 +194,20 @@ def _blocking_wait_ms(argv: list[bytes]) -> int | None:
     return None
 
 
+def _speaks_resp_only(host: str, port: int, bus_port: int) -> bool:
+    """A server with no bus (a sentinel, a redis-server): its RESP port accepts, its bus port does not."""
+    import socket
+
+    def accepts(p: int) -> bool:
+        try:
+            with socket.create_connection((host, p), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    return not accepts(bus_port) and accepts(port)
+
+
 class Shell:
     """One shell session: a client, an output mode and the state the prompt shows."""
 
@@ -206,15 +220,21 @@ class Shell:
         self.err = err if err is not None else sys.stderr
         self.timeout_ms: int = args.timeout_ms
         self.connected = True
+        self.client: Any
         bus_port = bus_port_for(self.port, args.bus_port)
-        self.client = NativeClient(
-            self.host,
-            bus_port,
-            args.timeout_ms,
-            args.retries,
-            self._on_reconnect,
-            curve=_curve_option(args),
-        )
+        if _speaks_resp_only(self.host, self.port, bus_port):
+            from launcher.resp_shell_client import RespShellClient
+
+            self.client = RespShellClient(self.host, self.port, args.timeout_ms)
+        else:
+            self.client = NativeClient(
+                self.host,
+                bus_port,
+                args.timeout_ms,
+                args.retries,
+                self._on_reconnect,
+                curve=_curve_option(args),
+            )
 
     @property
     def address(self) -> str:

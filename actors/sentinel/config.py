@@ -21,6 +21,7 @@ from actors.sentinel.state import (
     Instance,
     Kind,
     SentinelState,
+    now_ms,
 )
 from protocol.errors import ProtocolError
 from protocol.resp_parse import split_inline
@@ -262,6 +263,7 @@ def add_replica(master: Instance, ip: str, port: int) -> Instance | None:
 def add_sentinel(master: Instance, ip: str, port: int, runid: str) -> Instance:
     sentinel = Instance(Kind.SENTINEL, runid, ip, port, master=master, runid=runid, flags=Flag.SENTINEL)
     sentinel.down_after_ms = master.down_after_ms
+    sentinel.last_hello_ms = now_ms()  # Redis starts the count at creation
     master.sentinels[runid] = sentinel
     return sentinel
 

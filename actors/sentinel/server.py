@@ -134,7 +134,7 @@ class SentinelClient:
             index = 1
         while index < len(args):
             option = args[index].lower()
-            if option == b"auth" and index + 2 < len(args) + 0 + 1:
+            if option == b"auth" and index + 2 < len(args):
                 self.auth(args[index + 1 : index + 3])
                 index += 3
             elif option == b"setname" and index + 1 < len(args):

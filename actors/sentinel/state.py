@@ -235,7 +235,7 @@ class Instance:
             ]  # fmt: skip
         if self.kind is Kind.SENTINEL:
             out += [
-                "last-hello-message", now - self.last_hello_ms if self.last_hello_ms else now,
+                "last-hello-message", now - self.last_hello_ms,
                 "voted-leader", self.leader or "?", "voted-leader-epoch", self.leader_epoch,
             ]  # fmt: skip
         return [value if isinstance(value, bytes) else str(value).encode() for value in out]

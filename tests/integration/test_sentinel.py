@@ -131,6 +131,7 @@ def test_discovery_matches_redis_sentinel_replies(topology: Topology) -> None:
     pubsub.close()
 
 
+@pytest.mark.slow
 def test_kill9_failover_redis_py_keeps_writing_and_old_master_rejoins(
     topology: Topology, recorder: EventRecorder
 ) -> None:
@@ -304,6 +305,7 @@ def test_no_good_replica_when_every_priority_is_zero(topology: Topology) -> None
         r.execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
 
 
+@pytest.mark.slow
 def test_no_majority_no_failover_until_sentinels_return(topology: Topology, recorder: EventRecorder) -> None:
     s0, s1, s2 = topology.sentinels
     recorder.watch(s0)
@@ -503,3 +505,31 @@ def test_promoted_replica_config_file_is_rewritten(
     finally:
         s.stop()
         replica.stop()
+
+
+def test_redactor_cli_talks_resp_to_a_sentinel(
+    node_factory: Callable[..., NodeProcess], tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.harness import REPO
+
+    master = node_factory("m")
+    s = SentinelProcess(tmp_path, "s", master.port, quorum=1).start()
+    try:
+        cli = [sys.executable, "-m", "launcher.main", "cli", "-p", str(s.port)]
+        run = subprocess.run(
+            [*cli, "sentinel", "get-master-addr-by-name", MASTER_NAME],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=30,
+        )
+        assert (run.returncode, run.stdout) == (0, f"127.0.0.1\n{master.port}\n")
+        run = subprocess.run([*cli, "get", "x"], capture_output=True, text=True, cwd=REPO, timeout=30)
+        assert (
+            run.returncode == 1 and "ERR unknown command 'get', with args beginning with: 'x'" in run.stdout
+        )
+    finally:
+        s.stop()

@@ -24,7 +24,11 @@ from tests.sentinel_harness import (
     wait_discovered,
 )
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs Debian's redis-server")
+pytestmark = [
+    pytest.mark.compat,
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs Debian's redis-server"),
+]
 
 
 class RealNode:
