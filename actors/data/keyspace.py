@@ -49,6 +49,8 @@ SCAN_SNAPSHOTS_KEPT = 32
 
 TYPE_NAMES: dict[type, bytes] = {bytes: b"string", deque: b"list", dict: b"hash", set: b"set", ZSet: b"zset"}
 TYPE_NAMES[Stream] = b"stream"
+# The "new key" event class, as a module constant: Keyspace.set tests it on every call.
+_NEW = events.NEW
 
 
 class Database(KvStore):
@@ -177,7 +179,7 @@ class Keyspace:
 
     def set(self, db: Database, key: bytes, value: Any, keep_ttl: bool = False) -> None:
         """Store ``value`` under ``key``, dropping its TTL unless ``keep_ttl``. Signals the change."""
-        if self.notify_flags & events.NEW and key not in db.data:
+        if self.notify_flags & _NEW and key not in db.data:
             db.add(key, value)
             self.touch(db, key)
             self.on_event(db.id, b"new", key)

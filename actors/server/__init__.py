@@ -17,4 +17,5 @@ Layout:
     pause.py      CLIENT PAUSE / UNPAUSE: held commands wait (not refused) until the pause ends
     reply_mode.py CLIENT REPLY ON / OFF / SKIP: the replies a client asked not to get are dropped
     wrappers.py   wrappers around Server.execute for features in use (reply modes, tracking): zero cost otherwise
+    tracking.py   client-side caching: CLIENT TRACKING tables, invalidation messages (RESP3 push, RESP2 redirect)
 """
