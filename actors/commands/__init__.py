@@ -19,6 +19,7 @@ Layout (one module per family, each registering its commands with ``@command`` o
     persistence.py  SAVE, BGSAVE, ...  (over PersistencePort)
     replication.py  REPLICAOF, WAIT, ...  (over ReplicationPort)
     cluster.py      CLUSTER, ASKING, READONLY, READWRITE  (over ClusterPort)
+    migrate.py      MIGRATE, RESTORE-ASKING
     streams.py      XADD, XRANGE, XTRIM, XSETID, ...  streams_read.py XREAD, XREADGROUP (+ BLOCK)
     streams_groups.py XGROUP, XACK, XPENDING, XCLAIM, XAUTOCLAIM       streams_info.py XINFO
     scripting.py    EVAL, EVALSHA, SCRIPT ...         functions.py    FUNCTION ..., FCALL (over actors/scripting)

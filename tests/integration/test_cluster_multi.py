@@ -108,6 +108,13 @@ def raw(port: int, *args: bytes) -> bytes:
     return data
 
 
+def check_passes(port: int) -> bool:
+    proc = subprocess.run(
+        ["redis-cli", "--cluster", "check", f"127.0.0.1:{port}"], capture_output=True, timeout=30
+    )
+    return proc.returncode == 0
+
+
 def measure_failover(ports: Sequence[int], kill: Callable[[int], None]) -> tuple[float, int]:
     """kill -9 the master of ``foo`` under a RedisCluster writer: (seconds to its first success, errors)."""
     startup = [ClusterNode("127.0.0.1", p) for p in ports]
@@ -133,6 +140,7 @@ def measure_failover(ports: Sequence[int], kill: Callable[[int], None]) -> tuple
         cluster.close()
 
 
+@pytest.mark.timeout(400)
 def test_create_redirect_failover_rejoin_and_restart(
     node_factory: Callable[..., NodeProcess],
     redis_servers: Callable[..., RedisServer],
@@ -262,3 +270,83 @@ def test_create_redirect_failover_rejoin_and_restart(
         f"redis-server {redis_seconds:.2f}s ({redis_errors} errors); node-timeout {NODE_TIMEOUT_MS} ms"
     )
     assert seconds < FAILOVER_LIMIT_S, (seconds, redis_seconds)
+
+
+@pytest.mark.timeout(400)
+def test_reshard_moves_keys_with_ask_and_tryagain_on_the_way(
+    node_factory: Callable[..., NodeProcess],
+) -> None:
+    """C-12 (without the concurrent load): redis-cli --cluster reshard moves slots and their keys with
+    SETSLOT IMPORTING / MIGRATING, GETKEYSINSLOT and MIGRATE; a raw probe in between sees ASK and TRYAGAIN."""
+    nodes = [
+        node_factory(f"n{i}", cluster_enabled="yes", cluster_node_timeout=NODE_TIMEOUT_MS) for i in range(6)
+    ]
+    ports = [n.port for n in nodes]
+    create(ports, "redactor")
+    wait_ok(ports, 6)
+    cluster = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", p) for p in ports])
+    for i in range(500):
+        cluster.set(f"key:{i}", i)
+    cluster.close()
+    source_id, source_port = owner_of(ports[0], 0)
+    target_id, target_port = owner_of(ports[0], 16383)
+
+    # By hand, one slot: ASK for a missing key, TRYAGAIN for a mix, the key readable with ASKING.
+    slot = 12182 if source_port == owner_of(ports[0], 12182)[1] else 0
+    key = b"foo" if slot == 12182 else b"{06S}a"  # "06S" hashes to slot 0
+    with redis.Redis(port=source_port) as client:
+        slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+        assert owner_of(ports[0], slot)[1] == source_port
+        client.set(key, b"v")
+    assert (
+        raw(target_port, b"CLUSTER", b"SETSLOT", b"%d" % slot, b"IMPORTING", source_id.encode()) == b"+OK\r\n"
+    )
+    assert (
+        raw(source_port, b"CLUSTER", b"SETSLOT", b"%d" % slot, b"MIGRATING", target_id.encode()) == b"+OK\r\n"
+    )
+    tag = b"foo" if key == b"foo" else b"06S"
+    missing = b"{%s}never-written" % tag
+    assert (
+        raw(source_port, b"MGET", key, missing)
+        == b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n"
+    )
+    assert raw(source_port, b"MIGRATE", b"127.0.0.1", b"%d" % target_port, key, b"0", b"5000") == b"+OK\r\n"
+    assert raw(source_port, b"GET", key) == b"-ASK %d 127.0.0.1:%d\r\n" % (slot, target_port)
+    assert raw(target_port, b"GET", key) == b"-MOVED %d 127.0.0.1:%d\r\n" % (slot, source_port)
+    with socket.create_connection(("127.0.0.1", target_port), timeout=5) as sock:
+        sock.sendall(b"*1\r\n$6\r\nASKING\r\n*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key))
+        data = b""
+        while data.count(b"\r\n") < 3:
+            data += sock.recv(4096)
+        assert data == b"+OK\r\n$1\r\nv\r\n"
+    for port in (target_port, source_port):
+        assert raw(port, b"CLUSTER", b"SETSLOT", b"%d" % slot, b"NODE", target_id.encode()) == b"+OK\r\n"
+    wait_for(lambda: check_passes(ports[0]), 30, what="every node to agree on the slot moved by hand")
+
+    proc = subprocess.run(
+        ["redis-cli", "--cluster", "reshard", f"127.0.0.1:{ports[0]}", "--cluster-from", source_id]
+        + ["--cluster-to", target_id, "--cluster-slots", "100", "--cluster-yes"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    wait_for(
+        lambda: (
+            subprocess.run(
+                ["redis-cli", "--cluster", "check", f"127.0.0.1:{ports[0]}"], capture_output=True, timeout=30
+            ).returncode
+            == 0
+        ),
+        30,
+        what="redis-cli --cluster check to pass after the reshard",
+    )
+    cluster = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", p) for p in ports])
+    assert [int(cluster.get(f"key:{i}") or -1) for i in range(500)] == list(range(500))
+    cluster.close()
+    total = 0
+    for port in ports:
+        if "master" in nodes_of(port)[0][2]:
+            with redis.Redis(port=port) as client:
+                total += int(client.dbsize())
+    assert total == 501
