@@ -461,24 +461,28 @@ class RequestParser:
 
     def _parse_inline(self, out: list[list[bytes]]) -> None:
         buf = self._inline
-        while buf and buf[:1] != b"*":
-            newline = buf.find(b"\n")
+        # Walked by position: slicing the rest off after each line would copy it once per line.
+        pos = 0
+        end = len(buf)
+        while pos < end and buf[pos] != 0x2A:  # a '*' starts a multibulk request
+            newline = buf.find(b"\n", pos)
             if newline < 0:
-                if len(buf) > self._max_inline_bytes:
+                if end - pos > self._max_inline_bytes:
                     raise ProtocolError("too big inline request")
                 break
-            line = buf[:newline]
-            buf = buf[newline + 1 :]
+            line = buf[pos:newline]
+            pos = newline + 1
             if line.endswith(b"\r"):
                 line = line[:-1]
             argv = split_inline(line)
             if argv:
                 out.append(argv)
-        if buf[:1] == b"*":
+        rest = buf[pos:] if pos else buf
+        if rest[:1] == b"*":
             self._inline = b""
-            self._feed_reader(buf)
+            self._feed_reader(rest)
         else:
-            self._inline = buf
+            self._inline = rest
 
 
 def _header_int(buf: bytes, start: int, end: int) -> int | None:
@@ -528,6 +532,10 @@ _ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b", 
 
 def split_inline(line: bytes) -> list[bytes]:
     """Split an inline request into arguments like Redis's ``sdssplitargs``: quotes, escapes, ``\\xHH``."""
+    if b'"' not in line and b"'" not in line:
+        # No quotes: sdssplitargs only splits on its whitespace, which is exactly bytes.split()'s (space, \t,
+        # \n, \r, \v, \f); a backslash outside quotes is an ordinary byte. PING_INLINE's case, in C.
+        return line.split()
     args: list[bytes] = []
     i, n = 0, len(line)
     while True:

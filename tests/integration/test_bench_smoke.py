@@ -108,6 +108,56 @@ def test_bench_quick_prints_every_section_with_a_ratio_and_stops_what_it_started
     assert any(c.startswith("redis-benchmark -h 127.0.0.1 -p ") for c in report["commands"])
 
 
+# redis-benchmark 7.0's default test set, as its CSV names them.
+DEFAULT_BENCHMARK_TESTS = (
+    "PING_INLINE",
+    "PING_MBULK",
+    "SET",
+    "GET",
+    "INCR",
+    "LPUSH",
+    "RPUSH",
+    "LPOP",
+    "RPOP",
+    "SADD",
+    "HSET",
+    "SPOP",
+    "ZADD",
+    "ZPOPMIN",
+    "LPUSH (needed to benchmark LRANGE)",
+    "LRANGE_100 (first 100 elements)",
+    "LRANGE_300 (first 300 elements)",
+    "LRANGE_500 (first 500 elements)",
+    "LRANGE_600 (first 600 elements)",
+    "MSET (10 keys)",
+)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_bench_all_commands_measures_every_default_test_at_both_depths(tmp_path: Path) -> None:
+    out_json = tmp_path / "bench.json"
+    argv = [sys.executable, str(REPO / "ops" / "bench"), "--quick", "--requests", "300", "--timeout", "20"]
+    argv += ["--sections", "all-commands", "--json", str(out_json), "--workdir", str(tmp_path)]
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=280, cwd=str(REPO), stdin=subprocess.DEVNULL
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    report = json.loads(out_json.read_text())
+    rows = {r["test"]: r for r in report["rows"] if r["section"] == "all-commands"}
+    expected = [*DEFAULT_BENCHMARK_TESTS, *(f"{t} -P 16" for t in DEFAULT_BENCHMARK_TESTS)]
+    assert sorted(rows) == sorted(expected)
+    for row in rows.values():  # every test redis-benchmark has runs against redactor without an error reply
+        for kind in ("redis", "redactor"):
+            assert row[kind]["error"] is None, row
+            assert math.isfinite(row[kind]["value"]) and row[kind]["value"] > 0, row
+    assert "P1: geometric mean of 20 ratios" in done.stdout
+    assert "P16: geometric mean of 20 ratios" in done.stdout
+    for server in report["servers"]:
+        for pid in server["pids"]:
+            assert _pid_gone(pid), server
+
+
 def test_bench_rejects_an_unknown_section() -> None:
     done = subprocess.run(
         [sys.executable, str(REPO / "ops" / "bench"), "--sections", "core,nonsense"],

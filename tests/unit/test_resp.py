@@ -360,3 +360,17 @@ def test_the_inline_and_multibulk_limits_come_from_the_limits_object() -> None:
 def test_a_multibulk_limit_the_count_screen_cannot_enforce_is_refused() -> None:
     with pytest.raises(ValueError):
         Limits(max_multibulk_len=1000)
+
+
+def test_split_inline_without_quotes_matches_the_quoting_parser() -> None:
+    # Lines without quotes take a shortcut (bytes.split). Appending a quoted empty argument sends the same line
+    # through the character-by-character parser, which must find the same arguments before it.
+    seed = random.randrange(2**32)
+    print("seed", seed)
+    rng = random.Random(seed)
+    alphabet = b"ab\\x01 \t\r\n\x0b\x0c\x00\xff" + bytes(range(0x21, 0x7F)).replace(b'"', b"").replace(
+        b"'", b""
+    )
+    for _ in range(2000):
+        line = bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 24)))
+        assert split_inline(line + b' ""') == [*split_inline(line), b""], line
