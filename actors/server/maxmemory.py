@@ -31,6 +31,7 @@ import structlog
 from actors.data.evict import AccessTracker, EvictionPool, Policy
 from actors.data.memory import estimate_dataset_bytes
 from actors.server.client import ClientKind
+from actors.server.notify import notify_evicted
 
 if TYPE_CHECKING:
     from actors.commands import Command
@@ -203,6 +204,7 @@ class MemoryGuard:
             keyspace.delete(dbs[index], key)
             if propagate is not None:
                 propagate(index, [b"DEL", key])
+            notify_evicted(server, index, key)
             evicted += 1
             if evicted % EVICT_CLOCK_CHECK_KEYS == 0 and time.perf_counter() > deadline:
                 result = EvictResult.RUNNING
