@@ -48,8 +48,8 @@ log = structlog.get_logger("redactor.replication")
 
 # The EOF mark of a diskless-form snapshot is this many random bytes (Redis's CONFIG_RUN_ID_SIZE).
 EOF_MARK_BYTES = 40
-# What one replica may hold queued (stream bytes it does not read): Redis's default hard
-# client-output-buffer-limit for replicas; past it the replica is dropped.
+# What one replica may hold queued (stream bytes it does not read) unless client-output-buffer-limit's
+# replica class says otherwise: Redis's default hard limit; past it the replica is dropped.
 OUTPUT_LIMIT_BYTES = 256 * 1024 * 1024
 # A replica that sends more than this without a command end is not a Redis replica.
 READ_LIMIT_BYTES = 1024 * 1024
@@ -83,7 +83,9 @@ def attach(primary: PrimarySide, message: m.AttachRespReplica) -> None:
         bus.actor_ref.tell(event)
         bus.wake()
 
-    link = RespReplicaLink(identity, message.fd, message.capa, message.sync, report)
+    # client-output-buffer-limit's replica class: its hard limit (Redis checks the soft one over time too).
+    hard_bytes = primary.config["client-output-buffer-limit"].get("slave", (0, 0, 0))[0]
+    link = RespReplicaLink(identity, message.fd, message.capa, message.sync, report, hard_bytes)
     link.write(message.pending)
     if not primary.actor.ready:
         link.send_frame(peer.Error(errors.LOADING))
@@ -124,6 +126,7 @@ class RespReplicaLink:
         capa: frozenset[bytes],
         sync: bool,
         report: Callable[[RespAck | RespClosed], None],
+        limit_bytes: int = OUTPUT_LIMIT_BYTES,
     ) -> None:
         self.identity = identity
         self.sock = socket.socket(fileno=fd)
@@ -132,6 +135,7 @@ class RespReplicaLink:
         self.capa_psync2 = b"psync2" in capa
         self.sync = sync
         self._report = report
+        self.limit_bytes = limit_bytes  # 0: no limit, as client-output-buffer-limit's 0
         self._queue: deque[bytes] = deque()
         self._cond = threading.Condition()
         self.queued_bytes = 0  # bytes queued and not yet written: the snapshot window reads it
@@ -194,7 +198,7 @@ class RespReplicaLink:
                 return
             (self._queue if self._held is None else self._held).append(data)
             self.queued_bytes += len(data)
-            over = self.queued_bytes > OUTPUT_LIMIT_BYTES
+            over = 0 < self.limit_bytes < self.queued_bytes
             self._cond.notify()
         if over:
             self._fail("replica output buffer limit reached")
