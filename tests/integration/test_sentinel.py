@@ -486,7 +486,6 @@ class ConfigFileNode(NodeProcess):
         return [*argv[:4], str(self.conf), *argv[4:]]
 
 
-@pytest.mark.xfail(strict=False, reason="needs h-nodeside: CONFIG REWRITE on data nodes")
 def test_promoted_replica_config_file_is_rewritten(
     node_factory: Callable[..., NodeProcess], tmp_path: Path
 ) -> None:
