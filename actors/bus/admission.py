@@ -157,7 +157,8 @@ class Admission:
     # -- what the bus asks -----------------------------------------------------------------------------
 
     def password_needed(self) -> bool:
-        return bool(self.server.requirepass)
+        # Read from the bus thread: ACL's default user is replaced whole on change, never half-updated.
+        return self.server.acl.auth_required_by_default()
 
     def admit(self, parts: list[zmq.Frame]) -> bool:
         """A multipart message from the router (identity first): may it go on to be decoded and handled?"""

@@ -41,7 +41,11 @@ _REPLCONF_OPTIONS = (
     b"ack",
     b"getack",
     b"rdb-filter-only",
+    b"redactor-probe",
 )
+# A replica's link asks this before anything else: a redactor master says so, and the link goes over the node
+# bus; a Redis master refuses the option and the link speaks Redis's PSYNC (actors/replication/redis_master.py).
+REDACTOR_PROBE_REPLY = "REDACTOR"  # a status reply: +REDACTOR
 
 
 def _replication(client: Client) -> ReplicationPort:
@@ -141,6 +145,8 @@ def cmd_replconf(client: Client, argv: list[bytes]) -> Any:
             client.repl_listening_port = parse_int(value, errors.NOT_INTEGER)
         elif option == b"ip-address":
             client.repl_ip = value.decode("utf-8", "replace")
+        elif option == b"redactor-probe":
+            return REDACTOR_PROBE_REPLY
         elif option == b"capa":
             client.repl_capa.add(value.lower())
         elif option == b"getack" and client.kind is ClientKind.MASTER:

@@ -1,8 +1,9 @@
 """The link of a redactor replica to its master over RESP (bus thread side): how a redactor node tells a
 redactor master from a redis-server, and how it replicates from a redis-server with Redis's own PSYNC.
 
-Every link starts here: a TCP connection to the master's RESP port, PING, AUTH (masterauth), then
-``INFO server``. A redactor master says ``redactor_version``: the probe ends and the link goes on over the
+Every link starts here: a TCP connection to the master's RESP port, PING, AUTH (masteruser/masterauth),
+then ``REPLCONF redactor-probe 1`` (REPLCONF: a replication user may run it where INFO would be refused).
+A redactor master answers ``+REDACTOR``: the probe ends and the link goes on over the
 node bus (replica.py's DEALER); so does a master whose RESP port cannot be reached, for a short while
 (``PROBE_RETRY_S`` in replica.py), after which the probe runs again. Any other master is a Redis: the handshake goes on as Redis's replica does it
 (``REPLCONF listening-port``, ``REPLCONF capa eof capa psync2``, ``PSYNC <replid> <offset>``), and what comes
@@ -41,6 +42,9 @@ READ_BYTES = 256 * 1024
 EOF_MARK_BYTES = 40
 # A reply line of the handshake longer than this is not from a Redis master.
 MAX_LINE_BYTES = 64 * 1024
+# The probe: a REPLCONF option only redactor nodes know, and their answer to it.
+PROBE_OPTION = b"redactor-probe"
+PROBE_REPLY = b"+REDACTOR"
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,7 @@ class RespMasterConn:
                     pass
 
     def _handshake(self) -> bool:
-        """PING, AUTH, INFO server: True for a redactor master, else REPLCONF as Redis's replica does."""
+        """PING, AUTH, the probe: True for a redactor master, else REPLCONF as Redis's replica does."""
         self._write(_command(b"PING"))
         reply = self._line()
         # As Redis's replica: a master that wants AUTH first answers PING with NOAUTH or NOPERM, which is fine.
@@ -160,9 +164,10 @@ class RespMasterConn:
             user = [self._user.encode()] if self._user else []
             self._write(_command(b"AUTH", *user, self._auth.encode()))
             self._expect_ok("AUTH")
-        self._write(_command(b"INFO", b"server"))
-        info = self._bulk()
-        if b"\nredactor_version:" in b"\n" + info:
+        # REPLCONF, which any user a replica logs in as may run: a redactor node answers +REDACTOR, a Redis
+        # node refuses the option it does not know (-ERR Unrecognized REPLCONF option).
+        self._write(_command(b"REPLCONF", PROBE_OPTION, b"1"))
+        if self._line().startswith(PROBE_REPLY):
             return True
         self._write(_command(b"REPLCONF", b"listening-port", b"%d" % self._listening_port))
         self._expect_ok("REPLCONF listening-port")
@@ -282,17 +287,6 @@ class RespMasterConn:
             if len(self._buf) > MAX_LINE_BYTES:
                 raise _Lost("reply line too long")
             self._buf += self._recv()
-
-    def _bulk(self) -> bytes:
-        header = self._line()
-        if not header.startswith(b"$"):
-            raise _Lost(f"master answered INFO with {header[:80]!r}")
-        size = int(header[1:])
-        while len(self._buf) < size + 2:
-            self._buf += self._recv()
-        data = bytes(self._buf[:size])
-        del self._buf[: size + 2]
-        return data
 
     def _expect_ok(self, what: str) -> None:
         reply = self._line()
