@@ -52,7 +52,9 @@ def _read_replies(sock: socket.socket, count: int) -> list[Any]:
     return replies
 
 
-@command("migrate", -6, "write random", (0, 0, 0), "keyspace", "Atomically transfer a key to another instance")
+@command(
+    "migrate", -6, "write random", (0, 0, 0), "keyspace", "Atomically transfer a key to another instance"
+)
 def cmd_migrate(client: Client, argv: list[bytes]) -> Any:
     copy = replace = False
     auth: list[bytes] = []
