@@ -97,6 +97,9 @@ class Cluster:
     def info_section(self) -> list[tuple[str, Any]]:
         return [("cluster_enabled", 1)]
 
+    def publish(self, channel: bytes, message: bytes) -> None:
+        self.broadcast(clusterbus.Publish(channel, message), "publish")
+
     # -- persistence of the state -------------------------------------------------------------------------
 
     def save(self) -> None:

@@ -23,6 +23,7 @@ import structlog
 
 from actors.cluster import failover
 from actors.cluster.state import ClusterNode, LinkState
+from actors.commands.pubsub import publish
 from protocol.clusterbus import (
     AuthAck,
     AuthRequest,
@@ -134,6 +135,7 @@ def handle(cluster: Cluster, frame: ClusterFrame) -> None:
         failover.on_mfoffset(cluster, frame)
     elif isinstance(frame, Publish):
         _count(cluster, "publish")
+        publish(cluster.server, frame.channel, frame.message)
 
 
 def _on_gossip(cluster: Cluster, msg: Gossip) -> None:

@@ -185,8 +185,11 @@ def cmd_punsubscribe(client: Client, argv: list[bytes]) -> Any:
 @command("publish", 3, "pubsub loading stale fast", (0, 0, 0), "pubsub", "Post a message to a channel")
 def cmd_publish(client: Client, argv: list[bytes]) -> Any:
     server = client.server
-    # To the replicas (not the AOF), so their subscribers get it too, as Redis's forceCommandPropagation.
-    server.propagate_to_replicas(client.db.id, argv)
+    if server.cluster is not None:
+        server.cluster.publish(argv[1], argv[2])  # to every node of the cluster, over the bus (Redis too)
+    else:
+        # To the replicas (not the AOF), so their subscribers get it too, as Redis's forceCommandPropagation.
+        server.propagate_to_replicas(client.db.id, argv)
     return publish(server, argv[1], argv[2])
 
 

@@ -158,6 +158,8 @@ class ClusterPort(Protocol):
 
     def info_section(self) -> list[tuple[str, Any]]: ...  # INFO cluster
 
+    def publish(self, channel: bytes, message: bytes) -> None: ...  # PUBLISH: to every other node
+
 
 class SupervisorPort(Protocol):
     """The node's supervisor (actors/supervision): fault injection for DEBUG CRASH-ACTOR (loop thread)."""

@@ -190,6 +190,19 @@ def test_create_redirect_failover_rejoin_and_restart(
     assert [int(cluster.get(f"key:{i}") or -1) for i in range(300)] == list(range(300))
     cluster.close()
 
+    # C-15: PUBLISH on one node reaches a subscriber on another (the bus broadcasts it).
+    with redis.Redis(port=ports[5]) as subscriber_client:
+        pubsub = subscriber_client.pubsub()
+        pubsub.subscribe("news")
+        assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+        with redis.Redis(port=ports[0]) as publisher:
+            publisher.publish("news", "hello")
+        message = wait_for(
+            lambda: pubsub.get_message(timeout=0.2), 10, what="the message published elsewhere"
+        )
+        assert message["data"] == b"hello"
+        pubsub.close()
+
     # C-13: kill -9 the master of foo.
     killed: list[int] = []
 
