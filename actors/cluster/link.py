@@ -47,6 +47,10 @@ class ClusterLink:
         bus.register_lifecycle(stopping=self._close)
 
     def _received(self, identity: bytes, frames: list[bytes]) -> None:
+        # Redis's cluster bus takes no password (requirepass guards clients, not cluster peers): a peer that
+        # speaks gossip is admitted past the bus's pre-AUTH limits. With CURVE keys configured, only trusted
+        # nodes get this far at all (actors/bus/curve.py).
+        self.bus.peer_authenticated(identity)
         self.bus.master.call_threadsafe(self.on_frames, frames)
 
     def _send(self, message: ClusterSend) -> None:
@@ -61,6 +65,7 @@ class ClusterLink:
             host = f"[{message.ip}]" if ":" in message.ip else message.ip
             if ":" in message.ip:
                 sock.setsockopt(zmq.IPV6, 1)
+            self.bus.curve.apply_client(sock, message.ip, message.cport)  # CURVE, when keys are configured
             try:
                 sock.connect(f"tcp://{host}:{message.cport}")
             except zmq.ZMQError as exc:
