@@ -178,6 +178,19 @@ class KvStore:
         self.set = self._set_dropping_ttl if self.expires else store
         self.set_keep_ttl = self.add = store
 
+    def set_run(self, commands: list[list[bytes]], start: int, stop: int) -> None:
+        """``set(key, value)`` for each ``[name, key, value]`` of ``commands[start:stop]``: the fast lane's run of
+        plain SETs (actors/loop/fastlane.py) stored in one loop. While the database has no TTL, no slot index and no
+        maxmemory bookkeeping (``meta``), each store is a dict assignment in this frame, which costs a call less per SET than ``set`` (measured:
+        ~490 fewer instructions per pipelined SET, the whole regression of SET -P 16 after the restructure)."""
+        if self.meta is None and self._slot_keys is None and not self.expires:
+            data = self.data
+            for _, key, value in commands[start:stop]:
+                data[key] = value
+            return
+        for _, key, value in commands[start:stop]:
+            self.set(key, value)  # read each time: dropping the last TTL re-binds it
+
     # -- single keys -------------------------------------------------------------------------------------
 
     def _set_dropping_ttl(self, key: bytes, value: Any) -> None:

@@ -71,9 +71,8 @@ class FastLane:
         db = client.db
         get = db.data.get
         expires = db.expires
-        # The kvstore's SET writer (actors/data/kvstore.py): a bare C dict store while the database has no
-        # TTL, else a method that also drops the TTL. Valid for this call: the lane makes no other write.
-        store = db.set
+        # The kvstore's writer of a run of SETs (actors/data/kvstore.py): one call per run, not per SET.
+        store_run = db.set_run
         can_set = not db.watched
         stream = server.stream
         feeding = stream.aof_feeding or stream.repl_feeding
@@ -131,14 +130,21 @@ class FastLane:
                         break
                     if name != b"SET" and name != b"set":
                         break
-                    if tracked and account.dataset_bytes > room:
-                        break
-                    store(key, value)
-                    if feeding:
-                        propagate(db.id, commands[index])
+                    if tracked:
+                        # maxmemory: one SET at a time, so the room check sees each one's charge.
+                        if account.dataset_bytes > room:
+                            break
+                        db.set(key, value)
                 else:
                     index = end
                 if index > run_start:
+                    # The run's stores, then its propagation: both before any other command runs.
+                    if not tracked:
+                        store_run(commands, run_start, index)
+                    if feeding:
+                        db_id = db.id
+                        for i in range(run_start, index):
+                            propagate(db_id, commands[i])
                     sets += index - run_start
                     append(OK_REPLY * (index - run_start))
                     last = "set"
