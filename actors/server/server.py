@@ -225,8 +225,8 @@ class Server:
         # current command has finished, so they are served in the same tick, after the write that fed them
         # (Redis's handleClientsBlockedOnKeys).
         self.after_command: Callable[[], None] | None = None
-        # maxmemory, eviction and access tracking (actors/server/maxmemory.py); while it tracks, the fast
-        # paths are off so every command stamps its keys and passes the memory check.
+        # maxmemory, eviction and access tracking (actors/server/maxmemory.py); while it tracks, execute's fast
+        # path is off (every command passes the memory check); the fast lane does its own (``_lane_open``).
         self.memory = MemoryGuard(self)
         # client-output-buffer-limit (actors/server/buffers.py), checked by the transports after each flush.
         self.output_limits = OutputBufferLimits(self)
