@@ -27,7 +27,9 @@ class StandInMaster:
     bus's admission and CURVE parts) the server's configuration and the peer address table."""
 
     def __init__(self) -> None:
-        self.server = SimpleNamespace(config=Config(), requirepass="")
+        # No password: the ACL's default user needs none (what admission asks).
+        no_password = SimpleNamespace(auth_required_by_default=lambda: False)
+        self.server = SimpleNamespace(config=Config(), requirepass="", acl=no_password)
         self.peer_addresses: dict[bytes, str] = {}
         self.bus_endpoint = f"inproc://test-bus-{id(self)}"
         self.bus_outbox: deque[Any] = deque()
