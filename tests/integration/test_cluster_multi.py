@@ -235,7 +235,7 @@ def test_create_redirect_failover_rejoin_and_restart(
     wait_for(
         lambda: raw(killed[0], b"CLUSTER", b"FAILOVER") == b"+OK\r\n", 15, what="CLUSTER FAILOVER accepted"
     )
-    wait_for(lambda: owner_of(alive[0], 12182)[1] == killed[0], 15, what="the roles to swap back")
+    wait_for(lambda: owner_of(alive[0], 12182)[1] == killed[0], 30, what="the roles to swap back")
     assert raw(killed[0], b"GET", b"foo") == b"$5\r\nafter\r\n"
     wait_for(
         lambda: all({w[0]: w[2] for w in nodes_of(p)}[promoted_id].endswith("slave") for p in ports),
