@@ -69,8 +69,9 @@ def load_file(config: Config, path: str, depth: int = 0) -> None:
     apply_text(config, text, path, depth)
 
 
-def overrides_to_text(args: list[str]) -> str:
-    """``--port 7001 --save "" --replicaof "127.0.0.1 7001"`` -> one directive per line, as redis-server does."""
+def group_overrides(args: list[str]) -> list[list[str]]:
+    """``--port 7001 --save ""`` -> ``[["port", "7001"], ["save", ""]]``: one directive and its arguments each
+    (the node's and the sentinel's command lines alike). Raises ConfigError for an argument before any ``--``."""
     lines: list[list[str]] = []
     for arg in args:
         if arg.startswith("--") and len(arg) > 2:
@@ -79,7 +80,12 @@ def overrides_to_text(args: list[str]) -> str:
             lines[-1].append(arg)
         else:
             raise ConfigError(f"Invalid argument '{arg}': directives start with --")
-    return "\n".join(" ".join(_quote(p) for p in line) for line in lines)
+    return lines
+
+
+def overrides_to_text(args: list[str]) -> str:
+    """``--port 7001 --save "" --replicaof "127.0.0.1 7001"`` -> one directive per line, as redis-server does."""
+    return "\n".join(" ".join(_quote(p) for p in line) for line in group_overrides(args))
 
 
 def _quote(text: str) -> str:

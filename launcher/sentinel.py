@@ -16,17 +16,14 @@ from typing import TextIO
 from actors.sentinel.config import SentinelConfigError, flush, load, writable
 from actors.sentinel.monitor import Monitor
 from actors.sentinel.server import SentinelServer
+from launcher.config import ConfigError, group_overrides
 
 
 def _overrides(args: list[str]) -> list[list[str]]:
-    lines: list[list[str]] = []
-    for arg in args:
-        if arg.startswith("--") and len(arg) > 2:
-            lines.append([arg[2:]])
-        elif lines:
-            lines[-1].append(arg)
-        else:
-            raise SentinelConfigError(f"Invalid argument '{arg}': directives start with --")
+    try:
+        lines = group_overrides(args)
+    except ConfigError as exc:
+        raise SentinelConfigError(str(exc)) from None
     # "--sentinel monitor m 127.0.0.1 7001 2" and "--sentinel" alone (the mode switch) both arrive here.
     return [line if line[0] != "sentinel" or len(line) > 1 else [] for line in lines if line]
 
