@@ -167,6 +167,17 @@ def _output_buffer_limit_parser(args: list[str]) -> dict[str, tuple[int, int, in
 _OBUF_BAD_VALUE = "Error in hard, soft or soft_seconds setting in buffer limit configuration."
 
 
+def _cluster_announce_ip_parser(args: list[str]) -> str:
+    """cluster-announce-ip: only empty (the default). A node announces the address its peers reach it by;
+    accepting another and ignoring it would leave a NATed node unreachable without a word."""
+    if " ".join(args).strip():
+        raise ConfigError(
+            "cluster-announce-ip is not supported: a cluster node announces the address its peers see "
+            "(leave it empty)"
+        )
+    return ""
+
+
 def _tls_bus_only(name: str) -> Callable[[list[str]], bool]:
     """tls-replication / tls-cluster: only ``no``; node-to-node links run over the bus (CURVE keys there)."""
 
@@ -287,6 +298,7 @@ DIRECTIVES: list[Directive] = [
     Directive("cluster-require-full-coverage", parse_bool, True),
     Directive("cluster-allow-reads-when-down", parse_bool, False),
     Directive("cluster-replica-no-failover", parse_bool, False, aliases=("cluster-slave-no-failover",)),
+    Directive("cluster-announce-ip", _cluster_announce_ip_parser, ""),
     # Snapshotting
     Directive("save", _save_parser, [(3600, 1), (300, 100), (60, 10000)], nargs=-1),
     Directive("dir", _str_parser, "."),
@@ -403,7 +415,7 @@ _INERT_NAMES = (
     "hll-sparse-max-bytes stream-node-max-bytes stream-node-max-entries activerehashing dynamic-hz "
     "jemalloc-bg-thread activedefrag io-threads io-threads-do-reads active-expire-effort "
     "shutdown-timeout shutdown-on-sigint shutdown-on-sigterm ignore-warnings enable-protected-configs "
-    "enable-module-command latency-tracking latency-tracking-info-percentiles cluster-announce-ip "
+    "enable-module-command latency-tracking latency-tracking-info-percentiles "
     "propagation-error-behavior "
 ).split()
 # What redis-server 7.0 reports for them in CONFIG GET, so tools that read these see familiar values.

@@ -15,7 +15,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from actors.sentinel import failover
-from actors.sentinel.config import MASTER_OPTIONS, set_master_option
+from actors.sentinel.config import (
+    HOSTNAMES_UNSUPPORTED,
+    MASTER_OPTIONS,
+    REBOOT_UNSUPPORTED,
+    set_master_option,
+)
 from actors.sentinel.state import Flag, Instance, Kind, now_ms
 from actors.version import REDIS_VERSION
 from protocol.errors import CommandError, unknown_subcommand, wrong_arity
@@ -195,7 +200,10 @@ def _set(monitor: Monitor, rest: list[bytes], resp3: bool) -> Any:
             raise CommandError(
                 "ERR Reconfiguration of scripts path is denied for security reasons. Check the deny-scripts-reconfig configuration directive in your config file for more info."
             )
-        if set_master_option(master, option, values):
+        error = set_master_option(master, option, values)
+        if error == REBOOT_UNSUPPORTED:
+            raise CommandError(f"ERR {error}")
+        if error:
             raise CommandError(f"ERR Invalid argument '{values[-1]}' for SENTINEL SET '{option}'")
         changes.append((option, "******" if option == "auth-pass" else " ".join(values)))
         index += width
@@ -241,7 +249,9 @@ def _config(monitor: Monitor, rest: list[bytes], resp3: bool) -> Any:
         if param in ("resolve-hostnames", "announce-hostnames"):
             if value.lower() not in ("yes", "no"):
                 raise CommandError(f"ERR Invalid argument '{value}' to SENTINEL CONFIG SET")
-            setattr(state, param.replace("-", "_"), value.lower() == "yes")
+            if value.lower() == "yes":
+                raise CommandError(f"ERR {HOSTNAMES_UNSUPPORTED}")
+            setattr(state, param.replace("-", "_"), False)
         elif param == "announce-ip":
             state.announce_ip = value
         elif param == "announce-port":

@@ -245,3 +245,11 @@ def test_match_finds_directives_and_aliases_by_glob() -> None:
     assert dict(config.match("save")) == {"save": "3600 1 300 100 60 10000"}
     assert dict(config.match("zset-max-listpack-entries")) == {"zset-max-listpack-entries": "128"}
     assert config.match("nosuch*") == []
+
+
+def test_cluster_announce_ip_is_refused_unless_empty() -> None:
+    config = Config()
+    config.apply("cluster-announce-ip", [""])
+    assert config["cluster-announce-ip"] == ""
+    with pytest.raises(ConfigError, match="cluster-announce-ip is not supported"):
+        config.apply("cluster-announce-ip", ["10.0.0.1"])

@@ -76,6 +76,13 @@ def test_conf_is_parsed_and_rewritten_keeping_other_lines(tmp_path: Path) -> Non
         ("sentinel monitor m 127.0.0.1 7001 0", "Quorum must be 1 or greater."),
         ("sentinel bogus x", "Unrecognized sentinel configuration statement."),
         ("maxmemory 10mb", "does not implement 'maxmemory'"),
+        # Parsed but not implemented: refused rather than believed (their defaults are accepted).
+        ("sentinel resolve-hostnames yes", "resolve-hostnames / announce-hostnames yes is not supported"),
+        ("sentinel announce-hostnames yes", "resolve-hostnames / announce-hostnames yes is not supported"),
+        (
+            "sentinel monitor m 127.0.0.1 7001 2\nsentinel master-reboot-down-after-period m 5000",
+            "master-reboot-down-after-period is not supported",
+        ),
     ],
 )
 def test_bad_lines_stop_start_up(tmp_path: Path, line: str, message: str) -> None:
@@ -157,3 +164,13 @@ def test_replica_selection_priority_offset_runid_and_never_priority_zero(tmp_pat
     for r in replicas:
         r.slave_priority = 0
     assert failover.select_replica(monitor, master, now) is None
+
+
+def test_unimplemented_settings_are_accepted_at_their_defaults(tmp_path: Path) -> None:
+    conf = (
+        "sentinel monitor m 127.0.0.1 7001 2\nsentinel resolve-hostnames no\nsentinel announce-hostnames no\n"
+        "sentinel master-reboot-down-after-period m 0\n"
+    )
+    loaded = load(str(write_conf(tmp_path, conf)), [])
+    assert loaded.state.masters["m"].master_reboot_down_after_ms == 0
+    assert not loaded.state.resolve_hostnames and not loaded.state.announce_hostnames
