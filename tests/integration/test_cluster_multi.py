@@ -228,6 +228,9 @@ def test_create_redirect_failover_rejoin_and_restart(
         15,
         what="the old master to rejoin as a replica",
     )
+    # A manual failover waits for the replica to reach its master's offset and gives up after 5 s, as Redis's
+    # does: let the rejoined replica finish its sync first.
+    wait_ok(ports, 6)
     # CLUSTER FAILOVER swaps the roles back, without losing foo.
     with redis.Redis(port=promoted_port) as client:
         with pytest.raises(redis.ResponseError, match="You should send CLUSTER FAILOVER to a replica"):

@@ -22,6 +22,24 @@ def _reply(r: redis.Redis, *args: Any) -> Any:
         return f"error: {exc}"
 
 
+def _shaken(args: tuple[Any, ...]) -> bool:
+    """Whether Redis randomises part of this drawing: VERSION 5 with more than two rows of squares."""
+    if len(args) < 3 or args[2] != 5:
+        return False
+    try:
+        per_col = int(args[5]) if len(args) > 5 else 12
+    except ValueError:
+        return False
+    return max(1, min(per_col, 200)) > 2
+
+
+def _shape(reply: Any) -> Any:
+    if not isinstance(reply, bytes):
+        return reply
+    art, _, caption = reply.partition(b"\n\n")
+    return [len(line) for line in art.split(b"\n")], caption
+
+
 def test_lolwut_draws_what_redis_draws(
     node: NodeProcess, redis_servers: Any, tmp_path: Path, seed: int
 ) -> None:
@@ -44,7 +62,13 @@ def test_lolwut_draws_what_redis_draws(
             for _ in range(20)
         ]
         for args in cases:
-            assert _reply(ours, *args) == _reply(reference, *args), args
+            mine, theirs = _reply(ours, *args), _reply(reference, *args)
+            if _shaken(args):
+                # Rows below the second are displaced by each server's own random generator: compare the
+                # drawing's shape (lines and their widths) and the caption, not its pixels.
+                assert _shape(mine) == _shape(theirs), args
+            else:
+                assert mine == theirs, args
         art = ours.execute_command("LOLWUT", "VERSION", 5)
         assert b"Georg Nees - schotter, plotter on paper, 1968. Redis ver. 7.0.15\n" in art
         assert art.count(b"\n") == reference.execute_command("LOLWUT", "VERSION", 5).count(b"\n")
