@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from actors.cluster import admin, failover, gossip, nodesconf, routing
+from actors.cluster import admin, blocked, failover, gossip, nodesconf, routing
 from actors.cluster.link import ClusterSend
 from actors.cluster.state import ClusterHealth, ClusterNode, ClusterState, LinkState, new_node_id
 from protocol import clusterbus
@@ -153,6 +153,7 @@ class Cluster:
         gossip.cron(self)
         failover.cron(self)
         self.update_health()
+        blocked.redirect_if_needed(self)
 
     # -- state transitions -------------------------------------------------------------------------------
 
@@ -226,6 +227,7 @@ class Cluster:
         """Become a replica of ``master`` (CLUSTER REPLICATE, or slots lost to it): slots go, data follows."""
         state = self.state
         myself = state.myself
+        blocked.unblock_on_role_change(self)
         for slot in state.slots_of(myself.id):
             state.assign(slot, None)
         state.importing.clear()
@@ -235,6 +237,8 @@ class Cluster:
         self.changed()
         if self.server.replication is not None and master.ip:
             self.server.replication.set_master(master.ip, master.port)
+        # A manual failover paused our writes: they run now, as a replica's, so they get MOVED.
+        failover.end_master_pause(self)
         log.info("cluster_replicating", master=master.id)
 
     def become_master(self) -> None:

@@ -10,9 +10,14 @@ Redis's clusterHandleSlaveFailover / clusterSendFailoverAuthIfNeeded, reduced to
   2 x node_timeout for the same master, and not if a claimed slot has a newer owner;
 - with votes from a majority of the slot-owning masters the replica takes its master's slots with the
   election's epoch as its configEpoch and tells everyone (PONG broadcast); the others follow by configEpoch;
-- CLUSTER FAILOVER: the replica asks its master for its offset (MfStart / MfOffset), waits until it has
-  applied that much, then runs a forced election; FORCE skips the offset step; TAKEOVER skips the vote (a new
-  configEpoch without consensus).
+- CLUSTER FAILOVER (Redis's manual failover): the replica asks its master to start (MfStart); the master
+  pauses its clients' writes (CLIENT PAUSE WRITE, for up to 2 x the 5 s manual-failover timeout) and answers
+  with its replication offset (MfOffset, again for every repeated MfStart); the replica waits until it has
+  applied that much, then at once runs an election the masters vote for although its master is not failed
+  (``force``). Writes held by the pause run when it ends: on a node that lost its slots meanwhile they get
+  MOVED, so no acknowledged write is lost. After 5 s without a promotion both sides give up ("Manual
+  failover timed out.") and the master lets its writes go. FORCE skips the offset step (and the pause);
+  TAKEOVER skips the vote too (a new configEpoch without consensus).
 """
 
 from __future__ import annotations
@@ -24,10 +29,12 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from actors.server.pause import PauseMode
 from protocol.clusterbus import AuthAck, AuthRequest, MfOffset, MfStart
 
 if TYPE_CHECKING:
     from actors.cluster.facade import Cluster
+    from actors.cluster.state import ClusterNode
 
 log = structlog.get_logger("redactor.cluster")
 
@@ -35,7 +42,10 @@ ELECTION_FIXED_DELAY_MS = 500
 ELECTION_RANDOM_DELAY_MS = 500
 RANK_DELAY_MS = 1000
 AUTH_TIMEOUT_MIN_MS = 2000
-MANUAL_FAILOVER_TIMEOUT_MS = 5000
+MANUAL_FAILOVER_TIMEOUT_MS = 5000  # Redis's CLUSTER_MF_TIMEOUT
+# Redis's CLUSTER_MF_PAUSE_MULT: the master's pause outlives the manual failover's timeout by this factor, so
+# it never ends before the master itself gives up (which unpauses at once).
+MANUAL_FAILOVER_PAUSE_MULT = 2
 
 
 class Phase(Enum):
@@ -57,6 +67,10 @@ class Election:
     mf_offset: int = -1
     # masters: master id -> when we last voted for one of its replicas (ms)
     voted_ms: dict[str, int] = field(default_factory=dict)
+    # masters: the replica whose manual failover paused our writes, and when we give up on it (ms); "" / 0
+    # when none is in progress.
+    mf_replica: str = ""
+    mf_end_ms: int = 0
 
     def reset(self) -> None:
         self.phase = Phase.IDLE
@@ -91,24 +105,36 @@ def cron(cluster: Cluster) -> None:
     state = cluster.state
     myself = state.myself
     election = cluster.election
+    now = _now_ms()
     if myself.is_master:
         election.reset()
+        if election.mf_end_ms and now > election.mf_end_ms:
+            log.info("Manual failover timed out.", replica=election.mf_replica)
+            end_master_pause(cluster)
         return
+    if election.mf_end_ms:
+        end_master_pause(cluster)  # we became a replica: the held writes now get MOVED
     master = state.nodes.get(myself.master_id or "")
     if master is None:
         return
-    now = _now_ms()
+    if election.manual and now > election.manual_deadline_ms:
+        log.info(
+            "Manual failover timed out.",
+            phase=election.phase.value,
+            master_offset=election.mf_offset,
+            offset=cluster.server.repl_offset,
+        )
+        election.reset()
+        return
     if election.phase is Phase.MANUAL_SYNC:
-        if now > election.manual_deadline_ms:
+        if election.mf_offset >= 0 and cluster.server.repl_offset >= election.mf_offset:
             log.info(
-                "cluster_manual_failover_timed_out",
-                master_offset=election.mf_offset,
+                "All master replication stream processed, manual failover can start.",
                 offset=cluster.server.repl_offset,
             )
-            election.reset()
-        elif election.mf_offset >= 0 and cluster.server.repl_offset >= election.mf_offset:
             election.phase = Phase.WAITING
-            election.start_ms = now
+            election.start_ms = now  # a manual failover's election starts at once (no rank delay)
+            _start_election(cluster, master, now)
         elif election.mf_offset < 0:
             cluster.send(master, MfStart(myself.id), "mfstart")  # again: the first may have been dropped
         return
@@ -129,21 +155,28 @@ def cron(cluster: Cluster) -> None:
         log.info("cluster_election_scheduled", delay_ms=election.start_ms - now, rank=rank)
         return
     if election.phase is Phase.WAITING and now >= election.start_ms:
-        state.current_epoch += 1
-        election.epoch = state.current_epoch
-        election.votes.clear()
-        election.phase = Phase.VOTING
-        cluster.save()
-        request = AuthRequest(
-            myself.id, state.current_epoch, master.id, state.bitmap_of(master.id), election.manual
-        )
-        cluster.broadcast(request, "auth-req")
-        log.info("cluster_election_started", epoch=election.epoch)
+        _start_election(cluster, master, now)
         return
     if election.phase is Phase.VOTING and now - election.start_ms > _auth_timeout_ms(cluster):
         log.info("cluster_election_timed_out", epoch=election.epoch, votes=len(election.votes))
         election.reset()
         election.retry_after_ms = now + _auth_timeout_ms(cluster)
+
+
+def _start_election(cluster: Cluster, master: ClusterNode, now: int) -> None:
+    state = cluster.state
+    election = cluster.election
+    state.current_epoch += 1
+    election.epoch = state.current_epoch
+    election.votes.clear()
+    election.phase = Phase.VOTING
+    election.start_ms = now
+    cluster.save()
+    request = AuthRequest(
+        state.myself.id, state.current_epoch, master.id, state.bitmap_of(master.id), election.manual
+    )
+    cluster.broadcast(request, "auth-req")
+    log.info("cluster_election_started", epoch=election.epoch, manual=election.manual)
 
 
 def on_auth_request(cluster: Cluster, msg: AuthRequest) -> None:
@@ -219,15 +252,18 @@ def start_manual(cluster: Cluster, mode: str) -> None:
     election = cluster.election
     election.reset()
     if mode == "takeover":
+        log.info("Taking over the master (user request).")
         state.current_epoch += 1
         promote(cluster, state.current_epoch)
         return
     election.manual = True
     election.manual_deadline_ms = _now_ms() + MANUAL_FAILOVER_TIMEOUT_MS
     if mode == "force":
+        log.info("Forced failover user request accepted.")
         election.phase = Phase.WAITING
         election.start_ms = _now_ms()
         return
+    log.info("Manual failover user request accepted.")
     election.phase = Phase.MANUAL_SYNC
     master = state.nodes.get(state.myself.master_id or "")
     if master is not None:
@@ -235,14 +271,40 @@ def start_manual(cluster: Cluster, mode: str) -> None:
 
 
 def on_mfstart(cluster: Cluster, msg: MfStart) -> None:
+    """Master side (clusterProcessPacket MFSTART): pause writes, then tell the replica our offset. Every
+    repeated MfStart gets the offset again (the answer may have been dropped); the pause starts once."""
     state = cluster.state
+    election = cluster.election
     replica = state.nodes.get(msg.sender)
-    if replica is None or replica.master_id != state.myself.id:
+    if replica is None or replica.master_id != state.myself.id or not state.myself.is_master:
         return
+    if election.mf_replica != replica.id or not election.mf_end_ms:
+        log.info("Manual failover requested by replica.", replica=replica.id)
+        election.mf_replica = replica.id
+        election.mf_end_ms = _now_ms() + MANUAL_FAILOVER_TIMEOUT_MS
+        cluster.server.client_pause.pause(
+            PauseMode.WRITE, MANUAL_FAILOVER_TIMEOUT_MS * MANUAL_FAILOVER_PAUSE_MULT
+        )
+    # Every write that ran before the pause is in this offset; none can follow it until the pause ends.
     cluster.send(replica, MfOffset(state.myself.id, cluster.server.repl_offset), "mfstart")
+
+
+def end_master_pause(cluster: Cluster) -> None:
+    """The manual failover we paused for is over (promoted, or timed out): the held writes run now (and get
+    MOVED if our slots are gone)."""
+    election = cluster.election
+    if not election.mf_end_ms:
+        return
+    election.mf_end_ms = 0
+    election.mf_replica = ""
+    cluster.server.client_pause.unpause()
 
 
 def on_mfoffset(cluster: Cluster, msg: MfOffset) -> None:
     election = cluster.election
     if election.phase is Phase.MANUAL_SYNC and msg.sender == cluster.state.myself.master_id:
+        if election.mf_offset < 0:
+            log.info(
+                "Received replication offset for paused master manual failover.", master_offset=msg.offset
+            )
         election.mf_offset = msg.offset

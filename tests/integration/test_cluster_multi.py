@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -235,11 +236,49 @@ def test_create_redirect_failover_rejoin_and_restart(
     with redis.Redis(port=promoted_port) as client:
         with pytest.raises(redis.ResponseError, match="You should send CLUSTER FAILOVER to a replica"):
             client.execute_command("CLUSTER", "FAILOVER")
-    wait_for(
-        lambda: raw(killed[0], b"CLUSTER", b"FAILOVER") == b"+OK\r\n", 15, what="CLUSTER FAILOVER accepted"
-    )
-    wait_for(lambda: owner_of(alive[0], 12182)[1] == killed[0], 30, what="the roles to swap back")
+    # A RedisCluster writer on foo's slot runs across it: every write it saw acknowledged must be readable.
+    acked: dict[bytes, int] = {}
+    stop = threading.Event()
+
+    def writer() -> None:
+        client = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", p) for p in ports], socket_timeout=5)
+        try:
+            i = 0
+            while not stop.is_set():
+                key = b"{foo}w:%d" % (i % 200)
+                try:
+                    client.set(key, i)
+                    acked[key] = i
+                except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError):
+                    pass
+                except redis.ResponseError as exc:  # a retry budget spent on redirects: not acked
+                    assert "MOVED" in str(exc) or "CLUSTERDOWN" in str(exc), exc
+                i += 1
+        finally:
+            client.close()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: len(acked) >= 50, 20, what="the writer to get going")
+        wait_for(
+            lambda: raw(killed[0], b"CLUSTER", b"FAILOVER") == b"+OK\r\n",
+            15,
+            what="CLUSTER FAILOVER accepted",
+        )
+        wait_for(lambda: owner_of(alive[0], 12182)[1] == killed[0], 30, what="the roles to swap back")
+        writes_before = sum(acked.values())
+        wait_for(lambda: sum(acked.values()) > writes_before, 20, what="writes acked by the new master")
+    finally:
+        stop.set()
+        thread.join(10)
     assert raw(killed[0], b"GET", b"foo") == b"$5\r\nafter\r\n"
+    with redis.Redis(port=killed[0], socket_timeout=5) as client:
+        keys = sorted(acked)
+        stored = client.mget(keys)
+    # Each key's values only grow: a write that failed on the client's side may still have landed (a later one).
+    lost = [(k, acked[k], v) for k, v in zip(keys, stored, strict=True) if v is None or int(v) < acked[k]]
+    assert not lost, f"acknowledged writes lost by CLUSTER FAILOVER: {lost[:10]}"
     wait_for(
         lambda: all({w[0]: w[2] for w in nodes_of(p)}[promoted_id].endswith("slave") for p in ports),
         15,
