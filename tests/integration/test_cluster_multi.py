@@ -353,6 +353,12 @@ def test_reshard_moves_keys_with_ask_and_tryagain_on_the_way(
         slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
         assert owner_of(ports[0], slot)[1] == source_port
         client.set(key, b"v")
+    # A client blocked on a list in that slot is released with MOVED once the slot is the target's (below).
+    waiter = socket.create_connection(("127.0.0.1", source_port), timeout=15)
+    waiter_key = b"{%s}waiting-list" % (b"foo" if key == b"foo" else b"06S")
+    waiter.sendall(b"*3\r\n$5\r\nBRPOP\r\n$%d\r\n%s\r\n$1\r\n0\r\n" % (len(waiter_key), waiter_key))
+    with redis.Redis(port=source_port) as client:
+        wait_for(lambda: any(c["cmd"] == "brpop" for c in client.client_list()), 10, what="BRPOP to block")
     assert (
         raw(target_port, b"CLUSTER", b"SETSLOT", b"%d" % slot, b"IMPORTING", source_id.encode()) == b"+OK\r\n"
     )
@@ -376,6 +382,13 @@ def test_reshard_moves_keys_with_ask_and_tryagain_on_the_way(
         assert data == b"+OK\r\n$1\r\nv\r\n"
     for port in (target_port, source_port):
         assert raw(port, b"CLUSTER", b"SETSLOT", b"%d" % slot, b"NODE", target_id.encode()) == b"+OK\r\n"
+    with waiter:
+        released = b""
+        while not released.endswith(b"\r\n"):
+            chunk = waiter.recv(4096)
+            assert chunk, released
+            released += chunk
+    assert released == b"-MOVED %d 127.0.0.1:%d\r\n" % (slot, target_port)
     wait_for(lambda: check_passes(ports[0]), 30, what="every node to agree on the slot moved by hand")
 
     proc = subprocess.run(

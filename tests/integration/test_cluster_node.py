@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -225,3 +226,59 @@ def test_cluster_enabled_reads_back_and_config_set_is_refused_as_redis_refuses_i
             replies.append(str(info.value))
         assert replies[0] == replies[1], replies
     assert ours.config_get("cluster-enabled") == {"cluster-enabled": "no"}
+
+
+def _brpop_released_by_delslots(port: int, full_coverage: str, list_key: str) -> str:
+    """Block a BRPOP on ``list_key`` at a one-node cluster serving every slot, DELSLOTS its slot: the reply."""
+    with (
+        redis.Redis(port=port, socket_timeout=10) as admin,
+        redis.Redis(port=port, socket_timeout=10) as waiter,
+    ):
+        admin.config_set("cluster-require-full-coverage", full_coverage)
+        admin.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+        wait_for(
+            lambda: b"cluster_state:ok" in admin.execute_command("CLUSTER", "INFO"),
+            10,
+            what="cluster_state:ok",
+        )
+        waiter_id = str(waiter.client_id())
+        done: list[str] = []
+        thread = threading.Thread(
+            target=lambda: done.append(reply(waiter, "BRPOP", list_key, "0")), daemon=True
+        )
+        thread.start()
+        wait_for(
+            lambda: any(c["id"] == waiter_id and c["cmd"] == "brpop" for c in admin.client_list()),
+            10,
+            what="the client to block",
+        )
+        slot = int(admin.execute_command("CLUSTER", "KEYSLOT", list_key))
+        admin.execute_command("CLUSTER", "DELSLOTS", str(slot))
+        thread.join(10)
+        assert done, f"{port}: BRPOP still blocked after DELSLOTS {slot}"
+        admin.execute_command("CLUSTER", "RESET")
+        return done[0]
+
+
+def test_blocked_clients_are_released_when_their_slot_leaves_as_redis_does(
+    node_factory: Callable[..., NodeProcess],
+    redis_servers: Callable[..., RedisServer],
+    tmp_path: Path,
+) -> None:
+    """Redis 7.0's clusterRedirectBlockedClientIfNeeded: a BRPOP whose slot this node stops serving is released
+    (CLUSTERDOWN Hash slot not served after DELSLOTS without full coverage, CLUSTERDOWN The cluster is down
+    when that fails the cluster); compared with a redis-server cluster node. MOVED after SETSLOT NODE is in
+    test_cluster_multi.py's reshard test."""
+    ref_dir = tmp_path / "ref"
+    ref_dir.mkdir()
+    reference = redis_servers(ref_dir, "--cluster-enabled", "yes")
+    ours = node_factory("c", cluster_enabled="yes")
+    replies = {
+        label: [
+            _brpop_released_by_delslots(port, "no", "{foo}list"),
+            _brpop_released_by_delslots(port, "yes", "{bar}list"),
+        ]
+        for label, port in (("redactor", ours.port), ("redis", reference.port))
+    }
+    assert replies["redis"] == ["ERR-REPLY: Hash slot not served", "ERR-REPLY: The cluster is down"]
+    assert replies["redactor"] == replies["redis"], replies
