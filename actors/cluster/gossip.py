@@ -9,7 +9,8 @@ Follows Redis's clusterProcessPacket and clusterCron, over the bus's ZeroMQ fram
   introduce unknown nodes (a handshake starts with each);
 - PING every node whose last PONG is older than node_timeout / 2, plus once a second the stalest of 5 random
   nodes; a PING unanswered for node_timeout flags the node ``fail?`` (PFAIL); PFAIL reports from a majority of
-  slot-owning masters make it ``fail`` (FAIL), broadcast to all;
+  slot-owning masters make it ``fail`` (FAIL), broadcast to all; a master that flags a node PFAIL pings the
+  other masters at once, so the reports meet sooner than Redis's next regular ping;
 - an UPDATE tells a node with stale slots who owns them now; equal master configEpochs are resolved by
   bumping the node with the smaller id (clusterHandleConfigEpochCollision).
 """
@@ -343,6 +344,13 @@ def mark_failing_if_needed(cluster: Cluster, node: ClusterNode) -> None:
     node.fail_time_ms = _now_ms()
     cluster.broadcast(Fail(state.myself.id, node.id), "fail")
     cluster.changed()
+    _failover_if_my_master(cluster, node)
+
+
+def _failover_if_my_master(cluster: Cluster, node: ClusterNode) -> None:
+    """Our master just became FAIL: schedule the election now rather than at the next cron tick."""
+    if cluster.state.myself.master_id == node.id:
+        failover.cron(cluster)
 
 
 def _on_fail(cluster: Cluster, msg: Fail) -> None:
@@ -357,6 +365,7 @@ def _on_fail(cluster: Cluster, msg: Fail) -> None:
     node.flags.add("fail")
     node.fail_time_ms = _now_ms()
     cluster.changed()
+    _failover_if_my_master(cluster, node)
 
 
 def _on_update(cluster: Cluster, msg: Update) -> None:
@@ -411,5 +420,17 @@ def cron(cluster: Cluster) -> None:
                 log.info("cluster_node_pfail", node_id=node.id)
                 node.flags.add("fail?")
                 changed = True
+                if myself.is_master and myself.slot_count:
+                    _report_pfail_now(cluster, node)
     if changed:
         cluster.update_health()
+
+
+def _report_pfail_now(cluster: Cluster, failing: ClusterNode) -> None:
+    """A slot-owning master just flagged ``failing`` PFAIL: ping the other slot-owning masters now (every
+    ping carries all PFAIL nodes), so they gather the majority of reports that makes it FAIL without waiting
+    for their next regular ping (up to node_timeout / 2 later). Redis waits; this is only earlier gossip."""
+    state = cluster.state
+    for node in state.masters_with_slots():
+        if node is not state.myself and node is not failing and not (node.failed or node.pfailed):
+            send_gossip(cluster, node, "ping")
