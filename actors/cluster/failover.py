@@ -3,8 +3,9 @@ FAILOVER [FORCE|TAKEOVER] (loop thread).
 
 Redis's clusterHandleSlaveFailover / clusterSendFailoverAuthIfNeeded, reduced to their observable rules:
 
-- a replica whose master is FAIL waits 500 ms + up to 500 ms random + 1 s per replica of the same master with a
-  better replication offset (its rank), then bumps currentEpoch and asks every node for a vote (AuthRequest);
+- a replica whose master is FAIL waits 500 ms (for the FAIL to reach the masters) + up to 500 ms random (only
+  when it has sibling replicas to race with) + 1 s per sibling with a better replication offset (its rank),
+  then bumps currentEpoch and asks every node for a vote (AuthRequest);
 - a master serving slots votes at most once per epoch (lastVoteEpoch, saved to nodes.conf before the vote
   leaves), only for a replica of a FAIL master (unless the request is forced), at most once per
   2 x node_timeout for the same master, and not if a claimed slot has a newer owner;
@@ -148,11 +149,18 @@ def cron(cluster: Cluster) -> None:
     if election.phase is Phase.IDLE:
         if now < election.retry_after_ms:
             return
-        delay = ELECTION_FIXED_DELAY_MS + cluster.rng.randint(0, ELECTION_RANDOM_DELAY_MS)
+        delay = ELECTION_FIXED_DELAY_MS
+        if len(master.replicas) > 1:
+            # The random part only keeps sibling replicas with the same offset from asking at the same
+            # moment and splitting the votes; a master's only replica has no sibling to race with.
+            delay += cluster.rng.randint(0, ELECTION_RANDOM_DELAY_MS)
         rank = _rank(cluster)
         election.start_ms = now + delay + rank * RANK_DELAY_MS
         election.phase = Phase.WAITING
         log.info("cluster_election_scheduled", delay_ms=election.start_ms - now, rank=rank)
+        loop = cluster.master.loop
+        if loop is not None:  # start on time, not at the first cron tick after it
+            loop.call_later((election.start_ms - now) / 1000 + 0.001, cron, cluster)
         return
     if election.phase is Phase.WAITING and now >= election.start_ms:
         _start_election(cluster, master, now)
