@@ -270,7 +270,9 @@ class Joiner:
                 replication = parse_info(call(node, "INFO", "replication"))
             except (OSError, ConnectionError, ReplyError):
                 return False
-            if info.get("cluster_state") != "ok" or info.get("cluster_known_nodes") != str(len(self.nodes)):
+            if info.get("cluster_state") != "ok" or int(info.get("cluster_known_nodes") or 0) < len(
+                self.nodes
+            ):
                 return False
             if replication.get("role") == "slave" and replication.get("master_link_status") != "up":
                 return False
