@@ -9,6 +9,7 @@ Layout:
     sentinel.py  one sentinel process: sentinel.conf checks, the monitor and its RESP listener (actors/sentinel/)
     shell.py     `redactor cli`, the interactive client shell over ZeroMQ
     resp_shell_client.py  the shell's RESP client, for servers with no bus (sentinels, redis-server)
+    shell_cluster.py  `redactor cli -c`: parsing MOVED / ASK and the redirection line redis-cli prints
     topology/    `redactor up/down/status/logs`: whole topologies of node processes (spec, supervise,
                  status, cli; see its layout block)
 

@@ -1,6 +1,6 @@
 """The client shell: ``redactor cli``, a redis-cli look-alike over the native protocol (ZeroMQ).
 
-    redactor cli [-h host] [-p port] [--bus-port N] [-a password] [-n db] [--raw | --no-raw] [-3] [command ...]
+    redactor cli [-h host] [-p port] [--bus-port N] [-a password] [-n db] [-c] [--raw | --no-raw] [-3] [command ...]
 
 ``-p`` is the node's RESP port, as with redis-cli; the shell talks to the node's bus port, which is that port
 + 10000 unless ``--bus-port`` says otherwise (a node started with a ``bus-port`` directive). With a command the
@@ -16,7 +16,8 @@ redis-cli does in RESP3 (``1# "key" => "value"``, ``(double) 1.5``); by default 
 array, as redis-cli shows it against a RESP2 connection.
 
 The node may go away: the client (protocol/client.py) retries with Lazy Pirate reconnects, replays AUTH,
-SELECT and subscriptions, and the shell says "Reconnected to host:port".
+SELECT and subscriptions, and the shell says "Reconnected to host:port". ``-c`` follows a cluster's MOVED and
+ASK redirections as redis-cli -c does (shell_cluster.py).
 """
 
 from __future__ import annotations
@@ -220,21 +221,26 @@ class Shell:
         self.err = err if err is not None else sys.stderr
         self.timeout_ms: int = args.timeout_ms
         self.connected = True
-        self.client: Any
-        bus_port = bus_port_for(self.port, args.bus_port)
+        self.args = args
+        # -c: follow MOVED / ASK (shell_cluster.py); redirections are printed only at the prompt.
+        self.cluster_mode: bool = bool(getattr(args, "cluster_mode", False))
+        self.interactive = False
+        self.client: Any = self._open_client(args.bus_port)
+
+    def _open_client(self, bus_port_option: int) -> Any:
+        bus_port = bus_port_for(self.port, bus_port_option)
         if _speaks_resp_only(self.host, self.port, bus_port):
             from launcher.resp_shell_client import RespShellClient
 
-            self.client = RespShellClient(self.host, self.port, args.timeout_ms)
-        else:
-            self.client = NativeClient(
-                self.host,
-                bus_port,
-                args.timeout_ms,
-                args.retries,
-                self._on_reconnect,
-                curve=_curve_option(args),
-            )
+            return RespShellClient(self.host, self.port, self.args.timeout_ms)
+        return NativeClient(
+            self.host,
+            bus_port,
+            self.args.timeout_ms,
+            self.args.retries,
+            self._on_reconnect,
+            curve=_curve_option(self.args),
+        )
 
     @property
     def address(self) -> str:
@@ -270,6 +276,30 @@ class Shell:
         except ReplyError as exc:
             reply = exc
         self.connected = True
+        if self.cluster_mode:
+            reply = self._follow_redirections(argv, reply)
+        return reply
+
+    def _follow_redirections(self, argv: list[bytes], reply: Any) -> Any:
+        """-c: on MOVED / ASK, move to the node named (ASKING first for an ASK) and send ``argv`` again."""
+        from launcher.shell_cluster import MAX_REDIRECTIONS, parse_redirection, redirected_line
+
+        for _ in range(MAX_REDIRECTIONS):
+            redirection = parse_redirection(reply)
+            if redirection is None:
+                break
+            if self.interactive:
+                self.write(redirected_line(redirection))
+            self.client.close()
+            self.host, self.port = redirection.host, redirection.port
+            self.client = self._open_client(0)  # a cluster peer's bus port is its port + 10000
+            _connect(self, self.args, lambda text: None)  # AUTH and SELECT again, as redis-cli does
+            try:
+                if redirection.ask:
+                    self.client.call(b"ASKING")
+                reply = self.client.call(*argv)
+            except ReplyError as exc:
+                reply = exc
         return reply
 
     def write(self, data: bytes) -> None:
@@ -483,6 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--user", default=None, help="user name for AUTH (default: the default user)")
     parser.add_argument("-n", dest="db", type=int, default=0, help="database number")
+    parser.add_argument(
+        "-c", dest="cluster_mode", action="store_true", help="cluster mode: follow -MOVED and -ASK"
+    )
     parser.add_argument("--raw", dest="raw", action="store_true", default=None, help="print bare values")
     parser.add_argument(
         "--no-raw", dest="raw", action="store_false", help="format output even when not a tty"
@@ -539,6 +572,7 @@ def main(argv: list[str]) -> int:
         if args.command:
             return 0 if shell.run([a.encode("utf-8", "surrogateescape") for a in args.command]) else 1
         if sys.stdin.isatty():
+            shell.interactive = True
             return _interactive(shell)
         return _read_stdin(shell, sys.stdin)
     except KeyboardInterrupt:

@@ -258,7 +258,7 @@ def _setslot(cluster: Cluster, client: Client, argv: list[bytes]) -> Any:
         state.assign(slot, node.id)
     else:
         raise CommandError("ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP")
-    cluster.changed()
+    cluster.changed(durable=False)  # as Redis: saved, not fsynced (an epoch bump above was)
     return OK
 
 

@@ -102,12 +102,13 @@ class Cluster:
 
     # -- persistence of the state -------------------------------------------------------------------------
 
-    def save(self) -> None:
-        nodesconf.save(self.state, self.path)
+    def save(self, durable: bool = True) -> None:
+        nodesconf.save(self.state, self.path, durable)
 
-    def changed(self) -> None:
-        """The state changed in a way that must survive a restart: save, and re-evaluate ok / fail."""
-        self.save()
+    def changed(self, durable: bool = True) -> None:
+        """The state changed in a way that must survive a restart: save, and re-evaluate ok / fail.
+        ``durable=False``: without fsync (slot moves; see nodesconf.save)."""
+        self.save(durable)
         self.update_health()
 
     # -- wire ------------------------------------------------------------------------------------------
@@ -162,11 +163,11 @@ class Cluster:
         masters = state.masters_with_slots()
         state.size = len(masters)
         health = ClusterHealth.OK
-        if self.config["cluster-require-full-coverage"]:
-            for owner in state.owners:
-                if owner is None or state.nodes[owner].failed:
-                    health = ClusterHealth.FAIL
-                    break
+        # A slot unassigned, or served by a failed master (slot_count is kept by ClusterState.assign).
+        if self.config["cluster-require-full-coverage"] and (
+            None in state.owners or any(n.failed and n.slot_count for n in state.nodes.values())
+        ):
+            health = ClusterHealth.FAIL
         reachable = sum(1 for m in masters if not (m.failed or m.pfailed))
         if reachable < state.size // 2 + 1:
             health = ClusterHealth.FAIL

@@ -245,8 +245,8 @@ def update_slots(cluster: Cluster, sender: ClusterNode, config_epoch: int, bitma
     """Redis's clusterUpdateSlotsConfigWith: take every slot the sender claims with a higher configEpoch."""
     state = cluster.state
     myself = state.myself
-    if sender is myself:
-        return False
+    if sender is myself or bitmap == state.bitmap_of(sender.id):
+        return False  # (the common case, every ping: the sender claims what we know it serves)
     current_master = myself if myself.is_master else state.nodes.get(myself.master_id or "")
     new_master: ClusterNode | None = None
     dirty: list[int] = []
@@ -281,6 +281,8 @@ def update_slots(cluster: Cluster, sender: ClusterNode, config_epoch: int, bitma
 def _send_update_if_stale(cluster: Cluster, sender: ClusterNode, msg: Gossip) -> None:
     """The sender claims a slot whose owner we know with a higher configEpoch: tell it (UPDATE)."""
     state = cluster.state
+    if msg.slots == state.bitmap_of(sender.id):
+        return  # every claimed slot is the sender's already
     for slot in state.slots_in_bitmap(msg.slots):
         owner = state.owners[slot]
         if owner is None or owner == sender.id:

@@ -33,8 +33,18 @@ def render(state: ClusterState) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def save(state: ClusterState, path: str) -> None:
-    write_bytes_atomically(path, render(state))
+def save(state: ClusterState, path: str, durable: bool = True) -> None:
+    """Replace nodes.conf. ``durable=False`` renames without the two fsyncs, as Redis saves without
+    CLUSTER_TODO_FSYNC_CONFIG for slot moves (CLUSTER SETSLOT): a reshard moves thousands of slots, each
+    with a SETSLOT on every master, and a lost move is found again by redis-cli --cluster fix. Epochs and
+    votes (which must never go backwards) are always saved durably."""
+    if durable:
+        write_bytes_atomically(path, render(state))
+        return
+    temp_path = f"{path}.{os.getpid()}.unsynced.tmp"
+    with open(temp_path, "wb") as handle:
+        handle.write(render(state))
+    os.replace(temp_path, path)
 
 
 def lock(path: str) -> IO[bytes]:

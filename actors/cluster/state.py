@@ -111,6 +111,7 @@ class ClusterState:
         # Bumped whenever my slots change, so the slot bitmap sent in every ping is rebuilt only then.
         self.slots_version = 0
         self._bitmap_cache: dict[str, tuple[int, bytes]] = {}
+        self._ranges_cache: tuple[int, dict[str | None, list[tuple[int, int]]]] = (-1, {})
 
     # -- slots -------------------------------------------------------------------------------------------
 
@@ -147,18 +148,15 @@ class ClusterState:
         ]
 
     def ranges_of(self, node_id: str) -> list[tuple[int, int]]:
-        ranges: list[tuple[int, int]] = []
-        start = -1
-        for slot, owner in enumerate(self.owners):
-            if owner == node_id:
-                if start < 0:
-                    start = slot
-            elif start >= 0:
-                ranges.append((start, slot - 1))
-                start = -1
-        if start >= 0:
-            ranges.append((start, SLOTS - 1))
-        return ranges
+        """``node_id``'s slots as inclusive ranges. All owners' ranges come from one pass over the slots,
+        kept until the slots change (``slots_version``): CLUSTER NODES and every nodes.conf save (a reshard
+        saves once per slot moved) render every node's ranges."""
+        if self._ranges_cache[0] != self.slots_version:
+            ranges: dict[str | None, list[tuple[int, int]]] = {}
+            for start, end, owner in self.slot_ranges():
+                ranges.setdefault(owner, []).append((start, end))
+            self._ranges_cache = (self.slots_version, ranges)
+        return list(self._ranges_cache[1].get(node_id, ()))
 
     # -- nodes -------------------------------------------------------------------------------------------
 

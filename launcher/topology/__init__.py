@@ -8,6 +8,9 @@ Layout:
     supervise.py  ``up``: the Launcher, which starts the nodes and restarts them with a backoff
     sentinels.py  with [[sentinel]] entries: a dead data node restarts after the sentinels' failover, as a
                   replica of the master they name
+    clusterjoin.py  with a [cluster] table: the launcher joins the nodes itself (MEET, even slot ranges,
+                  REPLICATE, cluster_state:ok), idempotently; CLUSTER NODES parsing
+    clusterstatus.py  ``status`` of a cluster: short id, role, slots, epochs, link state, cluster_state
     status.py     ``status``: a table (or JSON) from the state file and each node's INFO
     cli.py        the command line: arguments, ``down``, ``logs``
 

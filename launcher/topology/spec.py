@@ -23,6 +23,19 @@ A topology is a TOML file::
     quorum = 2
     config = { down-after-milliseconds = 1000, failover-timeout = 10000 }   # `sentinel <option> <name> <v>`
 
+A ``[cluster]`` table makes the topology a Redis Cluster (clusterjoin.py joins it after start-up)::
+
+    [cluster]
+    config = { cluster-node-timeout = 2000 }   # directives every node gets, after cluster-enabled yes
+
+    [[node]]
+    name = "m1"                       # a node without replicaof is a master: the masters share the 16384
+    port = 30001                      # slots in even ranges, in file order
+    [[node]]
+    name = "r1"
+    port = 30004
+    replicaof = "m1"                  # in a cluster: CLUSTER REPLICATE <m1's id> (never --replicaof)
+
 ``run_dir`` is resolved against the topology file's directory, not the working directory, so ``status``,
 ``down`` and ``logs`` find the same files from anywhere. Under it::
 
@@ -95,6 +108,8 @@ class Topology:
     run_dir: Path
     nodes: list[NodeSpec]
     port_offset: int = 0
+    # A [cluster] table: every node runs with cluster-enabled yes and the launcher joins them (clusterjoin.py).
+    cluster: bool = False
 
     def node(self, name: str) -> NodeSpec:
         for node in self.nodes:
@@ -185,6 +200,7 @@ def load_topology(path: str | Path, port_offset: int = 0) -> Topology:
             raise TopologyError(f"{path}: node '{node_name}': replicaof must name another node")
         nodes.append(NodeSpec(node_name, port + port_offset, replicaof, config))
     nodes += _load_sentinels(path, data.get("sentinel", []), port_offset)
+    cluster = _apply_cluster_table(path, data.get("cluster"), nodes)
     names = [n.name for n in nodes]
     for node in nodes:
         if node.sentinel_of is not None and node.sentinel_of not in names:
@@ -200,7 +216,32 @@ def load_topology(path: str | Path, port_offset: int = 0) -> Topology:
         raise TopologyError(
             f"{path}: two nodes share a port (each node also uses its bus port, port + 10000)"
         )
-    return Topology(name, path, run_dir, nodes, port_offset)
+    return Topology(name, path, run_dir, nodes, port_offset, cluster)
+
+
+def _apply_cluster_table(path: Path, raw: Any, nodes: list[NodeSpec]) -> bool:
+    """A ``[cluster]`` table: every node gets ``cluster-enabled yes`` and the table's directives (a node's own
+    ``config`` wins). Returns whether the topology is a cluster."""
+    if raw is None:
+        return False
+    if not isinstance(raw, dict) or set(raw) - {"config"}:
+        raise TopologyError(f"{path}: [cluster] must be a table with only a 'config' table")
+    config_table = raw.get("config", {})
+    if not isinstance(config_table, dict):
+        raise TopologyError(f"{path}: [cluster] config must be a table")
+    if any(n.is_sentinel for n in nodes):
+        raise TopologyError(f"{path}: a [cluster] topology has no sentinels (the cluster fails over itself)")
+    if not any(n.replicaof is None for n in nodes):
+        raise TopologyError(
+            f"{path}: a [cluster] topology needs at least one master (a node without replicaof)"
+        )
+    shared = {k.lower(): _directive_args(path, "[cluster]", k, v) for k, v in config_table.items()}
+    shared["cluster-enabled"] = ["yes"]
+    for node in nodes:
+        node.config = {**shared, **node.config}
+        if node.config["cluster-enabled"] != ["yes"]:
+            raise TopologyError(f"{path}: node '{node.name}': a [cluster] topology needs cluster-enabled yes")
+    return True
 
 
 def _load_sentinels(path: Path, raw_sentinels: Any, port_offset: int) -> list[NodeSpec]:
@@ -268,7 +309,7 @@ def node_argv(topology: Topology, node: NodeSpec) -> list[str]:
         "--logfile",
         str(topology.log_path(node.name)),
     ]
-    if node.replicaof is not None:
+    if node.replicaof is not None and not topology.cluster:  # a cluster replica: CLUSTER REPLICATE
         master = topology.node(node.replicaof)
         argv += ["--replicaof", "127.0.0.1", str(master.port)]
     for directive, args in node.config.items():

@@ -1,7 +1,8 @@
 """``redactor status``: what the state file and each node's INFO say, as a table or as JSON.
 
 Columns: name, port, pid, state, role, master, offset, lag, keys, uptime, restarts (role/offset/lag from INFO
-replication; "-" when unknown; lag is how many bytes a replica is behind its master). Read from another
+replication; "-" when unknown; lag is how many bytes a replica is behind its master). A cluster topology shows
+id, role, master, slots, epochs, link and cluster_state instead of the replication columns (clusterstatus.py). Read from another
 process than the launcher's: the ports come from the state file, with the offset ``up`` used.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from launcher.topology.clusterstatus import CLUSTER_COLUMNS, add_cluster_fields
 from launcher.topology.probe import node_info
 from launcher.topology.rundir import pid_alive, pid_matches, read_state
 from launcher.topology.spec import Topology
@@ -129,6 +131,8 @@ def collect_status(topology: Topology) -> list[dict[str, Any]]:
         master = by_name.get(row["master"]) if row["master"] else None
         if master is not None and master["offset"] is not None and row["offset"] is not None:
             row["lag"] = max(master["offset"] - row["offset"], 0)
+    if topology.cluster:
+        add_cluster_fields(rows, {n.name: n.password for n in topology.nodes})
     return rows
 
 
@@ -146,38 +150,19 @@ def print_status(topology: Topology, rows: list[dict[str, Any]], as_json: bool) 
     launcher_pid = (state or {}).get("launcher_pid")
     launcher = f"launcher pid {launcher_pid}" if pid_alive(launcher_pid) else "no launcher running"
     table = Table(title=f"topology {topology.name} ({launcher})")
-    for column in (
-        "name",
-        "port",
-        "pid",
-        "state",
-        "role",
-        "master",
-        "offset",
-        "lag",
-        "keys",
-        "uptime",
-        "restarts",
-    ):
+    if topology.cluster:
+        columns: tuple[str, ...] = ("name", "port", "pid", "state", *CLUSTER_COLUMNS, "keys", "restarts")
+    else:
+        columns = ("name", "port", "pid", "state", "role", "master", "offset", "lag", "keys", "uptime_s")
+        columns += ("restarts",)
+    numeric = ("port", "pid", "offset", "lag", "keys", "restarts")
+    for column in columns:
         table.add_column(
-            column,
-            justify="right" if column in ("port", "pid", "offset", "lag", "keys", "restarts") else "left",
+            "uptime" if column == "uptime_s" else column, justify="right" if column in numeric else "left"
         )
     for row in rows:
         cells = []
-        for column in (
-            "name",
-            "port",
-            "pid",
-            "state",
-            "role",
-            "master",
-            "offset",
-            "lag",
-            "keys",
-            "uptime_s",
-            "restarts",
-        ):
+        for column in columns:
             value = row[column]
             if value is None:
                 cells.append("-")

@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from launcher.topology.clusterjoin import JoinError, join_cluster
 from launcher.topology.probe import SHUTDOWN_TIMEOUT_S, ping, shutdown_node
 from launcher.topology.rundir import (
     exit_description,
@@ -126,6 +127,8 @@ class Launcher:
                 print(f"redactor: {error}", file=sys.stderr)
                 self._stop_all()
                 return 1
+            if topology.cluster and not self._stop_requested:
+                self._join_cluster()
             if not self._stop_requested:
                 log.info(
                     "topology_up",
@@ -175,6 +178,21 @@ class Launcher:
                 return f"nodes {', '.join(waiting)} did not answer PING within {READY_TIMEOUT_S:g}s"
             time.sleep(SUPERVISE_INTERVAL_S)
         return None
+
+    def _join_cluster(self) -> None:
+        """A [cluster] topology: join the nodes (clusterjoin.py). A join that fails leaves the nodes running
+        and says why: the operator can finish it (redis-cli --cluster fix) without losing the nodes' data."""
+        try:
+            actions = join_cluster(self.topology, lambda: self._stop_requested)
+        except JoinError as exc:
+            if self._stop_requested:
+                return
+            log.error("cluster_join_failed", topology=self.topology.name, reason=str(exc))
+            print(f"redactor: cluster join failed: {exc}", file=sys.stderr, flush=True)
+            return
+        log.info("cluster_joined", topology=self.topology.name, actions=actions)
+        summary = "; ".join(actions) if actions else "already joined, nothing to do"
+        print(f"cluster {self.topology.name}: cluster_state:ok ({summary})", flush=True)
 
     def _supervise(self) -> None:
         """One pass: notice exits, restart after backoff, mark restarted nodes ready."""
