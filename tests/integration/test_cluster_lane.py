@@ -6,6 +6,7 @@ and of redis-servers get the same pipelines; their replies are compared with the
 from __future__ import annotations
 
 import random
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,25 @@ def pipeline(client: redis.Redis, commands: list[tuple[Any, ...]], other_port: i
     ]
 
 
+def raw_pipeline(port: int, commands: list[tuple[Any, ...]], other_port: int) -> list[bytes]:
+    """The same in one sendall on a raw socket: each reply's exact bytes (+OK, $n, $-1, -MOVED ...), with the
+    other node's port masked."""
+    out = b""
+    for args in commands:
+        parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]
+        out += b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+    replies: list[bytes] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(out)
+        reader = sock.makefile("rb")
+        for _ in commands:
+            line = reader.readline()
+            if line.startswith(b"$") and not line.startswith(b"$-1"):
+                line += reader.read(int(line[1:-2]) + 2)
+            replies.append(line.replace(b":%d" % other_port, b":PORT"))
+    return replies
+
+
 def script(rng: random.Random) -> tuple[list[tuple[Any, ...]], list[bytes], list[bytes]]:
     """A mixed pipeline of SET/GET over keys of both halves (plus GETs of keys never written), in random order."""
     mine = [k for k in (b"k:%d" % i for i in range(200)) if keyslot(k) < HALF][:20]
@@ -71,7 +91,7 @@ def test_pipelined_get_set_mixing_owned_and_foreign_slots_match_a_redis_cluster(
     seed: int,
 ) -> None:
     rng = random.Random(seed)
-    commands, mine, _ = script(rng)
+    commands, mine, theirs = script(rng)
     ours_a = node_factory("a", cluster_enabled="yes", cluster_node_timeout=5000)
     ours_b = node_factory("b", cluster_enabled="yes", cluster_node_timeout=5000)
     (tmp_path / "ra").mkdir()
@@ -90,6 +110,13 @@ def test_pipelined_get_set_mixing_owned_and_foreign_slots_match_a_redis_cluster(
     assert got == want
     assert any(isinstance(r, str) and r.startswith("MovedError") for r in got)
     assert any(r is True for r in got)  # redis-py reads SET's +OK as True
+    # Byte for byte too, on a raw socket: the same pipeline again (now with the keys it wrote).
+    got_raw, want_raw = (raw_pipeline(a.connection_pool.connection_kwargs["port"], commands, b_port)
+                         for a, _, b_port in pairs)  # fmt: skip
+    assert got_raw == want_raw
+    assert b"-MOVED %d 127.0.0.1:PORT\r\n" % keyslot(theirs[0]) in got_raw or not any(
+        c[1] == theirs[0] for c in commands
+    )
     # The per-slot key index is kept by the lane's SETs: counts per slot and the listing agree with Redis.
     for key in mine:
         slot = keyslot(key)
