@@ -71,7 +71,10 @@ class FastLane:
             and server.after_command is None
         ):
             return start
+        # Cluster mode: the slot map for this run (actors/cluster/routing.py lane_view); ``slotted`` is a plain
+        # bool so a standalone node pays two bytecodes per command for the test below, not four.
         cluster = server.cluster
+        slotted = cluster is not None
         if cluster is not None:
             view = cluster.lane_view(client)
             if view is None:
@@ -115,7 +118,7 @@ class FastLane:
                         break
                     if expires and key in expires:
                         break  # lazy expiry is Keyspace.lookup's
-                    if cluster is not None:
+                    if slotted:
                         slot = keyslot(key)
                         if owners[slot] != me or (moving and (slot in migrating or slot in importing)):
                             break  # routing.route's: MOVED, ASK, TRYAGAIN ...
@@ -145,7 +148,7 @@ class FastLane:
                         break
                     if name != b"SET" and name != b"set":
                         break
-                    if cluster is not None:
+                    if slotted:
                         slot = keyslot(key)
                         if owners[slot] != me or (moving and (slot in migrating or slot in importing)):
                             break  # routing.route's: MOVED, ASK, TRYAGAIN ...
