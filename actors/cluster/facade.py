@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from actors.config import Config
     from actors.loop.master import MasterActor
     from actors.server.client import Client
+    from actors.server.ports import LaneView
     from actors.server.server import Server
 
 log = structlog.get_logger("redactor.cluster")
@@ -90,6 +91,9 @@ class Cluster:
         return routing.route(
             self.state, bool(self.config["cluster-allow-reads-when-down"]), client, cmd, argv
         )
+
+    def lane_view(self, client: Client) -> LaneView | None:
+        return routing.lane_view(self.state, client)
 
     def command(self, client: Client, argv: list[bytes]) -> Any:
         return admin.dispatch(self, client, argv)

@@ -1,9 +1,16 @@
 """Cluster routing: may this node run this command, or where must the client go? The ONE place that decides.
 
 ``route`` is Redis's getNodeByQuery plus clusterRedirectClient's texts. ``Server.execute`` calls it (through
-the ClusterPort) for every command in cluster mode, before anything else but authentication; the fast lane
-never runs in cluster mode (``Server.cluster`` turns the dispatcher's fast path off), so every GET/SET comes
-here too; inside MULTI each queued command is checked as it is queued, and EXEC checks the whole transaction.
+the ClusterPort) for every command in cluster mode, before anything else but authentication (the
+dispatcher's fast path is off in cluster mode); inside MULTI each queued command is checked as it is queued, and
+EXEC checks the whole transaction.
+
+The fast lane (actors/loop/fastlane.py) runs plain GET/SET inline in cluster mode too, in the one case where
+``route`` would return None without deciding anything else: ``lane_view`` gives it, once per run of commands, the
+slot map, this node's id and the MIGRATING / IMPORTING slots, or None when the run must all come here (the
+cluster is down, the client sent ASKING, this node is a replica). Per key the lane then only tests that the slot
+is mine and in neither dict; a key that fails the test is left to ``Server.execute`` and so to ``route``, which
+answers MOVED / ASK / TRYAGAIN exactly, in pipeline order.
 
 Decision order (cluster.c getNodeByQuery):
     1. a key's slot is unassigned                      -> CLUSTERDOWN Hash slot not served
@@ -28,12 +35,23 @@ from protocol.slots import keyslot
 
 if TYPE_CHECKING:
     from actors.server.client import Client
+    from actors.server.ports import LaneView
 
 CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot"
 TRYAGAIN = "TRYAGAIN Multiple keys request during rehashing of slot"
 DOWN_UNBOUND = "CLUSTERDOWN Hash slot not served"
 DOWN_STATE = "CLUSTERDOWN The cluster is down"
 DOWN_RO_STATE = "CLUSTERDOWN The cluster is down and only accepts read commands"
+
+
+def lane_view(state: ClusterState, client: Client) -> LaneView | None:
+    """What the fast lane needs to serve a run of GET/SET here (see the module docstring), or None."""
+    myself = state.myself
+    if state.health is not ClusterHealth.OK or client.asking or myself.master_id is not None:
+        return None  # CLUSTERDOWN, ASKING's one-command pass, a replica's READONLY rules: route() decides
+    if client.kind is ClientKind.INTERNAL:
+        return None
+    return state.owners, myself.id, state.migrating, state.importing
 
 
 def route(

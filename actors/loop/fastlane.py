@@ -15,6 +15,9 @@ through ``Server.execute`` and calls again. The shortcut applies when:
 - no client is blocked on a key (``Keyspace.on_modified`` is unset): no write can wake anyone;
 - the command is ``GET key`` or ``SET key value`` spelled in upper or lower case (anything else, options
   included, takes the general path);
+- in cluster mode, the key's slot is this node's and neither MIGRATING nor IMPORTING, the cluster is ok, the
+  client did not send ASKING and this node is a master (actors/cluster/routing.py ``lane_view``): anything else
+  stops the run at that command, which the dispatcher routes (MOVED, ASK, TRYAGAIN ...) in pipeline order;
 - for GET, the key has no TTL (lazy expiry belongs to ``Keyspace.lookup``) and holds a string (the WRONGTYPE
   error is the general path's); for SET, nobody WATCHes a key of the database (``Keyspace.touch``).
 
@@ -31,6 +34,7 @@ from time import perf_counter_ns
 from typing import TYPE_CHECKING
 
 from protocol.resp import BULK_HEADERS, CRLF, OK_REPLY
+from protocol.slots import keyslot
 
 if TYPE_CHECKING:
     from actors.server.client import Client
@@ -67,6 +71,16 @@ class FastLane:
             and server.after_command is None
         ):
             return start
+        # Cluster mode: the slot map for this run (actors/cluster/routing.py lane_view); ``slotted`` is a plain
+        # bool so a standalone node pays two bytecodes per command for the test below, not four.
+        cluster = server.cluster
+        slotted = cluster is not None
+        if cluster is not None:
+            view = cluster.lane_view(client)
+            if view is None:
+                return start
+            owners, me, migrating, importing = view
+            moving = bool(migrating or importing)
         started_ns = perf_counter_ns()
         db = client.db
         get = db.data.get
@@ -104,6 +118,10 @@ class FastLane:
                         break
                     if expires and key in expires:
                         break  # lazy expiry is Keyspace.lookup's
+                    if slotted:
+                        slot = keyslot(key)
+                        if owners[slot] != me or (moving and (slot in migrating or slot in importing)):
+                            break  # routing.route's: MOVED, ASK, TRYAGAIN ...
                     value = get(key)
                     if type(value) is bytes:
                         if tracked:
@@ -130,6 +148,10 @@ class FastLane:
                         break
                     if name != b"SET" and name != b"set":
                         break
+                    if slotted:
+                        slot = keyslot(key)
+                        if owners[slot] != me or (moving and (slot in migrating or slot in importing)):
+                            break  # routing.route's: MOVED, ASK, TRYAGAIN ...
                     if tracked:
                         # maxmemory: one SET at a time, so the room check sees each one's charge.
                         if account.dataset_bytes > room:

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from actors.server.client import Client
     from actors.server.server import Server
 
+# The cluster's view for the fast lane's run of GET/SET (ClusterPort.lane_view): the slot -> owner id map, this
+# node's id, the MIGRATING and the IMPORTING slots. A key is served inline only if its slot's owner is this
+# node and the slot is in neither dict; any other key goes to Server.execute, which routes it.
+LaneView = tuple[list[str | None], str, dict[int, str], dict[int, str]]
+
 
 class ChildKind(Enum):
     RDB = "rdb"  # BGSAVE: writes dbfilename
@@ -153,6 +158,9 @@ class ClusterPort(Protocol):
     """The loop-side cluster facade (actors/cluster): routing and the CLUSTER command (loop thread)."""
 
     def route(self, client: Client, cmd: Any, argv: list[bytes]) -> str | None: ...  # error text or None
+
+    # The fast lane's per-run view (owners, my id, migrating, importing), or None: route everything.
+    def lane_view(self, client: Client) -> LaneView | None: ...
 
     def command(self, client: Client, argv: list[bytes]) -> Any: ...  # CLUSTER <subcommand> ...
 

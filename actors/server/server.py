@@ -204,7 +204,8 @@ class Server:
         self.replication: ReplicationPort | None = None
         self.supervisor: SupervisorPort | None = None
         # Cluster mode (actors/cluster): set through ``cluster`` below, which also turns the fast path off so
-        # every command with keys is routed (MOVED / ASK / CROSSSLOT ...). None: a standalone node.
+        # every command with keys is routed (MOVED / ASK / CROSSSLOT ...); the fast lane stays open and checks
+        # each GET/SET's slot itself (actors/cluster/routing.py lane_view). None: a standalone node.
         self._cluster: ClusterPort | None = None
         self.master_actor: MasterPort | None = None
         # The RDB encoding, for DUMP / RESTORE / DEBUG RELOAD: installed with the master actor (None: those
@@ -277,9 +278,9 @@ class Server:
             or 0 <= self.slowlog_threshold_us < SLOWLOG_FAST_LANE_FLOOR_US
             or self.acl.enforcing
             or bool(self._restricted_by)
-            or self._cluster is not None
         )
-        self._unrestricted = self._lane_open and not self.memory.tracking
+        # Cluster mode: the fast lane checks each key's slot itself (routing.lane_view); the rest is routed.
+        self._unrestricted = self._lane_open and not self.memory.tracking and self._cluster is None
 
     def restrict(self, feature: str, on: bool) -> None:
         """Keep commands off the fast paths (``_unrestricted``, the fast lane) while ``feature`` needs it."""

@@ -335,3 +335,40 @@ def test_bench_tls_section_compares_over_tls(tmp_path: Path) -> None:
     for row in rows:
         assert row["redis"]["error"] is None and row["redactor"]["error"] is None, row
         assert row["redactor"]["value"] > 0 and row["redis"]["value"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_bench_cluster_section_measures_both_clusters_and_loses_no_acked_write(tmp_path: Path) -> None:
+    """ops/bench --sections cluster with tiny counts: both 3+3 clusters come up, every row has both figures,
+    the reshard under a writer loses no acknowledged write, and every node it started is stopped."""
+    out_json = tmp_path / "bench.json"
+    argv = [sys.executable, str(REPO / "ops" / "bench"), "--quick", "--requests", "2000", "--timeout", "120"]
+    argv += ["--sections", "cluster", "--json", str(out_json), "--workdir", str(tmp_path)]
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=380, cwd=str(REPO), stdin=subprocess.DEVNULL
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    report = json.loads(out_json.read_text())
+    rows = {r["test"]: r for r in report["rows"]}
+    assert set(rows) == {
+        "SET (cluster)",
+        "GET (cluster)",
+        "SET -P 16 (cluster)",
+        "GET -P 16 (cluster)",
+        "reshard 100 slots under a writer",
+        "acked writes lost in the reshard",
+        "kill -9 master -> first RedisCluster write",
+    }
+    for row in rows.values():
+        for kind in ("redis", "redactor"):
+            assert row[kind]["error"] is None, row
+    for kind in ("redis", "redactor"):
+        assert rows["acked writes lost in the reshard"][kind]["value"] == 0
+        moved = rows["reshard 100 slots under a writer"][kind]["extra"]
+        assert moved["slots"] == 100 and moved["keys"] > 0, moved
+        assert rows["kill -9 master -> first RedisCluster write"][kind]["value"] > 0
+    assert len(report["servers"]) == 12
+    for server in report["servers"]:
+        for pid in server["pids"]:
+            assert _pid_gone(pid), server
