@@ -72,6 +72,7 @@ class SentinelClient:
         self.writer = writer
         self.id = next(_ids)
         self.name = b""
+        self.command_name = b""  # as the client spelt it: Redis's unknown-command error repeats it
         self.resp3 = False
         self.authenticated = server.password is None
         self.channels: set[bytes] = set()
@@ -136,6 +137,7 @@ class SentinelClient:
                     f"ERR Can't execute '{name.decode('utf-8', 'replace')}': only (P|S)SUBSCRIBE / "
                     "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
                 )
+            self.command_name = argv[0]
             handler = _HANDLERS.get(name)
             if handler is None:
                 raise unknown_command(argv[0].decode("utf-8", "replace"), args)
@@ -244,7 +246,7 @@ class SentinelClient:
     def debug(self, args: list[bytes]) -> Any:
         """DEBUG CRASH-ACTOR <name> (fault injection). Unknown, as on redis-sentinel, unless enabled."""
         if not self.debug_allowed():
-            raise unknown_command("DEBUG", args)
+            raise unknown_command(self.command_name.decode("utf-8", "replace"), args)
         if len(args) == 2 and args[0].lower() == b"crash-actor":
             try:
                 self.server.system.crash(args[1].decode("utf-8", "replace"))
