@@ -350,6 +350,20 @@ def test_manual_failover_and_inprog(
     switched = f"sentinel monitor {MASTER_NAME} 127.0.0.1 {new_port} 2"
     wait_for(lambda: switched in s2.conf.read_text(), 10, what="s2's sentinel.conf after the switch")
     _check_reconf_script_calls(tmp_path, topology, "s0", topology.master.port, new_port)
+    # S-7 after a failover: a follower killed -9 and restarted resumes from its sentinel.conf.
+    s2_id = s2.client().execute_command("SENTINEL", "MYID")
+    s2.kill()
+    text = s2.conf.read_text()
+    assert text.count("sentinel known-sentinel") == 2 and text.count("sentinel known-replica") == 2
+    assert switched in text.splitlines()
+    s2.start()
+    assert s2.client().execute_command("SENTINEL", "MYID") == s2_id
+    assert s2.master_addr() == ("127.0.0.1", new_port)
+    wait_for(
+        lambda: all(s.master()["num-other-sentinels"] == "2" for s in topology.sentinels),
+        10,
+        what="two other sentinels on every sentinel (no duplicates)",
+    )
 
 
 def test_no_good_replica_when_every_priority_is_zero(topology: Topology) -> None:
@@ -553,7 +567,8 @@ class ConfigFileNode(NodeProcess):
 def test_promoted_replica_config_file_is_rewritten(
     node_factory: Callable[..., NodeProcess], tmp_path: Path
 ) -> None:
-    master = node_factory("m")
+    master = ConfigFileNode(tmp_path, "m", "")
+    master.start()
     replica = ConfigFileNode(tmp_path, "r", f"replicaof 127.0.0.1 {master.port}\n")
     replica.start()
     s = SentinelProcess(tmp_path, "s", master.port, quorum=1)
@@ -565,9 +580,16 @@ def test_promoted_replica_config_file_is_rewritten(
         wait_for(
             lambda: "replicaof" not in replica.conf.read_text(), 5, what="replicaof gone from redis.conf"
         )
+        # S-4: the demoted old master's file names the new master (the MULTI's CONFIG REWRITE).
+        wait_for(
+            lambda: f"replicaof 127.0.0.1 {replica.port}" in master.conf.read_text().splitlines(),
+            10,
+            what="replicaof <new master> in the old master's redis.conf",
+        )
     finally:
         s.stop()
         replica.stop()
+        master.stop()
 
 
 def test_redactor_cli_talks_resp_to_a_sentinel(
