@@ -315,11 +315,17 @@ def test_manual_failover_and_inprog(
     wait_for(restarted(s2, "config-writer", 1), 10, what="s2's config writer restarted")
     assert actors_info(s0)["listener"]["restarts"] == 0
     assert s0.client().execute_command("SENTINEL", "MYID") == myid
-    wait_for(
-        lambda: s0.master()["num-slaves"] == "2" and s0.master()["num-other-sentinels"] == "2",
-        10,
-        what="s0's new monitor to know the replicas and sentinels again",
-    )
+
+    def relearnt() -> bool:
+        # Known from sentinel.conf at once; promotable once their INFO was read again (else NOGOODSLAVE).
+        m = s0.master()
+        replicas = s0.client(decode_responses=True).sentinel_slaves(MASTER_NAME)
+        return (m["num-slaves"], m["num-other-sentinels"]) == ("2", "2") and all(
+            r["flags"] == "slave" and r["role-reported"] == "slave" and r["master-link-status"] == "ok"
+            for r in replicas
+        )
+
+    wait_for(relearnt, 10, what="s0's new monitor to know the replicas and sentinels again")
     recorder.watch(s0)
     sentinel = Sentinel([("127.0.0.1", s.port) for s in topology.sentinels], socket_timeout=0.5)
     writer = sentinel.master_for(MASTER_NAME, socket_timeout=0.5)
