@@ -106,7 +106,30 @@ class ConfigWriterActor(SupervisedActor):
         return None
 
 
-class MonitorActor(SupervisedActor):
+class EngineActor(SupervisedActor):
+    """An actor owning a ``LoopThread``: its part is torn down *before* the supervisor learns of its death.
+
+    pykka marks an actor dead (and ``SupervisedActor`` wakes the supervisor) before ``on_failure`` runs, so a
+    restart could overlap the old incarnation's teardown: a new listener binding the port the old one still
+    holds. ``_handle_failure`` (pykka's choke point, as in supervised.py) runs ``_end`` first.
+    """
+
+    def _end(self) -> None:
+        raise NotImplementedError
+
+    def _handle_failure(self, *exc_info: Any) -> None:
+        with contextlib.suppress(Exception):
+            self._end()
+        super()._handle_failure(*exc_info)
+
+    def on_stop(self) -> None:
+        self._end()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self._end()  # already done by _handle_failure: a no-op
+
+
+class MonitorActor(EngineActor):
     """Owns the Monitor and its loop; a new incarnation resumes from sentinel.conf."""
 
     def __init__(self, system: SentinelSystem) -> None:
@@ -137,12 +160,6 @@ class MonitorActor(SupervisedActor):
             )
         monitor.start()
 
-    def on_stop(self) -> None:
-        self._end()
-
-    def on_failure(self, *exc_info: Any) -> None:
-        self._end()
-
     def _end(self) -> None:
         monitor, engine = self.monitor, self.engine
         self.monitor = self.engine = None
@@ -155,7 +172,7 @@ class MonitorActor(SupervisedActor):
             engine.close()
 
 
-class ListenerActor(SupervisedActor):
+class ListenerActor(EngineActor):
     """Owns the RESP listener and its loop."""
 
     def __init__(self, system: SentinelSystem) -> None:
@@ -176,12 +193,6 @@ class ListenerActor(SupervisedActor):
         except BaseException:
             self._end()
             raise
-
-    def on_stop(self) -> None:
-        self._end()
-
-    def on_failure(self, *exc_info: Any) -> None:
-        self._end()
 
     def _end(self) -> None:
         server, engine = self.server, self.engine
