@@ -5,17 +5,15 @@ id into the file, logs events Redis-style (``<pid>:X <date> # +event ...``), exi
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
-import signal
 import sys
+import threading
 import time
 from typing import TextIO
 
-from actors.sentinel.config import SentinelConfigError, flush, load, writable
-from actors.sentinel.monitor import Monitor
-from actors.sentinel.server import SentinelServer
+from actors.sentinel.config import SentinelConfig, SentinelConfigError, flush, load, writable
+from actors.sentinel.system import SentinelSystem
 from launcher.config import ConfigError, group_overrides
 
 
@@ -34,14 +32,16 @@ class RedisStyleLog:
     def __init__(self, logfile: str, loglevel: str) -> None:
         self.stream: TextIO = open(logfile, "a", buffering=1, encoding="utf-8") if logfile else sys.stdout
         self.verbose = loglevel in ("verbose", "debug")
+        self._lock = threading.Lock()  # the monitor's and listener's threads and the supervisor's all log
 
     def __call__(self, level: str, text: str) -> None:
         if level in "-." and not self.verbose:
             return
         now = time.time()
         stamp = time.strftime("%d %b %Y %H:%M:%S", time.localtime(now)) + f".{int(now * 1000) % 1000:03d}"
-        self.stream.write(f"{os.getpid()}:X {stamp} {level} {text}\n")
-        self.stream.flush()
+        with self._lock:
+            self.stream.write(f"{os.getpid()}:X {stamp} {level} {text}\n")
+            self.stream.flush()
 
 
 def main(args: list[str]) -> int:
@@ -56,8 +56,9 @@ def main(args: list[str]) -> int:
     if reason is not None:
         print(f"Sentinel config file {config_file} is not writable: {reason}. Exiting...", file=sys.stderr)
         return 1
+    overrides = [o for o in _overrides(args) if o]
     try:
-        config = load(config_file, [o for o in _overrides(args) if o])
+        config = load(config_file, overrides)
     except SentinelConfigError as exc:
         print(f"\n*** FATAL CONFIG FILE ERROR (Redis 7.0 compatible) ***\n{exc}", file=sys.stderr)
         return 1
@@ -73,39 +74,11 @@ def main(args: list[str]) -> int:
             f"Sentinel config file {config_file} is not writable: {exc.strerror}. Exiting...", file=sys.stderr
         )
         return 1
-    return asyncio.run(_serve(config, log))
+    return _serve(config, overrides, log)
 
 
-async def _serve(config: object, log: RedisStyleLog) -> int:
-    from actors.sentinel.config import SentinelConfig
-
-    assert isinstance(config, SentinelConfig)
-    server_box: list[SentinelServer] = []
-
-    def publish(channel: str, message: str) -> None:
-        if server_box:
-            server_box[0].publish(channel, message)
-
-    monitor = Monitor(config, publish, log)
-    server = SentinelServer(monitor, config.bind, config.port, config.requirepass)
-    server_box.append(server)
-    try:
-        await server.start()
-    except OSError as exc:
-        log("#", f"Could not create server TCP listening socket *:{config.port}: {exc.strerror}")
-        return 1
+def _serve(config: SentinelConfig, overrides: list[list[str]], log: RedisStyleLog) -> int:
+    """Run the actor system (actors/sentinel/system.py) on this thread until SHUTDOWN or a signal."""
     log("*", f"Running mode=sentinel, port={config.port}.")
     log("#", f"Sentinel ID is {config.state.myid}")
-    for master in config.state.masters.values():
-        monitor.event("#", "+monitor", master, f"quorum {master.quorum}")
-    monitor.start()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, server.shutdown_requested.set)
-    await server.shutdown_requested.wait()
-    log("#", "User requested shutdown...")
-    monitor.flush_config()
-    await monitor.stop()
-    await server.stop()
-    log("#", "Sentinel is now ready to exit, bye bye...")
-    return 0
+    return SentinelSystem(config, overrides, log).run()

@@ -7,6 +7,7 @@ Every process started here is registered with tests.harness and stopped when the
 from __future__ import annotations
 
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -202,3 +203,40 @@ def wait_discovered(sentinels: list[SentinelProcess], replicas: int, timeout_s: 
         return True
 
     wait_for(done, timeout_s, interval_s=0.1, what="every sentinel to see every replica and sentinel")
+
+
+def write_script(path: Path, body: str) -> Path:
+    """An executable /bin/sh script (notification-script, client-reconfig-script)."""
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def reconf_script(directory: Path) -> Path:
+    """A client-reconfig-script that appends its argv to ``reconf.<pid of the sentinel that ran it>``."""
+    return write_script(directory / "reconf.sh", 'echo "$@" >> "$(dirname "$0")/reconf.$PPID"\n')
+
+
+def reconf_lines(directory: Path, sentinel: SentinelProcess) -> list[str]:
+    """The client-reconfig-script calls ``sentinel`` made (see ``reconf_script``)."""
+    assert sentinel.proc is not None
+    path = directory / f"reconf.{sentinel.proc.pid}"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def actors_info(sentinel: SentinelProcess) -> dict[str, Any]:
+    """INFO actors (needs enable-debug-command), as redis-py parses it: a dict per actor."""
+    return dict(sentinel.client(decode_responses=True).info("actors"))
+
+
+def restarted(sentinel: SentinelProcess, actor: str, times: int) -> Callable[[], bool]:
+    """A wait_for predicate: ``actor`` runs again after ``times`` restarts."""
+
+    def check() -> bool:
+        try:
+            line = actors_info(sentinel).get(actor)
+        except redis.ConnectionError:
+            return False  # the listener is being restarted
+        return isinstance(line, dict) and line.get("state") == "running" and line.get("restarts") == times
+
+    return check

@@ -8,9 +8,10 @@ Layout:
     monitor.py     links, PING / INFO / hello timers, INFO and hello processing, SDOWN, ODOWN, TILT
     failover.py    votes and leader election, replica selection, promotion, reconfiguration, the switch
     commands.py    SENTINEL subcommands, INFO and ROLE
-    scripts.py     notification-script and client-reconfig-script: runs, time limit, retries
+    scripts.py     notification-script and client-reconfig-script: the queue, time limit, retries, PENDING-SCRIPTS
     server.py      the RESP listener: the commands a sentinel serves, and its event pub/sub
+    system.py      the actor system: config-writer, monitor and listener actors under the node's Supervisor
 
-No keyspace, no persistence, no replication: launcher/sentinel.py wires a monitor and a listener on one event
-loop. Imports run one way: launcher -> actors -> protocol.
+No keyspace, no persistence, no replication: launcher/sentinel.py starts the actor system (system.py), whose
+monitor and listener actors each own an asyncio loop. Imports run one way: launcher -> actors -> protocol.
 """

@@ -323,7 +323,7 @@ def _debug(monitor: Monitor, rest: list[bytes], resp3: bool) -> Any:
 
 
 def _pending_scripts(monitor: Monitor, rest: list[bytes], resp3: bool) -> Any:
-    return []
+    return [_map(entry, resp3) for entry in monitor.scripts.pending()]
 
 
 def _help(monitor: Monitor, rest: list[bytes], resp3: bool) -> Any:
@@ -381,7 +381,8 @@ def info_text(monitor: Monitor, sections: list[str], clients: int, port: int) ->
             f"sentinel_tilt:{int(state.tilt)}",
             f"sentinel_tilt_since_seconds:{tilt_since}",
             f"sentinel_running_scripts:{monitor.scripts.running}",
-            f"sentinel_scripts_queue_length:{max(monitor.scripts.queued - monitor.scripts.running, 0)}",
+            # Redis counts the whole queue, running jobs included.
+            f"sentinel_scripts_queue_length:{len(monitor.scripts.jobs)}",
             f"sentinel_simulate_failure_flags:{state.simulate_failure}",
         ]
         for index, master in enumerate(state.masters.values()):

@@ -43,6 +43,7 @@ SERVER_DIRECTIVES = frozenset(
     (
         "port", "bind", "dir", "logfile", "loglevel", "daemonize", "protected-mode", "pidfile",
         "requirepass", "tcp-keepalive", "timeout", "user", "hz", "syslog-enabled", "supervised",
+        "enable-debug-command", "supervisor-max-restarts", "supervisor-restart-window-seconds",
     )
 )  # fmt: skip
 # Sentinel state lines: rewritten from memory, never kept from the file.
@@ -90,6 +91,11 @@ class SentinelConfig:
     logfile: str = ""
     loglevel: str = "notice"
     requirepass: str | None = None
+    # DEBUG CRASH-ACTOR (fault injection): "no" (Redis's default), "yes", or "local" (loopback clients only).
+    enable_debug_command: str = "no"
+    # The supervisor's restart intensity (actors/sentinel/system.py), as a node's supervisor-* directives.
+    supervisor_max_restarts: int = 5
+    supervisor_restart_window_s: int = 60
     # The server directives as given on the command line (a rewrite writes them into the file, as Redis does).
     overrides: dict[str, list[str]] = field(default_factory=dict)
     state: SentinelState = field(default_factory=lambda: SentinelState(myid=""))
@@ -124,6 +130,21 @@ class SentinelConfig:
             self.loglevel = args[0].lower()
         elif name == "requirepass":
             self.requirepass = args[0] or None
+        elif name == "enable-debug-command":
+            if args[0].lower() not in ("yes", "no", "local"):
+                raise SentinelConfigError("argument(s) must be one of the following: no, yes, local")
+            self.enable_debug_command = args[0].lower()
+        elif name in ("supervisor-max-restarts", "supervisor-restart-window-seconds"):
+            try:
+                value = int(args[0])
+            except ValueError:
+                raise SentinelConfigError("argument couldn't be parsed into an integer") from None
+            if not (0 if name == "supervisor-max-restarts" else 1) <= value <= 3600:
+                raise SentinelConfigError("argument must be between 0 and 3600 inclusive")
+            if name == "supervisor-max-restarts":
+                self.supervisor_max_restarts = value
+            else:
+                self.supervisor_restart_window_s = value
         elif name == "daemonize" and args[0].lower() == "yes":
             raise SentinelConfigError(
                 "redactor's sentinel runs in the foreground: daemonize yes is not supported"

@@ -336,10 +336,10 @@ def after_info(monitor: Monitor, ri: Instance, role: Kind, now: int) -> None:
                 set_state(monitor, master, FailoverState.RECONF_SLAVES, now)
                 monitor.flush_config()
                 monitor.event("#", "+promoted-slave", ri)
-                monitor.client_reconfig(master, "leader", (master.ip, master.port), (ri.ip, ri.port))
                 if monitor.state.simulate_failure & SIMULATE_CRASH_AFTER_PROMOTION:
                     os._exit(99)
                 monitor.event("#", "+failover-state-reconf-slaves", master)
+                monitor.client_reconfig(master, "leader", (master.ip, master.port), (ri.ip, ri.port))
                 monitor.force_hello(master)
             return
         wait_ms = monitor.state.timing["publish-period"] * 4

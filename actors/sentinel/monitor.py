@@ -45,8 +45,17 @@ LogSink = Callable[[str, str], None]  # (level char "#*-.", text)
 class Monitor:
     """The sentinel's brain: owns ``SentinelState`` and every link; runs on the process's event loop."""
 
-    def __init__(self, config: SentinelConfig, publish: EventSink, log: LogSink) -> None:
+    def __init__(
+        self,
+        config: SentinelConfig,
+        publish: EventSink,
+        log: LogSink,
+        write_config: Callable[[SentinelConfig], None] = flush,
+    ) -> None:
         self.config = config
+        # Rewrites sentinel.conf, synchronously (a vote is durable before it is answered): the config writer
+        # actor in a running sentinel (system.py), a direct atomic write otherwise.
+        self.write_config = write_config
         self.state: SentinelState = config.state
         self.publish = publish
         self.log = log
@@ -79,7 +88,7 @@ class Monitor:
 
     def flush_config(self) -> None:
         try:
-            flush(self.config)
+            self.write_config(self.config)
         except OSError as exc:
             self.log("#", f"WARNING: Sentinel was not able to save the new configuration on disk!!!: {exc}")
 
@@ -118,6 +127,7 @@ class Monitor:
     def tick(self) -> None:
         now = now_ms()
         state = self.state
+        self.scripts.tick()  # Redis runs, collects and times out scripts on every timer tick, TILT or not
         delta = now - state.previous_timer_ms
         if delta < 0 or delta > state.timing["tilt-trigger"]:
             state.tilt = True
@@ -501,7 +511,6 @@ class Monitor:
             if (master.ip, master.port) != (master_ip, master_port):
                 old_ip, old_port = master.ip, master.port
                 self.event("#", "+config-update-from", sentinel)
-                self.client_reconfig(master, "observer", (old_ip, old_port), (master_ip, master_port))
                 self.event(
                     "#",
                     "+switch-master",
@@ -509,6 +518,7 @@ class Monitor:
                     f"{master.name} {old_ip} {old_port} {master_ip} {master_port}",
                 )
                 failover.reset_master_and_change_address(self, master, master_ip, master_port)
+                self.client_reconfig(master, "observer", (old_ip, old_port), (master_ip, master_port))
         sentinel.last_hello_ms = now_ms()
 
     # -- failure detection ------------------------------------------------------------------------------

@@ -4,19 +4,29 @@ Served: AUTH, CLIENT (SETNAME, GETNAME, ID, SETINFO, LIST, INFO, KILL), COMMAND 
 HELLO, INFO, PING, (P)SUBSCRIBE, (P)UNSUBSCRIBE, PUBLISH (hellos only), ROLE, SENTINEL, SHUTDOWN. Anything else
 gets Redis's ``unknown command`` error. Events from the monitor are published here (``publish``) to clients
 subscribed to the event's name or to a matching pattern, as ``PSUBSCRIBE *`` subscribers expect.
+
+The listener runs on the listener actor's loop, the monitor on the monitor actor's (system.py): a command that
+reads or changes the monitor's state is handed to the monitor's loop (``OnMonitor``), and its client waits for
+the reply without blocking the others. With ``enable-debug-command yes|local`` it also serves ``DEBUG
+CRASH-ACTOR <config-writer|monitor|listener>`` and ``INFO actors`` (fault injection for tests); otherwise DEBUG
+is an unknown command, as on redis-sentinel.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import fnmatch
+import ipaddress
 import itertools
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from actors.sentinel.commands import info_text, sentinel_command
 from actors.sentinel.monitor import Monitor
 from actors.sentinel.state import HELLO_CHANNEL
+from actors.supervision.supervisor import SupervisorError
 from actors.version import REDIS_VERSION
 from protocol.errors import (
     NOAUTH,
@@ -30,10 +40,25 @@ from protocol.errors import (
 from protocol.resp import MultiReply, Push, Verbatim, encode
 from protocol.resp_parse import RequestParser
 
+if TYPE_CHECKING:
+    from actors.sentinel.system import SentinelSystem
+
+# How long a client waits for the monitor (it may be restarting) before getting an error.
+MONITOR_WAIT_S = 5.0
+
 _ids = itertools.count(1)
 SUBSCRIBED_ALLOWED = frozenset(
     (b"ping", b"subscribe", b"psubscribe", b"unsubscribe", b"punsubscribe", b"reset", b"quit")
 )
+
+
+class OnMonitor:
+    """A reply still to compute: ``fn(monitor)`` runs on the monitor's loop, the client awaits it."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[Monitor], Any]) -> None:
+        self.fn = fn
 
 
 class SentinelClient:
@@ -47,6 +72,7 @@ class SentinelClient:
         self.writer = writer
         self.id = next(_ids)
         self.name = b""
+        self.command_name = b""  # as the client spelt it: Redis's unknown-command error repeats it
         self.resp3 = False
         self.authenticated = server.password is None
         self.channels: set[bytes] = set()
@@ -66,25 +92,39 @@ class SentinelClient:
                 if not data:
                     return
                 commands: list[list[bytes]] = []
+                error: ProtocolError | None = None
                 try:
                     parser.feed_parse(data, commands)
                 except ProtocolError as exc:
-                    for argv in commands:
-                        self.send(self.execute(argv))
-                    self.send(exc)
-                    return
+                    error = exc
                 for argv in commands:
                     if argv:
-                        reply = self.execute(argv)
+                        reply = await self.resolve(self.execute(argv))
                         if reply is _CLOSE:
                             return
                         self.send(reply)
+                if error is not None:
+                    self.send(error)
+                    return
                 await self.writer.drain()
         except (ConnectionError, OSError):
             return
         finally:
             self.server.clients.discard(self)
             self.writer.close()
+
+    async def resolve(self, reply: Any) -> Any:
+        if isinstance(reply, OnMonitor):
+            try:
+                return await self.server.on_monitor(reply.fn)
+            except CommandError as exc:
+                return exc
+        if reply is _SHUTDOWN:
+            with contextlib.suppress(CommandError):
+                await self.server.on_monitor(lambda monitor: monitor.flush_config())
+            self.server.system.request_shutdown()
+            return _CLOSE
+        return reply
 
     def execute(self, argv: list[bytes]) -> Any:
         name = argv[0].lower()
@@ -97,6 +137,7 @@ class SentinelClient:
                     f"ERR Can't execute '{name.decode('utf-8', 'replace')}': only (P|S)SUBSCRIBE / "
                     "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
                 )
+            self.command_name = argv[0]
             handler = _HANDLERS.get(name)
             if handler is None:
                 raise unknown_command(argv[0].decode("utf-8", "replace"), args)
@@ -156,29 +197,65 @@ class SentinelClient:
         }  # fmt: skip
 
     def info(self, args: list[bytes]) -> Any:
-        text = info_text(
-            self.server.monitor,
-            [a.decode("utf-8", "replace") for a in args],
-            len(self.server.clients),
-            self.server.port,
-        )
-        return Verbatim(text.encode())
+        sections = [a.decode("utf-8", "replace") for a in args]
+        clients, port = len(self.server.clients), self.server.port
+        actors = ""
+        if any(s.lower() == "actors" for s in sections) and self.debug_allowed():
+            lines = self.server.system.supervisor.info_lines()
+            actors = "# Actors\r\n" + "".join(f"{key}:{value}\r\n" for key, value in lines)
+
+        def run(monitor: Monitor) -> Any:
+            text = info_text(monitor, sections, clients, port)
+            if actors:
+                text = f"{text}\r\n{actors}" if text else actors
+            return Verbatim(text.encode())
+
+        return OnMonitor(run)
 
     def role(self, args: list[bytes]) -> Any:
         if args:
             raise wrong_arity("role")
-        return [b"sentinel", [name.encode() for name in self.server.monitor.state.masters]]
+        return OnMonitor(lambda monitor: [b"sentinel", [name.encode() for name in monitor.state.masters]])
 
     def sentinel(self, args: list[bytes]) -> Any:
-        return sentinel_command(self.server.monitor, args, self.resp3)
+        resp3 = self.resp3
+        return OnMonitor(lambda monitor: sentinel_command(monitor, args, resp3))
 
     def publish(self, args: list[bytes]) -> Any:
         if len(args) != 2:
             raise wrong_arity("publish")
         if args[0] != HELLO_CHANNEL.encode():
             raise CommandError("ERR Only HELLO messages are accepted by Sentinel instances.")
-        self.server.monitor.process_hello(args[1].decode("utf-8", "replace"))
-        return 1
+        hello = args[1].decode("utf-8", "replace")
+
+        def run(monitor: Monitor) -> int:
+            monitor.process_hello(hello)
+            return 1
+
+        return OnMonitor(run)
+
+    def debug_allowed(self) -> bool:
+        mode = self.server.system.settings.enable_debug_command
+        if mode == "local":
+            host = self.addr.rpartition(":")[0]
+            with contextlib.suppress(ValueError):
+                return ipaddress.ip_address(host).is_loopback
+            return False
+        return mode == "yes"
+
+    def debug(self, args: list[bytes]) -> Any:
+        """DEBUG CRASH-ACTOR <name> (fault injection). Unknown, as on redis-sentinel, unless enabled."""
+        if not self.debug_allowed():
+            raise unknown_command(self.command_name.decode("utf-8", "replace"), args)
+        if len(args) == 2 and args[0].lower() == b"crash-actor":
+            try:
+                self.server.system.crash(args[1].decode("utf-8", "replace"))
+            except (ValueError, SupervisorError) as exc:
+                raise CommandError(f"ERR {exc}") from None
+            return "OK"
+        if args:
+            raise unknown_subcommand(args[0].decode("utf-8", "replace"), "DEBUG")
+        raise wrong_arity("debug")
 
     def subscribe(self, args: list[bytes], pattern: bool = False) -> Any:
         if not args:
@@ -234,12 +311,11 @@ class SentinelClient:
         return {} if args and args[0].lower() == b"docs" else []
 
     def shutdown(self, args: list[bytes]) -> Any:
-        self.server.monitor.flush_config()
-        self.server.shutdown_requested.set()
-        return _CLOSE
+        return _SHUTDOWN
 
 
 _CLOSE: Any = object()
+_SHUTDOWN: Any = object()
 _HANDLERS: dict[bytes, Any] = {
     b"ping": SentinelClient.ping,
     b"auth": SentinelClient.auth,
@@ -255,20 +331,50 @@ _HANDLERS: dict[bytes, Any] = {
     b"client": SentinelClient.client,
     b"command": SentinelClient.command_cmd,
     b"shutdown": SentinelClient.shutdown,
+    b"debug": SentinelClient.debug,
 }
 
 
 class SentinelServer:
     """The listener: accepts clients, and delivers the monitor's events to subscribers."""
 
-    def __init__(self, monitor: Monitor, bind: list[str], port: int, password: str | None) -> None:
-        self.monitor = monitor
+    def __init__(self, system: SentinelSystem, bind: list[str], port: int, password: str | None) -> None:
+        self.system = system
         self.bind = bind
         self.port = port
         self.password = password
         self.clients: set[SentinelClient] = set()
-        self.shutdown_requested = asyncio.Event()
         self._servers: list[asyncio.base_events.Server] = []
+
+    async def on_monitor(self, fn: Callable[[Monitor], Any]) -> Any:
+        """``fn(monitor)`` on the monitor's loop; waits (bounded) while the monitor actor restarts."""
+        deadline = asyncio.get_running_loop().time() + MONITOR_WAIT_S
+        while True:
+            target = self.system.current_monitor()
+            if target is not None:
+                monitor, loop = target
+                future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+                def run(monitor: Monitor = monitor, future: concurrent.futures.Future[Any] = future) -> None:
+                    if not future.set_running_or_notify_cancel():
+                        return
+                    try:
+                        future.set_result(fn(monitor))
+                    except BaseException as exc:
+                        future.set_exception(exc)
+
+                try:
+                    loop.call_soon_threadsafe(run)
+                except RuntimeError:
+                    pass  # its loop closed: the monitor is restarting
+                else:
+                    try:
+                        return await asyncio.wait_for(asyncio.wrap_future(future), MONITOR_WAIT_S)
+                    except TimeoutError:
+                        raise CommandError("ERR the sentinel's monitor did not answer in time") from None
+            if asyncio.get_running_loop().time() > deadline:
+                raise CommandError("ERR the sentinel's monitor is restarting, try again")
+            await asyncio.sleep(0.02)
 
     async def start(self) -> None:
         for host in self.bind:

@@ -7,6 +7,7 @@ failover-timeout 10000 ms. Mixed fleets (S-9) are in test_sentinel_mixed.py.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -16,6 +17,8 @@ from typing import Any
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 from protocol.resp_client import BlockingRespClient
@@ -25,6 +28,10 @@ from tests.sentinel_harness import (
     EventRecorder,
     SentinelProcess,
     Topology,
+    actors_info,
+    reconf_lines,
+    reconf_script,
+    restarted,
     start_sentinels,
     wait_discovered,
 )
@@ -37,16 +44,43 @@ MASTER_FIELDS = [
 ]  # fmt: skip
 
 
-@pytest.fixture
-def topology(node_factory: Callable[..., NodeProcess], tmp_path: Path) -> Iterator[Topology]:
+def _topology(
+    node_factory: Callable[..., NodeProcess], tmp_path: Path, extra: str = ""
+) -> Iterator[Topology]:
     master = node_factory("m")
     replicas = [node_factory(f"r{i}", replicaof=f"127.0.0.1 {master.port}") for i in range(2)]
-    sentinels = start_sentinels(tmp_path / "sentinels", master.port)
+    sentinels = start_sentinels(tmp_path / "sentinels", master.port, extra=extra)
     topo = Topology(master, replicas, sentinels)
     wait_discovered(sentinels, 2)
     yield topo
     for s in sentinels:
         s.stop()
+
+
+@pytest.fixture
+def topology(node_factory: Callable[..., NodeProcess], tmp_path: Path) -> Iterator[Topology]:
+    yield from _topology(node_factory, tmp_path)
+
+
+@pytest.fixture
+def scripted_topology(node_factory: Callable[..., NodeProcess], tmp_path: Path) -> Iterator[Topology]:
+    """Sentinels with a client-reconfig-script (``reconf_lines``) and DEBUG CRASH-ACTOR enabled."""
+    script = reconf_script(tmp_path)
+    extra = f"enable-debug-command yes\nsentinel client-reconfig-script {MASTER_NAME} {script}\n"
+    yield from _topology(node_factory, tmp_path, extra)
+
+
+def _check_reconf_script_calls(
+    tmp_path: Path, topology: Topology, leader: str, old_port: int, new_port: int
+) -> None:
+    """Redis calls the client-reconfig-script once per sentinel per failover, state ``start``: the leader
+    when the promoted replica reports role:master, the others when a hello makes them switch."""
+    sentinels = topology.sentinels
+    wait_for(lambda: all(reconf_lines(tmp_path, s) for s in sentinels), 10, what="every reconfig script run")
+    for s in sentinels:
+        role = "leader" if s.name == leader else "observer"
+        expected = f"{MASTER_NAME} {role} start 127.0.0.1 {old_port} 127.0.0.1 {new_port}"
+        assert reconf_lines(tmp_path, s) == [expected], s.name
 
 
 @pytest.fixture
@@ -133,8 +167,9 @@ def test_discovery_matches_redis_sentinel_replies(topology: Topology) -> None:
 
 @pytest.mark.slow
 def test_kill9_failover_redis_py_keeps_writing_and_old_master_rejoins(
-    topology: Topology, recorder: EventRecorder
+    scripted_topology: Topology, recorder: EventRecorder, tmp_path: Path
 ) -> None:
+    topology = scripted_topology
     for s in topology.sentinels:
         recorder.watch(s)
     sentinel = Sentinel([("127.0.0.1", s.port) for s in topology.sentinels], socket_timeout=0.5)
@@ -181,6 +216,7 @@ def test_kill9_failover_redis_py_keeps_writing_and_old_master_rejoins(
     print(f"time to new master on every sentinel after kill -9: {latest:.2f} s")
     assert latest <= 4.0
     assert len(recorder.find("+elected-leader")) == 1
+    leader = recorder.find("+elected-leader")[0].sentinel
     assert {e.sentinel for e in recorder.find("+sdown", lambda e: e.data.startswith("master"))} == {
         "s0",
         "s1",
@@ -238,6 +274,7 @@ def test_kill9_failover_redis_py_keeps_writing_and_old_master_rejoins(
     )
     for s in topology.sentinels:
         wait_for(_conf_has(s, wanted), 5, what=f"{s.name}'s sentinel.conf after the failover")
+    _check_reconf_script_calls(tmp_path, topology, leader, old.port, new_port)
     # S-4: the old master comes back (as a master, from its own configuration) and is converted.
     old.start()
     wait_for(lambda: recorder.find("+convert-to-slave"), 30, interval_s=0.2, what="+convert-to-slave")
@@ -258,8 +295,37 @@ def test_kill9_failover_redis_py_keeps_writing_and_old_master_rejoins(
     )
 
 
-def test_manual_failover_and_inprog(topology: Topology, recorder: EventRecorder) -> None:
-    s0 = topology.sentinels[0]
+def test_manual_failover_and_inprog(
+    scripted_topology: Topology, recorder: EventRecorder, tmp_path: Path
+) -> None:
+    topology = scripted_topology
+    s0, s1, s2 = topology.sentinels
+    # Issue 14 item 1: each actor of a sentinel is restarted by its supervisor, the monitor resuming from
+    # sentinel.conf, and the sentinels still fail over afterwards (s0 with a new monitor leads it).
+    myid = s0.client().execute_command("SENTINEL", "MYID")
+    with pytest.raises(redis.ResponseError, match="no such actor 'nosuch'"):
+        s0.client().execute_command("DEBUG", "CRASH-ACTOR", "nosuch")
+    assert s0.client().execute_command("DEBUG", "CRASH-ACTOR", "monitor") == b"OK"
+    # The listener drops its clients as it dies: the reply may not make it out, and it must not be retried.
+    with contextlib.suppress(redis.ConnectionError):
+        s1.client(retry=Retry(NoBackoff(), 0)).execute_command("DEBUG", "CRASH-ACTOR", "listener")
+    assert s2.client().execute_command("DEBUG", "CRASH-ACTOR", "config-writer") == b"OK"
+    wait_for(restarted(s0, "monitor", 1), 10, what="s0's monitor actor restarted")
+    wait_for(restarted(s1, "listener", 1), 10, what="s1's listener actor restarted")
+    wait_for(restarted(s2, "config-writer", 1), 10, what="s2's config writer restarted")
+    assert actors_info(s0)["listener"]["restarts"] == 0
+    assert s0.client().execute_command("SENTINEL", "MYID") == myid
+
+    def relearnt() -> bool:
+        # Known from sentinel.conf at once; promotable once their INFO was read again (else NOGOODSLAVE).
+        m = s0.master()
+        replicas = s0.client(decode_responses=True).sentinel_slaves(MASTER_NAME)
+        return (m["num-slaves"], m["num-other-sentinels"]) == ("2", "2") and all(
+            r["flags"] == "slave" and r["role-reported"] == "slave" and r["master-link-status"] == "ok"
+            for r in replicas
+        )
+
+    wait_for(relearnt, 10, what="s0's new monitor to know the replicas and sentinels again")
     recorder.watch(s0)
     sentinel = Sentinel([("127.0.0.1", s.port) for s in topology.sentinels], socket_timeout=0.5)
     writer = sentinel.master_for(MASTER_NAME, socket_timeout=0.5)
@@ -285,6 +351,24 @@ def test_manual_failover_and_inprog(topology: Topology, recorder: EventRecorder)
     # The old master is demoted at the switch (Redis waits ~8 s): its own clients were disconnected.
     wait_for(
         lambda: topology.master.client().execute_command("ROLE")[0] == b"slave", 5, what="old master demoted"
+    )
+    # s2's new config writer wrote the switch; every sentinel ran the reconfig script as Redis does.
+    switched = f"sentinel monitor {MASTER_NAME} 127.0.0.1 {new_port} 2"
+    wait_for(lambda: switched in s2.conf.read_text(), 10, what="s2's sentinel.conf after the switch")
+    _check_reconf_script_calls(tmp_path, topology, "s0", topology.master.port, new_port)
+    # S-7 after a failover: a follower killed -9 and restarted resumes from its sentinel.conf.
+    s2_id = s2.client().execute_command("SENTINEL", "MYID")
+    s2.kill()
+    text = s2.conf.read_text()
+    assert text.count("sentinel known-sentinel") == 2 and text.count("sentinel known-replica") == 2
+    assert switched in text.splitlines()
+    s2.start()
+    assert s2.client().execute_command("SENTINEL", "MYID") == s2_id
+    assert s2.master_addr() == ("127.0.0.1", new_port)
+    wait_for(
+        lambda: all(s.master()["num-other-sentinels"] == "2" for s in topology.sentinels),
+        10,
+        what="two other sentinels on every sentinel (no duplicates)",
     )
 
 
@@ -489,7 +573,8 @@ class ConfigFileNode(NodeProcess):
 def test_promoted_replica_config_file_is_rewritten(
     node_factory: Callable[..., NodeProcess], tmp_path: Path
 ) -> None:
-    master = node_factory("m")
+    master = ConfigFileNode(tmp_path, "m", "")
+    master.start()
     replica = ConfigFileNode(tmp_path, "r", f"replicaof 127.0.0.1 {master.port}\n")
     replica.start()
     s = SentinelProcess(tmp_path, "s", master.port, quorum=1)
@@ -501,9 +586,16 @@ def test_promoted_replica_config_file_is_rewritten(
         wait_for(
             lambda: "replicaof" not in replica.conf.read_text(), 5, what="replicaof gone from redis.conf"
         )
+        # S-4: the demoted old master's file names the new master (the MULTI's CONFIG REWRITE).
+        wait_for(
+            lambda: f"replicaof 127.0.0.1 {replica.port}" in master.conf.read_text().splitlines(),
+            10,
+            what="replicaof <new master> in the old master's redis.conf",
+        )
     finally:
         s.stop()
         replica.stop()
+        master.stop()
 
 
 def test_redactor_cli_talks_resp_to_a_sentinel(
