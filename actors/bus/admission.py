@@ -10,7 +10,9 @@ the end of the stream and forgets the peer as if it had left.
 With that, each bus connection is one ``BusConnection`` in one of two states (``PeerState``):
 
     UNAUTHENTICATED   accepted; has not proven the password yet (and one is needed): it may send at most
-                      ``PREAUTH_FRAME_BYTES`` per frame and ``PREAUTH_TOTAL_BYTES`` in all, is dropped when idle
+                      ``PREAUTH_FRAME_BYTES`` per frame and ``PREAUTH_TOTAL_BYTES`` in all, frames within Redis's
+                      limits before AUTH (10 arguments, 16 KiB per string: protocol/bus_preauth.py walks the
+                      msgpack headers without decoding them), is dropped when idle
                       for ``bus-auth-timeout-ms`` or unauthenticated for ``PREAUTH_LIFETIME_S``, and at most
                       ``bus-max-unauthenticated-peers`` such connections exist (a newcomer over the cap pushes
                       the oldest one out)
@@ -23,7 +25,9 @@ address that is not loopback is dropped at accept, as the RESP port refuses it.
 
 When a connection goes (or is dropped) the loop is told its routing ids are gone (the empty frame
 ROUTER_NOTIFY would have sent), so native clients do not linger for NATIVE_CLIENT_IDLE_S. Frames over the
-limits are dropped before anything decodes them. Every refusal is logged through actors/ratelog.py.
+limits are dropped before anything decodes them, and their connection with them (as Redis closes a client
+over its limits; no error reply, which the shutdown would race). Every refusal is logged through
+actors/ratelog.py and counted in ``INFO bus`` (``info``).
 """
 
 from __future__ import annotations
@@ -39,6 +43,13 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from actors.ratelog import remote_errors
+from protocol.bus_preauth import (
+    PREAUTH_MAX_BULK_BYTES,
+    PREAUTH_NODE_MAX_ITEMS,
+    PREAUTH_REQUEST_MAX_ITEMS,
+    preauth_refusal,
+)
+from protocol.clusterbus import CLUSTER_FAMILY
 
 if TYPE_CHECKING:
     from actors.bus.bus import BusActor
@@ -110,6 +121,20 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _shape_refusal(parts: list[zmq.Frame]) -> str | None:
+    """Redis's limits before AUTH on what a frame holds, walked before anything decodes it (or None)."""
+    if len(parts) == 2:  # a client request [version, request_id, argv]
+        return preauth_refusal(parts[1].buffer, PREAUTH_REQUEST_MAX_ITEMS, PREAUTH_MAX_BULK_BYTES)
+    if len(parts) > 4:
+        return "unauthenticated frame layout"
+    if len(parts) >= 3 and parts[1].bytes != CLUSTER_FAMILY:
+        # A node message's header (a replica's Hello / Psync carries the password). Cluster gossip is left
+        # out: Redis's cluster bus takes no password, so its handler admits whoever speaks it (with CURVE keys
+        # configured, only trusted nodes get that far).
+        return preauth_refusal(parts[2].buffer, PREAUTH_NODE_MAX_ITEMS, PREAUTH_MAX_BULK_BYTES)
+    return None
+
+
 def format_addr(peer: tuple[str, int]) -> str:
     host, port = peer
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -126,7 +151,9 @@ class Admission:
         self.by_identity: dict[bytes, BusConnection] = {}
         self.monitor: zmq.Socket[bytes] | None = None
         self.dropped_total = 0
+        self.frames_refused = 0
         self._next_sweep_s = 0.0
+        self.server.info_sections["bus"] = self.info
         bus.register_lifecycle(self._started, self._stopping)
         bus.register_tick(self._tick)
         bus.register_loop_message(PeerAuthenticated, lambda m: self.peer_authenticated(m.identity))
@@ -171,6 +198,7 @@ class Admission:
         if conn.state is PeerState.AUTHENTICATED:
             return True
         if conn.state is PeerState.DROPPED:
+            self.frames_refused += 1
             return False  # queued before the shutdown: nothing of it is read (the cheap path of a flood)
         conn.last_frame_s = time.monotonic()
         if not self.password_needed():
@@ -181,12 +209,34 @@ class Admission:
         size = sum(len(p) for p in parts) - len(identity)
         conn.preauth_bytes += size
         if size > PREAUTH_FRAME_BYTES:
-            self.drop(conn, "unauthenticated frame too big", size_bytes=size)
+            self._refuse(conn, "unauthenticated frame too big", size_bytes=size)
             return False
         if conn.preauth_bytes > PREAUTH_TOTAL_BYTES:
-            self.drop(conn, "unauthenticated peer sent too much", total_bytes=conn.preauth_bytes)
+            self._refuse(conn, "unauthenticated peer sent too much", total_bytes=conn.preauth_bytes)
+            return False
+        refusal = _shape_refusal(parts)
+        if refusal is not None:
+            self._refuse(conn, refusal, frames=len(parts) - 1)
             return False
         return True
+
+    def _refuse(self, conn: BusConnection, reason: str, **fields: Any) -> None:
+        self.frames_refused += 1
+        self.drop(conn, reason, **fields)
+
+    def info(self) -> list[tuple[str, Any]]:
+        """``INFO bus``: Redis has no bus port for clients, so these fields (and the section) are redactor's own.
+
+        Read on the loop thread while the bus thread updates them: counters are plain ints, and the connections
+        are copied in one C-level step before they are counted.
+        """
+        states = [c.state for c in list(self.conns.values())]
+        return [
+            ("bus_authenticated_peers", states.count(PeerState.AUTHENTICATED)),
+            ("bus_unauthenticated_peers", states.count(PeerState.UNAUTHENTICATED)),
+            ("bus_peers_dropped", self.dropped_total),
+            ("bus_frames_refused", self.frames_refused),
+        ]
 
     def _connection_of(self, frame: zmq.Frame, identity: bytes) -> BusConnection | None:
         """The connection a new routing id arrived on (its ACCEPTED event may still be queued)."""

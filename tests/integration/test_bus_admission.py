@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import msgpack
 import pytest
 import redis
 import zmq
@@ -130,6 +131,71 @@ def test_big_unauthenticated_frames_are_refused_before_decoding(
         assert client.call("AUTH", "pw") == "OK"
         assert client.call("SET", "k", b"x" * (1024 * 1024)) == "OK"
     assert r.strlen("k") == 1024 * 1024
+
+
+def _bus_info(r: redis.Redis) -> dict[str, int]:
+    return {k: int(v) for k, v in r.info("bus").items()}
+
+
+def test_redis_preauth_limits_on_bus_frames(node_factory: Callable[..., NodeProcess]) -> None:
+    """Before AUTH, a bus frame holds at most 10 arguments and 16 KiB per string (Redis 7's limits on the RESP
+    port), walked before decoding: over them the connection is dropped and counted in INFO bus."""
+    node = node_factory("node", requirepass="pw")
+    r = node.client(password="pw")
+    assert _bus_info(r) == {
+        "bus_authenticated_peers": 0,
+        "bus_unauthenticated_peers": 0,
+        "bus_peers_dropped": 0,
+        "bus_frames_refused": 0,
+    }
+    # Within the limits: answered (NOAUTH), and the peer is counted as unauthenticated.
+    sock = _dealer("127.0.0.1", node.bus_port)
+    try:
+        sock.send(encode_request(1, [b"ECHO", b"x" * 16384]))
+        assert "NOAUTH" in str(decode_reply(sock.recv())[2])
+        sock.send(encode_request(2, [b"MSET", *[b"k"] * 9]))  # 10 arguments
+        assert "NOAUTH" in str(decode_reply(sock.recv())[2])
+        assert _bus_info(r)["bus_unauthenticated_peers"] == 1
+    finally:
+        sock.close(0)
+    refused = [
+        ([b"MSET", *[b"k"] * 10], "unauthenticated multibulk length"),  # 11 arguments
+        ([b"ECHO", b"x" * 16385], "unauthenticated bulk length"),
+        ([b"DEL", *[b""] * 60_000], "unauthenticated multibulk length"),  # 120 KiB of tiny arguments
+    ]
+    for count, (argv, reason) in enumerate(refused, 1):
+        sock = _dealer("127.0.0.1", node.bus_port)
+        try:
+            sock.send(encode_request(1, argv))
+            wait_for(
+                lambda n=count: _bus_info(r)["bus_frames_refused"] >= n, 10, what=f"frame {count} refused"
+            )
+            wait_for(lambda why=reason: why in node.log(), 10, what=f"the refusal logged: {reason}")
+        finally:
+            sock.close(0)
+    info = _bus_info(r)
+    assert info["bus_peers_dropped"] >= 3
+    wait_for(lambda: _bus_info(r)["bus_unauthenticated_peers"] == 0, 10, what="the dropped peers forgotten")
+    # A replica's node messages are walked too: a Hello header of 20 fields is refused.
+    sock = _dealer("127.0.0.1", node.bus_port)
+    try:
+        sock.send_multipart([b"N", msgpack.packb(["hello", *range(20)])])
+        wait_for(lambda: _bus_info(r)["bus_frames_refused"] >= 4, 10, what="the node message refused")
+    finally:
+        sock.close(0)
+    # Authenticated, the limits are gone: 11 arguments and a 1 MiB string on the same connection.
+    with NativeClient("127.0.0.1", node.bus_port, timeout_ms=10_000, retries=1) as client:
+        assert client.call("AUTH", "pw") == "OK"
+        assert client.call("MSET", *[f"k{i}" for i in range(12)]) == "OK"
+        assert client.call("SET", "big", b"x" * (1024 * 1024)) == "OK"
+        assert _bus_info(r)["bus_authenticated_peers"] == 1
+    assert r.get("k0") == b"k1"
+    assert r.strlen("big") == 1024 * 1024
+    # Without a password nothing is walked (as Redis: only clients that must authenticate are limited).
+    open_node = node_factory("open")
+    with NativeClient("127.0.0.1", open_node.bus_port, timeout_ms=10_000, retries=1) as client:
+        assert client.call("MSET", *[f"k{i}" for i in range(12)]) == "OK"
+    assert _bus_info(open_node.client())["bus_frames_refused"] == 0
 
 
 def _non_loopback_address() -> str | None:
