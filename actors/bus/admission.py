@@ -35,6 +35,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import socket
+import struct
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,15 @@ _MONITOR_EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
 DROPPED_FORGET_S = 10.0
 # How often the timers look at the connections (the bus ticks every poll slice, 20 ms).
 SWEEP_INTERVAL_S = 0.25
+# How often the bytes an unauthenticated connection has sent are read from the kernel (TCP_INFO), so a frame
+# over the limits is cut off while libzmq is still reading it rather than buffered whole (up to ZMQ_MAXMSGSIZE).
+INFLIGHT_CHECK_INTERVAL_S = 0.02
+# TCP bytes an unauthenticated connection may have sent: its budget, one frame over it (refused when it
+# completes anyway), and the ZMTP greeting and framing.
+PREAUTH_TCP_BYTES = PREAUTH_TOTAL_BYTES + PREAUTH_FRAME_BYTES + 64 * 1024
+# struct tcp_info (linux/tcp.h): tcpi_bytes_received, a u64 at this offset (Linux 4.1 and later).
+_TCPI_BYTES_RECEIVED = struct.Struct("=Q")
+_TCPI_BYTES_RECEIVED_OFFSET = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +124,24 @@ def _peer_of(fd: int) -> tuple[str, int] | None:
         sock.detach()  # libzmq owns the descriptor
 
 
+def _tcp_bytes_received(fd: int) -> int | None:
+    """Payload bytes the kernel has received on ``fd`` (read by libzmq or not), or None where unknown."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    except OSError:
+        return None
+    finally:
+        sock.detach()  # libzmq owns the descriptor
+    end = _TCPI_BYTES_RECEIVED_OFFSET + _TCPI_BYTES_RECEIVED.size
+    if len(info) < end:
+        return None  # a kernel older than 4.1
+    return int(_TCPI_BYTES_RECEIVED.unpack_from(info, _TCPI_BYTES_RECEIVED_OFFSET)[0])
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host.split("%")[0]).is_loopback
@@ -153,6 +181,7 @@ class Admission:
         self.dropped_total = 0
         self.frames_refused = 0
         self._next_sweep_s = 0.0
+        self._next_inflight_check_s = 0.0
         self.server.info_sections["bus"] = self.info
         bus.register_lifecycle(self._started, self._stopping)
         bus.register_tick(self._tick)
@@ -346,9 +375,28 @@ class Admission:
         else:
             self._forget(fd)  # the descriptor is gone already: nothing more will arrive from it
 
+    def _check_inflight(self) -> None:
+        """Drop an unauthenticated connection whose peer has sent more than it may, even mid-frame.
+
+        ``admit`` sees a frame only once libzmq has read all of it, and libzmq reads up to ZMQ_MAXMSGSIZE (the
+        router's, for every peer: it cannot be set per connection). The kernel counts what each connection
+        received, so a huge frame from a peer without the password is cut off after a few ticks' worth of bytes.
+        """
+        if not self.conns or not self.password_needed():
+            return
+        for conn in list(self.conns.values()):
+            if conn.state is not PeerState.UNAUTHENTICATED:
+                continue
+            received = _tcp_bytes_received(conn.fd)
+            if received is not None and received > PREAUTH_TCP_BYTES:
+                self._refuse(conn, "unauthenticated peer is sending too much", received_bytes=received)
+
     # -- timers ------------------------------------------------------------------------------------------
 
     def _tick(self, now: float) -> None:
+        if now >= self._next_inflight_check_s:
+            self._next_inflight_check_s = now + INFLIGHT_CHECK_INTERVAL_S
+            self._check_inflight()
         if now < self._next_sweep_s:
             return
         self._next_sweep_s = now + SWEEP_INTERVAL_S

@@ -23,12 +23,13 @@ from tests.harness import NodeProcess, wait_for
 TIMEOUT_MS = 3000
 
 
-def _rss_bytes(node: NodeProcess) -> int:
+def _rss_bytes(node: NodeProcess, field: str = "VmRSS") -> int:
+    """The node's resident memory now (or, with ``field="VmHWM"``, its peak so far)."""
     with open(f"/proc/{node.pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
+    raise AssertionError(f"no {field}")
 
 
 def _dealer(host: str, port: int) -> zmq.Socket[bytes]:
@@ -237,6 +238,23 @@ def test_redis_preauth_limits_on_bus_frames(node_factory: Callable[..., NodeProc
         wait_for(lambda: _bus_info(r)["bus_frames_refused"] >= 4, 10, what="the node message refused")
     finally:
         sock.close(0)
+    # One huge frame (256 MiB, well under ZMQ_MAXMSGSIZE) is cut off while libzmq is still reading it: the
+    # node's peak memory never holds it.
+    peak_before = _rss_bytes(node, "VmHWM")
+    sock = _dealer("127.0.0.1", node.bus_port)
+    try:
+        sock.send(encode_request(1, [b"SET", b"huge", b"x" * (256 * 2**20)]), copy=False)
+        wait_for(
+            lambda: "unauthenticated peer is sending too much" in node.log(),
+            20,
+            what="the huge frame cut off",
+        )
+    finally:
+        sock.close(0)
+    peak_grown = _rss_bytes(node, "VmHWM") - peak_before
+    print(f"peak RSS grew by {peak_grown / 2**20:.1f} MiB for a 256 MiB frame")
+    assert peak_grown < 128 * 2**20
+    assert r.exists("huge") == 0
     # Authenticated, the limits are gone: 11 arguments and a 1 MiB string on the same connection.
     with NativeClient("127.0.0.1", node.bus_port, timeout_ms=10_000, retries=1) as client:
         assert client.call("AUTH", "pw") == "OK"
