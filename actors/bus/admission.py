@@ -96,7 +96,16 @@ class PeerState(enum.Enum):
 class BusConnection:
     """One TCP connection to the bus router, known by its file descriptor."""
 
-    __slots__ = ("fd", "addr", "accepted_s", "last_frame_s", "state", "preauth_bytes", "identities")
+    __slots__ = (
+        "fd",
+        "addr",
+        "accepted_s",
+        "last_frame_s",
+        "state",
+        "preauth_bytes",
+        "identities",
+        "admitted",
+    )
 
     def __init__(self, fd: int, addr: str, now: float) -> None:
         self.fd = fd
@@ -107,6 +116,9 @@ class BusConnection:
         self.preauth_bytes = 0
         # Routing ids seen on this connection (one for a ROUTER peer; a set so a reused id cannot confuse us).
         self.identities: set[bytes] = set()
+        # True once a frame of it went on to the loop: only then must the loop hear that it is gone (a flood of
+        # refused connections costs the loop thread nothing).
+        self.admitted = False
 
 
 def _peer_of(fd: int) -> tuple[str, int] | None:
@@ -225,6 +237,7 @@ class Admission:
             if conn is None:
                 return False
         if conn.state is PeerState.AUTHENTICATED:
+            conn.admitted = True
             return True
         if conn.state is PeerState.DROPPED:
             self.frames_refused += 1
@@ -234,6 +247,7 @@ class Admission:
             # As Redis's clients: one that connected while no password was needed stays authenticated after
             # CONFIG SET requirepass (a replica's link must not be timed out for it).
             conn.state = PeerState.AUTHENTICATED
+            conn.admitted = True
             return True
         size = sum(len(p) for p in parts) - len(identity)
         conn.preauth_bytes += size
@@ -247,6 +261,7 @@ class Admission:
         if refusal is not None:
             self._refuse(conn, refusal, frames=len(parts) - 1)
             return False
+        conn.admitted = True
         return True
 
     def _refuse(self, conn: BusConnection, reason: str, **fields: Any) -> None:
@@ -346,7 +361,7 @@ class Admission:
             if self.by_identity.get(identity) is conn:
                 del self.by_identity[identity]
                 gone.append((identity, b""))  # the loop's "peer went away" frame (ROUTER_NOTIFY's)
-        if gone:
+        if gone and conn.admitted:
             master = self.bus.master
             master.call_threadsafe(master.native_requests, gone)
 
