@@ -5,6 +5,7 @@ Layout:
     resp.py         RESP2/RESP3 reply types and their encoder (every command module imports these names)
     resp_parse.py   request parsing on top of hiredis: RequestParser, inline requests, Limits
     resp_preauth.py Redis 7's limits before authentication (10 arguments, 16 KiB per bulk): a header walker
+    bus_preauth.py  the same limits for msgpack frames on the bus: a header walker that builds nothing
     resp_client.py  an asyncio RESP client on hiredis (calls, pipelines, pub/sub, bounded buffers) and a
                     blocking wrapper: the launcher, the tests, next the sentinel and MIGRATE
     envelope.py     the native protocol: a versioned msgpack envelope carried over ZeroMQ

@@ -10,7 +10,9 @@ the end of the stream and forgets the peer as if it had left.
 With that, each bus connection is one ``BusConnection`` in one of two states (``PeerState``):
 
     UNAUTHENTICATED   accepted; has not proven the password yet (and one is needed): it may send at most
-                      ``PREAUTH_FRAME_BYTES`` per frame and ``PREAUTH_TOTAL_BYTES`` in all, is dropped when idle
+                      ``PREAUTH_FRAME_BYTES`` per frame and ``PREAUTH_TOTAL_BYTES`` in all, frames within Redis's
+                      limits before AUTH (10 arguments, 16 KiB per string: protocol/bus_preauth.py walks the
+                      msgpack headers without decoding them), is dropped when idle
                       for ``bus-auth-timeout-ms`` or unauthenticated for ``PREAUTH_LIFETIME_S``, and at most
                       ``bus-max-unauthenticated-peers`` such connections exist (a newcomer over the cap pushes
                       the oldest one out)
@@ -23,7 +25,9 @@ address that is not loopback is dropped at accept, as the RESP port refuses it.
 
 When a connection goes (or is dropped) the loop is told its routing ids are gone (the empty frame
 ROUTER_NOTIFY would have sent), so native clients do not linger for NATIVE_CLIENT_IDLE_S. Frames over the
-limits are dropped before anything decodes them. Every refusal is logged through actors/ratelog.py.
+limits are dropped before anything decodes them, and their connection with them (as Redis closes a client
+over its limits; no error reply, which the shutdown would race). Every refusal is logged through
+actors/ratelog.py and counted in ``INFO bus`` (``info``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import socket
+import struct
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -39,6 +44,13 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from actors.ratelog import remote_errors
+from protocol.bus_preauth import (
+    PREAUTH_MAX_BULK_BYTES,
+    PREAUTH_NODE_MAX_ITEMS,
+    PREAUTH_REQUEST_MAX_ITEMS,
+    preauth_refusal,
+)
+from protocol.clusterbus import CLUSTER_FAMILY
 
 if TYPE_CHECKING:
     from actors.bus.bus import BusActor
@@ -55,6 +67,15 @@ _MONITOR_EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
 DROPPED_FORGET_S = 10.0
 # How often the timers look at the connections (the bus ticks every poll slice, 20 ms).
 SWEEP_INTERVAL_S = 0.25
+# How often the bytes an unauthenticated connection has sent are read from the kernel (TCP_INFO), so a frame
+# over the limits is cut off while libzmq is still reading it rather than buffered whole (up to ZMQ_MAXMSGSIZE).
+INFLIGHT_CHECK_INTERVAL_S = 0.02
+# TCP bytes an unauthenticated connection may have sent: its budget, one frame over it (refused when it
+# completes anyway), and the ZMTP greeting and framing.
+PREAUTH_TCP_BYTES = PREAUTH_TOTAL_BYTES + PREAUTH_FRAME_BYTES + 64 * 1024
+# struct tcp_info (linux/tcp.h): tcpi_bytes_received, a u64 at this offset (Linux 4.1 and later).
+_TCPI_BYTES_RECEIVED = struct.Struct("=Q")
+_TCPI_BYTES_RECEIVED_OFFSET = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +96,16 @@ class PeerState(enum.Enum):
 class BusConnection:
     """One TCP connection to the bus router, known by its file descriptor."""
 
-    __slots__ = ("fd", "addr", "accepted_s", "last_frame_s", "state", "preauth_bytes", "identities")
+    __slots__ = (
+        "fd",
+        "addr",
+        "accepted_s",
+        "last_frame_s",
+        "state",
+        "preauth_bytes",
+        "identities",
+        "admitted",
+    )
 
     def __init__(self, fd: int, addr: str, now: float) -> None:
         self.fd = fd
@@ -86,6 +116,9 @@ class BusConnection:
         self.preauth_bytes = 0
         # Routing ids seen on this connection (one for a ROUTER peer; a set so a reused id cannot confuse us).
         self.identities: set[bytes] = set()
+        # True once a frame of it went on to the loop: only then must the loop hear that it is gone (a flood of
+        # refused connections costs the loop thread nothing).
+        self.admitted = False
 
 
 def _peer_of(fd: int) -> tuple[str, int] | None:
@@ -103,11 +136,43 @@ def _peer_of(fd: int) -> tuple[str, int] | None:
         sock.detach()  # libzmq owns the descriptor
 
 
+def _tcp_bytes_received(fd: int) -> int | None:
+    """Payload bytes the kernel has received on ``fd`` (read by libzmq or not), or None where unknown."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    except OSError:
+        return None
+    finally:
+        sock.detach()  # libzmq owns the descriptor
+    end = _TCPI_BYTES_RECEIVED_OFFSET + _TCPI_BYTES_RECEIVED.size
+    if len(info) < end:
+        return None  # a kernel older than 4.1
+    return int(_TCPI_BYTES_RECEIVED.unpack_from(info, _TCPI_BYTES_RECEIVED_OFFSET)[0])
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host.split("%")[0]).is_loopback
     except ValueError:
         return False
+
+
+def _shape_refusal(parts: list[zmq.Frame]) -> str | None:
+    """Redis's limits before AUTH on what a frame holds, walked before anything decodes it (or None)."""
+    if len(parts) == 2:  # a client request [version, request_id, argv]
+        return preauth_refusal(parts[1].buffer, PREAUTH_REQUEST_MAX_ITEMS, PREAUTH_MAX_BULK_BYTES)
+    if len(parts) > 4:
+        return "unauthenticated frame layout"
+    if len(parts) >= 3 and parts[1].bytes != CLUSTER_FAMILY:
+        # A node message's header (a replica's Hello / Psync carries the password). Cluster gossip is left
+        # out: Redis's cluster bus takes no password, so its handler admits whoever speaks it (with CURVE keys
+        # configured, only trusted nodes get that far).
+        return preauth_refusal(parts[2].buffer, PREAUTH_NODE_MAX_ITEMS, PREAUTH_MAX_BULK_BYTES)
+    return None
 
 
 def format_addr(peer: tuple[str, int]) -> str:
@@ -126,7 +191,10 @@ class Admission:
         self.by_identity: dict[bytes, BusConnection] = {}
         self.monitor: zmq.Socket[bytes] | None = None
         self.dropped_total = 0
+        self.frames_refused = 0
         self._next_sweep_s = 0.0
+        self._next_inflight_check_s = 0.0
+        self.server.info_sections["bus"] = self.info
         bus.register_lifecycle(self._started, self._stopping)
         bus.register_tick(self._tick)
         bus.register_loop_message(PeerAuthenticated, lambda m: self.peer_authenticated(m.identity))
@@ -169,24 +237,50 @@ class Admission:
             if conn is None:
                 return False
         if conn.state is PeerState.AUTHENTICATED:
+            conn.admitted = True
             return True
         if conn.state is PeerState.DROPPED:
+            self.frames_refused += 1
             return False  # queued before the shutdown: nothing of it is read (the cheap path of a flood)
         conn.last_frame_s = time.monotonic()
         if not self.password_needed():
             # As Redis's clients: one that connected while no password was needed stays authenticated after
             # CONFIG SET requirepass (a replica's link must not be timed out for it).
             conn.state = PeerState.AUTHENTICATED
+            conn.admitted = True
             return True
         size = sum(len(p) for p in parts) - len(identity)
         conn.preauth_bytes += size
         if size > PREAUTH_FRAME_BYTES:
-            self.drop(conn, "unauthenticated frame too big", size_bytes=size)
+            self._refuse(conn, "unauthenticated frame too big", size_bytes=size)
             return False
         if conn.preauth_bytes > PREAUTH_TOTAL_BYTES:
-            self.drop(conn, "unauthenticated peer sent too much", total_bytes=conn.preauth_bytes)
+            self._refuse(conn, "unauthenticated peer sent too much", total_bytes=conn.preauth_bytes)
             return False
+        refusal = _shape_refusal(parts)
+        if refusal is not None:
+            self._refuse(conn, refusal, frames=len(parts) - 1)
+            return False
+        conn.admitted = True
         return True
+
+    def _refuse(self, conn: BusConnection, reason: str, **fields: Any) -> None:
+        self.frames_refused += 1
+        self.drop(conn, reason, **fields)
+
+    def info(self) -> list[tuple[str, Any]]:
+        """``INFO bus``: Redis has no bus port for clients, so these fields (and the section) are redactor's own.
+
+        Read on the loop thread while the bus thread updates them: counters are plain ints, and the connections
+        are copied in one C-level step before they are counted.
+        """
+        states = [c.state for c in list(self.conns.values())]
+        return [
+            ("bus_authenticated_peers", states.count(PeerState.AUTHENTICATED)),
+            ("bus_unauthenticated_peers", states.count(PeerState.UNAUTHENTICATED)),
+            ("bus_peers_dropped", self.dropped_total),
+            ("bus_frames_refused", self.frames_refused),
+        ]
 
     def _connection_of(self, frame: zmq.Frame, identity: bytes) -> BusConnection | None:
         """The connection a new routing id arrived on (its ACCEPTED event may still be queued)."""
@@ -267,7 +361,7 @@ class Admission:
             if self.by_identity.get(identity) is conn:
                 del self.by_identity[identity]
                 gone.append((identity, b""))  # the loop's "peer went away" frame (ROUTER_NOTIFY's)
-        if gone:
+        if gone and conn.admitted:
             master = self.bus.master
             master.call_threadsafe(master.native_requests, gone)
 
@@ -296,9 +390,28 @@ class Admission:
         else:
             self._forget(fd)  # the descriptor is gone already: nothing more will arrive from it
 
+    def _check_inflight(self) -> None:
+        """Drop an unauthenticated connection whose peer has sent more than it may, even mid-frame.
+
+        ``admit`` sees a frame only once libzmq has read all of it, and libzmq reads up to ZMQ_MAXMSGSIZE (the
+        router's, for every peer: it cannot be set per connection). The kernel counts what each connection
+        received, so a huge frame from a peer without the password is cut off after a few ticks' worth of bytes.
+        """
+        if not self.conns or not self.password_needed():
+            return
+        for conn in list(self.conns.values()):
+            if conn.state is not PeerState.UNAUTHENTICATED:
+                continue
+            received = _tcp_bytes_received(conn.fd)
+            if received is not None and received > PREAUTH_TCP_BYTES:
+                self._refuse(conn, "unauthenticated peer is sending too much", received_bytes=received)
+
     # -- timers ------------------------------------------------------------------------------------------
 
     def _tick(self, now: float) -> None:
+        if now >= self._next_inflight_check_s:
+            self._next_inflight_check_s = now + INFLIGHT_CHECK_INTERVAL_S
+            self._check_inflight()
         if now < self._next_sweep_s:
             return
         self._next_sweep_s = now + SWEEP_INTERVAL_S

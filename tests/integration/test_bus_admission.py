@@ -1,14 +1,17 @@
 """The bus's door (actors/bus/admission.py) against hostile peers, with real node processes and raw DEALERs.
 
 Volumes are scaled down from the issue's attack figures (10,000 connects -> 1,000, each answered; 4,000 x 1 MiB frames ->
-300 x 1 MiB) so the tests stay fast on a loaded 2-core machine; the limits they check do not depend on volume
+600 x 1 MiB) so the tests stay fast on a loaded 2-core machine; the limits they check do not depend on volume
 (each connection or frame is refused on its own)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
+import msgpack
 import pytest
 import redis
 import zmq
@@ -20,12 +23,13 @@ from tests.harness import NodeProcess, wait_for
 TIMEOUT_MS = 3000
 
 
-def _rss_bytes(node: NodeProcess) -> int:
+def _rss_bytes(node: NodeProcess, field: str = "VmRSS") -> int:
+    """The node's resident memory now (or, with ``field="VmHWM"``, its peak so far)."""
     with open(f"/proc/{node.pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
+    raise AssertionError(f"no {field}")
 
 
 def _dealer(host: str, port: int) -> zmq.Socket[bytes]:
@@ -93,43 +97,177 @@ def test_unauthenticated_bus_peers_are_capped_and_timed_out(node_factory: Callab
             sock.close(0)
 
 
+# A separate process floods the bus with unauthenticated 1 MiB SETs over 10 DEALERs. A queue of one frame per
+# DEALER paces the sends by what the node reads (a DEALER re-makes a connection the node drops), so the frames
+# reach the node rather than a queue discarded at exit.
+_FLOODER = """
+import sys, zmq
+from protocol.envelope import encode_request
+port, frames = int(sys.argv[1]), int(sys.argv[2])
+payload = encode_request(1, [b"SET", b"k", b"x" * (1024 * 1024)])
+ctx = zmq.Context()
+socks = []
+for _ in range(10):
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.SNDHWM, 1)
+    s.setsockopt(zmq.RECONNECT_IVL, 10)
+    s.setsockopt(zmq.SNDTIMEO, 2000)
+    s.connect(f"tcp://127.0.0.1:{port}")
+    socks.append(s)
+sent = 0
+for i in range(frames):
+    try:
+        socks[i % 10].send(payload, copy=False)
+        sent += 1
+    except zmq.Again:
+        pass
+print(f"flooder: {sent} of {frames} frames sent", flush=True)
+ctx.destroy(linger=1000)
+"""
+FLOOD_FRAMES = 600
+# PING p99 of the attacked node: the issue's target, and how much worse than the unattacked control node's
+# (same machine, same moment) it may be. The machine is shared (load 10-20 is common), so the absolute target
+# cannot be asserted alone: under load both nodes see scheduler stalls of tens of ms.
+PING_P99_TARGET_MS = 10.0
+PING_P99_OVER_CONTROL = 2.0
+PING_P99_SLACK_MS = 15.0
+
+
+def _load_1min() -> str:
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
+def _p99(latencies_ms: list[float]) -> float:
+    ordered = sorted(latencies_ms)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
 def test_big_unauthenticated_frames_are_refused_before_decoding(
     node_factory: Callable[..., NodeProcess],
 ) -> None:
     node = node_factory("node", requirepass="pw")
+    control = node_factory("control", requirepass="pw")
     r = node.client(password="pw")
+    rc = control.client(password="pw")
     rss_before = _rss_bytes(node)
-    payload = encode_request(1, [b"SET", b"k", b"x" * (1024 * 1024)])
-    latencies_ms = []
-    socks = [_dealer("127.0.0.1", node.bus_port) for _ in range(10)]
+    flooder = subprocess.Popen([sys.executable, "-c", _FLOODER, str(node.bus_port), str(FLOOD_FRAMES)])
+    latencies_ms: dict[str, list[float]] = {"attacked": [], "control": []}
     try:
-        for i in range(300):
-            try:
-                socks[i % len(socks)].send(payload, zmq.NOBLOCK)
-            except zmq.Again:
-                pass
-            if i % 10 == 0:
+        deadline = time.monotonic() + 60
+        while flooder.poll() is None and time.monotonic() < deadline:
+            for name, client in (("attacked", r), ("control", rc)):  # alternately: the same moments
                 t0 = time.perf_counter()
-                assert r.ping()
-                latencies_ms.append((time.perf_counter() - t0) * 1000)
-        wait_for(
-            lambda: "unauthenticated frame too big" in node.log(), 10, what="the big frames to be refused"
-        )
+                assert client.ping()
+                latencies_ms[name].append((time.perf_counter() - t0) * 1000)
+        assert flooder.wait(timeout=10) == 0
     finally:
-        for sock in socks:
-            sock.close(0)
+        if flooder.poll() is None:
+            flooder.kill()
+            flooder.wait()
+    wait_for(lambda: "unauthenticated frame too big" in node.log(), 10, what="the big frames to be refused")
     assert r.get("k") is None  # nothing was applied
+    info = _bus_info(r)
+    assert info["bus_frames_refused"] > 0
     grown = _rss_bytes(node) - rss_before
-    latencies_ms.sort()
+    p99 = {name: _p99(values) for name, values in latencies_ms.items()}
     print(
-        f"RSS grew by {grown / 2**20:.1f} MiB; PING p99 {latencies_ms[int(len(latencies_ms) * 0.99)]:.1f} ms"
+        f"RSS grew by {grown / 2**20:.1f} MiB; {info}; PING p99 attacked {p99['attacked']:.1f} ms, "
+        f"control {p99['control']:.1f} ms ({len(latencies_ms['attacked'])} pings each); "
+        f"load {_load_1min()}"
     )
     assert grown < 100 * 2**20
+    assert len(latencies_ms["attacked"]) >= 20
+    assert p99["attacked"] < max(
+        PING_P99_TARGET_MS, PING_P99_OVER_CONTROL * p99["control"] + PING_P99_SLACK_MS
+    )
     # Authenticated, a 1 MiB value over the bus is fine.
     with NativeClient("127.0.0.1", node.bus_port, timeout_ms=10_000, retries=1) as client:
         assert client.call("AUTH", "pw") == "OK"
         assert client.call("SET", "k", b"x" * (1024 * 1024)) == "OK"
     assert r.strlen("k") == 1024 * 1024
+
+
+def _bus_info(r: redis.Redis) -> dict[str, int]:
+    return {k: int(v) for k, v in r.info("bus").items()}
+
+
+def test_redis_preauth_limits_on_bus_frames(node_factory: Callable[..., NodeProcess]) -> None:
+    """Before AUTH, a bus frame holds at most 10 arguments and 16 KiB per string (Redis 7's limits on the RESP
+    port), walked before decoding: over them the connection is dropped and counted in INFO bus."""
+    node = node_factory("node", requirepass="pw")
+    r = node.client(password="pw")
+    assert _bus_info(r) == {
+        "bus_authenticated_peers": 0,
+        "bus_unauthenticated_peers": 0,
+        "bus_peers_dropped": 0,
+        "bus_frames_refused": 0,
+    }
+    # Within the limits: answered (NOAUTH), and the peer is counted as unauthenticated.
+    sock = _dealer("127.0.0.1", node.bus_port)
+    try:
+        sock.send(encode_request(1, [b"ECHO", b"x" * 16384]))
+        assert "NOAUTH" in str(decode_reply(sock.recv())[2])
+        sock.send(encode_request(2, [b"MSET", *[b"k"] * 9]))  # 10 arguments
+        assert "NOAUTH" in str(decode_reply(sock.recv())[2])
+        assert _bus_info(r)["bus_unauthenticated_peers"] == 1
+    finally:
+        sock.close(0)
+    refused = [
+        ([b"MSET", *[b"k"] * 10], "unauthenticated multibulk length"),  # 11 arguments
+        ([b"ECHO", b"x" * 16385], "unauthenticated bulk length"),
+        ([b"DEL", *[b""] * 60_000], "unauthenticated multibulk length"),  # 120 KiB of tiny arguments
+    ]
+    for count, (argv, reason) in enumerate(refused, 1):
+        sock = _dealer("127.0.0.1", node.bus_port)
+        try:
+            sock.send(encode_request(1, argv))
+            wait_for(
+                lambda n=count: _bus_info(r)["bus_frames_refused"] >= n, 10, what=f"frame {count} refused"
+            )
+            wait_for(lambda why=reason: why in node.log(), 10, what=f"the refusal logged: {reason}")
+        finally:
+            sock.close(0)
+    info = _bus_info(r)
+    assert info["bus_peers_dropped"] >= 3
+    wait_for(lambda: _bus_info(r)["bus_unauthenticated_peers"] == 0, 10, what="the dropped peers forgotten")
+    # A replica's node messages are walked too: a Hello header of 20 fields is refused.
+    sock = _dealer("127.0.0.1", node.bus_port)
+    try:
+        sock.send_multipart([b"N", msgpack.packb(["hello", *range(20)])])
+        wait_for(lambda: _bus_info(r)["bus_frames_refused"] >= 4, 10, what="the node message refused")
+    finally:
+        sock.close(0)
+    # One huge frame (256 MiB, well under ZMQ_MAXMSGSIZE) is cut off while libzmq is still reading it: the
+    # node's peak memory never holds it.
+    peak_before = _rss_bytes(node, "VmHWM")
+    sock = _dealer("127.0.0.1", node.bus_port)
+    try:
+        sock.send(encode_request(1, [b"SET", b"huge", b"x" * (256 * 2**20)]), copy=False)
+        wait_for(
+            lambda: "unauthenticated peer is sending too much" in node.log(),
+            20,
+            what="the huge frame cut off",
+        )
+    finally:
+        sock.close(0)
+    peak_grown = _rss_bytes(node, "VmHWM") - peak_before
+    print(f"peak RSS grew by {peak_grown / 2**20:.1f} MiB for a 256 MiB frame")
+    assert peak_grown < 128 * 2**20
+    assert r.exists("huge") == 0
+    # Authenticated, the limits are gone: 11 arguments and a 1 MiB string on the same connection.
+    with NativeClient("127.0.0.1", node.bus_port, timeout_ms=10_000, retries=1) as client:
+        assert client.call("AUTH", "pw") == "OK"
+        assert client.call("MSET", *[f"k{i}" for i in range(12)]) == "OK"
+        assert client.call("SET", "big", b"x" * (1024 * 1024)) == "OK"
+        assert _bus_info(r)["bus_authenticated_peers"] == 1
+    assert r.get("k0") == b"k1"
+    assert r.strlen("big") == 1024 * 1024
+    # Without a password nothing is walked (as Redis: only clients that must authenticate are limited).
+    open_node = node_factory("open")
+    with NativeClient("127.0.0.1", open_node.bus_port, timeout_ms=10_000, retries=1) as client:
+        assert client.call("MSET", *[f"k{i}" for i in range(12)]) == "OK"
+    assert _bus_info(open_node.client())["bus_frames_refused"] == 0
 
 
 def _non_loopback_address() -> str | None:
