@@ -11,7 +11,8 @@ is not, in the current state, one it can run with the dispatcher's exact semanti
 through ``Server.execute`` and calls again. The shortcut applies when:
 
 - the node is unrestricted (not loading, not a read-only replica, no MASTERDOWN or NOREPLICAS refusal), and the
-  client is authenticated, outside MULTI and not in RESP2 pub/sub context: ``execute``'s checks all pass;
+  client is authenticated as a user no ACL rule refuses (``Client.unchecked``), outside MULTI and not in RESP2
+  pub/sub context: ``execute``'s checks all pass;
 - no client is blocked on a key (``Keyspace.on_modified`` is unset): no write can wake anyone;
 - the command is ``GET key`` or ``SET key value`` spelled in upper or lower case (anything else, options
   included, takes the general path);
@@ -60,7 +61,7 @@ class FastLane:
         if not (
             server._lane_open
             and client.multi is None
-            and client.authenticated
+            and client.unchecked
             and not client.channels
             and not client.patterns
             and keyspace.on_modified is None

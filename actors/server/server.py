@@ -275,7 +275,6 @@ class Server:
             or bool(self.monitors)
             or bool(self.pubsub_shard_channels)
             or 0 <= self.slowlog_threshold_us < SLOWLOG_FAST_LANE_FLOOR_US
-            or self.acl.enforcing
             or bool(self._restricted_by)
             or self._cluster is not None
         )
@@ -381,7 +380,7 @@ class Server:
         if (
             multi is None
             and self._unrestricted
-            and client.authenticated
+            and client.unchecked
             and not (client.channels or client.patterns)
         ):
             # The common case: none of the checks below can refuse this command. (RespConnection._run in
