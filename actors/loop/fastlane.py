@@ -31,6 +31,7 @@ from __future__ import annotations
 from time import perf_counter_ns
 from typing import TYPE_CHECKING
 
+from actors.server.latencystats import record as record_latency
 from protocol.resp import BULK_HEADERS, CRLF, OK_REPLY
 
 if TYPE_CHECKING:
@@ -160,6 +161,9 @@ class FastLane:
             self.get_command.usec += round(per_command_us * gets)
             self.set_command.calls += sets
             self.set_command.usec += round(per_command_us * sets)
+            if server.latency_tracking:  # one histogram bump per command of the run (latencystats.py)
+                record_latency(self.get_command, int(per_command_us), gets)
+                record_latency(self.set_command, int(per_command_us), sets)
             keyspace.keyspace_hits += gets - misses
             keyspace.keyspace_misses += misses
             keyspace.dirty += sets
