@@ -82,6 +82,21 @@ def _hz_parser(args: list[str]) -> int:
     return min(max(_int_parser(0, 2**31 - 1)(args), 1), 500)
 
 
+def _percentiles_parser(args: list[str]) -> tuple[str, ...]:
+    """latency-tracking-info-percentiles: doubles in [0, 100], kept as Redis renders them ("%f", trimmed)."""
+    found = []
+    for word in (w for arg in args for w in arg.split()):
+        try:
+            value = float(word)
+        except ValueError:
+            raise ConfigError("Invalid latency-tracking-info-percentiles parameters") from None
+        if not 0.0 <= value <= 100.0:  # NaN fails this too
+            raise ConfigError("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]")
+        text = f"{value:f}"
+        found.append(text.rstrip("0").rstrip(".") if "." in text else text)
+    return tuple(found)
+
+
 def _str_parser(args: list[str]) -> str:
     return args[0]
 
@@ -338,6 +353,9 @@ DIRECTIVES: list[Directive] = [
     Directive("replica-announce-port", _int_parser(0, 65535), 0, aliases=("slave-announce-port",)),
     # Milliseconds a command must take to be a LATENCY event (0: the latency monitor is off).
     Directive("latency-monitor-threshold", _int_parser(0, _MAXINT), 0),
+    # Per-command latency histograms (LATENCY HISTOGRAM, INFO latencystats: actors/server/latencystats.py).
+    Directive("latency-tracking", parse_bool, True),
+    Directive("latency-tracking-info-percentiles", _percentiles_parser, ("50", "99", "99.9"), nargs=-1),
     # Encodings OBJECT ENCODING reports (Redis 7.0's thresholds; the *-ziplist-* names are its aliases).
     Directive(
         "hash-max-listpack-entries", _int_parser(0, _MAXINT), 512, aliases=("hash-max-ziplist-entries",)
@@ -415,7 +433,7 @@ _INERT_NAMES = (
     "hll-sparse-max-bytes stream-node-max-bytes stream-node-max-entries activerehashing dynamic-hz "
     "jemalloc-bg-thread activedefrag io-threads io-threads-do-reads active-expire-effort "
     "shutdown-timeout shutdown-on-sigint shutdown-on-sigterm ignore-warnings enable-protected-configs "
-    "enable-module-command latency-tracking latency-tracking-info-percentiles "
+    "enable-module-command "
     "propagation-error-behavior "
 ).split()
 # What redis-server 7.0 reports for them in CONFIG GET, so tools that read these see familiar values.
@@ -464,8 +482,6 @@ _INERT_DEFAULTS = {
     "shutdown-on-sigterm": "default",
     "enable-protected-configs": "no",
     "enable-module-command": "no",
-    "latency-tracking": "yes",
-    "latency-tracking-info-percentiles": "50 99 99.9",
     "propagation-error-behavior": "ignore",
 }
 for _name in dict.fromkeys(_INERT_NAMES):

@@ -77,6 +77,10 @@ class Command:
     usec: int = 0
     failed_calls: int = 0
     rejected_calls: int = 0
+    # latency-tracking's histogram (actors/server/latencystats.py): calls per whole microsecond below
+    # SMALL_US (256), HdrHistogram buckets above.
+    latency_us: list[int] = field(default_factory=lambda: [0] * 256)
+    latency_large: dict[int, int] = field(default_factory=dict)
     # Key specs, legacy range and key finder, by name from Redis 7.0's data (getkeys.attach_keys, at load_all).
     key_info: CommandKeys = field(default_factory=lambda: CommandKeys("", 0, 0, 0, 0).finish())
 
@@ -151,7 +155,14 @@ def instance_table(registered: Mapping[bytes, Command]) -> dict[bytes, Command]:
         copy = copies.get(id(spec))
         if copy is None:
             copy = copies[id(spec)] = replace(
-                spec, subcommands=list(spec.subcommands), calls=0, usec=0, failed_calls=0, rejected_calls=0
+                spec,
+                subcommands=list(spec.subcommands),
+                calls=0,
+                usec=0,
+                failed_calls=0,
+                rejected_calls=0,
+                latency_us=[0] * len(spec.latency_us),
+                latency_large={},
             )
         table[name] = copy
     return table

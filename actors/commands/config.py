@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from actors.commands import command
 from actors.commands.server import check_subcommand
 from actors.config import BY_NAME, ConfigError
+from actors.server import latencystats
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK
@@ -72,6 +73,7 @@ def cmd_config(client: Client, argv: list[bytes]) -> Any:
         server.memory.evicted_keys = 0
         for cmd in server.commands.values():  # this server's table: counters are per instance
             cmd.calls = cmd.usec = cmd.failed_calls = cmd.rejected_calls = 0
+            latencystats.reset(cmd)
         return OK
     if sub == b"rewrite":
         # The launcher's writer (launcher/config_rewrite.py), set only when the node started from a file.

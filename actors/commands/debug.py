@@ -1,4 +1,4 @@
-"""DEBUG and its subcommands: DIGEST, DIGEST-VALUE, SLEEP, SET-ACTIVE-EXPIRE, CRASH-ACTOR, KILL-NODE, and
+"""DEBUG and its subcommands: DIGEST, DIGEST-VALUE, SLEEP, SET-ACTIVE-EXPIRE, ERROR, CRASH-ACTOR, KILL-NODE, and
 those other families register in ``DEBUG_HANDLERS`` (persistence: RELOAD, SET-SAVE-DELAY, SET-LOAD-DELAY;
 populate.py: POPULATE). CRASH-ACTOR reaches the supervisor through ``server.supervisor`` (a SupervisorPort)."""
 
@@ -67,6 +67,7 @@ def debug_allowed(client: Client) -> bool:
         "digest-value",
         "sleep",
         "set-active-expire",
+        "error",
         "crash-actor",
         "kill-node",
         "reload",
@@ -94,6 +95,10 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
     if sub == b"set-active-expire" and len(argv) == 3:
         server.active_expire_enabled = argv[2] != b"0"
         return OK
+    if sub == b"error" and len(argv) == 3:
+        # The argument as an error reply, verbatim (clients' tests provoke -LOADING, -OOM ... with it).
+        text = argv[2].decode("utf-8", "replace").replace("\r", " ").replace("\n", " ")
+        return CommandError(text)
     handler = DEBUG_HANDLERS.get(sub)
     if handler is not None:
         return handler(client, argv)
@@ -104,6 +109,7 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
             b"DIGEST-VALUE <key> ...",
             b"SLEEP <seconds>",
             b"SET-ACTIVE-EXPIRE <0|1>",
+            b"ERROR <string>",
             *[n.upper() for n in DEBUG_HANDLERS],
             b"HELP",
         ]

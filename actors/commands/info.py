@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
+from actors.server import latencystats
 from actors.server.client import ClientKind
 from actors.server.errorstats import info_errorstats
 from actors.server.tracking import tracking_clients
@@ -194,7 +195,7 @@ def _section_modules(server: Server) -> list[tuple[str, Any]]:
 
 
 # Redis 7.0's sections in the one order it prints them, whatever order they are asked in (genRedisInfoString).
-# persistence and replication come from their subsystems; latencystats is not kept yet.
+# persistence and replication come from their subsystems.
 ALL_SECTIONS = [
     "server",
     "clients",
@@ -206,11 +207,12 @@ ALL_SECTIONS = [
     "modules",
     "commandstats",
     "errorstats",
+    "latencystats",
     "cluster",
     "keyspace",
 ]
-# `INFO` and `INFO default`: all of them but commandstats (and latencystats).
-DEFAULT_SECTIONS = [name for name in ALL_SECTIONS if name != "commandstats"]
+# `INFO` and `INFO default`: all of them but commandstats and latencystats.
+DEFAULT_SECTIONS = [name for name in ALL_SECTIONS if name not in ("commandstats", "latencystats")]
 # `INFO everything` adds what Redis's modules would: here redactor's own sections (actors).
 EXTRA_SECTIONS = ["actors"]
 
@@ -233,6 +235,7 @@ def _section(server: Server, name: str) -> list[tuple[str, Any]] | None:
         "cluster": _section_cluster,
         "keyspace": _section_keyspace,
         "commandstats": _section_commandstats,
+        "latencystats": latencystats.info_section,
     }
     if name in server.info_sections:
         return server.info_sections[name]()

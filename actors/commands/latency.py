@@ -2,8 +2,8 @@
 
 The samples are kept by actors/server/latency.py. GRAPH draws Redis's sparkline (sparkline.c: 80 columns, 4
 rows, filled, labels of how long ago each sample was); DOCTOR writes Redis's report for the events redactor
-records (``command`` and ``fast-command``) with the advice Redis gives for them. HISTOGRAM needs per-command
-latency histograms, which are not kept: it is refused with an error saying so.
+records (``command`` and ``fast-command``) with the advice Redis gives for them. HISTOGRAM replies the
+per-command histograms of actors/server/latencystats.py (latency-tracking).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.server.latency import LatencySeries, events
+from actors.server.latencystats import histogram_reply
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import Verbatim
@@ -94,9 +95,7 @@ def cmd_latency(client: Client, argv: list[bytes]) -> Any:
     if sub == b"doctor":
         return Verbatim(doctor(server, known, int(time.time())).encode())
     if sub == b"histogram":
-        raise CommandError(
-            "ERR LATENCY HISTOGRAM is not supported by redactor: per-command histograms are not kept"
-        )
+        return histogram_reply(server, argv[2:])
     return list(_HELP)
 
 

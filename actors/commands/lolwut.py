@@ -3,7 +3,9 @@
 The drawing follows Redis's arithmetic step for step (C floats rounded to 32 bits, C's round-half-away-from-zero,
 Bresenham lines, pixels packed 2x4 into Braille characters), so the first two rows of squares, which are not
 randomised, come out byte for byte as Redis draws them; lower rows are shaken by Python's random generator
-instead of C's rand(). VERSION 6 (the 8-bit landscape) is not drawn: it is refused with a message.
+instead of C's rand(). VERSION 6 (lolwut6.c) draws the same kind of 8-bit city skyline Redis draws: two
+layers of plain towers behind one of towers with lit windows, in four ANSI grey levels, each pixel one coloured
+space; the sizes and offsets are Redis's, the random numbers Python's, so drawings match Redis's by shape.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from actors.commands import command
 from actors.commands._util import parse_int
 from actors.version import REDIS_VERSION
-from protocol.errors import CommandError
 from protocol.resp import Verbatim
 
 if TYPE_CHECKING:
@@ -110,6 +111,68 @@ def schotter(cols: int, per_row: int, per_col: int, rng: random.Random) -> str:
     return canvas.render()
 
 
+# lolwut6.c's four grey levels (0 black .. 3 white), each pixel drawn as one coloured space.
+_SKYLINE_CELLS = [f"\033[{code} \033[0m" for code in ("0;30;40m", "0;90;100m", "0;37;47m", "0;97;107m")]
+_SKYLINE_SKY = 3  # the canvas starts white
+
+
+def _tower(
+    canvas: list[bytearray], rng: random.Random, xoff: int, width: int, height: int, color: int, windows: bool
+) -> None:
+    """One skyscraper standing on the bottom row: its top row loses two pixels at each end (the roof's
+    corners); with ``windows``, every other pair of interior columns on every other row is a window, lit in
+    one of the two greys other than the tower's."""
+    canvas_width = len(canvas[0])
+    lit = [c for c in (1, 2) if c != color]  # the window colours
+    bottom = len(canvas) - 1
+    top = bottom - height + 1
+    for y in range(max(top, 0), bottom + 1):
+        row = canvas[y]
+        start, end = xoff, xoff + width  # [start, end)
+        if y == top:
+            start, end = xoff + 2, xoff + width - 2
+        lo, hi = max(start, 0), min(end, canvas_width)
+        if lo < hi:
+            row[lo:hi] = bytes((color,)) * (hi - lo)
+        if not windows or not (top + 1 < y < bottom - 1) or (y - top - 1) % 2 == 0:
+            continue
+        # Window pairs: interior columns (xoff + 1, xoff + width - 2) whose offset from xoff + 1 halves odd.
+        limit = min(xoff + width - 2, canvas_width)
+        for x in range(xoff + 3, limit, 4):
+            shade = lit[rng.getrandbits(1)] if len(lit) == 2 else lit[0]
+            if x >= 0:
+                row[x] = shade
+            if 0 <= x + 1 < limit:
+                row[x + 1] = shade
+
+
+def skyline(cols: int, rows: int, rng: random.Random) -> str:
+    """LOLWUT VERSION 6's drawing: ``rows`` lines of ``cols`` coloured cells."""
+    canvas = [bytearray((_SKYLINE_SKY,)) * cols for _ in range(rows)]
+    for color in (2, 1):  # the far layers, lighter first: no windows
+        offset = -10
+        while offset < cols:
+            offset += rng.randrange(8)
+            width = 10 + rng.randrange(9)
+            if color == 2:
+                height = rows // 2 + rng.randrange(rows) // 2
+            else:
+                height = rows // 2 + rng.randrange(rows) // 3
+            _tower(canvas, rng, offset, width, height, color, windows=False)
+            offset += width // 2 if color == 2 else width + 1
+    offset = -10
+    while offset < cols:  # the near layer, black, with windows
+        offset += rng.randrange(8)
+        width = 5 + rng.randrange(14)
+        if width % 4:
+            width += width % 3
+        height = rows // 3 + rng.randrange(rows) // 2
+        _tower(canvas, rng, offset, width, height, 0, windows=True)
+        offset += width + 5
+    cell = _SKYLINE_CELLS.__getitem__
+    return "\n".join("".join(map(cell, row)) for row in canvas)
+
+
 def _clamped(raw: bytes, low: int, high: int) -> int:
     """Redis keeps LOLWUT cheap by clamping its sizes, not by refusing them."""
     return min(max(parse_int(raw), low), high)
@@ -133,5 +196,11 @@ def cmd_lolwut(client: Client, argv: list[bytes]) -> Any:
             f"{art}\nGeorg Nees - schotter, plotter on paper, 1968. Redis ver. {REDIS_VERSION}\n".encode()
         )
     if version == 6:
-        raise CommandError("ERR LOLWUT VERSION 6 is not supported by redactor")
+        cols = _clamped(args[0], 1, 1000) if len(args) > 0 else 80
+        rows = _clamped(args[1], 1, 1000) if len(args) > 1 else 20
+        art = skyline(cols, rows, random.Random())
+        return Verbatim(
+            f"{art}\nDedicated to the 8 bit game developers of past and present.\n"
+            f"Original 8 bit image from Plaguemon by hikikomori. Redis ver. {REDIS_VERSION}\n".encode()
+        )
     return Verbatim(f"Redis ver. {REDIS_VERSION}\n".encode())

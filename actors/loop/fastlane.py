@@ -11,7 +11,8 @@ is not, in the current state, one it can run with the dispatcher's exact semanti
 through ``Server.execute`` and calls again. The shortcut applies when:
 
 - the node is unrestricted (not loading, not a read-only replica, no MASTERDOWN or NOREPLICAS refusal), and the
-  client is authenticated, outside MULTI and not in RESP2 pub/sub context: ``execute``'s checks all pass;
+  client is authenticated as a user no ACL rule refuses (``Client.unchecked``), outside MULTI and not in RESP2
+  pub/sub context: ``execute``'s checks all pass;
 - no client is blocked on a key (``Keyspace.on_modified`` is unset): no write can wake anyone;
 - the command is ``GET key`` or ``SET key value`` spelled in upper or lower case (anything else, options
   included, takes the general path);
@@ -33,6 +34,7 @@ from __future__ import annotations
 from time import perf_counter_ns
 from typing import TYPE_CHECKING
 
+from actors.server.latencystats import record as record_latency
 from protocol.resp import BULK_HEADERS, CRLF, OK_REPLY
 from protocol.slots import keyslot
 
@@ -64,7 +66,7 @@ class FastLane:
         if not (
             server._lane_open
             and client.multi is None
-            and client.authenticated
+            and client.unchecked
             and not client.channels
             and not client.patterns
             and keyspace.on_modified is None
@@ -181,6 +183,9 @@ class FastLane:
             self.get_command.usec += round(per_command_us * gets)
             self.set_command.calls += sets
             self.set_command.usec += round(per_command_us * sets)
+            if server.latency_tracking:  # one histogram bump per command of the run (latencystats.py)
+                record_latency(self.get_command, int(per_command_us), gets)
+                record_latency(self.set_command, int(per_command_us), sets)
             keyspace.keyspace_hits += gets - misses
             keyspace.keyspace_misses += misses
             keyspace.dirty += sets

@@ -187,7 +187,7 @@ class RespConnection(asyncio.Protocol):
                 and (len(argv) == cmd.arity if cmd.arity > 0 else len(argv) >= -cmd.arity)
                 and client.multi is None
                 and server._unrestricted
-                and client.authenticated
+                and client.unchecked
                 and not (client.channels or client.patterns)
             ):
                 # Server.execute's common case (the same test, in the same order of effects), without its

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +112,7 @@ class ScriptRun:
         "resp3",
         "repl_flags",
         "task",
+        "keys",
     )
 
     def __init__(self, caller: Client, name: str, is_function: bool, read_only: bool) -> None:
@@ -128,6 +130,7 @@ class ScriptRun:
         self.resp3 = False  # redis.setresp(3)
         self.repl_flags = REPL_ALL
         self.task: Any = None  # the greenlet running the script
+        self.keys: list[bytes] = []  # the keys the caller declared (numkeys): CLIENT TRACKING remembers them
 
 
 def sha1_hex(body: bytes) -> str:
@@ -151,6 +154,10 @@ class ScriptEngine:
         # The client scripts' commands run as (Redis's lua_client): its database follows the caller's.
         self.client = Client(server, ClientKind.INTERNAL, "lua", "")
         self.client.authenticated = True
+        # Set while a client tracks keys (actors/server/tracking.py): told each command a script runs, with the
+        # keys its caller declared, which Redis 7.0 remembers for the caller when the script reads (None:
+        # nobody tracks, nothing to do).
+        self.on_command: Callable[[Client, Any, list[bytes]], None] | None = None
         self.threshold_s = int(server.config["busy-reply-threshold"]) / 1000
         server.config.on_change("busy-reply-threshold", self._on_threshold)
         self.functions = FunctionStore(self)
@@ -200,6 +207,7 @@ class ScriptEngine:
         if self.run is not None:  # a script calling EVAL is refused earlier ("noscript"): defensive
             raise CommandError(BUSY_FUNCTION if self.run.is_function else BUSY_SCRIPT)
         run = ScriptRun(caller, name, is_function, read_only)
+        run.keys = keys
         master = server.master_actor
         run.can_yield = (
             server.exec_propagation is None
@@ -419,6 +427,8 @@ class ScriptEngine:
             reply = CommandError(f"ERR {exc}")
         if run.repl_flags != REPL_ALL and len(run.writes) > mark:
             self._apply_repl_flags(run, mark)
+        if self.on_command is not None:
+            self.on_command(run.caller, cmd, run.keys)
         return reply
 
     def _write_refusal(self, run: ScriptRun) -> str | None:

@@ -5,9 +5,9 @@ the permission check the dispatcher calls from its slow path, AUTH / HELLO AUTH'
 and the ACL file (``aclfile``: ACL LOAD reads it, ACL SAVE replaces it atomically) and redis.conf's ``user``
 lines. The rule language itself is actors/server/acl_rules.py.
 
-Cost: ``enforcing`` is True only while some user is not all-permissive (every command, key and channel); the
-dispatcher turns its fast path off only then (``Server._unrestricted``), so a node with the stock default user
-never looks at this module per command. Runs on the master actor's loop thread; the replication actor only
+Cost: only a client whose user is not all-permissive (every command, key and channel) is checked: its
+``Client.unchecked`` is False, which keeps that client (and no other) off the dispatcher's fast paths, so a node
+with a restricted user still runs everyone else's commands without looking at this module. Runs on the master actor's loop thread; the replication actor only
 calls ``authenticate_link`` (a read of immutable-enough records, as the requirepass check it replaces).
 """
 
@@ -153,8 +153,6 @@ class Acl:
         self.log: deque[LogEntry] = deque(maxlen=int(config["acllog-max-len"]))
         # Some user is not all-permissive: the dispatcher must ask check_command (see the module docstring).
         self.enforcing = False
-        # False while the server is still being built: it asks for ``enforcing`` itself once it is.
-        self._server_ready = False
         self.aclfile: str = config["aclfile"]
         # Replaces a file atomically (temp, fsync, rename, directory fsync): actors/files.py's helper, installed
         # by the node (this package may not import it); None where no node runs (unit tests).
@@ -176,7 +174,6 @@ class Acl:
             if error is not None:
                 raise ConfigError(f"Aborting Redis startup because of ACL errors: {error}")
         self.enforcing = any(not user.permissive for user in self.users.values())
-        self._server_ready = True
 
     # -- users -----------------------------------------------------------------------------------------
 
@@ -191,8 +188,8 @@ class Acl:
     def changed(self) -> None:
         """Users were added, changed or removed: recompute whether commands must be checked."""
         self.enforcing = any(not user.permissive for user in self.users.values())
-        if self._server_ready:
-            self.server._restrictions_changed()
+        for client in self.server.clients.values():
+            client.refresh_unchecked()
 
     def setuser(self, raw_name: bytes, raw_rules: list[bytes]) -> None:
         """ACL SETUSER: all rules apply, or none (they run on a copy). Raises AclRuleError with the reply."""

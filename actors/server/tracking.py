@@ -16,6 +16,9 @@ tracking client and empty the table. An invalidation caused by the client's own 
 command's reply, as Redis 7.0 does. ``tracking-table-max-keys`` bounds the table: past it, random keys are
 invalidated and forgotten.
 
+Scripts: when a script's redis.call runs a read, the keys the script's caller declared are remembered for it
+(the script engine's ``on_command`` hook), as Redis 7.0's call() does with the script caller's command.
+
 Cost: nothing while no client tracks. While one does, the keyspace's ``on_invalidate`` hook is set, the
 dispatcher's fast paths are off (``Server.restrict``) and ``Server.execute`` is wrapped (actors/server/wrappers.py)
 to remember the keys read and to send the invalidations due to the current client after its reply.
@@ -36,6 +39,7 @@ from protocol.errors import CommandError
 from protocol.resp import MultiReply, Push
 
 if TYPE_CHECKING:
+    from actors.commands import Command
     from actors.data.keyspace import Database
     from actors.server.client import Client
     from actors.server.server import Server
@@ -145,6 +149,7 @@ class Tracking:
         on = self.clients > 0
         server.keyspace.on_invalidate = self._on_touched if on else None
         set_wrapper(server, RESTRICTION, self._wrap if on else None)
+        server.scripting.on_command = self._script_command if on else None
         server.restrict(RESTRICTION, on)
         if not on:
             self.table.clear()
@@ -206,6 +211,19 @@ class Tracking:
                     self._add(args[index], client.id)
         if state.caching and client.multi is None and name != _KEEPS_CACHING:
             state.caching = False
+
+    def _script_command(self, caller: Client, cmd: Command, declared: list[bytes]) -> None:
+        """A script's redis.call ran ``cmd``: if it reads, the keys the script's caller declared (EVAL's, FCALL's
+        numkeys) are remembered for the caller. Redis 7.0's call() hands trackingRememberKeys the script
+        caller, whose own command (EVAL ...) names the keys: keys a script reads without declaring them are
+        not tracked, declared ones are, once the script reads anything (redis-server 7.0.15 does exactly so)."""
+        state = caller.tracking
+        if state is None or state.bcast or not declared or "readonly" not in cmd.flags:
+            return
+        if (state.optin and not state.caching) or (state.optout and state.caching):
+            return
+        for key in declared:
+            self._add(key, caller.id)
 
     def _add(self, key: bytes, client_id: int) -> None:
         ids = self.table.get(key)

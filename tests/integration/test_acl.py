@@ -320,3 +320,40 @@ def test_clearing_requirepass_lets_waiting_connections_run_commands(
     finally:
         with contextlib.suppress(redis.AuthenticationError):
             node.client(password="pw", protocol=2).config_set("requirepass", "")  # if the test stopped early
+
+
+def test_a_restricted_user_is_refused_on_the_fast_lane_while_others_use_it(
+    node: NodeProcess, r: redis.Redis
+) -> None:
+    """ACL checks are per client: pipelined GET/SET (the fast lane's commands) of a restricted user are refused
+    key by key, while an all-permissive client's pipelines in between run; narrowing a logged-in user's rules
+    applies to its very next command."""
+    r.acl_setuser("narrow", enabled=True, passwords=["+pw"], commands=["+get", "+set"], keys=["n:*"])
+    r.acl_setuser("wide", enabled=True, passwords=["+pw"], categories=["+@all"], keys=["*"], channels=["*"])
+    narrow = as_user(node, "narrow", "pw")
+    wide = as_user(node, "wide", "pw")
+    for round_no in range(3):
+        pipe = narrow.pipeline(transaction=False)
+        pipe.set("n:1", f"v{round_no}").set("other", "x").get("n:1").get("other").set("n:2", "y")
+        replies = pipe.execute(raise_on_error=False)
+        assert replies[0] is True and replies[2] == f"v{round_no}".encode() and replies[4] is True
+        for refused in (replies[1], replies[3]):
+            assert isinstance(refused, redis.exceptions.NoPermissionError)
+            assert "access one of the keys" in str(refused)
+        free = wide.pipeline(transaction=False)
+        for i in range(20):
+            free.set(f"k:{i}", i)
+        for i in range(20):
+            free.get(f"k:{i}")
+        assert free.execute() == [True] * 20 + [str(i).encode() for i in range(20)]
+    assert r.get("other") is None
+    # The permissive user made restrictive while logged in: its next pipelined SET is refused.
+    r.acl_setuser("wide", commands=["-set"])
+    pipe = wide.pipeline(transaction=False)
+    pipe.get("k:1").set("k:1", "z")
+    got, refused = pipe.execute(raise_on_error=False)
+    assert got == b"1" and isinstance(refused, redis.exceptions.NoPermissionError)
+    assert "run the 'set' command" in str(refused)
+    assert r.get("k:1") == "1"
+    narrow.close()
+    wide.close()

@@ -71,6 +71,20 @@ def _scenario(port: int) -> list[bytes]:
     out.append(me.talk(["CLIENT", "TRACKINGINFO"], ["CLIENT", "GETREDIR"], ["MGET", "a", "b"], ["GET", "c"]))
     writer.talk(["MSET", "a", "1", "b", "2"], ["SET", "c", "3"], ["SET", "a", "again"])
     out.append(me.talk())
+    # Scripts (Redis 7.0): once a script reads, the keys its caller declared are remembered; keys it reads
+    # without declaring them are not, nor the keys of a script that only writes.
+    out.append(
+        me.talk(
+            ["EVAL", "return redis.call('GET', KEYS[1])", "2", "s1", "s2"],
+            ["EVAL", "redis.call('SET', 's3', 'x') return redis.call('MGET', 's4', 's5')", "0"],
+            ["EVAL_RO", "return redis.call('GET', KEYS[1])", "1", "s6"],
+            ["EVAL", "return redis.call('SET', KEYS[1], 'w')", "1", "s7"],
+        )
+    )
+    writer.talk(
+        ["MSET", "s1", "1", "s2", "2", "s3", "3"], ["MSET", "s4", "4", "s5", "5", "s6", "6", "s7", "7"]
+    )
+    out.append(me.talk())
     # Mode errors, then BCAST with prefixes and NOLOOP.
     out.append(me.talk(["CLIENT", "TRACKING", "on", "bcast"], ["CLIENT", "TRACKING", "on", "prefix", "x"]))
     out.append(

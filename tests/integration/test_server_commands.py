@@ -370,6 +370,14 @@ def test_debug_digest_is_redis_digest_of_the_dataset(node: NodeProcess, r: redis
     ]
 
 
+def test_debug_error_replies_its_argument_as_an_error(r: redis.Redis) -> None:
+    # redis-server 7.0: DEBUG ERROR <string> replies -<string> (CR and LF made spaces); clients test with it.
+    with pytest.raises(redis.exceptions.BusyLoadingError):
+        r.execute_command("DEBUG", "ERROR", "LOADING fake message")
+    assert error_of(r.execute_command, "DEBUG", "ERROR", "ERR two\r\nlines") == "two  lines"
+    assert "unknown subcommand" in error_of(r.execute_command, "DEBUG", "ERROR")
+
+
 def test_equal_datasets_give_equal_digests_and_different_ones_do_not(r: redis.Redis) -> None:
     pairs = [(f"k{i}", f"v{i}") for i in range(200)]
     for key, value in pairs:
