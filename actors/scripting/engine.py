@@ -209,14 +209,17 @@ class ScriptEngine:
         run = ScriptRun(caller, name, is_function, read_only)
         run.keys = keys
         master = server.master_actor
+        # The stream itself, not Server's exec_propagation property: four property calls less per script.
+        stream = server.stream
+        outer = stream.exec_writes
         run.can_yield = (
-            server.exec_propagation is None
-            and caller.kind in (ClientKind.RESP, ClientKind.NATIVE)
+            outer is None
+            and (caller.kind is ClientKind.RESP or caller.kind is ClientKind.NATIVE)
             and master is not None
             and master.loop is not None
         )
-        run.outer_writes = server.exec_propagation
-        server.exec_propagation = run.writes
+        run.outer_writes = outer
+        stream.exec_writes = run.writes
         script_client = self.client
         script_client.db = caller.db
         script_client.resp3 = False
@@ -236,7 +239,7 @@ class ScriptEngine:
         # The command itself is never propagated: its effects are (see the module docstring).
         caller.propagate_as = []
         if result is SUSPENDED:
-            server.exec_propagation = run.outer_writes
+            stream.exec_writes = outer
             caller.blocked = run
             from actors.server.server import BLOCKED
 
@@ -281,7 +284,7 @@ class ScriptEngine:
 
     def _end(self, run: ScriptRun) -> None:
         server = self.server
-        server.exec_propagation = run.outer_writes
+        server.stream.exec_writes = run.outer_writes
         self.run = None
         if run.state is not RunState.RUNNING:
             server.script_busy = None
@@ -391,25 +394,29 @@ class ScriptEngine:
             return CommandError("ERR redis.call is only available while a script runs")
         if not args:
             return CommandError(_NO_ARGS)
-        argv = [arg if type(arg) is bytes else lua_arg_bytes(arg) for arg in args]
-        if None in argv:
-            return CommandError(_BAD_ARG)
-        cmd = self._script_commands.get(argv[0])  # type: ignore[arg-type]
+        # Lua strings arrive as bytes: converted only where a script passed a number (or something refused).
+        argv: list[bytes] = list(args)
+        for i, arg in enumerate(argv):
+            if type(arg) is not bytes:  # numbers as Redis prints them; anything else is refused
+                converted = lua_arg_bytes(arg)
+                if converted is None:
+                    return CommandError(_BAD_ARG)
+                argv[i] = converted
+        cmd = self._script_commands.get(argv[0])
         if cmd is None:
-            cmd = self.server.commands.get(argv[0].lower())  # type: ignore[union-attr]
+            cmd = self.server.commands.get(argv[0].lower())
             if cmd is None:
                 return CommandError(_UNKNOWN_COMMAND)
             if "noscript" in cmd.flags:
                 return CommandError(_NOT_FROM_SCRIPT)
             if len(self._script_commands) < SCRIPT_COMMAND_CACHE_SIZE:
-                self._script_commands[argv[0]] = cmd  # type: ignore[index]
+                self._script_commands[argv[0]] = cmd
         arity = cmd.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return CommandError(_WRONG_ARGS)
         server = self.server
         if server.acl.enforcing:
-            checked: list[bytes] = argv  # type: ignore[assignment]  # no None left (tested above)
-            denial = server.acl.check_script_call(run.caller, cmd, full_name(cmd, checked), checked)
+            denial = server.acl.check_script_call(run.caller, cmd, full_name(cmd, argv), argv)
             if denial is not None:
                 return CommandError(denial)
         if cmd.is_write:
@@ -421,7 +428,7 @@ class ScriptEngine:
             run.wrote = True
         mark = len(run.writes)
         try:
-            reply = server.call(self.client, cmd, argv)  # type: ignore[arg-type]
+            reply = server.call(self.client, cmd, argv)
         except Exception as exc:  # a bug in a command must not unwind through Lua
             log.exception("script_command_failed", command=cmd.name)
             reply = CommandError(f"ERR {exc}")

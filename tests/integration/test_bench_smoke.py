@@ -160,6 +160,39 @@ def test_bench_all_commands_measures_every_default_test_at_both_depths(tmp_path:
             assert _pid_gone(pid), server
 
 
+def test_bench_baseline_tree_compares_two_trees_and_redis_in_one_run(tmp_path: Path) -> None:
+    """--baseline-tree: a second redactor tree (here this same tree) joins the core and scripting sections; the
+    before/after table and the JSON carry both trees' figures, and every row has CPU us per request."""
+    out_json = tmp_path / "bench.json"
+    argv = [sys.executable, str(REPO / "ops" / "bench"), "--quick", "--requests", "2000", "--timeout", "20"]
+    argv += ["--sections", "core,scripting", "--baseline-tree", str(REPO), "--json", str(out_json)]
+    argv += ["--workdir", str(tmp_path)]
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=110, cwd=str(REPO), stdin=subprocess.DEVNULL
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert done.stdout.count("before/after (baseline = ") == 2  # one per section
+    assert "cpu ratio base" in done.stdout
+    report = json.loads(out_json.read_text())
+    rows = {(r["section"], r["test"]): r for r in report["rows"]}
+    assert set(rows) == {
+        *(("core", t) for t in ("SET", "GET", "SET -P 16", "GET -P 16")),
+        ("scripting", "EVALSHA (GET+SET)"),
+        ("scripting", "EVALSHA (GET+SET) -P 16"),
+    }
+    for row in rows.values():
+        for kind in ("redis", "redactor", "baseline"):
+            fig = row[kind]
+            assert fig["error"] is None and fig["value"] > 0, (kind, row)
+            assert fig["extra"]["cpu_us_per_req"] >= 0, (kind, row)
+            assert len(fig["samples"]) == len(fig["extra"]["cpu_us_per_req_samples"]) == 1, (kind, row)
+    kinds = {(s["kind"], s["name"].split("-")[0]) for s in report["servers"]}
+    assert kinds >= {(k, sec) for k in ("redis", "redactor", "baseline") for sec in ("core", "scripting")}
+    for server in report["servers"]:
+        for pid in server["pids"]:
+            assert _pid_gone(pid), server
+
+
 def test_bench_rejects_an_unknown_section() -> None:
     done = subprocess.run(
         [sys.executable, str(REPO / "ops" / "bench"), "--sections", "core,nonsense"],
