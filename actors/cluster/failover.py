@@ -47,6 +47,9 @@ MANUAL_FAILOVER_TIMEOUT_MS = 5000  # Redis's CLUSTER_MF_TIMEOUT
 # Redis's CLUSTER_MF_PAUSE_MULT: the master's pause outlives the manual failover's timeout by this factor, so
 # it never ends before the master itself gives up (which unpauses at once).
 MANUAL_FAILOVER_PAUSE_MULT = 2
+# The master gives up this much later than the replica: a replica wins only before its own deadline, and its
+# promotion (broadcast at once) must reach the master before the master lets its held writes run as a master.
+MANUAL_FAILOVER_MASTER_GRACE_MS = 1000
 
 
 class Phase(Enum):
@@ -289,7 +292,7 @@ def on_mfstart(cluster: Cluster, msg: MfStart) -> None:
     if election.mf_replica != replica.id or not election.mf_end_ms:
         log.info("Manual failover requested by replica.", replica=replica.id)
         election.mf_replica = replica.id
-        election.mf_end_ms = _now_ms() + MANUAL_FAILOVER_TIMEOUT_MS
+        election.mf_end_ms = _now_ms() + MANUAL_FAILOVER_TIMEOUT_MS + MANUAL_FAILOVER_MASTER_GRACE_MS
         cluster.server.client_pause.pause(
             PauseMode.WRITE, MANUAL_FAILOVER_TIMEOUT_MS * MANUAL_FAILOVER_PAUSE_MULT
         )
