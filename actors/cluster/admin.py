@@ -225,6 +225,7 @@ def _setslot(cluster: Cluster, client: Client, argv: list[bytes]) -> Any:
     slot = _slot(argv[2])
     action = argv[3].lower()
     db = cluster.server.keyspace.dbs[0]
+    bumped = False
     if action == b"migrating" and len(argv) == 5:
         if state.owners[slot] != myself.id:
             raise CommandError(f"ERR I'm not the owner of hash slot {slot}")
@@ -254,11 +255,12 @@ def _setslot(cluster: Cluster, client: Client, argv: list[bytes]) -> Any:
             state.migrating.pop(slot, None)
         if node is myself and slot in state.importing:
             state.importing.pop(slot)
-            cluster.bump_epoch_without_consensus()
+            bumped = cluster.bump_epoch_without_consensus()
         state.assign(slot, node.id)
     else:
         raise CommandError("ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP")
-    cluster.changed(durable=False)  # as Redis: saved, not fsynced (an epoch bump above was)
+    # As Redis: saved, not fsynced; fsynced with the slot when it came with a new configEpoch.
+    cluster.changed(durable=bumped)
     return OK
 
 

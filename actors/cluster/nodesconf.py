@@ -3,7 +3,8 @@
 Format (Redis's clusterSaveConfig): one CLUSTER NODES line per known node (handshake nodes left out), with the
 IMPORTING / MIGRATING markers on the ``myself`` line, then ``vars currentEpoch <n> lastVoteEpoch <n>``.
 Redis rewrites the file in place; here it goes through actors/files.py (temp, fsync, rename, fsync the
-directory), so a crash leaves the old file or the new one, never a torn one (redis/redis#13353). The file is
+directory), so a crash leaves the old file or the new one, never a torn one (redis/redis#13353). Slot moves
+(CLUSTER SETSLOT) are renamed into place without the fsyncs, as Redis saves them without fsync. The file is
 locked with flock while the node runs, so two nodes cannot share it, as Redis does.
 
 On load every peer starts disconnected with no ping in flight, as after a Redis restart; flags other than
