@@ -188,6 +188,20 @@ class KvStore:
             for _, key, value in commands[start:stop]:
                 data[key] = value
             return
+        slot_keys = self._slot_keys
+        if self.meta is None and slot_keys is not None and not self.expires:
+            # Cluster mode: ``_set_indexed`` inlined (a new key joins its slot's set), two calls less per SET.
+            data = self.data
+            for _, key, value in commands[start:stop]:
+                if key not in data:
+                    slot = keyslot(key)
+                    keys = slot_keys.get(slot)
+                    if keys is None:
+                        slot_keys[slot] = {key}
+                    else:
+                        keys.add(key)
+                data[key] = value
+            return
         for _, key, value in commands[start:stop]:
             self.set(key, value)  # read each time: dropping the last TTL re-binds it
 

@@ -389,7 +389,7 @@ def test_bench_cluster_section_measures_both_clusters_and_loses_no_acked_write(t
         "GET (cluster)",
         "SET -P 16 (cluster)",
         "GET -P 16 (cluster)",
-        "reshard 100 slots under a writer",
+        "reshard 10 slots under a writer",
         "acked writes lost in the reshard",
         "kill -9 master -> first RedisCluster write",
     }
@@ -398,8 +398,8 @@ def test_bench_cluster_section_measures_both_clusters_and_loses_no_acked_write(t
             assert row[kind]["error"] is None, row
     for kind in ("redis", "redactor"):
         assert rows["acked writes lost in the reshard"][kind]["value"] == 0
-        moved = rows["reshard 100 slots under a writer"][kind]["extra"]
-        assert moved["slots"] == 100 and moved["keys"] > 0, moved
+        moved = rows["reshard 10 slots under a writer"][kind]["extra"]
+        assert moved["slots"] == 10 and moved["keys"] >= 10 * 20, moved  # the preloaded keys all moved
         assert rows["kill -9 master -> first RedisCluster write"][kind]["value"] > 0
     assert len(report["servers"]) == 12
     for server in report["servers"]:

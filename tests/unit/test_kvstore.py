@@ -203,8 +203,9 @@ def test_random_writes_keep_the_slot_index_equal_to_the_data(seed: int) -> None:
     indexed, plain = KvStore(per_slot=True), KvStore()
     for step in range(3000):
         key = random_key(rng)
-        op = rng.randrange(7)
+        op = rng.randrange(8)
         batch = {random_key(rng): b"m" for _ in range(3)}
+        run = [[b"SET", random_key(rng), b"r%d" % step] for _ in range(3)]  # the fast lane's run of SETs
         for store in (indexed, plain):
             if op == 0:
                 store.set(key, b"%d" % step)
@@ -223,6 +224,8 @@ def test_random_writes_keep_the_slot_index_equal_to_the_data(seed: int) -> None:
                 store.clear()
             elif op == 6 and step % 50 == 0:
                 store.merge_loaded(dict(batch), {})  # a copy each: an empty store adopts the dict
+            elif op == 7:
+                store.set_run([[b"GET", b"x"], *run], 1, 4)
         if step % 250 == 0:
             assert_index_matches(indexed)
     assert indexed.data == plain.data and indexed.expires == plain.expires
