@@ -59,6 +59,8 @@ def test_up_status_shows_each_sentinels_view_and_down_stops_them(tmp_path: Path)
         # only after that, as a replica of the new one (not as an empty master its replicas would copy).
         with redis.Redis(port=7101 + offset, socket_timeout=5) as r:
             r.set("kept", "1")
+            # Replication is asynchronous: without this a kill right after the SET may lose it (not the point).
+            assert r.execute_command("WAIT", 2, 10000) == 2
             pid = int(r.info("server")["process_id"])
         os.kill(pid, signal.SIGKILL)
 

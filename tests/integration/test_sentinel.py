@@ -217,11 +217,12 @@ def test_kill9_failover_redis_py_keeps_writing_and_old_master_rejoins(
     assert latest <= 4.0
     assert len(recorder.find("+elected-leader")) == 1
     leader = recorder.find("+elected-leader")[0].sentinel
-    assert {e.sentinel for e in recorder.find("+sdown", lambda e: e.data.startswith("master"))} == {
-        "s0",
-        "s1",
-        "s2",
-    }
+    # Every sentinel saw the master down, unless the leader's hello switched it before its own down-after
+    # (1 s) ran out: a kill just after a PING puts the leader's SDOWN under 1 s after the kill, and our
+    # failover can then end before a slower follower's SDOWN (as in Redis, the switch resets the master).
+    sdown = {e.sentinel for e in recorder.find("+sdown", lambda e: e.data.startswith("master"))}
+    early = {e.sentinel for e in switches if e.at - killed_at < 1.0 + 0.25}
+    assert len(sdown) >= 2 and sdown | early == {"s0", "s1", "s2"}, (sdown, early)
     assert recorder.find("+odown", lambda e: "#quorum" in e.data)
     new_port = int(switches[0].data.split()[4])
     assert all(e.data == f"{MASTER_NAME} 127.0.0.1 {old.port} 127.0.0.1 {new_port}" for e in switches)
