@@ -110,7 +110,9 @@ def cmd_client(client: Client, argv: list[bytes]) -> Any:
     if sub == b"info" and len(argv) == 2:
         return Verbatim(client.describe().encode() + b"\n")
     if sub == b"list":
-        chosen = list(server.clients.values())
+        # A client CLIENT KILL closed is gone for Redis (freed at once), here once its socket's close is
+        # processed, maybe after the next command: it is not listed meanwhile.
+        chosen = [c for c in server.clients.values() if c is client or not c.close_requested]
         i = 2
         while i < len(argv):
             opt = argv[i].lower()

@@ -304,6 +304,19 @@ def test_client_kill_by_user(node: NodeProcess, r: redis.Redis) -> None:
         r.client_kill_filter(user="ghost")
 
 
+def test_a_killed_client_leaves_client_list_at_once(node: NodeProcess, r: redis.Redis) -> None:
+    """As Redis (which frees it inside CLIENT KILL): the LIST pipelined right after the KILL omits it."""
+    victim = node.client(protocol=2, single_connection_client=True)
+    victim.client_setname("victim")
+    victim_id = victim.client_id()
+    pipe = r.pipeline(transaction=False)
+    pipe.execute_command("CLIENT", "KILL", "ID", victim_id).client_list()
+    killed, listed = pipe.execute()
+    assert killed == 1
+    assert "victim" not in [c.get("name") for c in listed]
+    victim.close()
+
+
 def test_clearing_requirepass_lets_waiting_connections_run_commands(
     node: NodeProcess, r: redis.Redis
 ) -> None:
