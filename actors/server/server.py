@@ -131,6 +131,9 @@ class Server:
         # the common lookup needs no lower() call; mixed case falls back to ``commands``.
         self._by_sent_name: dict[bytes, Command] = {name.upper(): cmd for name, cmd in self.commands.items()}
         self._by_sent_name.update(self.commands)
+        # Each Command once (aliases share one): total_commands_processed sums their ``calls`` on every cron tick
+        # (ops/sec), and building this set there was most of an idle node's loop-thread instructions.
+        self._unique_commands = tuple({id(cmd): cmd for cmd in self.commands.values()}.values())
         self.clients: dict[int, Client] = {}
         self.stats = Stats()
         self.run_id = os.urandom(20).hex()
@@ -508,8 +511,7 @@ class Server:
         """INFO's total_commands_processed: every command run counts once in its own ``calls`` (call() and the
         fast lane keep the two together, CONFIG RESETSTAT zeroes them together), so the total is their sum,
         read when asked rather than kept by a second increment on every command."""
-        unique = {id(cmd): cmd for cmd in self.commands.values()}  # aliases share one Command
-        return sum(cmd.calls for cmd in unique.values())
+        return sum([cmd.calls for cmd in self._unique_commands])
 
     # -- propagation: the stream's state under the names the actors still use -----------------------------
 
