@@ -25,7 +25,7 @@ from typing import Any
 
 import structlog
 
-from launcher.topology.probe import MAX_INFO_REPLY_BYTES, REQUEST_TIMEOUT_S, parse_info
+from launcher.topology.probe import MAX_INFO_REPLY_BYTES, parse_info
 from launcher.topology.spec import NodeSpec, Topology
 from protocol.resp_client import BlockingRespClient, ReplyError
 
@@ -36,6 +36,8 @@ SLOT_COUNT = 16384
 JOIN_TIMEOUT_S = 90.0
 # How often the join re-reads the nodes while it waits for gossip.
 POLL_INTERVAL_S = 0.2
+# Each request of the join: longer than status's, so a loaded machine slows the join instead of failing it.
+JOIN_REQUEST_TIMEOUT_S = 5.0
 
 
 class JoinError(Exception):
@@ -130,7 +132,7 @@ def _ranges_of(slots: Sequence[int]) -> list[tuple[int, int]]:
     return ranges
 
 
-def call(node: NodeSpec, *args: str | int, timeout_s: float = REQUEST_TIMEOUT_S) -> Any:
+def call(node: NodeSpec, *args: str | int, timeout_s: float = JOIN_REQUEST_TIMEOUT_S) -> Any:
     options: dict[str, Any] = {"timeout_s": timeout_s, "max_reply_bytes": MAX_INFO_REPLY_BYTES}
     with BlockingRespClient.connect("127.0.0.1", node.port, password=node.password or None, **options) as c:
         return c.call(*args)
