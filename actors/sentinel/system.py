@@ -87,13 +87,13 @@ class LoopThread:
 
 
 class WriteConfig:
-    """Ask the config writer to replace ``path`` with ``data`` atomically."""
+    """Ask the config writer to replace ``path`` with ``content`` atomically."""
 
-    __slots__ = ("data", "path")
+    __slots__ = ("content", "path")
 
-    def __init__(self, path: str, data: bytes) -> None:
+    def __init__(self, path: str, content: bytes) -> None:
         self.path = path
-        self.data = data
+        self.content = content
 
 
 class ConfigWriterActor(SupervisedActor):
@@ -101,7 +101,7 @@ class ConfigWriterActor(SupervisedActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, WriteConfig):
-            write_bytes_atomically(message.path, message.data)
+            write_bytes_atomically(message.path, message.content)
             return True
         return None
 
