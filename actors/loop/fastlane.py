@@ -183,7 +183,7 @@ class FastLane:
             self.get_command.usec += round(per_command_us * gets)
             self.set_command.calls += sets
             self.set_command.usec += round(per_command_us * sets)
-            if server.latency_tracking:  # one histogram bump per command of the run (latencystats.py)
+            if server.latency_tracking:  # the run's histogram counts: one bump per command name
                 record_latency(self.get_command, int(per_command_us), gets)
                 record_latency(self.set_command, int(per_command_us), sets)
             keyspace.keyspace_hits += gets - misses
