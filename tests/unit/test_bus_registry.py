@@ -29,7 +29,7 @@ class StandInMaster:
     def __init__(self) -> None:
         # No password: the ACL's default user needs none (what admission asks).
         no_password = SimpleNamespace(auth_required_by_default=lambda: False)
-        self.server = SimpleNamespace(config=Config(), requirepass="", acl=no_password)
+        self.server = SimpleNamespace(config=Config(), requirepass="", acl=no_password, info_sections={})
         self.peer_addresses: dict[bytes, str] = {}
         self.bus_endpoint = f"inproc://test-bus-{id(self)}"
         self.bus_outbox: deque[Any] = deque()
