@@ -234,6 +234,16 @@ def test_create_redirect_failover_rejoin_and_restart(
     # A manual failover waits for the replica to reach its master's offset and gives up after 5 s, as Redis's
     # does: let the rejoined replica finish its sync first.
     wait_ok(ports, 6)
+    # Masters vote only for a node they know as a replica of that master (Redis refuses the vote otherwise):
+    # wait until every node has learned the rejoined node's new role, as `redis-cli --cluster check` would.
+    wait_for(
+        lambda: all(
+            {w[0]: (w[2].endswith("slave"), w[3]) for w in nodes_of(p)}[owner_id] == (True, promoted_id)
+            for p in ports
+        ),
+        15,
+        what="every node to know the rejoined node as a replica of the promoted one",
+    )
     # CLUSTER FAILOVER swaps the roles back, without losing foo.
     with redis.Redis(port=promoted_port) as client:
         with pytest.raises(redis.ResponseError, match="You should send CLUSTER FAILOVER to a replica"):
