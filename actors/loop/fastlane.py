@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 _NULL_RESP2 = b"$-1\r\n"
 _NULL_RESP3 = b"_\r\n"
+_MAX_CACHED_HEADER = len(BULK_HEADERS) - 1
 # The names the lane may run, as clients send them: the caller tests this before calling.
 NAMES = frozenset((b"GET", b"get", b"SET", b"set"))
 
@@ -55,6 +56,82 @@ class FastLane:
         self.server = server
         self.get_command = server.commands[b"get"]
         self.set_command = server.commands[b"set"]
+
+    def run_one(self, client: Client, argv: list[bytes], out: list[bytes]) -> bool:
+        """Run ``argv``, a read's only command (an unpipelined client), as ``run`` would; False if it did not.
+
+        The same checks and effects as ``run`` for a batch of one, without its setup for runs (locals for the
+        loops, both commands' counters): unpipelined, that setup was most of the lane's cost per request.
+        """
+        server = self.server
+        keyspace = server.keyspace
+        if not (
+            server._lane_open
+            and client.multi is None
+            and client.unchecked
+            and not client.channels
+            and not client.patterns
+            and keyspace.on_modified is None
+            and server.after_command is None
+        ):
+            return False
+        db = client.db
+        name = argv[0]
+        nargs = len(argv)
+        if nargs == 2 and (name == b"GET" or name == b"get"):
+            cmd = self.get_command
+        elif nargs == 3 and (name == b"SET" or name == b"set") and not db.watched:
+            cmd = self.set_command
+        else:
+            return False
+        key = argv[1]
+        cluster = server._cluster
+        if cluster is not None:  # as ``run``: this node's slot, not moving, else the dispatcher routes it
+            view = cluster.lane_view(client)
+            if view is None:
+                return False
+            owners, me, migrating, importing = view
+            slot = keyslot(key)
+            if owners[slot] != me or slot in migrating or slot in importing:
+                return False
+        started_ns = perf_counter_ns()
+        if nargs == 2:
+            expires = db.expires
+            if expires and key in expires:
+                return False  # lazy expiry is Keyspace.lookup's
+            value = db.data.get(key)
+            if type(value) is bytes:
+                if server.memory.tracking:
+                    db.note_access(key)
+                size = len(value)
+                out += (BULK_HEADERS[size] if size <= _MAX_CACHED_HEADER else b"$%d\r\n" % size, value, CRLF)
+                keyspace.keyspace_hits += 1
+            elif value is None:
+                out.append(_NULL_RESP3 if client.resp3 else _NULL_RESP2)
+                keyspace.keyspace_misses += 1
+            else:
+                return False  # WRONGTYPE is the general path's
+            client.last_command = "get"
+        else:
+            memory = server.memory
+            if memory.tracking and keyspace.account.dataset_bytes > memory.room_bytes():
+                return False  # the dispatcher evicts (or refuses) first
+            db.set(key, argv[2])
+            stream = server.stream
+            if stream.aof_feeding or stream.repl_feeding:
+                stream.propagate(db.id, argv)
+            out.append(OK_REPLY)
+            keyspace.dirty += 1
+            client.last_command = "set"
+        # INFO commandstats and latency-tracking as Server.call counts them (SLOWLOG: see ``run``).
+        duration_us = (perf_counter_ns() - started_ns) // 1000
+        cmd.calls += 1
+        cmd.usec += duration_us
+        if duration_us < server.latency_small_us:
+            cmd.latency_us[duration_us] += 1
+        elif server.latency_tracking:
+            record_latency(cmd, duration_us)
+        return True
 
     def run(self, client: Client, commands: list[list[bytes]], start: int, out: list[bytes]) -> int:
         """Run ``commands[start:]`` while the lane applies, appending encoded replies to ``out``.
@@ -75,7 +152,7 @@ class FastLane:
             return start
         # Cluster mode: the slot map for this run (actors/cluster/routing.py lane_view); ``slotted`` is a plain
         # bool so a standalone node pays two bytecodes per command for the test below, not four.
-        cluster = server.cluster
+        cluster = server._cluster
         slotted = cluster is not None
         if cluster is not None:
             view = cluster.lane_view(client)
@@ -182,15 +259,19 @@ class FastLane:
             # INFO commandstats: the run's time, shared by its commands (one clock read per run, not per
             # command). SLOWLOG does not see these: a plain GET or SET never takes milliseconds.
             per_command_us = (perf_counter_ns() - started_ns) / 1000 / ran
-            self.get_command.calls += gets
-            self.get_command.usec += round(per_command_us * gets)
-            self.set_command.calls += sets
-            self.set_command.usec += round(per_command_us * sets)
-            if server.latency_tracking:  # the run's histogram counts: one bump per command name
-                record_latency(self.get_command, int(per_command_us), gets)
-                record_latency(self.set_command, int(per_command_us), sets)
-            keyspace.keyspace_hits += gets - misses
-            keyspace.keyspace_misses += misses
-            keyspace.dirty += sets
+            tracking_latency = server.latency_tracking  # the run's histogram counts: one bump per command
+            if gets:
+                self.get_command.calls += gets
+                self.get_command.usec += round(per_command_us * gets)
+                if tracking_latency:
+                    record_latency(self.get_command, int(per_command_us), gets)
+                keyspace.keyspace_hits += gets - misses
+                keyspace.keyspace_misses += misses
+            if sets:
+                self.set_command.calls += sets
+                self.set_command.usec += round(per_command_us * sets)
+                if tracking_latency:
+                    record_latency(self.set_command, int(per_command_us), sets)
+                keyspace.dirty += sets
             client.last_command = last
         return index

@@ -93,6 +93,9 @@ class RespConnection(asyncio.Protocol):
         self.closed = False
         # Walks the reads while the client is unauthenticated (Redis 7's limits: actors/loop/preauth.py).
         self.guard: PreAuthGuard | None = PreAuthGuard()
+        # The fast lane's unpipelined GET/SET (data_received's shortcut), bound once per connection.
+        self.run_one: Callable[[Client, list[bytes], list[bytes]], bool] = master.fast_lane.run_one
+        self.output_limits = self.server.output_limits
 
     # -- asyncio callbacks ---------------------------------------------------------------------------------
 
@@ -132,7 +135,8 @@ class RespConnection(asyncio.Protocol):
         client = self.client
         if client is None or self.closed:
             return
-        if not client.authenticated and self.guard is not None:
+        # (``unchecked`` implies authenticated: a plain attribute read first spares most reads the property)
+        if not client.unchecked and not client.authenticated and self.guard is not None:
             refusal = self.guard.check(data)
             if refusal is not None:
                 refuse_preauth(self, data, refusal)
@@ -155,6 +159,14 @@ class RespConnection(asyncio.Protocol):
         client.last_interaction_s = time.monotonic()
         if self.backlog or client.blocked is not None:
             self.backlog.extend(commands)
+            return
+        if (
+            len(commands) == 1
+            and commands[0][0] in FAST_LANE_NAMES
+            and self.run_one(client, commands[0], self.out)
+        ):
+            # An unpipelined GET/SET, the most common read: run without _run's setup for a batch.
+            self.master.schedule_flush(self)
             return
         self._run(commands)
 
@@ -246,6 +258,7 @@ class RespConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
+        client = self.client
         if self.out:
             data = b"".join(self.out)
             self.out = []
@@ -253,16 +266,15 @@ class RespConnection(asyncio.Protocol):
             if not self.closed:
                 # One write() of the joined buffer: uvloop's writelines() costs several times more per call.
                 transport.write(data)
-                client = self.client
                 if (
                     client is not None
-                    and (client.channels or client.patterns or self.server.output_limits.watch_all)
-                    and self.server.output_limits.exceeded(client, transport.get_write_buffer_size())
+                    and (client.channels or client.patterns or self.output_limits.watch_all)
+                    and self.output_limits.exceeded(client, transport.get_write_buffer_size())
                 ):
                     self.closed = True  # client-output-buffer-limit: dropped with what it did not read
                     transport.abort()
                     return
-        if self.client is not None and self.client.close_requested and not self.closed:
+        if client is not None and client.close_requested and not self.closed:
             self.closed = True
             transport.close()
 
