@@ -369,7 +369,7 @@ class MasterActor:
         # which still read the rest from the Server's compatibility names (see actors/server/stream.py).
         self.stream_sinks: list[Callable[[bytes], None]] = []
         # Plain GET/SET run inline by the RESP connections (actors/fastlane.py).
-        self.fast_lane = FastLane(server)
+        self.fast_lane: FastLane = FastLane(server)
         # Called at the end of each tick after the stream sinks (e.g. group-commit bookkeeping).
         self.after_flush: list[Callable[[], None]] = []
         # Called once per cron period (hz) on the loop thread.
