@@ -150,8 +150,7 @@ class FastLane:
             and server.after_command is None
         ):
             return start
-        # Cluster mode: the slot map for this run (actors/cluster/routing.py lane_view); ``slotted`` is a plain
-        # bool so a standalone node pays two bytecodes per command for the test below, not four.
+        # Cluster mode: the slot map for this run (actors/cluster/routing.py lane_view).
         cluster = server._cluster
         slotted = cluster is not None
         if cluster is not None:
@@ -177,6 +176,9 @@ class FastLane:
             note_access = db.note_access
             account = keyspace.account
             room = server.memory.room_bytes()
+        # One test per command for the rare checks (a key with a TTL in the database, cluster mode, maxmemory).
+        careful_get = slotted or bool(expires)
+        careful_set = slotted or tracked
         append = out.append
         gets = misses = sets = 0
         last = ""
@@ -195,16 +197,15 @@ class FastLane:
                         break
                     if name != b"GET" and name != b"get":
                         break
-                    if expires and key in expires:
-                        break  # lazy expiry is Keyspace.lookup's
-                    if slotted:
-                        slot = keyslot(key)
-                        if owners[slot] != me or (moving and (slot in migrating or slot in importing)):
-                            break  # routing.route's: MOVED, ASK, TRYAGAIN ...
+                    if careful_get:
+                        if expires and key in expires:
+                            break  # lazy expiry is Keyspace.lookup's
+                        if slotted:
+                            slot = keyslot(key)
+                            if owners[slot] != me or (moving and (slot in migrating or slot in importing)):
+                                break  # routing.route's: MOVED, ASK, TRYAGAIN ...
                     value = get(key)
                     if type(value) is bytes:
-                        if tracked:
-                            note_access(key)
                         try:
                             out += (BULK_HEADERS[len(value)], value, CRLF)
                         except IndexError:
@@ -219,6 +220,11 @@ class FastLane:
                 if index > run_start:
                     gets += index - run_start
                     last = "get"
+                    if tracked:  # the run's hits stamped as accessed (nothing reads the stamps in between)
+                        for i in range(run_start, index):
+                            key = commands[i][1]
+                            if type(get(key)) is bytes:
+                                note_access(key)
             elif can_set and (name == b"SET" or name == b"set"):
                 for index in range(run_start, end):
                     try:
@@ -227,15 +233,16 @@ class FastLane:
                         break
                     if name != b"SET" and name != b"set":
                         break
-                    if slotted:
-                        slot = keyslot(key)
-                        if owners[slot] != me or (moving and (slot in migrating or slot in importing)):
-                            break  # routing.route's: MOVED, ASK, TRYAGAIN ...
-                    if tracked:
-                        # maxmemory: one SET at a time, so the room check sees each one's charge.
-                        if account.dataset_bytes > room:
-                            break
-                        db.set(key, value)
+                    if careful_set:
+                        if slotted:
+                            slot = keyslot(key)
+                            if owners[slot] != me or (moving and (slot in migrating or slot in importing)):
+                                break  # routing.route's: MOVED, ASK, TRYAGAIN ...
+                        if tracked:
+                            # maxmemory: one SET at a time, so the room check sees each one's charge.
+                            if account.dataset_bytes > room:
+                                break
+                            db.set(key, value)
                 else:
                     index = end
                 if index > run_start:
@@ -259,19 +266,27 @@ class FastLane:
             # INFO commandstats: the run's time, shared by its commands (one clock read per run, not per
             # command). SLOWLOG does not see these: a plain GET or SET never takes milliseconds.
             per_command_us = (perf_counter_ns() - started_ns) / 1000 / ran
-            tracking_latency = server.latency_tracking  # the run's histogram counts: one bump per command
+            # latency-tracking: the run's histogram counts, one bump per command name (as Server.call's).
+            whole_us = int(per_command_us)
+            small = whole_us < server.latency_small_us
             if gets:
-                self.get_command.calls += gets
-                self.get_command.usec += round(per_command_us * gets)
-                if tracking_latency:
-                    record_latency(self.get_command, int(per_command_us), gets)
+                cmd = self.get_command
+                cmd.calls += gets
+                cmd.usec += round(per_command_us * gets)
+                if small:
+                    cmd.latency_us[whole_us] += gets
+                elif server.latency_tracking:
+                    record_latency(cmd, whole_us, gets)
                 keyspace.keyspace_hits += gets - misses
                 keyspace.keyspace_misses += misses
             if sets:
-                self.set_command.calls += sets
-                self.set_command.usec += round(per_command_us * sets)
-                if tracking_latency:
-                    record_latency(self.set_command, int(per_command_us), sets)
+                cmd = self.set_command
+                cmd.calls += sets
+                cmd.usec += round(per_command_us * sets)
+                if small:
+                    cmd.latency_us[whole_us] += sets
+                elif server.latency_tracking:
+                    record_latency(cmd, whole_us, sets)
                 keyspace.dirty += sets
             client.last_command = last
         return index
