@@ -95,6 +95,7 @@ class RespConnection(asyncio.Protocol):
         self.guard: PreAuthGuard | None = PreAuthGuard()
         # The fast lane's unpipelined GET/SET (data_received's shortcut), bound once per connection.
         self.run_one: Callable[[Client, list[bytes], list[bytes]], bool] = master.fast_lane.run_one
+        self.lane_run: Callable[[Client, list[list[bytes]], int, list[bytes]], int] = master.fast_lane.run
         self.output_limits = self.server.output_limits
 
     # -- asyncio callbacks ---------------------------------------------------------------------------------
@@ -147,7 +148,7 @@ class RespConnection(asyncio.Protocol):
         try:
             self.parser.feed_parse(data, commands)
         except ProtocolError as exc:
-            self._run(commands)
+            self._run(client, commands)
             if (
                 not exc.silent
             ):  # a client over client-query-buffer-limit is closed without a word, as in Redis
@@ -168,20 +169,15 @@ class RespConnection(asyncio.Protocol):
             # An unpipelined GET/SET, the most common read: run without _run's setup for a batch.
             self.master.schedule_flush(self)
             return
-        self._run(commands)
+        self._run(client, commands)
 
-    def _run(self, commands: list[list[bytes]] | deque[list[bytes]]) -> None:
-        client = self.client
-        assert client is not None
-        if type(commands) is not list:
-            commands = list(commands)
+    def _run(self, client: Client, commands: list[list[bytes]]) -> None:
+        # Setup kept to what every command uses: unpipelined, it is paid once per request.
         server = self.server
-        execute = server.execute
         call = server.call
         by_sent_name = server._by_sent_name
-        fast_lane = self.master.fast_lane.run
+        fast_lane = self.lane_run
         out = self.out
-        resp3 = client.resp3
         index = 0
         end = len(commands)
         while index < end:
@@ -208,7 +204,8 @@ class RespConnection(asyncio.Protocol):
                 if server.after_command is not None:
                     server.after_command()
             else:
-                reply = execute(client, argv)
+                # Read each time: CLIENT REPLY / TRACKING may have wrapped it (actors/server/wrappers.py).
+                reply = server.execute(client, argv)
             if reply is BLOCKED:
                 self.backlog.extendleft(reversed(commands[index:]))
                 break
@@ -231,14 +228,10 @@ class RespConnection(asyncio.Protocol):
                     break
                 continue
             if isinstance(reply, CommandError):
-                count_error_reply(self.server, reply)
-            if client.resp3 is not resp3:
-                resp3 = client.resp3
-            encode_into(out, reply, resp3)
+                count_error_reply(server, reply)
+            encode_into(out, reply, client.resp3)
             if client.close_requested:
                 break
-            # CLIENT REPLY / TRACKING may have wrapped execute (actors/server/wrappers.py): use it from here on.
-            execute = self.server.execute
         if out or client.close_requested:
             # Replies leave at the end of the tick, never here: writes of the tick must reach the AOF and the
             # replicas first, and writing every connection's replies in one burst (as Redis's beforeSleep does)
@@ -294,7 +287,7 @@ class RespConnection(asyncio.Protocol):
         if self.backlog and self.client.blocked is None:
             queued = self.backlog
             self.backlog = deque()
-            self._run(queued)
+            self._run(self.client, list(queued))
 
     def kill(self) -> None:
         if self.client is not None:
