@@ -142,8 +142,7 @@ class RespConnection(asyncio.Protocol):
             if refusal is not None:
                 refuse_preauth(self, data, refusal)
                 return
-        server = self.server
-        server.stats.net_input_bytes += len(data)
+        self.server.stats.net_input_bytes += len(data)
         commands: list[list[bytes]] = []
         try:
             self.parser.feed_parse(data, commands)
@@ -161,14 +160,6 @@ class RespConnection(asyncio.Protocol):
         if self.backlog or client.blocked is not None:
             self.backlog.extend(commands)
             return
-        if (
-            len(commands) == 1
-            and commands[0][0] in FAST_LANE_NAMES
-            and self.run_one(client, commands[0], self.out)
-        ):
-            # An unpipelined GET/SET, the most common read: run without _run's setup for a batch.
-            self.master.schedule_flush(self)
-            return
         self._run(client, commands)
 
     def _run(self, client: Client, commands: list[list[bytes]]) -> None:
@@ -184,9 +175,13 @@ class RespConnection(asyncio.Protocol):
             if commands[index][0] in FAST_LANE_NAMES:
                 # GET/SET in the common state run inline, several at a time; whatever the lane leaves (another
                 # command, or one it cannot run with the dispatcher's exact semantics) goes the general way.
-                index = fast_lane(client, commands, index, out)
-                if index == end:
-                    break
+                if end == 1:  # unpipelined: the lane's run of one, without the setup for runs
+                    if self.run_one(client, commands[0], out):
+                        break
+                else:
+                    index = fast_lane(client, commands, index, out)
+                    if index == end:
+                        break
             argv = commands[index]
             index += 1
             cmd = by_sent_name.get(argv[0])
