@@ -164,9 +164,6 @@ class FastLane:
         get = db.data.get
         expires = db.expires
         can_set = not db.watched
-        stream = server.stream
-        feeding = stream.aof_feeding or stream.repl_feeding
-        propagate = stream.propagate
         null_reply = _NULL_RESP3 if client.resp3 else _NULL_RESP2
         # maxmemory or an eviction policy (actors/server/maxmemory.py): reads stamp their key; a SET past the
         # room left goes to the dispatcher, which evicts (or refuses) before it runs.
@@ -252,8 +249,10 @@ class FastLane:
                             db.set(commands[run_start][1], commands[run_start][2])
                         else:  # the kvstore's writer of a run of SETs (actors/data/kvstore.py)
                             db.set_run(commands, run_start, index)
-                    if feeding:
+                    stream = server.stream  # (read per run of SETs: a run of GETs never needs it)
+                    if stream.aof_feeding or stream.repl_feeding:
                         db_id = db.id
+                        propagate = stream.propagate
                         for i in range(run_start, index):
                             propagate(db_id, commands[i])
                     sets += index - run_start
