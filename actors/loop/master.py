@@ -93,7 +93,7 @@ class RespConnection(asyncio.Protocol):
         self.closed = False
         # Walks the reads while the client is unauthenticated (Redis 7's limits: actors/loop/preauth.py).
         self.guard: PreAuthGuard | None = PreAuthGuard()
-        # The fast lane's unpipelined GET/SET (data_received's shortcut), bound once per connection.
+        # The fast lane (actors/loop/fastlane.py) as _run calls it: a read's only GET/SET, or a pipeline's run.
         self.run_one: Callable[[Client, list[bytes], list[bytes]], bool] = master.fast_lane.run_one
         self.lane_run: Callable[[Client, list[list[bytes]], int, list[bytes]], int] = master.fast_lane.run
         self.output_limits = self.server.output_limits
