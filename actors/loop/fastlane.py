@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 _NULL_RESP2 = b"$-1\r\n"
 _NULL_RESP3 = b"_\r\n"
+_MAX_CACHED_HEADER = len(BULK_HEADERS) - 1
 # The names the lane may run, as clients send them: the caller tests this before calling.
 NAMES = frozenset((b"GET", b"get", b"SET", b"set"))
 
@@ -55,6 +56,82 @@ class FastLane:
         self.server = server
         self.get_command = server.commands[b"get"]
         self.set_command = server.commands[b"set"]
+
+    def run_one(self, client: Client, argv: list[bytes], out: list[bytes]) -> bool:
+        """Run ``argv``, a read's only command (an unpipelined client), as ``run`` would; False if it did not.
+
+        The same checks and effects as ``run`` for a batch of one, without its setup for runs (locals for the
+        loops, both commands' counters): unpipelined, that setup was most of the lane's cost per request.
+        """
+        server = self.server
+        keyspace = server.keyspace
+        if not (
+            server._lane_open
+            and client.multi is None
+            and client.unchecked
+            and not client.channels
+            and not client.patterns
+            and keyspace.on_modified is None
+            and server.after_command is None
+        ):
+            return False
+        db = client.db
+        name = argv[0]
+        nargs = len(argv)
+        if nargs == 2 and (name == b"GET" or name == b"get"):
+            cmd = self.get_command
+        elif nargs == 3 and (name == b"SET" or name == b"set") and not db.watched:
+            cmd = self.set_command
+        else:
+            return False
+        key = argv[1]
+        cluster = server._cluster
+        if cluster is not None:  # as ``run``: this node's slot, not moving, else the dispatcher routes it
+            view = cluster.lane_view(client)
+            if view is None:
+                return False
+            owners, me, migrating, importing = view
+            slot = keyslot(key)
+            if owners[slot] != me or slot in migrating or slot in importing:
+                return False
+        started_ns = perf_counter_ns()
+        if nargs == 2:
+            expires = db.expires
+            if expires and key in expires:
+                return False  # lazy expiry is Keyspace.lookup's
+            value = db.data.get(key)
+            if type(value) is bytes:
+                if server.memory.tracking:
+                    db.note_access(key)
+                size = len(value)
+                out += (BULK_HEADERS[size] if size <= _MAX_CACHED_HEADER else b"$%d\r\n" % size, value, CRLF)
+                keyspace.keyspace_hits += 1
+            elif value is None:
+                out.append(_NULL_RESP3 if client.resp3 else _NULL_RESP2)
+                keyspace.keyspace_misses += 1
+            else:
+                return False  # WRONGTYPE is the general path's
+            client.last_command = "get"
+        else:
+            memory = server.memory
+            if memory.tracking and keyspace.account.dataset_bytes > memory.room_bytes():
+                return False  # the dispatcher evicts (or refuses) first
+            db.set(key, argv[2])
+            stream = server.stream
+            if stream.aof_feeding or stream.repl_feeding:
+                stream.propagate(db.id, argv)
+            out.append(OK_REPLY)
+            keyspace.dirty += 1
+            client.last_command = "set"
+        # INFO commandstats and latency-tracking as Server.call counts them (SLOWLOG: see ``run``).
+        duration_us = (perf_counter_ns() - started_ns) // 1000
+        cmd.calls += 1
+        cmd.usec += duration_us
+        if duration_us < server.latency_small_us:
+            cmd.latency_us[duration_us] += 1
+        elif server.latency_tracking:
+            record_latency(cmd, duration_us)
+        return True
 
     def run(self, client: Client, commands: list[list[bytes]], start: int, out: list[bytes]) -> int:
         """Run ``commands[start:]`` while the lane applies, appending encoded replies to ``out``.
@@ -73,9 +150,8 @@ class FastLane:
             and server.after_command is None
         ):
             return start
-        # Cluster mode: the slot map for this run (actors/cluster/routing.py lane_view); ``slotted`` is a plain
-        # bool so a standalone node pays two bytecodes per command for the test below, not four.
-        cluster = server.cluster
+        # Cluster mode: the slot map for this run (actors/cluster/routing.py lane_view).
+        cluster = server._cluster
         slotted = cluster is not None
         if cluster is not None:
             view = cluster.lane_view(client)
@@ -88,9 +164,6 @@ class FastLane:
         get = db.data.get
         expires = db.expires
         can_set = not db.watched
-        stream = server.stream
-        feeding = stream.aof_feeding or stream.repl_feeding
-        propagate = stream.propagate
         null_reply = _NULL_RESP3 if client.resp3 else _NULL_RESP2
         # maxmemory or an eviction policy (actors/server/maxmemory.py): reads stamp their key; a SET past the
         # room left goes to the dispatcher, which evicts (or refuses) before it runs.
@@ -100,6 +173,9 @@ class FastLane:
             note_access = db.note_access
             account = keyspace.account
             room = server.memory.room_bytes()
+        # One test per command for the rare checks (a key with a TTL in the database, cluster mode, maxmemory).
+        careful_get = slotted or bool(expires)
+        careful_set = slotted or tracked
         append = out.append
         gets = misses = sets = 0
         last = ""
@@ -118,16 +194,15 @@ class FastLane:
                         break
                     if name != b"GET" and name != b"get":
                         break
-                    if expires and key in expires:
-                        break  # lazy expiry is Keyspace.lookup's
-                    if slotted:
-                        slot = keyslot(key)
-                        if owners[slot] != me or (moving and (slot in migrating or slot in importing)):
-                            break  # routing.route's: MOVED, ASK, TRYAGAIN ...
+                    if careful_get:
+                        if expires and key in expires:
+                            break  # lazy expiry is Keyspace.lookup's
+                        if slotted:
+                            slot = keyslot(key)
+                            if owners[slot] != me or (moving and (slot in migrating or slot in importing)):
+                                break  # routing.route's: MOVED, ASK, TRYAGAIN ...
                     value = get(key)
                     if type(value) is bytes:
-                        if tracked:
-                            note_access(key)
                         try:
                             out += (BULK_HEADERS[len(value)], value, CRLF)
                         except IndexError:
@@ -142,6 +217,11 @@ class FastLane:
                 if index > run_start:
                     gets += index - run_start
                     last = "get"
+                    if tracked:  # the run's hits stamped as accessed (nothing reads the stamps in between)
+                        for i in range(run_start, index):
+                            key = commands[i][1]
+                            if type(get(key)) is bytes:
+                                note_access(key)
             elif can_set and (name == b"SET" or name == b"set"):
                 for index in range(run_start, end):
                     try:
@@ -150,15 +230,16 @@ class FastLane:
                         break
                     if name != b"SET" and name != b"set":
                         break
-                    if slotted:
-                        slot = keyslot(key)
-                        if owners[slot] != me or (moving and (slot in migrating or slot in importing)):
-                            break  # routing.route's: MOVED, ASK, TRYAGAIN ...
-                    if tracked:
-                        # maxmemory: one SET at a time, so the room check sees each one's charge.
-                        if account.dataset_bytes > room:
-                            break
-                        db.set(key, value)
+                    if careful_set:
+                        if slotted:
+                            slot = keyslot(key)
+                            if owners[slot] != me or (moving and (slot in migrating or slot in importing)):
+                                break  # routing.route's: MOVED, ASK, TRYAGAIN ...
+                        if tracked:
+                            # maxmemory: one SET at a time, so the room check sees each one's charge.
+                            if account.dataset_bytes > room:
+                                break
+                            db.set(key, value)
                 else:
                     index = end
                 if index > run_start:
@@ -168,8 +249,10 @@ class FastLane:
                             db.set(commands[run_start][1], commands[run_start][2])
                         else:  # the kvstore's writer of a run of SETs (actors/data/kvstore.py)
                             db.set_run(commands, run_start, index)
-                    if feeding:
+                    stream = server.stream  # (read per run of SETs: a run of GETs never needs it)
+                    if stream.aof_feeding or stream.repl_feeding:
                         db_id = db.id
+                        propagate = stream.propagate
                         for i in range(run_start, index):
                             propagate(db_id, commands[i])
                     sets += index - run_start
@@ -182,15 +265,27 @@ class FastLane:
             # INFO commandstats: the run's time, shared by its commands (one clock read per run, not per
             # command). SLOWLOG does not see these: a plain GET or SET never takes milliseconds.
             per_command_us = (perf_counter_ns() - started_ns) / 1000 / ran
-            self.get_command.calls += gets
-            self.get_command.usec += round(per_command_us * gets)
-            self.set_command.calls += sets
-            self.set_command.usec += round(per_command_us * sets)
-            if server.latency_tracking:  # the run's histogram counts: one bump per command name
-                record_latency(self.get_command, int(per_command_us), gets)
-                record_latency(self.set_command, int(per_command_us), sets)
-            keyspace.keyspace_hits += gets - misses
-            keyspace.keyspace_misses += misses
-            keyspace.dirty += sets
+            # latency-tracking: the run's histogram counts, one bump per command name (as Server.call's).
+            whole_us = int(per_command_us)
+            small = whole_us < server.latency_small_us
+            if gets:
+                cmd = self.get_command
+                cmd.calls += gets
+                cmd.usec += round(per_command_us * gets)
+                if small:
+                    cmd.latency_us[whole_us] += gets
+                elif server.latency_tracking:
+                    record_latency(cmd, whole_us, gets)
+                keyspace.keyspace_hits += gets - misses
+                keyspace.keyspace_misses += misses
+            if sets:
+                cmd = self.set_command
+                cmd.calls += sets
+                cmd.usec += round(per_command_us * sets)
+                if small:
+                    cmd.latency_us[whole_us] += sets
+                elif server.latency_tracking:
+                    record_latency(cmd, whole_us, sets)
+                keyspace.dirty += sets
             client.last_command = last
         return index

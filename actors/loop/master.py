@@ -93,6 +93,10 @@ class RespConnection(asyncio.Protocol):
         self.closed = False
         # Walks the reads while the client is unauthenticated (Redis 7's limits: actors/loop/preauth.py).
         self.guard: PreAuthGuard | None = PreAuthGuard()
+        # The fast lane (actors/loop/fastlane.py) as _run calls it: a read's only GET/SET, or a pipeline's run.
+        self.run_one: Callable[[Client, list[bytes], list[bytes]], bool] = master.fast_lane.run_one
+        self.lane_run: Callable[[Client, list[list[bytes]], int, list[bytes]], int] = master.fast_lane.run
+        self.output_limits = self.server.output_limits
 
     # -- asyncio callbacks ---------------------------------------------------------------------------------
 
@@ -132,18 +136,18 @@ class RespConnection(asyncio.Protocol):
         client = self.client
         if client is None or self.closed:
             return
-        if not client.authenticated and self.guard is not None:
+        # (``unchecked`` implies authenticated: a plain attribute read first spares most reads the property)
+        if not client.unchecked and not client.authenticated and self.guard is not None:
             refusal = self.guard.check(data)
             if refusal is not None:
                 refuse_preauth(self, data, refusal)
                 return
-        server = self.server
-        server.stats.net_input_bytes += len(data)
+        self.server.stats.net_input_bytes += len(data)
         commands: list[list[bytes]] = []
         try:
             self.parser.feed_parse(data, commands)
         except ProtocolError as exc:
-            self._run(commands)
+            self._run(client, commands)
             if (
                 not exc.silent
             ):  # a client over client-query-buffer-limit is closed without a word, as in Redis
@@ -156,29 +160,28 @@ class RespConnection(asyncio.Protocol):
         if self.backlog or client.blocked is not None:
             self.backlog.extend(commands)
             return
-        self._run(commands)
+        self._run(client, commands)
 
-    def _run(self, commands: list[list[bytes]] | deque[list[bytes]]) -> None:
-        client = self.client
-        assert client is not None
-        if type(commands) is not list:
-            commands = list(commands)
+    def _run(self, client: Client, commands: list[list[bytes]]) -> None:
+        # Setup kept to what every command uses: unpipelined, it is paid once per request.
         server = self.server
-        execute = server.execute
         call = server.call
         by_sent_name = server._by_sent_name
-        fast_lane = self.master.fast_lane.run
+        fast_lane = self.lane_run
         out = self.out
-        resp3 = client.resp3
         index = 0
         end = len(commands)
         while index < end:
             if commands[index][0] in FAST_LANE_NAMES:
                 # GET/SET in the common state run inline, several at a time; whatever the lane leaves (another
                 # command, or one it cannot run with the dispatcher's exact semantics) goes the general way.
-                index = fast_lane(client, commands, index, out)
-                if index == end:
-                    break
+                if end == 1:  # unpipelined: the lane's run of one, without the setup for runs
+                    if self.run_one(client, commands[0], out):
+                        break
+                else:
+                    index = fast_lane(client, commands, index, out)
+                    if index == end:
+                        break
             argv = commands[index]
             index += 1
             cmd = by_sent_name.get(argv[0])
@@ -196,7 +199,8 @@ class RespConnection(asyncio.Protocol):
                 if server.after_command is not None:
                     server.after_command()
             else:
-                reply = execute(client, argv)
+                # Read each time: CLIENT REPLY / TRACKING may have wrapped it (actors/server/wrappers.py).
+                reply = server.execute(client, argv)
             if reply is BLOCKED:
                 self.backlog.extendleft(reversed(commands[index:]))
                 break
@@ -219,14 +223,10 @@ class RespConnection(asyncio.Protocol):
                     break
                 continue
             if isinstance(reply, CommandError):
-                count_error_reply(self.server, reply)
-            if client.resp3 is not resp3:
-                resp3 = client.resp3
-            encode_into(out, reply, resp3)
+                count_error_reply(server, reply)
+            encode_into(out, reply, client.resp3)
             if client.close_requested:
                 break
-            # CLIENT REPLY / TRACKING may have wrapped execute (actors/server/wrappers.py): use it from here on.
-            execute = self.server.execute
         if out or client.close_requested:
             # Replies leave at the end of the tick, never here: writes of the tick must reach the AOF and the
             # replicas first, and writing every connection's replies in one burst (as Redis's beforeSleep does)
@@ -246,6 +246,7 @@ class RespConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
+        client = self.client
         if self.out:
             data = b"".join(self.out)
             self.out = []
@@ -253,16 +254,15 @@ class RespConnection(asyncio.Protocol):
             if not self.closed:
                 # One write() of the joined buffer: uvloop's writelines() costs several times more per call.
                 transport.write(data)
-                client = self.client
                 if (
                     client is not None
-                    and (client.channels or client.patterns or self.server.output_limits.watch_all)
-                    and self.server.output_limits.exceeded(client, transport.get_write_buffer_size())
+                    and (client.channels or client.patterns or self.output_limits.watch_all)
+                    and self.output_limits.exceeded(client, transport.get_write_buffer_size())
                 ):
                     self.closed = True  # client-output-buffer-limit: dropped with what it did not read
                     transport.abort()
                     return
-        if self.client is not None and self.client.close_requested and not self.closed:
+        if client is not None and client.close_requested and not self.closed:
             self.closed = True
             transport.close()
 
@@ -282,7 +282,7 @@ class RespConnection(asyncio.Protocol):
         if self.backlog and self.client.blocked is None:
             queued = self.backlog
             self.backlog = deque()
-            self._run(queued)
+            self._run(self.client, list(queued))
 
     def kill(self) -> None:
         if self.client is not None:
@@ -357,7 +357,7 @@ class MasterActor:
         # which still read the rest from the Server's compatibility names (see actors/server/stream.py).
         self.stream_sinks: list[Callable[[bytes], None]] = []
         # Plain GET/SET run inline by the RESP connections (actors/fastlane.py).
-        self.fast_lane = FastLane(server)
+        self.fast_lane: FastLane = FastLane(server)
         # Called at the end of each tick after the stream sinks (e.g. group-commit bookkeeping).
         self.after_flush: list[Callable[[], None]] = []
         # Called once per cron period (hz) on the loop thread.

@@ -1,11 +1,18 @@
 """Pipelined GET and SET take the fast lane (actors/fastlane.py): these check it keeps the dispatcher's exact
 effects over raw pipelines, the way redis-benchmark -P sends them: replies, counters, propagation to the AOF and
-replicas, WATCH, blocked clients, TTLs, SELECT, MULTI, and the refusals (NOAUTH, READONLY) it must not skip."""
+replicas, WATCH, blocked clients, TTLs, SELECT, MULTI, and the refusals (NOAUTH, READONLY) it must not skip.
+Unpipelined GET/SET (one per read: FastLane.run_one) are compared with redis-server, replies and counters."""
 
 from __future__ import annotations
 
+import random
+import re
+import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
+import hiredis
 import pytest
 import redis
 
@@ -231,3 +238,91 @@ def test_unauthenticated_pipelines_are_refused(node_factory: Callable[..., NodeP
         wire.expect(noauth + noauth + b"+OK\r\n+OK\r\n$1\r\n1\r\n")
     finally:
         wire.close()
+
+
+class _Conn:
+    """A raw connection that sends one request per write and returns its reply's exact bytes."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+
+    def ask(self, *parts: str | bytes) -> bytes:
+        self.sock.sendall(pipeline(parts))
+        reader = hiredis.Reader()
+        raw = b""
+        while True:
+            chunk = self.sock.recv(65536)
+            assert chunk, f"connection closed after {raw!r}"
+            raw += chunk
+            reader.feed(chunk)
+            if reader.gets() is not False:
+                return raw  # one request in flight: the reply is all the connection holds
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_unpipelined_gets_and_sets_match_redis_server(
+    node: NodeProcess, redis_servers: Callable[..., Any], tmp_path: Path, seed: int
+) -> None:
+    """One GET or SET per read (FastLane.run_one): replies and counters as redis-server's, seeded."""
+    reference = redis_servers(tmp_path)
+    rng = random.Random(seed)
+    sides: dict[str, list[_Conn]] = {}
+    try:
+        for name, port in (("redis", reference.port), ("node", node.port)):
+            resp2, resp3 = _Conn(port), _Conn(port)
+            sides[name] = [resp2, resp3, _Conn(port)]  # the third WATCHes
+            resp2.ask("FLUSHALL")
+            resp2.ask("CONFIG", "RESETSTAT")
+            resp3.ask("HELLO", "3")
+            resp3.ask("SELECT", "1")
+        keys = [f"k{i}" for i in range(8)]
+        for step in range(400):
+            op = rng.random()
+            key = rng.choice(keys)
+            which = rng.randrange(2)  # RESP2 on db 0 or RESP3 on db 1
+            if op < 0.4:
+                request: tuple[str, ...] = (rng.choice(("GET", "get")), key)
+            elif op < 0.75:
+                request = (rng.choice(("SET", "set")), key, "v" * rng.randrange(0, 1500))
+            elif op < 0.82:
+                request = ("SET", key, f"ttl{step}", "PX", "600000")  # a TTL: GET takes the general way
+            elif op < 0.88:
+                request = ("RPUSH", key, "x")  # WRONGTYPE for GET, replaced by SET
+            elif op < 0.94:
+                request = ("TTL", key)  # a plain SET drops the TTL
+            else:
+                # WATCH on another connection, then a plain SET of the key: the EXEC fails as in Redis.
+                for conns in sides.values():
+                    watcher = conns[2]
+                    assert watcher.ask("WATCH", key) == b"+OK\r\n"
+                    watcher.ask("MULTI")
+                    watcher.ask("GET", key)
+                replies = [conns[0].ask("SET", key, "w") for conns in sides.values()]
+                assert replies[0] == replies[1]
+                request = ("EXEC",)
+                which = 2
+            replies = [conns[which].ask(*request) for conns in sides.values()]
+            assert replies[0] == replies[1], (step, request)
+        infos = []
+        for conns in sides.values():
+            conn = conns[0]
+            stats = conn.ask("INFO", "stats").decode()
+            commandstats = conn.ask("INFO", "commandstats").decode()
+            histogram = hiredis.Reader()
+            histogram.feed(conn.ask("LATENCY", "HISTOGRAM", "get", "set"))
+            latency = histogram.gets()
+            infos.append(
+                (
+                    re.findall(r"keyspace_(?:hits|misses):\d+", stats),
+                    sorted(re.findall(r"cmdstat_(?:get|set):calls=\d+", commandstats)),
+                    {name: reply[1] for name, reply in zip(latency[::2], latency[1::2], strict=True)},
+                    conn.ask("DBSIZE"),
+                )
+            )
+        assert infos[0] == infos[1]
+    finally:
+        for conns in sides.values():
+            for conn in conns:
+                conn.close()
