@@ -182,7 +182,7 @@ def _start_election(cluster: Cluster, master: ClusterNode, now: int) -> None:
     election.votes.clear()
     election.phase = Phase.VOTING
     election.start_ms = now
-    cluster.save()
+    cluster.changed()  # fsynced before the AuthRequests leave (Cluster.send_to)
     request = AuthRequest(
         state.myself.id, state.current_epoch, master.id, state.bitmap_of(master.id), election.manual
     )
@@ -216,7 +216,7 @@ def on_auth_request(cluster: Cluster, msg: AuthRequest) -> None:
             return
     state.last_vote_epoch = state.current_epoch
     cluster.election.voted_ms[master.id] = now
-    cluster.save()  # the vote is on disk before it leaves
+    cluster.changed()  # the vote is on disk (fsynced) before the AuthAck leaves (Cluster.send_to)
     cluster.send(node, AuthAck(myself.id, state.current_epoch), "auth-ack")
     log.info("cluster_vote_granted", replica=node.id, epoch=state.current_epoch)
 

@@ -304,7 +304,7 @@ def _handle_epoch_collision(cluster: Cluster, sender: ClusterNode, config_epoch:
     state.current_epoch += 1
     myself.config_epoch = state.current_epoch
     log.info("cluster_config_epoch_collision", config_epoch=myself.config_epoch)
-    cluster.save()
+    cluster.changed()
 
 
 def _process_entries(cluster: Cluster, sender: ClusterNode, entries: list[list[object]], now: int) -> None:
