@@ -256,7 +256,7 @@ class Cluster:
         """Become a replica of ``master`` (CLUSTER REPLICATE, or slots lost to it): slots go, data follows."""
         state = self.state
         myself = state.myself
-        blocked.unblock_on_role_change(self)
+        blocked.unblock_on_role_change(self.server)
         for slot in state.slots_of(myself.id):
             state.assign(slot, None)
         state.importing.clear()

@@ -3,6 +3,9 @@ FAILOVER [FORCE|TAKEOVER] (loop thread).
 
 Redis's clusterHandleSlaveFailover / clusterSendFailoverAuthIfNeeded, reduced to their observable rules:
 
+- a replica whose copy of its master's data is too old does not stand (cluster-replica-validity-factor: its
+  link to the master down or silent for longer than node_timeout + node_timeout * factor +
+  repl-ping-replica-period; factor 0 = always eligible; CLUSTER FAILOVER skips the check);
 - a replica whose master is FAIL waits 500 ms (for the FAIL to reach the masters) + up to 500 ms random (only
   when it has sibling replicas to race with) + 1 s per sibling with a better replication offset (its rank),
   then bumps currentEpoch and asks every node for a vote (AuthRequest);
@@ -50,6 +53,8 @@ MANUAL_FAILOVER_PAUSE_MULT = 2
 # The master gives up this much later than the replica: a replica wins only before its own deadline, and its
 # promotion (broadcast at once) must reach the master before the master lets its held writes run as a master.
 MANUAL_FAILOVER_MASTER_GRACE_MS = 1000
+# Redis's CLUSTER_CANT_FAILOVER_RELOG_PERIOD: a replica that cannot fail over says why this often.
+CANT_FAILOVER_RELOG_MS = 10_000
 
 
 class Phase(Enum):
@@ -75,6 +80,8 @@ class Election:
     # when none is in progress.
     mf_replica: str = ""
     mf_end_ms: int = 0
+    # replicas: when we last logged why we cannot fail over (ms), so a stalled replica logs every 10 s
+    cant_failover_logged_ms: int = 0
 
     def reset(self) -> None:
         self.phase = Phase.IDLE
@@ -149,6 +156,8 @@ def cron(cluster: Cluster) -> None:
         if election.phase is not Phase.IDLE:
             election.reset()
         return
+    if not election.manual and not _data_recent_enough(cluster, now):
+        return  # neither scheduled nor started while our data is too old (a manual failover skips this)
     if election.phase is Phase.IDLE:
         if now < election.retry_after_ms:
             return
@@ -172,6 +181,51 @@ def cron(cluster: Cluster) -> None:
         log.info("cluster_election_timed_out", epoch=election.epoch, votes=len(election.votes))
         election.reset()
         election.retry_after_ms = now + _auth_timeout_ms(cluster)
+
+
+def master_data_age_ms(cluster: Cluster) -> int | None:
+    """Redis's data_age: milliseconds since we last heard from our master over replication (the link is up)
+    or since the link went down; None when it was never up (Redis's repl_down_since 0: "down since ever")."""
+    from actors.replication.loop_side import Replication
+    from actors.replication.states import LinkState as ReplicationLinkState
+
+    replication = cluster.server.replication
+    if not isinstance(replication, Replication):
+        return None
+    link = replication.link_view
+    if link.state is ReplicationLinkState.CONNECTED:
+        return int((time.monotonic() - link.last_io_s) * 1000)
+    if not link.down_since_s:
+        return None
+    return max(0, int((time.time() - link.down_since_s) * 1000))
+
+
+def _data_recent_enough(cluster: Cluster, now: int) -> bool:
+    """Redis's cluster-replica-validity-factor rule (clusterHandleReplicaFailover's data_age check): a replica
+    whose link to its master has been down (or silent) for longer than node_timeout (the time it takes to
+    flag the master FAIL, which does not count) + node_timeout * factor + repl-ping-replica-period s has too
+    old a copy to stand for election. Factor 0: always eligible."""
+    factor = int(cluster.config["cluster-replica-validity-factor"])
+    if not factor:
+        return True
+    timeout = cluster.node_timeout_ms
+    age = master_data_age_ms(cluster)
+    limit_ms = int(cluster.config["repl-ping-replica-period"]) * 1000 + timeout * factor
+    if age is not None:
+        if age > timeout:
+            age -= timeout
+        if age <= limit_ms:
+            return True
+    election = cluster.election
+    if now - election.cant_failover_logged_ms > CANT_FAILOVER_RELOG_MS:
+        election.cant_failover_logged_ms = now
+        log.warning(
+            "Currently unable to failover: Disconnected from master for longer than allowed. "
+            "Please check the 'cluster-replica-validity-factor' configuration option.",
+            data_age_ms=age,
+            limit_ms=limit_ms,
+        )
+    return False
 
 
 def _start_election(cluster: Cluster, master: ClusterNode, now: int) -> None:
