@@ -6,6 +6,7 @@ blocked one never runs). The bytes a blocked client reads are compared with a re
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ def test_replicaof_releases_blocked_clients_as_redis(
 ) -> None:  # type: ignore[no-untyped-def]
     reference_dir = tmp_path / "redis"
     reference_dir.mkdir()
-    reference: RedisServer = redis_servers(reference_dir)
+    reference = redis_servers(reference_dir)
     expected = _blocked_client_sees(reference.port)
     assert expected == (
         b"-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n"
