@@ -38,8 +38,8 @@ def _blocked_client_sees(port: int) -> bytes:
 
 
 def test_replicaof_releases_blocked_clients_as_redis(
-    node: NodeProcess, redis_servers, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    node: NodeProcess, redis_servers: Callable[..., RedisServer], tmp_path: Path
+) -> None:
     reference_dir = tmp_path / "redis"
     reference_dir.mkdir()
     reference = redis_servers(reference_dir)
