@@ -6,7 +6,9 @@ Redis's clusterHandleSlaveFailover / clusterSendFailoverAuthIfNeeded, reduced to
 - a replica whose copy of its master's data is too old does not stand (cluster-replica-validity-factor: its
   link to the master down or silent for longer than node_timeout + node_timeout * factor +
   repl-ping-replica-period; factor 0 = always eligible; CLUSTER FAILOVER skips the check);
-- a replica whose master is FAIL waits 500 ms (for the FAIL to reach the masters) + up to 500 ms random (only
+- a replica whose master is FAIL waits 500 ms (for the FAIL to reach the masters; no wait once a majority of
+  masters told it they hold the master FAIL: the FAIL message's sender, the masters' gossip, and the ping a
+  master sends the failed master's replicas when a FAIL message reaches it) + up to 500 ms random (only
   when it has sibling replicas to race with) + 1 s per sibling with a better replication offset (its rank),
   then bumps currentEpoch and asks every node for a vote (AuthRequest);
 - a master serving slots votes at most once per epoch (lastVoteEpoch, saved to nodes.conf before the vote
@@ -74,6 +76,9 @@ class Election:
     manual: bool = False
     manual_deadline_ms: int = 0
     mf_offset: int = -1
+    # The part of start_ms that only waits for the FAIL to spread (ELECTION_FIXED_DELAY_MS, or 0 when a
+    # majority of masters already told us they hold our master FAIL).
+    fixed_delay_ms: int = 0
     # masters: master id -> when we last voted for one of its replicas (ms)
     voted_ms: dict[str, int] = field(default_factory=dict)
     # masters: the replica whose manual failover paused our writes, and when we give up on it (ms); "" / 0
@@ -161,7 +166,10 @@ def cron(cluster: Cluster) -> None:
     if election.phase is Phase.IDLE:
         if now < election.retry_after_ms:
             return
-        delay = ELECTION_FIXED_DELAY_MS
+        election.fixed_delay_ms = (
+            0 if election.manual or _fail_known_by_majority(cluster, master) else ELECTION_FIXED_DELAY_MS
+        )
+        delay = election.fixed_delay_ms
         if len(master.replicas) > 1:
             # The random part only keeps sibling replicas with the same offset from asking at the same
             # moment and splitting the votes; a master's only replica has no sibling to race with.
@@ -174,6 +182,17 @@ def cron(cluster: Cluster) -> None:
         if loop is not None:  # start on time, not at the first cron tick after it
             loop.call_later((election.start_ms - now) / 1000 + 0.001, cron, cluster)
         return
+    if (
+        election.phase is Phase.WAITING
+        and election.fixed_delay_ms
+        and _fail_known_by_majority(cluster, master)
+    ):
+        # The fixed delay only waits for the FAIL to reach the voters: a majority has told us it did.
+        election.start_ms -= election.fixed_delay_ms
+        election.fixed_delay_ms = 0
+        log.info("cluster_election_hastened", delay_ms=max(0, election.start_ms - now))
+        if election.start_ms > now and cluster.master.loop is not None:
+            cluster.master.loop.call_later((election.start_ms - now) / 1000 + 0.001, cron, cluster)
     if election.phase is Phase.WAITING and now >= election.start_ms:
         _start_election(cluster, master, now)
         return
@@ -181,6 +200,14 @@ def cron(cluster: Cluster) -> None:
         log.info("cluster_election_timed_out", epoch=election.epoch, votes=len(election.votes))
         election.reset()
         election.retry_after_ms = now + _auth_timeout_ms(cluster)
+
+
+def _fail_known_by_majority(cluster: Cluster, master: ClusterNode) -> bool:
+    """A majority of the slot-owning masters (the votes an election needs) are known to hold ``master`` FAIL
+    (gossip.py's ``failed_by``): they will not refuse our vote request for want of the FAIL."""
+    state = cluster.state
+    voters = {n.id for n in state.masters_with_slots() if n is not master}
+    return len(voters & master.failed_by) >= state.failure_quorum()
 
 
 def master_data_age_ms(cluster: Cluster) -> int | None:

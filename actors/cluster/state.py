@@ -65,6 +65,11 @@ class ClusterNode:
     # When the node was flagged FAIL (ms), and who reported it PFAIL / FAIL: reporter id -> report time (ms).
     fail_time_ms: int = 0
     fail_reports: dict[str, int] = field(default_factory=dict)
+    # Masters known to hold this node FAIL themselves (they sent its FAIL, or gossiped it with the fail flag):
+    # its replica starts its election without the fixed delay once they are a majority (failover.py).
+    failed_by: set[str] = field(default_factory=set)
+    # When any gossip frame last came from it (ms): silence is what PFAIL measures (gossip.cron).
+    data_recv_ms: int = 0
     repl_offset: int = 0
     # When a handshake node was created (ms): it is dropped if the handshake does not finish in time.
     created_ms: int = 0
@@ -185,6 +190,7 @@ class ClusterState:
             self.slots_version += 1
         for other in self.nodes.values():
             other.fail_reports.pop(node_id, None)
+            other.failed_by.discard(node_id)
             other.replicas.discard(node_id)
         if node.master_id and node.master_id in self.nodes:
             self.nodes[node.master_id].replicas.discard(node_id)
