@@ -126,6 +126,9 @@ class Cluster:
         self._todo_save = True
         self._todo_fsync = self._todo_fsync or durable
         self._todo_health = True
+        if self.master.loop is None:
+            self.before_sleep()  # no loop (yet): no tick to wait for
+            return
         self.master.schedule_flush()
 
     def before_sleep(self) -> None:

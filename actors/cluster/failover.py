@@ -93,6 +93,7 @@ class Election:
         self.votes.clear()
         self.manual = False
         self.mf_offset = -1
+        self.fixed_delay_ms = 0
 
 
 def _now_ms() -> int:
