@@ -255,13 +255,14 @@ def update_slots(cluster: Cluster, sender: ClusterNode, config_epoch: int, bitma
     """Redis's clusterUpdateSlotsConfigWith: take every slot the sender claims with a higher configEpoch."""
     state = cluster.state
     myself = state.myself
-    if sender is myself or bitmap == state.bitmap_of(sender.id):
+    known = state.bitmap_of(sender.id)
+    if sender is myself or bitmap == known:
         return False  # (the common case, every ping: the sender claims what we know it serves)
     current_master = myself if myself.is_master else state.nodes.get(myself.master_id or "")
     new_master: ClusterNode | None = None
     dirty: list[int] = []
     changed = False
-    for slot in state.slots_in_bitmap(bitmap):
+    for slot in state.slots_beyond(bitmap, known):  # the claimed slots we do not know as the sender's
         owner = state.owners[slot]
         if owner == sender.id or slot in state.importing:
             continue
@@ -291,9 +292,10 @@ def update_slots(cluster: Cluster, sender: ClusterNode, config_epoch: int, bitma
 def _send_update_if_stale(cluster: Cluster, sender: ClusterNode, msg: Gossip) -> None:
     """The sender claims a slot whose owner we know with a higher configEpoch: tell it (UPDATE)."""
     state = cluster.state
-    if msg.slots == state.bitmap_of(sender.id):
+    known = state.bitmap_of(sender.id)
+    if msg.slots == known:
         return  # every claimed slot is the sender's already
-    for slot in state.slots_in_bitmap(msg.slots):
+    for slot in state.slots_beyond(msg.slots, known):
         owner = state.owners[slot]
         if owner is None or owner == sender.id:
             continue

@@ -156,6 +156,15 @@ class ClusterState:
         return bytes(bits) if bits is not None else _NO_SLOTS
 
     @staticmethod
+    def slots_beyond(bitmap: bytes, known: bytes) -> list[int]:
+        """The slots set in ``bitmap`` and not in ``known`` (a claim's news: gossip compares every claim
+        with what it knows of the sender, and a reshard changes one slot at a time)."""
+        size = len(bitmap)
+        news = int.from_bytes(bitmap, "little") & ~int.from_bytes(known, "little")
+        diff = news.to_bytes(size, "little")
+        return [(i << 3) + bit for i, byte in enumerate(diff) if byte for bit in range(8) if byte >> bit & 1]
+
+    @staticmethod
     def slots_in_bitmap(bitmap: bytes) -> list[int]:
         return [
             (i << 3) + bit for i, byte in enumerate(bitmap) if byte for bit in range(8) if byte & (1 << bit)

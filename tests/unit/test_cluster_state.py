@@ -45,6 +45,11 @@ def test_bitmaps_and_coverage_follow_every_change(seed: int) -> None:
         assert state.bitmap_of(node_id) == _bitmap_from_scratch(state, node_id)
         assert state.nodes[node_id].slot_count == state.owners.count(node_id)
         assert state.slots_in_bitmap(state.bitmap_of(node_id)) == state.slots_of(node_id)
+    claim = bytes(rng.randrange(256) for _ in range(SLOTS // 8))
+    known = state.bitmap_of(ids[0])
+    owned = set(state.slots_in_bitmap(known))
+    expected = [s for s in state.slots_in_bitmap(claim) if s not in owned]
+    assert state.slots_beyond(claim, known) == expected
     assert state.unassigned == state.owners.count(None)
 
 
