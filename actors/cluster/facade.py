@@ -4,7 +4,9 @@ Built by launcher/node.py when ``cluster-enabled yes``: it loads nodes.conf (or 
 it), installs itself on the server (which turns routing on), and registers its cron (gossip.py's timers and
 failover.py's election) with the master actor. Bus frames reach it through ``on_frames`` (actors/cluster/
 link.py hands them over from the bus thread); frames leave through ``send`` (``MasterActor.tell_bus``).
-Everything here runs on the loop thread, so the state needs no lock.
+Everything here runs on the loop thread, so the state needs no lock. A change to the state is saved to
+nodes.conf (and ok / fail re-evaluated) once per loop tick, before the tick's replies leave (``changed``,
+``before_sleep``: Redis's clusterDoBeforeSleep / clusterBeforeSleep).
 """
 
 from __future__ import annotations
