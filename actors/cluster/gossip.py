@@ -9,9 +9,10 @@ Follows Redis's clusterProcessPacket and clusterCron, over the bus's ZeroMQ fram
   introduce unknown nodes (a handshake starts with each);
 - PING every node whose last PONG is older than node_timeout / 2 (node_timeout / 8 for a slot-owning
   master: ``_probe_period_ms``), plus once a second the stalest of 5 random nodes; a PING unanswered for
-  node_timeout, with nothing else heard for as long, flags the node ``fail?`` (PFAIL); PFAIL reports from a majority of
-  slot-owning masters make it ``fail`` (FAIL), broadcast to all; a master that flags a node PFAIL pings the
-  other masters at once, so the reports meet sooner than Redis's next regular ping;
+  node_timeout, with nothing else heard for as long, flags the node ``fail?`` (PFAIL); PFAIL reports from
+  a majority of slot-owning masters make it ``fail`` (FAIL), broadcast to all; a master that flags a node
+  PFAIL pings the other masters at once, so the reports meet sooner than Redis's next regular ping, and one
+  that learns a FAIL from another's message pings the failed master's replicas (failover.py);
 - an UPDATE tells a node with stale slots who owns them now; equal master configEpochs are resolved by
   bumping the node with the smaller id (clusterHandleConfigEpochCollision).
 """
@@ -335,9 +336,10 @@ def _process_entries(cluster: Cluster, sender: ClusterNode, entries: list[list[o
                 if "fail" in flags or "fail?" in flags:
                     node.fail_reports[sender.id] = now
                     mark_failing_if_needed(cluster, node)
-                    if "fail" in flags and node.failed and sender.id not in node.failed_by:
+                    if "fail" in flags and sender.id not in node.failed_by:
                         node.failed_by.add(sender.id)
-                        _failover_if_my_master(cluster, node)
+                        if node.failed:
+                            _failover_if_my_master(cluster, node)
                 else:
                     node.fail_reports.pop(sender.id, None)
                     node.failed_by.discard(sender.id)
