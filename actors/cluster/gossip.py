@@ -151,7 +151,9 @@ def _on_gossip(cluster: Cluster, msg: Gossip) -> None:
     state = cluster.state
     myself = state.myself
     now = _now_ms()
-    save = False
+    # What changed is saved at the end of the tick (Cluster.changed); fsynced, as Redis fsyncs it, only for
+    # epochs and slot owners (clusterProcessPacket / clusterUpdateSlotsConfigWith: CLUSTER_TODO_FSYNC_CONFIG).
+    save = durable = False
     if not myself.ip and msg.to_ip:
         myself.ip = msg.to_ip
         save = True
@@ -161,10 +163,10 @@ def _on_gossip(cluster: Cluster, msg: Gossip) -> None:
     if sender is not None:
         if msg.current_epoch > state.current_epoch:
             state.current_epoch = msg.current_epoch
-            save = True
+            save = durable = True
         if not msg.master_id and msg.config_epoch > sender.config_epoch:
             sender.config_epoch = msg.config_epoch
-            save = True
+            save = durable = True
     if msg.kind == "meet" and sender is None and msg.sender not in state.blacklist:
         if not myself.ip:
             myself.ip = msg.to_ip
@@ -192,11 +194,12 @@ def _on_gossip(cluster: Cluster, msg: Gossip) -> None:
         sender = state.nodes.get(msg.sender)
         if sender is not None and msg.current_epoch > state.current_epoch:
             state.current_epoch = msg.current_epoch
+            save = durable = True
         if sender is not None and not msg.master_id:
             sender.config_epoch = max(sender.config_epoch, msg.config_epoch)
     if sender is None:
         if save:
-            cluster.changed()
+            cluster.changed(durable)
         return
     sender.link = LinkState.CONNECTED
     sender.data_recv_ms = now
@@ -230,12 +233,12 @@ def _on_gossip(cluster: Cluster, msg: Gossip) -> None:
     # Slots (only a master's claim counts; a replica's header carries its master's).
     if sender.is_master:
         if update_slots(cluster, sender, msg.config_epoch, msg.slots):
-            save = True
+            save = durable = True
         _send_update_if_stale(cluster, sender, msg)
         _handle_epoch_collision(cluster, sender, msg.config_epoch)
     _process_entries(cluster, sender, msg.entries, now)
     if save:
-        cluster.changed()
+        cluster.changed(durable)
 
 
 def _clear_failure_if_needed(cluster: Cluster, node: ClusterNode, now: int) -> bool:
@@ -365,7 +368,7 @@ def mark_failing_if_needed(cluster: Cluster, node: ClusterNode) -> None:
     if state.myself.is_master:
         node.failed_by.add(state.myself.id)
     cluster.broadcast(Fail(state.myself.id, node.id), "fail")
-    cluster.changed()
+    cluster.changed(durable=False)  # as Redis: saved, not fsynced (re-learned after a crash)
     _failover_if_my_master(cluster, node)
 
 
@@ -395,7 +398,7 @@ def _on_fail(cluster: Cluster, msg: Fail) -> None:
     if state.myself.is_master:
         node.failed_by.add(state.myself.id)
         _tell_replicas_of(cluster, node)
-    cluster.changed()
+    cluster.changed(durable=False)
     _failover_if_my_master(cluster, node)
 
 
