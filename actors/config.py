@@ -313,6 +313,12 @@ DIRECTIVES: list[Directive] = [
     Directive("cluster-require-full-coverage", parse_bool, True),
     Directive("cluster-allow-reads-when-down", parse_bool, False),
     Directive("cluster-replica-no-failover", parse_bool, False, aliases=("cluster-slave-no-failover",)),
+    Directive(
+        "cluster-replica-validity-factor",
+        _int_parser(0, _MAXINT),
+        10,
+        aliases=("cluster-slave-validity-factor",),
+    ),
     Directive("cluster-announce-ip", _cluster_announce_ip_parser, ""),
     # Snapshotting
     Directive("save", _save_parser, [(3600, 1), (300, 100), (60, 10000)], nargs=-1),

@@ -14,7 +14,8 @@ Redis runs this from clientsCron; here the cluster's cron runs it, every cron pe
 (not from inside the command or bus message that moved the slot: replies to other clients are not written
 in the middle of one).
 
-A master that turns replica (a failover took its slots, CLUSTER REPLICATE) releases every blocked client with
+A master that turns replica (a failover took its slots, CLUSTER REPLICATE, and outside cluster mode REPLICAOF
+host port) releases every blocked client with
 ``-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)`` and closes
 its connection after the reply, as Redis's disconnectAllBlockedClients does on replicationSetMaster; clients
 held by a CLIENT PAUSE are not blocked that way (their command simply runs, or is redirected, when it ends).
@@ -33,23 +34,24 @@ from protocol.slots import keyslot
 if TYPE_CHECKING:
     from actors.cluster.facade import Cluster
     from actors.server.client import Client
+    from actors.server.server import Server
 
 UNBLOCKED_ROLE_CHANGE = (
     "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)"
 )
 
 
-def _blocked(cluster: Cluster) -> list[BlockedState]:
+def _blocked(server: Server) -> list[BlockedState]:
     states: dict[int, BlockedState] = {}
-    for queue in registry(cluster.server).waiting.values():
+    for queue in registry(server).waiting.values():
         for state in queue:
             if not state.done:
                 states[id(state)] = state
     return list(states.values())
 
 
-def _release(cluster: Cluster, client: Client, error: str) -> None:
-    registry(cluster.server).forget(client)  # out of every queue, timer cancelled, no reply
+def _release(server: Server, client: Client, error: str) -> None:
+    registry(server).forget(client)  # out of every queue, timer cancelled, no reply
     client.deliver(CommandError(error))
 
 
@@ -60,10 +62,10 @@ def redirect_if_needed(cluster: Cluster) -> None:
     state = cluster.state
     myself = state.myself
     commands = cluster.server.commands
-    for blocked in _blocked(cluster):
+    for blocked in _blocked(cluster.server):
         client = blocked.client
         if state.health is ClusterHealth.FAIL:
-            _release(cluster, client, DOWN_STATE)
+            _release(cluster.server, client, DOWN_STATE)
             continue
         if not blocked.keys:
             continue
@@ -82,16 +84,19 @@ def redirect_if_needed(cluster: Cluster) -> None:
             continue
         node = state.nodes.get(owner) if owner is not None else None
         if node is None:
-            _release(cluster, client, DOWN_UNBOUND)
+            _release(cluster.server, client, DOWN_UNBOUND)
         else:
-            _release(cluster, client, f"MOVED {slot} {node.ip}:{node.port}")
+            _release(cluster.server, client, f"MOVED {slot} {node.ip}:{node.port}")
 
 
-def unblock_on_role_change(cluster: Cluster) -> None:
-    """This master became a replica: every client blocked on keys gets UNBLOCKED, then its connection closes."""
-    if not registry(cluster.server).waiting:
+def unblock_on_role_change(server: Server) -> None:
+    """This master became a replica (REPLICAOF host port in or out of cluster mode, CLUSTER REPLICATE, a
+    failover that took its slots): every client blocked on keys gets UNBLOCKED, then its connection closes
+    (Redis's disconnectAllBlockedClients, from replicationSetMaster). Called by replication's role change
+    (actors/replication/loop_side.py), which releases the clients blocked in WAIT the same way."""
+    if not registry(server).waiting:
         return
-    for blocked in _blocked(cluster):
+    for blocked in _blocked(server):
         client = blocked.client
         client.close_requested = True  # before the reply: nothing it pipelined behind runs
-        _release(cluster, client, UNBLOCKED_ROLE_CHANGE)
+        _release(server, client, UNBLOCKED_ROLE_CHANGE)

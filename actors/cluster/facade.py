@@ -4,7 +4,9 @@ Built by launcher/node.py when ``cluster-enabled yes``: it loads nodes.conf (or 
 it), installs itself on the server (which turns routing on), and registers its cron (gossip.py's timers and
 failover.py's election) with the master actor. Bus frames reach it through ``on_frames`` (actors/cluster/
 link.py hands them over from the bus thread); frames leave through ``send`` (``MasterActor.tell_bus``).
-Everything here runs on the loop thread, so the state needs no lock.
+Everything here runs on the loop thread, so the state needs no lock. A change to the state is saved to
+nodes.conf (and ok / fail re-evaluated) once per loop tick, before the tick's replies leave (``changed``,
+``before_sleep``: Redis's clusterDoBeforeSleep / clusterBeforeSleep).
 """
 
 from __future__ import annotations
@@ -80,10 +82,14 @@ class Cluster:
         self.started_ms = now_ms()
         # A replica restarted from nodes.conf points replication at its master at the first cron.
         self._master_link_pending = state.myself.master_id is not None
+        # Work ``changed`` defers to the end of the tick (before_sleep): save nodes.conf (with fsync),
+        # re-evaluate ok / fail.
+        self._todo_save = self._todo_fsync = self._todo_health = False
         self.save()
         self.update_health()
         server.cluster = self
         master.cron_jobs.append(self.cron)
+        master.after_flush.append(self.before_sleep)
 
     # -- the port --------------------------------------------------------------------------------------
 
@@ -107,13 +113,34 @@ class Cluster:
     # -- persistence of the state -------------------------------------------------------------------------
 
     def save(self, durable: bool = True) -> None:
+        """Replace nodes.conf now (CLUSTER SAVECONFIG, start-up); any save pending for the tick is done."""
+        self._todo_save = self._todo_fsync = False
         nodesconf.save(self.state, self.path, durable)
 
     def changed(self, durable: bool = True) -> None:
-        """The state changed in a way that must survive a restart: save, and re-evaluate ok / fail.
-        ``durable=False``: without fsync (slot moves; see nodesconf.save)."""
-        self.save(durable)
-        self.update_health()
+        """The state changed in a way that must survive a restart: nodes.conf is saved, and ok / fail
+        re-evaluated, ONCE at the end of this loop tick (``before_sleep``), as Redis's clusterDoBeforeSleep
+        defers both to clusterBeforeSleep: a reshard sends ~6 config changes per slot, often several in one
+        tick. The tick's replies leave after the save (so "+OK" still means "in nodes.conf", as in Redis), and
+        a bus frame never leaves while an fsynced save is pending (``send_to``; Redis, too, writes its bus
+        links only after beforeSleep). ``durable=False``: without fsync (slot moves; see nodesconf.save); one
+        durable change makes the tick's save durable."""
+        self._todo_save = True
+        self._todo_fsync = self._todo_fsync or durable
+        self._todo_health = True
+        if self.master.loop is None:
+            self.before_sleep()  # no loop (yet): no tick to wait for
+            return
+        self.master.schedule_flush()
+
+    def before_sleep(self) -> None:
+        """End of the loop tick (MasterActor.after_flush, before the tick's replies leave): the deferred work of
+        ``changed``."""
+        if self._todo_health:
+            self._todo_health = False
+            self.update_health()
+        if self._todo_save:
+            self.save(self._todo_fsync)
 
     # -- wire ------------------------------------------------------------------------------------------
 
@@ -122,6 +149,8 @@ class Cluster:
         return int(self.config["cluster-node-timeout"])
 
     def send_to(self, ip: str, cport: int, frame: ClusterFrame, kind: str) -> None:
+        if self._todo_fsync:
+            self.before_sleep()  # an epoch or a vote is on disk before any frame that may carry it leaves
         self.state.sent[kind] = self.state.sent.get(kind, 0) + 1
         self.master.tell_bus(ClusterSend(ip, cport, clusterbus.encode(frame)))
 
@@ -169,7 +198,7 @@ class Cluster:
         health = ClusterHealth.OK
         # A slot unassigned, or served by a failed master (slot_count is kept by ClusterState.assign).
         if self.config["cluster-require-full-coverage"] and (
-            None in state.owners or any(n.failed and n.slot_count for n in state.nodes.values())
+            state.unassigned or any(n.failed and n.slot_count for n in state.nodes.values())
         ):
             health = ClusterHealth.FAIL
         reachable = sum(1 for m in masters if not (m.failed or m.pfailed))
@@ -232,7 +261,7 @@ class Cluster:
         """Become a replica of ``master`` (CLUSTER REPLICATE, or slots lost to it): slots go, data follows."""
         state = self.state
         myself = state.myself
-        blocked.unblock_on_role_change(self)
+        blocked.unblock_on_role_change(self.server)
         for slot in state.slots_of(myself.id):
             state.assign(slot, None)
         state.importing.clear()

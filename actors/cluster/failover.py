@@ -3,7 +3,12 @@ FAILOVER [FORCE|TAKEOVER] (loop thread).
 
 Redis's clusterHandleSlaveFailover / clusterSendFailoverAuthIfNeeded, reduced to their observable rules:
 
-- a replica whose master is FAIL waits 500 ms (for the FAIL to reach the masters) + up to 500 ms random (only
+- a replica whose copy of its master's data is too old does not stand (cluster-replica-validity-factor: its
+  link to the master down or silent for longer than node_timeout + node_timeout * factor +
+  repl-ping-replica-period; factor 0 = always eligible; CLUSTER FAILOVER skips the check);
+- a replica whose master is FAIL waits 500 ms (for the FAIL to reach the masters; no wait once a majority of
+  masters told it they hold the master FAIL: the FAIL message's sender, the masters' gossip, and the ping a
+  master sends the failed master's replicas when a FAIL message reaches it) + up to 500 ms random (only
   when it has sibling replicas to race with) + 1 s per sibling with a better replication offset (its rank),
   then bumps currentEpoch and asks every node for a vote (AuthRequest);
 - a master serving slots votes at most once per epoch (lastVoteEpoch, saved to nodes.conf before the vote
@@ -50,6 +55,8 @@ MANUAL_FAILOVER_PAUSE_MULT = 2
 # The master gives up this much later than the replica: a replica wins only before its own deadline, and its
 # promotion (broadcast at once) must reach the master before the master lets its held writes run as a master.
 MANUAL_FAILOVER_MASTER_GRACE_MS = 1000
+# Redis's CLUSTER_CANT_FAILOVER_RELOG_PERIOD: a replica that cannot fail over says why this often.
+CANT_FAILOVER_RELOG_MS = 10_000
 
 
 class Phase(Enum):
@@ -69,18 +76,24 @@ class Election:
     manual: bool = False
     manual_deadline_ms: int = 0
     mf_offset: int = -1
+    # The part of start_ms that only waits for the FAIL to spread (ELECTION_FIXED_DELAY_MS, or 0 when a
+    # majority of masters already told us they hold our master FAIL).
+    fixed_delay_ms: int = 0
     # masters: master id -> when we last voted for one of its replicas (ms)
     voted_ms: dict[str, int] = field(default_factory=dict)
     # masters: the replica whose manual failover paused our writes, and when we give up on it (ms); "" / 0
     # when none is in progress.
     mf_replica: str = ""
     mf_end_ms: int = 0
+    # replicas: when we last logged why we cannot fail over (ms), so a stalled replica logs every 10 s
+    cant_failover_logged_ms: int = 0
 
     def reset(self) -> None:
         self.phase = Phase.IDLE
         self.votes.clear()
         self.manual = False
         self.mf_offset = -1
+        self.fixed_delay_ms = 0
 
 
 def _now_ms() -> int:
@@ -149,10 +162,15 @@ def cron(cluster: Cluster) -> None:
         if election.phase is not Phase.IDLE:
             election.reset()
         return
+    if not election.manual and not _data_recent_enough(cluster, now):
+        return  # neither scheduled nor started while our data is too old (a manual failover skips this)
     if election.phase is Phase.IDLE:
         if now < election.retry_after_ms:
             return
-        delay = ELECTION_FIXED_DELAY_MS
+        election.fixed_delay_ms = (
+            0 if election.manual or _fail_known_by_majority(cluster, master) else ELECTION_FIXED_DELAY_MS
+        )
+        delay = election.fixed_delay_ms
         if len(master.replicas) > 1:
             # The random part only keeps sibling replicas with the same offset from asking at the same
             # moment and splitting the votes; a master's only replica has no sibling to race with.
@@ -165,6 +183,17 @@ def cron(cluster: Cluster) -> None:
         if loop is not None:  # start on time, not at the first cron tick after it
             loop.call_later((election.start_ms - now) / 1000 + 0.001, cron, cluster)
         return
+    if (
+        election.phase is Phase.WAITING
+        and election.fixed_delay_ms
+        and _fail_known_by_majority(cluster, master)
+    ):
+        # The fixed delay only waits for the FAIL to reach the voters: a majority has told us it did.
+        election.start_ms -= election.fixed_delay_ms
+        election.fixed_delay_ms = 0
+        log.info("cluster_election_hastened", delay_ms=max(0, election.start_ms - now))
+        if election.start_ms > now and cluster.master.loop is not None:
+            cluster.master.loop.call_later((election.start_ms - now) / 1000 + 0.001, cron, cluster)
     if election.phase is Phase.WAITING and now >= election.start_ms:
         _start_election(cluster, master, now)
         return
@@ -172,6 +201,59 @@ def cron(cluster: Cluster) -> None:
         log.info("cluster_election_timed_out", epoch=election.epoch, votes=len(election.votes))
         election.reset()
         election.retry_after_ms = now + _auth_timeout_ms(cluster)
+
+
+def _fail_known_by_majority(cluster: Cluster, master: ClusterNode) -> bool:
+    """A majority of the slot-owning masters (the votes an election needs) are known to hold ``master`` FAIL
+    (gossip.py's ``failed_by``): they will not refuse our vote request for want of the FAIL."""
+    state = cluster.state
+    voters = {n.id for n in state.masters_with_slots() if n is not master}
+    return len(voters & master.failed_by) >= state.failure_quorum()
+
+
+def master_data_age_ms(cluster: Cluster) -> int | None:
+    """Redis's data_age: milliseconds since we last heard from our master over replication (the link is up)
+    or since the link went down; None when it was never up (Redis's repl_down_since 0: "down since ever")."""
+    from actors.replication.loop_side import Replication
+    from actors.replication.states import LinkState as ReplicationLinkState
+
+    replication = cluster.server.replication
+    if not isinstance(replication, Replication):
+        return None
+    link = replication.link_view
+    if link.state is ReplicationLinkState.CONNECTED:
+        return int((time.monotonic() - link.last_io_s) * 1000)
+    if not link.down_since_s:
+        return None
+    return max(0, int((time.time() - link.down_since_s) * 1000))
+
+
+def _data_recent_enough(cluster: Cluster, now: int) -> bool:
+    """Redis's cluster-replica-validity-factor rule (clusterHandleReplicaFailover's data_age check): a replica
+    whose link to its master has been down (or silent) for longer than node_timeout (the time it takes to
+    flag the master FAIL, which does not count) + node_timeout * factor + repl-ping-replica-period s has too
+    old a copy to stand for election. Factor 0: always eligible."""
+    factor = int(cluster.config["cluster-replica-validity-factor"])
+    if not factor:
+        return True
+    timeout = cluster.node_timeout_ms
+    age = master_data_age_ms(cluster)
+    limit_ms = int(cluster.config["repl-ping-replica-period"]) * 1000 + timeout * factor
+    if age is not None:
+        if age > timeout:
+            age -= timeout
+        if age <= limit_ms:
+            return True
+    election = cluster.election
+    if now - election.cant_failover_logged_ms > CANT_FAILOVER_RELOG_MS:
+        election.cant_failover_logged_ms = now
+        log.warning(
+            "Currently unable to failover: Disconnected from master for longer than allowed. "
+            "Please check the 'cluster-replica-validity-factor' configuration option.",
+            data_age_ms=age,
+            limit_ms=limit_ms,
+        )
+    return False
 
 
 def _start_election(cluster: Cluster, master: ClusterNode, now: int) -> None:
@@ -182,7 +264,7 @@ def _start_election(cluster: Cluster, master: ClusterNode, now: int) -> None:
     election.votes.clear()
     election.phase = Phase.VOTING
     election.start_ms = now
-    cluster.save()
+    cluster.changed()  # fsynced before the AuthRequests leave (Cluster.send_to)
     request = AuthRequest(
         state.myself.id, state.current_epoch, master.id, state.bitmap_of(master.id), election.manual
     )
@@ -216,7 +298,7 @@ def on_auth_request(cluster: Cluster, msg: AuthRequest) -> None:
             return
     state.last_vote_epoch = state.current_epoch
     cluster.election.voted_ms[master.id] = now
-    cluster.save()  # the vote is on disk before it leaves
+    cluster.changed()  # the vote is on disk (fsynced) before the AuthAck leaves (Cluster.send_to)
     cluster.send(node, AuthAck(myself.id, state.current_epoch), "auth-ack")
     log.info("cluster_vote_granted", replica=node.id, epoch=state.current_epoch)
 

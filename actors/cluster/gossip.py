@@ -7,10 +7,12 @@ Follows Redis's clusterProcessPacket and clusterCron, over the bus's ZeroMQ fram
 - every message from a known sender refreshes its role, epochs, replication offset and slots (a higher
   configEpoch wins a slot: clusterUpdateSlotsConfigWith), and its gossip entries feed failure reports and
   introduce unknown nodes (a handshake starts with each);
-- PING every node whose last PONG is older than node_timeout / 2, plus once a second the stalest of 5 random
-  nodes; a PING unanswered for node_timeout flags the node ``fail?`` (PFAIL); PFAIL reports from a majority of
-  slot-owning masters make it ``fail`` (FAIL), broadcast to all; a master that flags a node PFAIL pings the
-  other masters at once, so the reports meet sooner than Redis's next regular ping;
+- PING every node whose last PONG is older than node_timeout / 2 (node_timeout / 8 for a slot-owning
+  master: ``_probe_period_ms``), plus once a second the stalest of 5 random nodes; a PING unanswered for
+  node_timeout, with nothing else heard for as long, flags the node ``fail?`` (PFAIL); PFAIL reports from
+  a majority of slot-owning masters make it ``fail`` (FAIL), broadcast to all; a master that flags a node
+  PFAIL pings the other masters at once, so the reports meet sooner than Redis's next regular ping, and one
+  that learns a FAIL from another's message pings the failed master's replicas (failover.py);
 - an UPDATE tells a node with stale slots who owns them now; equal master configEpochs are resolved by
   bumping the node with the smaller id (clusterHandleConfigEpochCollision).
 """
@@ -46,6 +48,8 @@ log = structlog.get_logger("redactor.cluster")
 FAIL_UNDO_TIME_MULT = 2
 # A handshake that gets no PONG in max(node_timeout, this) is dropped.
 HANDSHAKE_MIN_TIMEOUT_MS = 1000
+# The shortest period between PINGs to a slot-owning master (see _probe_period_ms): the cron's period.
+PROBE_MIN_PERIOD_MS = 100
 
 
 def _now_ms() -> int:
@@ -57,7 +61,11 @@ def _count(cluster: Cluster, kind: str) -> None:
     received[kind] = received.get(kind, 0) + 1
 
 
-def gossip_frame(cluster: Cluster, kind: str, target: ClusterNode) -> Gossip:
+def gossip_frame(
+    cluster: Cluster, kind: str, target: ClusterNode, about: ClusterNode | None = None
+) -> Gossip:
+    """A PING / PONG / MEET for ``target``: our header and a slice of the node table (every PFAIL node, and
+    ``about`` when given: a FAIL node its replicas must hear about from us)."""
     state = cluster.state
     myself = state.myself
     master = state.nodes.get(myself.master_id or "") if myself.master_id else None
@@ -71,7 +79,7 @@ def gossip_frame(cluster: Cluster, kind: str, target: ClusterNode) -> Gossip:
     wanted = max(3, len(state.nodes) // 10)
     chosen = cluster.rng.sample(candidates, min(wanted, len(candidates)))
     for node in candidates:
-        if node.pfailed and node not in chosen:
+        if (node.pfailed or node is about) and node not in chosen:
             chosen.append(node)
     entries = [
         [
@@ -104,13 +112,13 @@ def gossip_frame(cluster: Cluster, kind: str, target: ClusterNode) -> Gossip:
     )
 
 
-def send_gossip(cluster: Cluster, node: ClusterNode, kind: str) -> None:
+def send_gossip(cluster: Cluster, node: ClusterNode, kind: str, about: ClusterNode | None = None) -> None:
     if kind == "ping":
         now = _now_ms()
         if node.ping_sent_ms == 0:
             node.ping_sent_ms = now
         cluster.last_ping_ms[node.id] = now
-    cluster.send(node, gossip_frame(cluster, kind, node), kind)
+    cluster.send(node, gossip_frame(cluster, kind, node, about), kind)
 
 
 def handle(cluster: Cluster, frame: ClusterFrame) -> None:
@@ -143,7 +151,9 @@ def _on_gossip(cluster: Cluster, msg: Gossip) -> None:
     state = cluster.state
     myself = state.myself
     now = _now_ms()
-    save = False
+    # What changed is saved at the end of the tick (Cluster.changed); fsynced, as Redis fsyncs it, only for
+    # epochs and slot owners (clusterProcessPacket / clusterUpdateSlotsConfigWith: CLUSTER_TODO_FSYNC_CONFIG).
+    save = durable = False
     if not myself.ip and msg.to_ip:
         myself.ip = msg.to_ip
         save = True
@@ -153,10 +163,10 @@ def _on_gossip(cluster: Cluster, msg: Gossip) -> None:
     if sender is not None:
         if msg.current_epoch > state.current_epoch:
             state.current_epoch = msg.current_epoch
-            save = True
+            save = durable = True
         if not msg.master_id and msg.config_epoch > sender.config_epoch:
             sender.config_epoch = msg.config_epoch
-            save = True
+            save = durable = True
     if msg.kind == "meet" and sender is None and msg.sender not in state.blacklist:
         if not myself.ip:
             myself.ip = msg.to_ip
@@ -184,13 +194,15 @@ def _on_gossip(cluster: Cluster, msg: Gossip) -> None:
         sender = state.nodes.get(msg.sender)
         if sender is not None and msg.current_epoch > state.current_epoch:
             state.current_epoch = msg.current_epoch
+            save = durable = True
         if sender is not None and not msg.master_id:
             sender.config_epoch = max(sender.config_epoch, msg.config_epoch)
     if sender is None:
         if save:
-            cluster.changed()
+            cluster.changed(durable)
         return
     sender.link = LinkState.CONNECTED
+    sender.data_recv_ms = now
     if msg.kind == "pong":
         sender.pong_recv_ms = now
         sender.ping_sent_ms = 0
@@ -221,21 +233,23 @@ def _on_gossip(cluster: Cluster, msg: Gossip) -> None:
     # Slots (only a master's claim counts; a replica's header carries its master's).
     if sender.is_master:
         if update_slots(cluster, sender, msg.config_epoch, msg.slots):
-            save = True
+            save = durable = True
         _send_update_if_stale(cluster, sender, msg)
         _handle_epoch_collision(cluster, sender, msg.config_epoch)
     _process_entries(cluster, sender, msg.entries, now)
     if save:
-        cluster.changed()
+        cluster.changed(durable)
 
 
 def _clear_failure_if_needed(cluster: Cluster, node: ClusterNode, now: int) -> bool:
     if not node.is_master or node.slot_count == 0:
         node.flags.discard("fail")
+        node.failed_by.clear()
         log.info("cluster_fail_cleared", node_id=node.id, reason="reachable replica or slotless master")
         return True
     if now - node.fail_time_ms > cluster.node_timeout_ms * FAIL_UNDO_TIME_MULT:
         node.flags.discard("fail")
+        node.failed_by.clear()
         log.info("cluster_fail_cleared", node_id=node.id, reason="master reachable again, nobody took over")
         return True
     return False
@@ -245,13 +259,14 @@ def update_slots(cluster: Cluster, sender: ClusterNode, config_epoch: int, bitma
     """Redis's clusterUpdateSlotsConfigWith: take every slot the sender claims with a higher configEpoch."""
     state = cluster.state
     myself = state.myself
-    if sender is myself or bitmap == state.bitmap_of(sender.id):
+    known = state.bitmap_of(sender.id)
+    if sender is myself or bitmap == known:
         return False  # (the common case, every ping: the sender claims what we know it serves)
     current_master = myself if myself.is_master else state.nodes.get(myself.master_id or "")
     new_master: ClusterNode | None = None
     dirty: list[int] = []
     changed = False
-    for slot in state.slots_in_bitmap(bitmap):
+    for slot in state.slots_beyond(bitmap, known):  # the claimed slots we do not know as the sender's
         owner = state.owners[slot]
         if owner == sender.id or slot in state.importing:
             continue
@@ -281,9 +296,10 @@ def update_slots(cluster: Cluster, sender: ClusterNode, config_epoch: int, bitma
 def _send_update_if_stale(cluster: Cluster, sender: ClusterNode, msg: Gossip) -> None:
     """The sender claims a slot whose owner we know with a higher configEpoch: tell it (UPDATE)."""
     state = cluster.state
-    if msg.slots == state.bitmap_of(sender.id):
+    known = state.bitmap_of(sender.id)
+    if msg.slots == known:
         return  # every claimed slot is the sender's already
-    for slot in state.slots_in_bitmap(msg.slots):
+    for slot in state.slots_beyond(msg.slots, known):
         owner = state.owners[slot]
         if owner is None or owner == sender.id:
             continue
@@ -304,7 +320,7 @@ def _handle_epoch_collision(cluster: Cluster, sender: ClusterNode, config_epoch:
     state.current_epoch += 1
     myself.config_epoch = state.current_epoch
     log.info("cluster_config_epoch_collision", config_epoch=myself.config_epoch)
-    cluster.save()
+    cluster.changed()
 
 
 def _process_entries(cluster: Cluster, sender: ClusterNode, entries: list[list[object]], now: int) -> None:
@@ -323,8 +339,13 @@ def _process_entries(cluster: Cluster, sender: ClusterNode, entries: list[list[o
                 if "fail" in flags or "fail?" in flags:
                     node.fail_reports[sender.id] = now
                     mark_failing_if_needed(cluster, node)
+                    if "fail" in flags and sender.id not in node.failed_by:
+                        node.failed_by.add(sender.id)
+                        if node.failed:
+                            _failover_if_my_master(cluster, node)
                 else:
                     node.fail_reports.pop(sender.id, None)
+                    node.failed_by.discard(sender.id)
             if node.link is LinkState.DISCONNECTED and node.ip != ip and not node.pfailed:
                 node.ip, node.port, node.cport = ip, port, cport
         elif node_id not in state.blacklist and ip and "noaddr" not in flags and "handshake" not in flags:
@@ -344,8 +365,10 @@ def mark_failing_if_needed(cluster: Cluster, node: ClusterNode) -> None:
     node.flags.discard("fail?")
     node.flags.add("fail")
     node.fail_time_ms = _now_ms()
+    if state.myself.is_master:
+        node.failed_by.add(state.myself.id)
     cluster.broadcast(Fail(state.myself.id, node.id), "fail")
-    cluster.changed()
+    cluster.changed(durable=False)  # as Redis: saved, not fsynced (re-learned after a crash)
     _failover_if_my_master(cluster, node)
 
 
@@ -357,17 +380,40 @@ def _failover_if_my_master(cluster: Cluster, node: ClusterNode) -> None:
 
 def _on_fail(cluster: Cluster, msg: Fail) -> None:
     state = cluster.state
-    if msg.sender not in state.nodes:
+    sender = state.nodes.get(msg.sender)
+    if sender is None:
         return
     node = state.nodes.get(msg.node_id)
-    if node is None or node is state.myself or node.failed:
+    if node is None or node is state.myself:
+        return
+    if sender.is_master:
+        node.failed_by.add(sender.id)  # it sent the FAIL: it holds the node FAIL itself
+    if node.failed:
+        _failover_if_my_master(cluster, node)  # one more master known to hold it FAIL
         return
     log.info("cluster_node_failed", node_id=node.id, reported_by=msg.sender)
     node.flags.discard("fail?")
     node.flags.add("fail")
     node.fail_time_ms = _now_ms()
-    cluster.changed()
+    if state.myself.is_master:
+        node.failed_by.add(state.myself.id)
+        _tell_replicas_of(cluster, node)
+    cluster.changed(durable=False)
     _failover_if_my_master(cluster, node)
+
+
+def _tell_replicas_of(cluster: Cluster, failed: ClusterNode) -> None:
+    """A master that learned from another's FAIL message that ``failed`` is FAIL pings its replicas at once,
+    with ``failed`` among the entries (fail flag): a replica starts its election as soon as it knows a
+    majority of masters hold its master FAIL (they would refuse the vote otherwise), instead of after Redis's
+    fixed 500 ms wait for the FAIL to spread (failover.py). The master that declared the FAIL needs no ping:
+    its FAIL message says so."""
+    if not failed.slot_count:
+        return
+    for replica_id in failed.replicas:
+        replica = cluster.state.nodes.get(replica_id)
+        if replica is not None and not replica.failed:
+            send_gossip(cluster, replica, "ping", about=failed)
 
 
 def _on_update(cluster: Cluster, msg: Update) -> None:
@@ -411,11 +457,11 @@ def cron(cluster: Cluster) -> None:
         if node is myself or "handshake" in node.flags:
             continue
         last_ping = cluster.last_ping_ms.get(node.id, 0)
-        if node.ping_sent_ms == 0 and now - node.pong_recv_ms > timeout // 2:
+        if node.ping_sent_ms == 0 and now - node.pong_recv_ms > _probe_period_ms(node, timeout):
             send_gossip(cluster, node, "ping")
         elif node.ping_sent_ms and now - last_ping > max(timeout // 2, 100):
             send_gossip(cluster, node, "ping")  # re-send: the first may have been dropped
-        if node.ping_sent_ms and now - node.ping_sent_ms > timeout:
+        if node.ping_sent_ms and _unreachable(cluster, node, now):
             if node.link is LinkState.CONNECTED:
                 node.link = LinkState.DISCONNECTED
             if not node.pfailed and not node.failed:
@@ -424,8 +470,31 @@ def cron(cluster: Cluster) -> None:
                 changed = True
                 if myself.is_master and myself.slot_count:
                     _report_pfail_now(cluster, node)
+                mark_failing_if_needed(cluster, node)  # the other masters' reports may be here already
     if changed:
         cluster.update_health()
+
+
+def _probe_period_ms(node: ClusterNode, timeout: int) -> int:
+    """How long after its last PONG a node gets our next PING.
+
+    Redis pings a node node_timeout / 2 after its last PONG and flags it PFAIL once that PING has waited
+    node_timeout: a master that dies just after a PONG is flagged up to 1.5 x node_timeout after it died. A
+    slot-owning master (whose death stops its slots until a failover) is pinged every node_timeout / 8 here
+    (at least every 100 ms, the cron period), so its PFAIL comes node_timeout + at most node_timeout / 8
+    after it died. The PFAIL rule itself is Redis's, unchanged (``_unreachable``): a live node still has a
+    full node_timeout to answer. The cost is more PINGs to the masters: 8 per node_timeout instead of 2."""
+    if node.is_master and node.slot_count:
+        return max(timeout // 8, PROBE_MIN_PERIOD_MS)
+    return timeout // 2
+
+
+def _unreachable(cluster: Cluster, node: ClusterNode, now: int) -> bool:
+    """Redis's PFAIL rule (clusterCron): our pending PING has waited node_timeout, and nothing else came from
+    the node for that long either (any frame is proof of life)."""
+    timeout = cluster.node_timeout_ms
+    heard = max(node.data_recv_ms, node.pong_recv_ms, cluster.started_ms)
+    return now - node.ping_sent_ms > timeout and now - heard > timeout
 
 
 def _report_pfail_now(cluster: Cluster, failing: ClusterNode) -> None:

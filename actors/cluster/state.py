@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 SLOTS = 16384
+_NO_SLOTS = bytes(SLOTS // 8)
 # Flags in the order CLUSTER NODES prints them (Redis's redisNodeFlagsTable).
 FLAG_ORDER = ("myself", "master", "slave", "fail?", "fail", "handshake", "noaddr", "nofailover")
 # Message types as CLUSTER INFO names their counters, in Redis's order.
@@ -64,6 +65,11 @@ class ClusterNode:
     # When the node was flagged FAIL (ms), and who reported it PFAIL / FAIL: reporter id -> report time (ms).
     fail_time_ms: int = 0
     fail_reports: dict[str, int] = field(default_factory=dict)
+    # Masters known to hold this node FAIL themselves (they sent its FAIL, or gossiped it with the fail flag):
+    # its replica starts its election without the fixed delay once they are a majority (failover.py).
+    failed_by: set[str] = field(default_factory=set)
+    # When any gossip frame last came from it (ms): silence is what PFAIL measures (gossip.cron).
+    data_recv_ms: int = 0
     repl_offset: int = 0
     # When a handshake node was created (ms): it is dropped if the handshake does not finish in time.
     created_ms: int = 0
@@ -109,9 +115,13 @@ class ClusterState:
         self.received: dict[str, int] = {}
         # Forgotten node ids -> until (ms): gossip does not bring them back meanwhile (CLUSTER FORGET).
         self.blacklist: dict[str, int] = {}
-        # Bumped whenever my slots change, so the slot bitmap sent in every ping is rebuilt only then.
+        # Bumped whenever a slot changes owner: the slot ranges (NODES, nodes.conf) are rebuilt only then.
         self.slots_version = 0
-        self._bitmap_cache: dict[str, tuple[int, bytes]] = {}
+        # Each owner's slots as Redis's 16384-bit bitmap, kept up to date by ``assign`` (every PING carries
+        # one, and every PING received is compared with one: rebuilding it is a 16384-slot Python loop,
+        # ~2 ms, and a reshard changes an owner for every slot it moves).
+        self._bits: dict[str, bytearray] = {}
+        self.unassigned = SLOTS  # slots with no owner (the coverage check, without a 16384-slot scan)
         self._ranges_cache: tuple[int, dict[str | None, list[tuple[int, int]]]] = (-1, {})
 
     # -- slots -------------------------------------------------------------------------------------------
@@ -120,27 +130,39 @@ class ClusterState:
         old = self.owners[slot]
         if old == node_id:
             return
-        if old is not None and old in self.nodes:
-            self.nodes[old].slot_count -= 1
+        byte, bit = slot >> 3, 1 << (slot & 7)
+        if old is None:
+            self.unassigned -= 1
+        else:
+            if old in self.nodes:
+                self.nodes[old].slot_count -= 1
+            self._bits[old][byte] &= ~bit
         self.owners[slot] = node_id
-        if node_id is not None:
+        if node_id is None:
+            self.unassigned += 1
+        else:
             self.nodes[node_id].slot_count += 1
+            bits = self._bits.get(node_id)
+            if bits is None:
+                bits = self._bits[node_id] = bytearray(SLOTS // 8)
+            bits[byte] |= bit
         self.slots_version += 1
 
     def slots_of(self, node_id: str) -> list[int]:
         return [s for s, owner in enumerate(self.owners) if owner == node_id]
 
     def bitmap_of(self, node_id: str) -> bytes:
-        cached = self._bitmap_cache.get(node_id)
-        if cached is not None and cached[0] == self.slots_version:
-            return cached[1]
-        bits = bytearray(SLOTS // 8)
-        for slot, owner in enumerate(self.owners):
-            if owner == node_id:
-                bits[slot >> 3] |= 1 << (slot & 7)
-        result = bytes(bits)
-        self._bitmap_cache[node_id] = (self.slots_version, result)
-        return result
+        bits = self._bits.get(node_id)
+        return bytes(bits) if bits is not None else _NO_SLOTS
+
+    @staticmethod
+    def slots_beyond(bitmap: bytes, known: bytes) -> list[int]:
+        """The slots set in ``bitmap`` and not in ``known`` (a claim's news: gossip compares every claim
+        with what it knows of the sender, and a reshard changes one slot at a time)."""
+        size = len(bitmap)
+        news = int.from_bytes(bitmap, "little") & ~int.from_bytes(known, "little")
+        diff = news.to_bytes(size, "little")
+        return [(i << 3) + bit for i, byte in enumerate(diff) if byte for bit in range(8) if byte >> bit & 1]
 
     @staticmethod
     def slots_in_bitmap(bitmap: bytes) -> list[int]:
@@ -171,10 +193,13 @@ class ClusterState:
         for slot, owner in enumerate(self.owners):
             if owner == node_id:
                 self.owners[slot] = None
+                self.unassigned += 1
+        self._bits.pop(node_id, None)
         if node.slot_count:
             self.slots_version += 1
         for other in self.nodes.values():
             other.fail_reports.pop(node_id, None)
+            other.failed_by.discard(node_id)
             other.replicas.discard(node_id)
         if node.master_id and node.master_id in self.nodes:
             self.nodes[node.master_id].replicas.discard(node_id)
@@ -183,6 +208,14 @@ class ClusterState:
         node = self.nodes.pop(old_id)
         node.id = new_id
         self.nodes[new_id] = node
+        bits = self._bits.pop(old_id, None)
+        if bits is not None:
+            self._bits[new_id] = bits
+        if node.slot_count:
+            for slot, owner in enumerate(self.owners):
+                if owner == old_id:
+                    self.owners[slot] = new_id
+            self.slots_version += 1
 
     def set_master_of(self, node: ClusterNode, master_id: str | None) -> None:
         if node.master_id and node.master_id in self.nodes:
@@ -299,7 +332,7 @@ class ClusterState:
         return reply
 
     def info_text(self) -> str:
-        assigned = sum(1 for o in self.owners if o is not None)
+        assigned = SLOTS - self.unassigned
         pfail = fail = 0
         for owner in self.owners:
             if owner is None:

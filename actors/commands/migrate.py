@@ -11,7 +11,8 @@ slow or dead target holds only the client that sent MIGRATE: it is marked blocke
 pipelined commands queue behind it) and gets its reply when the task ends; other clients are served
 meanwhile. The keys stay put until the target answered; each is watched as WATCH watches a key, and a key
 another client changed while the exchange ran is not deleted (the newer value stays here, where every
-client still reads it; Redis, frozen during MIGRATE, cannot meet that case). Where a client cannot block
+client still reads it; Redis, frozen during MIGRATE, cannot meet that case). As in Redis, the connection to a
+target is kept for the next MIGRATE (``_TargetCache``: 64 at most, 10 s idle). Where a client cannot block
 (MULTI / EXEC, a script, the master's stream, loading) the exchange stays synchronous, as in Redis.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 import hiredis
 
@@ -31,11 +33,12 @@ from actors.server.client import ClientKind
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK
-from protocol.resp_client import RespClient
+from protocol.resp_client import ConnectionLost, RespClient
 
 if TYPE_CHECKING:
     from actors.data.keyspace import Database
     from actors.server.client import Client
+    from actors.server.server import Server
 
 KEYS_NEED_EMPTY_KEY = "ERR When using MIGRATE KEYS option, the key argument must be set to the empty string"
 IOERR_CONNECT = "IOERR error or timeout connecting to the client"
@@ -153,27 +156,23 @@ def cmd_migrate(client: Client, argv: list[bytes]) -> Any:
     if not found:
         return "NOKEY"
     restore = b"RESTORE-ASKING" if server.cluster is not None else b"RESTORE"
-    pipeline: list[list[bytes]] = []
-    if auth:
-        pipeline.append(auth)
-    pipeline.append([b"SELECT", b"%d" % db_index])
+    restores: list[list[bytes]] = []
     for key, payload, ttl_ms in found:
         args = [restore, key, b"%d" % ttl_ms, payload]
         if replace:
             args.append(b"REPLACE")
-        pipeline.append(args)
+        restores.append(args)
     host = argv[1].decode("utf-8", "replace")
     master = server.master_actor
     loop = master.loop if master is not None else None
     if loop is None or not can_block(client) or client.kind not in (ClientKind.RESP, ClientKind.NATIVE):
-        replies = _exchange_now(host, port, pipeline, timeout_ms)
-        return _finish(client, db, found, replies, copy, len(pipeline) - len(found), None)
+        setup = ([auth] if auth else []) + [[b"SELECT", b"%d" % db_index]]
+        replies = _exchange_now(host, port, setup + restores, timeout_ms)
+        return _finish(client, db, found, replies, copy, len(setup), None)
     waiting = MigrateWait(db, [key for key, _, _ in found])
     client.blocked = waiting
-    task = loop.create_task(_exchange(host, port, pipeline, timeout_ms))
-    task.add_done_callback(
-        lambda done: _completed(client, waiting, done, found, copy, len(pipeline) - len(found))
-    )
+    task = loop.create_task(_exchange(_targets(server), host, port, auth, db_index, restores, timeout_ms))
+    task.add_done_callback(lambda done: _completed(client, waiting, done, found, copy))
     return BLOCKED
 
 
@@ -192,27 +191,115 @@ def _exchange_now(host: str, port: int, pipeline: list[list[bytes]], timeout_ms:
         return _read_replies(sock, len(pipeline))
 
 
-async def _exchange(host: str, port: int, pipeline: list[list[bytes]], timeout_ms: int) -> list[Any]:
-    """The exchange on the loop: connect, then the whole pipeline, each bounded by ``timeout_ms``."""
-    try:
-        target = await RespClient.connect(host, port, timeout_s=timeout_ms / 1000)
-    except (TimeoutError, OSError):
-        raise CommandError(IOERR_CONNECT) from None
-    try:
-        return await target.pipeline(pipeline, raise_on_error=False, timeout_s=timeout_ms / 1000)
-    except (TimeoutError, OSError):
-        raise CommandError(IOERR_READ) from None
-    finally:
-        await target.close()
+class _Target:
+    """A connection to a MIGRATE target kept for the next MIGRATE (Redis's migrate_cached_sockets)."""
+
+    __slots__ = ("client", "db_index", "idle_timer")
+
+    def __init__(self, client: RespClient) -> None:
+        self.client = client
+        self.db_index = -1  # the database last SELECTed on it (-1: none yet)
+        self.idle_timer: asyncio.TimerHandle | None = None
+
+
+class _TargetCache:
+    """Idle connections to MIGRATE targets by (host, port): a reshard sends one MIGRATE per 10 keys to the
+    same target, and a fresh connection each time (connect, the target's client set-up, close) cost more
+    than the keys. As Redis: at most MIGRATE_SOCKET_CACHE_ITEMS, each closed after MIGRATE_SOCKET_IDLE_S
+    unused, and SELECT sent only when the database differs from the last one sent on it. A connection is
+    taken out while a MIGRATE uses it, so two concurrent MIGRATEs never share one (the second connects)."""
+
+    def __init__(self) -> None:
+        self.idle: dict[tuple[str, int], _Target] = {}
+
+    def take(self, address: tuple[str, int]) -> _Target | None:
+        target = self.idle.pop(address, None)
+        if target is not None and target.idle_timer is not None:
+            target.idle_timer.cancel()
+        return target
+
+    def give_back(self, address: tuple[str, int], target: _Target) -> None:
+        if target.client.is_closed or address in self.idle or len(self.idle) >= MIGRATE_SOCKET_CACHE_ITEMS:
+            _close_soon(target.client)
+            return
+        self.idle[address] = target
+        loop = asyncio.get_running_loop()
+        target.idle_timer = loop.call_later(MIGRATE_SOCKET_IDLE_S, self._expire, address, target)
+
+    def _expire(self, address: tuple[str, int], target: _Target) -> None:
+        if self.idle.get(address) is target:
+            del self.idle[address]
+            _close_soon(target.client)
+
+
+MIGRATE_SOCKET_CACHE_ITEMS = 64
+MIGRATE_SOCKET_IDLE_S = 10.0
+_caches: WeakKeyDictionary[Server, _TargetCache] = WeakKeyDictionary()
+
+
+def _targets(server: Server) -> _TargetCache:
+    found = _caches.get(server)
+    if found is None:
+        found = _caches[server] = _TargetCache()
+    return found
+
+
+def _close_soon(client: RespClient) -> None:
+    asyncio.get_running_loop().create_task(client.close())
+
+
+async def _exchange(
+    cache: _TargetCache,
+    host: str,
+    port: int,
+    auth: list[bytes],
+    db_index: int,
+    restores: list[list[bytes]],
+    timeout_ms: int,
+) -> tuple[list[Any], int]:
+    """The exchange on the loop, over a cached connection or a new one (connecting, then the whole pipeline,
+    each bounded by ``timeout_ms``): the replies and how many of them answer the set-up (AUTH, SELECT).
+    A cached connection the target closed meanwhile is replaced once, as Redis retries once on a socket
+    error that is not a timeout."""
+    address = (host, port)
+    timeout_s = timeout_ms / 1000
+    target = cache.take(address)
+    while True:
+        cached = target is not None
+        if target is None:
+            try:
+                target = _Target(await RespClient.connect(host, port, timeout_s=timeout_s))
+            except (TimeoutError, OSError):
+                raise CommandError(IOERR_CONNECT) from None
+        setup = [auth] if auth else []
+        select = target.db_index != db_index
+        if select:
+            setup.append([b"SELECT", b"%d" % db_index])
+        try:
+            replies = await target.client.pipeline(
+                setup + restores, raise_on_error=False, timeout_s=timeout_s
+            )
+        except ConnectionLost:
+            await target.client.close()
+            if cached:
+                target = None
+                continue
+            raise CommandError(IOERR_READ) from None
+        except (TimeoutError, OSError):
+            await target.client.close()
+            raise CommandError(IOERR_READ) from None
+        if select and not isinstance(replies[len(setup) - 1], hiredis.ReplyError):
+            target.db_index = db_index
+        cache.give_back(address, target)
+        return replies, len(setup)
 
 
 def _completed(
     client: Client,
     waiting: MigrateWait,
-    task: asyncio.Task[list[Any]],
+    task: asyncio.Task[tuple[list[Any], int]],
     found: list[tuple[bytes, bytes, int]],
     copy: bool,
-    setup_count: int,
 ) -> None:
     """The task ended (loop thread): delete what moved, propagate, answer the client, run what it queued."""
     waiting.unwatch()
@@ -229,7 +316,8 @@ def _completed(
             reply = CommandError(IOERR_READ)
         else:
             try:
-                reply = _finish(client, waiting.db, found, task.result(), copy, setup_count, waiting)
+                replies, setup_count = task.result()
+                reply = _finish(client, waiting.db, found, replies, copy, setup_count, waiting)
             except CommandError as exc:
                 reply = exc
     client.deliver(reply)

@@ -279,8 +279,8 @@ class RespConnection(asyncio.Protocol):
             return
         encode_into(self.out, value, self.client.resp3)
         self.master.schedule_flush(self)
-        if self.backlog and self.client.blocked is None:
-            queued = self.backlog
+        if self.backlog and self.client.blocked is None and not self.client.close_requested:
+            queued = self.backlog  # (a client released to be closed runs nothing it pipelined: UNBLOCKED)
             self.backlog = deque()
             self._run(self.client, list(queued))
 

@@ -19,6 +19,7 @@ import hiredis
 import structlog
 
 from actors import fork
+from actors.cluster.blocked import unblock_on_role_change
 from actors.persistence.rdb import writer as rdb_writer
 from actors.replication import messages as m
 from actors.replication import report
@@ -475,6 +476,7 @@ class Replication:
         if server.write_refusal == errors.NOREPLICAS:
             server.write_refusal = None
         self.waits._unblock_waiters(CommandError(UNBLOCKED_ROLE_CHANGE))
+        unblock_on_role_change(server)  # and the clients blocked on keys (BLPOP...), as Redis
         self.gen += 1
         self.link_view = LinkView(state=LinkState.CONNECT)
         self._update_stale()

@@ -271,33 +271,37 @@ def test_create_redirect_failover_rejoin_and_restart(
 
     # A client blocked on the master that is about to turn replica is released as Redis releases it.
     waiter = socket.create_connection(("127.0.0.1", promoted_port), timeout=40)
-    waiter.sendall(b"*3\r\n$5\r\nBRPOP\r\n$13\r\n{foo}waitlist\r\n$1\r\n0\r\n")
-    with redis.Redis(port=promoted_port) as client:
-        wait_for(lambda: any(c["cmd"] == "brpop" for c in client.client_list()), 10, what="BRPOP to block")
-    thread = threading.Thread(target=writer, daemon=True)
-    thread.start()
     try:
-        wait_for(lambda: len(acked) >= 50, 20, what="the writer to get going")
-        wait_for(
-            lambda: raw(killed[0], b"CLUSTER", b"FAILOVER") == b"+OK\r\n",
-            15,
-            what="CLUSTER FAILOVER accepted",
-        )
-        wait_for(lambda: owner_of(alive[0], 12182)[1] == killed[0], 30, what="the roles to swap back")
-        writes_before = sum(acked.values())
-        wait_for(lambda: sum(acked.values()) > writes_before, 20, what="writes acked by the new master")
-    finally:
-        stop.set()
-        thread.join(10)
-    with waiter:
+        waiter.sendall(b"*3\r\n$5\r\nBRPOP\r\n$13\r\n{foo}waitlist\r\n$1\r\n0\r\n")
+        with redis.Redis(port=promoted_port) as client:
+            wait_for(
+                lambda: any(c["cmd"] == "brpop" for c in client.client_list()), 10, what="BRPOP to block"
+            )
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        try:
+            wait_for(lambda: len(acked) >= 50, 20, what="the writer to get going")
+            wait_for(
+                lambda: raw(killed[0], b"CLUSTER", b"FAILOVER") == b"+OK\r\n",
+                15,
+                what="CLUSTER FAILOVER accepted",
+            )
+            wait_for(lambda: owner_of(alive[0], 12182)[1] == killed[0], 30, what="the roles to swap back")
+            writes_before = sum(acked.values())
+            wait_for(lambda: sum(acked.values()) > writes_before, 20, what="writes acked by the new master")
+        finally:
+            stop.set()
+            thread.join(10)
         released = b""
         while not released.endswith(b"\r\n"):
             chunk = waiter.recv(4096)
             assert chunk, released
             released += chunk
-    assert released == (
-        b"-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n"
-    )
+        assert released == (
+            b"-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n"
+        )
+    finally:
+        waiter.close()  # also when a wait above failed: no socket leaks into later tests
     assert raw(killed[0], b"GET", b"foo") == b"$5\r\nafter\r\n"
     with redis.Redis(port=killed[0], socket_timeout=5) as client:
         keys = sorted(acked)
@@ -383,40 +387,48 @@ def test_reshard_moves_keys_with_ask_and_tryagain_on_the_way(
         client.set(key, b"v")
     # A client blocked on a list in that slot is released with MOVED once the slot is the target's (below).
     waiter = socket.create_connection(("127.0.0.1", source_port), timeout=15)
-    waiter_key = b"{%s}waiting-list" % (b"foo" if key == b"foo" else b"06S")
-    waiter.sendall(b"*3\r\n$5\r\nBRPOP\r\n$%d\r\n%s\r\n$1\r\n0\r\n" % (len(waiter_key), waiter_key))
-    with redis.Redis(port=source_port) as client:
-        wait_for(lambda: any(c["cmd"] == "brpop" for c in client.client_list()), 10, what="BRPOP to block")
-    assert (
-        raw(target_port, b"CLUSTER", b"SETSLOT", b"%d" % slot, b"IMPORTING", source_id.encode()) == b"+OK\r\n"
-    )
-    assert (
-        raw(source_port, b"CLUSTER", b"SETSLOT", b"%d" % slot, b"MIGRATING", target_id.encode()) == b"+OK\r\n"
-    )
-    tag = b"foo" if key == b"foo" else b"06S"
-    missing = b"{%s}never-written" % tag
-    assert (
-        raw(source_port, b"MGET", key, missing)
-        == b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n"
-    )
-    assert raw(source_port, b"MIGRATE", b"127.0.0.1", b"%d" % target_port, key, b"0", b"5000") == b"+OK\r\n"
-    assert raw(source_port, b"GET", key) == b"-ASK %d 127.0.0.1:%d\r\n" % (slot, target_port)
-    assert raw(target_port, b"GET", key) == b"-MOVED %d 127.0.0.1:%d\r\n" % (slot, source_port)
-    with socket.create_connection(("127.0.0.1", target_port), timeout=5) as sock:
-        sock.sendall(b"*1\r\n$6\r\nASKING\r\n*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key))
-        data = b""
-        while data.count(b"\r\n") < 3:
-            data += sock.recv(4096)
-        assert data == b"+OK\r\n$1\r\nv\r\n"
-    for port in (target_port, source_port):
-        assert raw(port, b"CLUSTER", b"SETSLOT", b"%d" % slot, b"NODE", target_id.encode()) == b"+OK\r\n"
-    with waiter:
+    try:
+        waiter_key = b"{%s}waiting-list" % (b"foo" if key == b"foo" else b"06S")
+        waiter.sendall(b"*3\r\n$5\r\nBRPOP\r\n$%d\r\n%s\r\n$1\r\n0\r\n" % (len(waiter_key), waiter_key))
+        with redis.Redis(port=source_port) as client:
+            wait_for(
+                lambda: any(c["cmd"] == "brpop" for c in client.client_list()), 10, what="BRPOP to block"
+            )
+        assert (
+            raw(target_port, b"CLUSTER", b"SETSLOT", b"%d" % slot, b"IMPORTING", source_id.encode())
+            == b"+OK\r\n"
+        )
+        assert (
+            raw(source_port, b"CLUSTER", b"SETSLOT", b"%d" % slot, b"MIGRATING", target_id.encode())
+            == b"+OK\r\n"
+        )
+        tag = b"foo" if key == b"foo" else b"06S"
+        missing = b"{%s}never-written" % tag
+        assert (
+            raw(source_port, b"MGET", key, missing)
+            == b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n"
+        )
+        assert (
+            raw(source_port, b"MIGRATE", b"127.0.0.1", b"%d" % target_port, key, b"0", b"5000") == b"+OK\r\n"
+        )
+        assert raw(source_port, b"GET", key) == b"-ASK %d 127.0.0.1:%d\r\n" % (slot, target_port)
+        assert raw(target_port, b"GET", key) == b"-MOVED %d 127.0.0.1:%d\r\n" % (slot, source_port)
+        with socket.create_connection(("127.0.0.1", target_port), timeout=5) as sock:
+            sock.sendall(b"*1\r\n$6\r\nASKING\r\n*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key))
+            data = b""
+            while data.count(b"\r\n") < 3:
+                data += sock.recv(4096)
+            assert data == b"+OK\r\n$1\r\nv\r\n"
+        for port in (target_port, source_port):
+            assert raw(port, b"CLUSTER", b"SETSLOT", b"%d" % slot, b"NODE", target_id.encode()) == b"+OK\r\n"
         released = b""
         while not released.endswith(b"\r\n"):
             chunk = waiter.recv(4096)
             assert chunk, released
             released += chunk
-    assert released == b"-MOVED %d 127.0.0.1:%d\r\n" % (slot, target_port)
+        assert released == b"-MOVED %d 127.0.0.1:%d\r\n" % (slot, target_port)
+    finally:
+        waiter.close()  # also when a wait above failed: no socket leaks into later tests
     wait_for(lambda: check_passes(ports[0]), 30, what="every node to agree on the slot moved by hand")
 
     proc = subprocess.run(

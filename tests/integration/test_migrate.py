@@ -93,3 +93,26 @@ def test_migrate_to_a_silent_target_blocks_only_its_client_and_times_out_as_redi
         with pytest.raises(redis.ResponseError, match="BUSYKEY"):
             source.execute_command("MIGRATE", "127.0.0.1", reference.port, "k2", 0, TIMEOUT_MS)
         assert source.get("k2") == b"copied"
+
+    # The connection to a target is kept for the next MIGRATE (Redis's cached migrate sockets), SELECT follows
+    # the database asked for, and a kept connection the target closed meanwhile is replaced without an error.
+    with (
+        redis.Redis(port=node.port) as source,
+        redis.Redis(port=reference.port) as target,
+        redis.Redis(port=reference.port, db=1) as target_db1,
+    ):
+        before = target.info("stats")["total_connections_received"]
+        for i in range(6):
+            source.set(f"c{i}", i)
+            reply = source.execute_command("MIGRATE", "127.0.0.1", reference.port, f"c{i}", i % 2, TIMEOUT_MS)
+            assert reply in (b"OK", True)
+        assert target.info("stats")["total_connections_received"] - before <= 1
+        assert [target.get(f"c{i}") for i in range(0, 6, 2)] == [b"0", b"2", b"4"]
+        assert [target_db1.get(f"c{i}") for i in range(1, 6, 2)] == [b"1", b"3", b"5"]
+        target.client_kill_filter(_type="normal", skipme=True)  # the kept connection goes too
+        source.set("c6", 6)
+        assert source.execute_command("MIGRATE", "127.0.0.1", reference.port, "c6", 0, TIMEOUT_MS) in (
+            b"OK",
+            True,
+        )
+        assert target.get("c6") == b"6"
