@@ -55,7 +55,7 @@ class ReplyToLua:
     def __init__(self, lua: Any) -> None:
         self._table = lua.table_from
         # {ok=...} / {err=...} built by Lua itself: a Lua call is cheaper than building a table from Python.
-        self._status, self._error = (
+        self.status, self._error = (
             lua.eval("function(s) return {ok=s} end"),
             lua.eval("function(s) return {err=s} end"),
         )
@@ -69,7 +69,7 @@ class ReplyToLua:
         if kind is int:
             return value
         if kind is str:
-            return self._status(value.encode())
+            return self.status(value.encode())
         if value is None or value is NULL_ARRAY:
             return None if resp3 else False
         if kind is list or kind is tuple or kind is Push or kind is MultiReply:
