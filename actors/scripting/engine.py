@@ -161,7 +161,7 @@ class ScriptEngine:
         self.runtime = LuaRuntime(self, redis_version)
         to_lua = ReplyToLua(self.runtime.lua)
         self._to_lua = to_lua.convert
-        self._status = to_lua.status  # {ok=...} from a status's bytes (redis.call's fast path)
+        self._status = to_lua.status  # {ok=...} from a status's text (redis.call's fast path)
         # EVAL scripts by sha1 (lower-case hex): the compiled function and its source (SCRIPT FLUSH empties it).
         self.scripts: dict[str, tuple[Any, bytes]] = {}
         self.run: ScriptRun | None = None
@@ -397,7 +397,7 @@ class ScriptEngine:
         if kind is bytes or kind is int:  # GET, INCR...: the same value in Lua (most replies)
             return reply
         if kind is str:  # a status (SET's OK)
-            return self._status(reply.encode())
+            return self._status(reply)
         if isinstance(reply, CommandError):
             raise ScriptCallError(str(reply).encode())
         return self._to_lua(reply, self.client.resp3)
