@@ -398,6 +398,8 @@ class ScriptEngine:
             return reply
         if kind is str:  # a status (SET's OK)
             return self._status(reply)
+        if reply is None:  # a missing key: false (nil under RESP3)
+            return None if self.client.resp3 else False
         if isinstance(reply, CommandError):
             raise ScriptCallError(str(reply).encode())
         return self._to_lua(reply, self.client.resp3)
