@@ -272,8 +272,9 @@ class ScriptEngine:
     def _task_loop(self, *job: Any) -> None:
         """The body of the greenlet scripts run in, reused run after run (making a greenlet per script
         costs several times a short script's run): run a job, hand its result back, wait for the next."""
+        back = greenlet.getcurrent().parent.switch  # execute() makes a new greenlet if the parent changes
         while True:
-            job = greenlet.getcurrent().parent.switch(self._entry(*job))
+            job = back(self._entry(*job))
 
     def _resume(self) -> None:
         """A turn of the busy script (a call_soon callback on the loop)."""
