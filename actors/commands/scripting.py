@@ -127,13 +127,14 @@ def _eval(client: Client, argv: list[bytes], by_sha: bool, read_only: bool) -> A
         if cached is None:
             raise CommandError("NOSCRIPT No matching script. Please use EVAL.")
         fn, body = cached
-        flags = shebang_flags(body) if body[:2] == b"#!" else None
+        if body[:2] == b"#!":  # flags to check; a script without a shebang has none (EVAL compat mode)
+            read_only = prepare_run(client, shebang_flags(body), read_only)
     else:
         body = argv[1]
         flags = shebang_flags(body)  # before compiling: a script with a bad shebang is not cached
         sha, fn = engine.compile(body)
-    ro = prepare_run(client, flags, read_only)
-    return engine.execute(client, fn, sha, argv[3 : 3 + numkeys], argv[3 + numkeys :], ro)
+        read_only = prepare_run(client, flags, read_only)
+    return engine.execute(client, fn, sha, argv[3 : 3 + numkeys], argv[3 + numkeys :], read_only)
 
 
 @command("eval", -3, "noscript stale", (0, 0, 0), "scripting", "Execute a Lua script server side")

@@ -25,6 +25,8 @@ from protocol.resp import NULL_ARRAY, BigNumber, MultiReply, Push, Verbatim, for
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
+# {ok='OK'} tables made per Python->Lua call (see ReplyToLua.status).
+STATUS_OK_BATCH = 64
 
 
 def lua_number_to_int(value: float) -> int:
@@ -55,12 +57,28 @@ class ReplyToLua:
     def __init__(self, lua: Any) -> None:
         self._table = lua.table_from
         # {ok=...} / {err=...} built by Lua itself: a Lua call is cheaper than building a table from Python.
-        self._status, self._error = (
+        self._make_status, self._error = (
             lua.eval("function(s) return {ok=s} end"),
             lua.eval("function(s) return {err=s} end"),
         )
+        # Fresh {ok='OK'} tables made STATUS_OK_BATCH at a time (SET's reply, the most common status): one
+        # Python->Lua call (which releases and retakes the GIL in lupa) per batch instead of per redis.call.
+        # Each table is handed out once, so a script may still change the one it got, as in Redis.
+        self._make_ok_batch = lua.eval(
+            "function(n) local t = {} for i = 1, n do t[i] = {ok='OK'} end return unpack(t, 1, n) end"
+        )
+        self._ok_pool: list[Any] = []
         self._new = lambda **fields: lua.table_from({k.encode(): v for k, v in fields.items()})
         self._empty = lua.table
+
+    def status(self, text: str) -> Any:
+        """The {ok=text} table for a status reply."""
+        if text == "OK":
+            pool = self._ok_pool
+            if not pool:
+                pool.extend(self._make_ok_batch(STATUS_OK_BATCH))
+            return pool.pop()
+        return self._make_status(text.encode())
 
     def convert(self, value: Any, resp3: bool) -> Any:
         kind = type(value)
@@ -69,7 +87,7 @@ class ReplyToLua:
         if kind is int:
             return value
         if kind is str:
-            return self._status(value.encode())
+            return self.status(value)
         if value is None or value is NULL_ARRAY:
             return None if resp3 else False
         if kind is list or kind is tuple or kind is Push or kind is MultiReply:

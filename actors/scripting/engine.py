@@ -106,7 +106,6 @@ class ScriptRun:
         "state",
         "started_s",
         "slice_started_s",
-        "can_yield",
         "writes",
         "outer_writes",
         "resp3",
@@ -115,22 +114,39 @@ class ScriptRun:
         "keys",
     )
 
-    def __init__(self, caller: Client, name: str, is_function: bool, read_only: bool) -> None:
+    def __init__(
+        self,
+        caller: Client,
+        name: str,
+        is_function: bool,
+        read_only: bool,
+        keys: list[bytes],
+        outer_writes: list[tuple[int, list[bytes], bool]] | None,
+    ) -> None:
         self.caller = caller
         self.name = name  # the sha of an EVAL script, the function's name for FCALL (error texts show it)
         self.is_function = is_function
         self.read_only = read_only  # EVAL_RO / FCALL_RO / a no-writes flag: writes are refused
         self.wrote = False  # a write ran: SCRIPT KILL answers UNKILLABLE
         self.state = RunState.RUNNING
-        self.started_s = time.monotonic()
-        self.slice_started_s = self.started_s
-        self.can_yield = False
+        self.started_s = self.slice_started_s = time.monotonic()
         self.writes: list[tuple[int, list[bytes], bool]] = []  # the script's effects, propagated at the end
-        self.outer_writes: list[tuple[int, list[bytes], bool]] | None = None  # EXEC's list when inside EXEC
+        self.outer_writes = outer_writes  # EXEC's list when inside EXEC (None otherwise)
         self.resp3 = False  # redis.setresp(3)
         self.repl_flags = REPL_ALL
         self.task: Any = None  # the greenlet running the script
-        self.keys: list[bytes] = []  # the keys the caller declared (numkeys): CLIENT TRACKING remembers them
+        self.keys = keys  # the keys the caller declared (numkeys): CLIENT TRACKING remembers them
+
+    def can_yield(self, server: Server) -> bool:
+        """May this run pause for turns of the event loop once busy? Asked only then (never on a short run):
+        not inside EXEC, the AOF loader or a master's stream (their caller cannot wait), nor without a loop."""
+        master = server.master_actor
+        return (
+            self.outer_writes is None
+            and (self.caller.kind is ClientKind.RESP or self.caller.kind is ClientKind.NATIVE)
+            and master is not None
+            and master.loop is not None
+        )
 
 
 def sha1_hex(body: bytes) -> str:
@@ -143,7 +159,9 @@ class ScriptEngine:
     def __init__(self, server: Server, redis_version: str) -> None:
         self.server = server
         self.runtime = LuaRuntime(self, redis_version)
-        self._to_lua = ReplyToLua(self.runtime.lua).convert
+        to_lua = ReplyToLua(self.runtime.lua)
+        self._to_lua = to_lua.convert
+        self._status = to_lua.status  # {ok=...} from a status's text (redis.call's fast path)
         # EVAL scripts by sha1 (lower-case hex): the compiled function and its source (SCRIPT FLUSH empties it).
         self.scripts: dict[str, tuple[Any, bytes]] = {}
         self.run: ScriptRun | None = None
@@ -151,6 +169,10 @@ class ScriptEngine:
         self._script_commands: dict[bytes, Any] = {}
         # The greenlet scripts run in (see _task_loop); made again if it died or belongs to another thread.
         self._task: Any = None
+        # The Lua entry point of the next job of the greenlet: runtime.run_script or runtime.run_function.
+        self._run_script = self.runtime.run_script
+        self._run_function = self.runtime.run_function
+        self._entry: Any = self._run_script
         # The client scripts' commands run as (Redis's lua_client): its database follows the caller's.
         self.client = Client(server, ClientKind.INTERNAL, "lua", "")
         self.client.authenticated = True
@@ -202,36 +224,27 @@ class ScriptEngine:
         read_only: bool,
         is_function: bool = False,
     ) -> Any:
-        """Run a compiled script or function for ``caller``; its reply, or BLOCKED if it went busy."""
-        server = self.server
+        """Run a compiled script or function for ``caller``; its reply, or BLOCKED if it went busy.
+
+        The hot path of EVALSHA: every line here is paid by each script, so what only a busy run needs (may
+        it yield?) is worked out in the hook, when the run gets there."""
         if self.run is not None:  # a script calling EVAL is refused earlier ("noscript"): defensive
             raise CommandError(BUSY_FUNCTION if self.run.is_function else BUSY_SCRIPT)
-        run = ScriptRun(caller, name, is_function, read_only)
-        run.keys = keys
-        master = server.master_actor
         # The stream itself, not Server's exec_propagation property: four property calls less per script.
-        stream = server.stream
+        stream = self.server.stream
         outer = stream.exec_writes
-        run.can_yield = (
-            outer is None
-            and (caller.kind is ClientKind.RESP or caller.kind is ClientKind.NATIVE)
-            and master is not None
-            and master.loop is not None
-        )
-        run.outer_writes = outer
+        run = self.run = ScriptRun(caller, name, is_function, read_only, keys, outer)
         stream.exec_writes = run.writes
         script_client = self.client
         script_client.db = caller.db
         script_client.resp3 = False
-        self.run = run
-        runtime = self.runtime
-        entry = runtime.run_function if is_function else runtime.run_script
+        self._entry = self._run_function if is_function else self._run_script
         task = self._task
         if task is None or task.dead or task.parent is not greenlet.getcurrent():
             task = self._task = greenlet.greenlet(self._task_loop)
         run.task = task
         try:
-            result = task.switch(entry, fn, len(keys), *keys, *args)
+            result = task.switch(fn, len(keys), *keys, *args)
         except BaseException:
             self._task = None
             self._end(run)
@@ -244,15 +257,24 @@ class ScriptEngine:
             from actors.server.server import BLOCKED
 
             return BLOCKED
-        return self._finish(run, result)
+        # _finish, inlined for the common short run (no busy state to clear).
+        if run.state is not RunState.RUNNING:
+            return self._finish(run, result)
+        stream.exec_writes = outer
+        self.run = None
+        if run.writes:
+            _propagate_transaction(self.server, run.writes)
+        ok, value = result
+        if ok:
+            return value if type(value) is bytes else lua_to_reply(value, run.resp3)
+        return self._error_reply(run, value)
 
     def _task_loop(self, *job: Any) -> None:
         """The body of the greenlet scripts run in, reused run after run (making a greenlet per script
         costs several times a short script's run): run a job, hand its result back, wait for the next."""
+        back = greenlet.getcurrent().parent.switch  # execute() makes a new greenlet if the parent changes
         while True:
-            entry, *args = job
-            result = entry(*args)
-            job = greenlet.getcurrent().parent.switch(result)
+            job = back(self._entry(*job))
 
     def _resume(self) -> None:
         """A turn of the busy script (a call_soon callback on the loop)."""
@@ -349,7 +371,7 @@ class ScriptEngine:
             run.state = RunState.BUSY
             self.server.script_busy = BUSY_FUNCTION if run.is_function else BUSY_SCRIPT
             log.warning("script_busy", name=run.name, threshold_ms=int(self.threshold_s * 1000))
-        if not run.can_yield or now - run.slice_started_s < RUN_SLICE_S:
+        if now - run.slice_started_s < RUN_SLICE_S or not run.can_yield(self.server):
             return False
         master = self.server.master_actor
         assert (
@@ -372,13 +394,24 @@ class ScriptEngine:
     def lua_call(self, *args: Any) -> Any:
         """redis.call: the Lua form of the reply; an error reply is raised as a Lua error."""
         reply = self._run_command(args)
+        kind = type(reply)
+        if kind is bytes or kind is int:  # GET, INCR...: the same value in Lua (most replies)
+            return reply
+        if kind is str:  # a status (SET's OK)
+            return self._status(reply)
+        if reply is None:  # a missing key: false (nil under RESP3)
+            return None if self.client.resp3 else False
         if isinstance(reply, CommandError):
             raise ScriptCallError(str(reply).encode())
         return self._to_lua(reply, self.client.resp3)
 
     def lua_pcall(self, *args: Any) -> Any:
         """redis.pcall: the Lua form of the reply, an error reply as an {err=...} table."""
-        return self._to_lua(self._run_command(args), self.client.resp3)
+        reply = self._run_command(args)
+        kind = type(reply)
+        if kind is bytes or kind is int:
+            return reply
+        return self._to_lua(reply, self.client.resp3)
 
     def lua_error_table(self, error: Any) -> Any:
         """The {err=...} table for a Python exception met by the error handler (redis.call's, or a bug)."""
@@ -388,29 +421,29 @@ class ScriptEngine:
         return self.runtime.table(plain=str(error).encode())
 
     def _run_command(self, args: tuple[Any, ...]) -> Any:
-        """One command of the running script: its reply (a CommandError for refusals and error replies)."""
+        """One command of the running script: its reply (a CommandError for refusals and error replies).
+
+        Paid by every redis.call: the common case (a known command spelled as before, string arguments,
+        no ACL, no read-only run, no node-wide restriction, REPL_ALL, nobody tracking) is a few attribute
+        reads and the command's own ``server.call``."""
         run = self.run
         if run is None:
             return CommandError("ERR redis.call is only available while a script runs")
         if not args:
             return CommandError(_NO_ARGS)
-        # Lua strings arrive as bytes: converted only where a script passed a number (or something refused).
         argv: list[bytes] = list(args)
-        for i, arg in enumerate(argv):
-            if type(arg) is not bytes:  # numbers as Redis prints them; anything else is refused
-                converted = lua_arg_bytes(arg)
-                if converted is None:
-                    return CommandError(_BAD_ARG)
-                argv[i] = converted
+        # Lua strings arrive as bytes: converted only where a script passed a number (or something refused).
+        for arg in args:
+            if type(arg) is not bytes:
+                bad = self._convert_args(argv)
+                if bad is not None:
+                    return bad
+                break
         cmd = self._script_commands.get(argv[0])
         if cmd is None:
-            cmd = self.server.commands.get(argv[0].lower())
-            if cmd is None:
-                return CommandError(_UNKNOWN_COMMAND)
-            if "noscript" in cmd.flags:
-                return CommandError(_NOT_FROM_SCRIPT)
-            if len(self._script_commands) < SCRIPT_COMMAND_CACHE_SIZE:
-                self._script_commands[argv[0]] = cmd
+            cmd = self._lookup_command(argv[0])
+            if type(cmd) is CommandError:
+                return cmd
         arity = cmd.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return CommandError(_WRONG_ARGS)
@@ -426,10 +459,16 @@ class ScriptEngine:
                 if refusal is not None:
                     return CommandError(refusal)
             run.wrote = True
+        if run.repl_flags == REPL_ALL and self.on_command is None:
+            try:
+                return server.call(self.client, cmd, argv)
+            except Exception as exc:  # a bug in a command must not unwind through Lua
+                log.exception("script_command_failed", command=cmd.name)
+                return CommandError(f"ERR {exc}")
         mark = len(run.writes)
         try:
             reply = server.call(self.client, cmd, argv)
-        except Exception as exc:  # a bug in a command must not unwind through Lua
+        except Exception as exc:
             log.exception("script_command_failed", command=cmd.name)
             reply = CommandError(f"ERR {exc}")
         if run.repl_flags != REPL_ALL and len(run.writes) > mark:
@@ -437,6 +476,28 @@ class ScriptEngine:
         if self.on_command is not None:
             self.on_command(run.caller, cmd, run.keys)
         return reply
+
+    @staticmethod
+    def _convert_args(argv: list[Any]) -> CommandError | None:
+        """Numbers as Redis prints them (in place); a refusal for anything else."""
+        for i, arg in enumerate(argv):
+            if type(arg) is not bytes:
+                converted = lua_arg_bytes(arg)
+                if converted is None:
+                    return CommandError(_BAD_ARG)
+                argv[i] = converted
+        return None
+
+    def _lookup_command(self, name: bytes) -> Any:
+        """The command a script names (remembered for the next call), or the error reply refusing it."""
+        cmd = self.server.commands.get(name.lower())
+        if cmd is None:
+            return CommandError(_UNKNOWN_COMMAND)
+        if "noscript" in cmd.flags:
+            return CommandError(_NOT_FROM_SCRIPT)
+        if len(self._script_commands) < SCRIPT_COMMAND_CACHE_SIZE:
+            self._script_commands[name] = cmd
+        return cmd
 
     def _write_refusal(self, run: ScriptRun) -> str | None:
         server = self.server

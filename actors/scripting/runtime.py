@@ -162,14 +162,24 @@ local counter = function()
 end
 
 -- Entry points take KEYS and ARGV as varargs (cheaper from Python than two tables): nkeys, keys..., args...
+-- One table from the varargs becomes ARGV once the keys are moved out of its front (no unpack calls: this
+-- runs before every script).
 local function split(nkeys, ...)
-  local all = {...}
-  return {unpack(all, 1, nkeys)}, {unpack(all, nkeys + 1, select('#', ...))}
+  local argv = {...}
+  local keys = {}
+  if nkeys > 0 then
+    local n = select('#', ...)
+    for i = 1, nkeys do keys[i] = argv[i] end
+    for i = 1, n - nkeys do argv[i] = argv[i + nkeys] end
+    for i = n - nkeys + 1, n do argv[i] = nil end
+  end
+  return keys, argv
 end
 
+local period = py.period
 local run_script = function(f, nkeys, ...)
   G.KEYS, G.ARGV = split(nkeys, ...)
-  sethook(counter, '', py.period)
+  sethook(counter, '', period)
   local ok, result = xpcall(f, handler)
   sethook()
   return ok, result
@@ -177,7 +187,7 @@ end
 
 local run_function = function(f, nkeys, ...)
   local keys, argv = split(nkeys, ...)
-  sethook(counter, '', py.period)
+  sethook(counter, '', period)
   local ok, result = xpcall(function() return f(keys, argv) end, handler)
   sethook()
   return ok, result
