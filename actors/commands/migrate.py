@@ -31,7 +31,6 @@ from actors.server.client import ClientKind
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK
-from protocol.resp_client import RespClient
 
 if TYPE_CHECKING:
     from actors.data.keyspace import Database
@@ -194,6 +193,8 @@ def _exchange_now(host: str, port: int, pipeline: list[list[bytes]], timeout_ms:
 
 async def _exchange(host: str, port: int, pipeline: list[list[bytes]], timeout_ms: int) -> list[Any]:
     """The exchange on the loop: connect, then the whole pipeline, each bounded by ``timeout_ms``."""
+    from protocol.resp_client import RespClient  # only MIGRATE needs the client: not loaded at start
+
     try:
         target = await RespClient.connect(host, port, timeout_s=timeout_ms / 1000)
     except (TimeoutError, OSError):

@@ -2,8 +2,8 @@
 
 Start-up time is mostly import time (``python -X importtime -m launcher.main server``), and every node the
 suite starts pays it. The Lua engine (lupa, greenlet, the sandbox) is made on first use (``Server.scripting``)
-and the cluster package is imported only with ``cluster-enabled yes`` (launcher/node.py); these tests keep it
-so. The node's code is imported in a fresh interpreter, as ``launcher.main`` does, since this process has
+the cluster package is imported only with ``cluster-enabled yes`` (launcher/node.py) and MIGRATE's RESP client
+when MIGRATE runs; these tests keep it so. The node's code is imported in a fresh interpreter, as ``launcher.main`` does, since this process has
 imported everything already.
 """
 
@@ -15,7 +15,7 @@ import sys
 
 from tests.harness import REPO
 
-# Loaded by a node only when it needs them: the Lua engine and its runtime, the cluster package.
+# Loaded by a node only when it needs them: the Lua engine and its runtime, the cluster package, MIGRATE's client.
 DEFERRED = (
     "lupa",
     "actors.scripting.engine",
@@ -23,6 +23,7 @@ DEFERRED = (
     "actors.cluster.facade",
     "actors.cluster.gossip",
     "protocol.clusterbus",
+    "protocol.resp_client",
 )
 
 _PROBE = """
