@@ -36,8 +36,9 @@ from typing import Any, ClassVar
 
 import msgpack
 
-# First frame of every cluster message: the node bus hands frames with this family to the cluster.
-CLUSTER_FAMILY = b"C"
+# Re-exported: defined in protocol/ports.py, which the bus imports without loading this module.
+from protocol.ports import CLUSTER_FAMILY as CLUSTER_FAMILY
+
 SLOT_BITMAP_BYTES = 16384 // 8
 
 

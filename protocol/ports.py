@@ -8,12 +8,16 @@ finding their master, the shell, the launcher, the tests) asks ``bus_port_for`` 
 
 from __future__ import annotations
 
-__all__ = ["BUS_PORT_OFFSET", "MAX_RESP_PORT_WITH_BUS", "bus_port_for"]
+__all__ = ["BUS_PORT_OFFSET", "CLUSTER_FAMILY", "MAX_RESP_PORT_WITH_BUS", "bus_port_for"]
 
 # The offset of the bus port from the RESP port when the node's bus-port directive is 0 (Redis Cluster's).
 BUS_PORT_OFFSET = 10000
 # The highest RESP port whose default bus port is still a TCP port (65535 - 10000), as Redis Cluster requires.
 MAX_RESP_PORT_WITH_BUS = 65535 - BUS_PORT_OFFSET
+# First frame of every cluster message on the bus port: the bus hands frames with this family to the cluster
+# (protocol/clusterbus.py re-exports it). Here so the bus's admission knows it without importing the cluster's
+# frame classes, which a node outside cluster mode never loads.
+CLUSTER_FAMILY = b"C"
 
 
 def bus_port_for(resp_port: int, bus_port: int = 0) -> int:

@@ -50,7 +50,7 @@ from protocol.bus_preauth import (
     PREAUTH_REQUEST_MAX_ITEMS,
     preauth_refusal,
 )
-from protocol.clusterbus import CLUSTER_FAMILY
+from protocol.ports import CLUSTER_FAMILY
 
 if TYPE_CHECKING:
     from actors.bus.bus import BusActor

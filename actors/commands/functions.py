@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.commands.scripting import parse_numkeys, prepare_run
-from actors.scripting.engine import engine_of
 from actors.scripting.functions import DUMP_RDB_VERSION, OPCODE_FUNCTION2, parse_library_header
 from protocol import errors
 from protocol.errors import CommandError
@@ -68,7 +67,7 @@ def cmd_function(client: Client, argv: list[bytes]) -> Any:
     if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
         raise errors.wrong_arity(f"function|{sub.decode()}")
     server = client.server
-    engine = engine_of(server)
+    engine = server.scripting
     store = engine.functions
     if sub in _WRITES and client.kind.name != "MASTER":
         if server.is_replica and server.replica_read_only:
@@ -164,7 +163,7 @@ def _restore(client: Client, payload: bytes, policy: bytes) -> None:
             codes.append(code)
     except (codec.RdbError, IndexError, ValueError) as exc:
         raise CommandError(f"ERR {exc}") from None
-    store = engine_of(client.server).functions
+    store = client.server.scripting.functions
     names = [parse_library_header(code) for code in codes]
     if policy == b"append":
         for name in names:
@@ -178,7 +177,7 @@ def _restore(client: Client, payload: bytes, policy: bytes) -> None:
 
 
 def _stats(client: Client) -> Any:
-    engine = engine_of(client.server)
+    engine = client.server.scripting
     run = engine.run
     running: Any = None
     if run is not None:
@@ -199,7 +198,7 @@ def _stats(client: Client) -> Any:
 
 def _fcall(client: Client, argv: list[bytes], read_only: bool) -> Any:
     numkeys = parse_numkeys(argv)
-    engine = engine_of(client.server)
+    engine = client.server.scripting
     function = engine.functions.functions.get(argv[1].decode("utf-8", "replace"))
     if function is None:
         raise CommandError("ERR Function not found")

@@ -33,12 +33,12 @@ from actors.server.client import ClientKind
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK
-from protocol.resp_client import ConnectionLost, RespClient
 
 if TYPE_CHECKING:
     from actors.data.keyspace import Database
     from actors.server.client import Client
     from actors.server.server import Server
+    from protocol.resp_client import RespClient
 
 KEYS_NEED_EMPTY_KEY = "ERR When using MIGRATE KEYS option, the key argument must be set to the empty string"
 IOERR_CONNECT = "IOERR error or timeout connecting to the client"
@@ -261,6 +261,8 @@ async def _exchange(
     each bounded by ``timeout_ms``): the replies and how many of them answer the set-up (AUTH, SELECT).
     A cached connection the target closed meanwhile is replaced once, as Redis retries once on a socket
     error that is not a timeout."""
+    from protocol.resp_client import ConnectionLost, RespClient  # only MIGRATE needs it: not loaded at start
+
     address = (host, port)
     timeout_s = timeout_ms / 1000
     target = cache.take(address)

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
-from actors.scripting.engine import engine_of
 from actors.server.client import ClientKind
 from protocol import errors
 from protocol.errors import CommandError
@@ -120,7 +119,7 @@ def prepare_run(client: Client, flags: frozenset[str] | None, read_only_command:
 
 def _eval(client: Client, argv: list[bytes], by_sha: bool, read_only: bool) -> Any:
     numkeys = parse_numkeys(argv)
-    engine = engine_of(client.server)
+    engine = client.server.scripting
     if by_sha:
         sha = argv[1].lower().decode("latin-1")
         cached = engine.scripts.get(sha)
@@ -193,8 +192,8 @@ def cmd_script(client: Client, argv: list[bytes]) -> Any:
     if sub == b"kill":
         if server.scripting is None:
             raise CommandError("NOTBUSY No scripts in execution right now.")
-        return engine_of(server).kill(functions=False)
-    engine = engine_of(server)
+        return server.scripting.kill(functions=False)
+    engine = server.scripting
     if sub == b"load":
         shebang_flags(argv[2])  # a bad shebang is refused at load time too, as Redis does
         sha, _ = engine.compile(argv[2])

@@ -174,7 +174,7 @@ class ScriptEngine:
         self._run_function = self.runtime.run_function
         self._entry: Any = self._run_script
         # The client scripts' commands run as (Redis's lua_client): its database follows the caller's.
-        self.client = Client(server, ClientKind.INTERNAL, "lua", "")
+        self.client = server.lua_client
         self.client.authenticated = True
         # Set while a client tracks keys (actors/server/tracking.py): told each command a script runs, with the
         # keys its caller declared, which Redis 7.0 remembers for the caller when the script reads (None:
@@ -186,7 +186,7 @@ class ScriptEngine:
         # The RDB reader and writer reach the libraries through these hooks (the last engine made wins: a
         # node process has one).
         rdb_hooks.function_records = self._rdb_records
-        rdb_hooks.functions_loaded = self._rdb_functions_loaded
+        rdb_hooks.functions_loaded = self.load_rdb_functions
 
     def _on_threshold(self, value: Any) -> None:
         self.threshold_s = int(value) / 1000
@@ -563,7 +563,7 @@ class ScriptEngine:
         """The libraries as RDB records (a forked child or a snapshot thread calls this: it only reads)."""
         return self.functions.rdb_records()
 
-    def _rdb_functions_loaded(self, codes: list[bytes]) -> None:
+    def load_rdb_functions(self, codes: list[bytes]) -> None:
         """An RDB was read (start-up, a replica's full sync): its libraries replace ours, on the loop thread."""
         master = self.server.master_actor
         if master is not None and master.loop is not None and master.loop.is_running():

@@ -24,14 +24,14 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from time import perf_counter_ns
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actors.commands import BLOCKED as BLOCKED  # re-exported: loop/ and replication/ import it from here
 from actors.commands import Command, instance_table, load_all
 from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction, exec_refusal
 from actors.config import Config
+from actors.data import rdb_hooks
 from actors.data.keyspace import Keyspace, wall_clock_ms
-from actors.scripting.engine import ScriptEngine
 from actors.server import latency, latencystats, notify
 from actors.server.acl import Acl
 from actors.server.buffers import OutputBufferLimits
@@ -52,6 +52,9 @@ from actors.version import REDIS_VERSION as REDIS_VERSION  # re-exported for per
 from actors.version import VERSION as VERSION  # re-exported for launcher/
 from protocol import errors
 from protocol.errors import CommandError
+
+if TYPE_CHECKING:
+    from actors.scripting.engine import ScriptEngine
 
 _QUEUED = "QUEUED"
 _NOT_IN_MULTI = "ERR Command not allowed inside a transaction"
@@ -172,8 +175,15 @@ class Server:
         self._write_refusal: str | None = None
         # A script ran past busy-reply-threshold: the -BUSY text other clients get (actors/scripting/engine.py).
         self._script_busy: str | None = None
-        # The Lua engine (actors/scripting): scripts, function libraries, the run in progress.
-        self.scripting = ScriptEngine(self, REDIS_VERSION)
+        # The Lua engine (actors/scripting): scripts, function libraries, the run in progress. Made on first use
+        # (the ``scripting`` property), so a node that runs no script imports no lupa and builds no Lua state;
+        # until then the RDB hooks stand in for it (no libraries to write; libraries read make the engine).
+        self._scripting: ScriptEngine | None = None
+        # The client scripts' commands run as (Redis's lua_client): made here, not with the engine, because
+        # redis-server makes it at start-up, so client ids (CLIENT ID, CLIENT LIST) count as redis-server's.
+        self.lua_client = Client(self, ClientKind.INTERNAL, "lua", "")
+        rdb_hooks.function_records = self._function_records
+        rdb_hooks.functions_loaded = self._functions_loaded
         # SLOWLOG: the latest commands that took at least slowlog-log-slower-than microseconds (<0: none).
         self.slowlog: deque[list[Any]] = deque(maxlen=int(config["slowlog-max-len"]))
         self.slowlog_next_id = 0
@@ -295,6 +305,23 @@ class Server:
         else:
             self._restricted_by.discard(feature)
         self._restrictions_changed()
+
+    @property
+    def scripting(self) -> ScriptEngine:
+        engine = self._scripting
+        if engine is None:
+            from actors.scripting.engine import ScriptEngine
+
+            engine = self._scripting = ScriptEngine(self, REDIS_VERSION)  # installs its own RDB hooks
+        return engine
+
+    def _function_records(self) -> bytes:
+        engine = self._scripting
+        return engine.functions.rdb_records() if engine is not None else b""
+
+    def _functions_loaded(self, codes: list[bytes]) -> None:
+        if codes or self._scripting is not None:  # no engine and none read: no libraries to replace
+            self.scripting.load_rdb_functions(codes)  # the engine's own hook from now on
 
     @property
     def cluster(self) -> ClusterPort | None:
