@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from tests.harness import REPO, NodeProcess, _live, free_port, wait_for
+from tests.harness import REPO, START_TIMEOUT_S, NodeProcess, WaitAbort, _live, free_port, wait_for
 
 MASTER_NAME = "mymaster"
 
@@ -60,12 +60,12 @@ class SentinelProcess:
         log.close()
         _live.add(self)  # type: ignore[arg-type]  # anything with stop() may be registered
         if wait:
-            wait_for(self._ready, 15, what=f"sentinel {self.name} on {self.port}")
+            wait_for(self._ready, START_TIMEOUT_S, what=f"sentinel {self.name} on {self.port}")
         return self
 
     def _ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
+            raise WaitAbort(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
         with redis.Redis(port=self.port, socket_timeout=1) as r:
             return bool(r.ping())
 
@@ -184,7 +184,7 @@ def start_sentinels(
     for s in sentinels:
         s.start(wait=False)
     for s in sentinels:
-        wait_for(s._ready, 15, what=f"sentinel {s.name}")
+        wait_for(s._ready, START_TIMEOUT_S, what=f"sentinel {s.name}")
     return sentinels
 
 
