@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from protocol.ports import BUS_PORT_OFFSET, bus_port_for
 
@@ -37,6 +39,10 @@ class WaitAbort(AssertionError):
 # because a loaded CI machine (load 20+) can take many seconds to import and start a Python process; a process
 # that exits fails the wait at once (WaitAbort), so a node that cannot start still fails fast.
 START_TIMEOUT_S = 60.0
+# Readiness probes try once per poll: redis-py 8 retries a refused connect 10 times with a backoff growing to
+# 1 s, so a probe started before the port is bound would notice the node only up to a second after it serves.
+PROBE_RETRY = Retry(NoBackoff(), 0)
+PROBE_TIMEOUT_S = 1.0
 
 
 def wait_for(
@@ -170,7 +176,13 @@ class NodeProcess:
             if self.proc is not None and self.proc.poll() is not None:
                 raise WaitAbort(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
             password = self.directives.get("requirepass") or None  # a node with requirepass answers NOAUTH
-            with redis.Redis(port=self.port, socket_timeout=1, password=password) as r:
+            with redis.Redis(
+                port=self.port,
+                socket_timeout=PROBE_TIMEOUT_S,
+                socket_connect_timeout=PROBE_TIMEOUT_S,
+                password=password,
+                retry=PROBE_RETRY,
+            ) as r:
                 return bool(r.ping())
 
         wait_for(ready, timeout_s, what=f"{self.name} on port {self.port} to answer PING")
@@ -212,31 +224,49 @@ class NodeProcess:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM, then SIGKILL if it does not go."""
+        self.terminate()
+        self.finish_stop(timeout_s)
+
+    def terminate(self) -> None:
+        """The first half of ``stop``: close our clients and send SIGTERM, without waiting (see stop_nodes)."""
         for r in self._clients:
             try:
                 r.close()
             except Exception:
                 pass
         self._clients.clear()
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)
             self.proc.terminate()
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+
+    def finish_stop(self, timeout_s: float = 10.0) -> None:
+        """The second half of ``stop``: wait for the exit, SIGKILL if it does not come."""
+        if self.proc is None:
+            return
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
         _live.discard(self)
 
 
 _live: set[NodeProcess] = set()
 
 
+def stop_nodes(nodes: list[NodeProcess]) -> None:
+    """Stop several nodes at once: SIGTERM to all, then wait for each (their shutdowns overlap)."""
+    for node in nodes:
+        node.terminate()
+    for node in nodes:
+        node.finish_stop()
+
+
 def stop_all() -> None:
-    for node in list(_live):
-        node.stop()
+    nodes = [node for node in list(_live) if isinstance(node, NodeProcess)]
+    stop_nodes(nodes)
+    for other in list(_live):  # anything else with stop() (sentinels register here too)
+        other.stop()
 
 
 class RedisServer:
@@ -266,7 +296,13 @@ class RedisServer:
         def ready() -> bool:
             if self.proc.poll() is not None:
                 raise WaitAbort(f"redis-server exited: {self.log_path.read_text(errors='replace')}")
-            return bool(self.client.ping())
+            with redis.Redis(
+                port=self.port,
+                socket_timeout=PROBE_TIMEOUT_S,
+                socket_connect_timeout=PROBE_TIMEOUT_S,
+                retry=PROBE_RETRY,
+            ) as probe:
+                return bool(probe.ping())
 
         wait_for(ready, START_TIMEOUT_S, what="redis-server to answer PING")
 

@@ -19,7 +19,17 @@ from typing import Any
 
 import redis
 
-from tests.harness import REPO, START_TIMEOUT_S, NodeProcess, WaitAbort, _live, free_port, wait_for
+from tests.harness import (
+    PROBE_RETRY,
+    PROBE_TIMEOUT_S,
+    REPO,
+    START_TIMEOUT_S,
+    NodeProcess,
+    WaitAbort,
+    _live,
+    free_port,
+    wait_for,
+)
 
 MASTER_NAME = "mymaster"
 
@@ -66,7 +76,12 @@ class SentinelProcess:
     def _ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
             raise WaitAbort(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
-        with redis.Redis(port=self.port, socket_timeout=1) as r:
+        with redis.Redis(
+            port=self.port,
+            socket_timeout=PROBE_TIMEOUT_S,
+            socket_connect_timeout=PROBE_TIMEOUT_S,
+            retry=PROBE_RETRY,
+        ) as r:
             return bool(r.ping())
 
     def client(self, **kwargs: Any) -> redis.Redis:
