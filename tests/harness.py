@@ -97,6 +97,18 @@ def _ephemeral_low() -> int:
         return 32768  # Linux's default range starts here
 
 
+def _worker_slice(low: int, high: int) -> tuple[int, int]:
+    """Under pytest-xdist, worker i of n picks its first port in the i-th of n slices of [low, high), so two
+    workers never pick the same port between a check and a bind."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    if not worker.startswith("gw") or count <= 1:
+        return low, high
+    index = int(worker[2:]) % count
+    width = (high - low) // count
+    return low + index * width, low + (index + 1) * width
+
+
 def _reserve(ports: list[int]) -> bool:
     """Take ``ports`` for this session if none was handed out before and all are free now."""
     if len(set(ports)) != len(ports) or any(p in _used_ports or not 0 < p < 65536 for p in ports):
@@ -114,8 +126,9 @@ def free_offset(base_ports: list[int]) -> int:
     high = _ephemeral_low() - BUS_PORT_OFFSET - span
     if high <= PORT_LOW + 1000:  # a wide topology (sentinel ports 26379...): its top ports may be ephemeral
         high = PORT_LOW + 20000
+    low, high = _worker_slice(PORT_LOW, high)
     for _ in range(1000):
-        offset = _rng.randrange(PORT_LOW, high) - min(base_ports)
+        offset = _rng.randrange(low, high) - min(base_ports)
         ports = [p + offset for p in base_ports]
         if _reserve(ports + [bus_port_for(p) for p in ports]):
             return offset
