@@ -267,6 +267,14 @@ class NodeProcess:
 _live: set[NodeProcess] = set()
 
 
+def start_nodes(nodes: list[NodeProcess], timeout_s: float = START_TIMEOUT_S) -> None:
+    """Start several nodes at once: launch every process, then wait for each (their start-ups overlap)."""
+    for node in nodes:
+        node.start(wait=False)
+    for node in nodes:
+        node.wait_ready(timeout_s)
+
+
 def stop_nodes(nodes: list[NodeProcess]) -> None:
     """Stop several nodes at once: SIGTERM to all, then wait for each (their shutdowns overlap)."""
     for node in nodes:

@@ -119,18 +119,35 @@ class SentinelProcess:
             self.proc.wait(10)
 
     def stop(self) -> None:
+        self.terminate()
+        self.finish_stop()
+
+    def terminate(self) -> None:
+        """The first half of ``stop``: close our clients and send SIGTERM, without waiting (stop_sentinels)."""
         for r in self._clients:
             r.close()
         self._clients.clear()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)  # a stopped process cannot exit
             self.proc.terminate()
+
+    def finish_stop(self) -> None:
+        """The second half of ``stop``: wait for the exit, SIGKILL if it does not come."""
+        if self.proc is not None:
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
         _live.discard(self)
+
+
+def stop_sentinels(sentinels: list[SentinelProcess]) -> None:
+    """Stop several sentinels at once: SIGTERM to all, then wait for each (their shutdowns overlap)."""
+    for s in sentinels:
+        s.terminate()
+    for s in sentinels:
+        s.finish_stop()
 
 
 @dataclass
