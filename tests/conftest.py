@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import NodeProcess, RedisServer, stop_all
+from tests.harness import NodeProcess, RedisServer, stop_all, stop_nodes
 
 
 @pytest.fixture
@@ -26,8 +26,7 @@ def node_factory(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
         return node
 
     yield make
-    for node in made:
-        node.stop()
+    stop_nodes(made)
 
 
 @pytest.fixture

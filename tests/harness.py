@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from protocol.ports import bus_port_for
+from protocol.ports import BUS_PORT_OFFSET, bus_port_for
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
@@ -28,10 +30,27 @@ class WaitTimeout(AssertionError):
     pass
 
 
+class WaitAbort(AssertionError):
+    """Raised by a ``wait_for`` predicate when waiting longer is pointless (the process polled has exited):
+    ``wait_for`` lets it through at once instead of polling until its deadline."""
+
+
+# How long a node (or redis-server, or sentinel) that is still running may take to answer its first PING. Long,
+# because a loaded CI machine (load 20+) can take many seconds to import and start a Python process; a process
+# that exits fails the wait at once (WaitAbort), so a node that cannot start still fails fast.
+START_TIMEOUT_S = 60.0
+# Readiness probes try once per poll: redis-py 8 retries a refused connect 10 times with a backoff growing to
+# 1 s, so a probe started before the port is bound would notice the node only up to a second after it serves.
+PROBE_RETRY = Retry(NoBackoff(), 0)
+PROBE_TIMEOUT_S = 1.0
+
+
 def wait_for(
     predicate: Callable[[], T], timeout_s: float = 10.0, interval_s: float = 0.02, what: str = ""
 ) -> T:
-    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout_s`` saying what was seen."""
+    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout_s`` saying what was seen.
+
+    Exceptions from ``predicate`` count as "not yet", except WaitAbort, which ends the wait at once."""
     deadline = time.monotonic() + timeout_s
     last: Any = None
     last_exc: BaseException | None = None
@@ -41,6 +60,8 @@ def wait_for(
             last_exc = None
             if last:
                 return last
+        except WaitAbort:
+            raise
         except Exception as exc:  # the thing polled may not be up yet
             last_exc = exc
         if time.monotonic() > deadline:
@@ -59,20 +80,64 @@ def _port_free(port: int) -> bool:
     return True
 
 
+# Test ports are picked so that a port AND its bus port (+10000) lie below the kernel's ephemeral range: an
+# outgoing connection (any client, any test session on the machine) takes its local port from that range, so a
+# bus port inside it can be taken between the check below and the node's bind. Ports handed out in this session
+# (RESP and bus) are never handed out again.
+PORT_LOW = 10000
 _used_ports: set[int] = set()
+_rng = random.Random(os.getpid() ^ time.monotonic_ns())
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default range starts here
+
+
+def _worker_slice(low: int, high: int) -> tuple[int, int]:
+    """Under pytest-xdist, worker i of n picks its first port in the i-th of n slices of [low, high), so two
+    workers never pick the same port between a check and a bind."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    if not worker.startswith("gw") or count <= 1:
+        return low, high
+    index = int(worker[2:]) % count
+    width = (high - low) // count
+    return low + index * width, low + (index + 1) * width
+
+
+def _reserve(ports: list[int]) -> bool:
+    """Take ``ports`` for this session if none was handed out before and all are free now."""
+    if len(set(ports)) != len(ports) or any(p in _used_ports or not 0 < p < 65536 for p in ports):
+        return False
+    if not all(_port_free(p) for p in ports):
+        return False
+    _used_ports.update(ports)
+    return True
+
+
+def free_offset(base_ports: list[int]) -> int:
+    """An offset that puts every port of ``base_ports``, and its bus port (+10000), on a free loopback port
+    (below the ephemeral range when the topology's span allows it), none handed out before in this session."""
+    span = max(base_ports) - min(base_ports)
+    high = _ephemeral_low() - BUS_PORT_OFFSET - span
+    if high <= PORT_LOW + 1000:  # a wide topology (sentinel ports 26379...): its top ports may be ephemeral
+        high = PORT_LOW + 20000
+    low, high = _worker_slice(PORT_LOW, high)
+    for _ in range(1000):
+        offset = _rng.randrange(low, high) - min(base_ports)
+        ports = [p + offset for p in base_ports]
+        if _reserve(ports + [bus_port_for(p) for p in ports]):
+            return offset
+    raise RuntimeError("no free ports for the topology")
 
 
 def free_port() -> int:
-    """A loopback port that is free, and whose bus port (+10000) is free too."""
-    rng = random.Random(os.getpid() ^ time.monotonic_ns())
-    for _ in range(1000):
-        port = rng.randrange(20000, 30000)
-        if port in _used_ports:
-            continue
-        if _port_free(port) and _port_free(bus_port_for(port)):
-            _used_ports.add(port)
-            return port
-    raise RuntimeError("no free port pair found")
+    """A loopback port that is free, and whose bus port (+10000) is free too (both reserved for the session)."""
+    return free_offset([0])
 
 
 class NodeProcess:
@@ -110,7 +175,7 @@ class NodeProcess:
             args += [f"--{key}", str(value)]
         return args
 
-    def start(self, wait: bool = True, timeout_s: float = 15.0) -> NodeProcess:
+    def start(self, wait: bool = True, timeout_s: float = START_TIMEOUT_S) -> NodeProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO))
         log.close()
@@ -119,12 +184,18 @@ class NodeProcess:
             self.wait_ready(timeout_s)
         return self
 
-    def wait_ready(self, timeout_s: float = 15.0) -> None:
+    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
         def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
+                raise WaitAbort(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
             password = self.directives.get("requirepass") or None  # a node with requirepass answers NOAUTH
-            with redis.Redis(port=self.port, socket_timeout=1, password=password) as r:
+            with redis.Redis(
+                port=self.port,
+                socket_timeout=PROBE_TIMEOUT_S,
+                socket_connect_timeout=PROBE_TIMEOUT_S,
+                password=password,
+                retry=PROBE_RETRY,
+            ) as r:
                 return bool(r.ping())
 
         wait_for(ready, timeout_s, what=f"{self.name} on port {self.port} to answer PING")
@@ -166,31 +237,57 @@ class NodeProcess:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM, then SIGKILL if it does not go."""
+        self.terminate()
+        self.finish_stop(timeout_s)
+
+    def terminate(self) -> None:
+        """The first half of ``stop``: close our clients and send SIGTERM, without waiting (see stop_nodes)."""
         for r in self._clients:
             try:
                 r.close()
             except Exception:
                 pass
         self._clients.clear()
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)
             self.proc.terminate()
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+
+    def finish_stop(self, timeout_s: float = 10.0) -> None:
+        """The second half of ``stop``: wait for the exit, SIGKILL if it does not come."""
+        if self.proc is None:
+            return
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
         _live.discard(self)
 
 
 _live: set[NodeProcess] = set()
 
 
+def start_nodes(nodes: list[NodeProcess], timeout_s: float = START_TIMEOUT_S) -> None:
+    """Start several nodes at once: launch every process, then wait for each (their start-ups overlap)."""
+    for node in nodes:
+        node.start(wait=False)
+    for node in nodes:
+        node.wait_ready(timeout_s)
+
+
+def stop_nodes(nodes: list[NodeProcess]) -> None:
+    """Stop several nodes at once: SIGTERM to all, then wait for each (their shutdowns overlap)."""
+    for node in nodes:
+        node.terminate()
+    for node in nodes:
+        node.finish_stop()
+
+
 def stop_all() -> None:
-    for node in list(_live):
-        node.stop()
+    nodes = [node for node in list(_live) if isinstance(node, NodeProcess)]
+    stop_nodes(nodes)
+    for other in list(_live):  # anything else with stop() (sentinels register here too)
+        other.stop()
 
 
 class RedisServer:
@@ -219,10 +316,16 @@ class RedisServer:
 
         def ready() -> bool:
             if self.proc.poll() is not None:
-                raise AssertionError(f"redis-server exited: {self.log_path.read_text(errors='replace')}")
-            return bool(self.client.ping())
+                raise WaitAbort(f"redis-server exited: {self.log_path.read_text(errors='replace')}")
+            with redis.Redis(
+                port=self.port,
+                socket_timeout=PROBE_TIMEOUT_S,
+                socket_connect_timeout=PROBE_TIMEOUT_S,
+                retry=PROBE_RETRY,
+            ) as probe:
+                return bool(probe.ping())
 
-        wait_for(ready, 15, what="redis-server to answer PING")
+        wait_for(ready, START_TIMEOUT_S, what="redis-server to answer PING")
 
     def digest(self) -> bytes:
         return bytes(self.client.execute_command("DEBUG", "DIGEST"))

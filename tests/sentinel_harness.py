@@ -19,7 +19,17 @@ from typing import Any
 
 import redis
 
-from tests.harness import REPO, NodeProcess, _live, free_port, wait_for
+from tests.harness import (
+    PROBE_RETRY,
+    PROBE_TIMEOUT_S,
+    REPO,
+    START_TIMEOUT_S,
+    NodeProcess,
+    WaitAbort,
+    _live,
+    free_port,
+    wait_for,
+)
 
 MASTER_NAME = "mymaster"
 
@@ -60,13 +70,18 @@ class SentinelProcess:
         log.close()
         _live.add(self)  # type: ignore[arg-type]  # anything with stop() may be registered
         if wait:
-            wait_for(self._ready, 15, what=f"sentinel {self.name} on {self.port}")
+            wait_for(self._ready, START_TIMEOUT_S, what=f"sentinel {self.name} on {self.port}")
         return self
 
     def _ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
-        with redis.Redis(port=self.port, socket_timeout=1) as r:
+            raise WaitAbort(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
+        with redis.Redis(
+            port=self.port,
+            socket_timeout=PROBE_TIMEOUT_S,
+            socket_connect_timeout=PROBE_TIMEOUT_S,
+            retry=PROBE_RETRY,
+        ) as r:
             return bool(r.ping())
 
     def client(self, **kwargs: Any) -> redis.Redis:
@@ -104,18 +119,35 @@ class SentinelProcess:
             self.proc.wait(10)
 
     def stop(self) -> None:
+        self.terminate()
+        self.finish_stop()
+
+    def terminate(self) -> None:
+        """The first half of ``stop``: close our clients and send SIGTERM, without waiting (stop_sentinels)."""
         for r in self._clients:
             r.close()
         self._clients.clear()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)  # a stopped process cannot exit
             self.proc.terminate()
+
+    def finish_stop(self) -> None:
+        """The second half of ``stop``: wait for the exit, SIGKILL if it does not come."""
+        if self.proc is not None:
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
         _live.discard(self)
+
+
+def stop_sentinels(sentinels: list[SentinelProcess]) -> None:
+    """Stop several sentinels at once: SIGTERM to all, then wait for each (their shutdowns overlap)."""
+    for s in sentinels:
+        s.terminate()
+    for s in sentinels:
+        s.finish_stop()
 
 
 @dataclass
@@ -184,7 +216,7 @@ def start_sentinels(
     for s in sentinels:
         s.start(wait=False)
     for s in sentinels:
-        wait_for(s._ready, 15, what=f"sentinel {s.name}")
+        wait_for(s._ready, START_TIMEOUT_S, what=f"sentinel {s.name}")
     return sentinels
 
 

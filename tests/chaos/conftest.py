@@ -19,7 +19,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,8 +33,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from protocol.ports import bus_port_for
-from tests.harness import REPO, wait_for
+from tests.harness import REPO, free_offset, wait_for
 
 # How long `up` may take to report every node ready (the launcher itself allows 30 s).
 UP_TIMEOUT_S = 40.0
@@ -79,26 +77,6 @@ def topology_toml(name: str, nodes: list[NodeDef]) -> str:
         pairs = ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in config.items())
         lines += [f"config = {{ {pairs} }}", ""]
     return "\n".join(lines)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_offset(base_ports: list[int]) -> int:
-    """A port offset that puts every port, and its bus port (+10000), on a free loopback port."""
-    rng = random.Random(os.getpid() ^ time.monotonic_ns())
-    for _ in range(1000):
-        offset = rng.randrange(20000, 30000) - min(base_ports)
-        if all(_port_free(p + offset) and _port_free(bus_port_for(p + offset)) for p in base_ports):
-            return offset
-    raise RuntimeError("no free ports for the topology")
 
 
 def pid_gone(pid: int) -> bool:

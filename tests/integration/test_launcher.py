@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -23,8 +21,7 @@ import pytest
 import redis
 
 from launcher.topology import TopologyError, load_topology, node_argv
-from protocol.ports import bus_port_for
-from tests.harness import REPO, wait_for
+from tests.harness import REPO, free_offset, wait_for
 
 TOPOLOGY = """\
 [topology]
@@ -48,26 +45,6 @@ port = 7003
 replicaof = "n1"
 config = { save = "" }
 """
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_offset(base_ports: list[int]) -> int:
-    """An offset that puts every port, and its bus port (+10000), on a free loopback port."""
-    rng = random.Random(os.getpid() ^ id(base_ports))
-    for _ in range(1000):
-        offset = rng.randrange(20000, 30000) - min(base_ports)
-        if all(_port_free(p + offset) and _port_free(bus_port_for(p + offset)) for p in base_ports):
-            return offset
-    raise RuntimeError("no free ports for the topology")
 
 
 def redactor(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:

@@ -22,7 +22,7 @@ from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 from protocol.resp_client import BlockingRespClient
-from tests.harness import NodeProcess, wait_for
+from tests.harness import NodeProcess, start_nodes, wait_for
 from tests.sentinel_harness import (
     MASTER_NAME,
     EventRecorder,
@@ -33,6 +33,7 @@ from tests.sentinel_harness import (
     reconf_script,
     restarted,
     start_sentinels,
+    stop_sentinels,
     wait_discovered,
 )
 
@@ -48,13 +49,13 @@ def _topology(
     node_factory: Callable[..., NodeProcess], tmp_path: Path, extra: str = ""
 ) -> Iterator[Topology]:
     master = node_factory("m")
-    replicas = [node_factory(f"r{i}", replicaof=f"127.0.0.1 {master.port}") for i in range(2)]
+    replicas = [node_factory(f"r{i}", start=False, replicaof=f"127.0.0.1 {master.port}") for i in range(2)]
+    start_nodes(replicas)  # together: their start-ups overlap
     sentinels = start_sentinels(tmp_path / "sentinels", master.port, extra=extra)
     topo = Topology(master, replicas, sentinels)
     wait_discovered(sentinels, 2)
     yield topo
-    for s in sentinels:
-        s.stop()
+    stop_sentinels(sentinels)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.harness import NodeProcess, RedisServer, wait_for
+from tests.harness import START_TIMEOUT_S, NodeProcess, RedisServer, wait_for
 from tests.sentinel_harness import (
     MASTER_NAME,
     EventRecorder,
@@ -99,7 +99,7 @@ def _sentinels(base: Path, master_port: int, kinds: list[bool]) -> list[Sentinel
     for s in sentinels:
         s.start(wait=False)
     for s in sentinels:
-        wait_for(s._ready, 15, what=f"sentinel {s.name}")
+        wait_for(s._ready, START_TIMEOUT_S, what=f"sentinel {s.name}")
     return sentinels
 
 
