@@ -400,3 +400,24 @@ def test_a_read_of_whole_unquoted_inline_lines_parses_as_line_by_line() -> None:
     out: list[list[bytes]] = []
     RequestParser().feed_parse(b"PING\r\nECHO 'a b'\r\n*1\r\n$4\r\nPING\r\n", out)
     assert out == [[b"PING"], [b"ECHO", b"a b"], [b"PING"]]
+
+
+def test_arrays_of_bulk_strings_encode_alike_on_both_paths() -> None:
+    # Arrays of 8+ bulk strings are laid out in C; shorter ones, mixed ones and items over 1024 bytes take
+    # the per-item loop. Both must give the same bytes as the textbook encoding.
+    seed = random.randrange(2**32)
+    print("seed", seed)
+    rng = random.Random(seed)
+    for _ in range(300):
+        items: list[object] = [
+            bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40)))
+            for _ in range(rng.randrange(0, 40))
+        ]
+        if items and rng.random() < 0.2:
+            items[rng.randrange(len(items))] = b"x" * rng.choice((1024, 1025, 3000))
+        mixed = rng.random() < 0.2
+        if items and mixed:
+            items[rng.randrange(len(items))] = rng.choice((None, 7, "OK"))
+        expected = b"*%d\r\n" % len(items) + b"".join(encode(item) for item in items)
+        assert encode(items) == expected
+        assert encode(tuple(items)) == expected
