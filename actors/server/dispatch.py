@@ -12,7 +12,8 @@ the command, its function, its arity as a [min, max] range. A command is in it w
 (strings, lists, hashes, sets, sorted sets, keys, bitmaps, geo, HyperLogLog, streams) or PING / ECHO /
 DBSIZE, and it can neither block (``blocking`` flag, WAIT) nor change the node's or the client's state that
 ``execute`` checks: no MULTI / EXEC, AUTH, HELLO, SELECT, CLIENT, CONFIG, SUBSCRIBE, scripts, admin commands.
-Plain ``GET`` / ``SET`` spelled in upper or lower case are left out: the fast lane runs those.
+``GET`` / ``SET`` spelled in upper or lower case are the fast lane's: the lane runs one only where the fast
+lane declined it (first in a run) or when it is not the plain form (``SET key value EX 10``).
 
 When it runs (checked once per run, the test ``execute`` makes before its common case): the node is
 unrestricted (``Server._unrestricted``: not loading, no read-only replica, no MISCONF / NOREPLICAS / busy
@@ -77,9 +78,11 @@ def lane_eligible(cmd: Command) -> bool:
     return cmd.group in DATA_GROUPS or cmd.name in EXTRA_NAMES
 
 
-def build_table(commands: dict[bytes, Command]) -> dict[bytes, Record]:
-    """The lane's records by name as clients send them (lower and upper case), from a server's own table."""
+def build_tables(commands: dict[bytes, Command]) -> tuple[dict[bytes, Record], dict[bytes, Record]]:
+    """The lane's records by name as clients send them (lower and upper case), from a server's own table: the
+    main table, and GET / SET under the fast lane's names (see ``GeneralLane.run``)."""
     table: dict[bytes, Record] = {}
+    fast_names: dict[bytes, Record] = {}
     for name, cmd in commands.items():
         if not lane_eligible(cmd):
             continue
@@ -87,9 +90,8 @@ def build_table(commands: dict[bytes, Command]) -> dict[bytes, Record]:
         fewest, most = (arity, arity) if arity > 0 else (-arity, _ANY_COUNT)
         record: Record = (cmd, cmd.fn, fewest, most, cmd.name)
         for sent in (name.lower(), name.upper()):
-            if sent not in FAST_LANE_NAMES:
-                table[sent] = record
-    return table
+            (fast_names if sent in FAST_LANE_NAMES else table)[sent] = record
+    return table, fast_names
 
 
 class GeneralLane:
@@ -97,7 +99,7 @@ class GeneralLane:
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.table = build_table(server.commands)
+        self.table, self.fast_names = build_tables(server.commands)
         # Status replies already encoded (PONG, OK ...): the common simple strings cost one dict lookup.
         self._status: dict[str, bytes] = {}
 
@@ -107,7 +109,8 @@ class GeneralLane:
         Returns the index of the first command not run (``start`` when the lane does not apply at all).
         """
         table = self.table
-        if commands[start][0] not in table:
+        fast_names = self.fast_names
+        if commands[start][0] not in table and commands[start][0] not in fast_names:
             return start
         server = self.server
         if not (
@@ -138,68 +141,78 @@ class GeneralLane:
         clock = perf_counter_ns
         index = start
         end = len(commands)
-        while index < end:
-            argv = commands[index]
-            record = table.get(argv[0])
-            if record is None:
-                break
-            cmd, fn, fewest, most, name = record
-            if not fewest <= len(argv) <= most:
-                break  # execute answers the arity error
-            index += 1
-            client.last_command = name
-            dirty = keyspace.dirty
-            started_ns = clock()
-            try:
-                reply = fn(client, argv)
-            except CommandError as exc:
-                reply = exc
-                cmd.failed_calls += 1
-            duration_us = (clock() - started_ns) // 1000
-            cmd.usec += duration_us
-            cmd.calls += 1
-            if duration_us < small_us:
-                cmd.latency_us[duration_us] += 1
-            elif tracking:
-                latencystats.record(cmd, duration_us)
-            if duration_us >= slow_us:
-                ran_slowly(server, client, cmd, argv, duration_us)
-            if keyspace.dirty != dirty:
-                if client.propagate_as is not None:
-                    for rewritten in client.propagate_as:
-                        propagate(client.db.id, rewritten)
+        try:
+            while index < end:
+                argv = commands[index]
+                record = table.get(argv[0])
+                if record is None:
+                    # GET / SET: the fast lane's plain forms (GET key, SET key value) go back to it, except as the
+                    # first command (the fast lane just declined it: a key with a TTL, a wrong type); SET with
+                    # options (EX, NX, GET ...) runs here.
+                    record = fast_names.get(argv[0])
+                    if record is None or (index != start and len(argv) <= 3):
+                        break
+                cmd, fn, fewest, most, _ = record
+                if not fewest <= len(argv) <= most:
+                    break  # execute answers the arity error
+                index += 1
+                dirty = keyspace.dirty
+                started_ns = clock()
+                try:
+                    reply = fn(client, argv)
+                except CommandError as exc:
+                    reply = exc
+                    cmd.failed_calls += 1
+                duration_us = (clock() - started_ns) // 1000
+                cmd.usec += duration_us
+                cmd.calls += 1
+                if duration_us < small_us:
+                    cmd.latency_us[duration_us] += 1
+                elif tracking:
+                    latencystats.record(cmd, duration_us)
+                if duration_us >= slow_us:
+                    ran_slowly(server, client, cmd, argv, duration_us)
+                if keyspace.dirty != dirty:
+                    if client.propagate_as is not None:
+                        for rewritten in client.propagate_as:
+                            propagate(client.db.id, rewritten)
+                        client.propagate_as = None
+                    elif feeding:
+                        propagate(client.db.id, argv)
+                elif client.propagate_as is not None:
                     client.propagate_as = None
-                elif feeding:
-                    propagate(client.db.id, argv)
-            elif client.propagate_as is not None:
-                client.propagate_as = None
-            kind = type(reply)
-            if kind is bytes:
-                n = len(reply)
-                append(BULK_HEADERS[n] if n < 1024 else b"$%d\r\n" % n)
-                append(reply)
-                append(CRLF)
-            elif kind is int:
-                append(SMALL_INTS[reply + 1] if -1 <= reply <= 1023 else b":%d\r\n" % reply)
-            elif reply is OK:
-                append(OK_REPLY)
-            elif kind is str:
-                encoded = status.get(reply)
-                if encoded is None:
-                    encode_into(out, reply, resp3)
-                    if len(status) < 64:
-                        status[reply] = out[-1]
+                kind = type(reply)
+                if kind is bytes:
+                    n = len(reply)
+                    append(BULK_HEADERS[n] if n < 1024 else b"$%d\r\n" % n)
+                    append(reply)
+                    append(CRLF)
+                elif kind is int:
+                    append(SMALL_INTS[reply + 1] if -1 <= reply <= 1023 else b":%d\r\n" % reply)
+                elif reply is OK:
+                    append(OK_REPLY)
+                elif kind is str:
+                    encoded = status.get(reply)
+                    if encoded is None:
+                        encode_into(out, reply, resp3)
+                        if len(status) < 64:
+                            status[reply] = out[-1]
+                    else:
+                        append(encoded)
                 else:
-                    append(encoded)
-            else:
-                if kind is not list and isinstance(reply, CommandError):
-                    count_error_reply(server, reply)
-                encode_into(out, reply, resp3)
-            if server.after_command is not None:
-                # The write fed a blocked client: serve it now, as execute does, then let the caller test
-                # every condition again (serving it may have run that client's own pipeline).
-                server.after_command()
-                break
+                    if kind is not list and isinstance(reply, CommandError):
+                        count_error_reply(server, reply)
+                    encode_into(out, reply, resp3)
+                if server.after_command is not None:
+                    # The write fed a blocked client: serve it now, as execute does, then let the caller test
+                    # every condition again (serving it may have run that client's own pipeline).
+                    client.last_command = cmd.name
+                    server.after_command()
+                    break
+        finally:
+            if index > start:  # CLIENT LIST's cmd=: the last command run (set once per run, not per command)
+                last = commands[index - 1][0]
+                client.last_command = (table.get(last) or fast_names[last])[4]
         return index
 
 
