@@ -181,11 +181,13 @@ class RespConnection(asyncio.Protocol):
                 if index == end:
                     break
             # Runs of other data commands, checked once per run (actors/server/dispatch.py); it stops at a
-            # GET/SET (the fast lane's) or at a command for the general path below.
-            ran = general_lane(client, commands, index, out)
-            if ran != index:
-                index = ran
-                continue
+            # GET/SET (the fast lane's) or at a command for the general path below. A lone command (unpipelined)
+            # takes the path below: the lane's set-up per run costs more than it saves on one command.
+            if index + 1 < end:
+                ran = general_lane(client, commands, index, out)
+                if ran != index:
+                    index = ran
+                    continue
             argv = commands[index]
             index += 1
             cmd = by_sent_name.get(argv[0])

@@ -15,7 +15,8 @@ DBSIZE, and it can neither block (``blocking`` flag, WAIT) nor change the node's
 ``GET`` / ``SET`` spelled in upper or lower case are the fast lane's: the lane runs one only where the fast
 lane declined it (first in a run) or when it is not the plain form (``SET key value EX 10``).
 
-When it runs (checked once per run, the test ``execute`` makes before its common case): the node is
+When it runs (the RESP connection calls it for a batch of two or more commands; checked once per run, the
+test ``execute`` makes before its common case): the node is
 unrestricted (``Server._unrestricted``: not loading, no read-only replica, no MISCONF / NOREPLICAS / busy
 script, no MONITOR, no keyspace notifications, no tracking, no CLIENT PAUSE, no maxmemory, not in cluster
 mode, SLOWLOG threshold not under 1 ms), the client is outside MULTI, authenticated as a user no ACL rule
