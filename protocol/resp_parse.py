@@ -461,6 +461,22 @@ class RequestParser:
 
     def _parse_inline(self, out: list[list[bytes]]) -> None:
         buf = self._inline
+        if (
+            buf[-1:] == b"\n"
+            and b'"' not in buf
+            and b"'" not in buf
+            and buf[:1] != b"*"
+            and b"\n*" not in buf
+        ):
+            # Whole lines only, no quotes, no multibulk request after them (PING_INLINE's pipeline): each line
+            # is what split_inline's unquoted case makes of it, split in C. A line of any length is accepted
+            # once its newline has arrived, as in Redis (only a line still without one is limited).
+            for line in buf.split(b"\n"):
+                argv = line.split()
+                if argv:
+                    out.append(argv)
+            self._inline = b""
+            return
         # Walked by position: slicing the rest off after each line would copy it once per line.
         pos = 0
         end = len(buf)

@@ -21,8 +21,17 @@ LLONG_MIN = -(2**63)
 LLONG_MAX = 2**63 - 1
 
 
+# The canonical spellings of small integers and their values: LRANGE's indexes, EXPIRE's seconds, INCR's
+# counters are mostly these, and a dict lookup costs a fraction of the checks and int() below (Redis keeps
+# shared objects for 0..9999 for the same reason). Only canonical forms are here, so a hit is always valid.
+_SMALL_INT_VALUES = {b"%d" % i: i for i in range(-1000, 10000)}
+
+
 def parse_int(raw: bytes, message: str = errors.NOT_INTEGER) -> int:
     """A signed 64-bit integer exactly as Redis's string2ll accepts it: no '+', spaces or leading zeros."""
+    value = _SMALL_INT_VALUES.get(raw)
+    if value is not None:
+        return value
     if len(raw) > 20 or not raw:
         raise CommandError(message)
     body = raw[1:] if raw[0] == 45 else raw  # '-'
@@ -76,8 +85,12 @@ def check_type(value: Any, expected: type) -> None:
 
 def get_typed(client: Client, key: bytes, expected: type, read: bool = True) -> Any:
     """The value at ``key`` if it has type ``expected``, None if missing, WRONGTYPE otherwise."""
-    keyspace = client.server.keyspace
-    value = keyspace.lookup_read(client.db, key) if read else keyspace.lookup(client.db, key)
+    db = client.db
+    if read or db.expires or db.meta is not None:
+        keyspace = client.server.keyspace
+        value = keyspace.lookup_read(db, key) if read else keyspace.lookup(db, key)
+    else:
+        value = db.data.get(key)  # Keyspace.lookup's whole work when no key has a TTL and nothing is tracked
     if value is not None and type(value) is not expected:
         raise WrongTypeError()
     return value
@@ -86,8 +99,12 @@ def get_typed(client: Client, key: bytes, expected: type, read: bool = True) -> 
 def get_string(client: Client, key: bytes, read: bool = True) -> bytes | None:
     """The string at ``key`` or None; WRONGTYPE for another type. ``read=False``: a write's lookup (Redis's
     lookupKeyWrite: no keyspace hit/miss, no keymiss event)."""
-    keyspace = client.server.keyspace
-    value = keyspace.lookup_read(client.db, key) if read else keyspace.lookup(client.db, key)
+    db = client.db
+    if read or db.expires or db.meta is not None:
+        keyspace = client.server.keyspace
+        value = keyspace.lookup_read(db, key) if read else keyspace.lookup(db, key)
+    else:
+        value = db.data.get(key)  # as in get_typed
     if value is not None and type(value) is not bytes:
         raise WrongTypeError()
     return value

@@ -182,11 +182,23 @@ def cmd_mset(client: Client, argv: list[bytes]) -> Any:
     if len(argv) % 2 == 0:
         raise errors.wrong_arity("mset")
     keyspace = client.server.keyspace
-    store = keyspace.set
     db = client.db
-    for i in range(1, len(argv), 2):
-        store(db, argv[i], argv[i + 1])
-        keyspace.notify(db, events.STRING, b"set", argv[i])
+    if not (
+        keyspace.notify_flags
+        or db.watched
+        or keyspace.on_modified is not None
+        or keyspace.on_invalidate is not None
+    ):
+        # Nobody to tell (no events, no WATCH, no blocked or tracking client): Keyspace.set would only call
+        # the kvstore's writer, which is called here directly (a C dict store while no key has a TTL).
+        write = db.set
+        for i in range(1, len(argv), 2):
+            write(argv[i], argv[i + 1])
+    else:
+        store = keyspace.set
+        for i in range(1, len(argv), 2):
+            store(db, argv[i], argv[i + 1])
+            keyspace.notify(db, events.STRING, b"set", argv[i])
     keyspace.dirty += (len(argv) - 1) // 2
     return OK
 

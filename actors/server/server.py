@@ -36,6 +36,7 @@ from actors.server import latency, latencystats, notify
 from actors.server.acl import Acl
 from actors.server.buffers import OutputBufferLimits
 from actors.server.client import Client, ClientKind
+from actors.server.dispatch import GeneralLane
 from actors.server.maxmemory import MemoryGuard
 from actors.server.pause import ClientPause
 from actors.server.ports import (
@@ -252,6 +253,8 @@ class Server:
         notify.install(self)  # keyspace notifications follow notify-keyspace-events
         # CLIENT PAUSE (actors/server/pause.py): while on, execute() holds the commands it names.
         self.client_pause = ClientPause(self)
+        # The general lane (actors/server/dispatch.py): runs of data commands, checked once per run.
+        self.general_lane = GeneralLane(self)
 
     def _on_requirepass(self, value: Any) -> None:
         self.requirepass = value

@@ -1,7 +1,9 @@
-"""Pipelined GET and SET take the fast lane (actors/fastlane.py): these check it keeps the dispatcher's exact
-effects over raw pipelines, the way redis-benchmark -P sends them: replies, counters, propagation to the AOF and
-replicas, WATCH, blocked clients, TTLs, SELECT, MULTI, and the refusals (NOAUTH, READONLY) it must not skip.
-Unpipelined GET/SET (one per read: FastLane.run_one) are compared with redis-server, replies and counters."""
+"""Pipelined GET and SET take the fast lane (actors/fastlane.py), other data commands the general lane
+(actors/server/dispatch.py): these check both keep the dispatcher's exact effects over raw pipelines, the way
+redis-benchmark -P sends them: replies, counters, propagation to the AOF and replicas, WATCH, blocked clients,
+TTLs, SELECT, MULTI, and the refusals (NOAUTH, READONLY) they must not skip. The general lane's replies,
+INFO commandstats / errorstats and LATENCY HISTOGRAM counts are compared with redis-server's over a seeded
+random pipeline; unpipelined GET/SET (one per read: FastLane.run_one) likewise, replies and counters."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import pytest
 import redis
 
 from protocol.resp import encode_command
-from tests.harness import NodeProcess, wait_for
+from tests.harness import NodeProcess, RedisServer, wait_for
 from tests.integration.shared import Wire, module_node_fixture, resp2_client_fixture
 
 node = module_node_fixture()
@@ -215,6 +217,22 @@ def test_pipelined_writes_reach_the_aof_and_the_replicas(node_factory: Callable[
             replica_wire.expect(b"-READONLY You can't write against a read only replica.\r\n$2\r\nv1\r\n")
         finally:
             replica_wire.close()
+        # The general lane's writes, including those propagated as other commands (INCRBYFLOAT as SET,
+        # EXPIRE as PEXPIREAT, SPOP with a count as SREM), in db 0 and db 3.
+        general = [
+            ("LPUSH", "list", "a", "b"),
+            ("HSET", "hash", "f", "1"),
+            ("SADD", "set", "m1", "m2", "m3", "m4"),
+            ("INCR", "counter"),
+            ("INCRBYFLOAT", "float", "1.5"),
+            ("ZADD", "zset", "1", "one", "2", "two"),
+            ("EXPIRE", "hash", "1000"),
+            ("SPOP", "set", "2"),
+            ("ZPOPMIN", "zset"),
+        ]
+        commands = [*general, ("SELECT", "3"), *general, ("SELECT", "0")]
+        replies = _replies(master.port, pipeline(*commands), len(commands))
+        assert replies[:4] == [2, 1, 4, 1] and replies[-1] == b"OK"  # the rest: the digests below
     finally:
         wire.close()
     digest = m.execute_command("DEBUG", "DIGEST")
@@ -326,3 +344,120 @@ def test_unpipelined_gets_and_sets_match_redis_server(
         for conns in sides.values():
             for conn in conns:
                 conn.close()
+
+
+# A small key pool, so commands meet keys of other types (WRONGTYPE) and missing keys.
+_LANE_KEYS = ("k1", "k2", "k3", "k4")
+
+
+def _random_command(rng: random.Random) -> tuple[str, ...]:
+    """One command of the general lane's families with a deterministic reply (no SPOP, no TTL), spelled in
+    upper, lower or mixed case, sometimes with a wrong arity or a wrong type."""
+    key = rng.choice(_LANE_KEYS)
+    member = f"m{rng.randrange(6)}"
+    number = str(rng.randrange(-5, 50))
+    name, *args = rng.choice(
+        [
+            ("LPUSH", key, member),
+            ("RPUSH", key, member, member),
+            ("LPOP", key),
+            ("RPOP", key),
+            ("LRANGE", key, "0", "-1"),
+            ("LLEN", key),
+            ("HSET", key, member, number),
+            ("HGET", key, member),
+            ("HINCRBY", key, member, number),
+            ("HDEL", key, member),
+            ("HSET", key, member, number, member),  # an odd field count: the command finds it
+            ("SADD", key, member),
+            ("SREM", key, member),
+            ("SISMEMBER", key, member),
+            ("SCARD", key),
+            ("ZADD", key, number, member),
+            ("ZINCRBY", key, number, member),
+            ("ZRANGE", key, "0", "-1", "WITHSCORES"),
+            ("ZPOPMIN", key),
+            ("INCR", key),
+            ("INCRBY", key, number),
+            ("APPEND", key, member),
+            ("STRLEN", key),
+            ("MGET", key, "k1", "missing"),
+            ("EXISTS", key, "k2"),
+            ("TYPE", key),
+            ("DEL", key),
+            ("EXPIRE", key, "1000"),
+            ("PERSIST", key),
+            ("SET", key, member, "EX", "1000"),  # not the fast lane's form: the general lane's
+            ("GET", key),  # on a key with a TTL or of another type: the fast lane declines it
+            ("PING",),
+            ("ECHO", member),
+            ("DBSIZE",),
+            ("LLEN",),  # wrong arity: the dispatcher's error
+            ("NOSUCHCOMMAND", key),
+        ]
+    )
+    spelled = rng.choice((name, name.lower(), name.capitalize()))
+    return (spelled, *args)
+
+
+def _replies(port: int, data: bytes, count: int) -> list[Any]:
+    """Send ``data`` as one write and read ``count`` replies (error replies as ("error", message))."""
+    reader = hiredis.Reader(replyError=lambda message: ("error", message))
+    replies: list[Any] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        while len(replies) < count:
+            reply = reader.gets()
+            if reply is False:
+                chunk = sock.recv(65536)
+                assert chunk, f"connection closed after {len(replies)} replies"
+                reader.feed(chunk)
+            else:
+                replies.append(reply)
+    return replies
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _counts(client: redis.Redis, names: set[str]) -> dict[str, Any]:
+    stats = client.info("commandstats")
+    histogram = client.execute_command("LATENCY", "HISTOGRAM", *names)
+    if not isinstance(histogram, dict):  # RESP2 without redis-py's callback: a flat array of pairs
+        histogram = dict(zip(histogram[::2], histogram[1::2], strict=True))
+    latency_calls = {}
+    for name, fields in histogram.items():
+        if not isinstance(fields, dict):
+            fields = dict(zip(fields[::2], fields[1::2], strict=True))
+        latency_calls[_text(name)] = {_text(k): v for k, v in fields.items()}["calls"]
+    return {
+        "commandstats": {
+            name: (entry["calls"], entry["failed_calls"])
+            for name, entry in stats.items()
+            if name.removeprefix("cmdstat_") in names
+        },
+        "latency_calls": latency_calls,
+        "errorstats": client.info("errorstats"),
+        "total_error_replies": client.info("stats")["total_error_replies"],
+    }
+
+
+def test_random_pipelines_of_other_commands_match_redis(
+    r: redis.Redis, node: NodeProcess, redis_servers: Callable[..., RedisServer], tmp_path: Path, seed: int
+) -> None:
+    reference = redis_servers(tmp_path)
+    rng = random.Random(seed)
+    r.config_resetstat()
+    reference.client.config_resetstat()
+    names: set[str] = set()
+    for _ in range(8):
+        commands = [_random_command(rng) for _ in range(rng.randrange(1, 60))]
+        names.update(c[0].lower() for c in commands if c[0].lower() != "nosuchcommand")
+        data = pipeline(*commands)
+        ours = _replies(node.port, data, len(commands))
+        theirs = _replies(reference.port, data, len(commands))
+        for command, mine, expected in zip(commands, ours, theirs, strict=True):
+            assert mine == expected, (command, mine, expected)
+    names.discard("config")
+    assert _counts(r, names) == _counts(reference.client, names)

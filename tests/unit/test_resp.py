@@ -374,3 +374,50 @@ def test_split_inline_without_quotes_matches_the_quoting_parser() -> None:
     for _ in range(2000):
         line = bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 24)))
         assert split_inline(line + b' ""') == [*split_inline(line), b""], line
+
+
+def test_a_read_of_whole_unquoted_inline_lines_parses_as_line_by_line() -> None:
+    # A read of whole inline lines without quotes is split in one pass (PING_INLINE's pipelines); it must give
+    # what feeding the same bytes one line at a time gives (the line-by-line parser).
+    seed = random.randrange(2**32)
+    print("seed", seed)
+    rng = random.Random(seed)
+    words = [b"PING", b"get", b"k*", b"a\\b", b"\x00", b"\xff", b"", b" ", b"\t", b"\r", b"x" * 40]
+    for _ in range(500):
+        lines = [
+            b" ".join(rng.choice(words) for _ in range(rng.randrange(0, 5)))
+            for _ in range(rng.randrange(1, 8))
+        ]
+        data = b"".join(line + rng.choice((b"\r\n", b"\n")) for line in lines)
+        whole: list[list[bytes]] = []
+        RequestParser().feed_parse(data, whole)
+        one_by_one: list[list[bytes]] = []
+        parser = RequestParser()
+        for line in data.splitlines(keepends=True):
+            parser.feed_parse(line, one_by_one)
+        assert whole == one_by_one, data
+    # A multibulk request after the inline lines, and quotes, still take the careful way.
+    out: list[list[bytes]] = []
+    RequestParser().feed_parse(b"PING\r\nECHO 'a b'\r\n*1\r\n$4\r\nPING\r\n", out)
+    assert out == [[b"PING"], [b"ECHO", b"a b"], [b"PING"]]
+
+
+def test_arrays_of_bulk_strings_encode_alike_on_both_paths() -> None:
+    # Arrays of 8+ bulk strings are laid out in C; shorter ones, mixed ones and items over 1024 bytes take
+    # the per-item loop. Both must give the same bytes as the textbook encoding.
+    seed = random.randrange(2**32)
+    print("seed", seed)
+    rng = random.Random(seed)
+    for _ in range(300):
+        items: list[object] = [
+            bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40)))
+            for _ in range(rng.randrange(0, 40))
+        ]
+        if items and rng.random() < 0.2:
+            items[rng.randrange(len(items))] = b"x" * rng.choice((1024, 1025, 3000))
+        mixed = rng.random() < 0.2
+        if items and mixed:
+            items[rng.randrange(len(items))] = rng.choice((None, 7, "OK"))
+        expected = b"*%d\r\n" % len(items) + b"".join(encode(item) for item in items)
+        assert encode(items) == expected
+        assert encode(tuple(items)) == expected
