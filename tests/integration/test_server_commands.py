@@ -471,7 +471,7 @@ def test_debug_object_line_has_redis_fields_and_values(
     r: redis.Redis, redis_servers: Any, tmp_path: Path
 ) -> None:
     """DEBUG OBJECT: the status line redis-server prints, field for field (at: and lru: are per process)."""
-    reference = redis.Redis(port=redis_servers(tmp_path).port, protocol=2)
+    reference = redis.Redis(port=redis_servers(tmp_path).port)
     fields = r"Value at:0x[0-9a-f]+ refcount:(\d+) encoding:(\S+) serializedlength:(\d+) lru:\d+ lru_seconds_idle:(\d+)"
     try:
         for client in (r, reference):
