@@ -162,6 +162,31 @@ def test_pause_write_lets_no_writes_scripts_run_as_redis(node: NodeProcess, refe
     assert replies["ours"][-2:] == [[], [1]]
 
 
+def test_read_only_scripts_refuse_may_replicate_commands_as_redis(
+    node: NodeProcess, reference: RedisServer
+) -> None:
+    """PUBLISH / PFCOUNT from EVAL_RO or a no-writes script: refused as writes (Redis 7.0.1+); from EVAL: run."""
+    scripts = [
+        ("EVAL_RO", "return redis.call('publish','ch','msg')"),
+        ("EVAL_RO", "return redis.call('pfcount','hll')"),
+        ("EVAL", "#!lua flags=no-writes\nreturn redis.call('publish','ch','msg')"),
+        ("EVAL", "return redis.call('publish','ch','msg')"),
+        ("EVAL_RO", "return redis.call('get','hll')"),
+    ]
+    replies: dict[str, list[Any]] = {}
+    for name, port in (("ours", node.port), ("redis", reference.port)):
+        with redis.Redis(port=port, **RESP2) as c:
+            got: list[Any] = []
+            for command, body in scripts:
+                try:
+                    got.append(c.execute_command(command, body, 0))
+                except redis.ResponseError as exc:
+                    got.append(str(exc).split(" script:")[0])
+            replies[name] = got
+    assert replies["ours"] == replies["redis"]
+    assert replies["ours"][0] == "Write commands are not allowed from read-only scripts."
+
+
 def test_expired_keys_stay_while_paused(node: NodeProcess) -> None:
     admin = node.client(**RESP2)
     admin.set("gone", "v", px=50)
