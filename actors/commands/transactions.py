@@ -192,7 +192,8 @@ def cmd_exec(client: Client, argv: list[bytes]) -> Any:
             refusal = server.acl.exec_refusal(client, cmd, cmd_argv) if server.acl.enforcing else None
             reply = server.call(client, cmd, cmd_argv) if refusal is None else CommandError(refusal)
             if isinstance(reply, CommandError):
-                count_error_reply(server, reply)  # as Redis: every error reply counts, inside EXEC's array too
+                # As Redis: every error reply counts in errorstats, inside EXEC's array too.
+                count_error_reply(server, reply)
             replies.append(reply)
     finally:
         stream.exec_writes = outer
