@@ -35,11 +35,11 @@ if TYPE_CHECKING:
 # Server.restrict's name for a pause in force.
 RESTRICTION = "client-pause"
 # Commands without the write flag that Redis 7.0 marks may-replicate: a WRITE pause holds them too.
-MAY_REPLICATE = frozenset(
-    ("eval", "evalsha", "fcall", "publish", "spublish", "pfcount", "script", "function", "pfdebug")
-)
+MAY_REPLICATE = frozenset(("eval", "evalsha", "fcall", "publish", "spublish", "pfcount", "pfdebug"))
 # Their read-only forms, which a WRITE pause lets through.
 _READ_ONLY_FORMS = frozenset(("eval_ro", "evalsha_ro", "fcall_ro"))
+# FUNCTION's subcommands that change the libraries (flagged write in Redis; the read ones and SCRIPT's run).
+_FUNCTION_WRITES = frozenset((b"load", b"delete", b"flush", b"restore"))
 # Commands that run a script or function, whose declared flags decide whether a WRITE pause holds them.
 _SCRIPT_RUNNERS = frozenset(("eval", "evalsha", "fcall"))
 
@@ -159,16 +159,20 @@ def _may_replicate(cmd: Command, client: Client, argv: list[bytes]) -> bool:
     As in Redis 7.0.1+, a script or function that declares ``no-writes`` is judged by its flags, not by
     EVAL / FCALL's: it runs during a WRITE pause (alone or queued in a transaction).
     """
+    if cmd.name == "exec" and client.multi:
+        return any(
+            _command_may_replicate(client, queued, queued_argv) for queued, queued_argv in client.multi
+        )
+    return _command_may_replicate(client, cmd, argv)
+
+
+def _command_may_replicate(client: Client, cmd: Command, argv: list[bytes]) -> bool:
     if cmd.name in _SCRIPT_RUNNERS and _declares_no_writes(client, cmd, argv):
         return False
     if cmd.is_write or cmd.name in MAY_REPLICATE:
         return True
-    if cmd.name == "exec" and client.multi:
-        return any(
-            (queued.is_write or queued.name in MAY_REPLICATE)
-            and not (queued.name in _SCRIPT_RUNNERS and _declares_no_writes(client, queued, queued_argv))
-            for queued, queued_argv in client.multi
-        )
+    if cmd.name == "function":
+        return len(argv) > 1 and argv[1].lower() in _FUNCTION_WRITES
     return False
 
 

@@ -119,7 +119,8 @@ def test_pause_ends_by_itself_and_all_holds_every_command(node: NodeProcess) -> 
 
 def test_pause_write_lets_no_writes_scripts_run_as_redis(node: NodeProcess, reference: RedisServer) -> None:
     """EVAL / EVALSHA / FCALL of a script declaring no-writes run during CLIENT PAUSE WRITE (Redis 7.0.1+),
-    alone and inside MULTI; a script without a shebang is held, and runs once the pause ends."""
+    alone and inside MULTI, and so do SCRIPT and FUNCTION LIST; a script without a shebang is held, and runs
+    once the pause ends."""
     lib = "#!lua name=rolib\nredis.register_function{function_name='rof', callback=function() return 'ro' end, flags={'no-writes'}}"
     ro_script = "#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])"
     replies: dict[str, list[Any]] = {}
@@ -134,6 +135,9 @@ def test_pause_write_lets_no_writes_scripts_run_as_redis(node: NodeProcess, refe
             got.append(c.eval(ro_script, 1, "k"))
             got.append(c.evalsha(sha, 1, "k"))
             got.append(c.execute_command("FCALL", "rof", 0))
+            got.append(c.script_load("return 3"))  # SCRIPT and FUNCTION's read subcommands are not held
+            got.append(c.script_exists(sha))
+            got.append(len(c.execute_command("FUNCTION", "LIST")))
             pipe = c.pipeline(transaction=True)
             pipe.eval(ro_script, 1, "k")
             pipe.execute_command("FCALL", "rof", 0)
