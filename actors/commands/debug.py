@@ -67,7 +67,6 @@ def debug_allowed(client: Client) -> bool:
     subcommands=(
         "digest",
         "digest-value",
-        "object",
         "sleep",
         "set-active-expire",
         "error",
