@@ -1,4 +1,4 @@
-"""DEBUG and its subcommands: DIGEST, DIGEST-VALUE, SLEEP, SET-ACTIVE-EXPIRE, ERROR, CRASH-ACTOR, KILL-NODE, and
+"""DEBUG and its subcommands: DIGEST, DIGEST-VALUE, OBJECT, SLEEP, SET-ACTIVE-EXPIRE, ERROR, CRASH-ACTOR, KILL-NODE, and
 those other families register in ``DEBUG_HANDLERS`` (persistence: RELOAD, SET-SAVE-DELAY, SET-LOAD-DELAY;
 populate.py: POPULATE). CRASH-ACTOR reaches the supervisor through ``server.supervisor`` (a SupervisorPort)."""
 
@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from actors.commands import command
+from actors.commands.keys import SHARED_INTEGERS, SHARED_REFCOUNT, _is_int_string, object_encoding
+from actors.commands.memory import object_access
 from actors.data.digest import dataset_digest, object_digest
 from actors.server.client import ClientKind
 from actors.server.ports import SupervisorError
@@ -88,6 +90,8 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
             value = client.db.data.get(key)
             out.append("0" * 40 if value is None else bytes(object_digest(client.db, key, value)).hex())
         return out
+    if sub == b"object" and len(argv) == 3:
+        return _debug_object(client, argv[2])
     if sub == b"sleep" and len(argv) == 3:
         # As in Redis, this blocks the whole node: it exists to test what clients and replicas do then.
         time.sleep(max(_strtod(argv[2]), 0.0))
@@ -107,6 +111,7 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
             b"DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             b"DIGEST",
             b"DIGEST-VALUE <key> ...",
+            b"OBJECT <key>",
             b"SLEEP <seconds>",
             b"SET-ACTIVE-EXPIRE <0|1>",
             b"ERROR <string>",
@@ -116,6 +121,43 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
     raise CommandError(
         f"ERR unknown subcommand or wrong number of arguments for '{argv[1].decode('utf-8', 'replace')[:128]}'. "
         "Try DEBUG HELP."
+    )
+
+
+# Redis's LRU clock: seconds, 24 bits (LRU_CLOCK_MAX).
+_LRU_CLOCK_MASK = (1 << 24) - 1
+# A DUMP payload's bytes around the value's RDB body: the type byte, the RDB version (2), the CRC64 (8).
+_DUMP_FRAMING_BYTES = 11
+
+
+def _debug_object(client: Client, key: bytes) -> str:
+    """DEBUG OBJECT key: Redis's status line (the value's identity, refcount, encoding, RDB length, LRU).
+
+    As in Redis, the key is found without expiring it. ``at`` is the value object's identity here, and
+    serializedlength the length of its RDB serialization (DUMP's payload without its framing). Redis adds
+    quicklist node figures for lists; this node keeps no such nodes and prints none.
+    """
+    value = client.db.data.get(key)
+    if value is None:
+        raise CommandError("ERR no such key")
+    server = client.server
+    if type(value) is bytes and _is_int_string(value) and 0 <= int(value) < SHARED_INTEGERS:
+        refcount = SHARED_REFCOUNT
+    else:
+        refcount = 1
+    codec = server.rdb_codec
+    serialized = 0
+    if codec is not None:
+        dump = codec.dump_value(value, compress=bool(server.config["rdbcompression"]))
+        serialized = len(dump) - _DUMP_FRAMING_BYTES
+    try:
+        idle_s = object_access(client, key, False)
+    except CommandError:  # an LFU policy keeps frequencies, not access times
+        idle_s = 0
+    lru = (int(time.time()) - idle_s) & _LRU_CLOCK_MASK
+    return (
+        f"Value at:0x{id(value):x} refcount:{refcount} encoding:{object_encoding(value, server.config)} "
+        f"serializedlength:{serialized} lru:{lru} lru_seconds_idle:{idle_s}"
     )
 
 

@@ -27,6 +27,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
+from actors.server.errorstats import count_error_reply
 from protocol.errors import CommandError
 from protocol.resp import NULL_ARRAY, OK
 
@@ -189,7 +190,11 @@ def cmd_exec(client: Client, argv: list[bytes]) -> Any:
         for cmd, cmd_argv in queued:
             # ACL rules may have changed since the command was queued (Redis checks again here).
             refusal = server.acl.exec_refusal(client, cmd, cmd_argv) if server.acl.enforcing else None
-            replies.append(server.call(client, cmd, cmd_argv) if refusal is None else CommandError(refusal))
+            reply = server.call(client, cmd, cmd_argv) if refusal is None else CommandError(refusal)
+            if isinstance(reply, CommandError):
+                # As Redis: every error reply counts in errorstats, inside EXEC's array too.
+                count_error_reply(server, reply)
+            replies.append(reply)
     finally:
         stream.exec_writes = outer
     _propagate_transaction(server, writes)

@@ -36,6 +36,7 @@ from actors.loop.fastlane import FastLane
 from actors.loop.preauth import refuse as refuse_preauth
 from actors.persistence.rdb import codec as rdb_codec
 from actors.ratelog import remote_errors
+from actors.server import latency
 from actors.server.client import Client, ClientKind
 from actors.server.errorstats import count_error_reply
 from actors.server.server import BLOCKED, Server
@@ -628,7 +629,9 @@ class MasterActor:
             if server.script_busy is not None:
                 return  # a busy script still owns the keyspace (actors/scripting), as in Redis: no cron
             if server.active_expire_enabled and not server.loading:
+                cycle_started_ns = time.perf_counter_ns()
                 server.keyspace.active_expire_cycle(period_s * 1000 * ACTIVE_EXPIRE_CPU_SHARE)
+                latency.expire_cycle_ran(server, (time.perf_counter_ns() - cycle_started_ns) // 1000)
             now = time.monotonic()
             processed = server.total_commands_processed
             self._ops_samples.append((now, processed))

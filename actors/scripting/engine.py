@@ -37,6 +37,7 @@ from actors.scripting.runtime import FUNCTION_KILLED, SCRIPT_KILLED, LuaRuntime
 from actors.server.acl import full_name
 from actors.server.client import Client, ClientKind
 from actors.server.errorstats import count_error_reply
+from actors.server.pause import MAY_REPLICATE
 from protocol import errors
 from protocol.errors import CommandError
 
@@ -459,6 +460,9 @@ class ScriptEngine:
                 if refusal is not None:
                     return CommandError(refusal)
             run.wrote = True
+        elif run.read_only and cmd.name in MAY_REPLICATE:
+            # Redis 7.0.1+ (scriptVerifyWriteCommandAllow): PUBLISH, PFCOUNT... reach replicas, so not from here.
+            return CommandError(_WRITE_IN_RO)
         if run.repl_flags == REPL_ALL and self.on_command is None:
             try:
                 return server.call(self.client, cmd, argv)

@@ -1,7 +1,8 @@
 """The latency monitor: per-event time series of latency spikes, as Redis 7.0's latency.c keeps them.
 
 ``Server.call`` reports a command that ran for at least ``latency-monitor-threshold`` milliseconds (0: off) as a
-``command`` event (``fast-command`` for commands flagged fast). Each event keeps the last 160 samples, at most one
+``command`` event (``fast-command`` for commands flagged fast), and the loop's cron an active expire cycle that
+long as an ``expire-cycle`` event. Each event keeps the last 160 samples, at most one
 per second (a second spike in the same second keeps the larger), and its all-time maximum. LATENCY
 (actors/commands/latency.py) reads and resets them. Loop thread only.
 """
@@ -53,6 +54,16 @@ def add_sample(server: Server, event: str, latency_ms: int, now_s: int | None = 
     samples.append((now, latency_ms))
     if len(samples) > SAMPLES_PER_EVENT:
         del samples[0]
+
+
+def expire_cycle_ran(server: Server, duration_us: int) -> None:
+    """An active expire cycle ended: an ``expire-cycle`` sample when it took at least the threshold.
+
+    Redis's activeExpireCycle ends with latencyAddSampleIfNeeded("expire-cycle", ...): freeing a big expired
+    key shows there.
+    """
+    if duration_us >= server.latency_threshold_us > 0:
+        add_sample(server, "expire-cycle", duration_us // 1000)
 
 
 def command_ran(server: Server, fast: bool, duration_us: int) -> None:

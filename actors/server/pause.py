@@ -35,11 +35,13 @@ if TYPE_CHECKING:
 # Server.restrict's name for a pause in force.
 RESTRICTION = "client-pause"
 # Commands without the write flag that Redis 7.0 marks may-replicate: a WRITE pause holds them too.
-MAY_REPLICATE = frozenset(
-    ("eval", "evalsha", "fcall", "publish", "spublish", "pfcount", "script", "function", "pfdebug")
-)
+MAY_REPLICATE = frozenset(("eval", "evalsha", "fcall", "publish", "spublish", "pfcount", "pfdebug"))
 # Their read-only forms, which a WRITE pause lets through.
 _READ_ONLY_FORMS = frozenset(("eval_ro", "evalsha_ro", "fcall_ro"))
+# FUNCTION's subcommands that change the libraries (flagged write in Redis; the read ones and SCRIPT's run).
+_FUNCTION_WRITES = frozenset((b"load", b"delete", b"flush", b"restore"))
+# Commands that run a script or function, whose declared flags decide whether a WRITE pause holds them.
+_SCRIPT_RUNNERS = frozenset(("eval", "evalsha", "fcall"))
 
 
 class PauseMode(Enum):
@@ -120,7 +122,7 @@ class ClientPause:
             return False
         if self.mode is PauseMode.ALL:
             return True
-        return _may_replicate(cmd, client)
+        return _may_replicate(cmd, client, argv)
 
     def postpone(self, client: Client, argv: list[bytes]) -> Any:
         client.blocked = Postponed(argv)
@@ -151,10 +153,47 @@ class ClientPause:
             self.held = deque(entry for entry in self.held if entry[0] is not client)
 
 
-def _may_replicate(cmd: Command, client: Client) -> bool:
-    """Redis's is_may_replicate_command: writes, may-replicate commands, and EXEC of a transaction with one."""
+def _may_replicate(cmd: Command, client: Client, argv: list[bytes]) -> bool:
+    """Redis's is_may_replicate_command: writes, may-replicate commands, and EXEC of a transaction with one.
+
+    As in Redis 7.0.1+, a script or function that declares ``no-writes`` is judged by its flags, not by
+    EVAL / FCALL's: it runs during a WRITE pause (alone or queued in a transaction).
+    """
+    if cmd.name == "exec" and client.multi:
+        return any(
+            _command_may_replicate(client, queued, queued_argv) for queued, queued_argv in client.multi
+        )
+    return _command_may_replicate(client, cmd, argv)
+
+
+def _command_may_replicate(client: Client, cmd: Command, argv: list[bytes]) -> bool:
+    if cmd.name in _SCRIPT_RUNNERS and _declares_no_writes(client, cmd, argv):
+        return False
     if cmd.is_write or cmd.name in MAY_REPLICATE:
         return True
-    if cmd.name == "exec" and client.multi:
-        return any(queued.is_write or queued.name in MAY_REPLICATE for queued, _ in client.multi)
+    if cmd.name == "function":
+        return len(argv) > 1 and argv[1].lower() in _FUNCTION_WRITES
     return False
+
+
+def _declares_no_writes(client: Client, cmd: Command, argv: list[bytes]) -> bool:
+    """Whether EVAL's script, EVALSHA's cached script or FCALL's function declares the no-writes flag."""
+    if len(argv) < 2:
+        return False
+    engine = client.server.scripting
+    if cmd.name == "fcall":
+        function = engine.functions.functions.get(argv[1].decode("utf-8", "replace"))
+        return function is not None and function.flags is not None and "no-writes" in function.flags
+    if cmd.name == "evalsha":
+        cached = engine.scripts.get(argv[1].lower().decode("latin-1"))
+        if cached is None:
+            return False
+        body = cached[1]
+    else:
+        body = argv[1]
+    first_line = body.split(b"\n", 1)[0]
+    if not first_line.startswith(b"#!"):
+        return False  # no shebang: the script may write (EVAL's compatibility mode)
+    return any(
+        b"no-writes" in part[6:].split(b",") for part in first_line.split()[1:] if part.startswith(b"flags=")
+    )

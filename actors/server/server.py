@@ -411,6 +411,7 @@ class Server:
             return errors.unknown_command(argv[0].decode("utf-8", "replace"), argv[1:])
         arity = cmd.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+            cmd.rejected_calls += 1  # Redis's rejectCommand: INFO commandstats counts it
             if client.multi is not None:
                 client.multi_error = True
             return errors.wrong_arity(cmd.name)

@@ -117,6 +117,80 @@ def test_pause_ends_by_itself_and_all_holds_every_command(node: NodeProcess) -> 
     other.close()
 
 
+def test_pause_write_lets_no_writes_scripts_run_as_redis(node: NodeProcess, reference: RedisServer) -> None:
+    """EVAL / EVALSHA / FCALL of a script declaring no-writes run during CLIENT PAUSE WRITE (Redis 7.0.1+),
+    alone and inside MULTI, and so do SCRIPT and FUNCTION LIST; a script without a shebang is held, and runs
+    once the pause ends."""
+    lib = "#!lua name=rolib\nredis.register_function{function_name='rof', callback=function() return 'ro' end, flags={'no-writes'}}"
+    ro_script = "#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])"
+    replies: dict[str, list[Any]] = {}
+    for name, port in (("ours", node.port), ("redis", reference.port)):
+        admin = redis.Redis(port=port, **RESP2)
+        admin.set("k", "v")
+        admin.execute_command("FUNCTION", "LOAD", "REPLACE", lib)
+        sha = admin.script_load(ro_script)
+        admin.client_pause(60_000, all=False)
+        got: list[Any] = []
+        with redis.Redis(port=port, socket_timeout=5, **RESP2) as c:
+            got.append(c.eval(ro_script, 1, "k"))
+            got.append(c.evalsha(sha, 1, "k"))
+            got.append(c.execute_command("FCALL", "rof", 0))
+            got.append(c.script_load("return 3"))  # SCRIPT and FUNCTION's read subcommands are not held
+            got.append(c.script_exists(sha))
+            got.append(len(c.execute_command("FUNCTION", "LIST")))
+            pipe = c.pipeline(transaction=True)
+            pipe.eval(ro_script, 1, "k")
+            pipe.execute_command("FCALL", "rof", 0)
+            got.append(pipe.execute())
+        held: list[Any] = []
+
+        def write_script(port: int = port, held: list[Any] = held) -> None:
+            with redis.Redis(port=port, **RESP2) as writer_client:
+                held.append(writer_client.eval("return 1", 0))
+
+        writer = threading.Thread(target=write_script)
+        writer.start()
+
+        def script_held(admin: redis.Redis = admin) -> bool:
+            return int(admin.info("clients")["blocked_clients"]) == 1
+
+        wait_for(script_held, 10, what="the script to be held")
+        got.append(held[:])
+        admin.client_unpause()
+        writer.join(10)
+        got.append(held)
+        admin.execute_command("FUNCTION", "DELETE", "rolib")
+        admin.close()
+        replies[name] = got
+    assert replies["ours"] == replies["redis"]
+    assert replies["ours"][-2:] == [[], [1]]
+
+
+def test_read_only_scripts_refuse_may_replicate_commands_as_redis(
+    node: NodeProcess, reference: RedisServer
+) -> None:
+    """PUBLISH / PFCOUNT from EVAL_RO or a no-writes script: refused as writes (Redis 7.0.1+); from EVAL: run."""
+    scripts = [
+        ("EVAL_RO", "return redis.call('publish','ch','msg')"),
+        ("EVAL_RO", "return redis.call('pfcount','hll')"),
+        ("EVAL", "#!lua flags=no-writes\nreturn redis.call('publish','ch','msg')"),
+        ("EVAL", "return redis.call('publish','ch','msg')"),
+        ("EVAL_RO", "return redis.call('get','hll')"),
+    ]
+    replies: dict[str, list[Any]] = {}
+    for name, port in (("ours", node.port), ("redis", reference.port)):
+        with redis.Redis(port=port, **RESP2) as c:
+            got: list[Any] = []
+            for command, body in scripts:
+                try:
+                    got.append(c.execute_command(command, body, 0))
+                except redis.ResponseError as exc:
+                    got.append(str(exc).split(" script:")[0])
+            replies[name] = got
+    assert replies["ours"] == replies["redis"]
+    assert replies["ours"][0] == "Write commands are not allowed from read-only scripts."
+
+
 def test_expired_keys_stay_while_paused(node: NodeProcess) -> None:
     admin = node.client(**RESP2)
     admin.set("gone", "v", px=50)

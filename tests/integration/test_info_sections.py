@@ -99,3 +99,32 @@ def test_errorstats_count_each_error_prefix_as_redis_does(
     )
     node.client().config_resetstat()
     assert _raw(node.port, b"INFO errorstats\r\n") == b"# Errorstats\r\n"
+
+
+def test_errors_inside_exec_and_arity_rejections_are_counted_as_redis(
+    node: NodeProcess, redis_servers: Any, tmp_path: Path
+) -> None:
+    """An error reply inside EXEC's array counts in errorstats; an arity error counts as a rejected call."""
+    reference = redis_servers(tmp_path)
+    script = b"MULTI\r\nSET a b\r\nAUTH a\r\nLPUSH a x\r\nEXEC\r\nSET k\r\nGET\r\nPING\r\n"
+    for port in (node.port, reference.port):
+        assert _raw(port, b"CONFIG RESETSTAT\r\n") == b"+OK"
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(script)
+            data = b""
+            while not data.endswith(b"+PONG\r\n"):
+                data += sock.recv(65536)
+    want = _raw(reference.port, b"INFO errorstats\r\n")
+    assert b"errorstat_WRONGTYPE:count=1" in want
+    assert _raw(node.port, b"INFO errorstats\r\n") == want
+
+    def counters(port: int) -> list[tuple[bytes, bytes]]:
+        stats = _raw(port, b"INFO commandstats\r\n")
+        return sorted(
+            re.findall(
+                rb"(cmdstat_(?:set|get|auth|lpush|exec)):calls=\d+,.*?(rejected_calls=\d+,failed_calls=\d+)",
+                stats,
+            )
+        )
+
+    assert counters(node.port) == counters(reference.port)

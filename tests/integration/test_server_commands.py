@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -464,3 +465,28 @@ def test_shutdown_exits_the_process_with_status_0(tmp_path: Path) -> None:
         r.execute_command("SHUTDOWN", "NOSAVE")
     assert node.wait_exit(15) == 0
     node.stop()
+
+
+def test_debug_object_line_has_redis_fields_and_values(
+    r: redis.Redis, redis_servers: Any, tmp_path: Path
+) -> None:
+    """DEBUG OBJECT: the status line redis-server prints, field for field (at:, lru: and the idle time vary)."""
+    reference = redis.Redis(port=redis_servers(tmp_path).port)
+    fields = r"Value at:0x[0-9a-f]+ refcount:(\d+) encoding:(\S+) serializedlength:(\d+) lru:\d+ lru_seconds_idle:\d+"
+    try:
+        for client in (r, reference):
+            client.set("shared", "12")
+            client.set("word", "hello world")
+            client.set("big", "x" * 100)
+            client.sadd("ints", 1, 2, 3)
+            client.hset("h", mapping={"f": "v"})
+        for key in ("shared", "word", "big", "ints", "h"):
+            ours = re.fullmatch(fields, r.execute_command("DEBUG", "OBJECT", key).decode())
+            theirs = re.fullmatch(fields, reference.execute_command("DEBUG", "OBJECT", key).decode())
+            assert ours is not None and theirs is not None, key
+            assert ours.groups() == theirs.groups(), key
+        for client in (r, reference):
+            with pytest.raises(redis.ResponseError, match="^no such key$"):
+                client.execute_command("DEBUG", "OBJECT", "missing")
+    finally:
+        reference.close()
