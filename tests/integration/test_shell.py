@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -169,6 +170,25 @@ def _read_until(proc: subprocess.Popen[bytes], wanted: bytes, timeout_s: float =
     return seen
 
 
+def _sigint_as_a_terminal_gives_it() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _stuck_state(pid: int) -> str:
+    """What a process that did not exit on SIGINT is doing: its signal masks and, if py-spy is there, stacks."""
+    with open(f"/proc/{pid}/status") as f:
+        masks = [
+            line.strip() for line in f if line.startswith(("SigBlk", "SigIgn", "SigCgt", "SigPnd", "ShdPnd"))
+        ]
+    stacks = ""
+    if shutil.which("py-spy"):
+        dump = subprocess.run(
+            ["py-spy", "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30
+        )
+        stacks = dump.stdout + dump.stderr
+    return f"{masks}\n{stacks}"
+
+
 def test_subscribe_prints_messages_as_they_arrive_until_ctrl_c(node: NodeProcess) -> None:
     env = dict(os.environ, REDACTOR_HISTFILE="/dev/null")
     proc = subprocess.Popen(
@@ -177,6 +197,9 @@ def test_subscribe_prints_messages_as_they_arrive_until_ctrl_c(node: NodeProcess
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
+        # As a terminal starts it: a runner started in the background (`cmd &` in a script) ignores SIGINT, and
+        # an ignored SIGINT is inherited, so Python would not turn Ctrl-C into KeyboardInterrupt.
+        preexec_fn=_sigint_as_a_terminal_gives_it,
     )
     try:
         head = _read_until(proc, b"3) (integer) 1\n")
@@ -187,7 +210,10 @@ def test_subscribe_prints_messages_as_they_arrive_until_ctrl_c(node: NodeProcess
         wait_for(lambda: publisher.publish("news", "hello") == 1, 5, what="the shell to be subscribed")
         assert _read_until(proc, b'3) "hello"\n') == b'1) "message"\n2) "news"\n3) "hello"\n'
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(10) == 0
+        try:
+            assert proc.wait(10) == 0
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the shell ignored Ctrl-C for 10 s; {_stuck_state(proc.pid)}") from None
         wait_for(lambda: publisher.publish("news", "gone") == 0, 5, what="the shell to unsubscribe")
     finally:
         if proc.poll() is None:
