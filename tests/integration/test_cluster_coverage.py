@@ -8,14 +8,13 @@ Redis's figures from the contract (../shared/SENTINEL-CLUSTER.md §5)."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 
 import pytest
 
 from tests.harness import NodeProcess, wait_for
-from tests.integration.test_cluster_multi import NODE_TIMEOUT_MS, cluster_info, owner_of, raw, wait_ok
+from tests.integration.test_cluster_multi import NODE_TIMEOUT_MS, cluster_info, create, owner_of, raw, wait_ok
 
 # The contract's limits are node-timeout + 1 s (minority) and 2 x node-timeout + 1 s (lost coverage); a loaded
 # 2-core machine gets this much slack on top. The measured figures are printed.
@@ -45,14 +44,7 @@ def test_minority_lost_coverage_partial_coverage_and_unserved_slots(
         node_factory(f"m{i}", cluster_enabled="yes", cluster_node_timeout=NODE_TIMEOUT_MS) for i in range(3)
     ]
     ports = [n.port for n in nodes]
-    proc = subprocess.run(
-        ["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports]]
-        + ["--cluster-replicas", "0", "--cluster-yes"],
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    create(ports, "redactor", replicas=0)
     wait_ok(ports, 3)
     a, b, c = nodes
     keys = {n.port: _key_for(n.port, ports) for n in nodes}

@@ -28,19 +28,19 @@ RESTART_TIMEOUT_S = 60
 pytestmark = [pytest.mark.slow, pytest.mark.compat]
 
 
-def create(ports: Sequence[int], label: str) -> str:
-    proc = run_create(ports, label)
+def create(ports: Sequence[int], label: str, replicas: int = 1) -> str:
+    proc = run_create(ports, label, replicas)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "[OK] All nodes agree about slots configuration." in proc.stdout, proc.stdout
     assert "[OK] All 16384 slots covered." in proc.stdout, proc.stdout
     return proc.stdout
 
 
-def run_create(ports: Sequence[int], label: str) -> subprocess.CompletedProcess[str]:
+def run_create(ports: Sequence[int], label: str, replicas: int = 1) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
             ["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports]]
-            + ["--cluster-replicas", "1", "--cluster-yes"],
+            + ["--cluster-replicas", str(replicas), "--cluster-yes"],
             capture_output=True,
             text=True,
             timeout=90,

@@ -11,14 +11,13 @@ cannot and stays a replica; with the factor set to 0 it is elected.
 from __future__ import annotations
 
 import signal
-import subprocess
 from collections.abc import Callable
 
 import pytest
 import redis
 
 from tests.harness import NodeProcess, wait_for
-from tests.integration.test_cluster_multi import cluster_info, nodes_of, wait_ok
+from tests.integration.test_cluster_multi import cluster_info, create, nodes_of, wait_ok
 
 pytestmark = [pytest.mark.slow]
 NODE_TIMEOUT_MS = 1000
@@ -41,14 +40,7 @@ def test_replica_with_old_data_does_not_stand_for_election(node_factory: Callabl
         repl_ping_replica_period=PING_PERIOD_S,
     )
     ports = [m.port for m in masters]
-    created = subprocess.run(
-        ["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports]]
-        + ["--cluster-replicas", "0", "--cluster-yes"],
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-    assert created.returncode == 0, created.stdout + created.stderr
+    create(ports, "redactor", replicas=0)
     first = masters[0].client()
     rc = replica.client()
     first_id = first.execute_command("CLUSTER", "MYID").decode()
