@@ -591,9 +591,3 @@ class ScriptEngine:
             sub = argv[1].lower()
             return sub == b"kill" or (name == "function" and sub == b"stats")
         return False
-
-
-def engine_of(server: Server) -> ScriptEngine:
-    """The server's script engine."""
-    engine: ScriptEngine = server.scripting
-    return engine
