@@ -14,11 +14,8 @@ Redis runs this from clientsCron; here the cluster's cron runs it, every cron pe
 (not from inside the command or bus message that moved the slot: replies to other clients are not written
 in the middle of one).
 
-A master that turns replica (a failover took its slots, CLUSTER REPLICATE, and outside cluster mode REPLICAOF
-host port) releases every blocked client with
-``-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)`` and closes
-its connection after the reply, as Redis's disconnectAllBlockedClients does on replicationSetMaster; clients
-held by a CLIENT PAUSE are not blocked that way (their command simply runs, or is redirected, when it ends).
+A master that turns replica releases its blocked clients too, in or out of cluster mode:
+``actors.server.blocking.unblock_on_role_change``.
 """
 
 from __future__ import annotations
@@ -27,32 +24,11 @@ from typing import TYPE_CHECKING
 
 from actors.cluster.routing import DOWN_STATE, DOWN_UNBOUND
 from actors.cluster.state import ClusterHealth
-from actors.server.blocking import BlockedState, registry
-from protocol.errors import CommandError
+from actors.server.blocking import blocked_states, registry, release_with_error
 from protocol.slots import keyslot
 
 if TYPE_CHECKING:
     from actors.cluster.facade import Cluster
-    from actors.server.client import Client
-    from actors.server.server import Server
-
-UNBLOCKED_ROLE_CHANGE = (
-    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)"
-)
-
-
-def _blocked(server: Server) -> list[BlockedState]:
-    states: dict[int, BlockedState] = {}
-    for queue in registry(server).waiting.values():
-        for state in queue:
-            if not state.done:
-                states[id(state)] = state
-    return list(states.values())
-
-
-def _release(server: Server, client: Client, error: str) -> None:
-    registry(server).forget(client)  # out of every queue, timer cancelled, no reply
-    client.deliver(CommandError(error))
 
 
 def redirect_if_needed(cluster: Cluster) -> None:
@@ -62,10 +38,10 @@ def redirect_if_needed(cluster: Cluster) -> None:
     state = cluster.state
     myself = state.myself
     commands = cluster.server.commands
-    for blocked in _blocked(cluster.server):
+    for blocked in blocked_states(cluster.server):
         client = blocked.client
         if state.health is ClusterHealth.FAIL:
-            _release(cluster.server, client, DOWN_STATE)
+            release_with_error(cluster.server, client, DOWN_STATE)
             continue
         if not blocked.keys:
             continue
@@ -84,19 +60,6 @@ def redirect_if_needed(cluster: Cluster) -> None:
             continue
         node = state.nodes.get(owner) if owner is not None else None
         if node is None:
-            _release(cluster.server, client, DOWN_UNBOUND)
+            release_with_error(cluster.server, client, DOWN_UNBOUND)
         else:
-            _release(cluster.server, client, f"MOVED {slot} {node.ip}:{node.port}")
-
-
-def unblock_on_role_change(server: Server) -> None:
-    """This master became a replica (REPLICAOF host port in or out of cluster mode, CLUSTER REPLICATE, a
-    failover that took its slots): every client blocked on keys gets UNBLOCKED, then its connection closes
-    (Redis's disconnectAllBlockedClients, from replicationSetMaster). Called by replication's role change
-    (actors/replication/loop_side.py), which releases the clients blocked in WAIT the same way."""
-    if not registry(server).waiting:
-        return
-    for blocked in _blocked(server):
-        client = blocked.client
-        client.close_requested = True  # before the reply: nothing it pipelined behind runs
-        _release(server, client, UNBLOCKED_ROLE_CHANGE)
+            release_with_error(cluster.server, client, f"MOVED {slot} {node.ip}:{node.port}")

@@ -21,6 +21,7 @@ import structlog
 from actors.cluster import admin, blocked, failover, gossip, nodesconf, routing
 from actors.cluster.link import ClusterSend
 from actors.cluster.state import ClusterHealth, ClusterNode, ClusterState, LinkState, new_node_id
+from actors.server.blocking import unblock_on_role_change
 from protocol import clusterbus
 from protocol.clusterbus import ClusterFrame, ClusterFrameError
 
@@ -261,7 +262,7 @@ class Cluster:
         """Become a replica of ``master`` (CLUSTER REPLICATE, or slots lost to it): slots go, data follows."""
         state = self.state
         myself = state.myself
-        blocked.unblock_on_role_change(self.server)
+        unblock_on_role_change(self.server)
         for slot in state.slots_of(myself.id):
             state.assign(slot, None)
         state.importing.clear()

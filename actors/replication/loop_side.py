@@ -19,7 +19,6 @@ import hiredis
 import structlog
 
 from actors import fork
-from actors.cluster.blocked import unblock_on_role_change
 from actors.persistence.rdb import writer as rdb_writer
 from actors.replication import messages as m
 from actors.replication import report
@@ -32,6 +31,7 @@ from actors.replication.states import (
     ReplicaView,
 )
 from actors.replication.waits import Waits
+from actors.server.blocking import unblock_on_role_change
 from actors.server.client import Client, ClientKind
 from protocol import errors
 from protocol.errors import CommandError

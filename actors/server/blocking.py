@@ -14,7 +14,10 @@ served, so a woken client's pipelined commands run after the other waiters had t
 
 Redis 7.0 semantics kept here: a key deleted or replaced by another type leaves its waiters waiting; a
 blocking command inside MULTI (or EXEC) behaves as its non-blocking form with an immediate timeout; timeout
-``0`` waits forever; disconnecting (and RESET) forgets a blocked client without a reply.
+``0`` waits forever; disconnecting (and RESET) forgets a blocked client without a reply; a master that turns
+replica (REPLICAOF host port in or out of cluster mode, CLUSTER REPLICATE, a failover that took its slots)
+releases every blocked client with ``-UNBLOCKED ... (master -> replica?)`` and closes it after the reply, as
+Redis's disconnectAllBlockedClients does (clients held by CLIENT PAUSE are not blocked that way).
 
 Everything here runs on the master actor's event-loop thread.
 """
@@ -324,3 +327,37 @@ def unblock_client(server: Server, client: Client, with_error: bool) -> bool:
     """CLIENT UNBLOCK: end ``client``'s wait (timeout reply, or an UNBLOCKED error). False if it is not waiting."""
     found = _registries.get(server)
     return found is not None and found.unblock(client, with_error)
+
+
+UNBLOCKED_ROLE_CHANGE = (
+    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)"
+)
+
+
+def blocked_states(server: Server) -> list[BlockedState]:
+    """Every client blocked on keys, once each (a client waiting on several keys is in several queues)."""
+    states: dict[int, BlockedState] = {}
+    for queue in registry(server).waiting.values():
+        for state in queue:
+            if not state.done:
+                states[id(state)] = state
+    return list(states.values())
+
+
+def release_with_error(server: Server, client: Client, error: str) -> None:
+    """Unblock ``client`` with ``error`` as its reply (a redirect, CLUSTERDOWN, UNBLOCKED)."""
+    registry(server).forget(client)  # out of every queue, timer cancelled, no reply
+    client.deliver(CommandError(error))
+
+
+def unblock_on_role_change(server: Server) -> None:
+    """This master became a replica (REPLICAOF host port in or out of cluster mode, CLUSTER REPLICATE, a
+    failover that took its slots): every client blocked on keys gets UNBLOCKED, then its connection closes
+    (Redis's disconnectAllBlockedClients, from replicationSetMaster). Called by replication's role change
+    (actors/replication/loop_side.py), which releases the clients blocked in WAIT the same way."""
+    if not registry(server).waiting:
+        return
+    for blocked in blocked_states(server):
+        client = blocked.client
+        client.close_requested = True  # before the reply: nothing it pipelined behind runs
+        release_with_error(server, client, UNBLOCKED_ROLE_CHANGE)
