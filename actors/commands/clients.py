@@ -157,11 +157,12 @@ def cmd_client(client: Client, argv: list[bytes]) -> Any:
 
 
 def _client_kill(client: Client, argv: list[bytes]) -> Any:
+    """CLIENT KILL addr | CLIENT KILL filter value ...: clients already killed (closing) are not matched."""
     server = client.server
     if len(argv) == 3:
         addr = argv[2].decode("utf-8", "replace")
         for other in list(server.clients.values()):
-            if other.addr == addr:
+            if other.addr == addr and not other.close_requested:
                 other.kill()
                 return OK
         raise CommandError("ERR No such client")
@@ -193,7 +194,9 @@ def _client_kill(client: Client, argv: list[bytes]) -> Any:
             raise CommandError(errors.SYNTAX)
     killed = 0
     for other in list(server.clients.values()):
-        if skipme and other is client:
+        if (skipme and other is client) or (other.close_requested and other is not client):
+            # Redis frees a killed client at once; ours leaves the table when its socket closes, a loop
+            # iteration later, and a second KILL in between must not count it again.
             continue
         if all(_client_matches(other, opt, value) for opt, value in filters):
             other.kill()
