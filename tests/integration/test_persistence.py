@@ -378,9 +378,9 @@ def test_a_replica_full_sync_waits_for_a_running_bgsave_one_child_at_a_time(
     r = master.client()
     r.mset({f"key:{i}": f"value:{i}" for i in range(2000)})
     conn = raw(master.port)
-    assert conn.call("DEBUG", "SET-SAVE-DELAY", "1500") == b"OK"
+    replica = node_factory("r")  # started before the BGSAVE: a start under load could outlast its delay
+    assert conn.call("DEBUG", "SET-SAVE-DELAY", "2500") == b"OK"
     assert conn.call("BGSAVE") == b"Background saving started"
-    replica = node_factory("r")
     replica.client().replicaof("127.0.0.1", master.port)
     wait_for(lambda: "slave0" in r.info("replication"), 10, what="the replica to ask for a full sync")
     most_children = 0
