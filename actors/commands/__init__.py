@@ -13,6 +13,7 @@ Layout (one module per family, each registering its commands with ``@command`` o
     clients_modes.py CLIENT PAUSE / UNPAUSE / REPLY / NO-EVICT / TRACKING / CACHING (per-connection modes)
     info.py         INFO                              config.py       CONFIG GET / SET / RESETSTAT
     debug.py        DEBUG (and its handler registry)  slowlog.py      SLOWLOG
+    debug_protocol.py DEBUG PROTOCOL (one reply of each RESP type)  modules.py  MODULE (none can be loaded)
     server.py       COMMAND, SHUTDOWN, MONITOR, check_subcommand
     transactions.py MULTI, EXEC, WATCH                pubsub.py       memory.py  populate.py (DEBUG POPULATE)
     pubsub_shard.py SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH (sharded pub/sub)
