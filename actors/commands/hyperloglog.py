@@ -1,11 +1,12 @@
-"""HyperLogLog: PFADD, PFCOUNT, PFMERGE, byte for byte as Redis 7.0's hyperloglog.c.
+"""HyperLogLog: PFADD, PFCOUNT, PFMERGE and PFDEBUG, byte for byte as Redis 7.0's hyperloglog.c.
 
 An HLL is a string value: a 16-byte header ("HYLL", encoding, 3 unused bytes, the cached cardinality as 8
 bytes little-endian whose top bit marks it stale) and 16384 6-bit registers, either dense (12288 bytes,
 registers packed LSB first) or sparse (ZERO, XZERO and VAL opcodes). The same elements give the same bytes
 as in Redis (MurmurHash64A, the sparse updates and merges of hllSparseSet, promotion to dense past 32 or past
 hll-sparse-max-bytes), so GET, DUMP, DEBUG DIGEST and RDB files agree with redis-server, and so does
-PFCOUNT (Ertl's estimator, as Redis 7 computes it).
+PFCOUNT (Ertl's estimator, as Redis 7 computes it). PFDEBUG GETREG / DECODE / ENCODING / TODENSE are
+Redis's debugging views; PFSELFTEST (a C-speed self test of millions of additions) is not implemented.
 """
 
 from __future__ import annotations
@@ -137,6 +138,10 @@ def _sparse_values(ops: bytes | bytearray) -> list[int]:
     p = 0
     while p < len(buf):
         kind, span, value, size = _opcode(buf, p)
+        if len(values) + span > HLL_REGISTERS:
+            # Runs past the last register: corrupt. Checked as they come, so a crafted value of millions of
+            # XZERO runs (billions of registers) is refused at once instead of being expanded.
+            raise _Corrupt
         values.extend([value] * span)
         p += size
     if len(values) != HLL_REGISTERS:
@@ -425,3 +430,63 @@ def cmd_pfmerge(client: Client, argv: list[bytes]) -> Any:
     keyspace.dirty += 1
     keyspace.notify(db, events.STRING, b"pfadd", argv[1])
     return OK
+
+
+@command(
+    "pfdebug",
+    3,
+    "write denyoom admin",
+    (2, 2, 1),
+    "hyperloglog",
+    "Internal commands for debugging HyperLogLog values",
+)
+def cmd_pfdebug(client: Client, argv: list[bytes]) -> Any:
+    """PFDEBUG GETREG|DECODE|ENCODING|TODENSE key (pfdebugCommand). GETREG and TODENSE leave the value dense,
+    and propagate when they converted it, as Redis does."""
+    keyspace = client.server.keyspace
+    db = client.db
+    sub = argv[1].lower()
+    name = argv[1].decode("utf-8", "replace")
+    value = keyspace.lookup(db, argv[2])
+    if value is None:
+        raise CommandError("ERR The specified key does not exist")
+    value = _check(value)
+    if sub not in (b"getreg", b"decode", b"encoding", b"todense"):
+        raise CommandError(f"ERR Unknown PFDEBUG subcommand '{name}'")
+    if sub == b"encoding":
+        return "dense" if value[4] == HLL_DENSE else "sparse"
+    if sub == b"decode":
+        if value[4] != HLL_SPARSE:
+            raise CommandError("ERR HLL encoding is not sparse")
+        return _decode_sparse(bytearray(value[HLL_HDR_SIZE:]))
+    hll = _Hll(value, _max_sparse_bytes(client))
+    converted = not hll.dense
+    if converted:
+        try:
+            hll.promote()
+        except _Corrupt:
+            raise CommandError(INVALID_HLL) from None
+        keyspace.set(db, argv[2], hll.value(invalidate=False), keep_ttl=True)
+        keyspace.dirty += 1  # the encoding changed: propagate
+    if sub == b"getreg":
+        return _dense_values(hll.body)
+    return 1 if converted else 0
+
+
+def _decode_sparse(ops: bytearray) -> bytes:
+    """PFDEBUG DECODE: the opcodes as ``z:<len>``, ``Z:<len>`` and ``v:<value>,<len>`` words."""
+    words = []
+    p = 0
+    while p < len(ops):
+        try:
+            kind, span, value, size = _opcode(ops, p)
+        except _Corrupt:
+            break  # an XZERO cut at the end (Redis would read past the value)
+        if kind == "zero":
+            words.append(b"z:%d" % span)
+        elif kind == "xzero":
+            words.append(b"Z:%d" % span)
+        else:
+            words.append(b"v:%d,%d" % (value, span))
+        p += size
+    return b" ".join(words)
