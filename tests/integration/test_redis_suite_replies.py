@@ -212,3 +212,31 @@ def test_debug_loadaof_reloads_the_aof(pair: tuple[NodeProcess, RedisServer]) ->
             assert _loadaof_outcome(r) == [True, b"v2", [b"a", b"b"], -1, True, True, -1]
         finally:
             r.close()
+
+
+def _restored_access(r: redis.Redis) -> list[Any]:
+    r.flushall()
+    r.set("src", "bar")
+    payload = r.dump("src")
+    out: list[Any] = []
+    try:
+        r.config_set("maxmemory-policy", "allkeys-lru")
+        r.restore("lru", 0, payload, idletime=1000)
+        out.append(1000 <= r.object("idletime", "lru") <= 1010)
+        r.config_set("maxmemory-policy", "allkeys-lfu")
+        r.restore("lfu", 0, payload, frequency=100)
+        out.append(r.object("freq", "lfu") in (99, 100))  # 99 if a minute boundary passed in between
+        out.append(r.get("lfu"))
+    finally:
+        r.config_set("maxmemory-policy", "noeviction")
+    return out
+
+
+def test_restore_idletime_and_freq_set_the_access_stamp(pair: tuple[NodeProcess, RedisServer]) -> None:
+    node, reference = pair
+    for port in (reference.port, node.port):
+        r = redis.Redis(port=port, socket_timeout=10, protocol=2)
+        try:
+            assert _restored_access(r) == [True, True, b"bar"], port
+        finally:
+            r.close()
