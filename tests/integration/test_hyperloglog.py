@@ -120,3 +120,25 @@ def test_sparse_runs_past_the_last_register_are_refused_at_once(node: NodeProces
         assert reply_or_error(client, *args) == "error: INVALIDOBJ Corrupted HLL object detected"
         assert time.monotonic() - started < 5
     assert client.ping()
+
+
+def test_one_pfadd_of_thousands_of_elements_is_fast_and_byte_exact(
+    node: NodeProcess, redis_servers: Callable[..., RedisServer], tmp_path: Path, seed: int
+) -> None:
+    """The sparse updates of one big PFADD (sparse, then promoted past hll-sparse-max-bytes) give
+    redis-server's bytes at every size, and no longer block the node for seconds (2.9 s for 3,000 elements
+    when each update walked the opcodes from the start)."""
+    server = redis_servers(tmp_path)
+    rng = random.Random(seed)
+    elements = [f"el-{rng.random()}" for _ in range(3000)]
+    ours, theirs = node.client(), server.client
+    for size in (50, 400, 1500, 3000):
+        for client in (ours, theirs):
+            client.config_set("hll-sparse-max-bytes", 3000 if size < 3000 else 12000)
+            client.delete("h")
+        started = time.monotonic()
+        ours.pfadd("h", *elements[:size])
+        elapsed_s = time.monotonic() - started
+        theirs.pfadd("h", *elements[:size])
+        assert ours.get("h") == theirs.get("h"), size
+        assert elapsed_s < 2.5, f"PFADD of {size} elements took {elapsed_s:.2f} s"
