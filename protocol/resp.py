@@ -63,6 +63,11 @@ class ReplySet(list):
     """A RESP3 set whose order matters (Redis sends COMMAND INFO's flag sets in a fixed order); RESP2 array."""
 
 
+class Attribute(dict):
+    """RESP3 attributes (``|<n>`` then a map's pairs) that come before a reply, as DEBUG PROTOCOL ATTRIB sends
+    them: put it first in a MultiReply. Nothing at all in RESP2 (Redis sends attributes to RESP3 clients only)."""
+
+
 class MultiReply(list):
     """Several consecutive replies to one command: (P)SUBSCRIBE and (P)UNSUBSCRIBE confirm each channel apart.
 
@@ -194,6 +199,12 @@ def encode_into(out: list[bytes], value: Any, resp3: bool) -> None:
         out.append(b"," + value + CRLF)
     elif kind is BigNumber and resp3:
         out.append(b"(" + value + CRLF)
+    elif kind is Attribute:
+        if resp3:
+            out.append(b"|%d\r\n" % len(value))
+            for key, item in value.items():
+                encode_into(out, key, resp3)
+                encode_into(out, item, resp3)
     elif isinstance(value, bytes | bytearray | memoryview):
         encode_into(out, bytes(value), resp3)
     elif isinstance(value, int):

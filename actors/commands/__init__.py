@@ -7,12 +7,14 @@ Layout (one module per family, each registering its commands with ``@command`` o
     lists.py        LPUSH, LRANGE, LPOS, ...          lists_blocking.py  BLPOP, BLMOVE, LMPOP, ...
     zsets.py        ZADD, ZSCORE, ZINCRBY, ...        zsets_range.py  ZRANGE & co, ZCOUNT, ZREM*BY*
     zsets_multi.py  ZUNION/ZINTER/ZDIFF, ZPOP, BZPOP  geo.py  sort.py  bitmaps.py  hyperloglog.py
+    geo_areas.py    the geohash cells a GEO search scans, in Redis's order
     lcs.py          LCS                               latency.py      LATENCY (the latency monitor's reports)
     lolwut.py       LOLWUT (VERSION 5: Schotter in Braille)
     connection.py   PING, ECHO, AUTH, HELLO, RESET    clients.py      CLIENT ...
     clients_modes.py CLIENT PAUSE / UNPAUSE / REPLY / NO-EVICT / TRACKING / CACHING (per-connection modes)
     info.py         INFO                              config.py       CONFIG GET / SET / RESETSTAT
     debug.py        DEBUG (and its handler registry)  slowlog.py      SLOWLOG
+    debug_protocol.py DEBUG PROTOCOL (one reply of each RESP type)  modules.py  MODULE (none can be loaded)
     server.py       COMMAND, SHUTDOWN, MONITOR, check_subcommand
     transactions.py MULTI, EXEC, WATCH                pubsub.py       memory.py  populate.py (DEBUG POPULATE)
     pubsub_shard.py SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH (sharded pub/sub)

@@ -41,7 +41,13 @@ DEBUG_HANDLERS: dict[bytes, Any] = {}
 
 
 def debug_allowed(client: Client) -> bool:
-    mode = client.server.config["enable-debug-command"]
+    return protected_action_allowed(client, "enable-debug-command")
+
+
+def protected_action_allowed(client: Client, directive: str) -> bool:
+    """allowProtectedAction: the directive (enable-debug-command, enable-module-command) is yes, or local
+    and the client is on a loopback address."""
+    mode = client.server.config[directive]
     if mode == "yes":
         return True
     if mode == "local":

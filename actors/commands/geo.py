@@ -3,10 +3,10 @@ GEODIST, GEOHASH, GEOSEARCH, GEOSEARCHSTORE, GEORADIUS[_RO], GEORADIUSBYMEMBER[_
 
 A position is stored as its 52-bit interleaved geohash, used as the member's score, exactly as Redis stores
 it, so the sorted set (and its RDB form) is the same. Positions read back are the centre of the hash's cell,
-distances are Redis's haversine on a sphere of 6372797.560856 m. A search keeps the members whose distance
-(or box) test passes, the same test Redis applies to the cells it scans; it scans the whole set rather than
-nine geohash cells, so it costs O(members) where Redis costs about O(log N + M). Without ASC/DESC (and
-without COUNT), matches come in score order, where Redis's order is its cells' (unspecified either way).
+distances are Redis's haversine on a sphere of 6372797.560856 m. A search reads the score ranges of the
+geohash cells Redis scans, in Redis's order (geo_areas.py), and keeps the members whose distance (or box)
+test passes, the same test Redis applies, so unsorted matches come in Redis's order and ANY stops where
+Redis stops.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.commands._util import get_typed, parse_int
+from actors.commands.geo_areas import score_range, search_cells
 from actors.commands.zsets import cmd_zadd, parse_score
 from actors.data import events
 from actors.data.types import ZSet
@@ -338,20 +339,25 @@ def _georadius_generic(client: Client, argv: list[bytes], src: int, flags: int) 
     assert center is not None
     lon0, lat0 = center
     found: list[tuple[float, float, bytes, float, float]] = []
-    for member, score in zset.items():
-        lon, lat = decode(int(score))
-        if box_m is not None:
-            width_m, height_m = box_m
-            if _lat_distance(lat, lat0) > height_m / 2 or distance(lon, lat, lon0, lat) > width_m / 2:
-                continue
-            meters = distance(lon0, lat0, lon, lat)
-        else:
-            meters = distance(lon0, lat0, lon, lat)
-            if meters > (radius_m or 0.0):
-                continue
-        found.append((meters, score, member, lon, lat))
+    for cell in search_cells(lon0, lat0, radius_m, box_m):
         if any_ and len(found) >= count:
             break
+        low, high = score_range(cell)
+        start, stop = zset.score_start(float(low), False), zset.score_stop(float(high), True)
+        for score, member in zset.slice(start, stop):
+            lon, lat = decode(int(score))
+            if box_m is not None:
+                width_m, height_m = box_m
+                if _lat_distance(lat, lat0) > height_m / 2 or distance(lon, lat, lon0, lat) > width_m / 2:
+                    continue
+                meters = distance(lon0, lat0, lon, lat)
+            else:
+                meters = distance(lon0, lat0, lon, lat)
+                if meters > (radius_m or 0.0):
+                    continue
+            found.append((meters, score, member, lon, lat))
+            if any_ and len(found) >= count:
+                break
     if count and not sort and not any_:
         sort = 1  # COUNT without an order: the nearest ones
     if sort:

@@ -1,16 +1,18 @@
-"""HyperLogLog: PFADD, PFCOUNT, PFMERGE, byte for byte as Redis 7.0's hyperloglog.c.
+"""HyperLogLog: PFADD, PFCOUNT, PFMERGE and PFDEBUG, byte for byte as Redis 7.0's hyperloglog.c.
 
 An HLL is a string value: a 16-byte header ("HYLL", encoding, 3 unused bytes, the cached cardinality as 8
 bytes little-endian whose top bit marks it stale) and 16384 6-bit registers, either dense (12288 bytes,
 registers packed LSB first) or sparse (ZERO, XZERO and VAL opcodes). The same elements give the same bytes
 as in Redis (MurmurHash64A, the sparse updates and merges of hllSparseSet, promotion to dense past 32 or past
 hll-sparse-max-bytes), so GET, DUMP, DEBUG DIGEST and RDB files agree with redis-server, and so does
-PFCOUNT (Ertl's estimator, as Redis 7 computes it).
+PFCOUNT (Ertl's estimator, as Redis 7 computes it). PFDEBUG GETREG / DECODE / ENCODING / TODENSE are
+Redis's debugging views; PFSELFTEST (a C-speed self test of millions of additions) is not implemented.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
@@ -107,10 +109,6 @@ def _dense_values(regs: bytes | bytearray) -> list[int]:
 # -- sparse opcodes ---------------------------------------------------------------------------------------
 
 
-def _val(value: int, length: int) -> int:
-    return 0x80 | ((value - 1) << 2) | (length - 1)
-
-
 def _zero_run(length: int) -> bytes:
     if length > SPARSE_ZERO_MAX_LEN:
         length -= 1
@@ -137,6 +135,10 @@ def _sparse_values(ops: bytes | bytearray) -> list[int]:
     p = 0
     while p < len(buf):
         kind, span, value, size = _opcode(buf, p)
+        if len(values) + span > HLL_REGISTERS:
+            # Runs past the last register: corrupt. Checked as they come, so a crafted value of millions of
+            # XZERO runs (billions of registers) is refused at once instead of being expanded.
+            raise _Corrupt
         values.extend([value] * span)
         p += size
     if len(values) != HLL_REGISTERS:
@@ -144,78 +146,121 @@ def _sparse_values(ops: bytes | bytearray) -> list[int]:
     return values
 
 
-def _sparse_set(ops: bytearray, index: int, count: int, max_bytes: int) -> bool | None:
-    """hllSparseSet on the opcodes alone: True if changed, False if not, None if it must become dense."""
-    if count > SPARSE_VAL_MAX_VALUE:
-        return None
-    first = 0
-    p = 0
-    prev = -1
-    span = 0
-    kind = ""
-    value = 0
-    size = 1
-    while p < len(ops):
-        kind, span, value, size = _opcode(ops, p)
-        if index <= first + span - 1:
-            break
-        prev = p
-        p += size
-        first += span
-    else:
-        raise _Corrupt
-    if kind == "val":
-        if value >= count:
-            return False
-        if span == 1:
-            ops[p] = _val(count, 1)
-            _merge_vals(ops, prev)
+# Opcode kinds of _SparseOps's entries, and each one's size in bytes.
+_ZERO, _XZERO, _VAL = 0, 1, 2
+_OPCODE_BYTES = (1, 2, 1)
+
+
+def _zero_entry(length: int) -> tuple[int, int, int]:
+    return (_XZERO if length > SPARSE_ZERO_MAX_LEN else _ZERO, length, 0)
+
+
+class _SparseOps:
+    """A sparse HLL's opcodes while a command updates them: ``(kind, registers, value)`` entries with the first
+    register of each beside them, so hllSparseSet finds an element's opcode by bisection instead of walking
+    the opcodes from the start (which made one PFADD of a few thousand elements block the node for seconds).
+    The updates, and so the bytes, are Redis's: the same splits, the same merges of adjacent VALs.
+    """
+
+    __slots__ = ("entries", "firsts", "covered", "size_bytes", "tail")
+
+    def __init__(self, ops: bytes | bytearray) -> None:
+        entries: list[tuple[int, int, int]] = []
+        firsts: list[int] = []
+        first = p = 0
+        end = len(ops)
+        while p < end:
+            b = ops[p]
+            if b & 0x80:
+                entry = (_VAL, (b & 0x3) + 1, ((b >> 2) & 0x1F) + 1)
+                p += 1
+            elif b & 0x40:
+                if p + 1 >= end:
+                    break  # an XZERO cut in half: nothing from here on can be updated (corrupt)
+                entry = (_XZERO, (((b & 0x3F) << 8) | ops[p + 1]) + 1, 0)
+                p += 2
+            else:
+                entry = (_ZERO, (b & 0x3F) + 1, 0)
+                p += 1
+            entries.append(entry)
+            firsts.append(first)
+            first += entry[1]
+        self.entries = entries
+        self.firsts = firsts
+        self.covered = first  # registers the parsed opcodes cover
+        self.size_bytes = end
+        self.tail = bytes(ops[p:])  # bytes past a cut opcode, kept as they are
+
+    def encode(self) -> bytes:
+        out = bytearray()
+        for kind, span, value in self.entries:
+            if kind == _VAL:
+                out.append(0x80 | ((value - 1) << 2) | (span - 1))
+            elif kind == _XZERO:
+                out += bytes((0x40 | ((span - 1) >> 8), (span - 1) & 0xFF))
+            else:
+                out.append(span - 1)
+        return bytes(out) + self.tail
+
+    def set(self, index: int, count: int, max_bytes: int) -> bool | None:
+        """hllSparseSet: True if changed, False if not, None if the HLL must become dense."""
+        if count > SPARSE_VAL_MAX_VALUE:
+            return None
+        if index >= self.covered:
+            raise _Corrupt
+        entries, firsts = self.entries, self.firsts
+        i = bisect_right(firsts, index) - 1
+        kind, span, value = entries[i]
+        first = firsts[i]
+        if kind == _VAL:
+            if value >= count:
+                return False
+            if span == 1:
+                entries[i] = (_VAL, 1, count)
+                self._merge_vals(i - 1)
+                return True
+        if kind == _ZERO and span == 1:
+            entries[i] = (_VAL, 1, count)
+            self._merge_vals(i - 1)
             return True
-    if kind == "zero" and span == 1:
-        ops[p] = _val(count, 1)
-        _merge_vals(ops, prev)
+        last = first + span - 1
+        seq: list[tuple[int, int, int]] = []
+        seq_firsts: list[int] = []
+        if index != first:
+            seq.append(_zero_entry(index - first) if kind != _VAL else (_VAL, index - first, value))
+            seq_firsts.append(first)
+        seq.append((_VAL, 1, count))
+        seq_firsts.append(index)
+        if index != last:
+            seq.append(_zero_entry(last - index) if kind != _VAL else (_VAL, last - index, value))
+            seq_firsts.append(index + 1)
+        delta = sum(_OPCODE_BYTES[entry[0]] for entry in seq) - _OPCODE_BYTES[kind]
+        if delta > 0 and HLL_HDR_SIZE + self.size_bytes + delta > max_bytes:
+            return None
+        entries[i : i + 1] = seq
+        firsts[i : i + 1] = seq_firsts
+        self.size_bytes += delta
+        self._merge_vals(i - 1)
         return True
-    last = first + span - 1
-    seq = bytearray()
-    if kind in ("zero", "xzero"):
-        if index != first:
-            seq += _zero_run(index - first)
-        seq.append(_val(count, 1))
-        if index != last:
-            seq += _zero_run(last - index)
-    else:
-        if index != first:
-            seq.append(_val(value, index - first))
-        seq.append(_val(count, 1))
-        if index != last:
-            seq.append(_val(value, last - index))
-    delta = len(seq) - size
-    if delta > 0 and HLL_HDR_SIZE + len(ops) + delta > max_bytes:
-        return None
-    ops[p : p + size] = seq
-    _merge_vals(ops, prev)
-    return True
 
-
-def _merge_vals(ops: bytearray, prev: int) -> None:
-    """Step 4 of hllSparseSet: merge adjacent VAL opcodes of one value, scanning 5 opcodes from ``prev``."""
-    p = prev if prev >= 0 else 0
-    scan = 5
-    while p < len(ops) and scan:
-        scan -= 1
-        b = ops[p]
-        if not b & 0x80:
-            p += 2 if b & 0x40 else 1
-            continue
-        if p + 1 < len(ops) and ops[p + 1] & 0x80:
-            v1, v2 = ((b >> 2) & 0x1F) + 1, ((ops[p + 1] >> 2) & 0x1F) + 1
-            if v1 == v2:
-                length = (b & 0x3) + 1 + (ops[p + 1] & 0x3) + 1
-                if length <= SPARSE_VAL_MAX_LEN:
-                    ops[p + 1] = _val(v1, length)
-                    del ops[p]
+    def _merge_vals(self, prev: int) -> None:
+        """Step 4 of hllSparseSet: merge adjacent VALs of one value, scanning 5 opcodes from ``prev``."""
+        entries, firsts = self.entries, self.firsts
+        i = prev if prev >= 0 else 0
+        scan = 5
+        while i < len(entries) and scan:
+            scan -= 1
+            kind, span, value = entries[i]
+            if kind == _VAL and i + 1 < len(entries):
+                next_kind, next_span, next_value = entries[i + 1]
+                if next_kind == _VAL and next_value == value and span + next_span <= SPARSE_VAL_MAX_LEN:
+                    entries[i + 1] = (_VAL, span + next_span, value)
+                    firsts[i + 1] = firsts[i]
+                    del entries[i]
+                    del firsts[i]
+                    self.size_bytes -= 1
                     continue
-        p += 1
+            i += 1
 
 
 # -- objects ----------------------------------------------------------------------------------------------
@@ -266,19 +311,21 @@ class _Hll:
         self.header = value[:HLL_HDR_SIZE]
         self.dense = value[4] == HLL_DENSE
         self.max_sparse_bytes = max_sparse_bytes
-        # Dense: the registers; sparse: the opcodes.
-        self.body = bytearray(value[HLL_HDR_SIZE:])
+        # Dense: the registers (``body``); sparse: the opcodes (``sparse``).
+        self.body = bytearray(value[HLL_HDR_SIZE:]) if self.dense else bytearray()
+        self.sparse = None if self.dense else _SparseOps(value[HLL_HDR_SIZE:])
 
     def promote(self) -> None:
         """hllSparseToDense: the header (cached cardinality included) is kept, the encoding changes."""
-        if not self.dense:
-            self.body = _sparse_to_dense(self.body)
+        if self.sparse is not None:
+            self.body = _sparse_to_dense(self.sparse.encode())
+            self.sparse = None
             self.header = self.header[:4] + bytes((HLL_DENSE,)) + self.header[5:]
             self.dense = True
 
     def set(self, index: int, count: int) -> bool:
-        if not self.dense:
-            changed = _sparse_set(self.body, index, count, self.max_sparse_bytes)
+        if self.sparse is not None:
+            changed = self.sparse.set(index, count, self.max_sparse_bytes)
             if changed is not None:
                 return changed
             self.promote()
@@ -289,7 +336,7 @@ class _Hll:
 
     def value(self, invalidate: bool) -> bytes:
         header = _invalidated(self.header) if invalidate else self.header
-        return header + bytes(self.body)
+        return header + (self.sparse.encode() if self.sparse is not None else bytes(self.body))
 
 
 def _sigma(x: float) -> float:
@@ -425,3 +472,63 @@ def cmd_pfmerge(client: Client, argv: list[bytes]) -> Any:
     keyspace.dirty += 1
     keyspace.notify(db, events.STRING, b"pfadd", argv[1])
     return OK
+
+
+@command(
+    "pfdebug",
+    3,
+    "write denyoom admin",
+    (2, 2, 1),
+    "hyperloglog",
+    "Internal commands for debugging HyperLogLog values",
+)
+def cmd_pfdebug(client: Client, argv: list[bytes]) -> Any:
+    """PFDEBUG GETREG|DECODE|ENCODING|TODENSE key (pfdebugCommand). GETREG and TODENSE leave the value dense,
+    and propagate when they converted it, as Redis does."""
+    keyspace = client.server.keyspace
+    db = client.db
+    sub = argv[1].lower()
+    name = argv[1].decode("utf-8", "replace")
+    value = keyspace.lookup(db, argv[2])
+    if value is None:
+        raise CommandError("ERR The specified key does not exist")
+    value = _check(value)
+    if sub not in (b"getreg", b"decode", b"encoding", b"todense"):
+        raise CommandError(f"ERR Unknown PFDEBUG subcommand '{name}'")
+    if sub == b"encoding":
+        return "dense" if value[4] == HLL_DENSE else "sparse"
+    if sub == b"decode":
+        if value[4] != HLL_SPARSE:
+            raise CommandError("ERR HLL encoding is not sparse")
+        return _decode_sparse(bytearray(value[HLL_HDR_SIZE:]))
+    hll = _Hll(value, _max_sparse_bytes(client))
+    converted = not hll.dense
+    if converted:
+        try:
+            hll.promote()
+        except _Corrupt:
+            raise CommandError(INVALID_HLL) from None
+        keyspace.set(db, argv[2], hll.value(invalidate=False), keep_ttl=True)
+        keyspace.dirty += 1  # the encoding changed: propagate
+    if sub == b"getreg":
+        return _dense_values(hll.body)
+    return 1 if converted else 0
+
+
+def _decode_sparse(ops: bytearray) -> bytes:
+    """PFDEBUG DECODE: the opcodes as ``z:<len>``, ``Z:<len>`` and ``v:<value>,<len>`` words."""
+    words = []
+    p = 0
+    while p < len(ops):
+        try:
+            kind, span, value, size = _opcode(ops, p)
+        except _Corrupt:
+            break  # an XZERO cut at the end (Redis would read past the value)
+        if kind == "zero":
+            words.append(b"z:%d" % span)
+        elif kind == "xzero":
+            words.append(b"Z:%d" % span)
+        else:
+            words.append(b"v:%d,%d" % (value, span))
+        p += size
+    return b" ".join(words)

@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
+from actors.commands.migrate import cached_sockets
 from actors.server import latencystats
 from actors.server.client import ClientKind
 from actors.server.errorstats import info_errorstats
@@ -143,6 +144,7 @@ def _section_stats(server: Server) -> list[tuple[str, Any]]:
         ("pubsubshard_channels", len(server.pubsub_shard_channels)),
         ("latest_fork_usec", persistence.latest_fork_usec if persistence is not None else 0),
         ("total_forks", persistence.total_forks if persistence is not None else 0),
+        ("migrate_cached_sockets", cached_sockets(server)),
         ("total_error_replies", st.total_error_replies),
     ]
 

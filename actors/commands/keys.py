@@ -24,7 +24,7 @@ from actors.commands._util import (
 )
 from actors.commands.memory import object_access
 from actors.data import events
-from actors.data.evict import STAMP_MASK
+from actors.data.evict import STAMP_MASK, restored_stamp
 from actors.data.keyspace import TYPE_NAMES
 from actors.data.stream import Stream
 from actors.data.types import ZSet
@@ -578,7 +578,8 @@ def cmd_dump(client: Client, argv: list[bytes]) -> Any:
 )
 def cmd_restore(client: Client, argv: list[bytes]) -> Any:
     """RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f], checked in Redis's order. IDLETIME
-    and FREQ are validated and then have no effect: redactor keeps no LRU/LFU data."""
+    (LRU policies) or FREQ (LFU policies) sets the key's access stamp while stamps are kept (a maxmemory or an
+    eviction policy is set); otherwise they are validated and have no effect, as there is nothing to set."""
     replace = absttl = False
     idle = freq = -1
     i = 4
@@ -630,6 +631,11 @@ def cmd_restore(client: Client, argv: list[bytes]) -> Any:
             keyspace.notify(db, events.GENERIC, b"del", key)
         return OK
     keyspace.set(db, key, value)
+    tracker = keyspace.tracker
+    if tracker is not None:
+        stamp = restored_stamp(tracker.lfu, idle, freq)
+        if stamp is not None:
+            db.set_access_stamp(key, stamp)
     if ttl:
         keyspace.set_expire(db, key, ttl)
         if not absttl:  # propagated with the absolute deadline, as Redis rewrites it

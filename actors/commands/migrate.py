@@ -244,6 +244,12 @@ def _targets(server: Server) -> _TargetCache:
     return found
 
 
+def cached_sockets(server: Server) -> int:
+    """INFO stats ``migrate_cached_sockets``: connections to MIGRATE targets kept for reuse."""
+    found = _caches.get(server)
+    return 0 if found is None else len(found.idle)
+
+
 def _close_soon(client: RespClient) -> None:
     asyncio.get_running_loop().create_task(client.close())
 

@@ -1,4 +1,4 @@
-"""Persistence commands: SAVE, BGSAVE [SCHEDULE], LASTSAVE, BGREWRITEAOF, and DEBUG RELOAD.
+"""Persistence commands: SAVE, BGSAVE [SCHEDULE], LASTSAVE, BGREWRITEAOF, DEBUG RELOAD and DEBUG LOADAOF.
 
 They are thin: the work is done by the loop-side persistence facade (actors/persistence, reached as
 ``server.persistence``, a ``PersistencePort``), which owns the fork children, the AOF and the counters.
@@ -178,6 +178,28 @@ def _reload_now(persistence: PersistencePort, save: bool) -> Any:
     return OK
 
 
+def debug_loadaof(client: Client, argv: list[bytes]) -> Any:
+    """DEBUG LOADAOF: empty the dataset and load the AOF back; the caller waits, others get -LOADING."""
+    if len(argv) != 2:
+        raise errors.wrong_arity("debug|loadaof")
+    persistence = _persistence(client)
+    server = client.server
+    if server.loading:
+        raise CommandError(errors.LOADING)
+    loop = server.master_actor.loop if server.master_actor is not None else None
+    if client.kind not in (ClientKind.RESP, ClientKind.NATIVE) or _in_exec(client) or loop is None:
+        raise CommandError("ERR DEBUG LOADAOF cannot run inside MULTI/EXEC or a script")
+
+    async def load_then_reply() -> None:
+        error = await persistence.load_aof()
+        client.deliver(CommandError(error) if error else OK)
+
+    loop.create_task(load_then_reply())
+    from actors.commands import BLOCKED
+
+    return BLOCKED
+
+
 def debug_set_save_delay(client: Client, argv: list[bytes]) -> Any:
     if len(argv) != 3:
         raise errors.wrong_arity("debug|set-save-delay")
@@ -193,5 +215,6 @@ def debug_set_load_delay(client: Client, argv: list[bytes]) -> Any:
 
 
 DEBUG_HANDLERS[b"reload"] = debug_reload
+DEBUG_HANDLERS[b"loadaof"] = debug_loadaof
 DEBUG_HANDLERS[b"set-save-delay"] = debug_set_save_delay
 DEBUG_HANDLERS[b"set-load-delay"] = debug_set_load_delay

@@ -102,6 +102,20 @@ def lru_idle_ms(stamp: int) -> int:
     return now + (LRU_CLOCK_MAX - stamp)
 
 
+def restored_stamp(lfu: bool, idle_s: int, freq: int) -> int | None:
+    """objectSetLRUOrLFU: the stamp RESTORE's FREQ (under an LFU policy) or IDLETIME (under the others) asks
+    for, or None when the option that counts for the policy was not given."""
+    if lfu:
+        return lfu_minutes() << 8 | freq if freq >= 0 else None
+    if idle_s < 0:
+        return None
+    now = lru_clock()
+    stamp = now - idle_s * 1000
+    if stamp < 0:  # before the clock's start: half-way round the wrapping clock, so it stays old (as Redis)
+        stamp = (now + LRU_CLOCK_MAX // 2) % LRU_CLOCK_MAX
+    return stamp
+
+
 class AccessTracker:
     """Stamps keys on creation and access for the current policy (shared by every database of a node)."""
 

@@ -275,6 +275,15 @@ class KvStore:
             meta[key] = charge << STAMP_BITS | stamp
             self._charge_delta(charge - (old >> STAMP_BITS))
 
+    def set_access_stamp(self, key: bytes, stamp: int) -> None:
+        """RESTORE's IDLETIME / FREQ (objectSetLRUOrLFU): the key's access stamp as given, while kept."""
+        meta = self.meta
+        if meta is None:
+            return
+        old = meta.get(key)
+        if old is not None:
+            meta[key] = (old & ~STAMP_MASK) | (stamp & STAMP_MASK)
+
     def note_access(self, key: bytes) -> None:
         """A read or write looked ``key`` up: its access stamp moves (LRU clock, LFU counter)."""
         meta = self.meta

@@ -4,7 +4,7 @@ Runs on the master actor's loop thread; clients get -LOADING meanwhile. An RDB i
 with the load helper (rdb/helper.py) on a second core when the file is large: the launcher starts one on
 dbfilename before the node's imports (``prefetched_load_helper``), and the load takes it if it fits. AOF files
 are replayed on the loop in slices (aof/replay.py). Progress feeds INFO persistence's ``loading_*`` fields and
-a ``loading_progress`` log line. DEBUG RELOAD reloads through here too. A dataset that cannot be loaded raises
+a ``loading_progress`` log line. DEBUG RELOAD and DEBUG LOADAOF reload through here too. A dataset that cannot be loaded raises
 LoadError: the node must not start, and no file is changed.
 
 Replication info of a loaded RDB: ``server.loaded_repl_id`` / ``server.loaded_repl_offset`` (None when the
@@ -350,4 +350,25 @@ class Loading:
         except LoadError as exc:
             log.error("reload_failed", reason=str(exc))
             return "ERR Error trying to load the RDB dump, check server logs."
+        return None
+
+    async def load_aof(self) -> str | None:
+        """DEBUG LOADAOF: write out what the AOF still has pending, empty the dataset and load the AOF files
+        back (debug.c: flushAppendOnlyFile, emptyData, loadAppendOnlyFiles). Returns an error.
+
+        The replay feeds neither the AOF nor the replicas (as Redis's ``server.dirty = 0``). Where Redis exits
+        on an AOF it cannot load, the node answers an error and keeps the emptied dataset.
+        """
+        aof = self.sink.aof
+        if aof.fd >= 0:
+            self.sink.write_pending()
+        if not aof.manifest.loadable():
+            return "ERR DEBUG LOADAOF: there is no AOF to load"
+        self.server.keyspace.replace_all([])
+        try:
+            await self._load_aof_files()
+        except LoadError as exc:
+            log.error("loadaof_failed", reason=str(exc))
+            return "ERR Error trying to load the AOF files, check server logs."
+        log.info("aof_loaded_by_debug_loadaof", keys=self.server.keyspace.total_keys())
         return None

@@ -7,7 +7,7 @@ actor (actor.py): the open AOF, the counters INFO persistence reports, the jobs'
                         reply leaves), appendfsync, the everysec fsync through the actor; Misconf (MISCONF)
     jobs.Jobs           SAVE, BGSAVE, BGREWRITEAOF (fork children, via actors/fork.py), save points, the
                         automatic rewrite and its backoff, turning the AOF on and off
-    loading.Loading     the start-up load (AOF or RDB), DEBUG RELOAD, loading progress
+    loading.Loading     the start-up load (AOF or RDB), DEBUG RELOAD / LOADAOF, loading progress
 
 This class builds them, registers the sink, the cron job, INFO persistence and the config listeners, and keeps
 the names commands and replication use (``server.persistence.bgsave()``, ``.child``, ...). The RDB aux fields
@@ -67,6 +67,7 @@ class Persistence:
         self.kill_child = self.jobs.kill_child
         self.load_on_start = self.loading.load_on_start
         self.reload = self.loading.reload
+        self.load_aof = self.loading.load_aof
         self.misconf.update()
         server.persistence = self
         master.stream_sinks.append(self.sink.feed_aof)

@@ -273,6 +273,10 @@ class Replication:
             bool(self.config["rdbchecksum"]),
             float(getattr(server.persistence, "child_delay_s", 0.0) or 0.0),
         )
+        if self.master_host is None:
+            # As replicationSetupSlaveForFullResync's ``slaveseldb = -1``: the stream after this snapshot
+            # SELECTs again, so a replica that only reads the stream (SYNC) knows the database.
+            server.stream.forget_db()
 
     def kill_children(self) -> None:
         """Node shutdown: stop snapshot children (their files are temporary)."""
