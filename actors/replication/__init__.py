@@ -15,6 +15,7 @@ Layout:
     actor.py           ReplicationActor: registers with the bus; owns the backlog, the id mirror, publishing
     primary.py         PrimarySide: replica table, PSYNC decision, snapshot jobs, bulk send, stream fan-out
     replica.py         ReplicaSide: the MasterLink state machine, SnapshotLoader (parses while receiving)
+    direct.py          the direct stream: master loop -> replica loop on one socket, handed over from the bus
     snapshot_child.py  replica-snapshot fork children (actors/fork.py's REPLICA_SNAPSHOT kind)
     backlog.py         the offset-addressed replication backlog
     resp_feed.py       Redis replicas on RESP, loop side: the PSYNC hand-over, PING / GETACK in the stream

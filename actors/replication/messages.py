@@ -135,6 +135,24 @@ class AttachRespReplica:
     sync: bool  # SYNC: the snapshot with no +FULLRESYNC line before it
 
 
+@dataclass(frozen=True, slots=True)
+class DirectAttach:
+    """A replica's direct stream socket (direct.py) reached the loop; from stream position ``start`` on
+    (where the loop's feed stands: FIFO after the Feeds before it) the loop would write the stream to it."""
+
+    node_id: str  # the replica's run id, as its Psync said
+    token: int
+    start: int
+
+
+@dataclass(frozen=True, slots=True)
+class DirectLost:
+    """The loop's direct stream socket to a replica failed: the replica must resync (its bytes are lost)."""
+
+    token: int
+    reason: str
+
+
 # -- actor -> loop ---------------------------------------------------------------------------------------
 
 
@@ -204,6 +222,28 @@ class CountStat:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class DirectAccepted:
+    """The replica is online at the DirectAttach's start: the actor stopped sending it the stream."""
+
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class DirectClosed:
+    """Close the direct stream socket ``token``: refused (the replica is not online there) or dropped."""
+
+    token: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenDirect:
+    """Replica side: the link is up; the loop may open a direct stream socket to the master (direct.py)."""
+
+    gen: int
+
+
 LoopToActor = (
     Ids
     | ResetBacklog
@@ -219,6 +259,8 @@ LoopToActor = (
     | Relink
     | AttachRespReplica
     | GetAckInStream
+    | DirectAttach
+    | DirectLost
 )
 ActorToLoop = (
     ActorStarted
@@ -231,4 +273,7 @@ ActorToLoop = (
     | ReplicasChanged
     | BacklogFreed
     | CountStat
+    | DirectAccepted
+    | DirectClosed
+    | OpenDirect
 )

@@ -424,6 +424,8 @@ class ReplicaSide:
         link.backoff_s = RECONNECT_BACKOFF_MIN_S
         self._set_link_state(link, LinkState.CONNECTED)
         self.send_ack(link, time.monotonic())
+        if link.resp is None:  # a redactor master: its loop may write the stream to ours (direct.py)
+            self.actor.tell_loop(m.OpenDirect(link.gen))
 
     def _on_fullresync(self, link: MasterLink, replid: str, offset: int) -> None:
         link.snap_replid, link.snap_offset = replid, offset
