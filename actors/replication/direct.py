@@ -326,6 +326,8 @@ class DirectStreams:
             conn.held_bytes += len(data)
             if conn.held_bytes > OUTPUT_LIMIT_BYTES:
                 self.inbound_lost(conn, "the bus stream did not catch up with the direct stream")
+            else:
+                self.drain_held()
             return
         self._apply(conn, start, data)
 
