@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import structlog
 import zmq
@@ -96,8 +96,7 @@ class MasterLink:
     buffered: list[tuple[int, bytes]] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Loaded:
+class Loaded(NamedTuple):
     """A loader thread finished parsing a received snapshot, or gave up on it (told to the actor)."""
 
     attempt: int
