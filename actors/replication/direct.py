@@ -117,6 +117,7 @@ class DirectStreams:
         replication._handlers[m.DirectAccepted] = lambda msg: self.accepted(msg.token)
         replication._handlers[m.DirectClosed] = lambda msg: self.close_out(msg.token, msg.reason)
         replication._handlers[m.OpenDirect] = lambda msg: self.open_inbound(msg.gen)
+        replication._handlers[m.ApplyStream] = self._apply_from_bus
         self.master.after_flush.append(self._after_flush)
 
     def enabled(self) -> bool:
@@ -340,6 +341,12 @@ class DirectStreams:
             data = data[read_pos - start :]
             start = read_pos
         replication.apply_stream(conn.gen, start, data)
+
+    def _apply_from_bus(self, message: m.ApplyStream) -> None:
+        """A batch the bus carried (before the hand-over, or with no direct socket); then what it unblocks."""
+        self.replication.apply_stream(message.gen, message.start, message.data)
+        if self.inbound is not None:
+            self.drain_held()
 
     def drain_held(self) -> None:
         """After a batch from the bus: the direct bytes held for it may go now."""

@@ -115,7 +115,7 @@ class Replication:
             m.ActorStarted: lambda msg: self.actor_started(),
             m.RequestSnapshot: lambda msg: self.request_snapshot(msg.job),
             m.PrepareLink: lambda msg: self.prepare_link(msg.gen),
-            m.ApplyStream: self._apply_from_bus,
+            m.ApplyStream: lambda msg: self.apply_stream(msg.gen, msg.start, msg.data),
             m.InstallSnapshot: lambda msg: self.install_snapshot(
                 msg.gen, msg.dbs, msg.replid, msg.offset, msg.stream_db
             ),
@@ -329,11 +329,6 @@ class Replication:
         self._reset_reader()
         replid = self.replid if self.psync_known else "?"
         self._tell(m.LinkReady(gen, replid, self.server.repl_offset))
-
-    def _apply_from_bus(self, message: m.ApplyStream) -> None:
-        self.apply_stream(message.gen, message.start, message.data)
-        if self.direct.inbound is not None:
-            self.direct.drain_held()
 
     def apply_stream(self, gen: int, start: int, data: bytes) -> None:
         """Run a batch of the master's stream as the master client, in order; then feed it to our backlog."""
