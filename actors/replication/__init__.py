@@ -3,7 +3,9 @@
 Semantics follow Redis 7.0's replication.c (full sync, partial resync with PSYNC2 ids, WAIT, min-replicas,
 chained replicas); the transport is the node bus (actors/bus/), the frames are protocol/peer.py's. Two threads:
 the loop thread owns what commands see (``Replication``), the bus thread owns the sockets, the backlog and
-the replicas (``ReplicationActor``, a bus extension). They talk only through messages.py's dataclasses.
+the replicas (``ReplicationActor``, a bus extension). They talk only through messages.py's messages. The
+stream of an online replica skips the bus: the master's loop writes it to the replica's loop over a connection
+to the master's RESP port (direct.py).
 
 Layout:
     loop_side.py       Replication (``server.replication``, loop thread): ids, offsets, the per-tick Feed,
@@ -15,6 +17,7 @@ Layout:
     actor.py           ReplicationActor: registers with the bus; owns the backlog, the id mirror, publishing
     primary.py         PrimarySide: replica table, PSYNC decision, snapshot jobs, bulk send, stream fan-out
     replica.py         ReplicaSide: the MasterLink state machine, SnapshotLoader (parses while receiving)
+    direct.py          the direct stream: master loop -> replica loop on one socket, handed over from the bus
     snapshot_child.py  replica-snapshot fork children (actors/fork.py's REPLICA_SNAPSHOT kind)
     backlog.py         the offset-addressed replication backlog
     resp_feed.py       Redis replicas on RESP, loop side: the PSYNC hand-over, PING / GETACK in the stream

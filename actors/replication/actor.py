@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from actors.replication import direct, resp_replica
 from actors.replication import messages as m
-from actors.replication import resp_replica
 from actors.replication.backlog import Backlog
 from actors.replication.loop_side import Replication
 from actors.replication.primary import PrimarySide
@@ -76,6 +76,8 @@ class ReplicationActor:
             (m.Relink, replica.on_relink),
             (m.AttachRespReplica, lambda msg: resp_replica.attach(primary, msg)),
             (m.GetAckInStream, replica.on_getack_in_stream),
+            (m.DirectAttach, lambda msg: direct.on_attach(primary, msg)),
+            (m.DirectLost, lambda msg: direct.on_lost(primary, msg)),
         ):
             bus.register_loop_message(kind, handler)
         bus.register_control(Loaded, replica.on_snapshot_loaded)

@@ -22,6 +22,7 @@ from actors import fork
 from actors.persistence.rdb import writer as rdb_writer
 from actors.replication import messages as m
 from actors.replication import report
+from actors.replication.direct import DirectStreams
 from actors.replication.resp_feed import RespFeed
 from actors.replication.snapshot_child import SnapshotChildren, remove_stale_temp_files
 from actors.replication.states import (
@@ -131,6 +132,10 @@ class Replication:
             server.persistence.repl_info = self.rdb_repl_info
         master.stream_sinks.append(self.feed)
         self.waits = Waits(self)  # WAIT and min-replicas (waits.py)
+        self.direct = DirectStreams(self)  # the stream written / read on the loop thread (direct.py)
+        # Applying a batch of the master's stream: a GETACK in it is answered once the whole batch is applied.
+        self._applying = False
+        self._getack_after_batch = False
         master.after_flush.append(self.waits._after_flush)
         master.cron_jobs.append(self.cron)
         server.info_sections["replication"] = self.info
@@ -196,6 +201,7 @@ class Replication:
 
     def actor_started(self) -> None:
         """The actor (re)started with empty state: it learns the role, the ids and where the stream stands."""
+        self.direct.close_outs("replication actor restarted")
         if not self.ready:
             self._actor_waiting = True
             return
@@ -241,6 +247,8 @@ class Replication:
         selects = tuple(point for point in server.repl_select_points if point[0] >= start)
         server.repl_select_points.clear()
         self._tell(m.Feed(start, selects, data))
+        if self.direct.outs:
+            self.direct.write(start, data)
 
     # -- snapshots (fork children) -----------------------------------------------------------------------------
 
@@ -306,6 +314,7 @@ class Replication:
             self.server.remove_client(client)
 
     def _reset_reader(self) -> None:
+        self.direct.close_inbound()
         self._reader = hiredis.Reader()
         self._tail = bytearray()
         self._read_pos = self.server.repl_offset
@@ -346,6 +355,7 @@ class Replication:
         selects: list[tuple[int, int]] = []  # handed over as a tuple (Feed)
         execute = server.execute
         keyspace.ignore_ttl = True
+        self._applying = True
         try:
             while True:
                 try:
@@ -368,6 +378,7 @@ class Replication:
                     self._log_apply_error(argv, reply)
         finally:
             keyspace.ignore_ttl = False
+            self._applying = False
         if not consumed:
             return
         if tail_was_empty and consumed == len(data):
@@ -379,6 +390,11 @@ class Replication:
         server.stream.reset_offset(base + consumed)
         self.fed_pos = server.repl_offset
         self._tell(m.Feed(base, tuple(selects), applied))
+        if self.direct.outs:
+            self.direct.write(base, applied)  # chained: this node's own direct replicas
+        if self._getack_after_batch:
+            self._getack_after_batch = False
+            self._tell(m.GetAckInStream(gen))  # after the Feed: the ack covers the whole batch
         self.master.schedule_flush()  # the AOF sink writes what the stream changed
 
     def _log_apply_error(self, argv: list[bytes], reply: CommandError) -> None:
@@ -566,7 +582,10 @@ class Replication:
     def getack_in_stream(self) -> None:
         """The master's stream asked for an ack (REPLCONF GETACK *, a Redis master's WAIT)."""
         if self.master_host is not None:
-            self._tell(m.GetAckInStream(self.gen))
+            if self._applying:
+                self._getack_after_batch = True
+            else:
+                self._tell(m.GetAckInStream(self.gen))
 
     def attach_resp_replica(self, client: Client, replid: str, offset: int, sync: bool) -> Any:
         """PSYNC / SYNC from a Redis replica on a RESP connection (resp_feed.py)."""

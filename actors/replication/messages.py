@@ -1,5 +1,7 @@
-"""Messages between the loop thread's ``Replication`` and the bus thread's ``ReplicationActor``: one frozen
-dataclass per message, passed by reference (both ends live in one process).
+"""Messages between the loop thread's ``Replication`` and the bus thread's ``ReplicationActor``: one immutable
+class per message, passed by reference (both ends live in one process). NamedTuples, not frozen dataclasses:
+a node builds these ~30 classes at every start, and a NamedTuple class costs a sixth of a frozen slotted
+dataclass's to make; the handlers dispatch on ``type(message)``, never on equality or truth.
 
 Loop -> actor messages go through ``MasterActor.tell_bus`` (FIFO, in order with the stream: one ``Feed`` per
 tick at most) and reach the handler the actor registered on the bus for their type. Actor -> loop messages go
@@ -9,8 +11,7 @@ format: node-to-node frames are protocol/peer.py's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from actors.data.keyspace import Database
@@ -18,8 +19,7 @@ if TYPE_CHECKING:
 # -- loop -> actor ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Ids:
+class Ids(NamedTuple):
     """The node's replication ids changed (or the actor restarted and must learn them)."""
 
     replid: str
@@ -27,8 +27,7 @@ class Ids:
     second_offset: int
 
 
-@dataclass(frozen=True, slots=True)
-class ResetBacklog:
+class ResetBacklog(NamedTuple):
     """Start the backlog over at ``start`` (``db``: the database selected there, -1 unknown)."""
 
     start: int
@@ -36,8 +35,7 @@ class ResetBacklog:
     force: bool  # also when the backlog already ends at start: a new history (full sync installed)
 
 
-@dataclass(frozen=True, slots=True)
-class Feed:
+class Feed(NamedTuple):
     """One tick's stream bytes from stream position ``start``, with the SELECTs among them."""
 
     start: int
@@ -45,8 +43,7 @@ class Feed:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Forked:
+class Forked(NamedTuple):
     """A snapshot child runs: its file at ``path`` grows; ``done_fd`` reads its done byte (or EOF)."""
 
     job: int
@@ -58,14 +55,12 @@ class Forked:
     done_fd: int
 
 
-@dataclass(frozen=True, slots=True)
-class ForkFailed:
+class ForkFailed(NamedTuple):
     job: int
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotDone:
+class SnapshotDone(NamedTuple):
     """The loop reaped a snapshot child (its pipe has usually told the actor already)."""
 
     job: int
@@ -73,23 +68,19 @@ class SnapshotDone:
     path: str
 
 
-@dataclass(frozen=True, slots=True)
-class Ready:
+class Ready(NamedTuple):
     """The dataset is loaded and the ids are settled: the actor may answer PSYNC."""
 
 
-@dataclass(frozen=True, slots=True)
-class RequestAcks:
+class RequestAcks(NamedTuple):
     """WAIT: ask the online replicas for their offsets now (after this tick's writes)."""
 
 
-@dataclass(frozen=True, slots=True)
-class DropReplicas:
+class DropReplicas(NamedTuple):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class ReplicaOf:
+class ReplicaOf(NamedTuple):
     """Follow ``host:port`` (None: become a master); ``gen`` tags the work of this link."""
 
     gen: int
@@ -97,8 +88,7 @@ class ReplicaOf:
     port: int
 
 
-@dataclass(frozen=True, slots=True)
-class LinkReady:
+class LinkReady(NamedTuple):
     """Answer to PrepareLink: everything handed over so far is applied; PSYNC from here."""
 
     gen: int
@@ -106,23 +96,20 @@ class LinkReady:
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
-class Relink:
+class Relink(NamedTuple):
     """The loop could not apply the master's stream: drop the link and resync."""
 
     gen: int
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class GetAckInStream:
+class GetAckInStream(NamedTuple):
     """The loop applied a ``REPLCONF GETACK *`` from its master's stream (a Redis master's WAIT)."""
 
     gen: int
 
 
-@dataclass(frozen=True, slots=True)
-class AttachRespReplica:
+class AttachRespReplica(NamedTuple):
     """A Redis replica's PSYNC (or SYNC) on a RESP connection, whose socket the loop hands over."""
 
     fd: int  # a duplicate of the connection's descriptor: the actor owns it now
@@ -135,37 +122,48 @@ class AttachRespReplica:
     sync: bool  # SYNC: the snapshot with no +FULLRESYNC line before it
 
 
+class DirectAttach(NamedTuple):
+    """A replica's direct stream socket (direct.py) reached the loop; from stream position ``start`` on
+    (where the loop's feed stands: FIFO after the Feeds before it) the loop would write the stream to it."""
+
+    node_id: str  # the replica's run id, as its Psync said
+    token: int
+    start: int
+
+
+class DirectLost(NamedTuple):
+    """The loop's direct stream socket to a replica failed: the replica must resync (its bytes are lost)."""
+
+    token: int
+    reason: str
+
+
 # -- actor -> loop ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ActorStarted:
+class ActorStarted(NamedTuple):
     """The actor (re)started with empty state: tell it the role, the ids and where the stream stands."""
 
 
-@dataclass(frozen=True, slots=True)
-class RequestSnapshot:
+class RequestSnapshot(NamedTuple):
     """Fork a snapshot child for this job."""
 
     job: int
 
 
-@dataclass(frozen=True, slots=True)
-class PrepareLink:
+class PrepareLink(NamedTuple):
     """The actor is about to (re)connect to the master: answer LinkReady once what it handed over is applied."""
 
     gen: int
 
 
-@dataclass(frozen=True, slots=True)
-class ApplyStream:
+class ApplyStream(NamedTuple):
     gen: int
     start: int
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class InstallSnapshot:
+class InstallSnapshot(NamedTuple):
     gen: int
     dbs: list[Database]
     replid: str
@@ -173,35 +171,49 @@ class InstallSnapshot:
     stream_db: int
 
 
-@dataclass(frozen=True, slots=True)
-class PartialAccepted:
+class PartialAccepted(NamedTuple):
     gen: int
     replid: str
     stream_db: int
 
 
-@dataclass(frozen=True, slots=True)
-class LinkChanged:
+class LinkChanged(NamedTuple):
     """The actor published a new link state."""
 
     gen: int
 
 
-@dataclass(frozen=True, slots=True)
-class ReplicasChanged:
+class ReplicasChanged(NamedTuple):
     """The actor published new replica states or acks."""
 
 
-@dataclass(frozen=True, slots=True)
-class BacklogFreed:
+class BacklogFreed(NamedTuple):
     """The backlog was dropped (repl-backlog-ttl): the history can no longer be continued."""
 
 
-@dataclass(frozen=True, slots=True)
-class CountStat:
+class CountStat(NamedTuple):
     """Add one to ``server.stats.<name>`` (sync_full, sync_partial_ok, sync_partial_err)."""
 
     name: str
+
+
+class DirectAccepted(NamedTuple):
+    """The replica is online at the DirectAttach's start: the actor stopped sending it the stream."""
+
+    token: int
+
+
+class DirectClosed(NamedTuple):
+    """Close the direct stream socket ``token``: refused (the replica is not online there) or dropped."""
+
+    token: int
+    reason: str
+
+
+class OpenDirect(NamedTuple):
+    """Replica side: the link is up; the loop may open a direct stream socket to the master (direct.py)."""
+
+    gen: int
 
 
 LoopToActor = (
@@ -219,6 +231,8 @@ LoopToActor = (
     | Relink
     | AttachRespReplica
     | GetAckInStream
+    | DirectAttach
+    | DirectLost
 )
 ActorToLoop = (
     ActorStarted
@@ -231,4 +245,7 @@ ActorToLoop = (
     | ReplicasChanged
     | BacklogFreed
     | CountStat
+    | DirectAccepted
+    | DirectClosed
+    | OpenDirect
 )

@@ -85,6 +85,7 @@ class ReplicaLink:
     snap_acked: int = 0
     snap_started_s: float = 0.0
     last_ping_s: float = 0.0
+    direct: int = 0  # the loop writes its stream straight to its socket (direct.py): that socket's token
 
 
 class PrimarySide:
@@ -522,6 +523,9 @@ class PrimarySide:
         end = start + len(data)
         if end <= pos:
             return
+        if replica.direct:  # the loop wrote these bytes to it already
+            replica.stream_pos = end
+            return
         if start > pos:
             self.drop_replica(replica, f"stream gap at {pos}")
             return
@@ -550,6 +554,8 @@ class PrimarySide:
         if self.replicas.get(replica.identity) is not replica:
             return
         del self.replicas[replica.identity]
+        if replica.direct:
+            self.actor.tell_loop(m.DirectClosed(replica.direct, reason))
         if replica.snap_file is not None:
             replica.snap_file.close()
             replica.snap_file = None
@@ -597,7 +603,7 @@ class PrimarySide:
                     replica.last_ping_s = now
                     self._send(
                         replica.identity,
-                        peer.Ping(replica.stream_pos if replica.stream_pos is not None else -1),
+                        peer.Ping(-1 if replica.stream_pos is None or replica.direct else replica.stream_pos),
                     )
             elif now - replica.last_ping_s >= SYNC_KEEPALIVE_INTERVAL_S:  # the file goes out in send_bulk
                 replica.last_ping_s = now

@@ -28,7 +28,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import structlog
 
@@ -47,15 +47,13 @@ PROBE_OPTION = b"redactor-probe"
 PROBE_REPLY = b"+REDACTOR"
 
 
-@dataclass(frozen=True)
-class RedactorMaster:
+class RedactorMaster(NamedTuple):
     """The probe found a redactor node (or could not reach the RESP port): replicate over the bus instead."""
 
     unreachable: bool = False  # the RESP port refused or timed out: the bus is tried, briefly (replica.py)
 
 
-@dataclass(frozen=True)
-class RespMasterEvent:
+class RespMasterEvent(NamedTuple):
     """What a master link's thread saw (told to the bus actor): a frame, the probe's verdict, or a loss."""
 
     conn: RespMasterConn

@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import structlog
 import zmq
@@ -96,8 +96,7 @@ class MasterLink:
     buffered: list[tuple[int, bytes]] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Loaded:
+class Loaded(NamedTuple):
     """A loader thread finished parsing a received snapshot, or gave up on it (told to the actor)."""
 
     attempt: int
@@ -424,6 +423,8 @@ class ReplicaSide:
         link.backoff_s = RECONNECT_BACKOFF_MIN_S
         self._set_link_state(link, LinkState.CONNECTED)
         self.send_ack(link, time.monotonic())
+        if link.resp is None:  # a redactor master: its loop may write the stream to ours (direct.py)
+            self.actor.tell_loop(m.OpenDirect(link.gen))
 
     def _on_fullresync(self, link: MasterLink, replid: str, offset: int) -> None:
         link.snap_replid, link.snap_offset = replid, offset

@@ -31,7 +31,11 @@ def info_section(replication: Replication) -> list[tuple[str, Any]]:
             ("master_link_status", "up" if connected else "down"),
             ("master_last_io_seconds_ago", int(now - link.last_io_s) if connected else -1),
             ("master_sync_in_progress", int(link.state in (LinkState.TRANSFER, LinkState.LOADING))),
-            ("slave_read_repl_offset", link.read_offset if connected else applied),
+            # (max: with a direct stream (direct.py) the bytes reach the loop without passing the actor)
+            (
+                "slave_read_repl_offset",
+                max(link.read_offset, replication._read_pos) if connected else applied,
+            ),
             ("slave_repl_offset", applied),
         ]
         if link.state in (LinkState.TRANSFER, LinkState.LOADING):

@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from actors.replication import messages as m
+from actors.replication.direct import DIRECT_MARKER
 from actors.replication.states import LinkState
 from actors.server.server import BLOCKED
 from protocol.errors import CommandError
@@ -44,6 +45,8 @@ class RespFeed:
         replication = self.replication
         if replication.master_host is not None and replication.link_view.state is not LinkState.CONNECTED:
             raise CommandError(NOMASTERLINK)
+        if replid.startswith(DIRECT_MARKER):  # a redactor replica's direct stream socket (direct.py)
+            return replication.direct.attach(client, replid[len(DIRECT_MARKER) :])
         detached = client.detach()
         if detached is None:
             raise CommandError("ERR the connection has unsent output: retry the PSYNC")
@@ -75,6 +78,7 @@ class RespFeed:
 
     def request_acks(self) -> None:
         """WAIT asked for fresh acks: ``REPLCONF GETACK *`` follows the writes it is about in the stream."""
-        if self.attached() and self.replication.master_host is None:
+        replication = self.replication
+        if (self.attached() or replication.direct.streaming()) and replication.master_host is None:
             self.server.stream.propagate_heartbeat(GETACK_ARGV)
             self.replication.master.schedule_flush()

@@ -32,8 +32,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import hiredis
 import structlog
@@ -55,16 +54,14 @@ OUTPUT_LIMIT_BYTES = 256 * 1024 * 1024
 READ_LIMIT_BYTES = 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class RespAck:
+class RespAck(NamedTuple):
     """``REPLCONF ACK <offset>`` read from a Redis replica (reader thread -> actor)."""
 
     identity: bytes
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
-class RespClosed:
+class RespClosed(NamedTuple):
     """The connection of a Redis replica broke or was closed by it (reader or writer thread -> actor)."""
 
     identity: bytes

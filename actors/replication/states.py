@@ -5,8 +5,8 @@ The views are immutable and replaced whole by the actor thread, so the loop thre
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 
 class LinkState(Enum):
@@ -63,8 +63,7 @@ class JobState(Enum):
 # -- views the actor publishes for the loop (immutable; replaced whole, so reading needs no lock) -------------
 
 
-@dataclass(frozen=True)
-class ReplicaView:
+class ReplicaView(NamedTuple):
     ip: str
     port: int
     state: ReplicaState
@@ -73,8 +72,7 @@ class ReplicaView:
     resp: bool = False  # a Redis replica on a RESP connection (it needs PING and GETACK in the stream)
 
 
-@dataclass(frozen=True)
-class LinkView:
+class LinkView(NamedTuple):
     state: LinkState = LinkState.NONE
     read_offset: int = 0  # stream bytes received and handed to the loop
     last_io_s: float = 0.0  # time.monotonic() of the latest message from the master
@@ -84,7 +82,6 @@ class LinkView:
     transfer_last_io_s: float = 0.0
 
 
-@dataclass(frozen=True)
-class BacklogView:
+class BacklogView(NamedTuple):
     first_byte_offset: int
     histlen: int
