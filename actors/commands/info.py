@@ -16,7 +16,7 @@ from actors.commands.migrate import cached_sockets
 from actors.server import latencystats
 from actors.server.client import ClientKind
 from actors.server.errorstats import info_errorstats
-from actors.server.tracking import tracking_clients
+from actors.server.tracking import tracking_clients, tracking_stats
 from actors.version import REDIS_VERSION, VERSION
 from protocol.resp import Verbatim
 
@@ -116,7 +116,11 @@ def _section_memory(server: Server) -> list[tuple[str, Any]]:
         ("maxmemory_human", _human_bytes(maxmemory)),
         ("maxmemory_policy", server.config["maxmemory-policy"]),
         ("mem_fragmentation_ratio", f"{rss / used if used else 1:.2f}"),
+        # Eviction weighs all of used_memory (no AOF or replication buffers kept aside), and every free is
+        # synchronous (UNLINK, FLUSHALL ASYNC included): nothing waits in a lazyfree queue.
+        ("mem_not_counted_for_evict", 0),
         ("mem_allocator", "pymalloc"),
+        ("lazyfree_pending_objects", 0),
     ]
 
 
@@ -145,6 +149,7 @@ def _section_stats(server: Server) -> list[tuple[str, Any]]:
         ("latest_fork_usec", persistence.latest_fork_usec if persistence is not None else 0),
         ("total_forks", persistence.total_forks if persistence is not None else 0),
         ("migrate_cached_sockets", cached_sockets(server)),
+        *tracking_stats(server),
         ("total_error_replies", st.total_error_replies),
     ]
 

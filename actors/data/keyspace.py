@@ -121,6 +121,12 @@ class Keyspace:
         self.on_modified: Callable[[Database, bytes], None] | None = None
         # Client-side caching's invalidation (actors/server/tracking.py), set only while a client tracks keys.
         self.on_invalidate: Callable[[Database, bytes], None] | None = None
+        # True while an expired key's deletion is being signalled: a change no client made (Redis's
+        # signalModifiedKey(NULL, ...)), so tracking's NOLOOP does not hide it from the client that read it.
+        self.deleting_expired = False
+        # True while maxmemory's eviction deletes a key: also a change no client made, and made before the
+        # command that needed the room runs, so its invalidations go out before that command's reply.
+        self.evicting = False
         # True during CLIENT PAUSE: expired keys read as missing but are not deleted (Redis keeps the dataset
         # constant while clients are paused, so a replica or a failover sees no writes).
         self.expiry_paused = False
@@ -309,7 +315,11 @@ class Keyspace:
     def _delete_expired(self, db: Database, key: bytes) -> None:
         db.delete(key)
         self.expired_keys += 1
-        self.touch(db, key)
+        self.deleting_expired = True
+        try:
+            self.touch(db, key)
+        finally:
+            self.deleting_expired = False
         self.on_expired(db.id, key)
         if self.notify_flags & events.EXPIRED:
             self.on_event(db.id, b"expired", key)

@@ -275,6 +275,10 @@ class RespConnection(asyncio.Protocol):
         if client is not None and client.close_requested and not self.closed:
             self.closed = True
             transport.close()
+            # Gone at once, as Redis frees a client right after its last reply: a command another client runs
+            # before the close completes must not find it (a tracking redirect to it is broken by then).
+            self.server.remove_client(client)
+            self.client = None
 
     def push(self, value: Any) -> None:
         """Send an out-of-band message (pub/sub) with the tick's other replies."""

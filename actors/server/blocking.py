@@ -24,6 +24,7 @@ Everything here runs on the master actor's event-loop thread.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import weakref
@@ -138,6 +139,11 @@ class BlockingRegistry:
         # installed before it, so other families keep their notifications.
         self._previous_hook = server.keyspace.on_modified
         server.client_removed_hooks.append(self.forget)
+        # Set by client tracking (actors/server/tracking.py) while a client tracks keys: ``serve_as(client, fn)``
+        # runs a woken client's command as that client's own (the invalidations it causes held for it), and
+        # ``after_delivery(client)`` sends them once its reply is out, as Redis does for an unblocked command.
+        self.serve_as: Callable[[Client, Callable[[], Any]], Any] | None = None
+        self.after_delivery: Callable[[Client], None] | None = None
 
     # -- signals ---------------------------------------------------------------------------------------
 
@@ -262,6 +268,8 @@ class BlockingRegistry:
                 # ready (served by the next round of this loop).
                 for client, reply in deliveries:
                     client.deliver(reply)
+                    if self.after_delivery is not None:
+                        self.after_delivery(client)
         finally:
             self.serving = False
             server.after_command = None
@@ -286,8 +294,12 @@ class BlockingRegistry:
                 continue  # Redis 7.0: a waiter for another type keeps waiting
             self._release(state)
             client = state.client
+            serve = state.serve
             try:
-                reply: Any = state.serve(client, db, key, value)
+                if self.serve_as is not None:
+                    reply: Any = self.serve_as(client, functools.partial(serve, client, db, key, value))
+                else:
+                    reply = serve(client, db, key, value)
             except CommandError as exc:
                 reply = exc
             deliveries.append((client, reply))

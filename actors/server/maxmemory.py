@@ -201,7 +201,11 @@ class MemoryGuard:
                 result = EvictResult.FAIL
                 break
             index, key = victim
-            keyspace.delete(dbs[index], key)
+            keyspace.evicting = True  # a change no client made, before any command runs (client tracking)
+            try:
+                keyspace.delete(dbs[index], key)
+            finally:
+                keyspace.evicting = False
             if propagate is not None:
                 propagate(index, [b"DEL", key])
             notify_evicted(server, index, key)

@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import random
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import BLOCKED
 from actors.commands.getkeys import get_keys
+from actors.server.blocking import registry
 from actors.server.wrappers import ExecuteFn, set_wrapper
 from protocol.errors import CommandError
 from protocol.resp import MultiReply, Push
@@ -111,7 +113,10 @@ class Tracking:
         self.current: Client | None = None
         # Invalidations due to the current client, sent after its reply (None: the null "everything").
         self.after_reply: list[bytes | None] = []
+        # client id -> invalidations its woken (unblocked) command caused, sent after that command's reply.
+        self.held: dict[int, list[bytes | None]] = {}
         server.client_removed_hooks.append(self._forget)
+        server.config.on_change("tracking-table-max-keys", self._limit_changed)
 
     # -- CLIENT TRACKING ---------------------------------------------------------------------------------
 
@@ -151,10 +156,15 @@ class Tracking:
         set_wrapper(server, RESTRICTION, self._wrap if on else None)
         server.scripting.on_command = self._script_command if on else None
         server.restrict(RESTRICTION, on)
+        blocking = registry(server)
+        blocking.serve_as = self._serve_as if on else None
+        blocking.after_delivery = self._after_delivery if on else None
         if not on:
             self.table.clear()
+            self.held.clear()
 
     def _forget(self, client: Client) -> None:
+        self.held.pop(client.id, None)
         if client.tracking is not None:
             self.disable(client)
 
@@ -172,13 +182,30 @@ class Tracking:
                     self.invalidate_all()  # the flushing client's own null invalidation follows its reply
             finally:
                 self.current = outer
-            if state is not None and client.tracking is state and not state.bcast:
+            # A command queued in MULTI reads nothing yet: its keys are remembered when EXEC runs it.
+            if state is not None and client.tracking is state and not state.bcast and client.multi is None:
                 self._remember(client, state, argv, queued)
             if self.after_reply and outer is None:
                 return self._after_reply(client, reply)
             return reply
 
         return execute
+
+    def _serve_as(self, client: Client, serve: Callable[[], Any]) -> Any:
+        """A blocked client's command, woken by another client's write, runs as its own: NOLOOP applies to
+        it, and what it invalidates for itself waits for its reply (``_after_delivery``)."""
+        outer, outer_pending = self.current, self.after_reply
+        self.current, self.after_reply = client, []
+        try:
+            return serve()
+        finally:
+            if self.after_reply:
+                self.held.setdefault(client.id, []).extend(self.after_reply)
+            self.current, self.after_reply = outer, outer_pending
+
+    def _after_delivery(self, client: Client) -> None:
+        for key in self.held.pop(client.id, ()):
+            self._deliver(client, [key] if key is not None else None)
 
     def _after_reply(self, client: Client, reply: Any) -> Any:
         """The invalidations the client's own command caused, after its reply (RESP3 on this connection)."""
@@ -235,19 +262,32 @@ class Tracking:
         else:
             ids.add(client_id)
 
+    def _limit_changed(self, limit: Any) -> None:
+        """CONFIG SET tracking-table-max-keys below the table's size: evict down to it now (Redis gets there
+        over a few event loop iterations, in trackingLimitUsedSlots; the invalidations sent are the same)."""
+        limit = int(limit)
+        while limit and len(self.table) > limit:
+            self._evict_one()
+
     def _evict_one(self) -> None:
         """The table is full: invalidate and forget a random key (Redis's trackingLimitUsedSlots)."""
         victim = random.choice(list(self.table))
-        self._invalidate(victim, bcast=False)
+        self._invalidate(victim, bcast=False, by_current=False)  # no client changed it: NOLOOP does not apply
 
     # -- invalidation ------------------------------------------------------------------------------------
 
     def _on_touched(self, db: Database, key: bytes) -> None:
-        self._invalidate(key, bcast=True)
+        # An expired key's deletion is a change by no client: NOLOOP does not hide it (Redis 7.0 signals it
+        # with a NULL client), though one found by the current client's read still follows its reply.
+        keyspace = self.server.keyspace
+        if keyspace.evicting:  # before the command runs: sent at once, ahead of its reply (as Redis)
+            self._invalidate(key, bcast=True, by_current=False, now=True)
+        else:
+            self._invalidate(key, bcast=True, by_current=not keyspace.deleting_expired)
 
-    def _invalidate(self, key: bytes, bcast: bool) -> None:
+    def _invalidate(self, key: bytes, bcast: bool, by_current: bool = True, now: bool = False) -> None:
         if bcast and self.prefixes:
-            self._remember_for_broadcast(key)
+            self._remember_for_broadcast(key, by_current)
         ids = self.table.pop(key, None)
         if not ids:
             return
@@ -258,8 +298,8 @@ class Tracking:
             state = target.tracking if target is not None else None
             if target is None or state is None or state.bcast:
                 continue
-            if target is current:
-                if state.noloop:
+            if target is current and not now:
+                if state.noloop and by_current:
                     continue
                 self.after_reply.append(key)
                 continue
@@ -277,8 +317,8 @@ class Tracking:
                 self._deliver(client, None)
         self.table.clear()
 
-    def _remember_for_broadcast(self, key: bytes) -> None:
-        modifier = self.current.id if self.current is not None else 0
+    def _remember_for_broadcast(self, key: bytes, by_current: bool) -> None:
+        modifier = self.current.id if self.current is not None and by_current else 0
         for prefix in self.prefixes:
             if key.startswith(prefix):
                 self.pending_bcast.setdefault(prefix, {})[key] = modifier
@@ -335,6 +375,19 @@ def tracking(server: Server) -> Tracking:
     if found is None:
         found = _by_server[server] = Tracking(server)
     return found
+
+
+def tracking_stats(server: Server) -> list[tuple[str, int]]:
+    """INFO stats' tracking_total_keys (keys in the table), _items (key-client pairs), _prefixes (BCAST)."""
+    found = _by_server.get(server)
+    if found is None:
+        return [("tracking_total_keys", 0), ("tracking_total_items", 0), ("tracking_total_prefixes", 0)]
+    items = sum(len(ids) for ids in found.table.values())
+    return [
+        ("tracking_total_keys", len(found.table)),
+        ("tracking_total_items", items),
+        ("tracking_total_prefixes", len(found.prefixes)),
+    ]
 
 
 def tracking_clients(server: Server) -> int:
