@@ -4,7 +4,7 @@ Runs on the master actor's loop thread; clients get -LOADING meanwhile. An RDB i
 with the load helper (rdb/helper.py) on a second core when the file is large: the launcher starts one on
 dbfilename before the node's imports (``prefetched_load_helper``), and the load takes it if it fits. AOF files
 are replayed on the loop in slices (aof/replay.py). Progress feeds INFO persistence's ``loading_*`` fields and
-a ``loading_progress`` log line. DEBUG RELOAD reloads through here too. A dataset that cannot be loaded raises
+a ``loading_progress`` log line. DEBUG RELOAD and DEBUG LOADAOF reload through here too. A dataset that cannot be loaded raises
 LoadError: the node must not start, and no file is changed.
 
 Replication info of a loaded RDB: ``server.loaded_repl_id`` / ``server.loaded_repl_offset`` (None when the
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from actors.persistence.aof.file import write_base
+from actors.persistence.aof.file import AofState, write_base
 from actors.persistence.aof.manifest import (
     AofFileType,
     AofInfo,
@@ -350,4 +350,26 @@ class Loading:
         except LoadError as exc:
             log.error("reload_failed", reason=str(exc))
             return "ERR Error trying to load the RDB dump, check server logs."
+        return None
+
+    # -- DEBUG LOADAOF ---------------------------------------------------------------------------------------
+
+    async def load_aof(self) -> str | None:
+        """DEBUG LOADAOF: write what the AOF still has pending, empty the dataset and replay the AOF files
+        (debug.c: flushAppendOnlyFile, emptyData, loadAppendOnlyFiles). Clients get -LOADING meanwhile; the
+        replay appends nothing. Returns an error.
+
+        Redis exits when the files cannot be loaded (or there is no AOF); a node keeps running and answers an
+        error instead, with whatever part of the dataset was loaded (the log says why)."""
+        aof = self.sink.aof
+        if aof.state is AofState.OFF:
+            return "ERR DEBUG LOADAOF needs the append only file on (appendonly yes)"
+        self.sink.write_pending()
+        self.server.keyspace.replace_all([])
+        try:
+            await self._load_aof_files()
+        except LoadError as exc:
+            log.error("loadaof_failed", reason=str(exc))
+            return "ERR Error trying to load the AOF files, check server logs."
+        log.info("aof_loaded", reason="DEBUG LOADAOF", keys=self.server.keyspace.total_keys())
         return None

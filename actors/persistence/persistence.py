@@ -67,6 +67,7 @@ class Persistence:
         self.kill_child = self.jobs.kill_child
         self.load_on_start = self.loading.load_on_start
         self.reload = self.loading.reload
+        self.load_aof = self.loading.load_aof
         self.misconf.update()
         server.persistence = self
         master.stream_sinks.append(self.sink.feed_aof)
