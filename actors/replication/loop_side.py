@@ -262,6 +262,10 @@ class Replication:
         else:
             stream_db = self.master_client.db.id if self.master_client is not None else -1
         aux = rdb_writer.default_aux(self.replid, offset, max(stream_db, 0))
+        if self.master_host is None:
+            # As Redis's replicationSetupSlaveForFullResync: the write after a full sync's snapshot SELECTs its
+            # database, whatever the stream had selected before.
+            server.stream.forget_db()
         self.children.fork(
             job,
             offset,
