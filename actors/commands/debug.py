@@ -1,5 +1,5 @@
 """DEBUG and its subcommands: DIGEST, DIGEST-VALUE, OBJECT, SLEEP, SET-ACTIVE-EXPIRE, ERROR, CRASH-ACTOR, KILL-NODE, and
-those other families register in ``DEBUG_HANDLERS`` (persistence: RELOAD, SET-SAVE-DELAY, SET-LOAD-DELAY;
+those other families register in ``DEBUG_HANDLERS`` (persistence: RELOAD, LOADAOF, SET-SAVE-DELAY, SET-LOAD-DELAY;
 populate.py: POPULATE). CRASH-ACTOR reaches the supervisor through ``server.supervisor`` (a SupervisorPort)."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ DEBUG_REFUSED = (
 )
 
 # DEBUG subcommands beyond cmd_debug's own: CRASH-ACTOR and KILL-NODE below, and those other modules add
-# (persistence.py: RELOAD, SET-SAVE-DELAY, SET-LOAD-DELAY; populate.py: POPULATE).
+# (persistence.py: RELOAD, LOADAOF, SET-SAVE-DELAY, SET-LOAD-DELAY; populate.py: POPULATE).
 DEBUG_HANDLERS: dict[bytes, Any] = {}
 
 
@@ -79,6 +79,7 @@ def protected_action_allowed(client: Client, directive: str) -> bool:
         "crash-actor",
         "kill-node",
         "reload",
+        "loadaof",
         "help",
     ),
 )

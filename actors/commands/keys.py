@@ -28,7 +28,7 @@ from actors.data.evict import STAMP_MASK, restored_stamp
 from actors.data.keyspace import TYPE_NAMES
 from actors.data.stream import Stream
 from actors.data.types import ZSet
-from actors.server.blocking import signal_swapped_dbs
+from actors.server.blocking import signal_flushed_keys, signal_swapped_dbs, waited_keys_present
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK
@@ -408,7 +408,9 @@ def _flush_mode(argv: list[bytes]) -> None:
 def cmd_flushdb(client: Client, argv: list[bytes]) -> Any:
     _flush_mode(argv)
     keyspace = client.server.keyspace
+    gone = waited_keys_present(client.server, (client.db.id,))
     keyspace.flush_db(client.db)
+    signal_flushed_keys(client.server, gone)
     keyspace.dirty += 1
     return OK
 
@@ -417,7 +419,9 @@ def cmd_flushdb(client: Client, argv: list[bytes]) -> Any:
 def cmd_flushall(client: Client, argv: list[bytes]) -> Any:
     _flush_mode(argv)
     keyspace = client.server.keyspace
+    gone = waited_keys_present(client.server, tuple(range(len(keyspace.dbs))))
     keyspace.flush_all()
+    signal_flushed_keys(client.server, gone)
     keyspace.dirty += 1
     return OK
 

@@ -8,7 +8,7 @@ Test knobs (DEBUG subcommands, like Redis's hidden ``rdb-key-save-delay`` / ``ke
 
     DEBUG SET-SAVE-DELAY <ms>    fork children (BGSAVE, BGREWRITEAOF) sleep this long before writing, so a test
                                  can see a save in progress, SCHEDULE, or kill it; 0 turns it off
-    DEBUG SET-LOAD-DELAY <ms>    loads (DEBUG RELOAD) hold -LOADING this much longer before reading the file
+    DEBUG SET-LOAD-DELAY <ms>    loads (DEBUG RELOAD, LOADAOF) hold -LOADING this much longer before reading
 """
 
 from __future__ import annotations
@@ -163,6 +163,33 @@ def debug_reload(client: Client, argv: list[bytes]) -> Any:
     return BLOCKED
 
 
+def debug_loadaof(client: Client, argv: list[bytes]) -> Any:
+    """DEBUG LOADAOF: empty the dataset and load it back from the AOF files. The caller waits for the load;
+    other clients get -LOADING meanwhile."""
+    if len(argv) != 2:
+        raise errors.wrong_arity("debug|loadaof")
+    persistence = _persistence(client)
+    server = client.server
+    if server.loading:
+        raise CommandError(errors.LOADING)
+    loop = server.master_actor.loop if server.master_actor is not None else None
+    can_wait = (
+        client.kind in (ClientKind.RESP, ClientKind.NATIVE) and not _in_exec(client) and client.multi is None
+    )
+    if loop is None or not can_wait:
+        # The replay runs in slices between the loop's events: there is no synchronous form.
+        raise CommandError("ERR DEBUG LOADAOF can only be called from a client connection, outside MULTI")
+
+    async def load_then_reply() -> None:
+        error = await persistence.load_aof()
+        client.deliver(CommandError(error) if error else OK)
+
+    loop.create_task(load_then_reply())
+    from actors.commands import BLOCKED
+
+    return BLOCKED
+
+
 def _reload_now(persistence: PersistencePort, save: bool) -> Any:
     server = persistence.server
     codec = server.rdb_codec
@@ -176,28 +203,6 @@ def _reload_now(persistence: PersistencePort, save: bool) -> Any:
         raise CommandError("ERR Error trying to load the RDB dump, check server logs.") from None
     server.keyspace.replace_all(data.dbs)
     return OK
-
-
-def debug_loadaof(client: Client, argv: list[bytes]) -> Any:
-    """DEBUG LOADAOF: empty the dataset and load the AOF back; the caller waits, others get -LOADING."""
-    if len(argv) != 2:
-        raise errors.wrong_arity("debug|loadaof")
-    persistence = _persistence(client)
-    server = client.server
-    if server.loading:
-        raise CommandError(errors.LOADING)
-    loop = server.master_actor.loop if server.master_actor is not None else None
-    if client.kind not in (ClientKind.RESP, ClientKind.NATIVE) or _in_exec(client) or loop is None:
-        raise CommandError("ERR DEBUG LOADAOF cannot run inside MULTI/EXEC or a script")
-
-    async def load_then_reply() -> None:
-        error = await persistence.load_aof()
-        client.deliver(CommandError(error) if error else OK)
-
-    loop.create_task(load_then_reply())
-    from actors.commands import BLOCKED
-
-    return BLOCKED
 
 
 def debug_set_save_delay(client: Client, argv: list[bytes]) -> Any:

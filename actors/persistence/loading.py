@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from actors.persistence.aof.file import write_base
+from actors.persistence.aof.file import AofState, write_base
 from actors.persistence.aof.manifest import (
     AofFileType,
     AofInfo,
@@ -352,23 +352,24 @@ class Loading:
             return "ERR Error trying to load the RDB dump, check server logs."
         return None
 
-    async def load_aof(self) -> str | None:
-        """DEBUG LOADAOF: write out what the AOF still has pending, empty the dataset and load the AOF files
-        back (debug.c: flushAppendOnlyFile, emptyData, loadAppendOnlyFiles). Returns an error.
+    # -- DEBUG LOADAOF ---------------------------------------------------------------------------------------
 
-        The replay feeds neither the AOF nor the replicas (as Redis's ``server.dirty = 0``). Where Redis exits
-        on an AOF it cannot load, the node answers an error and keeps the emptied dataset.
-        """
+    async def load_aof(self) -> str | None:
+        """DEBUG LOADAOF: write what the AOF still has pending, empty the dataset and replay the AOF files
+        (debug.c: flushAppendOnlyFile, emptyData, loadAppendOnlyFiles). Clients get -LOADING meanwhile; the
+        replay appends nothing. Returns an error.
+
+        Redis exits when the files cannot be loaded (or there is no AOF); a node keeps running and answers an
+        error instead, with whatever part of the dataset was loaded (the log says why)."""
         aof = self.sink.aof
-        if aof.fd >= 0:
-            self.sink.write_pending()
-        if not aof.manifest.loadable():
-            return "ERR DEBUG LOADAOF: there is no AOF to load"
+        if aof.state is AofState.OFF:
+            return "ERR DEBUG LOADAOF needs the append only file on (appendonly yes)"
+        self.sink.write_pending()
         self.server.keyspace.replace_all([])
         try:
             await self._load_aof_files()
         except LoadError as exc:
             log.error("loadaof_failed", reason=str(exc))
             return "ERR Error trying to load the AOF files, check server logs."
-        log.info("aof_loaded_by_debug_loadaof", keys=self.server.keyspace.total_keys())
+        log.info("aof_loaded", reason="DEBUG LOADAOF", keys=self.server.keyspace.total_keys())
         return None

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from actors.server.client import Client, ClientKind
+from actors.server.errorstats import count_error_reply
 from protocol.errors import CommandError
 
 if TYPE_CHECKING:
@@ -242,7 +243,12 @@ class BlockingRegistry:
         if not isinstance(state, BlockedState):
             return False
         self._release(state)
-        client.deliver(CommandError(UNBLOCKED_ERROR) if with_error else state.timeout_reply)
+        if with_error:
+            error = CommandError(UNBLOCKED_ERROR)
+            _count_failed(self.server, client, error)
+            client.deliver(error)
+        else:
+            client.deliver(state.timeout_reply)
         return True
 
     def blocked_count(self) -> int:
@@ -267,6 +273,8 @@ class BlockingRegistry:
                 # Replies last: delivering runs each woken client's queued commands, which may make more keys
                 # ready (served by the next round of this loop).
                 for client, reply in deliveries:
+                    if isinstance(reply, CommandError):
+                        _count_failed(server, client, reply)
                     client.deliver(reply)
                     if self.after_delivery is not None:
                         self.after_delivery(client)
@@ -305,6 +313,15 @@ class BlockingRegistry:
             deliveries.append((client, reply))
 
 
+def _count_failed(server: Server, client: Client, error: CommandError) -> None:
+    """A blocked command answered with an error when it was woken: counted as an error reply (INFO errorstats)
+    and a failed call of that command, as Redis's updateStatsOnUnblock does (its call counted when it ran)."""
+    count_error_reply(server, error)
+    cmd = server.commands.get(client.last_command.encode())
+    if cmd is not None:
+        cmd.failed_calls += 1
+
+
 _registries: weakref.WeakKeyDictionary[Server, BlockingRegistry] = weakref.WeakKeyDictionary()
 
 
@@ -326,6 +343,22 @@ def signal_swapped_dbs(server: Server, db_ids: tuple[int, ...]) -> None:
     for db_id, key in list(found.waiting):
         if db_id in db_ids and key in dbs[db_id].data:
             found.signal_key_ready(dbs[db_id], key)
+
+
+def waited_keys_present(server: Server, db_ids: tuple[int, ...]) -> list[tuple[Database, bytes]]:
+    """The keys of these databases that someone waits on and that hold a value (before FLUSHDB/FLUSHALL)."""
+    found = _registries.get(server)
+    if found is None or not found.waiting:
+        return []
+    dbs = server.keyspace.dbs
+    return [(dbs[db_id], key) for db_id, key in found.waiting if db_id in db_ids and key in dbs[db_id].data]
+
+
+def signal_flushed_keys(server: Server, gone: list[tuple[Database, bytes]]) -> None:
+    """FLUSHDB/FLUSHALL emptied these waited-on keys: their waiters are looked at again, as after a DEL
+    (Redis 7.0's scanDatabaseForDeletedStreams: a blocked XREADGROUP gets -UNBLOCKED, the others wait on)."""
+    for db, key in gone:
+        signal_key_ready(server, db, key)
 
 
 def signal_key_ready(server: Server, db: Database, key: bytes) -> None:

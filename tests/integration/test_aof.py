@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -267,3 +268,52 @@ def test_bgrewriteaof_with_appendonly_off_writes_a_base(node_factory: NodeFactor
         error_text(conn.call("BGREWRITEAOF", "now"))
         == "ERR wrong number of arguments for 'bgrewriteaof' command"
     )
+
+
+def _loadaof_workload(r: redis.Redis) -> None:
+    """Strings, a TTL, a stream with groups (a NOACK consumer, one without pending entries), a deletion."""
+    r.set("s", "v")
+    r.set("ttl", "x", ex=3600)
+    r.xadd("st", {"f": "1"}, id="1-1")
+    r.xadd("st", {"f": "2"}, id="2-1")
+    r.xgroup_create("st", "g", id="0")
+    r.xreadgroup("g", "alice", {"st": ">"}, count=1)
+    r.xreadgroup("g", "bob", {"st": ">"}, noack=True)
+    r.execute_command("XGROUP", "CREATECONSUMER", "st", "g", "carol")
+    r.xdel("st", "2-1")
+    r.rpush("l", "a", "b")
+    r.delete("l")
+
+
+def test_debug_loadaof_reloads_the_dataset_from_the_aof_as_redis_does(
+    node_factory: NodeFactory, redis_servers: Callable[..., Any], tmp_path: Path
+) -> None:
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    reference = redis_servers(directory, "--appendonly", "yes", "--aof-use-rdb-preamble", "no")
+    node = node_factory("n", appendonly="yes", **{"aof-use-rdb-preamble": "no"})
+    r = node.client()
+    replies = {}
+    for name, client in (("node", r), ("redis", reference.client)):
+        _loadaof_workload(client)
+        # After a rewrite, the dataset comes from the new base and the new incr file.
+        assert client.bgrewriteaof()
+        _wait_rewrite_done(client)
+        client.set("after-rewrite", "1")
+        groups_before = client.xinfo_groups("st")
+        client.execute_command("SET", "volatile", "1")
+        assert client.execute_command("DEBUG", "LOADAOF") == b"OK"
+        assert client.xinfo_groups("st") == groups_before
+        replies[name] = (
+            sorted(client.keys("*")),
+            client.execute_command("DEBUG", "DIGEST"),
+            [c["name"] for c in client.xinfo_consumers("st", "g")],
+            client.ttl("ttl") > 0,
+        )
+    assert replies["node"] == replies["redis"]
+    assert replies["node"][2] == [b"alice", b"bob", b"carol"]
+    # With the AOF off there is nothing to load: an error (Redis exits), and the dataset is untouched.
+    assert r.config_set("appendonly", "no")
+    with pytest.raises(redis.ResponseError, match="appendonly yes"):
+        r.execute_command("DEBUG", "LOADAOF")
+    assert r.get("s") == b"v"

@@ -282,3 +282,60 @@ def test_client_unblock_with_timeout_or_error(
     with pytest.raises(redis.ResponseError) as info:
         r.execute_command("CLIENT", "UNBLOCK", waiter_id, "LATER")
     assert str(info.value) == "CLIENT UNBLOCK reason should be TIMEOUT or ERROR"
+
+
+def _flush_and_destroy_wake_group_readers(port: int) -> list[Any]:
+    """FLUSHALL, FLUSHDB and XGROUP DESTROY under blocked stream readers: what each waiter gets and what the
+    node counts (run against a node and against redis-server)."""
+    r = redis.Redis(port=port, protocol=2, socket_timeout=10)
+    conns = [Connection(port=port, protocol=2, socket_timeout=10) for _ in range(2)]
+    seen: list[Any] = []
+    try:
+        r.flushall()
+        for conn in conns:
+            conn.connect()  # before RESETSTAT: redis-py's handshake has error replies on redis-server 7.0
+        r.config_resetstat()
+        group_reader, reader = conns
+        for flush in ("FLUSHALL", "FLUSHDB"):
+            r.delete("s", "plain")
+            r.xadd("s", {"f": "v"}, id="1-1")
+            r.xgroup_create("s", "g", id="$")
+            r.xadd("plain", {"f": "v"}, id="1-1")
+            start(r, group_reader, "XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">")
+            start(r, reader, "XREAD", "BLOCK", "0", "STREAMS", "plain", "$", expect_blocked=2)
+            r.execute_command(flush)
+            with pytest.raises(redis.ResponseError) as info:
+                group_reader.read_response()
+            seen.append(str(info.value))
+            wait_for(lambda: blocked_clients(r) == 1, what="the XREAD waiter still waiting")
+            r.xadd("plain", {"f": "new"}, id="2-1")  # a stream again: XREAD is served
+            seen.append(reader.read_response())
+        r.xgroup_create("s", "g", id="$", mkstream=True)
+        start(r, group_reader, "XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">")
+        r.xgroup_destroy("s", "g")
+        with pytest.raises(redis.ResponseError) as info:
+            group_reader.read_response()
+        seen.append(str(info.value))
+        stats = r.info("stats")["total_error_replies"], r.info("errorstats")
+        xreadgroup = r.info("commandstats")["cmdstat_xreadgroup"]
+        seen.append((stats, xreadgroup["calls"], xreadgroup["failed_calls"], xreadgroup["rejected_calls"]))
+    finally:
+        for conn in conns:
+            conn.disconnect()
+        r.close()
+    return seen
+
+
+def test_flushes_and_group_destroy_answer_blocked_group_readers_with_errors_counted_as_redis(
+    node: NodeProcess, redis_servers: Any, tmp_path: Any
+) -> None:
+    ours = _flush_and_destroy_wake_group_readers(node.port)
+    theirs = _flush_and_destroy_wake_group_readers(redis_servers(tmp_path).port)
+    assert ours == theirs
+    assert ours[0] == "UNBLOCKED the stream key no longer exists"
+    assert ours[-1] == (
+        (3, {"errorstat_NOGROUP": {"count": 1}, "errorstat_UNBLOCKED": {"count": 2}}),
+        3,
+        3,
+        0,
+    )

@@ -234,6 +234,44 @@ def test_sync_and_a_psync_without_capa_eof_get_a_sized_snapshot_then_the_stream(
             wait_for(streamed, 10, what="the write to arrive on the replication stream")
 
 
+def _first_streamed_commands(port: int, writes: int) -> list[bytes]:
+    """SYNC on a raw socket, skip the snapshot, make ``writes`` writes: the stream's bytes up to the last."""
+    r = redis.Redis(port=port)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        buf = bytearray()
+        _command(sock, b"SYNC")
+        header = _read_line(sock, buf).lstrip(b"\n")
+        _read_exact(sock, buf, int(header[1:]))
+        for i in range(writes):
+            r.set(f"w{i}", "v")
+        last = b"$2\r\nw%d\r\n$1\r\nv\r\n" % (writes - 1)
+
+        def streamed() -> bool:
+            if last not in buf:
+                buf.extend(sock.recv(65536))
+            return last in buf
+
+        wait_for(streamed, 10, what="the writes to arrive on the replication stream")
+    r.close()
+    return bytes(buf).lower().split(b"*")[1:]
+
+
+def test_every_full_sync_selects_the_database_before_the_first_write_as_redis(
+    node_factory: Callable[..., NodeProcess], redis_servers: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    node = node_factory("master")
+    reference = redis_servers(tmp_path)
+    for port in (node.port, reference.port):
+        # The second SYNC comes after the stream already selected database 0 for the first one: as Redis
+        # (replicationSetupSlaveForFullResync), it still starts with a SELECT.
+        for _ in range(2):
+            commands = _first_streamed_commands(port, 2)
+            assert commands == [
+                b"2\r\n$6\r\nselect\r\n$1\r\n0\r\n",
+                *[b"3\r\n$3\r\nset\r\n$2\r\nw%d\r\n$1\r\nv\r\n" % i for i in range(2)],
+            ], port
+
+
 def test_psync_is_refused_on_a_replica_without_its_master_link(
     node_factory: Callable[..., NodeProcess],
 ) -> None:
