@@ -259,6 +259,9 @@ class Replication:
         offset = server.repl_offset
         if self.master_host is None:
             stream_db = server.prop_db
+            # As Redis's replicationSetupSlaveForFullResync (slaveseldb = -1): the stream after a full sync's
+            # snapshot starts with a SELECT, so what follows it names its database on its own.
+            server.stream.forget_db()
         else:
             stream_db = self.master_client.db.id if self.master_client is not None else -1
         aux = rdb_writer.default_aux(self.replid, offset, max(stream_db, 0))
