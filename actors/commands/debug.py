@@ -1,5 +1,6 @@
-"""DEBUG and its subcommands: DIGEST, DIGEST-VALUE, OBJECT, SLEEP, SET-ACTIVE-EXPIRE, ERROR, CRASH-ACTOR, KILL-NODE, and
-those other families register in ``DEBUG_HANDLERS`` (persistence: RELOAD, LOADAOF, SET-SAVE-DELAY, SET-LOAD-DELAY;
+"""DEBUG and its subcommands: DIGEST, DIGEST-VALUE, OBJECT, SLEEP, SET-ACTIVE-EXPIRE, ERROR,
+QUICKLIST-PACKED-THRESHOLD, CRASH-ACTOR, KILL-NODE, and those other families register in ``DEBUG_HANDLERS``
+(persistence: RELOAD, LOADAOF, SET-SAVE-DELAY, SET-LOAD-DELAY;
 populate.py: POPULATE). CRASH-ACTOR reaches the supervisor through ``server.supervisor`` (a SupervisorPort)."""
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def protected_action_allowed(client: Client, directive: str) -> bool:
         "sleep",
         "set-active-expire",
         "error",
+        "quicklist-packed-threshold",
         "crash-actor",
         "kill-node",
         "reload",
@@ -106,6 +108,9 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
     if sub == b"set-active-expire" and len(argv) == 3:
         server.active_expire_enabled = argv[2] != b"0"
         return OK
+    if sub == b"quicklist-packed-threshold" and len(argv) == 3:
+        server.quicklist_packed_threshold_bytes = _packed_threshold(argv[2])
+        return OK
     if sub == b"error" and len(argv) == 3:
         # The argument as an error reply, verbatim (clients' tests provoke -LOADING, -OOM ... with it).
         text = argv[2].decode("utf-8", "replace").replace("\r", " ").replace("\n", " ")
@@ -122,6 +127,7 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
             b"SLEEP <seconds>",
             b"SET-ACTIVE-EXPIRE <0|1>",
             b"ERROR <string>",
+            b"QUICKLIST-PACKED-THRESHOLD <size>",
             *[n.upper() for n in DEBUG_HANDLERS],
             b"HELP",
         ]
@@ -129,6 +135,42 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
         f"ERR unknown subcommand or wrong number of arguments for '{argv[1].decode('utf-8', 'replace')[:128]}'. "
         "Try DEBUG HELP."
     )
+
+
+# DEBUG QUICKLIST-PACKED-THRESHOLD: Redis 7.0's default packed_threshold (1 GiB; 0 restores it) and the
+# largest it accepts (4 GiB - 1 MiB: a plain node's size must fit a listpack's 32-bit lengths).
+QUICKLIST_PACKED_THRESHOLD_DEFAULT_BYTES = 1 << 30
+_QUICKLIST_PACKED_THRESHOLD_MAX_BYTES = (1 << 32) - (1 << 20)
+# Redis's memtoull: digits, then an optional unit (k/m/g are powers of 1000, kb/mb/gb of 1024); no sign, no
+# spaces.
+_MEMTOULL = re.compile(rb"([0-9]*)(|[bB]|[kKmMgG][bB]?)")
+_MEMTOULL_UNITS = {
+    b"": 1,
+    b"b": 1,
+    b"k": 1000,
+    b"kb": 1024,
+    b"m": 1000**2,
+    b"mb": 1024**2,
+    b"g": 1000**3,
+    b"gb": 1024**3,
+}
+_PACKED_THRESHOLD_ERROR = "ERR argument must be a memory value bigger than 1 and smaller than 4gb"
+
+
+def _packed_threshold(raw: bytes) -> int:
+    """DEBUG QUICKLIST-PACKED-THRESHOLD's argument as Redis 7.0 takes it (memtoull, then
+    quicklistisSetPackedThreshold). The element size from which Redis keeps a list element in a node of its
+    own (a "plain" node); this node's lists are not made of quicklist nodes, so the value changes no layout
+    here, and the command exists so that clients and tests that set it get Redis's reply."""
+    match = _MEMTOULL.fullmatch(raw)
+    if match is None:
+        raise CommandError(_PACKED_THRESHOLD_ERROR)
+    digits, unit = match.groups()
+    # memtoull: no digits reads as 0 (strtoull of an empty string), which restores the default.
+    size = int(digits or b"0") * _MEMTOULL_UNITS[unit.lower()]
+    if size > _QUICKLIST_PACKED_THRESHOLD_MAX_BYTES:
+        raise CommandError(_PACKED_THRESHOLD_ERROR)
+    return size or QUICKLIST_PACKED_THRESHOLD_DEFAULT_BYTES
 
 
 # Redis's LRU clock: seconds, 24 bits (LRU_CLOCK_MAX).

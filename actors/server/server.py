@@ -240,6 +240,8 @@ class Server:
         self.request_shutdown: Callable[[bool | None], str | None] = lambda save: None
         # False after DEBUG SET-ACTIVE-EXPIRE 0: only lazy expiry runs.
         self.active_expire_enabled = True
+        # DEBUG QUICKLIST-PACKED-THRESHOLD's value (actors/commands/debug.py); no layout here depends on it.
+        self.quicklist_packed_threshold_bytes = 1 << 30
         # Set by actors/blocking.py when a key that clients block on got data: execute() calls it once the
         # current command has finished, so they are served in the same tick, after the write that fed them
         # (Redis's handleClientsBlockedOnKeys).

@@ -1,0 +1,154 @@
+"""Replies Redis's own unit/type tests (string, list, hash, set) found different from redis-server 7.0, each
+compared with a real redis-server: the stream after every full sync starts with a SELECT, and DEBUG
+QUICKLIST-PACKED-THRESHOLD takes Redis's sizes and refuses the rest with Redis's error."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.harness import NodeProcess, wait_for
+
+pytestmark = pytest.mark.compat
+
+
+@pytest.fixture
+def pair(node: NodeProcess, redis_servers: Any, tmp_path: Path) -> tuple[int, int]:
+    reference = redis_servers(tmp_path)
+    return node.port, reference.port
+
+
+def _read_line(sock: socket.socket, buf: bytearray) -> bytes:
+    while b"\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError(f"connection closed; had {bytes(buf)!r}")
+        buf += chunk
+    line, _, rest = bytes(buf).partition(b"\r\n")
+    buf[:] = rest
+    return line
+
+
+def _attach_sync(port: int) -> tuple[socket.socket, bytearray]:
+    """SYNC as Redis's tests attach to the replication stream: skip the snapshot, keep the socket."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"SYNC\r\n")
+    buf = bytearray()
+    header = _read_line(sock, buf).lstrip(b"\n")  # keep-alive newlines may come first
+    assert header.startswith(b"$"), header
+    size = int(header[1:])
+    while len(buf) < size:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed inside the snapshot"
+        buf += chunk
+    del buf[:size]
+    return sock, buf
+
+
+def _stream_commands(sock: socket.socket, buf: bytearray, until: bytes) -> list[list[bytes]]:
+    """The commands of the stream (PINGs left out) up to and including the first whose key is ``until``."""
+    commands: list[list[bytes]] = []
+    while not commands or commands[-1][1:2] != [until]:
+        count = int(_read_line(sock, buf).lstrip(b"\n")[1:])
+        argv = []
+        for _ in range(count):
+            size = int(_read_line(sock, buf)[1:])
+            while len(buf) < size + 2:
+                chunk = sock.recv(65536)
+                assert chunk, "connection closed inside the stream"
+                buf += chunk
+            argv.append(bytes(buf[:size]))
+            del buf[: size + 2]
+        argv[0] = argv[0].lower()
+        if argv[0] != b"ping":
+            commands.append(argv)
+    return commands
+
+
+def test_every_full_sync_stream_starts_with_a_select_as_redis_does(pair: tuple[int, int]) -> None:
+    """A second SYNC after the stream already selected the database still gets its own SELECT (Redis's
+    replicationSetupSlaveForFullResync sets slaveseldb to -1), so Redis's tests can read the stream from any
+    attachment on."""
+    results = []
+    for port in pair:
+        r = redis.Redis(port=port, db=9, socket_timeout=10)
+        r.config_set("repl-ping-replica-period", 3600)
+        seen = []
+        for round_ in range(3):
+            sock, buf = _attach_sync(port)
+            with sock:
+                r.set(f"k{round_}", "v")
+                r.delete(f"k{round_}")
+                seen.append(_stream_commands(sock, buf, b"k%d" % round_))
+        r.close()
+        results.append(seen)
+    ours, theirs = results
+    assert theirs == [[[b"select", b"9"], [b"set", b"k%d" % i, b"v"]] for i in range(3)]
+    assert ours == theirs
+
+
+def test_the_stream_a_bus_replica_follows_still_lands_in_the_right_database(
+    node_factory: Any,
+) -> None:
+    """The SELECT a full sync now forces at the head of the stream is applied by bus replicas too."""
+    master = node_factory("master")
+    replica = node_factory("replica", replicaof=f"127.0.0.1 {master.port}")
+    rm = redis.Redis(port=master.port, db=4)
+    rm.set("before", "1")
+    rr = redis.Redis(port=replica.port, db=4)
+    wait_for(lambda: rr.get("before") == b"1", 30, what="the replica to sync")
+    rm.set("after", "2")
+    wait_for(lambda: rr.get("after") == b"2", 30, what="the write after the sync to reach db 4")
+    assert redis.Redis(port=replica.port, db=0).get("after") is None
+    rm.close()
+    rr.close()
+
+
+THRESHOLD_ARGS = [
+    "1b",
+    "0",
+    "100b",
+    "5B",
+    "10kb",
+    "1k",
+    "1M",
+    "4095mb",
+    "4gb",
+    "5gb",
+    "-1",
+    "abc",
+    "1x",
+    "",
+    "b",
+    " 1",
+]
+
+
+def test_debug_quicklist_packed_threshold_takes_what_redis_takes(pair: tuple[int, int]) -> None:
+    replies = []
+    for port in pair:
+        r = redis.Redis(port=port, socket_timeout=10)
+        got = []
+        for arg in THRESHOLD_ARGS:
+            try:
+                got.append(r.execute_command("DEBUG", "QUICKLIST-PACKED-THRESHOLD", arg))
+            except redis.ResponseError as exc:
+                got.append(f"error: {exc}")
+        # Lists behave the same whatever the threshold (Redis keeps large elements in plain nodes).
+        r.execute_command("DEBUG", "QUICKLIST-PACKED-THRESHOLD", "1b")
+        r.rpush("lst", "aa", "bb", "cc")
+        r.lset("lst", 0, "x" * 11)
+        got.append(r.lrange("lst", 0, -1))
+        r.execute_command("DEBUG", "QUICKLIST-PACKED-THRESHOLD", "0")
+        try:
+            r.execute_command("DEBUG", "QUICKLIST-PACKED-THRESHOLD")
+        except redis.ResponseError as exc:
+            got.append(f"error: {exc}")
+        r.close()
+        replies.append(got)
+    ours, theirs = replies
+    assert ours == theirs
