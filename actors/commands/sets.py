@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import sys
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
@@ -32,6 +33,13 @@ SPOP_PROPAGATE_CHUNK = 1024
 # Up to this size a single random member is chosen uniformly (an O(n) walk); above it SPOP takes the set's
 # next member in hash order, which Python randomises per process, so popping in a loop stays O(1) per pop.
 UNIFORM_PICK_MAX = 1024
+# A set's hash table never shrinks as members go (CPython resizes on growth only), and iterating it crosses
+# every slot, empty or not: in a set that was once large, a uniform pick walks mostly empty slots (the last
+# 1,024 SPOPs of a set that held 100,000 members cost ~1 ms each). Past this many bytes of table per member
+# (16-byte slots: 8 slots per member; a set rebuilt at its size holds 2 to 4), SPOP rebuilds the table first,
+# so the walk stays proportional to the members and the rebuilds cost O(1) per pop amortised (the next one
+# comes after half the members went).
+SPARSE_BYTES_PER_MEMBER = 128
 
 
 def _set(client: Client, key: bytes, read: bool = False) -> set[bytes] | None:
@@ -40,6 +48,15 @@ def _set(client: Client, key: bytes, read: bool = False) -> set[bytes] | None:
 
 def _random_member(members: set[bytes]) -> bytes:
     return next(itertools.islice(iter(members), random.randrange(len(members)), None))
+
+
+def _compact_if_sparse(members: set[bytes]) -> None:
+    """Rebuild ``members``' hash table at its size when it is mostly empty slots (see SPARSE_BYTES_PER_MEMBER).
+    Same object, same members: only the table under them is replaced."""
+    if sys.getsizeof(members) > SPARSE_BYTES_PER_MEMBER * len(members) + 1024:
+        kept = members.copy()  # (a set copied from a set is sized for its members at once)
+        members.clear()
+        members.update(kept)
 
 
 def _emptied_or_touched(client: Client, key: bytes, members: set[bytes], event: bytes) -> None:
@@ -140,8 +157,12 @@ def cmd_spop(client: Client, argv: list[bytes]) -> Any:
         members = _set(client, key)
         if members is None:
             return None
-        member = _random_member(members) if len(members) <= UNIFORM_PICK_MAX else members.pop()
-        members.discard(member)
+        if len(members) <= UNIFORM_PICK_MAX:
+            _compact_if_sparse(members)
+            member = _random_member(members)
+            members.discard(member)
+        else:
+            member = members.pop()
         _emptied_or_touched(client, key, members, b"spop")
         keyspace.dirty += 1
         client.propagate_as = [[b"SREM", key, member]]

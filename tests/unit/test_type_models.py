@@ -10,6 +10,7 @@ registry (served order, type changes, MULTI, disconnects) driven without a netwo
 from __future__ import annotations
 
 import math
+import sys
 from collections import deque
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from actors.commands import sets
 from actors.config import Config
 from actors.data.types import LexBound, ZSet
 from actors.server.blocking import BlockedState, parse_timeout_ms, registry
@@ -373,6 +375,24 @@ def test_set_commands_match_a_python_set_model(ops: list[tuple[Any, ...]]) -> No
             expected = min(size, limit) if limit else size
             assert run(server, client, name, len(keys), *keys, b"LIMIT", limit) == expected
     assert client.db.data == d
+
+
+def test_spop_of_a_set_that_was_large_rebuilds_its_table_and_pops_every_member_once() -> None:
+    # A set's table keeps its size as members go; the uniform pick (sets of <= UNIFORM_PICK_MAX) walks it, so a
+    # set emptied from 20,000 members must be rebuilt at its size, or each of its last pops walks ~40,000 slots.
+    server, client = make_server()
+    members = {b"m%d" % i for i in range(20_000)}
+    assert run(server, client, "SADD", "s", *members) == len(members)
+    popped = []
+    while (reply := run(server, client, "SPOP", "s")) is not None:
+        popped.append(reply)
+        value = client.db.data.get(b"s")
+        if value is not None and len(value) < sets.UNIFORM_PICK_MAX:
+            # (after a uniform pick, which checked the table at one member more)
+            limit_bytes = sets.SPARSE_BYTES_PER_MEMBER * (len(value) + 1) + 1024
+            assert sys.getsizeof(value) <= limit_bytes
+    assert len(popped) == len(set(popped)) and set(popped) == members
+    assert b"s" not in client.db.data
 
 
 # -- sorted sets ---------------------------------------------------------------------------------------------
