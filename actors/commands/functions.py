@@ -207,8 +207,8 @@ def _fcall(client: Client, argv: list[bytes], read_only: bool) -> Any:
         client,
         function.callback,
         function.name,
-        argv[3 : 3 + numkeys],
-        argv[3 + numkeys :],
+        argv,
+        numkeys,
         ro,
         is_function=True,
     )

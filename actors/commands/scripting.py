@@ -119,13 +119,18 @@ def prepare_run(client: Client, flags: frozenset[str] | None, read_only_command:
 
 def _eval(client: Client, argv: list[bytes], by_sha: bool, read_only: bool) -> Any:
     numkeys = parse_numkeys(argv)
-    engine = client.server.scripting
+    server = client.server
+    engine = server._scripting
+    if engine is None:
+        engine = server.scripting
     if by_sha:
-        sha = argv[1].lower().decode("latin-1")
-        cached = engine.scripts.get(sha)
+        # By the sha as sent (clients send the lower-case hex SCRIPT LOAD answered), else case-folded.
+        cached = engine.by_sha.get(argv[1])
         if cached is None:
-            raise CommandError("NOSCRIPT No matching script. Please use EVAL.")
-        fn, body = cached
+            cached = engine.by_sha.get(argv[1].lower())
+            if cached is None:
+                raise CommandError("NOSCRIPT No matching script. Please use EVAL.")
+        fn, body, sha = cached
         if body[:2] == b"#!":  # flags to check; a script without a shebang has none (EVAL compat mode)
             read_only = prepare_run(client, shebang_flags(body), read_only)
     else:
@@ -133,7 +138,7 @@ def _eval(client: Client, argv: list[bytes], by_sha: bool, read_only: bool) -> A
         flags = shebang_flags(body)  # before compiling: a script with a bad shebang is not cached
         sha, fn = engine.compile(body)
         read_only = prepare_run(client, flags, read_only)
-    return engine.execute(client, fn, sha, argv[3 : 3 + numkeys], argv[3 + numkeys :], read_only)
+    return engine.execute(client, fn, sha, argv, numkeys, read_only)
 
 
 @command("eval", -3, "noscript stale", (0, 0, 0), "scripting", "Execute a Lua script server side")

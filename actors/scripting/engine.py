@@ -24,10 +24,12 @@ import hashlib
 import time
 from collections.abc import Callable
 from enum import Enum
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 import greenlet
 import structlog
+from greenlet import getcurrent
 
 from actors.commands.transactions import _propagate_transaction
 from actors.data import rdb_hooks
@@ -95,6 +97,9 @@ class RunState(Enum):
     KILLED = "killed"  # SCRIPT KILL / FUNCTION KILL asked it to stop: the next hook raises in the script
 
 
+_RUNNING = RunState.RUNNING  # (a module global: one lookup less on every script's hot path)
+
+
 class ScriptRun:
     """One script in progress (there is at most one per node)."""
 
@@ -112,8 +117,10 @@ class ScriptRun:
         "resp3",
         "repl_flags",
         "task",
-        "keys",
+        "argv",
+        "numkeys",
     )
+    slice_started_s: float  # when the current slice began (set once busy: only a busy run reads it)
 
     def __init__(
         self,
@@ -121,22 +128,33 @@ class ScriptRun:
         name: str,
         is_function: bool,
         read_only: bool,
-        keys: list[bytes],
+        argv: list[bytes],
+        numkeys: int,
         outer_writes: list[tuple[int, list[bytes], bool]] | None,
+        task: Any,
     ) -> None:
+        # Made for every script: only what a short run reads is set here (slice_started_s is set when the run
+        # goes busy).
         self.caller = caller
         self.name = name  # the sha of an EVAL script, the function's name for FCALL (error texts show it)
         self.is_function = is_function
         self.read_only = read_only  # EVAL_RO / FCALL_RO / a no-writes flag: writes are refused
         self.wrote = False  # a write ran: SCRIPT KILL answers UNKILLABLE
-        self.state = RunState.RUNNING
-        self.started_s = self.slice_started_s = time.monotonic()
+        self.state = _RUNNING
+        self.started_s = monotonic()
         self.writes: list[tuple[int, list[bytes], bool]] = []  # the script's effects, propagated at the end
         self.outer_writes = outer_writes  # EXEC's list when inside EXEC (None otherwise)
         self.resp3 = False  # redis.setresp(3)
         self.repl_flags = REPL_ALL
-        self.task: Any = None  # the greenlet running the script
-        self.keys = keys  # the keys the caller declared (numkeys): CLIENT TRACKING remembers them
+        self.task = task  # the greenlet running the script
+        # The command as sent (EVAL/EVALSHA/FCALL script-or-name numkeys keys... args...) and its numkeys.
+        self.argv = argv
+        self.numkeys = numkeys
+
+    @property
+    def keys(self) -> list[bytes]:
+        """The keys the caller declared (numkeys): CLIENT TRACKING remembers them."""
+        return self.argv[3 : 3 + self.numkeys]
 
     def can_yield(self, server: Server) -> bool:
         """May this run pause for turns of the event loop once busy? Asked only then (never on a short run):
@@ -165,6 +183,8 @@ class ScriptEngine:
         self._status = to_lua.status  # {ok=...} from a status's text (redis.call's fast path)
         # EVAL scripts by sha1 (lower-case hex): the compiled function and its source (SCRIPT FLUSH empties it).
         self.scripts: dict[str, tuple[Any, bytes]] = {}
+        # The same scripts by the sha's lower-case hex as bytes, as EVALSHA names them: (function, source, sha).
+        self.by_sha: dict[bytes, tuple[Any, bytes, str]] = {}
         self.run: ScriptRun | None = None
         # Commands scripts may call, by name as scripts spell it ('get', 'GET'): one dict hit per call.
         self._script_commands: dict[bytes, Any] = {}
@@ -208,10 +228,12 @@ class ScriptEngine:
         if fn is None:
             raise CommandError(f"ERR Error compiling script (new function): {error}")
         self.scripts[sha] = (fn, body)
+        self.by_sha[sha.encode()] = (fn, body, sha)
         return sha, fn
 
     def flush(self) -> None:
         self.scripts.clear()
+        self.by_sha.clear()
 
     # -- running ----------------------------------------------------------------------------------------
 
@@ -220,36 +242,41 @@ class ScriptEngine:
         caller: Client,
         fn: Any,
         name: str,
-        keys: list[bytes],
-        args: list[bytes],
+        argv: list[bytes],
+        numkeys: int,
         read_only: bool,
         is_function: bool = False,
     ) -> Any:
         """Run a compiled script or function for ``caller``; its reply, or BLOCKED if it went busy.
 
-        The hot path of EVALSHA: every line here is paid by each script, so what only a busy run needs (may
-        it yield?) is worked out in the hook, when the run gets there."""
+        ``argv`` is the command as sent (EVAL / EVALSHA / FCALL and their _RO forms all put numkeys at
+        argv[2], the keys and then the arguments after it). The hot path of EVALSHA: every line here is paid
+        by each script, so what only a busy run needs (may it yield?) is worked out in the hook, when the run
+        gets there."""
         if self.run is not None:  # a script calling EVAL is refused earlier ("noscript"): defensive
             raise CommandError(BUSY_FUNCTION if self.run.is_function else BUSY_SCRIPT)
         # The stream itself, not Server's exec_propagation property: four property calls less per script.
         stream = self.server.stream
         outer = stream.exec_writes
-        run = self.run = ScriptRun(caller, name, is_function, read_only, keys, outer)
+        task = self._task
+        if task is None or task.dead or task.parent is not getcurrent():
+            task = self._task = greenlet.greenlet(self._task_loop)
+        run = self.run = ScriptRun(caller, name, is_function, read_only, argv, numkeys, outer, task)
         stream.exec_writes = run.writes
         script_client = self.client
         script_client.db = caller.db
         script_client.resp3 = False
-        self._entry = self._run_function if is_function else self._run_script
-        task = self._task
-        if task is None or task.dead or task.parent is not greenlet.getcurrent():
-            task = self._task = greenlet.greenlet(self._task_loop)
-        run.task = task
+        if is_function:
+            self._entry = self._run_function
         try:
-            result = task.switch(fn, len(keys), *keys, *args)
+            result = task.switch(fn, numkeys, *argv[3:])
         except BaseException:
             self._task = None
+            self._entry = self._run_script
             self._end(run)
             raise
+        if is_function:
+            self._entry = self._run_script  # (the greenlet reads it only when it starts a job)
         # The command itself is never propagated: its effects are (see the module docstring).
         caller.propagate_as = []
         if result is SUSPENDED:
@@ -259,16 +286,19 @@ class ScriptEngine:
 
             return BLOCKED
         # _finish, inlined for the common short run (no busy state to clear).
-        if run.state is not RunState.RUNNING:
+        if run.state is not _RUNNING:
             return self._finish(run, result)
         stream.exec_writes = outer
         self.run = None
         if run.writes:
             _propagate_transaction(self.server, run.writes)
-        ok, value = result
-        if ok:
-            return value if type(value) is bytes else lua_to_reply(value, run.resp3)
-        return self._error_reply(run, value)
+        # One value: the script's (bytes most often); a tuple (false, error table): it failed.
+        kind = type(result)
+        if kind is bytes:
+            return result
+        if kind is not tuple:
+            return lua_to_reply(result, run.resp3)
+        return self._error_reply(run, result[1])
 
     def _task_loop(self, *job: Any) -> None:
         """The body of the greenlet scripts run in, reused run after run (making a greenlet per script
@@ -322,10 +352,9 @@ class ScriptEngine:
         self._end(run)
         if run.writes:
             _propagate_transaction(self.server, run.writes)
-        ok, value = result
-        if ok:
-            return lua_to_reply(value, run.resp3)
-        return self._error_reply(run, value)
+        if type(result) is not tuple:
+            return lua_to_reply(result, run.resp3)
+        return self._error_reply(run, result[1])
 
     def _error_reply(self, run: ScriptRun, value: Any) -> CommandError:
         if not hasattr(value, "values"):
@@ -370,6 +399,7 @@ class ScriptEngine:
             if now - run.started_s < self.threshold_s:
                 return False
             run.state = RunState.BUSY
+            run.slice_started_s = run.started_s
             self.server.script_busy = BUSY_FUNCTION if run.is_function else BUSY_SCRIPT
             log.warning("script_busy", name=run.name, threshold_ms=int(self.threshold_s * 1000))
         if now - run.slice_started_s < RUN_SLICE_S or not run.can_yield(self.server):
@@ -393,8 +423,47 @@ class ScriptEngine:
         return self.runtime.table(err=message)
 
     def lua_call(self, *args: Any) -> Any:
-        """redis.call: the Lua form of the reply; an error reply is raised as a Lua error."""
-        reply = self._run_command(args)
+        """redis.call: the Lua form of the reply; an error reply is raised as a Lua error.
+
+        The common case is inline (one Python frame per redis.call besides the command's own): a command
+        spelled as before (found in ``_script_commands``) with its arity, string arguments, a run that is
+        not read-only, REPL_ALL, nobody tracking, no ACL, no node-wide restriction. Anything else takes
+        ``_run_command``, which checks it all."""
+        run = self.run
+        try:
+            cmd = self._script_commands[args[0]]
+        except (KeyError, IndexError, TypeError):  # a first call by this spelling, no arguments, a table...
+            cmd = None
+        server = self.server
+        arity = cmd.arity if cmd is not None else 0
+        if (
+            cmd is None
+            or run is None
+            or (arity > 0 and len(args) != arity)
+            or len(args) < -arity
+            or run.read_only
+            or run.repl_flags != REPL_ALL
+            or self.on_command is not None
+            or server.acl.enforcing
+        ):
+            reply = self._run_command(args)
+        else:
+            for arg in args:
+                if type(arg) is not bytes:
+                    reply = self._run_command(args)
+                    break
+            else:
+                if cmd.is_write:
+                    if not server._unrestricted:
+                        refusal = self._write_refusal(run)
+                        if refusal is not None:
+                            raise ScriptCallError(refusal.encode())
+                    run.wrote = True
+                try:
+                    reply = server.call(self.client, cmd, list(args))
+                except Exception as exc:  # a bug in a command must not unwind through Lua
+                    log.exception("script_command_failed", command=cmd.name)
+                    reply = CommandError(f"ERR {exc}")
         kind = type(reply)
         if kind is bytes or kind is int:  # GET, INCR...: the same value in Lua (most replies)
             return reply

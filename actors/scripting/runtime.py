@@ -154,11 +154,21 @@ end
 local killer = function()
   if in_user_code() and pykilled() then error(py.killed_error(), 0) end
 end
+-- The count hook stays set between runs (setting it and clearing it around each run cost a short script two
+-- C calls); with no run in progress ``pyhook`` answers false. Only a kill swaps it for the line hook, and the
+-- entry points put the count hook back once that run is over.
+local killing = false
 local counter = function()
   if pyhook() and in_user_code() then
+    killing = true
     sethook(killer, 'l')
     error(py.killed_error(), 0)
   end
+end
+local period = py.period
+local function rearm()
+  killing = false
+  sethook(counter, '', period)
 end
 
 -- Entry points take KEYS and ARGV as varargs (cheaper from Python than two tables): nkeys, keys..., args...
@@ -176,21 +186,23 @@ local function split(nkeys, ...)
   return keys, argv
 end
 
-local period = py.period
+-- A run's outcome crosses back as ONE value when the script succeeded (its return value) and as two
+-- (false, the error table) when it failed: Python tells them apart by the tuple lupa makes for two values,
+-- and the common case makes none.
 local run_script = function(f, nkeys, ...)
   G.KEYS, G.ARGV = split(nkeys, ...)
-  sethook(counter, '', period)
   local ok, result = xpcall(f, handler)
-  sethook()
-  return ok, result
+  if killing then rearm() end
+  if ok then return result end
+  return false, result
 end
 
 local run_function = function(f, nkeys, ...)
   local keys, argv = split(nkeys, ...)
-  sethook(counter, '', period)
   local ok, result = xpcall(function() return f(keys, argv) end, handler)
-  sethook()
-  return ok, result
+  if killing then rearm() end
+  if ok then return result end
+  return false, result
 end
 
 local compile = function(body, name)
@@ -249,6 +261,7 @@ local function_env = function(f)
   return f
 end
 
+rearm()
 return run_script, run_function, compile, compile_library, run_loader, loading_api
 """
 
