@@ -24,6 +24,7 @@ from actors.commands._util import (
 )
 from actors.commands.memory import object_access
 from actors.data import events
+from actors.data.encodings import stays_hashtable
 from actors.data.evict import STAMP_MASK, restored_stamp
 from actors.data.keyspace import TYPE_NAMES
 from actors.data.stream import Stream
@@ -468,7 +469,8 @@ def _is_int_string(value: bytes) -> bool:
 def object_encoding(value: Any, config: Config | None = None) -> str:
     """The encoding Redis 7.0 would report for this value (clients and tools read it), under ``config``'s
     *-max-listpack-* and set-max-intset-entries limits (Redis's defaults without one). Unlike Redis, a
-    collection that shrinks back under the limits reports the small encoding again (no conversion is kept)."""
+    hash or sorted set that shrinks back under the limits reports the small encoding again (no conversion is
+    kept); a set keeps its hashtable encoding, as in Redis (actors/data/encodings.py)."""
     kind = type(value)
     if kind is bytes:
         if _is_int_string(value):
@@ -485,7 +487,7 @@ def object_encoding(value: Any, config: Config | None = None) -> str:
         return "listpack" if small else "hashtable"
     if kind is set:
         max_entries = config["set-max-intset-entries"] if config else INTSET_MAX_ENTRIES
-        if len(value) <= max_entries and all(_is_int_string(m) for m in value):
+        if len(value) <= max_entries and not stays_hashtable(value) and all(_is_int_string(m) for m in value):
             return "intset"
         return "hashtable"
     if kind is ZSet:

@@ -20,6 +20,7 @@ from actors.commands._util import LLONG_MIN, get_typed, parse_int, parse_interca
 from actors.commands.hashes import RANGE_LONG, random_picks, scan_members
 from actors.commands.keys import object_encoding
 from actors.data import events
+from actors.data.encodings import before_set_shrinks
 from protocol import errors
 from protocol.errors import CommandError, WrongTypeError
 
@@ -102,6 +103,8 @@ def cmd_srem(client: Client, argv: list[bytes]) -> Any:
     if members is None:
         return 0
     before = len(members)
+    present = (member for member in argv[2:] if member in members)
+    before_set_shrinks(members, before, present, client.server.config["set-max-intset-entries"])
     members.difference_update(argv[2:])
     removed = before - len(members)
     if removed:
@@ -125,6 +128,7 @@ def cmd_smove(client: Client, argv: list[bytes]) -> Any:
         return 1 if member in src else 0
     if member not in src:
         return 0
+    before_set_shrinks(src, len(src), (member,), client.server.config["set-max-intset-entries"])
     src.discard(member)
     _emptied_or_touched(client, src_key, src, b"srem")
     if dst is None:
@@ -157,12 +161,14 @@ def cmd_spop(client: Client, argv: list[bytes]) -> Any:
         members = _set(client, key)
         if members is None:
             return None
-        if len(members) <= UNIFORM_PICK_MAX:
+        size = len(members)
+        if size <= UNIFORM_PICK_MAX:
             _compact_if_sparse(members)
             member = _random_member(members)
-            members.discard(member)
         else:
             member = members.pop()
+        before_set_shrinks(members, size, (member,), client.server.config["set-max-intset-entries"])
+        members.discard(member)
         _emptied_or_touched(client, key, members, b"spop")
         keyspace.dirty += 1
         client.propagate_as = [[b"SREM", key, member]]
@@ -181,6 +187,7 @@ def cmd_spop(client: Client, argv: list[bytes]) -> Any:
         client.propagate_as = [[b"DEL", key]]
         return members
     popped = random.sample(list(members), count)
+    before_set_shrinks(members, len(members), popped, client.server.config["set-max-intset-entries"])
     members.difference_update(popped)
     keyspace.touch(client.db, key)
     keyspace.dirty += 1

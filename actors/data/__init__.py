@@ -10,4 +10,5 @@ Layout:
     memory.py     what a key costs (used_memory's estimate, MEMORY USAGE) and the running total maxmemory reads
     evict.py      eviction policies, LRU/LFU access stamps, the eviction pool that picks victims
     events.py     keyspace event classes (notify-keyspace-events): flag bits and letters
+    encodings.py  sets Redis would keep as a hashtable though their members fit an intset (OBJECT ENCODING)
 """

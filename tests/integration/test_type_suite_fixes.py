@@ -4,6 +4,7 @@ QUICKLIST-PACKED-THRESHOLD takes Redis's sizes and refuses the rest with Redis's
 
 from __future__ import annotations
 
+import random
 import socket
 from pathlib import Path
 from typing import Any
@@ -151,4 +152,45 @@ def test_debug_quicklist_packed_threshold_takes_what_redis_takes(pair: tuple[int
         r.close()
         replies.append(got)
     ours, theirs = replies
+    assert ours == theirs
+
+
+def _set_encodings(r: redis.Redis, rng: random.Random) -> list[Any]:
+    """A seeded run of SADD / SREM / SMOVE on small sets of integers and words, with OBJECT ENCODING after
+    each step, then the steps whose outcome SPOP's random pick cannot change, then DEBUG RELOAD."""
+    out: list[Any] = []
+    r.config_set("set-max-intset-entries", 6)
+    keys = ["s1{t}", "s2{t}", "s3{t}"]
+    pool = [b"1", b"2", b"3", b"-4", b"5", b"6", b"7", b"a", b"b", b"007"]
+    for _ in range(300):
+        op = rng.randrange(3)
+        key = rng.choice(keys)
+        if op == 0:
+            out.append(r.sadd(key, *rng.sample(pool, rng.randint(1, 3))))
+        elif op == 1:
+            out.append(r.srem(key, *rng.sample(pool, rng.randint(1, 4))))
+        else:
+            out.append(r.smove(key, rng.choice(keys), rng.choice(pool)))
+        out.append([r.object("encoding", k) for k in keys])
+    r.delete(*keys)
+    r.sadd("p", 1, 2, 3, "a")
+    r.spop("p", 2)
+    r.srem("p", "a")
+    out.append(r.object("encoding", "p"))  # hashtable whichever members SPOP took
+    r.delete("q")
+    r.sadd("q", *range(8))
+    r.srem("q", 0, 1, 2)
+    out.append(r.object("encoding", "q"))  # was over set-max-intset-entries: stays a hashtable
+    r.execute_command("DEBUG", "RELOAD")
+    out.append([r.object("encoding", k) for k in ("p", "q")])  # reloaded sets are judged afresh
+    return out
+
+
+def test_a_set_stays_a_hashtable_once_converted_as_in_redis(pair: tuple[int, int], seed: int) -> None:
+    results = []
+    for port in pair:
+        r = redis.Redis(port=port, socket_timeout=30)
+        results.append(_set_encodings(r, random.Random(seed)))
+        r.close()
+    ours, theirs = results
     assert ours == theirs
