@@ -4,8 +4,8 @@ Runs on the master actor's loop thread; clients get -LOADING meanwhile. An RDB i
 with the load helper (rdb/helper.py) on a second core when the file is large: the launcher starts one on
 dbfilename before the node's imports (``prefetched_load_helper``), and the load takes it if it fits. AOF files
 are replayed on the loop in slices (aof/replay.py). Progress feeds INFO persistence's ``loading_*`` fields and
-a ``loading_progress`` log line. DEBUG RELOAD and DEBUG LOADAOF reload through here too. A dataset that cannot be loaded raises
-LoadError: the node must not start, and no file is changed.
+a ``loading_progress`` log line. DEBUG RELOAD and DEBUG LOADAOF reload through here too. A dataset that cannot
+be loaded raises LoadError: the node must not start, and no file is changed.
 
 Replication info of a loaded RDB: ``server.loaded_repl_id`` / ``server.loaded_repl_offset`` (None when the
 file had none).
@@ -371,5 +371,6 @@ class Loading:
         except LoadError as exc:
             log.error("loadaof_failed", reason=str(exc))
             return "ERR Error trying to load the AOF files, check server logs."
+        self.server.keyspace.dirty = 0  # as Redis: what was just loaded is what the files hold
         log.info("aof_loaded", reason="DEBUG LOADAOF", keys=self.server.keyspace.total_keys())
         return None
