@@ -413,11 +413,30 @@ def test_arrays_of_bulk_strings_encode_alike_on_both_paths() -> None:
             bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40)))
             for _ in range(rng.randrange(0, 40))
         ]
+        if rng.random() < 0.3:  # items of one length: the one-join layout
+            size = rng.choice((0, 1, 3, 17, 1024, 1025))
+            items = [bytes(rng.randrange(256) for _ in range(size)) for _ in range(rng.randrange(0, 40))]
         if items and rng.random() < 0.2:
             items[rng.randrange(len(items))] = b"x" * rng.choice((1024, 1025, 3000))
         mixed = rng.random() < 0.2
         if items and mixed:
-            items[rng.randrange(len(items))] = rng.choice((None, 7, "OK"))
+            # odd items of the others' length, as the one-join layout would meet them
+            size = len(items[0]) if isinstance(items[0], bytes) else 0
+            odd = rng.choice(
+                (
+                    None,
+                    7,
+                    "OK",
+                    "x" * size,
+                    [b"x"] * size,
+                    bytearray(size),
+                    memoryview(bytes(2 * size)).cast("H"),
+                )
+            )
+            items[rng.randrange(len(items))] = odd
         expected = b"*%d\r\n" % len(items) + b"".join(encode(item) for item in items)
         assert encode(items) == expected
         assert encode(tuple(items)) == expected
+    # One length each, but a memoryview of 2-byte items holds twice its len() in bytes: not the one-join layout.
+    wide = [b"ab"] * 5 + [memoryview(b"abcd").cast("H")] + [b"ab"] * 4
+    assert encode(wide) == b"*10\r\n" + b"$2\r\nab\r\n" * 5 + b"$4\r\nabcd\r\n" + b"$2\r\nab\r\n" * 4
