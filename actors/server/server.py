@@ -528,7 +528,9 @@ class Server:
         cmd.calls += 1  # total_commands_processed is the sum of these (one increment per command, not two)
         if self.monitors and not cmd.is_admin:
             self._feed_monitors(client, argv)
-        if keyspace.dirty != dirty_before:
+        # ``>``: a save resets dirty to 0, and SAVE / SHUTDOWN SAVE must not reach the replicas (Redis clamps
+        # call()'s dirty delta at 0 for the same reason).
+        if keyspace.dirty > dirty_before:
             if client.propagate_as is not None:
                 for rewritten in client.propagate_as:
                     self.propagate(client.db.id, rewritten)

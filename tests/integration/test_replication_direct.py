@@ -2,7 +2,8 @@
 stream straight to a socket the replica's loop reads, handed over from the bus at an exact offset.
 
 What is checked: the hand-over loses and doubles nothing (digests and offsets meet, with writes before, during
-and after it, across databases); WAIT is answered through the stream's GETACK; a reset link ends its direct
+and after it, across databases); WAIT is answered through the stream's GETACK; a SAVE on the master
+is not replayed by the replica; a reset link ends its direct
 socket and the partial resync opens a new one. The bus-only path (no direct socket: bus CURVE keys) is
 test_bus_curve.py's replication test.
 """
@@ -35,12 +36,17 @@ def test_the_stream_moves_to_the_direct_socket_without_a_byte_lost_and_wait_is_a
     master.client(db=3, password="pw").set("in-three", "3")
     mc.set("back-in-zero", "0")
     wait_converged(mc, rc)
+    mc.set("before-wait", "w")
     started = time.monotonic()
     assert mc.execute_command("WAIT", 1, 5000) == 1
     assert time.monotonic() - started < 4  # the GETACK in the stream, not a timeout
-    assert (
-        info(rc)["slave_read_repl_offset"] == info(rc)["slave_repl_offset"] == info(mc)["master_repl_offset"]
-    )
+    assert rc.get("before-wait") == b"w"
+    # A save resets the dirty counter: SAVE is not a write, and no replica runs it (nor SHUTDOWN SAVE).
+    assert mc.execute_command("SAVE")
+    mc.set("after-save", "s")
+    wait_converged(mc, rc)
+    assert '"event": "save_finished"' not in replica.log()
+    assert info(rc)["slave_read_repl_offset"] == info(rc)["slave_repl_offset"]
     assert replica.client(db=3).get("in-three") == b"3"
     assert stats(mc)[:2] == (1, 0)  # one full sync, and the direct socket is no resync
 
