@@ -32,7 +32,7 @@ from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction,
 from actors.config import Config
 from actors.data import rdb_hooks
 from actors.data.keyspace import Keyspace, wall_clock_ms
-from actors.server import latency, latencystats, notify
+from actors.server import cmdstats, latency, latencystats, notify
 from actors.server.acl import Acl
 from actors.server.buffers import OutputBufferLimits
 from actors.server.client import Client, ClientKind
@@ -506,6 +506,10 @@ class Server:
         """Run ``cmd`` (already checked) and propagate it if it changed the dataset."""
         keyspace = self.keyspace
         dirty_before = keyspace.dirty
+        if (
+            cmd.subcommands
+        ):  # a container: counted and named per subcommand, as Redis (actors/server/cmdstats.py)
+            cmd = cmdstats.subcommand(cmd, argv)
         client.last_command = cmd.name
         started_ns = perf_counter_ns()
         try:
@@ -542,7 +546,7 @@ class Server:
         """INFO's total_commands_processed: every command run counts once in its own ``calls`` (call() and the
         fast lane keep the two together, CONFIG RESETSTAT zeroes them together), so the total is their sum,
         read when asked rather than kept by a second increment on every command."""
-        return sum([cmd.calls for cmd in self._unique_commands])
+        return sum([cmd.calls for cmd in cmdstats.with_subcommands(self._unique_commands)])
 
     # -- propagation: the stream's state under the names the actors still use -----------------------------
 
