@@ -63,6 +63,11 @@ _MASTERDOWN = "MASTERDOWN Link with MASTER is down and replica-serve-stale-data 
 _PUBSUB_ALLOWED = "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
 
 
+# Commands MONITOR shows before they run (Redis 7.0 logs EVAL / FCALL ahead of the commands their script
+# calls); every other command is shown once it has run, as Redis's call() does.
+_MONITORED_BEFORE = frozenset(("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"))
+
+
 def _full_name(cmd: Command, argv: list[bytes]) -> str:
     """The name Redis puts in some errors: ``config|get`` for a container's subcommand, else the command's."""
     if cmd.subcommands and len(argv) > 1:
@@ -511,6 +516,8 @@ class Server:
         ):  # a container: counted and named per subcommand, as Redis (actors/server/cmdstats.py)
             cmd = cmdstats.subcommand(cmd, argv)
         client.last_command = cmd.name
+        if self.monitors and cmd.name in _MONITORED_BEFORE:
+            self._feed_monitors(client, argv)  # a script's line precedes those of the commands it runs
         started_ns = perf_counter_ns()
         try:
             reply = cmd.fn(client, argv)
@@ -528,7 +535,7 @@ class Server:
         if duration_us >= self.slowlog_threshold_us >= 0 and cmd.name != "exec":
             self._log_slow(client, argv, duration_us)  # EXEC's commands are logged each (Redis: skip_slowlog)
         cmd.calls += 1  # total_commands_processed is the sum of these (one increment per command, not two)
-        if self.monitors and not cmd.is_admin:
+        if self.monitors and not cmd.is_admin and cmd.name not in _MONITORED_BEFORE:
             self._feed_monitors(client, argv)
         if keyspace.dirty != dirty_before:
             if client.propagate_as is not None:
@@ -641,6 +648,18 @@ class Server:
             for i in range(2, len(args) - 2):
                 if args[i].lower() == b"auth":
                     args[i + 1] = args[i + 2] = _REDACTED
+        elif name == b"migrate":  # AUTH password / AUTH2 username password, as Redis's migrateCommand
+            args = list(argv)
+            i = 6
+            while i < len(args) - 1:
+                option = args[i].lower()
+                if option == b"keys":
+                    break
+                if option in (b"auth", b"auth2"):
+                    count = 1 if option == b"auth" else 2
+                    args[i + 1 : i + 1 + count] = [_REDACTED] * len(args[i + 1 : i + 1 + count])
+                    i += count
+                i += 1
         line = b"+%d.%06d [%d %s] %s\r\n" % (
             int(now),
             int((now % 1) * 1_000_000),
