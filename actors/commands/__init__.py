@@ -83,6 +83,8 @@ class Command:
     # SMALL_US (256), HdrHistogram buckets above.
     latency_us: list[int] = field(default_factory=lambda: [0] * 256)
     latency_large: dict[int, int] = field(default_factory=dict)
+    # A container's per-subcommand records (actors/server/cmdstats.py), made on each one's first call.
+    sub_stats: dict[str, Command] | None = None
     # Key specs, legacy range and key finder, by name from Redis 7.0's data (getkeys.attach_keys, at load_all).
     key_info: CommandKeys = field(default_factory=lambda: CommandKeys("", 0, 0, 0, 0).finish())
 
@@ -165,6 +167,7 @@ def instance_table(registered: Mapping[bytes, Command]) -> dict[bytes, Command]:
                 rejected_calls=0,
                 latency_us=[0] * len(spec.latency_us),
                 latency_large={},
+                sub_stats=None,
             )
         table[name] = copy
     return table

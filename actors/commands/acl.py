@@ -20,6 +20,9 @@ from protocol.resp import OK
 if TYPE_CHECKING:
     from actors.server.client import Client
 
+# Variadic by arity, but Redis 7.0's ACL handler takes one optional argument at most for these.
+_AT_MOST_ONE_ARGUMENT = frozenset((b"cat", b"genpass", b"log"))
+
 # Redis 7.0's arity of each ACL subcommand (-n: at least n arguments, the command's name included).
 ACL_SUBCOMMANDS: dict[bytes, int] = {
     b"cat": -2,
@@ -88,6 +91,11 @@ def cmd_acl(client: Client, argv: list[bytes]) -> Any:
         raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "acl")
     if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
         raise errors.wrong_arity(f"acl|{sub.decode()}")
+    if sub in _AT_MOST_ONE_ARGUMENT and len(argv) > 3:  # Redis's aclCommand falls through to its syntax error
+        raise CommandError(
+            f"ERR unknown subcommand or wrong number of arguments for "
+            f"'{argv[1].decode('utf-8', 'replace')}'. Try ACL HELP."
+        )
     acl = client.server.acl
     try:
         if sub == b"setuser":

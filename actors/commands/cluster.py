@@ -18,7 +18,48 @@ if TYPE_CHECKING:
 DISABLED = "ERR This instance has cluster support disabled"
 
 
-@command("cluster", -2, "loading stale", (0, 0, 0), "cluster", "A container for Redis Cluster commands")
+# Redis 7.0's CLUSTER subcommands, all served by the cluster actor's admin table (actors/cluster/admin.py; a test
+# keeps the two lists equal): COMMAND LIST / INFO, ACL rules and the per-subcommand stats know them.
+CLUSTER_SUBCOMMANDS = (
+    "addslots",
+    "addslotsrange",
+    "bumpepoch",
+    "count-failure-reports",
+    "countkeysinslot",
+    "delslots",
+    "delslotsrange",
+    "failover",
+    "flushslots",
+    "forget",
+    "getkeysinslot",
+    "help",
+    "info",
+    "keyslot",
+    "links",
+    "meet",
+    "myid",
+    "nodes",
+    "replicas",
+    "replicate",
+    "reset",
+    "saveconfig",
+    "set-config-epoch",
+    "setslot",
+    "shards",
+    "slaves",
+    "slots",
+)
+
+
+@command(
+    "cluster",
+    -2,
+    "loading stale",
+    (0, 0, 0),
+    "cluster",
+    "A container for Redis Cluster commands",
+    subcommands=CLUSTER_SUBCOMMANDS,
+)
 def cmd_cluster(client: Client, argv: list[bytes]) -> Any:
     cluster = client.server.cluster
     if cluster is None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.commands.migrate import cached_sockets
-from actors.server import latencystats
+from actors.server import cmdstats, latencystats
 from actors.server.client import ClientKind
 from actors.server.errorstats import info_errorstats
 from actors.server.tracking import tracking_clients, tracking_stats
@@ -184,7 +184,7 @@ def _section_keyspace(server: Server) -> list[tuple[str, Any]]:
 
 def _section_commandstats(server: Server) -> list[tuple[str, Any]]:
     lines = []
-    for cmd in server.commands.values():  # this server's table: counters are per instance
+    for cmd in cmdstats.unique_commands(server):  # this server's table, subcommands apart (config|get)
         if cmd.calls or cmd.rejected_calls or cmd.failed_calls:
             per_call = cmd.usec / cmd.calls if cmd.calls else 0.0
             lines.append(

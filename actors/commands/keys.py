@@ -59,18 +59,30 @@ def cmd_unlink(client: Client, argv: list[bytes]) -> Any:
 
 @command("exists", -2, "readonly fast", (1, -1, 1), "generic", "Determine if a key exists")
 def cmd_exists(client: Client, argv: list[bytes]) -> Any:
-    keyspace = client.server.keyspace
-    return sum(1 for key in argv[1:] if keyspace.lookup_read(client.db, key) is not None)
+    return sum(1 for key in argv[1:] if _lookup_notouch(client, key) is not None)
+
+
+def _lookup_notouch(client: Client, key: bytes) -> Any:
+    """``lookup_read`` that leaves the key's access stamp where it was (Redis's LOOKUP_NOTOUCH, which EXISTS,
+    TYPE, TTL and the like use: asking about a key is not using it, so OBJECT IDLETIME keeps growing)."""
+    db = client.db
+    meta = db.meta
+    stamp = meta.get(key) if meta is not None else None
+    value = client.server.keyspace.lookup_read(db, key)
+    if stamp is not None and meta is not None and key in meta:
+        meta[key] = (meta[key] & ~STAMP_MASK) | (stamp & STAMP_MASK)
+    return value
 
 
 @command("touch", -2, "readonly fast", (1, -1, 1), "generic", "Alters the last access time of a key(s)")
 def cmd_touch(client: Client, argv: list[bytes]) -> Any:
-    return cmd_exists(client, argv)
+    keyspace = client.server.keyspace
+    return sum(1 for key in argv[1:] if keyspace.lookup_read(client.db, key) is not None)
 
 
 @command("type", 2, "readonly fast", (1, 1, 1), "generic", "Determine the type stored at key")
 def cmd_type(client: Client, argv: list[bytes]) -> Any:
-    value = client.server.keyspace.lookup_read(client.db, argv[1])
+    value = _lookup_notouch(client, argv[1])
     return "none" if value is None else TYPE_NAMES[type(value)].decode()
 
 
@@ -321,15 +333,14 @@ def cmd_pexpireat(client: Client, argv: list[bytes]) -> Any:
 
 
 def _ttl(client: Client, key: bytes, unit_ms: int, absolute: bool) -> int:
-    keyspace = client.server.keyspace
-    if keyspace.lookup_read(client.db, key) is None:
+    if _lookup_notouch(client, key) is None:
         return -2
     when = client.db.expires.get(key)
     if when is None:
         return -1
     if absolute:
         return when if unit_ms == 1 else (when + 500) // 1000  # EXPIRETIME rounds as TTL does
-    remaining = max(when - keyspace.clock(), 0)
+    remaining = max(when - client.server.keyspace.clock(), 0)
     return remaining if unit_ms == 1 else (remaining + 500) // 1000
 
 

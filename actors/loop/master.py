@@ -266,7 +266,12 @@ class RespConnection(asyncio.Protocol):
                 transport.write(data)
                 if (
                     client is not None
-                    and (client.channels or client.patterns or self.output_limits.watch_all)
+                    and (
+                        client.channels
+                        or client.patterns
+                        or self.output_limits.watch_all
+                        or not client.authenticated
+                    )
                     and self.output_limits.exceeded(client, transport.get_write_buffer_size())
                 ):
                     self.closed = True  # client-output-buffer-limit: dropped with what it did not read

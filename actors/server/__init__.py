@@ -13,6 +13,7 @@ Layout:
     errorstats.py error replies counted by prefix (total_error_replies, INFO errorstats), as Redis
     latency.py    the latency monitor's event series (latency-monitor-threshold), read by LATENCY
     latencystats.py per-command latency histograms (latency-tracking): LATENCY HISTOGRAM, INFO latencystats
+    cmdstats.py   per-subcommand records (config|set, client|list): their calls, times and histograms
     ports.py      the commands' whole view of the actors: PersistencePort, ReplicationPort, SupervisorPort, ...
     tls.py        the SSL context of tls-port from the tls-* directives, refused with Redis's lines
     notify.py     keyspace notifications: publishes the events commands and the keyspace report

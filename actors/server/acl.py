@@ -150,7 +150,7 @@ class Acl:
         config = server.config
         self.default = new_default_user()
         self.users: dict[str, User] = {"default": self.default}
-        self.log: deque[LogEntry] = deque(maxlen=int(config["acllog-max-len"]))
+        self.log: deque[LogEntry] = deque()
         # Some user is not all-permissive: the dispatcher must ask check_command (see the module docstring).
         self.enforcing = False
         self.aclfile: str = config["aclfile"]
@@ -159,7 +159,9 @@ class Acl:
         self.write_file: Callable[[str, bytes], None] | None = None
         self._set_default_password(config["requirepass"])
         config.on_change("requirepass", self._set_default_password)
-        config.on_change("acllog-max-len", lambda v: setattr(self, "log", deque(self.log, maxlen=int(v))))
+        # Lowering the limit keeps the entries there are: Redis trims the log only when it adds one.
+        self.log_max_len = int(config["acllog-max-len"])
+        config.on_change("acllog-max-len", lambda v: setattr(self, "log_max_len", int(v)))
         lines: list[list[str]] = config["user"]
         if lines and self.aclfile:
             raise ConfigError(
@@ -206,25 +208,28 @@ class Acl:
         if existing is None:
             self.users[name] = user
         else:
-            old_channels = [c for s in existing.all_selectors for c in s.channels]
+            old_channels: list[bytes] | None = [c for s in existing.all_selectors for c in s.channels]
+            if any(s.allchannels for s in existing.all_selectors):
+                old_channels = None  # allchannels revoked: every subscriber is checked
             existing.assign(user)
             self._kill_pubsub_clients_if_needed(existing, old_channels)
         self.changed()
 
-    def _kill_pubsub_clients_if_needed(self, user: User, old_channels: list[bytes]) -> None:
+    def _kill_pubsub_clients_if_needed(self, user: User, old_channels: list[bytes] | None) -> None:
         """ACLKillPubsubClientsIfNeeded: channel permissions narrowed, so subscribers of that user whose
         subscriptions are no longer allowed are disconnected."""
         if any(s.allchannels for s in user.all_selectors):
             return
         upcoming = [c for s in user.all_selectors for c in s.channels]
-        if all(c in upcoming for c in old_channels):  # (Redis 7.0: also when the old list was "&*")
+        if old_channels is not None and all(c in upcoming for c in old_channels):  # nothing was taken away
             return
         matchers = [m for s in user.all_selectors for m in s.channel_matchers]
         for client in list(self.server.clients.values()):
             if client.user is not user or not client.in_pubsub:
                 continue
             if any(p not in upcoming for p in client.patterns) or any(
-                not any(match(c) for match in matchers) for c in client.channels
+                not any(match(c) for match in matchers)
+                for c in (*client.channels, *client.shard_channels)  # SSUBSCRIBE's too, as Redis
             ):
                 client.close_requested = True
                 client.kill()
@@ -385,9 +390,9 @@ class Acl:
                 entry.client_info = info
                 self.log.appendleft(entry)
                 return
-        if self.log.maxlen == 0:
-            return
         self.log.appendleft(LogEntry(1, reason, context, obj, username, now_ms, info))
+        while len(self.log) > self.log_max_len:
+            self.log.pop()
 
     def log_reply(self, count: int | None) -> list[dict[bytes, Any]]:
         now_ms = int(time.time() * 1000)

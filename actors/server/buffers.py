@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 log = structlog.get_logger("redactor.buffers")
 
 
+# Redis 7.0 closes a client that has not authenticated once its unread replies pass 1 KiB.
+UNAUTHENTICATED_LIMIT_BYTES = 1024
+
+
 class OutputBufferLimits:
     """The node's client-output-buffer-limit settings and the soft-limit clocks of its clients."""
 
@@ -67,7 +71,9 @@ class OutputBufferLimits:
         """Whether ``client``, holding ``pending_bytes`` unsent, must be closed now (logged if so)."""
         hard, soft, soft_seconds = self.limits.get(self.class_of(client), (0, 0, 0))
         over = False
-        if hard and pending_bytes >= hard:
+        if not client.authenticated and pending_bytes > UNAUTHENTICATED_LIMIT_BYTES:
+            over = True  # a client that has not authenticated may not pile up replies it does not read
+        elif hard and pending_bytes >= hard:
             over = True
         elif soft and pending_bytes >= soft:
             now = time.monotonic()

@@ -9,14 +9,16 @@ What it owns: the counting and the reports. Where the counts live: on each ``Com
 (``latency_us``: one counter per whole microsecond below ``SMALL_US``; ``latency_large``: HdrHistogram buckets
 above), so ``Server.call`` pays one list bump per command (``duration_us < server.latency_small_us``, which is 0
 while latency-tracking is off) and the fast lane one bump per run of GETs or SETs. Only the rare command slower
-than ``SMALL_US`` calls ``record``. The histograms are per ``Command`` (a container's subcommands share its
-one, as INFO commandstats here), where Redis keeps one per subcommand. Loop thread only.
+than ``SMALL_US`` calls ``record``. The histograms are per ``Command``, and a container's subcommands have records of their own
+(actors/server/cmdstats.py), as Redis keeps one per subcommand. Loop thread only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+
+from actors.server import cmdstats
 
 if TYPE_CHECKING:
     from actors.commands import Command
@@ -126,15 +128,18 @@ def attach(server: Server) -> None:
 
 
 def _tracked(server: Server) -> Iterable[Command]:
-    unique = {id(cmd): cmd for cmd in server.commands.values()}  # aliases share one Command
-    return (cmd for cmd in unique.values() if total_calls(cmd))
+    # Aliases share one Command; a container's subcommands have records of their own (cmdstats.py).
+    return (cmd for cmd in cmdstats.unique_commands(server) if total_calls(cmd))
 
 
 def histogram_reply(server: Server, names: list[bytes]) -> dict[bytes, Any]:
     """LATENCY HISTOGRAM [command ...]: every command with calls, or the named ones that have some."""
     if names:
-        chosen = [server.commands.get(raw.lower()) for raw in names]
-        commands = [cmd for cmd in chosen if cmd is not None and total_calls(cmd)]
+        # A container's name brings its subcommands' histograms too (Redis: "client" gives client|id ...).
+        chosen = cmdstats.with_subcommands(
+            cmd for cmd in (cmdstats.find(server, raw) for raw in names) if cmd is not None
+        )
+        commands = [cmd for cmd in chosen if total_calls(cmd)]
     else:
         commands = list(_tracked(server))
     reply: dict[bytes, Any] = {}

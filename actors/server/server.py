@@ -32,7 +32,7 @@ from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction,
 from actors.config import Config
 from actors.data import rdb_hooks
 from actors.data.keyspace import Keyspace, wall_clock_ms
-from actors.server import latency, latencystats, notify
+from actors.server import cmdstats, latency, latencystats, notify
 from actors.server.acl import Acl
 from actors.server.buffers import OutputBufferLimits
 from actors.server.client import Client, ClientKind
@@ -61,6 +61,11 @@ _QUEUED = "QUEUED"
 _NOT_IN_MULTI = "ERR Command not allowed inside a transaction"
 _MASTERDOWN = "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
 _PUBSUB_ALLOWED = "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+
+
+# Commands MONITOR shows before they run (Redis 7.0 logs EVAL / FCALL ahead of the commands their script
+# calls); every other command is shown once it has run, as Redis's call() does.
+_MONITORED_BEFORE = frozenset(("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"))
 
 
 def _full_name(cmd: Command, argv: list[bytes]) -> str:
@@ -508,7 +513,13 @@ class Server:
         """Run ``cmd`` (already checked) and propagate it if it changed the dataset."""
         keyspace = self.keyspace
         dirty_before = keyspace.dirty
+        if (
+            cmd.subcommands
+        ):  # a container: counted and named per subcommand, as Redis (actors/server/cmdstats.py)
+            cmd = cmdstats.subcommand(cmd, argv)
         client.last_command = cmd.name
+        if self.monitors and cmd.name in _MONITORED_BEFORE:
+            self._feed_monitors(client, argv)  # a script's line precedes those of the commands it runs
         started_ns = perf_counter_ns()
         try:
             reply = cmd.fn(client, argv)
@@ -526,7 +537,7 @@ class Server:
         if duration_us >= self.slowlog_threshold_us >= 0 and cmd.name != "exec":
             self._log_slow(client, argv, duration_us)  # EXEC's commands are logged each (Redis: skip_slowlog)
         cmd.calls += 1  # total_commands_processed is the sum of these (one increment per command, not two)
-        if self.monitors and not cmd.is_admin:
+        if self.monitors and not cmd.is_admin and cmd.name not in _MONITORED_BEFORE:
             self._feed_monitors(client, argv)
         # ``>``: a save resets dirty to 0, and SAVE / SHUTDOWN SAVE must not reach the replicas (Redis clamps
         # call()'s dirty delta at 0 for the same reason).
@@ -546,7 +557,7 @@ class Server:
         """INFO's total_commands_processed: every command run counts once in its own ``calls`` (call() and the
         fast lane keep the two together, CONFIG RESETSTAT zeroes them together), so the total is their sum,
         read when asked rather than kept by a second increment on every command."""
-        return sum([cmd.calls for cmd in self._unique_commands])
+        return sum([cmd.calls for cmd in cmdstats.with_subcommands(self._unique_commands)])
 
     # -- propagation: the stream's state under the names the actors still use -----------------------------
 
@@ -641,6 +652,18 @@ class Server:
             for i in range(2, len(args) - 2):
                 if args[i].lower() == b"auth":
                     args[i + 1] = args[i + 2] = _REDACTED
+        elif name == b"migrate":  # AUTH password / AUTH2 username password, as Redis's migrateCommand
+            args = list(argv)
+            i = 6
+            while i < len(args) - 1:
+                option = args[i].lower()
+                if option == b"keys":
+                    break
+                if option in (b"auth", b"auth2"):
+                    count = 1 if option == b"auth" else 2
+                    args[i + 1 : i + 1 + count] = [_REDACTED] * len(args[i + 1 : i + 1 + count])
+                    i += count
+                i += 1
         line = b"+%d.%06d [%d %s] %s\r\n" % (
             int(now),
             int((now % 1) * 1_000_000),
