@@ -117,38 +117,43 @@ def prepare_run(client: Client, flags: frozenset[str] | None, read_only_command:
     return False
 
 
-def _eval(client: Client, argv: list[bytes], by_sha: bool, read_only: bool) -> Any:
+def _evalsha(client: Client, argv: list[bytes], read_only: bool) -> Any:
+    """EVALSHA / EVALSHA_RO: the hot path of applications' scripts (SCRIPT LOAD once, EVALSHA after)."""
     numkeys = parse_numkeys(argv)
     server = client.server
     engine = server._scripting
     if engine is None:
         engine = server.scripting
-    if by_sha:
-        # By the sha as sent (clients send the lower-case hex SCRIPT LOAD answered), else case-folded.
-        cached = engine.by_sha.get(argv[1])
+    # By the sha as sent (clients send the lower-case hex SCRIPT LOAD answered), else case-folded.
+    cached = engine.by_sha.get(argv[1])
+    if cached is None:
+        cached = engine.by_sha.get(argv[1].lower())
         if cached is None:
-            cached = engine.by_sha.get(argv[1].lower())
-            if cached is None:
-                raise CommandError("NOSCRIPT No matching script. Please use EVAL.")
-        fn, body, sha = cached
-        if body[:2] == b"#!":  # flags to check; a script without a shebang has none (EVAL compat mode)
-            read_only = prepare_run(client, shebang_flags(body), read_only)
-    else:
-        body = argv[1]
-        flags = shebang_flags(body)  # before compiling: a script with a bad shebang is not cached
-        sha, fn = engine.compile(body)
-        read_only = prepare_run(client, flags, read_only)
+            raise CommandError("NOSCRIPT No matching script. Please use EVAL.")
+    fn, shebang_body, sha = cached
+    if shebang_body is not None:  # flags to check; a script without a shebang has none (EVAL compat mode)
+        read_only = prepare_run(client, shebang_flags(shebang_body), read_only)
+    return engine.execute(client, fn, sha, argv, numkeys, read_only)
+
+
+def _eval(client: Client, argv: list[bytes], read_only: bool) -> Any:
+    numkeys = parse_numkeys(argv)
+    engine = client.server.scripting
+    body = argv[1]
+    flags = shebang_flags(body)  # before compiling: a script with a bad shebang is not cached
+    sha, fn = engine.compile(body)
+    read_only = prepare_run(client, flags, read_only)
     return engine.execute(client, fn, sha, argv, numkeys, read_only)
 
 
 @command("eval", -3, "noscript stale", (0, 0, 0), "scripting", "Execute a Lua script server side")
 def cmd_eval(client: Client, argv: list[bytes]) -> Any:
-    return _eval(client, argv, by_sha=False, read_only=False)
+    return _eval(client, argv, False)
 
 
 @command("evalsha", -3, "noscript stale", (0, 0, 0), "scripting", "Execute a Lua script server side")
 def cmd_evalsha(client: Client, argv: list[bytes]) -> Any:
-    return _eval(client, argv, by_sha=True, read_only=False)
+    return _evalsha(client, argv, False)
 
 
 @command(
@@ -160,7 +165,7 @@ def cmd_evalsha(client: Client, argv: list[bytes]) -> Any:
     "Execute a read-only Lua script server side",
 )
 def cmd_eval_ro(client: Client, argv: list[bytes]) -> Any:
-    return _eval(client, argv, by_sha=False, read_only=True)
+    return _eval(client, argv, True)
 
 
 @command(
@@ -172,7 +177,7 @@ def cmd_eval_ro(client: Client, argv: list[bytes]) -> Any:
     "Execute a read-only Lua script server side",
 )
 def cmd_evalsha_ro(client: Client, argv: list[bytes]) -> Any:
-    return _eval(client, argv, by_sha=True, read_only=True)
+    return _evalsha(client, argv, True)
 
 
 @command(

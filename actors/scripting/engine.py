@@ -183,8 +183,9 @@ class ScriptEngine:
         self._status = to_lua.status  # {ok=...} from a status's text (redis.call's fast path)
         # EVAL scripts by sha1 (lower-case hex): the compiled function and its source (SCRIPT FLUSH empties it).
         self.scripts: dict[str, tuple[Any, bytes]] = {}
-        # The same scripts by the sha's lower-case hex as bytes, as EVALSHA names them: (function, source, sha).
-        self.by_sha: dict[bytes, tuple[Any, bytes, str]] = {}
+        # The same scripts by the sha's lower-case hex as bytes, as EVALSHA names them: (function, the source
+        # when it opens with a shebang (flags for EVALSHA to check) or None, sha).
+        self.by_sha: dict[bytes, tuple[Any, bytes | None, str]] = {}
         self.run: ScriptRun | None = None
         # Commands scripts may call, by name as scripts spell it ('get', 'GET'): one dict hit per call.
         self._script_commands: dict[bytes, Any] = {}
@@ -228,7 +229,7 @@ class ScriptEngine:
         if fn is None:
             raise CommandError(f"ERR Error compiling script (new function): {error}")
         self.scripts[sha] = (fn, body)
-        self.by_sha[sha.encode()] = (fn, body, sha)
+        self.by_sha[sha.encode()] = (fn, body if body.startswith(b"#!") else None, sha)
         return sha, fn
 
     def flush(self) -> None:

@@ -111,17 +111,25 @@ G.ARGV = {}
 
 -- Scripts see the globals through this proxy: reads of missing names and every write fail. (The real
 -- globals keep no erroring metatable: lupa itself reads globals outside any protected call.)
+-- Reads go to the globals table itself (a table __index: no Lua call per global a script reads); a missing
+-- name reaches ``strict``, the globals' metatable only while an EVAL script runs (debug.setmetatable: a
+-- script's own setmetatable(_G, ...) cannot lock it), whose error names the script's line (level 2).
 local env = setmetatable({}, {
-  __index = function(_, name)
-    local value = rawget(G, name)
-    if value == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
-    end
-    return value
-  end,
+  __index = G,
   __newindex = function() error('Attempt to modify a readonly table', 2) end,
   __metatable = false,
 })
+-- lupa itself reads globals from C (``debug`` on each Python->Lua call, outside any protected call): a read
+-- with no Lua function behind it (level 2 is C) gets nil, as without the metatable.
+local getinfo = dbg.getinfo
+local strict = {
+  __index = function(_, name)
+    local caller = getinfo(2, 'S')
+    if caller == nil or caller.what == 'C' then return nil end
+    error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+  end,
+}
+local set_metatable = dbg.setmetatable
 
 local function handler(err)
   local info = nil
@@ -175,6 +183,8 @@ end
 -- One table from the varargs becomes ARGV once the keys are moved out of its front (no unpack calls: this
 -- runs before every script).
 local function split(nkeys, ...)
+  -- One key (the commonest case) and none: tables made at their size by constructors (no rehash on insert).
+  if nkeys == 1 then return {(...)}, {select(2, ...)} end
   local argv = {...}
   local keys = {}
   if nkeys > 0 then
@@ -191,7 +201,9 @@ end
 -- and the common case makes none.
 local run_script = function(f, nkeys, ...)
   G.KEYS, G.ARGV = split(nkeys, ...)
+  set_metatable(G, strict)
   local ok, result = xpcall(f, handler)
+  set_metatable(G, nil)
   if killing then rearm() end
   if ok then return result end
   return false, result

@@ -52,6 +52,11 @@ FIXED_SCRIPTS = [
     "local ok, e = pcall(redis.call, 'incr', KEYS[1]); return {tostring(ok), e.err}",
     "return foo",
     "foo = 1",
+    # Missing globals after Python->Lua calls of the same run, inside pcall, through _G; present ones.
+    "redis.call('set', KEYS[1], 'v') redis.call('set', KEYS[1], 'w') return nosuch_after_calls",
+    "local ok, e = pcall(function() return nosuch_in_pcall end) return {tostring(ok), e}",
+    "return _G.nosuch_through_g",
+    "return type(cjson) .. type(KEYS) .. type(ARGV) .. type(redis) .. type(string.format)",
     "redis.x = 1",
     "return redis.call('nosuch')",
     "return redis.pcall('nosuch')",
