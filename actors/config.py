@@ -252,6 +252,23 @@ class Directive:
     aliases: tuple[str, ...] = field(default=())
 
 
+# Directives Redis 7.0 changes at runtime (bind, port, tls-*) and the cluster bus's own, which this node sets only
+# at start: CONFIG SET to the value they already have is a no-op (CONFIG GET * round-trips), another value is
+# refused as immutable.
+_SAME_VALUE_ONLY = frozenset(
+    (
+        "bind",
+        "port",
+        "tls-auth-clients",
+        "tls-cluster",
+        "tls-replication",
+        "tls-key-file-pass",
+        "bus-port",
+        "bus-curve-secret-key-file",
+        "bus-curve-trusted-keys-file",
+    )
+)
+
 _MAXINT = 2**63 - 1
 LLONG = (-(2**63), _MAXINT)
 
@@ -547,12 +564,14 @@ class Config:
         directive = BY_NAME.get(name.lower())
         if directive is None:
             raise ConfigError(f"Unknown option or number of arguments for CONFIG SET - '{name}'")
+        if directive.name in ("save", "bind", "replicaof", "client-output-buffer-limit") and len(args) == 1:
+            args = args[0].split() or [""]
         if not directive.mutable:
+            if directive.name in _SAME_VALUE_ONLY and self._is_current(directive, args):
+                return  # nothing to change (Redis sets these at runtime; this node only at start)
             raise ConfigError(
                 f"CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
             )
-        if directive.name in ("save", "bind", "replicaof", "client-output-buffer-limit") and len(args) == 1:
-            args = args[0].split() or [""]
         old = self.values[directive.name]
         try:
             if directive.nargs >= 0 and len(args) != directive.nargs:
@@ -567,6 +586,12 @@ class Config:
         except Exception:
             self.values[directive.name] = old
             raise
+
+    def _is_current(self, directive: Directive, args: list[str]) -> bool:
+        try:
+            return bool(directive.parse(args) == self.values[directive.name])
+        except (ConfigError, ValueError):
+            return False
 
     def on_change(self, name: str, listener: Callable[[Any], None]) -> None:
         self._listeners.setdefault(BY_NAME[name].name, []).append(listener)

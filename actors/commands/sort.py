@@ -55,6 +55,15 @@ def _score(raw: bytes | None) -> float:
     return parse_score(raw.lstrip(_C_SPACE), NOT_DOUBLE)
 
 
+def _reads_any_key(client: Client, argv: list[bytes]) -> bool:
+    """BY and GET patterns read keys no key spec names: Redis allows them only to a user one of whose
+    selectors allows this SORT and reads every key (allkeys or ``%R~*``)."""
+    acl = client.server.acl
+    return not acl.enforcing or acl.unrestricted_key_read(
+        client, client.server.commands[argv[0].lower()], argv
+    )
+
+
 def _sort(client: Client, argv: list[bytes], read_only: bool) -> Any:
     desc = alpha = False
     offset, count = 0, -1
@@ -81,8 +90,12 @@ def _sort(client: Client, argv: list[bytes], read_only: bool) -> Any:
             i += 1
         elif option == b"by" and more >= 1:
             by = argv[i + 1]
+            if b"*" in by and not _reads_any_key(client, argv):
+                raise CommandError("ERR BY option of SORT denied due to insufficient ACL permissions.")
             i += 1
         elif option == b"get" and more >= 1:
+            if not _reads_any_key(client, argv):
+                raise CommandError("ERR GET option of SORT denied due to insufficient ACL permissions.")
             gets.append(argv[i + 1])
             i += 1
         else:

@@ -306,6 +306,22 @@ class Acl:
                 relevant, last_pos = denial, pos
         return relevant, last_pos
 
+    def unrestricted_key_read(self, client: Client, cmd: Command, argv: list[bytes]) -> bool:
+        """ACLUserCheckCmdWithUnrestrictedKeyAccess(..., CMD_KEY_ACCESS): one of the user's selectors allows
+        ``argv`` and may read any key (allkeys, or a ``%R~*`` / ``~*`` pattern). SORT's BY / GET need it."""
+        user = client.user
+        if user.permissive or client.kind in _UNCHECKED_KINDS:
+            return True
+        name = full_name(cmd, argv)
+        keys: list[tuple[int, Any]] | None = None
+        for selector in user.all_selectors:
+            denial, _, keys = _check_selector(selector, cmd, name, argv, keys)
+            if denial is Denial.OK and (
+                selector.allkeys or any(p.pattern == b"*" and p.flags & READ == READ for p in selector.keys)
+            ):
+                return True
+        return False
+
     def check_command(self, client: Client, cmd: Command, full_name: str, argv: list[bytes]) -> str | None:
         """The dispatcher's one call: None if ``client`` may run ``argv``, else the NOPERM error (logged)."""
         user = client.user

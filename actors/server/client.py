@@ -138,8 +138,8 @@ class Client:
     def select(self, index: int) -> None:
         self.db = self.server.keyspace.dbs[index]
 
-    def describe(self) -> str:
-        """One line of CLIENT LIST, with Redis's fields."""
+    def describe(self, qbuf: int = 0) -> str:
+        """One line of CLIENT LIST, with Redis's fields (``qbuf``: the request bytes held, CLIENT LIST's caller)."""
         now = time.monotonic()
         flags = ""  # in Redis's order (getClientInfoString)
         if self in self.server.monitors:
@@ -167,7 +167,7 @@ class Client:
             f"id={self.id} addr={self.addr} laddr={self.laddr} fd=-1 name={self.name.decode('utf-8', 'replace')} "
             f"age={int(now - self.created_s)} idle={int(now - self.last_interaction_s)} flags={flags} "
             f"db={self.db.id} sub={len(self.channels)} psub={len(self.patterns)} ssub={len(self.shard_channels)} "
-            f"multi={-1 if self.multi is None else len(self.multi)} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 "
+            f"multi={-1 if self.multi is None else len(self.multi)} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 "
             f"rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={self.last_command} user={self.user.name} "
             f"redir={redir} resp={3 if self.resp3 else 2} lib-name={self.lib_name} lib-ver={self.lib_ver}"
         )

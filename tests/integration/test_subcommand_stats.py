@@ -1,6 +1,7 @@
 """A container command's calls are counted and named per subcommand, as Redis 7.0 does (tests/unit/latency-monitor.tcl
 and introspection.tcl rely on it): INFO commandstats' ``cmdstat_config|resetstat``, LATENCY HISTOGRAM's
-``client|id`` (asked for by ``client`` or by the full name), CLIENT LIST's ``cmd=client|list``; DEBUG, which
+``client|id`` (asked for by ``client`` or by the full name), CLIENT LIST's ``cmd=client|list`` (and the
+caller's ``qbuf``); DEBUG, which
 has no subcommand table in Redis, stays ``debug``. Compared with redis-server.
 """
 
@@ -28,6 +29,8 @@ def _observe(r: redis.Redis) -> dict[str, Any]:
     by_name = r.execute_command("LATENCY", "HISTOGRAM", "client|id", "config")
     return {
         "listing": re.search(r"cmd=(\S+)", listing.decode()).group(1),  # type: ignore[union-attr]
+        # The caller's qbuf: its CLIENT LIST request's bytes, still in the query buffer while it runs.
+        "qbuf": re.search(r"qbuf=(\d+)", listing.decode()).group(1),  # type: ignore[union-attr]
         "stats": sorted((name, fields["calls"]) for name, fields in stats.items()),
         "by_client": sorted((k, v[b"calls"]) for k, v in by_client.items()),
         "by_name": sorted((k, v[b"calls"]) for k, v in by_name.items()),
