@@ -155,9 +155,11 @@ local killer = function()
   if in_user_code() and pykilled() then error(py.killed_error(), 0) end
 end
 local counter = function()
-  if pyhook() and in_user_code() then
+  if pyhook() then
+    -- Killed: from now on every line checks. The count hook may keep firing outside user code (in a
+    -- Python callable's frame, at the same point of every turn of a loop), so it alone may never raise.
     sethook(killer, 'l')
-    error(py.killed_error(), 0)
+    if in_user_code() then error(py.killed_error(), 0) end
   end
 end
 
