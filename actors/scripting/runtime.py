@@ -167,10 +167,12 @@ end
 -- entry points put the count hook back once that run is over.
 local killing = false
 local counter = function()
-  if pyhook() and in_user_code() then
+  if pyhook() then
+    -- Killed: from now on every line checks. The count hook may keep firing outside user code (in a
+    -- Python callable's frame, at the same point of every turn of a loop), so it alone may never raise.
     killing = true
     sethook(killer, 'l')
-    error(py.killed_error(), 0)
+    if in_user_code() then error(py.killed_error(), 0) end
   end
 end
 local period = py.period
