@@ -173,7 +173,7 @@ class GeneralLane:
                     latencystats.record(cmd, duration_us)
                 if duration_us >= slow_us:
                     ran_slowly(server, client, cmd, argv, duration_us)
-                if keyspace.dirty != dirty:
+                if keyspace.dirty > dirty:  # (a save resets it: as Redis, only a rise propagates)
                     if client.propagate_as is not None:
                         for rewritten in client.propagate_as:
                             propagate(client.db.id, rewritten)
