@@ -15,6 +15,7 @@ module through two hooks in actors/data/rdb_hooks.py.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 OPCODE_FUNCTION2 = 245
 # FUNCTION DUMP's payload trailer: the RDB version it was written with (Redis 7.0: 10).
 DUMP_RDB_VERSION = 10
+# Redis's LOAD_TIMEOUT_MS: a library's top-level code may run this long, then FUNCTION LOAD fails.
+LOAD_TIMEOUT_S = 0.5
 FUNCTION_FLAGS = ("no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys")
 _NAME = re.compile(rb"^[A-Za-z0-9_]+$")
 _BAD_NAME = "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long"
@@ -108,8 +111,9 @@ class FunctionStore:
         if chunk is None:
             raise CommandError(f"ERR Error compiling function: {error}")
         self._loading = library
+        deadline_s = time.monotonic() + LOAD_TIMEOUT_S
         try:
-            ok, result = runtime.run_loader(chunk)
+            ok, result = runtime.run_loader(chunk, lambda: time.monotonic() > deadline_s)
         finally:
             self._loading = None
         if not ok:

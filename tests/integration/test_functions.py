@@ -85,6 +85,23 @@ STEPS: list[tuple[Any, ...]] = [
     ("FUNCTION", "DELETE", "mylib"),
     ("FCALL", "myget", 1, "k"),
     ("FUNCTION", "LOAD", LIB),
+    # Function names are case-insensitive; FCALL's own numkeys text; subcommand syntax errors.
+    ("FCALL", "MYGET", 1, "k"),
+    ("FCALL", "myget", "x"),
+    ("FUNCTION", "FLUSH", "SYNC", "extra"),
+    ("FUNCTION", "RESTORE", "a", "b", "c"),
+    # A library's top-level code that never ends fails after the load timeout (the node stays up).
+    ("FUNCTION", "LOAD", "#!lua name=t\nlocal a = 1 while 1 do a = a + 1 end"),
+    # Under maxmemory: a script's write is refused until it has written; a shebang without allow-oom up front.
+    ("CONFIG", "SET", "maxmemory", "1"),
+    ("EVAL", "return redis.call('set', KEYS[1], '1')", 1, "k"),
+    ("EVAL", "return redis.call('get', KEYS[1])", 1, "k"),
+    ("EVAL", "#!lua\nreturn 1", 0),
+    ("EVAL", "#!lua flags=allow-oom\nreturn redis.call('set', KEYS[1], '2')", 1, "k"),
+    ("EVAL", "#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])", 1, "k"),
+    ("FCALL", "myset", 1, "k", "3"),
+    ("FCALL", "ro", 1, "k"),
+    ("CONFIG", "SET", "maxmemory", "0"),
     ("FUNCTION", "FLUSH", "SYNC"),
     ("FUNCTION", "LIST"),
 ]
