@@ -112,7 +112,9 @@ def cmd_function(client: Client, argv: list[bytes]) -> Any:
             if opt == b"withcode" and not with_code:
                 with_code = True
                 i += 1
-            elif opt == b"libraryname" and pattern is None and i + 1 < len(argv):
+            elif opt == b"libraryname" and pattern is None:
+                if i + 1 >= len(argv):
+                    raise CommandError("ERR library name argument was not given")
                 pattern = argv[i + 1]
                 i += 2
             else:

@@ -15,9 +15,12 @@ module through two hooks in actors/data/rdb_hooks.py.
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from lupa.lua51 import lua_type
 
 from protocol.errors import CommandError
 
@@ -61,11 +64,16 @@ def parse_library_header(code: bytes) -> str:
         raise CommandError("ERR Missing library metadata")
     end = code.find(b"\n")
     first = code[: end if end >= 0 else len(code)].decode("utf-8", "replace")
-    parts = first[2:].split()
-    engine = parts[0] if parts else ""
+    try:
+        parts = shlex.split(first)  # Redis splits the line as sdssplitargs does: quotes are honoured
+    except ValueError:
+        raise CommandError("ERR Invalid library metadata") from None
+    engine = parts[0][2:] if parts and parts[0].startswith("#!") else ""
     name = None
     for part in parts[1:]:
         if part.startswith("name="):
+            if name is not None:
+                raise CommandError("ERR Invalid metadata value, name argument was given multiple times")
             name = part[5:]
         else:
             raise CommandError(f"ERR Invalid metadata value given: {part}")
@@ -152,19 +160,32 @@ class FunctionStore:
             name = callback = None
             for key, value in table.items():
                 if key == b"function_name":
+                    if type(value) is not bytes:
+                        raise ScriptCallError(
+                            b"ERR function_name argument given to redis.register_function must be a string"
+                        )
                     name = value
                 elif key == b"callback":
+                    if lua_type(value) != "function":
+                        raise ScriptCallError(
+                            b"ERR callback argument given to redis.register_function must be a function"
+                        )
                     callback = value
                 elif key == b"flags":
-                    if not hasattr(value, "values"):
+                    if lua_type(value) != "table":
                         raise ScriptCallError(
-                            b"ERR flags argument to redis.register_function must be a table"
+                            b"ERR flags argument to redis.register_function must be a table representing "
+                            b"function flags"
                         )
                     names = list(value.values())
-                    if any(flag.decode("utf-8", "replace") not in FUNCTION_FLAGS for flag in names):
+                    if any(type(flag) is not bytes or flag.decode() not in FUNCTION_FLAGS for flag in names):
                         raise ScriptCallError(b"ERR unknown flag given")
                     flags = frozenset(flag.decode() for flag in names)
                 elif key == b"description":
+                    if type(value) is not bytes:
+                        raise ScriptCallError(
+                            b"ERR description argument given to redis.register_function must be a string"
+                        )
                     description = value
                 else:
                     raise ScriptCallError(b"ERR unknown argument given to redis.register_function")
@@ -176,6 +197,8 @@ class FunctionStore:
             name, callback = args
             if type(name) is not bytes:
                 raise ScriptCallError(b"ERR first argument to redis.register_function must be a string")
+            if lua_type(callback) != "function":
+                raise ScriptCallError(b"ERR second argument to redis.register_function must be a function")
         else:
             raise ScriptCallError(b"ERR wrong number of arguments to redis.register_function")
         if not _NAME.match(name):
