@@ -20,8 +20,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lupa.lua51 import LuaError
-
 from protocol.errors import CommandError
 from protocol.resp import NULL_ARRAY, BigNumber, MultiReply, Push, Verbatim, format_double
 
@@ -140,7 +138,12 @@ def lua_to_reply(value: Any, script_resp3: bool) -> Any:
         return _to_reply(value, script_resp3)
     except RecursionError:
         return CommandError("ERR reached lua stack limit")
-    except LuaError as exc:
+    except Exception as exc:
+        # Imported here: lupa is loaded once a script has run, and a node that runs none never loads it.
+        from lupa.lua51 import LuaError
+
+        if not isinstance(exc, LuaError):
+            raise
         return CommandError(f"ERR {exc}".replace("\r", " ").replace("\n", " "))
 
 
