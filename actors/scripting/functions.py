@@ -63,7 +63,12 @@ def parse_library_header(code: bytes) -> str:
     end = code.find(b"\n")
     first = code[: end if end >= 0 else len(code)].decode("utf-8", "replace")
     try:
-        parts = shlex.split(first)  # Redis splits the line as sdssplitargs does: quotes are honoured
+        # Split as Redis's sdssplitargs: quotes are honoured, a backslash outside them is a plain character.
+        lexer = shlex.shlex(first, posix=True)
+        lexer.whitespace_split = True
+        lexer.escape = ""
+        lexer.commenters = ""
+        parts = list(lexer)
     except ValueError:
         raise CommandError("ERR Invalid library metadata") from None
     engine = parts[0][2:] if parts and parts[0].startswith("#!") else ""

@@ -114,6 +114,7 @@ STEPS: list[tuple[Any, ...]] = [
         "#!lua name=t\nredis.register_function{function_name='f', callback=function() end, flags={{}}}",
     ),
     ("FUNCTION", "LOAD", "#! name=t\nreturn 1"),
+    ("FUNCTION", "LOAD", "#!lua name=bad\\0name\nredis.register_function('b', function() return 1 end)"),
     ("FUNCTION", "LOAD", "#!lua name=a name=b\nreturn 1"),
     ("FUNCTION", "LOAD", "#!lua name=\"quoted\"\nredis.register_function('q', function() return 1 end)"),
     ("FUNCTION", "LIST", "LIBRARYNAME"),
