@@ -96,7 +96,9 @@ def cmd_function(client: Client, argv: list[bytes]) -> Any:
         server.keyspace.dirty += 1
         return OK
     if sub == b"flush":
-        if len(argv) > 3 or (len(argv) == 3 and argv[2].lower() not in (b"async", b"sync")):
+        if len(argv) > 3:
+            raise _syntax_error(argv[1])
+        if len(argv) == 3 and argv[2].lower() not in (b"async", b"sync"):
             raise CommandError("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
         store.flush()
         server.keyspace.dirty += 1
@@ -110,7 +112,9 @@ def cmd_function(client: Client, argv: list[bytes]) -> Any:
             if opt == b"withcode" and not with_code:
                 with_code = True
                 i += 1
-            elif opt == b"libraryname" and pattern is None and i + 1 < len(argv):
+            elif opt == b"libraryname" and pattern is None:
+                if i + 1 >= len(argv):
+                    raise CommandError("ERR library name argument was not given")
                 pattern = argv[i + 1]
                 i += 2
             else:
@@ -129,10 +133,19 @@ def cmd_function(client: Client, argv: list[bytes]) -> Any:
                 "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."
             )
     elif len(argv) > 4:
-        raise errors.wrong_arity("function|restore")
+        raise _syntax_error(argv[1])
     _restore(client, argv[2], policy)
     server.keyspace.dirty += 1
     return OK
+
+
+def _syntax_error(sub: bytes) -> CommandError:
+    """Redis's addReplySubcommandSyntaxError (too many arguments for a subcommand of variable arity): it names
+    the subcommand as the client spelled it."""
+    name = sub.decode("utf-8", "replace")[:128]
+    return CommandError(
+        f"ERR unknown subcommand or wrong number of arguments for '{name}'. Try FUNCTION HELP."
+    )
 
 
 def _codec(client: Client) -> SnapshotCodec:
@@ -181,10 +194,9 @@ def _stats(client: Client) -> Any:
     run = engine.run
     running: Any = None
     if run is not None:
-        argv = [run.name.encode()]
         running = {
             b"name": run.name.encode(),
-            b"command": [b"fcall" if run.is_function else b"eval", *argv],
+            b"command": list(engine.fcall_argv) if run.is_function else [b"eval", run.name.encode()],
             b"duration_ms": int((time.monotonic() - run.started_s) * 1000),
         }
     store = engine.functions
@@ -197,12 +209,19 @@ def _stats(client: Client) -> Any:
 
 
 def _fcall(client: Client, argv: list[bytes], read_only: bool) -> Any:
-    numkeys = parse_numkeys(argv)
+    numkeys = parse_numkeys(argv, "ERR Bad number of keys provided")
     engine = client.server.scripting
-    function = engine.functions.functions.get(argv[1].decode("utf-8", "replace"))
+    functions = engine.functions.functions
+    name = argv[1].decode("utf-8", "replace")
+    function = functions.get(name)
     if function is None:
-        raise CommandError("ERR Function not found")
+        # Function names are case-insensitive, as Redis's dict of functions compares them.
+        folded = name.lower()
+        function = next((f for n, f in functions.items() if n.lower() == folded), None)
+        if function is None:
+            raise CommandError("ERR Function not found")
     ro = prepare_run(client, function.flags, read_only)
+    engine.fcall_argv = argv  # FUNCTION STATS shows the running command in full
     return engine.execute(
         client,
         function.callback,

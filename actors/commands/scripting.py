@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.server.client import ClientKind
+from actors.server.maxmemory import OOM
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK
@@ -44,12 +45,12 @@ _SCRIPT_HELP = [
 ]
 
 
-def parse_numkeys(argv: list[bytes]) -> int:
-    """EVAL / FCALL's numkeys (argv[2]), checked as Redis checks it."""
+def parse_numkeys(argv: list[bytes], not_integer: str = errors.NOT_INTEGER) -> int:
+    """EVAL / FCALL's numkeys (argv[2]), checked as Redis checks it (FCALL's text for a non-number differs)."""
     try:
         numkeys = int(argv[2])
     except ValueError:
-        raise CommandError(errors.NOT_INTEGER) from None
+        raise CommandError(not_integer) from None
     if numkeys < 0:
         raise CommandError("ERR Number of keys can't be negative")
     if numkeys > len(argv) - 3:
@@ -98,11 +99,13 @@ def prepare_run(client: Client, flags: frozenset[str] | None, read_only_command:
     when it runs. With one, a script that may write is refused here on a read-only replica, under a disk
     error, through *_RO commands and without enough good replicas.
     """
+    server = client.server
+    # redis.call's OOM check (scriptVerifyOOM) skips scripts declaring allow-oom.
+    server.scripting.allow_oom = flags is not None and "allow-oom" in flags
     if flags is None:
         return read_only_command
     if "no-writes" in flags:
         return True
-    server = client.server
     if client.kind is not ClientKind.MASTER:
         if server.is_replica and server.replica_read_only:
             raise CommandError("READONLY Can not run script with write flag on readonly replica")
@@ -114,6 +117,8 @@ def prepare_run(client: Client, flags: frozenset[str] | None, read_only_command:
         raise CommandError(errors.NOREPLICAS)
     if server.refuse_stale and "allow-stale" not in flags and client.kind is not ClientKind.MASTER:
         raise CommandError("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.")
+    if "allow-oom" not in flags and server.memory.refuses_denyoom(client):
+        raise CommandError(OOM)  # a script that may write is refused up front under OOM, as Redis does
     return False
 
 
@@ -214,5 +219,5 @@ def cmd_script(client: Client, argv: list[bytes]) -> Any:
     if len(argv) > 3 or (len(argv) == 3 and argv[2].lower() not in (b"async", b"sync")):
         raise CommandError("ERR SCRIPT FLUSH only support SYNC|ASYNC option")
     engine.flush()
-    server.keyspace.dirty += 1  # propagated, as Redis does, so replicas and the AOF drop theirs too
+    # Not propagated: Redis 7.0 replicates scripts by effects, so no replica or AOF needs the cache emptied.
     return OK

@@ -130,7 +130,24 @@ class ReplyToLua:
 
 
 def lua_to_reply(value: Any, script_resp3: bool) -> Any:
-    """A script's return value as a reply (see the module docstring); errors come back as CommandError."""
+    """A script's return value as a reply (see the module docstring); errors come back as CommandError.
+
+    A table nested beyond Python's recursion limit (a table holding itself) or one whose metatable raises
+    while it is read is answered with an error reply, never by dropping the connection."""
+    try:
+        return _to_reply(value, script_resp3)
+    except RecursionError:
+        return CommandError("ERR reached lua stack limit")
+    except Exception as exc:
+        # Imported here: lupa is loaded once a script has run, and a node that runs none never loads it.
+        from lupa.lua51 import LuaError
+
+        if not isinstance(exc, LuaError):
+            raise
+        return CommandError(f"ERR {exc}".replace("\r", " ").replace("\n", " "))
+
+
+def _to_reply(value: Any, script_resp3: bool) -> Any:
     kind = type(value)
     if kind is bytes:
         return value
@@ -165,20 +182,17 @@ def lua_to_reply(value: Any, script_resp3: bool) -> Any:
             return Verbatim(text)
     mapping = value[b"map"]
     if mapping is not None and hasattr(mapping, "values"):
-        return {
-            _hashable(lua_to_reply(k, script_resp3)): lua_to_reply(v, script_resp3)
-            for k, v in mapping.items()
-        }
+        return {_hashable(_to_reply(k, script_resp3)): _to_reply(v, script_resp3) for k, v in mapping.items()}
     members = value[b"set"]
     if members is not None and hasattr(members, "values"):
-        return {_hashable(lua_to_reply(k, script_resp3)) for k in members.keys()}
+        return {_hashable(_to_reply(k, script_resp3)) for k in members.keys()}
     items = []
     index = 1
     while True:
         item = value[index]
         if item is None:
             break
-        items.append(lua_to_reply(item, script_resp3))
+        items.append(_to_reply(item, script_resp3))
         index += 1
     return items
 

@@ -39,6 +39,7 @@ from actors.scripting.runtime import FUNCTION_KILLED, SCRIPT_KILLED, LuaRuntime
 from actors.server.acl import full_name
 from actors.server.client import Client, ClientKind
 from actors.server.errorstats import count_error_reply
+from actors.server.maxmemory import OOM
 from actors.server.pause import MAY_REPLICATE
 from protocol import errors
 from protocol.errors import CommandError
@@ -187,6 +188,8 @@ class ScriptEngine:
         # when it opens with a shebang (flags for EVALSHA to check) or None, sha).
         self.by_sha: dict[bytes, tuple[Any, bytes | None, str]] = {}
         self.run: ScriptRun | None = None
+        self.allow_oom = False  # the script about to run declared allow-oom (set by prepare_run)
+        self.fcall_argv: list[bytes] = []  # the last FCALL's arguments (FUNCTION STATS names the running one)
         # Commands scripts may call, by name as scripts spell it ('get', 'GET'): one dict hit per call.
         self._script_commands: dict[bytes, Any] = {}
         # The greenlet scripts run in (see _task_loop); made again if it died or belongs to another thread.
@@ -527,6 +530,10 @@ class ScriptEngine:
             # The common case needs no look at the node: no read-only script, no node-wide restriction.
             if run.read_only or not server._unrestricted:
                 refusal = self._write_refusal(run)
+                if refusal is None and not run.wrote and "denyoom" in cmd.flags and not self.allow_oom:
+                    # scriptVerifyOOM: until the script has written, a denyoom command obeys maxmemory.
+                    if server.memory.refuses_denyoom(run.caller):
+                        refusal = OOM
                 if refusal is not None:
                     return CommandError(refusal)
             run.wrote = True
@@ -653,7 +660,7 @@ class ScriptEngine:
 
     def busy_allows(self, name: str, argv: list[bytes]) -> bool:
         """May ``argv`` run while a script is busy? (Redis's allow-busy commands.)"""
-        if name in ("auth", "hello"):
+        if name in ("auth", "hello", "multi", "discard", "watch", "unwatch"):  # Redis 7.0's ALLOW_BUSY
             return True
         if name == "shutdown":
             return any(arg.lower() == b"nosave" for arg in argv[1:])

@@ -15,6 +15,8 @@ module through two hooks in actors/data/rdb_hooks.py.
 from __future__ import annotations
 
 import re
+import shlex
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 OPCODE_FUNCTION2 = 245
 # FUNCTION DUMP's payload trailer: the RDB version it was written with (Redis 7.0: 10).
 DUMP_RDB_VERSION = 10
+# Redis's LOAD_TIMEOUT_MS: a library's top-level code may run this long, then FUNCTION LOAD fails.
+LOAD_TIMEOUT_S = 0.5
 FUNCTION_FLAGS = ("no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys")
 _NAME = re.compile(rb"^[A-Za-z0-9_]+$")
 _BAD_NAME = "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long"
@@ -58,11 +62,21 @@ def parse_library_header(code: bytes) -> str:
         raise CommandError("ERR Missing library metadata")
     end = code.find(b"\n")
     first = code[: end if end >= 0 else len(code)].decode("utf-8", "replace")
-    parts = first[2:].split()
-    engine = parts[0] if parts else ""
+    try:
+        # Split as Redis's sdssplitargs: quotes are honoured, a backslash outside them is a plain character.
+        lexer = shlex.shlex(first, posix=True)
+        lexer.whitespace_split = True
+        lexer.escape = ""
+        lexer.commenters = ""
+        parts = list(lexer)
+    except ValueError:
+        raise CommandError("ERR Invalid library metadata") from None
+    engine = parts[0][2:] if parts and parts[0].startswith("#!") else ""
     name = None
     for part in parts[1:]:
         if part.startswith("name="):
+            if name is not None:
+                raise CommandError("ERR Invalid metadata value, name argument was given multiple times")
             name = part[5:]
         else:
             raise CommandError(f"ERR Invalid metadata value given: {part}")
@@ -108,8 +122,9 @@ class FunctionStore:
         if chunk is None:
             raise CommandError(f"ERR Error compiling function: {error}")
         self._loading = library
+        deadline_s = time.monotonic() + LOAD_TIMEOUT_S
         try:
-            ok, result = runtime.run_loader(chunk)
+            ok, result = runtime.run_loader(chunk, lambda: time.monotonic() > deadline_s)
         finally:
             self._loading = None
         if not ok:
@@ -131,6 +146,8 @@ class FunctionStore:
 
     def _register(self, *args: Any) -> None:
         """redis.register_function, while a library loads."""
+        from lupa.lua51 import lua_type  # lupa is loaded lazily (a node that runs no script never loads it)
+
         from actors.scripting.engine import ScriptCallError
 
         library = self._loading
@@ -148,19 +165,32 @@ class FunctionStore:
             name = callback = None
             for key, value in table.items():
                 if key == b"function_name":
+                    if type(value) is not bytes:
+                        raise ScriptCallError(
+                            b"ERR function_name argument given to redis.register_function must be a string"
+                        )
                     name = value
                 elif key == b"callback":
+                    if lua_type(value) != "function":
+                        raise ScriptCallError(
+                            b"ERR callback argument given to redis.register_function must be a function"
+                        )
                     callback = value
                 elif key == b"flags":
-                    if not hasattr(value, "values"):
+                    if lua_type(value) != "table":
                         raise ScriptCallError(
-                            b"ERR flags argument to redis.register_function must be a table"
+                            b"ERR flags argument to redis.register_function must be a table representing "
+                            b"function flags"
                         )
                     names = list(value.values())
-                    if any(flag.decode("utf-8", "replace") not in FUNCTION_FLAGS for flag in names):
+                    if any(type(flag) is not bytes or flag.decode() not in FUNCTION_FLAGS for flag in names):
                         raise ScriptCallError(b"ERR unknown flag given")
                     flags = frozenset(flag.decode() for flag in names)
                 elif key == b"description":
+                    if type(value) is not bytes:
+                        raise ScriptCallError(
+                            b"ERR description argument given to redis.register_function must be a string"
+                        )
                     description = value
                 else:
                     raise ScriptCallError(b"ERR unknown argument given to redis.register_function")
@@ -172,6 +202,8 @@ class FunctionStore:
             name, callback = args
             if type(name) is not bytes:
                 raise ScriptCallError(b"ERR first argument to redis.register_function must be a string")
+            if lua_type(callback) != "function":
+                raise ScriptCallError(b"ERR second argument to redis.register_function must be a function")
         else:
             raise ScriptCallError(b"ERR wrong number of arguments to redis.register_function")
         if not _NAME.match(name):

@@ -265,8 +265,20 @@ local loading_api = function(register, log)
   })
 end
 
-local run_loader = function(f)
+-- A library's load runs under Redis's load timeout: past it, every line raises (a pcall cannot hold it).
+-- Raised only in user code: the hook outlives xpcall until the sethook() below.
+local load_timeout = function()
+  if in_user_code() then error({err = 'ERR FUNCTION LOAD timeout'}, 0) end
+end
+local run_loader = function(f, timed_out)
+  sethook(function()
+    if timed_out() then
+      sethook(load_timeout, 'l')
+      if in_user_code() then error({err = 'ERR FUNCTION LOAD timeout'}, 0) end
+    end
+  end, '', period)
   local ok, result = xpcall(f, handler)
+  sethook()
   return ok, result
 end
 

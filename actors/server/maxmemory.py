@@ -173,6 +173,14 @@ class MemoryGuard:
             denied = "denyoom" in cmd.flags
         return OOM if denied else None
 
+    def refuses_denyoom(self, client: Client) -> bool:
+        """Would a ``denyoom`` command of ``client`` be refused now? (Scripts ask: scriptVerifyOOM.)"""
+        if not self.enforcing or self.server.loading or client.kind is ClientKind.MASTER:
+            return False
+        if self.server.keyspace.account.dataset_bytes + self.clients_bytes() <= self.maxmemory_bytes:
+            return False
+        return self.perform_evictions() is EvictResult.FAIL
+
     def perform_evictions(self) -> EvictResult:
         """performEvictions: evict until under maxmemory, the time limit, or nothing left to evict."""
         server = self.server

@@ -506,6 +506,9 @@ class Server:
         """Refuse ``cmd`` before it runs (Redis's rejectCommand): counted, and it dooms an open transaction."""
         cmd.rejected_calls += 1
         if client.multi is not None:
+            if cmd.name == "exec":  # Redis's execCommandAbort: the refusal ends the transaction
+                discard_transaction(client)
+                return CommandError(EXECABORT_BECAUSE.format(message))
             client.multi_error = True
         return CommandError(message)
 

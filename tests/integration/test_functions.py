@@ -85,6 +85,52 @@ STEPS: list[tuple[Any, ...]] = [
     ("FUNCTION", "DELETE", "mylib"),
     ("FCALL", "myget", 1, "k"),
     ("FUNCTION", "LOAD", LIB),
+    # Function names are case-insensitive; FCALL's own numkeys text; subcommand syntax errors.
+    ("FCALL", "MYGET", 1, "k"),
+    ("FCALL", "myget", "x"),
+    ("FUNCTION", "FLUSH", "SYNC", "extra"),
+    ("FUNCTION", "RESTORE", "a", "b", "c"),
+    # register_function's argument checks, the shebang line's parsing, LIST's missing LIBRARYNAME value.
+    ("FUNCTION", "LOAD", "#!lua name=t\nredis.register_function('f2', 'not a function')"),
+    (
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=t\nredis.register_function{function_name=function() end, callback=print}",
+    ),
+    ("FUNCTION", "LOAD", "#!lua name=t\nredis.register_function{function_name='f', callback='bad'}"),
+    (
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=t\nredis.register_function{function_name='f', callback=function() end, description={}}",
+    ),
+    (
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=t\nredis.register_function{function_name='f', callback=function() end, flags='x'}",
+    ),
+    (
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=t\nredis.register_function{function_name='f', callback=function() end, flags={{}}}",
+    ),
+    ("FUNCTION", "LOAD", "#! name=t\nreturn 1"),
+    ("FUNCTION", "LOAD", "#!lua name=bad\\0name\nredis.register_function('b', function() return 1 end)"),
+    ("FUNCTION", "LOAD", "#!lua name=a name=b\nreturn 1"),
+    ("FUNCTION", "LOAD", "#!lua name=\"quoted\"\nredis.register_function('q', function() return 1 end)"),
+    ("FUNCTION", "LIST", "LIBRARYNAME"),
+    ("FUNCTION", "DELETE", "quoted"),
+    # A library's top-level code that never ends fails after the load timeout (the node stays up).
+    ("FUNCTION", "LOAD", "#!lua name=t\nlocal a = 1 while 1 do a = a + 1 end"),
+    # Under maxmemory: a script's write is refused until it has written; a shebang without allow-oom up front.
+    ("CONFIG", "SET", "maxmemory", "1"),
+    ("EVAL", "return redis.call('set', KEYS[1], '1')", 1, "k"),
+    ("EVAL", "return redis.call('get', KEYS[1])", 1, "k"),
+    ("EVAL", "#!lua\nreturn 1", 0),
+    ("EVAL", "#!lua flags=allow-oom\nreturn redis.call('set', KEYS[1], '2')", 1, "k"),
+    ("EVAL", "#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])", 1, "k"),
+    ("FCALL", "myset", 1, "k", "3"),
+    ("FCALL", "ro", 1, "k"),
+    ("CONFIG", "SET", "maxmemory", "0"),
     ("FUNCTION", "FLUSH", "SYNC"),
     ("FUNCTION", "LIST"),
 ]

@@ -322,3 +322,33 @@ def test_a_hostile_replica_is_dropped_and_the_node_stays_responsive(
         wait_for(lambda: r.info("replication")["connected_slaves"] == 0, 10, what="the replica to be dropped")
     assert r.get("x") == b"1"
     assert "link_lost" in master.log()
+
+
+def test_a_sync_reader_sees_select_first_and_no_script_flush(
+    node_factory: Callable[..., NodeProcess],
+) -> None:
+    """As Redis: after a full sync the stream names its database before the first write, even for a second
+    reader of a backlog that had selected it already (Redis's Tcl tests attach this way), and SCRIPT FLUSH is
+    not propagated (scripts replicate by effects)."""
+    master = node_factory("master")
+    r = master.client()
+    for reader in range(2):
+        with socket.create_connection(("127.0.0.1", master.port), timeout=10) as sock:
+            buf = bytearray()
+            _command(sock, b"SYNC")
+            header = _read_line(sock, buf).lstrip(b"\n")
+            _read_exact(sock, buf, int(header[1:]))
+            r.script_load("return 1")
+            r.script_flush()
+            r.set(f"after{reader}", "2")
+            key = b"after%d" % reader
+            expected = (
+                b"*2\r\n$6\r\nselect\r\n$1\r\n0\r\n*3\r\n$3\r\nset\r\n$6\r\n" + key + b"\r\n$1\r\n2\r\n"
+            )
+
+            def streamed(buf: bytearray = buf, sock: socket.socket = sock, key: bytes = key) -> bool:
+                buf.extend(sock.recv(65536))
+                return key in bytes(buf)
+
+            wait_for(streamed, 10, what="the write to arrive on the replication stream")
+            assert bytes(buf).lower().lstrip(b"\n") == expected, reader

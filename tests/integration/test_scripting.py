@@ -438,3 +438,14 @@ def test_effects_reach_a_replica_and_writes_are_refused_there(node_factory: Node
     m.script_load("return 1")
     m.script_flush()
     assert rc.get("s") == b"a"
+
+
+def test_a_reply_that_cannot_be_read_is_an_error_and_the_connection_lives(r: redis.Redis) -> None:
+    """A returned table holding itself, or one whose metatable raises while it is read: an error reply (Redis
+    answers "reached lua stack limit" for the first), never a dropped connection."""
+    with pytest.raises(redis.ResponseError, match="^reached lua stack limit$"):
+        r.eval("local a = {}; local b = {a}; a[1] = b; return a", 0)
+    with pytest.raises(redis.ResponseError, match="nonexistent global variable 'foo'"):
+        r.eval("local a = {}; setmetatable(a, {__index=function() foo() end}) return a", 0)
+    assert r.eval("return {1, {2, 'x'}}", 0) == [1, [2, b"x"]]
+    assert r.ping()

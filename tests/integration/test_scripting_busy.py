@@ -157,6 +157,7 @@ def test_function_kill_stops_a_function_that_loops(node: NodeProcess) -> None:
     )
     stats = raw(r, "FUNCTION", "STATS")  # RESP3: maps
     assert stats[b"running_script"][b"name"] == b"forever" and stats[b"running_script"][b"duration_ms"] >= 100
+    assert stats[b"running_script"][b"command"] == [b"FCALL", b"forever", b"0"]  # the command in full
     assert error_of(r.execute_command, "SCRIPT", "KILL").startswith(
         "BUSY Redis is busy running a script. You can only call FUNCTION KILL"
     )
@@ -166,3 +167,53 @@ def test_function_kill_stops_a_function_that_loops(node: NodeProcess) -> None:
         "Script killed by user with FUNCTION KILL... script: forever, on @user_function:2."
     )
     assert r.ping()
+
+
+def test_function_kill_stops_a_pcall_loop_killed_as_soon_as_busy(node: NodeProcess) -> None:
+    """The kill reaches a function whose loop spends its time in redis.call and pcall: asked as soon as the
+    node is busy, it used to leave the function running for good (and the node answering nothing)."""
+    r = node.client()
+    r.config_set("busy-reply-threshold", 10)
+    body = "local f = function() while 1 do redis.call('ping') end end while 1 do pcall(f) end"
+    r.function_load(
+        f"#!lua name=pcalls\nredis.register_function('spin', function() {body} end)", replace=True
+    )
+    call = Background(node.port, "FCALL", "spin", 0)
+    wait_for(lambda: _busy(r), 10, what="the node to answer -BUSY")
+    assert r.execute_command("FUNCTION", "KILL") == b"OK"
+    assert str(call.join()).startswith("Script killed by user with FUNCTION KILL...")
+    assert r.ping()
+    r.config_set("busy-reply-threshold", 5000)
+
+
+def test_a_transaction_meeting_a_busy_script_is_aborted_whole(node: NodeProcess) -> None:
+    """As Redis 7.0: MULTI is served while a script is busy, a command queued then gets -BUSY and dooms the
+    transaction; EXEC refused while busy answers EXECABORT with the reason and ends the transaction."""
+    r = node.client()
+    r.config_set("busy-reply-threshold", 10)
+    r.set("xx", 1)
+    queued = node.client()
+    for exec_while_busy in (False, True):
+        if exec_while_busy:
+            assert queued.execute_command("MULTI") == b"OK"
+            assert queued.execute_command("INCR", "xx") == b"QUEUED"
+        script = Background(node.port, "EVAL", FOREVER, 0)
+        wait_for(lambda: _busy(r), 10, what="the node to answer -BUSY")
+        if exec_while_busy:
+            # (redis-py drops the EXECABORT code from the text it keeps)
+            assert error_of(queued.execute_command, "EXEC").startswith(
+                "Transaction discarded because of: BUSY Redis is busy running a script."
+            )
+        else:
+            assert queued.execute_command("MULTI") == b"OK"
+            assert error_of(queued.execute_command, "INCR", "xx").startswith("BUSY ")
+        assert r.execute_command("SCRIPT", "KILL") == b"OK"
+        script.join()
+        if not exec_while_busy:
+            assert queued.execute_command("INCR", "xx") == b"QUEUED"
+            assert error_of(queued.execute_command, "EXEC") == (
+                "Transaction discarded because of previous errors."
+            )
+        assert queued.execute_command("GET", "xx") == b"1"  # answered, not QUEUED: no longer in MULTI
+        assert r.get("xx") == b"1"
+    r.config_set("busy-reply-threshold", 5000)
