@@ -267,9 +267,6 @@ class Replication:
         offset = server.repl_offset
         if self.master_host is None:
             stream_db = server.prop_db
-            # As Redis (slaveseldb = -1): the stream SELECTs again at its next write, so a replica (or a raw
-            # SYNC reader) sees the database named right after the snapshot, whatever it assumed.
-            server.stream.forget_db()
         else:
             stream_db = self.master_client.db.id if self.master_client is not None else -1
         aux = rdb_writer.default_aux(self.replid, offset, max(stream_db, 0))
