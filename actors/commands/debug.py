@@ -1,5 +1,5 @@
 """DEBUG and its subcommands: DIGEST, DIGEST-VALUE, OBJECT, SLEEP, SET-ACTIVE-EXPIRE, ERROR,
-QUICKLIST-PACKED-THRESHOLD, CRASH-ACTOR, KILL-NODE, and those other families register in ``DEBUG_HANDLERS``
+QUICKLIST-PACKED-THRESHOLD, SET-DISABLE-DENY-SCRIPTS, CRASH-ACTOR, KILL-NODE, and those other families register in ``DEBUG_HANDLERS``
 (persistence: RELOAD, LOADAOF, SET-SAVE-DELAY, SET-LOAD-DELAY;
 populate.py: POPULATE). CRASH-ACTOR reaches the supervisor through ``server.supervisor`` (a SupervisorPort)."""
 
@@ -78,6 +78,7 @@ def protected_action_allowed(client: Client, directive: str) -> bool:
         "set-active-expire",
         "error",
         "quicklist-packed-threshold",
+        "set-disable-deny-scripts",
         "crash-actor",
         "kill-node",
         "reload",
@@ -108,6 +109,9 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
     if sub == b"set-active-expire" and len(argv) == 3:
         server.active_expire_enabled = argv[2] != b"0"
         return OK
+    if sub == b"set-disable-deny-scripts" and len(argv) == 3:
+        server.script_disable_deny_script = _atoi(argv[2]) != 0
+        return OK
     if sub == b"quicklist-packed-threshold" and len(argv) == 3:
         server.quicklist_packed_threshold_bytes = _packed_threshold(argv[2])
         return OK
@@ -128,6 +132,7 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
             b"SET-ACTIVE-EXPIRE <0|1>",
             b"ERROR <string>",
             b"QUICKLIST-PACKED-THRESHOLD <size>",
+            b"SET-DISABLE-DENY-SCRIPTS <0|1>",
             *[n.upper() for n in DEBUG_HANDLERS],
             b"HELP",
         ]
@@ -135,6 +140,17 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
         f"ERR unknown subcommand or wrong number of arguments for '{argv[1].decode('utf-8', 'replace')[:128]}'. "
         "Try DEBUG HELP."
     )
+
+
+def _atoi(raw: bytes) -> int:
+    """C's atoi, as Redis reads DEBUG's 0/1 switches: the leading digits, 0 when there are none."""
+    digits = raw.lstrip()
+    sign = -1 if digits[:1] == b"-" else 1
+    digits = digits[1:] if digits[:1] in (b"-", b"+") else digits
+    end = 0
+    while end < len(digits) and 48 <= digits[end] <= 57:
+        end += 1
+    return sign * int(digits[:end]) if end else 0
 
 
 # DEBUG QUICKLIST-PACKED-THRESHOLD: Redis 7.0's default packed_threshold (1 GiB; 0 restores it) and the

@@ -575,7 +575,9 @@ class ScriptEngine:
         if cmd is None:
             return CommandError(_UNKNOWN_COMMAND)
         if "noscript" in cmd.flags:
-            return CommandError(_NOT_FROM_SCRIPT)
+            if not self.server.script_disable_deny_script:
+                return CommandError(_NOT_FROM_SCRIPT)
+            return cmd  # (not remembered: the DEBUG switch may be turned off again)
         if len(self._script_commands) < SCRIPT_COMMAND_CACHE_SIZE:
             self._script_commands[name] = cmd
         return cmd

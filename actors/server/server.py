@@ -247,6 +247,8 @@ class Server:
         self.active_expire_enabled = True
         # DEBUG QUICKLIST-PACKED-THRESHOLD's value (actors/commands/debug.py); no layout here depends on it.
         self.quicklist_packed_threshold_bytes = 1 << 30
+        # DEBUG SET-DISABLE-DENY-SCRIPTS 1: scripts may call commands flagged noscript (Redis's tests use it).
+        self.script_disable_deny_script = False
         # Set by actors/blocking.py when a key that clients block on got data: execute() calls it once the
         # current command has finished, so they are served in the same tick, after the write that fed them
         # (Redis's handleClientsBlockedOnKeys).

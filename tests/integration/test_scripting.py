@@ -449,3 +449,24 @@ def test_a_reply_that_cannot_be_read_is_an_error_and_the_connection_lives(r: red
         r.eval("local a = {}; setmetatable(a, {__index=function() foo() end}) return a", 0)
     assert r.eval("return {1, {2, 'x'}}", 0) == [1, [2, b"x"]]
     assert r.ping()
+
+
+@pytest.mark.compat
+@needs_redis
+def test_debug_set_disable_deny_scripts_lets_scripts_call_noscript_commands_as_redis(
+    node: NodeProcess, redis_servers: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    """Redis's tests call DEBUG (flagged noscript) from scripts after DEBUG SET-DISABLE-DENY-SCRIPTS 1."""
+    theirs = redis.Redis(port=redis_servers(tmp_path).port, protocol=2, socket_timeout=10)
+    ours = node.client(protocol=2)
+    script = "return redis.call('debug', 'set-active-expire', '1')"
+    steps = [("EVAL", script, 0), ("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "1"), ("EVAL", script, 0)]
+    steps += [("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "0"), ("EVAL", script, 0)]
+    try:
+        for step in steps:
+            want, got = _plain(reply_or_error(theirs, *step)), _plain(reply_or_error(ours, *step))
+            assert got == want, f"{step!r}: redis-server {want!r}, redactor {got!r}"
+        assert "not allowed from script" in str(_plain(reply_or_error(ours, "EVAL", script, 0)))
+    finally:
+        ours.execute_command("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "0")
+        theirs.close()
