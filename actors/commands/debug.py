@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from actors.commands import command
-from actors.commands.keys import SHARED_INTEGERS, SHARED_REFCOUNT, _is_int_string, object_encoding
+from actors.commands.keys import SHARED_INTEGERS, SHARED_REFCOUNT, object_encoding
 from actors.commands.memory import object_access
 from actors.data.digest import dataset_digest, object_digest
+from actors.data.encodings import is_int_member
 from actors.server.client import ClientKind
 from actors.server.ports import SupervisorError
 from protocol.errors import CommandError, wrong_arity
@@ -206,7 +207,7 @@ def _debug_object(client: Client, key: bytes) -> str:
     if value is None:
         raise CommandError("ERR no such key")
     server = client.server
-    if type(value) is bytes and _is_int_string(value) and 0 <= int(value) < SHARED_INTEGERS:
+    if type(value) is bytes and is_int_member(value) and 0 <= int(value) < SHARED_INTEGERS:
         refcount = SHARED_REFCOUNT
     else:
         refcount = 1

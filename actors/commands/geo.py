@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.commands._util import get_typed, parse_int
-from actors.commands.geo_areas import score_range, search_cells
+from actors.commands.geo_areas import score_range, search_cells, spread_bits, squash_bits
 from actors.commands.zsets import cmd_zadd, parse_score
 from actors.data import events
 from actors.data.types import ZSet
@@ -39,38 +39,18 @@ UNIT_ERROR = "ERR unsupported unit provided. please use M, KM, FT, MI"
 NOT_FLOAT = "ERR value is not a valid float"
 
 
-def _spread(v: int) -> int:
-    """The 32 bits of ``v`` at the even bit positions of a 64-bit integer (interleave64's step)."""
-    v &= 0xFFFFFFFF
-    v = (v | (v << 16)) & 0x0000FFFF0000FFFF
-    v = (v | (v << 8)) & 0x00FF00FF00FF00FF
-    v = (v | (v << 4)) & 0x0F0F0F0F0F0F0F0F
-    v = (v | (v << 2)) & 0x3333333333333333
-    return (v | (v << 1)) & 0x5555555555555555
-
-
-def _squash(v: int) -> int:
-    """The even bits of ``v`` packed into 32 (deinterleave64's step)."""
-    v &= 0x5555555555555555
-    v = (v | (v >> 1)) & 0x3333333333333333
-    v = (v | (v >> 2)) & 0x0F0F0F0F0F0F0F0F
-    v = (v | (v >> 4)) & 0x00FF00FF00FF00FF
-    v = (v | (v >> 8)) & 0x0000FFFF0000FFFF
-    return (v | (v >> 16)) & 0x00000000FFFFFFFF
-
-
 def encode(
     longitude: float, latitude: float, lat_min: float = GEO_LAT_MIN, lat_max: float = GEO_LAT_MAX
 ) -> int:
     """geohashEncode at GEO_STEP_MAX: latitude bits at even positions, longitude bits at odd ones."""
     lat_offset = (latitude - lat_min) / (lat_max - lat_min) * (1 << GEO_STEP_MAX)
     long_offset = (longitude - GEO_LONG_MIN) / (GEO_LONG_MAX - GEO_LONG_MIN) * (1 << GEO_STEP_MAX)
-    return _spread(int(lat_offset)) | (_spread(int(long_offset)) << 1)
+    return spread_bits(int(lat_offset)) | (spread_bits(int(long_offset)) << 1)
 
 
 def decode(bits: int) -> tuple[float, float]:
     """geohashDecodeToLongLatWGS84: the centre of the cell, clamped to the valid range."""
-    ilat, ilon = _squash(bits), _squash(bits >> 1)
+    ilat, ilon = squash_bits(bits), squash_bits(bits >> 1)
     scale = float(1 << GEO_STEP_MAX)
     lat_scale, long_scale = GEO_LAT_MAX - GEO_LAT_MIN, GEO_LONG_MAX - GEO_LONG_MIN
     lat_lo = GEO_LAT_MIN + (ilat * 1.0 / scale) * lat_scale

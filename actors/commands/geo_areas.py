@@ -30,7 +30,8 @@ def _rad_deg(angle: float) -> float:
     return angle / (math.pi / 180.0)
 
 
-def _spread(v: int) -> int:
+def spread_bits(v: int) -> int:
+    """The 32 bits of ``v`` at the even bit positions of a 64-bit integer (interleave64's step)."""
     v &= 0xFFFFFFFF
     v = (v | (v << 16)) & 0x0000FFFF0000FFFF
     v = (v | (v << 8)) & 0x00FF00FF00FF00FF
@@ -39,7 +40,8 @@ def _spread(v: int) -> int:
     return (v | (v << 1)) & 0x5555555555555555
 
 
-def _squash(v: int) -> int:
+def squash_bits(v: int) -> int:
+    """The even bits of ``v`` packed into 32 (deinterleave64's step)."""
     v &= 0x5555555555555555
     v = (v | (v >> 1)) & 0x3333333333333333
     v = (v | (v >> 2)) & 0x0F0F0F0F0F0F0F0F
@@ -68,13 +70,13 @@ def encode_step(lon: float, lat: float, step: int) -> int:
     """geohashEncode at ``step`` bits per coordinate."""
     lat_offset = (lat - GEO_LAT_MIN) / (GEO_LAT_MAX - GEO_LAT_MIN) * (1 << step)
     long_offset = (lon - GEO_LONG_MIN) / (GEO_LONG_MAX - GEO_LONG_MIN) * (1 << step)
-    return _spread(int(lat_offset)) | (_spread(int(long_offset)) << 1)
+    return spread_bits(int(lat_offset)) | (spread_bits(int(long_offset)) << 1)
 
 
 def decode_area(cell: Cell) -> tuple[float, float, float, float]:
     """geohashDecode: (lat_min, lat_max, lon_min, lon_max) of the cell."""
     bits, step = cell
-    ilat, ilon = _squash(bits), _squash(bits >> 1)
+    ilat, ilon = squash_bits(bits), squash_bits(bits >> 1)
     scale = float(1 << step)
     lat_scale, long_scale = GEO_LAT_MAX - GEO_LAT_MIN, GEO_LONG_MAX - GEO_LONG_MIN
     return (

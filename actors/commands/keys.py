@@ -24,7 +24,7 @@ from actors.commands._util import (
 )
 from actors.commands.memory import object_access
 from actors.data import events
-from actors.data.encodings import stays_hashtable
+from actors.data.encodings import is_int_member, stays_hashtable
 from actors.data.evict import STAMP_MASK, restored_stamp
 from actors.data.keyspace import TYPE_NAMES
 from actors.data.stream import Stream
@@ -468,15 +468,6 @@ SHARED_INTEGERS = 10000
 SHARED_REFCOUNT = 2**31 - 1
 
 
-def _is_int_string(value: bytes) -> bool:
-    if not value or len(value) > 20:
-        return False
-    body = value[1:] if value[:1] == b"-" else value
-    if not body.isdigit() or (body[:1] == b"0" and value != b"0"):
-        return False
-    return -(2**63) <= int(value) < 2**63
-
-
 def object_encoding(value: Any, config: Config | None = None) -> str:
     """The encoding Redis 7.0 would report for this value (clients and tools read it), under ``config``'s
     *-max-listpack-* and set-max-intset-entries limits (Redis's defaults without one). Unlike Redis, a
@@ -484,7 +475,7 @@ def object_encoding(value: Any, config: Config | None = None) -> str:
     kept); a set keeps its hashtable encoding, as in Redis (actors/data/encodings.py)."""
     kind = type(value)
     if kind is bytes:
-        if _is_int_string(value):
+        if is_int_member(value):
             return "int"
         return "embstr" if len(value) <= 44 else "raw"
     if kind is deque:
@@ -498,7 +489,7 @@ def object_encoding(value: Any, config: Config | None = None) -> str:
         return "listpack" if small else "hashtable"
     if kind is set:
         max_entries = config["set-max-intset-entries"] if config else INTSET_MAX_ENTRIES
-        if len(value) <= max_entries and not stays_hashtable(value) and all(_is_int_string(m) for m in value):
+        if len(value) <= max_entries and not stays_hashtable(value) and all(is_int_member(m) for m in value):
             return "intset"
         return "hashtable"
     if kind is ZSet:
@@ -549,7 +540,7 @@ def cmd_object(client: Client, argv: list[bytes]) -> Any:
     if sub in (b"freq", b"idletime"):
         return object_access(client, argv[2], sub == b"freq")
     # Redis shares the objects of small integers (0..9999) and reports them with OBJ_SHARED_REFCOUNT.
-    if type(value) is bytes and _is_int_string(value) and 0 <= int(value) < SHARED_INTEGERS:
+    if type(value) is bytes and is_int_member(value) and 0 <= int(value) < SHARED_INTEGERS:
         return SHARED_REFCOUNT
     return 1
 

@@ -1,11 +1,11 @@
 """Replies Redis's own Tcl units (expire, dump, protocol, other) showed missing or different, each compared
 with a real redis-server: DEBUG PROTOCOL's RESP types, MODULE with no module loadable, INFO's
-migrate_cached_sockets, a SELECT at the head of every new SYNC replica's stream, and DEBUG LOADAOF."""
+migrate_cached_sockets and DEBUG LOADAOF (the SELECT at the head of every new SYNC replica's stream is in
+test_resp_replica.py)."""
 
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -110,71 +110,6 @@ def test_info_counts_migrate_cached_sockets(pair: tuple[NodeProcess, RedisServer
                 r.close()
     finally:
         target.stop()
-
-
-def _sync_stream(port: int) -> socket.socket:
-    """A SYNC replica as Redis's attach_to_replication_stream makes one: the snapshot is read and dropped."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.sendall(b"SYNC\r\n")
-    buf = b""
-    while True:
-        while b"\r\n" not in buf:
-            chunk = sock.recv(65536)
-            assert chunk, "connection closed before the snapshot"
-            buf += chunk
-        line, _, buf = buf.partition(b"\r\n")
-        line = line.lstrip(b"\n")  # the master's keep-alive newlines while its snapshot is written
-        if line.startswith(b"$"):
-            break
-    size = int(line[1:])
-    while len(buf) < size:
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed inside the snapshot"
-        buf += chunk
-    assert buf[size:] == b"", "nothing is written before this test's commands"
-    return sock
-
-
-def _stream_commands(sock: socket.socket, count: int) -> list[list[bytes]]:
-    """The next ``count`` commands of a replication stream (PINGs skipped)."""
-    reader = __import__("hiredis").Reader()
-    commands: list[list[bytes]] = []
-    deadline = time.monotonic() + 10
-    while len(commands) < count and time.monotonic() < deadline:
-        reply = reader.gets()
-        if reply is False:
-            reader.feed(sock.recv(65536))
-            continue
-        if reply[0].lower() != b"ping":
-            commands.append([reply[0].lower(), *reply[1:]])
-    return commands
-
-
-def _two_syncs(port: int) -> list[list[list[bytes]]]:
-    """Two SYNC replicas in turn (the first stays attached), each followed by a write in database 9."""
-    r = redis.Redis(port=port, db=9, socket_timeout=10, protocol=2)
-    streams = []
-    try:
-        r.flushall()
-        r.config_set("repl-ping-replica-period", 3600)
-        first = _sync_stream(port)
-        r.set("a", "1")
-        streams.append(_stream_commands(first, 2))
-        second = _sync_stream(port)
-        r.set("b", "2")
-        streams.append(_stream_commands(second, 2))
-        first.close()
-        second.close()
-    finally:
-        r.close()
-    return streams
-
-
-def test_every_new_sync_replica_stream_starts_with_select(pair: tuple[NodeProcess, RedisServer]) -> None:
-    node, reference = pair
-    want = [[[b"select", b"9"], [b"set", b"a", b"1"]], [[b"select", b"9"], [b"set", b"b", b"2"]]]
-    assert _two_syncs(reference.port) == want
-    assert _two_syncs(node.port) == want
 
 
 def _loadaof_outcome(r: redis.Redis) -> list[Any]:

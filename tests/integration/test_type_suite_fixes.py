@@ -1,12 +1,11 @@
 """Replies Redis's own unit/type tests (string, list, hash, set) found different from redis-server 7.0, each
-compared with a real redis-server: the stream after every full sync starts with a SELECT, DEBUG
-QUICKLIST-PACKED-THRESHOLD takes Redis's sizes and refuses the rest with Redis's error, and a set converted to
+compared with a real redis-server (the SELECT at the head of every full sync's stream is in
+test_resp_replica.py): DEBUG QUICKLIST-PACKED-THRESHOLD takes Redis's sizes and refuses the rest with Redis's error, and a set converted to
 a hashtable stays one."""
 
 from __future__ import annotations
 
 import random
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,76 +29,6 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
     finally:
         theirs.stop()
         stop_nodes([ours])
-
-
-def _read_line(sock: socket.socket, buf: bytearray) -> bytes:
-    while b"\r\n" not in buf:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise AssertionError(f"connection closed; had {bytes(buf)!r}")
-        buf += chunk
-    line, _, rest = bytes(buf).partition(b"\r\n")
-    buf[:] = rest
-    return line
-
-
-def _attach_sync(port: int) -> tuple[socket.socket, bytearray]:
-    """SYNC as Redis's tests attach to the replication stream: skip the snapshot, keep the socket."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.sendall(b"SYNC\r\n")
-    buf = bytearray()
-    header = _read_line(sock, buf).lstrip(b"\n")  # keep-alive newlines may come first
-    assert header.startswith(b"$"), header
-    size = int(header[1:])
-    while len(buf) < size:
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed inside the snapshot"
-        buf += chunk
-    del buf[:size]
-    return sock, buf
-
-
-def _stream_commands(sock: socket.socket, buf: bytearray, until: bytes) -> list[list[bytes]]:
-    """The commands of the stream (PINGs left out) up to and including the first whose key is ``until``."""
-    commands: list[list[bytes]] = []
-    while not commands or commands[-1][1:2] != [until]:
-        count = int(_read_line(sock, buf).lstrip(b"\n")[1:])
-        argv = []
-        for _ in range(count):
-            size = int(_read_line(sock, buf)[1:])
-            while len(buf) < size + 2:
-                chunk = sock.recv(65536)
-                assert chunk, "connection closed inside the stream"
-                buf += chunk
-            argv.append(bytes(buf[:size]))
-            del buf[: size + 2]
-        argv[0] = argv[0].lower()
-        if argv[0] != b"ping":
-            commands.append(argv)
-    return commands
-
-
-def test_every_full_sync_stream_starts_with_a_select_as_redis_does(pair: tuple[int, int]) -> None:
-    """A second SYNC after the stream already selected the database still gets its own SELECT (Redis's
-    replicationSetupSlaveForFullResync sets slaveseldb to -1), so Redis's tests can read the stream from any
-    attachment on."""
-    results = []
-    for port in pair:
-        r = redis.Redis(port=port, db=9, socket_timeout=10)
-        r.config_set("repl-ping-replica-period", 3600)
-        seen = []
-        for round_ in range(3):
-            sock, buf = _attach_sync(port)
-            with sock:
-                r.set(f"k{round_}", "v")
-                r.delete(f"k{round_}")
-                seen.append(_stream_commands(sock, buf, b"k%d" % round_))
-        r.config_set("repl-ping-replica-period", 10)
-        r.close()
-        results.append(seen)
-    ours, theirs = results
-    assert theirs == [[[b"select", b"9"], [b"set", b"k%d" % i, b"v"]] for i in range(3)]
-    assert ours == theirs
 
 
 THRESHOLD_ARGS = [
