@@ -459,7 +459,7 @@ class ScriptEngine:
             else:
                 if cmd.is_write:
                     if not server._unrestricted:
-                        refusal = self._write_refusal(run)
+                        refusal = self._refusal_of_write(run, cmd)
                         if refusal is not None:
                             raise ScriptCallError(refusal.encode())
                     run.wrote = True
@@ -478,6 +478,15 @@ class ScriptEngine:
         if isinstance(reply, CommandError):
             raise ScriptCallError(str(reply).encode())
         return self._to_lua(reply, self.client.resp3)
+
+    def _refusal_of_write(self, run: ScriptRun, cmd: Any) -> str | None:
+        """Why the running script may not run the write ``cmd`` now (None: it may); both redis.call paths ask."""
+        refusal = self._write_refusal(run)
+        if refusal is None and not run.wrote and "denyoom" in cmd.flags and not self.allow_oom:
+            # scriptVerifyOOM: until the script has written, a denyoom command obeys maxmemory.
+            if self.server.memory.refuses_denyoom(run.caller):
+                refusal = OOM
+        return refusal
 
     def lua_pcall(self, *args: Any) -> Any:
         """redis.pcall: the Lua form of the reply, an error reply as an {err=...} table."""
@@ -529,11 +538,7 @@ class ScriptEngine:
         if cmd.is_write:
             # The common case needs no look at the node: no read-only script, no node-wide restriction.
             if run.read_only or not server._unrestricted:
-                refusal = self._write_refusal(run)
-                if refusal is None and not run.wrote and "denyoom" in cmd.flags and not self.allow_oom:
-                    # scriptVerifyOOM: until the script has written, a denyoom command obeys maxmemory.
-                    if server.memory.refuses_denyoom(run.caller):
-                        refusal = OOM
+                refusal = self._refusal_of_write(run, cmd)
                 if refusal is not None:
                     return CommandError(refusal)
             run.wrote = True

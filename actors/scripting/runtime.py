@@ -205,7 +205,9 @@ local run_script = function(f, nkeys, ...)
   G.KEYS, G.ARGV = split(nkeys, ...)
   set_metatable(G, strict)
   local ok, result = xpcall(f, handler)
-  set_metatable(G, nil)
+  -- A table reply is read from Python after this returns, and its metamethods may still read globals: the
+  -- metatable stays until the next run (Redis's globals stay protected; C reads still get nil).
+  if type(result) ~= 'table' then set_metatable(G, nil) end
   if killing then rearm() end
   if ok then return result end
   return false, result
@@ -266,7 +268,7 @@ local loading_api = function(register, log)
 end
 
 -- A library's load runs under Redis's load timeout: past it, every line raises (a pcall cannot hold it).
--- Raised only in user code: the hook outlives xpcall until the sethook() below.
+-- Raised only in user code: the hook outlives xpcall until rearm() below puts the count hook back.
 local load_timeout = function()
   if in_user_code() then error({err = 'ERR FUNCTION LOAD timeout'}, 0) end
 end
@@ -278,7 +280,7 @@ local run_loader = function(f, timed_out)
     end
   end, '', period)
   local ok, result = xpcall(f, handler)
-  sethook()
+  rearm()  -- the count hook is left set between runs: every later script depends on it (BUSY, SCRIPT KILL)
   return ok, result
 end
 
