@@ -142,6 +142,11 @@ def lua_to_reply(value: Any, script_resp3: bool) -> Any:
         # Imported here: lupa is loaded once a script has run, and a node that runs none never loads it.
         from lupa.lua51 import LuaError
 
+        err = getattr(
+            exc, "err", None
+        )  # redis.call's error from a metamethod, after the run (ScriptCallError)
+        if isinstance(err, bytes):
+            return CommandError(err.decode("utf-8", "replace").replace("\r", " ").replace("\n", " "))
         if not isinstance(exc, LuaError):
             raise
         return CommandError(f"ERR {exc}".replace("\r", " ").replace("\n", " "))

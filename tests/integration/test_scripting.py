@@ -447,6 +447,13 @@ def test_a_reply_that_cannot_be_read_is_an_error_and_the_connection_lives(r: red
         r.eval("local a = {}; local b = {a}; a[1] = b; return a", 0)
     with pytest.raises(redis.ResponseError, match="nonexistent global variable 'foo'"):
         r.eval("local a = {}; setmetatable(a, {__index=function() foo() end}) return a", 0)
+    # A metamethod calling redis once the script is over: an error reply, x untouched (Redis reads the table
+    # raw and answers an empty array; the connection lives either way).
+    with pytest.raises(redis.ResponseError, match="only available while a script runs"):
+        r.eval(
+            "local a = {}; setmetatable(a, {__index=function() redis.call('set', 'x', '1') end}) return a", 0
+        )
+    assert r.get("x") is None
     assert r.eval("return {1, {2, 'x'}}", 0) == [1, [2, b"x"]]
     assert r.ping()
 
