@@ -165,7 +165,7 @@ def test_big_unauthenticated_frames_are_refused_before_decoding(
         if flooder.poll() is None:
             flooder.kill()
             flooder.wait()
-    wait_for(lambda: "unauthenticated frame too big" in node.log(), 10, what="the big frames to be refused")
+    wait_for(lambda: "unauthenticated frame too big" in node.log(), 30, what="the big frames to be refused")
     assert r.get("k") is None  # nothing was applied
     info = _bus_info(r)
     assert info["bus_frames_refused"] > 0
