@@ -518,9 +518,8 @@ class Server:
         """Run ``cmd`` (already checked) and propagate it if it changed the dataset."""
         keyspace = self.keyspace
         dirty_before = keyspace.dirty
-        if (
-            cmd.subcommands
-        ):  # a container: counted and named per subcommand, as Redis (actors/server/cmdstats.py)
+        # A container (CONFIG, CLIENT ...): counted and named per subcommand, as Redis (actors/server/cmdstats.py).
+        if cmd.subcommands:
             cmd = cmdstats.subcommand(cmd, argv)
         client.last_command = cmd.name
         if self.monitors and cmd.name in _MONITORED_BEFORE:
