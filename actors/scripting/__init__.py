@@ -4,6 +4,7 @@ Layout:
     runtime.py      the one Lua 5.1 state (lupa), its sandbox, the ``redis`` table, the error handler
     libs.py         cjson, cmsgpack, bit and struct for scripts, over Python's stdlib
     convert.py      reply <-> Lua value conversions (RESP2 and RESP3 rules)
+    bridge.py       redis.call / redis.pcall and the small redis.* helpers: each call's checks and dispatch
     engine.py       the EVAL script cache, the run in progress (greenlet, busy-reply-threshold, -BUSY,
                     SCRIPT KILL), effects propagation wrapped in MULTI/EXEC
     functions.py    function libraries: FUNCTION LOAD / DELETE / LIST / DUMP / RESTORE, FCALL, RDB opcode

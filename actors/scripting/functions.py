@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from actors.scripting.bridge import ScriptCallError
 from protocol.errors import CommandError
 
 if TYPE_CHECKING:
@@ -147,8 +148,6 @@ class FunctionStore:
     def _register(self, *args: Any) -> None:
         """redis.register_function, while a library loads."""
         from lupa.lua51 import lua_type  # lupa is loaded lazily (a node that runs no script never loads it)
-
-        from actors.scripting.engine import ScriptCallError
 
         library = self._loading
         if library is None:
