@@ -21,7 +21,7 @@ import math
 from typing import Any
 
 from protocol.errors import CommandError
-from protocol.resp import NULL_ARRAY, BigNumber, MultiReply, Push, Verbatim, format_double
+from protocol.resp import NULL_ARRAY, BigNumber, MultiReply, Push, ReplySet, Verbatim, format_double
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -111,13 +111,15 @@ class ReplyToLua:
                 flat.append(self.convert(key, resp3))
                 flat.append(self.convert(item, resp3))
             return self._table(flat)
-        if kind is set or kind is frozenset:
+        if kind is set or kind is frozenset or kind is ReplySet:
             if resp3:
                 inner = self._empty()
                 for item in value:
                     inner[self.convert(item, resp3)] = True
                 return self._new(set=inner)
             return self._table([self.convert(item, resp3) for item in value])
+        if kind is BigNumber:
+            return self._new(big_number=bytes(value)) if resp3 else bytes(value)
         if kind is Verbatim:
             if resp3:
                 return self._new(verbatim_string=self._new(format=b"txt", string=bytes(value)))
@@ -179,7 +181,8 @@ def _to_reply(value: Any, script_resp3: bool) -> Any:
         return float(double)
     big = value[b"big_number"]
     if type(big) is bytes:
-        return BigNumber(big)
+        # As Redis: CR and LF would break the ( line, so they become spaces (RESP2's bulk string too).
+        return BigNumber(big.replace(b"\r", b" ").replace(b"\n", b" "))
     verbatim = value[b"verbatim_string"]
     if verbatim is not None and hasattr(verbatim, "values"):
         text = verbatim[b"string"]
@@ -190,7 +193,8 @@ def _to_reply(value: Any, script_resp3: bool) -> Any:
         return {_hashable(_to_reply(k, script_resp3)): _to_reply(v, script_resp3) for k, v in mapping.items()}
     members = value[b"set"]
     if members is not None and hasattr(members, "values"):
-        return {_hashable(_to_reply(k, script_resp3)) for k in members.keys()}
+        # In Lua's iteration order (the array part first), as Redis's reply lists them.
+        return ReplySet(dict.fromkeys(_hashable(_to_reply(k, script_resp3)) for k in members.keys()))
     items = []
     index = 1
     while True:

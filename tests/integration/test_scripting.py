@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from tests.harness import NodeProcess, RedisServer, wait_for
-from tests.integration.shared import error_of, module_node_fixture, reply_or_error, resp2_client_fixture
+from tests.integration.shared import Wire, error_of, module_node_fixture, reply_or_error, resp2_client_fixture
 
 NodeFactory = Callable[..., NodeProcess]
 node = module_node_fixture()
@@ -477,3 +477,46 @@ def test_debug_set_disable_deny_scripts_lets_scripts_call_noscript_commands_as_r
     finally:
         ours.execute_command("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "0")
         theirs.close()
+
+
+def _raw_replies(port: int, setup: bytes, commands: list[bytes]) -> bytes:
+    """The exact bytes a server answers ``commands`` with, after ``setup`` (its replies, which name the
+    server, are skipped); a PING after each marks its end."""
+    wire = Wire(port)
+    try:
+        out = b""
+        for data in (setup, b"".join(commands)):
+            wire.send(data + b"PING\r\n")
+            out = b""
+            while not out.endswith((b"+PONG\r\n", b"$4\r\nPONG\r\n")):
+                out += wire.read(1)
+        return out
+    finally:
+        wire.close()
+
+
+@pytest.mark.compat
+@needs_redis
+def test_script_resp_conversions_are_byte_for_byte_redis_servers(
+    node: NodeProcess, redis_servers: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    """DEBUG PROTOCOL's types through redis.setresp(2|3) to a RESP2 or RESP3 caller, and a big_number holding
+    CR LF (Redis turns them into spaces): the same bytes as redis-server's, in Lua's table order for sets."""
+
+    def command(*args: bytes) -> bytes:
+        return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in args)
+
+    commands = []
+    for lua in (b"2", b"3"):
+        for kind in (b"bignum", b"map", b"set", b"double", b"null", b"verbatim", b"true", b"false"):
+            body = b"redis.setresp(%s) return redis.call('debug', 'protocol', '%s')" % (lua, kind)
+            commands.append(command(b"EVAL", body, b"0"))
+    commands.append(command(b"EVAL", b"return {big_number='123\\r\\n123'}", b"0"))
+    theirs = redis_servers(tmp_path).port
+    try:
+        for caller in (b"2", b"3"):
+            setup = command(b"DEBUG", b"SET-DISABLE-DENY-SCRIPTS", b"1") + command(b"HELLO", caller)
+            want = _raw_replies(theirs, setup, commands)
+            assert _raw_replies(node.port, setup, commands) == want, f"RESP{caller.decode()} caller"
+    finally:
+        node.client().execute_command("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "0")
