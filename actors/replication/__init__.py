@@ -16,6 +16,7 @@ Layout:
     states.py          LinkState / ReplicaState / JobState Enums and the views the actor publishes
     actor.py           ReplicationActor: registers with the bus; owns the backlog, the id mirror, publishing
     primary.py         PrimarySide: replica table, PSYNC decision, snapshot jobs, bulk send, stream fan-out
+    links.py           ReplicaLink and SnapshotJob (what primary.py keeps per replica and job), transfer limits
     replica.py         ReplicaSide: the MasterLink state machine, SnapshotLoader (parses while receiving)
     direct.py          the direct stream: master loop -> replica loop on one socket, handed over from the bus
     snapshot_child.py  replica-snapshot fork children (actors/fork.py's REPLICA_SNAPSHOT kind)
