@@ -240,8 +240,7 @@ def _serve_group(group_name: bytes, consumer_name: bytes, count: int, noack: boo
             stream, key, group_name, group, consumer, _incr(group.last_id), count, noack, now, propagate
         )
         server.keyspace.dirty += 1
-        for argv in propagate:
-            server.propagate(db.id, argv)
+        server.stream.propagate_several(db.id, propagate)
         return _reply(client, [(key, entries)])
 
     return serve

@@ -175,8 +175,7 @@ class GeneralLane:
                     ran_slowly(server, client, cmd, argv, duration_us)
                 if keyspace.dirty > dirty:  # (a save resets it: as Redis, only a rise propagates)
                     if client.propagate_as is not None:
-                        for rewritten in client.propagate_as:
-                            propagate(client.db.id, rewritten)
+                        stream.propagate_several(client.db.id, client.propagate_as)
                         client.propagate_as = None
                     elif feeding:
                         propagate(client.db.id, argv)

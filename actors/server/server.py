@@ -547,8 +547,7 @@ class Server:
         # call()'s dirty delta at 0 for the same reason).
         if keyspace.dirty > dirty_before:
             if client.propagate_as is not None:
-                for rewritten in client.propagate_as:
-                    self.propagate(client.db.id, rewritten)
+                self.stream.propagate_several(client.db.id, client.propagate_as)
                 client.propagate_as = None
             else:
                 self.propagate(client.db.id, argv)

@@ -118,6 +118,17 @@ class PropagationStream:
         if self.repl_feeding:
             self.offset += len(data)
 
+    def propagate_several(self, db_index: int, argvs: list[list[bytes]]) -> None:
+        """One command propagated as several (XREADGROUP as XCLAIMs and XGROUP SETID): wrapped in MULTI/EXEC,
+        as Redis wraps a command's also-propagated ops, unless an EXEC or a script already collects them."""
+        wrap = len(argvs) > 1 and self.exec_writes is None
+        if wrap:
+            self.propagate(db_index, [b"MULTI"])
+        for argv in argvs:
+            self.propagate(db_index, argv)
+        if wrap:
+            self.propagate(db_index, [b"EXEC"])
+
     def propagate_to_replicas(self, db_index: int, argv: list[bytes]) -> None:
         """Queue a command for the replicas (and the backlog) but not the AOF: PUBLISH, so that subscribers
         on replicas get the message too. It counts in the replication offset, as in Redis."""

@@ -96,6 +96,9 @@ def test_pause_write_holds_writes_not_reads_and_releases_them_in_order(node: Nod
     thread.start()
     wait_for(lambda: any("b" in c["flags"] for c in admin.client_list()), 5, what="the writer to be held")
     assert admin.get("k") == b"old"  # reads run
+    # CLIENT UNBLOCK does not release a held client (redis-server 7.0.15 crashes on it: see the README).
+    held = next(c for c in admin.client_list() if "b" in c["flags"])
+    assert admin.execute_command("CLIENT", "UNBLOCK", held["id"], "ERROR") == 0
     assert results == []
     started = time.monotonic()
     assert admin.client_unpause()

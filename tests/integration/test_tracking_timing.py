@@ -4,7 +4,7 @@ Cases Redis's own tests/unit/tracking.tcl covers and the node once got wrong: a 
 tracked only when EXEC runs it; an expired key's deletion is a change no client made (NOLOOP does not hide
 it); a command woken from BLMOVE gets its own invalidation after its reply; lowering
 tracking-table-max-keys invalidates the overflow at once; INFO's tracking_total_* figures; a redirect target
-that QUIT is gone before the next command of another client runs.
+that QUIT is gone before the next command of another client runs; DEBUG POPULATE invalidates what it adds.
 """
 
 from __future__ import annotations
@@ -115,6 +115,16 @@ def _scenario(port: int) -> list[bytes]:
     assert target.read_until(b"+OK\r\n") == b"+OK\r\n"
     writer.talk(["SET", "key1", "2"])
     out.append(me.talk().replace(b":%d\r\n" % target.id, b":<TARGET>\r\n"))
+    me.talk(["CLIENT", "TRACKING", "off"])
+    # DEBUG POPULATE signals each key it adds: a tracked (missing) key read before is invalidated.
+    me.talk(["CLIENT", "TRACKING", "on"], ["GET", "pop:1"])
+    out.append(writer.talk(["DEBUG", "POPULATE", "3", "pop"]))
+    out.append(me.talk())
+    me.talk(["CLIENT", "TRACKING", "off"])
+    # A script's reads are remembered for its caller (the keys it declared), its writes invalidate others.
+    me.talk(["CLIENT", "TRACKING", "on"], ["EVAL", "return redis.call('get', KEYS[1])", "1", "sk"])
+    out.append(writer.talk(["EVAL", "return redis.call('set', KEYS[1], 'v')", "1", "sk"]))
+    out.append(me.talk())
     me.talk(["CLIENT", "TRACKING", "off"])
     for conn in (writer, me, target, probe):
         conn.close()
