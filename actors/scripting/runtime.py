@@ -41,9 +41,39 @@ local sethook = debug.sethook
 local pyhook, pykilled, pyerror = py.hook, py.killed, py.error_table
 local loadstring = loadstring
 
+-- What Redis 7.0 leaves out of a script's globals; ``python`` is lupa's door to the Python interpreter
+-- (the runtime is also made without builtins and with no attribute access on Python objects, see
+-- LuaRuntime below), ``getfenv`` / ``setfenv`` would hand a script the real globals behind its environment.
 for _, name in ipairs({'print', 'dofile', 'loadfile', 'module', 'require', 'newproxy', 'os', 'io',
-                       'package', 'debug'}) do
+                       'package', 'debug', 'getfenv', 'setfenv', 'python'}) do
   G[name] = nil
+end
+
+-- Tables a script may read but never change (Redis's readonly tables): writes through them fail in their
+-- __newindex, and setmetatable / rawset on them are refused by the sandboxed versions below. Weak keys:
+-- the set never keeps a table alive.
+local protected = setmetatable({}, {__mode = 'k'})
+local readonly_error = 'Attempt to modify a readonly table'
+local function refuse() error(readonly_error, 2) end
+-- What getmetatable answers for a protected table: an empty table that refuses writes (so the metatable
+-- behind it cannot be reached, and ``getmetatable(_G).__index = {}`` fails as in Redis).
+local locked_mt = setmetatable({}, {__newindex = refuse, __metatable = false})
+protected[locked_mt] = true
+
+local function readonly(t)
+  local view = setmetatable({}, {__index = t, __newindex = refuse, __metatable = locked_mt})
+  protected[view] = true
+  return view
+end
+
+local lua_setmetatable, lua_rawset = setmetatable, rawset
+G.setmetatable = function(t, mt)
+  if protected[t] then error(readonly_error, 0) end
+  return lua_setmetatable(t, mt)
+end
+G.rawset = function(t, k, v)
+  if protected[t] then error(readonly_error, 0) end
+  return lua_rawset(t, k, v)
 end
 
 local redis = {}
@@ -51,17 +81,25 @@ local redis = {}
 -- an error still knows the script's line (a Lua wrapper's "return redis.call(...)" would lose it).
 redis.call = py.call
 redis.pcall = py.pcall
-redis.error_reply = function(msg)
-  if type(msg) ~= 'string' and type(msg) ~= 'number' then
-    error({err = 'ERR wrong number or type of arguments'}, 0)
-  end
-  return {err = tostring(msg)}
+-- As Redis 7.0's: one string argument, else the reply is (not raises) a "wrong number or type" error.
+-- error_reply's text gets Redis's "-CODE message" form: a first word after '-' is the code, otherwise the
+-- code is ERR (so '' gives "ERR " and "x" gives "ERR x"); CR / LF at either end of the message go.
+local find, gsub = string.find, string.gsub
+local bad_args = 'ERR wrong number or type of arguments'
+redis.error_reply = function(...)
+  local msg = ...
+  if select('#', ...) ~= 1 or type(msg) ~= 'string' then return {err = bad_args} end
+  if string.sub(msg, 1, 1) ~= '-' then msg = '-' .. msg end
+  local code, text = 'ERR', string.sub(msg, 2)
+  local space = find(msg, ' ', 1, true)
+  if space then code, text = string.sub(msg, 2, space - 1), string.sub(msg, space + 1) end
+  text = gsub(gsub(text, '^[\r\n]+', ''), '[\r\n]+$', '')
+  return {err = code .. ' ' .. text}
 end
-redis.status_reply = function(msg)
-  if type(msg) ~= 'string' and type(msg) ~= 'number' then
-    error({err = 'ERR wrong number or type of arguments'}, 0)
-  end
-  return {ok = tostring(msg)}
+redis.status_reply = function(...)
+  local msg = ...
+  if select('#', ...) ~= 1 or type(msg) ~= 'string' then return {err = bad_args} end
+  return {ok = msg}
 end
 redis.sha1hex = py.sha1hex
 redis.log = py.log
@@ -79,14 +117,6 @@ redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
 redis.REDIS_VERSION = py.version
 redis.REDIS_VERSION_NUM = py.version_num
-
-local function readonly(t, name)
-  return setmetatable({}, {
-    __index = t,
-    __newindex = function() error('Attempt to modify a readonly table', 2) end,
-    __metatable = false,
-  })
-end
 
 -- Redis's pcall hands a script the text of an {err=...} error (redis.call's included), not the table.
 local lua_pcall, unpack, maxn = pcall, unpack, table.maxn
@@ -106,6 +136,13 @@ G.cjson = readonly(py.cjson)
 G.cmsgpack = readonly(py.cmsgpack)
 G.bit = readonly(py.bit)
 G.struct = readonly(py.struct)
+-- Lua's own libraries too (Redis protects every table under its globals): a script's math.random = ...
+-- would otherwise outlive it. Strings index the real string table through their metatable, which now
+-- answers getmetatable('') with a read-only view whose __index is the (read-only) ``string``.
+local lua_string = string
+for _, name in ipairs({'string', 'math', 'table', 'coroutine'}) do G[name] = readonly(G[name]) end
+local string_mt = dbg.getmetatable('')
+string_mt.__metatable = readonly({__index = G.string})
 G.KEYS = {}
 G.ARGV = {}
 
@@ -114,11 +151,37 @@ G.ARGV = {}
 -- Reads go to the globals table itself (a table __index: no Lua call per global a script reads); a missing
 -- name reaches ``strict``, the globals' metatable only while an EVAL script runs (debug.setmetatable: a
 -- script's own setmetatable(_G, ...) cannot lock it), whose error names the script's line (level 2).
-local env = setmetatable({}, {
-  __index = G,
-  __newindex = function() error('Attempt to modify a readonly table', 2) end,
-  __metatable = false,
-})
+-- A script's ``_G`` is this proxy, never the real globals (nothing a script can reach leads to those).
+local env = setmetatable({}, {__index = G, __newindex = refuse, __metatable = locked_mt})
+protected[env] = true
+G._G = env
+
+-- loadstring / load compile text only (Redis 7.0's Lua reads a precompiled chunk as text, so string.dump's
+-- output fails to parse: the leading space keeps Lua from taking it as bytecode, and the chunk name stays
+-- the one Lua would give) and the chunk runs in the script's environment, never in the real globals.
+local function sandboxed(f, err)
+  if f then setfenv(f, env) end
+  return f, err
+end
+local function compile_text(text, name)
+  if type(text) == 'string' and lua_string.byte(text, 1) == 27 then
+    return sandboxed(loadstring(' ' .. text, name or text))
+  end
+  return sandboxed(loadstring(text, name))
+end
+G.loadstring = compile_text
+G.load = function(reader, name)
+  if type(reader) ~= 'function' then return compile_text(reader, name) end
+  local parts = {}
+  while true do
+    local part = reader()
+    if part == nil or part == '' then break end
+    if type(part) ~= 'string' then return nil, 'reader function must return a string' end
+    parts[#parts + 1] = part
+  end
+  return compile_text(table.concat(parts), name or '=(load)')
+end
+
 -- lupa itself reads globals from C (``debug`` on each Python->Lua call, outside any protected call): a read
 -- with no Lua function behind it (level 2 is C) gets nil, as without the metatable.
 local getinfo = dbg.getinfo
@@ -320,6 +383,11 @@ class ScriptHost(Protocol):
     def lua_register_function(self, *args: Any) -> Any: ...
 
 
+def _no_attribute(obj: Any, name: Any, *value: Any) -> Any:
+    """Lua code indexing a Python object (get or set): refused, whatever the name."""
+    raise AttributeError("Python objects have no fields in scripts")
+
+
 def _version_num(version: str) -> int:
     major, minor, patch = (int(part) for part in version.split("."))
     return (major << 16) | (minor << 8) | patch
@@ -329,7 +397,16 @@ class LuaRuntime:
     """One sandboxed Lua 5.1 state and the entry points the engine uses."""
 
     def __init__(self, host: ScriptHost, redis_version: str) -> None:
-        lua = lua51.LuaRuntime(unpack_returned_tuples=True, register_eval=False, encoding=None)
+        # No ``python`` builtins and no attribute access on Python objects: redis.call and the libraries are
+        # Python callables, and without this a script could walk from one (``redis.call.__self__``...) to
+        # the whole interpreter. Scripts only call them.
+        lua = lua51.LuaRuntime(
+            unpack_returned_tuples=True,
+            register_eval=False,
+            register_builtins=False,
+            attribute_handlers=(_no_attribute, _no_attribute),
+            encoding=None,
+        )
         self.lua = lua
         py = lua_table(
             lua,
