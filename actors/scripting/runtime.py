@@ -112,7 +112,6 @@ redis.acl_check_cmd = function(...)
   if select('#', ...) < 1 then error({err = 'ERR Please specify at least one argument for this redis lib call'}, 0) end
   return true
 end
-redis.register_function = function(...) return py.register_function(...) end
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
 redis.REDIS_VERSION = py.version
@@ -278,7 +277,12 @@ end
 
 local run_function = function(f, nkeys, ...)
   local keys, argv = split(nkeys, ...)
+  -- As for EVAL: a library's environment reads the globals through a table, a missing name errs. A
+  -- function gets its keys and arguments as parameters: the last EVAL's KEYS / ARGV must not show.
+  G.KEYS, G.ARGV = nil, nil
+  set_metatable(G, strict)
   local ok, result = xpcall(function() return f(keys, argv) end, handler)
+  if type(result) ~= 'table' then set_metatable(G, nil) end
   if killing then rearm() end
   if ok then return result end
   return false, result
@@ -291,33 +295,32 @@ local compile = function(body, name)
   return f
 end
 
--- A library's code runs with its own environment: globals readable, writes refused; while it loads,
--- ``redis`` is the loading API (register_function, log, constants), afterwards the full one.
+-- A library's code runs with its own environment (writes refused). While it loads it sees only ``redis``,
+-- the loading API (register_function, log, constants), as Redis's library globals: ``math``,
+-- ``getmetatable`` and the rest are "nonexistent" there. Once loaded (``loaded()``) its functions read the
+-- globals, where ``redis`` is the full API (which has no register_function), through a table __index as
+-- EVAL scripts do.
+local function nonexistent(_, name)
+  error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+end
 local compile_library = function(body, loading_api)
   local f, err = loadstring(body, '@user_function')
   if f == nil then return nil, err end
-  local api = loading_api
-  local lib_env = setmetatable({}, {
-    __index = function(_, name)
-      if name == 'redis' then return api end
-      local value = rawget(G, name)
-      if value == nil then
-        error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
-      end
-      return value
-    end,
-    __newindex = function() error('Attempt to modify a readonly table', 2) end,
-    __metatable = false,
-  })
+  local load_globals = setmetatable({redis = loading_api},
+                                    {__index = nonexistent, __newindex = refuse, __metatable = locked_mt})
+  protected[load_globals] = true
+  local lib_mt = {__index = load_globals, __newindex = refuse, __metatable = locked_mt}
+  local lib_env = setmetatable({}, lib_mt)
+  protected[lib_env] = true
   setfenv(f, lib_env)
-  return f, function() api = G.redis end
+  return f, function() lib_mt.__index = G end
 end
 
 local loading_api = function(register, log)
   local api = {register_function = register, log = log,
                LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
                REDIS_VERSION = redis.REDIS_VERSION, REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM}
-  return setmetatable({}, {
+  local view = setmetatable({}, {
     __index = function(_, name)
       local value = api[name]
       if value == nil then
@@ -325,9 +328,11 @@ local loading_api = function(register, log)
       end
       return value
     end,
-    __newindex = function() error('Attempt to modify a readonly table', 2) end,
-    __metatable = false,
+    __newindex = refuse,
+    __metatable = locked_mt,
   })
+  protected[view] = true
+  return view
 end
 
 -- A library's load runs under Redis's load timeout: past it, every line raises (a pcall cannot hold it).
@@ -380,8 +385,6 @@ class ScriptHost(Protocol):
 
     def lua_sha1hex(self, *args: Any) -> bytes: ...
 
-    def lua_register_function(self, *args: Any) -> Any: ...
-
 
 def _no_attribute(obj: Any, name: Any, *value: Any) -> Any:
     """Lua code indexing a Python object (get or set): refused, whatever the name."""
@@ -419,7 +422,6 @@ class LuaRuntime:
             log=host.lua_log,
             setresp=host.lua_setresp,
             set_repl=host.lua_set_repl,
-            register_function=host.lua_register_function,
             sha1hex=host.lua_sha1hex,
             version=redis_version.encode(),
             version_num=_version_num(redis_version),
