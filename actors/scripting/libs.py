@@ -143,15 +143,22 @@ def _lua_error(lua: Any, message: str) -> Exception:
     return LibError(message)
 
 
-def _pack_value(value: Any) -> Any:
+# lua-cmsgpack's LUACMSGPACK_MAX_NESTING: a table this deep packs as nil, so a table that holds itself packs
+# as a deep copy 16 levels down instead of recursing forever.
+_MSGPACK_MAX_NESTING = 16
+
+
+def _pack_value(value: Any, level: int = 0) -> Any:
     kind = type(value)
-    if kind is float and value == int(value) and not math.isinf(value):
+    if kind is float and math.isfinite(value) and value == int(value):
         return int(value)
     if _is_table(value):
+        if level >= _MSGPACK_MAX_NESTING:
+            return None
         length = _array_length(value)
         if length is not None:
-            return [_pack_value(value[i]) for i in range(1, length + 1)]
-        return {_pack_value(k): _pack_value(v) for k, v in value.items()}
+            return [_pack_value(value[i], level + 1) for i in range(1, length + 1)]
+        return {_pack_value(k, level + 1): _pack_value(v, level + 1) for k, v in value.items()}
     if value is NULL:
         return None
     return value

@@ -445,6 +445,8 @@ class LuaRuntime:
             self.loading_api,
         ) = bootstrap(py)
         self.table_from = lua.table_from
+        # Lua's own rawget (captured before any script runs): replies are read raw (convert.lua_to_reply).
+        self.rawget = lua.eval("rawget")
         self.table = lambda **fields: lua_table(lua, **fields)
 
     def compile(self, body: bytes, chunk_name: bytes = b"@user_script") -> tuple[Any, str | None]:
