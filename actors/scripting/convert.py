@@ -21,7 +21,16 @@ import math
 from typing import Any
 
 from protocol.errors import CommandError
-from protocol.resp import NULL_ARRAY, BigNumber, MultiReply, Push, ReplySet, Verbatim, format_double
+from protocol.resp import (
+    NULL_ARRAY,
+    Attribute,
+    BigNumber,
+    MultiReply,
+    Push,
+    ReplySet,
+    Verbatim,
+    format_double,
+)
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -91,6 +100,9 @@ class ReplyToLua:
         if value is None or value is NULL_ARRAY:
             return None if resp3 else False
         if kind is list or kind is tuple or kind is Push or kind is MultiReply:
+            if kind is MultiReply and value and type(value[0]) is Attribute:
+                # As Redis: a script never sees attributes, only the reply that follows them.
+                return self.convert(value[1], resp3)
             return self._table([self.convert(item, resp3) for item in value])
         if isinstance(value, CommandError):
             return self._error(str(value).encode())
