@@ -198,13 +198,15 @@ local function handler(err)
   for level = 2, 100 do
     local frame = dbg.getinfo(level, 'Sl')
     if frame == nil then break end
-    if frame.what ~= 'C' and string.sub(frame.source, 1, 1) == '@' then info = frame break end
+    -- The innermost Lua frame that is not this file's (Redis: the function that raised, or its caller
+    -- when that is C): the script's, a library's, or a chunk the script compiled with loadstring.
+    if frame.what ~= 'C' and frame.source ~= '=redactor' then info = frame break end
   end
   if type(err) == 'userdata' then err = pyerror(err) end
   if type(err) ~= 'table' then err = {err = 'ERR ' .. tostring(err)} end
   local plain = rawget(err, 'plain')
   if plain then
-    if info then plain = string.sub(info.source, 2) .. ':' .. info.currentline .. ': ' .. plain end
+    if info then plain = info.short_src .. ':' .. info.currentline .. ': ' .. plain end
     err = {err = 'ERR ' .. plain}
   end
   if info then
@@ -217,9 +219,13 @@ end
 -- The kill error is raised only in user code (a hook also fires in this file's functions, outside xpcall).
 -- Once killed, a line hook raises it again at every line, so a script's pcall cannot swallow it for good.
 local sub = string.sub
+-- User code: the script's, a library's, or a chunk one of them compiled with loadstring (a loop there must
+-- be killable too); not this file's, nor lupa's helpers run from Python ("<python>", ReplyToLua's).
 local function in_user_code()
   local frame = dbg.getinfo(3, 'S')
-  return frame ~= nil and sub(frame.source, 1, 1) == '@'
+  if frame == nil or frame.what == 'C' then return false end
+  local source = frame.source
+  return source ~= '=redactor' and source ~= '<python>'
 end
 local killer = function()
   if in_user_code() and pykilled() then error(py.killed_error(), 0) end

@@ -178,6 +178,8 @@ FIXED_SCRIPTS = [
     "local f, e = loadstring(string.dump(function() return 1 end)) return e",
     "return loadstring('return 1 + 1')()",
     "return load(function() return nil end)()",
+    "loadstring('y = 1')()",
+    "return loadstring('return cjson.decode(\\'bad\\')')()",
     # error_reply / status_reply: Redis 7.0's argument checks and "-CODE message" parsing.
     "return redis.error_reply('')",
     "return redis.error_reply('-X')",

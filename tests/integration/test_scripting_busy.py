@@ -186,6 +186,21 @@ def test_function_kill_stops_a_pcall_loop_killed_as_soon_as_busy(node: NodeProce
     r.config_set("busy-reply-threshold", 5000)
 
 
+def test_script_kill_stops_a_loop_inside_a_chunk_the_script_compiled(node: NodeProcess) -> None:
+    """A loop in a loadstring chunk (not the script's own code) is killable too: it used to keep the node
+    busy until SHUTDOWN NOSAVE. The error names the chunk, as Redis's does."""
+    r = node.client()
+    r.config_set("busy-reply-threshold", 10)
+    script = Background(node.port, "EVAL", "loadstring('while true do end')()", 0)
+    wait_for(lambda: _busy(r), 10, what="the node to answer -BUSY")
+    assert r.execute_command("SCRIPT", "KILL") == b"OK"
+    result = str(script.join())
+    assert result.startswith("Script killed by user with SCRIPT KILL... script: "), result
+    assert result.endswith(", on while true do end:1."), result
+    assert r.ping()
+    r.config_set("busy-reply-threshold", 5000)
+
+
 def test_a_transaction_meeting_a_busy_script_is_aborted_whole(node: NodeProcess) -> None:
     """As Redis 7.0: MULTI is served while a script is busy, a command queued then gets -BUSY and dooms the
     transaction; EXEC refused while busy answers EXECABORT with the reason and ends the transaction."""
