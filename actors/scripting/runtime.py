@@ -60,20 +60,53 @@ local function refuse() error(readonly_error, 2) end
 local locked_mt = setmetatable({}, {__newindex = refuse, __metatable = false})
 protected[locked_mt] = true
 
+-- A view's entries, for pairs / next / rawget (a read-only table lists its entries in Redis too). The table
+-- behind a view never reaches a script: pairs hands out a closure, not lua's next with that table.
+local shown = setmetatable({}, {__mode = 'k'})
+
 local function readonly(t)
   local view = setmetatable({}, {__index = t, __newindex = refuse, __metatable = locked_mt})
   protected[view] = true
+  shown[view] = t
   return view
 end
 
-local lua_setmetatable, lua_rawset = setmetatable, rawset
+-- The wrappers call Lua's own functions through locals of the same names, so an argument error still names
+-- them as Lua does ("bad argument #1 to 'rawget'").
+local next, pairs = next, pairs
+-- Argument errors as Lua's own, at the script's line (level 3: past the wrapper), not at this file's.
+local function want_table(t, name)
+  if type(t) ~= 'table' then
+    error("bad argument #1 to '" .. name .. "' (table expected, got " .. type(t) .. ")", 3)
+  end
+end
 G.setmetatable = function(t, mt)
+  want_table(t, 'setmetatable')
   if protected[t] then error(readonly_error, 0) end
-  return lua_setmetatable(t, mt)
+  if mt ~= nil and type(mt) ~= 'table' then
+    error("bad argument #2 to 'setmetatable' (nil or table expected)", 2)
+  end
+  return setmetatable(t, mt)
 end
 G.rawset = function(t, k, v)
+  want_table(t, 'rawset')
   if protected[t] then error(readonly_error, 0) end
-  return lua_rawset(t, k, v)
+  return rawset(t, k, v)
+end
+G.rawget = function(t, k)
+  want_table(t, 'rawget')
+  return rawget(shown[t] or t, k)
+end
+G.next = function(t, k)
+  want_table(t, 'next')
+  return next(shown[t] or t, k)
+end
+-- Plain tables iterate at C speed (lua's own next); a view through a closure over the table behind it.
+G.pairs = function(t)
+  want_table(t, 'pairs')
+  local behind = shown[t]
+  if behind == nil then return pairs(t) end
+  return function(_, k) return next(behind, k) end, t, nil
 end
 
 local redis = {}
@@ -153,6 +186,7 @@ G.ARGV = {}
 -- A script's ``_G`` is this proxy, never the real globals (nothing a script can reach leads to those).
 local env = setmetatable({}, {__index = G, __newindex = refuse, __metatable = locked_mt})
 protected[env] = true
+shown[env] = G
 G._G = env
 
 -- loadstring / load compile text only (Redis 7.0's Lua reads a precompiled chunk as text, so string.dump's
@@ -437,6 +471,9 @@ class LuaRuntime:
             bit=libs.bit_table(lua),
             struct=libs.struct_table(lua),
         )
+        # Lua's own rawget (the bootstrap gives scripts a version that also reads read-only views): replies
+        # are read raw with it (convert.lua_to_reply).
+        self.rawget = lua.eval("rawget")
         bootstrap, error = lua.globals().loadstring(_BOOTSTRAP.encode(), b"=redactor"), None
         if type(bootstrap) is tuple:
             bootstrap, error = bootstrap
@@ -451,8 +488,6 @@ class LuaRuntime:
             self.loading_api,
         ) = bootstrap(py)
         self.table_from = lua.table_from
-        # Lua's own rawget (captured before any script runs): replies are read raw (convert.lua_to_reply).
-        self.rawget = lua.eval("rawget")
         self.table = lambda **fields: lua_table(lua, **fields)
 
     def compile(self, body: bytes, chunk_name: bytes = b"@user_script") -> tuple[Any, str | None]:

@@ -173,6 +173,17 @@ FIXED_SCRIPTS = [
     "return type(getfenv)",
     "return type(setfenv)",
     "return type(python)",
+    # Read-only tables still list and rawget their entries; the wrappers' argument errors are Lua's.
+    "local t = {} for k in pairs(string) do t[#t+1] = k end table.sort(t) return t",
+    "local n = 0 for _ in pairs(redis) do n = n + 1 end return n",
+    "local k, v = next(_G) return {rawget(_G, 'redis') == redis, rawget(redis, 'call') == redis.call}",
+    "local f, s = pairs(_G) return s == _G",
+    "local x = rawget(nil, 1)",
+    "local x = next(5)",
+    "for k in pairs(nil) do end",
+    "setmetatable(1, {})",
+    "setmetatable({}, 5)",
+    "local t = setmetatable({}, {__index = function() return 7 end}) return {t.x, rawget(t, 'x') == nil}",
     # loadstring / load: text only (string.dump's bytecode does not parse), in the script's environment.
     "return loadstring(string.dump(function() return 1 end))()",
     "local f, e = loadstring(string.dump(function() return 1 end)) return e",
