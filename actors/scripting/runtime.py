@@ -44,6 +44,16 @@ local loadstring = loadstring
 -- What Redis 7.0 leaves out of a script's globals; ``python`` is lupa's door to the Python interpreter
 -- (the runtime is also made without builtins and with no attribute access on Python objects, see
 -- LuaRuntime below), ``getfenv`` / ``setfenv`` would hand a script the real globals behind its environment.
+-- lupa's as_function makes a Python callable a Lua function (a C closure), so a library function is a
+-- 'function' to type() and tostring() as in Redis, not a userdata printing its Python name. (redis.call and
+-- redis.pcall stay Python objects: they are the per-command hot path, and the closure costs a little there.)
+local as_function = python.as_function
+local function lua_functions(lib)
+  for name, value in pairs(lib) do
+    if type(value) == 'userdata' and name ~= 'null' then lib[name] = as_function(value) end
+  end
+  return lib
+end
 for _, name in ipairs({'print', 'dofile', 'loadfile', 'module', 'require', 'newproxy', 'os', 'io',
                        'package', 'debug', 'getfenv', 'setfenv', 'python'}) do
   G[name] = nil
@@ -134,10 +144,10 @@ redis.status_reply = function(...)
   if select('#', ...) ~= 1 or type(msg) ~= 'string' then return {err = bad_args} end
   return {ok = msg}
 end
-redis.sha1hex = py.sha1hex
-redis.log = py.log
-redis.setresp = py.setresp
-redis.set_repl = py.set_repl
+redis.sha1hex = as_function(py.sha1hex)
+redis.log = as_function(py.log)
+redis.setresp = as_function(py.setresp)
+redis.set_repl = as_function(py.set_repl)
 redis.replicate_commands = function() return true end
 redis.breakpoint = function() return false end
 redis.debug = function() end
@@ -164,10 +174,10 @@ G.pcall = function(...)
 end
 
 G.redis = readonly(redis)
-G.cjson = readonly(py.cjson)
-G.cmsgpack = readonly(py.cmsgpack)
-G.bit = readonly(py.bit)
-G.struct = readonly(py.struct)
+G.cjson = readonly(lua_functions(py.cjson))
+G.cmsgpack = readonly(lua_functions(py.cmsgpack))
+G.bit = readonly(lua_functions(py.bit))
+G.struct = readonly(lua_functions(py.struct))
 -- Lua's own libraries too (Redis protects every table under its globals): a script's math.random = ...
 -- would otherwise outlive it. Strings index the real string table through their metatable, which now
 -- answers getmetatable('') with a read-only view whose __index is the (read-only) ``string``.
@@ -357,7 +367,7 @@ local compile_library = function(body, loading_api)
 end
 
 local loading_api = function(register, log)
-  local api = {register_function = register, log = log,
+  local api = {register_function = as_function(register), log = as_function(log),
                LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
                REDIS_VERSION = redis.REDIS_VERSION, REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM}
   local view = setmetatable({}, {
