@@ -1,17 +1,21 @@
 """The Lua 5.1 interpreter scripts run in, sandboxed as Redis 7.0's (one per node, reused by every script).
 
 What a script sees: the base library without ``print``, ``dofile``, ``loadfile``, ``module``, ``require``,
-``newproxy``; ``string``, ``table``, ``math``, ``coroutine``, ``cjson``, ``cmsgpack``, ``bit``, ``struct``
-(actors/scripting/libs.py); no ``os``, ``io``, ``package``, ``debug``. Globals are read-only: a script runs
-with an environment that refuses writes ("Attempt to modify a readonly table") and reads of missing names
-("Script attempted to access nonexistent global variable"), as Redis's readonly-table patch does. KEYS and
-ARGV are set on the real globals before each run.
+``newproxy``, ``getfenv``, ``setfenv``; ``string``, ``table``, ``math``, ``coroutine``, ``cjson``,
+``cmsgpack``, ``bit``, ``struct`` (actors/scripting/libs.py); no ``os``, ``io``, ``package``, ``debug``, and
+nothing of Python (no ``python`` table; Lua code cannot index a Python object). Globals are read-only: a
+script runs with an environment (its ``_G``) that refuses writes ("Attempt to modify a readonly table") and
+reads of missing names ("Script attempted to access nonexistent global variable"), as Redis's readonly-table
+patch does; every library table is a read-only view, and the sandboxed setmetatable / rawset refuse them.
+loadstring compiles text only, into the same environment. KEYS and ARGV are set on the real globals before
+each EVAL run (a function gets them as parameters). A library sees only ``redis`` (the loading API) while it
+loads, as Redis's library globals.
 
 The ``redis`` table calls back into Python (``ScriptHost``, implemented by actors/scripting/engine.py) for
 commands, the time hook, logging and the RESP version. Errors carry their position: the error handler finds
-the innermost frame of user code (``@user_script`` for EVAL, ``@user_function`` for libraries) and stores
-``source`` and ``line`` in the error table, which the engine turns into "... script: <sha>, on
-@user_script:<line>." exactly as Redis's ``__redis__err__handler`` does.
+the innermost frame of user code (``@user_script`` for EVAL, ``@user_function`` for libraries, or a chunk
+either compiled) and stores ``source`` and ``line`` in the error table, which the engine turns into "...
+script: <sha>, on @user_script:<line>." exactly as Redis's ``__redis__err__handler`` does.
 
 Runs on the master actor's loop thread (inside a greenlet of it, see engine.py).
 """
