@@ -186,6 +186,23 @@ G.struct = readonly(lua_functions(py.struct))
 -- would otherwise outlive it. Strings index the real string table through their metatable, which now
 -- answers getmetatable('') with a read-only view whose __index is the (read-only) ``string``.
 local lua_string = string
+-- A coroutine is a thread of its own, and a hook set from Lua (debug.sethook) does not follow into a new
+-- thread: a loop inside one would never reach the time hook (no -BUSY, no SCRIPT KILL, the node frozen
+-- for good). Each coroutine's body starts by setting the hook of the thread that created it.
+local gethook, co_create, co_wrap = dbg.gethook, coroutine.create, coroutine.wrap
+local function hooked(f, name)
+  if type(f) ~= 'function' then error("bad argument #1 to '" .. name .. "' (Lua function expected)", 3) end
+  local hook, mask, count = gethook()
+  return function(...)
+    if hook then sethook(hook, mask, count) end
+    return f(...)
+  end
+end
+local sandboxed_coroutine = {}
+for name, value in pairs(coroutine) do sandboxed_coroutine[name] = value end
+sandboxed_coroutine.create = function(f) return co_create(hooked(f, 'create')) end
+sandboxed_coroutine.wrap = function(f) return co_wrap(hooked(f, 'wrap')) end
+G.coroutine = sandboxed_coroutine
 for _, name in ipairs({'string', 'math', 'table', 'coroutine'}) do G[name] = readonly(G[name]) end
 local string_mt = dbg.getmetatable('')
 string_mt.__metatable = readonly({__index = G.string})

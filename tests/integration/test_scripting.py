@@ -186,6 +186,11 @@ FIXED_SCRIPTS = [
     "local t = setmetatable({}, {__index = function() return 7 end}) return {t.x, rawget(t, 'x') == nil}",
     "return {type(cjson.encode), type(bit.band), type(cjson.null), type(redis.sha1hex), type(redis.log),"
     " type(struct.pack), type(cmsgpack.pack), tostring(cjson.encode):sub(1, 10)}",
+    # Coroutines (their bodies get the time hook first): as Lua's.
+    "return coroutine.wrap(function(a) coroutine.yield(a + 1) end)(1)",
+    "local co = coroutine.create(function() error('x') end) return {coroutine.resume(co)}",
+    "local co = coroutine.create(function() foo() end) return {coroutine.resume(co)}",
+    "local x = coroutine.create(5)",
     # loadstring / load: text only (string.dump's bytecode does not parse), in the script's environment.
     "return loadstring(string.dump(function() return 1 end))()",
     "local f, e = loadstring(string.dump(function() return 1 end)) return e",
