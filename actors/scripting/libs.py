@@ -118,6 +118,9 @@ def cjson_table(lua: Any) -> Any:
             return _json_encode(value).encode("latin-1", "replace")
         except ValueError as exc:
             raise _lua_error(lua, str(exc)) from None
+        except RecursionError:
+            # A table holding itself (Python's stack ends before lua-cjson's 1000 levels): cjson's error.
+            raise _lua_error(lua, "Cannot serialise, excessive nesting (1001)") from None
 
     def decode(text: Any) -> Any:
         if type(text) is not bytes:

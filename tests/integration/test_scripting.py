@@ -212,6 +212,8 @@ FIXED_SCRIPTS = [
     "local a = {}; setmetatable(a, {__index=function() redis.call('set', KEYS[1], '1') end}) return a",
     "return setmetatable({1, 2}, {__index=function(t, k) if type(k) == 'number' then return 1 end end})",
     "return setmetatable({}, {__index={err='boom'}})",
+    "local a = {} a[1] = a return cjson.encode(a)",
+    "local a = {} a.x = a return cjson.encode(a)",
     # cmsgpack: a table holding itself packs as a deep copy 16 levels down (then nil), as lua-cmsgpack.
     CMSGPACK_CIRCULAR,
 ]
