@@ -21,7 +21,16 @@ import math
 from typing import Any
 
 from protocol.errors import CommandError
-from protocol.resp import NULL_ARRAY, BigNumber, MultiReply, Push, ReplySet, Verbatim, format_double
+from protocol.resp import (
+    NULL_ARRAY,
+    Attribute,
+    BigNumber,
+    MultiReply,
+    Push,
+    ReplySet,
+    Verbatim,
+    format_double,
+)
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -91,6 +100,9 @@ class ReplyToLua:
         if value is None or value is NULL_ARRAY:
             return None if resp3 else False
         if kind is list or kind is tuple or kind is Push or kind is MultiReply:
+            if kind is MultiReply and value and type(value[0]) is Attribute:
+                # As Redis: a script never sees attributes, only the reply that follows them.
+                return self.convert(value[1], resp3)
             return self._table([self.convert(item, resp3) for item in value])
         if isinstance(value, CommandError):
             return self._error(str(value).encode())
@@ -131,13 +143,17 @@ class ReplyToLua:
         raise TypeError(f"no Lua form for a reply of type {kind.__name__}")
 
 
-def lua_to_reply(value: Any, script_resp3: bool) -> Any:
+def lua_to_reply(value: Any, script_resp3: bool, rawget: Any) -> Any:
     """A script's return value as a reply (see the module docstring); errors come back as CommandError.
+
+    Tables are read raw, as Redis's lua_rawget / lua_rawgeti: ``rawget`` is the runtime's Lua rawget, so no
+    metamethod of the script's runs after it (one that raised, called redis or never returned nil for an
+    index would otherwise decide the reply, or never end it). As cheap from Python as indexing the table.
 
     A table nested beyond Python's recursion limit (a table holding itself) or one whose metatable raises
     while it is read is answered with an error reply, never by dropping the connection."""
     try:
-        return _to_reply(value, script_resp3)
+        return _to_reply(value, script_resp3, rawget)
     except RecursionError:
         return CommandError("ERR reached lua stack limit")
     except Exception as exc:
@@ -154,7 +170,7 @@ def lua_to_reply(value: Any, script_resp3: bool) -> Any:
         return CommandError(f"ERR {exc}".replace("\r", " ").replace("\n", " "))
 
 
-def _to_reply(value: Any, script_resp3: bool) -> Any:
+def _to_reply(value: Any, script_resp3: bool, rawget: Any) -> Any:
     kind = type(value)
     if kind is bytes:
         return value
@@ -170,38 +186,41 @@ def _to_reply(value: Any, script_resp3: bool) -> Any:
         return 1 if value else None
     if not hasattr(value, "values"):  # a function, userdata, thread: Redis answers nil
         return None
-    err = value[b"err"]
+    err = rawget(value, b"err")
     if type(err) is bytes:
         return CommandError(error_text(err))
-    ok = value[b"ok"]
+    ok = rawget(value, b"ok")
     if type(ok) is bytes:
         return ok.decode("utf-8", "surrogateescape")
-    double = value[b"double"]
+    double = rawget(value, b"double")
     if type(double) in (int, float):
         return float(double)
-    big = value[b"big_number"]
+    big = rawget(value, b"big_number")
     if type(big) is bytes:
         # As Redis: CR and LF would break the ( line, so they become spaces (RESP2's bulk string too).
         return BigNumber(big.replace(b"\r", b" ").replace(b"\n", b" "))
-    verbatim = value[b"verbatim_string"]
+    verbatim = rawget(value, b"verbatim_string")
     if verbatim is not None and hasattr(verbatim, "values"):
-        text = verbatim[b"string"]
+        text = rawget(verbatim, b"string")
         if type(text) is bytes:
             return Verbatim(text)
-    mapping = value[b"map"]
+    mapping = rawget(value, b"map")
     if mapping is not None and hasattr(mapping, "values"):
-        return {_hashable(_to_reply(k, script_resp3)): _to_reply(v, script_resp3) for k, v in mapping.items()}
-    members = value[b"set"]
+        return {
+            _hashable(_to_reply(k, script_resp3, rawget)): _to_reply(v, script_resp3, rawget)
+            for k, v in mapping.items()
+        }
+    members = rawget(value, b"set")
     if members is not None and hasattr(members, "values"):
         # In Lua's iteration order (the array part first), as Redis's reply lists them.
-        return ReplySet(dict.fromkeys(_hashable(_to_reply(k, script_resp3)) for k in members.keys()))
+        return ReplySet(dict.fromkeys(_hashable(_to_reply(k, script_resp3, rawget)) for k in members.keys()))
     items = []
     index = 1
     while True:
-        item = value[index]
+        item = rawget(value, index)
         if item is None:
             break
-        items.append(_to_reply(item, script_resp3))
+        items.append(_to_reply(item, script_resp3, rawget))
         index += 1
     return items
 

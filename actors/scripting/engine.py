@@ -272,7 +272,7 @@ class ScriptEngine(RedisBridge):
         if kind is bytes:
             return result
         if kind is not tuple:
-            return lua_to_reply(result, run.resp3)
+            return lua_to_reply(result, run.resp3, self.runtime.rawget)
         return self._error_reply(run, result[1])
 
     def _task_loop(self, *job: Any) -> None:
@@ -328,7 +328,7 @@ class ScriptEngine(RedisBridge):
         if run.writes:
             _propagate_transaction(self.server, run.writes)
         if type(result) is not tuple:
-            return lua_to_reply(result, run.resp3)
+            return lua_to_reply(result, run.resp3, self.runtime.rawget)
         return self._error_reply(run, result[1])
 
     def _error_reply(self, run: ScriptRun, value: Any) -> CommandError:

@@ -118,6 +118,9 @@ def cjson_table(lua: Any) -> Any:
             return _json_encode(value).encode("latin-1", "replace")
         except ValueError as exc:
             raise _lua_error(lua, str(exc)) from None
+        except RecursionError:
+            # A table holding itself (Python's stack ends before lua-cjson's 1000 levels): cjson's error.
+            raise _lua_error(lua, "Cannot serialise, excessive nesting (1001)") from None
 
     def decode(text: Any) -> Any:
         if type(text) is not bytes:
@@ -143,15 +146,22 @@ def _lua_error(lua: Any, message: str) -> Exception:
     return LibError(message)
 
 
-def _pack_value(value: Any) -> Any:
+# lua-cmsgpack's LUACMSGPACK_MAX_NESTING: a table this deep packs as nil, so a table that holds itself packs
+# as a deep copy 16 levels down instead of recursing forever.
+_MSGPACK_MAX_NESTING = 16
+
+
+def _pack_value(value: Any, level: int = 0) -> Any:
     kind = type(value)
-    if kind is float and value == int(value) and not math.isinf(value):
+    if kind is float and math.isfinite(value) and value == int(value):
         return int(value)
     if _is_table(value):
+        if level >= _MSGPACK_MAX_NESTING:
+            return None
         length = _array_length(value)
         if length is not None:
-            return [_pack_value(value[i]) for i in range(1, length + 1)]
-        return {_pack_value(k): _pack_value(v) for k, v in value.items()}
+            return [_pack_value(value[i], level + 1) for i in range(1, length + 1)]
+        return {_pack_value(k, level + 1): _pack_value(v, level + 1) for k, v in value.items()}
     if value is NULL:
         return None
     return value

@@ -30,6 +30,16 @@ redis.register_function('nothere', function() return foo end)
 redis.register_function('ro_writes', function(keys) return redis.call('set', keys[1], 'x') end)
 """
 
+SANDBOX_LIB = """#!lua name=sandbox
+local function floor(x) return math.floor(x) end
+redis.register_function('reg_inside', function() redis.register_function('f2', function() return 2 end) end)
+redis.register_function('helper', function(keys) return {floor(2.5), keys[1], redis.REDIS_VERSION_NUM > 0} end)
+redis.register_function('keys_global', function() return KEYS end)
+redis.register_function('no_dofile', function() return dofile('x') end)
+redis.register_function('write_g', function() _G.x = 1 end)
+redis.register_function('trick_meta', function() local g = getmetatable(_G) g.__index = {} end)
+"""
+
 # (command, args...) run in order on both servers; every reply must be the same.
 STEPS: list[tuple[Any, ...]] = [
     ("FUNCTION", "LOAD", "return 1"),
@@ -119,6 +129,22 @@ STEPS: list[tuple[Any, ...]] = [
     ("FUNCTION", "LOAD", "#!lua name=\"quoted\"\nredis.register_function('q', function() return 1 end)"),
     ("FUNCTION", "LIST", "LIBRARYNAME"),
     ("FUNCTION", "DELETE", "quoted"),
+    # The loading sandbox: only ``redis`` (the loading API) while a library loads; its functions later see
+    # the globals (no register_function in the full redis table, no KEYS / ARGV, writes refused).
+    ("FUNCTION", "LOAD", "#!lua name=t\nreturn math.random()"),
+    ("FUNCTION", "LOAD", "#!lua name=t\nmt = getmetatable(_G)"),
+    ("FUNCTION", "LOAD", "#!lua name=t\nreturn string.format('%d', 1)"),
+    ("FUNCTION", "LOAD", "REPLACE", SANDBOX_LIB),
+    ("FCALL", "reg_inside", 0),
+    ("FCALL", "helper", 1, "k"),
+    ("FCALL", "keys_global", 0),
+    ("EVAL", "return KEYS[1]", 1, "from_eval"),
+    ("FCALL", "keys_global", 0),
+    ("FCALL", "no_dofile", 0),
+    ("FCALL", "write_g", 0),
+    ("FCALL", "trick_meta", 0),
+    ("FCALL", "no_dofile", 0),
+    ("FUNCTION", "DELETE", "sandbox"),
     # A library's top-level code that never ends fails after the load timeout (the node stays up).
     ("FUNCTION", "LOAD", "#!lua name=t\nlocal a = 1 while 1 do a = a + 1 end"),
     # Under maxmemory: a script's write is refused until it has written; a shebang without allow-oom up front.

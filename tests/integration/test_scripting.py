@@ -23,6 +23,12 @@ r = resp2_client_fixture()
 
 needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
+CMSGPACK_CIRCULAR = """local a = {x=nil, y=5} local b = {x=a} a['x'] = b
+local encoded = cmsgpack.pack(a) local h = ''
+for i = 1, #encoded do h = h .. string.format('%02x', string.byte(encoded, i)) end
+local re = cmsgpack.unpack(encoded)
+return {h, re.x.x.x.x.x.x.x.x.x.x.x.x.x.x.y == re.y, re.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x == nil}"""
+
 # Scripts whose replies (or errors) must be byte-for-byte Redis's; each runs with KEYS {a, b, h, l, z} and
 # ARGV {"7", "x"} against a dataset with a string, a hash, a list and a sorted set.
 FIXED_SCRIPTS = [
@@ -152,6 +158,64 @@ FIXED_SCRIPTS = [
     "#!lua flags=bogus\nreturn 1",
     "#!python\nreturn 1",
     "#!lua name=x\nreturn 1",
+    # The sandbox: _G, the libraries and the string metatable are read-only whichever way a script tries.
+    "_G.x = 1",
+    "rawset(_G, 'x', 1)",
+    "setmetatable(_G, {})",
+    "local g = getmetatable(_G); g.__index = {}",
+    "string.foo = 1",
+    "math.random = nil",
+    "rawset(redis, 'call', 1)",
+    "getmetatable('').__index.upper = nil",
+    "return {getmetatable('').__index == string, ('abc'):upper(), type(math.random)}",
+    "return x",
+    "local ok, e = pcall(function() return nosuch_after_tricks end) return {tostring(ok), e}",
+    "return type(getfenv)",
+    "return type(setfenv)",
+    "return type(python)",
+    # Read-only tables still list and rawget their entries; the wrappers' argument errors are Lua's.
+    "local t = {} for k in pairs(string) do t[#t+1] = k end table.sort(t) return t",
+    "local n = 0 for _ in pairs(redis) do n = n + 1 end return n",
+    "local k, v = next(_G) return {rawget(_G, 'redis') == redis, rawget(redis, 'call') == redis.call}",
+    "local f, s = pairs(_G) return s == _G",
+    "local x = rawget(nil, 1)",
+    "local x = next(5)",
+    "for k in pairs(nil) do end",
+    "setmetatable(1, {})",
+    "setmetatable({}, 5)",
+    "local t = setmetatable({}, {__index = function() return 7 end}) return {t.x, rawget(t, 'x') == nil}",
+    "return {type(cjson.encode), type(bit.band), type(cjson.null), type(redis.sha1hex), type(redis.log),"
+    " type(struct.pack), type(cmsgpack.pack), tostring(cjson.encode):sub(1, 10)}",
+    # Coroutines (their bodies get the time hook first): as Lua's.
+    "return coroutine.wrap(function(a) coroutine.yield(a + 1) end)(1)",
+    "local co = coroutine.create(function() error('x') end) return {coroutine.resume(co)}",
+    "local co = coroutine.create(function() foo() end) return {coroutine.resume(co)}",
+    "local x = coroutine.create(5)",
+    # loadstring / load: text only (string.dump's bytecode does not parse), in the script's environment.
+    "return loadstring(string.dump(function() return 1 end))()",
+    "local f, e = loadstring(string.dump(function() return 1 end)) return e",
+    "return loadstring('return 1 + 1')()",
+    "return load(function() return nil end)()",
+    "loadstring('y = 1')()",
+    "return loadstring('return cjson.decode(\\'bad\\')')()",
+    # error_reply / status_reply: Redis 7.0's argument checks and "-CODE message" parsing.
+    "return redis.error_reply('')",
+    "return redis.error_reply('-X')",
+    "return redis.error_reply('a\\r\\n')",
+    "return redis.error_reply(5)",
+    "local t = redis.error_reply('x') return t.err",
+    "return redis.error_reply()",
+    "return redis.status_reply(5)",
+    "return redis.status_reply('')",
+    # A returned table is read raw: its metamethods never run (x stays unset: the test compares key a).
+    "local a = {}; setmetatable(a, {__index=function() foo() end}) return a",
+    "local a = {}; setmetatable(a, {__index=function() redis.call('set', KEYS[1], '1') end}) return a",
+    "return setmetatable({1, 2}, {__index=function(t, k) if type(k) == 'number' then return 1 end end})",
+    "return setmetatable({}, {__index={err='boom'}})",
+    "local a = {} a[1] = a return cjson.encode(a)",
+    "local a = {} a.x = a return cjson.encode(a)",
+    # cmsgpack: a table holding itself packs as a deep copy 16 levels down (then nil), as lua-cmsgpack.
+    CMSGPACK_CIRCULAR,
 ]
 
 _COMMANDS = [
@@ -441,21 +505,57 @@ def test_effects_reach_a_replica_and_writes_are_refused_there(node_factory: Node
 
 
 def test_a_reply_that_cannot_be_read_is_an_error_and_the_connection_lives(r: redis.Redis) -> None:
-    """A returned table holding itself, or one whose metatable raises while it is read: an error reply (Redis
-    answers "reached lua stack limit" for the first), never a dropped connection."""
+    """A returned table holding itself: an error reply (Redis answers "reached lua stack limit"), never a
+    dropped connection. A returned table's metamethods never run (Redis reads it raw): one that raises or
+    calls redis gives an empty array, one that answers every index ends at the table's last item."""
     with pytest.raises(redis.ResponseError, match="^reached lua stack limit$"):
         r.eval("local a = {}; local b = {a}; a[1] = b; return a", 0)
-    with pytest.raises(redis.ResponseError, match="nonexistent global variable 'foo'"):
-        r.eval("local a = {}; setmetatable(a, {__index=function() foo() end}) return a", 0)
-    # A metamethod calling redis once the script is over: an error reply, x untouched (Redis reads the table
-    # raw and answers an empty array; the connection lives either way).
-    with pytest.raises(redis.ResponseError, match="only available while a script runs"):
+    assert r.eval("local a = {}; setmetatable(a, {__index=function() foo() end}) return a", 0) == []
+    assert (
         r.eval(
             "local a = {}; setmetatable(a, {__index=function() redis.call('set', 'x', '1') end}) return a", 0
         )
+        == []
+    )
     assert r.get("x") is None
+    endless = (
+        "return setmetatable({1, {2}}, {__index=function(t, k) if type(k) == 'number' then return 1 end end})"
+    )
+    assert r.eval(endless, 0) == [1, [2]]
     assert r.eval("return {1, {2, 'x'}}", 0) == [1, [2, b"x"]]
     assert r.ping()
+
+
+def test_a_script_cannot_reach_python_or_the_real_globals(r: redis.Redis) -> None:
+    """redis.call and the libraries are Python callables: a script may call them, never index them (from
+    ``redis.call.__self__`` a script could walk to the whole interpreter); lupa's ``python`` table,
+    getfenv / setfenv (the real globals behind a script's environment) are not there; a chunk loadstring
+    compiles runs in the script's read-only environment, so nothing a script does outlives it."""
+    for script in (
+        "return tostring(redis.call.__self__)",
+        "return tostring(cjson.encode.__globals__)",
+        "redis.sha1hex.x = 1",
+        "return python.builtins",
+        "return getfenv(0)",
+        "loadstring('leaked = 1')()",
+        "loadstring('string.leaked = 1')()",
+    ):
+        with pytest.raises(redis.ResponseError):
+            r.eval(script, 0)
+    with pytest.raises(redis.ResponseError, match="nonexistent global variable 'leaked'"):
+        r.eval("return leaked", 0)
+    assert r.eval("return string.leaked == nil", 0) == 1
+    # The same from a function (its own environment, the same globals behind it).
+    r.function_load(
+        "#!lua name=escape\n"
+        "redis.register_function('walk', function() return tostring(redis.call.__self__) end)\n"
+        "redis.register_function('fenv', function() return getfenv(0) end)",
+        replace=True,
+    )
+    for name in ("walk", "fenv"):
+        with pytest.raises(redis.ResponseError):
+            r.fcall(name, 0)
+    r.function_delete("escape")
 
 
 @pytest.mark.compat
@@ -508,7 +608,17 @@ def test_script_resp_conversions_are_byte_for_byte_redis_servers(
 
     commands = []
     for lua in (b"2", b"3"):
-        for kind in (b"bignum", b"map", b"set", b"double", b"null", b"verbatim", b"true", b"false"):
+        for kind in (
+            b"bignum",
+            b"map",
+            b"set",
+            b"double",
+            b"null",
+            b"verbatim",
+            b"true",
+            b"false",
+            b"attrib",
+        ):
             body = b"redis.setresp(%s) return redis.call('debug', 'protocol', '%s')" % (lua, kind)
             commands.append(command(b"EVAL", body, b"0"))
     commands.append(command(b"EVAL", b"return {big_number='123\\r\\n123'}", b"0"))

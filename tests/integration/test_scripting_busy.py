@@ -186,6 +186,38 @@ def test_function_kill_stops_a_pcall_loop_killed_as_soon_as_busy(node: NodeProce
     r.config_set("busy-reply-threshold", 5000)
 
 
+@pytest.mark.parametrize(
+    ("script", "where"),
+    [
+        # A loop in a loadstring chunk (not the script's own code): the error names the chunk, as Redis's.
+        ("loadstring('while true do end')()", "while true do end:1"),
+        # A loop inside a coroutine (a thread of its own: the hook did not follow it there, the node froze).
+        ("coroutine.wrap(function() while true do end end)()", "@user_script:1"),
+        # A coroutine resumed forever from a pcall loop (redis-server cannot kill this one; we can).
+        (
+            "local co = coroutine.create(function() while true do coroutine.yield(1) end end)\n"
+            "while true do pcall(coroutine.resume, co) end",
+            "@user_script:2",
+        ),
+    ],
+)
+def test_script_kill_stops_loops_outside_the_scripts_own_frame(
+    node: NodeProcess, script: str, where: str
+) -> None:
+    """Loops the time hook used to miss kept the node busy (or frozen: no -BUSY at all) until SHUTDOWN
+    NOSAVE; each now answers -BUSY and SCRIPT KILL stops it."""
+    r = node.client()
+    r.config_set("busy-reply-threshold", 10)
+    call = Background(node.port, "EVAL", script, 0)
+    wait_for(lambda: _busy(r), 10, what="the node to answer -BUSY")
+    assert r.execute_command("SCRIPT", "KILL") == b"OK"
+    result = str(call.join())
+    assert result.startswith("Script killed by user with SCRIPT KILL... script: "), result
+    assert result.endswith(f", on {where}."), result
+    assert r.ping()
+    r.config_set("busy-reply-threshold", 5000)
+
+
 def test_a_transaction_meeting_a_busy_script_is_aborted_whole(node: NodeProcess) -> None:
     """As Redis 7.0: MULTI is served while a script is busy, a command queued then gets -BUSY and dooms the
     transaction; EXEC refused while busy answers EXECABORT with the reason and ends the transaction."""
