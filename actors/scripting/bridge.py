@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from actors.scripting.convert import lua_arg_bytes
+from actors.scripting.refusals import NOT_FROM_SCRIPT, Guard, guard_of
 from actors.server.acl import full_name
 from actors.server.client import Client, ClientKind
 from actors.server.maxmemory import OOM
@@ -40,12 +41,16 @@ _UNKNOWN_COMMAND = "ERR Unknown Redis command called from script"
 _WRONG_ARGS = "ERR Wrong number of args calling Redis command from script"
 _NO_ARGS = "ERR Please specify at least one argument for this redis lib call"
 _BAD_ARG = "ERR Lua redis lib command arguments must be strings or integers"
-_NOT_FROM_SCRIPT = "ERR This Redis command is not allowed from script"
 _WRITE_IN_RO = "ERR Write commands are not allowed from read-only scripts."
 _LOG_LEVELS = ("debug", "info", "info", "warning")
 
 # redis.set_repl's flags.
 REPL_NONE, REPL_AOF, REPL_REPLICA, REPL_ALL = 0, 1, 2, 3
+
+
+def _refuse_noscript(argv: list[bytes]) -> str:
+    """The guard of a command flagged noscript as a whole (EVAL, BLPOP, SUBSCRIBE...)."""
+    return NOT_FROM_SCRIPT
 
 
 class ScriptCallError(Exception):
@@ -71,6 +76,7 @@ class RedisBridge:
     allow_oom: bool
     on_command: Callable[[Client, Any, list[bytes]], None] | None
     _script_commands: dict[bytes, Any]
+    _script_guarded: dict[bytes, tuple[Any, Guard]]
     _to_lua: Callable[[Any, bool], Any]
     _status: Callable[[str], Any]
 
@@ -171,14 +177,20 @@ class RedisBridge:
                     return bad
                 break
         cmd = self._script_commands.get(argv[0])
+        guard = None
         if cmd is None:
-            cmd = self._lookup_command(argv[0])
-            if type(cmd) is CommandError:
-                return cmd
+            found = self._lookup_command(argv[0])
+            if type(found) is CommandError:
+                return found
+            cmd, guard = found
         arity = cmd.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return CommandError(_WRONG_ARGS)
         server = self.server
+        if guard is not None:
+            refused = guard(argv)
+            if refused is not None and not (refused is NOT_FROM_SCRIPT and server.script_disable_deny_script):
+                return CommandError(refused)
         if server.acl.enforcing:
             denial = server.acl.check_script_call(run.caller, cmd, full_name(cmd, argv), argv)
             if denial is not None:
@@ -223,17 +235,25 @@ class RedisBridge:
         return None
 
     def _lookup_command(self, name: bytes) -> Any:
-        """The command a script names (remembered for the next call), or the error reply refusing it."""
+        """The command a script names and the per-call check it needs (refusals.py), or the error reply.
+
+        A command its name alone lets through is remembered in ``_script_commands`` (redis.call's inline
+        path); one refused or checked per call (noscript, CLUSTER RESET, XREAD BLOCK...) in
+        ``_script_guarded``, which only this slow path reads."""
+        guarded = self._script_guarded.get(name)
+        if guarded is not None:
+            return guarded
         cmd = self.server.commands.get(name.lower())
         if cmd is None:
             return CommandError(_UNKNOWN_COMMAND)
-        if "noscript" in cmd.flags:
-            if not self.server.script_disable_deny_script:
-                return CommandError(_NOT_FROM_SCRIPT)
-            return cmd  # (not remembered: the DEBUG switch may be turned off again)
-        if len(self._script_commands) < SCRIPT_COMMAND_CACHE_SIZE:
-            self._script_commands[name] = cmd
-        return cmd
+        guard = _refuse_noscript if "noscript" in cmd.flags else guard_of(cmd.name)
+        if guard is None:
+            if len(self._script_commands) < SCRIPT_COMMAND_CACHE_SIZE:
+                self._script_commands[name] = cmd
+            return cmd, None
+        if len(self._script_guarded) < SCRIPT_COMMAND_CACHE_SIZE:
+            self._script_guarded[name] = (cmd, guard)
+        return cmd, guard
 
     def _write_refusal(self, run: ScriptRun) -> str | None:
         server = self.server

@@ -163,6 +163,7 @@ class ScriptEngine(RedisBridge):
         self.fcall_argv: list[bytes] = []  # the last FCALL's arguments (FUNCTION STATS names the running one)
         # Commands scripts may call, by name as scripts spell it ('get', 'GET'): one dict hit per call.
         self._script_commands: dict[bytes, Any] = {}
+        self._script_guarded: dict[bytes, tuple[Any, Any]] = {}  # commands checked per call (bridge.py)
         # The greenlet scripts run in (see _task_loop); made again if it died or belongs to another thread.
         self._task: Any = None
         # The Lua entry point of the next job of the greenlet: runtime.run_script or runtime.run_function.

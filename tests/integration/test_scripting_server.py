@@ -1,0 +1,149 @@
+"""How scripts meet the server, as Redis 7.0's: commands refused from scripts by name, subcommand or option
+(CLUSTER RESET, XREAD BLOCK...), SORT's deterministic order for scripts, INFO's script counts, command
+statistics of a script's commands, the clock a script sees, OOM and min-replicas-to-write refusals.
+redis-server 7.0 is the reference: the same steps run on both and the replies are compared."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from tests.harness import NodeProcess, RedisServer
+from tests.integration.shared import module_node_fixture, reply_or_error
+
+node = module_node_fixture()
+
+needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the module's comparisons (each test resets what it changes)."""
+    server = RedisServer(tmp_path_factory.mktemp("reference"), "--enable-debug-command", "yes")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pair(node: NodeProcess, reference: RedisServer) -> Iterator[tuple[redis.Redis, redis.Redis]]:
+    """(redis-server's client, ours), both flushed, statistics reset."""
+    theirs = redis.Redis(port=reference.port, protocol=2, socket_timeout=10)
+    ours = node.client(protocol=2)
+    for client in (theirs, ours):
+        client.flushall()
+        client.script_flush()
+        client.function_flush()
+        client.config_resetstat()
+    yield theirs, ours
+    theirs.close()
+    ours.close()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _compare(pair: tuple[redis.Redis, redis.Redis], steps: list[tuple[Any, ...]]) -> None:
+    theirs, ours = pair
+    for step in steps:
+        want, got = _plain(reply_or_error(theirs, *step)), _plain(reply_or_error(ours, *step))
+        assert got == want, f"{step!r}: redis-server {want!r}, redactor {got!r}"
+
+
+def _fcall_steps(body: str, *keys: str) -> list[tuple[Any, ...]]:
+    """The same body as a function: loaded, then called (the FUNCTION variant of Redis's tests)."""
+    library = f"#!lua name=t\nredis.register_function('t', function(KEYS, ARGV)\n {body} \nend)"
+    return [("FUNCTION", "LOAD", "REPLACE", library), ("FCALL", "t", len(keys), *keys)]
+
+
+@needs_redis
+def test_commands_refused_by_subcommand_or_option_as_redis_server(
+    pair: tuple[redis.Redis, redis.Redis],
+) -> None:
+    """CLUSTER RESET / CONFIG SET / CLIENT KILL are refused (their subcommands are noscript), CLUSTER INFO is
+    not; XREAD / XREADGROUP with BLOCK are refused naming the command as the script spelled it, without BLOCK
+    they run; a bad COUNT before BLOCK is the command's own error; blocking commands are refused by name."""
+    bodies = [
+        "return redis.pcall('cluster', 'reset', 'hard')",
+        "return redis.pcall('CLUSTER', 'RESET')",
+        "return redis.pcall('cluster', 'info')",
+        "return redis.pcall('config', 'set', 'maxmemory', '0')",
+        "return redis.pcall('client', 'kill', '1.2.3.4:5')",
+        "return redis.pcall('script', 'flush')",
+        "return redis.pcall('xread', 'STREAMS', KEYS[1], '$')",
+        "return redis.pcall('xread', 'BLOCK', 0, 'STREAMS', KEYS[1], '$')",
+        "return redis.pcall('XREAD', 'COUNT', 2, 'BLOCK', 0, 'STREAMS', KEYS[1], '$')",
+        "return redis.pcall('xread', 'COUNT', 'x', 'BLOCK', 0, 'STREAMS', KEYS[1], '$')",
+        "return redis.pcall('xreadgroup', 'group', 'g', 'c', 'STREAMS', KEYS[1], '>')",
+        "return redis.pcall('xreadgroup', 'group', 'g', 'c', 'BLOCK', 0, 'STREAMS', KEYS[1], '>')",
+        "return redis.pcall('xreadgroup', 'group', 'g', 'c', 'NOACK', 'block', 10, 'STREAMS', KEYS[1], '>')",
+        "return redis.pcall('blpop', KEYS[1], 0)",
+        "return redis.pcall('bzpopmax', KEYS[1], 0)",
+        "return redis.call('cluster', 'reset', 'hard')",
+    ]
+    steps: list[tuple[Any, ...]] = [("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM")]
+    for body in bodies:
+        steps += [("EVAL", body, 1, "s"), ("EVAL", body, 1, "s"), *_fcall_steps(body, "s")]
+    _compare(pair, steps)
+    ours = pair[1]
+    assert "not allowed from script" in str(reply_or_error(ours, "EVAL", bodies[0], 1, "s"))
+    assert "BLOCK option from scripts" in str(reply_or_error(ours, "EVAL", bodies[7], 1, "s"))
+    # DEBUG SET-DISABLE-DENY-SCRIPTS lets noscript subcommands through, never XREAD BLOCK.
+    body = "return redis.pcall('client', 'getname')"
+    try:
+        _compare(
+            pair, [("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "1"), ("EVAL", body, 0), ("EVAL", bodies[7], 1, "s")]
+        )
+    finally:
+        _compare(pair, [("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "0")])
+    _compare(pair, [("EVAL", body, 0)])
+
+
+@needs_redis
+def test_sort_of_a_set_by_a_constant_is_ordered_for_scripts(pair: tuple[redis.Redis, redis.Redis]) -> None:
+    """A set's own order is arbitrary: SORT BY <constant> sorts it (ALPHA) when a script runs it, so its
+    effects replicate deterministically; lists and sorted sets keep their order."""
+    members = ["a", "b", "c", "d", "e", "f", "z", "aa", "aaa", "azz", "q", "r"]
+    steps: list[tuple[Any, ...]] = [("SADD", "myset", *members), ("RPUSH", "mylist", "c", "a", "b")]
+    steps += [("ZADD", "myz", 1, "c", 2, "a", 3, "b")]
+    for key in ("myset", "mylist", "myz"):
+        steps += [
+            ("EVAL", "return redis.call('sort', KEYS[1], 'by', '_')", 1, key),
+            ("EVAL", "return redis.call('sort', KEYS[1], 'by', '_', 'desc', 'limit', 1, 3)", 1, key),
+            ("EVAL", "return redis.call('sort', KEYS[1], 'by', '_', 'get', '#', 'get', '_:*')", 1, key),
+            ("EVAL", "return redis.call('sort_ro', KEYS[1], 'by', 'nosort')", 1, key),
+        ]
+    _compare(pair, steps)
+
+
+@needs_redis
+def test_info_memory_counts_cached_scripts_and_functions(pair: tuple[redis.Redis, redis.Redis]) -> None:
+    """number_of_cached_scripts follows SCRIPT LOAD / EVAL / SCRIPT FLUSH [ASYNC]; number_of_functions FUNCTION
+    LOAD / FLUSH; INFO memory carries Redis 7.0's scripting fields."""
+    theirs, ours = pair
+    library = "#!lua name=lib\nredis.register_function('f1', function() return 1 end)\n"
+    library += "redis.register_function('f2', function() return 2 end)"
+    for client in (theirs, ours):
+        for j in range(20):
+            client.script_load(f"return {j}")
+        client.eval("return 'x'", 0)
+        client.function_load(library)
+    want_fields = set(theirs.info("memory"))
+    for client in (theirs, ours):
+        info = client.info("memory")
+        assert (info["number_of_cached_scripts"], info["number_of_functions"]) == (21, 2)
+        assert info["used_memory_vm_eval"] > 0 and info["used_memory_scripts_eval"] > 0
+        client.execute_command("SCRIPT", "FLUSH", "ASYNC")
+        client.function_flush()
+        info = client.info("memory")
+        assert (info["number_of_cached_scripts"], info["number_of_functions"]) == (0, 0)
+    scripting_fields = {
+        f for f in want_fields if "lua" in f or "script" in f or "function" in f or "_vm_" in f
+    }
+    assert scripting_fields <= set(ours.info("memory")), scripting_fields - set(ours.info("memory"))
