@@ -95,8 +95,10 @@ class ScriptRun:
         "task",
         "argv",
         "numkeys",
+        "clock",
     )
     slice_started_s: float  # when the current slice began (set once busy: only a busy run reads it)
+    clock: Callable[[], int]  # the node's expiry clock, while the run sees a frozen one (set by execute)
 
     def __init__(
         self,
@@ -238,6 +240,11 @@ class ScriptEngine(RedisBridge):
         if task is None or task.dead or task.parent is not getcurrent():
             task = self._task = greenlet.greenlet(self._task_loop)
         run = self.run = ScriptRun(caller, name, is_function, read_only, argv, numkeys, outer, task)
+        # Redis 7.0 freezes the clock expiry is judged by while a script runs: no key expires mid-script (TTLs
+        # are still set and read on the real clock). Put back when the run ends (_end, or the inline end below).
+        keyspace = self.server.keyspace
+        clock = run.clock = keyspace.expiry_clock
+        keyspace.expiry_clock = clock().__int__
         stream.exec_writes = run.writes
         script_client = self.client
         script_client.db = caller.db
@@ -266,6 +273,7 @@ class ScriptEngine(RedisBridge):
             return self._finish(run, result)
         stream.exec_writes = outer
         self.run = None
+        keyspace.expiry_clock = clock
         if run.writes:
             _propagate_transaction(self.server, run.writes)
         # One value: the script's (bytes most often); a tuple (false, error table): it failed.
@@ -315,6 +323,7 @@ class ScriptEngine(RedisBridge):
         server = self.server
         server.stream.exec_writes = run.outer_writes
         self.run = None
+        server.keyspace.expiry_clock = run.clock
         if run.state is not RunState.RUNNING:
             server.script_busy = None
             log.info(
