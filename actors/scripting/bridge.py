@@ -312,5 +312,26 @@ class RedisBridge:
             raise ScriptCallError(b"ERR wrong number of arguments")
         return sha1_hex(lua_arg_bytes(args[0]) or b"").encode()
 
+    def lua_acl_check_cmd(self, *args: Any) -> bool:
+        """redis.acl_check_cmd: may the script's caller run this command with these arguments (keys included)?
+
+        As Redis 7.0's luaRedisAclCheckCmdPermissionsCommand: arguments converted as redis.call's, the command
+        (or container subcommand) looked up without an arity check, an unknown one raised as an error."""
+        if not args:
+            raise ScriptCallError(_NO_ARGS.encode())
+        argv: list[bytes] = list(args)
+        bad = self._convert_args(argv)
+        if bad is not None:
+            raise ScriptCallError(str(bad).encode())
+        server = self.server
+        cmd = server.commands.get(argv[0].lower())
+        name = full_name(cmd, argv) if cmd is not None else ""
+        if cmd is None or (cmd.subcommands and len(argv) > 1 and "|" not in name):
+            raise ScriptCallError(b"ERR Invalid command passed to redis.acl_check_cmd()")
+        run = self.run
+        if run is None or run.caller.user is None:
+            return True
+        return server.acl.permits(run.caller.user, cmd, name, argv)
+
     def lua_register_function(self, *args: Any) -> Any:
         raise ScriptCallError(b"ERR redis.register_function can only be called on FUNCTION LOAD command")

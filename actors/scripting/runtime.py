@@ -70,10 +70,7 @@ redis.set_repl = py.set_repl
 redis.replicate_commands = function() return true end
 redis.breakpoint = function() return false end
 redis.debug = function() end
-redis.acl_check_cmd = function(...)
-  if select('#', ...) < 1 then error({err = 'ERR Please specify at least one argument for this redis lib call'}, 0) end
-  return true
-end
+redis.acl_check_cmd = py.acl_check_cmd
 redis.register_function = function(...) return py.register_function(...) end
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
@@ -319,6 +316,8 @@ class ScriptHost(Protocol):
 
     def lua_register_function(self, *args: Any) -> Any: ...
 
+    def lua_acl_check_cmd(self, *args: Any) -> bool: ...
+
 
 def _version_num(version: str) -> int:
     major, minor, patch = (int(part) for part in version.split("."))
@@ -344,6 +343,7 @@ class LuaRuntime:
             set_repl=host.lua_set_repl,
             register_function=host.lua_register_function,
             sha1hex=host.lua_sha1hex,
+            acl_check_cmd=host.lua_acl_check_cmd,
             version=redis_version.encode(),
             version_num=_version_num(redis_version),
             period=HOOK_PERIOD_INSTRUCTIONS,

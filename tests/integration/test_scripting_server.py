@@ -192,3 +192,44 @@ def test_a_script_sees_a_frozen_clock(pair: tuple[redis.Redis, redis.Redis]) -> 
         )
     finally:
         _compare(pair, [("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "0"), ("DEBUG", "SET-ACTIVE-EXPIRE", "1")])
+
+
+@needs_redis
+def test_redis_acl_check_cmd_answers_for_the_callers_user(pair: tuple[redis.Redis, redis.Redis]) -> None:
+    """redis.acl_check_cmd: true/false by the caller's rules (commands, subcommands, key patterns), an error for
+    an unknown command or subcommand or no arguments; the same on redis-server, through EVAL and FCALL."""
+    checks = [
+        "return redis.acl_check_cmd('set', 'xx', 1)",
+        "return redis.acl_check_cmd('SET', 'yy', 1)",
+        "return redis.acl_check_cmd('hset', 'xx', 'f', 1)",
+        "return redis.acl_check_cmd('get')",
+        "return redis.acl_check_cmd('config', 'get', 'x')",
+        "return redis.acl_check_cmd('config', 'nosuch')",
+        "return redis.acl_check_cmd('config')",
+        "return redis.acl_check_cmd('invalid-cmd', 'arg')",
+        "return redis.acl_check_cmd()",
+        "return redis.acl_check_cmd('set', {}, 1)",
+    ]
+    theirs, ours = pair
+    clients = []
+    try:
+        for client in (theirs, ours):
+            client.execute_command(
+                "ACL", "SETUSER", "bob", "on", ">123", "+@scripting", "+set", "+config|get", "~x*"
+            )
+            port = client.connection_pool.connection_kwargs["port"]
+            bob = redis.Redis(port=port, username="bob", password="123", protocol=2, socket_timeout=10)
+            clients.append(bob)
+        steps: list[tuple[Any, ...]] = []
+        for body in checks:
+            steps += [("EVAL", body, 0), *_fcall_steps(body)]
+        for step in steps:
+            want, got = _plain(reply_or_error(clients[0], *step)), _plain(reply_or_error(clients[1], *step))
+            assert got == want, f"{step!r}: redis-server {want!r}, redactor {got!r}"
+        # The default user may run anything.
+        _compare(pair, [("EVAL", checks[2], 0)])
+    finally:
+        for bob in clients:
+            bob.close()
+        for client in (theirs, ours):
+            client.execute_command("ACL", "DELUSER", "bob")
