@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from actors.server.errorstats import CountedError
 from protocol.errors import CommandError
 from protocol.resp import NULL_ARRAY, BigNumber, MultiReply, Push, ReplySet, Verbatim, format_double
 
@@ -172,6 +173,10 @@ def _to_reply(value: Any, script_resp3: bool) -> Any:
         return None
     err = value[b"err"]
     if type(err) is bytes:
+        if value[
+            b"ignore_error_stats_update"
+        ]:  # redis.pcall's error returned: counted when the command gave it
+            return CountedError(error_text(err))
         return CommandError(error_text(err))
     ok = value[b"ok"]
     if type(ok) is bytes:

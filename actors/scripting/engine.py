@@ -37,7 +37,7 @@ from actors.scripting.convert import ReplyToLua, error_text, lua_to_reply
 from actors.scripting.functions import FunctionStore
 from actors.scripting.runtime import FUNCTION_KILLED, SCRIPT_KILLED, LuaRuntime
 from actors.server.client import Client, ClientKind
-from actors.server.errorstats import count_error_reply
+from actors.server.errorstats import CountedError, count_error_reply
 from protocol.errors import CommandError
 
 if TYPE_CHECKING:
@@ -270,7 +270,10 @@ class ScriptEngine(RedisBridge):
             return BLOCKED
         # _finish, inlined for the common short run (no busy state to clear).
         if run.state is not _RUNNING:
-            return self._finish(run, result)
+            reply = self._finish(run, result)
+            if isinstance(reply, CommandError):
+                raise reply  # (raised: Server.call counts the script's command as failed, as Redis)
+            return reply
         stream.exec_writes = outer
         self.run = None
         keyspace.expiry_clock = clock
@@ -281,8 +284,11 @@ class ScriptEngine(RedisBridge):
         if kind is bytes:
             return result
         if kind is not tuple:
-            return lua_to_reply(result, run.resp3)
-        return self._error_reply(run, result[1])
+            reply = lua_to_reply(result, run.resp3)
+            if isinstance(reply, CommandError):  # a returned {err=...}: EVAL failed (Server.call counts it)
+                raise reply
+            return reply
+        raise self._error_reply(run, result[1])
 
     def _task_loop(self, *job: Any) -> None:
         """The body of the greenlet scripts run in, reused run after run (making a greenlet per script
@@ -315,6 +321,9 @@ class ScriptEngine(RedisBridge):
             caller.blocked = None
         if isinstance(reply, CommandError):
             count_error_reply(server, reply)
+            cmd = server.commands.get(run.argv[0].lower())
+            if cmd is not None:
+                cmd.failed_calls += 1
         caller.deliver(reply)
         if server.after_command is not None:
             server.after_command()
@@ -350,6 +359,8 @@ class ScriptEngine(RedisBridge):
         line = value[b"line"]
         if type(source) is bytes and line is not None:
             text = f"{text} script: {run.name}, on {source.decode('utf-8', 'replace')}:{int(line)}."
+        if value[b"ignore_error_stats_update"]:  # a command's error, counted when the command gave it
+            return CountedError(text)
         return CommandError(text)
 
     def kill(self, functions: bool) -> str:

@@ -233,3 +233,62 @@ def test_redis_acl_check_cmd_answers_for_the_callers_user(pair: tuple[redis.Redi
             bob.close()
         for client in (theirs, ours):
             client.execute_command("ACL", "DELUSER", "bob")
+
+
+def _error_stats(client: redis.Redis) -> dict[str, Any]:
+    """What Redis's test reads: calls / rejected_calls / failed_calls per command, errorstats, total errors."""
+    stats: dict[str, Any] = {}
+    for name, fields in client.info("commandstats").items():
+        stats[name] = {k: fields[k] for k in ("calls", "rejected_calls", "failed_calls")}
+    stats.update(client.info("errorstats"))
+    stats["total_error_replies"] = client.info("stats")["total_error_replies"]
+    return stats
+
+
+@needs_redis
+def test_error_statistics_of_a_scripts_commands_as_redis_server(
+    pair: tuple[redis.Redis, redis.Redis],
+) -> None:
+    """INFO commandstats / errorstats after scripts whose commands are refused (OOM, a write from a read-only
+    script, noscript, unknown, arity) or fail (SELECT 99, WRONGTYPE), through redis.call and redis.pcall, the
+    error returned or caught: each error counts once, as Redis 7.0 counts it (scripting.tcl's "Consistent
+    eval error reporting")."""
+    scripts: list[tuple[Any, ...]] = [
+        ("EVAL", "return redis.call('set', KEYS[1], 'y')", 1, "x"),
+        ("EVAL", "local t = redis.pcall('set', KEYS[1], 'y') return t['err']", 1, "x"),
+        ("EVAL", "return redis.pcall('set', KEYS[1], 'y')", 1, "x"),
+        ("EVAL", "return redis.call('get', KEYS[1])", 1, "x"),
+    ]
+    plain: list[tuple[Any, ...]] = [
+        ("EVAL", "return redis.call('select', 99)", 0),
+        ("EVAL", "local t = redis.pcall('select', 99) return t['err']", 0),
+        ("EVAL_RO", "return redis.call('set', KEYS[1], 'y')", 1, "x"),
+        ("EVAL_RO", "local t = redis.pcall('set', KEYS[1], 'y') return t['err']", 1, "x"),
+        ("EVAL", "return redis.call('geoadd', KEYS[1], '13.36', '38.11', 'Palermo')", 1, "s"),
+        ("EVAL", "return redis.call('nosuch', KEYS[1])", 1, "s"),
+        ("EVAL", "return redis.call('get')", 0),
+        ("EVAL", "return redis.pcall('blpop', 'l', 0)", 0),
+        ("EVAL", "return redis.call('cluster', 'reset')", 0),
+        ("EVAL", "return redis.error_reply('MY_ERR custom')", 0),
+        ("EVAL", "error('boom')", 0),
+        ("EVAL", "return redis.pcall('incr', KEYS[1])", 1, "s"),
+    ]
+    theirs, ours = pair
+    try:
+        for client in (theirs, ours):
+            client.set("s", "1x")
+            client.config_resetstat()
+        for step in [
+            ("CONFIG", "SET", "maxmemory", "1"),
+            *scripts,
+            ("CONFIG", "SET", "maxmemory", "0"),
+            *plain,
+        ]:
+            want, got = reply_or_error(theirs, *step), reply_or_error(ours, *step)
+            assert got == want, f"{step!r}: redis-server {want!r}, redactor {got!r}"
+            want_stats, got_stats = _error_stats(theirs), _error_stats(ours)
+            assert got_stats == want_stats, f"after {step!r}"
+            for client in (theirs, ours):
+                client.config_resetstat()
+    finally:
+        _compare(pair, [("CONFIG", "SET", "maxmemory", "0")])
