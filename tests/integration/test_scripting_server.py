@@ -292,3 +292,34 @@ def test_error_statistics_of_a_scripts_commands_as_redis_server(
                 client.config_resetstat()
     finally:
         _compare(pair, [("CONFIG", "SET", "maxmemory", "0")])
+
+
+@needs_redis
+def test_shebang_flags_under_oom_and_without_good_replicas_as_redis_server(
+    pair: tuple[redis.Redis, redis.Redis],
+) -> None:
+    """``#!lua flags=`` (no flags) is a shebang script that may write: refused up front under OOM and without
+    min-replicas-to-write's replicas; allow-oom and no-writes let it run; a script without a shebang is judged
+    per command (scripting.tcl's "allow-oom shebang flag" and "not enough good replicas")."""
+    scripts = [
+        "return redis.call('get', KEYS[1])",
+        "redis.call('set', KEYS[1], 1) return 1",
+        "#!lua flags=\nreturn 1",
+        "#!lua flags=\nreturn redis.call('get', KEYS[1])",
+        "#!lua\nreturn redis.call('get', KEYS[1])",
+        "#!lua flags=allow-oom\nredis.call('set', KEYS[1], 1) return 1",
+        "#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])",
+        "#!lua flags=no-writes,allow-oom\nreturn redis.call('get', KEYS[1])",
+        "#!lua flags=,no-writes\nreturn 1",
+        "#!lua flags=no-writes,\nreturn 1",
+    ]
+    steps: list[tuple[Any, ...]] = [("SET", "x", "123")]
+    for setting in (("maxmemory", "1"), ("min-replicas-to-write", "1")):
+        steps.append(("CONFIG", "SET", *setting))
+        steps += [("EVAL", body, 1, "x") for body in scripts]
+        steps.append(("CONFIG", "SET", setting[0], "0"))
+    steps += [("EVAL", body, 1, "x") for body in scripts]
+    try:
+        _compare(pair, steps)
+    finally:
+        _compare(pair, [("CONFIG", "SET", "maxmemory", "0"), ("CONFIG", "SET", "min-replicas-to-write", "0")])
