@@ -323,3 +323,81 @@ def test_shebang_flags_under_oom_and_without_good_replicas_as_redis_server(
         _compare(pair, steps)
     finally:
         _compare(pair, [("CONFIG", "SET", "maxmemory", "0"), ("CONFIG", "SET", "min-replicas-to-write", "0")])
+
+
+def _library(name: str, body: str = "return 'hello'", flags: str = "") -> str:
+    return (
+        f"#!lua name={name}\nredis.register_function{{function_name='{name}', "
+        f"callback=function(KEYS, ARGV) {body} end, flags={{{flags}}}}}"
+    )
+
+
+@needs_redis
+def test_debug_reload_noflush_merge_nosave_as_redis_server(pair: tuple[redis.Redis, redis.Redis]) -> None:
+    """DEBUG RELOAD NOFLUSH loads the file over the dataset and the libraries: a library already there is an
+    error, MERGE lets the file's replace it; NOSAVE loads the file as it is; plain DEBUG RELOAD replaces the
+    libraries with the file's; an unknown option is refused (functions.tcl's debug reload tests)."""
+    steps: list[tuple[Any, ...]] = [
+        ("FUNCTION", "LOAD", _library("test")),
+        ("DEBUG", "RELOAD", "NOFLUSH"),
+        ("DEBUG", "RELOAD", "NOFLUSH", "MERGE"),
+        ("FUNCTION", "LIST"),
+        ("FUNCTION", "DELETE", "test"),
+        ("SET", "x", "1"),
+        ("FUNCTION", "LOAD", _library("test1")),
+        ("DEBUG", "RELOAD"),
+        ("FUNCTION", "LOAD", _library("test2")),
+        ("SET", "y", "2"),
+        ("SET", "x", "changed"),
+        ("DEBUG", "RELOAD", "NOSAVE", "NOFLUSH", "MERGE"),
+        ("FCALL", "test1", 0),
+        ("FCALL", "test2", 0),
+        ("MGET", "x", "y"),
+        ("FUNCTION", "LOAD", _library("test3")),
+        ("DEBUG", "RELOAD", "NOSAVE"),
+        ("FUNCTION", "LIST"),
+        ("MGET", "x", "y"),
+        ("DEBUG", "RELOAD", "FLUSH"),
+    ]
+    _compare(pair, steps)
+    # Redis panics on a duplicate key without MERGE; the node refuses and changes nothing.
+    ours = pair[1]
+    ours.execute_command("DEBUG", "RELOAD")
+    ours.set("x", "mine")
+    ours.function_delete("test1")
+    assert "Error trying to load the RDB" in str(reply_or_error(ours, "DEBUG", "RELOAD", "NOSAVE", "NOFLUSH"))
+    assert ours.get("x") == b"mine" and ours.function_list() == []
+
+
+@needs_redis
+def test_function_load_and_restore_are_refused_under_oom(pair: tuple[redis.Redis, redis.Redis]) -> None:
+    """FUNCTION LOAD / RESTORE are denyoom (their subcommands are): refused over maxmemory and counted as
+    rejected; a function flagged allow-oom still writes (functions.tcl's OOM tests)."""
+    theirs, ours = pair
+    payloads = []
+    for client in (theirs, ours):
+        client.function_load(_library("f1", "return redis.call('set', KEYS[1], '1')", "'allow-oom'"))
+        payloads.append(client.function_dump())  # (each server restores its own: the encodings may differ)
+    steps: list[tuple[Any, ...]] = [
+        ("CONFIG", "SET", "maxmemory", "1"),
+        ("FUNCTION", "LOAD", "REPLACE", _library("f2")),
+        ("FUNCTION", "RESTORE", "<payload>", "REPLACE"),
+        ("FCALL", "f1", 1, "x"),
+        ("GET", "x"),
+        ("FUNCTION", "FLUSH"),
+        ("FUNCTION", "RESTORE", "<payload>"),
+        ("FUNCTION", "LIST"),
+    ]
+    try:
+        for step in steps:
+            want, got = (
+                _plain(reply_or_error(client, *[payload if a == "<payload>" else a for a in step]))
+                for client, payload in zip(pair, payloads, strict=True)
+            )
+            assert got == want, f"{step!r}: redis-server {want!r}, redactor {got!r}"
+        for client in (theirs, ours):
+            stats = client.info("commandstats")
+            assert stats["cmdstat_function|load"]["rejected_calls"] == 1
+            assert stats["cmdstat_function|restore"]["rejected_calls"] == 2
+    finally:
+        _compare(pair, [("CONFIG", "SET", "maxmemory", "0")])
