@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 # Redis's per-entry overheads are its C structures'; these estimate ours (a dict entry and the sha key).
 _SCRIPT_ENTRY_BYTES = 120
 _FUNCTION_ENTRY_BYTES = 120
+# INFO memory collects the Lua heap's garbage before measuring it up to this size (see _lua_bytes).
+FULL_COLLECT_MAX_BYTES = 1024 * 1024
 
 
 def _human(n: float) -> str:
@@ -28,9 +30,19 @@ def _human(n: float) -> str:
 
 
 def _lua_bytes(lua: Any) -> int:
-    """The Lua state's heap, as Lua's own collector counts it (Redis's lua_gc(LUA_GCCOUNT) * 1024)."""
+    """The Lua state's live heap (Redis's lua_gc(LUA_GCCOUNT) * 1024, after a full collection).
+
+    Lua collects incrementally and lets the heap double between cycles, so the raw count of a state that ran
+    a few thousand scripts is mostly garbage awaiting the next cycle (Redis steps its collector every 50
+    EVALs to keep it near the live size; the node leaves the collector to Lua). A heap under
+    FULL_COLLECT_MAX_BYTES is collected first, which costs well under 2 ms; a larger one (thousands of cached
+    scripts) is reported as it stands, garbage included, rather than stall INFO."""
     try:
-        return int(lua.eval("collectgarbage('count')") * 1024)
+        count = lua.eval("collectgarbage('count')") * 1024
+        if count < FULL_COLLECT_MAX_BYTES:
+            lua.eval("collectgarbage('collect')")
+            count = lua.eval("collectgarbage('count')") * 1024
+        return int(count)
     except Exception:  # a state in an odd moment (a script being killed) must not break INFO
         return 0
 
