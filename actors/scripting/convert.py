@@ -22,7 +22,16 @@ from typing import Any
 
 from actors.server.errorstats import CountedError
 from protocol.errors import CommandError
-from protocol.resp import NULL_ARRAY, BigNumber, MultiReply, Push, ReplySet, Verbatim, format_double
+from protocol.resp import (
+    NULL_ARRAY,
+    Attribute,
+    BigNumber,
+    MultiReply,
+    Push,
+    ReplySet,
+    Verbatim,
+    format_double,
+)
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -91,6 +100,9 @@ class ReplyToLua:
             return self.status(value)
         if value is None or value is NULL_ARRAY:
             return None if resp3 else False
+        if kind is MultiReply and len(value) == 2 and type(value[0]) is Attribute:
+            # Attributes are not exposed to scripts (Redis's parser skips them): the reply that follows is.
+            return self.convert(value[1], resp3)
         if kind is list or kind is tuple or kind is Push or kind is MultiReply:
             return self._table([self.convert(item, resp3) for item in value])
         if isinstance(value, CommandError):

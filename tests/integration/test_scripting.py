@@ -508,7 +508,17 @@ def test_script_resp_conversions_are_byte_for_byte_redis_servers(
 
     commands = []
     for lua in (b"2", b"3"):
-        for kind in (b"bignum", b"map", b"set", b"double", b"null", b"verbatim", b"true", b"false"):
+        for kind in (
+            b"bignum",
+            b"map",
+            b"set",
+            b"double",
+            b"null",
+            b"verbatim",
+            b"true",
+            b"false",
+            b"attrib",
+        ):
             body = b"redis.setresp(%s) return redis.call('debug', 'protocol', '%s')" % (lua, kind)
             commands.append(command(b"EVAL", body, b"0"))
     commands.append(command(b"EVAL", b"return {big_number='123\\r\\n123'}", b"0"))
