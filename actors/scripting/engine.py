@@ -20,6 +20,7 @@ as REPL_ALL, the stream having no AOF-only span).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from enum import Enum
@@ -95,10 +96,8 @@ class ScriptRun:
         "task",
         "argv",
         "numkeys",
-        "clock",
     )
     slice_started_s: float  # when the current slice began (set once busy: only a busy run reads it)
-    clock: Callable[[], int]  # the node's expiry clock, while the run sees a frozen one (set by execute)
 
     def __init__(
         self,
@@ -166,6 +165,9 @@ class ScriptEngine(RedisBridge):
         # Commands scripts may call, by name as scripts spell it ('get', 'GET'): one dict hit per call.
         self._script_commands: dict[bytes, Any] = {}
         self._script_guarded: dict[bytes, tuple[Any, Any]] = {}  # commands checked per call (bridge.py)
+        # The expiry clock scripts see (frozen_clock), bound once; the run it was worked out for, and its time.
+        self._frozen_clock = self.frozen_clock
+        self._frozen: tuple[ScriptRun | None, int] = (None, 0)
         # The greenlet scripts run in (see _task_loop); made again if it died or belongs to another thread.
         self._task: Any = None
         # The Lua entry point of the next job of the greenlet: runtime.run_script or runtime.run_function.
@@ -241,10 +243,10 @@ class ScriptEngine(RedisBridge):
             task = self._task = greenlet.greenlet(self._task_loop)
         run = self.run = ScriptRun(caller, name, is_function, read_only, argv, numkeys, outer, task)
         # Redis 7.0 freezes the clock expiry is judged by while a script runs: no key expires mid-script (TTLs
-        # are still set and read on the real clock). Put back when the run ends (_end, or the inline end below).
+        # are still set and read on the real clock). Two stores per run: the frozen time is worked out only if
+        # an expiry is judged (_frozen_clock). Put back when the run ends (_end, or the inline end below).
         keyspace = self.server.keyspace
-        clock = run.clock = keyspace.expiry_clock
-        keyspace.expiry_clock = clock().__int__
+        keyspace.expiry_clock = self._frozen_clock
         stream.exec_writes = run.writes
         script_client = self.client
         script_client.db = caller.db
@@ -276,7 +278,7 @@ class ScriptEngine(RedisBridge):
             return reply
         stream.exec_writes = outer
         self.run = None
-        keyspace.expiry_clock = clock
+        keyspace.expiry_clock = keyspace.clock
         if run.writes:
             _propagate_transaction(self.server, run.writes)
         # One value: the script's (bytes most often); a tuple (false, error table): it failed.
@@ -289,6 +291,20 @@ class ScriptEngine(RedisBridge):
                 raise reply
             return reply
         raise self._error_reply(run, result[1])
+
+    def frozen_clock(self) -> int:
+        """The keyspace's expiry clock while a script runs: the node's clock as it was when the run began
+        (worked out from the run's monotonic start on the first expiry judged, then remembered)."""
+        run = self.run
+        keyspace = self.server.keyspace
+        if run is None:  # (between runs the node's clock is back in place: defensive)
+            return keyspace.clock()
+        frozen = self._frozen
+        if frozen[0] is not run:
+            # Rounded so as never to fall after the run's start (a key set with PX 1 by the script lives on).
+            elapsed_ms = math.ceil((monotonic() - run.started_s) * 1000)
+            frozen = self._frozen = (run, keyspace.clock() - elapsed_ms)
+        return frozen[1]
 
     def _task_loop(self, *job: Any) -> None:
         """The body of the greenlet scripts run in, reused run after run (making a greenlet per script
@@ -332,7 +348,7 @@ class ScriptEngine(RedisBridge):
         server = self.server
         server.stream.exec_writes = run.outer_writes
         self.run = None
-        server.keyspace.expiry_clock = run.clock
+        server.keyspace.expiry_clock = server.keyspace.clock
         if run.state is not RunState.RUNNING:
             server.script_busy = None
             log.info(
