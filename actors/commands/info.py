@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.commands.migrate import cached_sockets
+from actors.scripting.meminfo import memory_fields
 from actors.server import cmdstats, latencystats
 from actors.server.client import ClientKind
 from actors.server.errorstats import info_errorstats
@@ -121,6 +122,7 @@ def _section_memory(server: Server) -> list[tuple[str, Any]]:
         ("mem_not_counted_for_evict", 0),
         ("mem_allocator", "pymalloc"),
         ("lazyfree_pending_objects", 0),
+        *memory_fields(server),
     ]
 
 

@@ -92,7 +92,7 @@ def cmd_keys(client: Client, argv: list[bytes]) -> Any:
     db = client.db
     # A lone "*" lists every key (an empty one too), as Redis's allkeys shortcut.
     matches = None if argv[1] == b"*" else compile_glob(argv[1])
-    now = keyspace.clock()
+    now = keyspace.expiry_clock()
     expires = db.expires
     out = []
     for key in db.data:

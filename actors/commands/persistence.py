@@ -15,9 +15,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from actors.commands import command
 from actors.commands._util import parse_int
 from actors.commands.debug import DEBUG_HANDLERS
+from actors.data import rdb_hooks
+from actors.scripting.functions import parse_library_header
 from actors.server.client import ClientKind
 from actors.server.ports import ChildKind
 from protocol import errors
@@ -27,6 +31,8 @@ from protocol.resp import OK
 if TYPE_CHECKING:
     from actors.server.client import Client
     from actors.server.ports import PersistencePort
+
+log = structlog.get_logger("redactor.persistence")
 
 BGSAVE_IN_PROGRESS = "ERR Background save already in progress"
 BGSAVE_CHILD_ACTIVE = (
@@ -128,21 +134,30 @@ def cmd_bgrewriteaof(client: Client, argv: list[bytes]) -> Any:
 
 
 def debug_reload(client: Client, argv: list[bytes]) -> Any:
-    """DEBUG RELOAD [NOSAVE]: save the RDB, then load it back. The caller waits for the load; other clients
-    get -LOADING meanwhile (Redis serves events while loading too)."""
-    save = True
+    """DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: save the RDB, then load it back. The caller waits for the
+    load; other clients get -LOADING meanwhile (Redis serves events while loading too).
+
+    NOFLUSH keeps the dataset and the function libraries and loads the file over them (synchronously, as
+    Redis's rdbLoad): a key or library already there is an error unless MERGE lets the file's replace it.
+    Where Redis would panic on a duplicate key, the node refuses before changing anything."""
+    save = flush = True
+    merge = False
     for raw in argv[2:]:
         option = raw.lower()
         if option == b"nosave":
             save = False
-        elif option in (b"merge", b"noflush"):
-            raise CommandError(f"ERR DEBUG RELOAD {raw.decode('utf-8', 'replace').upper()} is not supported")
+        elif option == b"noflush":
+            flush = False
+        elif option == b"merge":
+            merge = True
         else:
-            raise CommandError(errors.SYNTAX)
+            raise CommandError("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.")
     persistence = _persistence(client)
     server = client.server
     if server.loading:
         raise CommandError(errors.LOADING)
+    if not flush:
+        return _reload_over(persistence, save, merge)
     can_wait = (
         client.kind in (ClientKind.RESP, ClientKind.NATIVE) and not _in_exec(client) and client.multi is None
     )
@@ -200,8 +215,55 @@ def _reload_now(persistence: PersistencePort, save: bool) -> Any:
     try:
         data = codec.load_file(persistence.rdb_path, len(server.keyspace.dbs))
     except (codec.RdbError, OSError):
-        raise CommandError("ERR Error trying to load the RDB dump, check server logs.") from None
+        raise CommandError("ERR Error trying to load the RDB dump") from None
     server.keyspace.replace_all(data.dbs)
+    return OK
+
+
+def _reload_over(persistence: PersistencePort, save: bool, merge: bool) -> Any:
+    """DEBUG RELOAD NOFLUSH [MERGE]: the file's keys and libraries added to what the node holds."""
+    server = persistence.server
+    codec = server.rdb_codec
+    if codec is None:
+        raise CommandError("ERR DEBUG RELOAD is not available on this node (no RDB codec)")
+    if save and not persistence.save():
+        raise CommandError("ERR")
+    failed = CommandError("ERR Error trying to load the RDB dump")
+    codes: list[bytes] = []
+    installer = rdb_hooks.functions_loaded
+    rdb_hooks.functions_loaded = codes.extend  # (the libraries are merged below, not swapped in)
+    try:
+        data = codec.load_file(persistence.rdb_path, len(server.keyspace.dbs))
+    except (codec.RdbError, OSError):
+        raise failed from None
+    finally:
+        rdb_hooks.functions_loaded = installer
+    keyspace = server.keyspace
+    pairs = list(zip(keyspace.dbs, data.dbs, strict=False))
+    store = server.scripting.functions if codes else None
+    if not merge:
+        duplicate = next((key for db, loaded in pairs for key in loaded.data if key in db.data), None)
+        if duplicate is not None:
+            log.warning("reload_duplicate_key", key=duplicate.decode("utf-8", "replace"))
+            raise failed
+        if store is not None and any(parse_library_header(code) in store.libraries for code in codes):
+            log.warning("reload_duplicate_library")
+            raise failed
+    if store is not None:
+        try:
+            for code in codes:
+                store.load(code, replace=True)
+        except CommandError as exc:
+            log.warning("reload_library_refused", reason=str(exc))
+            raise failed from None
+    for db, loaded in pairs:
+        if not loaded.data:
+            continue
+        keyspace.touch_all(db)
+        for key in loaded.data:
+            db.delete(key)  # a merged key takes the file's value and TTL (or none), as a fresh load would
+        db.merge_loaded(loaded.data, loaded.expires)
+        keyspace.touch_all(db)
     return OK
 
 

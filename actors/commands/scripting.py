@@ -85,7 +85,7 @@ def shebang_flags(body: bytes) -> frozenset[str] | None:
     for part in parts[1:]:
         if not part.startswith("flags="):
             raise CommandError(f"ERR Unknown lua shebang option: {part}")
-        for flag in part[6:].split(","):
+        for flag in part[6:].split(",") if part[6:] else ():  # "flags=" alone: no flags (Redis's sdssplitlen)
             if flag not in SCRIPT_FLAGS:
                 raise CommandError(f"ERR Unexpected flag in script shebang: {flag}")
             flags.add(flag)

@@ -107,12 +107,9 @@ def _sort(client: Client, argv: list[bytes], read_only: bool) -> Any:
     if value is not None and type(value) not in (deque, set, ZSet):
         raise WrongTypeError()
     dont_sort = by is not None and b"*" not in by
-    if dont_sort and type(value) is set and store is not None:
-        dont_sort, alpha, by = (
-            False,
-            True,
-            None,
-        )  # a set's own order is arbitrary: STORE must be deterministic
+    if dont_sort and type(value) is set and (store is not None or client is client.server.lua_client):
+        # A set's own order is arbitrary: STORE and a script (whose effects replicate) must be deterministic.
+        dont_sort, alpha, by = False, True, None
     if value is None:
         elements: list[bytes] = []
     elif type(value) is ZSet:

@@ -108,6 +108,10 @@ class Keyspace:
         # Set while keys carry access stamps and memory charges (maxmemory or an eviction policy is set).
         self.tracker: AccessTracker | None = None
         self.clock = clock
+        # The clock a key's expiry is judged by: ``clock``, except while a script runs, when it is frozen at
+        # the script's start (Redis 7.0's scriptTimeSnapshot in keyIsExpired: no key expires mid-script; TTLs
+        # are still set and read against the real clock). Swapped by actors/scripting/engine.py.
+        self.expiry_clock = clock
         # Writes since the last successful save: drives save points and rdb_changes_since_last_save.
         self.dirty = 0
         # True on a replica: expired keys read as missing but stay until the master's DEL arrives.
@@ -150,7 +154,7 @@ class Keyspace:
         if not db.expires:
             return value
         when = db.expires.get(key)
-        if when is None or when > self.clock() or self.ignore_ttl:
+        if when is None or when > self.expiry_clock() or self.ignore_ttl:
             return value
         if not (self.is_replica or self.expiry_paused):
             self._delete_expired(db, key)
@@ -266,7 +270,7 @@ class Keyspace:
         if key not in db.data:
             return False
         when_ms = db.expires.get(key)
-        return when_ms is None or self.ignore_ttl or when_ms > self.clock()
+        return when_ms is None or self.ignore_ttl or when_ms > self.expiry_clock()
 
     def _touch_swapped(self, emptied: Database, replaced_with: Database) -> None:
         """Dirty the watchers of ``emptied``'s keys whose logical value SWAPDB changes (Redis's

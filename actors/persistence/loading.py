@@ -349,7 +349,7 @@ class Loading:
             await self._load_rdb_file(self.jobs.rdb_path)
         except LoadError as exc:
             log.error("reload_failed", reason=str(exc))
-            return "ERR Error trying to load the RDB dump, check server logs."
+            return "ERR Error trying to load the RDB dump"
         return None
 
     # -- DEBUG LOADAOF ---------------------------------------------------------------------------------------

@@ -5,8 +5,10 @@ Layout:
     libs.py         cjson, cmsgpack, bit and struct for scripts, over Python's stdlib
     convert.py      reply <-> Lua value conversions (RESP2 and RESP3 rules)
     bridge.py       redis.call / redis.pcall and the small redis.* helpers: each call's checks and dispatch
+    refusals.py     commands refused from scripts by their arguments (CLUSTER RESET, XREAD BLOCK...)
     engine.py       the EVAL script cache, the run in progress (greenlet, busy-reply-threshold, -BUSY,
                     SCRIPT KILL), effects propagation wrapped in MULTI/EXEC
+    meminfo.py      INFO memory's scripting lines (number_of_cached_scripts, used_memory_vm_eval...)
     functions.py    function libraries: FUNCTION LOAD / DELETE / LIST / DUMP / RESTORE, FCALL, RDB opcode
 
 The commands themselves are in actors/commands/scripting.py and actors/commands/functions.py. Everything

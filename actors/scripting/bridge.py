@@ -19,8 +19,11 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from actors.scripting.convert import lua_arg_bytes
+from actors.scripting.refusals import NOT_FROM_SCRIPT, Guard, guard_of
+from actors.server import cmdstats
 from actors.server.acl import full_name
 from actors.server.client import Client, ClientKind
+from actors.server.errorstats import CountedError, count_error_reply
 from actors.server.maxmemory import OOM
 from actors.server.pause import MAY_REPLICATE
 from protocol import errors
@@ -40,7 +43,6 @@ _UNKNOWN_COMMAND = "ERR Unknown Redis command called from script"
 _WRONG_ARGS = "ERR Wrong number of args calling Redis command from script"
 _NO_ARGS = "ERR Please specify at least one argument for this redis lib call"
 _BAD_ARG = "ERR Lua redis lib command arguments must be strings or integers"
-_NOT_FROM_SCRIPT = "ERR This Redis command is not allowed from script"
 _WRITE_IN_RO = "ERR Write commands are not allowed from read-only scripts."
 _LOG_LEVELS = ("debug", "info", "info", "warning")
 
@@ -48,13 +50,24 @@ _LOG_LEVELS = ("debug", "info", "info", "warning")
 REPL_NONE, REPL_AOF, REPL_REPLICA, REPL_ALL = 0, 1, 2, 3
 
 
+def _refuse_noscript(argv: list[bytes]) -> str:
+    """The guard of a command flagged noscript as a whole (EVAL, BLPOP, SUBSCRIBE...)."""
+    return NOT_FROM_SCRIPT
+
+
+class _LibError(CommandError):
+    """An error of the redis lib call itself (no arguments, an argument neither string nor number): Redis raises
+    it before scriptCall, so only the script's reply counts it, when it ends the script."""
+
+
 class ScriptCallError(Exception):
     """redis.call's error reply, raised through Lua: the error handler turns it into an {err=...} table, and
     a script that catches it with pcall can still read ``.err``, as it could read Redis's table."""
 
-    def __init__(self, err: bytes) -> None:
+    def __init__(self, err: bytes, counted: bool = False) -> None:
         super().__init__(err.decode("utf-8", "replace"))
         self.err = err
+        self.counted = counted  # a command's error, already in the error stats (CountedError)
 
 
 def sha1_hex(body: bytes) -> str:
@@ -71,6 +84,7 @@ class RedisBridge:
     allow_oom: bool
     on_command: Callable[[Client, Any, list[bytes]], None] | None
     _script_commands: dict[bytes, Any]
+    _script_guarded: dict[bytes, tuple[Any, Guard]]
     _to_lua: Callable[[Any, bool], Any]
     _status: Callable[[str], Any]
 
@@ -109,7 +123,7 @@ class RedisBridge:
                     if not server._unrestricted:
                         refusal = self._refusal_of_write(run, cmd)
                         if refusal is not None:
-                            raise ScriptCallError(refusal.encode())
+                            raise ScriptCallError(str(self._rejected(cmd, args, refusal)).encode(), True)
                     run.wrote = True
                 try:
                     reply = server.call(self.client, cmd, list(args))
@@ -124,8 +138,21 @@ class RedisBridge:
         if reply is None:  # a missing key: false (nil under RESP3)
             return None if self.client.resp3 else False
         if isinstance(reply, CommandError):
-            raise ScriptCallError(str(reply).encode())
+            if type(reply) is _LibError:  # the call itself was wrong: the script's reply counts it
+                raise ScriptCallError(str(reply).encode())
+            if type(reply) is not CountedError:  # (the inline path's: _run_command's are counted)
+                count_error_reply(server, reply)
+            raise ScriptCallError(str(reply).encode(), True)
         return self._to_lua(reply, self.client.resp3)
+
+    def _rejected(self, cmd: Any, argv: Any, message: str) -> CountedError:
+        """A refusal of ``cmd`` before it runs, counted as Redis's scriptCall counts it (its rejected_calls, the
+        error stats): the script's EVAL then does not count it again (CountedError)."""
+        if cmd.subcommands:
+            cmd = cmdstats.subcommand(cmd, list(argv))
+        cmd.rejected_calls += 1
+        count_error_reply(self.server, message)
+        return CountedError(message)
 
     def _refusal_of_write(self, run: ScriptRun, cmd: Any) -> str | None:
         """Why the running script may not run the write ``cmd`` now (None: it may); both redis.call paths ask."""
@@ -142,11 +169,17 @@ class RedisBridge:
         kind = type(reply)
         if kind is bytes or kind is int:
             return reply
+        if (
+            kind is CountedError
+        ):  # marked, as Redis's ignore_error_stats_update: returned, it is not counted again
+            return self.runtime.table(err=str(reply).encode(), ignore_error_stats_update=True)
         return self._to_lua(reply, self.client.resp3)
 
     def lua_error_table(self, error: Any) -> Any:
         """The {err=...} table for a Python exception met by the error handler (redis.call's, or a bug)."""
         if isinstance(error, ScriptCallError):
+            if error.counted:
+                return self.runtime.table(err=error.err, ignore_error_stats_update=True)
             return self.runtime.table(err=error.err)
         # Another error of a Python function (a library's, or a bug): the handler adds the position.
         return self.runtime.table(plain=str(error).encode())
@@ -159,9 +192,9 @@ class RedisBridge:
         reads and the command's own ``server.call``."""
         run = self.run
         if run is None:
-            return CommandError("ERR redis.call is only available while a script runs")
+            return _LibError("ERR redis.call is only available while a script runs")
         if not args:
-            return CommandError(_NO_ARGS)
+            return _LibError(_NO_ARGS)
         argv: list[bytes] = list(args)
         # Lua strings arrive as bytes: converted only where a script passed a number (or something refused).
         for arg in args:
@@ -171,69 +204,83 @@ class RedisBridge:
                     return bad
                 break
         cmd = self._script_commands.get(argv[0])
+        guard = None
         if cmd is None:
-            cmd = self._lookup_command(argv[0])
-            if type(cmd) is CommandError:
-                return cmd
+            found = self._lookup_command(argv[0])
+            if type(found) is CountedError:
+                return found
+            cmd, guard = found
         arity = cmd.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
-            return CommandError(_WRONG_ARGS)
+            return self._rejected(cmd, argv, _WRONG_ARGS)
         server = self.server
+        if guard is not None:
+            refused = guard(argv)
+            if refused is not None and not (refused is NOT_FROM_SCRIPT and server.script_disable_deny_script):
+                return self._rejected(cmd, argv, refused)
         if server.acl.enforcing:
             denial = server.acl.check_script_call(run.caller, cmd, full_name(cmd, argv), argv)
             if denial is not None:
-                return CommandError(denial)
+                return self._rejected(cmd, argv, denial)
         if cmd.is_write:
             # The common case needs no look at the node: no read-only script, no node-wide restriction.
             if run.read_only or not server._unrestricted:
                 refusal = self._refusal_of_write(run, cmd)
                 if refusal is not None:
-                    return CommandError(refusal)
+                    return self._rejected(cmd, argv, refusal)
             run.wrote = True
         elif run.read_only and cmd.name in MAY_REPLICATE:
             # Redis 7.0.1+ (scriptVerifyWriteCommandAllow): PUBLISH, PFCOUNT... reach replicas, so not from here.
-            return CommandError(_WRITE_IN_RO)
-        if run.repl_flags == REPL_ALL and self.on_command is None:
-            try:
-                return server.call(self.client, cmd, argv)
-            except Exception as exc:  # a bug in a command must not unwind through Lua
-                log.exception("script_command_failed", command=cmd.name)
-                return CommandError(f"ERR {exc}")
+            return self._rejected(cmd, argv, _WRITE_IN_RO)
         mark = len(run.writes)
         try:
             reply = server.call(self.client, cmd, argv)
-        except Exception as exc:
+        except Exception as exc:  # a bug in a command must not unwind through Lua
             log.exception("script_command_failed", command=cmd.name)
             reply = CommandError(f"ERR {exc}")
         if run.repl_flags != REPL_ALL and len(run.writes) > mark:
             self._apply_repl_flags(run, mark)
         if self.on_command is not None:
             self.on_command(run.caller, cmd, run.keys)
+        if isinstance(reply, CommandError):  # counted here, as Redis counts the error the command replied
+            count_error_reply(server, reply)
+            return CountedError(str(reply))
         return reply
 
     @staticmethod
-    def _convert_args(argv: list[Any]) -> CommandError | None:
+    def _convert_args(argv: list[Any]) -> _LibError | None:
         """Numbers as Redis prints them (in place); a refusal for anything else."""
         for i, arg in enumerate(argv):
             if type(arg) is not bytes:
                 converted = lua_arg_bytes(arg)
                 if converted is None:
-                    return CommandError(_BAD_ARG)
+                    return _LibError(_BAD_ARG)
                 argv[i] = converted
         return None
 
     def _lookup_command(self, name: bytes) -> Any:
-        """The command a script names (remembered for the next call), or the error reply refusing it."""
+        """The command a script names and the per-call check it needs (refusals.py), or the error reply.
+
+        A command its name alone lets through is remembered in ``_script_commands`` (redis.call's inline
+        path); one refused or checked per call (noscript, CLUSTER RESET, XREAD BLOCK...) in
+        ``_script_guarded``, which only this slow path reads."""
+        guarded = self._script_guarded.get(name)
+        if guarded is not None:
+            return guarded
         cmd = self.server.commands.get(name.lower())
         if cmd is None:
-            return CommandError(_UNKNOWN_COMMAND)
-        if "noscript" in cmd.flags:
-            if not self.server.script_disable_deny_script:
-                return CommandError(_NOT_FROM_SCRIPT)
-            return cmd  # (not remembered: the DEBUG switch may be turned off again)
-        if len(self._script_commands) < SCRIPT_COMMAND_CACHE_SIZE:
-            self._script_commands[name] = cmd
-        return cmd
+            count_error_reply(
+                self.server, _UNKNOWN_COMMAND
+            )  # (scriptCall's error path, no command to count on)
+            return CountedError(_UNKNOWN_COMMAND)
+        guard = _refuse_noscript if "noscript" in cmd.flags else guard_of(cmd.name)
+        if guard is None:
+            if len(self._script_commands) < SCRIPT_COMMAND_CACHE_SIZE:
+                self._script_commands[name] = cmd
+            return cmd, None
+        if len(self._script_guarded) < SCRIPT_COMMAND_CACHE_SIZE:
+            self._script_guarded[name] = (cmd, guard)
+        return cmd, guard
 
     def _write_refusal(self, run: ScriptRun) -> str | None:
         server = self.server
@@ -291,6 +338,27 @@ class RedisBridge:
         if len(args) != 1:
             raise ScriptCallError(b"ERR wrong number of arguments")
         return sha1_hex(lua_arg_bytes(args[0]) or b"").encode()
+
+    def lua_acl_check_cmd(self, *args: Any) -> bool:
+        """redis.acl_check_cmd: may the script's caller run this command with these arguments (keys included)?
+
+        As Redis 7.0's luaRedisAclCheckCmdPermissionsCommand: arguments converted as redis.call's, the command
+        (or container subcommand) looked up without an arity check, an unknown one raised as an error."""
+        if not args:
+            raise ScriptCallError(_NO_ARGS.encode())
+        argv: list[bytes] = list(args)
+        bad = self._convert_args(argv)
+        if bad is not None:
+            raise ScriptCallError(str(bad).encode())
+        server = self.server
+        cmd = server.commands.get(argv[0].lower())
+        name = full_name(cmd, argv) if cmd is not None else ""
+        if cmd is None or (cmd.subcommands and len(argv) > 1 and "|" not in name):
+            raise ScriptCallError(b"ERR Invalid command passed to redis.acl_check_cmd()")
+        run = self.run
+        if run is None or run.caller.user is None:
+            return True
+        return server.acl.permits(run.caller.user, cmd, name, argv)
 
     def lua_register_function(self, *args: Any) -> Any:
         raise ScriptCallError(b"ERR redis.register_function can only be called on FUNCTION LOAD command")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from actors.server.errorstats import CountedError
 from protocol.errors import CommandError
 from protocol.resp import (
     NULL_ARRAY,
@@ -99,6 +100,9 @@ class ReplyToLua:
             return self.status(value)
         if value is None or value is NULL_ARRAY:
             return None if resp3 else False
+        if kind is MultiReply and len(value) == 2 and type(value[0]) is Attribute:
+            # Attributes are not exposed to scripts (Redis's parser skips them): the reply that follows is.
+            return self.convert(value[1], resp3)
         if kind is list or kind is tuple or kind is Push or kind is MultiReply:
             if kind is MultiReply and value and type(value[0]) is Attribute:
                 # As Redis: a script never sees attributes, only the reply that follows them.
@@ -188,6 +192,10 @@ def _to_reply(value: Any, script_resp3: bool, rawget: Any) -> Any:
         return None
     err = rawget(value, b"err")
     if type(err) is bytes:
+        if value[
+            b"ignore_error_stats_update"
+        ]:  # redis.pcall's error returned: counted when the command gave it
+            return CountedError(error_text(err))
         return CommandError(error_text(err))
     ok = rawget(value, b"ok")
     if type(ok) is bytes:

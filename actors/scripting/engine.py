@@ -20,6 +20,7 @@ as REPL_ALL, the stream having no AOF-only span).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from enum import Enum
@@ -37,7 +38,7 @@ from actors.scripting.convert import ReplyToLua, error_text, lua_to_reply
 from actors.scripting.functions import FunctionStore
 from actors.scripting.runtime import FUNCTION_KILLED, SCRIPT_KILLED, LuaRuntime
 from actors.server.client import Client, ClientKind
-from actors.server.errorstats import count_error_reply
+from actors.server.errorstats import CountedError, count_error_reply
 from protocol.errors import CommandError
 
 if TYPE_CHECKING:
@@ -163,6 +164,10 @@ class ScriptEngine(RedisBridge):
         self.fcall_argv: list[bytes] = []  # the last FCALL's arguments (FUNCTION STATS names the running one)
         # Commands scripts may call, by name as scripts spell it ('get', 'GET'): one dict hit per call.
         self._script_commands: dict[bytes, Any] = {}
+        self._script_guarded: dict[bytes, tuple[Any, Any]] = {}  # commands checked per call (bridge.py)
+        # The expiry clock scripts see (frozen_clock), bound once; the run it was worked out for, and its time.
+        self._frozen_clock = self.frozen_clock
+        self._frozen: tuple[ScriptRun | None, int] = (None, 0)
         # The greenlet scripts run in (see _task_loop); made again if it died or belongs to another thread.
         self._task: Any = None
         # The Lua entry point of the next job of the greenlet: runtime.run_script or runtime.run_function.
@@ -237,6 +242,11 @@ class ScriptEngine(RedisBridge):
         if task is None or task.dead or task.parent is not getcurrent():
             task = self._task = greenlet.greenlet(self._task_loop)
         run = self.run = ScriptRun(caller, name, is_function, read_only, argv, numkeys, outer, task)
+        # Redis 7.0 freezes the clock expiry is judged by while a script runs: no key expires mid-script (TTLs
+        # are still set and read on the real clock). Two stores per run: the frozen time is worked out only if
+        # an expiry is judged (_frozen_clock). Put back when the run ends (_end, or the inline end below).
+        keyspace = self.server.keyspace
+        keyspace.expiry_clock = self._frozen_clock
         stream.exec_writes = run.writes
         script_client = self.client
         script_client.db = caller.db
@@ -262,9 +272,13 @@ class ScriptEngine(RedisBridge):
             return BLOCKED
         # _finish, inlined for the common short run (no busy state to clear).
         if run.state is not _RUNNING:
-            return self._finish(run, result)
+            reply = self._finish(run, result)
+            if isinstance(reply, CommandError):
+                raise reply  # (raised: Server.call counts the script's command as failed, as Redis)
+            return reply
         stream.exec_writes = outer
         self.run = None
+        keyspace.expiry_clock = keyspace.clock
         if run.writes:
             _propagate_transaction(self.server, run.writes)
         # One value: the script's (bytes most often); a tuple (false, error table): it failed.
@@ -272,8 +286,25 @@ class ScriptEngine(RedisBridge):
         if kind is bytes:
             return result
         if kind is not tuple:
-            return lua_to_reply(result, run.resp3, self.runtime.rawget)
-        return self._error_reply(run, result[1])
+            reply = lua_to_reply(result, run.resp3, self.runtime.rawget)
+            if isinstance(reply, CommandError):  # a returned {err=...}: EVAL failed (Server.call counts it)
+                raise reply
+            return reply
+        raise self._error_reply(run, result[1])
+
+    def frozen_clock(self) -> int:
+        """The keyspace's expiry clock while a script runs: the node's clock as it was when the run began
+        (worked out from the run's monotonic start on the first expiry judged, then remembered)."""
+        run = self.run
+        keyspace = self.server.keyspace
+        if run is None:  # (between runs the node's clock is back in place: defensive)
+            return keyspace.clock()
+        frozen = self._frozen
+        if frozen[0] is not run:
+            # Rounded so as never to fall after the run's start (a key set with PX 1 by the script lives on).
+            elapsed_ms = math.ceil((monotonic() - run.started_s) * 1000)
+            frozen = self._frozen = (run, keyspace.clock() - elapsed_ms)
+        return frozen[1]
 
     def _task_loop(self, *job: Any) -> None:
         """The body of the greenlet scripts run in, reused run after run (making a greenlet per script
@@ -306,6 +337,9 @@ class ScriptEngine(RedisBridge):
             caller.blocked = None
         if isinstance(reply, CommandError):
             count_error_reply(server, reply)
+            cmd = server.commands.get(run.argv[0].lower())
+            if cmd is not None:
+                cmd.failed_calls += 1
         caller.deliver(reply)
         if server.after_command is not None:
             server.after_command()
@@ -314,6 +348,7 @@ class ScriptEngine(RedisBridge):
         server = self.server
         server.stream.exec_writes = run.outer_writes
         self.run = None
+        server.keyspace.expiry_clock = server.keyspace.clock
         if run.state is not RunState.RUNNING:
             server.script_busy = None
             log.info(
@@ -340,6 +375,8 @@ class ScriptEngine(RedisBridge):
         line = value[b"line"]
         if type(source) is bytes and line is not None:
             text = f"{text} script: {run.name}, on {source.decode('utf-8', 'replace')}:{int(line)}."
+        if value[b"ignore_error_stats_update"]:  # a command's error, counted when the command gave it
+            return CountedError(text)
         return CommandError(text)
 
     def kill(self, functions: bool) -> str:

@@ -98,6 +98,15 @@ class FunctionStore:
         self.libraries: dict[str, Library] = {}
         self.functions: dict[str, Function] = {}
         self._loading: Library | None = None
+        # One loading API and one timeout check for every load: lupa keeps a slot per distinct Python object
+        # handed to Lua, so a new bound method or lambda per FUNCTION LOAD grew the Lua heap by ~30 bytes a
+        # load until its cache was rehashed (INFO's used_memory_lua climbed past 500 KB over 10000 loads).
+        self._api: Any = None
+        self._deadline_s = 0.0
+        self._timed_out = self._load_timed_out
+
+    def _load_timed_out(self) -> bool:
+        return time.monotonic() > self._deadline_s
 
     # -- loading -----------------------------------------------------------------------------------------
 
@@ -118,14 +127,16 @@ class FunctionStore:
     def _build(self, name: str, code: bytes) -> Library:
         runtime = self.engine.runtime
         library = Library(name, code)
-        api = runtime.loading_api(self._register, self.engine.lua_log)
+        api = self._api
+        if api is None:
+            api = self._api = runtime.loading_api(self._register, self.engine.lua_log)
         chunk, loaded, error = runtime.compile_library(b"--" + code[2:], api)
         if chunk is None:
             raise CommandError(f"ERR Error compiling function: {error}")
         self._loading = library
-        deadline_s = time.monotonic() + LOAD_TIMEOUT_S
+        self._deadline_s = time.monotonic() + LOAD_TIMEOUT_S
         try:
-            ok, result = runtime.run_loader(chunk, lambda: time.monotonic() > deadline_s)
+            ok, result = runtime.run_loader(chunk, self._timed_out)
         finally:
             self._loading = None
         if not ok:

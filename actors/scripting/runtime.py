@@ -155,10 +155,7 @@ redis.set_repl = as_function(py.set_repl)
 redis.replicate_commands = function() return true end
 redis.breakpoint = function() return false end
 redis.debug = function() end
-redis.acl_check_cmd = function(...)
-  if select('#', ...) < 1 then error({err = 'ERR Please specify at least one argument for this redis lib call'}, 0) end
-  return true
-end
+redis.acl_check_cmd = as_function(py.acl_check_cmd)
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
 redis.REDIS_VERSION = py.version
@@ -456,6 +453,8 @@ class ScriptHost(Protocol):
 
     def lua_sha1hex(self, *args: Any) -> bytes: ...
 
+    def lua_acl_check_cmd(self, *args: Any) -> bool: ...
+
 
 def _no_attribute(obj: Any, name: Any, *value: Any) -> Any:
     """Lua code indexing a Python object (get or set): refused, whatever the name."""
@@ -494,6 +493,7 @@ class LuaRuntime:
             setresp=host.lua_setresp,
             set_repl=host.lua_set_repl,
             sha1hex=host.lua_sha1hex,
+            acl_check_cmd=host.lua_acl_check_cmd,
             version=redis_version.encode(),
             version_num=_version_num(redis_version),
             period=HOOK_PERIOD_INSTRUCTIONS,

@@ -306,6 +306,10 @@ class Acl:
                 relevant, last_pos = denial, pos
         return relevant, last_pos
 
+    def permits(self, user: User, cmd: Command, full_name: str, argv: list[bytes]) -> bool:
+        """``user`` may run ``argv`` (redis.acl_check_cmd): a check that logs nothing."""
+        return user.permissive or self.check(user, cmd, full_name, argv)[0] is Denial.OK
+
     def unrestricted_key_read(self, client: Client, cmd: Command, argv: list[bytes]) -> bool:
         """ACLUserCheckCmdWithUnrestrictedKeyAccess(..., CMD_KEY_ACCESS): one of the user's selectors allows
         ``argv`` and may read any key (allkeys, or a ``%R~*`` / ``~*`` pattern). SORT's BY / GET need it."""

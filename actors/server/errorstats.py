@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from protocol.errors import CommandError
+
 if TYPE_CHECKING:
     from actors.server.server import Server
 
@@ -27,8 +29,15 @@ def error_prefix(message: str) -> str:
     return message[:space] if space > 0 else "ERR"
 
 
+class CountedError(CommandError):
+    """An error reply already counted where it arose: a script's command's error that the script raised or
+    returned (Redis's ``ignore_error_stats_update``), so the EVAL's reply does not count it twice."""
+
+
 def count_error_reply(server: Server, error: Any) -> None:
     """Count one error reply (``error``: a CommandError, or its message) in the node's stats."""
+    if type(error) is CountedError:
+        return
     stats = server.stats
     stats.total_error_replies += 1
     prefix = error_prefix(str(error).lstrip("-"))
