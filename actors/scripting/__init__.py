@@ -5,6 +5,7 @@ Layout:
     libs.py         cjson, cmsgpack, bit and struct for scripts, over Python's stdlib
     convert.py      reply <-> Lua value conversions (RESP2 and RESP3 rules)
     bridge.py       redis.call / redis.pcall and the small redis.* helpers: each call's checks and dispatch
+    lane.py         the script lane: a script's plain GET / SET inline, with Server.call's exact effects
     engine.py       the EVAL script cache, the run in progress (greenlet, busy-reply-threshold, -BUSY,
                     SCRIPT KILL), effects propagation wrapped in MULTI/EXEC
     functions.py    function libraries: FUNCTION LOAD / DELETE / LIST / DUMP / RESTORE, FCALL, RDB opcode

@@ -163,6 +163,8 @@ class ScriptEngine(RedisBridge):
         self.fcall_argv: list[bytes] = []  # the last FCALL's arguments (FUNCTION STATS names the running one)
         # Commands scripts may call, by name as scripts spell it ('get', 'GET'): one dict hit per call.
         self._script_commands: dict[bytes, Any] = {}
+        self._lane_get = server.commands.get(b"get")  # (bridge.py: the script lane's two commands)
+        self._lane_set = server.commands.get(b"set")
         # The greenlet scripts run in (see _task_loop); made again if it died or belongs to another thread.
         self._task: Any = None
         # The Lua entry point of the next job of the greenlet: runtime.run_script or runtime.run_function.
