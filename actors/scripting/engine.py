@@ -267,8 +267,12 @@ class ScriptEngine(RedisBridge):
             return self._finish(run, result)
         stream.exec_writes = outer
         self.run = None
-        if run.writes:
-            _propagate_transaction(self.server, run.writes)
+        writes = run.writes
+        if writes:
+            if len(writes) == 1 and not writes[0][2]:  # one write, for everyone: as _propagate_transaction
+                self.server.propagate(writes[0][0], writes[0][1])
+            else:
+                _propagate_transaction(self.server, writes)
         # One value: the script's (bytes most often); a tuple (false, error table): it failed.
         kind = type(result)
         if kind is bytes:
