@@ -109,8 +109,22 @@ class ScriptRun:
         outer_writes: list[tuple[int, list[bytes], bool]] | None,
         task: Any,
     ) -> None:
-        # Made for every script: only what a short run reads is set here (slice_started_s is set when the run
-        # goes busy).
+        self.start(caller, name, is_function, read_only, argv, numkeys, outer_writes, task)
+
+    def start(
+        self,
+        caller: Client,
+        name: str,
+        is_function: bool,
+        read_only: bool,
+        argv: list[bytes],
+        numkeys: int,
+        outer_writes: list[tuple[int, list[bytes], bool]] | None,
+        task: Any,
+    ) -> None:
+        """(Re)start this record for a new run: the engine reuses the record of a short run that ended, which
+        costs a script less than making one. Only what a short run reads is set here (slice_started_s is set
+        when the run goes busy)."""
         self.caller = caller
         self.name = name  # the sha of an EVAL script, the function's name for FCALL (error texts show it)
         self.is_function = is_function
@@ -159,6 +173,7 @@ class ScriptEngine(RedisBridge):
         # when it opens with a shebang (flags for EVALSHA to check) or None, sha).
         self.by_sha: dict[bytes, tuple[Any, bytes | None, str]] = {}
         self.run: ScriptRun | None = None
+        self._spare_run: ScriptRun | None = None  # a short run's record, for the next run (see execute)
         self.allow_oom = False  # the script about to run declared allow-oom (set by prepare_run)
         self.fcall_argv: list[bytes] = []  # the last FCALL's arguments (FUNCTION STATS names the running one)
         # Commands scripts may call, by name as scripts spell it ('get', 'GET'): one dict hit per call.
@@ -238,7 +253,13 @@ class ScriptEngine(RedisBridge):
         task = self._task
         if task is None or task.dead or task.parent is not getcurrent():
             task = self._task = greenlet.greenlet(self._task_loop)
-        run = self.run = ScriptRun(caller, name, is_function, read_only, argv, numkeys, outer, task)
+        run = self._spare_run
+        if run is None:
+            run = ScriptRun(caller, name, is_function, read_only, argv, numkeys, outer, task)
+        else:
+            self._spare_run = None
+            run.start(caller, name, is_function, read_only, argv, numkeys, outer, task)
+        self.run = run
         stream.exec_writes = run.writes
         script_client = self.client
         script_client.db = caller.db
@@ -267,6 +288,8 @@ class ScriptEngine(RedisBridge):
             return self._finish(run, result)
         stream.exec_writes = outer
         self.run = None
+        # Nothing keeps a short run's record once it ended (a busy one may be the caller's ``blocked``).
+        self._spare_run = run
         writes = run.writes
         if writes:
             if len(writes) == 1 and not writes[0][2]:  # one write, for everyone: as _propagate_transaction
