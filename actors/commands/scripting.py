@@ -158,6 +158,18 @@ def cmd_eval(client: Client, argv: list[bytes]) -> Any:
 
 @command("evalsha", -3, "noscript stale", (0, 0, 0), "scripting", "Execute a Lua script server side")
 def cmd_evalsha(client: Client, argv: list[bytes]) -> Any:
+    """``_evalsha`` inlined for its common case (a usable numkeys, the sha as SCRIPT LOAD answered it, no
+    shebang flags): two Python frames less on every EVALSHA. Anything else takes ``_evalsha``."""
+    engine = client.server._scripting
+    if engine is not None:
+        cached = engine.by_sha.get(argv[1])
+        if cached is not None and cached[1] is None:
+            try:
+                numkeys = int(argv[2])
+            except ValueError:
+                numkeys = -1
+            if 0 <= numkeys <= len(argv) - 3:
+                return engine.execute(client, cached[0], cached[2], argv, numkeys, False)
     return _evalsha(client, argv, False)
 
 

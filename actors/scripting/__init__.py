@@ -6,6 +6,7 @@ Layout:
     convert.py      reply <-> Lua value conversions (RESP2 and RESP3 rules)
     bridge.py       redis.call / redis.pcall and the small redis.* helpers: each call's checks and dispatch
     refusals.py     commands refused from scripts by their arguments (CLUSTER RESET, XREAD BLOCK...)
+    lane.py         the script lane: a script's plain GET / SET inline, with Server.call's exact effects
     engine.py       the EVAL script cache, the run in progress (greenlet, busy-reply-threshold, -BUSY,
                     SCRIPT KILL), effects propagation wrapped in MULTI/EXEC
     meminfo.py      INFO memory's scripting lines (number_of_cached_scripts, used_memory_vm_eval...)

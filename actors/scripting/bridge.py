@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from actors.scripting.convert import lua_arg_bytes
+from actors.scripting.lane import NOT_RUN, lane_call
 from actors.scripting.refusals import NOT_FROM_SCRIPT, Guard, guard_of
 from actors.server import cmdstats
 from actors.server.acl import full_name
@@ -85,6 +86,8 @@ class RedisBridge:
     on_command: Callable[[Client, Any, list[bytes]], None] | None
     _script_commands: dict[bytes, Any]
     _script_guarded: dict[bytes, tuple[Any, Guard]]
+    _lane_get: Any  # GET and SET: the commands the script lane (lane.py) may run
+    _lane_set: Any
     _to_lua: Callable[[Any, bool], Any]
     _status: Callable[[str], Any]
 
@@ -102,7 +105,18 @@ class RedisBridge:
             cmd = None
         server = self.server
         arity = cmd.arity if cmd is not None else 0
+        reply = NOT_RUN
         if (
+            ((cmd is self._lane_get and len(args) == 2) or (cmd is self._lane_set and len(args) == 3))
+            and server._unrestricted
+            and run is not None
+            and self.on_command is None
+        ):
+            # A plain GET / SET in the common state: inline, with Server.call's exact effects (lane.py).
+            reply = lane_call(server, self.client, run, cmd, args)
+        if reply is not NOT_RUN:
+            pass
+        elif (
             cmd is None
             or run is None
             or (arity > 0 and len(args) != arity)

@@ -110,8 +110,22 @@ class ScriptRun:
         outer_writes: list[tuple[int, list[bytes], bool]] | None,
         task: Any,
     ) -> None:
-        # Made for every script: only what a short run reads is set here (slice_started_s is set when the run
-        # goes busy).
+        self.start(caller, name, is_function, read_only, argv, numkeys, outer_writes, task)
+
+    def start(
+        self,
+        caller: Client,
+        name: str,
+        is_function: bool,
+        read_only: bool,
+        argv: list[bytes],
+        numkeys: int,
+        outer_writes: list[tuple[int, list[bytes], bool]] | None,
+        task: Any,
+    ) -> None:
+        """(Re)start this record for a new run: the engine reuses the record of a short run that ended, which
+        costs a script less than making one. Only what a short run reads is set here (slice_started_s is set
+        when the run goes busy)."""
         self.caller = caller
         self.name = name  # the sha of an EVAL script, the function's name for FCALL (error texts show it)
         self.is_function = is_function
@@ -160,6 +174,7 @@ class ScriptEngine(RedisBridge):
         # when it opens with a shebang (flags for EVALSHA to check) or None, sha).
         self.by_sha: dict[bytes, tuple[Any, bytes | None, str]] = {}
         self.run: ScriptRun | None = None
+        self._spare_run: ScriptRun | None = None  # a short run's record, for the next run (see execute)
         self.allow_oom = False  # the script about to run declared allow-oom (set by prepare_run)
         self.fcall_argv: list[bytes] = []  # the last FCALL's arguments (FUNCTION STATS names the running one)
         # Commands scripts may call, by name as scripts spell it ('get', 'GET'): one dict hit per call.
@@ -168,6 +183,8 @@ class ScriptEngine(RedisBridge):
         # The expiry clock scripts see (frozen_clock), bound once; the run it was worked out for, and its time.
         self._frozen_clock = self.frozen_clock
         self._frozen: tuple[ScriptRun | None, int] = (None, 0)
+        self._lane_get = server.commands.get(b"get")  # (bridge.py: the script lane's two commands)
+        self._lane_set = server.commands.get(b"set")
         # The greenlet scripts run in (see _task_loop); made again if it died or belongs to another thread.
         self._task: Any = None
         # The Lua entry point of the next job of the greenlet: runtime.run_script or runtime.run_function.
@@ -241,10 +258,18 @@ class ScriptEngine(RedisBridge):
         task = self._task
         if task is None or task.dead or task.parent is not getcurrent():
             task = self._task = greenlet.greenlet(self._task_loop)
-        run = self.run = ScriptRun(caller, name, is_function, read_only, argv, numkeys, outer, task)
+        run = self._spare_run
+        if run is None:
+            run = ScriptRun(caller, name, is_function, read_only, argv, numkeys, outer, task)
+        else:
+            self._spare_run = None
+            run.start(caller, name, is_function, read_only, argv, numkeys, outer, task)
+        self.run = run
         # Redis 7.0 freezes the clock expiry is judged by while a script runs: no key expires mid-script (TTLs
         # are still set and read on the real clock). Two stores per run: the frozen time is worked out only if
         # an expiry is judged (_frozen_clock). Put back when the run ends (_end, or the inline end below).
+        # The run record is reused (_spare_run), so the frozen time is forgotten here, not matched by identity.
+        self._frozen = (None, 0)
         keyspace = self.server.keyspace
         keyspace.expiry_clock = self._frozen_clock
         stream.exec_writes = run.writes
@@ -279,8 +304,14 @@ class ScriptEngine(RedisBridge):
         stream.exec_writes = outer
         self.run = None
         keyspace.expiry_clock = keyspace.clock
-        if run.writes:
-            _propagate_transaction(self.server, run.writes)
+        # Nothing keeps a short run's record once it ended (a busy one may be the caller's ``blocked``).
+        self._spare_run = run
+        writes = run.writes
+        if writes:
+            if len(writes) == 1 and not writes[0][2]:  # one write, for everyone: as _propagate_transaction
+                self.server.propagate(writes[0][0], writes[0][1])
+            else:
+                _propagate_transaction(self.server, writes)
         # One value: the script's (bytes most often); a tuple (false, error table): it failed.
         kind = type(result)
         if kind is bytes:
