@@ -423,3 +423,21 @@ def test_the_lua_heap_stays_flat_over_many_loads_and_evals(node: NodeProcess) ->
     assert after - before < 20_000, (before, after)
     client.function_delete("leak")
     client.close()
+
+
+@needs_redis
+def test_each_script_run_freezes_its_own_clock(pair: tuple[redis.Redis, redis.Redis]) -> None:
+    """The frozen clock is the current run's: a key that expired between two scripts is gone for the second,
+    even though the first judged an expiry (the node reuses a short run's record)."""
+    steps: list[tuple[Any, ...]] = [
+        ("DEBUG", "SET-ACTIVE-EXPIRE", "0"),
+        ("SET", "ttl-long", "v", "PX", "100000"),
+        ("EVAL", "return redis.call('EXISTS', KEYS[1])", 1, "ttl-long"),
+        ("SET", "ttl-short", "v", "PX", "20"),
+        ("DEBUG", "SLEEP", "0.05"),
+        ("EVAL", "return redis.call('EXISTS', KEYS[1])", 1, "ttl-short"),
+    ]
+    try:
+        _compare(pair, steps)
+    finally:
+        _compare(pair, [("DEBUG", "SET-ACTIVE-EXPIRE", "1")])
