@@ -67,11 +67,21 @@ def cmd_function(client: Client, argv: list[bytes]) -> Any:
     if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
         raise errors.wrong_arity(f"function|{sub.decode()}")
     server = client.server
-    engine = server.scripting
-    store = engine.functions
     if sub in _WRITES and client.kind.name != "MASTER":
         if server.is_replica and server.replica_read_only:
             raise CommandError(errors.READONLY)
+    if sub == b"flush":
+        if len(argv) > 3:
+            raise _syntax_error(argv[1])
+        if len(argv) == 3 and argv[2].lower() not in (b"async", b"sync"):
+            raise CommandError("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
+        started = server.scripting_started  # none yet: no library to drop, and no engine to build for it
+        if started is not None:
+            started.functions.flush()
+        server.keyspace.dirty += 1
+        return OK
+    engine = server.scripting
+    store = engine.functions
     if sub == b"help":
         return _HELP
     if sub == b"kill":
@@ -93,14 +103,6 @@ def cmd_function(client: Client, argv: list[bytes]) -> Any:
         return name.encode()
     if sub == b"delete":
         store.delete(argv[2].decode("utf-8", "replace"))
-        server.keyspace.dirty += 1
-        return OK
-    if sub == b"flush":
-        if len(argv) > 3:
-            raise _syntax_error(argv[1])
-        if len(argv) == 3 and argv[2].lower() not in (b"async", b"sync"):
-            raise CommandError("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
-        store.flush()
         server.keyspace.dirty += 1
         return OK
     if sub == b"list":
