@@ -291,6 +291,8 @@ DIRECTIVES: list[Directive] = [
     Directive("bus-curve-trusted-keys-file", _str_parser, "", mutable=False),
     Directive("slowlog-log-slower-than", _int_parser(-1, 2**63 - 1), 10000),  # microseconds; -1: off
     Directive("slowlog-max-len", _int_parser(0, 2**63 - 1), 128),
+    # Test knob (hidden, as Redis's): microseconds the RDB writer sleeps after each key (rdb/writer.py).
+    Directive("rdb-key-save-delay", _int_parser(-(2**31), 2**31 - 1), 0),
     Directive("requirepass", _str_parser, ""),
     # ACL (actors/server/acl.py): the ACL file, redis.conf's `user` lines (they accumulate; not in CONFIG GET),
     # and how many ACL LOG entries are kept.
@@ -522,7 +524,10 @@ for _d in DIRECTIVES:
 # Directives a file may give several times, each line adding to the value.
 _ACCUMULATING = ("save", "user")
 # Directives CONFIG GET does not list (Redis keeps `user` lines out of its config table).
-_HIDDEN = ("user",)
+# Directives CONFIG GET lists only when asked by their exact name, never by a pattern (Redis's HIDDEN_CONFIG).
+_HIDDEN = ("rdb-key-save-delay",)
+# Not configs at all in CONFIG GET (redis.conf's `user` lines are ACL rules).
+_NEVER_LISTED = ("user",)
 
 
 class Config:
@@ -601,10 +606,17 @@ class Config:
 
     def match(self, pattern: str) -> list[tuple[str, str]]:
         """CONFIG GET: (name, rendered value) for every directive (or alias) matching the glob pattern."""
+        if not any(c in pattern for c in "[*?"):
+            # A plain name is looked up, hidden ones included, and answered under the name as the client
+            # spelled it (Redis's configGetCommand: `CONFIG GET MAXMEMORY` answers "MAXMEMORY").
+            directive = BY_NAME.get(pattern.lower())
+            if directive is None or pattern.lower() in _NEVER_LISTED:
+                return []
+            return [(pattern, _render(self.values[directive.name]))]
         pattern = pattern.lower()
         found: dict[str, str] = {}
         for name, directive in BY_NAME.items():
-            if name in _HIDDEN:
+            if name in _NEVER_LISTED or name in _HIDDEN:
                 continue
             if fnmatch.fnmatchcase(name, pattern):
                 found[name] = _render(self.values[directive.name])

@@ -34,9 +34,13 @@ def cmd_config(client: Client, argv: list[bytes]) -> Any:
     sub = check_subcommand("config", argv)
     if sub == b"get":
         found: dict[bytes, bytes] = {}
+        # Each directive once, under its first spelling (names match case-insensitively).
+        seen: set[str] = set()
         for raw in argv[2:]:
             for name, value in server.config.match(raw.decode("utf-8", "replace")):
-                found[name.encode()] = value.encode()
+                if name.lower() not in seen:
+                    seen.add(name.lower())
+                    found[name.encode()] = value.encode()
         return found
     if sub == b"set":
         if len(argv) < 4 or len(argv) % 2:

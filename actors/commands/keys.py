@@ -434,6 +434,9 @@ def cmd_flushall(client: Client, argv: list[bytes]) -> Any:
     gone = waited_keys_present(client.server, tuple(range(len(keyspace.dbs))))
     keyspace.flush_all()
     signal_flushed_keys(client.server, gone)
+    persistence = client.server.persistence
+    if persistence is not None:
+        persistence.data_flushed()
     keyspace.dirty += 1
     return OK
 
