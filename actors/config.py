@@ -275,7 +275,7 @@ LLONG = (-(2**63), _MAXINT)
 DIRECTIVES: list[Directive] = [
     # Network
     Directive("bind", _bind_parser, ["127.0.0.1", "-::1"], mutable=False, nargs=-1),
-    Directive("port", _int_parser(0, 65535), 6379, mutable=False),
+    Directive("port", _int_parser(0, 65535), 6379),  # CONFIG SET moves the listeners (loop/listeners.py)
     Directive("bus-port", _int_parser(0, 65535), 0, mutable=False),  # 0: port + 10000, as Redis Cluster's bus
     Directive("protected-mode", parse_bool, True),
     Directive("tcp-backlog", _int_parser(0, 65535), 511, mutable=False),
