@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.harness import NodeProcess, RedisServer, wait_for
 
 
-def test_hidden_config_is_listed_only_by_its_name_as_in_redis(
+def test_config_get_of_hidden_and_plain_names_as_in_redis(
     node: NodeProcess, redis_servers: Callable[..., RedisServer], tmp_path: Path
 ) -> None:
     theirs = redis_servers(tmp_path).client
@@ -25,6 +25,16 @@ def test_hidden_config_is_listed_only_by_its_name_as_in_redis(
     for bad in ("x", "2147483648"):
         want_error = _error(theirs.config_set, "rdb-key-save-delay", bad)
         assert _error(ours.config_set, "rdb-key-save-delay", bad) == want_error
+    # A plain name is answered as the client spelled it, each directive once (Redis's configGetCommand).
+    for args in (
+        ("MAXMEMORY",),
+        ("maxmemory", "MAXMEMORY", "maxmemory*"),
+        ("Slaveof", "replicaof"),
+        ("nosuchthing", "appendonly"),
+    ):
+        want = theirs.execute_command("CONFIG", "GET", *args)
+        got = ours.execute_command("CONFIG", "GET", *args)
+        assert {k: want[k] for k in want if k != b"maxmemory-clients"} == got, args  # (not implemented here)
 
 
 def _error(call: Callable[..., object], *args: object) -> str:
@@ -51,20 +61,3 @@ def test_bgsave_child_sleeps_per_key_and_flushall_stops_it(node: NodeProcess) ->
     assert r.bgsave()
     wait_for(lambda: r.info("persistence")["rdb_bgsave_in_progress"] == 0, 10)
     assert r.info("persistence")["rdb_last_bgsave_status"] == "ok"
-
-
-def test_config_get_names_as_redis_server_spells_them(
-    node: NodeProcess, redis_servers: Callable[..., RedisServer], tmp_path: Path
-) -> None:
-    """A plain name is answered as the client spelled it, each directive once (Redis's configGetCommand)."""
-    theirs = redis_servers(tmp_path).client
-    ours = node.client()
-    for args in (
-        ("MAXMEMORY",),
-        ("maxmemory", "MAXMEMORY", "maxmemory*"),
-        ("Slaveof", "replicaof"),
-        ("nosuchthing", "appendonly"),
-    ):
-        want = theirs.execute_command("CONFIG", "GET", *args)
-        got = ours.execute_command("CONFIG", "GET", *args)
-        assert {k: want[k] for k in want if b"maxmemory-clients" not in k} == got, args
