@@ -523,7 +523,6 @@ for _d in DIRECTIVES:
 
 # Directives a file may give several times, each line adding to the value.
 _ACCUMULATING = ("save", "user")
-# Directives CONFIG GET does not list (Redis keeps `user` lines out of its config table).
 # Directives CONFIG GET lists only when asked by their exact name, never by a pattern (Redis's HIDDEN_CONFIG).
 _HIDDEN = ("rdb-key-save-delay",)
 # Not configs at all in CONFIG GET (redis.conf's `user` lines are ACL rules).

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from actors.commands import command
 from actors.commands.server import check_subcommand
 from actors.config import BY_NAME, ConfigError
-from actors.server import cmdstats, latencystats
+from actors.server import cmdstats, latencystats, lazyfree
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK
@@ -75,6 +75,7 @@ def cmd_config(client: Client, argv: list[bytes]) -> Any:
         server.stats = Stats()
         server.keyspace.keyspace_hits = server.keyspace.keyspace_misses = server.keyspace.expired_keys = 0
         server.memory.evicted_keys = 0
+        lazyfree.reset_stats(server)
         # This server's table (counters are per instance), subcommands' records included (cmdstats.py).
         for cmd in cmdstats.unique_commands(server):
             cmd.calls = cmd.usec = cmd.failed_calls = cmd.rejected_calls = 0
