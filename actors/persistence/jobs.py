@@ -80,6 +80,8 @@ class Jobs:
         # Test knob (rdb-key-save-delay): the RDB writer sleeps after each key (SAVE, BGSAVE, AOF base, full sync).
         rdb_writer.set_key_save_delay(self.config["rdb-key-save-delay"])
         self.config.on_change("rdb-key-save-delay", rdb_writer.set_key_save_delay)
+        # oom-score-adj's background-child value, set in each fork child (actors/server/oom_score.py).
+        fork.CHILD_START_HOOKS["oom-score-adj"] = server.oom_score.in_child
         # RDB state, as Redis's server.lastsave, lastbgsave_status, ...
         self.lastsave_s = int(time.time())
         self.lastbgsave_try_s = 0.0

@@ -38,6 +38,7 @@ from actors.server.buffers import OutputBufferLimits
 from actors.server.client import Client, ClientKind
 from actors.server.dispatch import GeneralLane
 from actors.server.maxmemory import MemoryGuard
+from actors.server.oom_score import OomScore
 from actors.server.pause import ClientPause
 from actors.server.ports import (
     ClusterPort,
@@ -173,6 +174,7 @@ class Server:
         self._loading = False
         # Replication role, maintained by the replication actor's loop-side handle.
         self._is_replica = False
+        self.oom_score = OomScore(self)  # oom-score-adj (actors/server/oom_score.py)
         self._replica_read_only = bool(config["replica-read-only"])
         config.on_change("replica-read-only", lambda v: setattr(self, "replica_read_only", bool(v)))
         # On a replica whose link is down with replica-serve-stale-data no: most commands get MASTERDOWN.
@@ -368,6 +370,7 @@ class Server:
     def is_replica(self, value: bool) -> None:
         self._is_replica = value
         self._restrictions_changed()
+        self.oom_score.role_changed()
 
     @property
     def replica_read_only(self) -> bool:
