@@ -5,7 +5,7 @@ they all are does the node close its listeners on the old port and serve the new
 the old listeners as they were and fails CONFIG SET with Redis's "Unable to listen on this port. Check server
 logs." (the reason is logged; actors/config.py restores the old value, a multi-pair CONFIG SET rolls back).
 Connections already accepted stay open. Port 0 stops listening on the plain port (a ``tls-port`` may
-still serve). Runs on the master actor's loop thread, inside the CONFIG SET command.
+still serve). A cluster node refuses (its peers announce its port; Redis re-announces it). Runs on the master actor's loop thread, inside the CONFIG SET command.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ class PortListeners:
         """The ``port`` directive's listener. Raises ConfigError (nothing changed) if it cannot listen."""
         if new_port == self.port:
             return
+        if self.server.cluster is not None:  # its nodes would keep sending clients to the old port
+            raise ConfigError("can't change the port of a cluster node at run time")
         sockets = self._bind_all(new_port) if new_port else []
         for srv in [srv for srv in self.servers if _listening_port(srv) == self.port]:
             srv.close()
