@@ -98,8 +98,8 @@ def free_effort(value: Any, server: Server) -> int:
         return effort
     from actors.commands.keys import object_encoding  # lazily: commands import the server package
 
-    if object_encoding(value, server.config) in ("listpack", "intset"):
-        return 1  # one allocation, as in Redis
+    if kind not in (dict, set, ZSet) or object_encoding(value, server.config) in ("listpack", "intset"):
+        return 1  # one allocation, as in Redis (and any other kind of value: freed at once)
     return len(value)
 
 
