@@ -77,6 +77,26 @@ def _enum_parser(*choices: str) -> Callable[[list[str]], str]:
     return parse
 
 
+def _oom_mode_parser(args: list[str]) -> str:
+    """oom-score-adj: no | yes | relative | absolute (yes is relative, and CONFIG GET says yes for both)."""
+    mode = _enum_parser("no", "yes", "relative", "absolute")(args)
+    return "yes" if mode == "relative" else mode
+
+
+def _oom_values_parser(args: list[str]) -> tuple[int, int, int]:
+    """oom-score-adj-values: master, replica and background child values, each -2000..2000."""
+    words = " ".join(args).split()
+    if len(words) != 3:
+        raise ConfigError("wrong number of arguments")
+    try:
+        values = tuple(int(word, 10) for word in words)
+    except ValueError:
+        values = (9999,)
+    if not all(-2000 <= v <= 2000 for v in values):
+        raise ConfigError("Invalid oom-score-adj-values, elements must be between -2000 and 2000.")
+    return values[0], values[1], values[2]
+
+
 def _hz_parser(args: list[str]) -> int:
     """Redis accepts any non-negative hz and clamps it to 1..500 (CONFIG_MIN_HZ, CONFIG_MAX_HZ)."""
     return min(max(_int_parser(0, 2**31 - 1)(args), 1), 500)
@@ -275,7 +295,7 @@ LLONG = (-(2**63), _MAXINT)
 DIRECTIVES: list[Directive] = [
     # Network
     Directive("bind", _bind_parser, ["127.0.0.1", "-::1"], mutable=False, nargs=-1),
-    Directive("port", _int_parser(0, 65535), 6379, mutable=False),
+    Directive("port", _int_parser(0, 65535), 6379),  # CONFIG SET moves the listeners (loop/listeners.py)
     Directive("bus-port", _int_parser(0, 65535), 0, mutable=False),  # 0: port + 10000, as Redis Cluster's bus
     Directive("protected-mode", parse_bool, True),
     Directive("tcp-backlog", _int_parser(0, 65535), 511, mutable=False),
@@ -291,6 +311,11 @@ DIRECTIVES: list[Directive] = [
     Directive("bus-curve-trusted-keys-file", _str_parser, "", mutable=False),
     Directive("slowlog-log-slower-than", _int_parser(-1, 2**63 - 1), 10000),  # microseconds; -1: off
     Directive("slowlog-max-len", _int_parser(0, 2**63 - 1), 128),
+    # The kernel's OOM-killer preference per process class (actors/server/oom_score.py).
+    Directive("oom-score-adj", _oom_mode_parser, "no"),
+    Directive("oom-score-adj-values", _oom_values_parser, (0, 200, 800), nargs=-1),
+    # Test knob (hidden, as Redis's): microseconds the RDB writer sleeps after each key (rdb/writer.py).
+    Directive("rdb-key-save-delay", _int_parser(-(2**31), 2**31 - 1), 0),
     Directive("requirepass", _str_parser, ""),
     # ACL (actors/server/acl.py): the ACL file, redis.conf's `user` lines (they accumulate; not in CONFIG GET),
     # and how many ACL LOG entries are kept.
@@ -451,7 +476,7 @@ _INERT_NAMES = (
     "proc-title-template locale-collate sanitize-dump-payload rdb-del-sync-files repl-diskless-load "
     "repl-disable-tcp-nodelay repl-diskless-sync-max-replicas replica-lazy-flush lazyfree-lazy-eviction "
     "lazyfree-lazy-expire lazyfree-lazy-server-del lazyfree-lazy-user-del lazyfree-lazy-user-flush "
-    "oom-score-adj oom-score-adj-values disable-thp appendfsync-on-rewrite aof-rewrite-incremental-fsync "
+    "disable-thp appendfsync-on-rewrite aof-rewrite-incremental-fsync "
     "rdb-save-incremental-fsync list-max-listpack-size list-max-ziplist-size list-compress-depth "
     "hll-sparse-max-bytes stream-node-max-bytes stream-node-max-entries activerehashing dynamic-hz "
     "jemalloc-bg-thread activedefrag io-threads io-threads-do-reads active-expire-effort "
@@ -482,8 +507,6 @@ _INERT_DEFAULTS = {
     "lazyfree-lazy-server-del": "no",
     "lazyfree-lazy-user-del": "no",
     "lazyfree-lazy-user-flush": "no",
-    "oom-score-adj": "no",
-    "oom-score-adj-values": "0 200 800",
     "disable-thp": "yes",
     "aof-rewrite-incremental-fsync": "yes",
     "rdb-save-incremental-fsync": "yes",
@@ -521,8 +544,10 @@ for _d in DIRECTIVES:
 
 # Directives a file may give several times, each line adding to the value.
 _ACCUMULATING = ("save", "user")
-# Directives CONFIG GET does not list (Redis keeps `user` lines out of its config table).
-_HIDDEN = ("user",)
+# Directives CONFIG GET lists only when asked by their exact name, never by a pattern (Redis's HIDDEN_CONFIG).
+_HIDDEN = ("rdb-key-save-delay",)
+# Not configs at all in CONFIG GET (redis.conf's `user` lines are ACL rules).
+_NEVER_LISTED = ("user",)
 
 
 class Config:
@@ -601,10 +626,17 @@ class Config:
 
     def match(self, pattern: str) -> list[tuple[str, str]]:
         """CONFIG GET: (name, rendered value) for every directive (or alias) matching the glob pattern."""
+        if not any(c in pattern for c in "[*?"):
+            # A plain name is looked up, hidden ones included, and answered under the name as the client
+            # spelled it (Redis's configGetCommand: `CONFIG GET MAXMEMORY` answers "MAXMEMORY").
+            directive = BY_NAME.get(pattern.lower())
+            if directive is None or pattern.lower() in _NEVER_LISTED:
+                return []
+            return [(pattern, _render(self.values[directive.name]))]
         pattern = pattern.lower()
         found: dict[str, str] = {}
         for name, directive in BY_NAME.items():
-            if name in _HIDDEN:
+            if name in _NEVER_LISTED or name in _HIDDEN:
                 continue
             if fnmatch.fnmatchcase(name, pattern):
                 found[name] = _render(self.values[directive.name])

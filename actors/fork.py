@@ -122,6 +122,11 @@ def _close_inherited(keep: Iterable[int]) -> None:
     os.closerange(low, CHILD_MAX_FD)
 
 
+# Run first thing in every fork child, by name (the latest node's: a node process has one; in-process tests
+# make many), e.g. "oom-score-adj": actors/server/oom_score.py's background-child OOM score.
+CHILD_START_HOOKS: dict[str, Callable[[], None]] = {}
+
+
 def _child_main(work: Callable[[], None], info_fd: int, keep_fds: tuple[int, ...], delay_s: float) -> int:
     """The whole life of a fork child up to its exit status. No logging, locks or sockets here."""
     gc.disable()  # frozen objects are skipped anyway; no collection should touch (and copy) any page
@@ -132,6 +137,8 @@ def _child_main(work: Callable[[], None], info_fd: int, keep_fds: tuple[int, ...
             signal.signal(sig, signal.SIG_DFL)
     except (ValueError, OSError):
         pass
+    for hook in CHILD_START_HOOKS.values():
+        hook()
     if delay_s > 0:
         time.sleep(delay_s)  # DEBUG SET-SAVE-DELAY: lets tests see a child at work
     work()

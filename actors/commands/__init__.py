@@ -8,6 +8,7 @@ Layout (one module per family, each registering its commands with ``@command`` o
     zsets.py        ZADD, ZSCORE, ZINCRBY, ...        zsets_range.py  ZRANGE & co, ZCOUNT, ZREM*BY*
     zsets_multi.py  ZUNION/ZINTER/ZDIFF, ZPOP, BZPOP  geo.py  sort.py  bitmaps.py  hyperloglog.py
     geo_areas.py    the geohash cells a GEO search scans, in Redis's order
+    hll_selftest.py PFSELFTEST (hyperloglog.py's checks of itself, as Redis's, at a smaller scale)
     lcs.py          LCS                               latency.py      LATENCY (the latency monitor's reports)
     lolwut.py       LOLWUT (VERSION 5: Schotter in Braille)
     connection.py   PING, ECHO, AUTH, HELLO, RESET    clients.py      CLIENT ...

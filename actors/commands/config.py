@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from actors.commands import command
 from actors.commands.server import check_subcommand
 from actors.config import BY_NAME, ConfigError
-from actors.server import cmdstats, latencystats
+from actors.server import cmdstats, latencystats, lazyfree
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK
@@ -34,9 +34,13 @@ def cmd_config(client: Client, argv: list[bytes]) -> Any:
     sub = check_subcommand("config", argv)
     if sub == b"get":
         found: dict[bytes, bytes] = {}
+        # Each directive once, under its first spelling (names match case-insensitively).
+        seen: set[str] = set()
         for raw in argv[2:]:
             for name, value in server.config.match(raw.decode("utf-8", "replace")):
-                found[name.encode()] = value.encode()
+                if name.lower() not in seen:
+                    seen.add(name.lower())
+                    found[name.encode()] = value.encode()
         return found
     if sub == b"set":
         if len(argv) < 4 or len(argv) % 2:
@@ -71,6 +75,7 @@ def cmd_config(client: Client, argv: list[bytes]) -> Any:
         server.stats = Stats()
         server.keyspace.keyspace_hits = server.keyspace.keyspace_misses = server.keyspace.expired_keys = 0
         server.memory.evicted_keys = 0
+        lazyfree.reset_stats(server)
         # This server's table (counters are per instance), subcommands' records included (cmdstats.py).
         for cmd in cmdstats.unique_commands(server):
             cmd.calls = cmd.usec = cmd.failed_calls = cmd.rejected_calls = 0

@@ -70,8 +70,6 @@ def cmd_function(client: Client, argv: list[bytes]) -> Any:
     if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
         raise errors.wrong_arity(f"function|{sub.decode()}")
     server = client.server
-    engine = server.scripting
-    store = engine.functions
     if sub in _DENYOOM and server.memory.enforcing and server.memory.refuses_denyoom(client):
         # FUNCTION LOAD / RESTORE are flagged denyoom in Redis 7.0 (the subcommands, not the container, so
         # the dispatcher's check, which reads the container's flags, does not see them): refused, as rejected.
@@ -81,6 +79,18 @@ def cmd_function(client: Client, argv: list[bytes]) -> Any:
     if sub in _WRITES and client.kind.name != "MASTER":
         if server.is_replica and server.replica_read_only:
             raise CommandError(errors.READONLY)
+    if sub == b"flush":
+        if len(argv) > 3:
+            raise _syntax_error(argv[1])
+        if len(argv) == 3 and argv[2].lower() not in (b"async", b"sync"):
+            raise CommandError("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
+        started = server.scripting_started  # none yet: no library to drop, and no engine to build for it
+        if started is not None:
+            started.functions.flush()
+        server.keyspace.dirty += 1
+        return OK
+    engine = server.scripting
+    store = engine.functions
     if sub == b"help":
         return _HELP
     if sub == b"kill":
@@ -102,14 +112,6 @@ def cmd_function(client: Client, argv: list[bytes]) -> Any:
         return name.encode()
     if sub == b"delete":
         store.delete(argv[2].decode("utf-8", "replace"))
-        server.keyspace.dirty += 1
-        return OK
-    if sub == b"flush":
-        if len(argv) > 3:
-            raise _syntax_error(argv[1])
-        if len(argv) == 3 and argv[2].lower() not in (b"async", b"sync"):
-            raise CommandError("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
-        store.flush()
         server.keyspace.dirty += 1
         return OK
     if sub == b"list":

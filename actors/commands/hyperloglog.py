@@ -6,7 +6,7 @@ registers packed LSB first) or sparse (ZERO, XZERO and VAL opcodes). The same el
 as in Redis (MurmurHash64A, the sparse updates and merges of hllSparseSet, promotion to dense past 32 or past
 hll-sparse-max-bytes), so GET, DUMP, DEBUG DIGEST and RDB files agree with redis-server, and so does
 PFCOUNT (Ertl's estimator, as Redis 7 computes it). PFDEBUG GETREG / DECODE / ENCODING / TODENSE are
-Redis's debugging views; PFSELFTEST (a C-speed self test of millions of additions) is not implemented.
+Redis's debugging views; PFSELFTEST (hll_selftest.py) checks this code as Redis's checks its own.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from actors.commands import command
 from actors.commands.migrate import cached_sockets
 from actors.scripting.meminfo import memory_fields
-from actors.server import cmdstats, latencystats
+from actors.server import cmdstats, latencystats, lazyfree
 from actors.server.client import ClientKind
 from actors.server.errorstats import info_errorstats
 from actors.server.tracking import tracking_clients, tracking_stats
@@ -100,6 +100,7 @@ def _section_memory(server: Server) -> list[tuple[str, Any]]:
     used = memory.used_bytes()
     peak = memory.peak_bytes
     maxmemory = server.config["maxmemory"]
+    lazy_pending, lazy_freed = lazyfree.stats(server)
     return [
         ("used_memory", used),
         ("used_memory_human", _human_bytes(used)),
@@ -117,11 +118,11 @@ def _section_memory(server: Server) -> list[tuple[str, Any]]:
         ("maxmemory_human", _human_bytes(maxmemory)),
         ("maxmemory_policy", server.config["maxmemory-policy"]),
         ("mem_fragmentation_ratio", f"{rss / used if used else 1:.2f}"),
-        # Eviction weighs all of used_memory (no AOF or replication buffers kept aside), and every free is
-        # synchronous (UNLINK, FLUSHALL ASYNC included): nothing waits in a lazyfree queue.
+        # Eviction weighs all of used_memory (no AOF or replication buffers kept aside).
         ("mem_not_counted_for_evict", 0),
         ("mem_allocator", "pymalloc"),
-        ("lazyfree_pending_objects", 0),
+        ("lazyfree_pending_objects", lazy_pending),  # UNLINK's big values (actors/server/lazyfree.py)
+        ("lazyfreed_objects", lazy_freed),
         *memory_fields(server),
     ]
 

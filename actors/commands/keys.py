@@ -29,6 +29,7 @@ from actors.data.evict import STAMP_MASK, restored_stamp
 from actors.data.keyspace import TYPE_NAMES
 from actors.data.stream import Stream
 from actors.data.types import ZSet
+from actors.server import lazyfree
 from actors.server.blocking import signal_flushed_keys, signal_swapped_dbs, waited_keys_present
 from protocol import errors
 from protocol.errors import CommandError
@@ -54,7 +55,19 @@ def cmd_del(client: Client, argv: list[bytes]) -> Any:
 
 @command("unlink", -2, "write fast", (1, -1, 1), "generic", "Delete a key asynchronously in another thread")
 def cmd_unlink(client: Client, argv: list[bytes]) -> Any:
-    return cmd_del(client, argv)
+    """DEL, but a big value is emptied in slices after the reply (actors/server/lazyfree.py)."""
+    keyspace = client.server.keyspace
+    freeing = lazyfree.of(client.server)
+    removed = 0
+    for key in argv[1:]:
+        value = keyspace.lookup(client.db, key)
+        if value is not None and keyspace.delete(client.db, key):
+            removed += 1
+            keyspace.notify(client.db, events.GENERIC, b"del", key)
+            freeing.submit(value)
+        del value  # (the last reference, if lazyfree did not take it)
+    keyspace.dirty += removed
+    return removed
 
 
 @command("exists", -2, "readonly fast", (1, -1, 1), "generic", "Determine if a key exists")
@@ -434,6 +447,9 @@ def cmd_flushall(client: Client, argv: list[bytes]) -> Any:
     gone = waited_keys_present(client.server, tuple(range(len(keyspace.dbs))))
     keyspace.flush_all()
     signal_flushed_keys(client.server, gone)
+    persistence = client.server.persistence
+    if persistence is not None:
+        persistence.data_flushed()
     keyspace.dirty += 1
     return OK
 

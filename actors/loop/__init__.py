@@ -4,4 +4,5 @@ Layout:
     master.py     MasterActor (the loop, the tick, native requests) and RespConnection
     fastlane.py   plain GET and SET run straight off the parser, with the general path's effects
     preauth.py    requests Redis 7 refuses before authentication: run the ones before, reply, log, close
+    listeners.py  CONFIG SET port: the RESP listeners move to the new port (or stay, and CONFIG SET fails)
 """

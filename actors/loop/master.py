@@ -33,6 +33,7 @@ import zmq
 from actors.bus.admission import PeerAuthenticated
 from actors.loop.fastlane import NAMES as FAST_LANE_NAMES
 from actors.loop.fastlane import FastLane
+from actors.loop.listeners import PortListeners
 from actors.loop.preauth import refuse as refuse_preauth
 from actors.persistence.rdb import codec as rdb_codec
 from actors.ratelog import remote_errors
@@ -430,6 +431,12 @@ class MasterActor:
             for srv in self._servers:
                 srv.close()
             raise OSError("could not bind " + "; ".join(errors or [f"any address on port {port}"]))
+        # CONFIG SET port moves the plain listeners (actors/loop/listeners.py).
+        backlog = self.server.config["tcp-backlog"]
+        moves = PortListeners(
+            self.server, self.loop, self._servers, lambda: RespConnection(self), binds, port, backlog
+        )
+        self.server.config.on_change("port", moves.change)
         self._bus_push = zmq.Context.instance().socket(zmq.PUSH)
         self._bus_push.setsockopt(zmq.LINGER, 0)
         self._bus_push.setsockopt(zmq.SNDHWM, 0)

@@ -77,6 +77,11 @@ class Jobs:
         self.shutting_down = False
         # Test knob (DEBUG SET-SAVE-DELAY): a fork child sleeps this long before writing.
         self.child_delay_s = 0.0
+        # Test knob (rdb-key-save-delay): the RDB writer sleeps after each key (SAVE, BGSAVE, AOF base, full sync).
+        rdb_writer.set_key_save_delay(self.config["rdb-key-save-delay"])
+        self.config.on_change("rdb-key-save-delay", rdb_writer.set_key_save_delay)
+        # oom-score-adj's background-child value, set in each fork child (actors/server/oom_score.py).
+        fork.CHILD_START_HOOKS["oom-score-adj"] = server.oom_score.in_child
         # RDB state, as Redis's server.lastsave, lastbgsave_status, ...
         self.lastsave_s = int(time.time())
         self.lastbgsave_try_s = 0.0
@@ -184,6 +189,13 @@ class Jobs:
         return fork.fork_child(
             kind, lambda: work(_temp_file(kind, os.getpid())), on_exit, delay_s=self.child_delay_s
         )
+
+    def data_flushed(self) -> None:
+        """FLUSHALL: a BGSAVE child's snapshot is of data now gone, so it is stopped, as Redis's
+        flushAllDataAndResetRDB kills its RDB child (a replica's full-sync child keeps going here)."""
+        child = fork.active()
+        if child is not None and child.kind is ChildKind.RDB:
+            self.kill_child()
 
     def kill_child(self) -> None:
         """Stop a running child (SHUTDOWN, appendonly no) and wait for it: SIGUSR1, as Redis does."""

@@ -65,6 +65,7 @@ class Persistence:
         self.stop_append_only = self.jobs.stop_append_only
         self.dataset_replaced = self.jobs.dataset_replaced
         self.kill_child = self.jobs.kill_child
+        self.data_flushed = self.jobs.data_flushed
         self.load_on_start = self.loading.load_on_start
         self.reload = self.loading.reload
         self.load_aof = self.loading.load_aof

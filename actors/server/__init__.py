@@ -21,4 +21,7 @@ Layout:
     reply_mode.py CLIENT REPLY ON / OFF / SKIP: the replies a client asked not to get are dropped
     wrappers.py   wrappers around Server.execute for features in use (reply modes, tracking): zero cost otherwise
     tracking.py   client-side caching: CLIENT TRACKING tables, invalidation messages (RESP3 push, RESP2 redirect)
+    oom_score.py  oom-score-adj: the OOM killer's score per process class (master, replica, fork child)
+    lazyfree.py   UNLINK's big values emptied in slices on the loop after the reply (INFO lazyfree_*)
+    redact.py     the arguments SLOWLOG and MONITOR show as (redacted): passwords, ACL rules, sensitive configs
 """

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -86,6 +87,10 @@ class BlockedState:
     # depends on the waiter (the ID it reads past, its group), not only on the key holding data. None for
     # lists and sorted sets. It may answer True for a missing key or group: serve then replies an error.
     ready: Callable[[Database, bytes, Any], bool] | None = None
+    # The command as sent and how long its first run took: a served waiter's SLOWLOG entry shows them, with the
+    # serving time added (Redis's updateStatsOnUnblock); a wait that times out is not logged, as in Redis 7.0.
+    argv: list[bytes] | None = None
+    first_run_us: int = 0
 
 
 def parse_timeout_ms(raw: bytes) -> int:
@@ -303,6 +308,7 @@ class BlockingRegistry:
             self._release(state)
             client = state.client
             serve = state.serve
+            started_ns = time.perf_counter_ns()
             try:
                 if self.serve_as is not None:
                     reply: Any = self.serve_as(client, functools.partial(serve, client, db, key, value))
@@ -310,6 +316,10 @@ class BlockingRegistry:
                     reply = serve(client, db, key, value)
             except CommandError as exc:
                 reply = exc
+            if state.argv is not None:
+                total_us = state.first_run_us + (time.perf_counter_ns() - started_ns) // 1000
+                if total_us >= self.server.slowlog_threshold_us >= 0:
+                    self.server._log_slow(client, state.argv, total_us)
             deliveries.append((client, reply))
 
 
@@ -323,6 +333,17 @@ def _count_failed(server: Server, client: Client, error: CommandError) -> None:
 
 
 _registries: weakref.WeakKeyDictionary[Server, BlockingRegistry] = weakref.WeakKeyDictionary()
+
+
+def hold_for_slowlog(client: Client, argv: list[bytes], duration_us: int) -> bool:
+    """A command just blocked (Server.call got BLOCKED): if it waits on keys, keep what its SLOWLOG entry will
+    show once served and answer True (Server.call does not log it now); False for other waits (WAIT)."""
+    state = client.blocked
+    if not isinstance(state, BlockedState):
+        return False
+    state.argv = argv
+    state.first_run_us = duration_us
+    return True
 
 
 def registry(server: Server) -> BlockingRegistry:

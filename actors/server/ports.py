@@ -90,6 +90,8 @@ class PersistencePort(Protocol):
 
     def snapshot_for_sync(self, done: Callable[[bool], None]) -> None: ...
 
+    def data_flushed(self) -> None: ...  # FLUSHALL: a BGSAVE child (of data now gone) is stopped
+
     # The node's wiring (launcher/node.py) and the replication actor, not the commands: these can go once
     # they hold the facade by its own type.
     repl_info: Callable[[], tuple[str | None, int | None, int | None]]

@@ -32,12 +32,13 @@ from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction,
 from actors.config import Config
 from actors.data import rdb_hooks
 from actors.data.keyspace import Keyspace, wall_clock_ms
-from actors.server import cmdstats, latency, latencystats, notify
+from actors.server import blocking, cmdstats, latency, latencystats, notify
 from actors.server.acl import Acl
 from actors.server.buffers import OutputBufferLimits
 from actors.server.client import Client, ClientKind
 from actors.server.dispatch import GeneralLane
 from actors.server.maxmemory import MemoryGuard
+from actors.server.oom_score import OomScore
 from actors.server.pause import ClientPause
 from actors.server.ports import (
     ClusterPort,
@@ -47,6 +48,7 @@ from actors.server.ports import (
     SnapshotCodec,
     SupervisorPort,
 )
+from actors.server.redact import redacted
 from actors.server.stream import PropagationStream, SelectPoint, Span
 from actors.server.stream import without_spans as without_spans  # re-exported for persistence
 from actors.version import REDIS_VERSION as REDIS_VERSION  # re-exported for persistence/rdb
@@ -100,7 +102,6 @@ SLOWLOG_FAST_LANE_FLOOR_US = 1000
 # slowlog.h: how much of a command a SLOWLOG entry keeps.
 SLOWLOG_ENTRY_MAX_ARGC = 32
 SLOWLOG_ENTRY_MAX_STRING = 128
-_REDACTED = b"(redacted)"
 # sdscatrepr's escapes; other bytes outside printable ASCII are written as \xHH.
 _QUOTE_ESCAPES = {
     0x5C: b"\\\\",
@@ -173,6 +174,7 @@ class Server:
         self._loading = False
         # Replication role, maintained by the replication actor's loop-side handle.
         self._is_replica = False
+        self.oom_score = OomScore(self)  # oom-score-adj (actors/server/oom_score.py)
         self._replica_read_only = bool(config["replica-read-only"])
         config.on_change("replica-read-only", lambda v: setattr(self, "replica_read_only", bool(v)))
         # On a replica whose link is down with replica-serve-stale-data no: most commands get MASTERDOWN.
@@ -276,8 +278,9 @@ class Server:
         self.slowlog = deque(self.slowlog, maxlen=int(value))
 
     def _log_slow(self, client: Client, argv: list[bytes], duration_us: int) -> None:
-        """A SLOWLOG entry (slowlogCreateEntry): at most 32 arguments of at most 128 bytes, as Redis trims."""
-        args = argv
+        """A SLOWLOG entry (slowlogCreateEntry): at most 32 arguments of at most 128 bytes, as Redis trims;
+        passwords and ACL rules redacted (actors/server/redact.py)."""
+        args = argv = redacted(argv)
         if len(argv) > SLOWLOG_ENTRY_MAX_ARGC:
             args = argv[: SLOWLOG_ENTRY_MAX_ARGC - 1] + [
                 b"... (%d more arguments)" % (len(argv) - SLOWLOG_ENTRY_MAX_ARGC + 1)
@@ -327,6 +330,12 @@ class Server:
             engine = self._scripting = ScriptEngine(self, REDIS_VERSION)  # installs its own RDB hooks
         return engine
 
+    @property
+    def scripting_started(self) -> ScriptEngine | None:
+        """The engine if a script, a function or an RDB library made one (FUNCTION FLUSH need not build it:
+        the first build loads Lua, ~15 ms, which a fresh node's first FUNCTION FLUSH used to pay)."""
+        return self._scripting
+
     def _function_records(self) -> bytes:
         engine = self._scripting
         return engine.functions.rdb_records() if engine is not None else b""
@@ -361,6 +370,7 @@ class Server:
     def is_replica(self, value: bool) -> None:
         self._is_replica = value
         self._restrictions_changed()
+        self.oom_score.role_changed()
 
     @property
     def replica_read_only(self) -> bool:
@@ -538,7 +548,9 @@ class Server:
             latencystats.record(cmd, duration_us)
         if duration_us >= self.latency_threshold_us > 0:
             latency.command_ran(self, "fast" in cmd.flags, duration_us)
-        if duration_us >= self.slowlog_threshold_us >= 0 and cmd.name != "exec":
+        # A key wait (BLPOP ...) is logged when served, with its serving time added, as Redis 7.0.
+        held = reply is BLOCKED and blocking.hold_for_slowlog(client, argv, duration_us)
+        if duration_us >= self.slowlog_threshold_us >= 0 and cmd.name != "exec" and not held:
             self._log_slow(client, argv, duration_us)  # EXEC's commands are logged each (Redis: skip_slowlog)
         cmd.calls += 1  # total_commands_processed is the sum of these (one increment per command, not two)
         if self.monitors and not cmd.is_admin and cmd.name not in _MONITORED_BEFORE:
@@ -644,29 +656,9 @@ class Server:
 
     def _feed_monitors(self, client: Client, argv: list[bytes]) -> None:
         """One line per command run, as Redis's replicationFeedMonitors: time, database (after the command),
-        address, then the arguments quoted (AUTH and HELLO's credentials redacted)."""
+        address, then the arguments quoted (credentials redacted: actors/server/redact.py)."""
         now = time.time()
-        args = argv
-        name = argv[0].lower()
-        if name == b"auth":
-            args = [argv[0], *[_REDACTED] * (len(argv) - 1)]
-        elif name == b"hello":
-            args = list(argv)
-            for i in range(2, len(args) - 2):
-                if args[i].lower() == b"auth":
-                    args[i + 1] = args[i + 2] = _REDACTED
-        elif name == b"migrate":  # AUTH password / AUTH2 username password, as Redis's migrateCommand
-            args = list(argv)
-            i = 6
-            while i < len(args) - 1:
-                option = args[i].lower()
-                if option == b"keys":
-                    break
-                if option in (b"auth", b"auth2"):
-                    count = 1 if option == b"auth" else 2
-                    args[i + 1 : i + 1 + count] = [_REDACTED] * len(args[i + 1 : i + 1 + count])
-                    i += count
-                i += 1
+        args = redacted(argv)
         line = b"+%d.%06d [%d %s] %s\r\n" % (
             int(now),
             int((now % 1) * 1_000_000),

@@ -161,6 +161,11 @@ def test_cluster_introspection_has_redis_shapes(node_factory: Callable[..., Node
         "cluster_my_epoch",
     ]
     assert "cluster_state:fail" in text and "cluster_slots_assigned:16380" in text
+    # CONFIG SET port moves a standalone node's listeners (test_config_set_port.py); a cluster node's peers
+    # announce its port, so it refuses, and keeps listening where it was.
+    with pytest.raises(redis.ResponseError, match="can't change the port of a cluster node at run time"):
+        client.config_set("port", node.port + 1)
+    assert client.config_get("port") == {"port": str(node.port)} and client.ping()
 
 
 def test_nodes_conf_is_read_back_after_a_restart(node_factory: Callable[..., NodeProcess]) -> None:

@@ -3,7 +3,12 @@ keeps them (trimmed arguments, newest first, slowlog-max-len)."""
 
 from __future__ import annotations
 
-from tests.harness import NodeProcess
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from tests.harness import NodeProcess, RedisServer, wait_for
 from tests.integration.shared import error_of
 
 
@@ -58,3 +63,79 @@ def test_commandstats_count_time_as_redis_reports_it(node: NodeProcess) -> None:
     stats = r.info("commandstats")
     for name in ("cmdstat_set", "cmdstat_lpush"):
         assert stats[name]["calls"] == 200 and stats[name]["usec"] > 0 and stats[name]["usec_per_call"] > 0
+
+
+def _logged_args(client: redis.Redis, steps: list[tuple[str, ...]]) -> list[list[bytes]]:
+    """The SLOWLOG arguments of ``steps`` (every command logged), oldest first. One connection throughout:
+    redis-py would reconnect after AUTH's error, and its handshake would be logged too."""
+    conn = client.connection_pool.get_connection()
+    try:
+        for step in [("CONFIG", "SET", "slowlog-log-slower-than", "0"), ("SLOWLOG", "RESET"), *steps]:
+            conn.send_command(*step)
+            try:
+                conn.read_response(disconnect_on_error=False)
+            except redis.RedisError:  # the reply was an error: the connection stays usable
+                pass
+        conn.send_command("CONFIG", "SET", "slowlog-log-slower-than", "-1")
+        conn.read_response()
+        conn.send_command("SLOWLOG", "GET", "-1")
+        return [entry[3] for entry in reversed(conn.read_response())]
+    finally:
+        client.connection_pool.release(conn)
+
+
+def test_slowlog_redacts_credentials_as_redis_server_does(
+    node: NodeProcess, redis_servers: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    """Passwords and ACL rules show as (redacted) in SLOWLOG, as Redis 7.0's redactClientCommandArgument.
+
+    First, on the fresh node: FUNCTION FLUSH on a node that never ran a script has nothing to drop, so it does
+    not build the Lua engine (~15 ms, which put it in SLOWLOG at the default 10 ms threshold)."""
+    call = node.client().execute_command
+    assert call("FUNCTION", "FLUSH") == b"OK"
+    assert call("SLOWLOG", "GET", -1) == []
+    call("FUNCTION", "LOAD", "#!lua name=lib\nredis.register_function('f', function() return 1 end)")
+    assert call("FUNCTION", "FLUSH", "SYNC") == b"OK" and call("FUNCTION", "LIST") == []  # still empties
+    theirs = redis_servers(tmp_path).client
+    steps = [
+        ("AUTH", "nopass"),
+        ("AUTH", "someone", "nopass"),
+        ("HELLO", "2", "AUTH", "default", "wrong"),
+        ("ACL", "SETUSER", "slowlog user", "on", ">pw", "+get"),
+        ("ACL", "SETUSER", "bob", "on", ">pw", "~*", "+get"),
+        ("ACL", "GETUSER", "bob"),
+        ("ACL", "DELUSER", "bob"),
+        ("CONFIG", "SET", "maxmemory", "0", "masterauth", "secret"),
+        ("CONFIG", "SET", "requirepass", ""),
+        ("CONFIG", "SET", "masteruser", "someone"),
+        ("CONFIG", "SET", "masteruser", "", "masterauth", ""),
+        ("MIGRATE", "127.0.0.1", "1", "key", "9", "10", "AUTH", "pw"),
+        ("MIGRATE", "127.0.0.1", "1", "key", "9", "10", "COPY", "AUTH2", "user", "pw"),
+        ("MIGRATE", "127.0.0.1", "1", "", "9", "10", "AUTH", "pw", "KEYS", "a", "AUTH2", "u", "p"),
+        ("SET", "auth", "password"),
+    ]
+    want = _logged_args(theirs, steps)
+    assert [b"acl", b"setuser", *[b"(redacted)"] * 4] in [
+        [a.lower() for a in e] for e in want
+    ]  # a real check
+    assert _logged_args(node.client(), steps) == want
+
+
+def test_blocked_command_is_logged_once_served(node: NodeProcess) -> None:
+    """A BLPOP that blocked enters SLOWLOG when a push serves it, as sent (not as the LPOP it propagates);
+    one that times out is not logged (Redis 7.0's updateStatsOnUnblock)."""
+    r = node.client()
+    waiter = node.client()
+    r.config_set("slowlog-log-slower-than", 0)
+    r.execute_command("SLOWLOG", "RESET")
+    waiter.execute_command("BLPOP", "gone", "0.05")  # times out: not logged
+    conn = waiter.connection_pool.get_connection()
+    conn.send_command("BLPOP", "l", "0")
+    wait_for(lambda: r.info("clients")["blocked_clients"] == 1, timeout_s=10)
+    r.execute_command("SLOWLOG", "RESET")
+    r.lpush("l", "x")
+    assert conn.read_response() == [b"l", b"x"]
+    waiter.connection_pool.release(conn)
+    logged = [entry[3] for entry in r.execute_command("SLOWLOG", "GET", -1)]
+    assert logged[:2] == [[b"BLPOP", b"l", b"0"], [b"LPUSH", b"l", b"x"]]
+    assert [b"BLPOP", b"gone", b"0.05"] not in logged

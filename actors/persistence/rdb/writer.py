@@ -15,12 +15,13 @@ from __future__ import annotations
 import gc
 import io
 import os
+import random
 import resource
 import struct
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
 from actors.data import rdb_hooks
@@ -288,6 +289,31 @@ class _BlockWriter:
         self.written += len(block)
 
 
+# rdb-key-save-delay (a hidden test knob, as Redis's): microseconds slept after each key written, or with a
+# negative value -N, 1 us with probability 1/N (Redis's debugDelay). Set from the node's configuration
+# (actors/persistence/jobs.py); a fork child keeps the value it had when it was forked, as Redis's children.
+_key_save_delay_us = 0
+
+
+def set_key_save_delay(delay_us: int) -> None:
+    global _key_save_delay_us
+    _key_save_delay_us = delay_us
+
+
+def debug_delay(delay_us: int) -> None:
+    """Redis's debugDelay: sleep ``delay_us`` microseconds; a negative -N sleeps 1 us one time in N."""
+    if delay_us < 0:
+        delay_us = 1 if random.randrange(-delay_us) == 0 else 0
+    if delay_us:
+        time.sleep(delay_us / 1_000_000)
+
+
+def _delayed(items: Iterable[tuple[bytes, Any]], delay_us: int) -> Iterator[tuple[bytes, Any]]:
+    for item in items:
+        yield item
+        debug_delay(delay_us)
+
+
 def _dump_database(db: Database, writer: _BlockWriter, compress: bool) -> None:
     data, expires = db.data, db.expires
     header = [
@@ -303,7 +329,8 @@ def _dump_database(db: Database, writer: _BlockWriter, compress: bool) -> None:
     len6, int_first = _LEN6, _INT_FIRST_BYTES
     expire_opcode, pack_i64 = _EXPIRE_MS_OPCODE, _PACK_I64
     batched = 0
-    for key, value in data.items():
+    items = data.items() if not _key_save_delay_us else _delayed(data.items(), _key_save_delay_us)
+    for key, value in items:
         if expires_get is not None:
             when = expires_get(key)
             if when is not None:
