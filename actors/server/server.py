@@ -36,6 +36,7 @@ from actors.server import cmdstats, latency, latencystats, notify
 from actors.server.acl import Acl
 from actors.server.buffers import OutputBufferLimits
 from actors.server.client import Client, ClientKind
+from actors.server.client_memory import CLIENT_EVICTED, ClientEviction
 from actors.server.dispatch import GeneralLane
 from actors.server.maxmemory import MemoryGuard
 from actors.server.pause import ClientPause
@@ -84,6 +85,7 @@ class Stats:
     total_connections_received: int = 0
     # (total_commands_processed is Server.total_commands_processed: the sum of the commands' own counters.)
     rejected_connections: int = 0
+    evicted_clients: int = 0  # maxmemory-clients (actors/server/client_memory.py)
     net_input_bytes: int = 0
     net_output_bytes: int = 0
     total_error_replies: int = 0
@@ -258,6 +260,7 @@ class Server:
         self.memory = MemoryGuard(self)
         # client-output-buffer-limit (actors/server/buffers.py), checked by the transports after each flush.
         self.output_limits = OutputBufferLimits(self)
+        self.client_eviction = ClientEviction(self)
         self._restrictions_changed()  # the configuration may start with one (slowlog-log-slower-than 0)
         notify.install(self)  # keyspace notifications follow notify-keyspace-events
         # CLIENT PAUSE (actors/server/pause.py): while on, execute() holds the commands it names.
@@ -461,6 +464,8 @@ class Server:
                     cmd.rejected_calls += 1
                     discard_transaction(client)
                     return CommandError(EXECABORT_BECAUSE.format(refusal))
+        if self.client_eviction.enabled and self.client_eviction.before_command(client, argv):
+            return CLIENT_EVICTED  # the caller was the biggest: closed, nothing is sent
         if self.memory.enforcing:
             oom = self.memory.before_command(client, cmd)  # evicts first; Redis's order: before MISCONF
             if oom is not None:
