@@ -333,8 +333,9 @@ class RespConnection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.abort()
 
-    def buffers(self) -> tuple[int, int]:
-        """(query buffer, unsent replies) in bytes, as client memory counts them (actors/server/client_memory)."""
+    def buffers(self) -> tuple[int, int, int]:
+        """(query buffer, its room, unsent replies) in bytes, as client memory counts them
+        (actors/server/client_memory.py)."""
         out = self.out
         if out is not self._counted_out:
             self._counted_out, self._counted_items, self._counted_bytes = out, 0, 0
@@ -345,7 +346,8 @@ class RespConnection(asyncio.Protocol):
         unsent = (
             unsent_bytes(transport, self._counted_bytes) if transport is not None and not self.closed else 0
         )
-        return self.parser.pending_bytes(), unsent
+        qbuf, room = self.parser.query_buffer_bytes()
+        return qbuf, room, unsent
 
     def write_raw(self, data: bytes) -> None:
         """Send ``data`` as it is, with the tick's other output (SYNC's RDB payload)."""
@@ -682,6 +684,8 @@ class MasterActor:
         hz = server.config["hz"]
         period_s = 1.0 / hz
         try:
+            if server.cron_paused:
+                return  # DEBUG PAUSE-CRON 1
             if server.script_busy is not None:
                 return  # a busy script still owns the keyspace (actors/scripting), as in Redis: no cron
             if server.active_expire_enabled and not server.loading:

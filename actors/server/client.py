@@ -91,8 +91,8 @@ class Client:
         self.kill: Callable[[], None] = lambda: None
         # Closes it at once, dropping unsent replies (client eviction, output buffer limit).
         self.abort: Callable[[], None] = lambda: None
-        # (query buffer bytes, unsent reply bytes) its transport holds (actors/server/client_memory.py).
-        self.buffers: Callable[[], tuple[int, int]] = lambda: (0, 0)
+        # (query buffer bytes, the room it holds, unsent reply bytes) of its transport (client_memory.py).
+        self.buffers: Callable[[], tuple[int, int, int]] = lambda: (0, 0, 0)
         # Sends bytes as they are, not as a reply (the RDB payload of SYNC); set by a RESP transport.
         self.write_raw: Callable[[bytes], None] = lambda data: None
         # REPLCONF rdb-only 1: this client wants a snapshot from SYNC/PSYNC, not a replication stream.

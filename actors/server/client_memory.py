@@ -62,7 +62,7 @@ def _argv_bytes(argv: list[bytes] | None) -> int:
 def usage(client: Client, argv: list[bytes] | None = None) -> Usage:
     """The client's memory now (Redis's getClientMemoryUsage plus CLIENT LIST's buffer fields); ``argv``: the
     command it is running, if any."""
-    qbuf, omem = client.buffers()
+    qbuf, qbuf_room, omem = client.buffers()
     argv_mem = _argv_bytes(argv)
     multi = client.multi
     multi_mem = sum(_argv_bytes(argv) for _cmd, argv in multi) if multi else 0
@@ -76,7 +76,7 @@ def usage(client: Client, argv: list[bytes] | None = None) -> Usage:
     if tracking is not None:
         for prefix in tracking.prefixes:
             entries += ENTRY_BYTES + len(prefix)
-    total = CLIENT_BASE_BYTES + qbuf + argv_mem + multi_mem + omem + entries
+    total = CLIENT_BASE_BYTES + qbuf_room + argv_mem + multi_mem + omem + entries
     return Usage(qbuf, argv_mem, multi_mem, omem, total)
 
 

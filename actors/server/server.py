@@ -247,6 +247,8 @@ class Server:
         self.request_shutdown: Callable[[bool | None], str | None] = lambda save: None
         # False after DEBUG SET-ACTIVE-EXPIRE 0: only lazy expiry runs.
         self.active_expire_enabled = True
+        # DEBUG PAUSE-CRON 1: the loop's cron does nothing until it is resumed.
+        self.cron_paused = False
         # DEBUG QUICKLIST-PACKED-THRESHOLD's value (actors/commands/debug.py); no layout here depends on it.
         self.quicklist_packed_threshold_bytes = 1 << 30
         # DEBUG SET-DISABLE-DENY-SCRIPTS 1: scripts may call commands flagged noscript (Redis's tests use it).
