@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from actors.commands import command
-from actors.commands.keys import SHARED_INTEGERS, SHARED_REFCOUNT, object_encoding
+from actors.commands.keys import SHARED_REFCOUNT, is_shared_integer, object_encoding
 from actors.commands.memory import object_access
 from actors.data.digest import dataset_digest, object_digest
-from actors.data.encodings import is_int_member
 from actors.server.client import ClientKind
 from actors.server.ports import SupervisorError
 from protocol.errors import CommandError, wrong_arity
@@ -207,10 +206,7 @@ def _debug_object(client: Client, key: bytes) -> str:
     if value is None:
         raise CommandError("ERR no such key")
     server = client.server
-    if type(value) is bytes and is_int_member(value) and 0 <= int(value) < SHARED_INTEGERS:
-        refcount = SHARED_REFCOUNT
-    else:
-        refcount = 1
+    refcount = SHARED_REFCOUNT if is_shared_integer(value, server.config) else 1
     codec = server.rdb_codec
     serialized = 0
     if codec is not None:

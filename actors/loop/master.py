@@ -166,8 +166,8 @@ class RespConnection(asyncio.Protocol):
             self.master.schedule_flush(self)
             return
         client.last_interaction_s = time.monotonic()
-        if not commands and self.server.client_eviction.enabled:
-            self.server.client_eviction.evict()  # a request still arriving counts too (maxmemory-clients)
+        if not commands:
+            self.server.client_eviction.partial_read(client)  # a request still arriving holds memory too
             if self.closed:
                 return
         if self.backlog or client.blocked is not None:

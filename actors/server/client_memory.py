@@ -36,6 +36,8 @@ RESTRICTION = "client-eviction"
 CLIENT_EVICTED = CommandError("ERR client evicted")
 # What an idle connection costs besides its buffers (Client, parser, transport): a fixed figure.
 CLIENT_BASE_BYTES = 2048
+# A client holding more than this over its base is followed between cron ticks (ClientEviction.busy).
+BUSY_BYTES = 1024
 # Per watched key, subscription or tracking prefix: the list/dict entry holding it, plus its name's bytes.
 ENTRY_BYTES = 48
 
@@ -101,6 +103,11 @@ class ClientEviction:
         self.limit_bytes = 0
         # True while evicting: a client closed on the way must not start another pass.
         self._evicting = False
+        # Clients holding more than BUSY_BYTES over their base, as of the last cron tick or their last command:
+        # used_memory sums their fresh figures and a base for everyone else, so it costs per busy client, not
+        # per connection.
+        self.busy: set[Client] = set()
+        server.client_removed_hooks.append(self._forget)
         server.config.on_change("maxmemory-clients", self._reconfigure)
         server.config.on_change("maxmemory", self._reconfigure)
         self._reconfigure(None)
@@ -121,6 +128,29 @@ class ClientEviction:
         self.evict(client, argv)
         return client.id not in self.server.clients
 
+    def _forget(self, client: Client) -> None:
+        self.busy.discard(client)
+
+    def note(self, client: Client) -> None:
+        """A command is about to run for ``client`` with maxmemory set: follow it if it holds memory."""
+        if client not in self.busy and usage(client).total > CLIENT_BASE_BYTES + BUSY_BYTES:
+            self.busy.add(client)
+
+    def partial_read(self, client: Client) -> None:
+        """A read left ``client`` with a request still arriving: it counts now (Redis updates a client's
+        memory after each read), for maxmemory and for maxmemory-clients."""
+        if self.server.memory.enforcing:
+            self.note(client)
+        if self.enabled:
+            self.evict()
+
+    def clients_bytes(self) -> int:
+        """used_memory's share of the clients (INFO's used_memory_clients; maxmemory weighs it)."""
+        extra = 0
+        for client in self.busy:
+            extra += usage(client).total - CLIENT_BASE_BYTES
+        return len(self.server.clients) * CLIENT_BASE_BYTES + extra
+
     def cron(self) -> None:
         """Once per cron tick: replies piling up count with no command running; a client past its soft
         output limit is closed when its time is up even if nothing more is sent to it (Redis's clientsCron)."""
@@ -130,6 +160,7 @@ class ClientEviction:
             client = server.clients.get(client_id)
             if client is not None and limits.exceeded(client, usage(client).omem):
                 client.abort()
+        self.busy = {c for c in server.clients.values() if usage(c).total > CLIENT_BASE_BYTES + BUSY_BYTES}
         self.evict()
 
     def evict(self, running: Client | None = None, argv: list[bytes] | None = None) -> int:
