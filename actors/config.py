@@ -422,6 +422,8 @@ DIRECTIVES: list[Directive] = [
     Directive("tracking-table-max-keys", _int_parser(0, _MAXINT), 1000000),
     # Memory
     Directive("maxmemory", _int_parser(0, _MAXINT, memory=True), 0),
+    # Redis's test knob: a fork child's sleep per key written, in microseconds (actors/persistence/jobs.py).
+    Directive("rdb-key-save-delay", _int_parser(-(2**31), 2**31 - 1), 0),
     # Bytes, or "N%" of maxmemory (actors/server/client_memory.py); 0 disables client eviction.
     Directive("maxmemory-clients", _memory_or_percent, 0),
     Directive(

@@ -182,8 +182,19 @@ class Jobs:
         """Fork a child that runs ``work(its temp file)``. Raises ChildBusy if a child runs, OSError if fork
         fails."""
         return fork.fork_child(
-            kind, lambda: work(_temp_file(kind, os.getpid())), on_exit, delay_s=self.child_delay_s
+            kind, lambda: work(_temp_file(kind, os.getpid())), on_exit, delay_s=self._delay_s()
         )
+
+    def _delay_s(self) -> float:
+        """How long the child waits before writing: DEBUG SET-SAVE-DELAY's figure, or rdb-key-save-delay's
+        microseconds for each key the snapshot holds (Redis sleeps that long after each key it writes; here the
+        child takes the same total time, slept before it writes; a negative value, 1/n of a microsecond per key
+        in Redis, is no wait here)."""
+        per_key_us = self.config["rdb-key-save-delay"]
+        if self.child_delay_s or per_key_us <= 0:
+            return self.child_delay_s
+        keys = sum(len(db.data) for db in self.server.keyspace.dbs)
+        return per_key_us * keys / 1_000_000
 
     def kill_child(self) -> None:
         """Stop a running child (SHUTDOWN, appendonly no) and wait for it: SIGUSR1, as Redis does."""

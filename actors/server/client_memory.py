@@ -108,8 +108,11 @@ class ClientEviction:
         # per connection.
         self.busy: set[Client] = set()
         server.client_removed_hooks.append(self._forget)
-        server.config.on_change("maxmemory-clients", self._reconfigure)
-        server.config.on_change("maxmemory", self._reconfigure)
+
+    def start(self) -> None:
+        """Follow maxmemory-clients (once the Server's other parts exist: eviction uses them)."""
+        self.server.config.on_change("maxmemory-clients", self._reconfigure)
+        self.server.config.on_change("maxmemory", self._reconfigure)
         self._reconfigure(None)
 
     @property

@@ -259,10 +259,11 @@ class Server:
         self.after_command: Callable[[], None] | None = None
         # maxmemory, eviction and access tracking (actors/server/maxmemory.py); while it tracks, execute's fast
         # path is off (every command passes the memory check); the fast lane does its own (``_lane_open``).
+        self.client_eviction = ClientEviction(self)  # first: used_memory counts the clients' buffers
         self.memory = MemoryGuard(self)
         # client-output-buffer-limit (actors/server/buffers.py), checked by the transports after each flush.
         self.output_limits = OutputBufferLimits(self)
-        self.client_eviction = ClientEviction(self)
+        self.client_eviction.start()
         self._restrictions_changed()  # the configuration may start with one (slowlog-log-slower-than 0)
         notify.install(self)  # keyspace notifications follow notify-keyspace-events
         # CLIENT PAUSE (actors/server/pause.py): while on, execute() holds the commands it names.
