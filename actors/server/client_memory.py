@@ -126,9 +126,10 @@ class ClientEviction:
         if self.enabled:
             self.evict()  # a lower limit applies at once, as Redis's CONFIG SET maxmemory-clients
 
-    def before_command(self, client: Client, argv: list[bytes]) -> bool:
-        """Redis's processCommand: evict before running; True when the caller itself was evicted."""
-        self.evict(client, argv)
+    def before_command(self, client: Client) -> bool:
+        """Redis's processCommand: evict before running; True when the caller itself was evicted. The caller
+        counts as Redis last measured it: its query buffer, not the arguments of the command about to run."""
+        self.evict()
         return client.id not in self.server.clients
 
     def _forget(self, client: Client) -> None:
@@ -166,7 +167,7 @@ class ClientEviction:
         self.busy = {c for c in server.clients.values() if usage(c).total > CLIENT_BASE_BYTES + BUSY_BYTES}
         self.evict()
 
-    def evict(self, running: Client | None = None, argv: list[bytes] | None = None) -> int:
+    def evict(self) -> int:
         """Disconnect the biggest evictable clients until the total is under the limit; how many went."""
         if not self.enabled or self._evicting:
             return 0
@@ -178,7 +179,7 @@ class ClientEviction:
         for client in server.clients.values():
             if not counts_toward_limit(client):
                 continue
-            used = usage(client, argv if client is running else None)
+            used = usage(client)
             if used.omem and limits.exceeded(client, used.omem):
                 over_obuf.append(client)  # closed for its output buffer limit first: it does not count
                 continue

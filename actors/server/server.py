@@ -467,7 +467,7 @@ class Server:
                     cmd.rejected_calls += 1
                     discard_transaction(client)
                     return CommandError(EXECABORT_BECAUSE.format(refusal))
-        if self.client_eviction.enabled and self.client_eviction.before_command(client, argv):
+        if self.client_eviction.enabled and self.client_eviction.before_command(client):
             return CLIENT_EVICTED  # the caller was the biggest: closed, nothing is sent
         if self.memory.enforcing:
             oom = self.memory.before_command(client, cmd)  # evicts first; Redis's order: before MISCONF
