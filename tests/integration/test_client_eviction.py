@@ -187,24 +187,3 @@ def test_debug_pause_cron_replybuffer_and_refcount(servers: list[tuple[str, int]
         client.config_set("maxmemory", 0)
         replies[name] = got
     assert replies["redactor"] == replies["redis"]
-
-
-def rewrite_done(client: redis.Redis) -> bool:
-    info = client.info("persistence")
-    return not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]
-
-
-def test_debug_loadaof_with_appendonly_off_loads_what_bgrewriteaof_wrote(
-    servers: list[tuple[str, int]],
-) -> None:
-    """(aofrw.tcl runs DEBUG LOADAOF after turning the AOF off; Redis loads the files all the same.)"""
-    seen = {}
-    for name, port in servers:
-        client = redis.Redis(port=port, decode_responses=True)
-        client.rpush("l", "a", "b", "c")
-        client.bgrewriteaof()
-        wait_for(partial(rewrite_done, client), what=f"{name}: the rewrite")
-        client.delete("l")
-        client.execute_command("DEBUG", "LOADAOF")
-        seen[name] = (client.config_get("appendonly")["appendonly"], client.lrange("l", 0, -1))
-    assert seen["redactor"] == seen["redis"] == ("no", ["a", "b", "c"])
