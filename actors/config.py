@@ -67,6 +67,20 @@ def _int_parser(low: int, high: int, memory: bool = False) -> Callable[[list[str
     return parse
 
 
+def _memory_or_percent(args: list[str]) -> int | str:
+    """maxmemory-clients: a memory size, or a percentage (``7%``) kept as written, as CONFIG GET shows it."""
+    text = args[0]
+    if text.endswith("%"):
+        try:
+            percent = int(text[:-1], 10)
+        except ValueError:
+            raise ConfigError("argument must be a memory or percent value") from None
+        if not 0 <= percent <= 100:
+            raise ConfigError("argument must be between 0 and 100 inclusive")  # Redis: percent of maxmemory
+        return f"{percent}%"
+    return _int_parser(0, _MAXINT, memory=True)(args)
+
+
 def _enum_parser(*choices: str) -> Callable[[list[str]], str]:
     def parse(args: list[str]) -> str:
         value = args[0].lower()
@@ -433,6 +447,8 @@ DIRECTIVES: list[Directive] = [
     Directive("tracking-table-max-keys", _int_parser(0, _MAXINT), 1000000),
     # Memory
     Directive("maxmemory", _int_parser(0, _MAXINT, memory=True), 0),
+    # Bytes, or "N%" of maxmemory (actors/server/client_memory.py); 0 disables client eviction.
+    Directive("maxmemory-clients", _memory_or_percent, 0),
     Directive(
         "maxmemory-policy",
         _enum_parser(

@@ -93,6 +93,9 @@ class Limits:
             raise ValueError("max_multibulk_len below 999999 is not supported (see _BIG_COUNT_MARK)")
 
 
+# Redis's PROTO_MBULK_BIG_ARG: an argument this big is read into a buffer of its own.
+BIG_ARG_BYTES = 32 * 1024
+
 # Redis's limits.
 DEFAULT_LIMITS = Limits()
 
@@ -130,6 +133,8 @@ class RequestParser:
         "_tail",
         "_error",
         "_ahead",
+        "_arg_start",
+        "_arg_len",
     )
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS, config: Mapping[str, Any] | None = None) -> None:
@@ -162,6 +167,9 @@ class RequestParser:
         self._cmd_start = 0
         # Items hiredis has returned minus requests the walker has finished: 0 when both stand at one place.
         self._ahead = 0
+        # The payload of the last bulk header walked: absolute offset of its first byte, and its length.
+        self._arg_start = 0
+        self._arg_len = 0
 
     def feed(self, data: bytes) -> None:
         if self._boundary and not self._inline and data[1:2] == b"-":
@@ -215,6 +223,23 @@ class RequestParser:
     def pending_bytes(self) -> int:
         """Bytes of the incomplete request (what Redis's client-query-buffer-limit bounds)."""
         return (0 if self._boundary else self._fed_end - self._cmd_start) + len(self._inline)
+
+    def query_buffer_bytes(self) -> tuple[int, int]:
+        """CLIENT LIST's qbuf and what the query buffer holds room for: the incomplete request's bytes, or,
+        while a big argument (Redis's PROTO_MBULK_BIG_ARG, 32 KiB) is arriving, only that argument's, with
+        room for all of it: Redis drops the parsed headers then and reads the argument into a buffer sized
+        for it (so a client's memory counts the whole argument as soon as its header has arrived)."""
+        pending = self.pending_bytes()
+        if self._boundary or pending < BIG_ARG_BYTES:
+            return pending, pending
+        try:
+            self._walk()  # the headers of what has arrived (a refused one is raised by the next parse)
+        except ProtocolError:
+            return pending, pending
+        if self._walk_pos > self._fed_end and self._arg_len >= BIG_ARG_BYTES:
+            received = self._fed_end - self._arg_start
+            return received, max(received, self._arg_len + 2)
+        return pending, pending
 
     def _read_limits(self) -> None:
         """Take the limits from the live configuration, if the parser follows one."""
@@ -441,6 +466,8 @@ class RequestParser:
                 length = _header_int(buf, i + 1, eol)
                 if length is None or length < 0 or length > self.max_bulk_len:
                     self._refuse(base + cmd_start, "invalid bulk length")
+                self._arg_start = base + eol + 2
+                self._arg_len = length
                 i = eol + 2 + length + 2
                 left -= 1
                 if left == 0:

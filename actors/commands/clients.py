@@ -108,7 +108,7 @@ def cmd_client(client: Client, argv: list[bytes]) -> Any:
             raise CommandError(f"ERR Unrecognized option '{argv[2].decode('utf-8', 'replace')}'")
         return OK
     if sub == b"info" and len(argv) == 2:
-        return Verbatim(client.describe(_request_bytes(argv)).encode() + b"\n")
+        return Verbatim(client.describe(argv).encode() + b"\n")
     if sub == b"list":
         # A client CLIENT KILL closed is gone for Redis (freed at once), here once its socket's close is
         # processed, maybe after the next command: it is not listed meanwhile.
@@ -129,8 +129,7 @@ def cmd_client(client: Client, argv: list[bytes]) -> Any:
                 i = len(argv)
             else:
                 raise CommandError(errors.SYNTAX)
-        mine = _request_bytes(argv)
-        return Verbatim("".join(c.describe(mine if c is client else 0) + "\n" for c in chosen).encode())
+        return Verbatim("".join(c.describe(argv if c is client else None) + "\n" for c in chosen).encode())
     if sub == b"kill":
         return _client_kill(client, argv)
     if sub == b"no-touch" and len(argv) == 3:
@@ -216,9 +215,3 @@ def _client_matches(client: Client, opt: bytes, value: bytes) -> bool:
     if opt == b"type":
         return _client_type(client) == {"slave": "replica"}.get(text.lower(), text.lower())
     return client.user.name == text  # user
-
-
-def _request_bytes(argv: list[bytes]) -> int:
-    """The caller's qbuf in CLIENT LIST / INFO: its request's size in RESP (``*2 $6 client $4 list``: 26), the
-    bytes Redis still holds in the query buffer while it runs the command (unpipelined)."""
-    return len(b"*%d\r\n" % len(argv)) + sum(len(b"$%d\r\n" % len(arg)) + len(arg) + 2 for arg in argv)

@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from actors.commands import command
-from actors.commands.keys import SHARED_INTEGERS, SHARED_REFCOUNT, object_encoding
+from actors.commands.keys import SHARED_REFCOUNT, is_shared_integer, object_encoding
 from actors.commands.memory import object_access
 from actors.data.digest import dataset_digest, object_digest
-from actors.data.encodings import is_int_member
 from actors.server.client import ClientKind
 from actors.server.ports import SupervisorError
 from protocol.errors import CommandError, wrong_arity
@@ -207,10 +206,7 @@ def _debug_object(client: Client, key: bytes) -> str:
     if value is None:
         raise CommandError("ERR no such key")
     server = client.server
-    if type(value) is bytes and is_int_member(value) and 0 <= int(value) < SHARED_INTEGERS:
-        refcount = SHARED_REFCOUNT
-    else:
-        refcount = 1
+    refcount = SHARED_REFCOUNT if is_shared_integer(value, server.config) else 1
     codec = server.rdb_codec
     serialized = 0
     if codec is not None:
@@ -262,5 +258,41 @@ def debug_kill_node(client: Client, argv: list[bytes]) -> Any:
     return OK  # not reached
 
 
+def _unknown(argv: list[bytes]) -> CommandError:
+    return CommandError(
+        f"ERR unknown subcommand or wrong number of arguments for '{argv[1].decode('utf-8', 'replace')[:128]}'. "
+        "Try DEBUG HELP."
+    )
+
+
+def debug_pause_cron(client: Client, argv: list[bytes]) -> Any:
+    """DEBUG PAUSE-CRON <0|1>: stop (1) or resume (0) the cron (active expiry, client and eviction checks)."""
+    if len(argv) != 3:
+        raise _unknown(argv)
+    client.server.cron_paused = _atoi(argv[2]) != 0
+    return OK
+
+
+def debug_replybuffer(client: Client, argv: list[bytes]) -> Any:
+    """DEBUG REPLYBUFFER PEAK-RESET-TIME <never|reset|ms> / RESIZING <0|1>: Redis's tuning of its per-client
+    reply buffer. Replies here are gathered per tick and handed to the transport, so there is no such buffer
+    to resize: the arguments are checked as Redis checks them and the reply is OK."""
+    if len(argv) != 4:
+        raise _unknown(argv)
+    what = argv[2].lower()
+    if what == b"peak-reset-time":
+        if argv[3].lower() not in (b"never", b"reset"):
+            try:
+                int(argv[3])
+            except ValueError:
+                raise CommandError("ERR value is not an integer or out of range") from None
+        return OK
+    if what == b"resizing":
+        return OK
+    raise _unknown(argv)
+
+
 DEBUG_HANDLERS[b"crash-actor"] = debug_crash_actor
 DEBUG_HANDLERS[b"kill-node"] = debug_kill_node
+DEBUG_HANDLERS[b"pause-cron"] = debug_pause_cron
+DEBUG_HANDLERS[b"replybuffer"] = debug_replybuffer

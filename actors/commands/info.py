@@ -144,6 +144,7 @@ def _section_stats(server: Server) -> list[tuple[str, Any]]:
         ("sync_partial_err", st.sync_partial_err),
         ("expired_keys", ks.expired_keys),
         ("evicted_keys", server.memory.evicted_keys),
+        ("evicted_clients", st.evicted_clients),
         ("keyspace_hits", ks.keyspace_hits),
         ("keyspace_misses", ks.keyspace_misses),
         ("pubsub_channels", len(getattr(server, "pubsub_channels", {}))),

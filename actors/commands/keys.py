@@ -555,10 +555,17 @@ def cmd_object(client: Client, argv: list[bytes]) -> Any:
         return object_encoding(value, client.server.config).encode()
     if sub in (b"freq", b"idletime"):
         return object_access(client, argv[2], sub == b"freq")
-    # Redis shares the objects of small integers (0..9999) and reports them with OBJ_SHARED_REFCOUNT.
-    if type(value) is bytes and is_int_member(value) and 0 <= int(value) < SHARED_INTEGERS:
-        return SHARED_REFCOUNT
-    return 1
+    return SHARED_REFCOUNT if is_shared_integer(value, client.server.config) else 1
+
+
+def is_shared_integer(value: Any, config: Any) -> bool:
+    """Whether Redis would hold ``value`` as one of its shared small integers (0..9999), which OBJECT REFCOUNT
+    reports as OBJ_SHARED_REFCOUNT: not while maxmemory is set with an LRU or LFU policy (a shared object has
+    no access clock of its own: Redis's MAXMEMORY_FLAG_NO_SHARED_INTEGERS). Judged with today's settings,
+    where Redis judges when the value is written."""
+    if not (type(value) is bytes and is_int_member(value) and 0 <= int(value) < SHARED_INTEGERS):
+        return False
+    return not (config["maxmemory"] and config["maxmemory-policy"].endswith(("-lru", "-lfu")))
 
 
 # -- DUMP / RESTORE ------------------------------------------------------------------------------------------

@@ -50,6 +50,8 @@ from protocol.resp_preauth import PreAuthGuard
 
 log = structlog.get_logger("redactor.master")
 
+# Redis's PROTO_REPLY_CHUNK_BYTES: the static reply buffer every client has before its reply list.
+REPLY_CHUNK_BYTES = 16 * 1024
 # How often the cron runs per second is the `hz` directive; active expiry may use this share of each period.
 ACTIVE_EXPIRE_CPU_SHARE = 0.25
 # Native-protocol clients idle this long are forgotten (a ZeroMQ peer has no connection to close).
@@ -99,6 +101,10 @@ class RespConnection(asyncio.Protocol):
         self.run_one: Callable[[Client, list[bytes], list[bytes]], bool] = master.fast_lane.run_one
         self.lane_run: Callable[[Client, list[list[bytes]], int, list[bytes]], int] = master.fast_lane.run
         self.output_limits = self.server.output_limits
+        # The reply bytes of ``out`` counted so far (buffers(): counted once each, however often it is asked).
+        self._counted_out: list[bytes] = self.out
+        self._counted_items = 0
+        self._counted_bytes = 0
 
     # -- asyncio callbacks ---------------------------------------------------------------------------------
 
@@ -129,6 +135,8 @@ class RespConnection(asyncio.Protocol):
         client.push = self.push
         client.deliver = self.deliver
         client.kill = self.kill
+        client.abort = self.abort
+        client.buffers = self.buffers
         client.write_raw = self.write_raw
         client.detach = self.detach
         self.client = client
@@ -159,6 +167,10 @@ class RespConnection(asyncio.Protocol):
             self.master.schedule_flush(self)
             return
         client.last_interaction_s = time.monotonic()
+        if not commands:
+            self.server.client_eviction.partial_read(client)  # a request still arriving holds memory too
+            if self.closed:
+                return
         if self.backlog or client.blocked is not None:
             self.backlog.extend(commands)
             return
@@ -263,8 +275,6 @@ class RespConnection(asyncio.Protocol):
             self.out = []
             self.server.stats.net_output_bytes += len(data)
             if not self.closed:
-                # One write() of the joined buffer: uvloop's writelines() costs several times more per call.
-                transport.write(data)
                 if (
                     client is not None
                     and (
@@ -273,11 +283,14 @@ class RespConnection(asyncio.Protocol):
                         or self.output_limits.watch_all
                         or not client.authenticated
                     )
-                    and self.output_limits.exceeded(client, transport.get_write_buffer_size())
+                    and self.output_limits.exceeded(client, unsent_bytes(transport, len(data)))
                 ):
-                    self.closed = True  # client-output-buffer-limit: dropped with what it did not read
-                    transport.abort()
+                    # client-output-buffer-limit, checked before writing as Redis checks it while replies
+                    # pile up: the client is dropped without this tick's replies or what it did not read.
+                    self.abort()
                     return
+                # One write() of the joined buffer: uvloop's writelines() costs several times more per call.
+                transport.write(data)
         if client is not None and client.close_requested and not self.closed:
             self.closed = True
             transport.close()
@@ -309,6 +322,34 @@ class RespConnection(asyncio.Protocol):
             self.client.close_requested = True
         self.master.schedule_flush(self)
 
+    def abort(self) -> None:
+        """Close at once, dropping unsent replies (client eviction, output buffer limits); the client is gone."""
+        if self.client is not None:
+            self.client.close_requested = True  # a command loop running for it stops (RespConnection._run)
+            self.server.remove_client(self.client)
+            self.client = None
+        self.out = []
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.abort()
+
+    def buffers(self) -> tuple[int, int, int]:
+        """(query buffer, its room, unsent replies) in bytes, as client memory counts them
+        (actors/server/client_memory.py)."""
+        out = self.out
+        if out is not self._counted_out:
+            self._counted_out, self._counted_items, self._counted_bytes = out, 0, 0
+        if len(out) > self._counted_items:
+            self._counted_bytes += sum(map(len, out[self._counted_items :]))
+            self._counted_items = len(out)
+        transport = self.transport
+        unsent = (
+            unsent_bytes(transport, self._counted_bytes) if transport is not None and not self.closed else 0
+        )
+        qbuf, room = self.parser.query_buffer_bytes()
+        return qbuf, room, unsent
+
     def write_raw(self, data: bytes) -> None:
         """Send ``data`` as it is, with the tick's other output (SYNC's RDB payload)."""
         if self.closed or self.client is None:
@@ -335,6 +376,13 @@ class RespConnection(asyncio.Protocol):
             self.server.remove_client(self.client)
             self.client = None
         return fd, pending
+
+
+def unsent_bytes(transport: Any, tick_bytes: int) -> int:
+    """Redis's omem: replies not sent yet beyond the first REPLY_CHUNK_BYTES of this tick's (Redis keeps those
+    in the client's static buffer, which omem and the output buffer limits do not count), plus what the
+    socket did not take."""
+    return max(0, tick_bytes - REPLY_CHUNK_BYTES) + transport.get_write_buffer_size()
 
 
 def _fmt_addr(addr: Any) -> str:
@@ -382,6 +430,7 @@ class MasterActor:
         self.after_flush: list[Callable[[], None]] = []
         # Called once per cron period (hz) on the loop thread.
         self.cron_jobs: list[Callable[[], None]] = []
+        self.cron_jobs.append(server.client_eviction.cron)
         # Native protocol: peers by ZeroMQ identity, and their encoded replies of this tick.
         self.native_peers: dict[bytes, NativePeer] = {}
         # Bus thread -> loop: the "ip:port" of a native peer, written before its first frame is handed over.
@@ -642,6 +691,8 @@ class MasterActor:
         hz = server.config["hz"]
         period_s = 1.0 / hz
         try:
+            if server.cron_paused:
+                return  # DEBUG PAUSE-CRON 1
             if server.script_busy is not None:
                 return  # a busy script still owns the keyspace (actors/scripting), as in Redis: no cron
             if server.active_expire_enabled and not server.loading:

@@ -360,11 +360,10 @@ class Loading:
         replay appends nothing. Returns an error.
 
         Redis exits when the files cannot be loaded (or there is no AOF); a node keeps running and answers an
-        error instead, with whatever part of the dataset was loaded (the log says why)."""
-        aof = self.sink.aof
-        if aof.state is AofState.OFF:
-            return "ERR DEBUG LOADAOF needs the append only file on (appendonly yes)"
-        self.sink.write_pending()
+        error instead, with whatever part of the dataset was loaded (the log says why). With appendonly no the
+        files a BGREWRITEAOF left are loaded all the same, as Redis does."""
+        if self.sink.aof.state is not AofState.OFF:
+            self.sink.write_pending()
         self.server.keyspace.replace_all([])
         try:
             await self._load_aof_files()

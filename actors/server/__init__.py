@@ -8,6 +8,7 @@ Layout:
     stream.py     PropagationStream: the writes on their way to the AOF and the replicas; the replication offset
     maxmemory.py  the memory check before each command, eviction in time slices, the OOM refusal
     buffers.py    client-output-buffer-limit: closing clients whose unsent replies pass their class's limits
+    client_memory.py what each client holds (CLIENT LIST's qbuf/omem/tot-mem) and maxmemory-clients eviction
     acl.py        ACL users, the per-command permission check, AUTH, the ACL LOG, the ACL file
     acl_rules.py  the ACL rule language: User and Selector records, applying and describing rules, categories
     errorstats.py error replies counted by prefix (total_error_replies, INFO errorstats), as Redis

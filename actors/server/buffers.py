@@ -56,6 +56,10 @@ class OutputBufferLimits:
         hard, soft, _seconds = self.limits.get("normal", (0, 0, 0))
         self.watch_all = bool(hard or soft)
 
+    def soft_clocked(self) -> list[int]:
+        """Ids of the clients past their soft limit, whose clock runs: the cron checks them with no traffic."""
+        return list(self._soft_since)
+
     def _forget(self, client: Client) -> None:
         self._soft_since.pop(client.id, None)
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from actors.server.client_memory import usage
 from actors.server.reply_mode import ReplyMode
 
 if TYPE_CHECKING:
@@ -88,6 +89,10 @@ class Client:
         self.native_request_id = 0
         # Closes the transport (CLIENT KILL).
         self.kill: Callable[[], None] = lambda: None
+        # Closes it at once, dropping unsent replies (client eviction, output buffer limit).
+        self.abort: Callable[[], None] = lambda: None
+        # (query buffer bytes, the room it holds, unsent reply bytes) of its transport (client_memory.py).
+        self.buffers: Callable[[], tuple[int, int, int]] = lambda: (0, 0, 0)
         # Sends bytes as they are, not as a reply (the RDB payload of SYNC); set by a RESP transport.
         self.write_raw: Callable[[bytes], None] = lambda data: None
         # REPLCONF rdb-only 1: this client wants a snapshot from SYNC/PSYNC, not a replication stream.
@@ -138,9 +143,12 @@ class Client:
     def select(self, index: int) -> None:
         self.db = self.server.keyspace.dbs[index]
 
-    def describe(self, qbuf: int = 0) -> str:
-        """One line of CLIENT LIST, with Redis's fields (``qbuf``: the request bytes held, CLIENT LIST's caller)."""
+    def describe(self, argv: list[bytes] | None = None) -> str:
+        """One line of CLIENT LIST, with Redis's fields (``argv``: the command running, CLIENT LIST's caller)."""
         now = time.monotonic()
+        mem = usage(self, argv)
+        # The caller's request stays in Redis's query buffer while it runs (unpipelined): its RESP size.
+        qbuf = mem.qbuf + (_request_bytes(argv) if argv else 0)
         flags = ""  # in Redis's order (getClientInfoString)
         if self in self.server.monitors:
             flags += "O"
@@ -167,7 +175,13 @@ class Client:
             f"id={self.id} addr={self.addr} laddr={self.laddr} fd=-1 name={self.name.decode('utf-8', 'replace')} "
             f"age={int(now - self.created_s)} idle={int(now - self.last_interaction_s)} flags={flags} "
             f"db={self.db.id} sub={len(self.channels)} psub={len(self.patterns)} ssub={len(self.shard_channels)} "
-            f"multi={-1 if self.multi is None else len(self.multi)} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 "
-            f"rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={self.last_command} user={self.user.name} "
+            f"multi={-1 if self.multi is None else len(self.multi)} qbuf={qbuf} qbuf-free=0 argv-mem={mem.argv_mem} "
+            f"multi-mem={mem.multi_mem} rbs=0 rbp=0 obl=0 oll=0 omem={mem.omem} tot-mem={mem.total} events=r "
+            f"cmd={self.last_command} user={self.user.name} "
             f"redir={redir} resp={3 if self.resp3 else 2} lib-name={self.lib_name} lib-ver={self.lib_ver}"
         )
+
+
+def _request_bytes(argv: list[bytes]) -> int:
+    """A request's size in RESP (``*2 $6 client $4 list``: 26)."""
+    return len(b"*%d\r\n" % len(argv)) + sum(len(b"$%d\r\n" % len(arg)) + len(arg) + 2 for arg in argv)

@@ -41,9 +41,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("redactor.maxmemory")
 
 OOM = "OOM command not allowed when used memory > 'maxmemory'."
-# What a connected client costs beyond its buffers (Client, its connection, parser and sets), measured with
-# tracemalloc on one RESP connection; Redis's figure for an idle client is ~20 KB with its 16 KB query buffer.
-CLIENT_BASE_BYTES = 4096
 # performEvictions checks the clock once per this many evicted keys.
 EVICT_CLOCK_CHECK_KEYS = 16
 # Commands that MULTI does not refuse on OOM (Redis: EXEC judged by its queue, DISCARD, QUIT, RESET).
@@ -133,7 +130,9 @@ class MemoryGuard:
     # -- figures ---------------------------------------------------------------------------------------
 
     def clients_bytes(self) -> int:
-        return len(self.server.clients) * CLIENT_BASE_BYTES
+        return (
+            self.server.client_eviction.clients_bytes()
+        )  # buffers included (actors/server/client_memory.py)
 
     def dataset_bytes(self) -> int:
         keyspace = self.server.keyspace
@@ -160,6 +159,7 @@ class MemoryGuard:
         """Evict if needed; the OOM error if ``cmd`` must be refused, else None."""
         if not self.enforcing or self.server.loading:
             return None
+        self.server.client_eviction.note(client)
         if self.server.keyspace.account.dataset_bytes + self.clients_bytes() <= self.maxmemory_bytes:
             return None
         if self.perform_evictions() is not EvictResult.FAIL or client.kind is ClientKind.MASTER:

@@ -36,6 +36,7 @@ from actors.server import blocking, cmdstats, latency, latencystats, notify
 from actors.server.acl import Acl
 from actors.server.buffers import OutputBufferLimits
 from actors.server.client import Client, ClientKind
+from actors.server.client_memory import CLIENT_EVICTED, ClientEviction
 from actors.server.dispatch import GeneralLane
 from actors.server.maxmemory import MemoryGuard
 from actors.server.oom_score import OomScore
@@ -86,6 +87,7 @@ class Stats:
     total_connections_received: int = 0
     # (total_commands_processed is Server.total_commands_processed: the sum of the commands' own counters.)
     rejected_connections: int = 0
+    evicted_clients: int = 0  # maxmemory-clients (actors/server/client_memory.py)
     net_input_bytes: int = 0
     net_output_bytes: int = 0
     total_error_replies: int = 0
@@ -247,6 +249,8 @@ class Server:
         self.request_shutdown: Callable[[bool | None], str | None] = lambda save: None
         # False after DEBUG SET-ACTIVE-EXPIRE 0: only lazy expiry runs.
         self.active_expire_enabled = True
+        # DEBUG PAUSE-CRON 1: the loop's cron does nothing until it is resumed.
+        self.cron_paused = False
         # DEBUG QUICKLIST-PACKED-THRESHOLD's value (actors/commands/debug.py); no layout here depends on it.
         self.quicklist_packed_threshold_bytes = 1 << 30
         # DEBUG SET-DISABLE-DENY-SCRIPTS 1: scripts may call commands flagged noscript (Redis's tests use it).
@@ -257,9 +261,11 @@ class Server:
         self.after_command: Callable[[], None] | None = None
         # maxmemory, eviction and access tracking (actors/server/maxmemory.py); while it tracks, execute's fast
         # path is off (every command passes the memory check); the fast lane does its own (``_lane_open``).
+        self.client_eviction = ClientEviction(self)  # first: used_memory counts the clients' buffers
         self.memory = MemoryGuard(self)
         # client-output-buffer-limit (actors/server/buffers.py), checked by the transports after each flush.
         self.output_limits = OutputBufferLimits(self)
+        self.client_eviction.start()
         self._restrictions_changed()  # the configuration may start with one (slowlog-log-slower-than 0)
         notify.install(self)  # keyspace notifications follow notify-keyspace-events
         # CLIENT PAUSE (actors/server/pause.py): while on, execute() holds the commands it names.
@@ -471,6 +477,8 @@ class Server:
                     cmd.rejected_calls += 1
                     discard_transaction(client)
                     return CommandError(EXECABORT_BECAUSE.format(refusal))
+        if self.client_eviction.enabled and self.client_eviction.before_command(client):
+            return CLIENT_EVICTED  # the caller was the biggest: closed, nothing is sent
         if self.memory.enforcing:
             oom = self.memory.before_command(client, cmd)  # evicts first; Redis's order: before MISCONF
             if oom is not None:

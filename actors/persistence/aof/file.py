@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import structlog
 
+from actors.data import rdb_hooks
 from actors.data.stream import Stream
 from actors.data.types import ZSet
 
@@ -87,6 +88,27 @@ def write_commands(out: BinaryIO, dbs: list[Database]) -> None:
                 write(b"*3\r\n$9\r\nPEXPIREAT\r\n" + _bulk(key) + _bulk(b"%d" % when))
 
 
+def function_codes(records: bytes) -> list[bytes]:
+    """The libraries' code out of RDB_OPCODE_FUNCTION2 records (an opcode, then an uncompressed RDB string:
+    actors/scripting/functions.py writes them so)."""
+    codes: list[bytes] = []
+    pos = 0
+    while pos < len(records):
+        head = records[pos + 1]
+        kind = head >> 6
+        if kind == 0:
+            length, pos = head & 0x3F, pos + 2
+        elif kind == 1:
+            length, pos = ((head & 0x3F) << 8) | records[pos + 2], pos + 3
+        elif head == 0x80:
+            length, pos = int.from_bytes(records[pos + 2 : pos + 6], "big"), pos + 6
+        else:  # 0x81: a 64-bit length
+            length, pos = int.from_bytes(records[pos + 2 : pos + 10], "big"), pos + 10
+        codes.append(records[pos : pos + length])
+        pos += length
+    return codes
+
+
 def write_base(path: str, dbs: list[Database], rdb_preamble: bool, aux: dict[str, Any] | None = None) -> int:
     """Write a complete base file to ``path`` (RDB format or commands) and fsync it. Returns its size.
 
@@ -99,6 +121,9 @@ def write_base(path: str, dbs: list[Database], rdb_preamble: bool, aux: dict[str
         if rdb_preamble:
             rdb_writer.dump(dbs, out, aux=aux)
         else:
+            # Redis's rewriteFunctions: the libraries first, as FUNCTION LOAD commands.
+            for code in function_codes(rdb_hooks.function_records()):
+                out.write(b"*3\r\n$8\r\nFUNCTION\r\n$4\r\nLOAD\r\n" + _bulk(code))
             write_commands(out, dbs)
         out.flush()
         os.fsync(out.fileno())
