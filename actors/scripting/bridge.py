@@ -373,6 +373,3 @@ class RedisBridge:
         if run is None or run.caller.user is None:
             return True
         return server.acl.permits(run.caller.user, cmd, name, argv)
-
-    def lua_register_function(self, *args: Any) -> Any:
-        raise ScriptCallError(b"ERR redis.register_function can only be called on FUNCTION LOAD command")
