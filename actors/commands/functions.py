@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING, Any
 from actors.commands import command
 from actors.commands.scripting import parse_numkeys, prepare_run
 from actors.scripting.functions import DUMP_RDB_VERSION, OPCODE_FUNCTION2, parse_library_header
-from actors.server import cmdstats
-from actors.server.maxmemory import OOM
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK
@@ -35,7 +33,6 @@ _SUBCOMMANDS = {
     b"help": 2,
 }
 _WRITES = {b"load", b"delete", b"flush", b"restore"}
-_DENYOOM = {b"load", b"restore"}
 _HELP = [
     "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "LOAD [REPLACE] <FUNCTION CODE>",
@@ -70,12 +67,6 @@ def cmd_function(client: Client, argv: list[bytes]) -> Any:
     if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
         raise errors.wrong_arity(f"function|{sub.decode()}")
     server = client.server
-    if sub in _DENYOOM and server.memory.enforcing and server.memory.refuses_denyoom(client):
-        # FUNCTION LOAD / RESTORE are flagged denyoom in Redis 7.0 (the subcommands, not the container, so
-        # the dispatcher's check, which reads the container's flags, does not see them): refused, as rejected.
-        # (Returned, not raised: Server.call would count a raised error as a failed call.)
-        cmdstats.subcommand(server.commands[b"function"], argv).rejected_calls += 1
-        return CommandError(OOM)
     if sub in _WRITES and client.kind.name != "MASTER":
         if server.is_replica and server.replica_read_only:
             raise CommandError(errors.READONLY)

@@ -480,9 +480,9 @@ class Server:
         if self.client_eviction.enabled and self.client_eviction.before_command(client):
             return CLIENT_EVICTED  # the caller was the biggest: closed, nothing is sent
         if self.memory.enforcing:
-            oom = self.memory.before_command(client, cmd)  # evicts first; Redis's order: before MISCONF
-            if oom is not None:
-                return self._reject(client, cmd, oom)
+            oom = self.memory.before_command(client, cmd, argv)  # evicts first; Redis's order: before MISCONF
+            if oom is not None:  # (counted on the subcommand, as Redis: XGROUP CREATE is the one refused)
+                return self._reject(client, cmdstats.subcommand(cmd, argv) if cmd.subcommands else cmd, oom)
         if (
             self.disk_error is not None
             and (cmd.is_write or cmd.name == "ping")

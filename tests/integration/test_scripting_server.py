@@ -371,8 +371,8 @@ def test_debug_reload_noflush_merge_nosave_as_redis_server(pair: tuple[redis.Red
 
 @needs_redis
 def test_function_load_and_restore_are_refused_under_oom(pair: tuple[redis.Redis, redis.Redis]) -> None:
-    """FUNCTION LOAD / RESTORE are denyoom (their subcommands are): refused over maxmemory and counted as
-    rejected; a function flagged allow-oom still writes (functions.tcl's OOM tests)."""
+    """FUNCTION LOAD / RESTORE are denyoom (their subcommands are, as XGROUP CREATE is): refused over maxmemory
+    and counted as rejected; a function flagged allow-oom still writes (functions.tcl's OOM tests)."""
     theirs, ours = pair
     payloads = []
     for client in (theirs, ours):
@@ -387,6 +387,9 @@ def test_function_load_and_restore_are_refused_under_oom(pair: tuple[redis.Redis
         ("FUNCTION", "FLUSH"),
         ("FUNCTION", "RESTORE", "<payload>"),
         ("FUNCTION", "LIST"),
+        # Any container's denyoom subcommand is refused the same way, by the dispatcher; the rest run.
+        ("XGROUP", "CREATE", "oom-stream", "g", "$", "MKSTREAM"),
+        ("XGROUP", "HELP"),
     ]
     try:
         for step in steps:
@@ -399,6 +402,7 @@ def test_function_load_and_restore_are_refused_under_oom(pair: tuple[redis.Redis
             stats = client.info("commandstats")
             assert stats["cmdstat_function|load"]["rejected_calls"] == 1
             assert stats["cmdstat_function|restore"]["rejected_calls"] == 2
+            assert stats["cmdstat_xgroup|create"]["rejected_calls"] == 1
     finally:
         _compare(pair, [("CONFIG", "SET", "maxmemory", "0")])
 
