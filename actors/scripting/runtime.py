@@ -22,6 +22,7 @@ Runs on the master actor's loop thread (inside a greenlet of it, see engine.py).
 
 from __future__ import annotations
 
+import os
 from typing import Any, Protocol
 
 from lupa import lua51
@@ -200,6 +201,53 @@ for name, value in pairs(coroutine) do sandboxed_coroutine[name] = value end
 sandboxed_coroutine.create = function(f) return co_create(hooked(f, 'create')) end
 sandboxed_coroutine.wrap = function(f) return co_wrap(hooked(f, 'wrap')) end
 G.coroutine = sandboxed_coroutine
+-- math.random / math.randomseed are Redis's (redis_math_random over rand48, the same numbers for the same
+-- seed): a 48-bit linear congruential state in three 16-bit limbs, so every product stays exact in a double.
+local floor, ceil = math.floor, math.ceil
+local rx0, rx1, rx2 = 0x330E, 0, 0
+local function lrand48()
+  local p = 0xE66D * rx0 + 0xB
+  local y0 = p % 65536
+  p = floor(p / 65536) + 0xE66D * rx1 + 0xDEEC * rx0
+  local y1 = p % 65536
+  p = floor(p / 65536) + 0xE66D * rx2 + 0xDEEC * rx1 + 0x5 * rx0
+  rx0, rx1, rx2 = y0, y1, p % 65536
+  return rx2 * 32768 + floor(rx1 / 2)
+end
+local function checkint(value, arg, name)  -- luaL_checkint: a number (or numeric string), truncated
+  local n = tonumber(value)
+  if n == nil then
+    local got = value == nil and 'no value' or type(value)
+    error("bad argument #" .. arg .. " to '" .. name .. "' (number expected, got " .. got .. ")", 3)
+  end
+  if n >= 0 then return floor(n) end
+  return ceil(n)
+end
+local function seed48(seed)  -- redisSrand48: the seed's low and high 16 bits, as an int32
+  seed = seed % 4294967296
+  rx0, rx1, rx2 = 0x330E, seed % 65536, floor(seed / 65536) % 65536
+end
+seed48(floor(py.random_seed))
+local sandboxed_math = {}
+for name, value in pairs(math) do sandboxed_math[name] = value end
+sandboxed_math.random = function(...)
+  local r = (lrand48() % 2147483647) / 2147483647
+  local n = select('#', ...)
+  if n == 0 then return r end
+  if n == 1 then
+    local u = checkint(..., 1, 'random')
+    if u < 1 then error("bad argument #1 to 'random' (interval is empty)", 2) end
+    return floor(r * u) + 1
+  end
+  if n == 2 then
+    local l, u = checkint((...), 1, 'random'), checkint(select(2, ...), 2, 'random')
+    if l > u then error("bad argument #2 to 'random' (interval is empty)", 2) end
+    return floor(r * (u - l + 1)) + l
+  end
+  error('wrong number of arguments', 2)
+end
+sandboxed_math.randomseed = function(seed) seed48(checkint(seed, 1, 'randomseed')) end
+G.math = sandboxed_math
 for _, name in ipairs({'string', 'math', 'table', 'coroutine'}) do G[name] = readonly(G[name]) end
 local string_mt = dbg.getmetatable('')
 string_mt.__metatable = readonly({__index = G.string})
@@ -497,6 +545,8 @@ class LuaRuntime:
             version=redis_version.encode(),
             version_num=_version_num(redis_version),
             period=HOOK_PERIOD_INSTRUCTIONS,
+            # math.random's first seed (Redis's state is not reseeded per script: a sequence per node run).
+            random_seed=int.from_bytes(os.urandom(4), "little"),
             cjson=libs.cjson_table(lua),
             cmsgpack=libs.cmsgpack_table(lua),
             bit=libs.bit_table(lua),
