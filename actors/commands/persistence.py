@@ -205,13 +205,19 @@ def debug_loadaof(client: Client, argv: list[bytes]) -> Any:
     return BLOCKED
 
 
-def _reload_now(persistence: PersistencePort, save: bool) -> Any:
-    server = persistence.server
-    codec = server.rdb_codec
+def _codec_after_save(persistence: PersistencePort, save: bool) -> Any:
+    """DEBUG RELOAD's first steps: the node's RDB codec, after a SAVE unless NOSAVE was given."""
+    codec = persistence.server.rdb_codec
     if codec is None:
         raise CommandError("ERR DEBUG RELOAD is not available on this node (no RDB codec)")
     if save and not persistence.save():
         raise CommandError("ERR")
+    return codec
+
+
+def _reload_now(persistence: PersistencePort, save: bool) -> Any:
+    server = persistence.server
+    codec = _codec_after_save(persistence, save)
     try:
         data = codec.load_file(persistence.rdb_path, len(server.keyspace.dbs))
     except (codec.RdbError, OSError):
@@ -223,11 +229,7 @@ def _reload_now(persistence: PersistencePort, save: bool) -> Any:
 def _reload_over(persistence: PersistencePort, save: bool, merge: bool) -> Any:
     """DEBUG RELOAD NOFLUSH [MERGE]: the file's keys and libraries added to what the node holds."""
     server = persistence.server
-    codec = server.rdb_codec
-    if codec is None:
-        raise CommandError("ERR DEBUG RELOAD is not available on this node (no RDB codec)")
-    if save and not persistence.save():
-        raise CommandError("ERR")
+    codec = _codec_after_save(persistence, save)
     failed = CommandError("ERR Error trying to load the RDB dump")
     codes: list[bytes] = []
     installer = rdb_hooks.functions_loaded
