@@ -195,10 +195,14 @@ def _stats(client: Client) -> Any:
     engine = client.server.scripting
     run = engine.run
     running: Any = None
+    if run is not None and not run.is_function:
+        from actors.scripting.engine import BUSY_SCRIPT  # (the engine runs, so its module is loaded)
+
+        raise CommandError(BUSY_SCRIPT)  # an EVAL script is busy: Redis answers slowevalerr
     if run is not None:
         running = {
             b"name": run.name.encode(),
-            b"command": list(engine.fcall_argv) if run.is_function else [b"eval", run.name.encode()],
+            b"command": list(engine.fcall_argv),
             b"duration_ms": int((time.monotonic() - run.started_s) * 1000),
         }
     store = engine.functions
