@@ -136,7 +136,10 @@ class Replication:
         # Applying a batch of the master's stream: a GETACK in it is answered once the whole batch is applied.
         self._applying = False
         self._getack_after_batch = False
+        # Batches of the master's stream that arrived while a script was busy (see apply_stream).
+        self._held: list[tuple[int, int, bytes]] = []
         master.after_flush.append(self.waits._after_flush)
+        master.after_flush.append(self._release_held)
         master.cron_jobs.append(self.cron)
         server.info_sections["replication"] = self.info
         server.client_removed_hooks.append(self.waits._client_removed)
@@ -335,7 +338,25 @@ class Replication:
         self._tell(m.LinkReady(gen, replid, self.server.repl_offset))
 
     def apply_stream(self, gen: int, start: int, data: bytes) -> None:
-        """Run a batch of the master's stream as the master client, in order; then feed it to our backlog."""
+        """Run a batch of the master's stream as the master client, in order; then feed it to our backlog.
+
+        While a script is busy the batch is held, as Redis stops reading its master then: the script sees
+        the dataset it started with, here as on a master, and the batches run in order once it ends."""
+        if self.server.script_busy is not None:
+            self._held.append((gen, start, data))
+            return
+        if self._held:
+            self._release_held()
+        self._apply_stream(gen, start, data)
+
+    def _release_held(self) -> None:
+        """After each tick (an after_flush hook): the batches held during a busy script, once it ended."""
+        if self._held and self.server.script_busy is None:
+            held, self._held = self._held, []
+            for gen, start, data in held:
+                self._apply_stream(gen, start, data)
+
+    def _apply_stream(self, gen: int, start: int, data: bytes) -> None:
         server = self.server
         if gen != self.gen or self.master_host is None:
             return

@@ -510,6 +510,39 @@ def test_effects_reach_a_replica_and_writes_are_refused_there(node_factory: Node
     m.script_load("return 1")
     m.script_flush()
     assert rc.get("s") == b"a"
+    # A busy script on the replica sees the dataset it started with: the master's stream is held back until
+    # it ends (Redis stops reading its master then), and applied after it, in order.
+    rc.config_set("busy-reply-threshold", 50)
+    watcher = """
+        local first = redis.call('get', KEYS[1])
+        local t = redis.call('time')
+        local start, seen = t[1] * 1000000 + t[2], first
+        while true do
+            local now = redis.call('time')
+            if now[1] * 1000000 + now[2] - start > 700000 then break end
+            seen = redis.call('get', KEYS[1])
+            if seen ~= first then break end
+        end
+        return {first, seen}
+    """
+    results: list[Any] = []
+    runner = threading.Thread(
+        target=lambda: results.append(replica.client(socket_timeout=30).eval(watcher, 1, "s"))
+    )
+    runner.start()
+
+    def busy() -> bool:
+        try:
+            rc.ping()
+        except redis.ResponseError as exc:
+            return str(exc).startswith("BUSY")
+        return False
+
+    wait_for(busy, 10, what="the replica's script to be busy")
+    m.set("s", "changed")
+    runner.join(30)
+    assert results == [[b"a", b"a"]]
+    wait_for(lambda: rc.get("s") == b"changed", 10, what="the held stream applied after the script")
 
 
 def test_a_reply_that_cannot_be_read_is_an_error_and_the_connection_lives(r: redis.Redis) -> None:
