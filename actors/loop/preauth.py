@@ -14,7 +14,7 @@ from actors.ratelog import remote_errors
 from protocol.resp_preauth import PreAuthGuard, PreAuthRefusal
 
 if TYPE_CHECKING:
-    from actors.loop.master import RespConnection
+    from actors.loop.connection import RespConnection
 
 # How much of the query buffer Redis's log line shows.
 LOGGED_QUERY_BYTES = 128
