@@ -288,10 +288,16 @@ class Admission:
             fd = int(frame.get(zmq.SRCFD))
         except (zmq.ZMQError, ValueError, TypeError):
             return None
+        # Events first: a descriptor the kernel reused has its old connection's DISCONNECTED and its own
+        # ACCEPTED queued. If they are still in flight, the socket's peer tells the connection apart (a new
+        # peer must never inherit the old one's address: enable-debug-command local judges it).
+        self._drain_monitor()
         conn = self.conns.get(fd)
-        if conn is None:
-            self._drain_monitor()
-            conn = self.conns.get(fd)
+        if conn is not None:
+            peer = _peer_of(fd)
+            if peer is None or format_addr(peer) != conn.addr:
+                self._forget(fd)
+                conn = None
         if conn is None:
             conn = self._accept(fd)
             if conn is None:

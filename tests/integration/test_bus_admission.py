@@ -21,6 +21,9 @@ from protocol.envelope import decode_reply, encode_request
 from tests.harness import NodeProcess, wait_for
 
 TIMEOUT_MS = 3000
+# How long a call that must be answered may take: a loaded CI machine has taken over 3 s for a new node's
+# first bus reply (a refusal is still judged by TIMEOUT_MS of silence).
+ANSWER_TIMEOUT_MS = 20000
 
 
 def _rss_bytes(node: NodeProcess, field: str = "VmRSS") -> int:
@@ -293,14 +296,14 @@ def test_bus_protected_mode_and_local_debug(node_factory: Callable[..., NodeProc
     with pytest.raises(zmq.Again):
         outside.recv()
     outside.close(0)
-    with NativeClient("127.0.0.1", node.bus_port, timeout_ms=TIMEOUT_MS, retries=1) as client:
+    with NativeClient("127.0.0.1", node.bus_port, timeout_ms=ANSWER_TIMEOUT_MS, retries=1) as client:
         assert client.call("PING") == "PONG"
     # enable-debug-command local: loopback only, on the bus as on the RESP port.
     node2 = node_factory("node2", bind=f"127.0.0.1 {host}", protected_mode="no", enable_debug_command="local")
-    with NativeClient(host, node2.bus_port, timeout_ms=TIMEOUT_MS, retries=1) as client:
+    with NativeClient(host, node2.bus_port, timeout_ms=ANSWER_TIMEOUT_MS, retries=1) as client:
         with pytest.raises(ReplyError, match="DEBUG command not allowed"):
             client.call("DEBUG", "SLEEP", "0")
-    with NativeClient("127.0.0.1", node2.bus_port, timeout_ms=TIMEOUT_MS, retries=1) as client:
+    with NativeClient("127.0.0.1", node2.bus_port, timeout_ms=ANSWER_TIMEOUT_MS, retries=1) as client:
         assert client.call("DEBUG", "SLEEP", "0") == "OK"
 
 
