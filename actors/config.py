@@ -75,8 +75,10 @@ def _memory_or_percent(args: list[str]) -> int | str:
             percent = int(text[:-1], 10)
         except ValueError:
             raise ConfigError("argument must be a memory or percent value") from None
-        if not 0 <= percent <= 100:
-            raise ConfigError("argument must be between 0 and 100 inclusive")  # Redis: percent of maxmemory
+        if percent < 0:  # Redis reads "-5%" as a malformed memory value, not an out-of-range percent
+            raise ConfigError("argument must be a memory or percent value")
+        if percent > 100:
+            raise ConfigError("percentage argument must be less or equal to 100")
         return f"{percent}%"
     return _int_parser(0, _MAXINT, memory=True)(args)
 

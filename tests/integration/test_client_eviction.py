@@ -82,6 +82,32 @@ def test_maxmemory_clients_reads_back_as_redis_writes_it(servers: list[tuple[str
     assert seen["redactor"] == seen["redis"] == ["3145728", "7%", "0", "1000000"]
 
 
+def test_bad_maxmemory_clients_is_refused_and_rolled_back_as_redis_does(
+    servers: list[tuple[str, int]],
+) -> None:
+    seen = {}
+    for name, port in servers:
+        client = redis.Redis(port=port, decode_responses=True)
+        client.config_set("maxmemory", "10000002")
+        got = []
+        for args in (
+            ["maxmemory-clients", "200%"],
+            ["maxmemory-clients", "-5%"],
+            ["maxmemory-clients", "1x%"],
+            ["maxmemory", "10000001", "maxmemory-clients", "200%", "client-query-buffer-limit", "x"],
+        ):
+            try:
+                got.append(client.execute_command("CONFIG", "SET", *args))
+            except redis.ResponseError as exc:
+                got.append(str(exc))
+        got.append(client.config_get("maxmemory")["maxmemory"])
+        client.config_set("maxmemory", "0")
+        seen[name] = got
+    assert seen["redactor"] == seen["redis"]
+    assert seen["redis"][0].endswith("percentage argument must be less or equal to 100")
+    assert seen["redis"][-1] == "10000002"
+
+
 def test_lowering_the_limit_evicts_the_biggest_clients_first(servers: list[tuple[str, int]]) -> None:
     outcome = {}
     for name, port in servers:
