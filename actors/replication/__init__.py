@@ -9,7 +9,8 @@ to the master's RESP port (direct.py).
 
 Layout:
     loop_side.py       Replication (``server.replication``, loop thread): ids, offsets, the per-tick Feed,
-                       apply_stream, install_snapshot
+                       install_snapshot, role changes, WAIT (waits.py), INFO (report.py)
+    apply.py           StreamApplier (a mixin of Replication): the master's stream applied as the master client
     report.py          INFO replication and ROLE, read-only over Replication and the published views
     waits.py           WAIT clients and the min-replicas refusal, over the published replica views
     messages.py        loop <-> actor messages, one frozen dataclass each

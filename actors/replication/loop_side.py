@@ -3,7 +3,7 @@
 Owns the role, the replication ids (PSYNC2: the current history and the one it continues), the master
 replication offset (``server.repl_offset``), the replica's master client, WAIT and min-replicas, INFO
 replication and ROLE. It feeds each tick's propagated bytes to the actor (one ``Feed`` per tick), asks
-snapshot_child.py to fork for the actor's jobs, applies the master's stream on a replica and swaps a loaded
+snapshot_child.py to fork for the actor's jobs, applies the master's stream on a replica (apply.py's mixin) and swaps a loaded
 snapshot in. It talks to the actor only through messages.py: ``_tell`` (loop -> actor, FIFO with the stream)
 and ``receive`` (actor -> loop, dispatched by type); it reads the views the actor publishes (states.py).
 """
@@ -11,7 +11,6 @@ and ``receive`` (actor -> loop, dispatched by type); it reads the views the acto
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from actors import fork
 from actors.persistence.rdb import writer as rdb_writer
 from actors.replication import messages as m
 from actors.replication import report
+from actors.replication.apply import StreamApplier
 from actors.replication.direct import DirectStreams
 from actors.replication.resp_feed import RespFeed
 from actors.replication.snapshot_child import SnapshotChildren, remove_stale_temp_files
@@ -33,7 +33,7 @@ from actors.replication.states import (
 )
 from actors.replication.waits import Waits
 from actors.server.blocking import unblock_on_role_change
-from actors.server.client import Client, ClientKind
+from actors.server.client import Client
 from protocol import errors
 from protocol.errors import CommandError
 
@@ -45,8 +45,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("redactor.replication")
 
 REPLID_ZERO = "0" * 40
-# Failed commands of the master's stream are logged at most this often (they mean the datasets diverged).
-APPLY_ERROR_LOG_INTERVAL_S = 10.0
 
 WAIT_ON_REPLICA = (
     "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is "
@@ -63,16 +61,7 @@ def new_replid() -> str:
     return os.urandom(20).hex()
 
 
-def _command_size(argv: list[bytes]) -> int:
-    """Bytes of ``argv`` as ``encode_command`` writes it: how far one command of the stream reaches."""
-    size = 3 + len(str(len(argv)))
-    for arg in argv:
-        n = len(arg)
-        size += n + 5 + len(str(n))
-    return size
-
-
-class Replication:
+class Replication(StreamApplier):
     """Everything replication does on the loop thread; ``server.replication`` points here."""
 
     def __init__(self, server: Server, master: MasterActor) -> None:
@@ -292,139 +281,6 @@ class Replication:
     def kill_children(self) -> None:
         """Node shutdown: stop snapshot children (their files are temporary)."""
         self.children.kill()
-
-    # -- the replica side -------------------------------------------------------------------------------------
-
-    def _ensure_master_client(self) -> Client:
-        client = self.master_client
-        if client is None:
-            host = self.master_host or "?"
-            client = Client(
-                self.server, ClientKind.MASTER, f"{host}:{self.master_port}", f"bus:{self.server.port}"
-            )
-            client.authenticated = True
-            # CLIENT KILL TYPE master: drop the link; the replica reconnects and resyncs, as Redis does.
-            client.kill = lambda: self._tell(m.Relink(self.gen, "killed by CLIENT KILL"))
-            self.master_client = client
-            self.server.add_client(client)
-        return client
-
-    def _drop_master_client(self) -> None:
-        client = self.master_client
-        if client is not None:
-            self.master_client = None
-            client.multi = None
-            self.server.remove_client(client)
-
-    def _reset_reader(self) -> None:
-        self.direct.close_inbound()
-        self._reader = hiredis.Reader()
-        self._tail = bytearray()
-        self._read_pos = self.server.repl_offset
-        master_client = self.master_client
-        if master_client is not None:
-            # A transaction the old link left open can never be completed by the new one.
-            master_client.multi = None
-            master_client.multi_error = False
-
-    def prepare_link(self, gen: int) -> None:
-        """The actor is about to (re)connect: every batch it handed over so far has been applied (FIFO), so
-        the applied offset is where the new link continues. A partial command left in the parser is dropped
-        (the master sends it again from the offset)."""
-        if gen != self.gen or self.master_host is None:
-            return
-        self._reset_reader()
-        replid = self.replid if self.psync_known else "?"
-        self._tell(m.LinkReady(gen, replid, self.server.repl_offset))
-
-    def apply_stream(self, gen: int, start: int, data: bytes) -> None:
-        """Run a batch of the master's stream as the master client, in order; then feed it to our backlog.
-
-        While a script is busy the batch is held, as Redis stops reading its master then: the script sees
-        the dataset it started with, here as on a master, and the batches run in order once it ends."""
-        if self.server.script_busy is not None:
-            self._held.append((gen, start, data))
-            return
-        if self._held:
-            self._release_held()
-        self._apply_stream(gen, start, data)
-
-    def _release_held(self) -> None:
-        """After each tick (an after_flush hook): the batches held during a busy script, once it ended."""
-        if self._held and self.server.script_busy is None:
-            held, self._held = self._held, []
-            for gen, start, data in held:
-                self._apply_stream(gen, start, data)
-
-    def _apply_stream(self, gen: int, start: int, data: bytes) -> None:
-        server = self.server
-        if gen != self.gen or self.master_host is None:
-            return
-        if start != self._read_pos:
-            log.warning("replication_stream_out_of_order", expected=self._read_pos, got=start)
-            self._tell(m.Relink(gen, "stream out of order"))
-            return
-        self._read_pos += len(data)
-        tail_was_empty = not self._tail
-        reader = self._reader
-        reader.feed(data)
-        self._tail += data
-        client = self._ensure_master_client()
-        keyspace = server.keyspace
-        base = server.repl_offset
-        consumed = 0
-        selects: list[tuple[int, int]] = []  # handed over as a tuple (Feed)
-        execute = server.execute
-        keyspace.ignore_ttl = True
-        self._applying = True
-        try:
-            while True:
-                try:
-                    argv = reader.gets()
-                except hiredis.ProtocolError as exc:
-                    log.error("replication_stream_unreadable", offset=base + consumed, reason=str(exc))
-                    self._tell(m.Relink(gen, "stream unreadable"))
-                    break
-                if argv is False:
-                    break
-                if not isinstance(argv, list) or not argv or not all(isinstance(a, bytes) for a in argv):
-                    log.error("replication_stream_unreadable", offset=base + consumed, reason="not a command")
-                    self._tell(m.Relink(gen, "stream unreadable"))
-                    break
-                if len(argv) == 2 and argv[0].lower() == b"select" and argv[1].isdigit():
-                    selects.append((base + consumed, int(argv[1])))
-                reply = execute(client, argv)
-                consumed += _command_size(argv)
-                if isinstance(reply, CommandError):
-                    self._log_apply_error(argv, reply)
-        finally:
-            keyspace.ignore_ttl = False
-            self._applying = False
-        if not consumed:
-            return
-        if tail_was_empty and consumed == len(data):
-            applied = data
-            self._tail = bytearray()
-        else:
-            applied = bytes(self._tail[:consumed])
-            del self._tail[:consumed]
-        server.stream.reset_offset(base + consumed)
-        self.fed_pos = server.repl_offset
-        self._tell(m.Feed(base, tuple(selects), applied))
-        if self.direct.outs:
-            self.direct.write(base, applied)  # chained: this node's own direct replicas
-        if self._getack_after_batch:
-            self._getack_after_batch = False
-            self._tell(m.GetAckInStream(gen))  # after the Feed: the ack covers the whole batch
-        self.master.schedule_flush()  # the AOF sink writes what the stream changed
-
-    def _log_apply_error(self, argv: list[bytes], reply: CommandError) -> None:
-        now = time.monotonic()
-        if now - self._last_apply_error_log_s >= APPLY_ERROR_LOG_INTERVAL_S:
-            self._last_apply_error_log_s = now
-            log.warning(
-                "replicated_command_failed", command=argv[0].decode("utf-8", "replace"), reason=str(reply)
-            )
 
     def install_snapshot(
         self, gen: int, dbs: list[Database], replid: str, offset: int, stream_db: int
