@@ -13,9 +13,9 @@ import asyncio
 import ipaddress
 import os
 import socket
-import time
 from collections import deque
 from collections.abc import Callable
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -149,7 +149,7 @@ class RespConnection(asyncio.Protocol):
             client.close_requested = True
             self.master.schedule_flush(self)
             return
-        client.last_interaction_s = time.monotonic()
+        client.last_interaction_s = monotonic()
         if not commands:
             self.server.client_eviction.partial_read(client)  # a request still arriving holds memory too
             if self.closed:
@@ -161,11 +161,9 @@ class RespConnection(asyncio.Protocol):
 
     def _run(self, client: Client, commands: list[list[bytes]]) -> None:
         # Setup kept to what every command uses: unpipelined, it is paid once per request.
+        # (No bound methods made here: a lone command would pay for them and use at most one.)
         server = self.server
-        call = server.call
         by_sent_name = server._by_sent_name
-        fast_lane = self.lane_run
-        general_lane = server.general_lane.run
         out = self.out
         index = 0
         end = len(commands)
@@ -177,14 +175,14 @@ class RespConnection(asyncio.Protocol):
                     if self.run_one(client, commands[0], out):
                         break
                 else:
-                    index = fast_lane(client, commands, index, out)
+                    index = self.lane_run(client, commands, index, out)
                     if index == end:
                         break
             # Runs of other data commands, checked once per run (actors/server/dispatch.py); it stops at a
             # GET/SET (the fast lane's) or at a command for the general path below. A lone command (unpipelined)
             # takes the path below: the lane's set-up per run costs more than it saves on one command.
             if index + 1 < end:
-                ran = general_lane(client, commands, index, out)
+                ran = server.general_lane.run(client, commands, index, out)
                 if ran != index:
                     index = ran
                     continue
@@ -201,7 +199,7 @@ class RespConnection(asyncio.Protocol):
             ):
                 # Server.execute's common case (the same test, in the same order of effects), without its
                 # call: ~7% of a pipelined command's instructions. Everything else goes through execute.
-                reply = call(client, cmd, argv)
+                reply = server.call(client, cmd, argv)
                 if server.after_command is not None:
                     server.after_command()
             else:
@@ -233,11 +231,34 @@ class RespConnection(asyncio.Protocol):
             encode_into(out, reply, client.resp3)
             if client.close_requested:
                 break
-        if out or client.close_requested:
-            # Replies leave at the end of the tick, never here: writes of the tick must reach the AOF and the
-            # replicas first, and writing every connection's replies in one burst (as Redis's beforeSleep does)
-            # wakes the clients' side once per tick instead of once per socket, which measured ~30% less CPU
-            # per request under redis-benchmark -P 16 than replying as soon as a read was run.
+        if out:
+            if (
+                server.stream.chunks
+                or client.close_requested
+                or self.closed
+                or self.out is not out  # (replaced mid-run: flush_now, abort)
+                or not client.unchecked
+                or client.channels
+                or client.patterns
+                or self.output_limits.watch_all
+                or not server._unrestricted
+            ):
+                # The tick's end comes first: its writes must reach the AOF and the replicas before any reply
+                # (a reply may show them), the output buffer limits and the close are checked there
+                # (``flush``), and while any feature restricts the node (cluster mode saving nodes.conf,
+                # MONITOR, tracking, notifications, maxmemory, CLIENT PAUSE ...: ``Server._unrestricted``)
+                # every reply keeps the order of the tick-end writes it always had.
+                self.master.schedule_flush(self)
+            else:
+                # Nothing of the tick must precede these replies: handed to the transport now, without the
+                # tick-end callback and the per-connection flush. uvloop still sends them after the poll's
+                # other reads (its queued writes run in the same loop iteration, before the next poll), so
+                # every connection's replies still leave in one burst per tick, as Redis's beforeSleep does.
+                data = b"".join(out)
+                self.out = []
+                server.stats.net_output_bytes += len(data)
+                self.transport.write(data)
+        elif client.close_requested:
             self.master.schedule_flush(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -264,7 +285,7 @@ class RespConnection(asyncio.Protocol):
                         client.channels
                         or client.patterns
                         or self.output_limits.watch_all
-                        or not client.authenticated
+                        or (not client.unchecked and not client.authenticated)  # (unchecked: authenticated)
                     )
                     and self.output_limits.exceeded(client, unsent_bytes(transport, len(data)))
                 ):
