@@ -330,8 +330,12 @@ class ScriptEngine(RedisBridge):
         self._spare_run = run
         writes = run.writes
         if writes:
-            if len(writes) == 1 and not writes[0][2]:  # one write, for everyone: as _propagate_transaction
-                stream.propagate(writes[0][0], writes[0][1])
+            if len(writes) == 1:
+                db_index, write, replicas_only = writes[0]
+                if not replicas_only:  # one write, for everyone: as _propagate_transaction
+                    stream.propagate(db_index, write)
+                else:
+                    _propagate_transaction(self.server, writes)
             else:
                 _propagate_transaction(self.server, writes)
         # One value: the script's (bytes most often); a tuple (false, error table): it failed.
