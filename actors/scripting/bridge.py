@@ -1,6 +1,7 @@
 """The ``redis`` library's bridge back into the node: redis.call / redis.pcall and the small redis.* helpers.
 
-Each redis.call of a running script lands in ``lua_call`` (or ``lua_pcall``): the command is looked up once
+Each redis.call of a running script lands in ``lua_call`` (lane.py's, which hands all but a plain GET / SET
+to ``call_general``) or ``lua_pcall``: the command is looked up once
 per spelling, its arguments checked as Redis's scriptCall does (arity, strings or numbers, ACL, read-only
 runs, writes refused on a read-only replica or under OOM before the script has written), then run through
 ``Server.call`` as the script's own client (Redis's lua_client), and its reply converted to Lua
@@ -19,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from actors.scripting.convert import lua_arg_bytes
-from actors.scripting.lane import NOT_RUN, lane_call
 from actors.scripting.refusals import NOT_FROM_SCRIPT, Guard, guard_of
 from actors.server import cmdstats
 from actors.server.acl import full_name
@@ -88,11 +88,15 @@ class RedisBridge:
     _script_guarded: dict[bytes, tuple[Any, Guard]]
     _lane_get: Any  # GET and SET: the commands the script lane (lane.py) may run
     _lane_set: Any
+    lua_call: Callable[
+        ..., Any
+    ]  # redis.call: the lane's function (lane.make_call), which falls back on call_general
     _to_lua: Callable[[Any, bool], Any]
     _status: Callable[[str], Any]
 
-    def lua_call(self, *args: Any) -> Any:
-        """redis.call: the Lua form of the reply; an error reply is raised as a Lua error.
+    def call_general(self, *args: Any) -> Any:
+        """redis.call's general path (the lane, lane.py, is redis.call itself and hands everything it does not
+        run here): the Lua form of the reply; an error reply is raised as a Lua error.
 
         The common case is inline (one Python frame per redis.call besides the command's own): a command
         spelled as before (found in ``_script_commands``) with its arity, string arguments, a run that is
@@ -105,18 +109,8 @@ class RedisBridge:
             cmd = None
         server = self.server
         arity = cmd.arity if cmd is not None else 0
-        reply = NOT_RUN
+        reply: Any = None
         if (
-            ((cmd is self._lane_get and len(args) == 2) or (cmd is self._lane_set and len(args) == 3))
-            and server._unrestricted
-            and run is not None
-            and self.on_command is None
-        ):
-            # A plain GET / SET in the common state: inline, with Server.call's exact effects (lane.py).
-            reply = lane_call(server, self.client, run, cmd, args)
-        if reply is not NOT_RUN:
-            pass
-        elif (
             cmd is None
             or run is None
             or (arity > 0 and len(args) != arity)

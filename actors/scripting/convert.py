@@ -64,7 +64,7 @@ def lua_arg_bytes(value: Any) -> bytes | None:
 class ReplyToLua:
     """Converts command replies to Lua values for one runtime (it needs the runtime to build tables)."""
 
-    def __init__(self, lua: Any) -> None:
+    def __init__(self, lua: Any, ok_pool: list[Any] | None = None) -> None:
         self._table = lua.table_from
         # {ok=...} / {err=...} built by Lua itself: a Lua call is cheaper than building a table from Python.
         self._make_status, self._error = (
@@ -77,7 +77,8 @@ class ReplyToLua:
         self._make_ok_batch = lua.eval(
             "function(n) local t = {} for i = 1, n do t[i] = {ok='OK'} end return unpack(t, 1, n) end"
         )
-        self._ok_pool: list[Any] = []
+        # (The script lane, lane.py, takes SET's reply from the same list: ``ok_pool`` is shared with it.)
+        self._ok_pool: list[Any] = ok_pool if ok_pool is not None else []
         self._new = lambda **fields: lua.table_from({k.encode(): v for k, v in fields.items()})
         self._empty = lua.table
 
@@ -89,6 +90,10 @@ class ReplyToLua:
                 pool.extend(self._make_ok_batch(STATUS_OK_BATCH))
             return pool.pop()
         return self._make_status(text.encode())
+
+    def refill_ok(self) -> None:
+        """Another batch of fresh {ok='OK'} tables into the (empty) pool."""
+        self._ok_pool.extend(self._make_ok_batch(STATUS_OK_BATCH))
 
     def convert(self, value: Any, resp3: bool) -> Any:
         kind = type(value)

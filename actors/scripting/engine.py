@@ -36,6 +36,7 @@ from actors.data import rdb_hooks
 from actors.scripting.bridge import REPL_ALL, RedisBridge, sha1_hex
 from actors.scripting.convert import ReplyToLua, error_text, lua_to_reply
 from actors.scripting.functions import FunctionStore
+from actors.scripting.lane import make_call
 from actors.scripting.runtime import FUNCTION_KILLED, SCRIPT_KILLED, LuaRuntime
 from actors.server.client import Client, ClientKind
 from actors.server.errorstats import CountedError, count_error_reply
@@ -125,7 +126,7 @@ class ScriptRun:
     ) -> None:
         """(Re)start this record for a new run: the engine reuses the record of a short run that ended, which
         costs a script less than making one. Only what a short run reads is set here (slice_started_s is set
-        when the run goes busy)."""
+        when the run goes busy). ScriptEngine.execute inlines this for a reused record: keep the two alike."""
         self.caller = caller
         self.name = name  # the sha of an EVAL script, the function's name for FCALL (error texts show it)
         self.is_function = is_function
@@ -164,33 +165,11 @@ class ScriptEngine(RedisBridge):
 
     def __init__(self, server: Server, redis_version: str) -> None:
         self.server = server
-        self.runtime = LuaRuntime(self, redis_version)
-        to_lua = ReplyToLua(self.runtime.lua)
-        self._to_lua = to_lua.convert
-        self._status = to_lua.status  # {ok=...} from a status's text (redis.call's fast path)
-        # EVAL scripts by sha1 (lower-case hex): the compiled function and its source (SCRIPT FLUSH empties it).
-        self.scripts: dict[str, tuple[Any, bytes]] = {}
-        # The same scripts by the sha's lower-case hex as bytes, as EVALSHA names them: (function, the source
-        # when it opens with a shebang (flags for EVALSHA to check) or None, sha).
-        self.by_sha: dict[bytes, tuple[Any, bytes | None, str]] = {}
         self.run: ScriptRun | None = None
-        self._spare_run: ScriptRun | None = None  # a short run's record, for the next run (see execute)
-        self.allow_oom = False  # the script about to run declared allow-oom (set by prepare_run)
-        self.fcall_argv: list[bytes] = []  # the last FCALL's arguments (FUNCTION STATS names the running one)
         # Commands scripts may call, by name as scripts spell it ('get', 'GET'): one dict hit per call.
         self._script_commands: dict[bytes, Any] = {}
-        self._script_guarded: dict[bytes, tuple[Any, Any]] = {}  # commands checked per call (bridge.py)
-        # The expiry clock scripts see (frozen_clock), bound once; the run it was worked out for, and its time.
-        self._frozen_clock = self.frozen_clock
-        self._frozen: tuple[ScriptRun | None, int] = (None, 0)
-        self._lane_get = server.commands.get(b"get")  # (bridge.py: the script lane's two commands)
+        self._lane_get = server.commands.get(b"get")  # (lane.py: the script lane's two commands)
         self._lane_set = server.commands.get(b"set")
-        # The greenlet scripts run in (see _task_loop); made again if it died or belongs to another thread.
-        self._task: Any = None
-        # The Lua entry point of the next job of the greenlet: runtime.run_script or runtime.run_function.
-        self._run_script = self.runtime.run_script
-        self._run_function = self.runtime.run_function
-        self._entry: Any = self._run_script
         # The client scripts' commands run as (Redis's lua_client): its database follows the caller's.
         self.client = server.lua_client
         self.client.authenticated = True
@@ -198,6 +177,32 @@ class ScriptEngine(RedisBridge):
         # keys its caller declared, which Redis 7.0 remembers for the caller when the script reads (None:
         # nobody tracks, nothing to do).
         self.on_command: Callable[[Client, Any, list[bytes]], None] | None = None
+        # redis.call (lane.py), made before the runtime that hands it to Lua; SET's {ok='OK'} tables come from
+        # the converter's pool, which is made once the runtime exists.
+        ok_pool: list[Any] = []
+        self.lua_call = make_call(self, ok_pool, self._refill_ok)
+        self.runtime = LuaRuntime(self, redis_version)
+        to_lua = self._converter = ReplyToLua(self.runtime.lua, ok_pool)
+        self._to_lua = to_lua.convert
+        self._status = to_lua.status  # {ok=...} from a status's text (redis.call's general path)
+        # EVAL scripts by sha1 (lower-case hex): the compiled function and its source (SCRIPT FLUSH empties it).
+        self.scripts: dict[str, tuple[Any, bytes]] = {}
+        # The same scripts by the sha's lower-case hex as bytes, as EVALSHA names them: (function, the source
+        # when it opens with a shebang (flags for EVALSHA to check) or None, sha).
+        self.by_sha: dict[bytes, tuple[Any, bytes | None, str]] = {}
+        self._spare_run: ScriptRun | None = None  # a short run's record, for the next run (see execute)
+        self.allow_oom = False  # the script about to run declared allow-oom (set by prepare_run)
+        self.fcall_argv: list[bytes] = []  # the last FCALL's arguments (FUNCTION STATS names the running one)
+        self._script_guarded: dict[bytes, tuple[Any, Any]] = {}  # commands checked per call (bridge.py)
+        # The expiry clock scripts see (frozen_clock), bound once; the run it was worked out for, and its time.
+        self._frozen_clock = self.frozen_clock
+        self._frozen: tuple[ScriptRun | None, int] = (None, 0)
+        # The greenlet scripts run in (see _task_loop); made again if it died or belongs to another thread.
+        self._task: Any = None
+        # The Lua entry point of the next job of the greenlet: runtime.run_script or runtime.run_function.
+        self._run_script = self.runtime.run_script
+        self._run_function = self.runtime.run_function
+        self._entry: Any = self._run_script
         self.threshold_s = int(server.config["busy-reply-threshold"]) / 1000
         server.config.on_change("busy-reply-threshold", self._on_threshold)
         self.functions = FunctionStore(self)
@@ -205,6 +210,9 @@ class ScriptEngine(RedisBridge):
         # node process has one).
         rdb_hooks.function_records = self._rdb_records
         rdb_hooks.functions_loaded = self.load_rdb_functions
+
+    def _refill_ok(self) -> None:
+        self._converter.refill_ok()
 
     def _on_threshold(self, value: Any) -> None:
         self.threshold_s = int(value) / 1000
@@ -263,7 +271,21 @@ class ScriptEngine(RedisBridge):
             run = ScriptRun(caller, name, is_function, read_only, argv, numkeys, outer, task)
         else:
             self._spare_run = None
-            run.start(caller, name, is_function, read_only, argv, numkeys, outer, task)
+            # ScriptRun.start, inlined (a Python call less per script): keep the two alike.
+            run.caller = caller
+            run.name = name
+            run.is_function = is_function
+            run.read_only = read_only
+            run.wrote = False
+            run.state = _RUNNING
+            run.started_s = monotonic()
+            run.writes = []
+            run.outer_writes = outer
+            run.resp3 = False
+            run.repl_flags = REPL_ALL
+            run.task = task
+            run.argv = argv
+            run.numkeys = numkeys
         self.run = run
         # Redis 7.0 freezes the clock expiry is judged by while a script runs: no key expires mid-script (TTLs
         # are still set and read on the real clock). Two stores per run: the frozen time is worked out only if
@@ -308,8 +330,12 @@ class ScriptEngine(RedisBridge):
         self._spare_run = run
         writes = run.writes
         if writes:
-            if len(writes) == 1 and not writes[0][2]:  # one write, for everyone: as _propagate_transaction
-                self.server.propagate(writes[0][0], writes[0][1])
+            if len(writes) == 1:
+                db_index, write, replicas_only = writes[0]
+                if not replicas_only:  # one write, for everyone: as _propagate_transaction
+                    stream.propagate(db_index, write)
+                else:
+                    _propagate_transaction(self.server, writes)
             else:
                 _propagate_transaction(self.server, writes)
         # One value: the script's (bytes most often); a tuple (false, error table): it failed.
