@@ -45,6 +45,15 @@ def _pop_pairs(popped: list[tuple[bytes, float]], nested: bool) -> list[Any]:
 
 
 def _zpop(client: Client, argv: list[bytes], highest: bool) -> Any:
+    if len(argv) == 2:
+        # One pair, the common form: no count to parse, and a flat reply in both protocols.
+        zset = _zset(client, argv[1])
+        if zset is None:
+            return []
+        member, score = zset.pop_one(highest)
+        _changed(client, client.db, argv[1], zset, pop_event(highest))
+        client.server.keyspace.dirty += 1
+        return [member, float(score)]
     if len(argv) > 3:
         raise CommandError(errors.SYNTAX)
     count = 1

@@ -136,6 +136,7 @@ class GeneralLane:
             slow_us = server.latency_threshold_us
         if 0 <= server.slowlog_threshold_us < slow_us:
             slow_us = server.slowlog_threshold_us
+        dirty = 0
         resp3 = client.resp3
         status = self._status
         append = out.append
@@ -157,7 +158,8 @@ class GeneralLane:
                 if not fewest <= len(argv) <= most:
                     break  # execute answers the arity error
                 index += 1
-                dirty = keyspace.dirty
+                if feeding:
+                    dirty = keyspace.dirty
                 started_ns = clock()
                 try:
                     reply = fn(client, argv)
@@ -173,14 +175,13 @@ class GeneralLane:
                     latencystats.record(cmd, duration_us)
                 if duration_us >= slow_us:
                     ran_slowly(server, client, cmd, argv, duration_us)
-                if keyspace.dirty > dirty:  # (a save resets it: as Redis, only a rise propagates)
-                    if client.propagate_as is not None:
+                # (a save resets dirty: as Redis, only a rise propagates; with nothing fed both are no-ops)
+                if client.propagate_as is not None:
+                    if feeding and keyspace.dirty > dirty:
                         stream.propagate_several(client.db.id, client.propagate_as)
-                        client.propagate_as = None
-                    elif feeding:
-                        propagate(client.db.id, argv)
-                elif client.propagate_as is not None:
                     client.propagate_as = None
+                elif feeding and keyspace.dirty > dirty:
+                    propagate(client.db.id, argv)
                 kind = type(reply)
                 if kind is bytes:
                     n = len(reply)
