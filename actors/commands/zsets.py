@@ -200,7 +200,7 @@ def _zadd(client: Client, argv: list[bytes], incr_only: bool = False) -> Any:
         pairs = [(parse_score(argv[j]), argv[j + 1]) for j in range(i, len(argv), 2)]
     keyspace = client.server.keyspace
     key = argv[1]
-    zset = _zset(client, key)
+    zset = get_typed(client, key, ZSet, False)  # (not _zset: a frame less)
     if zset is None:
         if xx:
             return None if incr else 0
