@@ -193,7 +193,7 @@ def encode_into(out: list[bytes], value: Any, resp3: bool) -> None:
             out.append(b"," + format_double(value) + CRLF)
         else:
             text = format_double(value)
-            out.append(b"$%d\r\n%s\r\n" % (len(text), text))
+            out += (BULK_HEADERS[len(text)], text, CRLF)  # (a score: ~800 instructions less than a second %)
     elif kind is dict:
         out.append((b"%%%d\r\n" if resp3 else b"*%d\r\n") % (len(value) if resp3 else 2 * len(value)))
         for key, item in value.items():

@@ -25,6 +25,9 @@ LLONG_MAX = 2**63 - 1
 # counters are mostly these, and a dict lookup costs a fraction of the checks and int() below (Redis keeps
 # shared objects for 0..9999 for the same reason). Only canonical forms are here, so a hit is always valid.
 _SMALL_INT_VALUES = {b"%d" % i: i for i in range(-1000, 10000)}
+# The same spellings by value (index: value + 1000), for INCR's result: a list index instead of a bytes format
+# (~1,000 instructions), and the stored values share these objects, as Redis shares its small integers.
+SMALL_INT_BYTES = list(_SMALL_INT_VALUES)
 
 
 def parse_int(raw: bytes, message: str = errors.NOT_INTEGER) -> int:
@@ -317,4 +320,6 @@ def scan_collection(items: list[Any], cursor: int, count: int) -> tuple[int, lis
 
 
 def int_bytes(value: int) -> bytes:
+    if -1000 <= value < 10000:
+        return SMALL_INT_BYTES[value + 1000]
     return b"%d" % value

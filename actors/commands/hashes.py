@@ -112,7 +112,7 @@ def _hset_pairs(client: Client, argv: list[bytes], name: str) -> int:
         raise errors.wrong_arity(name)
     keyspace = client.server.keyspace
     key = argv[1]
-    fields = _hash(client, key)
+    fields = get_typed(client, key, dict, False)  # (not _hash: a frame less)
     if fields is None:
         fields = {}
         keyspace.set(client.db, key, fields)
@@ -123,7 +123,8 @@ def _hset_pairs(client: Client, argv: list[bytes], name: str) -> int:
         fields[argv[i]] = argv[i + 1]
     keyspace.touch(client.db, key)
     keyspace.dirty += (len(argv) - 2) // 2
-    keyspace.notify(client.db, events.HASH, b"hset", key)
+    if keyspace.notify_flags & events.HASH:  # Keyspace.notify's test, without its call
+        keyspace.on_event(client.db.id, b"hset", key)
     return added
 
 

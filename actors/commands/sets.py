@@ -78,7 +78,7 @@ def _emptied_or_touched(client: Client, key: bytes, members: set[bytes], event: 
 def cmd_sadd(client: Client, argv: list[bytes]) -> Any:
     keyspace = client.server.keyspace
     key = argv[1]
-    members = _set(client, key)
+    members = get_typed(client, key, set, False)  # (not _set: a frame less)
     if members is None:
         members = set(argv[2:])
         keyspace.set(client.db, key, members)  # signals the new key
@@ -91,7 +91,8 @@ def cmd_sadd(client: Client, argv: list[bytes]) -> Any:
     if added:
         keyspace.touch(client.db, key)
         keyspace.dirty += added
-        keyspace.notify(client.db, events.SET, b"sadd", key)
+        if keyspace.notify_flags & events.SET:  # Keyspace.notify's test, without its call
+            keyspace.on_event(client.db.id, b"sadd", key)
     return added
 
 

@@ -10,7 +10,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
-from actors.commands._util import LLONG_MAX, LLONG_MIN, get_string, int_bytes, parse_float, parse_int
+from actors.commands._util import (
+    LLONG_MAX,
+    LLONG_MIN,
+    SMALL_INT_BYTES,
+    get_string,
+    int_bytes,
+    parse_float,
+    parse_int,
+)
 from actors.data import events
 from protocol import errors
 from protocol.errors import CommandError, WrongTypeError
@@ -352,9 +360,11 @@ def _incr(client: Client, key: bytes, delta: int) -> int:
     ):
         raise CommandError(errors.OVERFLOW)
     new = current + delta
-    keyspace.set(client.db, key, b"%d" % new, keep_ttl=True)
+    value = SMALL_INT_BYTES[new + 1000] if -1000 <= new < 10000 else b"%d" % new
+    keyspace.set(client.db, key, value, keep_ttl=True)
     keyspace.dirty += 1
-    keyspace.notify(client.db, events.STRING, b"incrby", key)
+    if keyspace.notify_flags & events.STRING:  # Keyspace.notify's test, without its call
+        keyspace.on_event(client.db.id, b"incrby", key)
     return new
 
 

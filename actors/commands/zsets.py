@@ -110,7 +110,7 @@ def _changed(client: Client, db: Database, key: bytes, zset: ZSet, event: bytes)
     """After members went: report ``event``, then delete the key if the set is now empty (``del``)."""
     keyspace = client.server.keyspace
     keyspace.notify(db, events.ZSET, event, key)
-    if zset:
+    if zset.scores:  # (not ``if zset``: ZSet.__len__ is a Python call)
         keyspace.touch(db, key)
     else:
         keyspace.delete(db, key)
@@ -194,10 +194,13 @@ def _zadd(client: Client, argv: list[bytes], incr_only: bool = False) -> Any:
         raise CommandError("ERR GT, LT, and/or NX options at the same time are not compatible")
     if incr and elements > 2:
         raise CommandError("ERR INCR option supports a single increment-element pair")
-    pairs = [(parse_score(argv[j]), argv[j + 1]) for j in range(i, len(argv), 2)]
+    if elements == 2:  # one pair, the common form: no comprehension (a function call of its own)
+        pairs = [(parse_score(argv[i]), argv[i + 1])]
+    else:
+        pairs = [(parse_score(argv[j]), argv[j + 1]) for j in range(i, len(argv), 2)]
     keyspace = client.server.keyspace
     key = argv[1]
-    zset = _zset(client, key)
+    zset = get_typed(client, key, ZSet, False)  # (not _zset: a frame less)
     if zset is None:
         if xx:
             return None if incr else 0
@@ -211,7 +214,7 @@ def _zadd(client: Client, argv: list[bytes], incr_only: bool = False) -> Any:
             if current is None:
                 if xx:
                     continue
-                zset.add(member, score)
+                zset.insert(member, score)
                 added += 1
                 processed += 1
                 continue

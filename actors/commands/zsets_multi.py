@@ -10,7 +10,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import BLOCKED, command
-from actors.commands._util import int_bytes, parse_int, parse_intercard_limit
+from actors.commands._util import get_typed, int_bytes, parse_int, parse_intercard_limit
 from actors.commands.lists import parse_mpop
 from actors.commands.zsets import (
     POSITIVE,
@@ -45,6 +45,15 @@ def _pop_pairs(popped: list[tuple[bytes, float]], nested: bool) -> list[Any]:
 
 
 def _zpop(client: Client, argv: list[bytes], highest: bool) -> Any:
+    if len(argv) == 2:
+        # One pair, the common form: no count to parse, and a flat reply in both protocols.
+        zset = get_typed(client, argv[1], ZSet, False)  # (not _zset: a frame less)
+        if zset is None:
+            return []
+        member, score = zset.pop_one(highest)
+        _changed(client, client.db, argv[1], zset, pop_event(highest))
+        client.server.keyspace.dirty += 1
+        return [member, float(score)]
     if len(argv) > 3:
         raise CommandError(errors.SYNTAX)
     count = 1

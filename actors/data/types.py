@@ -20,6 +20,17 @@ from sortedcontainers import SortedList
 _INF = math.inf
 
 
+class _Ordered(SortedList):
+    """The sorted set's ordered pairs: a SortedList with sublists of ~512 pairs instead of ~1000.
+
+    ZPOPMIN deletes the first pair of the first sublist, a memmove of the whole sublist: at 1000 that copy was
+    a sixth of a pipelined ZPOPMIN (~7,000 of 43,900 instructions). Halving the load factor makes it and
+    ZADD's insertion shorter for one more comparison in the bisection of the sublists' maxima (measured on a
+    10-60k member set: ZPOPMIN -25%, ZADD -3%; 256 made ZADD dearer, splitting sublists twice as often)."""
+
+    DEFAULT_LOAD_FACTOR = 512
+
+
 @dataclass(frozen=True, slots=True)
 class LexBound:
     """One end of a ZRANGEBYLEX interval: ``-`` (below everything), ``+`` (above everything), ``[v`` or ``(v``."""
@@ -38,7 +49,7 @@ class ZSet:
         # member -> score: ZSCORE, ZADD's "is it new", membership.
         self.scores: dict[bytes, float] = {}
         # (score, member) in Redis order: ranks and ranges in O(log n).
-        self.ordered: SortedList = SortedList()
+        self.ordered: SortedList = _Ordered()
         for member, score in pairs:
             self.add(member, score)
 
@@ -92,7 +103,7 @@ class ZSet:
     def copy(self) -> ZSet:
         clone = ZSet()
         clone.scores = dict(self.scores)
-        clone.ordered = SortedList(self.ordered)
+        clone.ordered = _Ordered(self.ordered)
         return clone
 
     # -- range queries (O(log n) bounds; see the module docstring) -------------------------------------
@@ -156,6 +167,17 @@ class ZSet:
         if start >= stop:
             return iter(())
         return iter(self.ordered.islice(start, stop, reverse=reverse))
+
+    def insert(self, member: bytes, score: float) -> None:
+        """``add`` of a member known to be new (the caller looked it up): one dict probe less."""
+        self.scores[member] = score
+        self.ordered.add((score, member))
+
+    def pop_one(self, highest: bool) -> tuple[bytes, float]:
+        """Remove and return the (member, score) pair at the low (or high) end of a non-empty set."""
+        score, member = self.ordered.pop(-1 if highest else 0)
+        del self.scores[member]
+        return member, score
 
     def pop(self, count: int, highest: bool) -> list[tuple[bytes, float]]:
         """Remove and return up to ``count`` (member, score) pairs from the low (or high) end, in pop order."""

@@ -218,3 +218,29 @@ def test_blocked_is_never_a_lane_reply() -> None:
         source = inspect.getsource(record[1])
         assert "BLOCKED" not in source, record[4]
     assert all(record[1](Client(Server(Config())), [b"PING"]) is not BLOCKED for record in [table[b"PING"]])
+
+
+def test_stretches_of_one_command_are_counted_exactly(monkeypatch: Any) -> None:
+    # A stretch of one command under 1 us is added to its record when the command changes and at the end of
+    # the run: calls, usec and latency-tracking bucket 0 must come out as if counted one by one.
+    now = [0]
+
+    def clock() -> int:
+        now[0] += 300  # each clock read 300 ns after the previous one: a command takes 0 us...
+        return now[0]
+
+    def lpush_2us(client: Client, argv: list[bytes]) -> Any:
+        now[0] += 2000  # ...except this LPUSH, which takes 2 us
+        return 1
+
+    monkeypatch.setattr("actors.server.dispatch.perf_counter_ns", clock)
+    server, client = _server()
+    lane = server.general_lane
+    lane.table[b"LPUSH"] = (server.commands[b"lpush"], lpush_2us, 3, 1 << 62, "lpush")
+    commands = [[b"PING"]] * 3 + [[b"LPUSH", b"k", b"v"]] * 2 + [[b"PING"], [b"ECHO", b"x"], [b"PING"]]
+    assert lane.run(client, commands, 0, []) == len(commands)
+    ping, echo, lpush = (server.commands[name] for name in (b"ping", b"echo", b"lpush"))
+    assert (ping.calls, ping.usec, ping.latency_us[0]) == (5, 0, 5)
+    assert (echo.calls, echo.usec, echo.latency_us[0]) == (1, 0, 1)
+    assert (lpush.calls, lpush.usec, lpush.latency_us[2], lpush.latency_us[0]) == (2, 4, 2, 0)
+    assert server.total_commands_processed == 8
