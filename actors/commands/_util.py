@@ -9,6 +9,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from actors.data.integers import SHARED_INTEGER_BYTES
 from actors.data.stream import Stream
 from actors.data.types import ZSet
 from protocol import errors
@@ -24,7 +25,9 @@ LLONG_MAX = 2**63 - 1
 # The canonical spellings of small integers and their values: LRANGE's indexes, EXPIRE's seconds, INCR's
 # counters are mostly these, and a dict lookup costs a fraction of the checks and int() below (Redis keeps
 # shared objects for 0..9999 for the same reason). Only canonical forms are here, so a hit is always valid.
-_SMALL_INT_VALUES = {b"%d" % i: i for i in range(-1000, 10000)}
+# 0..9999 are keyed by the shared integer strings (actors/data/integers.py): no second copy of them.
+_SMALL_INT_VALUES = {b"%d" % i: i for i in range(-1000, 0)}
+_SMALL_INT_VALUES.update((raw, i) for i, raw in enumerate(SHARED_INTEGER_BYTES))
 
 
 def parse_int(raw: bytes, message: str = errors.NOT_INTEGER) -> int:

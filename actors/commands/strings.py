@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from actors.commands import command
 from actors.commands._util import LLONG_MAX, LLONG_MIN, get_string, int_bytes, parse_float, parse_int
 from actors.data import events
+from actors.data.integers import SHARED_INTEGER_BYTES, SHARED_INTEGERS
 from protocol import errors
 from protocol.errors import CommandError, WrongTypeError
 from protocol.resp import OK, format_float_human
@@ -352,7 +353,9 @@ def _incr(client: Client, key: bytes, delta: int) -> int:
     ):
         raise CommandError(errors.OVERFLOW)
     new = current + delta
-    keyspace.set(client.db, key, b"%d" % new, keep_ttl=True)
+    # 0..9999: Redis's shared integer objects (actors/data/integers.py), one bytes object for every such value.
+    raw = SHARED_INTEGER_BYTES[new] if 0 <= new < SHARED_INTEGERS else b"%d" % new
+    keyspace.set(client.db, key, raw, keep_ttl=True)
     keyspace.dirty += 1
     keyspace.notify(client.db, events.STRING, b"incrby", key)
     return new
