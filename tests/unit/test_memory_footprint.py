@@ -1,17 +1,21 @@
-"""Shared integer strings (actors/data/integers.py) and the command table's per-process memory.
+"""Memory: shared integer strings (actors/data/integers.py), the command table, the heap trimmer (allocator.py).
 
 Counters made by INCR and friends, and integer-encoded strings read from an RDB, hold Redis's shared objects
 for 0..9999 (one bytes object per value, not one per key); every string command still sees plain bytes. The
-registered command specs keep no latency histogram of their own (only each Server's copies count).
+registered command specs keep no latency histogram of their own (only each Server's copies count). A burst's
+free malloc heap is given back once the node is idle, not while it reads requests.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from actors.commands import COMMANDS, LATENCY_SMALL_US
 from actors.commands._util import _SMALL_INT_VALUES, parse_int
 from actors.config import Config
+from actors.data.allocator import HeapTrimmer, free_heap_bytes
 from actors.data.integers import SHARED_INTEGER_BYTES, SHARED_INTEGERS, integer_string
 from actors.data.keyspace import Database
 from actors.persistence.rdb import reader as rdb_reader
@@ -85,3 +89,30 @@ def test_only_each_servers_copy_of_a_command_keeps_a_latency_histogram() -> None
     assert run(server, client, "CONFIG", "GET", "maxmemory")  # a container: its subcommand gets a record too
     assert all(len(cmd.latency_us) == SMALL_US for cmd in server.commands.values())
     assert len(server.commands[b"config"].sub_stats["get"].latency_us) == SMALL_US  # type: ignore[index]
+
+
+def test_the_heap_trimmer_gives_a_bursts_free_heap_back_once_the_node_is_idle() -> None:
+    if free_heap_bytes() is None:
+        pytest.skip("no mallinfo2 in this C library")
+    now = [100.0]
+    reads = [0]
+    trimmer = HeapTrimmer(lambda: reads[0], clock=lambda: now[0], min_free_bytes=1 << 20, idle_s=1.0)
+    trimmer.cron()  # the low point of free heap bytes
+    # A burst: objects over pymalloc's 512 bytes come from the malloc heap; one in 50 stays, so the rest are
+    # free chunks in the middle of the heap, which glibc keeps resident.
+    kept, burst = [], [bytes(600 + i % 7) for i in range(20_000)]
+    kept = burst[::50]
+    reads[0] += 1
+    del burst
+    trimmer.cron()
+    assert trimmer.trims == 0  # requests were just read: not idle
+    now[0] += 0.5
+    trimmer.cron()
+    assert trimmer.trims == 0  # idle for less than idle_s
+    now[0] += 0.6
+    trimmer.cron()
+    assert trimmer.trims == 1
+    now[0] += 5
+    trimmer.cron()
+    assert trimmer.trims == 1  # nothing freed since: no second trim
+    assert len(kept) == 400
