@@ -11,10 +11,10 @@ proportion to what it releases (~15 ms for 36 MiB here), so it never runs per co
 
 - MEMORY PURGE runs it at once (Redis: jemalloc's purge);
 - ``trim_before_fork`` runs it before a fork child starts, if the heap holds free chunks (actors/fork.py);
-- ``HeapTrimmer.cron`` (a master cron job, launcher/node.py) runs it when the heap's free bytes have grown by
-  ``TRIM_MIN_FREE_BYTES`` since their lowest point after the last trim, and only once the node has read no
-  request for ``TRIM_IDLE_S``: a burst's free chunks go back soon after the burst, and the pause it costs
-  falls where no client waits (Redis purges from jemalloc's background thread).
+- ``HeapTrimmer.cron`` (a master cron job, launcher/node.py) runs it when the node turns idle (no request read
+  for ``TRIM_IDLE_S``) after being busy, if the heap holds ``TRIM_MIN_FREE_BYTES`` free: a burst's free
+  chunks go back soon after the burst, and the pause it costs falls where no client waits (Redis purges
+  from jemalloc's background thread).
 
 glibc's counters come from ``mallinfo2`` (glibc 2.33+); without it, or on another C library (musl, macOS),
 nothing is trimmed automatically and ``trim_heap`` does nothing. ctypes is imported on first use, not at
@@ -27,8 +27,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-# How much the malloc heap's free bytes must have grown (since their low point after the last trim) before an
-# idle node trims: below this, the pause and the madvise calls are not worth it.
+# How many free bytes the malloc heap must hold before an idle node (or one about to fork) trims it: below
+# this, the pause and the madvise calls are not worth it.
 TRIM_MIN_FREE_BYTES = 2 << 20
 # How long the node must have read no request before the trimmer runs (also how often it looks at the heap).
 TRIM_IDLE_S = 1.0
@@ -102,7 +102,14 @@ def trim_before_fork(min_free_bytes: int = TRIM_MIN_FREE_BYTES) -> bool:
 
 
 class HeapTrimmer:
-    """A cron job: trims the malloc heap once the node is idle after a burst left free chunks behind."""
+    """A cron job: trims the malloc heap when the node turns idle after a burst that left free chunks behind.
+
+    It looks once per ``idle_s``: a look that finds the activity counter moved only notes it (nothing is read
+    from malloc while the node is busy: ``mallinfo2`` walks every free chunk, ~3 ms with 50,000 of them); the
+    first look that finds it still (busy, then a whole ``idle_s`` without a request) reads the free bytes and
+    trims if they reach ``min_free_bytes``. A trim that released nothing is not repeated until the free bytes
+    have grown by ``min_free_bytes`` (free chunks between live objects hold no whole page to give back).
+    """
 
     def __init__(
         self,
@@ -116,33 +123,40 @@ class HeapTrimmer:
         self.clock = clock
         self.min_free_bytes = min_free_bytes
         self.idle_s = idle_s
-        # Where activity stood at the last look, and when it last moved.
-        self._last_activity: int | None = None
-        self._active_at_s = clock()
-        # The lowest free-bytes figure seen since the last trim (None: not looked yet).
-        self._low_free_bytes: int | None = None
+        # When the last look was, and what the activity counter said then.
+        self._looked_at_s = clock()
+        self._last_activity = activity()
+        # True when the node was busy since the last time the heap was read: the heap may hold new free chunks.
+        self._busy_since_read = True
+        # The free bytes at the last trim, and whether that trim released anything.
+        self._free_at_trim = 0
+        self._last_trim_released = True
         # False once the C library turned out to have no mallinfo2/malloc_trim: the job then does nothing.
         self.enabled = True
         # Trims made (for tests and the log).
         self.trims = 0
 
     def cron(self) -> None:
-        if not self.enabled:
-            return
         now = self.clock()
+        if not self.enabled or now - self._looked_at_s < self.idle_s:
+            return
+        self._looked_at_s = now
         seen = self.activity()
         if seen != self._last_activity:
             self._last_activity = seen
-            self._active_at_s = now
+            self._busy_since_read = True
+            return
+        if not self._busy_since_read:
+            return
+        self._busy_since_read = False
         free = free_heap_bytes()
         if free is None or _libc().malloc_trim is None:
             self.enabled = False
             return
-        low = self._low_free_bytes
-        if low is None or free < low:
-            self._low_free_bytes = low = free
-        if free - low < self.min_free_bytes or now - self._active_at_s < self.idle_s:
+        if free < self.min_free_bytes:
             return
-        trim_heap()
+        if not self._last_trim_released and free - self._free_at_trim < self.min_free_bytes:
+            return
+        self._last_trim_released = trim_heap()
+        self._free_at_trim = free
         self.trims += 1
-        self._low_free_bytes = free_heap_bytes()

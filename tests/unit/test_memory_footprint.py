@@ -97,22 +97,24 @@ def test_the_heap_trimmer_gives_a_bursts_free_heap_back_once_the_node_is_idle() 
     now = [100.0]
     reads = [0]
     trimmer = HeapTrimmer(lambda: reads[0], clock=lambda: now[0], min_free_bytes=1 << 20, idle_s=1.0)
-    trimmer.cron()  # the low point of free heap bytes
     # A burst: objects over pymalloc's 512 bytes come from the malloc heap; one in 50 stays, so the rest are
     # free chunks in the middle of the heap, which glibc keeps resident.
-    kept, burst = [], [bytes(600 + i % 7) for i in range(20_000)]
+    burst = [bytes(600 + i % 7) for i in range(20_000)]
     kept = burst[::50]
     reads[0] += 1
     del burst
-    trimmer.cron()
-    assert trimmer.trims == 0  # requests were just read: not idle
+    for step_s in (0.5, 0.6):  # the first look (after idle_s) sees the requests read: busy, no trim
+        now[0] += step_s
+        trimmer.cron()
+        assert trimmer.trims == 0
     now[0] += 0.5
     trimmer.cron()
-    assert trimmer.trims == 0  # idle for less than idle_s
+    assert trimmer.trims == 0  # less than idle_s since the last look
     now[0] += 0.6
     trimmer.cron()
-    assert trimmer.trims == 1
-    now[0] += 5
-    trimmer.cron()
-    assert trimmer.trims == 1  # nothing freed since: no second trim
+    assert trimmer.trims == 1  # a whole idle_s without a request
+    for _ in range(3):
+        now[0] += 1.1
+        trimmer.cron()
+    assert trimmer.trims == 1  # idle and nothing new: the heap is not read again
     assert len(kept) == 400
