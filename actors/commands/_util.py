@@ -25,8 +25,11 @@ LLONG_MAX = 2**63 - 1
 # The canonical spellings of small integers and their values: LRANGE's indexes, EXPIRE's seconds, INCR's
 # counters are mostly these, and a dict lookup costs a fraction of the checks and int() below (Redis keeps
 # shared objects for 0..9999 for the same reason). Only canonical forms are here, so a hit is always valid.
-# 0..9999 are keyed by the shared integer strings (actors/data/integers.py): no second copy of them.
-_SMALL_INT_VALUES = {b"%d" % i: i for i in range(-1000, 0)}
+# 0..9999 are keyed by the shared integer strings (actors/data/integers.py): no second copy of them. Negative
+# ones down to SMALL_INT_LOWEST (indexes from the end): 10,128 entries fit a 2^14-slot table (up to 10,922 do),
+# where -1000..9999 took 2^15 (0.3 MiB more per process).
+SMALL_INT_LOWEST = -128
+_SMALL_INT_VALUES = {b"%d" % i: i for i in range(SMALL_INT_LOWEST, 0)}
 _SMALL_INT_VALUES.update((raw, i) for i, raw in enumerate(SHARED_INTEGER_BYTES))
 
 

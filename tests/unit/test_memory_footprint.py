@@ -8,12 +8,13 @@ free malloc heap is given back once the node is idle, not while it reads request
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
 
 from actors.commands import COMMANDS, LATENCY_SMALL_US
-from actors.commands._util import _SMALL_INT_VALUES, parse_int
+from actors.commands._util import _SMALL_INT_VALUES, SMALL_INT_LOWEST, parse_int
 from actors.config import Config
 from actors.data.allocator import HeapTrimmer, free_heap_bytes
 from actors.data.integers import SHARED_INTEGER_BYTES, SHARED_INTEGERS, integer_string
@@ -76,9 +77,10 @@ def test_integer_strings_loaded_from_an_rdb_are_shared() -> None:
 def test_parse_int_table_is_keyed_by_the_shared_strings() -> None:
     shared_ids = {id(raw) for raw in SHARED_INTEGER_BYTES}
     assert sum(id(raw) in shared_ids for raw in _SMALL_INT_VALUES) == SHARED_INTEGERS
-    assert len(_SMALL_INT_VALUES) == SHARED_INTEGERS + 1000
+    assert len(_SMALL_INT_VALUES) == SHARED_INTEGERS - SMALL_INT_LOWEST
+    assert sys.getsizeof(_SMALL_INT_VALUES) < 300_000  # a 2^14-slot table, not 2^15
     assert all(parse_int(raw) == value for raw, value in _SMALL_INT_VALUES.items())
-    assert parse_int(b"-1000") == -1000 and parse_int(b"9999") == 9999
+    assert parse_int(b"-1000") == -1000 and parse_int(b"-128") == -128 and parse_int(b"9999") == 9999
 
 
 def test_only_each_servers_copy_of_a_command_keeps_a_latency_histogram() -> None:
