@@ -55,6 +55,8 @@ def test_counters_hold_the_shared_objects_and_string_commands_still_work() -> No
     assert SHARED_INTEGER_BYTES[1] == b"1"
     assert run(server, client, "STRLEN", "a") == 2
     assert run(server, client, "GETRANGE", "a", "0", "0") == b"1"
+    assert run(server, client, "HINCRBY", "h", "f", "42") == 42
+    assert data[b"h"][b"f"] is SHARED_INTEGER_BYTES[42]
     run(server, client, "INCR", "d")
     assert run(server, client, "INCRBYFLOAT", "d", "0.5") == b"1.5"
     assert SHARED_INTEGER_BYTES[1] == b"1"
