@@ -4,7 +4,8 @@ Redis forks a child to write a snapshot while the parent keeps serving, and allo
 (``hasActiveChildProcess``): two children would double the copy-on-write memory and fight for the disk. This
 module is that rule and the mechanics around it, for every kind of child:
 
-    fork_child(kind, work, on_exit=...)   fork after ``gc.freeze()``; the child runs ``work()`` and leaves;
+    fork_child(kind, work, on_exit=...)   fork after ``gc.freeze()`` (and a trim of the malloc heap's free
+                                          pages, actors/data/allocator.py); the child runs ``work()`` and leaves;
                                           raises ChildBusy while another child runs, OSError if fork fails
     reap(block=False)                     collect the child if it exited; tells success, an error exit, a
                                           signal and a lost child apart (ChildExit) and calls its ``on_exit``
@@ -31,6 +32,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
+
+from actors.data.allocator import trim_before_fork
 
 # A fork child closes every inherited descriptor below this that it was not told to keep (os.closerange uses
 # close_range(2), so a large bound costs nothing).
@@ -195,6 +198,7 @@ class ChildRegistry:
         is reaped. Raises ChildBusy while another child runs, OSError if the fork fails (nothing changed)."""
         if self.active is not None:
             raise ChildBusy(self.active)
+        trim_before_fork()  # free heap pages would count twice, in the parent's RSS and the child's
         read_fd, write_fd = os.pipe()
         gc.freeze()  # the child then copies no page just to mark objects during a collection
         started = time.perf_counter()

@@ -24,6 +24,7 @@ import uvloop
 from actors.bus import curve as bus_curve
 from actors.bus.bus import BusActor
 from actors.config import Config, ConfigError
+from actors.data.allocator import HeapTrimmer
 from actors.files import write_bytes_atomically
 from actors.loop.master import MasterActor
 from actors.persistence.actor import PersistenceActor
@@ -116,6 +117,9 @@ class Node:
         if self.config_file:
             self.server.config_rewrite = functools.partial(rewrite_config_file, config, self.config_file)
         self.master = MasterActor(self.server)
+        # A burst's freed heap goes back to the system once the node is idle (actors/data/allocator.py).
+        server = self.server
+        self.master.cron_jobs.append(HeapTrimmer(lambda: server.stats.net_input_bytes).cron)
         self.server.request_shutdown = self.request_shutdown
         persistence = Persistence(self.server, self.master)  # sets server.persistence: AOF sink, cron, INFO
         persistence.prefetched_load_helper = self.load_helper

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from actors.data.integers import SHARED_INTEGER_BYTES, SHARED_INTEGERS
 from actors.data.stream import Stream
 from actors.data.types import ZSet
 from protocol import errors
@@ -24,10 +25,12 @@ LLONG_MAX = 2**63 - 1
 # The canonical spellings of small integers and their values: LRANGE's indexes, EXPIRE's seconds, INCR's
 # counters are mostly these, and a dict lookup costs a fraction of the checks and int() below (Redis keeps
 # shared objects for 0..9999 for the same reason). Only canonical forms are here, so a hit is always valid.
-_SMALL_INT_VALUES = {b"%d" % i: i for i in range(-1000, 10000)}
-# The same spellings by value (index: value + 1000), for INCR's result: a list index instead of a bytes format
-# (~1,000 instructions), and the stored values share these objects, as Redis shares its small integers.
-SMALL_INT_BYTES = list(_SMALL_INT_VALUES)
+# 0..9999 are keyed by the shared integer strings (actors/data/integers.py): no second copy of them. Negative
+# ones down to SMALL_INT_LOWEST (indexes from the end): 10,128 entries fit a 2^14-slot table (up to 10,922 do),
+# where -1000..9999 took 2^15 (0.3 MiB more per process).
+SMALL_INT_LOWEST = -128
+_SMALL_INT_VALUES = {b"%d" % i: i for i in range(SMALL_INT_LOWEST, 0)}
+_SMALL_INT_VALUES.update((raw, i) for i, raw in enumerate(SHARED_INTEGER_BYTES))
 
 
 def parse_int(raw: bytes, message: str = errors.NOT_INTEGER) -> int:
@@ -320,6 +323,6 @@ def scan_collection(items: list[Any], cursor: int, count: int) -> tuple[int, lis
 
 
 def int_bytes(value: int) -> bytes:
-    if -1000 <= value < 10000:
-        return SMALL_INT_BYTES[value + 1000]
+    if 0 <= value < SHARED_INTEGERS:
+        return SHARED_INTEGER_BYTES[value]
     return b"%d" % value

@@ -29,6 +29,7 @@ from actors.commands._util import (
 )
 from actors.commands.keys import object_encoding
 from actors.data import events
+from actors.data.integers import SHARED_INTEGER_BYTES, SHARED_INTEGERS
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK, format_float_human
@@ -207,7 +208,8 @@ def cmd_hincrby(client: Client, argv: list[bytes]) -> Any:
     if fields is None:
         fields = {}
         keyspace.set(client.db, key, fields)
-    fields[argv[2]] = b"%d" % result
+    # 0..9999: the shared integer strings (actors/data/integers.py), as INCR's.
+    fields[argv[2]] = SHARED_INTEGER_BYTES[result] if 0 <= result < SHARED_INTEGERS else b"%d" % result
     keyspace.touch(client.db, key)
     keyspace.dirty += 1
     keyspace.notify(client.db, events.HASH, b"hincrby", key)

@@ -149,7 +149,10 @@ def cmd_memory(client: Client, argv: list[bytes]) -> Any:
             b"this base.\n"
         )
     if sub == b"purge" and len(argv) == 2:
+        from actors.data.allocator import trim_heap  # ctypes: only when asked
+
         gc.collect()
+        trim_heap()  # as Redis's jemalloc purge: free pages go back to the system
         return OK
     if sub == b"malloc-stats" and len(argv) == 2:
         return Verbatim(b"Stats not supported for the current allocator")

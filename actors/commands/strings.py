@@ -13,13 +13,13 @@ from actors.commands import command
 from actors.commands._util import (
     LLONG_MAX,
     LLONG_MIN,
-    SMALL_INT_BYTES,
     get_string,
     int_bytes,
     parse_float,
     parse_int,
 )
 from actors.data import events
+from actors.data.integers import SHARED_INTEGER_BYTES, SHARED_INTEGERS
 from protocol import errors
 from protocol.errors import CommandError, WrongTypeError
 from protocol.resp import OK, format_float_human
@@ -360,8 +360,9 @@ def _incr(client: Client, key: bytes, delta: int) -> int:
     ):
         raise CommandError(errors.OVERFLOW)
     new = current + delta
-    value = SMALL_INT_BYTES[new + 1000] if -1000 <= new < 10000 else b"%d" % new
-    keyspace.set(client.db, key, value, keep_ttl=True)
+    # 0..9999: Redis's shared integer objects (actors/data/integers.py), one bytes object for every such value.
+    raw = SHARED_INTEGER_BYTES[new] if 0 <= new < SHARED_INTEGERS else b"%d" % new
+    keyspace.set(client.db, key, raw, keep_ttl=True)
     keyspace.dirty += 1
     if keyspace.notify_flags & events.STRING:  # Keyspace.notify's test, without its call
         keyspace.on_event(client.db.id, b"incrby", key)

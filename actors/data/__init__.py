@@ -11,4 +11,6 @@ Layout:
     evict.py      eviction policies, LRU/LFU access stamps, the eviction pool that picks victims
     events.py     keyspace event classes (notify-keyspace-events): flag bits and letters
     encodings.py  sets Redis would keep as a hashtable though their members fit an intset (OBJECT ENCODING)
+    allocator.py  malloc_trim: the malloc heap's free pages back to the system (MEMORY PURGE)
+    integers.py   shared integer strings 0..9999 (Redis's shared.integers): one bytes object per value
 """

@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from actors.data.integers import SHARED_INTEGER_BYTES, SHARED_INTEGERS
 from actors.data.types import ZSet
 from actors.persistence.rdb.compact import (
     intset_members,
@@ -54,7 +55,8 @@ from actors.persistence.rdb.format import (
 from actors.persistence.rdb.native import lzf_decompress
 from actors.persistence.rdb.stream_codec import decode_stream
 
-_SMALL_INT_TEXT = [b"%d" % i for i in range(-128, 128)]  # INT8-encoded strings, index value + 128
+# INT8-encoded strings, index value + 128; 0..127 are the shared integer strings (actors/data/integers.py).
+_SMALL_INT_TEXT = [b"%d" % i for i in range(-128, 0)] + list(SHARED_INTEGER_BYTES[:128])
 _UNPACK_DOUBLE = struct.Struct("<d").unpack_from
 _UNPACK_FLOAT = struct.Struct("<f").unpack_from
 _UNPACK_I64 = struct.Struct("<q").unpack_from
@@ -116,7 +118,8 @@ def read_string(data: bytes, pos: int) -> tuple[bytes, int]:
         if encoding == 1:
             if pos + 3 > len(data):
                 raise IndexError
-            return b"%d" % int.from_bytes(data[pos + 1 : pos + 3], "little", signed=True), pos + 3
+            n = int.from_bytes(data[pos + 1 : pos + 3], "little", signed=True)
+            return (SHARED_INTEGER_BYTES[n] if 0 <= n < SHARED_INTEGERS else b"%d" % n), pos + 3
         if encoding == 2:
             if pos + 5 > len(data):
                 raise IndexError
