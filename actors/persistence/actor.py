@@ -13,14 +13,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from actors import eventlog
 from actors.supervision.supervisor import SupervisedActor
 
 if TYPE_CHECKING:
     from actors.persistence.persistence import Persistence
 
-log = structlog.get_logger("redactor.persistence")
+log = eventlog.get_logger("redactor.persistence")
 
 
 @dataclass(frozen=True)

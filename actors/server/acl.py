@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from actors import eventlog
 from actors.commands.getkeys import get_keys_and_flags
 from actors.config import ConfigError
 from actors.server.acl_rules import (
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
     from actors.server.client import Client
     from actors.server.server import Server
 
-log = structlog.get_logger(__name__)
+log = eventlog.get_logger(__name__)
 
 # ACL LOG entries this close in time, for the same reason, context, object and user, are one entry counted.
 LOG_GROUPING_MAX_TIME_MS = 60_000

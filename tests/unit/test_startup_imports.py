@@ -24,6 +24,9 @@ DEFERRED = (
     "actors.cluster.gossip",
     "protocol.clusterbus",
     "protocol.resp_client",
+    # The event log is our own (actors/eventlog.py): structlog and the rich it pulled in are not imported.
+    "structlog",
+    "rich",
 )
 
 _PROBE = """
