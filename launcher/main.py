@@ -9,6 +9,7 @@ redactor keygen PATH                                   a bus CURVE keypair: PATH
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -38,6 +39,10 @@ def _server(args: list[str]) -> int:
         from launcher.sentinel import main as sentinel_main
 
         return sentinel_main(args)
+    # No cyclic garbage collection while the node imports its code and builds itself: the imports allocate
+    # hundreds of thousands of long-lived objects, and collecting them over and over cost ~10% of start-up.
+    # launcher/node.py freezes what start-up made and turns collection back on before the node serves.
+    gc.disable()
     from launcher.config import ConfigFileError, load_config
 
     config_file = ""

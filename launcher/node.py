@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import os
 import signal
 import ssl
@@ -134,6 +135,12 @@ class Node:
                 print(f"redactor: {exc}", file=sys.stderr)
                 return 1
         self.server.loading = True  # until _load_dataset is done: clients that connect early get -LOADING
+        if not gc.isenabled():
+            # launcher/main.py turned collection off for start-up: what start-up made (modules, functions,
+            # the command table) lives as long as the node, so it moves to the permanent generation (never
+            # scanned again) rather than being scanned now, and collection resumes for what serving makes.
+            gc.freeze()
+            gc.enable()
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             try:
                 runner.run(self._main())

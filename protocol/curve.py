@@ -17,7 +17,7 @@ Pure wire code: files and socket options, no threads, nothing of actors/.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import zmq
 import zmq.utils.z85
@@ -42,20 +42,22 @@ class CurveError(Exception):
     """A key file that cannot be used; ``str(self)`` says which and why."""
 
 
-@dataclass(frozen=True)
-class CurveKeys:
+class CurveKeys(NamedTuple):
     """This process's keypair (Z85 bytes)."""
 
     public: bytes
     secret: bytes
 
 
-@dataclass
 class TrustedKeys:
-    """Public keys (Z85 bytes) a node trusts, and which belongs to which bus endpoint."""
+    """Public keys (Z85 bytes) a node trusts, and which belongs to which bus endpoint. (A plain class, as
+    CurveKeys is a NamedTuple: every node imports this module, and dataclasses cost start-up time to make.)"""
 
-    keys: set[bytes] = field(default_factory=set)
-    by_endpoint: dict[str, bytes] = field(default_factory=dict)
+    __slots__ = ("keys", "by_endpoint")
+
+    def __init__(self) -> None:
+        self.keys: set[bytes] = set()
+        self.by_endpoint: dict[str, bytes] = {}
 
     def server_key_for(self, host: str, port: int, own: CurveKeys) -> bytes:
         """The key the node at ``host:port`` must prove it holds (its own line's key, else ours)."""
