@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 # A fork child closes every inherited descriptor below this that it was not told to keep (os.closerange uses
 # close_range(2), so a large bound costs nothing).
@@ -60,8 +61,7 @@ class ChildBusy(RuntimeError):
         self.active = active
 
 
-@dataclass(frozen=True)
-class ChildExit:
+class ChildExit(NamedTuple):
     """How a child ended, as the parent saw it."""
 
     kind: ExitKind

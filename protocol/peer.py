@@ -155,12 +155,18 @@ class SnapBegin(_Frame):
 
 
 class SnapChunk(_Frame):
-    __slots__ = ("at", "data")
+    __slots__ = ("at", "payload")
     VERB = "snap"
 
     def __init__(self, at: int, data: bytes) -> None:
         self.at = at  # byte position of the chunk in the snapshot
-        self.data = data  # payload frame
+        self.payload = (
+            data  # the payload frame (``data``: not an attribute name, the kvstore scan reserves it)
+        )
+
+    @property
+    def data(self) -> bytes:
+        return self.payload
 
 
 class SnapEnd(_Frame):
@@ -181,12 +187,18 @@ class SnapAck(_Frame):
 
 
 class Stream(_Frame):
-    __slots__ = ("start", "data")
+    __slots__ = ("start", "payload")
     VERB = "stream"
 
     def __init__(self, start: int, data: bytes) -> None:
         self.start = start  # stream position of the first byte of data
-        self.data = data  # payload frame
+        self.payload = (
+            data  # the payload frame (``data``: not an attribute name, the kvstore scan reserves it)
+        )
+
+    @property
+    def data(self) -> bytes:
+        return self.payload
 
 
 class Ack(_Frame):
@@ -248,7 +260,7 @@ _FIELD_TYPES: dict[str, type] = {"str": str, "int": int, "bytes": bytes}
 
 def _spec(cls: type[PeerFrame]) -> _Spec:
     hints = cls.__init__.__annotations__ if cls.__slots__ else {}
-    names = list(cls.__slots__)
+    names = [name for name in hints if name != "return"]  # the constructor's parameters, in wire order
     payload = bool(names) and names[-1] == "data" and _FIELD_TYPES[hints["data"]] is bytes
     if payload:
         names = names[:-1]

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from actors import eventlog
 from actors.supervision.supervisor import SupervisedActor
@@ -22,23 +21,20 @@ if TYPE_CHECKING:
 log = eventlog.get_logger("redactor.persistence")
 
 
-@dataclass(frozen=True)
-class Fsync:
+class Fsync(NamedTuple):
     """fdatasync ``fd`` (the open incr file); ``size`` bytes of it were written when asked."""
 
     fd: int
     size: int
 
 
-@dataclass(frozen=True)
-class FsyncAndClose:
+class FsyncAndClose(NamedTuple):
     """A retired incr file: make it durable, then close it."""
 
     fd: int
 
 
-@dataclass(frozen=True)
-class Unlink:
+class Unlink(NamedTuple):
     """Delete files that no longer belong to the dataset (AOF history files)."""
 
     paths: tuple[str, ...]

@@ -12,7 +12,7 @@ format: node-to-node frames are protocol/peer.py's.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from actors.data.keyspace import Database
@@ -42,15 +42,13 @@ class ResetBacklog:
         self.force = force  # also when the backlog already ends at start: a new history (full sync installed)
 
 
-class Feed:
+class Feed(NamedTuple):
     """One tick's stream bytes from stream position ``start``, with the SELECTs among them."""
 
-    __slots__ = ("start", "selects", "data")
-
-    def __init__(self, start: int, selects: tuple[tuple[int, int], ...], data: bytes) -> None:
-        self.start = start
-        self.selects = selects  # (stream position, db) of each SELECT in data
-        self.data = data
+    # A NamedTuple: a ``data`` attribute assigned in __init__ would read as key data to the kvstore scan.
+    start: int
+    selects: tuple[tuple[int, int], ...]  # (stream position, db) of each SELECT in data
+    data: bytes
 
 
 class Forked:
@@ -224,13 +222,11 @@ class PrepareLink:
         self.gen = gen
 
 
-class ApplyStream:
-    __slots__ = ("gen", "start", "data")
-
-    def __init__(self, gen: int, start: int, data: bytes) -> None:
-        self.gen = gen
-        self.start = start
-        self.data = data
+class ApplyStream(NamedTuple):
+    # A NamedTuple: a ``data`` attribute assigned in __init__ would read as key data to the kvstore scan.
+    gen: int
+    start: int
+    data: bytes
 
 
 class InstallSnapshot:

@@ -39,9 +39,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pykka
 from pykka.messages import ProxyGetAttr
@@ -100,8 +99,7 @@ class ChildStartError(Exception):
     """A child failed while the supervisor started the node's children: the node cannot start."""
 
 
-@dataclass(frozen=True)
-class ChildSpec:
+class ChildSpec(NamedTuple):
     name: str
     # Returns a started pykka ActorRef; called again (with no arguments) for every restart.
     factory: Callable[[], Any]
