@@ -27,6 +27,12 @@ DEFERRED = (
     # The event log is our own (actors/eventlog.py): structlog and the rich it pulled in are not imported.
     "structlog",
     "rich",
+    # Command modules imported on their first call (actors/commands/lazy.py), and what they import.
+    "actors.commands.geo",
+    "actors.commands.sort",
+    "actors.commands.streams",
+    "actors.commands.functions",
+    "decimal",
 )
 
 _PROBE = """
