@@ -207,6 +207,7 @@ CATALOG: dict[str, tuple[Entry, ...]] = {
             (),
         ),
     ),
+    "geo_areas": (),
     "hll_selftest": (
         (
             "pfselftest",

@@ -31,6 +31,7 @@ LAZY_MODULES = (
     "cluster",
     "functions",
     "geo",
+    "geo_areas",  # no command: the cells GEO searches scan (geo.py imports it)
     "hll_selftest",
     "hyperloglog",
     "latency",

@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
@@ -99,15 +98,27 @@ _EXEC_REASONS = {
 _REASON = {Denial.COMMAND: "command", Denial.KEY: "key", Denial.AUTH: "auth", Denial.CHANNEL: "channel"}
 
 
-@dataclass(slots=True)
 class LogEntry:
-    count: int
-    reason: str
-    context: str  # toplevel, multi, lua
-    object: bytes
-    username: bytes
-    ctime_ms: int
-    client_info: str
+    __slots__ = ("count", "reason", "context", "object", "username", "ctime_ms", "client_info")
+
+    def __init__(
+        self,
+        count: int,
+        reason: str,
+        context: str,
+        object: bytes,
+        username: bytes,
+        ctime_ms: int,
+        client_info: str,
+    ) -> None:
+        self.count: int = count
+        self.reason: str = reason
+        # toplevel, multi, lua
+        self.context: str = context
+        self.object: bytes = object
+        self.username: bytes = username
+        self.ctime_ms: int = ctime_ms
+        self.client_info: str = client_info
 
     def reply(self, now_ms: int) -> dict[bytes, Any]:
         return {

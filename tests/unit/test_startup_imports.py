@@ -32,6 +32,8 @@ DEFERRED = (
     "actors.commands.sort",
     "actors.commands.streams",
     "actors.commands.functions",
+    "actors.commands.geo_areas",
+    "actors.scripting.functions",
     "decimal",
 )
 
