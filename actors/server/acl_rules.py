@@ -11,8 +11,6 @@ Permissions are checked by actors/server/acl.py; this module is plain data and r
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable
 from typing import Any
 
@@ -366,6 +364,8 @@ class Selector:
 
 
 def password_hash(password: bytes) -> str:
+    import hashlib  # here: OpenSSL's hashes cost start-up time, and a node without passwords never hashes
+
     return hashlib.sha256(password).hexdigest()
 
 
@@ -426,6 +426,8 @@ class User:
 
     def check_password(self, password: bytes) -> bool:
         # Hashes compared in constant time, every one of them (Redis: time_independent_strcmp).
+        import hmac
+
         digest = password_hash(password)
         matched = False
         for stored in self.passwords:
