@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from actors.data import events
 
@@ -274,8 +273,7 @@ def _render(value: Any) -> str:
     return str(value)
 
 
-@dataclass(frozen=True, slots=True)
-class Directive:
+class Directive(NamedTuple):
     name: str
     parse: Callable[[list[str]], Any]
     default: Any
@@ -285,7 +283,7 @@ class Directive:
     merges: bool = (
         False  # a dict value: a setting replaces only the keys it names (client-output-buffer-limit)
     )
-    aliases: tuple[str, ...] = field(default=())
+    aliases: tuple[str, ...] = ()
 
 
 # Directives Redis 7.0 changes at runtime (bind, port, tls-*) and the cluster bus's own, which this node sets only

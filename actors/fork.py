@@ -30,8 +30,8 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from actors.data.allocator import trim_before_fork
 
@@ -63,8 +63,7 @@ class ChildBusy(RuntimeError):
         self.active = active
 
 
-@dataclass(frozen=True)
-class ChildExit:
+class ChildExit(NamedTuple):
     """How a child ended, as the parent saw it."""
 
     kind: ExitKind
@@ -91,16 +90,27 @@ class ChildExit:
         return f"exit status {self.exit_code}"
 
 
-@dataclass
 class ForkedChild:
     """A running child and what the parent needs to finish its work when it exits."""
 
-    kind: ChildKind
-    pid: int
-    info_fd: int  # read end of the pipe the child reports its copy-on-write size on (non-blocking)
-    started_s: float  # time.time() at fork, for *_current_*_time_sec
-    started_monotonic: float
-    on_exit: Callable[[ForkedChild, ChildExit], None]  # the owner's completion, called by reap (loop thread)
+    def __init__(
+        self,
+        kind: ChildKind,
+        pid: int,
+        info_fd: int,
+        started_s: float,
+        started_monotonic: float,
+        on_exit: Callable[[ForkedChild, ChildExit], None],
+    ) -> None:
+        self.kind: ChildKind = kind
+        self.pid: int = pid
+        # read end of the pipe the child reports its copy-on-write size on (non-blocking)
+        self.info_fd: int = info_fd
+        # time.time() at fork, for *_current_*_time_sec
+        self.started_s: float = started_s
+        self.started_monotonic: float = started_monotonic
+        # the owner's completion, called by reap (loop thread)
+        self.on_exit: Callable[[ForkedChild, ChildExit], None] = on_exit
 
 
 def private_dirty_bytes() -> int:

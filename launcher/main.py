@@ -9,6 +9,7 @@ redactor keygen PATH                                   a bus CURVE keypair: PATH
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -16,25 +17,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from actors.config import Config
     from actors.persistence.rdb.helper import LoadHelper
-
-
-def _hide_rich_from_structlog() -> None:
-    """Import structlog without rich when stderr is not a terminal: a node starts ~25 ms sooner.
-
-    structlog imports rich (when installed) at import time only to pretty-print tracebacks in its console
-    renderer; a node not on a terminal logs JSON lines (launcher/logs.py) and never uses it. rich stays
-    importable afterwards: only structlog's optional import is turned down.
-    """
-    if "structlog" in sys.modules or sys.stderr.isatty():
-        return
-    hidden = [name for name in ("rich", "better_exceptions") if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]  # None: "import fails", as if not installed
-    try:
-        import structlog  # noqa: F401
-    finally:
-        for name in hidden:
-            del sys.modules[name]
 
 
 def _start_load_helper(config: Config) -> LoadHelper | None:
@@ -57,7 +39,10 @@ def _server(args: list[str]) -> int:
         from launcher.sentinel import main as sentinel_main
 
         return sentinel_main(args)
-    _hide_rich_from_structlog()
+    # No cyclic garbage collection while the node imports its code and builds itself: the imports allocate
+    # hundreds of thousands of long-lived objects, and collecting them over and over cost ~10% of start-up.
+    # launcher/node.py freezes what start-up made and turns collection back on before the node serves.
+    gc.disable()
     from launcher.config import ConfigFileError, load_config
 
     config_file = ""

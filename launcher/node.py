@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import os
 import signal
 import ssl
@@ -18,9 +19,9 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import structlog
 import uvloop
 
+from actors import eventlog
 from actors.bus import curve as bus_curve
 from actors.bus.bus import BusActor
 from actors.config import Config, ConfigError
@@ -43,7 +44,7 @@ from protocol.ports import bus_port_for
 if TYPE_CHECKING:
     from actors.cluster.facade import Cluster  # imported when cluster-enabled: ~10% of an empty node's start
 
-log = structlog.get_logger("redactor.node")
+log = eventlog.get_logger("redactor.node")
 
 # Exit status when the supervisor gave up on the node's actors: the launcher restarts the process.
 EXIT_SUPERVISOR_GAVE_UP = 3
@@ -138,6 +139,12 @@ class Node:
                 print(f"redactor: {exc}", file=sys.stderr)
                 return 1
         self.server.loading = True  # until _load_dataset is done: clients that connect early get -LOADING
+        if not gc.isenabled():
+            # launcher/main.py turned collection off for start-up: what start-up made (modules, functions,
+            # the command table) lives as long as the node, so it moves to the permanent generation (never
+            # scanned again) rather than being scanned now, and collection resumes for what serving makes.
+            gc.freeze()
+            gc.enable()
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             try:
                 runner.run(self._main())

@@ -17,12 +17,13 @@ Pure wire code: files and socket options, no threads, nothing of actors/.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from pathlib import Path
+from typing import NamedTuple
 
 import zmq
-import zmq.auth
 import zmq.utils.z85
+
+# zmq.auth (with pathlib, glob, urllib) is imported by the functions that read or write key files: a node
+# without CURVE never does, and its start-up does not pay for them.
 
 __all__ = [
     "CurveError",
@@ -41,20 +42,22 @@ class CurveError(Exception):
     """A key file that cannot be used; ``str(self)`` says which and why."""
 
 
-@dataclass(frozen=True)
-class CurveKeys:
+class CurveKeys(NamedTuple):
     """This process's keypair (Z85 bytes)."""
 
     public: bytes
     secret: bytes
 
 
-@dataclass
 class TrustedKeys:
-    """Public keys (Z85 bytes) a node trusts, and which belongs to which bus endpoint."""
+    """Public keys (Z85 bytes) a node trusts, and which belongs to which bus endpoint. (A plain class, as
+    CurveKeys is a NamedTuple: every node imports this module, and dataclasses cost start-up time to make.)"""
 
-    keys: set[bytes] = field(default_factory=set)
-    by_endpoint: dict[str, bytes] = field(default_factory=dict)
+    __slots__ = ("keys", "by_endpoint")
+
+    def __init__(self) -> None:
+        self.keys: set[bytes] = set()
+        self.by_endpoint: dict[str, bytes] = {}
 
     def server_key_for(self, host: str, port: int, own: CurveKeys) -> bytes:
         """The key the node at ``host:port`` must prove it holds (its own line's key, else ours)."""
@@ -65,6 +68,10 @@ class TrustedKeys:
 
 def write_keypair(path: str) -> CurveKeys:
     """Write ``path.key`` (public) and ``path.key_secret`` (both keys, 0600); returns the keys."""
+    from pathlib import Path
+
+    import zmq.auth
+
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
@@ -77,6 +84,8 @@ def write_keypair(path: str) -> CurveKeys:
 
 def load_keypair(path: str) -> CurveKeys:
     """The keypair in ``path`` (a ``.key_secret`` certificate). Raises CurveError."""
+    import zmq.auth
+
     try:
         public, secret = zmq.auth.load_certificate(path)
     except (OSError, ValueError) as exc:
@@ -92,6 +101,8 @@ def load_public_key(text_or_path: str) -> bytes:
     """A public key given as 40 Z85 characters or as a certificate file (``.key``). Raises CurveError."""
     if len(text_or_path) == Z85_KEY_CHARS and _is_z85(text_or_path.encode()):
         return text_or_path.encode()
+    import zmq.auth
+
     try:
         public, _secret = zmq.auth.load_certificate(text_or_path)
     except (OSError, ValueError) as exc:
@@ -102,7 +113,8 @@ def load_public_key(text_or_path: str) -> bytes:
 def load_trusted(path: str) -> TrustedKeys:
     """The trusted-keys file (see the module docstring). Raises CurveError."""
     try:
-        text = Path(path).read_text()
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
     except OSError as exc:
         raise CurveError(f"cannot read the bus trusted keys file {path!r}: {exc.strerror}") from None
     trusted = TrustedKeys()

@@ -1,4 +1,4 @@
-"""Node <-> node frames of the replication protocol: one frozen dataclass per verb, one encoder, one decoder.
+"""Node <-> node frames of the replication protocol: one small value class per verb, one encoder, one decoder.
 
 A peer message is two or three ZeroMQ frames::
 
@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
-from typing import ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import msgpack
 
@@ -67,103 +66,165 @@ class PeerFrameError(ValueError):
         self.verb = verb  # the header's verb when it could be read (a bad Hello is answered, not dropped)
 
 
-@dataclass(frozen=True, slots=True)
-class Hello:
-    VERB: ClassVar[str] = "hello"
-    auth: str
-    version: int
+class _Frame:
+    """What every frame shares: value semantics over its ``__slots__`` (equal when the type and the fields are,
+    hashable, a readable repr). Plain classes rather than frozen dataclasses: the sixteen dataclasses cost a
+    node ~5 ms of start-up to create (code generated and exec'd per method, each class built twice for slots);
+    nothing assigns to a frame after it is made."""
+
+    __slots__: tuple[str, ...] = ()
+    VERB: ClassVar[str] = ""
+
+    def values(self) -> tuple[Any, ...]:
+        """The fields in wire order (the header's, then the payload)."""
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Frame) and type(other) is type(self) and self.values() == other.values()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.values()))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
 
 
-@dataclass(frozen=True, slots=True)
-class HelloOk:
-    VERB: ClassVar[str] = "hello_ok"
-    run_id: str
+class Hello(_Frame):
+    __slots__ = ("auth", "version")
+    VERB = "hello"
+
+    def __init__(self, auth: str, version: int) -> None:
+        self.auth = auth
+        self.version = version
 
 
-@dataclass(frozen=True, slots=True)
-class Error:
-    VERB: ClassVar[str] = "error"
-    message: str
+class HelloOk(_Frame):
+    __slots__ = ("run_id",)
+    VERB = "hello_ok"
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
 
 
-@dataclass(frozen=True, slots=True)
-class Psync:
-    VERB: ClassVar[str] = "psync"
-    replid: str  # "?": no history (a forced full sync)
-    offset: int  # the first stream byte missing (Redis's offset + 1), -1 with "?"
-    node_id: str
-    port: int  # the replica's announced RESP port
-    ip: str  # the replica's announced address
-    auth: str
+class Error(_Frame):
+    __slots__ = ("message",)
+    VERB = "error"
+
+    def __init__(self, message: str) -> None:
+        self.message = message
 
 
-@dataclass(frozen=True, slots=True)
-class Continue:
-    VERB: ClassVar[str] = "continue"
-    replid: str
-    stream_db: int  # the database the stream has selected where it resumes (-1: none yet)
+class Psync(_Frame):
+    __slots__ = ("replid", "offset", "node_id", "port", "ip", "auth")
+    VERB = "psync"
+
+    def __init__(self, replid: str, offset: int, node_id: str, port: int, ip: str, auth: str) -> None:
+        self.replid = replid  # "?": no history (a forced full sync)
+        self.offset = offset  # the first stream byte missing (Redis's offset + 1), -1 with "?"
+        self.node_id = node_id
+        self.port = port  # the replica's announced RESP port
+        self.ip = ip  # the replica's announced address
+        self.auth = auth
 
 
-@dataclass(frozen=True, slots=True)
-class FullResync:
-    VERB: ClassVar[str] = "fullresync"
-    replid: str
-    offset: int  # stream position of the snapshot that follows
+class Continue(_Frame):
+    __slots__ = ("replid", "stream_db")
+    VERB = "continue"
+
+    def __init__(self, replid: str, stream_db: int) -> None:
+        self.replid = replid
+        self.stream_db = stream_db  # the database the stream has selected where it resumes (-1: none yet)
 
 
-@dataclass(frozen=True, slots=True)
-class SnapBegin:
-    VERB: ClassVar[str] = "snap_begin"
-    size: int  # -1: not known until SnapEnd (the child is still writing the file)
+class FullResync(_Frame):
+    __slots__ = ("replid", "offset")
+    VERB = "fullresync"
+
+    def __init__(self, replid: str, offset: int) -> None:
+        self.replid = replid
+        self.offset = offset  # stream position of the snapshot that follows
 
 
-@dataclass(frozen=True, slots=True)
-class SnapChunk:
-    VERB: ClassVar[str] = "snap"
-    at: int  # byte position of the chunk in the snapshot
-    data: bytes  # payload frame
+class SnapBegin(_Frame):
+    __slots__ = ("size",)
+    VERB = "snap_begin"
+
+    def __init__(self, size: int) -> None:
+        self.size = size  # -1: not known until SnapEnd (the child is still writing the file)
 
 
-@dataclass(frozen=True, slots=True)
-class SnapEnd:
-    VERB: ClassVar[str] = "snap_end"
-    size: int
-    stream_db: int  # the database the stream has selected at the snapshot's offset
+class SnapChunk(_Frame):
+    __slots__ = ("at", "payload")
+    VERB = "snap"
+
+    def __init__(self, at: int, data: bytes) -> None:
+        self.at = at  # byte position of the chunk in the snapshot
+        self.payload = (
+            data  # the payload frame (``data``: not an attribute name, the kvstore scan reserves it)
+        )
+
+    @property
+    def data(self) -> bytes:
+        return self.payload
 
 
-@dataclass(frozen=True, slots=True)
-class SnapAck:
-    VERB: ClassVar[str] = "snap_ack"
-    received: int  # snapshot bytes received so far
+class SnapEnd(_Frame):
+    __slots__ = ("size", "stream_db")
+    VERB = "snap_end"
+
+    def __init__(self, size: int, stream_db: int) -> None:
+        self.size = size
+        self.stream_db = stream_db  # the database the stream has selected at the snapshot's offset
 
 
-@dataclass(frozen=True, slots=True)
-class Stream:
-    VERB: ClassVar[str] = "stream"
-    start: int  # stream position of the first byte of data
-    data: bytes  # payload frame
+class SnapAck(_Frame):
+    __slots__ = ("received",)
+    VERB = "snap_ack"
+
+    def __init__(self, received: int) -> None:
+        self.received = received  # snapshot bytes received so far
 
 
-@dataclass(frozen=True, slots=True)
-class Ack:
-    VERB: ClassVar[str] = "ack"
-    offset: int  # applied offset, -1 while not streaming
+class Stream(_Frame):
+    __slots__ = ("start", "payload")
+    VERB = "stream"
+
+    def __init__(self, start: int, data: bytes) -> None:
+        self.start = start  # stream position of the first byte of data
+        self.payload = (
+            data  # the payload frame (``data``: not an attribute name, the kvstore scan reserves it)
+        )
+
+    @property
+    def data(self) -> bytes:
+        return self.payload
 
 
-@dataclass(frozen=True, slots=True)
-class Ping:
-    VERB: ClassVar[str] = "ping"
-    sent: int  # stream position sent so far, -1 while syncing
+class Ack(_Frame):
+    __slots__ = ("offset",)
+    VERB = "ack"
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset  # applied offset, -1 while not streaming
 
 
-@dataclass(frozen=True, slots=True)
-class GetAck:
-    VERB: ClassVar[str] = "getack"
+class Ping(_Frame):
+    __slots__ = ("sent",)
+    VERB = "ping"
+
+    def __init__(self, sent: int) -> None:
+        self.sent = sent  # stream position sent so far, -1 while syncing
 
 
-@dataclass(frozen=True, slots=True)
-class Bye:
-    VERB: ClassVar[str] = "bye"
+class GetAck(_Frame):
+    __slots__ = ()
+    VERB = "getack"
+
+
+class Bye(_Frame):
+    __slots__ = ()
+    VERB = "bye"
 
 
 PeerFrame = (
@@ -186,21 +247,24 @@ PeerFrame = (
 FRAME_TYPES: tuple[type[PeerFrame], ...] = typing.get_args(PeerFrame)
 
 
-@dataclass(frozen=True, slots=True)
-class _Spec:
+class _Spec(NamedTuple):
     cls: Callable[..., PeerFrame]
     names: tuple[str, ...]  # header fields, in wire order
     types: tuple[type, ...]  # their exact types (bool is not an int here)
     payload: bool  # a last ``data: bytes`` field travels as its own frame
 
 
+# The field annotations are strings (postponed evaluation): the three types frames carry, by name.
+_FIELD_TYPES: dict[str, type] = {"str": str, "int": int, "bytes": bytes}
+
+
 def _spec(cls: type[PeerFrame]) -> _Spec:
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in fields(cls)]
-    payload = bool(names) and names[-1] == "data" and hints["data"] is bytes
+    hints = cls.__init__.__annotations__ if cls.__slots__ else {}
+    names = [name for name in hints if name != "return"]  # the constructor's parameters, in wire order
+    payload = bool(names) and names[-1] == "data" and _FIELD_TYPES[hints["data"]] is bytes
     if payload:
         names = names[:-1]
-    return _Spec(cls, tuple(names), tuple(hints[name] for name in names), payload)
+    return _Spec(cls, tuple(names), tuple(_FIELD_TYPES[hints[name]] for name in names), payload)
 
 
 _SPECS: dict[str, _Spec] = {cls.VERB: _spec(cls) for cls in FRAME_TYPES}

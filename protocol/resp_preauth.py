@@ -13,7 +13,7 @@ untouched.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["PREAUTH_MAX_BULK_BYTES", "PREAUTH_MAX_MULTIBULK", "PreAuthGuard", "PreAuthRefusal"]
 
@@ -24,8 +24,7 @@ PREAUTH_MAX_BULK_BYTES = 16384
 _MAX_HEADER_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class PreAuthRefusal:
+class PreAuthRefusal(NamedTuple):
     """A request refused before authentication: where it starts in the read, and Redis's wording."""
 
     offset: int  # bytes of the read before the refused request (those requests may still run)

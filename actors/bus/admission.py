@@ -37,8 +37,7 @@ import ipaddress
 import socket
 import struct
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import zmq
 from zmq.utils.monitor import parse_monitor_message
@@ -78,8 +77,7 @@ _TCPI_BYTES_RECEIVED = struct.Struct("=Q")
 _TCPI_BYTES_RECEIVED_OFFSET = 128
 
 
-@dataclass(frozen=True, slots=True)
-class PeerAuthenticated:
+class PeerAuthenticated(NamedTuple):
     """Loop -> bus (``MasterActor.tell_bus``): the native client behind ``identity`` is authenticated."""
 
     identity: bytes

@@ -16,8 +16,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from actors import eventlog
 from actors.cluster import admin, blocked, failover, gossip, nodesconf, routing
 from actors.cluster.link import ClusterSend
 from actors.cluster.state import ClusterHealth, ClusterNode, ClusterState, LinkState, new_node_id
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
     from actors.server.ports import LaneView
     from actors.server.server import Server
 
-log = structlog.get_logger("redactor.cluster")
+log = eventlog.get_logger("redactor.cluster")
 
 # Redis's CLUSTER_WRITABLE_DELAY: a master starts in the fail state and stays there this long after start-up,
 # so it can learn a newer configuration before serving writes.

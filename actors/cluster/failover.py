@@ -33,8 +33,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
-import structlog
-
+from actors import eventlog
 from actors.server.pause import PauseMode
 from protocol.clusterbus import AuthAck, AuthRequest, MfOffset, MfStart
 
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
     from actors.cluster.facade import Cluster
     from actors.cluster.state import ClusterNode
 
-log = structlog.get_logger("redactor.cluster")
+log = eventlog.get_logger("redactor.cluster")
 
 ELECTION_FIXED_DELAY_MS = 500
 ELECTION_RANDOM_DELAY_MS = 500

@@ -30,7 +30,7 @@ LLONG_MAX = 2**63 - 1
 # where -1000..9999 took 2^15 (0.3 MiB more per process).
 SMALL_INT_LOWEST = -128
 _SMALL_INT_VALUES = {b"%d" % i: i for i in range(SMALL_INT_LOWEST, 0)}
-_SMALL_INT_VALUES.update((raw, i) for i, raw in enumerate(SHARED_INTEGER_BYTES))
+_SMALL_INT_VALUES.update(zip(SHARED_INTEGER_BYTES, range(len(SHARED_INTEGER_BYTES)), strict=True))
 
 
 def parse_int(raw: bytes, message: str = errors.NOT_INTEGER) -> int:

@@ -11,8 +11,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from actors import eventlog
 from actors.commands import command
 from actors.commands.keys import SHARED_REFCOUNT, is_shared_integer, object_encoding
 from actors.commands.memory import object_access
@@ -25,7 +24,7 @@ from protocol.resp import OK
 if TYPE_CHECKING:
     from actors.server.client import Client
 
-log = structlog.get_logger("redactor.supervisor")
+log = eventlog.get_logger("redactor.supervisor")
 
 
 # -- DEBUG -----------------------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -62,21 +61,52 @@ class FindKeys(Enum):
     UNKNOWN = "unknown"  # only the key finder knows
 
 
-@dataclass(frozen=True, slots=True)
 class KeySpec:
     """One of Redis's key specs. Fields of the begin/find kinds not in use keep their defaults."""
 
-    flags: KeyFlags
-    begin: BeginSearch
-    find: FindKeys
-    index: int = 0  # BeginSearch.INDEX: the argument index
-    keyword: bytes = b""  # BeginSearch.KEYWORD: the keyword (lowercase), and where the search starts
-    startfrom: int = 0
-    lastkey: int = 0  # FindKeys.RANGE: last key relative to the first (< 0: from the end), step, limit
-    keystep: int = 1
-    limit: int = 0
-    keynumidx: int = 0  # FindKeys.KEYNUM: where the count is (relative to first), where keys start
-    firstkey: int = 0
+    __slots__ = (
+        "flags",
+        "begin",
+        "find",
+        "index",
+        "keyword",
+        "startfrom",
+        "lastkey",
+        "keystep",
+        "limit",
+        "keynumidx",
+        "firstkey",
+    )
+
+    def __init__(
+        self,
+        flags: KeyFlags,
+        begin: BeginSearch,
+        find: FindKeys,
+        index: int = 0,
+        keyword: bytes = b"",
+        startfrom: int = 0,
+        lastkey: int = 0,
+        keystep: int = 1,
+        limit: int = 0,
+        keynumidx: int = 0,
+        firstkey: int = 0,
+    ) -> None:
+        self.flags: KeyFlags = flags
+        self.begin: BeginSearch = begin
+        self.find: FindKeys = find
+        # BeginSearch.INDEX: the argument index
+        self.index: int = index
+        # BeginSearch.KEYWORD: the keyword (lowercase), and where the search starts
+        self.keyword: bytes = keyword
+        self.startfrom: int = startfrom
+        # FindKeys.RANGE: last key relative to the first (< 0: from the end), step, limit
+        self.lastkey: int = lastkey
+        self.keystep: int = keystep
+        self.limit: int = limit
+        # FindKeys.KEYNUM: where the count is (relative to first), where keys start
+        self.keynumidx: int = keynumidx
+        self.firstkey: int = firstkey
 
     @classmethod
     def from_reply(cls, reply: dict[bytes, Any]) -> KeySpec:
@@ -100,32 +130,69 @@ class KeySpec:
         )
 
 
-@dataclass(slots=True)
 class CommandKeys:
     """What one command or subcommand declares about its keys, ready for ``get_keys``."""
 
-    name: str  # full name: "get", "object|encoding"
-    arity: int  # the command's own arity (a subcommand's, for a subcommand)
-    first_key: int  # Redis's legacy range (COMMAND INFO's first/last/step)
-    last_key: int
-    key_step: int
-    specs: tuple[KeySpec, ...] = ()
-    finder: KeyFinder | None = None
-    # The finder only chooses flags (SET, BITFIELD): positions are the specs' ranges.
-    finder_flags_only: bool = False
-    no_mandatory_keys: bool = False  # COMMAND GETKEYS answers [] rather than an error when none are found
-    subcommands: dict[bytes, CommandKeys] = field(default_factory=dict)
-    # Derived by finish():
-    # Redis's doesCommandHaveKeys: a finder, or a spec that is not "not_key".
-    has_keys: bool = False
-    # Specs are complete and their flags reliable (no "variable_flags"): Redis tries them before the finder.
-    use_specs: bool = False
-    # Keys are the legacy range exactly (index+range specs end to end, no finder that moves keys, no
-    # subcommands): get_keys is plain arithmetic.
-    simple: bool = False
-    # A spec that is not index+range: keys move with the arguments (COMMAND INFO's "movablekeys" flag,
-    # as Redis derives it; a key finder alone does not make SET or BITFIELD movable).
-    movable: bool = False
+    __slots__ = (
+        "name",
+        "arity",
+        "first_key",
+        "last_key",
+        "key_step",
+        "specs",
+        "finder",
+        "finder_flags_only",
+        "no_mandatory_keys",
+        "subcommands",
+        "has_keys",
+        "use_specs",
+        "simple",
+        "movable",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        arity: int,
+        first_key: int,
+        last_key: int,
+        key_step: int,
+        specs: tuple[KeySpec, ...] = (),
+        finder: KeyFinder | None = None,
+        finder_flags_only: bool = False,
+        no_mandatory_keys: bool = False,
+        subcommands: dict[bytes, CommandKeys] | None = None,
+        has_keys: bool = False,
+        use_specs: bool = False,
+        simple: bool = False,
+        movable: bool = False,
+    ) -> None:
+        # full name: "get", "object|encoding"
+        self.name: str = name
+        # the command's own arity (a subcommand's, for a subcommand)
+        self.arity: int = arity
+        # Redis's legacy range (COMMAND INFO's first/last/step)
+        self.first_key: int = first_key
+        self.last_key: int = last_key
+        self.key_step: int = key_step
+        self.specs: tuple[KeySpec, ...] = specs
+        self.finder: KeyFinder | None = finder
+        # The finder only chooses flags (SET, BITFIELD): positions are the specs' ranges.
+        self.finder_flags_only: bool = finder_flags_only
+        # COMMAND GETKEYS answers [] rather than an error when none are found
+        self.no_mandatory_keys: bool = no_mandatory_keys
+        self.subcommands: dict[bytes, CommandKeys] = {} if subcommands is None else subcommands
+        # Derived by finish():
+        # Redis's doesCommandHaveKeys: a finder, or a spec that is not "not_key".
+        self.has_keys: bool = has_keys
+        # Specs are complete and their flags reliable (no "variable_flags"): Redis tries them before the finder.
+        self.use_specs: bool = use_specs
+        # Keys are the legacy range exactly (index+range specs end to end, no finder that moves keys, no
+        # subcommands): get_keys is plain arithmetic.
+        self.simple: bool = simple
+        # A spec that is not index+range: keys move with the arguments (COMMAND INFO's "movablekeys" flag,
+        # as Redis derives it; a key finder alone does not make SET or BITFIELD movable).
+        self.movable: bool = movable
 
     def finish(self) -> CommandKeys:
         real = [s for s in self.specs if "not_key" not in s.flags]

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from actors import eventlog
 from actors.commands import command
 from actors.commands._util import parse_int
 from actors.commands.debug import DEBUG_HANDLERS
 from actors.data import rdb_hooks
-from actors.scripting.functions import parse_library_header
 from actors.server.client import ClientKind
 from actors.server.ports import ChildKind
 from protocol import errors
@@ -32,7 +30,7 @@ if TYPE_CHECKING:
     from actors.server.client import Client
     from actors.server.ports import PersistencePort
 
-log = structlog.get_logger("redactor.persistence")
+log = eventlog.get_logger("redactor.persistence")
 
 BGSAVE_IN_PROGRESS = "ERR Background save already in progress"
 BGSAVE_CHILD_ACTIVE = (
@@ -248,6 +246,9 @@ def _reload_over(persistence: PersistencePort, save: bool, merge: bool) -> Any:
         if duplicate is not None:
             log.warning("reload_duplicate_key", key=duplicate.decode("utf-8", "replace"))
             raise failed
+        # Imported here: the function libraries' module is loaded with the Lua engine, not at start-up.
+        from actors.scripting.functions import parse_library_header
+
         if store is not None and any(parse_library_header(code) in store.libraries for code in codes):
             log.warning("reload_duplicate_library")
             raise failed

@@ -8,7 +8,6 @@ same digest in redactor and in redis-server, which the compatibility tests rely 
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections import deque
 from typing import Any
@@ -22,6 +21,8 @@ _ZERO = bytes(20)
 
 
 def _sha1(data: bytes) -> bytes:
+    import hashlib  # here: DEBUG DIGEST is rare, and OpenSSL's hashes cost every node start-up time
+
     return hashlib.sha1(data).digest()
 
 

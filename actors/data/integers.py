@@ -18,7 +18,8 @@ from __future__ import annotations
 # How many integers are shared, from 0 (Redis's OBJ_SHARED_INTEGERS).
 SHARED_INTEGERS = 10000
 # SHARED_INTEGER_BYTES[n] is the canonical spelling of n (b"0" ... b"9999"), one object each.
-SHARED_INTEGER_BYTES: tuple[bytes, ...] = tuple(b"%d" % n for n in range(SHARED_INTEGERS))
+# (map over the bound format: about half the start-up cost of a generator expression)
+SHARED_INTEGER_BYTES: tuple[bytes, ...] = tuple(map(b"%d".__mod__, range(SHARED_INTEGERS)))
 
 
 def integer_string(value: int) -> bytes:

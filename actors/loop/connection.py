@@ -18,8 +18,7 @@ from collections.abc import Callable
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from actors import eventlog
 from actors.loop.fastlane import NAMES as FAST_LANE_NAMES
 from actors.loop.preauth import refuse as refuse_preauth
 from actors.ratelog import remote_errors
@@ -34,7 +33,7 @@ from protocol.resp_preauth import PreAuthGuard
 if TYPE_CHECKING:
     from actors.loop.master import MasterActor
 
-log = structlog.get_logger("redactor.master")
+log = eventlog.get_logger("redactor.master")
 
 # Redis's PROTO_REPLY_CHUNK_BYTES: the static reply buffer every client has before its reply list.
 REPLY_CHUNK_BYTES = 16 * 1024

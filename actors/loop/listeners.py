@@ -15,12 +15,11 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-import structlog
-
+from actors import eventlog
 from actors.config import ConfigError
 from actors.server.server import Server
 
-log = structlog.get_logger("redactor.master")
+log = eventlog.get_logger("redactor.master")
 
 
 class PortListeners:

@@ -10,36 +10,31 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import structlog
-
+from actors import eventlog
 from actors.supervision.supervisor import SupervisedActor
 
 if TYPE_CHECKING:
     from actors.persistence.persistence import Persistence
 
-log = structlog.get_logger("redactor.persistence")
+log = eventlog.get_logger("redactor.persistence")
 
 
-@dataclass(frozen=True)
-class Fsync:
+class Fsync(NamedTuple):
     """fdatasync ``fd`` (the open incr file); ``size`` bytes of it were written when asked."""
 
     fd: int
     size: int
 
 
-@dataclass(frozen=True)
-class FsyncAndClose:
+class FsyncAndClose(NamedTuple):
     """A retired incr file: make it durable, then close it."""
 
     fd: int
 
 
-@dataclass(frozen=True)
-class Unlink:
+class Unlink(NamedTuple):
     """Delete files that no longer belong to the dataset (AOF history files)."""
 
     paths: tuple[str, ...]

@@ -18,9 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
-from actors import fork
+from actors import eventlog, fork
 from actors.config import ConfigError
 from actors.fork import ChildExit, ChildKind, ForkedChild
 from actors.persistence.actor import Unlink
@@ -32,7 +30,7 @@ if TYPE_CHECKING:
     from actors.persistence.aof_sink import AofSink, Misconf
     from actors.server.server import Server
 
-log = structlog.get_logger("redactor.persistence")
+log = eventlog.get_logger("redactor.persistence")
 
 # Redis's CONFIG_BGSAVE_RETRY_DELAY: after a failed BGSAVE, save points wait this long before trying again.
 BGSAVE_RETRY_DELAY_S = 5

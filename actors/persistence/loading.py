@@ -18,8 +18,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-import structlog
-
+from actors import eventlog
 from actors.persistence.aof.file import AofState, write_base
 from actors.persistence.aof.manifest import (
     AofFileType,
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
     from actors.persistence.jobs import Jobs
     from actors.server.server import Server
 
-log = structlog.get_logger("redactor.persistence")
+log = eventlog.get_logger("redactor.persistence")
 
 # AOF replay runs on the loop in slices this long, so clients keep getting -LOADING while it runs.
 REPLAY_SLICE_S = 0.02

@@ -15,8 +15,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-import structlog
-
+from actors import eventlog
 from actors.replication import direct, resp_replica
 from actors.replication import messages as m
 from actors.replication.backlog import Backlog
@@ -30,7 +29,7 @@ from protocol.peer import PEER_FAMILY
 if TYPE_CHECKING:
     from actors.bus.bus import BusActor
 
-log = structlog.get_logger("redactor.replication")
+log = eventlog.get_logger("redactor.replication")
 
 # Published state (INFO) is refreshed at least this often even when nothing changes.
 PUBLISH_INTERVAL_S = 0.5

@@ -37,8 +37,7 @@ import time
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from actors import eventlog
 from actors.replication import messages as m
 from actors.replication.states import ReplicaState
 from actors.server.server import BLOCKED
@@ -50,7 +49,7 @@ if TYPE_CHECKING:
     from actors.replication.primary import PrimarySide
     from actors.server.client import Client
 
-log = structlog.get_logger("redactor.replication")
+log = eventlog.get_logger("redactor.replication")
 
 # The replid argument of a PSYNC that asks for a direct stream (never a Redis replication id: 40 hex digits).
 DIRECT_MARKER = "redactor-direct:"

@@ -8,7 +8,6 @@ primary.py drives both.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from actors.replication.states import JobState, ReplicaState
@@ -29,43 +28,80 @@ REPLICA_BUFFER_LIMIT_BYTES = 256 * 1024 * 1024
 SYNC_KEEPALIVE_INTERVAL_S = 1.0
 
 
-@dataclass
 class SnapshotJob:
     """One forked snapshot and the replicas it is for (actor thread)."""
 
-    id: int
-    state: JobState = JobState.REQUESTED
-    pid: int = 0
-    offset: int = 0  # stream position of the snapshot
-    stream_db: int = -1  # the database the stream has selected at that position
-    replid: str = ""
-    path: str = ""
-    size: int = 0
-    done_fd: int = -1  # read end of the child's pipe, polled while FORKED (-1: closed)
-    replicas: set[bytes] = field(default_factory=set)
-    started_s: float = field(default_factory=time.monotonic)
+    def __init__(
+        self,
+        id: int,
+        state: JobState = JobState.REQUESTED,
+        pid: int = 0,
+        offset: int = 0,
+        stream_db: int = -1,
+        replid: str = "",
+        path: str = "",
+        size: int = 0,
+        done_fd: int = -1,
+        replicas: set[bytes] | None = None,
+        started_s: float | None = None,
+    ) -> None:
+        self.id: int = id
+        self.state: JobState = state
+        self.pid: int = pid
+        # stream position of the snapshot
+        self.offset: int = offset
+        # the database the stream has selected at that position
+        self.stream_db: int = stream_db
+        self.replid: str = replid
+        self.path: str = path
+        self.size: int = size
+        # read end of the child's pipe, polled while FORKED (-1: closed)
+        self.done_fd: int = done_fd
+        self.replicas: set[bytes] = set() if replicas is None else replicas
+        self.started_s: float = time.monotonic() if started_s is None else started_s
 
 
-@dataclass
 class ReplicaLink:
     """A replica attached to this node (actor thread)."""
 
-    identity: bytes
-    node_id: str
-    ip: str
-    port: int
-    state: ReplicaState
-    last_io_s: float
-    ack_offset: int = 0
-    ack_time_s: float = 0.0
-    # Stream position just after the last byte queued for it (None until its snapshot offset is known).
-    stream_pos: int | None = None
-    pending: list[bytes] = field(default_factory=list)
-    pending_bytes: int = 0
-    job: int | None = None
-    snap_file: BinaryIO | None = None
-    snap_sent: int = 0
-    snap_acked: int = 0
-    snap_started_s: float = 0.0
-    last_ping_s: float = 0.0
-    direct: int = 0  # the loop writes its stream straight to its socket (direct.py): that socket's token
+    def __init__(
+        self,
+        identity: bytes,
+        node_id: str,
+        ip: str,
+        port: int,
+        state: ReplicaState,
+        last_io_s: float,
+        ack_offset: int = 0,
+        ack_time_s: float = 0.0,
+        stream_pos: int | None = None,
+        pending: list[bytes] | None = None,
+        pending_bytes: int = 0,
+        job: int | None = None,
+        snap_file: BinaryIO | None = None,
+        snap_sent: int = 0,
+        snap_acked: int = 0,
+        snap_started_s: float = 0.0,
+        last_ping_s: float = 0.0,
+        direct: int = 0,
+    ) -> None:
+        self.identity: bytes = identity
+        self.node_id: str = node_id
+        self.ip: str = ip
+        self.port: int = port
+        self.state: ReplicaState = state
+        self.last_io_s: float = last_io_s
+        self.ack_offset: int = ack_offset
+        self.ack_time_s: float = ack_time_s
+        # Stream position just after the last byte queued for it (None until its snapshot offset is known).
+        self.stream_pos: int | None = stream_pos
+        self.pending: list[bytes] = [] if pending is None else pending
+        self.pending_bytes: int = pending_bytes
+        self.job: int | None = job
+        self.snap_file: BinaryIO | None = snap_file
+        self.snap_sent: int = snap_sent
+        self.snap_acked: int = snap_acked
+        self.snap_started_s: float = snap_started_s
+        self.last_ping_s: float = last_ping_s
+        # the loop writes its stream straight to its socket (direct.py): that socket's token
+        self.direct: int = direct

@@ -15,8 +15,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from actors import eventlog
 from actors.replication import messages as m
 from actors.replication.links import (
     REPLICA_BUFFER_LIMIT_BYTES,
@@ -37,7 +36,7 @@ from protocol.peer import PEER_PROTOCOL_VERSION
 if TYPE_CHECKING:
     from actors.replication.actor import ReplicationActor
 
-log = structlog.get_logger("redactor.replication")
+log = eventlog.get_logger("redactor.replication")
 
 
 class PrimarySide:

@@ -30,11 +30,10 @@ import threading
 from collections.abc import Callable
 from typing import NamedTuple
 
-import structlog
-
+from actors import eventlog
 from protocol import peer
 
-log = structlog.get_logger("redactor.replication")
+log = eventlog.get_logger("redactor.replication")
 
 CONNECT_TIMEOUT_S = 5.0
 HANDSHAKE_TIMEOUT_S = 10.0

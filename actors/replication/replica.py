@@ -16,12 +16,11 @@ import queue
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import structlog
 import zmq
 
+from actors import eventlog
 from actors.persistence.rdb import reader as rdb_reader
 from actors.persistence.rdb.format import RdbData
 from actors.replication import messages as m
@@ -35,7 +34,7 @@ from protocol.ports import bus_port_for
 if TYPE_CHECKING:
     from actors.replication.actor import ReplicationActor
 
-log = structlog.get_logger("redactor.replication")
+log = eventlog.get_logger("redactor.replication")
 
 # A replica acks its offset this often (Redis: once a second from replicationCron).
 ACK_INTERVAL_S = 1.0
@@ -58,42 +57,79 @@ def _local_ip_towards(host: str, port: int) -> str:
         return "127.0.0.1"
 
 
-@dataclass
 class MasterLink:
     """This node's link to its master (actor thread)."""
 
-    gen: int
-    host: str
-    port: int
-    state: LinkState = LinkState.CONNECT
-    connect_at_s: float = 0.0
-    backoff_s: float = RECONNECT_BACKOFF_MIN_S
-    awaiting_loop: bool = False  # prepare_link asked, link_ready not back yet
-    attempt: int = 0  # bumped on every loss, so a late loader result of an older attempt is dropped
-    sock: zmq.Socket[bytes] | None = None
-    # The RESP connection: the probe that tells a redactor master from a Redis one, then, for a Redis
-    # master, the replication link itself (redis_master.py).
-    resp: RespMasterConn | None = None
-    probe_unreachable: bool = False  # the bus is tried because the probe reached no RESP port
-    monitor: zmq.Socket[bytes] | None = None
-    replid: str = "?"
-    offset: int = 0  # applied offset when this attempt started
-    read_pos: int = 0  # stream bytes received (and handed to the loop)
-    last_io_s: float = 0.0
-    last_ack_s: float = 0.0
-    getack_pending: bool = False
-    down_since_s: float = 0.0  # time.time() of the last loss of a connected link (0: none yet)
-    was_connected: bool = False
-    # TRANSFER: the thread parsing the snapshot as it arrives, and what FULLRESYNC announced.
-    loader: SnapshotLoader | None = None
-    snap_replid: str = ""
-    snap_offset: int = 0
-    snap_size: int = -1
-    snap_received: int = 0
-    snap_last_io_s: float = 0.0
-    snap_stream_db: int = -1  # the database the stream has selected at the snapshot's offset (snap_end)
-    # LOADING: stream messages that arrived while the snapshot is parsed.
-    buffered: list[tuple[int, bytes]] = field(default_factory=list)
+    def __init__(
+        self,
+        gen: int,
+        host: str,
+        port: int,
+        state: LinkState = LinkState.CONNECT,
+        connect_at_s: float = 0.0,
+        backoff_s: float = RECONNECT_BACKOFF_MIN_S,
+        awaiting_loop: bool = False,
+        attempt: int = 0,
+        sock: zmq.Socket[bytes] | None = None,
+        resp: RespMasterConn | None = None,
+        probe_unreachable: bool = False,
+        monitor: zmq.Socket[bytes] | None = None,
+        replid: str = "?",
+        offset: int = 0,
+        read_pos: int = 0,
+        last_io_s: float = 0.0,
+        last_ack_s: float = 0.0,
+        getack_pending: bool = False,
+        down_since_s: float = 0.0,
+        was_connected: bool = False,
+        loader: SnapshotLoader | None = None,
+        snap_replid: str = "",
+        snap_offset: int = 0,
+        snap_size: int = -1,
+        snap_received: int = 0,
+        snap_last_io_s: float = 0.0,
+        snap_stream_db: int = -1,
+        buffered: list[tuple[int, bytes]] | None = None,
+    ) -> None:
+        self.gen: int = gen
+        self.host: str = host
+        self.port: int = port
+        self.state: LinkState = state
+        self.connect_at_s: float = connect_at_s
+        self.backoff_s: float = backoff_s
+        # prepare_link asked, link_ready not back yet
+        self.awaiting_loop: bool = awaiting_loop
+        # bumped on every loss, so a late loader result of an older attempt is dropped
+        self.attempt: int = attempt
+        self.sock: zmq.Socket[bytes] | None = sock
+        # The RESP connection: the probe that tells a redactor master from a Redis one, then, for a Redis
+        # master, the replication link itself (redis_master.py).
+        self.resp: RespMasterConn | None = resp
+        # the bus is tried because the probe reached no RESP port
+        self.probe_unreachable: bool = probe_unreachable
+        self.monitor: zmq.Socket[bytes] | None = monitor
+        self.replid: str = replid
+        # applied offset when this attempt started
+        self.offset: int = offset
+        # stream bytes received (and handed to the loop)
+        self.read_pos: int = read_pos
+        self.last_io_s: float = last_io_s
+        self.last_ack_s: float = last_ack_s
+        self.getack_pending: bool = getack_pending
+        # time.time() of the last loss of a connected link (0: none yet)
+        self.down_since_s: float = down_since_s
+        self.was_connected: bool = was_connected
+        # TRANSFER: the thread parsing the snapshot as it arrives, and what FULLRESYNC announced.
+        self.loader: SnapshotLoader | None = loader
+        self.snap_replid: str = snap_replid
+        self.snap_offset: int = snap_offset
+        self.snap_size: int = snap_size
+        self.snap_received: int = snap_received
+        self.snap_last_io_s: float = snap_last_io_s
+        # the database the stream has selected at the snapshot's offset (snap_end)
+        self.snap_stream_db: int = snap_stream_db
+        # LOADING: stream messages that arrived while the snapshot is parsed.
+        self.buffered: list[tuple[int, bytes]] = [] if buffered is None else buffered
 
 
 class Loaded(NamedTuple):

@@ -8,7 +8,6 @@ whenever a new view arrives.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from actors.replication import messages as m
@@ -21,14 +20,15 @@ if TYPE_CHECKING:
     from actors.replication.loop_side import Replication
 
 
-@dataclass
 class _Waiter:
     """A client blocked in WAIT."""
 
-    client: Client
-    target_offset: int
-    numreplicas: int
-    timer: Any = None  # asyncio.TimerHandle of the timeout, None for WAIT ... 0
+    def __init__(self, client: Client, target_offset: int, numreplicas: int, timer: Any = None) -> None:
+        self.client: Client = client
+        self.target_offset: int = target_offset
+        self.numreplicas: int = numreplicas
+        # asyncio.TimerHandle of the timeout, None for WAIT ... 0
+        self.timer: Any = timer
 
 
 class Waits:

@@ -16,12 +16,10 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from actors import eventlog
 from actors.commands.getkeys import get_keys_and_flags
 from actors.config import ConfigError
 from actors.server.acl_rules import (
@@ -42,7 +40,7 @@ if TYPE_CHECKING:
     from actors.server.client import Client
     from actors.server.server import Server
 
-log = structlog.get_logger(__name__)
+log = eventlog.get_logger(__name__)
 
 # ACL LOG entries this close in time, for the same reason, context, object and user, are one entry counted.
 LOG_GROUPING_MAX_TIME_MS = 60_000
@@ -100,15 +98,27 @@ _EXEC_REASONS = {
 _REASON = {Denial.COMMAND: "command", Denial.KEY: "key", Denial.AUTH: "auth", Denial.CHANNEL: "channel"}
 
 
-@dataclass(slots=True)
 class LogEntry:
-    count: int
-    reason: str
-    context: str  # toplevel, multi, lua
-    object: bytes
-    username: bytes
-    ctime_ms: int
-    client_info: str
+    __slots__ = ("count", "reason", "context", "object", "username", "ctime_ms", "client_info")
+
+    def __init__(
+        self,
+        count: int,
+        reason: str,
+        context: str,
+        object: bytes,
+        username: bytes,
+        ctime_ms: int,
+        client_info: str,
+    ) -> None:
+        self.count: int = count
+        self.reason: str = reason
+        # toplevel, multi, lua
+        self.context: str = context
+        self.object: bytes = object
+        self.username: bytes = username
+        self.ctime_ms: int = ctime_ms
+        self.client_info: str = client_info
 
     def reply(self, now_ms: int) -> dict[bytes, Any]:
         return {

@@ -11,10 +11,7 @@ Permissions are checked by actors/server/acl.py; this module is plain data and r
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from actors.commands._util import compile_glob
@@ -91,11 +88,14 @@ class Catalog:
 CATALOG = Catalog(INFO)
 
 
-@dataclass(slots=True)
 class KeyPattern:
-    pattern: bytes
-    flags: int  # READ, WRITE or both
-    match: Callable[[bytes], bool]
+    __slots__ = ("pattern", "flags", "match")
+
+    def __init__(self, pattern: bytes, flags: int, match: Callable[[bytes], bool]) -> None:
+        self.pattern: bytes = pattern
+        # READ, WRITE or both
+        self.flags: int = flags
+        self.match: Callable[[bytes], bool] = match
 
     def describe(self) -> str:
         prefix = {ALL_PERMISSIONS: "~", READ: "%R~", WRITE: "%W~"}[self.flags]
@@ -108,21 +108,48 @@ def _matcher(pattern: bytes) -> Callable[[bytes], bool]:
     return compile_glob(pattern)
 
 
-@dataclass(slots=True)
 class Selector:
     """One set of permissions: commands, key patterns, channel patterns (the root one, or a ``(...)`` one)."""
 
-    allowed: set[str] = field(default_factory=set)  # full names of the commands allowed (Redis's bitmap)
-    allcommands: bool = False  # +@all: every command, whatever the bitmap (cleared by any removal)
-    future: bool = (
-        False  # the bitmap's reserved bit: set by +@all, cleared by -@all (ACL LIST starts from it)
+    __slots__ = (
+        "allowed",
+        "allcommands",
+        "future",
+        "firstargs",
+        "keys",
+        "allkeys",
+        "channels",
+        "channel_matchers",
+        "allchannels",
     )
-    firstargs: dict[str, list[str]] = field(default_factory=dict)  # +select|0: command -> first args allowed
-    keys: list[KeyPattern] = field(default_factory=list)
-    allkeys: bool = False
-    channels: list[bytes] = field(default_factory=list)
-    channel_matchers: list[Callable[[bytes], bool]] = field(default_factory=list)
-    allchannels: bool = False
+
+    def __init__(
+        self,
+        allowed: set[str] | None = None,
+        allcommands: bool = False,
+        future: bool = False,
+        firstargs: dict[str, list[str]] | None = None,
+        keys: list[KeyPattern] | None = None,
+        allkeys: bool = False,
+        channels: list[bytes] | None = None,
+        channel_matchers: list[Callable[[bytes], bool]] | None = None,
+        allchannels: bool = False,
+    ) -> None:
+        # full names of the commands allowed (Redis's bitmap)
+        self.allowed: set[str] = set() if allowed is None else allowed
+        # +@all: every command, whatever the bitmap (cleared by any removal)
+        self.allcommands: bool = allcommands
+        # the bitmap's reserved bit: set by +@all, cleared by -@all (ACL LIST starts from it)
+        self.future: bool = future
+        # +select|0: command -> first args allowed
+        self.firstargs: dict[str, list[str]] = {} if firstargs is None else firstargs
+        self.keys: list[KeyPattern] = [] if keys is None else keys
+        self.allkeys: bool = allkeys
+        self.channels: list[bytes] = [] if channels is None else channels
+        self.channel_matchers: list[Callable[[bytes], bool]] = (
+            [] if channel_matchers is None else channel_matchers
+        )
+        self.allchannels: bool = allchannels
 
     def copy(self) -> Selector:
         return Selector(
@@ -337,6 +364,8 @@ class Selector:
 
 
 def password_hash(password: bytes) -> str:
+    import hashlib  # here: OpenSSL's hashes cost start-up time, and a node without passwords never hashes
+
     return hashlib.sha256(password).hexdigest()
 
 
@@ -346,15 +375,30 @@ def _check_hash(text: str) -> str:
     return text
 
 
-@dataclass(slots=True)
 class User:
-    name: str
-    enabled: bool = False  # on / off
-    nopass: bool = False  # any password (or none) authenticates
-    sanitize: str = ""  # "", "sanitize-payload" or "skip-sanitize-payload"
-    passwords: list[str] = field(default_factory=list)  # SHA-256 hex digests, in the order added
-    root: Selector = field(default_factory=Selector)
-    selectors: list[Selector] = field(default_factory=list)
+    __slots__ = ("name", "enabled", "nopass", "sanitize", "passwords", "root", "selectors")
+
+    def __init__(
+        self,
+        name: str,
+        enabled: bool = False,
+        nopass: bool = False,
+        sanitize: str = "",
+        passwords: list[str] | None = None,
+        root: Selector | None = None,
+        selectors: list[Selector] | None = None,
+    ) -> None:
+        self.name: str = name
+        # on / off
+        self.enabled: bool = enabled
+        # any password (or none) authenticates
+        self.nopass: bool = nopass
+        # "", "sanitize-payload" or "skip-sanitize-payload"
+        self.sanitize: str = sanitize
+        # SHA-256 hex digests, in the order added
+        self.passwords: list[str] = [] if passwords is None else passwords
+        self.root: Selector = Selector() if root is None else root
+        self.selectors: list[Selector] = [] if selectors is None else selectors
 
     def copy(self) -> User:
         return User(
@@ -382,6 +426,8 @@ class User:
 
     def check_password(self, password: bytes) -> bool:
         # Hashes compared in constant time, every one of them (Redis: time_independent_strcmp).
+        import hmac
+
         digest = password_hash(password)
         matched = False
         for stored in self.passwords:

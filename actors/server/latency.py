@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 import weakref
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,12 +20,13 @@ if TYPE_CHECKING:
 SAMPLES_PER_EVENT = 160
 
 
-@dataclass
 class LatencySeries:
     """One event's samples, oldest first: (unix time in seconds, latency in milliseconds)."""
 
-    samples: list[tuple[int, int]] = field(default_factory=list)
-    max_ms: int = 0  # all-time high, kept across the samples that fall off
+    def __init__(self, samples: list[tuple[int, int]] | None = None, max_ms: int = 0) -> None:
+        self.samples: list[tuple[int, int]] = [] if samples is None else samples
+        # all-time high, kept across the samples that fall off
+        self.max_ms: int = max_ms
 
 
 _events: weakref.WeakKeyDictionary[Server, dict[str, LatencySeries]] = weakref.WeakKeyDictionary()

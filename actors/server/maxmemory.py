@@ -26,8 +26,7 @@ import time
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from actors import eventlog
 from actors.data.evict import AccessTracker, EvictionPool, Policy
 from actors.data.memory import estimate_dataset_bytes
 from actors.server.client import ClientKind
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
     from actors.server.client import Client
     from actors.server.server import Server
 
-log = structlog.get_logger("redactor.maxmemory")
+log = eventlog.get_logger("redactor.maxmemory")
 
 OOM = "OOM command not allowed when used memory > 'maxmemory'."
 # performEvictions checks the clock once per this many evicted keys.

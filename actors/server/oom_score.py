@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from actors import eventlog
 from actors.config import ConfigError
 
 if TYPE_CHECKING:
     from actors.server.server import Server
 
-log = structlog.get_logger("redactor.server")
+log = eventlog.get_logger("redactor.server")
 
 PROC_FILE = "/proc/self/oom_score_adj"
 # Process classes, the index into oom-score-adj-values (Redis's CONFIG_OOM_MASTER / REPLICA / BGCHILD).

@@ -16,9 +16,10 @@ from types import TracebackType
 from typing import Any, Protocol
 
 import pykka
-import structlog
 
-log = structlog.get_logger("redactor.supervisor")
+from actors import eventlog
+
+log = eventlog.get_logger("redactor.supervisor")
 
 
 class Crash:

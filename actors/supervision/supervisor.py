@@ -39,14 +39,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pykka
-import structlog
 from pykka.messages import ProxyGetAttr
 
+from actors import eventlog
 from actors.server.ports import SupervisorError as SupervisorError  # raised by crash(); commands catch it
 from actors.supervision.supervised import Crash as Crash
 from actors.supervision.supervised import CrashRequested as CrashRequested
@@ -57,7 +56,7 @@ if TYPE_CHECKING:
     from actors.loop.master import MasterActor
     from actors.server.server import Server
 
-log = structlog.get_logger("redactor.supervisor")
+log = eventlog.get_logger("redactor.supervisor")
 
 # How long start() waits for a child's on_start to finish before moving on: long enough for sockets to bind,
 # short enough that a slow on_start cannot hold the node's start-up (the sweep still watches it afterwards).
@@ -100,8 +99,7 @@ class ChildStartError(Exception):
     """A child failed while the supervisor started the node's children: the node cannot start."""
 
 
-@dataclass(frozen=True)
-class ChildSpec:
+class ChildSpec(NamedTuple):
     name: str
     # Returns a started pykka ActorRef; called again (with no arguments) for every restart.
     factory: Callable[[], Any]

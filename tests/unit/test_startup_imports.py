@@ -24,6 +24,17 @@ DEFERRED = (
     "actors.cluster.gossip",
     "protocol.clusterbus",
     "protocol.resp_client",
+    # The event log is our own (actors/eventlog.py): structlog and the rich it pulled in are not imported.
+    "structlog",
+    "rich",
+    # Command modules imported on their first call (actors/commands/lazy.py), and what they import.
+    "actors.commands.geo",
+    "actors.commands.sort",
+    "actors.commands.streams",
+    "actors.commands.functions",
+    "actors.commands.geo_areas",
+    "actors.scripting.functions",
+    "decimal",
 )
 
 _PROBE = """

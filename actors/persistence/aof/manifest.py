@@ -22,7 +22,6 @@ dataset: it is only ever replaced whole (actors/files.py). Pure code, loop threa
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -52,11 +51,11 @@ class ManifestError(Exception):
     """The manifest cannot be read or is malformed (start-up stops, as in Redis)."""
 
 
-@dataclass
 class AofInfo:
-    name: str
-    seq: int
-    type: AofFileType
+    def __init__(self, name: str, seq: int, type: AofFileType) -> None:
+        self.name: str = name
+        self.seq: int = seq
+        self.type: AofFileType = type
 
 
 def _quote_name(name: str) -> str:
@@ -80,16 +79,23 @@ def _quote_name(name: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-@dataclass
 class Manifest:
     """The files that make up the AOF, as ``aofManifest`` in aof.c."""
 
-    base: AofInfo | None = None
-    history: list[AofInfo] = field(default_factory=list)
-    incrs: list[AofInfo] = field(default_factory=list)
-    # Highest sequence numbers used so far, so a new file never reuses a name.
-    curr_base_seq: int = 0
-    curr_incr_seq: int = 0
+    def __init__(
+        self,
+        base: AofInfo | None = None,
+        history: list[AofInfo] | None = None,
+        incrs: list[AofInfo] | None = None,
+        curr_base_seq: int = 0,
+        curr_incr_seq: int = 0,
+    ) -> None:
+        self.base: AofInfo | None = base
+        self.history: list[AofInfo] = [] if history is None else history
+        self.incrs: list[AofInfo] = [] if incrs is None else incrs
+        # Highest sequence numbers used so far, so a new file never reuses a name.
+        self.curr_base_seq: int = curr_base_seq
+        self.curr_incr_seq: int = curr_incr_seq
 
     def copy(self) -> Manifest:
         def dup(info: AofInfo) -> AofInfo:

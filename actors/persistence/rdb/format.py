@@ -9,8 +9,6 @@ everything before it as 8 bytes little-endian (zeros when the checksum is off). 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from actors.data.keyspace import Database
 
 RDB_VERSION = 10
@@ -98,17 +96,25 @@ class DumpPayloadError(RdbError):
     """A DUMP payload whose RDB version or CRC64 is wrong (RESTORE's verifyDumpPayload)."""
 
 
-@dataclass
 class RdbData:
     """What a load produced. ``dbs`` has exactly ``num_dbs`` databases, empty ones included."""
 
-    dbs: list[Database]
-    # AUX fields (redis-ver, ctime, repl-id, repl-offset, ...), values as the strings Redis stores.
-    aux: dict[str, bytes]
-    # Function libraries' source code (RDB_OPCODE_FUNCTION2). Read past, not loaded: redactor has no FUNCTION.
-    functions: list[bytes] = field(default_factory=list)
-    # Bytes consumed, magic to checksum: where a trailing AOF tail (RDB-preamble AOF) would begin.
-    end_offset: int = 0
-    # Keys left out: already expired when a master loads them, or empty collections (Redis skips both).
-    expired_skipped: int = 0
-    empty_skipped: int = 0
+    def __init__(
+        self,
+        dbs: list[Database],
+        aux: dict[str, bytes],
+        functions: list[bytes] | None = None,
+        end_offset: int = 0,
+        expired_skipped: int = 0,
+        empty_skipped: int = 0,
+    ) -> None:
+        self.dbs: list[Database] = dbs
+        # AUX fields (redis-ver, ctime, repl-id, repl-offset, ...), values as the strings Redis stores.
+        self.aux: dict[str, bytes] = aux
+        # Function libraries' source code (RDB_OPCODE_FUNCTION2). Read past, not loaded: redactor has no FUNCTION.
+        self.functions: list[bytes] = [] if functions is None else functions
+        # Bytes consumed, magic to checksum: where a trailing AOF tail (RDB-preamble AOF) would begin.
+        self.end_offset: int = end_offset
+        # Keys left out: already expired when a master loads them, or empty collections (Redis skips both).
+        self.expired_skipped: int = expired_skipped
+        self.empty_skipped: int = empty_skipped
