@@ -5,7 +5,6 @@ Layout:
     config.py       directives and live values (CONFIG GET/SET)
     fork.py         fork children for the whole node: one at a time (BGSAVE, AOF rewrite, replica snapshot)
     files.py        durable file replacement: write atomically, fsync the directory
-    eventlog.py     the structured event log (JSON lines; launcher/logs.py configures it)
     ratelog.py      rate-limited log lines for errors a remote party can cause (protocol errors, bad frames)
     data/           databases, values, expiry, the sorted set, the digest (plain data, no I/O)
     server/         the node's state and the command dispatcher (auth, MULTI, READONLY, propagation)

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from actors import eventlog
+import structlog
 
 # Lines per event name per interval before the rest are only counted.
 LINES_PER_INTERVAL = 10
@@ -89,4 +89,4 @@ class RateLimitedLog:
 
 
 # The node's shared limiter for remote-caused errors (client and peer protocol errors).
-remote_errors = RateLimitedLog(eventlog.get_logger("redactor.remote"))
+remote_errors = RateLimitedLog(structlog.get_logger("redactor.remote"))

@@ -4,7 +4,7 @@ Layout:
     main.py      the `redactor` command line (server, cli, up, down, status, logs)
     config.py    redis.conf files and command-line directives -> actors.config.Config
     config_rewrite.py  CONFIG REWRITE: the config file rewritten in place as Redis does, atomically
-    logs.py      logging setup (the only place actors/eventlog.py is configured)
+    logs.py      structlog setup (the only place logging is configured)
     node.py      one node process: builds the Server, starts the actors, runs the master loop
     sentinel.py  one sentinel process: sentinel.conf checks, the monitor and its RESP listener (actors/sentinel/)
     shell.py     `redactor cli`, the interactive client shell over ZeroMQ

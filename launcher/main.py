@@ -19,6 +19,25 @@ if TYPE_CHECKING:
     from actors.persistence.rdb.helper import LoadHelper
 
 
+def _hide_rich_from_structlog() -> None:
+    """Import structlog without rich when stderr is not a terminal: a node starts ~25 ms sooner.
+
+    structlog imports rich (when installed) at import time only to pretty-print tracebacks in its console
+    renderer; a node not on a terminal logs JSON lines (launcher/logs.py) and never uses it. rich stays
+    importable afterwards: only structlog's optional import is turned down.
+    """
+    if "structlog" in sys.modules or sys.stderr.isatty():
+        return
+    hidden = [name for name in ("rich", "better_exceptions") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # None: "import fails", as if not installed
+    try:
+        import structlog  # noqa: F401
+    finally:
+        for name in hidden:
+            del sys.modules[name]
+
+
 def _start_load_helper(config: Config) -> LoadHelper | None:
     """Start the process that helps load dump.rdb (actors/persistence/rdb/helper.py) now, before the node imports most of
     its code: its own start-up and first runs then overlap the node's (~0.1 s of imports and actor starts)."""
@@ -43,6 +62,7 @@ def _server(args: list[str]) -> int:
     # hundreds of thousands of long-lived objects, and collecting them over and over cost ~10% of start-up.
     # launcher/node.py freezes what start-up made and turns collection back on before the node serves.
     gc.disable()
+    _hide_rich_from_structlog()
     from launcher.config import ConfigFileError, load_config
 
     config_file = ""

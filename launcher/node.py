@@ -19,9 +19,9 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import structlog
 import uvloop
 
-from actors import eventlog
 from actors.bus import curve as bus_curve
 from actors.bus.bus import BusActor
 from actors.config import Config, ConfigError
@@ -44,7 +44,7 @@ from protocol.ports import bus_port_for
 if TYPE_CHECKING:
     from actors.cluster.facade import Cluster  # imported when cluster-enabled: ~10% of an empty node's start
 
-log = eventlog.get_logger("redactor.node")
+log = structlog.get_logger("redactor.node")
 
 # Exit status when the supervisor gave up on the node's actors: the launcher restarts the process.
 EXIT_SUPERVISOR_GAVE_UP = 3

@@ -47,9 +47,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import structlog
 import zmq
 
-from actors import eventlog
 from actors.bus.admission import Admission
 from actors.bus.curve import BusCurve
 from actors.ratelog import remote_errors
@@ -58,7 +58,7 @@ from actors.supervision.supervisor import SupervisedActor
 if TYPE_CHECKING:
     from actors.loop.master import MasterActor
 
-log = eventlog.get_logger("redactor.bus")
+log = structlog.get_logger("redactor.bus")
 
 # Longest a control message (pykka tell/ask) waits behind a poll; data on the sockets wakes the poll at once.
 POLL_SLICE_MS = 20

@@ -16,7 +16,8 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from actors import eventlog
+import structlog
+
 from actors.cluster import admin, blocked, failover, gossip, nodesconf, routing
 from actors.cluster.link import ClusterSend
 from actors.cluster.state import ClusterHealth, ClusterNode, ClusterState, LinkState, new_node_id
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from actors.server.ports import LaneView
     from actors.server.server import Server
 
-log = eventlog.get_logger("redactor.cluster")
+log = structlog.get_logger("redactor.cluster")
 
 # Redis's CLUSTER_WRITABLE_DELAY: a master starts in the fail state and stays there this long after start-up,
 # so it can learn a newer configuration before serving writes.

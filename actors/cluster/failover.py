@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from actors import eventlog
+import structlog
+
 from actors.server.pause import PauseMode
 from protocol.clusterbus import AuthAck, AuthRequest, MfOffset, MfStart
 
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from actors.cluster.facade import Cluster
     from actors.cluster.state import ClusterNode
 
-log = eventlog.get_logger("redactor.cluster")
+log = structlog.get_logger("redactor.cluster")
 
 ELECTION_FIXED_DELAY_MS = 500
 ELECTION_RANDOM_DELAY_MS = 500

@@ -22,7 +22,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from actors import eventlog
+import structlog
+
 from actors.cluster import failover
 from actors.cluster.state import ClusterNode, LinkState
 from actors.commands.pubsub import publish
@@ -41,7 +42,7 @@ from protocol.clusterbus import (
 if TYPE_CHECKING:
     from actors.cluster.facade import Cluster
 
-log = eventlog.get_logger("redactor.cluster")
+log = structlog.get_logger("redactor.cluster")
 
 # Redis's CLUSTER_FAIL_UNDO_TIME_MULT: a FAIL master with slots is cleared after node_timeout times this.
 FAIL_UNDO_TIME_MULT = 2

@@ -14,15 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import structlog
 import zmq
 
-from actors import eventlog
 from protocol.clusterbus import CLUSTER_FAMILY
 
 if TYPE_CHECKING:
     from actors.bus.bus import BusActor
 
-log = eventlog.get_logger("redactor.cluster")
+log = structlog.get_logger("redactor.cluster")
 
 # Frames queued per peer while its connection is up but slow (ZeroMQ's send high-water mark).
 PEER_SNDHWM = 1000

@@ -11,7 +11,8 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-from actors import eventlog
+import structlog
+
 from actors.commands import command
 from actors.commands.keys import SHARED_REFCOUNT, is_shared_integer, object_encoding
 from actors.commands.memory import object_access
@@ -24,7 +25,7 @@ from protocol.resp import OK
 if TYPE_CHECKING:
     from actors.server.client import Client
 
-log = eventlog.get_logger("redactor.supervisor")
+log = structlog.get_logger("redactor.supervisor")
 
 
 # -- DEBUG -----------------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from actors import eventlog
+import structlog
+
 from actors.commands import command
 from actors.commands.debug import protected_action_allowed
 from protocol import errors
@@ -17,7 +18,7 @@ from protocol.errors import CommandError
 if TYPE_CHECKING:
     from actors.server.client import Client
 
-log = eventlog.get_logger("redactor.modules")
+log = structlog.get_logger("redactor.modules")
 
 HELP = [
     b"MODULE <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from actors import eventlog
+import structlog
+
 from actors.commands import command
 from actors.commands._util import parse_int
 from actors.commands.debug import DEBUG_HANDLERS
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from actors.server.client import Client
     from actors.server.ports import PersistencePort
 
-log = eventlog.get_logger("redactor.persistence")
+log = structlog.get_logger("redactor.persistence")
 
 BGSAVE_IN_PROGRESS = "ERR Background save already in progress"
 BGSAVE_CHILD_ACTIVE = (

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
-from actors import eventlog
+import structlog
+
 from actors.loop.fastlane import NAMES as FAST_LANE_NAMES
 from actors.loop.preauth import refuse as refuse_preauth
 from actors.ratelog import remote_errors
@@ -33,7 +34,7 @@ from protocol.resp_preauth import PreAuthGuard
 if TYPE_CHECKING:
     from actors.loop.master import MasterActor
 
-log = eventlog.get_logger("redactor.master")
+log = structlog.get_logger("redactor.master")
 
 # Redis's PROTO_REPLY_CHUNK_BYTES: the static reply buffer every client has before its reply list.
 REPLY_CHUNK_BYTES = 16 * 1024

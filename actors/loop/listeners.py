@@ -15,11 +15,12 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from actors import eventlog
+import structlog
+
 from actors.config import ConfigError
 from actors.server.server import Server
 
-log = eventlog.get_logger("redactor.master")
+log = structlog.get_logger("redactor.master")
 
 
 class PortListeners:

@@ -24,9 +24,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 import zmq
 
-from actors import eventlog
 from actors.bus.admission import PeerAuthenticated
 from actors.loop.connection import RespConnection
 from actors.loop.fastlane import FastLane
@@ -41,7 +41,7 @@ from actors.server.stream import StreamBatch
 from protocol import envelope
 from protocol.errors import CommandError
 
-log = eventlog.get_logger("redactor.master")
+log = structlog.get_logger("redactor.master")
 
 # How often the cron runs per second is the `hz` directive; active expiry may use this share of each period.
 ACTIVE_EXPIRE_CPU_SHARE = 0.25

@@ -12,13 +12,14 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from actors import eventlog
+import structlog
+
 from actors.supervision.supervisor import SupervisedActor
 
 if TYPE_CHECKING:
     from actors.persistence.persistence import Persistence
 
-log = eventlog.get_logger("redactor.persistence")
+log = structlog.get_logger("redactor.persistence")
 
 
 class Fsync(NamedTuple):

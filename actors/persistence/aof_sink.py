@@ -24,8 +24,9 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import pykka
+import structlog
 
-from actors import eventlog, fork
+from actors import fork
 from actors.persistence.actor import Fsync, FsyncAndClose
 from actors.persistence.aof.file import AofState, AppendOnlyFile
 from actors.persistence.aof.manifest import write_manifest
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from actors.config import Config
     from actors.server.server import Server
 
-log = eventlog.get_logger("redactor.persistence")
+log = structlog.get_logger("redactor.persistence")
 
 # How often everysec fsyncs, and how long an fsync may stay in flight before a new one counts as delayed
 # (Redis counts aof_delayed_fsync when a write waits on an fsync older than 2 s).

@@ -18,7 +18,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from actors import eventlog, fork
+import structlog
+
+from actors import fork
 from actors.config import ConfigError
 from actors.fork import ChildExit, ChildKind, ForkedChild
 from actors.persistence.actor import Unlink
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from actors.persistence.aof_sink import AofSink, Misconf
     from actors.server.server import Server
 
-log = eventlog.get_logger("redactor.persistence")
+log = structlog.get_logger("redactor.persistence")
 
 # Redis's CONFIG_BGSAVE_RETRY_DELAY: after a failed BGSAVE, save points wait this long before trying again.
 BGSAVE_RETRY_DELAY_S = 5

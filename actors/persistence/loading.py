@@ -18,7 +18,8 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from actors import eventlog
+import structlog
+
 from actors.persistence.aof.file import AofState, write_base
 from actors.persistence.aof.manifest import (
     AofFileType,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from actors.persistence.jobs import Jobs
     from actors.server.server import Server
 
-log = eventlog.get_logger("redactor.persistence")
+log = structlog.get_logger("redactor.persistence")
 
 # AOF replay runs on the loop in slices this long, so clients keep getting -LOADING while it runs.
 REPLAY_SLICE_S = 0.02

@@ -21,7 +21,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from actors import eventlog, fork
+import structlog
+
+from actors import fork
 from actors.fork import ChildKind, ForkedChild
 from actors.persistence.aof.file import AofState
 from actors.persistence.aof.manifest import temp_incr_name
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
     from actors.loop.master import MasterActor
     from actors.server.server import Server
 
-log = eventlog.get_logger("redactor.persistence")
+log = structlog.get_logger("redactor.persistence")
 
 SHUTDOWN_SAVE_ERROR = "ERR Errors trying to SHUTDOWN. Check logs."
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from actors import eventlog
+import structlog
+
 from actors.replication import direct, resp_replica
 from actors.replication import messages as m
 from actors.replication.backlog import Backlog
@@ -29,7 +30,7 @@ from protocol.peer import PEER_FAMILY
 if TYPE_CHECKING:
     from actors.bus.bus import BusActor
 
-log = eventlog.get_logger("redactor.replication")
+log = structlog.get_logger("redactor.replication")
 
 # Published state (INFO) is refreshed at least this often even when nothing changes.
 PUBLISH_INTERVAL_S = 0.5

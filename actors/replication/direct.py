@@ -37,7 +37,8 @@ import time
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from actors import eventlog
+import structlog
+
 from actors.replication import messages as m
 from actors.replication.states import ReplicaState
 from actors.server.server import BLOCKED
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from actors.replication.primary import PrimarySide
     from actors.server.client import Client
 
-log = eventlog.get_logger("redactor.replication")
+log = structlog.get_logger("redactor.replication")
 
 # The replid argument of a PSYNC that asks for a direct stream (never a Redis replication id: 40 hex digits).
 DIRECT_MARKER = "redactor-direct:"

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import hiredis
+import structlog
 
-from actors import eventlog, fork
+from actors import fork
 from actors.persistence.rdb import writer as rdb_writer
 from actors.replication import messages as m
 from actors.replication import report
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from actors.loop.master import MasterActor
     from actors.server.server import Server
 
-log = eventlog.get_logger("redactor.replication")
+log = structlog.get_logger("redactor.replication")
 
 REPLID_ZERO = "0" * 40
 

@@ -15,7 +15,8 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from actors import eventlog
+import structlog
+
 from actors.replication import messages as m
 from actors.replication.links import (
     REPLICA_BUFFER_LIMIT_BYTES,
@@ -36,7 +37,7 @@ from protocol.peer import PEER_PROTOCOL_VERSION
 if TYPE_CHECKING:
     from actors.replication.actor import ReplicationActor
 
-log = eventlog.get_logger("redactor.replication")
+log = structlog.get_logger("redactor.replication")
 
 
 class PrimarySide:

@@ -30,10 +30,11 @@ import threading
 from collections.abc import Callable
 from typing import NamedTuple
 
-from actors import eventlog
+import structlog
+
 from protocol import peer
 
-log = eventlog.get_logger("redactor.replication")
+log = structlog.get_logger("redactor.replication")
 
 CONNECT_TIMEOUT_S = 5.0
 HANDSHAKE_TIMEOUT_S = 10.0

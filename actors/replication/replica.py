@@ -18,9 +18,9 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import structlog
 import zmq
 
-from actors import eventlog
 from actors.persistence.rdb import reader as rdb_reader
 from actors.persistence.rdb.format import RdbData
 from actors.replication import messages as m
@@ -34,7 +34,7 @@ from protocol.ports import bus_port_for
 if TYPE_CHECKING:
     from actors.replication.actor import ReplicationActor
 
-log = eventlog.get_logger("redactor.replication")
+log = structlog.get_logger("redactor.replication")
 
 # A replica acks its offset this often (Redis: once a second from replicationCron).
 ACK_INTERVAL_S = 1.0

@@ -35,15 +35,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 import hiredis
+import structlog
 
-from actors import eventlog
 from actors.replication import messages as m
 from protocol import errors, peer
 
 if TYPE_CHECKING:
     from actors.replication.primary import PrimarySide
 
-log = eventlog.get_logger("redactor.replication")
+log = structlog.get_logger("redactor.replication")
 
 # The EOF mark of a diskless-form snapshot is this many random bytes (Redis's CONFIG_RUN_ID_SIZE).
 EOF_MARK_BYTES = 40

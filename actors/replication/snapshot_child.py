@@ -16,7 +16,9 @@ import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from actors import eventlog, fork
+import structlog
+
+from actors import fork
 from actors.fork import ChildExit, ChildKind, ForkedChild
 from actors.persistence.rdb import writer as rdb_writer
 from actors.replication.messages import Forked, ForkFailed, LoopToActor, SnapshotDone
@@ -24,7 +26,7 @@ from actors.replication.messages import Forked, ForkFailed, LoopToActor, Snapsho
 if TYPE_CHECKING:
     from actors.data.keyspace import Database
 
-log = eventlog.get_logger("redactor.replication")
+log = structlog.get_logger("redactor.replication")
 
 # A forked snapshot is written to the job's own name (a replica parses what it receives without a file).
 SNAPSHOT_TEMP_FILE = "temp-repl-{pid}-{job}.rdb"

@@ -17,7 +17,8 @@ import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from actors import eventlog
+import structlog
+
 from actors.scripting.convert import lua_arg_bytes
 from actors.scripting.refusals import NOT_FROM_SCRIPT, Guard, guard_of
 from actors.server import cmdstats
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from actors.scripting.runtime import LuaRuntime
     from actors.server.server import Server
 
-log = eventlog.get_logger("redactor.scripting")
+log = structlog.get_logger("redactor.scripting")
 
 # Distinct command spellings remembered for redis.call (a bound: scripts may build names at run time).
 SCRIPT_COMMAND_CACHE_SIZE = 1024

@@ -28,9 +28,9 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 import greenlet
+import structlog
 from greenlet import getcurrent
 
-from actors import eventlog
 from actors.commands.transactions import _propagate_transaction
 from actors.data import rdb_hooks
 from actors.scripting.bridge import REPL_ALL, RedisBridge, sha1_hex
@@ -45,7 +45,7 @@ from protocol.errors import CommandError
 if TYPE_CHECKING:
     from actors.server.server import Server
 
-log = eventlog.get_logger("redactor.scripting")
+log = structlog.get_logger("redactor.scripting")
 
 # Once busy, how long the script runs between two turns of the event loop: short enough that SCRIPT KILL
 # is answered and acted on well within 100 ms, long enough that the loop's turns cost the script little.

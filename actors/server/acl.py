@@ -19,7 +19,8 @@ from collections.abc import Callable
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
-from actors import eventlog
+import structlog
+
 from actors.commands.getkeys import get_keys_and_flags
 from actors.config import ConfigError
 from actors.server.acl_rules import (
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from actors.server.client import Client
     from actors.server.server import Server
 
-log = eventlog.get_logger(__name__)
+log = structlog.get_logger(__name__)
 
 # ACL LOG entries this close in time, for the same reason, context, object and user, are one entry counted.
 LOG_GROUPING_MAX_TIME_MS = 60_000

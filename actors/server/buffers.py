@@ -21,13 +21,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from actors import eventlog
+import structlog
 
 if TYPE_CHECKING:
     from actors.server.client import Client
     from actors.server.server import Server
 
-log = eventlog.get_logger("redactor.buffers")
+log = structlog.get_logger("redactor.buffers")
 
 
 # Redis 7.0 closes a client that has not authenticated once its unread replies pass 1 KiB.

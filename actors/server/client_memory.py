@@ -21,14 +21,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from actors import eventlog
+import structlog
+
 from protocol.errors import CommandError
 
 if TYPE_CHECKING:
     from actors.server.client import Client
     from actors.server.server import Server
 
-log = eventlog.get_logger("redactor.client_memory")
+log = structlog.get_logger("redactor.client_memory")
 
 RESTRICTION = "client-eviction"
 # The reply of a command whose client was evicted before it ran: never sent (the connection is closed).

@@ -26,7 +26,8 @@ import time
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from actors import eventlog
+import structlog
+
 from actors.data.evict import AccessTracker, EvictionPool, Policy
 from actors.data.memory import estimate_dataset_bytes
 from actors.server.client import ClientKind
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from actors.server.client import Client
     from actors.server.server import Server
 
-log = eventlog.get_logger("redactor.maxmemory")
+log = structlog.get_logger("redactor.maxmemory")
 
 OOM = "OOM command not allowed when used memory > 'maxmemory'."
 # performEvictions checks the clock once per this many evicted keys.

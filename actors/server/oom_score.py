@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from actors import eventlog
+import structlog
+
 from actors.config import ConfigError
 
 if TYPE_CHECKING:
     from actors.server.server import Server
 
-log = eventlog.get_logger("redactor.server")
+log = structlog.get_logger("redactor.server")
 
 PROC_FILE = "/proc/self/oom_score_adj"
 # Process classes, the index into oom-score-adj-values (Redis's CONFIG_OOM_MASTER / REPLICA / BGCHILD).

@@ -16,10 +16,9 @@ from types import TracebackType
 from typing import Any, Protocol
 
 import pykka
+import structlog
 
-from actors import eventlog
-
-log = eventlog.get_logger("redactor.supervisor")
+log = structlog.get_logger("redactor.supervisor")
 
 
 class Crash:

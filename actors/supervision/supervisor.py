@@ -43,9 +43,9 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pykka
+import structlog
 from pykka.messages import ProxyGetAttr
 
-from actors import eventlog
 from actors.server.ports import SupervisorError as SupervisorError  # raised by crash(); commands catch it
 from actors.supervision.supervised import Crash as Crash
 from actors.supervision.supervised import CrashRequested as CrashRequested
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from actors.loop.master import MasterActor
     from actors.server.server import Server
 
-log = eventlog.get_logger("redactor.supervisor")
+log = structlog.get_logger("redactor.supervisor")
 
 # How long start() waits for a child's on_start to finish before moving on: long enough for sockets to bind,
 # short enough that a slow on_start cannot hold the node's start-up (the sweep still watches it afterwards).

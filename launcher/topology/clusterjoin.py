@@ -23,12 +23,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors import eventlog
+import structlog
+
 from launcher.topology.probe import MAX_INFO_REPLY_BYTES, parse_info
 from launcher.topology.spec import NodeSpec, Topology
 from protocol.resp_client import BlockingRespClient, ReplyError
 
-log = eventlog.get_logger("redactor.launcher")
+log = structlog.get_logger("redactor.launcher")
 
 SLOT_COUNT = 16384
 # The whole join (meet, slots, replicas, cluster_state:ok) on a loaded machine.

@@ -19,7 +19,8 @@ import time
 from enum import Enum
 from typing import Any
 
-from actors import eventlog
+import structlog
+
 from launcher.topology.clusterjoin import JoinError, join_cluster
 from launcher.topology.probe import SHUTDOWN_TIMEOUT_S, ping, shutdown_node
 from launcher.topology.rundir import (
@@ -33,7 +34,7 @@ from launcher.topology.rundir import (
 from launcher.topology.sentinels import follow_sentinels, sentinel_restart_delay_s
 from launcher.topology.spec import NodeSpec, Topology, node_argv
 
-log = eventlog.get_logger("redactor.launcher")
+log = structlog.get_logger("redactor.launcher")
 
 # First restart delay after a node dies; doubles with each death in a row up to the maximum.
 RESTART_BACKOFF_INITIAL_S = 0.5

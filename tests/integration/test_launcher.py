@@ -244,3 +244,22 @@ def test_topology_files_are_checked_and_become_node_command_lines(tmp_path: Path
     result = redactor("logs", "zz", str(REPO / "ops" / "topologies" / "seed.toml"), "--no-follow")
     assert result.returncode == 1
     assert "no node named 'zz' (nodes: n1, n2, n3)" in result.stderr
+
+
+def test_a_node_off_a_terminal_imports_structlog_without_rich_which_stays_importable() -> None:
+    # rich costs a node ~25 ms of start-up and serves only tracebacks on a terminal (launcher/main.py).
+    script = textwrap.dedent(
+        """
+        import sys
+        from launcher.main import _hide_rich_from_structlog
+        _hide_rich_from_structlog()
+        import launcher.node, structlog.dev
+        print("rich" in sys.modules, structlog.dev.rich is None)
+        import rich
+        print(rich.__name__)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.split() == ["False", "True", "rich"]

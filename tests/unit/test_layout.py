@@ -159,7 +159,6 @@ BELOW_THE_ACTORS = (
     "actors.commands",
     "actors.config",
     "actors.version",
-    "actors.eventlog",  # the event log: a leaf, imports nothing of ours
     "actors.scripting",
     "protocol",
 )

@@ -24,8 +24,7 @@ DEFERRED = (
     "actors.cluster.gossip",
     "protocol.clusterbus",
     "protocol.resp_client",
-    # The event log is our own (actors/eventlog.py): structlog and the rich it pulled in are not imported.
-    "structlog",
+    # structlog is imported, without the rich it would pull in (launcher/main.py's _hide_rich_from_structlog).
     "rich",
     # Command modules imported on their first call (actors/commands/lazy.py), and what they import.
     "actors.commands.geo",

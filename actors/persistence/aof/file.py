@@ -12,7 +12,8 @@ import os
 from enum import Enum
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from actors import eventlog
+import structlog
+
 from actors.data import rdb_hooks
 from actors.data.stream import Stream
 from actors.data.types import ZSet
@@ -26,7 +27,7 @@ from actors.persistence.aof.manifest import (
 )
 from actors.persistence.rdb.stream_codec import stream_rewrite_commands as stream_commands
 
-log = eventlog.get_logger("redactor.aof")
+log = structlog.get_logger("redactor.aof")
 
 # Redis's AOF_REWRITE_ITEMS_PER_CMD: a command-format base splits big collections into commands this long.
 REWRITE_ITEMS_PER_CMD = 64

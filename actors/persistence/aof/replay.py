@@ -15,14 +15,15 @@ from collections.abc import Iterator
 from enum import Enum
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from actors import eventlog
+import structlog
+
 from actors.server.client import Client
 from protocol.errors import CommandError
 
 if TYPE_CHECKING:
     from actors.server.server import Server
 
-log = eventlog.get_logger("redactor.aof")
+log = structlog.get_logger("redactor.aof")
 
 # Longest header line (`*<argc>` or `$<len>`) worth searching for its CRLF; a longer one is damage.
 MAX_HEADER_LINE_BYTES = 32
