@@ -38,6 +38,8 @@ DEFERRED = (
 
 _PROBE = """
 import json, sys
+import launcher.main
+launcher.main._hide_rich_from_structlog()  # as `redactor server` does before anything imports structlog
 import launcher.node
 from launcher.config import load_config
 from actors.server.server import Server
