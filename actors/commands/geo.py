@@ -12,7 +12,6 @@ Redis stops.
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
@@ -79,6 +78,8 @@ def distance(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
 
 def human_double(value: float) -> HumanDouble:
     """addReplyHumanLongDouble: 17 decimals of the exact value, trailing zeros dropped (a double in RESP3)."""
+    from decimal import Decimal  # here: only coordinates in replies need it (GEOPOS, WITHCOORD)
+
     text = format(Decimal(value), ".17f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
