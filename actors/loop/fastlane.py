@@ -120,6 +120,7 @@ class FastLane:
             stream = server.stream
             if stream.aof_feeding or stream.repl_feeding:
                 stream.propagate(db.id, argv)
+                client.woff = stream.offset
             out.append(OK_REPLY)
             keyspace.dirty += 1
             client.last_command = "set"

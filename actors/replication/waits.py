@@ -84,10 +84,10 @@ class Waits:
             server.write_refusal = None
 
     def wait(self, client: Client, numreplicas: int, timeout_ms: int) -> Any:
-        """WAIT: the number of replicas that acked the current offset, blocking the client (not the node) until
-        enough did or the timeout passed."""
+        """WAIT: the number of replicas that acked the client's last write (its ``woff``, as Redis's), blocking
+        the client (not the node) until enough did or the timeout passed."""
         server = self.server
-        target = server.repl_offset
+        target = client.woff
         count = self.count_acked(target)
         if count >= numreplicas or server.exec_propagation is not None or client.kind is ClientKind.INTERNAL:
             return count

@@ -77,6 +77,9 @@ class Client:
         # A write whose effect is not a pure function of its arguments (SET EX, INCRBYFLOAT, SPOP, ...) sets
         # the commands to propagate instead of its own argv.
         self.propagate_as: list[list[bytes]] | None = None
+        # The replication offset right after this client's last propagated write: what WAIT waits for (Redis's
+        # c->woff), so a REPLCONF GETACK or another client's write later on the stream does not move it.
+        self.woff = 0
         # Set by QUIT, CLIENT KILL and protocol errors: the connection closes once pending replies are sent.
         self.close_requested = False
         # Blocking commands (BLPOP, ...): state kept by the command family while the client waits.

@@ -197,9 +197,11 @@ class GeneralLane:
                 if client.propagate_as is not None:
                     if feeding and keyspace.dirty > dirty:
                         stream.propagate_several(client.db.id, client.propagate_as)
+                        client.woff = stream.offset
                     client.propagate_as = None
                 elif feeding and keyspace.dirty > dirty:
                     propagate(client.db.id, argv)
+                    client.woff = stream.offset
                 kind = type(reply)
                 if kind is bytes:
                     n = len(reply)

@@ -571,6 +571,7 @@ class Server:
                 client.propagate_as = None
             else:
                 self.propagate(client.db.id, argv)
+            client.woff = self.stream.offset
         elif client.propagate_as is not None:
             client.propagate_as = None
         return reply

@@ -6,7 +6,9 @@ trio serves them all (each test leaves the trio as it found it: both replicas on
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import socket
 import threading
 import time
@@ -415,6 +417,26 @@ def test_wait_counts_replicas_that_acked_and_blocks_only_its_client(replicated: 
         t.mc.execute_command("WAIT", 1, "soon")
     with pytest.raises(redis.ResponseError, match="^WAIT cannot be used with replica instances"):
         t.c1.execute_command("WAIT", 1, 10)
+
+
+def test_wait_waits_for_the_clients_own_last_write_only(replicated: Trio) -> None:
+    """Redis's c->woff: WAIT counts the replicas that acked the client's own last write, so a client that
+    wrote nothing is answered at once while a stopped replica lags behind another client's write."""
+    t = replicated
+    writer, idle = t.m.client(), t.m.client()
+    writer.set("woff", "1")
+    assert writer.execute_command("WAIT", 2, 5000) == 2
+    assert t.r2.proc is not None
+    os.kill(t.r2.proc.pid, signal.SIGSTOP)
+    try:
+        writer.set("woff", "2")
+        started = time.monotonic()
+        assert idle.execute_command("WAIT", 2, 5000) == 2
+        assert time.monotonic() - started < 4  # answered without waiting for the stopped replica
+        assert writer.execute_command("WAIT", 2, 300) == 1
+    finally:
+        os.kill(t.r2.proc.pid, signal.SIGCONT)
+    assert writer.execute_command("WAIT", 2, 10000) == 2
 
 
 def test_min_replicas_to_write_refuses_writes_without_enough_good_replicas(replicated: Trio) -> None:
