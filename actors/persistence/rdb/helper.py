@@ -45,7 +45,7 @@ import subprocess
 import sys
 from typing import Any
 
-from actors.data.integers import SHARED_INTEGER_BYTES
+from actors.data.integers import SHARED_INTEGER_BYTES, SHARED_INTEGERS
 from actors.persistence.rdb import decode as rdb_decode
 from actors.persistence.rdb import reader as rdb_reader
 from actors.persistence.rdb.format import (
@@ -92,8 +92,16 @@ _LONG1_8 = b"\x8a\x08"  # LONG1 with 8 bytes: a little-endian signed int64, as t
 _SHARED_PAIRS_HEAD = b"u}(C"  # SETITEMS (the data dict), EMPTY_DICT, MARK (the shared integers' dict), C
 _BININT2 = b"M"  # + 2-byte unsigned: a shared integer string's number
 _SETITEMS_TUPLE3_STOP = b"u\x87."  # SETITEMS, TUPLE3 (data, shared integers, expires), STOP
-# A shared integer string's number (the node turns it back into the object).
-_SHARED_INDEX = {raw: i for i, raw in enumerate(SHARED_INTEGER_BYTES)}
+# Digits of the largest shared integer (9999): every canonical number that short is shared.
+_SHARED_DIGITS = len(b"%d" % (SHARED_INTEGERS - 1))
+
+
+def _shared_number(value: bytes) -> int | None:
+    """The number of a shared integer string (canonical, 0..9999), or None. A check, not a table: the node
+    imports this module at start-up, and a 10,000-entry dict would cost every node ~0.6 MiB."""
+    if len(value) <= _SHARED_DIGITS and value.isdigit() and (len(value) == 1 or value[0] != 48):  # 48: '0'
+        return int(value)
+    return None
 
 
 def _operand(s: bytes) -> bytes:
@@ -122,7 +130,7 @@ def _build_run(data: bytes, pos: int, drop_before_ms: int | None) -> tuple[int, 
     add = operands.append
     expires: list[bytes] = []
     shared: list[bytes] = []  # key operand + BININT2 number, for values that are shared integer strings
-    shared_index = _SHARED_INDEX.get
+    shared_index = _shared_number
     read_string = rdb_decode.read_string
     records = expired = memo = 0  # records: keys stored plus keys dropped as expired
     while records < RUN_KEYS:
