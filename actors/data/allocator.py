@@ -127,7 +127,8 @@ class HeapTrimmer:
         self._looked_at_s = clock()
         self._last_activity = activity()
         # True when the node was busy since the last time the heap was read: the heap may hold new free chunks.
-        self._busy_since_read = True
+        # False at first: a node no client has used yet has nothing to give back (and does not import ctypes).
+        self._busy_since_read = False
         # The free bytes at the last trim, and whether that trim released anything.
         self._free_at_trim = 0
         self._last_trim_released = True

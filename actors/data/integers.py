@@ -6,7 +6,8 @@ string value here is a ``bytes`` object of its own: 48 bytes under pymalloc for 
 key with a small value costs (key 48 + value 48 + dict slot ~42). Counters, flags and small numbers are common
 values, so the writers that make integer strings themselves take the shared object instead of formatting a new
 one: INCR / DECR / INCRBY / DECRBY (actors/commands/strings.py), HINCRBY's field values (hashes.py), and the
-RDB decoder for integer-encoded strings (actors/persistence/rdb/decode.py). The result is still plain ``bytes``, so no reader changes: values
+RDB decoder for integer-encoded strings (actors/persistence/rdb/decode.py; the load helper's runs send them by
+number, helper.py). The result is still plain ``bytes``, so no reader changes: values
 are immutable, and nothing in the node keys on the identity of a string value.
 
 ``parse_int``'s table of canonical small integers (actors/commands/_util.py) is keyed by these same objects,

@@ -16,7 +16,7 @@ import pytest
 from actors.commands import COMMANDS, LATENCY_SMALL_US
 from actors.commands._util import _SMALL_INT_VALUES, SMALL_INT_LOWEST, parse_int
 from actors.config import Config
-from actors.data.allocator import HeapTrimmer, free_heap_bytes
+from actors.data.allocator import HeapTrimmer, free_heap_bytes, trim_before_fork
 from actors.data.integers import SHARED_INTEGER_BYTES, SHARED_INTEGERS, integer_string
 from actors.data.keyspace import Database
 from actors.persistence.rdb import reader as rdb_reader
@@ -121,4 +121,17 @@ def test_the_heap_trimmer_gives_a_bursts_free_heap_back_once_the_node_is_idle() 
         now[0] += 1.1
         trimmer.cron()
     assert trimmer.trims == 1  # idle and nothing new: the heap is not read again
+    assert len(kept) == 400
+
+
+def test_a_fork_or_memory_purge_trims_a_heap_with_free_chunks() -> None:
+    if free_heap_bytes() is None:
+        pytest.skip("no mallinfo2 in this C library")
+    burst = [bytes(600 + i % 7) for i in range(20_000)]
+    kept = burst[::50]
+    del burst
+    assert trim_before_fork(min_free_bytes=1 << 20)  # free chunks with whole pages in them: released
+    assert not trim_before_fork(min_free_bytes=1 << 40)  # below the threshold: not even tried
+    server = Server(Config())
+    assert run(server, Client(server), "MEMORY", "PURGE") == "OK"
     assert len(kept) == 400

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from actors.data.integers import SHARED_INTEGER_BYTES, SHARED_INTEGERS
 from actors.data.types import ZSet
 from actors.persistence.rdb import helper as rdbhelper
 from actors.persistence.rdb import reader as rdb_reader
@@ -146,6 +147,20 @@ def test_keys_with_a_ttl_share_the_key_object_of_their_value(
     data = helped.dbs[0].data
     for key in helped.dbs[0].expires:
         assert next(k for k in data if k == key) is key  # one object, as the node's own parse stores it
+
+
+def test_integer_values_come_through_runs_as_the_shared_strings(
+    tmp_path: Path, helpers: list[LoadHelper]
+) -> None:
+    data = {b"c%d" % i: b"%d" % (i * 7 % 12000) for i in range(5000)}
+    db = make_db(0, data, {b"c%d" % i: NOW_MS + i for i in range(0, 5000, 5)})
+    helped, alone, helper = load_both(tmp_path, rdb_writer.dumps([db]), helpers)
+    assert_same(helped, alone)
+    assert helper.keys_applied == 5000
+    for loaded in (helped.dbs[0].data, alone.dbs[0].data):
+        assert loaded == data
+        shared = [v for v in loaded.values() if int(v) < SHARED_INTEGERS]
+        assert all(v is SHARED_INTEGER_BYTES[int(v)] for v in shared) and len(shared) > 4000
 
 
 def test_a_file_of_other_types_loads_the_same(tmp_path: Path, helpers: list[LoadHelper]) -> None:

@@ -25,6 +25,12 @@ the node's position, so a disagreement can cost speed but never data.
 Trust: the frames come from our own code over a pipe, built only from fixed opcodes and length-prefixed
 operands whose lengths the helper checked against the file (a run whose last record runs past the end of the
 data is never sent), so no byte of the RDB can become a pickle opcode.
+
+Shared integers: a key whose value is one of the shared integer strings 0..9999 (the RDB holds them
+integer-encoded; actors/data/integers.py) goes into a dict of its own in the run, key -> the number (BININT2,
+computed by the helper), and the node stores the shared objects for them (``map`` over the tuple, in C), as
+its own parse does: a dataset of counters costs as little after a load through the helper as after INCRs.
+Those keys enter the database after the run's other keys (dict order is no promise of Redis's either).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import subprocess
 import sys
 from typing import Any
 
+from actors.data.integers import SHARED_INTEGER_BYTES, SHARED_INTEGERS
 from actors.persistence.rdb import decode as rdb_decode
 from actors.persistence.rdb import reader as rdb_reader
 from actors.persistence.rdb.format import (
@@ -79,9 +86,22 @@ _EMPTY_DICT_MARK = b"}("  # EMPTY_DICT, MARK
 _SETITEMS_EMPTY_DICT_MARK = b"u}("  # SETITEMS (the data dict), EMPTY_DICT, MARK (the expires dict)
 _SETITEMS_TUPLE2_STOP = b"u\x86."  # SETITEMS, TUPLE2 (data, expires), STOP
 _SHORT_BINBYTES = b"C"  # + 1-byte length + bytes
-_MEMOIZE = b"\x94"  # keep the key just pushed: the expires dict refers to the same object
+_LONG_BINPUT = b"r"  # + 4-byte memo number: keep the key just pushed (the expires dict refers to it)
 _LONG_BINGET = b"j"  # + 4-byte memo index
 _LONG1_8 = b"\x8a\x08"  # LONG1 with 8 bytes: a little-endian signed int64, as the RDB stores it
+_SHARED_PAIRS_HEAD = b"u}(C"  # SETITEMS (the data dict), EMPTY_DICT, MARK (the shared integers' dict), C
+_BININT2 = b"M"  # + 2-byte unsigned: a shared integer string's number
+_SETITEMS_TUPLE3_STOP = b"u\x87."  # SETITEMS, TUPLE3 (data, shared integers, expires), STOP
+# Digits of the largest shared integer (9999): every canonical number that short is shared.
+_SHARED_DIGITS = len(b"%d" % (SHARED_INTEGERS - 1))
+
+
+def _shared_number(value: bytes) -> int | None:
+    """The number of a shared integer string (canonical, 0..9999), or None. A check, not a table: the node
+    imports this module at start-up, and a 10,000-entry dict would cost every node ~0.6 MiB."""
+    if len(value) <= _SHARED_DIGITS and value.isdigit() and (len(value) == 1 or value[0] != 48):  # 48: '0'
+        return int(value)
+    return None
 
 
 def _operand(s: bytes) -> bytes:
@@ -109,6 +129,8 @@ def _build_run(data: bytes, pos: int, drop_before_ms: int | None) -> tuple[int, 
     operands: list[bytes] = []
     add = operands.append
     expires: list[bytes] = []
+    shared: list[bytes] = []  # key operand + BININT2 number, for values that are shared integer strings
+    shared_index = _shared_number
     read_string = rdb_decode.read_string
     records = expired = memo = 0  # records: keys stored plus keys dropped as expired
     while records < RUN_KEYS:
@@ -127,8 +149,12 @@ def _build_run(data: bytes, pos: int, drop_before_ms: int | None) -> tuple[int, 
                     continue
             key, pos = read_string(data, pos + 1)
             value, pos = read_string(data, pos)
-            add(_operand(key))
-            add(_operand(value))
+            index = shared_index(value)
+            if index is None:
+                add(_operand(key))
+                add(_operand(value))
+            else:
+                shared.append(_operand(key) + _BININT2 + index.to_bytes(2, "little"))
             records += 1
             continue
         if rtype == OPCODE_EXPIRETIME_MS and data[pos + 9] == TYPE_STRING:
@@ -139,8 +165,15 @@ def _build_run(data: bytes, pos: int, drop_before_ms: int | None) -> tuple[int, 
             if drop_before_ms is not None and expire_ms < drop_before_ms:
                 expired += 1  # as the node's own parse: a master drops keys that expired while it was down
                 continue
-            add(_operand(key) + _MEMOIZE)  # the expires dict below refers to this very key object
-            add(_operand(value))
+            # The expires dict below refers to this very key object, by an explicit memo number: the key may
+            # go to the shared integers' dict, which comes later in the stream.
+            key_op = _operand(key) + _LONG_BINPUT + memo.to_bytes(4, "little")
+            index = shared_index(value)
+            if index is None:
+                add(key_op)
+                add(_operand(value))
+            else:
+                shared.append(key_op + _BININT2 + index.to_bytes(2, "little"))
             expires += (
                 _LONG_BINGET,
                 memo.to_bytes(4, "little"),
@@ -153,9 +186,12 @@ def _build_run(data: bytes, pos: int, drop_before_ms: int | None) -> tuple[int, 
     if pos > len(data):
         raise IndexError  # the last record ran past the end of the data (slices do not raise)
     head = _EMPTY_DICT_MARK + _SHORT_BINBYTES if operands else _EMPTY_DICT_MARK
-    blob = b"".join(
-        (head, _SHORT_BINBYTES.join(operands), _SETITEMS_EMPTY_DICT_MARK, *expires, _SETITEMS_TUPLE2_STOP)
-    )
+    if shared:  # (data, shared integers, expires)
+        middle = b"".join((_SHARED_PAIRS_HEAD, _SHORT_BINBYTES.join(shared), _SETITEMS_EMPTY_DICT_MARK))
+        tail = _SETITEMS_TUPLE3_STOP
+    else:  # (data, expires)
+        middle, tail = _SETITEMS_EMPTY_DICT_MARK, _SETITEMS_TUPLE2_STOP
+    blob = b"".join((head, _SHORT_BINBYTES.join(operands), middle, *expires, tail))
     return pos, blob, records - expired, expired
 
 
@@ -348,11 +384,21 @@ class LoadHelper:
             self._next()
             return pos, 0, 0
         try:
-            run_data, run_expires = pickle.loads(blob)
+            run = pickle.loads(blob)
+            if len(run) == 3:  # shared integer strings came as their numbers (a bad one raises IndexError)
+                run_data, numbers, run_expires = run
+                shared = dict(
+                    zip(numbers, map(SHARED_INTEGER_BYTES.__getitem__, numbers.values()), strict=True)
+                )
+            else:
+                run_data, run_expires = run
+                shared = None
         except Exception:  # a garbled frame: go on without the helper
             self.start, self._header = _NO_RUN, None
             return pos, 0, 0
         data_dict.update(run_data)
+        if shared:
+            data_dict.update(shared)
         if run_expires:
             expires.update(run_expires)
         self.runs_applied += 1
