@@ -162,6 +162,32 @@ def _store(client: Client, dst: bytes, zset: ZSet, event: bytes) -> int:
 # -- ZADD, ZINCRBY, ZREM -----------------------------------------------------------------------------------
 
 
+def _zadd_one(client: Client, argv: list[bytes]) -> int:
+    """``ZADD key score member``, no options: the common form, without the option flags' tests."""
+    score = parse_score(argv[2])
+    member = argv[3]
+    keyspace = client.server.keyspace
+    key = argv[1]
+    zset = get_typed(client, key, ZSet, False)
+    if zset is None:
+        zset = ZSet()
+        keyspace.set(client.db, key, zset)
+    current = zset.scores.get(member)
+    if current is None:
+        zset.insert(member, score)
+        added = 1
+    elif score != current:
+        zset.add(member, score)
+        added = 0
+    else:
+        return 0
+    keyspace.touch(client.db, key)
+    keyspace.dirty += 1
+    if keyspace.notify_flags & events.ZSET:  # Keyspace.notify's test, without its call
+        keyspace.on_event(client.db.id, b"zadd", key)
+    return added
+
+
 def _zadd(client: Client, argv: list[bytes], incr_only: bool = False) -> Any:
     nx = xx = gt = lt = ch = incr = False
     i = 2
@@ -249,6 +275,8 @@ def _zadd(client: Client, argv: list[bytes], incr_only: bool = False) -> Any:
     "Add one or more members to a sorted set, or update its score if it already exists",
 )
 def cmd_zadd(client: Client, argv: list[bytes]) -> Any:
+    if len(argv) == 4 and argv[2][:1] in _NOT_AN_OPTION:
+        return _zadd_one(client, argv)
     return _zadd(client, argv)
 
 

@@ -21,6 +21,7 @@ from actors.commands.zsets import (
     parse_score,
     pop_event,
 )
+from actors.data import events
 from actors.data.types import ZSet
 from actors.server.blocking import can_block, parse_timeout_ms, registry
 from protocol import errors
@@ -51,8 +52,14 @@ def _zpop(client: Client, argv: list[bytes], highest: bool) -> Any:
         if zset is None:
             return []
         member, score = zset.pop_one(highest)
-        _changed(client, client.db, argv[1], zset, pop_event(highest))
-        client.server.keyspace.dirty += 1
+        keyspace = client.server.keyspace
+        if zset.scores:  # _changed's common case, without its calls
+            if keyspace.notify_flags & events.ZSET:
+                keyspace.on_event(client.db.id, b"zpopmax" if highest else b"zpopmin", argv[1])
+            keyspace.touch(client.db, argv[1])
+        else:
+            _changed(client, client.db, argv[1], zset, pop_event(highest))
+        keyspace.dirty += 1
         return [member, float(score)]
     if len(argv) > 3:
         raise CommandError(errors.SYNTAX)
