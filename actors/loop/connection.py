@@ -233,7 +233,8 @@ class RespConnection(asyncio.Protocol):
                 break
         if out:
             if (
-                server.stream.chunks
+                end > 1  # a pipelined read: its replies join the tick's burst (below)
+                or server.stream.chunks
                 or client.close_requested
                 or self.closed
                 or self.out is not out  # (replaced mid-run: flush_now, abort)
@@ -243,6 +244,9 @@ class RespConnection(asyncio.Protocol):
                 or self.output_limits.watch_all
                 or not server._unrestricted
             ):
+                # A pipeline's replies leave with the tick's burst, as before: measured with ops/cpucost at -P 16
+                # (GET, INCR, LPUSH), replying as each read ran cost ~5-12% more CPU per request (more, smaller
+                # ticks), while for a lone command it saves the tick-end callback (~3,500 instructions, -10%).
                 # The tick's end comes first: its writes must reach the AOF and the replicas before any reply
                 # (a reply may show them), the output buffer limits and the close are checked there
                 # (``flush``), and while any feature restricts the node (cluster mode saving nodes.conf,
