@@ -90,6 +90,18 @@ class _Frame:
         return f"{type(self).__name__}({fields})"
 
 
+class _PayloadFrame(_Frame):
+    """A frame whose last field, ``data``, travels as its own payload frame (Stream, SnapChunk). It is kept in a
+    slot named ``payload``: ``data`` is not an attribute name here, because the kvstore scan reserves it."""
+
+    __slots__ = ()
+    payload: bytes
+
+    @property
+    def data(self) -> bytes:
+        return self.payload
+
+
 class Hello(_Frame):
     __slots__ = ("auth", "version")
     VERB = "hello"
@@ -154,19 +166,13 @@ class SnapBegin(_Frame):
         self.size = size  # -1: not known until SnapEnd (the child is still writing the file)
 
 
-class SnapChunk(_Frame):
+class SnapChunk(_PayloadFrame):
     __slots__ = ("at", "payload")
     VERB = "snap"
 
     def __init__(self, at: int, data: bytes) -> None:
         self.at = at  # byte position of the chunk in the snapshot
-        self.payload = (
-            data  # the payload frame (``data``: not an attribute name, the kvstore scan reserves it)
-        )
-
-    @property
-    def data(self) -> bytes:
-        return self.payload
+        self.payload = data
 
 
 class SnapEnd(_Frame):
@@ -186,19 +192,13 @@ class SnapAck(_Frame):
         self.received = received  # snapshot bytes received so far
 
 
-class Stream(_Frame):
+class Stream(_PayloadFrame):
     __slots__ = ("start", "payload")
     VERB = "stream"
 
     def __init__(self, start: int, data: bytes) -> None:
         self.start = start  # stream position of the first byte of data
-        self.payload = (
-            data  # the payload frame (``data``: not an attribute name, the kvstore scan reserves it)
-        )
-
-    @property
-    def data(self) -> bytes:
-        return self.payload
+        self.payload = data
 
 
 class Ack(_Frame):
