@@ -333,7 +333,10 @@ class ScriptEngine(RedisBridge):
             if len(writes) == 1:
                 db_index, write, replicas_only = writes[0]
                 if not replicas_only:  # one write, for everyone: as _propagate_transaction
-                    stream.propagate(db_index, write)
+                    # (PropagationStream.propagate's own test, first: with no EXEC around the script, no AOF
+                    # and no replica, the write goes nowhere, and the call is saved.)
+                    if outer is not None or stream.aof_feeding or stream.repl_feeding:
+                        stream.propagate(db_index, write)
                 else:
                     _propagate_transaction(self.server, writes)
             else:

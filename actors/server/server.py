@@ -566,8 +566,11 @@ class Server:
         # ``>``: a save resets dirty to 0, and SAVE / SHUTDOWN SAVE must not reach the replicas (Redis clamps
         # call()'s dirty delta at 0 for the same reason).
         if keyspace.dirty > dirty_before:
-            if client.propagate_as is not None:
-                self.stream.propagate_several(client.db.id, client.propagate_as)
+            propagate_as = client.propagate_as
+            if propagate_as is not None:
+                # Empty for a script's EVAL / FCALL (its effects were propagated when it ended): no call then.
+                if propagate_as:
+                    self.stream.propagate_several(client.db.id, propagate_as)
                 client.propagate_as = None
             else:
                 self.propagate(client.db.id, argv)
