@@ -34,7 +34,7 @@ from greenlet import getcurrent
 from actors.commands.transactions import _propagate_transaction
 from actors.data import rdb_hooks
 from actors.scripting.bridge import REPL_ALL, RedisBridge, sha1_hex
-from actors.scripting.convert import ReplyToLua, error_text, lua_to_reply
+from actors.scripting.convert import _INT64_MAX, _INT64_MIN, ReplyToLua, error_text, lua_to_reply
 from actors.scripting.functions import FunctionStore
 from actors.scripting.lane import make_call
 from actors.scripting.runtime import FUNCTION_KILLED, SCRIPT_KILLED, LuaRuntime
@@ -344,6 +344,9 @@ class ScriptEngine(RedisBridge):
         # One value: the script's (bytes most often); a tuple (false, error table): it failed.
         kind = type(result)
         if kind is bytes:
+            return result
+        if kind is int and _INT64_MIN <= result <= _INT64_MAX:
+            # A number (redis-py's Lock, counters, rate limits): lua_to_reply's answer, two calls less.
             return result
         if kind is not tuple:
             reply = lua_to_reply(result, run.resp3, self.runtime.rawget)
