@@ -177,7 +177,7 @@ def _zadd_one(client: Client, argv: list[bytes]) -> int:
         zset.insert(member, score)
         added = 1
     elif score != current:
-        zset.add(member, score)
+        zset.move(member, current, score)
         added = 0
     else:
         return 0
@@ -254,7 +254,7 @@ def _zadd(client: Client, argv: list[bytes], incr_only: bool = False) -> Any:
                 continue
             processed += 1
             if score != current:
-                zset.add(member, score)
+                zset.move(member, current, score)
                 updated += 1
     finally:
         if added or updated:

@@ -75,12 +75,13 @@ class ZSet:
     __slots__ = ("scores", "ordered")
 
     def __init__(self, pairs: Iterable[tuple[bytes, float]] = ()) -> None:
+        """A sorted set of ``pairs`` (a member given twice keeps its last score), ordered in one sort."""
         # member -> score: ZSCORE, ZADD's "is it new", membership, and every score a reply shows.
-        self.scores: dict[bytes, float] = {}
+        self.scores: dict[bytes, float] = dict(pairs)
         # score_key(score) + member, in Redis order: ranks and ranges in O(log n).
         self.ordered: SortedList = _Ordered()
-        for member, score in pairs:
-            self.add(member, score)
+        if self.scores:
+            self.ordered.update([score_key(score) + member for member, score in self.scores.items()])
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -97,22 +98,26 @@ class ZSet:
     def add(self, member: bytes, score: float) -> bool:
         """Set ``member``'s score. Returns True if the member is new."""
         old = self.scores.get(member)
-        if old is not None:
-            if old == score:
-                return False
-            self.ordered.remove(score_key(old) + member)
-            self.scores[member] = score
-            self.ordered.add(score_key(score) + member)
-            return False
-        self.scores[member] = score
-        self.ordered.add(score_key(score) + member)
-        return True
+        if old is None:
+            self.insert(member, score)
+            return True
+        if old != score:
+            self.move(member, old, score)
+        return False
+
+    # insert and move inline score_key's positive branch (the common score): ZADD's paths, without a call.
 
     def insert(self, member: bytes, score: float) -> None:
         """``add`` of a member known to be new (the caller looked it up): one dict probe less."""
         self.scores[member] = score
-        # score_key's positive branch inline: the common score, without a call.
         self.ordered.add((_pack_double(-score) if score > 0.0 else score_key(score)) + member)
+
+    def move(self, member: bytes, old: float, score: float) -> None:
+        """``add`` of a member known to hold ``old`` (the caller looked it up), a different score."""
+        ordered = self.ordered
+        ordered.remove((_pack_double(-old) if old > 0.0 else score_key(old)) + member)
+        self.scores[member] = score
+        ordered.add((_pack_double(-score) if score > 0.0 else score_key(score)) + member)
 
     @classmethod
     def adopt(cls, scores: dict[bytes, float]) -> ZSet:
