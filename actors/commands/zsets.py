@@ -177,7 +177,7 @@ def _zadd_one(client: Client, argv: list[bytes]) -> int:
         zset.insert(member, score)
         added = 1
     elif score != current:
-        zset.add(member, score)
+        zset.move(member, current, score)
         added = 0
     else:
         return 0
@@ -254,7 +254,7 @@ def _zadd(client: Client, argv: list[bytes], incr_only: bool = False) -> Any:
                 continue
             processed += 1
             if score != current:
-                zset.add(member, score)
+                zset.move(member, current, score)
                 updated += 1
     finally:
         if added or updated:
@@ -426,17 +426,17 @@ def cmd_zrandmember(client: Client, argv: list[bytes]) -> Any:
     if count is None:
         if zset is None:
             return None
-        return zset.ordered[random.randrange(len(zset))][1]
+        return zset.pair_at(random.randrange(len(zset)))[1]
     if zset is None or count == 0:
         return []
     length = len(zset)
-    ordered = zset.ordered
+    pair_at = zset.pair_at
     if count >= length:
-        pairs = list(ordered)
+        pairs = zset.slice(0, length)
     elif count > 0:
-        pairs = [ordered[i] for i in random.sample(range(length), count)]
+        pairs = [pair_at(i) for i in random.sample(range(length), count)]
     else:
-        pairs = [ordered[random.randrange(length)] for _ in range(-count)]
+        pairs = [pair_at(random.randrange(length)) for _ in range(-count)]
     return _emit(pairs, with_scores, client.resp3)
 
 
@@ -459,7 +459,7 @@ def cmd_zscan(client: Client, argv: list[bytes]) -> Any:
     return scan_members(
         argv,
         zset,
-        lambda: [member for _, member in zset.ordered] if zset is not None else [],
+        lambda: zset.members() if zset is not None else [],
         lambda member: zset is not None and member in zset.scores,
         emit,
         config=client.server.config,

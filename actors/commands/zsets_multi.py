@@ -317,7 +317,7 @@ def _zsetop(client: Client, argv: list[bytes], numkeys_index: int, op: str, stor
     zset = ZSet(result.items())
     if store is not None:
         return _store(client, store, zset, b"z%sstore" % op.encode())
-    return _emit(zset.ordered, with_scores, client.resp3)
+    return _emit(zset.slice(0, len(zset)), with_scores, client.resp3)
 
 
 @command(

@@ -1,6 +1,6 @@
 """Sorted-set range commands: ZRANGE (BYSCORE / BYLEX / REV / LIMIT), ZRANGESTORE, the older ZRANGEBYSCORE /
 ZREVRANGE* forms, and removals by range (ZREMRANGEBYRANK / BYSCORE / BYLEX). Bounds are parsed by zsets.py and
-resolved by bisection on ``ZSet.ordered``, so a range costs O(log n + m).
+resolved by bisection on ``ZSet.ordered``'s ordering keys, so a range costs O(log n + m).
 """
 
 from __future__ import annotations
@@ -104,19 +104,19 @@ def _zrange(
             if bounds is not None:
                 start, stop = bounds
                 if reverse:
-                    pairs = list(zset.slice(length - 1 - stop, length - start, reverse=True))
+                    pairs = zset.slice(length - 1 - stop, length - start, reverse=True)
                 else:
-                    pairs = list(zset.slice(start, stop + 1))
+                    pairs = zset.slice(start, stop + 1)
         elif offset >= 0:
             lo, hi = _range_indices(zset, kind, low, high)
             if reverse:
                 top = hi - offset
                 bottom = lo if limit < 0 else max(lo, top - limit)
-                pairs = list(zset.slice(bottom, top, reverse=True))
+                pairs = zset.slice(bottom, top, reverse=True)
             else:
                 first = lo + offset
                 last = hi if limit < 0 else min(hi, first + limit)
-                pairs = list(zset.slice(first, last))
+                pairs = zset.slice(first, last)
     if store is not None:
         return _store(client, store, ZSet((member, score) for score, member in pairs), b"zrangestore")
     return _emit(pairs, with_scores, client.resp3)

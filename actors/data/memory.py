@@ -27,7 +27,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from actors.data.stream import Stream
-from actors.data.types import ZSet
+from actors.data.types import SCORE_KEY_BYTES, ZSet
 
 if TYPE_CHECKING:
     from actors.data.kvstore import KvStore
@@ -45,7 +45,6 @@ KEY_SLOT_BYTES = 112
 # A TTL: its entry in the expires dict and the int of the expiry time.
 EXPIRE_SLOT_BYTES = 56
 _FLOAT_BYTES = sys.getsizeof(0.0)
-_PAIR_BYTES = sys.getsizeof((0.0, b""))
 _BYTES_HEADER = sys.getsizeof(b"")
 
 
@@ -101,8 +100,8 @@ def estimate_value_bytes(value: Any, samples: int = DEFAULT_SAMPLES) -> int:
             iter(value.items()), len(value), samples, lambda kv: sys.getsizeof(kv[0]) + sys.getsizeof(kv[1])
         )
     if kind is ZSet:
-        # Each member is held by the scores dict and by one (score, member) tuple in the sorted list; the
-        # float is shared between them.
+        # Each member is held by the scores dict (with its float) and again inside its ordering key in the
+        # sorted list (8 score bytes + the member's bytes, one more bytes object).
         return (
             sys.getsizeof(value)
             + sys.getsizeof(value.scores)
@@ -111,7 +110,7 @@ def estimate_value_bytes(value: Any, samples: int = DEFAULT_SAMPLES) -> int:
                 iter(value.scores),
                 len(value),
                 samples,
-                lambda m: sys.getsizeof(m) + _FLOAT_BYTES + _PAIR_BYTES,
+                lambda m: 2 * sys.getsizeof(m) + SCORE_KEY_BYTES + _FLOAT_BYTES,
             )
         )
     if kind is Stream:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from actors.commands import sets
 from actors.config import Config
-from actors.data.types import LexBound, ZSet
+from actors.data.types import LexBound, ZSet, score_key
 from actors.server.blocking import BlockedState, parse_timeout_ms, registry
 from actors.server.client import Client
 from actors.server.server import BLOCKED, Server
@@ -691,7 +691,9 @@ def test_sorted_set_commands_match_a_python_dict_model(ops: list[tuple[Any, ...]
     contents = {k: dict(v.scores) for k, v in client.db.data.items()}
     assert contents == model.data
     for value in client.db.data.values():
-        assert list(value.ordered) == sorted((s, m) for m, s in value.scores.items())
+        # The ordering keys are exactly the members' keys, and they read back in (score, member) order.
+        assert list(value.ordered) == sorted(score_key(s) + m for m, s in value.scores.items())
+        assert [(s, m) for m, s in value.items()] == sorted((s, m) for m, s in value.scores.items())
 
 
 # -- propagation ---------------------------------------------------------------------------------------------

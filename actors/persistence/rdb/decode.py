@@ -178,10 +178,7 @@ def _make_zset(scores: dict[bytes, float]) -> ZSet:
     for score in scores.values():
         if score != score:
             raise Corrupt("zset with NAN score detected")
-    zset = ZSet()
-    zset.scores = scores
-    zset.ordered.update((score, member) for member, score in scores.items())
-    return zset
+    return ZSet.adopt(scores)
 
 
 def _flat_to_zset(flat: list[bytes]) -> ZSet:

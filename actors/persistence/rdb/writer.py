@@ -234,7 +234,7 @@ def _encode_value(value: Any, compress: bool) -> tuple[int, list[bytes]]:
         ):
             # A listpack zset must be in (score, member) order: Redis walks it as the sorted sequence.
             flat = []
-            for score, member in value.ordered:
+            for member, score in value.items():
                 flat += (member, _score_text(score))
             return TYPE_ZSET_LISTPACK, [_encode_string(listpack_encode(flat), compress)]
         parts.append(_encode_len(len(scores)))
