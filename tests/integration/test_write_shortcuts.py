@@ -85,6 +85,8 @@ def test_a_watched_key_written_fails_the_exec(
 ) -> None:
     writer = resp()
     for key in keys:
+        r.set("k1", "5")  # existing keys: the writes that replace or change a value in place
+        r.hset("h", "f", "old")
         with r.pipeline(transaction=True) as tx:
             tx.watch(key)
             _run(writer, argv, pipelined)
@@ -92,7 +94,6 @@ def test_a_watched_key_written_fails_the_exec(
             tx.set("other", "x")
             with pytest.raises(redis.WatchError):
                 tx.execute()
-        r.delete(*keys)
 
 
 @pytest.mark.parametrize("pipelined", [False, True])
