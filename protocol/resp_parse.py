@@ -281,16 +281,26 @@ class RequestParser:
         """
         # A read with a big count takes the careful way (the header walker checks it before hiredis sees it).
         # A read under MIN_BULK_LIMIT cannot exceed proto-max-bulk-len, whatever CONFIG SET made of it since
-        # the limits were last read.
+        # the limits were last read. (Bytes are tested by index, not by slice: a slice costs ~500 instructions.
+        # Under 4 bytes no request is complete: the careful way, which the index reads below need anyway.)
+        size = len(data)
         if (
             not self._boundary
             or self._inline
-            or data[:1] != b"*"
-            or data[1:2] == b"-"  # "*-10": skipped by feed(), as Redis skips a count below one
+            or size < 4
+            or data[0] != 0x2A  # '*'
+            or data[1] == 0x2D  # '-': "*-10", skipped by feed(), as Redis skips a count below one
             or self._error is not None
-            or data.translate(_DIGITS_AS_ZERO).find(_BIG_COUNT_MARK) >= 0  # _has_big_count, inline
-            or len(data) >= MIN_BULK_LIMIT
-            or len(data) > self.max_bulk_len
+            or size >= MIN_BULK_LIMIT
+            or size > self.max_bulk_len
+            or (
+                # A read with no '*' after its first byte and a count of one or two digits (a lone command
+                # of up to 99 arguments, what an unpipelined client sends) holds no count of 7+ digits:
+                # _has_big_count could only say False. ``in`` with an int is a memchr; the byte screen
+                # costs ~6,000 instructions on a 10-key MSET, several times this test.
+                (0x2A in data[1:] or not (data[2] == 0x0D or data[3] == 0x0D))
+                and data.translate(_DIGITS_AS_ZERO).find(_BIG_COUNT_MARK) >= 0  # _has_big_count, inline
+            )
         ):
             self._read_limits()  # feed() checks with them (the header walker runs before hiredis sees a count)
             self.feed(data)

@@ -31,7 +31,7 @@ from actors.commands.keys import object_encoding
 from actors.data import events
 from actors.data.integers import SHARED_INTEGER_BYTES, SHARED_INTEGERS
 from protocol import errors
-from protocol.errors import CommandError
+from protocol.errors import CommandError, WrongTypeError
 from protocol.resp import OK, format_float_human
 
 if TYPE_CHECKING:
@@ -113,19 +113,33 @@ def _hset_pairs(client: Client, argv: list[bytes], name: str) -> int:
         raise errors.wrong_arity(name)
     keyspace = client.server.keyspace
     key = argv[1]
-    fields = get_typed(client, key, dict, False)  # (not _hash: a frame less)
+    db = client.db
+    if db.expires or db.meta is not None:
+        fields = get_typed(client, key, dict, False)
+    else:
+        fields = db.data.get(
+            key
+        )  # get_typed's whole work with no TTL and no access tracking, without its call
+        if fields is not None and type(fields) is not dict:
+            raise WrongTypeError()
     if fields is None:
         fields = {}
-        keyspace.set(client.db, key, fields)
+        keyspace.set(db, key, fields)
     added = 0
     for i in range(2, len(argv), 2):
         if argv[i] not in fields:
             added += 1
         fields[argv[i]] = argv[i + 1]
-    keyspace.touch(client.db, key)
+    if (
+        db.watched
+        or db.meta is not None
+        or keyspace.on_modified is not None
+        or keyspace.on_invalidate is not None
+    ):
+        keyspace.touch(db, key)  # (its own tests: with none of them true it does nothing, and costs a call)
     keyspace.dirty += (len(argv) - 2) // 2
     if keyspace.notify_flags & events.HASH:  # Keyspace.notify's test, without its call
-        keyspace.on_event(client.db.id, b"hset", key)
+        keyspace.on_event(db.id, b"hset", key)
     return added
 
 

@@ -198,10 +198,8 @@ def cmd_mset(client: Client, argv: list[bytes]) -> Any:
         or keyspace.on_invalidate is not None
     ):
         # Nobody to tell (no events, no WATCH, no blocked or tracking client): Keyspace.set would only call
-        # the kvstore's writer, which is called here directly (a C dict store while no key has a TTL).
-        write = db.set
-        for i in range(1, len(argv), 2):
-            write(argv[i], argv[i + 1])
+        # the kvstore's writer, which stores every pair here at once (one C dict update while no key has a TTL).
+        db.set_pairs(argv, 1)
     else:
         store = keyspace.set
         for i in range(1, len(argv), 2):
@@ -353,7 +351,13 @@ def cmd_setrange(client: Client, argv: list[bytes]) -> Any:
 
 def _incr(client: Client, key: bytes, delta: int) -> int:
     keyspace = client.server.keyspace
-    old = get_string(client, key, read=False)
+    db = client.db
+    if db.expires or db.meta is not None:
+        old = get_string(client, key, read=False)
+    else:
+        old = db.data.get(key)  # get_string's whole work with no TTL and no access tracking, without its call
+        if old is not None and type(old) is not bytes:
+            raise WrongTypeError()
     current = 0 if old is None else parse_int(old)
     if (delta < 0 and current < 0 and delta < LLONG_MIN - current) or (
         delta > 0 and current > 0 and delta > LLONG_MAX - current
@@ -362,10 +366,20 @@ def _incr(client: Client, key: bytes, delta: int) -> int:
     new = current + delta
     # 0..9999: Redis's shared integer objects (actors/data/integers.py), one bytes object for every such value.
     raw = SHARED_INTEGER_BYTES[new] if 0 <= new < SHARED_INTEGERS else b"%d" % new
-    keyspace.set(client.db, key, raw, keep_ttl=True)
+    if (
+        keyspace.notify_flags
+        or db.watched
+        or keyspace.on_modified is not None
+        or keyspace.on_invalidate is not None
+    ):
+        keyspace.set(db, key, raw, keep_ttl=True)
+    else:
+        db.set_keep_ttl(
+            key, raw
+        )  # nobody to tell (as in cmd_mset): Keyspace.set's whole work, without its call
     keyspace.dirty += 1
     if keyspace.notify_flags & events.STRING:  # Keyspace.notify's test, without its call
-        keyspace.on_event(client.db.id, b"incrby", key)
+        keyspace.on_event(db.id, b"incrby", key)
     return new
 
 

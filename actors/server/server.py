@@ -566,15 +566,17 @@ class Server:
         # ``>``: a save resets dirty to 0, and SAVE / SHUTDOWN SAVE must not reach the replicas (Redis clamps
         # call()'s dirty delta at 0 for the same reason).
         if keyspace.dirty > dirty_before:
+            stream = self.stream
             propagate_as = client.propagate_as
             if propagate_as is not None:
                 # Empty for a script's EVAL / FCALL (its effects were propagated when it ended): no call then.
                 if propagate_as:
-                    self.stream.propagate_several(client.db.id, propagate_as)
+                    stream.propagate_several(client.db.id, propagate_as)
                 client.propagate_as = None
-            else:
+            elif stream.aof_feeding or stream.repl_feeding or stream.exec_writes is not None:
+                # (propagate's own first tests: while nothing consumes the stream a write costs no call)
                 self.propagate(client.db.id, argv)
-            client.woff = self.stream.offset
+            client.woff = stream.offset
         elif client.propagate_as is not None:
             client.propagate_as = None
         return reply

@@ -228,6 +228,43 @@ def test_malformed_requests_raise_redis_protocol_errors(chunks: list[bytes], err
     assert message == f"ERR Protocol error: {error}"
 
 
+@pytest.mark.parametrize(
+    ("read", "error"),
+    [
+        # A lone command's count of one digit, a nested huge one after it (refused as Redis does, at the '*').
+        (b"*1\r\n*2000000000\r\n", "expected '$', got '*'"),
+        (b"*12\r\n*1234567\r\n", "expected '$', got '*'"),
+        # A '*' after the first byte, or a count of three digits: the byte screen runs.
+        (b"*1\r\n$4\r\nPING\r\n*2000000000\r\n", "invalid multibulk length"),
+        (b"*1\r\n$4\r\nECHO\r\n$3\r\nabc\r\n*2000000000\r\n", "invalid multibulk length"),
+        (b"*100\r\n" + b"$1\r\na\r\n" * 100 + b"*2000000000\r\n", "invalid multibulk length"),
+        (b"*1234567\r\n", "invalid multibulk length"),  # a count of seven digits at the start
+    ],
+)
+def test_a_huge_count_anywhere_in_a_read_is_refused_before_hiredis_sees_it(read: bytes, error: str) -> None:
+    # feed_parse skips the byte screen for a read with one '*' and a count of one or two digits: every
+    # other read must still reach the header walker (hiredis would allocate the array a huge count asks for).
+    _, message = parse_error([read])
+    assert message == f"ERR Protocol error: {error}"
+
+
+@pytest.mark.parametrize(
+    ("read", "commands"),
+    [
+        (b"*0\r\n", []),
+        (b"*1\r\n", []),  # incomplete (and under four bytes below): the careful way, then the rest
+        (b"*1", []),
+        (
+            b"*21\r\n$4\r\nMSET\r\n" + b"$2\r\nk1\r\n$1\r\nv\r\n" * 10,
+            [[b"MSET"] + [b"k1", b"v"] * 10],
+        ),
+        (b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$9\r\n*12345678\r\n", [[b"SET", b"k", b"*12345678"]]),
+    ],
+)
+def test_lone_commands_parse_whichever_way_the_screen_goes(read: bytes, commands: list[list[bytes]]) -> None:
+    assert parse_chunks([read]) == commands
+
+
 def test_commands_ahead_of_a_refused_one_are_still_returned() -> None:
     parser = RequestParser()
     out: list[list[bytes]] = []
