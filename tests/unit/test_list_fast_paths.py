@@ -160,3 +160,12 @@ def test_wrong_type_and_count_forms_keep_their_replies() -> None:
     assert str(server.execute(client, [b"RPOP", KEY, b"1", b"2"])).startswith("ERR wrong number of arguments")
     assert server.execute(client, [b"RPOP", KEY, b"5"]) == [b"c"]
     assert server.execute(client, [b"RPOP", KEY, b"5"]) is NULL_ARRAY  # a count pop of no list
+
+
+@pytest.mark.parametrize("name", [b"LPOP", b"RPOP"])
+def test_popping_the_last_element_deletes_the_key_with_nothing_listening(name: bytes) -> None:
+    server, client = _server()
+    for _ in range(3):
+        assert server.execute(client, [name, KEY]) is not None
+    assert KEY not in server.keyspace.dbs[0].data
+    assert server.execute(client, [b"EXISTS", KEY]) == 0
