@@ -169,3 +169,21 @@ def test_popping_the_last_element_deletes_the_key_with_nothing_listening(name: b
         assert server.execute(client, [name, KEY]) is not None
     assert KEY not in server.keyspace.dbs[0].data
     assert server.execute(client, [b"EXISTS", KEY]) == 0
+
+
+def test_lrange_takes_the_full_lookup_when_a_key_has_a_ttl_or_is_missing() -> None:
+    now_ms = [1_000_000]
+    server, client = _server()
+    keyspace = server.keyspace
+    keyspace.clock = keyspace.expiry_clock = lambda: now_ms[0]
+    hits, misses = keyspace.keyspace_hits, keyspace.keyspace_misses
+    assert server.execute(client, [b"LRANGE", KEY, b"0", b"-1"]) == [b"a", b"b", b"c"]
+    assert server.execute(client, [b"LRANGE", b"nosuchkey", b"0", b"-1"]) == []
+    assert (keyspace.keyspace_hits, keyspace.keyspace_misses) == (hits + 1, misses + 1)
+    server.execute(client, [b"SET", b"s", b"v"])
+    assert str(server.execute(client, [b"LRANGE", b"s", b"0", b"-1"])).startswith("WRONGTYPE")
+    assert server.execute(client, [b"PEXPIRE", KEY, b"10"]) == 1
+    now_ms[0] += 20
+    assert server.execute(client, [b"LRANGE", KEY, b"0", b"-1"]) == []
+    assert keyspace.expired_keys == 1
+    assert keyspace.keyspace_misses == misses + 2
