@@ -123,22 +123,23 @@ def _encode_bulk_run(out: list[bytes], value: list[Any] | tuple[Any, ...], n: in
     """
     first, last = value[0], value[-1]
     if type(first) is bytes and type(last) is bytes and len(first) == len(last) <= 1024:
-        # (first and last of one length: worth checking the rest, which costs a pass over the lengths)
+        # (first and last of one length: worth joining them all as if the rest had it too, then checking)
         size = len(first)
+        header = BULK_HEADERS[size]
         try:
-            same_size = list(map(len, value)).count(size) == n
-        except TypeError:  # an item without a length (an integer, None, a float)
+            joined = (CRLF + header).join(value)
+        except TypeError:  # an item that is not bytes-like (a nested array, a str, an integer, None)
             return False
-        if same_size:
-            header = BULK_HEADERS[size]
-            try:
-                joined = (CRLF + header).join(value)
-            except TypeError:  # an item that is not bytes-like (a nested array, a str)
-                return False
-            # Bytes-like items encode as their bytes (encode_into's bytes(value)): the total length proves
-            # each item held ``size`` bytes (a memoryview of wider items would hold more).
-            if len(joined) != n * size + (n - 1) * (2 + len(header)):
-                return False
+        # Every item held ``size`` bytes (bytes-like items encode as their bytes: encode_into's bytes(value))
+        # if the total length is right and each separator's '$' sits where it would then be: when the items
+        # hold no '$' (the count says so), the n - 1 '$' in ``joined`` are the separators' own, so their
+        # positions are the real item boundaries. Both tests run in C over the joined bytes, ~a tenth of a
+        # length pass over the items (map(len): ~220 instructions per item), which stays the fallback.
+        step = size + 2 + len(header)
+        if len(joined) == n * size + (n - 1) * (2 + len(header)) and (
+            (joined.count(b"$") == n - 1 and joined[size + 2 :: step] == b"$" * (n - 1))
+            or list(map(len, value)).count(size) == n
+        ):
             out += (header, joined, CRLF)
             return True
     if set(map(type, value)) != _ONLY_BYTES:

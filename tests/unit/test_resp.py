@@ -477,3 +477,29 @@ def test_arrays_of_bulk_strings_encode_alike_on_both_paths() -> None:
     # One length each, but a memoryview of 2-byte items holds twice its len() in bytes: not the one-join layout.
     wide = [b"ab"] * 5 + [memoryview(b"abcd").cast("H")] + [b"ab"] * 4
     assert encode(wide) == b"*10\r\n" + b"$2\r\nab\r\n" * 5 + b"$4\r\nabcd\r\n" + b"$2\r\nab\r\n" * 4
+
+
+def test_the_one_join_layout_checks_every_item_length() -> None:
+    # The one-join layout is taken when the first and last items have one length; the others are checked by
+    # the separators' '$' positions in the joined bytes (items without '$') or by their lengths. Items built of
+    # the separators' own bytes, of nearly one length, with the total length right, must never fool it.
+    seed = random.randrange(2**32)
+    print("seed", seed)
+    rng = random.Random(seed)
+    for _ in range(3000):
+        size = rng.choice((0, 1, 2, 3, 4, 9, 10))
+        n = rng.randrange(8, 24)
+        alphabet = rng.choice((b"x", b"$", b"$3\r\n", b"\r\n$" + str(size).encode(), b"ab$"))
+        lengths = [size] * n
+        for _ in range(rng.randrange(0, 3)):  # move bytes between two middle items: the total stays right
+            i, j = rng.randrange(1, n - 1), rng.randrange(1, n - 1)
+            shift = rng.randrange(1, 6)
+            if lengths[i] >= shift:
+                lengths[i] -= shift
+                lengths[j] += shift
+        items = [bytes(rng.choice(alphabet) for _ in range(length)) for length in lengths]
+        expected = b"*%d\r\n" % n + b"".join(b"$%d\r\n%s\r\n" % (len(item), item) for item in items)
+        assert encode(items) == expected, items
+    # Items of one length holding '$': the length pass decides, and they are laid out as one join all the same.
+    dollars = [b"a$c"] * 10
+    assert encode(dollars) == b"*10\r\n" + b"$3\r\na$c\r\n" * 10
