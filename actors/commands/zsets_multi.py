@@ -22,7 +22,7 @@ from actors.commands.zsets import (
     pop_event,
 )
 from actors.data import events
-from actors.data.types import ZSet
+from actors.data.types import SCORE_KEY_BYTES, ZSet
 from actors.server.blocking import can_block, parse_timeout_ms, registry
 from protocol import errors
 from protocol.errors import CommandError, WrongTypeError
@@ -51,9 +51,15 @@ def _zpop(client: Client, argv: list[bytes], highest: bool) -> Any:
         zset = get_typed(client, argv[1], ZSet, False)  # (not _zset: a frame less)
         if zset is None:
             return []
-        member, score = zset.pop_one(highest)
+        # ZSet.pop's one-pair case inline: no frame, no (member, score) tuple (with the ordering key no
+        # longer a tuple, popping one frees none for the reply's to reuse), and ``scores[m]`` + ``del`` rather
+        # than the dearer method call ``scores.pop(m)``.
+        member = zset.ordered.pop(-1 if highest else 0)[SCORE_KEY_BYTES:]
+        scores = zset.scores
+        score = scores[member]
+        del scores[member]
         keyspace = client.server.keyspace
-        if zset.scores:  # _changed's common case, without its calls
+        if scores:  # _changed's common case, without its calls
             if keyspace.notify_flags & events.ZSET:
                 keyspace.on_event(client.db.id, b"zpopmax" if highest else b"zpopmin", argv[1])
             keyspace.touch(client.db, argv[1])

@@ -229,20 +229,16 @@ class ZSet:
         members = map(_member_of, self.ordered.islice(start, stop, reverse=reverse))
         return [(scores[member], member) for member in members]
 
-    def pop_one(self, highest: bool) -> tuple[bytes, float]:
-        """Remove and return the (member, score) pair at the low (or high) end of a non-empty set."""
-        member = self.ordered.pop(-1 if highest else 0)[SCORE_KEY_BYTES:]
-        return member, self.scores.pop(member)
-
     def pop(self, count: int, highest: bool) -> list[tuple[bytes, float]]:
         """Remove and return up to ``count`` (member, score) pairs from the low (or high) end, in pop order."""
         out: list[tuple[bytes, float]] = []
         pop_key = self.ordered.pop
-        pop_score = self.scores.pop
+        scores = self.scores
         end = -1 if highest else 0
-        for _ in range(min(count, len(self.scores))):
+        for _ in range(min(count, len(scores))):
             member = pop_key(end)[SCORE_KEY_BYTES:]
-            out.append((member, pop_score(member)))
+            out.append((member, scores[member]))
+            del scores[member]
         return out
 
     def remove_slice(self, start: int, stop: int) -> int:
