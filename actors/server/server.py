@@ -101,6 +101,8 @@ class Stats:
 # The fast lane does not time its GET/SETs one by one: with a SLOWLOG threshold below this, where they could
 # qualify, commands take the general path, which times each.
 SLOWLOG_FAST_LANE_FLOOR_US = 1000
+# No threshold (latency monitor off, SLOWLOG off): larger than any duration.
+_NEVER_US = 1 << 62
 # slowlog.h: how much of a command a SLOWLOG entry keeps.
 SLOWLOG_ENTRY_MAX_ARGC = 32
 SLOWLOG_ENTRY_MAX_STRING = 128
@@ -205,9 +207,10 @@ class Server:
         latencystats.attach(self)
         # latency-monitor-threshold in microseconds (0: off), compared with each command's duration in call().
         self.latency_threshold_us = int(config["latency-monitor-threshold"]) * 1000
-        config.on_change(
-            "latency-monitor-threshold", lambda v: setattr(self, "latency_threshold_us", int(v) * 1000)
-        )
+        config.on_change("latency-monitor-threshold", self._on_latency_threshold)
+        # The lowest duration the latency monitor or SLOWLOG wants to hear about: call() tests only this one.
+        self._report_us = 0
+        self._thresholds_changed()
         config.on_change("slowlog-max-len", self._on_slowlog_max_len)
         # MONITOR clients: every command run is echoed to them (which also keeps commands off the fast paths).
         self.monitors: list[Client] = []
@@ -278,7 +281,20 @@ class Server:
 
     def _on_slowlog_threshold(self, value: Any) -> None:
         self.slowlog_threshold_us = int(value)
+        self._thresholds_changed()
         self._restrictions_changed()
+
+    def _on_latency_threshold(self, value: Any) -> None:
+        self.latency_threshold_us = int(value) * 1000
+        self._thresholds_changed()
+
+    def _thresholds_changed(self) -> None:
+        lowest = _NEVER_US
+        if self.latency_threshold_us > 0:
+            lowest = self.latency_threshold_us
+        if 0 <= self.slowlog_threshold_us < lowest:
+            lowest = self.slowlog_threshold_us
+        self._report_us = lowest
 
     def _on_slowlog_max_len(self, value: Any) -> None:
         self.slowlog = deque(self.slowlog, maxlen=int(value))
@@ -554,12 +570,14 @@ class Server:
             cmd.latency_us[duration_us] += 1
         elif self.latency_tracking:
             latencystats.record(cmd, duration_us)
-        if duration_us >= self.latency_threshold_us > 0:
-            latency.command_ran(self, "fast" in cmd.flags, duration_us)
-        # A key wait (BLPOP ...) is logged when served, with its serving time added, as Redis 7.0.
-        held = reply is BLOCKED and blocking.hold_for_slowlog(client, argv, duration_us)
-        if duration_us >= self.slowlog_threshold_us >= 0 and cmd.name != "exec" and not held:
-            self._log_slow(client, argv, duration_us)  # EXEC's commands are logged each (Redis: skip_slowlog)
+        if duration_us >= self._report_us or reply is BLOCKED:  # (one test for the common, quick command)
+            if duration_us >= self.latency_threshold_us > 0:
+                latency.command_ran(self, "fast" in cmd.flags, duration_us)
+            # A key wait (BLPOP ...) is logged when served, with its serving time added, as Redis 7.0.
+            held = reply is BLOCKED and blocking.hold_for_slowlog(client, argv, duration_us)
+            if duration_us >= self.slowlog_threshold_us >= 0 and cmd.name != "exec" and not held:
+                # EXEC's commands are logged each (Redis: skip_slowlog)
+                self._log_slow(client, argv, duration_us)
         cmd.calls += 1  # total_commands_processed is the sum of these (one increment per command, not two)
         if self.monitors and not cmd.is_admin and cmd.name not in _MONITORED_BEFORE:
             self._feed_monitors(client, argv)

@@ -139,3 +139,25 @@ def test_blocked_command_is_logged_once_served(node: NodeProcess) -> None:
     logged = [entry[3] for entry in r.execute_command("SLOWLOG", "GET", -1)]
     assert logged[:2] == [[b"BLPOP", b"l", b"0"], [b"LPUSH", b"l", b"x"]]
     assert [b"BLPOP", b"gone", b"0.05"] not in logged
+
+
+def test_each_threshold_reports_on_its_own_whichever_is_lower(node: NodeProcess) -> None:
+    """Server.call tests a command's duration against the lower of the two thresholds first: each must still
+    report by its own, with the other off or higher, and follow CONFIG SET."""
+    r = node.client(protocol=2)
+    r.config_set("slowlog-log-slower-than", -1)
+    r.config_set("latency-monitor-threshold", 5)  # ms
+    r.execute_command("DEBUG", "SLEEP", "0.02")
+    assert r.execute_command("SLOWLOG", "LEN") == 0
+    assert [event[0] for event in r.execute_command("LATENCY", "LATEST")] == [b"command"]
+    r.execute_command("LATENCY", "RESET")
+    r.config_set("latency-monitor-threshold", 0)
+    r.config_set("slowlog-log-slower-than", 5000)  # us
+    r.execute_command("DEBUG", "SLEEP", "0.02")
+    r.execute_command("DEBUG", "SLEEP", "0")
+    assert [entry[3] for entry in r.execute_command("SLOWLOG", "GET")] == [[b"DEBUG", b"SLEEP", b"0.02"]]
+    assert r.execute_command("LATENCY", "LATEST") == []
+    r.config_set("latency-monitor-threshold", 100)  # higher than SLOWLOG's: only the slow log hears of 20 ms
+    r.execute_command("DEBUG", "SLEEP", "0.02")
+    assert r.execute_command("SLOWLOG", "LEN") == 2
+    assert r.execute_command("LATENCY", "LATEST") == []
