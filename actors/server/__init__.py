@@ -2,6 +2,7 @@
 
 Layout:
     server.py     Server: the node's state and Server.execute, the single entry point of every command
+    server_state.py Server's node-wide flags (what keeps commands off the fast paths) and the stream's old names
     dispatch.py   the general lane: runs of data commands with execute's effects, node state checked once per run
     client.py     one client connection's state (RESP socket, ZeroMQ peer, AOF loader, master link)
     blocking.py   clients blocked in BLPOP / BZPOPMIN / WAIT ... and what wakes them

@@ -11,7 +11,8 @@ EXEC answer EXECABORT.
 Propagation: every write goes to ``server.stream`` (actors/server/stream.py), which owns the tick's chunks,
 the selected database and the replication offset; at the end of each loop tick the master actor takes the
 tick's ``StreamBatch`` and hands it, once, to the AOF and to the replication actor. The ``prop_*`` /
-``repl_*`` attributes below are the stream's, kept as properties for the actors that still use those names.
+``repl_*`` attributes are the stream's, kept as properties for the actors that still use those names
+(``StreamNames``, actors/server/server_state.py, with the node-wide flags of ``NodeRestrictions``).
 
 Runs on the master actor's event-loop thread only.
 """
@@ -50,7 +51,8 @@ from actors.server.ports import (
     SupervisorPort,
 )
 from actors.server.redact import redacted
-from actors.server.stream import PropagationStream, SelectPoint, Span
+from actors.server.server_state import NodeRestrictions, StreamNames
+from actors.server.stream import PropagationStream
 from actors.server.stream import without_spans as without_spans  # re-exported for persistence
 from actors.version import REDIS_VERSION as REDIS_VERSION  # re-exported for persistence/rdb
 from actors.version import VERSION as VERSION  # re-exported for launcher/
@@ -98,9 +100,6 @@ class Stats:
     error_counts: dict[str, int] = field(default_factory=dict)
 
 
-# The fast lane does not time its GET/SETs one by one: with a SLOWLOG threshold below this, where they could
-# qualify, commands take the general path, which times each.
-SLOWLOG_FAST_LANE_FLOOR_US = 1000
 # No threshold (latency monitor off, SLOWLOG off): larger than any duration.
 _NEVER_US = 1 << 62
 # slowlog.h: how much of a command a SLOWLOG entry keeps.
@@ -126,7 +125,7 @@ def _quote(arg: bytes) -> bytes:
     return b'"' + b"".join([_QUOTE_BYTES[b] for b in arg]) + b'"'
 
 
-class Server:
+class Server(NodeRestrictions, StreamNames):
     """Everything a command can reach: keyspace, config, clients, stats, and the handles to other actors."""
 
     def __init__(
@@ -317,32 +316,6 @@ class Server:
         self.slowlog_next_id += 1
         self.slowlog.appendleft(entry)
 
-    # -- node-wide restrictions (see _unrestricted) ------------------------------------------------------
-
-    def _restrictions_changed(self) -> None:
-        self._lane_open = not (
-            self._loading
-            or (self._is_replica and self._replica_read_only)
-            or self._refuse_stale
-            or self._write_refusal is not None
-            or self._disk_error is not None
-            or self._script_busy is not None
-            or bool(self.monitors)
-            or bool(self.pubsub_shard_channels)
-            or 0 <= self.slowlog_threshold_us < SLOWLOG_FAST_LANE_FLOOR_US
-            or bool(self._restricted_by)
-        )
-        # Cluster mode: the fast lane checks each key's slot itself (routing.lane_view); the rest is routed.
-        self._unrestricted = self._lane_open and not self.memory.tracking and self._cluster is None
-
-    def restrict(self, feature: str, on: bool) -> None:
-        """Keep commands off the fast paths (``_unrestricted``, the fast lane) while ``feature`` needs it."""
-        if on:
-            self._restricted_by.add(feature)
-        else:
-            self._restricted_by.discard(feature)
-        self._restrictions_changed()
-
     @property
     def scripting(self) -> ScriptEngine:
         engine = self._scripting
@@ -365,79 +338,6 @@ class Server:
     def _functions_loaded(self, codes: list[bytes]) -> None:
         if codes or self._scripting is not None:  # no engine and none read: no libraries to replace
             self.scripting.load_rdb_functions(codes)  # the engine's own hook from now on
-
-    @property
-    def cluster(self) -> ClusterPort | None:
-        return self._cluster
-
-    @cluster.setter
-    def cluster(self, value: ClusterPort | None) -> None:
-        self._cluster = value
-        self._restrictions_changed()
-
-    @property
-    def loading(self) -> bool:
-        return self._loading
-
-    @loading.setter
-    def loading(self, value: bool) -> None:
-        self._loading = value
-        self._restrictions_changed()
-
-    @property
-    def is_replica(self) -> bool:
-        return self._is_replica
-
-    @is_replica.setter
-    def is_replica(self, value: bool) -> None:
-        self._is_replica = value
-        self._restrictions_changed()
-        self.oom_score.role_changed()
-
-    @property
-    def replica_read_only(self) -> bool:
-        return self._replica_read_only
-
-    @replica_read_only.setter
-    def replica_read_only(self, value: bool) -> None:
-        self._replica_read_only = value
-        self._restrictions_changed()
-
-    @property
-    def refuse_stale(self) -> bool:
-        return self._refuse_stale
-
-    @refuse_stale.setter
-    def refuse_stale(self, value: bool) -> None:
-        self._refuse_stale = value
-        self._restrictions_changed()
-
-    @property
-    def write_refusal(self) -> str | None:
-        return self._write_refusal
-
-    @write_refusal.setter
-    def write_refusal(self, value: str | None) -> None:
-        self._write_refusal = value
-        self._restrictions_changed()
-
-    @property
-    def disk_error(self) -> str | None:
-        return self._disk_error
-
-    @disk_error.setter
-    def disk_error(self, value: str | None) -> None:
-        self._disk_error = value
-        self._restrictions_changed()
-
-    @property
-    def script_busy(self) -> str | None:
-        return self._script_busy
-
-    @script_busy.setter
-    def script_busy(self, value: str | None) -> None:
-        self._script_busy = value
-        self._restrictions_changed()
 
     # -- dispatch --------------------------------------------------------------------------------------
 
@@ -605,65 +505,6 @@ class Server:
         fast lane keep the two together, CONFIG RESETSTAT zeroes them together), so the total is their sum,
         read when asked rather than kept by a second increment on every command."""
         return sum([cmd.calls for cmd in cmdstats.with_subcommands(self._unique_commands)])
-
-    # -- propagation: the stream's state under the names the actors still use -----------------------------
-
-    def _propagate_expired(self, db_index: int, key: bytes) -> None:
-        self.propagate(db_index, [b"DEL", key])
-
-    def take_propagated(self) -> bytes:
-        """The bytes propagated since the last call (tests; the master loop calls ``stream.take()``)."""
-        if not self.stream.chunks:
-            return b""
-        return self.stream.take().data
-
-    @property
-    def prop_chunks(self) -> list[bytes]:
-        return self.stream.chunks
-
-    @property
-    def prop_db(self) -> int:
-        return self.stream.db
-
-    @property
-    def aof_feeding(self) -> bool:
-        return self.stream.aof_feeding
-
-    @aof_feeding.setter
-    def aof_feeding(self, value: bool) -> None:
-        self.stream.aof_feeding = value
-
-    @property
-    def repl_feeding(self) -> bool:
-        return self.stream.repl_feeding
-
-    @repl_feeding.setter
-    def repl_feeding(self, value: bool) -> None:
-        self.stream.repl_feeding = value
-
-    @property
-    def repl_offset(self) -> int:
-        return self.stream.offset
-
-    @property
-    def repl_select_points(self) -> list[SelectPoint]:
-        return self.stream.select_points
-
-    @property
-    def repl_only_spans(self) -> list[Span]:
-        return self.stream.repl_only_spans
-
-    @property
-    def taken_repl_only_spans(self) -> list[Span]:
-        return self.stream.taken_repl_only_spans
-
-    @property
-    def exec_propagation(self) -> list[tuple[int, list[bytes], bool]] | None:
-        return self.stream.exec_writes
-
-    @exec_propagation.setter
-    def exec_propagation(self, value: list[tuple[int, list[bytes], bool]] | None) -> None:
-        self.stream.exec_writes = value
 
     # -- clients ---------------------------------------------------------------------------------------
 
