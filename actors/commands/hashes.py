@@ -117,9 +117,8 @@ def _hset_pairs(client: Client, argv: list[bytes], name: str) -> int:
     if db.expires or db.meta is not None:
         fields = get_typed(client, key, dict, False)
     else:
-        fields = db.data.get(
-            key
-        )  # get_typed's whole work with no TTL and no access tracking, without its call
+        # get_typed's whole work with no TTL and no access tracking, without its call
+        fields = db.data.get(key)
         if fields is not None and type(fields) is not dict:
             raise WrongTypeError()
     if fields is None:

@@ -374,9 +374,8 @@ def _incr(client: Client, key: bytes, delta: int) -> int:
     ):
         keyspace.set(db, key, raw, keep_ttl=True)
     else:
-        db.set_keep_ttl(
-            key, raw
-        )  # nobody to tell (as in cmd_mset): Keyspace.set's whole work, without its call
+        # nobody to tell (as in cmd_mset): Keyspace.set's whole work, without its call
+        db.set_keep_ttl(key, raw)
     keyspace.dirty += 1
     if keyspace.notify_flags & events.STRING:  # Keyspace.notify's test, without its call
         keyspace.on_event(db.id, b"incrby", key)
