@@ -10,6 +10,7 @@ Layout:
                     blocking wrapper: the launcher, the tests, next the sentinel and MIGRATE
     envelope.py     the native protocol: a versioned msgpack envelope carried over ZeroMQ
     client.py       a ZeroMQ client for the native protocol (Lazy Pirate reconnects)
+    monitor.py      libzmq socket monitors opened and closed so that their events cannot block libzmq
     peer.py         node <-> node frames (replication now, cluster gossip next): one frozen dataclass per verb
     clusterbus.py   node <-> node frames of cluster gossip (family C): one frozen dataclass per verb
     slots.py        Redis Cluster's hash slots: SLOTS, hashtag(), keyslot() (CRC16/XMODEM)

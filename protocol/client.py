@@ -39,6 +39,7 @@ from zmq.utils.monitor import recv_monitor_message
 from protocol import envelope
 from protocol.curve import CurveKeys, apply_client
 from protocol.envelope import KIND_ERROR, KIND_PUSH, ReplyError
+from protocol.monitor import close_monitor, open_monitor
 from protocol.ports import bus_port_for
 from protocol.resp import arg_bytes
 
@@ -110,21 +111,16 @@ class NativeClient:
             sock.setsockopt(zmq.IPV6, 1)
         if self.curve is not None:
             apply_client(sock, *self.curve)
-        self._monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+        self._monitor = open_monitor(sock, zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
         sock.connect(self.endpoint)
         self._socket = sock
 
     def _close_socket(self) -> None:
+        close_monitor(self._socket, self._monitor)  # the monitor first (protocol/monitor.py)
+        self._monitor = None
         if self._socket is not None:
-            try:
-                self._socket.disable_monitor()
-            except zmq.ZMQError:
-                pass
             self._socket.close(0)
             self._socket = None
-        if self._monitor is not None:
-            self._monitor.close(0)
-            self._monitor = None
 
     def close(self) -> None:
         self._close_socket()

@@ -49,6 +49,7 @@ from protocol.bus_preauth import (
     PREAUTH_REQUEST_MAX_ITEMS,
     preauth_refusal,
 )
+from protocol.monitor import close_monitor, open_monitor
 from protocol.ports import CLUSTER_FAMILY
 
 if TYPE_CHECKING:
@@ -207,16 +208,15 @@ class Admission:
 
     def _started(self) -> None:
         assert self.bus.router is not None
-        self.monitor = self.bus.router.get_monitor_socket(_MONITOR_EVENTS)
+        self.monitor = open_monitor(self.bus.router, _MONITOR_EVENTS)
         self.bus.add_socket(self.monitor, self._drain_monitor)
 
     def _stopping(self) -> None:
-        if self.monitor is not None and self.bus.router is not None:
-            try:
-                self.bus.router.disable_monitor()
-            except zmq.ZMQError:
-                pass
-        self.monitor = None  # closed by the bus with its other extra sockets
+        if self.monitor is not None:
+            # Stopped before its reader closes (protocol/monitor.py); the bus forgets the closed reader.
+            self.bus.remove_socket(self.monitor, close=False)
+            close_monitor(self.bus.router, self.monitor)
+        self.monitor = None
         self.conns.clear()
         self.by_identity.clear()
 

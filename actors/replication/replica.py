@@ -28,6 +28,7 @@ from actors.replication.backlog import Backlog
 from actors.replication.redis_master import RedactorMaster, RespMasterConn, RespMasterEvent
 from actors.replication.states import LinkState
 from protocol import peer
+from protocol.monitor import close_monitor, event_number, open_monitor
 from protocol.peer import PEER_PROTOCOL_VERSION
 from protocol.ports import bus_port_for
 
@@ -246,13 +247,11 @@ class ReplicaSide:
             link.resp.close()
             link.resp = None
         if link.monitor is not None:
-            self.bus.remove_socket(link.monitor, close=True)
+            # The monitor stops before its reader closes: the other order can hang the process (protocol/monitor.py).
+            self.bus.remove_socket(link.monitor, close=False)
+            close_monitor(link.sock, link.monitor)
             link.monitor = None
         if link.sock is not None:
-            try:
-                link.sock.disable_monitor()
-            except zmq.ZMQError:
-                pass
             self.bus.remove_socket(link.sock, close=True)
             link.sock = None
 
@@ -334,7 +333,7 @@ class ReplicaSide:
             self._link_lost(link, f"connect failed: {exc}")
             return
         link.sock = sock
-        link.monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        link.monitor = open_monitor(sock, zmq.EVENT_DISCONNECTED)
         self.bus.add_socket(sock, lambda: self._drain_link(link))
         self.bus.add_socket(link.monitor, lambda: self._drain_monitor(link))
         link.last_io_s = time.monotonic()
@@ -367,11 +366,7 @@ class ReplicaSide:
                 break
             except zmq.ZMQError:
                 break
-            if (
-                frames
-                and len(frames[0]) >= 2
-                and int.from_bytes(frames[0][:2], "little") == zmq.EVENT_DISCONNECTED
-            ):
+            if event_number(frames) == zmq.EVENT_DISCONNECTED:
                 lost = True
         if lost and self.link is link and link.state is not LinkState.CONNECT:
             self._link_lost(link, "connection closed")

@@ -79,11 +79,23 @@ class LoopThread:
     def close(self) -> None:
         if self.loop.is_closed():
             return
+        # Tasks still pending (a link's reader) end first: destroyed with the loop closed, their cleanup would
+        # fail ("Event loop is closed") and print a traceback into the sentinel's log at every shutdown.
+        with contextlib.suppress(Exception):
+            self.run(_cancel_tasks())
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(ENGINE_TIMEOUT_S)
         if not self.thread.is_alive():
             self.loop.close()
+
+
+async def _cancel_tasks() -> None:
+    """Cancel every other task of the running loop and wait for them to end."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class WriteConfig:
