@@ -4,7 +4,9 @@ Without sentinels the topology file decides. With sentinels, they do: a data nod
 after the sentinels had time to fail it over (their down-after-milliseconds plus ``FAILOVER_MARGIN_S``), and
 it is restarted as a replica of the master the sentinels name (when that is another node), not with the
 file's role. A dead master restarted at once, as an empty master, would otherwise make its replicas sync the
-empty dataset before any sentinel noticed: Redis's documentation warns against exactly that.
+empty dataset before any sentinel noticed: Redis's documentation warns against exactly that. For the same
+reason, a dead master the sentinels still name after that delay (their election failed and will be retried)
+stays down while another data node is up for them to promote, up to ``failover_retry_window_s``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from launcher.topology.spec import NodeSpec, Topology
 
 # Time the sentinels get, beyond their down-after-milliseconds, to elect a leader and promote a replica.
 FAILOVER_MARGIN_S = 2.0
-# Redis's default down-after-milliseconds, for sentinels whose topology entry does not set it.
+# Redis's default down-after-milliseconds and failover-timeout, for sentinels whose entry does not set them.
 DEFAULT_DOWN_AFTER_MS = 30_000
+DEFAULT_FAILOVER_TIMEOUT_MS = 180_000
 
 
 def _sentinels(topology: Topology) -> list[NodeSpec]:
@@ -31,6 +34,32 @@ def sentinel_restart_delay_s(topology: Topology, node: NodeSpec) -> float:
         int(s.config.get("down-after-milliseconds", [str(DEFAULT_DOWN_AFTER_MS)])[0]) for s in sentinels
     )
     return down_after_ms / 1000 + FAILOVER_MARGIN_S
+
+
+def failover_retry_window_s(topology: Topology) -> float:
+    """How long after a node's restart delay its sentinels may still be failing it over.
+
+    An election can fail (a split vote: each sentinel voted for itself); Redis's sentinels try again only
+    2 x failover-timeout after the attempt began. A dead master the sentinels still name is kept down that
+    long, so that a retried election, not an empty restart, decides (see ``sentinels_name_it_master``)."""
+    sentinels = [s for s in _sentinels(topology) if s.sentinel_of is not None]
+    if not sentinels:
+        return 0.0
+    failover_timeout_ms = max(
+        int(s.config.get("failover-timeout", [str(DEFAULT_FAILOVER_TIMEOUT_MS)])[0]) for s in sentinels
+    )
+    return 2 * failover_timeout_ms / 1000 + FAILOVER_MARGIN_S
+
+
+def sentinels_name_it_master(topology: Topology, node: NodeSpec) -> bool:
+    """True when the first answering sentinel names ``node`` itself as its master's address (no failover yet)."""
+    for sentinel in _sentinels(topology):
+        address = sentinel_master(sentinel.port, sentinel.master_name)
+        if address is None:
+            continue
+        host, port = address
+        return port == node.port and host in ("127.0.0.1", "localhost")
+    return False
 
 
 def follow_sentinels(topology: Topology, node: NodeSpec, argv: list[str]) -> list[str]:

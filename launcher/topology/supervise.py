@@ -31,7 +31,12 @@ from launcher.topology.rundir import (
     tail_text,
     write_json_atomically,
 )
-from launcher.topology.sentinels import follow_sentinels, sentinel_restart_delay_s
+from launcher.topology.sentinels import (
+    failover_retry_window_s,
+    follow_sentinels,
+    sentinel_restart_delay_s,
+    sentinels_name_it_master,
+)
 from launcher.topology.spec import NodeSpec, Topology, node_argv
 
 log = structlog.get_logger("redactor.launcher")
@@ -43,6 +48,8 @@ RESTART_BACKOFF_MAX_S = 30.0
 STABLE_UPTIME_S = 10.0
 # How often the launcher checks its nodes (process exits, readiness).
 SUPERVISE_INTERVAL_S = 0.1
+# How often a dead master awaiting its failover asks the sentinels again.
+FAILOVER_POLL_S = 0.5
 # How long `up` waits for every node to answer PING.
 READY_TIMEOUT_S = 30.0
 # After SIGTERM (SHUTDOWN SAVE refused or timed out), how long before SIGKILL.
@@ -69,6 +76,9 @@ class RunningNode:
         self.started_at_s = 0.0  # monotonic
         self.started_at_wall_s = 0.0  # epoch, for status's uptime when the node does not answer
         self.restart_at_s = 0.0  # monotonic time the BACKOFF ends
+        self.failover_wait_until_s = (
+            0.0  # while the sentinels may still fail this dead master over (0: no wait)
+        )
         self.last_exit: str | None = None
 
     @property
@@ -235,6 +245,10 @@ class Launcher:
                 ):
                     node.deaths_in_a_row = 0
             elif node.state is NodeState.BACKOFF and now_s >= node.restart_at_s:
+                if self._awaits_failover(node, now_s):
+                    node.restart_at_s = now_s + FAILOVER_POLL_S
+                    continue
+                node.failover_wait_until_s = 0.0
                 node.restarts += 1
                 self._start(node)
                 log.warning(
@@ -265,6 +279,26 @@ class Launcher:
         node.started_at_s = time.monotonic()
         node.started_at_wall_s = time.time()
         log.info("node_started", node=node.spec.name, port=node.spec.port, pid=node.proc.pid)
+
+    def _awaits_failover(self, node: RunningNode, now_s: float) -> bool:
+        """A dead master the sentinels still name stays down while another data node is up for them to promote
+        and their retried election may come (sentinels.py): restarted now, it would be an empty master."""
+        if sentinel_restart_delay_s(self.topology, node.spec) == 0.0:
+            return False
+        others_up = any(
+            n is not node and not n.spec.is_sentinel and n.state is NodeState.UP for n in self.nodes
+        )
+        if not others_up or not sentinels_name_it_master(self.topology, node.spec):
+            return False
+        if node.failover_wait_until_s == 0.0:
+            node.failover_wait_until_s = now_s + failover_retry_window_s(self.topology)
+            log.warning(
+                "node_restart_awaits_failover",
+                node=node.spec.name,
+                reason="the sentinels still name it master",
+                wait_s=round(node.failover_wait_until_s - now_s, 1),
+            )
+        return now_s < node.failover_wait_until_s
 
     # -- stopping --------------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from datetime import datetime
 from pathlib import Path
 
 import redis
@@ -71,7 +72,52 @@ def test_up_status_shows_each_sentinels_view_and_down_stops_them(tmp_path: Path)
                     info["role"] == "slave" and info["master_link_status"] == "up" and r.get("kept") == b"1"
                 )
 
-        wait_for(old_master_follows_new, 30, interval_s=0.3, what="n1 back as a replica of the new master")
+        # 60 s: a split vote (each sentinel voting for itself) is retried 2 x failover-timeout (10 s) later.
+        wait_for(old_master_follows_new, 60, interval_s=0.3, what="n1 back as a replica of the new master")
+        run = redactor("down", str(topology))
+        assert run.returncode == 0, run.stdout + run.stderr
+        up.proc.wait(30)
+    finally:
+        up.kill_group()
+
+
+def test_a_dead_master_the_sentinels_cannot_replace_stays_down_for_their_retry_window(tmp_path: Path) -> None:
+    # The replicas have replica-priority 0: no sentinel will promote one, as when their election keeps failing.
+    # The launcher must not restart the master after the usual delay (down-after + 2 s) as an empty master its
+    # replicas would copy: it waits 2 x failover-timeout + 2 s (a retried election's chance), then restarts it.
+    text = (
+        (REPO / "ops" / "topologies" / "sentinel.toml")
+        .read_text()
+        .replace('"../../var/sentinel"', f'"{tmp_path / "run"}"')
+        .replace('replicaof = "n1"', 'replicaof = "n1"\nconfig = { replica-priority = 0 }')
+        .replace("failover-timeout = 10000", "failover-timeout = 3000")
+    )
+    assert text.count("replica-priority = 0") == 2
+    topology = tmp_path / "sentinel.toml"
+    topology.write_text(text)
+    offset = free_offset([7101, 7102, 7103, 26379, 26380, 26381])
+    up = Up(topology, offset)
+    try:
+        wait_for(lambda: "is up" in up.text(), 60, interval_s=0.2, what=f"the topology up:\n{up.text()}")
+        with redis.Redis(port=7101 + offset, socket_timeout=5) as r:
+            r.set("kept", "1")
+            assert r.execute_command("WAIT", 2, 10000) == 2
+            pid = int(r.info("server")["process_id"])
+        os.kill(pid, signal.SIGKILL)
+
+        def events() -> dict[str, float]:
+            found: dict[str, float] = {}
+            for line in up.text().splitlines():
+                if line.startswith("{") and '"node": "n1"' in line:
+                    entry = json.loads(line)
+                    found.setdefault(entry["event"], datetime.fromisoformat(entry["timestamp"]).timestamp())
+            return found
+
+        wait_for(lambda: "node_restarted" in events(), 60, interval_s=0.3, what=f"n1 restarted:\n{up.text()}")
+        seen = events()
+        assert "node_restart_awaits_failover" in seen, up.text()
+        # Exited -> restarted: the usual 3 s delay, then the 8 s window (2 x 3 s + 2 s) while n2 and n3 are up.
+        assert seen["node_restarted"] - seen["node_exited"] >= 3 + 8 - 0.5, up.text()
         run = redactor("down", str(topology))
         assert run.returncode == 0, run.stdout + run.stderr
         up.proc.wait(30)
