@@ -28,15 +28,29 @@ def test_sentinel_topology_file_becomes_sentinel_command_lines(tmp_path: Path) -
     assert "sentinel down-after-milliseconds mymaster 1000" in conf
 
 
-def test_up_status_shows_each_sentinels_view_and_down_stops_them(tmp_path: Path) -> None:
+# The sentinels' ports move next to the data nodes' (26379... -> 7104...): one offset then keeps the whole
+# topology, bus ports included, below the ephemeral range, where no client connection can take a port between
+# free_offset's check and a node's bind (seen: a sentinel failing with "address already in use").
+PORTS = [7101, 7102, 7103, 7104, 7105, 7106]
+
+
+def sentinel_topology(tmp_path: Path) -> str:
     text = (
         (REPO / "ops" / "topologies" / "sentinel.toml")
         .read_text()
         .replace('"../../var/sentinel"', f'"{tmp_path / "run"}"')
     )
+    for n, port in enumerate((26379, 26380, 26381)):
+        assert f"port = {port}\n" in text
+        text = text.replace(f"port = {port}\n", f"port = {7104 + n}\n")
+    return text
+
+
+def test_up_status_shows_each_sentinels_view_and_down_stops_them(tmp_path: Path) -> None:
+    text = sentinel_topology(tmp_path)
     topology = tmp_path / "sentinel.toml"
     topology.write_text(text)
-    offset = free_offset([7101, 7102, 7103, 26379, 26380, 26381])
+    offset = free_offset(PORTS)
     up = Up(topology, offset)
     try:
         wait_for(lambda: "is up" in up.text(), 60, interval_s=0.2, what=f"the topology up:\n{up.text()}")
@@ -51,7 +65,7 @@ def test_up_status_shows_each_sentinels_view_and_down_stops_them(tmp_path: Path)
             )
 
         wait_for(every_sentinel_sees_everything, 30, interval_s=0.5, what="status rows of the sentinels")
-        with redis.Redis(port=26379 + offset, socket_timeout=5) as r:
+        with redis.Redis(port=7104 + offset, socket_timeout=5) as r:
             assert r.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster") == [
                 b"127.0.0.1",
                 str(7101 + offset).encode(),
@@ -86,16 +100,14 @@ def test_a_dead_master_the_sentinels_cannot_replace_stays_down_for_their_retry_w
     # The launcher must not restart the master after the usual delay (down-after + 2 s) as an empty master its
     # replicas would copy: it waits 2 x failover-timeout + 2 s (a retried election's chance), then restarts it.
     text = (
-        (REPO / "ops" / "topologies" / "sentinel.toml")
-        .read_text()
-        .replace('"../../var/sentinel"', f'"{tmp_path / "run"}"')
+        sentinel_topology(tmp_path)
         .replace('replicaof = "n1"', 'replicaof = "n1"\nconfig = { replica-priority = 0 }')
         .replace("failover-timeout = 10000", "failover-timeout = 3000")
     )
     assert text.count("replica-priority = 0") == 2
     topology = tmp_path / "sentinel.toml"
     topology.write_text(text)
-    offset = free_offset([7101, 7102, 7103, 26379, 26380, 26381])
+    offset = free_offset(PORTS)
     up = Up(topology, offset)
     try:
         wait_for(lambda: "is up" in up.text(), 60, interval_s=0.2, what=f"the topology up:\n{up.text()}")
