@@ -76,9 +76,8 @@ class RunningNode:
         self.started_at_s = 0.0  # monotonic
         self.started_at_wall_s = 0.0  # epoch, for status's uptime when the node does not answer
         self.restart_at_s = 0.0  # monotonic time the BACKOFF ends
-        self.failover_wait_until_s = (
-            0.0  # while the sentinels may still fail this dead master over (0: no wait)
-        )
+        # Monotonic time until which the sentinels may still fail this dead master over (0: not waiting).
+        self.failover_wait_until_s = 0.0
         self.last_exit: str | None = None
 
     @property

@@ -46,14 +46,23 @@ def sentinel_topology(tmp_path: Path) -> str:
     return text
 
 
-def test_up_status_shows_each_sentinels_view_and_down_stops_them(tmp_path: Path) -> None:
-    text = sentinel_topology(tmp_path)
+def up_topology(tmp_path: Path, text: str) -> tuple[Path, int, Up]:
+    """``text`` as the run's topology file under `redactor up`, once the launcher says it is up."""
     topology = tmp_path / "sentinel.toml"
     topology.write_text(text)
     offset = free_offset(PORTS)
     up = Up(topology, offset)
     try:
         wait_for(lambda: "is up" in up.text(), 60, interval_s=0.2, what=f"the topology up:\n{up.text()}")
+    except BaseException:
+        up.kill_group()
+        raise
+    return topology, offset, up
+
+
+def test_up_status_shows_each_sentinels_view_and_down_stops_them(tmp_path: Path) -> None:
+    topology, offset, up = up_topology(tmp_path, sentinel_topology(tmp_path))
+    try:
 
         def every_sentinel_sees_everything() -> bool:
             run = redactor("status", str(topology), "--json")
@@ -105,12 +114,8 @@ def test_a_dead_master_the_sentinels_cannot_replace_stays_down_for_their_retry_w
         .replace("failover-timeout = 10000", "failover-timeout = 3000")
     )
     assert text.count("replica-priority = 0") == 2
-    topology = tmp_path / "sentinel.toml"
-    topology.write_text(text)
-    offset = free_offset(PORTS)
-    up = Up(topology, offset)
+    topology, offset, up = up_topology(tmp_path, text)
     try:
-        wait_for(lambda: "is up" in up.text(), 60, interval_s=0.2, what=f"the topology up:\n{up.text()}")
         with redis.Redis(port=7101 + offset, socket_timeout=5) as r:
             r.set("kept", "1")
             assert r.execute_command("WAIT", 2, 10000) == 2
