@@ -6,11 +6,11 @@ on an internal PAIR socket, under the socket's monitor mutex. Two ways that send
   holds the mutex for good, and the next ``disable_monitor`` (or close) waits on it. pyzmq makes that call
   holding the GIL, so the whole process stops answering (seen: a replica closing its link's monitor
   before its link when the master was killed);
-- the pipe is full (1,000 messages by default) while the one thread that would read it is the thread
-  calling ``disable_monitor``.
+- the pipe is full (by default 2,000 events: each side's 1,000-message limit) while the one thread that
+  would read it is the thread calling ``disable_monitor``.
 So the reader is opened with no receive limit (libzmq makes an inproc pipe unbounded when either side's
-limit is 0; events are a few per connection and are drained every loop tick), and a monitor is always
-stopped before its reader is closed.
+limit is 0; events are a few per connection and the bus drains them at every poll), and a monitor is
+always stopped before its reader is closed.
 """
 
 from __future__ import annotations
