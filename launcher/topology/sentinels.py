@@ -25,14 +25,20 @@ def _sentinels(topology: Topology) -> list[NodeSpec]:
     return [n for n in topology.nodes if n.is_sentinel]
 
 
+def _largest_setting_ms(topology: Topology, directive: str, default_ms: int) -> int | None:
+    """The largest ``directive`` among the sentinels that monitor a master (Redis's default where one does not
+    set it); None when no sentinel monitors one."""
+    sentinels = [s for s in _sentinels(topology) if s.sentinel_of is not None]
+    if not sentinels:
+        return None
+    return max(int(s.config.get(directive, [str(default_ms)])[0]) for s in sentinels)
+
+
 def sentinel_restart_delay_s(topology: Topology, node: NodeSpec) -> float:
     """How long a dead data node waits before its restart (0 without sentinels or for a sentinel)."""
-    sentinels = [s for s in _sentinels(topology) if s.sentinel_of is not None]
-    if node.is_sentinel or not sentinels:
+    down_after_ms = _largest_setting_ms(topology, "down-after-milliseconds", DEFAULT_DOWN_AFTER_MS)
+    if node.is_sentinel or down_after_ms is None:
         return 0.0
-    down_after_ms = max(
-        int(s.config.get("down-after-milliseconds", [str(DEFAULT_DOWN_AFTER_MS)])[0]) for s in sentinels
-    )
     return down_after_ms / 1000 + FAILOVER_MARGIN_S
 
 
@@ -42,24 +48,30 @@ def failover_retry_window_s(topology: Topology) -> float:
     An election can fail (a split vote: each sentinel voted for itself); Redis's sentinels try again only
     2 x failover-timeout after the attempt began. A dead master the sentinels still name is kept down that
     long, so that a retried election, not an empty restart, decides (see ``sentinels_name_it_master``)."""
-    sentinels = [s for s in _sentinels(topology) if s.sentinel_of is not None]
-    if not sentinels:
+    failover_timeout_ms = _largest_setting_ms(topology, "failover-timeout", DEFAULT_FAILOVER_TIMEOUT_MS)
+    if failover_timeout_ms is None:
         return 0.0
-    failover_timeout_ms = max(
-        int(s.config.get("failover-timeout", [str(DEFAULT_FAILOVER_TIMEOUT_MS)])[0]) for s in sentinels
-    )
     return 2 * failover_timeout_ms / 1000 + FAILOVER_MARGIN_S
+
+
+def _named_master(topology: Topology) -> tuple[str, int] | None:
+    """The master's address as the first answering sentinel names it; None when no sentinel answers."""
+    for sentinel in _sentinels(topology):
+        address = sentinel_master(sentinel.port, sentinel.master_name)
+        if address is not None:
+            return address
+    return None
+
+
+def _is_node(address: tuple[str, int], node: NodeSpec) -> bool:
+    host, port = address
+    return port == node.port and host in ("127.0.0.1", "localhost")
 
 
 def sentinels_name_it_master(topology: Topology, node: NodeSpec) -> bool:
     """True when the first answering sentinel names ``node`` itself as its master's address (no failover yet)."""
-    for sentinel in _sentinels(topology):
-        address = sentinel_master(sentinel.port, sentinel.master_name)
-        if address is None:
-            continue
-        host, port = address
-        return port == node.port and host in ("127.0.0.1", "localhost")
-    return False
+    address = _named_master(topology)
+    return address is not None and _is_node(address, node)
 
 
 def follow_sentinels(topology: Topology, node: NodeSpec, argv: list[str]) -> list[str]:
@@ -67,15 +79,13 @@ def follow_sentinels(topology: Topology, node: NodeSpec, argv: list[str]) -> lis
     another node; unchanged when no sentinel answers or when they name this node."""
     if node.is_sentinel:
         return argv
-    for sentinel in _sentinels(topology):
-        address = sentinel_master(sentinel.port, sentinel.master_name)
-        if address is None:
-            continue
-        host, port = address
-        if port == node.port and host in ("127.0.0.1", "localhost"):
-            return _without_replicaof(argv)
-        return [*_without_replicaof(argv), "--replicaof", host, str(port)]
-    return argv
+    address = _named_master(topology)
+    if address is None:
+        return argv
+    if _is_node(address, node):
+        return _without_replicaof(argv)
+    host, port = address
+    return [*_without_replicaof(argv), "--replicaof", host, str(port)]
 
 
 def _without_replicaof(argv: list[str]) -> list[str]:
