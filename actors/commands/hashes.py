@@ -129,12 +129,7 @@ def _hset_pairs(client: Client, argv: list[bytes], name: str) -> int:
         if argv[i] not in fields:
             added += 1
         fields[argv[i]] = argv[i + 1]
-    if (
-        db.watched
-        or db.meta is not None
-        or keyspace.on_modified is not None
-        or keyspace.on_invalidate is not None
-    ):
+    if db.watched or db.meta is not None or keyspace.hooked:
         keyspace.touch(db, key)  # (its own tests: with none of them true it does nothing, and costs a call)
     keyspace.dirty += (len(argv) - 2) // 2
     if keyspace.notify_flags & events.HASH:  # Keyspace.notify's test, without its call

@@ -115,12 +115,7 @@ def _pusher(left: bool, only_existing: bool) -> Callable[[Client, list[bytes]], 
                 add(items, argv[2])
             else:
                 extend(items, argv[2:])
-            if (
-                db.watched
-                or db.meta is not None
-                or keyspace.on_modified is not None
-                or keyspace.on_invalidate is not None
-            ):
+            if db.watched or db.meta is not None or keyspace.hooked:
                 keyspace.touch(db, key)
         else:
             raise WrongTypeError()
@@ -425,8 +420,7 @@ def _popper(left: bool) -> Callable[[Client, list[bytes]], Any]:
             not items
             or db.watched
             or db.meta is not None
-            or keyspace.on_modified is not None
-            or keyspace.on_invalidate is not None
+            or keyspace.hooked
             or keyspace.notify_flags & events.LIST
         ):
             _changed(client, db, key, items, event)

@@ -55,7 +55,7 @@ def debug_populate(client: Client, argv: list[bytes]) -> Any:
     data = db.data  # read only: new keys go in through the kvstore's ``add`` (cached: one C call per key)
     # Signalling each key costs a call per key; skip it when nobody can be told (no WATCH, no blocked
     # client, no tracking client: Redis's signalModifiedKey reaches all three).
-    signal = bool(db.watched) or keyspace.on_modified is not None or keyspace.on_invalidate is not None
+    signal = bool(db.watched) or keyspace.hooked
     cut_keys = len(prefix) + 21 > KEY_BUFFER_BYTES
     add = db.add
     for n in range(count):

@@ -191,12 +191,7 @@ def cmd_mset(client: Client, argv: list[bytes]) -> Any:
         raise errors.wrong_arity("mset")
     keyspace = client.server.keyspace
     db = client.db
-    if not (
-        keyspace.notify_flags
-        or db.watched
-        or keyspace.on_modified is not None
-        or keyspace.on_invalidate is not None
-    ):
+    if not (keyspace.notify_flags or db.watched or keyspace.hooked):
         # Nobody to tell (no events, no WATCH, no blocked or tracking client): Keyspace.set would only call
         # the kvstore's writer, which stores every pair here at once (one C dict update while no key has a TTL).
         db.set_pairs(argv, 1)
@@ -366,12 +361,7 @@ def _incr(client: Client, key: bytes, delta: int) -> int:
     new = current + delta
     # 0..9999: Redis's shared integer objects (actors/data/integers.py), one bytes object for every such value.
     raw = SHARED_INTEGER_BYTES[new] if 0 <= new < SHARED_INTEGERS else b"%d" % new
-    if (
-        keyspace.notify_flags
-        or db.watched
-        or keyspace.on_modified is not None
-        or keyspace.on_invalidate is not None
-    ):
+    if keyspace.notify_flags or db.watched or keyspace.hooked:
         keyspace.set(db, key, raw, keep_ttl=True)
     else:
         # nobody to tell (as in cmd_mset): Keyspace.set's whole work, without its call

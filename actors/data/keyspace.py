@@ -121,10 +121,15 @@ class Keyspace:
         # Called with (db index, key) when this node deletes a key because its time passed; the master
         # actor propagates a DEL to the AOF and the replicas.
         self.on_expired: Callable[[int, bytes], None] = lambda db, key: None
-        # Called with (db, key) whenever a key's value or existence changes (WATCH, blocked clients).
+        # Called with (db, key) whenever a key's value or existence changes (blocked clients). Set through
+        # set_on_modified, which keeps ``hooked``.
         self.on_modified: Callable[[Database, bytes], None] | None = None
-        # Client-side caching's invalidation (actors/server/tracking.py), set only while a client tracks keys.
+        # Client-side caching's invalidation (actors/server/tracking.py), set only while a client tracks keys,
+        # through set_on_invalidate.
         self.on_invalidate: Callable[[Database, bytes], None] | None = None
+        # True while either hook above is set: one test for the writers that skip ``touch`` when nobody
+        # listens (a write's touch also needs the database's WATCHes and per-key costs: db.watched, db.meta).
+        self.hooked = False
         # True while an expired key's deletion is being signalled: a change no client made (Redis's
         # signalModifiedKey(NULL, ...)), so tracking's NOLOOP does not hide it from the client that read it.
         self.deleting_expired = False
@@ -198,9 +203,7 @@ class Keyspace:
             db.set_keep_ttl(key, value)
         else:
             db.set(key, value)
-        if (
-            db.watched or self.on_modified is not None or self.on_invalidate is not None
-        ):  # nobody listens: skip
+        if db.watched or self.hooked:  # else nobody listens: skip
             self.touch(db, key)
 
     def add(self, db: Database, key: bytes, value: Any) -> None:
@@ -225,6 +228,14 @@ class Keyspace:
             return False
         self.touch(db, key)
         return True
+
+    def set_on_modified(self, hook: Callable[[Database, bytes], None] | None) -> None:
+        self.on_modified = hook
+        self.hooked = hook is not None or self.on_invalidate is not None
+
+    def set_on_invalidate(self, hook: Callable[[Database, bytes], None] | None) -> None:
+        self.on_invalidate = hook
+        self.hooked = hook is not None or self.on_modified is not None
 
     def touch(self, db: Database, key: bytes) -> None:
         """Signal that ``key`` changed: WATCHers of it will fail their EXEC; blocked clients may wake."""

@@ -158,9 +158,9 @@ class BlockingRegistry:
         keyspace = self.server.keyspace
         if self.waiting:
             if keyspace.on_modified is self._previous_hook:
-                keyspace.on_modified = self._on_modified
+                keyspace.set_on_modified(self._on_modified)
         elif keyspace.on_modified == self._on_modified:
-            keyspace.on_modified = self._previous_hook
+            keyspace.set_on_modified(self._previous_hook)
 
     def _on_modified(self, db: Database, key: bytes) -> None:
         if self._previous_hook is not None:

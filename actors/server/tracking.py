@@ -152,7 +152,7 @@ class Tracking:
     def _install(self) -> None:
         server = self.server
         on = self.clients > 0
-        server.keyspace.on_invalidate = self._on_touched if on else None
+        server.keyspace.set_on_invalidate(self._on_touched if on else None)
         set_wrapper(server, RESTRICTION, self._wrap if on else None)
         server.scripting.on_command = self._script_command if on else None
         server.restrict(RESTRICTION, on)

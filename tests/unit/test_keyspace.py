@@ -215,7 +215,7 @@ def test_writes_dirty_the_watchers_of_the_key(ks: Keyspace, clock: FakeClock) ->
 def test_on_modified_hears_every_change(ks: Keyspace) -> None:
     db = ks.dbs[0]
     changes: list[bytes] = []
-    ks.on_modified = lambda d, key: changes.append(key)
+    ks.set_on_modified(lambda d, key: changes.append(key))
     ks.set(db, b"a", b"1")
     ks.add(db, b"b", b"2")
     ks.delete(db, b"a")

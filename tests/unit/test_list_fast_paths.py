@@ -61,11 +61,11 @@ def test_the_blocked_clients_hook_and_tracking_hear_of_the_change(argv: list[byt
     def on_invalidate(db: Database, key: bytes) -> None:
         invalidated.append(key)
 
-    keyspace.on_modified = on_modified
+    keyspace.set_on_modified(on_modified)
     server.execute(client, argv)
     assert modified == [KEY]
-    keyspace.on_modified = None
-    keyspace.on_invalidate = on_invalidate
+    keyspace.set_on_modified(None)
+    keyspace.set_on_invalidate(on_invalidate)
     server.execute(client, argv)
     assert invalidated == [KEY]
 
