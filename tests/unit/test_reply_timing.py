@@ -1,5 +1,5 @@
-"""When a RESP connection's replies leave (actors/loop/connection.py): at once when nothing of the tick must
-precede them, else at the tick's end, after the tick's writes reached the stream sinks (the AOF, the replicas).
+"""When a RESP connection's replies leave (actors/loop/connection.py): at the tick's end, every connection's in
+one burst after the poll's reads, and after the tick's writes reached the stream sinks (the AOF, the replicas).
 
 In process: a Server, its MasterActor and RespConnections on a transport that records what it is given; the
 tick's end is ``MasterActor.flush_now`` (the loop's ``call_soon`` of it is never run here)."""
@@ -59,19 +59,20 @@ def connect(master: MasterActor, name: str, events: list[tuple[str, bytes]]) -> 
     return conn
 
 
-def test_a_reply_leaves_at_once_when_nothing_of_the_tick_must_precede_it(master: MasterActor) -> None:
+def test_replies_leave_at_the_tick_end_in_one_burst(master: MasterActor) -> None:
+    """Unpipelined or pipelined, a read's replies wait for the tick's end, so the replies of every connection
+    read in the tick leave together (as Redis's beforeSleep), not each as its read ran."""
     events: list[tuple[str, bytes]] = []
-    conn = connect(master, "a", events)
-    conn.data_received(encode_command([b"INCR", b"counter"]))
-    assert events == [("a", b":1\r\n")]
-    assert not master._flush_scheduled and not conn.pending
-    assert master.server.stats.net_output_bytes == len(b":1\r\n")
-    # A pipelined read's replies join the tick's burst (fewer, larger ticks at -P 16: measured cheaper).
-    conn.data_received(encode_command([b"SET", b"k", b"v"]) + encode_command([b"GET", b"k"]))
-    assert events[1:] == [] and master._flush_scheduled
+    a = connect(master, "a", events)
+    b = connect(master, "b", events)
+    a.data_received(encode_command([b"INCR", b"counter"]))
+    b.data_received(encode_command([b"SET", b"k", b"v"]) + encode_command([b"GET", b"k"]))
+    a.data_received(encode_command([b"PING"]))
+    assert events == [] and master._flush_scheduled and a.pending and b.pending
     master.flush_now()
-    assert events[1:] == [("a", b"+OK\r\n$1\r\nv\r\n")]
-    assert master.server.stats.net_output_bytes == len(b":1\r\n+OK\r\n$1\r\nv\r\n")
+    assert events == [("a", b":1\r\n+PONG\r\n"), ("b", b"+OK\r\n$1\r\nv\r\n")]
+    assert not master._flush_scheduled and not a.pending and not b.pending
+    assert master.server.stats.net_output_bytes == len(b":1\r\n+PONG\r\n+OK\r\n$1\r\nv\r\n")
 
 
 def test_with_an_aof_replies_wait_for_the_tick_end_after_the_writes(master: MasterActor) -> None:
@@ -88,12 +89,14 @@ def test_with_an_aof_replies_wait_for_the_tick_end_after_the_writes(master: Mast
     assert [name for name, _ in events] == ["aof", "writer", "reader"]
     assert events[0][1].endswith(encode_command([b"SET", b"k", b"v"]))
     assert events[1:] == [("writer", b"+OK\r\n"), ("reader", b"$1\r\nv\r\n")]
-    # The next tick wrote nothing: its read goes at once.
+    # The next tick wrote nothing: its read's reply still waits for the tick's end.
     reader.data_received(encode_command([b"GET", b"k"]))
-    assert events[-1] == ("reader", b"$1\r\nv\r\n")
+    assert len(events) == 3
+    master.flush_now()
+    assert events[3:] == [("reader", b"$1\r\nv\r\n")]
 
 
-def test_a_restricted_node_or_a_subscriber_keeps_the_tick_end(master: MasterActor) -> None:
+def test_a_restricted_node_or_a_subscriber_waits_for_the_tick_end_too(master: MasterActor) -> None:
     events: list[tuple[str, bytes]] = []
     conn = connect(master, "a", events)
     master.server.restrict("test", True)  # any feature that keeps commands off the fast paths
