@@ -98,20 +98,6 @@ def format_double(value: float) -> bytes:
     return b"%.17g" % value
 
 
-def format_float_human(value: float) -> bytes:
-    """A float the way INCRBYFLOAT and HINCRBYFLOAT store it: shortest round-trip, no exponent, no ``.0``."""
-    text = repr(value)
-    if "e" in text or "E" in text:
-        from decimal import Decimal
-
-        text = format(Decimal(text), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    if text == "-0":
-        text = "0"
-    return text.encode()
-
-
 def _encode_bulk_run(out: list[bytes], value: list[Any] | tuple[Any, ...], n: int) -> bool:
     """A longer array's items, if they are all bulk strings of up to 1024 bytes (LRANGE, MGET, HVALS ...): True
     when encoded, False to leave them to encode_into's per-item loop (an item of another type, or longer).

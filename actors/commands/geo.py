@@ -47,6 +47,28 @@ def encode(
     return spread_bits(int(lat_offset)) | (spread_bits(int(long_offset)) << 1)
 
 
+_INDEFINITE = 1 << 63  # x86-64's "integer indefinite": what cvttsd2si gives for a double out of int64's range
+_TWO_63 = 9223372036854775808.0
+
+
+def _cvttsd2si(value: float) -> int:
+    """x86-64's truncating double -> int64 conversion, as a 64-bit pattern."""
+    if not -_TWO_63 <= value < _TWO_63:
+        return _INDEFINITE
+    return int(value) & 0xFFFFFFFFFFFFFFFF
+
+
+def score_bits(score: float) -> int:
+    """A member's score as the 52-bit geohash Redis reads from it: ``(uint64_t)score`` in decodeGeohash.
+
+    A geo set's scores are integers under 2**52. Any other sorted set can be read as one too (GEOPOS of a
+    ZADD-ed member), and C leaves the conversion of a negative, huge or infinite score undefined; this is the
+    result of gcc's x86-64 code, which Redis answers with (inf reads as 0, -inf as 2**63, -5 as 2**64 - 5)."""
+    if score < _TWO_63:
+        return _cvttsd2si(score)
+    return _cvttsd2si(score - _TWO_63) ^ _INDEFINITE
+
+
 def decode(bits: int) -> tuple[float, float]:
     """geohashDecodeToLongLatWGS84: the centre of the cell, clamped to the valid range."""
     ilat, ilon = squash_bits(bits), squash_bits(bits >> 1)
@@ -153,7 +175,7 @@ def _positions(client: Client, argv: list[bytes]) -> list[tuple[float, float] | 
     out: list[tuple[float, float] | None] = []
     for member in argv[2:]:
         score = zset.score(member) if zset is not None else None
-        out.append(None if score is None else decode(int(score)))
+        out.append(None if score is None else decode(score_bits(score)))
     return out
 
 
@@ -177,7 +199,7 @@ def cmd_geodist(client: Client, argv: list[bytes]) -> Any:
     a, b = zset.score(argv[2]), zset.score(argv[3])
     if a is None or b is None:
         return None
-    return _distance_reply(distance(*decode(int(a)), *decode(int(b))), factor)
+    return _distance_reply(distance(*decode(score_bits(a)), *decode(score_bits(b))), factor)
 
 
 @command("geohash", -2, "readonly", (1, 1, 1), "geo", "Returns members as standard geohash strings")
@@ -221,7 +243,7 @@ def _position(zset: ZSet, member: bytes) -> tuple[float, float]:
     score = zset.score(member)
     if score is None:
         raise CommandError("ERR could not decode requested zset member")
-    return decode(int(score))
+    return decode(score_bits(score))
 
 
 def _georadius_generic(client: Client, argv: list[bytes], src: int, flags: int) -> Any:
@@ -326,7 +348,7 @@ def _georadius_generic(client: Client, argv: list[bytes], src: int, flags: int) 
         low, high = score_range(cell)
         start, stop = zset.score_start(float(low), False), zset.score_stop(float(high), True)
         for score, member in zset.slice(start, stop):
-            lon, lat = decode(int(score))
+            lon, lat = decode(score_bits(score))
             if box_m is not None:
                 width_m, height_m = box_m
                 if _lat_distance(lat, lat0) > height_m / 2 or distance(lon, lat, lon0, lat) > width_m / 2:
@@ -368,7 +390,7 @@ def _georadius_generic(client: Client, argv: list[bytes], src: int, flags: int) 
         if with_dist:
             item.append(_distance_reply(meters, factor))
         if with_hash:
-            item.append(int(score))
+            item.append(score_bits(score))
         if with_coord:
             item.append([human_double(lon), human_double(lat)])
         out.append(item)

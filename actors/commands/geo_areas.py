@@ -104,13 +104,29 @@ def _move(cell: Cell, dx: int, dy: int) -> Cell:
     return bits, step
 
 
+# C's arithmetic where Python's raises: a radius or box of inf (or 1e308 m) is valid input for Redis, whose
+# cos(inf) is NaN and whose x / 0.0 is inf; comparisons with NaN then fail as they do in C.
+def _c_cos(radians: float) -> float:
+    return math.cos(radians) if math.isfinite(radians) else math.nan
+
+
+def _c_divide(dividend: float, divisor: float) -> float:
+    if divisor:
+        return dividend / divisor
+    if dividend != dividend or not dividend:
+        return math.nan
+    return math.copysign(math.inf, dividend) * math.copysign(1.0, divisor)
+
+
 def bounding_box(
     lon: float, lat: float, width_m: float, height_m: float
 ) -> tuple[float, float, float, float]:
     """geohashBoundingBox: (min_lon, min_lat, max_lon, max_lat); half sizes in meters."""
     lat_delta = _rad_deg(height_m / EARTH_RADIUS_IN_METERS)
-    long_delta_top = _rad_deg(width_m / EARTH_RADIUS_IN_METERS / math.cos(_deg_rad(lat + lat_delta)))
-    long_delta_bottom = _rad_deg(width_m / EARTH_RADIUS_IN_METERS / math.cos(_deg_rad(lat - lat_delta)))
+    long_delta_top = _rad_deg(_c_divide(width_m / EARTH_RADIUS_IN_METERS, _c_cos(_deg_rad(lat + lat_delta))))
+    long_delta_bottom = _rad_deg(
+        _c_divide(width_m / EARTH_RADIUS_IN_METERS, _c_cos(_deg_rad(lat - lat_delta)))
+    )
     delta = long_delta_bottom if lat < 0 else long_delta_top
     return lon - delta, lat - lat_delta, lon + delta, lat + lat_delta
 
@@ -123,7 +139,8 @@ def search_cells(
     if box_m is not None:
         width_m, height_m = box_m
         min_lon, min_lat, max_lon, max_lat = bounding_box(lon, lat, width_m / 2, height_m / 2)
-        reach_m = math.sqrt((width_m / 2) ** 2 + (height_m / 2) ** 2)
+        reach_m = math.sqrt((width_m / 2) * (width_m / 2) + (height_m / 2) * (height_m / 2))  # (inf, not
+        # OverflowError, for a huge box: ``**`` raises where C's multiplication gives inf)
     else:
         reach_m = radius_m or 0.0
         min_lon, min_lat, max_lon, max_lat = bounding_box(lon, lat, reach_m, reach_m)

@@ -23,7 +23,6 @@ from actors.commands._util import (
     get_typed,
     glob_match,
     parse_cursor,
-    parse_float,
     parse_int,
     parse_scan_args,
 )
@@ -32,7 +31,7 @@ from actors.data import events
 from actors.data.integers import SHARED_INTEGER_BYTES, SHARED_INTEGERS
 from protocol import errors
 from protocol.errors import CommandError, WrongTypeError
-from protocol.resp import OK, format_float_human
+from protocol.resp import OK
 
 if TYPE_CHECKING:
     from actors.config import Config
@@ -224,6 +223,15 @@ def cmd_hincrby(client: Client, argv: list[bytes]) -> Any:
     return result
 
 
+# longdouble.hincr's error kinds: Redis's words for each.
+_HINCRBYFLOAT_ERRORS = {
+    "not-float": errors.NOT_FLOAT,
+    "increment-nan-or-inf": "ERR value is NaN or Infinity",
+    "hash-not-float": "ERR hash value is not a float",
+    "nan-or-inf": "ERR increment would produce NaN or Infinity",
+}
+
+
 @command(
     "hincrbyfloat",
     4,
@@ -233,19 +241,21 @@ def cmd_hincrby(client: Client, argv: list[bytes]) -> Any:
     "Increment the float value of a hash field by the given amount",
 )
 def cmd_hincrbyfloat(client: Client, argv: list[bytes]) -> Any:
-    increment = parse_float(argv[3])
-    if increment in (float("inf"), float("-inf")):
-        raise CommandError("ERR value is NaN or Infinity")
+    # In long double, as Redis (imported on first use: fractions imports decimal, which start-up does without),
+    # and in Redis's order: the increment is checked before the key's type, the field's value after it.
+    from actors.data import longdouble
+
+    increment = longdouble.parse(argv[3])
+    if increment is None or isinstance(increment, float):
+        raise CommandError(
+            errors.NOT_FLOAT if increment is None else _HINCRBYFLOAT_ERRORS["increment-nan-or-inf"]
+        )
     keyspace = client.server.keyspace
     key = argv[1]
     fields = _hash(client, key)
-    current = 0.0
-    if fields is not None and argv[2] in fields:
-        current = parse_float(fields[argv[2]], "ERR hash value is not a float")
-    result = current + increment
-    if result != result or result in (float("inf"), float("-inf")):
-        raise CommandError("ERR increment would produce NaN or Infinity")
-    text = format_float_human(result)
+    text = longdouble.hincr(fields.get(argv[2]) if fields is not None else None, argv[3])
+    if isinstance(text, str):
+        raise CommandError(_HINCRBYFLOAT_ERRORS[text])
     if fields is None:
         fields = {}
         keyspace.set(client.db, key, fields)

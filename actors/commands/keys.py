@@ -268,8 +268,8 @@ def _expire(client: Client, argv: list[bytes], unit_ms: int, absolute: bool, nam
     keyspace = client.server.keyspace
     db = client.db
     key = argv[1]
-    amount = parse_int(argv[2])
     nx = xx = gt = lt = False
+    # The options are checked before the amount, as Redis's parseExtendedExpireArgumentsOrReply.
     for raw in argv[3:]:
         opt = raw.lower()
         if opt == b"nx":
@@ -286,6 +286,7 @@ def _expire(client: Client, argv: list[bytes], unit_ms: int, absolute: bool, nam
         raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
     if gt and lt:
         raise CommandError("ERR GT and LT options at the same time are not compatible")
+    amount = parse_int(argv[2])
     if unit_ms == 1000 and (amount > LLONG_MAX // 1000 or amount < -(LLONG_MAX // 1000)):
         raise CommandError(errors.INVALID_EXPIRE.format(name))
     when = amount * unit_ms
@@ -518,6 +519,26 @@ def object_encoding(value: Any, config: Config | None = None) -> str:
     return "unknown"
 
 
+# OBJECT HELP's lines, as Redis 7.0 answers them.
+_OBJECT_HELP = [
+    b"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    b"ENCODING <key>",
+    b"    Return the kind of internal representation used in order to store the value",
+    b"    associated with a <key>.",
+    b"FREQ <key>",
+    b"    Return the access frequency index of the <key>. The returned integer is",
+    b"    proportional to the logarithm of the recent access frequency of the key.",
+    b"IDLETIME <key>",
+    b"    Return the idle time of the <key>, that is the approximated number of",
+    b"    seconds elapsed since the last access to the key.",
+    b"REFCOUNT <key>",
+    b"    Return the number of references of the value associated with the specified",
+    b"    <key>.",
+    b"HELP",
+    b"    Prints this help.",
+]
+
+
 @command(
     "object",
     -2,
@@ -530,14 +551,7 @@ def object_encoding(value: Any, config: Config | None = None) -> str:
 def cmd_object(client: Client, argv: list[bytes]) -> Any:
     sub = argv[1].lower()
     if sub == b"help" and len(argv) == 2:
-        return [
-            b"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            b"ENCODING <key>",
-            b"FREQ <key>",
-            b"IDLETIME <key>",
-            b"REFCOUNT <key>",
-            b"HELP",
-        ]
+        return _OBJECT_HELP
     if sub not in (b"encoding", b"freq", b"idletime", b"refcount", b"help"):
         raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "object")
     if len(argv) != (2 if sub == b"help" else 3):

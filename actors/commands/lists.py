@@ -189,10 +189,11 @@ def cmd_llen(client: Client, argv: list[bytes]) -> Any:
 
 @command("lindex", 3, "readonly", (1, 1, 1), "list", "Get an element from a list by its index")
 def cmd_lindex(client: Client, argv: list[bytes]) -> Any:
-    index = parse_int(argv[2])
+    # The key before the index, as Redis: a missing key is nil and a wrong type WRONGTYPE, whatever the index says.
     items = _list(client, argv[1], read=True)
     if items is None:
         return None
+    index = parse_int(argv[2])
     if index < 0:
         index += len(items)
     if not 0 <= index < len(items):
@@ -245,11 +246,12 @@ def cmd_lpos(client: Client, argv: list[bytes]) -> Any:
                     "negative to start from the end of the list"
                 )
         elif opt == b"count":
-            count = parse_int(argv[i + 1])
+            # (Redis's getPositiveLongFromObjectOrReply: one message for a negative and a non-integer alike)
+            count = parse_int(argv[i + 1], "ERR COUNT can't be negative")
             if count < 0:
                 raise CommandError("ERR COUNT can't be negative")
         elif opt == b"maxlen":
-            maxlen = parse_int(argv[i + 1])
+            maxlen = parse_int(argv[i + 1], "ERR MAXLEN can't be negative")
             if maxlen < 0:
                 raise CommandError("ERR MAXLEN can't be negative")
         else:
@@ -285,10 +287,10 @@ def cmd_lpos(client: Client, argv: list[bytes]) -> Any:
 
 @command("lset", 4, "write denyoom", (1, 1, 1), "list", "Set the value of an element in a list by its index")
 def cmd_lset(client: Client, argv: list[bytes]) -> Any:
-    index = parse_int(argv[2])
-    items = _list(client, argv[1])
+    items = _list(client, argv[1])  # the key before the index, as Redis (no such key, WRONGTYPE first)
     if items is None:
         raise CommandError(errors.NO_SUCH_KEY)
+    index = parse_int(argv[2])
     if index < 0:
         index += len(items)
     if not 0 <= index < len(items):

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 # Redis's script flags (scripts_flags_def), as a shebang's flags= names them.
 SCRIPT_FLAGS = frozenset({"no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"})
 _SCRIPT_SUBCOMMANDS = {b"load": 3, b"exists": -3, b"flush": -2, b"kill": 2, b"help": 2}
+# Redis 7.0's SCRIPT HELP without DEBUG (the Lua debugger, LDB, is not implemented here).
 _SCRIPT_HELP = [
     "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "EXISTS <sha1> [<sha1> ...]",
@@ -41,7 +42,7 @@ _SCRIPT_HELP = [
     "LOAD <script>",
     "    Load a script into the scripts cache without executing it.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ]
 
 

@@ -327,10 +327,10 @@ def cmd_xadd(client: Client, argv: list[bytes]) -> Any:
 
 @command("xtrim", -4, "write", (1, 1, 1), "stream", "Deletes messages from the beginning of a stream")
 def cmd_xtrim(client: Client, argv: list[bytes]) -> Any:
+    args, _ = parse_add_or_trim(client, argv, xadd=False)  # the arguments before the key, as Redis
     stream = get_stream(client, argv[1], read=False)
     if stream is None:
         return 0
-    args, _ = parse_add_or_trim(client, argv, xadd=False)
     deleted, out = _trim_and_rewrite(stream, args, argv)
     if deleted:
         client.server.keyspace.touch(client.db, argv[1])
@@ -344,9 +344,9 @@ def cmd_xtrim(client: Client, argv: list[bytes]) -> Any:
 @command("xdel", -3, "write fast", (1, 1, 1), "stream", "Removes the specified entries from the stream")
 def cmd_xdel(client: Client, argv: list[bytes]) -> Any:
     stream = get_stream(client, argv[1], read=False)
-    ids = [strict_id(raw) for raw in argv[2:]]
     if stream is None:
-        return 0
+        return 0  # the key before the IDs, as Redis: a missing stream deletes nothing, whatever they say
+    ids = [strict_id(raw) for raw in argv[2:]]  # every ID checked before any is deleted
     deleted = sum(1 for sid in ids if stream.delete(sid))
     if deleted:
         client.server.keyspace.touch(client.db, argv[1])

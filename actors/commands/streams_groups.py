@@ -295,13 +295,15 @@ def cmd_xgroup(client: Client, argv: list[bytes]) -> Any:
 
 @command("xack", -4, "write fast", (1, 1, 1), "stream", "Marks a pending message as correctly processed")
 def cmd_xack(client: Client, argv: list[bytes]) -> Any:
-    ids = [strict_id(raw) for raw in argv[3:]]
+    # Redis's order: the key's type, then no stream or no group acks nothing (0, whatever the IDs), then every ID
+    # is checked before any is acknowledged.
     stream = get_stream(client, argv[1], read=False)
     if stream is None:
         return 0
     group = stream.groups.get(argv[2])
     if group is None:
         return 0
+    ids = [strict_id(raw) for raw in argv[3:]]
     acked = 0
     for sid in ids:
         nack = group.pel.pop(sid, None)

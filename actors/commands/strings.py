@@ -15,14 +15,13 @@ from actors.commands._util import (
     LLONG_MIN,
     get_string,
     int_bytes,
-    parse_float,
     parse_int,
 )
 from actors.data import events
 from actors.data.integers import SHARED_INTEGER_BYTES, SHARED_INTEGERS
 from protocol import errors
 from protocol.errors import CommandError, WrongTypeError
-from protocol.resp import OK, format_float_human
+from protocol.resp import OK
 
 if TYPE_CHECKING:
     from actors.server.client import Client
@@ -72,7 +71,7 @@ def cmd_set(client: Client, argv: list[bytes]) -> Any:
             keepttl = True
         elif (
             opt in (b"ex", b"px", b"exat", b"pxat")
-            and expire_unit is None
+            and expire_unit in (None, opt)  # (Redis lets an option repeat with its own unit: the last counts)
             and not keepttl
             and i + 1 < len(argv)
         ):
@@ -114,15 +113,25 @@ def cmd_get(client: Client, argv: list[bytes]) -> Any:
 def cmd_getex(client: Client, argv: list[bytes]) -> Any:
     keyspace = client.server.keyspace
     key = argv[1]
-    when: int | None = None
+    # As Redis's parseExtendedStringArgumentsOrReply: the whole syntax first (an expiry option may repeat with
+    # the same unit, the last one counts), then the key (missing: nil, whatever the expiry says), then the type,
+    # and only then the expiry's value.
+    expire_unit: bytes | None = None
+    expire_raw = b""
     persist = False
     i = 2
     while i < len(argv):
         opt = argv[i].lower()
-        if opt in (b"ex", b"px", b"exat", b"pxat") and when is None and not persist and i + 1 < len(argv):
-            when = _expire_at_ms(client, opt, argv[i + 1], "getex")
+        if (
+            opt in (b"ex", b"px", b"exat", b"pxat")
+            and expire_unit in (None, opt)
+            and not persist
+            and i + 1 < len(argv)
+        ):
+            expire_unit = opt
+            expire_raw = argv[i + 1]
             i += 2
-        elif opt == b"persist" and when is None:
+        elif opt == b"persist" and expire_unit is None:
             persist = True
             i += 1
         else:
@@ -130,7 +139,8 @@ def cmd_getex(client: Client, argv: list[bytes]) -> Any:
     value = get_string(client, key)
     if value is None:
         return None
-    if when is not None:
+    if expire_unit is not None:
+        when = _expire_at_ms(client, expire_unit, expire_raw, "getex")
         if when <= keyspace.clock() and not keyspace.is_replica:
             keyspace.delete(client.db, key)
             client.propagate_as = [[b"DEL", key]]
@@ -420,12 +430,15 @@ def cmd_decrby(client: Client, argv: list[bytes]) -> Any:
 def cmd_incrbyfloat(client: Client, argv: list[bytes]) -> Any:
     keyspace = client.server.keyspace
     old = get_string(client, argv[1], read=False)
-    current = 0.0 if old is None else parse_float(old)
-    delta = parse_float(argv[2])
-    new = current + delta
-    if new != new or new in (float("inf"), float("-inf")):
-        raise CommandError("ERR increment would produce NaN or Infinity")
-    text = format_float_human(new)
+    # In long double, as Redis: 0.2 + 0.1 stores "0.3", not a double's 0.30000000000000004. (Imported on first
+    # use: fractions imports decimal, which start-up does without.)
+    from actors.data import longdouble
+
+    text = longdouble.incr(old, argv[2])
+    if isinstance(text, str):
+        raise CommandError(
+            errors.NOT_FLOAT if text == "not-float" else "ERR increment would produce NaN or Infinity"
+        )
     keyspace.set(client.db, argv[1], text, keep_ttl=True)
     keyspace.dirty += 1
     keyspace.notify(client.db, events.STRING, b"incrbyfloat", argv[1])

@@ -189,11 +189,11 @@ def _zadd_one(client: Client, argv: list[bytes]) -> int:
 
 
 def _zadd(client: Client, argv: list[bytes], incr_only: bool = False) -> Any:
-    nx = xx = gt = lt = ch = incr = False
+    nx = xx = gt = lt = ch = False
+    # ZINCRBY is ZADD INCR in Redis, options parsed as well: ZINCRBY key NX member is a syntax error, not a score's.
+    incr = incr_only
     i = 2
-    if incr_only:
-        incr = True
-    elif argv[2][:1] not in _NOT_AN_OPTION:  # options are words; a score starts with a digit, sign or dot
+    if argv[2][:1] not in _NOT_AN_OPTION:  # options are words; a score starts with a digit, sign or dot
         while i < len(argv):
             opt = argv[i].lower()
             if opt == b"nx":

@@ -391,7 +391,6 @@ def cmd_zintercard(client: Client, argv: list[bytes]) -> Any:
         raise CommandError("ERR at least 1 input key is needed for 'zintercard' command")
     if numkeys > len(argv) - 2:
         raise CommandError(errors.SYNTAX)
-    limit = parse_intercard_limit(argv, 2 + numkeys)
     keyspace = client.server.keyspace
     inputs: list[dict[bytes, float]] = []
     for key in argv[2 : 2 + numkeys]:
@@ -399,6 +398,8 @@ def cmd_zintercard(client: Client, argv: list[bytes]) -> Any:
         if value is not None and type(value) is not ZSet and type(value) is not set:
             raise WrongTypeError()
         inputs.append(_source_scores(value))
+    # After the keys' types, as Redis's zunionInterDiffGenericCommand (SINTERCARD reads its LIMIT first).
+    limit = parse_intercard_limit(argv, 2 + numkeys)
     inputs.sort(key=len)
     found = 0
     for member in inputs[0]:

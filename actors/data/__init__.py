@@ -13,4 +13,5 @@ Layout:
     encodings.py  sets Redis would keep as a hashtable though their members fit an intset (OBJECT ENCODING)
     allocator.py  malloc_trim: the malloc heap's free pages back to the system (MEMORY PURGE)
     integers.py   shared integer strings 0..9999 (Redis's shared.integers): one bytes object per value
+    longdouble.py INCRBYFLOAT / HINCRBYFLOAT arithmetic in Redis's C long double (x87 80-bit), exactly
 """

@@ -38,11 +38,13 @@ Runs on the master actor's loop thread only.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import Command
+from actors.ratelog import remote_errors
 from actors.server import latency, latencystats
 from actors.server.errorstats import count_error_reply
 from protocol.errors import CommandError
@@ -176,6 +178,9 @@ class GeneralLane:
                 except CommandError as exc:
                     reply = exc
                     cmd.failed_calls += 1
+                except Exception as exc:  # (a bug: see internal_error)
+                    reply = internal_error(cmd.name, exc)
+                    cmd.failed_calls += 1
                 duration_us = (clock() - started_ns) // 1000
                 if cmd is not stretch_cmd:
                     if stretch_cmd is not None:
@@ -239,6 +244,17 @@ class GeneralLane:
                 last = commands[index - 1][0]
                 client.last_command = (table.get(last) or fast_names[last])[4]
         return index
+
+
+def internal_error(name: str, exc: Exception) -> CommandError:
+    """The reply to a command that raised something other than its error reply: a bug of ours. Answered as an
+    error, so the client keeps its connection (uvloop closes a transport whose data_received raises, which would
+    drop the client's pipelined commands unanswered), and logged with its traceback, rate-limited (a client can
+    repeat the command at will). What the command changed before it failed stays, as after a crash."""
+    remote_errors.warning(
+        "command_failed", command=name, error=repr(exc), traceback=traceback.format_exc(limit=-8)
+    )
+    return CommandError(f"ERR internal error running '{name}' ({type(exc).__name__}); the node logged it")
 
 
 def _add_stretch(cmd: Command, calls: int, zero_us: int) -> None:

@@ -38,7 +38,7 @@ from actors.server.acl import Acl
 from actors.server.buffers import OutputBufferLimits
 from actors.server.client import Client, ClientKind
 from actors.server.client_memory import CLIENT_EVICTED, ClientEviction
-from actors.server.dispatch import GeneralLane
+from actors.server.dispatch import GeneralLane, internal_error
 from actors.server.maxmemory import MemoryGuard
 from actors.server.oom_score import OomScore
 from actors.server.pause import ClientPause
@@ -463,6 +463,9 @@ class Server(NodeRestrictions, StreamNames):
             reply = cmd.fn(client, argv)
         except CommandError as exc:
             reply = exc
+            cmd.failed_calls += 1
+        except Exception as exc:  # a bug of ours: an error reply, not a closed connection (dispatch.py)
+            reply = internal_error(cmd.name, exc)
             cmd.failed_calls += 1
         duration_us = (perf_counter_ns() - started_ns) // 1000
         cmd.usec += duration_us

@@ -159,6 +159,7 @@ BELOW_THE_ACTORS = (
     "actors.commands",
     "actors.config",
     "actors.version",
+    "actors.ratelog",  # (a leaf: rate-limited log lines, structlog only)
     "actors.scripting",
     "protocol",
 )

@@ -14,7 +14,6 @@ from protocol.resp import (
     encode,
     encode_command,
     format_double,
-    format_float_human,
 )
 from protocol.resp_parse import MAX_INLINE_BYTES, Limits, RequestParser, split_inline
 
@@ -83,23 +82,6 @@ def test_encode_command_is_a_resp_array_of_bulk_strings() -> None:
 )
 def test_format_double_is_percent_17g(value: float, text: bytes) -> None:
     assert format_double(value) == text
-
-
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [
-        (10.6, b"10.6"),
-        (5200.0, b"5200"),
-        (3.0, b"3"),
-        (0.1, b"0.1"),
-        (-0.0, b"0"),
-        (1e20, b"100000000000000000000"),
-        (1.5e-7, b"0.00000015"),
-        (-2.5, b"-2.5"),
-    ],
-)
-def test_format_float_human_is_shortest_without_exponent(value: float, text: bytes) -> None:
-    assert format_float_human(value) == text
 
 
 # -- inline splitting ------------------------------------------------------------------------------------
