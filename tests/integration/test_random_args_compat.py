@@ -61,9 +61,10 @@ UNORDERED = {b"SMEMBERS", b"SINTER", b"SUNION", b"SDIFF", b"HKEYS", b"HVALS"}
 
 # Replies that read the clock: the two servers run each command a fraction of a millisecond apart.
 CLOCKED = {b"TTL", b"PTTL", b"EXPIRETIME", b"PEXPIRETIME"}
-# Small numbers, made large where they would be milliseconds to live: a key of PSETEX k 1 could expire between
-# one server's command and the other's.
+# Small numbers, made large where they would be a time to live: a key of PSETEX k 1 (or EXPIRE k 1, in a run of a
+# second or two) could expire between one server's command and the other's.
 _SHORT_MS = {b"1", b"2", b"3", b"10", b"100"}
+_TTL_NAMES = {b"PSETEX", b"PEXPIRE", b"SETEX", b"EXPIRE"}
 
 
 def normalised(name: bytes, reply: Any) -> Any:
@@ -77,7 +78,7 @@ def normalised(name: bytes, reply: Any) -> Any:
 def random_command(rng: random.Random, names: list[bytes]) -> list[bytes]:
     name = rng.choice(names)
     args = [rng.choice(KEYS) if rng.random() < 0.4 else rng.choice(TOKENS) for _ in range(rng.randrange(7))]
-    if name in (b"PSETEX", b"PEXPIRE") or b"PX" in args:
+    if name in _TTL_NAMES or b"PX" in args or b"EX" in args:
         args = [b"100000" if arg in _SHORT_MS else arg for arg in args]
     return [name, *args]
 
