@@ -139,8 +139,8 @@ def search_cells(
     if box_m is not None:
         width_m, height_m = box_m
         min_lon, min_lat, max_lon, max_lat = bounding_box(lon, lat, width_m / 2, height_m / 2)
-        reach_m = math.sqrt((width_m / 2) * (width_m / 2) + (height_m / 2) * (height_m / 2))  # (inf, not
-        # OverflowError, for a huge box: ``**`` raises where C's multiplication gives inf)
+        # (products, not ``**``: for a huge box ``**`` raises OverflowError where C's multiplication gives inf)
+        reach_m = math.sqrt((width_m / 2) * (width_m / 2) + (height_m / 2) * (height_m / 2))
     else:
         reach_m = radius_m or 0.0
         min_lon, min_lat, max_lon, max_lat = bounding_box(lon, lat, reach_m, reach_m)

@@ -60,7 +60,7 @@ class _Table:
         self.rows = rows
 
     def at(self, i: int, j: int) -> int:
-        return j - (self.rows[i] & ((1 << j) - 1)).bit_count()
+        return j - self.ones_below(i, j)
 
     def bits(self, i: int) -> bytes:
         """Row i as little-endian bytes: a bit test in O(1) (a shift of a big int copies it)."""
