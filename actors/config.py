@@ -31,6 +31,17 @@ def parse_bool(args: list[str]) -> bool:
     raise ConfigError("argument must be 'yes' or 'no'")
 
 
+def parse_activedefrag(args: list[str]) -> bool:
+    """``activedefrag``: only ``no``. pymalloc cannot move live objects, so there is nothing to defragment;
+    Redis built without its modified jemalloc refuses ``yes`` with this same message (isValidActiveDefrag)."""
+    if parse_bool(args):
+        raise ConfigError(
+            "Active defragmentation cannot be enabled: it requires a Redis server compiled with a modified "
+            "Jemalloc like the one shipped by default with the Redis source distribution"
+        )
+    return False
+
+
 _MEMORY_UNITS = {
     "": 1,
     "b": 1,
@@ -134,6 +145,36 @@ def _percentiles_parser(args: list[str]) -> tuple[str, ...]:
 
 def _str_parser(args: list[str]) -> str:
     return args[0]
+
+
+# shutdown-on-sigint / -sigterm's flags in Redis's order; "default" is none of them.
+SHUTDOWN_FLAGS = ("save", "nosave", "now", "force")
+
+
+def _shutdown_flags_parser(args: list[str]) -> str:
+    """What SIGINT / SIGTERM do, as SHUTDOWN's flags: ``default`` or some of save|nosave, now, force."""
+    words = {word.lower() for arg in args for word in arg.split()}
+    unknown = words - {"default", *SHUTDOWN_FLAGS}
+    if unknown or not words:
+        raise ConfigError("argument(s) must be one of the following: default, save, nosave, now, force")
+    if {"save", "nosave"} <= words:
+        raise ConfigError("shutdown options SAVE and NOSAVE can't be used simultaneously")
+    return " ".join(flag for flag in SHUTDOWN_FLAGS if flag in words) or "default"
+
+
+def _octal_parser(high: int) -> Callable[[list[str]], str]:
+    """An octal number (unixsocketperm), kept as its octal digits (CONFIG GET shows ``700``)."""
+
+    def parse(args: list[str]) -> str:
+        try:
+            value = int(args[0], 8)
+        except ValueError:
+            raise ConfigError("argument couldn't be parsed as an octal number") from None
+        if not 0 <= value <= high:
+            raise ConfigError(f"argument must be between 0 and {high:o} inclusive")
+        return f"{value:o}"
+
+    return parse
 
 
 def _save_parser(args: list[str]) -> list[tuple[int, int]]:
@@ -361,6 +402,27 @@ DIRECTIVES: list[Directive] = [
     # Milliseconds a script runs before other clients get -BUSY (actors/scripting); 0: at once.
     Directive("busy-reply-threshold", _int_parser(0, _MAXINT), 5000, aliases=("lua-time-limit",)),
     Directive("enable-debug-command", _enum_parser("no", "yes", "local"), "no", mutable=False),
+    # CONFIG SET of dir / dbfilename (Redis's PROTECTED_CONFIG): refused unless yes, or local and the client is.
+    Directive("enable-protected-configs", _enum_parser("no", "yes", "local"), "no", mutable=False),
+    # No modules to load (MODULE is refused whatever this says); kept for redis.conf files that name it.
+    Directive("enable-module-command", _enum_parser("no", "yes", "local"), "no", mutable=False),
+    # A Unix socket served beside the TCP port(s) (actors/loop/master.py), and its mode (octal; 0: umask's).
+    Directive("unixsocket", _str_parser, "", mutable=False),
+    Directive("unixsocketperm", _octal_parser(0o777), "0", mutable=False),
+    # Tell systemd (sd_notify READY=1) or upstart (SIGSTOP) that the node is ready (launcher/supervised.py).
+    Directive("supervised", _enum_parser("upstart", "systemd", "auto", "no"), "no", mutable=False),
+    # Every log event copied to the system log too (launcher/logs.py).
+    Directive("syslog-enabled", parse_bool, False, mutable=False),
+    Directive("syslog-ident", _str_parser, "redis", mutable=False),
+    Directive(
+        "syslog-facility",
+        _enum_parser("user", *(f"local{n}" for n in range(8))),
+        "local0",
+        mutable=False,
+    ),
+    # SHUTDOWN's flags for the signals (launcher/node.py): "default" saves iff save points exist.
+    Directive("shutdown-on-sigint", _shutdown_flags_parser, "default", nargs=-1),
+    Directive("shutdown-on-sigterm", _shutdown_flags_parser, "default", nargs=-1),
     Directive("pidfile", _str_parser, "", mutable=False),
     # Cluster (actors/cluster): cluster-enabled and the file are immutable, as in Redis
     Directive("cluster-enabled", parse_bool, False, mutable=False),
@@ -381,7 +443,7 @@ DIRECTIVES: list[Directive] = [
     Directive("dir", _str_parser, "."),
     Directive("dbfilename", _str_parser, "dump.rdb"),
     Directive("rdbcompression", parse_bool, True),
-    Directive("rdbchecksum", parse_bool, True),
+    Directive("rdbchecksum", parse_bool, True, mutable=False),
     Directive("stop-writes-on-bgsave-error", parse_bool, True),
     # Append only file
     Directive("appendonly", parse_bool, False),
@@ -395,7 +457,8 @@ DIRECTIVES: list[Directive] = [
     Directive("aof-use-rdb-preamble", parse_bool, True),
     Directive("aof-timestamp-enabled", parse_bool, False),
     # Replication
-    Directive("replicaof", _replicaof_parser, None, nargs=-1, aliases=("slaveof",)),
+    # REPLICAOF changes it at run time; CONFIG SET refuses it, as Redis does.
+    Directive("replicaof", _replicaof_parser, None, mutable=False, nargs=-1, aliases=("slaveof",)),
     Directive("masterauth", _str_parser, ""),
     Directive("masteruser", _str_parser, ""),
     Directive("replica-read-only", parse_bool, True, aliases=("slave-read-only",)),
@@ -470,6 +533,7 @@ DIRECTIVES: list[Directive] = [
     Directive("lfu-log-factor", _int_parser(0, 2**31 - 1), 10),
     Directive("lfu-decay-time", _int_parser(0, 2**31 - 1), 1),  # minutes
     Directive("replica-ignore-maxmemory", parse_bool, True, aliases=("slave-ignore-maxmemory",)),
+    Directive("activedefrag", parse_activedefrag, False),
     # Per client class: (hard limit bytes, soft limit bytes, soft seconds); 0 disables a limit.
     Directive(
         "client-output-buffer-limit",
@@ -487,26 +551,19 @@ DIRECTIVES: list[Directive] = [
 # Directives of a stock Redis 7.0 redis.conf that redactor accepts and stores without acting on them, so
 # users' existing files load unchanged.
 _INERT_NAMES = (
-    "unixsocket unixsocketperm tcp-keepalive-interval supervised syslog-enabled syslog-ident "
-    "syslog-facility crash-log-enabled crash-memcheck-enabled always-show-logo set-proc-title "
+    "tcp-keepalive-interval crash-log-enabled crash-memcheck-enabled always-show-logo set-proc-title "
     "proc-title-template locale-collate sanitize-dump-payload rdb-del-sync-files repl-diskless-load "
     "repl-disable-tcp-nodelay repl-diskless-sync-max-replicas replica-lazy-flush lazyfree-lazy-eviction "
     "lazyfree-lazy-expire lazyfree-lazy-server-del lazyfree-lazy-user-del lazyfree-lazy-user-flush "
     "disable-thp appendfsync-on-rewrite aof-rewrite-incremental-fsync "
     "rdb-save-incremental-fsync list-max-listpack-size list-max-ziplist-size list-compress-depth "
     "hll-sparse-max-bytes stream-node-max-bytes stream-node-max-entries activerehashing dynamic-hz "
-    "jemalloc-bg-thread activedefrag io-threads io-threads-do-reads active-expire-effort "
-    "shutdown-timeout shutdown-on-sigint shutdown-on-sigterm ignore-warnings enable-protected-configs "
-    "enable-module-command "
+    "jemalloc-bg-thread io-threads io-threads-do-reads active-expire-effort "
+    "shutdown-timeout ignore-warnings "
     "propagation-error-behavior "
 ).split()
 # What redis-server 7.0 reports for them in CONFIG GET, so tools that read these see familiar values.
 _INERT_DEFAULTS = {
-    "unixsocketperm": "0",
-    "supervised": "no",
-    "syslog-enabled": "no",
-    "syslog-ident": "redis",
-    "syslog-facility": "local0",
     "crash-log-enabled": "yes",
     "crash-memcheck-enabled": "yes",
     "always-show-logo": "no",
@@ -535,20 +592,29 @@ _INERT_DEFAULTS = {
     "activerehashing": "yes",
     "dynamic-hz": "yes",
     "jemalloc-bg-thread": "yes",
-    "activedefrag": "no",
     "io-threads": "1",
     "io-threads-do-reads": "no",
     "active-expire-effort": "1",
     "shutdown-timeout": "10",
-    "shutdown-on-sigint": "default",
-    "shutdown-on-sigterm": "default",
-    "enable-protected-configs": "no",
-    "enable-module-command": "no",
     "propagation-error-behavior": "ignore",
 }
+# Their old names that Redis 7.0 still accepts (and lists in CONFIG GET *).
+_INERT_ALIASES = {"replica-lazy-flush": ("slave-lazy-flush",)}
+# Those Redis reads only at start: CONFIG SET refuses them as immutable, as Redis does.
+_INERT_IMMUTABLE = frozenset(
+    "always-show-logo set-proc-title disable-thp io-threads io-threads-do-reads".split()
+)
 for _name in dict.fromkeys(_INERT_NAMES):
     DIRECTIVES.append(
-        Directive(_name, lambda args: " ".join(args), _INERT_DEFAULTS.get(_name, ""), nargs=-1, inert=True)
+        Directive(
+            _name,
+            lambda args: " ".join(args),
+            _INERT_DEFAULTS.get(_name, ""),
+            mutable=_name not in _INERT_IMMUTABLE,
+            nargs=-1,
+            inert=True,
+            aliases=_INERT_ALIASES.get(_name, ()),
+        )
     )
 
 BY_NAME: dict[str, Directive] = {}

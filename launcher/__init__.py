@@ -6,6 +6,7 @@ Layout:
     config_rewrite.py  CONFIG REWRITE: the config file rewritten in place as Redis does, atomically
     logs.py      structlog setup (the only place logging is configured)
     node.py      one node process: builds the Server, starts the actors, runs the master loop
+    supervised.py  `supervised systemd|upstart|auto`: telling the service manager the node is ready
     sentinel.py  one sentinel process: sentinel.conf checks, the monitor and its RESP listener (actors/sentinel/)
     shell.py     `redactor cli`, the interactive client shell over ZeroMQ
     resp_shell_client.py  the shell's RESP client, for servers with no bus (sentinels, redis-server)

@@ -1,6 +1,9 @@
 """Logging: structlog, human-readable on a terminal, JSON lines otherwise (and always in a logfile).
 
 Events are snake_case past tense with key-values: ``log.info("node_started", port=7001, pid=123)``.
+With ``syslog-enabled yes`` each event also goes to the system log (libc's syslog, as Redis: ``syslog-ident``,
+``syslog-facility``, the pid in each line), as one ``event key=value ...`` line at Redis's priority for the
+level (debug, notice, warning).
 """
 
 from __future__ import annotations
@@ -8,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import syslog
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -23,8 +28,34 @@ LEVELS = {
 
 _stream: TextIO | None = None
 
+# syslog-facility's values (Redis's syslog_facility_enum).
+SYSLOG_FACILITIES = {
+    "user": syslog.LOG_USER,
+    **{f"local{n}": getattr(syslog, f"LOG_LOCAL{n}") for n in range(8)},
+}
+# A level's syslog priority (Redis: debug LOG_DEBUG, verbose LOG_INFO, notice LOG_NOTICE, warning LOG_WARNING).
+_PRIORITIES = {
+    "debug": syslog.LOG_DEBUG,
+    "info": syslog.LOG_NOTICE,
+    "warning": syslog.LOG_WARNING,
+    "error": syslog.LOG_WARNING,
+    "critical": syslog.LOG_WARNING,
+}
 
-def configure_logging(loglevel: str = "notice", logfile: str = "", role: str = "node") -> None:
+
+def _to_syslog(_logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A processor: the event, as one plain line, to the system log; the event goes on unchanged."""
+    fields = " ".join(f"{key}={value}" for key, value in event_dict.items() if key not in ("event", "pid"))
+    syslog.syslog(
+        _PRIORITIES.get(method, syslog.LOG_NOTICE), f"{event_dict.get('event', '')} {fields}".strip()
+    )
+    return event_dict
+
+
+def configure_logging(
+    loglevel: str = "notice", logfile: str = "", role: str = "node", syslog_to: tuple[str, str] | None = None
+) -> None:
+    """``syslog_to``: (ident, facility) to copy every event to the system log as well."""
     global _stream
     level = LEVELS.get(loglevel, logging.INFO)
     if logfile:
@@ -37,9 +68,17 @@ def configure_logging(loglevel: str = "notice", logfile: str = "", role: str = "
         renderer = structlog.dev.ConsoleRenderer(colors=True)
     else:
         renderer = structlog.processors.JSONRenderer()
+    to_syslog: list[Any] = []
+    if syslog_to is not None:
+        ident, facility = syslog_to
+        syslog.openlog(
+            ident, syslog.LOG_PID | syslog.LOG_NDELAY | syslog.LOG_NOWAIT, SYSLOG_FACILITIES[facility]
+        )
+        to_syslog.append(_to_syslog)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            *to_syslog,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

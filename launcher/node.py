@@ -35,8 +35,10 @@ from actors.persistence.rdb.helper import LoadHelper
 from actors.replication.actor import ReplicationActor
 from actors.replication.loop_side import Replication
 from actors.server.server import VERSION, Server
+from actors.server.shutdown import Shutdown, ShutdownFlags, ShutdownState
 from actors.server.tls import TLS_FAILED, TlsConfigError, build_server_context, tls_wanted
 from actors.supervision.supervisor import ChildStartError, Strategy, Supervisor
+from launcher import supervised
 from launcher.config_rewrite import rewrite_config_file
 from protocol.curve import CurveError
 from protocol.ports import bus_port_for
@@ -83,7 +85,8 @@ class Node:
         logfile = config["logfile"]
         if logfile:
             logfile = os.path.abspath(logfile)
-        configure_logging(config["loglevel"], logfile, role="node")
+        syslog_to = (config["syslog-ident"], config["syslog-facility"]) if config["syslog-enabled"] else None
+        configure_logging(config["loglevel"], logfile, role="node", syslog_to=syslog_to)
         data_dir = os.path.abspath(config["dir"])
         try:
             os.makedirs(data_dir, exist_ok=True)
@@ -114,6 +117,7 @@ class Node:
             print(str(exc), file=sys.stderr)
             return 1
         self.server.config_file = self.config_file
+        self.server.supervised_mode = supervised.resolve(config["supervised"])
         self.server.acl.write_file = write_bytes_atomically  # ACL SAVE replaces the ACL file atomically
         if self.config_file:
             self.server.config_rewrite = functools.partial(rewrite_config_file, config, self.config_file)
@@ -121,7 +125,10 @@ class Node:
         # A burst's freed heap goes back to the system once the node is idle (actors/data/allocator.py).
         server = self.server
         self.master.cron_jobs.append(HeapTrimmer(lambda: server.stats.net_input_bytes).cron)
-        self.server.request_shutdown = self.request_shutdown
+        self.shutdown = Shutdown(self.server, self._finish_shutdown)
+        self.server.request_shutdown = self.shutdown.request
+        self.server.abort_shutdown = self.shutdown.abort
+        self.master.cron_jobs.append(self.shutdown.cron)
         persistence = Persistence(self.server, self.master)  # sets server.persistence: AOF sink, cron, INFO
         persistence.prefetched_load_helper = self.load_helper
         Replication(self.server, self.master)  # sets server.replication: stream feed, WAIT, INFO replication
@@ -264,26 +271,33 @@ class Node:
         self.server.loading = False
         assert self.server.replication is not None  # installed in run(), before the loop starts
         self.server.replication.on_dataset_loaded()  # replication ids of the RDB, then `replicaof`
+        supervised.ready(self.server.supervised_mode, replica=self.config["replicaof"] is not None)
 
     # -- shutdown --------------------------------------------------------------------------------------
 
     def _on_signal(self, sig: int) -> None:
+        """SIGTERM / SIGINT: shut down as shutdown-on-sigterm / -sigint say (a second SIGINT while the shutdown
+        waits for replicas: stop waiting)."""
         log.info("signal_received", signal=signal.Signals(sig).name)
-        error = self.request_shutdown(None)
-        if error:
-            log.error("shutdown_failed", reason=error)
+        if sig == signal.SIGINT and self.shutdown.state is ShutdownState.WAITING:
+            self.shutdown.insist()
+            return
+        directive = "shutdown-on-sigint" if sig == signal.SIGINT else "shutdown-on-sigterm"
+        self.shutdown.request(ShutdownFlags.from_words(self.config[directive]))
 
-    def request_shutdown(self, save: bool | None) -> str | None:
-        """SHUTDOWN [SAVE|NOSAVE] and SIGTERM. Returns an error to report, or None once the node is stopping."""
+    def _finish_shutdown(self, flags: ShutdownFlags) -> str | None:
+        """Save (as ``flags`` say), close the AOF and stop serving; the error to report if the node must keep
+        running (a save that failed, without FORCE), else None."""
         if self._shutting_down:
             return None
         assert self.master is not None and self.server is not None
         persistence = self.server.persistence
         if persistence is not None:
-            error = persistence.prepare_shutdown(save)
+            error = persistence.prepare_shutdown(flags.save, flags.force)
             if error:
                 return str(error)
         self._shutting_down = True
+        supervised.stopping(self.server.supervised_mode)
         self.master.flush_now()
         if self.server.replication is not None:
             self.server.replication.kill_children()  # replication snapshots in progress are temporary

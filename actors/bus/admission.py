@@ -365,6 +365,9 @@ class Admission:
             if self.by_identity.get(identity) is conn:
                 del self.by_identity[identity]
                 gone.append((identity, b""))  # the loop's "peer went away" frame (ROUTER_NOTIFY's)
+        if gone:
+            # A replica whose connection closed is dropped at once, as Redis drops a replica's client.
+            self.bus.peers_gone([identity for identity, _ in gone])
         if gone and conn.admitted:
             master = self.bus.master
             master.call_threadsafe(master.native_requests, gone)

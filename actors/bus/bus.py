@@ -20,6 +20,7 @@ called once with the bus (in the constructor, so a restarted bus gets fresh ones
     register_tick(handler)                 called with time.monotonic() after every poll slice: timers
     register_bulk(handler)                 bulk senders (snapshot transfers): handler(budget_bytes) -> more?
     register_lifecycle(started, stopping)  once the sockets exist / before they close
+    register_gone(handler)                 routing ids whose connection closed (admission.py sees it)
     add_socket(sock, callback)             poll another socket of this thread (or a file descriptor) too
 
 Wire conventions on the router: a client request is one frame (see protocol/envelope.py); a node-to-node
@@ -135,6 +136,7 @@ class BusActor(SupervisedActor):
         self._ticks: list[Callable[[float], None]] = []
         self._bulk_senders: list[Callable[[int], bool]] = []
         self._started_hooks: list[Callable[[], None]] = []
+        self._gone_handlers: list[Callable[[list[bytes]], None]] = []
         self._stopping_hooks: list[Callable[[], None]] = []
         # True when a bulk sender stopped only for its budget: the next poll must not block.
         self._bulk_pending = False
@@ -176,6 +178,15 @@ class BusActor(SupervisedActor):
             self._started_hooks.append(started)
         if stopping is not None:
             self._stopping_hooks.append(stopping)
+
+    def register_gone(self, handler: Callable[[list[bytes]], None]) -> None:
+        """``handler(identities)`` when the connection those routing ids came from has closed."""
+        self._gone_handlers.append(handler)
+
+    def peers_gone(self, identities: list[bytes]) -> None:
+        """Admission saw a connection close (actor thread): tell the extensions which routing ids went."""
+        for handler in self._gone_handlers:
+            handler(identities)
 
     # -- pykka hooks (actor thread) --------------------------------------------------------------------
 

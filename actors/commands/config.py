@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
+from actors.commands.debug import protected_action_allowed
 from actors.commands.server import check_subcommand
 from actors.config import BY_NAME, ConfigError
 from actors.server import cmdstats, latencystats, lazyfree
@@ -18,6 +19,11 @@ if TYPE_CHECKING:
 
 
 # -- CONFIG ----------------------------------------------------------------------------------------------
+
+# Redis's PROTECTED_CONFIG: where the node writes its files. With CONFIG SET of both, a client that got in
+# could write a dump.rdb wherever the node may write (~/.ssh/authorized_keys...): refused unless
+# enable-protected-configs says yes (or local, to a local client).
+PROTECTED_CONFIGS = frozenset(("dir", "dbfilename"))
 
 
 @command(
@@ -54,6 +60,16 @@ def cmd_config(client: Client, argv: list[bytes]) -> Any:
             raise CommandError(
                 f"ERR CONFIG SET failed (possibly related to argument '{names[0]}') - duplicate parameter"
             )
+        for name, _ in pairs:  # (in order: an unknown or immutable name before it is the error to answer)
+            directive = BY_NAME.get(name.lower())
+            if directive is None or not directive.mutable:
+                break
+            if directive.name in PROTECTED_CONFIGS and not protected_action_allowed(
+                client, "enable-protected-configs"
+            ):
+                raise CommandError(
+                    f"ERR CONFIG SET failed (possibly related to argument '{name}') - can't set protected config"
+                )
         applied: list[tuple[str, str]] = []
         try:
             for name, value in pairs:
@@ -73,8 +89,13 @@ def cmd_config(client: Client, argv: list[bytes]) -> Any:
         from actors.server.server import Stats
 
         server.stats = Stats()
-        server.keyspace.keyspace_hits = server.keyspace.keyspace_misses = server.keyspace.expired_keys = 0
+        keyspace = server.keyspace
+        keyspace.keyspace_hits = keyspace.keyspace_misses = keyspace.expired_keys = 0
+        keyspace.expired_stale_perc = 0.0
+        keyspace.expired_time_cap_reached_count = keyspace.expire_cycle_time_used_us = 0
         server.memory.evicted_keys = 0
+        server.memory.exceeded_before_us = 0
+        server.memory.exceeded_since_s = None
         lazyfree.reset_stats(server)
         # This server's table (counters are per instance), subcommands' records included (cmdstats.py).
         for cmd in cmdstats.unique_commands(server):

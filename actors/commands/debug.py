@@ -52,6 +52,8 @@ def protected_action_allowed(client: Client, directive: str) -> bool:
     if mode == "yes":
         return True
     if mode == "local":
+        if client.unix_socket:  # (unixsocket: local by nature, as Redis's connIsLocal)
+            return True
         # A bus client's addr is "zmq:<ip>:<port>" (the bus learns it from the socket): local means loopback
         # there too. Internal clients (the master link, scripts) have no remote end.
         if client.kind is ClientKind.NATIVE:

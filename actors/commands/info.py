@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from actors.server.client import Client
     from actors.server.server import Server
 
+# Redis's LRU clock wraps at 24 bits of seconds (LRU_CLOCK_MAX).
+LRU_CLOCK_MAX = (1 << 24) - 1
+
 
 # -- INFO ------------------------------------------------------------------------------------------------
 
@@ -64,7 +67,7 @@ def _section_server(server: Server) -> list[tuple[str, Any]]:
         ("multiplexing_api", "epoll"),
         ("python_version", platform.python_version()),
         ("process_id", os.getpid()),
-        ("process_supervised", "no"),
+        ("process_supervised", server.supervised_mode),
         ("run_id", server.run_id),
         ("tcp_port", server.port),
         ("server_time_usec", time.time_ns() // 1000),
@@ -72,6 +75,8 @@ def _section_server(server: Server) -> list[tuple[str, Any]]:
         ("uptime_in_days", uptime // 86400),
         ("hz", server.config["hz"]),
         ("configured_hz", server.config["hz"]),
+        # Redis's LRU clock: seconds, on 24 bits (LRU_CLOCK_RESOLUTION 1000 ms, LRU_CLOCK_MAX).
+        ("lru_clock", int(time.time()) & LRU_CLOCK_MAX),
         ("executable", sys.argv[0] if sys.argv else ""),
         ("config_file", server.config_file),
         ("io_threads_active", 0),
@@ -80,15 +85,26 @@ def _section_server(server: Server) -> list[tuple[str, Any]]:
 
 def _section_clients(server: Server) -> list[tuple[str, Any]]:
     clients = [c for c in server.clients.values() if c.kind is not ClientKind.MASTER]
+    # The largest query buffer (with its room) and reply backlog of any client now: Redis keeps the largest of
+    # the last 8 seconds' samples instead, so a burst shows here only while it lasts.
+    max_input = max_output = 0
+    for client in clients:
+        qbuf, room, unsent = client.buffers()
+        max_input = max(max_input, qbuf + room)
+        max_output = max(max_output, unsent)
     return [
         ("connected_clients", len(clients)),
         ("cluster_connections", 0),
         ("maxclients", server.config["maxclients"]),
-        ("client_recent_max_input_buffer", 0),
-        ("client_recent_max_output_buffer", 0),
+        ("client_recent_max_input_buffer", max_input),
+        ("client_recent_max_output_buffer", max_output),
         ("blocked_clients", sum(1 for c in clients if c.blocked is not None)),
         ("tracking_clients", tracking_clients(server)),
-        ("clients_in_timeout_table", 0),
+        # Blocked with a timeout (BLPOP 5, WAIT 1 1000...): what Redis's timeout table holds.
+        (
+            "clients_in_timeout_table",
+            sum(1 for c in clients if getattr(c.blocked, "timer", None) is not None),
+        ),
     ]
 
 
@@ -99,8 +115,20 @@ def _section_memory(server: Server) -> list[tuple[str, Any]]:
     dataset = memory.dataset_bytes()
     used = memory.used_bytes()
     peak = memory.peak_bytes
+    clients = memory.clients_bytes()
     maxmemory = server.config["maxmemory"]
     lazy_pending, lazy_freed = lazyfree.stats(server)
+    scripting = memory_fields(server)
+    lua = scripting[0][1]  # used_memory_lua
+    total_system = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    # pymalloc gives no allocator figures; these are what Redis reports when its allocator gives none (libc
+    # malloc, cronUpdateMemoryStats): allocated = used_memory, active = resident = RSS less Lua's heap.
+    allocated = used
+    resident = active = max(0, rss - lua)
+    replication = server.replication
+    backlog = replication.backlog_bytes() if replication is not None else 0
+    stream = server.stream
+    aof_buffer = sum(map(len, stream.chunks)) if stream.aof_feeding else 0
     return [
         ("used_memory", used),
         ("used_memory_human", _human_bytes(used)),
@@ -109,21 +137,39 @@ def _section_memory(server: Server) -> list[tuple[str, Any]]:
         ("used_memory_peak", peak),
         ("used_memory_peak_human", _human_bytes(peak)),
         ("used_memory_peak_perc", f"{used * 100 / peak if peak else 0:.2f}%"),
+        # used_memory counts nothing at start-up (the interpreter is not in the estimate): the overhead is
+        # what is not the dataset, the clients' buffers and records.
+        ("used_memory_overhead", used - dataset),
         ("used_memory_startup", 0),
         ("used_memory_dataset", dataset),
         ("used_memory_dataset_perc", f"{dataset * 100 / used if used else 0:.2f}%"),
-        ("used_memory_clients", memory.clients_bytes()),
-        ("total_system_memory", os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")),
+        ("used_memory_clients", clients),
+        ("allocator_allocated", allocated),
+        ("allocator_active", active),
+        ("allocator_resident", resident),
+        ("total_system_memory", total_system),
+        ("total_system_memory_human", _human_bytes(total_system)),
+        *scripting,
         ("maxmemory", maxmemory),
         ("maxmemory_human", _human_bytes(maxmemory)),
         ("maxmemory_policy", server.config["maxmemory-policy"]),
+        ("allocator_frag_ratio", f"{active / allocated if allocated else 0:.2f}"),
+        ("allocator_frag_bytes", active - allocated),
+        ("allocator_rss_ratio", f"{resident / active if active else 0:.2f}"),
+        ("allocator_rss_bytes", resident - active),
+        ("rss_overhead_ratio", f"{rss / resident if resident else 0:.2f}"),
+        ("rss_overhead_bytes", rss - resident),
         ("mem_fragmentation_ratio", f"{rss / used if used else 1:.2f}"),
+        ("mem_fragmentation_bytes", rss - used),
         # Eviction weighs all of used_memory (no AOF or replication buffers kept aside).
         ("mem_not_counted_for_evict", 0),
+        ("mem_replication_backlog", backlog),
+        ("mem_clients_normal", clients),
+        ("mem_aof_buffer", aof_buffer),
         ("mem_allocator", "pymalloc"),
+        ("active_defrag_running", 0),  # no active defragmentation (activedefrag is refused)
         ("lazyfree_pending_objects", lazy_pending),  # UNLINK's big values (actors/server/lazyfree.py)
         ("lazyfreed_objects", lazy_freed),
-        *memory_fields(server),
     ]
 
 
@@ -132,19 +178,27 @@ def _section_stats(server: Server) -> list[tuple[str, Any]]:
     ks = server.keyspace
     master = server.master_actor
     persistence = server.persistence
+    exceeded_total_ms, exceeded_current_ms = server.memory.exceeded_times_ms()
     return [
         ("total_connections_received", st.total_connections_received),
         ("total_commands_processed", server.total_commands_processed),
         ("instantaneous_ops_per_sec", master.ops_per_sec if master is not None else 0),
         ("total_net_input_bytes", st.net_input_bytes),
         ("total_net_output_bytes", st.net_output_bytes),
+        ("instantaneous_input_kbps", f"{master.input_kbps if master is not None else 0:.2f}"),
+        ("instantaneous_output_kbps", f"{master.output_kbps if master is not None else 0:.2f}"),
         ("rejected_connections", st.rejected_connections),
         ("sync_full", st.sync_full),
         ("sync_partial_ok", st.sync_partial_ok),
         ("sync_partial_err", st.sync_partial_err),
         ("expired_keys", ks.expired_keys),
+        ("expired_stale_perc", f"{ks.expired_stale_perc * 100:.2f}"),
+        ("expired_time_cap_reached_count", ks.expired_time_cap_reached_count),
+        ("expire_cycle_cpu_milliseconds", ks.expire_cycle_time_used_us // 1000),
         ("evicted_keys", server.memory.evicted_keys),
         ("evicted_clients", st.evicted_clients),
+        ("total_eviction_exceeded_time", exceeded_total_ms),
+        ("current_eviction_exceeded_time", exceeded_current_ms),
         ("keyspace_hits", ks.keyspace_hits),
         ("keyspace_misses", ks.keyspace_misses),
         ("pubsub_channels", len(getattr(server, "pubsub_channels", {}))),
@@ -153,20 +207,42 @@ def _section_stats(server: Server) -> list[tuple[str, Any]]:
         ("latest_fork_usec", persistence.latest_fork_usec if persistence is not None else 0),
         ("total_forks", persistence.total_forks if persistence is not None else 0),
         ("migrate_cached_sockets", cached_sockets(server)),
+        # No active defragmentation (activedefrag yes is refused): Redis reports these zeros without it too.
+        ("active_defrag_hits", 0),
+        ("active_defrag_misses", 0),
+        ("active_defrag_key_hits", 0),
+        ("active_defrag_key_misses", 0),
+        ("total_active_defrag_time", 0),
+        ("current_active_defrag_time", 0),
         *tracking_stats(server),
         ("total_error_replies", st.total_error_replies),
+        ("total_reads_processed", st.reads_processed),
+        ("total_writes_processed", st.writes_processed),
+        # No I/O threads (io-threads is a start-up setting here with no effect): every read and write is the
+        # loop's.
+        ("io_threaded_reads_processed", 0),
+        ("io_threaded_writes_processed", 0),
     ]
 
 
 def _section_cpu(server: Server) -> list[tuple[str, Any]]:
+    # A node runs every command on its event loop's thread, Redis's main thread: this one. Read first, so the
+    # process's figures read after it are never below it.
+    main = resource.getrusage(resource.RUSAGE_THREAD) if server.master_actor is not None else None
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return [
+    lines = [
         ("used_cpu_sys", f"{me.ru_stime:.6f}"),
         ("used_cpu_user", f"{me.ru_utime:.6f}"),
         ("used_cpu_sys_children", f"{kids.ru_stime:.6f}"),
         ("used_cpu_user_children", f"{kids.ru_utime:.6f}"),
     ]
+    if main is not None:
+        lines += [
+            ("used_cpu_sys_main_thread", f"{main.ru_stime:.6f}"),
+            ("used_cpu_user_main_thread", f"{main.ru_utime:.6f}"),
+        ]
+    return lines
 
 
 def _section_replication_default(server: Server) -> list[tuple[str, Any]]:
@@ -182,7 +258,9 @@ def _section_keyspace(server: Server) -> list[tuple[str, Any]]:
     lines = []
     for db in server.keyspace.dbs:
         if db.data:
-            lines.append((f"db{db.id}", f"keys={len(db.data)},expires={len(db.expires)},avg_ttl=0"))
+            lines.append(
+                (f"db{db.id}", f"keys={len(db.data)},expires={len(db.expires)},avg_ttl={db.avg_ttl_ms}")
+            )
     return lines
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from actors.server.client import ClientKind
+from actors.server.shutdown import NO_SHUTDOWN, ShutdownFlags
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK
@@ -68,23 +69,26 @@ def check_subcommand(container: str, argv: list[bytes]) -> bytes:
     "Synchronously save the dataset to disk and then shut down the server",
 )
 def cmd_shutdown(client: Client, argv: list[bytes]) -> Any:
-    save: bool | None = None
-    for raw in argv[1:]:
-        opt = raw.lower()
-        if opt == b"nosave":
-            save = False
-        elif opt == b"save":
-            save = True
-        elif opt in (b"now", b"force", b"abort"):
-            continue
-        else:
-            raise CommandError(errors.SYNTAX)
+    """SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT] (actors/server/shutdown.py): no reply when the node stops
+    (the connection closes, as with Redis); the client waits while the node waits for its replicas."""
+    words = {raw.lower() for raw in argv[1:]}
+    if words - {b"nosave", b"save", b"now", b"force", b"abort"}:
+        raise CommandError(errors.SYNTAX)
+    abort = b"abort" in words
+    if (abort and len(words) > 1) or {b"save", b"nosave"} <= words:
+        raise CommandError(errors.SYNTAX)  # Redis's illegal combinations
+    server = client.server
+    if abort:
+        if not server.abort_shutdown():
+            raise CommandError(NO_SHUTDOWN)
+        return OK
+    save = True if b"save" in words else False if b"nosave" in words else None
+    flags = ShutdownFlags(save, b"now" in words, b"force" in words)
     from actors.commands import BLOCKED
 
-    error = client.server.request_shutdown(save)
+    error = server.request_shutdown(flags, client)
     if error:
         raise CommandError(error)
-    # No reply: the node exits and clients see the connection close, as with Redis (redis-py expects that).
     return BLOCKED
 
 

@@ -56,7 +56,7 @@ _NEW = events.NEW
 class Database(KvStore):
     """One numbered database: its keys and their expiry times (the KvStore), and who watches which key."""
 
-    __slots__ = ("id", "watched", "_expire_cursor", "_scan_snapshots", "_next_scan_id")
+    __slots__ = ("id", "watched", "_expire_cursor", "_scan_snapshots", "_next_scan_id", "avg_ttl_ms")
 
     def __init__(self, index: int, per_slot: bool = False) -> None:
         super().__init__(per_slot)
@@ -68,6 +68,8 @@ class Database(KvStore):
         # SCAN: snapshot id -> key list; ids grow so an old cursor never reads a newer snapshot.
         self._scan_snapshots: dict[int, list[bytes]] = {}
         self._next_scan_id = 1
+        # INFO keyspace's avg_ttl: a running average of the TTLs active expiry samples (Redis's db->avg_ttl).
+        self.avg_ttl_ms = 0
 
     def forget_cursors(self) -> None:
         """The contents were replaced: active expiry and SCAN start over on the new ones."""
@@ -144,6 +146,11 @@ class Keyspace:
         self.notify_flags = 0
         self.on_event: Callable[[int, bytes, bytes], None] = lambda db, event, key: None
         self.expired_keys = 0
+        # Active expiry's statistics (INFO stats; see active_expire_cycle). The cycle's CPU time is counted by
+        # its caller (actors/loop/master.py), which times it for the latency monitor anyway.
+        self.expired_stale_perc = 0.0
+        self.expired_time_cap_reached_count = 0
+        self.expire_cycle_time_used_us = 0
         self.keyspace_hits = 0
         self.keyspace_misses = 0
 
@@ -340,35 +347,62 @@ class Keyspace:
             self.on_event(db.id, b"expired", key)
 
     def active_expire_cycle(self, time_limit_ms: float) -> int:
-        """Delete expired keys by sampling, within ``time_limit_ms`` of CPU. Returns how many were deleted."""
+        """Delete expired keys by sampling, within ``time_limit_ms`` of CPU. Returns how many were deleted.
+
+        Also keeps Redis's statistics of the cycle (activeExpireCycle): each database's ``avg_ttl_ms`` (the
+        TTLs of each round's samples, in a running average), ``expired_stale_perc`` (the share of sampled keys
+        found expired, averaged over cycles) and ``expired_time_cap_reached_count`` (cycles stopped by their
+        time limit)."""
         if self.is_replica or self.expiry_paused:
             return 0
         deadline = time.perf_counter() + time_limit_ms / 1000.0
         deleted = 0
         now = self.clock()
-        for db in self.dbs:
-            while db.expires:
-                sampled = expired = 0
-                for _ in range(ACTIVE_EXPIRE_KEYS_PER_ROUND):
-                    key = next(db._expire_cursor, None)
-                    if key is None:
-                        db._expire_cursor = iter(list(db.expires))
+        total_sampled = total_expired = 0
+        try:
+            for db in self.dbs:
+                if not db.expires:
+                    db.avg_ttl_ms = 0
+                    continue
+                while db.expires:
+                    sampled = expired = ttl_sum_ms = ttl_samples = 0
+                    for _ in range(ACTIVE_EXPIRE_KEYS_PER_ROUND):
                         key = next(db._expire_cursor, None)
                         if key is None:
-                            break
-                    when = db.expires.get(key)
-                    if when is None:
-                        continue
-                    sampled += 1
-                    if when <= now:
-                        self._delete_expired(db, key)
-                        expired += 1
-                deleted += expired
-                if sampled == 0 or expired <= sampled * ACTIVE_EXPIRE_REPEAT_RATIO:
-                    break
-                if time.perf_counter() > deadline:
-                    return deleted
-        return deleted
+                            db._expire_cursor = iter(list(db.expires))
+                            key = next(db._expire_cursor, None)
+                            if key is None:
+                                break
+                        when = db.expires.get(key)
+                        if when is None:
+                            continue
+                        sampled += 1
+                        if when <= now:
+                            self._delete_expired(db, key)
+                            expired += 1
+                        else:
+                            ttl_sum_ms += when - now
+                            ttl_samples += 1
+                    deleted += expired
+                    total_sampled += sampled
+                    total_expired += expired
+                    if ttl_samples:
+                        # Redis's running average: 98% of the estimate, 2% of this round's (the first round's
+                        # average seeds it).
+                        avg_ms = ttl_sum_ms // ttl_samples
+                        if not db.avg_ttl_ms:
+                            db.avg_ttl_ms = avg_ms
+                        db.avg_ttl_ms = db.avg_ttl_ms // 50 * 49 + avg_ms // 50
+                    if sampled == 0 or expired <= sampled * ACTIVE_EXPIRE_REPEAT_RATIO:
+                        break
+                    if time.perf_counter() > deadline:
+                        self.expired_time_cap_reached_count += 1
+                        return deleted
+            return deleted
+        finally:
+            # Each cycle weighs 5%, an idle one (nothing sampled) as 0% stale, as in Redis.
+            current = total_expired / total_sampled if total_sampled else 0.0
+            self.expired_stale_perc = current * 0.05 + self.expired_stale_perc * 0.95
 
     # -- introspection ---------------------------------------------------------------------------------
 

@@ -96,7 +96,11 @@ class RespConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("?", 0)
         local = transport.get_extra_info("sockname") or ("?", 0)
         sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        unix = sock is not None and sock.family == socket.AF_UNIX
+        if unix:
+            # (unixsocket) Redis's addr and laddr of such a client: the socket's path, port 0.
+            peer = local = f"{local if isinstance(local, str) and local else '?'}:0"
+        elif sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
@@ -108,13 +112,19 @@ class RespConnection(asyncio.Protocol):
             transport.close()
             self.closed = True
             return
-        if server.config["protected-mode"] and not server.requirepass and not is_loopback(str(peer[0])):
+        if (
+            server.config["protected-mode"]
+            and not server.requirepass
+            and not unix  # a local socket is as local as loopback
+            and not is_loopback(str(peer[0]))
+        ):
             server.stats.rejected_connections += 1
             self.transport.write(DENIED_MESSAGE.encode())
             transport.close()
             self.closed = True
             return
         client = Client(server, ClientKind.RESP, _fmt_addr(peer), _fmt_addr(local))
+        client.unix_socket = unix
         client.push = self.push
         client.deliver = self.deliver
         client.kill = self.kill
@@ -135,7 +145,9 @@ class RespConnection(asyncio.Protocol):
             if refusal is not None:
                 refuse_preauth(self, data, refusal)
                 return
-        self.server.stats.net_input_bytes += len(data)
+        stats = self.server.stats
+        stats.net_input_bytes += len(data)
+        stats.reads_processed += 1
         commands: list[list[bytes]] = []
         try:
             self.parser.feed_parse(data, commands)
@@ -259,7 +271,8 @@ class RespConnection(asyncio.Protocol):
         if self.out:
             data = b"".join(self.out)
             self.out = []
-            self.server.stats.net_output_bytes += len(data)
+            stats = self.server.stats
+            stats.net_output_bytes += len(data)
             if not self.closed:
                 if (
                     client is not None
@@ -276,6 +289,7 @@ class RespConnection(asyncio.Protocol):
                     self.abort()
                     return
                 # One write() of the joined buffer: uvloop's writelines() costs several times more per call.
+                stats.writes_processed += 1
                 transport.write(data)
         if client is not None and client.close_requested and not self.closed:
             self.closed = True

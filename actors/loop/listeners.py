@@ -1,4 +1,6 @@
-"""CONFIG SET port at run time: the RESP listeners move to the new port, as Redis's changeListener does.
+"""The RESP listeners beyond the first binding: CONFIG SET port at run time, and the Unix socket.
+
+CONFIG SET port moves the listeners to the new port, as Redis's changeListener does.
 
 Every address of ``bind`` is bound on the new port first (``-`` marks an optional one, as at start); only if
 they all are does the node close its listeners on the old port and serve the new sockets. A failure leaves
@@ -6,12 +8,19 @@ the old listeners as they were and fails CONFIG SET with Redis's "Unable to list
 logs." (the reason is logged; actors/config.py restores the old value, a multi-pair CONFIG SET rolls back).
 Connections already accepted stay open. Port 0 stops listening on the plain port (a ``tls-port`` may
 still serve). A cluster node refuses (its peers announce its port; Redis re-announces it). Runs on the master actor's loop thread, inside the CONFIG SET command.
+
+``unixsocket``: ``UnixListener`` serves RESP on a Unix socket beside the TCP ports (or alone, with ``port
+0``), with mode ``unixsocketperm``, and removes the socket file when the node stops, as Redis does. A stale
+socket left by a node that died is replaced; any other file at that path is left alone and the node does not
+start (Redis unlinks whatever is there).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import stat
 from collections.abc import Callable
 from typing import Any
 
@@ -105,5 +114,46 @@ class PortListeners:
 
 
 def _listening_port(srv: Any) -> int | None:
+    """The TCP port ``srv`` listens on; None for the Unix socket's (its name is a path)."""
     sockets = srv.sockets
-    return int(sockets[0].getsockname()[1]) if sockets else None
+    name = sockets[0].getsockname() if sockets else None
+    return int(name[1]) if isinstance(name, tuple) else None
+
+
+class UnixListener:
+    """The ``unixsocket`` listener of a master actor (see the module docstring)."""
+
+    def __init__(self, path: str, perm: int) -> None:
+        self.path = path
+        self.perm = perm  # unixsocketperm: 0 leaves the mode the umask gave
+        self.bound = False
+
+    async def start(
+        self, loop: asyncio.AbstractEventLoop, factory: Callable[[], asyncio.Protocol], backlog: int
+    ) -> asyncio.base_events.Server:
+        """Listen; raises OSError with Redis's "Failed opening Unix socket" reason if it cannot."""
+        try:
+            if stat.S_ISSOCK(os.lstat(self.path).st_mode):
+                os.unlink(self.path)  # a node that died left it: nothing listens there any more
+        except FileNotFoundError:
+            pass
+        try:
+            srv = await loop.create_unix_server(factory, self.path, backlog=backlog)
+            self.bound = True
+            if self.perm:
+                os.chmod(self.path, self.perm)
+        except OSError as exc:
+            raise OSError(f"Failed opening Unix socket: {exc.strerror or exc}") from None
+        log.info("unix_socket_listening", path=self.path)
+        return srv
+
+    def remove(self) -> None:
+        """Remove the socket file (the node is stopping), once."""
+        if not self.bound:
+            return
+        self.bound = False
+        try:
+            os.unlink(self.path)
+            log.info("unix_socket_removed", path=self.path)
+        except OSError as exc:
+            log.warning("unix_socket_not_removed", path=self.path, reason=exc.strerror or str(exc))

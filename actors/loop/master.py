@@ -30,7 +30,7 @@ import zmq
 from actors.bus.admission import PeerAuthenticated
 from actors.loop.connection import RespConnection
 from actors.loop.fastlane import FastLane
-from actors.loop.listeners import PortListeners
+from actors.loop.listeners import PortListeners, UnixListener
 from actors.persistence.rdb import codec as rdb_codec
 from actors.ratelog import remote_errors
 from actors.server import latency
@@ -100,9 +100,14 @@ class MasterActor:
         self._bus_unreachable = False
         self.bus_endpoint = f"inproc://redactor-bus-{id(self)}"
         self._servers: list[asyncio.base_events.Server] = []
+        self._unix: UnixListener | None = None  # unixsocket's listener, when set
         self._stopped: asyncio.Event | None = None
+        # INFO's instantaneous_ops_per_sec and instantaneous_input/output_kbps: rates over the last 16 cron
+        # ticks' samples of (time, commands processed, bytes read, bytes written), as Redis's 16 samples.
         self.ops_per_sec = 0
-        self._ops_samples: deque[tuple[float, int]] = deque(maxlen=16)
+        self.input_kbps = 0.0
+        self.output_kbps = 0.0
+        self._ops_samples: deque[tuple[float, int, int, int]] = deque(maxlen=16)
         self.shutdown_hooks: list[Callable[[], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -133,6 +138,15 @@ class MasterActor:
                 except OSError as exc:
                     if not optional:
                         errors.append(f"{host}:{listen_port}: {exc.strerror or exc}")
+        config = self.server.config
+        if config["unixsocket"] and not errors:
+            self._unix = UnixListener(config["unixsocket"], int(config["unixsocketperm"], 8))
+            try:
+                self._servers.append(
+                    await self._unix.start(self.loop, lambda: RespConnection(self), config["tcp-backlog"])
+                )
+            except OSError as exc:
+                errors.append(str(exc))
         if errors or not self._servers:
             for srv in self._servers:
                 srv.close()
@@ -158,6 +172,8 @@ class MasterActor:
         for srv in self._servers:
             srv.close()
         self._servers.clear()
+        if self._unix is not None:
+            self._unix.remove()
         if self._stopped is not None:
             self._stopped.set()
 
@@ -231,6 +247,7 @@ class MasterActor:
                     server.remove_client(peer.client)
                 continue
             server.stats.net_input_bytes += len(frame)
+            server.stats.reads_processed += 1
             try:
                 request_id, argv = envelope.decode_request(frame)
             except CommandError as exc:
@@ -304,6 +321,7 @@ class MasterActor:
         parts: list[bytes] = [b"replies"]
         for identity, frame in out:
             self.server.stats.net_output_bytes += len(frame)
+            self.server.stats.writes_processed += 1
             parts.append(identity)
             parts.append(frame)
         try:
@@ -355,13 +373,21 @@ class MasterActor:
             if server.active_expire_enabled and not server.loading:
                 cycle_started_ns = time.perf_counter_ns()
                 server.keyspace.active_expire_cycle(period_s * 1000 * ACTIVE_EXPIRE_CPU_SHARE)
-                latency.expire_cycle_ran(server, (time.perf_counter_ns() - cycle_started_ns) // 1000)
+                cycle_us = (time.perf_counter_ns() - cycle_started_ns) // 1000
+                server.keyspace.expire_cycle_time_used_us += cycle_us
+                latency.expire_cycle_ran(server, cycle_us)
             now = time.monotonic()
             processed = server.total_commands_processed
-            self._ops_samples.append((now, processed))
-            first_t, first_n = self._ops_samples[0]
-            if now > first_t:
-                self.ops_per_sec = int((processed - first_n) / (now - first_t))
+            stats = server.stats
+            sample = (now, processed, stats.net_input_bytes, stats.net_output_bytes)
+            self._ops_samples.append(sample)
+            first = self._ops_samples[0]
+            elapsed_s = now - first[0]
+            if elapsed_s > 0:
+                # (CONFIG RESETSTAT zeroes the counters under the window: no negative rate meanwhile)
+                self.ops_per_sec = max(0, int((processed - first[1]) / elapsed_s))
+                self.input_kbps = max(0.0, (sample[2] - first[2]) / elapsed_s / 1024)
+                self.output_kbps = max(0.0, (sample[3] - first[3]) / elapsed_s / 1024)
             timeout_s = server.config["timeout"]
             if timeout_s:
                 for client in list(server.clients.values()):

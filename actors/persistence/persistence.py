@@ -166,10 +166,11 @@ class Persistence:
 
     # -- shutdown --------------------------------------------------------------------------------------------
 
-    def prepare_shutdown(self, save: bool | None) -> str | None:
+    def prepare_shutdown(self, save: bool | None, force: bool = False) -> str | None:
         """SHUTDOWN / SIGTERM: kill a child, fsync the AOF, save if asked (``None``: iff save points exist).
 
-        Returns an error message (the node keeps running, AOF still open) or None (ready to exit).
+        Returns an error message (the node keeps running, AOF still open) or None (ready to exit). With
+        ``force`` (SHUTDOWN FORCE) a save that fails is logged and the node exits anyway.
         """
         jobs = self.jobs
         jobs.kill_child()
@@ -182,8 +183,10 @@ class Persistence:
         if self.server.loading:
             save = False  # as Redis: a half-loaded dataset must never replace the file it came from
         if save and not jobs.save():
-            log.error("shutdown_save_failed")
-            return SHUTDOWN_SAVE_ERROR
+            if not force:
+                log.error("shutdown_save_failed")
+                return SHUTDOWN_SAVE_ERROR
+            log.error("shutdown_save_failed", detail="Error trying to save the DB. Exit anyway.")
         jobs.shutting_down = True
         waiting = aof.state is AofState.WAIT_REWRITE
         self.sink.close()

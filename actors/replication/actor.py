@@ -87,6 +87,7 @@ class ReplicationActor:
         bus.register_tick(self._tick)
         bus.register_bulk(primary.send_bulk)
         bus.register_lifecycle(started=self._started, stopping=self._stopping)
+        bus.register_gone(primary.peers_gone)
 
     def tell_loop(self, message: m.ActorToLoop) -> None:
         self.master.call_threadsafe(self.facade.receive, message)

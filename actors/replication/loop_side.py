@@ -29,6 +29,7 @@ from actors.replication.states import (
     BacklogView,
     LinkState,
     LinkView,
+    ReplicaState,
     ReplicaView,
 )
 from actors.replication.waits import Waits
@@ -463,6 +464,30 @@ class Replication(StreamApplier):
                 self._getack_after_batch = True
             else:
                 self._tell(m.GetAckInStream(self.gen))
+
+    def replicas_caught_up(self) -> bool:
+        """Has every replica acknowledged this node's whole stream? (Redis's isReadyToShutdown: a replica still
+        syncing has not.)"""
+        offset = self.server.repl_offset
+        return all(r.state is ReplicaState.ONLINE and r.ack_offset >= offset for r in self.replicas_view)
+
+    def request_acks(self) -> None:
+        """Ask every replica for its offset after this tick's writes (as WAIT does)."""
+        self.waits.request_acks()
+
+    def lagging_replicas(self) -> list[str]:
+        """One line per replica behind the stream (logged when a shutdown stops waiting for them)."""
+        offset = self.server.repl_offset
+        return [
+            f"{r.ip}:{r.port} acked {r.ack_offset}, {offset - r.ack_offset} bytes behind, {r.state.name.lower()}"
+            for r in self.replicas_view
+            if r.state is not ReplicaState.ONLINE or r.ack_offset < offset
+        ]
+
+    def backlog_bytes(self) -> int:
+        """The backlog's history in bytes, as the actor last published it (INFO's mem_replication_backlog)."""
+        backlog = self.backlog_view
+        return backlog.histlen if backlog is not None else 0
 
     def attach_resp_replica(self, client: Client, replid: str, offset: int, sync: bool) -> Any:
         """PSYNC / SYNC from a Redis replica on a RESP connection (resp_feed.py)."""

@@ -502,6 +502,23 @@ class PrimarySide:
                 peer.Stream(start + offset, data[offset : offset + STREAM_MESSAGE_MAX_BYTES]),
             )
 
+    def peers_gone(self, identities: list[bytes]) -> None:
+        """Bus connections closed: their replicas are gone now, not at repl-timeout (Redis frees a replica's
+        client when its socket closes: INFO, WAIT and a shutdown's wait stop counting it at once)."""
+        for identity in identities:
+            replica = self.replicas.get(identity)
+            if replica is not None and identity not in self.resp_links:
+                log.warning(
+                    "link_lost",
+                    role="master",
+                    replica=f"{replica.ip}:{replica.port}",
+                    reason="connection closed",
+                    state=INFO_STATE_NAMES[replica.state],
+                )
+                self.drop_replica(
+                    replica, "connection closed", quiet=True
+                )  # (quiet: no Bye to a closed link)
+
     def drop_replica(self, replica: ReplicaLink, reason: str, quiet: bool = False) -> None:
         if self.replicas.get(replica.identity) is not replica:
             return

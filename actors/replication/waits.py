@@ -98,11 +98,14 @@ class Waits:
             waiter.timer = loop.call_later(timeout_ms / 1000.0, self._wait_timed_out, waiter)
         client.blocked = waiter
         self.waiters.append(waiter)
-        # Ask the replicas for their offsets now rather than at their next periodic ack: after this tick's
-        # flush (an after_flush hook), so the request follows the writes it is about on the stream.
+        self.request_acks()
+        return BLOCKED
+
+    def request_acks(self) -> None:
+        """Ask the replicas for their offsets now rather than at their next periodic ack: after this tick's
+        flush (an after_flush hook), so the request follows the writes it is about on the stream."""
         self._getack_requested = True
         self.master.schedule_flush()
-        return BLOCKED
 
     def _after_flush(self) -> None:
         if self._getack_requested:

@@ -50,11 +50,12 @@ def _lua_bytes(lua: Any) -> int:
 def memory_fields(server: Server) -> list[tuple[str, Any]]:
     engine = server._scripting
     if engine is None:
-        vm = scripts = functions = libraries_bytes = 0
+        vm = scripts = functions = libraries = libraries_bytes = 0
     else:
         vm = _lua_bytes(engine.runtime.lua)
         scripts = len(engine.scripts)
         functions = len(engine.functions.functions)
+        libraries = len(engine.functions.libraries)
         libraries_bytes = sum(len(lib.code) for lib in engine.functions.libraries.values())
     scripts_bytes = (
         sum(len(body) + _SCRIPT_ENTRY_BYTES for _, body in engine.scripts.values())
@@ -69,6 +70,7 @@ def memory_fields(server: Server) -> list[tuple[str, Any]]:
         ("used_memory_scripts_eval", scripts_bytes),
         ("number_of_cached_scripts", scripts),
         ("number_of_functions", functions),
+        ("number_of_libraries", libraries),
         ("used_memory_vm_functions", 0),
         ("used_memory_vm_total", vm),
         ("used_memory_vm_total_human", _human(vm)),

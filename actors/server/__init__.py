@@ -20,6 +20,7 @@ Layout:
     tls.py        the SSL context of tls-port from the tls-* directives, refused with Redis's lines
     notify.py     keyspace notifications: publishes the events commands and the keyspace report
     pause.py      CLIENT PAUSE / UNPAUSE: held commands wait (not refused) until the pause ends
+    shutdown.py   SHUTDOWN's and the signals' flags, the wait for lagging replicas (shutdown-timeout), ABORT
     reply_mode.py CLIENT REPLY ON / OFF / SKIP: the replies a client asked not to get are dropped
     wrappers.py   wrappers around Server.execute for features in use (reply modes, tracking): zero cost otherwise
     tracking.py   client-side caching: CLIENT TRACKING tables, invalidation messages (RESP3 push, RESP2 redirect)

@@ -113,6 +113,8 @@ class Client:
         self.no_evict = False
         # CLIENT TRACKING state (actors/server/tracking.py), None while tracking is off.
         self.tracking: Any = None
+        # Connected through the unixsocket (flag "U"): local, as a loopback address is.
+        self.unix_socket = False
 
     @property
     def user(self) -> User:
@@ -170,6 +172,10 @@ class Client:
             flags += "d"
         if self.close_requested:
             flags += "c"
+        if self.unix_socket:
+            flags += "U"
+        if self.cluster_readonly:
+            flags += "r"
         if self.no_evict:
             flags += "e"
         flags = flags or "N"

@@ -107,6 +107,10 @@ class MemoryGuard:
         self.evicted_keys = 0
         # The longest single eviction run, in microseconds (a measure of the pause it causes).
         self.longest_slice_us = 0
+        # INFO stats' total_ / current_eviction_exceeded_time: since when used memory has been over maxmemory
+        # with evicting unfinished or impossible (None: it is not), and the earlier such spells' sum.
+        self.exceeded_since_s: float | None = None
+        self.exceeded_before_us = 0
         self.peak_bytes = 0
         # True while a further slice is queued on the loop (Redis's isEvictionProcRunning).
         self._slice_queued = False
@@ -186,6 +190,8 @@ class MemoryGuard:
             return None
         self.server.client_eviction.note(client)
         if self.server.keyspace.account.dataset_bytes + self.clients_bytes() <= self.maxmemory_bytes:
+            if self.exceeded_since_s is not None:
+                self._exceeded(EvictResult.OK)
             return None
         if self.perform_evictions() is not EvictResult.FAIL or client.kind is ClientKind.MASTER:
             return None
@@ -206,6 +212,29 @@ class MemoryGuard:
             return False
         return self.perform_evictions() is EvictResult.FAIL
 
+    def exceeded_times_ms(self) -> tuple[int, int]:
+        """INFO's (total_eviction_exceeded_time, current_eviction_exceeded_time), in milliseconds."""
+        if self.exceeded_since_s is not None and (
+            not self.enforcing
+            or self.server.keyspace.account.dataset_bytes + self.clients_bytes() <= self.maxmemory_bytes
+        ):
+            self._exceeded(EvictResult.OK)  # back under since the last command that checked (a fast-lane SET)
+        current_us = 0
+        if self.exceeded_since_s is not None:
+            current_us = int((time.monotonic() - self.exceeded_since_s) * 1e6)
+        return (self.exceeded_before_us + current_us) // 1000, current_us // 1000
+
+    def _exceeded(self, result: EvictResult) -> EvictResult:
+        """performEvictions' update_metrics: a spell over the limit starts when evicting cannot finish and ends
+        at the first check that finds memory under it."""
+        if result is EvictResult.OK:
+            if self.exceeded_since_s is not None:
+                self.exceeded_before_us += int((time.monotonic() - self.exceeded_since_s) * 1e6)
+                self.exceeded_since_s = None
+        elif self.exceeded_since_s is None:
+            self.exceeded_since_s = time.monotonic()
+        return result
+
     def perform_evictions(self) -> EvictResult:
         """performEvictions: evict until under maxmemory, the time limit, or nothing left to evict."""
         server = self.server
@@ -216,9 +245,9 @@ class MemoryGuard:
         extra = self.clients_bytes()
         limit = self.maxmemory_bytes
         if account.dataset_bytes + extra <= limit:
-            return EvictResult.OK
+            return self._exceeded(EvictResult.OK)
         if self.policy is Policy.NOEVICTION:
-            return EvictResult.FAIL
+            return self._exceeded(EvictResult.FAIL)
         started = time.perf_counter()
         deadline = started + self.time_limit_us / 1e6
         dbs = keyspace.dbs
@@ -251,7 +280,7 @@ class MemoryGuard:
         took_us = int((time.perf_counter() - started) * 1e6)
         if took_us > self.longest_slice_us:
             self.longest_slice_us = took_us
-        return result
+        return self._exceeded(result)
 
     def _queue_slice(self) -> None:
         """Evict more on the loop's next turn (Redis's evictionTimeProc), once."""

@@ -99,7 +99,7 @@ class PersistencePort(Protocol):
 
     def load_on_start(self) -> Coroutine[Any, Any, None]: ...
 
-    def prepare_shutdown(self, save: bool | None) -> str | None: ...
+    def prepare_shutdown(self, save: bool | None, force: bool = False) -> str | None: ...
 
     def start_append_only(self) -> None: ...
 
@@ -122,6 +122,16 @@ class ReplicationPort(Protocol):
     def attach_resp_replica(self, client: Client, replid: str, offset: int, sync: bool) -> Any: ...
 
     def getack_in_stream(self) -> None: ...
+
+    def backlog_bytes(self) -> int: ...  # the replication backlog's history (INFO's mem_replication_backlog)
+
+    # A shutdown's wait (actors/server/shutdown.py): every replica acknowledged the whole stream? Ask them now;
+    # describe those that did not.
+    def replicas_caught_up(self) -> bool: ...
+
+    def request_acks(self) -> None: ...
+
+    def lagging_replicas(self) -> list[str]: ...
 
     # The node's wiring (launcher/node.py), not the commands (see PersistencePort).
     def on_dataset_loaded(self) -> None: ...
@@ -183,7 +193,9 @@ class MasterPort(Protocol):
     """The master actor (actors/loop): its event loop, for commands that answer later (DEBUG RELOAD)."""
 
     loop: asyncio.AbstractEventLoop | None
-    ops_per_sec: int
+    ops_per_sec: int  # INFO stats' instantaneous rates (sampled by the cron)
+    input_kbps: float
+    output_kbps: float
 
     def flush_now(self) -> None: ...  # send every pending reply now (a busy script's turn)
 

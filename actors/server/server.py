@@ -61,6 +61,7 @@ from protocol.errors import CommandError
 
 if TYPE_CHECKING:
     from actors.scripting.engine import ScriptEngine
+    from actors.server.shutdown import ShutdownFlags
 
 _QUEUED = "QUEUED"
 _NOT_IN_MULTI = "ERR Command not allowed inside a transaction"
@@ -92,6 +93,9 @@ class Stats:
     evicted_clients: int = 0  # maxmemory-clients (actors/server/client_memory.py)
     net_input_bytes: int = 0
     net_output_bytes: int = 0
+    # Reads from and writes to client sockets (RESP) and bus batches (native): total_reads/writes_processed.
+    reads_processed: int = 0
+    writes_processed: int = 0
     total_error_replies: int = 0
     sync_full: int = 0
     sync_partial_ok: int = 0
@@ -154,6 +158,8 @@ class Server(NodeRestrictions, StreamNames):
         self.port = int(config["port"])
         # The config file the node started from ("" for none): INFO server's config_file.
         self.config_file = ""
+        # `supervised` as resolved at start (launcher/supervised.py): INFO's process_supervised.
+        self.supervised_mode = "no"
         # CONFIG REWRITE's writer, set by the launcher when the node has a config file (None: refused).
         self.config_rewrite: Callable[[], None] | None = None
         # Cached config values read on every command (CONFIG SET keeps them fresh).
@@ -247,8 +253,12 @@ class Server(NodeRestrictions, StreamNames):
         self.pubsub_patterns: dict[bytes, dict[Client, None]] = {}
         # Called when a client goes away (pub/sub, blocked clients and WATCH clean up after it).
         self.client_removed_hooks: list[Callable[[Client], None]] = []
-        # Called by SHUTDOWN with (save: bool | None); returns an error message or None. Set by the master actor.
-        self.request_shutdown: Callable[[bool | None], str | None] = lambda save: None
+        # SHUTDOWN (actors/server/shutdown.py, installed by the node): request(flags, client) answers an error
+        # message or None (stopping, or waiting for replicas); abort() ends a wait (False: none).
+        self.request_shutdown: Callable[[ShutdownFlags, Client | None], str | None] = lambda flags, client: (
+            None
+        )
+        self.abort_shutdown: Callable[[], bool] = lambda: False
         # False after DEBUG SET-ACTIVE-EXPIRE 0: only lazy expiry runs.
         self.active_expire_enabled = True
         # DEBUG PAUSE-CRON 1: the loop's cron does nothing until it is resumed.

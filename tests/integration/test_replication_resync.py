@@ -36,6 +36,20 @@ def link_up(client: redis.Redis) -> bool:
     return bool(info(client).get("master_link_status") == "up")
 
 
+def wait_acked(master: redis.Redis) -> dict[str, Any]:
+    """Wait until every replica acknowledged the master's whole stream; its INFO replication then.
+
+    A shutdown stops at once after that; before it, it first asks the replicas for their offsets (a REPLCONF
+    GETACK on the stream, as Redis's sendGetackToReplicas), which moves the offset these tests compare."""
+
+    def acked() -> dict[str, Any] | None:
+        now = info(master)
+        offsets = [now[f"slave{i}"]["offset"] for i in range(int(now["connected_slaves"]))]
+        return now if offsets and all(offset == now["master_repl_offset"] for offset in offsets) else None
+
+    return wait_for(acked, 10, what="the replicas to acknowledge the whole stream")
+
+
 def write_some(client: redis.Redis, prefix: str, count: int, size: int = 10) -> None:
     pipe = client.pipeline(transaction=False)
     for i in range(count):
@@ -102,7 +116,7 @@ def test_promoted_replica_takes_the_other_replica_partially(node_factory: Callab
     m7 = master.client(db=7)
     m7.set("db7", "x")  # the stream's selected database is 7 when the promotion happens
     wait_converged(mc, c1, c2)
-    old = info(mc)
+    old = wait_acked(mc)
     master.stop()
     assert c1.execute_command("REPLICAOF", "NO", "ONE") == b"OK"
     promoted = info(c1)
@@ -132,7 +146,7 @@ def test_master_restarted_from_its_rdb_resyncs_replicas_partially(
     write_some(mc, "k", 100)
     master.client(db=2).set("in-two", "2")
     wait_converged(mc, rc)
-    before = info(mc)
+    before = wait_acked(mc)
     try:
         mc.shutdown(save=True)
     except redis.ConnectionError:

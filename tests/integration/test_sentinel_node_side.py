@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -232,8 +233,8 @@ def test_client_kill_type_master_drops_the_link_and_the_replica_reconnects(node_
     wait_for(lambda: r.get("after") == b"1", 15, what="the stream to flow again")
 
 
-def test_config_set_dir_moves_the_next_rdb(node: NodeProcess, tmp_path: Path) -> None:
-    r = node.client()
+def test_config_set_dir_moves_the_next_rdb(node_factory: Callable[..., NodeProcess], tmp_path: Path) -> None:
+    r = node_factory("node", enable_protected_configs="yes").client()  # (dir is a protected config)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     assert "No such file or directory" in error_of(r.config_set, "dir", str(tmp_path / "missing"))

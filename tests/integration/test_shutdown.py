@@ -1,0 +1,172 @@
+"""How a node shuts down (actors/server/shutdown.py): SHUTDOWN's flags and errors as redis-server answers them,
+the wait for lagging replicas (shutdown-timeout) with writes held and reads served, SHUTDOWN ABORT, FORCE over
+a save that fails, shutdown-on-sigterm, and a replica whose connection closes leaving at once."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.harness import NodeProcess, RedisServer, wait_for
+from tests.integration.shared import error_of
+
+
+def online(master: redis.Redis) -> int:
+    return int(master.info("replication")["connected_slaves"])
+
+
+def send_shutdown(port: int, *args: str) -> bytes:
+    """SHUTDOWN over a plain socket: the reply, or b"" when the node closed the connection (it stopped).
+    (redis-py would retry the closed connection, with back-off, and hide how soon the node went.)"""
+    words = ["SHUTDOWN", *args]
+    request = b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w.encode()) for w in words)
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request)
+        return sock.recv(65536)
+
+
+@pytest.fixture
+def pair(node_factory: Callable[..., NodeProcess]) -> Iterator[tuple[NodeProcess, NodeProcess]]:
+    """A master (shutdown-timeout 3) and its replica, linked and caught up; the replica is continued and
+    stopped at the end whatever the test did to it."""
+    master = node_factory("master", shutdown_timeout=3)
+    replica = node_factory("replica", replicaof=f"127.0.0.1 {master.port}")
+    wait_for(lambda: online(master.client()) == 1, 20, what="the replica online")
+    yield master, replica
+    replica.signal(signal.SIGCONT)
+
+
+def test_shutdown_flags_are_checked_as_redis_checks_them(
+    node: NodeProcess, redis_servers: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    reference = redis.Redis(port=redis_servers(tmp_path).port)
+    ours = node.client()
+    for args in (("SAVE", "NOSAVE"), ("ABORT", "NOW"), ("BOGUS",), ("ABORT",), ("now", "abort")):
+        assert error_of(ours.execute_command, "SHUTDOWN", *args) == error_of(
+            reference.execute_command, "SHUTDOWN", *args
+        ), args
+    assert ours.ping()
+
+
+def test_shutdown_waits_for_a_lagging_replica_and_abort_resumes_writes(
+    pair: tuple[NodeProcess, NodeProcess],
+) -> None:
+    master, replica = pair
+    r = master.client()
+    replica.signal(signal.SIGSTOP)  # alive, connected, acknowledging nothing
+    r.set("k", "v")
+    outcome: dict[str, Any] = {}
+
+    def shutdown() -> None:
+        outcome["reply"] = send_shutdown(master.port)
+
+    waiter = threading.Thread(target=shutdown, daemon=True)
+    waiter.start()
+    wait_for(lambda: "cmd=shutdown" in str(r.execute_command("CLIENT", "LIST")), what="SHUTDOWN to wait")
+    assert r.get("k") == b"v"  # reads are served meanwhile
+    writer = threading.Thread(target=lambda: outcome.setdefault("set", master.client().set("w", "1")))
+    writer.start()
+    wait_for(lambda: int(r.info("clients")["blocked_clients"]) == 2, what="the SET held with SHUTDOWN")
+    assert "w" not in outcome and master.alive()
+    assert r.execute_command("SHUTDOWN", "ABORT") is True  # (redis-py reads OK as True)
+    waiter.join(10)
+    writer.join(10)
+    assert outcome["reply"] == b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n"
+    assert outcome["set"] is True and r.get("w") == b"1"
+    assert error_of(r.execute_command, "SHUTDOWN", "ABORT") == "No shutdown in progress."
+    assert master.alive()
+
+
+def test_shutdown_stops_after_shutdown_timeout_when_a_replica_stays_behind(
+    pair: tuple[NodeProcess, NodeProcess],
+) -> None:
+    master, replica = pair
+    replica.signal(signal.SIGSTOP)
+    master.client().set("k", "v")
+    started = time.monotonic()
+    master.signal(signal.SIGTERM)
+    assert master.wait_exit(15) == 0
+    waited_s = time.monotonic() - started
+    assert 2.5 <= waited_s < 10, waited_s  # shutdown-timeout 3
+    assert "shutdown_replica_lagging" in master.log()
+
+
+def test_shutdown_now_and_a_caught_up_replica_do_not_wait(pair: tuple[NodeProcess, NodeProcess]) -> None:
+    master, replica = pair
+    r = master.client()
+    r.set("k", "v")
+    wait_for(lambda: replica.client().get("k") == b"v", what="the replica to catch up")
+    started = time.monotonic()
+    assert send_shutdown(master.port) == b""
+    # (it may wait a moment: a replica acknowledges the newest offset when asked, as with Redis)
+    assert master.wait_exit(10) == 0 and time.monotonic() - started < 2
+
+
+def test_shutdown_now_skips_the_wait(pair: tuple[NodeProcess, NodeProcess]) -> None:
+    master, replica = pair
+    replica.signal(signal.SIGSTOP)
+    r = master.client()
+    r.set("k", "v")
+    started = time.monotonic()
+    assert send_shutdown(master.port, "NOW") == b""
+    assert master.wait_exit(10) == 0 and time.monotonic() - started < 2
+
+
+def test_a_replica_whose_connection_closes_is_dropped_at_once(pair: tuple[NodeProcess, NodeProcess]) -> None:
+    master, replica = pair
+    replica.kill()
+    # Redis frees a replica's client when its socket closes; repl-timeout (60 s) is far longer than this.
+    wait_for(lambda: online(master.client()) == 0, 10, what="the master to forget the killed replica")
+    started = time.monotonic()
+    master.signal(signal.SIGTERM)
+    assert master.wait_exit(10) == 0 and time.monotonic() - started < 2
+
+
+def test_force_exits_when_the_final_save_fails(node_factory: Callable[..., NodeProcess]) -> None:
+    node = node_factory("node", save="3600 1")
+    r = node.client()
+    r.set("k", "v")
+    # The save's temporary file cannot be made: a directory sits where it goes.
+    (node.dir / f"temp-{node.pid}.rdb").mkdir()
+    assert "Errors trying to SHUTDOWN" in error_of(r.shutdown)
+    assert node.alive() and r.get("k") == b"v"
+    assert send_shutdown(node.port, "FORCE") == b""
+    assert node.wait_exit(10) == 0
+
+
+@pytest.mark.parametrize(("words", "saved"), [("default", True), ("nosave", False), ("save now", True)])
+def test_shutdown_on_sigterm_chooses_whether_sigterm_saves(
+    node_factory: Callable[..., NodeProcess], words: str, saved: bool
+) -> None:
+    node = node_factory("node", save="3600 1")
+    r = node.client(decode_responses=True)
+    assert r.config_set("shutdown-on-sigterm", words)
+    assert r.config_get("shutdown-on-sigterm") == {"shutdown-on-sigterm": words}
+    r.set("k", "v")
+    node.signal(signal.SIGTERM)
+    assert node.wait_exit(10) == 0
+    assert (node.dir / "dump.rdb").exists() is saved
+
+
+def test_shutdown_on_sig_values_are_checked_as_redis_checks_them(
+    node: NodeProcess, redis_servers: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    reference = redis.Redis(port=redis_servers(tmp_path).port, decode_responses=True)
+    ours = node.client(decode_responses=True)
+    for value in ("save nosave", "bogus", "now default", "force now"):
+        outcomes = []
+        for client in (reference, ours):
+            try:
+                client.config_set("shutdown-on-sigint", value)
+                outcomes.append(client.config_get("shutdown-on-sigint")["shutdown-on-sigint"])
+            except redis.ResponseError as exc:
+                outcomes.append(str(exc))
+        assert outcomes[1] == outcomes[0], value
