@@ -53,9 +53,13 @@ def _persistence(client: Client) -> PersistencePort:
 
 def child_kind(persistence: PersistencePort) -> ChildKind | None:
     """The kind of the running fork child, if any. By value: the persistence actor may still name its kinds
-    with an enum of its own (the same values) until it imports ``ChildKind`` from the port module."""
+    with an enum of its own (the same values) until it imports ``ChildKind`` from the port module. A full
+    sync's snapshot child is an RDB child, as in Redis (its replication BGSAVE): SAVE and BGSAVE answer
+    "Background save already in progress" while it runs."""
     child = persistence.child
-    return None if child is None else ChildKind(child.kind.value)
+    if child is None:
+        return None
+    return ChildKind.AOF if child.kind.value == ChildKind.AOF.value else ChildKind.RDB
 
 
 def _in_exec(client: Client) -> bool:

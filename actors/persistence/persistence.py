@@ -202,7 +202,8 @@ class Persistence:
         jobs, sink, loading = self.jobs, self.sink, self.loading
         child = fork.active()
         now = time.time()
-        rdb_running = child is not None and child.kind is ChildKind.RDB
+        # (a full sync's snapshot child is an RDB child too, as Redis's replication BGSAVE)
+        rdb_running = child is not None and child.kind in (ChildKind.RDB, ChildKind.REPLICA_SNAPSHOT)
         aof_running = child is not None and child.kind is ChildKind.AOF
         lines: list[tuple[str, Any]] = [
             ("loading", int(server.loading)),

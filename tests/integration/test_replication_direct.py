@@ -42,6 +42,11 @@ def test_the_stream_moves_to_the_direct_socket_without_a_byte_lost_and_wait_is_a
     assert time.monotonic() - started < 4  # the GETACK in the stream, not a timeout
     assert rc.get("before-wait") == b"w"
     # A save resets the dirty counter: SAVE is not a write, and no replica runs it (nor SHUTDOWN SAVE).
+    # (Once the full sync's snapshot child is reaped: until then SAVE answers "Background save already in
+    # progress", as Redis does while its replication BGSAVE child runs.)
+    wait_for(
+        lambda: mc.info("persistence")["rdb_bgsave_in_progress"] == 0, 10, what="the snapshot child reaped"
+    )
     assert mc.execute_command("SAVE")
     mc.set("after-save", "s")
     wait_converged(mc, rc)

@@ -350,3 +350,18 @@ def test_a_replica_killed_and_restarted_is_listed_once_on_its_master(
     )
     assert info(mc)["connected_slaves"] == 1, lines
     assert lines[0]["port"] == replica.port
+
+
+def test_save_during_a_full_syncs_snapshot_is_refused_as_redis_refuses_it(
+    node_factory: Callable[..., NodeProcess],
+) -> None:
+    # The snapshot child sleeps per key (rdb-key-save-delay, µs): it is still writing when SAVE comes.
+    master = node_factory("master", rdb_key_save_delay=20_000, **REPL)
+    replica = node_factory("replica", **REPL)
+    mc = master.client()
+    write_some(mc, "k", 200)  # ~4 s of snapshot
+    assert replica.client().execute_command("REPLICAOF", "127.0.0.1", master.port) == b"OK"
+    wait_for(lambda: mc.info("persistence")["rdb_bgsave_in_progress"] == 1, 10, what="the snapshot child")
+    for command in (("SAVE",), ("BGSAVE",), ("BGSAVE", "SCHEDULE")):
+        with pytest.raises(redis.ResponseError, match="Background save already in progress"):
+            mc.execute_command(*command)
