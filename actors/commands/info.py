@@ -52,6 +52,20 @@ def rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def allocator_figures(used: int, rss: int, lua: int) -> tuple[int, int, int]:
+    """(allocated, active, resident): pymalloc gives no allocator figures, so these are what Redis reports when
+    its allocator gives none (libc malloc, cronUpdateMemoryStats): allocated = used_memory, active = resident =
+    RSS less Lua's heap."""
+    resident = max(0, rss - lua)
+    return used, resident, resident
+
+
+def aof_buffer_bytes(server: Server) -> int:
+    """The tick's writes not yet handed to the AOF (Redis's aof_buf)."""
+    stream = server.stream
+    return sum(map(len, stream.chunks)) if stream.aof_feeding else 0
+
+
 def _section_server(server: Server) -> list[tuple[str, Any]]:
     uptime = server.uptime_s()
     return [
@@ -121,14 +135,10 @@ def _section_memory(server: Server) -> list[tuple[str, Any]]:
     scripting = memory_fields(server)
     lua = scripting[0][1]  # used_memory_lua
     total_system = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    # pymalloc gives no allocator figures; these are what Redis reports when its allocator gives none (libc
-    # malloc, cronUpdateMemoryStats): allocated = used_memory, active = resident = RSS less Lua's heap.
-    allocated = used
-    resident = active = max(0, rss - lua)
+    allocated, active, resident = allocator_figures(used, rss, lua)
     replication = server.replication
     backlog = replication.backlog_bytes() if replication is not None else 0
-    stream = server.stream
-    aof_buffer = sum(map(len, stream.chunks)) if stream.aof_feeding else 0
+    aof_buffer = aof_buffer_bytes(server)
     return [
         ("used_memory", used),
         ("used_memory_human", _human_bytes(used)),

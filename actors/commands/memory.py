@@ -18,12 +18,21 @@ from actors.commands._util import parse_int
 from actors.data.evict import STAMP_MASK, Policy, lfu_decayed, lru_idle_ms
 from actors.data.memory import DEFAULT_SAMPLES, EXPIRE_SLOT_BYTES, KEY_SLOT_BYTES, alloc_bytes
 from actors.data.memory import estimate_value_bytes as estimate_value_bytes  # re-exported
+from actors.scripting.meminfo import memory_fields
 from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK, Verbatim
 
 if TYPE_CHECKING:
     from actors.server.client import Client
+
+# MEMORY DOCTOR under 5 MB of used memory: Redis's words (getMemoryDoctorReport's "empty" report).
+DOCTOR_EMPTY_BYTES = 5 * 1024 * 1024
+DOCTOR_EMPTY = (
+    b"Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these "
+    b"conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will "
+    b"be back to our programming as soon as I finished rebooting.\n"
+)
 
 HELP = [
     "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -72,24 +81,31 @@ def object_access(client: Client, key: bytes, freq: bool) -> int:
 
 
 def memory_stats(client: Client) -> dict[bytes, Any]:
-    """MEMORY STATS with Redis 7.0's field names, from the same estimate as INFO's used_memory."""
+    """MEMORY STATS with Redis 7.0's fields and order, from the same figures as INFO memory."""
+    # (imported here: info imports migrate, which imports keys, which imports this module)
+    from actors.commands.info import allocator_figures, aof_buffer_bytes, rss_bytes
+
     server = client.server
     memory = server.memory
     used = memory.used_bytes()
     dataset = memory.dataset_bytes()
     keys = server.keyspace.total_keys()
     overhead = used - dataset
+    scripting = dict(memory_fields(server))
+    rss = rss_bytes()
+    allocated, active, resident = allocator_figures(used, rss, scripting["used_memory_lua"])
+    replication = server.replication
     stats: dict[bytes, Any] = {
         b"peak.allocated": memory.peak_bytes,
         b"total.allocated": used,
         b"startup.allocated": 0,
-        b"replication.backlog": 0,
-        b"clients.slaves": 0,
+        b"replication.backlog": replication.backlog_bytes() if replication is not None else 0,
+        b"clients.slaves": 0,  # replicas are bus peers, not clients (INFO leaves mem_clients_slaves out)
         b"clients.normal": memory.clients_bytes(),
-        b"cluster.links": 0,
-        b"aof.buffer": 0,
-        b"lua.caches": 0,
-        b"functions.caches": 0,
+        b"cluster.links": 0,  # the cluster bus is ZeroMQ's, not counted
+        b"aof.buffer": aof_buffer_bytes(server),
+        b"lua.caches": scripting["used_memory_scripts_eval"],
+        b"functions.caches": scripting["used_memory_functions"],
         b"overhead.total": overhead,
         b"keys.count": keys,
         b"keys.bytes-per-key": dataset // keys if keys else 0,
@@ -103,6 +119,21 @@ def memory_stats(client: Client) -> dict[bytes, Any]:
                 b"overhead.hashtable.main": sys.getsizeof(db.data),
                 b"overhead.hashtable.expires": sys.getsizeof(db.expires),
             }
+    stats.update(
+        {
+            b"allocator.allocated": allocated,
+            b"allocator.active": active,
+            b"allocator.resident": resident,
+            b"allocator-fragmentation.ratio": active / allocated if allocated else 0.0,
+            b"allocator-fragmentation.bytes": active - allocated,
+            b"allocator-rss.ratio": resident / active if active else 0.0,
+            b"allocator-rss.bytes": resident - active,
+            b"rss-overhead.ratio": rss / resident if resident else 0.0,
+            b"rss-overhead.bytes": rss - resident,
+            b"fragmentation": rss / used if used else 0.0,
+            b"fragmentation.bytes": rss - used,
+        }
+    )
     return stats
 
 
@@ -144,6 +175,8 @@ def cmd_memory(client: Client, argv: list[bytes]) -> Any:
     if sub == b"stats" and len(argv) == 2:
         return memory_stats(client)
     if sub == b"doctor" and len(argv) == 2:
+        if client.server.memory.used_bytes() < DOCTOR_EMPTY_BYTES:
+            return Verbatim(DOCTOR_EMPTY)
         return Verbatim(
             b"Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on "
             b"this base.\n"

@@ -213,3 +213,16 @@ def test_instantaneous_kbps_follow_the_traffic(node: NodeProcess) -> None:
         if stats["instantaneous_input_kbps"] > 10 and stats["instantaneous_output_kbps"] > 10:
             break
     assert stats["instantaneous_input_kbps"] > 10 and stats["instantaneous_output_kbps"] > 10, stats
+
+
+def test_memory_stats_and_doctor_are_redis(pair: tuple[redis.Redis, redis.Redis]) -> None:
+    names = []
+    for client in pair:
+        stats = client.execute_command("MEMORY", "STATS")
+        if isinstance(stats, list):
+            stats = dict(zip(stats[::2], stats[1::2], strict=True))
+        names.append([name for name in stats if not str(name).startswith("db.")])
+    assert names[1] == names[0]
+    # An empty instance: Redis's "empty" report, word for word (under 5 MB of used memory).
+    doctors = [client.execute_command("MEMORY", "DOCTOR") for client in pair]
+    assert doctors[1] == doctors[0]
