@@ -77,6 +77,49 @@ def cmd_replicaof(client: Client, argv: list[bytes]) -> Any:
 
 
 @command(
+    "failover",
+    -1,
+    "admin noscript stale",
+    (0, 0, 0),
+    "server",
+    "Start a coordinated failover between this server and one of its replicas.",
+)
+def cmd_failover(client: Client, argv: list[bytes]) -> Any:
+    """FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms] (actors/replication/failover.py): arguments checked
+    as Redis's failoverCommand checks them, in its order."""
+    if client.server.cluster is not None:
+        raise CommandError("ERR FAILOVER not allowed in cluster mode.")
+    replication = _replication(client)
+    if len(argv) == 2 and argv[1].lower() == b"abort":
+        if not replication.failover_abort():
+            raise CommandError("ERR No failover in progress.")
+        return OK
+    timeout_ms = 0
+    host: str | None = None
+    port = 0
+    force = False
+    index = 1
+    while index < len(argv):
+        word = argv[index].lower()
+        if word == b"timeout" and index + 1 < len(argv) and not timeout_ms:
+            timeout_ms = parse_int(argv[index + 1])
+            if timeout_ms <= 0:
+                raise CommandError("ERR FAILOVER timeout must be greater than 0")
+            index += 2
+        elif word == b"to" and index + 2 < len(argv) and host is None:
+            port = parse_int(argv[index + 2])
+            host = argv[index + 1].decode("utf-8", "replace")
+            index += 3
+        elif word == b"force" and not force:
+            force = True
+            index += 1
+        else:
+            raise CommandError(errors.SYNTAX)
+    replication.failover(host, port, timeout_ms, force)
+    return OK
+
+
+@command(
     "slaveof",
     3,
     "admin noscript stale",

@@ -13,6 +13,7 @@ Layout:
     apply.py           StreamApplier (a mixin of Replication): the master's stream applied as the master client
     report.py          INFO replication and ROLE, read-only over Replication and the published views
     waits.py           WAIT clients and the min-replicas refusal, over the published replica views
+    failover.py        FAILOVER: writes held until a replica caught up, then the roles switch (or an abort)
     messages.py        loop <-> actor messages, one frozen dataclass each
     states.py          LinkState / ReplicaState / JobState Enums and the views the actor publishes
     actor.py           ReplicationActor: registers with the bus; owns the backlog, the id mirror, publishing

@@ -23,6 +23,7 @@ from actors.replication import messages as m
 from actors.replication import report
 from actors.replication.apply import StreamApplier
 from actors.replication.direct import DirectStreams
+from actors.replication.failover import Failover, FailoverState
 from actors.replication.resp_feed import RespFeed
 from actors.replication.snapshot_child import SnapshotChildren, remove_stale_temp_files
 from actors.replication.states import (
@@ -122,6 +123,7 @@ class Replication(StreamApplier):
             server.persistence.repl_info = self.rdb_repl_info
         master.stream_sinks.append(self.feed)
         self.waits = Waits(self)  # WAIT and min-replicas (waits.py)
+        self.coordinated = Failover(self)  # FAILOVER (failover.py)
         self.direct = DirectStreams(self)  # the stream written / read on the loop thread (direct.py)
         # Applying a batch of the master's stream: a GETACK in it is answered once the whole batch is applied.
         self._applying = False
@@ -456,6 +458,7 @@ class Replication(StreamApplier):
                 self.request_snapshot(job)
         self._update_write_refusal()
         self.resp.cron()
+        self.coordinated.cron()
 
     def getack_in_stream(self) -> None:
         """The master's stream asked for an ack (REPLCONF GETACK *, a Redis master's WAIT)."""
@@ -464,6 +467,15 @@ class Replication(StreamApplier):
                 self._getack_after_batch = True
             else:
                 self._tell(m.GetAckInStream(self.gen))
+
+    def failover(self, host: str | None, port: int, timeout_ms: int, force: bool) -> None:
+        self.coordinated.start(host, port, timeout_ms, force)
+
+    def failover_abort(self) -> bool:
+        if self.coordinated.state is FailoverState.NONE:
+            return False
+        self.coordinated.abort("Failover manually aborted")
+        return True
 
     def replicas_caught_up(self) -> bool:
         """Has every replica acknowledged this node's whole stream? (Redis's isReadyToShutdown: a replica still

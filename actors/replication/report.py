@@ -71,7 +71,7 @@ def info_section(replication: Replication) -> list[tuple[str, Any]]:
         )
     backlog = replication.backlog_view
     lines += [
-        ("master_failover_state", "no-failover"),
+        ("master_failover_state", replication.coordinated.state.value),
         ("master_replid", replication.replid),
         ("master_replid2", replication.replid2),
         ("master_repl_offset", server.repl_offset),

@@ -125,6 +125,11 @@ class ReplicationPort(Protocol):
 
     def backlog_bytes(self) -> int: ...  # the replication backlog's history (INFO's mem_replication_backlog)
 
+    # FAILOVER (actors/replication/failover.py): start one (raises CommandError), or abort (False: none).
+    def failover(self, host: str | None, port: int, timeout_ms: int, force: bool) -> None: ...
+
+    def failover_abort(self) -> bool: ...
+
     # A shutdown's wait (actors/server/shutdown.py): every replica acknowledged the whole stream? Ask them now;
     # describe those that did not.
     def replicas_caught_up(self) -> bool: ...
