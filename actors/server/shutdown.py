@@ -68,6 +68,8 @@ class Shutdown:
         self.state = ShutdownState.RUNNING
         self.flags = ShutdownFlags()
         self.deadline_s = 0.0
+        # True while this shutdown holds writes (its wait for replicas): lifted if it is aborted or fails.
+        self.paused = False
         # SHUTDOWN's clients waiting with it (each blocked: their later commands queue behind).
         self.clients: list[Client] = []
         server.client_removed_hooks.append(self._forget)
@@ -89,6 +91,7 @@ class Shutdown:
             self.deadline_s = time.monotonic() + timeout_s
             # Held writes wait past the deadline: the node stops before they would run.
             self.server.client_pause.pause(PauseMode.WRITE, (timeout_s + 3600) * 1000)
+            self.paused = True
             replication.request_acks()
             self._hold(client)
             log.info("shutdown_waiting_for_replicas", timeout_s=timeout_s)
@@ -132,10 +135,10 @@ class Shutdown:
 
     def _resume(self) -> None:
         """Serve again: the pause lifted, the waiting SHUTDOWN clients answered an error."""
-        was_waiting = self.state is ShutdownState.WAITING or self.clients
         self.state = ShutdownState.RUNNING
         clients, self.clients = self.clients, []
-        if was_waiting:
+        if self.paused:
+            self.paused = False
             self.server.client_pause.unpause()
         for client in clients:
             if client.blocked is self:

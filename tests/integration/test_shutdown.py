@@ -170,3 +170,23 @@ def test_shutdown_on_sig_values_are_checked_as_redis_checks_them(
             except redis.ResponseError as exc:
                 outcomes.append(str(exc))
         assert outcomes[1] == outcomes[0], value
+
+
+def test_a_signalled_shutdown_whose_save_fails_serves_writes_again(
+    node_factory: Callable[..., NodeProcess],
+) -> None:
+    master = node_factory("master", shutdown_timeout=1, save="3600 1")
+    replica = node_factory("replica", replicaof=f"127.0.0.1 {master.port}")
+    r = master.client()
+    wait_for(lambda: online(r) == 1, 20, what="the replica online")
+    replica.signal(signal.SIGSTOP)
+    try:
+        r.set("k", "v")
+        (master.dir / f"temp-{master.pid}.rdb").mkdir()  # the final save cannot make its file
+        master.signal(signal.SIGTERM)
+        wait_for(lambda: '"event": "shutdown_failed"' in master.log(), 10, what="the failed shutdown")
+        assert master.alive()
+        assert r.set("after", "1")  # the wait's write hold was lifted with it
+    finally:
+        replica.signal(signal.SIGCONT)
+    (master.dir / f"temp-{master.pid}.rdb").rmdir()
