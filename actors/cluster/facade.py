@@ -108,6 +108,10 @@ class Cluster:
     def info_section(self) -> list[tuple[str, Any]]:
         return [("cluster_enabled", 1)]
 
+    def connections(self) -> int:
+        """INFO clients' cluster_connections, as Redis counts it: two links per other known node."""
+        return (len(self.state.nodes) - 1) * 2
+
     def publish(self, channel: bytes, message: bytes) -> None:
         self.broadcast(clusterbus.Publish(channel, message), "publish")
 

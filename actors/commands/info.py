@@ -108,7 +108,7 @@ def _section_clients(server: Server) -> list[tuple[str, Any]]:
         max_output = max(max_output, unsent)
     return [
         ("connected_clients", len(clients)),
-        ("cluster_connections", 0),
+        ("cluster_connections", server.cluster.connections() if server.cluster is not None else 0),
         ("maxclients", server.config["maxclients"]),
         ("client_recent_max_input_buffer", max_input),
         ("client_recent_max_output_buffer", max_output),

@@ -185,6 +185,8 @@ class ClusterPort(Protocol):
 
     def info_section(self) -> list[tuple[str, Any]]: ...  # INFO cluster
 
+    def connections(self) -> int: ...  # INFO clients' cluster_connections
+
     def publish(self, channel: bytes, message: bytes) -> None: ...  # PUBLISH: to every other node
 
 

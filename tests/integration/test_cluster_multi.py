@@ -158,6 +158,8 @@ def test_create_redirect_failover_rejoin_and_restart(
     wait_ok(ports, 6)
     for port in ports:
         assert cluster_info(port)["cluster_size"] == "3"
+        with redis.Redis(port=port, socket_timeout=5) as client:
+            assert client.info("clients")["cluster_connections"] == 10  # Redis's count: 2 per other node
     check = subprocess.run(
         ["redis-cli", "--cluster", "check", f"127.0.0.1:{ports[0]}"],
         capture_output=True,
@@ -180,6 +182,7 @@ def test_create_redirect_failover_rejoin_and_restart(
         with pytest.raises(redis.ResponseError, match=f"12182 127.0.0.1:{owner_port}"):
             client.get("foo")
         assert client.execute_command("READONLY") in (b"OK", True)
+        assert " flags=r " in client.execute_command("CLIENT", "INFO").decode()  # (READONLY's flag, as Redis)
         wait_for(lambda: client.get("foo") == b"bar", 10, what="the replica to serve foo after READONLY")
         with pytest.raises(redis.ResponseError, match="12182"):
             client.set("foo", "x")
