@@ -420,6 +420,8 @@ DIRECTIVES: list[Directive] = [
         "local0",
         mutable=False,
     ),
+    # Seconds a shutdown waits for lagging replicas (actors/server/shutdown.py); 0: it does not wait.
+    Directive("shutdown-timeout", _int_parser(0, 2**31 - 1), 10),
     # SHUTDOWN's flags for the signals (launcher/node.py): "default" saves iff save points exist.
     Directive("shutdown-on-sigint", _shutdown_flags_parser, "default", nargs=-1),
     Directive("shutdown-on-sigterm", _shutdown_flags_parser, "default", nargs=-1),
@@ -559,7 +561,7 @@ _INERT_NAMES = (
     "rdb-save-incremental-fsync list-max-listpack-size list-max-ziplist-size list-compress-depth "
     "hll-sparse-max-bytes stream-node-max-bytes stream-node-max-entries activerehashing dynamic-hz "
     "jemalloc-bg-thread io-threads io-threads-do-reads active-expire-effort "
-    "shutdown-timeout ignore-warnings "
+    "ignore-warnings "
     "propagation-error-behavior "
 ).split()
 # What redis-server 7.0 reports for them in CONFIG GET, so tools that read these see familiar values.
@@ -595,7 +597,6 @@ _INERT_DEFAULTS = {
     "io-threads": "1",
     "io-threads-do-reads": "no",
     "active-expire-effort": "1",
-    "shutdown-timeout": "10",
     "propagation-error-behavior": "ignore",
 }
 # Their old names that Redis 7.0 still accepts (and lists in CONFIG GET *).

@@ -515,9 +515,8 @@ class PrimarySide:
                     reason="connection closed",
                     state=INFO_STATE_NAMES[replica.state],
                 )
-                self.drop_replica(
-                    replica, "connection closed", quiet=True
-                )  # (quiet: no Bye to a closed link)
+                # (quiet: no Bye to a closed link, and the line above says what the quiet drop would not)
+                self.drop_replica(replica, "connection closed", quiet=True)
 
     def drop_replica(self, replica: ReplicaLink, reason: str, quiet: bool = False) -> None:
         if self.replicas.get(replica.identity) is not replica:

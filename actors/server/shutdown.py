@@ -80,11 +80,9 @@ class Shutdown:
         if self.state is not ShutdownState.RUNNING:
             self._hold(client)  # already under way: this one waits for the same end
             return None
-        if self.server.loading:
-            flags = ShutdownFlags(False, flags.now, flags.force)  # a half-loaded dataset is never saved
-        self.flags = flags
+        self.flags = flags  # (a save is skipped while loading: Persistence.prepare_shutdown's rule)
         log.warning("shutdown_requested", save=flags.save, now=flags.now, force=flags.force)
-        timeout_s = int(self.server.config["shutdown-timeout"])
+        timeout_s = self.server.config["shutdown-timeout"]
         replication = self.server.replication
         if not flags.now and timeout_s and replication is not None and not replication.replicas_caught_up():
             self.state = ShutdownState.WAITING

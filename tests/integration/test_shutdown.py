@@ -190,3 +190,19 @@ def test_a_signalled_shutdown_whose_save_fails_serves_writes_again(
     finally:
         replica.signal(signal.SIGCONT)
     (master.dir / f"temp-{master.pid}.rdb").rmdir()
+
+
+def test_shutdown_timeout_values_are_checked_as_redis_checks_them(
+    node: NodeProcess, redis_servers: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    reference = redis.Redis(port=redis_servers(tmp_path).port, decode_responses=True)
+    ours = node.client(decode_responses=True)
+    for value in ("abc", "-1", "2147483648", "0", "7"):
+        outcomes = []
+        for client in (reference, ours):
+            try:
+                client.config_set("shutdown-timeout", value)
+                outcomes.append(client.config_get("shutdown-timeout")["shutdown-timeout"])
+            except redis.ResponseError as exc:
+                outcomes.append(str(exc))
+        assert outcomes[1] == outcomes[0], value
