@@ -3,6 +3,7 @@
 Layout:
     version.py      VERSION and REDIS_VERSION
     config.py       directives and live values (CONFIG GET/SET)
+    config_values.py  how a value is read: Redis's integers, memory sizes, percentages
     fork.py         fork children for the whole node: one at a time (BGSAVE, AOF rewrite, replica snapshot)
     files.py        durable file replacement: write atomically, fsync the directory
     ratelog.py      rate-limited log lines for errors a remote party can cause (protocol errors, bad frames)

@@ -15,11 +15,16 @@ import fnmatch
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from actors.config_values import (
+    ConfigError,
+    int_parser,
+    memory_or_percent,
+    parse_memory,
+    parse_proc_title_template,
+)
 from actors.data import events
 
-
-class ConfigError(Exception):
-    """A directive or value that cannot be used. ``str(self)`` reads like Redis's config errors."""
+__all__ = ["ConfigError", "parse_memory"]  # (re-exported: the rest of the node reads them from here)
 
 
 def parse_bool(args: list[str]) -> bool:
@@ -40,57 +45,6 @@ def parse_activedefrag(args: list[str]) -> bool:
             "Jemalloc like the one shipped by default with the Redis source distribution"
         )
     return False
-
-
-_MEMORY_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1024,
-    "m": 1000**2,
-    "mb": 1024**2,
-    "g": 1000**3,
-    "gb": 1024**3,
-}
-
-
-def parse_memory(text: str) -> int:
-    """Redis's memtoull: ``1gb`` = 2**30, ``1g`` = 10**9, plain numbers are bytes."""
-    lowered = text.strip().lower()
-    digits = lowered.rstrip("kmgb")
-    unit = lowered[len(digits) :]
-    if unit not in _MEMORY_UNITS or not digits or not digits.lstrip("-").isdigit():
-        raise ConfigError("argument must be a memory value")
-    return int(digits) * _MEMORY_UNITS[unit]
-
-
-def _int_parser(low: int, high: int, memory: bool = False) -> Callable[[list[str]], int]:
-    def parse(args: list[str]) -> int:
-        try:
-            value = parse_memory(args[0]) if memory else int(args[0], 10)
-        except ValueError:
-            raise ConfigError("argument couldn't be parsed into an integer") from None
-        if not low <= value <= high:
-            raise ConfigError(f"argument must be between {low} and {high} inclusive")
-        return value
-
-    return parse
-
-
-def _memory_or_percent(args: list[str]) -> int | str:
-    """maxmemory-clients: a memory size, or a percentage (``7%``) kept as written, as CONFIG GET shows it."""
-    text = args[0]
-    if text.endswith("%"):
-        try:
-            percent = int(text[:-1], 10)
-        except ValueError:
-            raise ConfigError("argument must be a memory or percent value") from None
-        if percent < 0:  # Redis reads "-5%" as a malformed memory value, not an out-of-range percent
-            raise ConfigError("argument must be a memory or percent value")
-        if percent > 100:
-            raise ConfigError("percentage argument must be less or equal to 100")
-        return f"{percent}%"
-    return _int_parser(0, _MAXINT, memory=True)(args)
 
 
 def _enum_parser(*choices: str) -> Callable[[list[str]], str]:
@@ -125,7 +79,7 @@ def _oom_values_parser(args: list[str]) -> tuple[int, int, int]:
 
 def _hz_parser(args: list[str]) -> int:
     """Redis accepts any non-negative hz and clamps it to 1..500 (CONFIG_MIN_HZ, CONFIG_MAX_HZ)."""
-    return min(max(_int_parser(0, 2**31 - 1)(args), 1), 500)
+    return min(max(int_parser(0, 2**31 - 1)(args), 1), 500)
 
 
 def _percentiles_parser(args: list[str]) -> tuple[str, ...]:
@@ -236,7 +190,7 @@ def _output_buffer_limit_parser(args: list[str]) -> dict[str, tuple[int, int, in
     """client-output-buffer-limit <class> <hard> <soft> <soft seconds> [<class> ...]: the classes given, as
     {class: (hard bytes, soft bytes, soft seconds)}; Config merges them into the current value as Redis does."""
     words = " ".join(args).split()
-    if not words or len(words) % 4:
+    if len(words) % 4:  # (none at all changes nothing, as in Redis)
         raise ConfigError("Wrong number of arguments in buffer limit configuration.")
     limits: dict[str, tuple[int, int, int]] = {}
     for i in range(0, len(words), 4):
@@ -345,42 +299,46 @@ _SAME_VALUE_ONLY = frozenset(
 )
 
 _MAXINT = 2**63 - 1
+# CONFIG_REPL_BACKLOG_MIN_SIZE: the smallest replication backlog CONFIG SET leaves in force.
+REPL_BACKLOG_MIN_BYTES = 16 * 1024
 LLONG = (-(2**63), _MAXINT)
 
 DIRECTIVES: list[Directive] = [
     # Network
     Directive("bind", _bind_parser, ["127.0.0.1", "-::1"], mutable=False, nargs=-1),
-    Directive("port", _int_parser(0, 65535), 6379),  # CONFIG SET moves the listeners (loop/listeners.py)
-    Directive("bus-port", _int_parser(0, 65535), 0, mutable=False),  # 0: port + 10000, as Redis Cluster's bus
+    Directive("port", int_parser(0, 65535), 6379),  # CONFIG SET moves the listeners (loop/listeners.py)
+    Directive("bus-port", int_parser(0, 65535), 0, mutable=False),  # 0: port + 10000, as Redis Cluster's bus
     Directive("protected-mode", parse_bool, True),
-    Directive("tcp-backlog", _int_parser(0, 65535), 511, mutable=False),
-    Directive("timeout", _int_parser(0, 2**31 - 1), 0),
-    Directive("tcp-keepalive", _int_parser(0, 2**31 - 1), 300),
-    Directive("maxclients", _int_parser(1, 2**31 - 1), 10000),
+    Directive("tcp-backlog", int_parser(0, 65535), 511, mutable=False),
+    Directive("timeout", int_parser(0, 2**31 - 1), 0),
+    Directive("tcp-keepalive", int_parser(0, 2**31 - 1), 300),
+    Directive("maxclients", int_parser(1, 2**32 - 1), 10000),
     # The bus's door (actors/bus/admission.py): peers that have not authenticated yet, how many may be
     # connected at once and how long one may stay idle before it is dropped.
-    Directive("bus-max-unauthenticated-peers", _int_parser(1, 2**31 - 1), 128),
-    Directive("bus-auth-timeout-ms", _int_parser(100, 2**31 - 1), 5000),
+    Directive("bus-max-unauthenticated-peers", int_parser(1, 2**31 - 1), 128),
+    Directive("bus-auth-timeout-ms", int_parser(100, 2**31 - 1), 5000),
     # ZeroMQ CURVE on the bus (actors/bus/curve.py; keys from `redactor keygen`): both or neither.
     Directive("bus-curve-secret-key-file", _str_parser, "", mutable=False),
     Directive("bus-curve-trusted-keys-file", _str_parser, "", mutable=False),
-    Directive("slowlog-log-slower-than", _int_parser(-1, 2**63 - 1), 10000),  # microseconds; -1: off
-    Directive("slowlog-max-len", _int_parser(0, 2**63 - 1), 128),
+    Directive("slowlog-log-slower-than", int_parser(-1, 2**63 - 1), 10000),  # microseconds; -1: off
+    Directive("slowlog-max-len", int_parser(0, 2**63 - 1), 128),
     # The kernel's OOM-killer preference per process class (actors/server/oom_score.py).
     Directive("oom-score-adj", _oom_mode_parser, "no"),
     Directive("oom-score-adj-values", _oom_values_parser, (0, 200, 800), nargs=-1),
     # Test knob (hidden, as Redis's): microseconds the RDB writer sleeps after each key (rdb/writer.py).
-    Directive("rdb-key-save-delay", _int_parser(-(2**31), 2**31 - 1), 0),
+    Directive("rdb-key-save-delay", int_parser(-(2**31), 2**31 - 1), 0),
     Directive("requirepass", _str_parser, ""),
     # ACL (actors/server/acl.py): the ACL file, redis.conf's `user` lines (they accumulate; not in CONFIG GET),
     # and how many ACL LOG entries are kept.
     Directive("aclfile", _str_parser, "", mutable=False),
     Directive("user", lambda args: [args], [], mutable=False, nargs=-1),
-    Directive("acllog-max-len", _int_parser(0, 2**63 - 1), 128),
-    Directive("proto-max-bulk-len", _int_parser(1024 * 1024, _MAXINT, memory=True), 512 * 1024 * 1024),
-    Directive("client-query-buffer-limit", _int_parser(1024 * 1024, _MAXINT, memory=True), 1024**3),
+    Directive("acllog-max-len", int_parser(0, 2**63 - 1), 128),
+    Directive("proto-max-bulk-len", int_parser(1024 * 1024, _MAXINT, memory=True), 512 * 1024 * 1024),
+    Directive(
+        "client-query-buffer-limit", int_parser(1024 * 1024, _MAXINT, memory=True, unsigned=True), 1024**3
+    ),
     # TLS on the RESP port (actors/server/tls.py builds the context; set at start, as files are read then)
-    Directive("tls-port", _int_parser(0, 65535), 0, mutable=False),
+    Directive("tls-port", int_parser(0, 65535), 0, mutable=False),
     Directive("tls-cert-file", _str_parser, "", mutable=False),
     Directive("tls-key-file", _str_parser, "", mutable=False),
     Directive("tls-key-file-pass", _str_parser, "", mutable=False),
@@ -395,12 +353,12 @@ DIRECTIVES: list[Directive] = [
     Directive("tls-cluster", _tls_bus_only("tls-cluster"), False, mutable=False),
     # General
     Directive("daemonize", _daemonize_parser, False, mutable=False),
-    Directive("loglevel", _enum_parser("debug", "verbose", "notice", "warning", "nothing"), "notice"),
+    Directive("loglevel", _enum_parser("debug", "verbose", "notice", "warning"), "notice"),
     Directive("logfile", _str_parser, "", mutable=False),
-    Directive("databases", _int_parser(1, 2**31 - 1), 16, mutable=False),
+    Directive("databases", int_parser(1, 2**31 - 1), 16, mutable=False),
     Directive("hz", _hz_parser, 10),
     # Milliseconds a script runs before other clients get -BUSY (actors/scripting); 0: at once.
-    Directive("busy-reply-threshold", _int_parser(0, _MAXINT), 5000, aliases=("lua-time-limit",)),
+    Directive("busy-reply-threshold", int_parser(0, _MAXINT), 5000, aliases=("lua-time-limit",)),
     Directive("enable-debug-command", _enum_parser("no", "yes", "local"), "no", mutable=False),
     # CONFIG SET of dir / dbfilename (Redis's PROTECTED_CONFIG): refused unless yes, or local and the client is.
     Directive("enable-protected-configs", _enum_parser("no", "yes", "local"), "no", mutable=False),
@@ -421,7 +379,7 @@ DIRECTIVES: list[Directive] = [
         mutable=False,
     ),
     # Seconds a shutdown waits for lagging replicas (actors/server/shutdown.py); 0: it does not wait.
-    Directive("shutdown-timeout", _int_parser(0, 2**31 - 1), 10),
+    Directive("shutdown-timeout", int_parser(0, 2**31 - 1), 10),
     # SHUTDOWN's flags for the signals (launcher/node.py): "default" saves iff save points exist.
     Directive("shutdown-on-sigint", _shutdown_flags_parser, "default", nargs=-1),
     Directive("shutdown-on-sigterm", _shutdown_flags_parser, "default", nargs=-1),
@@ -429,13 +387,13 @@ DIRECTIVES: list[Directive] = [
     # Cluster (actors/cluster): cluster-enabled and the file are immutable, as in Redis
     Directive("cluster-enabled", parse_bool, False, mutable=False),
     Directive("cluster-config-file", _str_parser, "nodes.conf", mutable=False),
-    Directive("cluster-node-timeout", _int_parser(0, _MAXINT), 15000),  # milliseconds
+    Directive("cluster-node-timeout", int_parser(0, _MAXINT), 15000),  # milliseconds
     Directive("cluster-require-full-coverage", parse_bool, True),
     Directive("cluster-allow-reads-when-down", parse_bool, False),
     Directive("cluster-replica-no-failover", parse_bool, False, aliases=("cluster-slave-no-failover",)),
     Directive(
         "cluster-replica-validity-factor",
-        _int_parser(0, _MAXINT),
+        int_parser(0, 2**31 - 1),
         10,
         aliases=("cluster-slave-validity-factor",),
     ),
@@ -451,10 +409,10 @@ DIRECTIVES: list[Directive] = [
     Directive("appendonly", parse_bool, False),
     Directive("appendfilename", _str_parser, "appendonly.aof", mutable=False),
     Directive("appenddirname", _str_parser, "appendonlydir", mutable=False),
-    Directive("appendfsync", _enum_parser("always", "everysec", "no"), "everysec"),
+    Directive("appendfsync", _enum_parser("everysec", "always", "no"), "everysec"),
     Directive("no-appendfsync-on-rewrite", parse_bool, False),
-    Directive("auto-aof-rewrite-percentage", _int_parser(0, 2**31 - 1), 100),
-    Directive("auto-aof-rewrite-min-size", _int_parser(0, _MAXINT, memory=True), 64 * 1024 * 1024),
+    Directive("auto-aof-rewrite-percentage", int_parser(0, 2**31 - 1), 100),
+    Directive("auto-aof-rewrite-min-size", int_parser(0, _MAXINT, memory=True), 64 * 1024 * 1024),
     Directive("aof-load-truncated", parse_bool, True),
     Directive("aof-use-rdb-preamble", parse_bool, True),
     Directive("aof-timestamp-enabled", parse_bool, False),
@@ -465,75 +423,75 @@ DIRECTIVES: list[Directive] = [
     Directive("masteruser", _str_parser, ""),
     Directive("replica-read-only", parse_bool, True, aliases=("slave-read-only",)),
     Directive("replica-serve-stale-data", parse_bool, True, aliases=("slave-serve-stale-data",)),
-    Directive("repl-backlog-size", _int_parser(1, _MAXINT, memory=True), 1024 * 1024),
-    Directive("repl-backlog-ttl", _int_parser(0, 2**31 - 1), 3600),
-    Directive("repl-ping-replica-period", _int_parser(1, 2**31 - 1), 10, aliases=("repl-ping-slave-period",)),
-    Directive("repl-timeout", _int_parser(1, 2**31 - 1), 60),
+    Directive("repl-backlog-size", int_parser(1, _MAXINT, memory=True), 1024 * 1024),
+    Directive("repl-backlog-ttl", int_parser(0, _MAXINT), 3600),
+    Directive("repl-ping-replica-period", int_parser(1, 2**31 - 1), 10, aliases=("repl-ping-slave-period",)),
+    Directive("repl-timeout", int_parser(1, 2**31 - 1), 60),
     Directive("repl-diskless-sync", parse_bool, True),
-    Directive("repl-diskless-sync-delay", _int_parser(0, 2**31 - 1), 5),
-    Directive("min-replicas-to-write", _int_parser(0, 2**31 - 1), 0, aliases=("min-slaves-to-write",)),
-    Directive("min-replicas-max-lag", _int_parser(0, 2**31 - 1), 10, aliases=("min-slaves-max-lag",)),
-    Directive("replica-priority", _int_parser(0, 2**31 - 1), 100, aliases=("slave-priority",)),
+    Directive("repl-diskless-sync-delay", int_parser(0, 2**31 - 1), 5),
+    Directive("min-replicas-to-write", int_parser(0, 2**31 - 1), 0, aliases=("min-slaves-to-write",)),
+    Directive("min-replicas-max-lag", int_parser(0, 2**31 - 1), 10, aliases=("min-slaves-max-lag",)),
+    Directive("replica-priority", int_parser(0, 2**31 - 1), 100, aliases=("slave-priority",)),
     # no: Sentinel leaves this replica out of SENTINEL REPLICAS and never promotes it (INFO replica_announced).
     Directive("replica-announced", parse_bool, True),
     Directive("replica-announce-ip", _str_parser, "", aliases=("slave-announce-ip",)),
-    Directive("replica-announce-port", _int_parser(0, 65535), 0, aliases=("slave-announce-port",)),
+    Directive("replica-announce-port", int_parser(0, 65535), 0, aliases=("slave-announce-port",)),
     # Milliseconds a command must take to be a LATENCY event (0: the latency monitor is off).
-    Directive("latency-monitor-threshold", _int_parser(0, _MAXINT), 0),
+    Directive("latency-monitor-threshold", int_parser(0, _MAXINT), 0),
     # Per-command latency histograms (LATENCY HISTOGRAM, INFO latencystats: actors/server/latencystats.py).
     Directive("latency-tracking", parse_bool, True),
     Directive("latency-tracking-info-percentiles", _percentiles_parser, ("50", "99", "99.9"), nargs=-1),
     # Encodings OBJECT ENCODING reports (Redis 7.0's thresholds; the *-ziplist-* names are its aliases).
     Directive(
-        "hash-max-listpack-entries", _int_parser(0, _MAXINT), 512, aliases=("hash-max-ziplist-entries",)
+        "hash-max-listpack-entries", int_parser(0, _MAXINT), 512, aliases=("hash-max-ziplist-entries",)
     ),
     Directive(
         "hash-max-listpack-value",
-        _int_parser(0, _MAXINT, memory=True),
+        int_parser(0, _MAXINT, memory=True, unsigned=True),
         64,
         aliases=("hash-max-ziplist-value",),
     ),
     Directive(
-        "zset-max-listpack-entries", _int_parser(0, _MAXINT), 128, aliases=("zset-max-ziplist-entries",)
+        "zset-max-listpack-entries", int_parser(0, _MAXINT), 128, aliases=("zset-max-ziplist-entries",)
     ),
     Directive(
         "zset-max-listpack-value",
-        _int_parser(0, _MAXINT, memory=True),
+        int_parser(0, _MAXINT, memory=True, unsigned=True),
         64,
         aliases=("zset-max-ziplist-value",),
     ),
-    Directive("set-max-intset-entries", _int_parser(0, _MAXINT), 512),
+    Directive("set-max-intset-entries", int_parser(0, _MAXINT), 512),
     # Supervision (redactor's own): restart intensity of the node's actor supervisor.
-    Directive("supervisor-max-restarts", _int_parser(0, 1000), 5),
-    Directive("supervisor-restart-window-seconds", _int_parser(1, 3600), 60),
+    Directive("supervisor-max-restarts", int_parser(0, 1000), 5),
+    Directive("supervisor-restart-window-seconds", int_parser(1, 3600), 60),
     # Keyspace events (actors/server/notify.py publishes them)
     Directive("notify-keyspace-events", _notify_events_parser, events.EventClasses(0)),
     # Client-side caching: keys the tracking table remembers before it invalidates random ones (0: no limit).
-    Directive("tracking-table-max-keys", _int_parser(0, _MAXINT), 1000000),
+    Directive("tracking-table-max-keys", int_parser(0, _MAXINT), 1000000),
     # Memory
-    Directive("maxmemory", _int_parser(0, _MAXINT, memory=True), 0),
+    Directive("maxmemory", int_parser(0, 2**64 - 1, memory=True, unsigned=True), 0),
     # Bytes, or "N%" of maxmemory (actors/server/client_memory.py); 0 disables client eviction.
-    Directive("maxmemory-clients", _memory_or_percent, 0),
+    Directive("maxmemory-clients", memory_or_percent, 0),
     Directive(
         "maxmemory-policy",
         _enum_parser(
             "volatile-lru",
-            "allkeys-lru",
             "volatile-lfu",
-            "allkeys-lfu",
             "volatile-random",
-            "allkeys-random",
             "volatile-ttl",
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
             "noeviction",
         ),
         "noeviction",
     ),
     # Keys sampled per database for each eviction (actors/data/evict.py), and the time one eviction run may
     # take (actors/server/maxmemory.py's eviction_time_limit_us).
-    Directive("maxmemory-samples", _int_parser(1, 64), 5),
-    Directive("maxmemory-eviction-tenacity", _int_parser(0, 100), 10),
-    Directive("lfu-log-factor", _int_parser(0, 2**31 - 1), 10),
-    Directive("lfu-decay-time", _int_parser(0, 2**31 - 1), 1),  # minutes
+    Directive("maxmemory-samples", int_parser(1, 2**31 - 1), 5),
+    Directive("maxmemory-eviction-tenacity", int_parser(0, 100), 10),
+    Directive("lfu-log-factor", int_parser(0, 2**31 - 1), 10),
+    Directive("lfu-decay-time", int_parser(0, 2**31 - 1), 1),  # minutes
     Directive("replica-ignore-maxmemory", parse_bool, True, aliases=("slave-ignore-maxmemory",)),
     Directive("activedefrag", parse_activedefrag, False),
     # Per client class: (hard limit bytes, soft limit bytes, soft seconds); 0 disables a limit.
@@ -551,68 +509,59 @@ DIRECTIVES: list[Directive] = [
 ]
 
 # Directives of a stock Redis 7.0 redis.conf that redactor accepts and stores without acting on them, so
-# users' existing files load unchanged.
-_INERT_NAMES = (
-    "tcp-keepalive-interval crash-log-enabled crash-memcheck-enabled always-show-logo set-proc-title "
-    "proc-title-template locale-collate sanitize-dump-payload rdb-del-sync-files repl-diskless-load "
-    "repl-disable-tcp-nodelay repl-diskless-sync-max-replicas replica-lazy-flush lazyfree-lazy-eviction "
-    "lazyfree-lazy-expire lazyfree-lazy-server-del lazyfree-lazy-user-del lazyfree-lazy-user-flush "
-    "disable-thp appendfsync-on-rewrite aof-rewrite-incremental-fsync "
-    "rdb-save-incremental-fsync list-max-listpack-size list-max-ziplist-size list-compress-depth "
-    "hll-sparse-max-bytes stream-node-max-bytes stream-node-max-entries activerehashing dynamic-hz "
-    "jemalloc-bg-thread io-threads io-threads-do-reads active-expire-effort "
-    "ignore-warnings "
-    "propagation-error-behavior "
-).split()
-# What redis-server 7.0 reports for them in CONFIG GET, so tools that read these see familiar values.
-_INERT_DEFAULTS = {
-    "crash-log-enabled": "yes",
-    "crash-memcheck-enabled": "yes",
-    "always-show-logo": "no",
-    "set-proc-title": "yes",
-    "proc-title-template": "{title} {listen-addr} {server-mode}",
-    "sanitize-dump-payload": "no",
-    "rdb-del-sync-files": "no",
-    "repl-diskless-load": "disabled",
-    "repl-disable-tcp-nodelay": "no",
-    "repl-diskless-sync-max-replicas": "0",
-    "replica-lazy-flush": "no",
-    "lazyfree-lazy-eviction": "no",
-    "lazyfree-lazy-expire": "no",
-    "lazyfree-lazy-server-del": "no",
-    "lazyfree-lazy-user-del": "no",
-    "lazyfree-lazy-user-flush": "no",
-    "disable-thp": "yes",
-    "aof-rewrite-incremental-fsync": "yes",
-    "rdb-save-incremental-fsync": "yes",
-    "list-max-listpack-size": "-2",
-    "list-max-ziplist-size": "-2",
-    "list-compress-depth": "0",
-    "hll-sparse-max-bytes": "3000",
-    "stream-node-max-bytes": "4096",
-    "stream-node-max-entries": "100",
-    "activerehashing": "yes",
-    "dynamic-hz": "yes",
-    "jemalloc-bg-thread": "yes",
-    "io-threads": "1",
-    "io-threads-do-reads": "no",
-    "active-expire-effort": "1",
-    "propagation-error-behavior": "ignore",
-}
+# users' existing files load unchanged: each is read and checked as Redis 7.0 reads it (a bad value is refused
+# with Redis's words, never stored), and CONFIG GET answers what redis-server would.
+_INT_MAX = 2**31 - 1
+_INERT: list[tuple[str, Callable[[list[str]], Any], Any]] = [
+    ("crash-log-enabled", parse_bool, True),
+    ("crash-memcheck-enabled", parse_bool, True),
+    ("always-show-logo", parse_bool, False),
+    ("set-proc-title", parse_bool, True),
+    ("proc-title-template", parse_proc_title_template, "{title} {listen-addr} {server-mode}"),
+    ("sanitize-dump-payload", _enum_parser("no", "yes", "clients"), "no"),
+    ("rdb-del-sync-files", parse_bool, False),
+    ("repl-diskless-load", _enum_parser("disabled", "on-empty-db", "swapdb"), "disabled"),
+    ("repl-disable-tcp-nodelay", parse_bool, False),
+    ("repl-diskless-sync-max-replicas", int_parser(0, _INT_MAX), 0),
+    ("replica-lazy-flush", parse_bool, False),
+    ("lazyfree-lazy-eviction", parse_bool, False),
+    ("lazyfree-lazy-expire", parse_bool, False),
+    ("lazyfree-lazy-server-del", parse_bool, False),
+    ("lazyfree-lazy-user-del", parse_bool, False),
+    ("lazyfree-lazy-user-flush", parse_bool, False),
+    ("disable-thp", parse_bool, True),
+    ("aof-rewrite-incremental-fsync", parse_bool, True),
+    ("rdb-save-incremental-fsync", parse_bool, True),
+    ("list-max-listpack-size", int_parser(-(2**31), _INT_MAX), -2),
+    ("list-compress-depth", int_parser(0, _INT_MAX), 0),
+    ("hll-sparse-max-bytes", int_parser(0, _MAXINT, memory=True, unsigned=True), 3000),
+    ("stream-node-max-bytes", int_parser(0, _MAXINT, memory=True, unsigned=True), 4096),
+    ("stream-node-max-entries", int_parser(0, _MAXINT), 100),
+    ("activerehashing", parse_bool, True),
+    ("dynamic-hz", parse_bool, True),
+    ("jemalloc-bg-thread", parse_bool, True),
+    ("io-threads", int_parser(1, 128), 1),
+    ("io-threads-do-reads", parse_bool, False),
+    ("active-expire-effort", int_parser(1, 10), 1),
+    ("ignore-warnings", _str_parser, ""),
+    ("propagation-error-behavior", _enum_parser("ignore", "panic", "panic-on-replicas"), "ignore"),
+]
 # Their old names that Redis 7.0 still accepts (and lists in CONFIG GET *).
-_INERT_ALIASES = {"replica-lazy-flush": ("slave-lazy-flush",)}
+_INERT_ALIASES = {
+    "replica-lazy-flush": ("slave-lazy-flush",),
+    "list-max-listpack-size": ("list-max-ziplist-size",),
+}
 # Those Redis reads only at start: CONFIG SET refuses them as immutable, as Redis does.
 _INERT_IMMUTABLE = frozenset(
     "always-show-logo set-proc-title disable-thp io-threads io-threads-do-reads".split()
 )
-for _name in dict.fromkeys(_INERT_NAMES):
+for _name, _parse, _default in _INERT:
     DIRECTIVES.append(
         Directive(
             _name,
-            lambda args: " ".join(args),
-            _INERT_DEFAULTS.get(_name, ""),
+            _parse,
+            _default,
             mutable=_name not in _INERT_IMMUTABLE,
-            nargs=-1,
             inert=True,
             aliases=_INERT_ALIASES.get(_name, ()),
         )
@@ -685,6 +634,10 @@ class Config:
             if directive.nargs >= 0 and len(args) != directive.nargs:
                 raise ConfigError("wrong number of arguments")
             value = directive.parse(args)
+            if directive.name == "repl-backlog-size":
+                # Redis's resizeReplicationBacklog: a backlog set at runtime is never under 16 KiB (a file may
+                # give less, kept as written, as in Redis).
+                value = max(value, REPL_BACKLOG_MIN_BYTES)
             self.values[directive.name] = {**old, **value} if directive.merges else value
             for listener in self._listeners.get(directive.name, []):
                 listener(self.values[directive.name])

@@ -99,7 +99,7 @@ def to_wire(value: Any) -> Any:
     if kind is set or kind is frozenset or kind is ReplySet:
         return [to_wire(v) for v in value]
     if isinstance(value, CommandError):
-        return msgpack.ExtType(EXT_ERROR, str(value).encode())
+        return msgpack.ExtType(EXT_ERROR, value.wire_bytes())
     if value is NULL_ARRAY:
         return None
     if kind is Verbatim:
@@ -115,8 +115,29 @@ def to_wire(value: Any) -> Any:
 
 def encode_reply(request_id: int, value: Any) -> bytes:
     if isinstance(value, CommandError):
-        return msgpack.packb([VERSION, request_id, KIND_ERROR, str(value)], use_bin_type=True)
-    return msgpack.packb([VERSION, request_id, KIND_OK, to_wire(value)], use_bin_type=True)
+        return _pack([VERSION, request_id, KIND_ERROR, str(value)])
+    return _pack([VERSION, request_id, KIND_OK, to_wire(value)])
+
+
+def _pack(message: list[Any]) -> bytes:
+    """msgpack of ``message``. A status or error text may hold bytes that are not UTF-8 (a script's
+    ``{ok='\xff'}``, an unknown command's name echoed back), kept as surrogate escapes, which msgpack's str
+    cannot carry: such texts go as UTF-8 with U+FFFD in their place (the shell prints them; RESP clients get
+    the bytes themselves)."""
+    try:
+        return msgpack.packb(message, use_bin_type=True)
+    except UnicodeEncodeError:
+        return msgpack.packb(_printable(message), use_bin_type=True)
+
+
+def _printable(value: Any) -> Any:
+    if type(value) is str:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if type(value) is list:
+        return [_printable(v) for v in value]
+    if type(value) is dict:
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    return value
 
 
 def encode_error(request_id: int, message: str) -> bytes:
@@ -124,7 +145,7 @@ def encode_error(request_id: int, message: str) -> bytes:
 
 
 def encode_push(value: Any) -> bytes:
-    return msgpack.packb([VERSION, 0, KIND_PUSH, to_wire(value)], use_bin_type=True)
+    return _pack([VERSION, 0, KIND_PUSH, to_wire(value)])
 
 
 class ReplyError(Exception):

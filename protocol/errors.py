@@ -24,6 +24,12 @@ class CommandError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def wire_bytes(self) -> bytes:
+        """The message as bytes on the wire: what a script's error_reply or a client's argument carried, byte
+        for byte. Bytes that are not UTF-8 arrive here as surrogate escapes (decoded with "surrogateescape"),
+        and are turned back into those bytes, as Redis sends its error strings unchanged."""
+        return self.message.encode("utf-8", "surrogateescape")
+
 
 class WrongTypeError(CommandError):
     def __init__(self) -> None:
@@ -70,6 +76,12 @@ DB_INDEX = "ERR DB index is out of range"
 SAME_OBJECT = "ERR source and destination objects are the same"
 
 
+def echoed(arg: bytes) -> str:
+    """A client's argument as an error message quotes it: byte for byte once the reply is encoded (surrogate
+    escapes for bytes that are not UTF-8, turned back by ``CommandError.wire_bytes``), as Redis echoes it."""
+    return arg.decode("utf-8", "surrogateescape")
+
+
 def wrong_arity(name: str) -> CommandError:
     return CommandError(f"ERR wrong number of arguments for '{name}' command")
 
@@ -80,7 +92,7 @@ def unknown_command(name: str, args: list[bytes]) -> CommandError:
     for arg in args:
         if len(shown) >= 128:
             break
-        shown += "'" + arg.decode("utf-8", "replace")[: 128 - len(shown)] + "' "
+        shown += "'" + arg.decode("utf-8", "surrogateescape")[: 128 - len(shown)] + "' "
     return CommandError(f"ERR unknown command '{name[:128]}', with args beginning with: {shown}")
 
 

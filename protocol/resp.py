@@ -152,7 +152,8 @@ def encode_into(out: list[bytes], value: Any, resp3: bool) -> None:
     elif kind is str:
         cached = _STATUS_CACHE.get(value)
         if cached is None:
-            cached = ("+" + value + "\r\n").encode()
+            # (surrogateescape: a status from a script, {ok='...'}, keeps its bytes, UTF-8 or not, as in Redis)
+            cached = ("+" + value + "\r\n").encode("utf-8", "surrogateescape")
             if len(_STATUS_CACHE) < 256:
                 _STATUS_CACHE[value] = cached
         out.append(cached)
@@ -174,7 +175,7 @@ def encode_into(out: list[bytes], value: Any, resp3: bool) -> None:
             else:
                 encode_into(out, item, resp3)
     elif isinstance(value, CommandError):
-        out.append(b"-" + str(value).replace("\r", " ").replace("\n", " ").encode() + CRLF)
+        out.append(b"-" + value.wire_bytes().replace(b"\r", b" ").replace(b"\n", b" ") + CRLF)
     elif kind is float:
         if resp3:
             out.append(b"," + format_double(value) + CRLF)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.cluster.state import SLOTS, ClusterNode, LinkState
 from protocol import errors
-from protocol.errors import CommandError
+from protocol.errors import CommandError, echoed
 from protocol.resp import OK, Verbatim
 from protocol.slots import keyslot
 
@@ -67,7 +67,7 @@ def dispatch(cluster: Cluster, client: Client, argv: list[bytes]) -> Any:
     sub = argv[1].decode("utf-8", "replace").lower()
     entry = _HANDLERS.get(sub)
     if entry is None:
-        raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "cluster")
+        raise errors.unknown_subcommand(errors.echoed(argv[1]), "cluster")
     arity, handler = entry
     if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
         raise errors.wrong_arity(f"cluster|{sub}")
@@ -270,19 +270,15 @@ def _meet(cluster: Cluster, client: Client, argv: list[bytes]) -> Any:
     try:
         port = int(argv[3])
     except ValueError:
-        raise CommandError(
-            f"ERR Invalid TCP base port specified: {argv[3].decode('utf-8', 'replace')}"
-        ) from None
+        raise CommandError(f"ERR Invalid TCP base port specified: {echoed(argv[3])}") from None
     cport = port + 10000
     if len(argv) > 4:
         try:
             cport = int(argv[4])
         except ValueError:
-            raise CommandError(
-                f"ERR Invalid TCP bus port specified: {argv[4].decode('utf-8', 'replace')}"
-            ) from None
+            raise CommandError(f"ERR Invalid TCP bus port specified: {echoed(argv[4])}") from None
     if not cluster.start_handshake(ip, port, cport):
-        raise CommandError(f"ERR Invalid node address specified: {ip}:{argv[3].decode('utf-8', 'replace')}")
+        raise CommandError(f"ERR Invalid node address specified: {ip}:{echoed(argv[3])}")
     return OK
 
 

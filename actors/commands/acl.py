@@ -14,7 +14,7 @@ from actors.commands._util import parse_int
 from actors.server.acl import full_name
 from actors.server.acl_rules import CATALOG, CATEGORIES, AclRuleError
 from protocol import errors
-from protocol.errors import CommandError
+from protocol.errors import CommandError, echoed
 from protocol.resp import OK
 
 if TYPE_CHECKING:
@@ -88,13 +88,12 @@ def cmd_acl(client: Client, argv: list[bytes]) -> Any:
     sub = argv[1].lower()
     arity = ACL_SUBCOMMANDS.get(sub)
     if arity is None:
-        raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "acl")
+        raise errors.unknown_subcommand(errors.echoed(argv[1]), "acl")
     if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
         raise errors.wrong_arity(f"acl|{sub.decode()}")
     if sub in _AT_MOST_ONE_ARGUMENT and len(argv) > 3:  # Redis's aclCommand falls through to its syntax error
         raise CommandError(
-            f"ERR unknown subcommand or wrong number of arguments for "
-            f"'{argv[1].decode('utf-8', 'replace')}'. Try ACL HELP."
+            f"ERR unknown subcommand or wrong number of arguments for '{echoed(argv[1])}'. Try ACL HELP."
         )
     acl = client.server.acl
     try:
@@ -145,7 +144,7 @@ def _cat(argv: list[bytes]) -> list[bytes]:
         raise errors.wrong_arity("acl|cat")
     category = argv[2].decode("utf-8", "replace").lower()
     if category not in CATEGORIES:
-        raise CommandError(f"ERR Unknown category '{argv[2].decode('utf-8', 'replace')}'")
+        raise CommandError(f"ERR Unknown category '{echoed(argv[2])}'")
     return [name.encode() for name in CATALOG.in_category(category)]
 
 
@@ -181,7 +180,7 @@ def _dryrun(client: Client, argv: list[bytes]) -> Any:
     cmd_argv = argv[3:]
     cmd = server.commands.get(cmd_argv[0].lower())
     if cmd is None:
-        raise CommandError(f"ERR Command '{cmd_argv[0].decode('utf-8', 'replace')}' not found")
+        raise CommandError(f"ERR Command '{echoed(cmd_argv[0])}' not found")
     if (cmd.arity > 0 and len(cmd_argv) != cmd.arity) or len(cmd_argv) < -cmd.arity:
         raise errors.wrong_arity(cmd.name)
     denial = server.acl.dryrun(argv[2], cmd, full_name(cmd, cmd_argv), cmd_argv)

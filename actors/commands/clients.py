@@ -9,7 +9,7 @@ from actors.commands._util import parse_int
 from actors.commands.server import check_subcommand
 from actors.server.client import ClientKind
 from protocol import errors
-from protocol.errors import CommandError
+from protocol.errors import CommandError, echoed
 from protocol.resp import OK, Verbatim
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ def cmd_client(client: Client, argv: list[bytes]) -> Any:
         elif attr == b"lib-ver":
             client.lib_ver = value
         else:
-            raise CommandError(f"ERR Unrecognized option '{argv[2].decode('utf-8', 'replace')}'")
+            raise CommandError(f"ERR Unrecognized option '{echoed(argv[2])}'")
         return OK
     if sub == b"info" and len(argv) == 2:
         return Verbatim(client.describe(argv).encode() + b"\n")
@@ -159,7 +159,7 @@ def cmd_client(client: Client, argv: list[bytes]) -> Any:
                 wanted = argv[i + 1].lower().decode()
                 wanted = {"slave": "replica"}.get(wanted, wanted)
                 if wanted not in ("normal", "master", "replica", "pubsub"):
-                    raise CommandError(f"ERR Unknown client type '{argv[i + 1].decode('utf-8', 'replace')}'")
+                    raise CommandError(f"ERR Unknown client type '{echoed(argv[i + 1])}'")
                 chosen = [c for c in chosen if _client_type(c) == wanted]
                 i += 2
             elif opt == b"id" and i + 1 < len(argv):
@@ -192,7 +192,7 @@ def cmd_client(client: Client, argv: list[bytes]) -> Any:
         return 1 if target is not None and unblock_client(client.server, target, with_error) else 0
     if sub == b"help" and len(argv) == 2:
         return _CLIENT_HELP
-    raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "client")
+    raise errors.unknown_subcommand(errors.echoed(argv[1]), "client")
 
 
 def _client_kill(client: Client, argv: list[bytes]) -> Any:
@@ -225,9 +225,9 @@ def _client_kill(client: Client, argv: list[bytes]) -> Any:
                 b"slave",
                 b"pubsub",
             ):
-                raise CommandError(f"ERR Unknown client type '{value.decode('utf-8', 'replace')}'")
+                raise CommandError(f"ERR Unknown client type '{echoed(value)}'")
             if opt == b"user" and value.decode("utf-8", "surrogateescape") not in server.acl.users:
-                raise CommandError(f"ERR No such user '{value.decode('utf-8', 'replace')}'")
+                raise CommandError(f"ERR No such user '{echoed(value)}'")
             filters.append((opt, value))
         else:
             raise CommandError(errors.SYNTAX)

@@ -52,7 +52,7 @@ def cmd_config(client: Client, argv: list[bytes]) -> Any:
         if len(argv) < 4 or len(argv) % 2:
             raise errors.wrong_arity("config|set")
         pairs = [
-            (argv[i].decode("utf-8", "replace"), argv[i + 1].decode("utf-8", "replace"))
+            (argv[i].decode("utf-8", "surrogateescape"), argv[i + 1].decode("utf-8", "replace"))
             for i in range(2, len(argv), 2)
         ]
         names = [n.lower() for n, _ in pairs]
@@ -125,7 +125,7 @@ def cmd_config(client: Client, argv: list[bytes]) -> Any:
             b"HELP",
             b"    Prints this help.",
         ]
-    raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "config")
+    raise errors.unknown_subcommand(errors.echoed(argv[1]), "config")
 
 
 def _known(server: Server) -> set[str]:

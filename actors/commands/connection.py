@@ -10,7 +10,7 @@ from actors.commands._util import parse_int
 from actors.commands.clients import validate_client_name
 from actors.commands.info import server_redis_version
 from protocol import errors
-from protocol.errors import CommandError
+from protocol.errors import CommandError, echoed
 from protocol.resp import OK
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def cmd_hello(client: Client, argv: list[bytes]) -> Any:
             validate_client_name(name)
             i += 2
         else:
-            raise CommandError(f"ERR Syntax error in HELLO option '{argv[i].decode('utf-8', 'replace')}'")
+            raise CommandError(f"ERR Syntax error in HELLO option '{echoed(argv[i])}'")
     if not client.authenticated:
         raise CommandError(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH "

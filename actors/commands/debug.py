@@ -19,7 +19,7 @@ from actors.commands.memory import object_access
 from actors.data.digest import dataset_digest, object_digest
 from actors.server.client import ClientKind
 from actors.server.ports import SupervisorError
-from protocol.errors import CommandError, wrong_arity
+from protocol.errors import CommandError, echoed, wrong_arity
 from protocol.resp import OK
 
 if TYPE_CHECKING:
@@ -139,8 +139,7 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
             b"HELP",
         ]
     raise CommandError(
-        f"ERR unknown subcommand or wrong number of arguments for '{argv[1].decode('utf-8', 'replace')[:128]}'. "
-        "Try DEBUG HELP."
+        f"ERR unknown subcommand or wrong number of arguments for '{echoed(argv[1])[:128]}'. Try DEBUG HELP."
     )
 
 
@@ -262,8 +261,7 @@ def debug_kill_node(client: Client, argv: list[bytes]) -> Any:
 
 def _unknown(argv: list[bytes]) -> CommandError:
     return CommandError(
-        f"ERR unknown subcommand or wrong number of arguments for '{argv[1].decode('utf-8', 'replace')[:128]}'. "
-        "Try DEBUG HELP."
+        f"ERR unknown subcommand or wrong number of arguments for '{echoed(argv[1])[:128]}'. Try DEBUG HELP."
     )
 
 

@@ -14,7 +14,7 @@ from actors.commands import command
 from actors.commands.scripting import parse_numkeys, prepare_run
 from actors.scripting.functions import DUMP_RDB_VERSION, OPCODE_FUNCTION2, parse_library_header
 from protocol import errors
-from protocol.errors import CommandError
+from protocol.errors import CommandError, echoed
 from protocol.resp import OK
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def cmd_function(client: Client, argv: list[bytes]) -> Any:
     sub = argv[1].lower()
     arity = _SUBCOMMANDS.get(sub)
     if arity is None:
-        raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "function")
+        raise errors.unknown_subcommand(errors.echoed(argv[1]), "function")
     if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
         raise errors.wrong_arity(f"function|{sub.decode()}")
     server = client.server
@@ -121,7 +121,7 @@ def cmd_function(client: Client, argv: list[bytes]) -> Any:
         args = argv[2:]
         if len(args) > 1:
             if args[0].lower() != b"replace":
-                raise CommandError(f"ERR Unknown option given: {args[0].decode('utf-8', 'replace')}")
+                raise CommandError(f"ERR Unknown option given: {echoed(args[0])}")
             replace = True
             args = args[1:]
         if len(args) != 1:
@@ -148,7 +148,7 @@ def cmd_function(client: Client, argv: list[bytes]) -> Any:
                 pattern = argv[i + 1]
                 i += 2
             else:
-                raise CommandError(f"ERR Unknown argument {argv[i].decode('utf-8', 'replace')}")
+                raise CommandError(f"ERR Unknown argument {echoed(argv[i])}")
         return store.list(pattern, with_code)
     if sub == b"dump":
         crc64 = _codec(client).crc64

@@ -371,7 +371,8 @@ def render_info(server: Server, wanted: list[str]) -> bytes:
         title = _SECTION_TITLES.get(name) or name.capitalize()
         body = "".join(f"{k}:{v}\r\n" for k, v in lines)
         chunks.append(f"# {title}\r\n{body}")
-    return "\r\n".join(chunks).encode()
+    # (surrogateescape: an errorstats prefix keeps the bytes of the error it counts, UTF-8 or not, as Redis's)
+    return "\r\n".join(chunks).encode("utf-8", "surrogateescape")
 
 
 @command("info", -1, "loading stale", (0, 0, 0), "server", "Get information and statistics about the server")

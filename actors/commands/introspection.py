@@ -278,7 +278,7 @@ def cmd_command(client: Client, argv: list[bytes]) -> Any:
     sub = argv[1].lower()
     sub_keys = table[b"command"].key_info.subcommands.get(sub)
     if sub_keys is None:
-        raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "command")
+        raise errors.unknown_subcommand(errors.echoed(argv[1]), "command")
     if (sub_keys.arity > 0 and len(argv) != sub_keys.arity) or len(argv) < -sub_keys.arity:
         raise errors.wrong_arity(sub_keys.name)
     if sub == b"count":

@@ -32,7 +32,7 @@ from actors.data.types import ZSet
 from actors.server import lazyfree
 from actors.server.blocking import signal_flushed_keys, signal_swapped_dbs, waited_keys_present
 from protocol import errors
-from protocol.errors import CommandError
+from protocol.errors import CommandError, echoed
 from protocol.resp import OK
 
 if TYPE_CHECKING:
@@ -281,7 +281,7 @@ def _expire(client: Client, argv: list[bytes], unit_ms: int, absolute: bool, nam
         elif opt == b"lt":
             lt = True
         else:
-            raise CommandError(f"ERR Unsupported option {raw.decode('utf-8', 'replace')}")
+            raise CommandError(f"ERR Unsupported option {echoed(raw)}")
     if nx and (xx or gt or lt):
         raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
     if gt and lt:
@@ -553,7 +553,7 @@ def cmd_object(client: Client, argv: list[bytes]) -> Any:
     if sub == b"help" and len(argv) == 2:
         return _OBJECT_HELP
     if sub not in (b"encoding", b"freq", b"idletime", b"refcount", b"help"):
-        raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "object")
+        raise errors.unknown_subcommand(errors.echoed(argv[1]), "object")
     if len(argv) != (2 if sub == b"help" else 3):
         raise errors.wrong_arity(f"object|{sub.decode()}")
     keyspace = client.server.keyspace

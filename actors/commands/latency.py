@@ -62,7 +62,7 @@ def cmd_latency(client: Client, argv: list[bytes]) -> Any:
     sub = argv[1].lower()
     arity = _ARITY.get(sub)
     if arity is None:
-        raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "latency")
+        raise errors.unknown_subcommand(errors.echoed(argv[1]), "latency")
     if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
         raise errors.wrong_arity(f"latency|{sub.decode()}")
     server = client.server

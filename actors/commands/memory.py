@@ -191,4 +191,4 @@ def cmd_memory(client: Client, argv: list[bytes]) -> Any:
         return Verbatim(b"Stats not supported for the current allocator")
     if sub in (b"doctor", b"purge", b"malloc-stats", b"stats", b"help"):
         raise errors.wrong_arity(f"memory|{sub.decode()}")
-    raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "memory")
+    raise errors.unknown_subcommand(errors.echoed(argv[1]), "memory")

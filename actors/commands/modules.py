@@ -57,7 +57,7 @@ def cmd_module(client: Client, argv: list[bytes]) -> Any:
     sub = argv[1].lower()
     arity = ARITY.get(sub)
     if arity is None:
-        raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "module")
+        raise errors.unknown_subcommand(errors.echoed(argv[1]), "module")
     if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
         raise errors.wrong_arity(f"module|{sub.decode()}")
     if sub == b"help":

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from actors.commands import command
 from actors.commands._util import compile_glob, glob_match
 from protocol import errors
-from protocol.errors import CommandError
+from protocol.errors import CommandError, echoed
 from protocol.resp import MultiReply, Push
 
 if TYPE_CHECKING:
@@ -225,8 +225,7 @@ _PUBSUB_HELP = [
 
 def _syntax_error(argv: list[bytes]) -> CommandError:
     return CommandError(
-        f"ERR unknown subcommand or wrong number of arguments for '{argv[1].decode('utf-8', 'replace')[:128]}'. "
-        "Try PUBSUB HELP."
+        f"ERR unknown subcommand or wrong number of arguments for '{echoed(argv[1])[:128]}'. Try PUBSUB HELP."
     )
 
 
@@ -243,7 +242,7 @@ def cmd_pubsub(client: Client, argv: list[bytes]) -> Any:
     sub = argv[1].lower()
     arity = _SUBCOMMAND_ARITY.get(sub)
     if arity is None:
-        raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "pubsub")
+        raise errors.unknown_subcommand(errors.echoed(argv[1]), "pubsub")
     if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
         raise errors.wrong_arity(f"pubsub|{sub.decode()}")
     server = client.server

@@ -23,7 +23,7 @@ from actors.commands._util import parse_int
 from actors.server.client import ClientKind
 from actors.server.ports import WAIT_ON_REPLICA
 from protocol import errors
-from protocol.errors import CommandError
+from protocol.errors import CommandError, echoed
 from protocol.resp import OK
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ def cmd_replconf(client: Client, argv: list[bytes]) -> Any:
     for index in range(1, len(argv), 2):
         option = argv[index].lower()
         if option not in _REPLCONF_OPTIONS:
-            raise CommandError(f"ERR Unrecognized REPLCONF option: {argv[index].decode('utf-8', 'replace')}")
+            raise CommandError(f"ERR Unrecognized REPLCONF option: {echoed(argv[index])}")
         value = argv[index + 1]
         if option == b"rdb-only":
             flag = parse_int(value, errors.NOT_INTEGER)

@@ -211,7 +211,7 @@ def cmd_script(client: Client, argv: list[bytes]) -> Any:
     sub = argv[1].lower()
     arity = _SCRIPT_SUBCOMMANDS.get(sub)
     if arity is None:
-        raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "script")
+        raise errors.unknown_subcommand(errors.echoed(argv[1]), "script")
     if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
         raise errors.wrong_arity(f"script|{sub.decode()}")
     server = client.server

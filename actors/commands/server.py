@@ -51,7 +51,7 @@ def check_subcommand(container: str, argv: list[bytes]) -> bytes:
     sub = argv[1].lower()
     arity = SUBCOMMAND_ARITY[container].get(sub)
     if arity is None:
-        raise errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), container)
+        raise errors.unknown_subcommand(errors.echoed(argv[1]), container)
     if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
         raise errors.wrong_arity(f"{container}|{sub.decode()}")
     return sub

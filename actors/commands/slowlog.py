@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from actors.commands import command
 from actors.commands._util import parse_int
 from actors.commands.server import check_subcommand
-from protocol.errors import CommandError
+from protocol.errors import CommandError, echoed
 from protocol.resp import OK
 
 if TYPE_CHECKING:
@@ -62,6 +62,6 @@ def cmd_slowlog(client: Client, argv: list[bytes]) -> Any:
             [entry_id, ts, usec, list(args), addr, name] for entry_id, ts, usec, args, addr, name in entries
         ]
     raise CommandError(
-        f"ERR unknown subcommand or wrong number of arguments for '{argv[1].decode('utf-8', 'replace')[:128]}'. "
+        f"ERR unknown subcommand or wrong number of arguments for '{echoed(argv[1])[:128]}'. "
         "Try SLOWLOG HELP."
     )

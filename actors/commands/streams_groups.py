@@ -36,7 +36,7 @@ from actors.data.stream import (
     format_id,
 )
 from protocol import errors
-from protocol.errors import CommandError
+from protocol.errors import CommandError, echoed
 from protocol.resp import NULL_ARRAY, OK
 
 if TYPE_CHECKING:
@@ -52,23 +52,16 @@ ENTRIESREAD_RANGE = "ERR value for ENTRIESREAD must be positive or -1"
 
 
 def nogroup(key: bytes, group: bytes) -> CommandError:
-    return CommandError(
-        f"NOGROUP No such key '{key.decode(errors='replace')}' or consumer group "
-        f"'{group.decode(errors='replace')}'"
-    )
+    return CommandError(f"NOGROUP No such key '{echoed(key)}' or consumer group '{echoed(group)}'")
 
 
 def nogroup_for_key(key: bytes, group: bytes) -> CommandError:
-    return CommandError(
-        f"NOGROUP No such consumer group '{group.decode(errors='replace')}' for key name "
-        f"'{key.decode(errors='replace')}'"
-    )
+    return CommandError(f"NOGROUP No such consumer group '{echoed(group)}' for key name '{echoed(key)}'")
 
 
 def _subcommand_error(cmd: str, sub: bytes) -> CommandError:
     return CommandError(
-        f"ERR unknown subcommand or wrong number of arguments for '{sub.decode('utf-8', 'replace')[:128]}'. "
-        f"Try {cmd} HELP."
+        f"ERR unknown subcommand or wrong number of arguments for '{echoed(sub)[:128]}'. Try {cmd} HELP."
     )
 
 
@@ -87,9 +80,7 @@ def _check_subcommand(cmd: str, argv: list[bytes], arities: dict[bytes, int]) ->
     sub = argv[1].lower()
     arity = arities.get(sub)
     if arity is None:
-        raise CommandError(
-            f"ERR unknown subcommand '{argv[1].decode('utf-8', 'replace')[:128]}'. Try {cmd} HELP."
-        )
+        raise CommandError(f"ERR unknown subcommand '{echoed(argv[1])[:128]}'. Try {cmd} HELP.")
     if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
         raise CommandError(f"ERR wrong number of arguments for '{cmd.lower()}|{sub.decode()}' command")
     return sub
@@ -454,7 +445,7 @@ def cmd_xclaim(client: Client, argv: list[bytes]) -> Any:
             j += 1
             last_id = strict_id(argv[j])
         else:
-            raise CommandError(f"ERR Unrecognized XCLAIM option '{argv[j].decode(errors='replace')}'")
+            raise CommandError(f"ERR Unrecognized XCLAIM option '{echoed(argv[j])}'")
         j += 1
     propagate: list[list[bytes]] = []
     propagate_last_id = False

@@ -156,7 +156,7 @@ class RespConnection(asyncio.Protocol):
             if (
                 not exc.silent
             ):  # a client over client-query-buffer-limit is closed without a word, as in Redis
-                self.out.append(b"-" + str(exc).encode() + b"\r\n")
+                self.out.append(b"-" + exc.wire_bytes() + b"\r\n")
             remote_errors.info("client_error", client_id=client.id, addr=client.addr, reason=str(exc))
             client.close_requested = True
             self.master.schedule_flush(self)

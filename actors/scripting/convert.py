@@ -114,7 +114,7 @@ class ReplyToLua:
                 return self.convert(value[1], resp3)
             return self._table([self.convert(item, resp3) for item in value])
         if isinstance(value, CommandError):
-            return self._error(str(value).encode())
+            return self._error(value.wire_bytes())
         if kind is bool:
             return value if resp3 else int(value)
         if kind is float:
@@ -173,7 +173,7 @@ def lua_to_reply(value: Any, script_resp3: bool, rawget: Any) -> Any:
             exc, "err", None
         )  # redis.call's error from a metamethod, after the run (ScriptCallError)
         if isinstance(err, bytes):
-            return CommandError(err.decode("utf-8", "replace").replace("\r", " ").replace("\n", " "))
+            return CommandError(err.decode("utf-8", "surrogateescape").replace("\r", " ").replace("\n", " "))
         if not isinstance(exc, LuaError):
             raise
         return CommandError(f"ERR {exc}".replace("\r", " ").replace("\n", " "))

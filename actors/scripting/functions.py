@@ -62,7 +62,7 @@ def parse_library_header(code: bytes) -> str:
     if not code.startswith(b"#!"):
         raise CommandError("ERR Missing library metadata")
     end = code.find(b"\n")
-    first = code[: end if end >= 0 else len(code)].decode("utf-8", "replace")
+    first = code[: end if end >= 0 else len(code)].decode("utf-8", "surrogateescape")
     try:
         # Split as Redis's sdssplitargs: quotes are honoured, a backslash outside them is a plain character.
         lexer = shlex.shlex(first, posix=True)
@@ -85,7 +85,7 @@ def parse_library_header(code: bytes) -> str:
         raise CommandError(f"ERR Engine '{engine}' not found")
     if name is None:
         raise CommandError("ERR Library name was not given")
-    if not _NAME.match(name.encode()):
+    if not _NAME.match(name.encode("utf-8", "surrogateescape")):
         raise CommandError(f"ERR {_BAD_NAME}")
     return name
 

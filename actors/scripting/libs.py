@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct as pystruct
 from typing import Any
 
@@ -99,7 +100,9 @@ def _json_encode(value: Any, depth: int = 0) -> str:
 def cjson_table(lua: Any) -> Any:
     def to_lua(value: Any) -> Any:
         if isinstance(value, str):
-            return value.encode("latin-1", "replace") if all(ord(c) < 256 for c in value) else value.encode()
+            # The string's bytes as lua-cjson leaves them: the text's own bytes (UTF-8 or not: decoded with
+            # surrogateescape), \u escapes as UTF-8 (a lone surrogate escape was refused before parsing).
+            return value.encode("utf-8", "surrogateescape")
         if isinstance(value, bool):
             return value
         if isinstance(value, int | float):
@@ -125,6 +128,11 @@ def cjson_table(lua: Any) -> Any:
     def decode(text: Any) -> Any:
         if type(text) is not bytes:
             raise _lua_error(lua, "bad argument #1 to 'decode' (string expected)")
+        bad_escape = _lone_surrogate_escape(text)
+        if bad_escape >= 0:
+            raise _lua_error(
+                lua, f"Expected value but found invalid unicode escape code at character {bad_escape + 1}"
+            )
         try:
             return to_lua(json.loads(text.decode("utf-8", "surrogateescape")))
         except json.JSONDecodeError as exc:
@@ -135,6 +143,25 @@ def cjson_table(lua: Any) -> Any:
             raise _lua_error(lua, f"Expected value but found invalid token: {exc}") from None
 
     return lua_table(lua, encode=encode, decode=decode, null=NULL)
+
+
+# A \u escape of a UTF-16 surrogate (lua-cjson decodes a high one followed by an escaped low one as one
+# character, and refuses any other), and any other escape, matched so that "\\\\" is skipped as one.
+_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]")
+_ESCAPES = re.compile(rb"\\(?:u([dD][89a-fA-F][0-9a-fA-F]{2})(\\u[dD][c-fC-F][0-9a-fA-F]{2})?|.)", re.S)
+
+
+def _lone_surrogate_escape(text: bytes) -> int:
+    """The offset of the first \\u escape lua-cjson refuses ("invalid unicode escape code"): a low surrogate
+    alone, or a high one not followed by an escaped low one; -1 when there is none (the common case, found
+    without a scan: no \\uD8.. to \\uDF.. escape at all)."""
+    if _SURROGATE_HINT.search(text) is None:
+        return -1
+    for match in _ESCAPES.finditer(text):
+        unit = match.group(1)
+        if unit is not None and (int(unit, 16) >= 0xDC00 or match.group(2) is None):
+            return match.start()
+    return -1
 
 
 class LibError(Exception):

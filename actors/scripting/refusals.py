@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from actors.commands.keyspecs import INFO
+from protocol.errors import echoed
 
 NOT_FROM_SCRIPT = "ERR This Redis command is not allowed from script"
 
@@ -60,7 +61,7 @@ def _xread_guard(group: bool) -> Guard:
             option = argv[i].lower()
             more = argc - i - 1
             if option == b"block" and more:
-                return f"ERR {argv[0].decode('utf-8', 'replace')} command is not allowed with BLOCK option from scripts"
+                return f"ERR {echoed(argv[0])} command is not allowed with BLOCK option from scripts"
             if option == b"count" and more:
                 if not _is_integer(argv[i + 1]):
                     return None  # the command's own error comes first (its parser reads COUNT's value)

@@ -580,7 +580,7 @@ class LuaRuntime:
         """(function, None), or (None, Lua's compile error)."""
         result = self._compile(body, chunk_name)
         if type(result) is tuple:
-            return None, result[1].decode("utf-8", "replace")
+            return None, result[1].decode("utf-8", "surrogateescape")  # (its bytes, as Redis echoes them)
         return result, None
 
     def compile_library(self, body: bytes, api: Any) -> tuple[Any, Any, str | None]:
@@ -588,5 +588,5 @@ class LuaRuntime:
         full ``redis`` table; or (None, None, Lua's compile error)."""
         first, second = self._compile_library(body, api)
         if first is None:
-            return None, None, second.decode("utf-8", "replace")
+            return None, None, second.decode("utf-8", "surrogateescape")
         return first, second, None

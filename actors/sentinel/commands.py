@@ -23,7 +23,7 @@ from actors.sentinel.config import (
 )
 from actors.sentinel.state import Flag, Instance, Kind, now_ms
 from actors.version import REDIS_VERSION
-from protocol.errors import CommandError, unknown_subcommand, wrong_arity
+from protocol.errors import CommandError, echoed, unknown_subcommand, wrong_arity
 from protocol.resp import NULL_ARRAY, Verbatim
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def sentinel_command(monitor: Monitor, args: list[bytes], resp3: bool) -> Any:
     rest = args[1:]
     handler = _SUBCOMMANDS.get(sub)
     if handler is None:
-        raise unknown_subcommand(args[0].decode("utf-8", "replace"), "SENTINEL")
+        raise unknown_subcommand(echoed(args[0]), "SENTINEL")
     low, high = _ARITY[sub]
     if len(rest) < low or (high is not None and len(rest) > high):
         raise CommandError(f"ERR wrong number of arguments for 'sentinel|{sub}' command")
@@ -314,9 +314,7 @@ def _debug(monitor: Monitor, rest: list[bytes], resp3: bool) -> Any:
     for key, value in zip(rest[::2], rest[1::2], strict=True):
         name = key.decode("utf-8", "replace").lower()
         if name not in timing or not value.isdigit() or int(value) <= 0:
-            raise CommandError(
-                f"ERR Invalid argument '{value.decode('utf-8', 'replace')}' for SENTINEL DEBUG '{name}'"
-            )
+            raise CommandError(f"ERR Invalid argument '{echoed(value)}' for SENTINEL DEBUG '{name}'")
         updates[name] = int(value)
     timing.update(updates)
     return "OK"

@@ -33,6 +33,7 @@ from protocol.errors import (
     WRONGPASS,
     CommandError,
     ProtocolError,
+    echoed,
     unknown_command,
     unknown_subcommand,
     wrong_arity,
@@ -134,13 +135,13 @@ class SentinelClient:
                 raise CommandError(NOAUTH)
             if (self.channels or self.patterns) and not self.resp3 and name not in SUBSCRIBED_ALLOWED:
                 raise CommandError(
-                    f"ERR Can't execute '{name.decode('utf-8', 'replace')}': only (P|S)SUBSCRIBE / "
+                    f"ERR Can't execute '{echoed(name)}': only (P|S)SUBSCRIBE / "
                     "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
                 )
             self.command_name = argv[0]
             handler = _HANDLERS.get(name)
             if handler is None:
-                raise unknown_command(argv[0].decode("utf-8", "replace"), args)
+                raise unknown_command(echoed(argv[0]), args)
             return handler(self, args)
         except CommandError as exc:
             return exc
@@ -182,9 +183,7 @@ class SentinelClient:
                 self.name = args[index + 1]
                 index += 2
             else:
-                raise CommandError(
-                    f"ERR Syntax error in HELLO option '{args[index].decode('utf-8', 'replace')}'"
-                )
+                raise CommandError(f"ERR Syntax error in HELLO option '{echoed(args[index])}'")
         if not self.authenticated:
             raise CommandError(
                 "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
@@ -246,7 +245,7 @@ class SentinelClient:
     def debug(self, args: list[bytes]) -> Any:
         """DEBUG CRASH-ACTOR <name> (fault injection). Unknown, as on redis-sentinel, unless enabled."""
         if not self.debug_allowed():
-            raise unknown_command(self.command_name.decode("utf-8", "replace"), args)
+            raise unknown_command(echoed(self.command_name), args)
         if len(args) == 2 and args[0].lower() == b"crash-actor":
             try:
                 self.server.system.crash(args[1].decode("utf-8", "replace"))
@@ -254,7 +253,7 @@ class SentinelClient:
                 raise CommandError(f"ERR {exc}") from None
             return "OK"
         if args:
-            raise unknown_subcommand(args[0].decode("utf-8", "replace"), "DEBUG")
+            raise unknown_subcommand(echoed(args[0]), "DEBUG")
         raise wrong_arity("debug")
 
     def subscribe(self, args: list[bytes], pattern: bool = False) -> Any:
@@ -303,7 +302,7 @@ class SentinelClient:
                 for c in clients
             )
             return Verbatim(text.encode())
-        raise unknown_subcommand(args[0].decode("utf-8", "replace"), "CLIENT")
+        raise unknown_subcommand(echoed(args[0]), "CLIENT")
 
     def command_cmd(self, args: list[bytes]) -> Any:
         if args and args[0].lower() == b"count":

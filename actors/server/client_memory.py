@@ -88,11 +88,19 @@ def counts_toward_limit(client: Client) -> bool:
     return client.kind.name == "RESP" and not client.rdb_only and client.last_command not in ("sync", "psync")
 
 
+# The lowest limit in force (Redis's getClientEvictionLimit): a smaller maxmemory-clients, "1" say, would
+# disconnect every client, the one that set it included, and leave nobody able to set it back.
+MIN_LIMIT_BYTES = 128 * 1024
+
+
 def parse_limit(value: Any, maxmemory: int) -> int:
-    """maxmemory-clients in bytes: an int as is, ``N%`` as that share of maxmemory (0 when maxmemory is 0)."""
+    """maxmemory-clients in bytes: an int as is, ``N%`` as that share of maxmemory (0 when maxmemory is 0: no
+    limit), and never under ``MIN_LIMIT_BYTES`` while there is one."""
     if isinstance(value, str) and value.endswith("%"):
-        return maxmemory * int(value[:-1]) // 100
-    return int(value)
+        limit = maxmemory * int(value[:-1]) // 100 if maxmemory else 0
+    else:
+        limit = int(value)
+    return max(limit, MIN_LIMIT_BYTES) if limit > 0 else 0
 
 
 class ClientEviction:

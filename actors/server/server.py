@@ -359,7 +359,7 @@ class Server(NodeRestrictions, StreamNames):
         if cmd is None:
             if client.multi is not None:
                 client.multi_error = True
-            return errors.unknown_command(argv[0].decode("utf-8", "replace"), argv[1:])
+            return errors.unknown_command(errors.echoed(argv[0]), argv[1:])
         arity = cmd.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             cmd.rejected_calls += 1  # Redis's rejectCommand: INFO commandstats counts it

@@ -86,7 +86,7 @@ def test_include_reads_another_file(tmp_path: Path) -> None:
             "appendfsync sometimes\n",
             1,
             "appendfsync sometimes",
-            "argument(s) must be one of the following: always, everysec, no",
+            "argument(s) must be one of the following: everysec, always, no",
         ),
         ("maxmemory lots\n", 1, "maxmemory lots", "argument must be a memory value"),
         ("port 1 2\n", 1, "port 1 2", "wrong number of arguments"),
@@ -200,7 +200,13 @@ def test_memory_units_follow_redis(text: str, size: int) -> None:
     assert parse_memory(text) == size
 
 
-@pytest.mark.parametrize("text", ["", "mb", "1tb", "1.5mb", "abc"])
+@pytest.mark.parametrize("text", ["", "mb", "b"])
+def test_memory_values_without_digits_are_zero_as_in_redis(text: str) -> None:
+    """Redis's memtoull reads the digits before the unit with strtoull, which gives 0 for none at all."""
+    assert parse_memory(text) == 0
+
+
+@pytest.mark.parametrize("text", ["1tb", "1.5mb", "abc", "-1", "-0", " 1", "1 kb"])
 def test_bad_memory_values_are_refused(text: str) -> None:
     with pytest.raises(ConfigError):
         parse_memory(text)

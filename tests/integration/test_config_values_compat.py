@@ -1,0 +1,103 @@
+"""CONFIG SET of bad and odd values, side by side with redis-server: every configuration both list is given
+values Redis's parsers refuse or read in their own way (words for numbers, numbers past 64 bits, a leading
+'+', '0' or space, memory units, percentages, empty strings), and the node must answer as Redis does: the
+same error words, or OK and the same value read back. A value Redis refuses is never stored (the brief's
+"accepted and ignored")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.harness import NodeProcess
+
+pytestmark = pytest.mark.compat
+
+# Not set here: they move the servers (files, ports, passwords, replication) or differ on purpose (see
+# test_config_defaults_compat.py: TLS files, the cluster bus).
+SKIPPED = {
+    "requirepass", "masterauth", "masteruser", "dbfilename", "dir", "replicaof", "slaveof", "aclfile", "bind",
+    "unixsocket", "logfile", "pidfile", "appendfilename", "appenddirname", "cluster-config-file",
+    "bind-source-addr", "ignore-warnings", "port", "tls-port",
+}  # fmt: skip
+EVERY_CONFIG_VALUES = ("bogus-value", "-1", "99999999999999999999", "")
+# Numbers and sizes as Redis's string2ll / memtoull read them, on directives of each numeric kind: a
+# size_t / unsigned long long memory value, a long long one, a plain int, a range that includes negatives, a
+# memory-or-percent one and inert ones checked all the same.
+ODD_NUMBERS = (
+    "01", "+1", " 1", "1 ", "-0", "1_000", "1.5", "0x10", "1kb", "1KB", "1 kb", "1kib", "1gb", "1b", "b", "kb",
+    "18446744073709551615", "18446744073709551616", "9223372036854775808", "9223372036854775807",
+    "-9223372036854775808", "-9223372036854775809", "20000000000gb", "5%", "-5%", "100%", "101%", "%", "0%",
+)  # fmt: skip
+NUMERIC = (
+    "maxmemory", "hash-max-listpack-value", "repl-backlog-size", "timeout", "slowlog-log-slower-than",
+    "list-max-listpack-size", "maxmemory-clients", "proto-max-bulk-len", "active-expire-effort",
+    "stream-node-max-bytes", "maxclients", "maxmemory-samples", "repl-backlog-ttl",
+)  # fmt: skip
+
+
+def _outcome(client: redis.Redis, name: str, value: str) -> str:
+    try:
+        client.execute_command("CONFIG", "SET", name, value)
+    except redis.ResponseError as exc:
+        return f"error: {exc}"
+    return "OK, reads back " + client.config_get(name)[name]
+
+
+def _compare(node: redis.Redis, reference: redis.Redis, names: Any, values: tuple[str, ...]) -> list[str]:
+    before = (node.config_get("*"), reference.config_get("*"))
+    differences = []
+    for name in names:
+        for value in values:
+            got, want = _outcome(node, name, value), _outcome(reference, name, value)
+            if got != want:
+                differences.append(f"{name} {value!r}: node {got!r}, redis-server {want!r}")
+            for client, old in zip((node, reference), before, strict=True):
+                if name in old:
+                    try:
+                        client.execute_command("CONFIG", "SET", name, old[name])
+                    except redis.ResponseError:
+                        pass  # immutable: nothing was changed either
+    return differences
+
+
+def test_every_configuration_refuses_bad_values_as_redis_does(
+    node: NodeProcess, redis_servers: Any, tmp_path: Path
+) -> None:
+    reference = redis_servers(tmp_path).client
+    mine = node.client()
+    names = sorted(
+        name
+        for name in set(reference.config_get("*")) & set(mine.config_get("*"))
+        if name not in SKIPPED and not name.startswith(("tls-", "syslog", "cluster-announce"))
+    )
+    assert len(names) > 120
+    assert _compare(mine, reference, names, EVERY_CONFIG_VALUES) == []
+
+
+def test_numbers_and_sizes_are_read_as_redis_reads_them(
+    node: NodeProcess, redis_servers: Any, tmp_path: Path
+) -> None:
+    reference = redis_servers(tmp_path).client
+    assert _compare(node.client(), reference, NUMERIC, ODD_NUMBERS) == []
+
+
+def test_a_tiny_maxmemory_clients_leaves_clients_connected_as_in_redis(
+    node: NodeProcess, redis_servers: Any, tmp_path: Path
+) -> None:
+    """Redis never applies a client eviction limit under 128 KiB: maxmemory-clients 1 would otherwise close
+    every connection, the one that set it included, and nobody could set it back."""
+    reference = redis_servers(tmp_path)
+    for port in (node.port, reference.port):
+        control = redis.Redis(port=port)
+        assert control.config_set("maxmemory-clients", "1")
+        other = redis.Redis(port=port)
+        assert other.set("k", "x" * 1000) and other.ping()
+        assert control.ping()
+        assert control.config_get("maxmemory-clients") == {"maxmemory-clients": "1"}
+        control.config_set("maxmemory-clients", "0")
+        control.close()
+        other.close()
