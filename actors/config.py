@@ -12,6 +12,7 @@ Values are Python objects: bool, int (sizes in bytes), str, ``list[tuple[int, in
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -117,18 +118,22 @@ def _shutdown_flags_parser(args: list[str]) -> str:
 
 
 def _octal_parser(high: int) -> Callable[[list[str]], str]:
-    """An octal number (unixsocketperm), kept as its octal digits (CONFIG GET shows ``700``)."""
+    """An octal number (unixsocketperm), kept as its octal digits (CONFIG GET shows ``700``); read as Redis's
+    strtoll(value, &end, 8) with nothing left after it: "" reads as 0, a space or sign before digits is allowed."""
 
     def parse(args: list[str]) -> str:
-        try:
-            value = int(args[0], 8)
-        except ValueError:
-            raise ConfigError("argument couldn't be parsed as an octal number") from None
+        text = args[0]
+        if text and _OCTAL.fullmatch(text) is None:
+            raise ConfigError("argument couldn't be parsed as an octal number")
+        value = int(text.strip(), 8) if text else 0
         if not 0 <= value <= high:
             raise ConfigError(f"argument must be between 0 and {high:o} inclusive")
         return f"{value:o}"
 
     return parse
+
+
+_OCTAL = re.compile(r"[ \t\n\v\f\r]*[+-]?[0-7]+")
 
 
 def _save_parser(args: list[str]) -> list[tuple[int, int]]:
@@ -189,8 +194,10 @@ OUTPUT_BUFFER_CLASSES = ("normal", "slave", "pubsub")
 def _output_buffer_limit_parser(args: list[str]) -> dict[str, tuple[int, int, int]]:
     """client-output-buffer-limit <class> <hard> <soft> <soft seconds> [<class> ...]: the classes given, as
     {class: (hard bytes, soft bytes, soft seconds)}; Config merges them into the current value as Redis does."""
+    if not args:
+        return {}  # CONFIG SET of "": nothing to change
     words = " ".join(args).split()
-    if len(words) % 4:  # (none at all changes nothing, as in Redis)
+    if not words or len(words) % 4:
         raise ConfigError("Wrong number of arguments in buffer limit configuration.")
     limits: dict[str, tuple[int, int, int]] = {}
     for i in range(0, len(words), 4):
@@ -309,7 +316,7 @@ DIRECTIVES: list[Directive] = [
     Directive("port", int_parser(0, 65535), 6379),  # CONFIG SET moves the listeners (loop/listeners.py)
     Directive("bus-port", int_parser(0, 65535), 0, mutable=False),  # 0: port + 10000, as Redis Cluster's bus
     Directive("protected-mode", parse_bool, True),
-    Directive("tcp-backlog", int_parser(0, 65535), 511, mutable=False),
+    Directive("tcp-backlog", int_parser(0, 2**31 - 1), 511, mutable=False),
     Directive("timeout", int_parser(0, 2**31 - 1), 0),
     Directive("tcp-keepalive", int_parser(0, 2**31 - 1), 300),
     Directive("maxclients", int_parser(1, 2**32 - 1), 10000),
@@ -622,7 +629,9 @@ class Config:
         if directive is None:
             raise ConfigError(f"Unknown option or number of arguments for CONFIG SET - '{name}'")
         if directive.name in ("save", "bind", "replicaof", "client-output-buffer-limit") and len(args) == 1:
-            args = args[0].split() or [""]
+            # (CONFIG SET client-output-buffer-limit "" changes nothing, as in Redis; a file's empty value is
+            # a wrong number of arguments there, and here)
+            args = args[0].split() or ([] if directive.name == "client-output-buffer-limit" else [""])
         if not directive.mutable:
             if directive.name in _SAME_VALUE_ONLY and self._is_current(directive, args):
                 return  # nothing to change (Redis sets these at runtime; this node only at start)

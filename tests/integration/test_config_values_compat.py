@@ -6,13 +6,16 @@ same error words, or OK and the same value read back. A value Redis refuses is n
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from tests.harness import NodeProcess
+from tests.harness import REPO, NodeProcess, free_port, wait_for
 
 pytestmark = pytest.mark.compat
 
@@ -101,3 +104,65 @@ def test_a_tiny_maxmemory_clients_leaves_clients_connected_as_in_redis(
         control.config_set("maxmemory-clients", "0")
         control.close()
         other.close()
+
+
+# redis.conf lines: what a file gives is read by the same rules, and a refused line stops the start with the
+# message Redis prints under the line (">>> 'name value'").
+FILE_LINES = [
+    "lazyfree-lazy-eviction maybe",
+    "list-max-listpack-size 1kb",
+    "loglevel nothing",
+    "tcp-backlog -1",
+    'unixsocketperm ""',
+    'client-output-buffer-limit ""',
+    "maxmemory -1",
+    'maxmemory ""',
+    "timeout 01",
+    "active-expire-effort 11",
+    'proc-title-template "{bogus}"',
+    "repl-diskless-load sometimes",
+]
+
+
+def _pong(port: int) -> bool:
+    """One PING over a raw socket (redis-py would retry a refused connection with back-off)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(64).startswith(b"+PONG")
+
+
+def _start_outcome(command: list[str], directory: Path, line: str) -> str:
+    """'started' once the server answers PING (then it is stopped), or 'refused: <message>' if it exits."""
+    port = free_port()
+    conf = directory / f"{port}.conf"
+    conf.write_text(f'port {port}\nsave ""\nappendonly no\ndir {directory}\n{line}\n')
+    proc = subprocess.Popen([*command, str(conf)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        started = wait_for(
+            lambda: proc.poll() is not None or _pong(port),
+            timeout_s=20,
+            what=f"{command[0]} on {line!r} to start or exit",
+        )
+        if proc.poll() is None and started:
+            return "started"
+        output = proc.communicate(timeout=10)[0].decode("utf-8", "replace").splitlines()
+        lines = [text for text in output if text.strip()]
+        shown = [i for i, text in enumerate(lines) if text.startswith(">>>")]
+        return "refused: " + (
+            lines[shown[0] + 1] if shown and shown[0] + 1 < len(lines) else repr(lines[-3:])
+        )
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+
+
+def test_config_file_lines_are_read_as_redis_reads_them(tmp_path: Path) -> None:
+    node = [sys.executable, "-m", "launcher.main", "server"]
+    differences = []
+    for line in FILE_LINES:
+        got = _start_outcome(node, tmp_path, line)
+        want = _start_outcome(["redis-server"], tmp_path, line)
+        if got != want:
+            differences.append(f"{line!r}: node {got!r}, redis-server {want!r}")
+    assert differences == []
