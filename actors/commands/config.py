@@ -46,13 +46,14 @@ def cmd_config(client: Client, argv: list[bytes]) -> Any:
             for name, value in server.config.match(raw.decode("utf-8", "replace")):
                 if name.lower() not in seen:
                     seen.add(name.lower())
-                    found[name.encode()] = value.encode()
+                    # (a value from redis.conf keeps its bytes, UTF-8 or not: the file is read with surrogateescape)
+                    found[name.encode()] = value.encode("utf-8", "surrogateescape")
         return found
     if sub == b"set":
         if len(argv) < 4 or len(argv) % 2:
             raise errors.wrong_arity("config|set")
         pairs = [
-            (argv[i].decode("utf-8", "surrogateescape"), argv[i + 1].decode("utf-8", "replace"))
+            (argv[i].decode("utf-8", "surrogateescape"), _value_text(argv[i], argv[i + 1]))
             for i in range(2, len(argv), 2)
         ]
         names = [n.lower() for n, _ in pairs]
@@ -126,6 +127,16 @@ def cmd_config(client: Client, argv: list[bytes]) -> Any:
             b"    Prints this help.",
         ]
     raise errors.unknown_subcommand(errors.echoed(argv[1]), "config")
+
+
+# Values kept byte for byte (surrogateescape, as redis.conf's are read): requirepass is hashed from those bytes,
+# so a binary password set here is the one AUTH then takes, as in Redis. Other values are decoded with U+FFFD
+# for what is not UTF-8: the replication handshake and the bus carry masterauth / masteruser as text.
+_BINARY_SAFE = frozenset((b"requirepass",))
+
+
+def _value_text(name: bytes, value: bytes) -> str:
+    return value.decode("utf-8", "surrogateescape" if name.lower() in _BINARY_SAFE else "replace")
 
 
 def _known(server: Server) -> set[str]:

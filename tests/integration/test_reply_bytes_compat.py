@@ -119,3 +119,23 @@ def test_cjson_decode_keeps_utf8_and_refuses_lone_surrogates_as_lua_cjson(
     for body in CJSON:
         payload = _command(b"EVAL", body, b"0")
         assert _exchange(node.port, payload) == _exchange(reference.port, payload), body
+
+
+def test_a_binary_requirepass_set_at_runtime_is_the_password_auth_takes(
+    node: NodeProcess, redis_servers: Any, tmp_path: Path
+) -> None:
+    """CONFIG SET requirepass keeps the password's bytes (the node hashed U+FFFD in their place, so the
+    password just set was refused) and CONFIG GET gives them back."""
+    reference = redis_servers(tmp_path)
+    password = b"p\xff\xfe"
+    session = (
+        _command(b"AUTH", b"wrong")
+        + _command(b"AUTH", password)
+        + _command(b"CONFIG", b"GET", b"requirepass")
+        + _command(b"CONFIG", b"SET", b"requirepass", b"")
+    )
+    for port in (node.port, reference.port):
+        assert _exchange(port, _command(b"CONFIG", b"SET", b"requirepass", password)) == b"+OK\r\n"
+    # (CONFIG GET's reply is an array: counted as its header and two bulks)
+    assert _exchange(node.port, session, replies=6) == _exchange(reference.port, session, replies=6)
+    assert node.client().ping()
