@@ -75,11 +75,13 @@ def normalised(name: bytes, reply: Any) -> Any:
     return reply
 
 
-def random_command(rng: random.Random, names: list[bytes]) -> list[bytes]:
+def random_command(rng: random.Random, names: list[bytes], step: int) -> list[bytes]:
     name = rng.choice(names)
     args = [rng.choice(KEYS) if rng.random() < 0.4 else rng.choice(TOKENS) for _ in range(rng.randrange(7))]
     if name in _TTL_NAMES or b"PX" in args or b"EX" in args:
-        args = [b"100000" if arg in _SHORT_MS else arg for arg in args]
+        # (larger at every step, so EXPIRE ... GT / LT compares times a step apart, not two servers' clocks)
+        ttl = b"%d" % (100000 + step)
+        args = [ttl if arg in _SHORT_MS else arg for arg in args]
     return [name, *args]
 
 
@@ -96,7 +98,7 @@ def test_random_arguments_get_redis_servers_replies(
     names = [name.encode() for name in FAMILIES[family].split()]
     rng = random.Random(seed)
     for step in range(1500):
-        argv = random_command(rng, names)
+        argv = random_command(rng, names, step)
         want = normalised(argv[0], reply_or_error(theirs, *argv))
         got = normalised(argv[0], reply_or_error(ours, *argv))
         assert got == want, (
@@ -297,7 +299,11 @@ def test_documented_commands_get_redis_servers_replies(
         if rng.random() < 0.15 and len(argv) > 1:
             argv[rng.randrange(1, len(argv))] = rng.choice(DOC_NOISE)
         if name in DOC_TTL_COMMANDS:
-            argv = [b"100000" if arg in _SHORT_MS | {b"5"} else arg for arg in argv]
+            # Larger at every step: a later PEXPIRE k ... GT then always sets a later time on both servers. With
+            # one fixed value it compared "now" on each server, equal on one and a millisecond later on the
+            # other (CI saw redis-server 0, redactor 1 for such a GT).
+            ttl = b"%d" % (100000 + step)
+            argv = [ttl if arg in _SHORT_MS | {b"5"} else arg for arg in argv]
         want = normalised(argv[0].upper(), reply_or_error(theirs, *argv))
         got = normalised(argv[0].upper(), reply_or_error(ours, *argv))
         assert got == want, (
