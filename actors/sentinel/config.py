@@ -127,6 +127,15 @@ class SentinelConfig:
         elif name == "logfile":
             self.logfile = args[0]
         elif name == "loglevel":
+            if args[0].lower() not in (
+                "debug",
+                "verbose",
+                "notice",
+                "warning",
+            ):  # (Redis 7.0's, in its order)
+                raise SentinelConfigError(
+                    "argument(s) must be one of the following: debug, verbose, notice, warning"
+                )
             self.loglevel = args[0].lower()
         elif name == "requirepass":
             self.requirepass = args[0] or None

@@ -76,6 +76,9 @@ def test_conf_is_parsed_and_rewritten_keeping_other_lines(tmp_path: Path) -> Non
         ("sentinel monitor m 127.0.0.1 7001 0", "Quorum must be 1 or greater."),
         ("sentinel bogus x", "Unrecognized sentinel configuration statement."),
         ("maxmemory 10mb", "does not implement 'maxmemory'"),
+        # Checked as redis-sentinel 7.0 checks it (it was stored as given, whatever it said).
+        ("loglevel bogus", "must be one of the following: debug, verbose, notice, warning"),
+        ("loglevel nothing", "must be one of the following: debug, verbose, notice, warning"),
         # Parsed but not implemented: refused rather than believed (their defaults are accepted).
         ("sentinel resolve-hostnames yes", "resolve-hostnames / announce-hostnames yes is not supported"),
         ("sentinel announce-hostnames yes", "resolve-hostnames / announce-hostnames yes is not supported"),
