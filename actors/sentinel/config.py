@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from actors.config import BY_NAME, ConfigError
 from actors.files import write_bytes_atomically
 from actors.sentinel.state import (
     DEFAULT_FAILOVER_TIMEOUT_MS,
@@ -46,6 +47,20 @@ SERVER_DIRECTIVES = frozenset(
         "enable-debug-command", "supervisor-max-restarts", "supervisor-restart-window-seconds",
     )
 )  # fmt: skip
+# Those a sentinel checks with the node's parser (actors/config.py) before using or passing over the value.
+CHECKED_AS_A_NODE = frozenset(
+    (
+        "port",
+        "loglevel",
+        "daemonize",
+        "protected-mode",
+        "tcp-keepalive",
+        "timeout",
+        "hz",
+        "syslog-enabled",
+        "supervised",
+    )
+)
 # Sentinel state lines: rewritten from memory, never kept from the file.
 STATE_OPTIONS = frozenset(
     (
@@ -115,6 +130,17 @@ class SentinelConfig:
             )
         if not args:
             raise SentinelConfigError("Bad directive or wrong number of arguments")
+        if name == "daemonize" and args[0].lower() == "yes":
+            raise SentinelConfigError(
+                "redactor's sentinel runs in the foreground: daemonize yes is not supported"
+            )
+        if name in CHECKED_AS_A_NODE:
+            # Read by the node's own parser, Redis's rules: a value redis-sentinel refuses is refused here too,
+            # never stored or passed over.
+            try:
+                BY_NAME[name].parse(args)
+            except ConfigError as exc:
+                raise SentinelConfigError(str(exc)) from None
         if name == "port":
             try:
                 self.port = int(args[0])
@@ -127,15 +153,6 @@ class SentinelConfig:
         elif name == "logfile":
             self.logfile = args[0]
         elif name == "loglevel":
-            if args[0].lower() not in (
-                "debug",
-                "verbose",
-                "notice",
-                "warning",
-            ):  # (Redis 7.0's, in its order)
-                raise SentinelConfigError(
-                    "argument(s) must be one of the following: debug, verbose, notice, warning"
-                )
             self.loglevel = args[0].lower()
         elif name == "requirepass":
             self.requirepass = args[0] or None
@@ -154,10 +171,6 @@ class SentinelConfig:
                 self.supervisor_max_restarts = value
             else:
                 self.supervisor_restart_window_s = value
-        elif name == "daemonize" and args[0].lower() == "yes":
-            raise SentinelConfigError(
-                "redactor's sentinel runs in the foreground: daemonize yes is not supported"
-            )
         if from_command_line:
             self.overrides[name] = list(args)
 

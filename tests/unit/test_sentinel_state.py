@@ -76,9 +76,14 @@ def test_conf_is_parsed_and_rewritten_keeping_other_lines(tmp_path: Path) -> Non
         ("sentinel monitor m 127.0.0.1 7001 0", "Quorum must be 1 or greater."),
         ("sentinel bogus x", "Unrecognized sentinel configuration statement."),
         ("maxmemory 10mb", "does not implement 'maxmemory'"),
-        # Checked as redis-sentinel 7.0 checks it (it was stored as given, whatever it said).
-        ("loglevel bogus", "must be one of the following: debug, verbose, notice, warning"),
-        ("loglevel nothing", "must be one of the following: debug, verbose, notice, warning"),
+        # Checked as redis-sentinel 7.0 checks them, with its words (they were stored or passed over as given).
+        ("loglevel bogus", r"must be one of the following: debug, verbose, notice, warning"),
+        ("loglevel nothing", r"must be one of the following: debug, verbose, notice, warning"),
+        ("hz bogus", "argument couldn't be parsed into an integer"),
+        ("port 01", "argument couldn't be parsed into an integer"),
+        ("protected-mode maybe", "argument must be 'yes' or 'no'"),
+        ("tcp-keepalive -1", "argument must be between 0 and 2147483647 inclusive"),
+        ("daemonize maybe", "argument must be 'yes' or 'no'"),
         # Parsed but not implemented: refused rather than believed (their defaults are accepted).
         ("sentinel resolve-hostnames yes", "resolve-hostnames / announce-hostnames yes is not supported"),
         ("sentinel announce-hostnames yes", "resolve-hostnames / announce-hostnames yes is not supported"),
