@@ -3,7 +3,8 @@
 One table serves the config file, the command line (``--port 7001``) and ``CONFIG GET``/``CONFIG SET``, so a
 directive is validated the same way wherever it comes from. Reading files is the launcher's business
 (launcher/config.py); this module only knows directives and values. Directives that redactor accepts for
-compatibility with a stock redis.conf but does not act on are marked ``inert`` and stored as given.
+compatibility with a stock redis.conf but does not act on are marked ``inert``: their values are still read
+and checked as Redis reads them (actors/config_values.py has the number rules), then stored.
 
 Values are Python objects: bool, int (sizes in bytes), str, ``list[tuple[int, int]]`` for ``save`` points,
 ``tuple[str, int] | None`` for ``replicaof``, ``list[str]`` for ``bind``.

@@ -335,3 +335,32 @@ class RedisServer:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+def _config_set_outcome(client: redis.Redis, name: str, value: str) -> str:
+    try:
+        client.execute_command("CONFIG", "SET", name, value)
+    except redis.ResponseError as exc:
+        return f"error: {exc}"
+    return "OK, reads back " + client.config_get(name)[name]
+
+
+def config_set_differences(
+    node: redis.Redis, reference: redis.Redis, names: Any, values: tuple[str, ...]
+) -> list[str]:
+    """CONFIG SET each of ``names`` to each of ``values`` on the node and on redis-server: the pairs whose
+    answers differ (the error, or OK and the value CONFIG GET reads back). Each setting is undone after it."""
+    before = (node.config_get("*"), reference.config_get("*"))
+    differences = []
+    for name in names:
+        for value in values:
+            got, want = _config_set_outcome(node, name, value), _config_set_outcome(reference, name, value)
+            if got != want:
+                differences.append(f"{name} {value!r}: node {got!r}, redis-server {want!r}")
+            for client, old in zip((node, reference), before, strict=True):
+                if name in old:
+                    try:
+                        client.execute_command("CONFIG", "SET", name, old[name])
+                    except redis.ResponseError:
+                        pass  # immutable: nothing was changed either
+    return differences

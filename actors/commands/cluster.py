@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
-from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK
 
@@ -64,23 +63,13 @@ CLUSTER_SUBCOMMANDS = (
 def cmd_cluster(client: Client, argv: list[bytes]) -> Any:
     cluster = client.server.cluster
     if cluster is None:
-        _check_subcommand(argv)
+        # What Redis's dispatcher answers before CLUSTER says it is disabled: an unknown subcommand, or a known
+        # one with the wrong number of arguments.
+        from actors.commands.server import check_subcommand
+
+        check_subcommand("cluster", argv)
         raise CommandError(DISABLED)
     return cluster.command(client, argv)
-
-
-def _check_subcommand(argv: list[bytes]) -> None:
-    """Without cluster mode, what Redis's dispatcher answers before CLUSTER itself says it is disabled: an unknown
-    subcommand, or a known one with the wrong number of arguments (its arity from Redis's command table)."""
-    name = argv[1].decode("utf-8", "replace").lower()
-    if name not in CLUSTER_SUBCOMMANDS:
-        raise errors.unknown_subcommand(errors.echoed(argv[1]), "cluster")
-    from actors.commands.keyspecs import INFO  # (a big table: loaded on this error path only)
-
-    full = f"cluster|{name}".encode()
-    arity = next(entry[1] for entry in INFO["cluster"][9] if entry[0] == full)
-    if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
-        raise errors.wrong_arity(f"cluster|{name}")
 
 
 @command("asking", 1, "fast", (0, 0, 0), "cluster", "Sent by cluster clients after an -ASK redirect")

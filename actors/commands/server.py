@@ -1,5 +1,5 @@
 """Server commands: COMMAND, SHUTDOWN, MONITOR, and the container-subcommand check the other containers share
-(CLIENT, CONFIG, SLOWLOG: ``check_subcommand``). PING & co. are in connection.py, CLIENT in clients.py, INFO in
+(CLIENT, CONFIG, SLOWLOG, CLUSTER without cluster mode: ``check_subcommand``). PING & co. are in connection.py, CLIENT in clients.py, INFO in
 info.py, CONFIG in config.py, DEBUG in debug.py, SLOWLOG in slowlog.py."""
 
 from __future__ import annotations
@@ -47,9 +47,16 @@ SUBCOMMAND_ARITY: dict[str, dict[bytes, int]] = {
 
 
 def check_subcommand(container: str, argv: list[bytes]) -> bytes:
-    """The lowered subcommand of ``argv``, after Redis's checks: it exists, then its arity."""
+    """The lowered subcommand of ``argv``, after Redis's checks: it exists, then its arity. A container not in
+    SUBCOMMAND_ARITY (CLUSTER, checked only on its error path) takes its arities from Redis's command table."""
     sub = argv[1].lower()
-    arity = SUBCOMMAND_ARITY[container].get(sub)
+    arities = SUBCOMMAND_ARITY.get(container)
+    if arities is None:
+        from actors.commands.keyspecs import INFO  # (a big table: loaded by the first such check only)
+
+        prefix = len(container) + 1  # "cluster|"
+        arities = SUBCOMMAND_ARITY[container] = {entry[0][prefix:]: entry[1] for entry in INFO[container][9]}
+    arity = arities.get(sub)
     if arity is None:
         raise errors.unknown_subcommand(errors.echoed(argv[1]), container)
     if (arity > 0 and len(argv) != arity) or len(argv) < -arity:

@@ -134,18 +134,17 @@ class SentinelConfig:
             raise SentinelConfigError(
                 "redactor's sentinel runs in the foreground: daemonize yes is not supported"
             )
+        value: object = None
         if name in CHECKED_AS_A_NODE:
             # Read by the node's own parser, Redis's rules: a value redis-sentinel refuses is refused here too,
             # never stored or passed over.
             try:
-                BY_NAME[name].parse(args)
+                value = BY_NAME[name].parse(args)
             except ConfigError as exc:
                 raise SentinelConfigError(str(exc)) from None
         if name == "port":
-            try:
-                self.port = int(args[0])
-            except ValueError:
-                raise SentinelConfigError("Invalid port") from None
+            assert isinstance(value, int)
+            self.port = value
         elif name == "bind":
             self.bind = list(args)
         elif name == "dir":
@@ -153,7 +152,8 @@ class SentinelConfig:
         elif name == "logfile":
             self.logfile = args[0]
         elif name == "loglevel":
-            self.loglevel = args[0].lower()
+            assert isinstance(value, str)
+            self.loglevel = value
         elif name == "requirepass":
             self.requirepass = args[0] or None
         elif name == "enable-debug-command":

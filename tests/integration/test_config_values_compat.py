@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.harness import REPO, NodeProcess, free_port, wait_for
+from tests.harness import REPO, NodeProcess, config_set_differences, free_port, wait_for
 
 pytestmark = pytest.mark.compat
 
@@ -42,31 +42,6 @@ NUMERIC = (
 )  # fmt: skip
 
 
-def _outcome(client: redis.Redis, name: str, value: str) -> str:
-    try:
-        client.execute_command("CONFIG", "SET", name, value)
-    except redis.ResponseError as exc:
-        return f"error: {exc}"
-    return "OK, reads back " + client.config_get(name)[name]
-
-
-def _compare(node: redis.Redis, reference: redis.Redis, names: Any, values: tuple[str, ...]) -> list[str]:
-    before = (node.config_get("*"), reference.config_get("*"))
-    differences = []
-    for name in names:
-        for value in values:
-            got, want = _outcome(node, name, value), _outcome(reference, name, value)
-            if got != want:
-                differences.append(f"{name} {value!r}: node {got!r}, redis-server {want!r}")
-            for client, old in zip((node, reference), before, strict=True):
-                if name in old:
-                    try:
-                        client.execute_command("CONFIG", "SET", name, old[name])
-                    except redis.ResponseError:
-                        pass  # immutable: nothing was changed either
-    return differences
-
-
 def test_every_configuration_refuses_bad_values_as_redis_does(
     node: NodeProcess, redis_servers: Any, tmp_path: Path
 ) -> None:
@@ -78,14 +53,14 @@ def test_every_configuration_refuses_bad_values_as_redis_does(
         if name not in SKIPPED and not name.startswith(("tls-", "syslog", "cluster-announce"))
     )
     assert len(names) > 120
-    assert _compare(mine, reference, names, EVERY_CONFIG_VALUES) == []
+    assert config_set_differences(mine, reference, names, EVERY_CONFIG_VALUES) == []
 
 
 def test_numbers_and_sizes_are_read_as_redis_reads_them(
     node: NodeProcess, redis_servers: Any, tmp_path: Path
 ) -> None:
     reference = redis_servers(tmp_path).client
-    assert _compare(node.client(), reference, NUMERIC, ODD_NUMBERS) == []
+    assert config_set_differences(node.client(), reference, NUMERIC, ODD_NUMBERS) == []
 
 
 def test_a_tiny_maxmemory_clients_leaves_clients_connected_as_in_redis(
