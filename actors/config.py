@@ -613,7 +613,11 @@ class Config:
         directive = self.directive(name)
         if directive.nargs >= 0 and len(args) != directive.nargs:
             raise ConfigError("wrong number of arguments")
-        if not args:
+        # A bare line, as Redis reads it: `save` sets no save points, `bind` no address (the node will not
+        # start), `client-output-buffer-limit` changes nothing; any other directive needs a value.
+        if not args and directive.name in ("save", "bind"):
+            args = [""]
+        elif not args and directive.name != "client-output-buffer-limit":
             raise ConfigError("wrong number of arguments")
         value = directive.parse(args)
         if from_file and directive.name in _ACCUMULATING and directive.name in self._seen_in_file and value:

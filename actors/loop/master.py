@@ -150,7 +150,9 @@ class MasterActor:
         if errors or not self._servers:
             for srv in self._servers:
                 srv.close()
-            raise OSError("could not bind " + "; ".join(errors or [f"any address on port {port}"]))
+            if not errors:  # no address, or port 0 and no tls-port or unixsocket: Redis's words
+                raise OSError("Configured to not listen anywhere, exiting.")
+            raise OSError("could not bind " + "; ".join(errors))
         # CONFIG SET port moves the plain listeners (actors/loop/listeners.py).
         backlog = self.server.config["tcp-backlog"]
         moves = PortListeners(

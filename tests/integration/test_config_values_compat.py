@@ -96,6 +96,11 @@ FILE_LINES = [
     "active-expire-effort 11",
     'proc-title-template "{bogus}"',
     "repl-diskless-load sometimes",
+    # bare lines: save disables saving, client-output-buffer-limit changes nothing, the rest are refused
+    "save",
+    "client-output-buffer-limit",
+    "oom-score-adj-values",
+    "maxmemory",
 ]
 
 
@@ -106,8 +111,19 @@ def _pong(port: int) -> bool:
         return sock.recv(64).startswith(b"+PONG")
 
 
+def _config_get(port: int, name: str) -> bytes:
+    """CONFIG GET name's raw reply, read until its bytes stop coming (one small array)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        sock.sendall(b"CONFIG GET " + name.encode() + b"\r\n")
+        reply = sock.recv(4096)
+        while reply.count(b"\r\n") < 5:
+            reply += sock.recv(4096)
+        return reply
+
+
 def _start_outcome(command: list[str], directory: Path, line: str) -> str:
-    """'started' once the server answers PING (then it is stopped), or 'refused: <message>' if it exits."""
+    """'started: <CONFIG GET of the line's directive>' once the server answers PING (then it is stopped), or
+    'refused: <message>' if it exits."""
     port = free_port()
     conf = directory / f"{port}.conf"
     conf.write_text(f'port {port}\nsave ""\nappendonly no\ndir {directory}\n{line}\n')
@@ -119,7 +135,7 @@ def _start_outcome(command: list[str], directory: Path, line: str) -> str:
             what=f"{command[0]} on {line!r} to start or exit",
         )
         if proc.poll() is None and started:
-            return "started"
+            return f"started: {_config_get(port, line.split()[0])!r}"
         output = proc.communicate(timeout=10)[0].decode("utf-8", "replace").splitlines()
         lines = [text for text in output if text.strip()]
         shown = [i for i, text in enumerate(lines) if text.startswith(">>>")]
@@ -141,3 +157,16 @@ def test_config_file_lines_are_read_as_redis_reads_them(tmp_path: Path) -> None:
         if got != want:
             differences.append(f"{line!r}: node {got!r}, redis-server {want!r}")
     assert differences == []
+
+
+def test_a_node_with_nowhere_to_listen_exits_with_redis_words(tmp_path: Path) -> None:
+    """A bare ``bind`` line (no address) or ``port 0`` with no tls-port or unixsocket: both servers exit, saying
+    Redis's line; the node with status 1 (could not start)."""
+    for line in ("bind", "port 0"):
+        conf = tmp_path / "nowhere.conf"
+        conf.write_text(f'port {free_port()}\nsave ""\nappendonly no\ndir {tmp_path}\n{line}\n')
+        for command in ([sys.executable, "-m", "launcher.main", "server"], ["redis-server"]):
+            done = subprocess.run([*command, str(conf)], cwd=REPO, capture_output=True, timeout=60)
+            output = (done.stdout + done.stderr).decode()
+            assert "Configured to not listen anywhere, exiting." in output, (line, command[0], output)
+            assert done.returncode == 1, (line, command[0], done.returncode)
