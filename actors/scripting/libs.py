@@ -1,16 +1,14 @@
-"""The libraries Redis links into its Lua (cjson, cmsgpack, bit, struct), written over Python's stdlib.
+"""The libraries Redis links into its Lua (cmsgpack, bit, struct; cjson is actors/scripting/cjson.py), written
+over Python's stdlib.
 
 Each ``*_table(lua)`` builds the Lua table a script sees. Behaviour follows the C libraries Redis ships:
-lua-cjson 2.1 (numbers with ``%.14g``, ``/`` escaped, an empty table encodes as ``{}``, ``cjson.null``),
 lua-cmsgpack (a table with keys 1..n packs as an array, otherwise a map; integral numbers as integers),
 LuaBitOp (32-bit two's complement results) and Roberto Ierusalimschy's struct (the common formats).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import re
 import struct as pystruct
 from typing import Any
 
@@ -34,7 +32,7 @@ class _Null:
 NULL = _Null()
 
 
-def _is_table(value: Any) -> bool:
+def is_table(value: Any) -> bool:
     return hasattr(value, "items") and not isinstance(value, dict)
 
 
@@ -50,118 +48,6 @@ def _array_length(table: Any) -> int | None:
     if count == 0 or highest != count:
         return None
     return count
-
-
-def _json_number(value: float) -> str:
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        raise ValueError("Cannot serialise number: must not be NaN or Inf")
-    if type(value) is int:
-        return str(value)
-    text = f"{value:.14g}"
-    return text
-
-
-def _json_string(value: bytes) -> str:
-    text = json.dumps(value.decode("latin-1"), ensure_ascii=False)
-    return text.replace("/", "\\/")
-
-
-def _json_encode(value: Any, depth: int = 0) -> str:
-    if depth > 1000:
-        raise ValueError("Cannot serialise, excessive nesting (1001)")
-    kind = type(value)
-    if kind is bytes:
-        return _json_string(value)
-    if kind is int or kind is float:
-        return _json_number(value)
-    if kind is bool:
-        return "true" if value else "false"
-    if value is None or value is NULL:
-        return "null"
-    if _is_table(value):
-        length = _array_length(value)
-        if length is not None:
-            return "[" + ",".join(_json_encode(value[i], depth + 1) for i in range(1, length + 1)) + "]"
-        parts = []
-        for key, item in value.items():
-            if type(key) is bytes:
-                name = _json_string(key)
-            elif type(key) in (int, float):
-                name = '"' + _json_number(key) + '"'
-            else:
-                raise ValueError("Cannot serialise table: table key must be a number or string")
-            parts.append(name + ":" + _json_encode(item, depth + 1))
-        return "{" + ",".join(parts) + "}"
-    from lupa import lua51
-
-    raise ValueError(f"Cannot serialise {lua51.lua_type(value) or kind.__name__}: type not supported")
-
-
-def cjson_table(lua: Any) -> Any:
-    def to_lua(value: Any) -> Any:
-        if isinstance(value, str):
-            # The string's bytes as lua-cjson leaves them: the text's own bytes (UTF-8 or not: decoded with
-            # surrogateescape), \u escapes as UTF-8 (a lone surrogate escape was refused before parsing).
-            return value.encode("utf-8", "surrogateescape")
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int | float):
-            return value
-        if value is None:
-            return NULL
-        if isinstance(value, list):
-            return lua.table_from([to_lua(item) for item in value])
-        table = lua.table()
-        for key, item in value.items():
-            table[to_lua(key)] = to_lua(item)
-        return table
-
-    def encode(value: Any) -> bytes:
-        try:
-            return _json_encode(value).encode("latin-1", "replace")
-        except ValueError as exc:
-            raise _lua_error(lua, str(exc)) from None
-        except RecursionError:
-            # A table holding itself (Python's stack ends before lua-cjson's 1000 levels): cjson's error.
-            raise _lua_error(lua, "Cannot serialise, excessive nesting (1001)") from None
-
-    def decode(text: Any) -> Any:
-        if type(text) is not bytes:
-            raise _lua_error(lua, "bad argument #1 to 'decode' (string expected)")
-        bad_escape = _lone_surrogate_escape(text)
-        if bad_escape >= 0:
-            raise _lua_error(
-                lua, f"Expected value but found invalid unicode escape code at character {bad_escape + 1}"
-            )
-        try:
-            return to_lua(json.loads(text.decode("utf-8", "surrogateescape")))
-        except json.JSONDecodeError as exc:
-            raise _lua_error(
-                lua, f"Expected value but found invalid token at character {exc.pos + 1}"
-            ) from None
-        except (ValueError, UnicodeError) as exc:
-            raise _lua_error(lua, f"Expected value but found invalid token: {exc}") from None
-
-    return lua_table(lua, encode=encode, decode=decode, null=NULL)
-
-
-# A \u escape of a UTF-16 surrogate (lua-cjson decodes a high one followed by an escaped low one as one
-# character, and refuses any other), and any other escape, matched so that "\\\\" is skipped as one.
-_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]")
-_ESCAPES = re.compile(rb"\\(?:u([dD][89a-fA-F][0-9a-fA-F]{2})(\\u[dD][c-fC-F][0-9a-fA-F]{2})?|.)", re.S)
-
-
-def _lone_surrogate_escape(text: bytes) -> int:
-    """The offset of the first \\u escape lua-cjson refuses ("invalid unicode escape code"): a low surrogate
-    alone, or a high one not followed by an escaped low one; -1 when there is none (the common case, found
-    without a scan: no \\uD8.. to \\uDF.. escape at all)."""
-    if _SURROGATE_HINT.search(text) is None:
-        return -1
-    for match in _ESCAPES.finditer(text):
-        unit = match.group(1)
-        if unit is not None and (int(unit, 16) >= 0xDC00 or match.group(2) is None):
-            return match.start()
-    return -1
 
 
 class LibError(Exception):
@@ -182,7 +68,7 @@ def _pack_value(value: Any, level: int = 0) -> Any:
     kind = type(value)
     if kind is float and math.isfinite(value) and value == int(value):
         return int(value)
-    if _is_table(value):
+    if is_table(value):
         if level >= _MSGPACK_MAX_NESTING:
             return None
         length = _array_length(value)
@@ -240,12 +126,68 @@ def cmsgpack_table(lua: Any) -> Any:
     def pack(*values: Any) -> bytes:
         return b"".join(_msgpack(_pack_value(v)) for v in values)
 
-    def unpack(data: bytes) -> Any:
-        unpacker = msgpack.Unpacker(raw=True, strict_map_key=False)
-        unpacker.feed(data)
-        return tuple(to_lua(item) for item in unpacker)
+    def unpack_full(name: str, data: Any, limit: int, offset: int) -> tuple[Any, ...]:
+        """mp_unpack_full: every value (limit and offset 0), or the next offset (-1 at the end) and up to
+        ``limit`` values from ``offset``."""
+        if type(data) in (int, float):
+            data = str(data).encode() if type(data) is int else b"%.14g" % data
+        if type(data) is not bytes:
+            raise LibError(f"bad argument #1 to '{name}' (string expected, got {lua_type_name(data)})")
+        if offset < 0 or limit < 0:  # (lua-cmsgpack prints the input's length as the limit)
+            raise LibError(f"Invalid request to unpack with offset of {offset} and limit of {len(data)}.")
+        if offset > len(data):
+            raise LibError(f"Start offset {offset} greater than input length {len(data)}.")
+        decode_all = not limit and not offset
+        unpacker = msgpack.Unpacker(raw=True, strict_map_key=False, max_buffer_size=max(len(data), 1))
+        unpacker.feed(data[offset:])
+        values: list[Any] = []
+        try:
+            while offset + unpacker.tell() < len(data) and (decode_all or len(values) < limit):
+                values.append(to_lua(unpacker.unpack()))
+        except msgpack.OutOfData:
+            raise LibError("Missing bytes in input.") from None
+        except ValueError:  # (msgpack's format, stack and extra-data errors)
+            raise LibError("Bad data format in input.") from None
+        if decode_all:
+            return tuple(values)
+        end = offset + unpacker.tell()
+        return (-1 if end == len(data) else end, *values)
 
-    return lua_table(lua, pack=pack, unpack=unpack)
+    def integer_arg(name: str, position: int, value: Any, default: int | None) -> int:
+        if value is None and default is not None:
+            return default
+        if type(value) is bytes:
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if type(value) not in (int, float) or type(value) is bool:
+            raise LibError(
+                f"bad argument #{position} to '{name}' (number expected, got {lua_type_name(value)})"
+            )
+        return int(value)
+
+    def unpack(data: Any = None, *_: Any) -> tuple[Any, ...]:
+        return unpack_full("unpack", data, 0, 0)
+
+    def unpack_one(data: Any = None, offset: Any = None, *_: Any) -> tuple[Any, ...]:
+        return unpack_full("unpack_one", data, 1, integer_arg("unpack_one", 2, offset, 0))
+
+    def unpack_limit(data: Any = None, limit: Any = None, offset: Any = None, *_: Any) -> tuple[Any, ...]:
+        count = integer_arg("unpack_limit", 2, limit, None)
+        return unpack_full("unpack_limit", data, count, integer_arg("unpack_limit", 3, offset, 0))
+
+    return lua_table(
+        lua,
+        pack=pack,
+        unpack=unpack,
+        unpack_one=unpack_one,
+        unpack_limit=unpack_limit,
+        _NAME=b"cmsgpack",
+        _VERSION=b"lua-cmsgpack 0.4.0",
+        _COPYRIGHT=b"Copyright (C) 2012, Salvatore Sanfilippo",
+        _DESCRIPTION=b"MessagePack C implementation for Lua",
+    )
 
 
 def _tobit(value: Any) -> int:
@@ -295,7 +237,7 @@ def bit_table(lua: Any) -> Any:
             for i, arg in enumerate(args, 1):
                 if type(arg) not in (int, float):
                     raise LibError(
-                        f"bad argument #{i} to '{name}' (number expected, got {_lua_type_name(arg)})"
+                        f"bad argument #{i} to '{name}' (number expected, got {lua_type_name(arg)})"
                     )
             return fn(*args)
 
@@ -307,7 +249,7 @@ def bit_table(lua: Any) -> Any:
     )
 
 
-def _lua_type_name(value: Any) -> str:
+def lua_type_name(value: Any) -> str:
     from lupa import lua51
 
     if value is None:
@@ -316,6 +258,8 @@ def _lua_type_name(value: Any) -> str:
         return "string"
     if type(value) is bool:
         return "boolean"
+    if type(value).__name__ in ("_LuaThread", "_LuaCoroutineFunction"):  # (lupa's coroutine that has not run)
+        return "thread"
     return str(lua51.lua_type(value) or "userdata")
 
 

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from lupa import lua51
 
-from actors.scripting import libs
+from actors.scripting import cjson, libs
 from actors.scripting.libs import lua_table
 
 # Lua instructions between two calls of the time hook (Redis's LUA_MASKCOUNT period): cheap enough not to
@@ -552,7 +552,7 @@ class LuaRuntime:
             period=HOOK_PERIOD_INSTRUCTIONS,
             # math.random's first seed (Redis's state is not reseeded per script: a sequence per node run).
             random_seed=int.from_bytes(os.urandom(4), "little"),
-            cjson=libs.cjson_table(lua),
+            cjson=cjson.cjson_table(lua),
             cmsgpack=libs.cmsgpack_table(lua),
             bit=libs.bit_table(lua),
             struct=libs.struct_table(lua),

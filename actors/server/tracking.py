@@ -173,12 +173,13 @@ class Tracking:
     def _wrap(self, real: ExecuteFn) -> ExecuteFn:
         def execute(client: Client, argv: list[bytes]) -> Any:
             state = client.tracking
-            queued = client.multi if state is not None and argv[0].lower() == b"exec" else None
+            name = argv[0].lower()
+            queued = client.multi if name == b"exec" else None
             outer = self.current
             self.current = client
             try:
                 reply = real(client, argv)
-                if argv[0].lower() in _FLUSHES and type(reply) is not CommandError:
+                if _flushed(name, reply, client, queued):
                     self.invalidate_all()  # the flushing client's own null invalidation follows its reply
             finally:
                 self.current = outer
@@ -364,6 +365,19 @@ class Tracking:
             return
         if client.resp3:
             client.push(Push([b"invalidate", keys]))
+
+
+def _flushed(name: bytes, reply: Any, client: Client, queued: list[Any] | None) -> bool:
+    """Whether the command just run emptied a database: FLUSHDB / FLUSHALL run (not queued in MULTI: the
+    transaction may never run), or an EXEC whose transaction ran one without an error."""
+    if name in _FLUSHES:
+        return client.multi is None and type(reply) is not CommandError
+    if queued is None or type(reply) is not list:
+        return False
+    return any(
+        cmd is not None and cmd.name in ("flushdb", "flushall") and type(result) is not CommandError
+        for (cmd, _), result in zip(queued, reply, strict=False)
+    )
 
 
 _by_server: weakref.WeakKeyDictionary[Server, Tracking] = weakref.WeakKeyDictionary()

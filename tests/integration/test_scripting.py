@@ -31,6 +31,82 @@ return {h, re.x.x.x.x.x.x.x.x.x.x.x.x.x.x.y == re.y, re.x.x.x.x.x.x.x.x.x.x.x.x.
 
 # Scripts whose replies (or errors) must be byte-for-byte Redis's; each runs with KEYS {a, b, h, l, z} and
 # ARGV {"7", "x"} against a dataset with a string, a hash, a list and a sorted set.
+# lua-cjson 2.1.0 and lua-cmsgpack 0.4.0 as Redis links them: the configuration functions (on tables of their
+# own from cjson.new(), so no setting outlives its script), sparse arrays, number forms strtod reads, every
+# decode error's wording, and cmsgpack's partial unpacking. Redis's own scripting.tcl calls most of these.
+# (Argument errors are raised by direct calls: under pcall Lua names the function '?', which the node's
+# Python functions cannot tell.)
+LIBRARY_SCRIPTS = [
+    "return {cjson._NAME, cjson._VERSION, cmsgpack._NAME, cmsgpack._VERSION, type(cjson.new)}",
+    "local c = cjson.new() return {c.encode_max_depth(), c.decode_max_depth(5), c.encode_number_precision(),"
+    " tostring(c.encode_keep_buffer()), tostring(c.encode_keep_buffer(false)), c.encode_invalid_numbers('null'),"
+    " tostring(c.decode_invalid_numbers()), c.encode({0/0, 1/0})}",
+    "local c = cjson.new() local a, b, d = c.encode_sparse_array() return {tostring(a), b, d}",
+    "local c = cjson.new() local a, b, d = c.encode_sparse_array(true, 3, 4) return {tostring(a), b, d,"
+    " c.encode({[1]=1, [20]=2}), c.encode({[1]=1, [3]=3})}",
+    "return {cjson.encode({1, nil, 3}), cjson.encode({[1]=1, [3]=3}), cjson.encode({[2]='x'})}",
+    "local ok, e = pcall(cjson.encode, {[1]=1, [20]=2}) return {tostring(ok), e}",
+    "local ok, e = pcall(cjson.encode, {[1]=1, [2.5]=2}) return {tostring(ok), e}",
+    "local c = cjson.new() c.encode_number_precision(3) return c.encode({1/3, 12345, 0.5})",
+    "return cjson.encode({2^53, 123456789012345, 1e300, -1e-300, 100, -0.25})",
+    "local c = cjson.new() c.encode_invalid_numbers(true) return c.encode({1/0, -1/0, 0/0})",
+    "local ok, e = pcall(cjson.encode, {1/0}) return e",
+    "local ok, e = pcall(cjson.encode, {[0/0]=1}) return e",
+    "return cjson.encode('\\1\\31\\127\\128\\255/\"\\\\\\n\\r\\t\\8\\12')",
+    "return table.concat(cjson.decode('[0x10, +1, 01, 1., -.5, 1e2, 0x1p4, -0x8]'), ' ')",
+    "return table.concat(cjson.decode('[inf, -inf, nan, Infinity, -Infinity, NaN, 1e999]'), ' ')",
+    "local c = cjson.new() c.decode_invalid_numbers(false) local ok, e = pcall(c.decode, '[0x10]') return e",
+    "local c = cjson.new() c.decode_invalid_numbers(false) local ok, e = pcall(c.decode, '[nan]') return e",
+    "local c = cjson.new() c.decode_invalid_numbers(false) local ok, e = pcall(c.decode, '[+1]') return e",
+    "return cjson.decode('[\"a\\0b\"]')",
+    "return cjson.decode('[1]\\0 trailing')[1]",
+    "return cjson.decode('\"tab\\there\"')",
+    "return {cjson.decode('{\"a\":1,\"a\":2}').a, #cjson.decode('[null, null]'), cjson.decode(' 7 ')}",
+    'return cjson.encode(cjson.decode(\'{"k":[1,{"x":[]}],"e":{}}\'))',
+    "local ok, e = pcall(cjson.decode, '[1,]') return e",
+    "local ok, e = pcall(cjson.decode, '{\"a\" 1}') return e",
+    "local ok, e = pcall(cjson.decode, '{1:2}') return e",
+    "local ok, e = pcall(cjson.decode, '[1 2]') return e",
+    "local ok, e = pcall(cjson.decode, '{\"a\":1 x}') return e",
+    "local ok, e = pcall(cjson.decode, '\"abc') return e",
+    "local ok, e = pcall(cjson.decode, '\"\\\\q\"') return e",
+    "local ok, e = pcall(cjson.decode, '\"\\\\u12\"') return e",
+    "local ok, e = pcall(cjson.decode, '[1] x') return e",
+    "local ok, e = pcall(cjson.decode, 'tru') return e",
+    "local ok, e = pcall(cjson.decode, '') return e",
+    "local ok, e = pcall(cjson.decode, '  ') return e",
+    "local ok, e = pcall(cjson.decode, '[-]') return e",
+    "local ok, e = pcall(cjson.decode, ']') return e",
+    "local ok, e = pcall(cjson.decode, '\\0a') return e",
+    "return cjson.decode({})",
+    "return cjson.decode()",
+    "return cjson.decode('x', 'y')",
+    "return cjson.decode(123)",
+    "local c = cjson.new() c.decode_max_depth(2) local ok, e = pcall(c.decode, '[[[1]]]') return e",
+    "local c = cjson.new() c.decode_max_depth(2) return c.decode('[[1]]')[1][1]",
+    "local c = cjson.new() c.encode_max_depth(2) local ok, e = pcall(c.encode, {{{1}}}) return e",
+    "return cjson.encode_max_depth(0)",
+    "return cjson.encode_max_depth('x')",
+    "return cjson.encode_max_depth(1, 2)",
+    "return cjson.encode_number_precision(15)",
+    "return cjson.encode_keep_buffer('x')",
+    "return cjson.encode_keep_buffer({})",
+    "local c = cjson.new() return c.encode_sparse_array(true, -1)",  # (sets convert, then fails)
+    "local ok, e = pcall(cjson.encode, {[true]=1}) return e",
+    "local ok, e = pcall(cjson.encode, {a=coroutine.create(function() end)}) return e",
+    "return cjson.encode()",
+    "local p = cmsgpack.pack(1, 'a', {2}) local o1, a = cmsgpack.unpack_one(p)"
+    " local o2, b = cmsgpack.unpack_one(p, o1) local o3, c = cmsgpack.unpack_limit(p, 5, o2)"
+    " return {o1, a, o2, b, o3, c[1]}",
+    "local p = cmsgpack.pack(1, 2, 3) local o, x, y = cmsgpack.unpack_limit(p, 2) return {o, x, y}",
+    "local ok, e = pcall(cmsgpack.unpack, '\\146\\1') return e",
+    "local ok, e = pcall(cmsgpack.unpack_one, 'x', 5) return e",
+    "local ok, e = pcall(cmsgpack.unpack_one, 'x', -1) return e",
+    "local ok, e = pcall(cmsgpack.unpack, '\\193') return e",
+    "return cmsgpack.unpack_limit('x')",
+    "return {cmsgpack.unpack('')}",
+]
+
 FIXED_SCRIPTS = [
     "return 1",
     "return 3.99",
@@ -224,6 +300,7 @@ FIXED_SCRIPTS = [
     "local a = {} a.x = a return cjson.encode(a)",
     # cmsgpack: a table holding itself packs as a deep copy 16 levels down (then nil), as lua-cmsgpack.
     CMSGPACK_CIRCULAR,
+    *LIBRARY_SCRIPTS,
 ]
 
 _COMMANDS = [

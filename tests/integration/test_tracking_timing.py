@@ -126,7 +126,22 @@ def _scenario(port: int) -> list[bytes]:
     out.append(writer.talk(["EVAL", "return redis.call('set', KEYS[1], 'v')", "1", "sk"]))
     out.append(me.talk())
     me.talk(["CLIENT", "TRACKING", "off"])
-    for conn in (writer, me, target, probe):
+    # FLUSHDB queued in MULTI flushes nothing yet: the null invalidation follows EXEC's reply (and a discarded
+    # transaction sends none), to the flushing client and to the others alike.
+    other = Conn(port, resp3=True)
+    other.talk(["CLIENT", "TRACKING", "on"], ["GET", "fk"])
+    out.append(me.talk(["CLIENT", "TRACKING", "on"], ["SET", "fk", "1"], ["GET", "fk"]))
+    out.append(other.talk())
+    out.append(me.talk(["MULTI"], ["FLUSHDB"], ["DISCARD"]))
+    out.append(other.talk())
+    out.append(me.talk(["GET", "fk"]))
+    me.send(["MULTI"], ["FLUSHDB"])
+    out.append(me.read_until(b"+QUEUED\r\n"))
+    out.append(other.talk(["GET", "fk"]))
+    out.append(me.talk(["EXEC"]))
+    out.append(other.talk())
+    me.talk(["CLIENT", "TRACKING", "off"])
+    for conn in (writer, me, target, probe, other):
         conn.close()
     return out
 
