@@ -341,6 +341,8 @@ DIRECTIVES: list[Directive] = [
     Directive("aclfile", _str_parser, "", mutable=False),
     Directive("user", lambda args: [args], [], mutable=False, nargs=-1),
     Directive("acllog-max-len", int_parser(0, 2**63 - 1), 128),
+    # The channels a new user, a new selector or ACL SETUSER's `reset` starts with (actors/server/acl.py).
+    Directive("acl-pubsub-default", _enum_parser("allchannels", "resetchannels"), "resetchannels"),
     Directive("proto-max-bulk-len", int_parser(1024 * 1024, _MAXINT, memory=True), 512 * 1024 * 1024),
     Directive(
         "client-query-buffer-limit", int_parser(1024 * 1024, _MAXINT, memory=True, unsigned=True), 1024**3
@@ -553,6 +555,14 @@ _INERT: list[tuple[str, Callable[[list[str]], Any], Any]] = [
     ("active-expire-effort", int_parser(1, 10), 1),
     ("ignore-warnings", _str_parser, ""),
     ("propagation-error-behavior", _enum_parser("ignore", "panic", "panic-on-replicas"), "ignore"),
+    # Active defragmentation's tuning: read as Redis reads it, idle because `activedefrag yes` is refused
+    # (as redis-server without jemalloc refuses it).
+    ("active-defrag-cycle-min", int_parser(1, 99), 1),
+    ("active-defrag-cycle-max", int_parser(1, 99), 25),
+    ("active-defrag-threshold-lower", int_parser(0, 1000), 10),
+    ("active-defrag-threshold-upper", int_parser(0, 1000), 100),
+    ("active-defrag-ignore-bytes", int_parser(1, 2**63 - 1, memory=True, unsigned=True), 100 << 20),
+    ("active-defrag-max-scan-fields", int_parser(1, 2**63 - 1, unsigned=True), 1000),
 ]
 # Their old names that Redis 7.0 still accepts (and lists in CONFIG GET *).
 _INERT_ALIASES = {

@@ -204,16 +204,29 @@ class Acl:
         for client in self.server.clients.values():
             client.refresh_unchecked()
 
+    @property
+    def pubsub_default_all(self) -> bool:
+        """acl-pubsub-default allchannels: new users, new selectors and ``reset`` start with ``&*``."""
+        return bool(self.server.config["acl-pubsub-default"] == "allchannels")
+
+    def new_user(self, name: str) -> User:
+        """ACLCreateUser: off, no passwords, no commands, keys or channels, unless acl-pubsub-default
+        allchannels gives it every channel."""
+        user = User(name)
+        if self.pubsub_default_all:
+            user.apply("allchannels")
+        return user
+
     def setuser(self, raw_name: bytes, raw_rules: list[bytes]) -> None:
         """ACL SETUSER: all rules apply, or none (they run on a copy). Raises AclRuleError with the reply."""
         name = _name(raw_name)
         validate_username(name)
         rules = merge_selector_args([_name(r) for r in raw_rules])
         existing = self.users.get(name)
-        user = existing.copy() if existing is not None else User(name)
+        user = existing.copy() if existing is not None else self.new_user(name)
         for rule in rules:
             try:
-                user.apply(rule)
+                user.apply(rule, self.pubsub_default_all)
             except AclRuleError as exc:
                 raise AclRuleError(f"ERR Error in ACL SETUSER modifier '{rule}': {exc}") from None
         if existing is None:
@@ -442,13 +455,12 @@ class Acl:
                 if name in seen:
                     raise AclRuleError(EALREADY)
                 seen.add(name)
-                user = self.users.get(name) or User(name)
+                user = self.users.get(name) or self.new_user(name)
                 if name == "default":
-                    user.apply(
-                        "reset"
-                    )  # a `user default ...` line starts from scratch (ACLLoadConfiguredUsers)
+                    # a `user default ...` line starts from scratch (ACLLoadConfiguredUsers)
+                    user.apply("reset", self.pubsub_default_all)
                 for rule in merge_selector_args(rules):
-                    user.apply(rule)
+                    user.apply(rule, self.pubsub_default_all)
             except AclRuleError as exc:
                 raise ConfigError(f"Error in user declaration '{name}': {exc}") from None
             self.users[name] = user
@@ -476,7 +488,7 @@ class Acl:
             if name in users:
                 errors += f"WARNING: Duplicate user '{name}' found on line {lineno}. "
                 continue
-            user = users[name] = User(name)
+            user = users[name] = self.new_user(name)
             try:
                 rules = merge_selector_args(words[2:])
             except AclRuleError:
@@ -484,7 +496,7 @@ class Acl:
                 continue
             for rule in rules:
                 try:
-                    user.apply(rule.strip("\t\r\n"))
+                    user.apply(rule.strip("\t\r\n"), self.pubsub_default_all)
                 except AclRuleError as exc:
                     errors += f"{path}:{lineno}: {exc}. "
         if errors:

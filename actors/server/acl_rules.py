@@ -471,6 +471,8 @@ class User:
             self.passwords.remove(digest)
         elif op[:1] == "(" and op[-1:] == ")":
             selector = Selector()
+            if pubsub_default_all:  # a new selector starts from acl-pubsub-default, as ACLCreateSelector
+                selector.apply("allchannels")
             for token in op[1:-1].split(" "):
                 if token:
                     selector.apply(token)

@@ -243,11 +243,16 @@ class ConfiguredNode(NodeProcess):
 
 def test_user_lines_in_the_configuration(tmp_path: Path) -> None:
     conf = tmp_path / "redis.conf"
-    conf.write_text("user ops on >opspw ~* &* +@all -flushall\nuser default on nopass ~* &* +@all\n")
+    conf.write_text(
+        "user ops on >opspw ~* &* +@all -flushall\nuser default on nopass ~* &* +@all\n"
+        # read after the whole file, as Redis loads configured users: the later line still applies to pub
+        "user pub on nopass +publish\nacl-pubsub-default allchannels\n"
+    )
     n = ConfiguredNode(tmp_path, "userlines", conf).start()
     try:
         admin = n.client(protocol=2, decode_responses=True)
         assert "user ops on #" in " ".join(admin.acl_list())
+        assert "user pub on nopass &* -@all +publish" in admin.acl_list()
         ops = as_user(n, "ops", "opspw")
         assert ops.set("k", "v")
         with pytest.raises(redis.exceptions.NoPermissionError):

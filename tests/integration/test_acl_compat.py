@@ -281,3 +281,33 @@ def test_acl_errors_and_fixed_replies_match_redis(
 ) -> None:
     ours, theirs, _, _ = pair
     assert reply_of(ours, *args) == reply_of(theirs, *args)
+
+
+def test_acl_pubsub_default_sets_what_new_users_selectors_and_reset_start_with(
+    pair: tuple[redis.Redis, redis.Redis, int, int],
+) -> None:
+    """acl-pubsub-default allchannels: a new user, a new selector and `reset` start with every channel; a user
+    made before keeps its channels; back to resetchannels, new users start with none again."""
+    ours, theirs, _, _ = pair
+    _reset(ours, theirs)
+    steps = [
+        ["ACL", "SETUSER", "before", "on", "nopass", "+publish"],
+        ["CONFIG", "SET", "acl-pubsub-default", "allchannels"],
+        ["CONFIG", "GET", "acl-pubsub-default"],
+        ["ACL", "SETUSER", "u1", "on", "nopass", "+publish"],
+        ["ACL", "SETUSER", "u2", "on", "(+get ~k*)", "(+set &c*)"],
+        ["ACL", "SETUSER", "u1", "reset"],
+        ["ACL", "SETUSER", "before", "resetchannels", "&x"],
+        ["ACL", "DRYRUN", "u2", "publish", "any", "m"],
+        ["CONFIG", "SET", "acl-pubsub-default", "resetchannels"],
+        ["ACL", "SETUSER", "u3", "on", "nopass", "(+get)"],
+        ["ACL", "SETUSER", "u2", "reset"],
+        ["CONFIG", "SET", "acl-pubsub-default", "somechannels"],
+    ]
+    for step in steps:
+        assert reply_of(ours, *step) == reply_of(theirs, *step), step
+        mine = [canonical(line) for line in ours.execute_command("ACL", "LIST")]
+        reference = [canonical(line) for line in theirs.execute_command("ACL", "LIST")]
+        assert mine == reference, step
+    for r in (ours, theirs):
+        r.config_set("acl-pubsub-default", "resetchannels")

@@ -22,13 +22,6 @@ DIFFERENT_ON_PURPOSE = {
 }
 # Redis 7.0's configurations the node refuses by name, for features it does not have (the README lists them).
 REFUSED = {
-    "acl-pubsub-default",  # new users start with no channels: Redis 7.0's default (resetchannels), fixed
-    "active-defrag-cycle-max",  # no active defragmentation (pymalloc cannot move objects)
-    "active-defrag-cycle-min",
-    "active-defrag-ignore-bytes",
-    "active-defrag-max-scan-fields",
-    "active-defrag-threshold-lower",
-    "active-defrag-threshold-upper",
     "aof-disable-auto-gc",  # AOF history files are always deleted: Redis's default, fixed
     "aof_rewrite_cpulist",  # no CPU affinity
     "bgsave_cpulist",
