@@ -2,7 +2,8 @@
 
 Layout:
     runtime.py      the one Lua 5.1 state (lupa), its sandbox, the ``redis`` table, the error handler
-    libs.py         cjson, cmsgpack, bit and struct for scripts, over Python's stdlib
+    libs.py         cmsgpack, bit and struct for scripts, over Python's stdlib
+    cjson.py        cjson for scripts: lua-cjson 2.1.0's encoder, decoder and settings
     convert.py      reply <-> Lua value conversions (RESP2 and RESP3 rules)
     bridge.py       redis.call / redis.pcall and the small redis.* helpers: each call's checks and dispatch
     refusals.py     commands refused from scripts by their arguments (CLUSTER RESET, XREAD BLOCK...)

@@ -200,11 +200,11 @@ class _Parser:
     """json_parse_t: the text, the position, the nesting depth, and the settings it decodes by."""
 
     def __init__(self, lua: Any, cfg: Config, data: bytes) -> None:
-        self.lua, self.cfg, self.data, self.pos, self.depth = lua, cfg, data, 0, 0
+        self.lua, self.cfg, self.text, self.pos, self.depth = lua, cfg, data, 0, 0
 
     def token(self) -> tuple[str, Any, int]:
         """json_next_token: (kind, value, index) with kind one of lua_cjson.c's T_* names."""
-        data = self.data
+        data = self.text
         self.pos = _WHITESPACE.match(data, self.pos).end()  # type: ignore[union-attr]
         at = self.pos
         if at >= len(data) or data[at] == 0:
@@ -232,14 +232,14 @@ class _Parser:
         raise _Error("invalid token", at)
 
     def number(self) -> float:
-        match = _STRTOD.match(self.data, self.pos)
+        match = _STRTOD.match(self.text, self.pos)
         if match is None:
             raise _Error("invalid number", self.pos)
         self.pos = match.end()
         return _strtod(match.group())
 
     def string(self) -> bytes:
-        data = self.data
+        data = self.text
         pos = self.pos + 1
         parts = []
         while True:
