@@ -37,6 +37,19 @@ def split_line(line: str) -> list[str]:
         raise ConfigError("Unbalanced quotes in configuration line") from None
 
 
+# Directives Redis 7.0 skips in a file when given one value (its deprecated_configs): they had no effect since
+# Redis 3.2 / 7.0, and old redis.conf files still carry them.
+DEPRECATED_SKIPPED = frozenset(
+    ("list-max-ziplist-entries", "list-max-ziplist-value", "lua-replicate-commands")
+)
+# redis.conf directives the node refuses for a feature it does not have, each with its reason.
+REFUSED_FEATURES = {
+    "rename-command": "rename-command is not supported: redactor cannot rename or hide commands",
+    "loadmodule": "loadmodule is not supported: redactor has no module API",
+    "sentinel": "sentinel directive while not in sentinel mode",  # (Redis's words; `redactor sentinel` reads them)
+}
+
+
 def apply_text(config: Config, text: str, source: str, depth: int = 0) -> None:
     """Apply every directive in ``text`` (redis.conf syntax) to ``config``."""
     for lineno, raw in enumerate(text.splitlines(), 1):
@@ -53,6 +66,10 @@ def apply_text(config: Config, text: str, source: str, depth: int = 0) -> None:
                     raise ConfigError("Bad directive or wrong number of arguments")
                 load_file(config, args[0], depth + 1)
                 continue
+            if name in DEPRECATED_SKIPPED and len(args) == 1:
+                continue
+            if name in REFUSED_FEATURES:
+                raise ConfigError(REFUSED_FEATURES[name])
             config.apply(name, args, from_file=True)
         except ConfigError as exc:
             raise ConfigFileError(source, lineno, line, str(exc)) from None

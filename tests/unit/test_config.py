@@ -104,6 +104,25 @@ def test_include_reads_another_file(tmp_path: Path) -> None:
             "daemonize yes",
             "daemonize yes is not supported: redactor runs in the foreground (use `redactor up`)",
         ),
+        (
+            'rename-command CONFIG ""\n',
+            1,
+            'rename-command CONFIG ""',
+            "rename-command is not supported: redactor cannot rename or hide commands",
+        ),
+        (
+            "loadmodule /m.so\n",
+            1,
+            "loadmodule /m.so",
+            "loadmodule is not supported: redactor has no module API",
+        ),
+        # Redis 7.0 skips these three with one value (deprecated_configs), not with two
+        (
+            "list-max-ziplist-entries 512\nlua-replicate-commands 1 2\n",
+            2,
+            "lua-replicate-commands 1 2",
+            "Bad directive or wrong number of arguments",
+        ),
     ],
 )
 def test_a_bad_line_is_a_fatal_error_naming_file_line_and_directive(
