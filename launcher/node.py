@@ -82,12 +82,17 @@ class Node:
         from launcher.logs import configure_logging
 
         config = self.config
-        logfile = config["logfile"]
+        data_dir = os.path.abspath(config["dir"])
+        # A relative logfile is in `dir`, as Redis's: it chdirs into `dir` while reading the configuration and
+        # opens the log file from there.
+        logfile = os.path.join(data_dir, config["logfile"]) if config["logfile"] else ""
         if logfile:
-            logfile = os.path.abspath(logfile)
+            try:
+                os.makedirs(data_dir, exist_ok=True)
+            except OSError:
+                pass  # made below anyway, where a failure is reported
         syslog_to = (config["syslog-ident"], config["syslog-facility"]) if config["syslog-enabled"] else None
         configure_logging(config["loglevel"], logfile, role="node", syslog_to=syslog_to)
-        data_dir = os.path.abspath(config["dir"])
         try:
             os.makedirs(data_dir, exist_ok=True)
             os.chdir(data_dir)

@@ -62,7 +62,9 @@ def main(args: list[str]) -> int:
     except SentinelConfigError as exc:
         print(f"\n*** FATAL CONFIG FILE ERROR (Redis 7.0 compatible) ***\n{exc}", file=sys.stderr)
         return 1
-    log = RedisStyleLog(os.path.abspath(config.logfile) if config.logfile else "", config.loglevel)
+    # A relative logfile is in `dir`, as Redis's (it chdirs into `dir` while reading the configuration).
+    logfile = os.path.join(os.path.abspath(config.dir or "."), config.logfile) if config.logfile else ""
+    log = RedisStyleLog(logfile, config.loglevel)
     if config.dir:
         os.chdir(config.dir)
     if not config.state.myid:

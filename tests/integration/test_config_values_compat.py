@@ -175,3 +175,26 @@ def test_a_node_with_nowhere_to_listen_exits_with_redis_words(tmp_path: Path) ->
             output = (done.stdout + done.stderr).decode()
             assert "Configured to not listen anywhere, exiting." in output, (line, command[0], output)
             assert done.returncode == 1, (line, command[0], done.returncode)
+
+
+def _logs_in(command: list[str], cwd: Path, directory: str) -> tuple[bool, bool]:
+    """Start a server in ``cwd`` with ``--dir directory --logfile rel.log``: (log in the dir, log in cwd)."""
+    (cwd / directory).mkdir()
+    port = free_port()
+    argv = [*command, "--port", str(port), "--dir", directory, "--logfile", "rel.log", "--save", ""]
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: proc.poll() is not None or _pong(port), timeout_s=20, what=f"{command[0]} to start")
+        assert proc.poll() is None, command
+        in_dir = wait_for(lambda: (cwd / directory / "rel.log").exists(), timeout_s=10, what="the log file")
+        return in_dir, (cwd / "rel.log").exists()
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_a_relative_logfile_is_written_in_dir_as_redis_writes_it(tmp_path: Path) -> None:
+    """`dir D` and `logfile L` with L relative: both servers log to D/L (Redis chdirs into dir while reading
+    its configuration); the node used to write L in the directory it was started from."""
+    assert _logs_in(["redis-server"], tmp_path, "redis") == (True, False)
+    assert _logs_in([sys.executable, "-m", "launcher.main", "server"], tmp_path, "node") == (True, False)

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from actors.sentinel import failover
-from actors.sentinel.config import GENERATED_MARKER, SentinelConfigError, add_replica, add_sentinel, load
+from actors.sentinel.config import (
+    GENERATED_MARKER,
+    SentinelConfigError,
+    add_replica,
+    add_sentinel,
+    load,
+    render,
+)
 from actors.sentinel.monitor import Monitor
 from actors.sentinel.state import Flag, Kind, now_ms
 
@@ -75,7 +82,10 @@ def test_conf_is_parsed_and_rewritten_keeping_other_lines(tmp_path: Path) -> Non
     [
         ("sentinel monitor m 127.0.0.1 7001 0", "Quorum must be 1 or greater."),
         ("sentinel bogus x", "Unrecognized sentinel configuration statement."),
-        ("maxmemory 10mb", "does not implement 'maxmemory'"),
+        ("foo bar", "does not implement 'foo'"),
+        # A node's directive is read by the node's rules (redis-sentinel, the same program, reads it so).
+        ("maxmemory lots", "argument must be a memory value"),
+        ("repl-diskless-sync-delay 1 2", "wrong number of arguments"),
         # Checked as redis-sentinel 7.0 checks them, with its words (they were stored or passed over as given).
         ("loglevel bogus", r"must be one of the following: debug, verbose, notice, warning"),
         ("loglevel nothing", r"must be one of the following: debug, verbose, notice, warning"),
@@ -96,6 +106,18 @@ def test_conf_is_parsed_and_rewritten_keeping_other_lines(tmp_path: Path) -> Non
 def test_bad_lines_stop_start_up(tmp_path: Path, line: str, message: str) -> None:
     with pytest.raises(SentinelConfigError, match=message):
         load(str(write_conf(tmp_path, line + "\n")), [])
+
+
+def test_a_nodes_directives_load_and_stay_in_the_file(tmp_path: Path) -> None:
+    """redis-sentinel accepts every directive redis-server does (Redis's own sentinel tests write
+    repl-diskless-sync-delay and enable-protected-configs into sentinel.conf): they load, mean nothing to a
+    sentinel, and a rewrite keeps them where they were."""
+    lines = "repl-diskless-sync-delay 0\nenable-protected-configs yes\nmaxmemory 10mb\n"
+    path = write_conf(tmp_path, lines + "sentinel monitor m 127.0.0.1 7001 2\n")
+    config = load(str(path), [])
+    assert "m" in config.state.masters
+    rewritten = render(config, path.read_text())
+    assert rewritten.startswith(lines)
 
 
 def test_instance_maps_follow_redis_field_order(tmp_path: Path) -> None:
@@ -182,3 +204,27 @@ def test_unimplemented_settings_are_accepted_at_their_defaults(tmp_path: Path) -
     loaded = load(str(write_conf(tmp_path, conf)), [])
     assert loaded.state.masters["m"].master_reboot_down_after_ms == 0
     assert not loaded.state.resolve_hostnames and not loaded.state.announce_hostnames
+
+
+def test_a_rewrite_keeps_each_option_in_its_place_and_the_comments_between(tmp_path: Path) -> None:
+    """Redis 7.0 rewrites each sentinel option in the place of the file's line of that option (Redis's own
+    sentinel tests compare the first lines of a rewritten file with the file given); deny-scripts-reconfig no
+    survives the rewrite (it was dropped, and a restarted sentinel then refused SENTINEL SET of scripts)."""
+    head = (
+        "# assume master is down after being unresponsive for 20s\n"
+        "sentinel down-after-milliseconds setmaster 20000\n"
+        "# reconfigure one slave at a time\n"
+        "sentinel parallel-syncs setmaster 2\n"
+        "# wait for 4m before assuming failover went wrong\n"
+        "sentinel failover-timeout setmaster 240000\n"
+        "# monitoring set\n"
+        "sentinel monitor setmaster 10.0.0.1 30000 2\n"
+    )
+    path = write_conf(tmp_path, head + "\nport 20000\nsentinel deny-scripts-reconfig no\n")
+    config = load(str(path), [])
+    config.state.myid = MYID
+    rewritten = render(config, path.read_text())
+    assert rewritten.startswith(head)
+    assert "sentinel deny-scripts-reconfig no" in rewritten.split(GENERATED_MARKER)[1].splitlines()
+    path.write_text(rewritten)
+    assert not load(str(path), []).state.deny_scripts_reconfig
