@@ -328,6 +328,11 @@ def _help(monitor: Monitor, rest: list[bytes], resp3: bool) -> Any:
     return [f"SENTINEL {name.upper()}" for name in sorted(_SUBCOMMANDS)]
 
 
+def subcommand_names() -> list[str]:
+    """SENTINEL's subcommands, for COMMAND LIST ("sentinel|masters" ...)."""
+    return sorted(_SUBCOMMANDS)
+
+
 Handler = Callable[["Monitor", list[bytes], bool], Any]
 _SUBCOMMANDS: dict[str, Handler] = {
     "masters": _masters, "primaries": _masters, "master": _master_cmd, "primary": _master_cmd,

@@ -23,7 +23,7 @@ import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from actors.sentinel.commands import info_text, sentinel_command
+from actors.sentinel.commands import info_text, sentinel_command, subcommand_names
 from actors.sentinel.monitor import Monitor
 from actors.sentinel.state import HELLO_CHANNEL
 from actors.supervision.supervisor import SupervisorError
@@ -305,14 +305,28 @@ class SentinelClient:
         raise unknown_subcommand(echoed(args[0]), "CLIENT")
 
     def command_cmd(self, args: list[bytes]) -> Any:
-        if args and args[0].lower() == b"count":
+        sub = args[0].lower() if args else b""
+        if sub == b"count":
             return len(_HANDLERS)
-        return {} if args and args[0].lower() == b"docs" else []
+        if sub == b"list":
+            if len(args) > 1:
+                raise CommandError("ERR COMMAND LIST FILTERBY is not supported by redactor's sentinel")
+            # As redis-sentinel's: every command, and each container's subcommands as "container|sub".
+            names = [name.decode() for name in _HANDLERS]
+            names += [f"sentinel|{sub}" for sub in subcommand_names()]
+            names += [f"{name}|{sub}" for name, subs in _CONTAINER_SUBCOMMANDS.items() for sub in subs]
+            return [name.encode() for name in names]
+        return {} if sub == b"docs" else []
 
     def shutdown(self, args: list[bytes]) -> Any:
         return _SHUTDOWN
 
 
+# The subcommands this sentinel's CLIENT and COMMAND answer (SENTINEL's are actors/sentinel/commands.py's).
+_CONTAINER_SUBCOMMANDS = {
+    "client": ("getname", "id", "info", "list", "setinfo", "setname"),
+    "command": ("count", "docs", "info", "list"),
+}
 _CLOSE: Any = object()
 _SHUTDOWN: Any = object()
 _HANDLERS: dict[bytes, Any] = {

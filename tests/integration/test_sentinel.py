@@ -532,6 +532,13 @@ def test_sentinel_commands_errors_and_set(topology: Topology, recorder: EventRec
     assert r.execute_command("SENTINEL", "PENDING-SCRIPTS") == []
     cache = r.execute_command("SENTINEL", "INFO-CACHE", MASTER_NAME)
     assert cache[0] == MASTER_NAME.encode() and len(cache[1]) == 3
+    # COMMAND LIST as redis-sentinel's: the commands, and each container's subcommands as "container|sub"
+    # (it answered an empty list; Redis's own sentinel tests count it).
+    with BlockingRespClient.connect("127.0.0.1", s0.port) as raw_client:
+        names = raw_client.call("COMMAND", "LIST")
+        count = raw_client.call("COMMAND", "COUNT")
+    assert b"sentinel|masters" in names and b"client|setname" in names and b"command|list" in names
+    assert len([n for n in names if b"|" not in n]) == count
 
 
 def test_notification_script_runs_on_warning_events(
