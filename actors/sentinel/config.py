@@ -49,6 +49,19 @@ SERVER_DIRECTIVES = frozenset(
         "enable-debug-command", "supervisor-max-restarts", "supervisor-restart-window-seconds",
     )
 )  # fmt: skip
+# A node's directives redis-sentinel acts on (its clients, its ACL, its process) that this sentinel does not
+# implement: refused, as they would be believed and ignored. tls-* too. The node's other directives (keyspace,
+# persistence, replication) mean nothing to redis-sentinel either.
+_SENTINEL_LAYER = frozenset(
+    (
+        "maxclients", "tcp-backlog", "unixsocket", "unixsocketperm", "client-output-buffer-limit",
+        "client-query-buffer-limit", "proto-max-bulk-len", "maxmemory-clients", "aclfile", "acllog-max-len",
+        "acl-pubsub-default", "io-threads", "io-threads-do-reads", "oom-score-adj", "oom-score-adj-values",
+        "syslog-ident", "syslog-facility", "set-proc-title", "proc-title-template", "bus-port",
+        "bus-auth-timeout-ms", "bus-max-unauthenticated-peers", "bus-curve-secret-key-file",
+        "bus-curve-trusted-keys-file", "disable-thp",
+    )
+)  # fmt: skip
 # Those a sentinel checks with the node's parser (actors/config.py) before using or passing over the value.
 CHECKED_AS_A_NODE = frozenset(
     (
@@ -127,7 +140,7 @@ class SentinelConfig:
             self._apply_sentinel(args[0].lower(), args[1:])
             return
         if name not in SERVER_DIRECTIVES:
-            if name not in BY_NAME:
+            if name not in BY_NAME or name in _SENTINEL_LAYER or name.startswith("tls-"):
                 raise SentinelConfigError(
                     f"Bad directive or wrong number of arguments (redactor's sentinel does not implement '{name}')"
                 )
