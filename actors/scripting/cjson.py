@@ -177,7 +177,7 @@ def _strtod(text: bytes) -> float:
     if lowered.startswith(b"inf"):
         return sign * math.inf
     if lowered.startswith(b"nan"):
-        return math.nan
+        return math.copysign(math.nan, sign)  # ("-nan" keeps its sign, as strtod's: Lua prints it "-nan")
     return sign * float(body)
 
 

@@ -54,7 +54,7 @@ LIBRARY_SCRIPTS = [
     "local ok, e = pcall(cjson.encode, {[0/0]=1}) return e",
     "return cjson.encode('\\1\\31\\127\\128\\255/\"\\\\\\n\\r\\t\\8\\12')",
     "return table.concat(cjson.decode('[0x10, +1, 01, 1., -.5, 1e2, 0x1p4, -0x8]'), ' ')",
-    "return table.concat(cjson.decode('[inf, -inf, nan, Infinity, -Infinity, NaN, 1e999]'), ' ')",
+    "return table.concat(cjson.decode('[inf, -inf, nan, -nan, Infinity, -Infinity, NaN, 1e999]'), ' ')",
     "local c = cjson.new() c.decode_invalid_numbers(false) local ok, e = pcall(c.decode, '[0x10]') return e",
     "local c = cjson.new() c.decode_invalid_numbers(false) local ok, e = pcall(c.decode, '[nan]') return e",
     "local c = cjson.new() c.decode_invalid_numbers(false) local ok, e = pcall(c.decode, '[+1]') return e",
