@@ -64,6 +64,8 @@ def _scripts_scenario(sentinel: SentinelProcess, script: Path, master_port: int)
             what="the +reset-master script running",
         )
         started += [int(e["pid"]) for e in slow]
+        # Past its check for .fail before .fail exists (on a loaded machine the shell may not have got there).
+        wait_for(lambda: (script.parent / f"{script.name}.ran").exists(), 10, what="the slow script's check")
         (script.parent / f"{script.name}.fail").touch()  # the next run exits 1: Redis retries it later
         assert client.execute_command("SENTINEL", "RESET", MASTER_NAME) == 1
         # Settled: the slow run and the failed one's retry, and nothing else (another event's script may
@@ -108,7 +110,8 @@ def test_pending_scripts_with_a_slow_notification_script_as_redis_sentinel(
         # +reset-master sleeps (exec: the pid Sentinel reports is the sleeper), or fails once .fail exists.
         script = write_script(
             base / "notify.sh",
-            'case "$1" in\n  +reset-master) [ -e "$0.fail" ] && exit 1; exec sleep 30 ;;\nesac\nexit 0\n',
+            'case "$1" in\n  +reset-master) [ -e "$0.fail" ] && exit 1; : > "$0.ran"; exec sleep 30 ;;\nesac\n'
+            "exit 0\n",
         )
         sentinel = SentinelProcess(
             base, "s", node.port, quorum=1, real=real,
