@@ -1,6 +1,6 @@
 """One node process: configuration in, a serving node out, until SHUTDOWN or SIGTERM.
 
-Start-up order: configure logging, enter ``dir``, bind the RESP port (so a port clash fails fast), start the
+Start-up order: enter ``dir``, configure logging (a relative logfile is in ``dir``), bind the RESP port (so a port clash fails fast), start the
 node's actors, load the dataset (clients get -LOADING meanwhile), then serve. Shutdown runs in reverse:
 stop accepting, save if asked, flush, stop the actors, exit 0. Exit status 1 means the node could not start;
 any other non-zero status means it died and the launcher should restart it: 3 (``EXIT_SUPERVISOR_GAVE_UP``)
@@ -83,22 +83,17 @@ class Node:
 
         config = self.config
         data_dir = os.path.abspath(config["dir"])
-        # A relative logfile is in `dir`, as Redis's: it chdirs into `dir` while reading the configuration and
-        # opens the log file from there.
-        logfile = os.path.join(data_dir, config["logfile"]) if config["logfile"] else ""
-        if logfile:
-            try:
-                os.makedirs(data_dir, exist_ok=True)
-            except OSError:
-                pass  # made below anyway, where a failure is reported
-        syslog_to = (config["syslog-ident"], config["syslog-facility"]) if config["syslog-enabled"] else None
-        configure_logging(config["loglevel"], logfile, role="node", syslog_to=syslog_to)
         try:
             os.makedirs(data_dir, exist_ok=True)
             os.chdir(data_dir)
         except OSError as exc:
             print(f"Can't chdir to '{data_dir}': {exc.strerror}", file=sys.stderr)
             return 1
+        # A relative logfile is in `dir`, as Redis's: it chdirs into `dir` while reading the configuration and
+        # opens the log file from there.
+        logfile = os.path.join(data_dir, config["logfile"]) if config["logfile"] else ""
+        syslog_to = (config["syslog-ident"], config["syslog-facility"]) if config["syslog-enabled"] else None
+        configure_logging(config["loglevel"], logfile, role="node", syslog_to=syslog_to)
         config.values["dir"] = data_dir  # CONFIG GET dir answers the absolute path, as Redis's getcwd()
         config.on_change("dir", functools.partial(_change_dir, config))
         tls_context = None

@@ -19,7 +19,15 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from actors.scripting.libs import NULL, LibError, is_table, lua_table, lua_type_name
+from actors.scripting.libs import (
+    NULL,
+    LibError,
+    check_number,
+    check_string,
+    is_table,
+    lua_table,
+    lua_type_name,
+)
 
 INT_MAX = 2**31 - 1
 _ON_OFF = ("off", "on")
@@ -64,6 +72,8 @@ class Config:
         self.decode_max_depth = 1000
         self.encode_invalid_numbers = 0  # 0 off, 1 on, 2 null
         self.decode_invalid_numbers = 1
+        # lua-cjson's reuse of one encode buffer: a memory choice with no effect a script can see; kept so the
+        # setter answers what it was given, as lua-cjson's does.
         self.keep_buffer = 1
         self.precision = 14
 
@@ -77,11 +87,11 @@ def _string(value: bytes) -> bytes:
     return b'"' + _NEEDS_ESCAPE.sub(lambda m: _ESCAPE_BY_BYTE[m.group()], value) + b'"'
 
 
-def _number(cfg: Config, value: float, kind: str = "number") -> bytes:
+def _number(cfg: Config, value: float) -> bytes:
     number = float(value)
     if math.isnan(number) or math.isinf(number):
         if cfg.encode_invalid_numbers == 0:
-            raise LibError(f"Cannot serialise {kind}: must not be NaN or Inf")
+            raise LibError("Cannot serialise number: must not be NaN or Inf")
         if cfg.encode_invalid_numbers == 2:
             return b"null"
         if math.isnan(number):
@@ -401,14 +411,7 @@ def _check_args(name: str, args: tuple[Any, ...], most: int) -> None:
 def _integer_option(name: str, value: Any, current: int, low: int, high: int) -> int:
     if value is None:
         return current
-    if type(value) is bytes:
-        try:
-            value = float(value)  # (Lua reads a numeric string as its number)
-        except ValueError:
-            pass
-    if type(value) not in (int, float) or isinstance(value, bool):
-        raise LibError(f"bad argument #1 to '{name}' (number expected, got {lua_type_name(value)})")
-    number = int(value)
+    number = int(check_number(name, 1, value))  # (#1 for every option: lua-cjson's json_integer_option)
     if not low <= number <= high:
         raise LibError(f"bad argument #1 to '{name}' (expected integer between {low} and {high})")
     return number
@@ -451,11 +454,7 @@ def cjson_table(lua: Any) -> Any:
     def decode(*args: Any) -> Any:
         if len(args) != 1:
             raise LibError("bad argument #1 to 'decode' (expected 1 argument)")
-        data = args[0]
-        if type(data) in (int, float) and type(data) is not bool:
-            data = str(data).encode() if type(data) is int else b"%.14g" % data
-        if type(data) is not bytes:
-            raise LibError(f"bad argument #1 to 'decode' (string expected, got {lua_type_name(data)})")
+        data = check_string("decode", 1, args[0])
         try:
             return _decode(lua, cfg, data)
         except RecursionError:

@@ -129,10 +129,7 @@ def cmsgpack_table(lua: Any) -> Any:
     def unpack_full(name: str, data: Any, limit: int, offset: int) -> tuple[Any, ...]:
         """mp_unpack_full: every value (limit and offset 0), or the next offset (-1 at the end) and up to
         ``limit`` values from ``offset``."""
-        if type(data) in (int, float):
-            data = str(data).encode() if type(data) is int else b"%.14g" % data
-        if type(data) is not bytes:
-            raise LibError(f"bad argument #1 to '{name}' (string expected, got {lua_type_name(data)})")
+        data = check_string(name, 1, data)
         if offset < 0 or limit < 0:  # (lua-cmsgpack prints the input's length as the limit)
             raise LibError(f"Invalid request to unpack with offset of {offset} and limit of {len(data)}.")
         if offset > len(data):
@@ -156,16 +153,7 @@ def cmsgpack_table(lua: Any) -> Any:
     def integer_arg(name: str, position: int, value: Any, default: int | None) -> int:
         if value is None and default is not None:
             return default
-        if type(value) is bytes:
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if type(value) not in (int, float) or type(value) is bool:
-            raise LibError(
-                f"bad argument #{position} to '{name}' (number expected, got {lua_type_name(value)})"
-            )
-        return int(value)
+        return int(check_number(name, position, value))
 
     def unpack(data: Any = None, *_: Any) -> tuple[Any, ...]:
         return unpack_full("unpack", data, 0, 0)
@@ -247,6 +235,31 @@ def bit_table(lua: Any) -> Any:
         lua,
         **{name: checked(name, fn) for name, fn in _bit_functions(band, bor, bxor, tohex, rol, ror).items()},
     )
+
+
+def check_number(name: str, position: int, value: Any) -> int | float:
+    """luaL_checknumber for a library function written in Python: a number, or a string Lua reads as one;
+    else Lua's "bad argument" error."""
+    if type(value) is bytes:
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if type(value) not in (int, float):
+        raise LibError(f"bad argument #{position} to '{name}' (number expected, got {lua_type_name(value)})")
+    return value
+
+
+def check_string(name: str, position: int, value: Any) -> bytes:
+    """luaL_checklstring for a library function written in Python: a string, or a number as its text; else
+    Lua's "bad argument" error."""
+    if type(value) is int:
+        return str(value).encode()
+    if type(value) is float:
+        return b"%.14g" % value
+    if type(value) is not bytes:
+        raise LibError(f"bad argument #{position} to '{name}' (string expected, got {lua_type_name(value)})")
+    return value
 
 
 def lua_type_name(value: Any) -> str:

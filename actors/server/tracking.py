@@ -375,7 +375,7 @@ def _flushed(name: bytes, reply: Any, client: Client, queued: list[Any] | None) 
     if queued is None or type(reply) is not list:
         return False
     return any(
-        cmd is not None and cmd.name in ("flushdb", "flushall") and type(result) is not CommandError
+        cmd is not None and cmd.name.encode() in _FLUSHES and type(result) is not CommandError
         for (cmd, _), result in zip(queued, reply, strict=False)
     )
 
