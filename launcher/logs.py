@@ -1,6 +1,9 @@
 """Logging: structlog, human-readable on a terminal, JSON lines otherwise (and always in a logfile).
 
 Events are snake_case past tense with key-values: ``log.info("node_started", port=7001, pid=123)``.
+An event Redis 7.0 also logs carries Redis's own sentence in ``message`` (``log.info("bgsave_started",
+child_pid=n, message=f"Background saving started by pid {n}")``): operators and tools grep logs for those words
+("Ready to accept connections"), and they stay greppable in a JSON line.
 With ``syslog-enabled yes`` each event also goes to the system log (libc's syslog, as Redis: ``syslog-ident``,
 ``syslog-facility``, the pid in each line), as one ``event key=value ...`` line at Redis's priority for the
 level (debug, notice, warning).

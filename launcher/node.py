@@ -191,10 +191,11 @@ class Node:
             version=VERSION,
             dir=os.getcwd(),
             config_file=self.config_file or None,
+            message="Server initialized",
         )
         await self._load_dataset(loading)
         await self.master.wait_stopped()
-        log.info("node_stopped", port=port, pid=os.getpid())
+        log.info("node_stopped", port=port, pid=os.getpid(), message="Redis is now ready to exit, bye bye...")
 
     @property
     def bus_port(self) -> int:
@@ -269,6 +270,7 @@ class Node:
             self.master.stop()
             return
         self.server.loading = False
+        log.info("node_ready", message="Ready to accept connections")
         assert self.server.replication is not None  # installed in run(), before the loop starts
         self.server.replication.on_dataset_loaded()  # replication ids of the RDB, then `replicaof`
         supervised.ready(self.server.supervised_mode, replica=self.config["replicaof"] is not None)
@@ -278,7 +280,8 @@ class Node:
     def _on_signal(self, sig: int) -> None:
         """SIGTERM / SIGINT: shut down as shutdown-on-sigterm / -sigint say (a second SIGINT while the shutdown
         waits for replicas: stop waiting)."""
-        log.info("signal_received", signal=signal.Signals(sig).name)
+        name = signal.Signals(sig).name
+        log.info("signal_received", signal=name, message=f"Received {name} scheduling shutdown...")
         if sig == signal.SIGINT and self.shutdown.state is ShutdownState.WAITING:
             self.shutdown.insist()
             return

@@ -217,7 +217,9 @@ class Cluster:
         ):
             return
         if health is not state.health:
-            log.info("cluster_state_changed", state=health.value)
+            log.info(
+                "cluster_state_changed", state=health.value, message=f"Cluster state changed: {health.value}"
+            )
             state.health = health
 
     def start_handshake(self, ip: str, port: int, cport: int) -> bool:

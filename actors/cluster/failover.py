@@ -178,7 +178,13 @@ def cron(cluster: Cluster) -> None:
         rank = _rank(cluster)
         election.start_ms = now + delay + rank * RANK_DELAY_MS
         election.phase = Phase.WAITING
-        log.info("cluster_election_scheduled", delay_ms=election.start_ms - now, rank=rank)
+        log.info(
+            "cluster_election_scheduled",
+            delay_ms=election.start_ms - now,
+            rank=rank,
+            message=f"Start of election delayed for {election.start_ms - now} milliseconds "
+            f"(rank #{rank}, offset {cluster.server.repl_offset}).",
+        )
         loop = cluster.master.loop
         if loop is not None:  # start on time, not at the first cron tick after it
             loop.call_later((election.start_ms - now) / 1000 + 0.001, cron, cluster)
@@ -313,7 +319,9 @@ def on_auth_ack(cluster: Cluster, msg: AuthAck) -> None:
         return
     election.votes.add(voter.id)
     if len(election.votes) >= state.failure_quorum():
-        log.info("cluster_election_won", epoch=election.epoch)
+        log.info(
+            "cluster_election_won", epoch=election.epoch, message="Failover election won: I'm the new master."
+        )
         promote(cluster, election.epoch)
 
 

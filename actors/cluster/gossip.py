@@ -245,12 +245,24 @@ def _clear_failure_if_needed(cluster: Cluster, node: ClusterNode, now: int) -> b
     if not node.is_master or node.slot_count == 0:
         node.flags.discard("fail")
         node.failed_by.clear()
-        log.info("cluster_fail_cleared", node_id=node.id, reason="reachable replica or slotless master")
+        log.info(
+            "cluster_fail_cleared",
+            node_id=node.id,
+            reason="reachable replica or slotless master",
+            message=f"Clear FAIL state for node {node.id}: {'master without slots' if node.is_master else 'replica'}"
+            " is reachable again.",
+        )
         return True
     if now - node.fail_time_ms > cluster.node_timeout_ms * FAIL_UNDO_TIME_MULT:
         node.flags.discard("fail")
         node.failed_by.clear()
-        log.info("cluster_fail_cleared", node_id=node.id, reason="master reachable again, nobody took over")
+        log.info(
+            "cluster_fail_cleared",
+            node_id=node.id,
+            reason="master reachable again, nobody took over",
+            message=f"Clear FAIL state for node {node.id}: is reachable again and nobody is serving its slots "
+            "after some time.",
+        )
         return True
     return False
 
@@ -361,7 +373,12 @@ def mark_failing_if_needed(cluster: Cluster, node: ClusterNode) -> None:
         reports += 1
     if reports < state.failure_quorum():
         return
-    log.info("cluster_node_failed", node_id=node.id, reports=reports)
+    log.info(
+        "cluster_node_failed",
+        node_id=node.id,
+        reports=reports,
+        message=f"Marking node {node.id} as failing (quorum reached).",
+    )
     node.flags.discard("fail?")
     node.flags.add("fail")
     node.fail_time_ms = _now_ms()
@@ -391,7 +408,12 @@ def _on_fail(cluster: Cluster, msg: Fail) -> None:
     if node.failed:
         _failover_if_my_master(cluster, node)  # one more master known to hold it FAIL
         return
-    log.info("cluster_node_failed", node_id=node.id, reported_by=msg.sender)
+    log.info(
+        "cluster_node_failed",
+        node_id=node.id,
+        reported_by=msg.sender,
+        message=f"FAIL message received from {msg.sender} about {node.id}",
+    )
     node.flags.discard("fail?")
     node.flags.add("fail")
     node.fail_time_ms = _now_ms()

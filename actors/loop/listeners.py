@@ -144,7 +144,11 @@ class UnixListener:
                 os.chmod(self.path, self.perm)
         except OSError as exc:
             raise OSError(f"Failed opening Unix socket: {exc.strerror or exc}") from None
-        log.info("unix_socket_listening", path=self.path)
+        log.info(
+            "unix_socket_listening",
+            path=self.path,
+            message=f"The server is now ready to accept connections at {self.path}",
+        )
         return srv
 
     def remove(self) -> None:

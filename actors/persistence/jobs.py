@@ -162,7 +162,13 @@ class Jobs:
         retry_ok = self.misconf.lastbgsave_ok or now - self.lastbgsave_try_s > BGSAVE_RETRY_DELAY_S
         for seconds, changes in points:
             if dirty >= changes and now - self.lastsave_s > seconds and retry_ok:
-                log.info("save_point_reached", seconds=seconds, changes=changes, dirty=dirty)
+                log.info(
+                    "save_point_reached",
+                    seconds=seconds,
+                    changes=changes,
+                    dirty=dirty,
+                    message=f"{changes} changes in {seconds} seconds. Saving...",
+                )
                 return True
         return False
 
@@ -233,6 +239,7 @@ class Jobs:
             file=self.rdb_path,
             size_bytes=size,
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            message="DB saved on disk",
         )
         return True
 
@@ -261,7 +268,12 @@ class Jobs:
             self.misconf.lastbgsave_ok = False
             log.error("bgsave_fork_failed", reason=exc.strerror)
             raise
-        log.info("bgsave_started", child_pid=child.pid, fork_usec=fork.NODE_CHILDREN.latest_fork_usec)
+        log.info(
+            "bgsave_started",
+            child_pid=child.pid,
+            fork_usec=fork.NODE_CHILDREN.latest_fork_usec,
+            message=f"Background saving started by pid {child.pid}",
+        )
         return child.pid
 
     def snapshot_for_sync(self, done: Callable[[bool], None]) -> None:
@@ -304,15 +316,26 @@ class Jobs:
                 child_pid=child.pid,
                 duration_ms=round(result.duration_s * 1000, 1),
                 cow_bytes=result.cow_bytes,
+                message="Background saving terminated with success",
             )
             return
         remove_quietly(_temp_file(child.kind, child.pid))
         if result.signal:
-            log.warning("bgsave_terminated_by_signal", child_pid=child.pid, signal=result.signal)
+            log.warning(
+                "bgsave_terminated_by_signal",
+                child_pid=child.pid,
+                signal=result.signal,
+                message=f"Background saving terminated by signal {result.signal}",
+            )
             if not result.killed_by_parent:
                 self.misconf.lastbgsave_ok = False
         else:
-            log.warning("bgsave_failed", child_pid=child.pid, exit_code=result.exit_code)
+            log.warning(
+                "bgsave_failed",
+                child_pid=child.pid,
+                exit_code=result.exit_code,
+                message="Background saving error",
+            )
             self.misconf.lastbgsave_ok = False
 
     # -- AOF rewrite -----------------------------------------------------------------------------------------
@@ -364,7 +387,12 @@ class Jobs:
             raise
         self.aof_rewrite_scheduled = False
         self.aof_rewrites += 1
-        log.info("aof_rewrite_started", child_pid=child.pid, fork_usec=fork.NODE_CHILDREN.latest_fork_usec)
+        log.info(
+            "aof_rewrite_started",
+            child_pid=child.pid,
+            fork_usec=fork.NODE_CHILDREN.latest_fork_usec,
+            message=f"Background append only file rewriting started by pid {child.pid}",
+        )
         return child.pid
 
     def _rewrite_done(self, child: ForkedChild, result: ChildExit) -> None:
@@ -402,15 +430,26 @@ class Jobs:
                     duration_ms=round(result.duration_s * 1000, 1),
                     cow_bytes=result.cow_bytes,
                     history_removed=len(paths),
+                    message="Background AOF rewrite finished successfully",
                 )
                 return
         elif result.signal:
-            log.warning("aof_rewrite_terminated_by_signal", child_pid=child.pid, signal=result.signal)
+            log.warning(
+                "aof_rewrite_terminated_by_signal",
+                child_pid=child.pid,
+                signal=result.signal,
+                message=f"Background AOF rewrite terminated by signal {result.signal}",
+            )
             if not result.killed_by_parent:
                 self.aof_lastbgrewrite_ok = False
                 self.aof_rewrites_consecutive_failures += 1
         else:
-            log.warning("aof_rewrite_failed", child_pid=child.pid, exit_code=result.exit_code)
+            log.warning(
+                "aof_rewrite_failed",
+                child_pid=child.pid,
+                exit_code=result.exit_code,
+                message="Background AOF rewrite terminated with error",
+            )
             self.aof_lastbgrewrite_ok = False
             self.aof_rewrites_consecutive_failures += 1
         remove_quietly(temp_path)

@@ -103,12 +103,15 @@ class Loading:
 
     def _end_loading(self, source: str) -> None:
         self.server.loading = False
+        duration_s = time.monotonic() - self._loading_started_monotonic
         log.info(
             "loading_finished",
             source=source,
             keys=self.server.keyspace.total_keys(),
             bytes=self.loading_loaded_bytes,
-            duration_ms=round((time.monotonic() - self._loading_started_monotonic) * 1000, 1),
+            duration_ms=round(duration_s * 1000, 1),
+            # (Redis's words: an operator's scripts wait for them)
+            message=f"DB loaded from {'disk' if source == 'rdb' else 'append only file'}: {duration_s:.3f} seconds",
         )
 
     async def _read_rdb(self, path: str, base_bytes: int, for_aof: bool) -> RdbData:
@@ -337,7 +340,12 @@ class Loading:
         write_manifest(aof.dirname, aof.filename, manifest)
         aof.manifest = manifest
         aof.current_size = aof.base_size = aof.file_size(name)
-        log.info("aof_base_created", file=name, reason="server start")
+        log.info(
+            "aof_base_created",
+            file=name,
+            reason="server start",
+            message=f"Creating AOF base file {name} on server start",
+        )
 
     # -- DEBUG RELOAD ----------------------------------------------------------------------------------------
 

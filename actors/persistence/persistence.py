@@ -182,11 +182,13 @@ class Persistence:
             save = bool(self.config["save"])
         if self.server.loading:
             save = False  # as Redis: a half-loaded dataset must never replace the file it came from
+        if save:
+            log.info("shutdown_saving", message="Saving the final RDB snapshot before exiting.")
         if save and not jobs.save():
             if not force:
-                log.error("shutdown_save_failed")
+                log.error("shutdown_save_failed", message="Error trying to save the DB, can't exit.")
                 return SHUTDOWN_SAVE_ERROR
-            log.error("shutdown_save_failed", detail="Error trying to save the DB. Exit anyway.")
+            log.error("shutdown_save_failed", message="Error trying to save the DB. Exit anyway.")
         jobs.shutting_down = True
         waiting = aof.state is AofState.WAIT_REWRITE
         self.sink.close()

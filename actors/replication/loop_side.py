@@ -415,6 +415,7 @@ class Replication(StreamApplier):
             replid=self.replid,
             replid2=self.replid2,
             second_repl_offset=self.second_offset,
+            message="MASTER MODE enabled",
         )
 
     def backlog_freed(self) -> None:

@@ -168,7 +168,14 @@ class PrimarySide:
         )
         self.replicas[identity] = replica
         addr = f"{replica.ip}:{replica.port}"
-        log.info("replica_sync_requested", role="master", replica=addr, replid=replid, offset=psync_offset)
+        log.info(
+            "replica_sync_requested",
+            role="master",
+            replica=addr,
+            replid=replid,
+            offset=psync_offset,
+            message=f"Replica {addr} asks for synchronization",
+        )
         refusal = self._partial_refusal(replid, psync_offset)
         if refusal is None:
             assert self.actor.backlog is not None
@@ -187,6 +194,8 @@ class PrimarySide:
                 offset=psync_offset,
                 backlog_bytes=self.actor.backlog.end_pos - pos,
                 replid=self.actor.replid,
+                message=f"Partial resynchronization request from {addr} accepted. Sending "
+                f"{self.actor.backlog.end_pos - pos} bytes of backlog starting from offset {psync_offset}.",
             )
         else:
             if replid != "?":
@@ -282,6 +291,7 @@ class PrimarySide:
             offset=job.offset,
             job=job.id,
             replid=job.replid,
+            message=f"Full resync requested by replica {replica.ip}:{replica.port}",
         )
 
     def on_forked(self, message: m.Forked) -> None:
@@ -457,6 +467,7 @@ class PrimarySide:
             bytes=job.size,
             duration_ms=round((now - replica.snap_started_s) * 1000, 1),
             offset=job.offset,
+            message=f"Synchronization with replica {replica.ip}:{replica.port} succeeded",
         )
         job.replicas.discard(replica.identity)
         replica.job = None
@@ -514,6 +525,7 @@ class PrimarySide:
                     replica=f"{replica.ip}:{replica.port}",
                     reason="connection closed",
                     state=INFO_STATE_NAMES[replica.state],
+                    message=f"Connection with replica {replica.ip}:{replica.port} lost.",
                 )
                 # (quiet: no Bye to a closed link, and the line above says what the quiet drop would not)
                 self.drop_replica(replica, "connection closed", quiet=True)
@@ -544,6 +556,7 @@ class PrimarySide:
                 replica=f"{replica.ip}:{replica.port}",
                 reason=reason,
                 state=INFO_STATE_NAMES[replica.state],
+                message=f"Connection with replica {replica.ip}:{replica.port} lost.",
             )
         if not self.replicas:
             self.no_replicas_since_s = time.monotonic()

@@ -273,6 +273,11 @@ class ReplicaSide:
             actor_ref.tell(event)
             bus.wake()
 
+        log.info(
+            "master_connecting",
+            master=f"{link.host}:{link.port}",
+            message=f"Connecting to MASTER {link.host}:{link.port}",
+        )
         link.resp = RespMasterConn(
             link.host,
             link.port,
@@ -329,7 +334,12 @@ class ReplicaSide:
             sock.connect(endpoint)
         except zmq.ZMQError as exc:
             sock.close(0)
-            log.warning("master_connect_failed", master=f"{host}:{link.port}", reason=str(exc))
+            log.warning(
+                "master_connect_failed",
+                master=f"{host}:{link.port}",
+                reason=str(exc),
+                message=f"Error condition on socket for SYNC: {exc}",
+            )
             self._link_lost(link, f"connect failed: {exc}")
             return
         link.sock = sock
@@ -422,6 +432,7 @@ class ReplicaSide:
                 master=f"{link.host}:{link.port}",
                 replid=link.replid,
                 offset=psync_offset,
+                message="MASTER <-> REPLICA sync started",
             )
             self._set_link_state(link, LinkState.HANDSHAKE)
         elif isinstance(frame, peer.Continue) and state is LinkState.HANDSHAKE:
@@ -435,6 +446,7 @@ class ReplicaSide:
                 master=f"{link.host}:{link.port}",
                 offset=link.offset + 1,
                 replid=replid,
+                message="MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.",
             )
             self._link_up(link, partial=True)
         elif isinstance(frame, peer.FullResync) and state is LinkState.HANDSHAKE:
@@ -475,6 +487,7 @@ class ReplicaSide:
             master=f"{link.host}:{link.port}",
             replid=replid,
             offset=offset,
+            message=f"Full resync from master: {replid}:{offset}",
         )
         self._set_link_state(link, LinkState.TRANSFER)
 
@@ -535,6 +548,7 @@ class ReplicaSide:
             keys=sum(len(db.data) for db in result.dbs),
             duration_ms=message.duration_ms,
             offset=link.snap_offset,
+            message="MASTER <-> REPLICA sync: Finished with success",
         )
         buffered = link.buffered
         link.buffered = []
@@ -581,6 +595,7 @@ class ReplicaSide:
             reason=reason,
             state=old.value,
             retry_in_ms=round((link.connect_at_s - time.monotonic()) * 1000),
+            **({"message": "Connection with master lost."} if old is LinkState.CONNECTED else {}),
         )
         self._set_link_state(link, LinkState.CONNECT)
 

@@ -476,7 +476,14 @@ class ScriptEngine(RedisBridge):
             run.state = RunState.BUSY
             run.slice_started_s = run.started_s
             self.server.script_busy = BUSY_FUNCTION if run.is_function else BUSY_SCRIPT
-            log.warning("script_busy", name=run.name, threshold_ms=int(self.threshold_s * 1000))
+            log.warning(
+                "script_busy",
+                name=run.name,
+                threshold_ms=int(self.threshold_s * 1000),
+                message=f"Slow script detected: still in execution after {int((now - run.started_s) * 1000)} "
+                f"milliseconds. You can try killing the script using the "
+                f"{'FUNCTION KILL' if run.is_function else 'SCRIPT KILL'} command. Script name is: {run.name}.",
+            )
         if now - run.slice_started_s < RUN_SLICE_S or not run.can_yield(self.server):
             return False
         master = self.server.master_actor

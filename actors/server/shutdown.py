@@ -81,7 +81,13 @@ class Shutdown:
             self._hold(client)  # already under way: this one waits for the same end
             return None
         self.flags = flags  # (a save is skipped while loading: Persistence.prepare_shutdown's rule)
-        log.warning("shutdown_requested", save=flags.save, now=flags.now, force=flags.force)
+        log.warning(
+            "shutdown_requested",
+            save=flags.save,
+            now=flags.now,
+            force=flags.force,
+            message="User requested shutdown...",
+        )
         timeout_s = self.server.config["shutdown-timeout"]
         replication = self.server.replication
         if not flags.now and timeout_s and replication is not None and not replication.replicas_caught_up():
@@ -92,7 +98,11 @@ class Shutdown:
             self.paused = True
             replication.request_acks()
             self._hold(client)
-            log.info("shutdown_waiting_for_replicas", timeout_s=timeout_s)
+            log.info(
+                "shutdown_waiting_for_replicas",
+                timeout_s=timeout_s,
+                message="Waiting for replicas before shutting down.",
+            )
             return None
         return self._stop()
 
@@ -127,7 +137,11 @@ class Shutdown:
         self.state = ShutdownState.STOPPING
         error = self._finish(self.flags)
         if error is not None:
-            log.error("shutdown_failed", reason=error)
+            log.error(
+                "shutdown_failed",
+                reason=error,
+                message="Errors trying to shut down the server. Check the logs for more information.",
+            )
             self._resume()
         return error
 

@@ -84,6 +84,16 @@ def test_replica_with_old_data_does_not_stand_for_election(node_factory: Callabl
             30,
             what="the replica to be elected",
         )
+        # The sentences Redis's cluster.c logs for these moments (an operator's grep finds them here too).
+        log = replica.log()
+        assert "Start of election delayed for " in log and " milliseconds (rank #0, offset " in log
+        assert "Failover election won: I'm the new master." in log
+        assert "Cluster state changed: ok" in log
+        other_log = masters[1].log()
+        assert (
+            f"Marking node {first_id} as failing (quorum reached)." in other_log
+            or f"about {first_id}" in other_log  # "FAIL message received from <sender> about <node>"
+        )
         with redis.Redis(port=masters[1].port, socket_timeout=5) as other:
             assert other.config_get("cluster-replica-validity-factor") == {
                 "cluster-replica-validity-factor": "10"

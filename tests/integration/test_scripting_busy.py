@@ -3,6 +3,8 @@ threshold even for a script that never ends), UNKILLABLE after a write, SHUTDOWN
 
 from __future__ import annotations
 
+import hashlib
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -94,6 +96,13 @@ def test_script_kill_is_answered_within_100_ms_of_the_threshold(node: NodeProces
     assert str(result).endswith(", on @user_script:1.")
     assert r.ping()
     assert error_of(killer.execute_command, "SCRIPT", "KILL") == "NOTBUSY No scripts in execution right now."
+    # Redis's warning when a script goes busy, in the node's log (script.c's words; the name is the sha).
+    sha = hashlib.sha1(FOREVER.encode()).hexdigest()
+    assert re.search(
+        rf"Slow script detected: still in execution after \d+ milliseconds\. You can try killing the script "
+        rf"using the SCRIPT KILL command\. Script name is: {sha}\.",
+        node.log(),
+    )
     killer.close()
 
 
@@ -174,6 +183,7 @@ def test_function_kill_stops_a_function_that_loops(node: NodeProcess) -> None:
         "Script killed by user with FUNCTION KILL... script: forever, on @user_function:2."
     )
     assert r.ping()
+    assert "using the FUNCTION KILL command. Script name is: forever." in node.log()
 
 
 def test_function_kill_stops_a_pcall_loop_killed_as_soon_as_busy(node: NodeProcess) -> None:
