@@ -379,6 +379,8 @@ DIRECTIVES: list[Directive] = [
     Directive("unixsocketperm", _octal_parser(0o777), "0", mutable=False),
     # Tell systemd (sd_notify READY=1) or upstart (SIGSTOP) that the node is ready (launcher/supervised.py).
     Directive("supervised", _enum_parser("upstart", "systemd", "auto", "no"), "no", mutable=False),
+    # The start-up banner (launcher/node.py), whose "PID: n" Redis's own test suite waits for.
+    Directive("always-show-logo", parse_bool, False, mutable=False),
     # Every log event copied to the system log too (launcher/logs.py).
     Directive("syslog-enabled", parse_bool, False, mutable=False),
     Directive("syslog-ident", _str_parser, "redis", mutable=False),
@@ -525,7 +527,6 @@ _INT_MAX = 2**31 - 1
 _INERT: list[tuple[str, Callable[[list[str]], Any], Any]] = [
     ("crash-log-enabled", parse_bool, True),
     ("crash-memcheck-enabled", parse_bool, True),
-    ("always-show-logo", parse_bool, False),
     ("set-proc-title", parse_bool, True),
     ("proc-title-template", parse_proc_title_template, "{title} {listen-addr} {server-mode}"),
     ("sanitize-dump-payload", _enum_parser("no", "yes", "clients"), "no"),
@@ -570,9 +571,7 @@ _INERT_ALIASES = {
     "list-max-listpack-size": ("list-max-ziplist-size",),
 }
 # Those Redis reads only at start: CONFIG SET refuses them as immutable, as Redis does.
-_INERT_IMMUTABLE = frozenset(
-    "always-show-logo set-proc-title disable-thp io-threads io-threads-do-reads".split()
-)
+_INERT_IMMUTABLE = frozenset("set-proc-title disable-thp io-threads io-threads-do-reads".split())
 for _name, _parse, _default in _INERT:
     DIRECTIVES.append(
         Directive(

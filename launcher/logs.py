@@ -55,17 +55,43 @@ def _to_syslog(_logger: Any, method: str, event_dict: MutableMapping[str, Any]) 
     return event_dict
 
 
+class _Lossy:
+    """The log stream, minus its errors: a line that cannot be written (standard output piped into a reader
+    that went away, a full disk) is dropped, as Redis drops it, instead of raising inside whatever the node
+    was doing when it logged."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+        except (OSError, ValueError):  # (ValueError: the stream was closed)
+            pass
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
 def configure_logging(
-    loglevel: str = "notice", logfile: str = "", role: str = "node", syslog_to: tuple[str, str] | None = None
+    loglevel: str = "notice",
+    logfile: str = "",
+    role: str = "node",
+    syslog_to: tuple[str, str] | None = None,
+    to_stdout: bool = False,
 ) -> None:
-    """``syslog_to``: (ident, facility) to copy every event to the system log as well."""
+    """``syslog_to``: (ident, facility) to copy every event to the system log as well. Without ``logfile`` the
+    events go to standard error, or with ``to_stdout`` to standard output (a node: Redis's ``logfile ""``)."""
     global _stream
     level = LEVELS.get(loglevel, logging.INFO)
     if logfile:
         _stream = open(logfile, "a", buffering=1, encoding="utf-8")
         stream: TextIO = _stream
     else:
-        stream = sys.stderr
+        stream = sys.stdout if to_stdout else sys.stderr
     renderer: Any
     if not logfile and stream.isatty():
         renderer = structlog.dev.ConsoleRenderer(colors=True)
@@ -88,7 +114,7 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.WriteLoggerFactory(file=stream),
+        logger_factory=structlog.WriteLoggerFactory(file=_Lossy(stream)),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     structlog.contextvars.bind_contextvars(role=role, pid=os.getpid())

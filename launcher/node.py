@@ -34,7 +34,7 @@ from actors.persistence.persistence import Persistence
 from actors.persistence.rdb.helper import LoadHelper
 from actors.replication.actor import ReplicationActor
 from actors.replication.loop_side import Replication
-from actors.server.server import VERSION, Server
+from actors.server.server import REDIS_VERSION, VERSION, Server
 from actors.server.shutdown import Shutdown, ShutdownFlags, ShutdownState
 from actors.server.tls import TLS_FAILED, TlsConfigError, build_server_context, tls_wanted
 from actors.supervision.supervisor import ChildStartError, Strategy, Supervisor
@@ -60,6 +60,20 @@ def _change_dir(config: Config, path: str) -> None:
     except OSError as exc:
         raise ConfigError(exc.strerror or str(exc)) from None
     config.values["dir"] = os.getcwd()
+
+
+def _log_start(config: Config) -> None:
+    """Redis's start-up lines: its banner (on a terminal, or with always-show-logo yes: Redis's logo, whose
+    "PID: n" line tools and Redis's own test suite wait for), else "Running mode=..., port=...."."""
+    mode = "cluster" if config["cluster-enabled"] else "standalone"
+    port = config["port"] or config["tls-port"]
+    if config["always-show-logo"] or sys.stdout.isatty():
+        message = (
+            f"redactor {VERSION} (Redis {REDIS_VERSION} compatible), running in {mode} mode, Port: {port}"
+        )
+        log.info("node_starting", mode=mode, port=port, message=f"{message}, PID: {os.getpid()}")
+    else:
+        log.info("node_starting", mode=mode, port=port, message=f"Running mode={mode}, port={port}.")
 
 
 class Node:
@@ -93,8 +107,10 @@ class Node:
         # opens the log file from there.
         logfile = os.path.join(data_dir, config["logfile"]) if config["logfile"] else ""
         syslog_to = (config["syslog-ident"], config["syslog-facility"]) if config["syslog-enabled"] else None
-        configure_logging(config["loglevel"], logfile, role="node", syslog_to=syslog_to)
+        # (no logfile: standard output, as Redis's `logfile ""`; scripts and Redis's test suite read it there)
+        configure_logging(config["loglevel"], logfile, role="node", syslog_to=syslog_to, to_stdout=True)
         config.values["dir"] = data_dir  # CONFIG GET dir answers the absolute path, as Redis's getcwd()
+        _log_start(config)
         config.on_change("dir", functools.partial(_change_dir, config))
         tls_context = None
         if tls_wanted(config):

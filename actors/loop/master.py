@@ -137,7 +137,16 @@ class MasterActor:
                     self._servers.append(srv)
                 except OSError as exc:
                     if not optional:
-                        errors.append(f"{host}:{listen_port}: {exc.strerror or exc}")
+                        kind = "TCP" if context is None else "TLS"
+                        log.warning(
+                            "listen_failed",
+                            address=f"{host}:{listen_port}",
+                            reason=exc.strerror or str(exc),
+                            message=f"Warning: Could not create server {kind} listening socket "
+                            f"{host}:{listen_port}: bind: {exc.strerror or exc}",
+                        )
+                        # Redis's words (its test suite, and scripts, look for them to try another port)
+                        errors.append(f"Failed listening on port {listen_port} ({kind}), aborting.")
         config = self.server.config
         if config["unixsocket"] and not errors:
             self._unix = UnixListener(config["unixsocket"], int(config["unixsocketperm"], 8))
@@ -152,7 +161,7 @@ class MasterActor:
                 srv.close()
             if not errors:  # no address, or port 0 and no tls-port or unixsocket: Redis's words
                 raise OSError("Configured to not listen anywhere, exiting.")
-            raise OSError("could not bind " + "; ".join(errors))
+            raise OSError(errors[0])
         # CONFIG SET port moves the plain listeners (actors/loop/listeners.py).
         backlog = self.server.config["tcp-backlog"]
         moves = PortListeners(
