@@ -312,7 +312,8 @@ def _expire(client: Client, argv: list[bytes], unit_ms: int, absolute: bool, nam
         keyspace.notify(db, events.GENERIC, b"del", key)
         return 1
     keyspace.set_expire(db, key, when)
-    client.propagate_as = [[b"PEXPIREAT", key, int_bytes(when)]]
+    # (the options as sent go along, as Redis rewrites only the command's name and its time)
+    client.propagate_as = [[b"PEXPIREAT", key, int_bytes(when), *argv[3:]]]
     keyspace.notify(db, events.GENERIC, b"expire", key)
     return 1
 

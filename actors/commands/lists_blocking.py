@@ -124,7 +124,10 @@ def _blocking_move(
     to_left: bool,
     raw_timeout: bytes,
     as_rpoplpush: bool,
+    sides: tuple[bytes, bytes] = (b"", b""),
 ) -> Any:
+    """BLMOVE / BRPOPLPUSH. ``sides``: BLMOVE's two words as sent, which a move made at once propagates (a move
+    made later, when a push wakes the client, propagates LEFT / RIGHT: Redis's wording in both cases)."""
     timeout_ms = parse_timeout_ms(raw_timeout)
     items = _list(client, src)
     if items is not None:
@@ -133,7 +136,7 @@ def _blocking_move(
         if as_rpoplpush:
             client.propagate_as = [[b"RPOPLPUSH", src, dst]]
         else:
-            client.propagate_as = [[b"LMOVE", src, dst, _side_name(from_left), _side_name(to_left)]]
+            client.propagate_as = [[b"LMOVE", src, dst, *sides]]
         return value
     if not can_block(client):
         return None
@@ -154,7 +157,9 @@ def _blocking_move(
 def cmd_blmove(client: Client, argv: list[bytes]) -> Any:
     from_left = _side(argv[3])
     to_left = _side(argv[4])
-    return _blocking_move(client, argv[1], argv[2], from_left, to_left, argv[5], as_rpoplpush=False)
+    return _blocking_move(
+        client, argv[1], argv[2], from_left, to_left, argv[5], as_rpoplpush=False, sides=(argv[3], argv[4])
+    )
 
 
 @command(

@@ -181,6 +181,7 @@ def cmd_getset(client: Client, argv: list[bytes]) -> Any:
     client.server.keyspace.set(client.db, argv[1], argv[2])
     client.server.keyspace.dirty += 1
     client.server.keyspace.notify(client.db, events.STRING, b"set", argv[1])
+    client.propagate_as = [[b"SET", argv[1], argv[2]]]  # as Redis 7.0: replicas and the AOF see a SET
     return old
 
 
