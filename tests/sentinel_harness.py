@@ -39,8 +39,11 @@ class SentinelProcess:
 
     def __init__(
         self, base_dir: Path, name: str, master_port: int, quorum: int = 2, real: bool = False,
-        down_after_ms: int = 1000, failover_timeout_ms: int = 10000, extra: str = "",
+        down_after_ms: int = 1000, failover_timeout_ms: int = 10000, extra: str = "", host: str = "127.0.0.1",
+        prelude: str = "",
     ) -> None:  # fmt: skip
+        """``host``: the master's address in the monitor line; ``prelude``: lines before it (redis-sentinel
+        reads ``sentinel resolve-hostnames yes`` only for the lines after it)."""
         self.name = name
         self.real = real
         self.port = free_port()
@@ -49,8 +52,8 @@ class SentinelProcess:
         self.conf = self.dir / "sentinel.conf"
         self.log_path = self.dir / "sentinel.log"
         self.conf.write_text(
-            f"port {self.port}\n"
-            f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} {quorum}\n"
+            f"port {self.port}\n{prelude}"
+            f"sentinel monitor {MASTER_NAME} {host} {master_port} {quorum}\n"
             f"sentinel down-after-milliseconds {MASTER_NAME} {down_after_ms}\n"
             f"sentinel failover-timeout {MASTER_NAME} {failover_timeout_ms}\n" + extra
         )

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import socket
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from actors.sentinel import failover
 from actors.sentinel.config import (
-    HOSTNAMES_UNSUPPORTED,
     MASTER_OPTIONS,
     REBOOT_UNSUPPORTED,
     set_master_option,
@@ -92,31 +90,40 @@ def _map(values: list[Any], resp3: bool) -> Any:
 
 def _masters(monitor: Monitor, rest: list[bytes], resp3: bool) -> Any:
     now = now_ms()
-    return [_map(m.instance_map(now), resp3) for m in monitor.state.masters.values()]
+    return [
+        _map(m.instance_map(now, monitor.state.announce_hostnames), resp3)
+        for m in monitor.state.masters.values()
+    ]
 
 
 def _master_cmd(monitor: Monitor, rest: list[bytes], resp3: bool) -> Any:
-    return _map(_master(monitor, rest[0]).instance_map(now_ms()), resp3)
+    return _map(_master(monitor, rest[0]).instance_map(now_ms(), monitor.state.announce_hostnames), resp3)
 
 
 def _replicas(monitor: Monitor, rest: list[bytes], resp3: bool) -> Any:
     master = _master(monitor, rest[0])
     now = now_ms()
-    return [_map(r.instance_map(now), resp3) for r in master.replicas.values() if r.replica_announced]
+    return [
+        _map(r.instance_map(now, monitor.state.announce_hostnames), resp3)
+        for r in master.replicas.values()
+        if r.replica_announced
+    ]
 
 
 def _sentinels(monitor: Monitor, rest: list[bytes], resp3: bool) -> Any:
     master = _master(monitor, rest[0])
     now = now_ms()
-    return [_map(s.instance_map(now), resp3) for s in master.sentinels.values()]
+    return [
+        _map(s.instance_map(now, monitor.state.announce_hostnames), resp3) for s in master.sentinels.values()
+    ]
 
 
 def _get_master_addr(monitor: Monitor, rest: list[bytes], resp3: bool) -> Any:
     master = monitor.state.masters.get(rest[0].decode("utf-8", "replace"))
     if master is None:
         return NULL_ARRAY
-    ip, port = failover.current_master_address(master)
-    return [ip.encode(), str(port).encode()]
+    current = failover.current_master(master)
+    return [monitor.state.shown(current).encode(), str(current.port).encode()]
 
 
 def _ckquorum(monitor: Monitor, rest: list[bytes], resp3: bool) -> Any:
@@ -153,14 +160,12 @@ def _monitor(monitor: Monitor, rest: list[bytes], resp3: bool) -> Any:
         raise CommandError("ERR Quorum must be 1 or greater.")
     if port <= 0 or port > 65535:
         raise CommandError("ERR Invalid port number")
-    try:
-        socket.inet_aton(host)
-    except OSError:
-        if not monitor.state.resolve_hostnames:
-            raise CommandError("ERR Invalid IP address or hostname specified") from None
+    address = monitor.state.resolve(host)  # (a hostname needs resolve-hostnames yes, and must resolve)
+    if address is None:
+        raise CommandError("ERR Invalid IP address or hostname specified")
     if name in monitor.state.masters:
         raise CommandError("ERR Duplicate master name.")
-    master = Instance(Kind.MASTER, name, host, port, flags=Flag.MASTER, quorum=quorum)
+    master = Instance(Kind.MASTER, name, address, port, flags=Flag.MASTER, quorum=quorum, hostname=host)
     master.down_after_ms = monitor.state.timing["default-down-after"]
     master.failover_timeout_ms = monitor.state.timing["default-failover-timeout"]
     monitor.state.masters[name] = master
@@ -249,9 +254,7 @@ def _config(monitor: Monitor, rest: list[bytes], resp3: bool) -> Any:
         if param in ("resolve-hostnames", "announce-hostnames"):
             if value.lower() not in ("yes", "no"):
                 raise CommandError(f"ERR Invalid argument '{value}' to SENTINEL CONFIG SET")
-            if value.lower() == "yes":
-                raise CommandError(f"ERR {HOSTNAMES_UNSUPPORTED}")
-            setattr(state, param.replace("-", "_"), False)
+            setattr(state, param.replace("-", "_"), value.lower() == "yes")
         elif param == "announce-ip":
             state.announce_ip = value
         elif param == "announce-port":
@@ -390,9 +393,10 @@ def info_text(monitor: Monitor, sections: list[str], clients: int, port: int) ->
         ]
         for index, master in enumerate(state.masters.values()):
             status = "odown" if master.has(Flag.O_DOWN) else "sdown" if master.has(Flag.S_DOWN) else "ok"
-            ip, port_ = failover.current_master_address(master)
+            current = failover.current_master(master)
             lines.append(
-                f"master{index}:name={master.name},status={status},address={ip}:{port_},"
+                f"master{index}:name={master.name},status={status},"
+                f"address={state.shown(current)}:{current.port},"
                 f"slaves={len(master.replicas)},sentinels={len(master.sentinels) + 1}"
             )
         parts.append("\r\n".join(lines) + "\r\n")

@@ -31,10 +31,6 @@ from protocol.resp_parse import split_inline
 DEFAULT_PORT = 26379
 # Settings this sentinel parses but does not implement: ``yes`` / a period would be believed and ignored, so they
 # are refused (the default values, which Redis writes into every rewritten sentinel.conf, are accepted).
-HOSTNAMES_UNSUPPORTED = (
-    "resolve-hostnames / announce-hostnames yes is not supported: this sentinel monitors and announces IP "
-    "addresses only"
-)
 REBOOT_UNSUPPORTED = (
     "master-reboot-down-after-period is not supported: only 0 (off) is accepted; a rebooted master is judged "
     "by down-after-milliseconds alone"
@@ -232,8 +228,6 @@ class SentinelConfig:
             value = args[0].lower()
             if value not in ("yes", "no"):
                 raise SentinelConfigError("Please specify yes or no for the option.")
-            if value == "yes" and option != "deny-scripts-reconfig":
-                raise SentinelConfigError(HOSTNAMES_UNSUPPORTED)
             setattr(state, option.replace("-", "_"), value == "yes")
         elif option in ("sentinel-user", "sentinel-pass") and n == 1:
             setattr(state, option.replace("-", "_"), args[0] or None)
@@ -243,8 +237,17 @@ class SentinelConfig:
             raise SentinelConfigError("Unrecognized sentinel configuration statement.")
 
     def finish(self) -> None:
-        """Apply the lines that name a master, now that every ``monitor`` line was read."""
+        """Resolve the masters' addresses and apply the lines that name a master, now that every line was read
+        (``resolve-hostnames`` may come after the ``monitor`` lines it applies to)."""
         state = self.state
+        for monitored in state.masters.values():
+            if monitored.hostname:
+                continue  # (resolved already)
+            address = state.resolve(monitored.ip)
+            if address is None and not state.resolve_hostnames:
+                raise SentinelConfigError("Can't resolve instance hostname.")
+            # (with resolve-hostnames yes a name that does not resolve yet is kept, as Redis accepts it here)
+            monitored.hostname, monitored.ip = monitored.ip, address or monitored.ip
         for option, args in self._known:
             master = state.masters.get(args[0])
             if master is None:
@@ -259,10 +262,10 @@ class SentinelConfig:
             elif option == "leader-epoch":
                 master.leader_epoch = int(args[1])
             elif option in ("known-replica", "known-slave") and len(args) == 3:
-                add_replica(master, args[1], int(args[2]))
+                add_replica(master, state.resolve(args[1]) or args[1], int(args[2]), args[1])
             elif option == "known-sentinel" and len(args) == 4:
                 if args[3] != state.myid:
-                    add_sentinel(master, args[1], int(args[2]), args[3])
+                    add_sentinel(master, state.resolve(args[1]) or args[1], int(args[2]), args[3], args[1])
         self._known.clear()
 
 
@@ -325,20 +328,23 @@ def set_master_option(master: Instance, option: str, args: list[str]) -> str | N
     return None
 
 
-def add_replica(master: Instance, ip: str, port: int) -> Instance | None:
-    """Add a replica unless it is known (or is the master's own address); the new instance or None."""
+def add_replica(master: Instance, ip: str, port: int, hostname: str = "") -> Instance | None:
+    """Add a replica unless it is known (or is the master's own address); the new instance or None.
+    ``hostname``: the name ``ip`` was resolved from (resolve-hostnames yes)."""
     key = f"{ip}:{port}"
     if key in master.replicas or (ip == master.ip and port == master.port):
         return None
-    replica = Instance(Kind.REPLICA, key, ip, port, master=master, flags=Flag.SLAVE)
+    replica = Instance(Kind.REPLICA, key, ip, port, master=master, flags=Flag.SLAVE, hostname=hostname)
     replica.down_after_ms = master.down_after_ms
     replica.role_reported = Kind.REPLICA
     master.replicas[key] = replica
     return replica
 
 
-def add_sentinel(master: Instance, ip: str, port: int, runid: str) -> Instance:
-    sentinel = Instance(Kind.SENTINEL, runid, ip, port, master=master, runid=runid, flags=Flag.SENTINEL)
+def add_sentinel(master: Instance, ip: str, port: int, runid: str, hostname: str = "") -> Instance:
+    sentinel = Instance(
+        Kind.SENTINEL, runid, ip, port, master=master, runid=runid, flags=Flag.SENTINEL, hostname=hostname
+    )
     sentinel.down_after_ms = master.down_after_ms
     sentinel.last_hello_ms = now_ms()  # Redis starts the count at creation
     master.sentinels[runid] = sentinel
@@ -371,9 +377,9 @@ def load(path: str, overrides: list[list[str]]) -> SentinelConfig:
     return config
 
 
-def _master_lines(master: Instance) -> list[str]:
+def _master_lines(master: Instance, hostnames: bool) -> list[str]:
     name = quote(master.name)
-    lines = [f"sentinel monitor {name} {master.ip} {master.port} {master.quorum}"]
+    lines = [f"sentinel monitor {name} {master.shown_ip(hostnames)} {master.port} {master.quorum}"]
     if master.down_after_ms != 30_000:
         lines.append(f"sentinel down-after-milliseconds {name} {master.down_after_ms}")
     if master.failover_timeout_ms != DEFAULT_FAILOVER_TIMEOUT_MS:
@@ -420,9 +426,11 @@ def _state_lines(state: SentinelState) -> list[str]:
     for master in state.masters.values():
         name = quote(master.name)
         for replica in master.replicas.values():
-            lines.append(f"sentinel known-replica {name} {replica.ip} {replica.port}")
+            lines.append(f"sentinel known-replica {name} {state.shown(replica)} {replica.port}")
         for sentinel in master.sentinels.values():
-            lines.append(f"sentinel known-sentinel {name} {sentinel.ip} {sentinel.port} {sentinel.runid}")
+            lines.append(
+                f"sentinel known-sentinel {name} {state.shown(sentinel)} {sentinel.port} {sentinel.runid}"
+            )
     return lines
 
 
@@ -438,7 +446,10 @@ def render(config: SentinelConfig, old_text: str) -> str:
     place of the file's next line of the same option, so a file's order and its comments between sentinel
     lines stay; a line of an option no longer set goes, and lines with no place of their own follow the
     other lines. The state (myid, epochs, known replicas and sentinels) comes after the generated marker."""
-    generated = [line for master in config.state.masters.values() for line in _master_lines(master)]
+    hostnames = config.state.announce_hostnames
+    generated = [
+        line for master in config.state.masters.values() for line in _master_lines(master, hostnames)
+    ]
     places: dict[str, list[int]] = {}
     for index, line in enumerate(generated):
         places.setdefault(_option_key(line.split()), []).append(index)

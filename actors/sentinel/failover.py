@@ -23,16 +23,16 @@ SIMULATE_CRASH_AFTER_ELECTION = 1
 SIMULATE_CRASH_AFTER_PROMOTION = 2
 
 
-def current_master_address(master: Instance) -> tuple[str, int]:
-    """The address hellos announce: the promoted replica's once it is promoted (Redis does the same, so the
+def current_master(master: Instance) -> Instance:
+    """Whose address hellos announce: the promoted replica's once it is promoted (Redis does the same, so the
     other sentinels switch before the replicas are all reconfigured)."""
     promoted = master.promoted
     if promoted is not None and master.failover_state in (
         FailoverState.RECONF_SLAVES,
         FailoverState.UPDATE_CONFIG,
     ):
-        return promoted.ip, promoted.port
-    return master.ip, master.port
+        return promoted
+    return master
 
 
 def set_state(monitor: Monitor, master: Instance, state: FailoverState, now: int) -> None:
@@ -259,7 +259,7 @@ def _reconf_slaves(monitor: Monitor, master: Instance, now: int) -> None:
         def sent(replica: Instance = replica) -> None:
             monitor.send_info(replica)
 
-        if send_slaveof(monitor, replica, promoted.ip, promoted.port, on_done=sent):
+        if send_slaveof(monitor, replica, monitor.state.shown(promoted), promoted.port, on_done=sent):
             replica.flags |= Flag.RECONF_SENT
             replica.reconf_sent_ms = now
             monitor.event("*", "+slave-reconf-sent", replica)
@@ -289,7 +289,7 @@ def _detect_end(monitor: Monitor, master: Instance, now: int) -> None:
         for replica in master.replicas.values():
             if replica is promoted or replica.flags & (Flag.RECONF_DONE | Flag.RECONF_SENT):
                 continue
-            if send_slaveof(monitor, replica, promoted.ip, promoted.port):
+            if send_slaveof(monitor, replica, monitor.state.shown(promoted), promoted.port):
                 monitor.event("*", "+slave-reconf-sent-be", replica)
 
 
@@ -339,7 +339,8 @@ def after_info(monitor: Monitor, ri: Instance, role: Kind, now: int) -> None:
                 if monitor.state.simulate_failure & SIMULATE_CRASH_AFTER_PROMOTION:
                     os._exit(99)
                 monitor.event("#", "+failover-state-reconf-slaves", master)
-                monitor.client_reconfig(master, "leader", (master.ip, master.port), (ri.ip, ri.port))
+                shown = monitor.state.shown
+                monitor.client_reconfig(master, "leader", (shown(master), master.port), (shown(ri), ri.port))
                 monitor.force_hello(master)
             return
         wait_ms = monitor.state.timing["publish-period"] * 4
@@ -348,10 +349,11 @@ def after_info(monitor: Monitor, ri: Instance, role: Kind, now: int) -> None:
             and _no_down_for(ri, wait_ms, now)
             and now - ri.role_reported_ms > wait_ms
         ):
-            if send_slaveof(monitor, ri, master.ip, master.port):
+            if send_slaveof(monitor, ri, monitor.state.shown(master), master.port):
                 monitor.event("*", "+convert-to-slave", ri)
         return
-    if (ri.slave_master_host, ri.slave_master_port) != (master.ip, master.port):
+    state = monitor.state
+    if ri.slave_master_port != master.port or not state.names(master, ri.slave_master_host):
         wait_ms = master.failover_timeout_ms
         if (
             not ri.flags & (Flag.RECONF_SENT | Flag.RECONF_INPROG)
@@ -359,14 +361,15 @@ def after_info(monitor: Monitor, ri: Instance, role: Kind, now: int) -> None:
             and _no_down_for(ri, wait_ms, now)
             and now - ri.slave_conf_change_ms > wait_ms
         ):
-            if send_slaveof(monitor, ri, master.ip, master.port):
+            if send_slaveof(monitor, ri, monitor.state.shown(master), master.port):
                 monitor.event("*", "+fix-slave-config", ri)
     promoted = master.promoted
     if promoted is None or not ri.flags & (Flag.RECONF_SENT | Flag.RECONF_INPROG):
         return
-    if ri.has(Flag.RECONF_SENT) and (ri.slave_master_host, ri.slave_master_port) == (
-        promoted.ip,
-        promoted.port,
+    if (
+        ri.has(Flag.RECONF_SENT)
+        and ri.slave_master_port == promoted.port
+        and state.names(promoted, ri.slave_master_host)
     ):
         ri.flags = (ri.flags & ~Flag.RECONF_SENT) | Flag.RECONF_INPROG
         monitor.event("*", "+slave-reconf-inprog", ri)
@@ -382,17 +385,21 @@ def switch_to_promoted(monitor: Monitor, master: Instance) -> None:
     promoted = master.promoted
     assert promoted is not None
     old_ip, old_port = master.ip, master.port
+    shown = monitor.state.shown
     # Redis converts a still-running old master (SENTINEL FAILOVER, a partition) only once it has reported
     # role:master for 4 publish periods, ~8 s in which clients still write to it and lose those writes. We
     # demote it at once: the same transaction, CLIENT KILL included, sent as the switch is made.
     old_alive = master.link.connected and not master.flags & (Flag.S_DOWN | Flag.O_DOWN)
     monitor.event(
-        "#", "+switch-master", None, f"{master.name} {old_ip} {old_port} {promoted.ip} {promoted.port}"
+        "#",
+        "+switch-master",
+        None,
+        f"{master.name} {shown(master)} {old_port} {shown(promoted)} {promoted.port}",
     )
-    reset_master_and_change_address(monitor, master, promoted.ip, promoted.port)
+    reset_master_and_change_address(monitor, master, promoted.ip, promoted.port, promoted.hostname)
     old = master.replicas.get(f"{old_ip}:{old_port}")
     if old_alive and old is not None:
-        monitor.spawn(monitor.one_shot_transaction(old, slaveof_commands(promoted.ip, promoted.port)))
+        monitor.spawn(monitor.one_shot_transaction(old, slaveof_commands(shown(promoted), promoted.port)))
         monitor.event("*", "+convert-to-slave", old)
 
 
@@ -421,17 +428,18 @@ def reset_master(monitor: Monitor, master: Instance, keep_sentinels: bool = True
     master.link.last_avail_ms = master.link.last_pong_ms = now_ms()
 
 
-def reset_master_and_change_address(monitor: Monitor, master: Instance, ip: str, port: int) -> None:
+def reset_master_and_change_address(
+    monitor: Monitor, master: Instance, ip: str, port: int, hostname: str = ""
+) -> None:
     """The replicas become the old ones minus the new master, plus the old master (it will come back as a
-    replica); sentinels are kept; sentinel.conf is rewritten."""
-    addresses = [(r.ip, r.port) for r in master.replicas.values() if (r.ip, r.port) != (ip, port)]
+    replica); sentinels are kept; sentinel.conf is rewritten. ``hostname``: the name ``ip`` was resolved from."""
+    addresses = [(r.ip, r.port, r.hostname) for r in master.replicas.values() if (r.ip, r.port) != (ip, port)]
     if (master.ip, master.port) != (ip, port):
-        addresses.append((master.ip, master.port))
+        addresses.append((master.ip, master.port, master.hostname))
     reset_master(monitor, master)
-    master.ip, master.port = ip, port
-    master.name = master.name
-    for replica_ip, replica_port in addresses:
-        replica = add_replica(master, replica_ip, replica_port)
+    master.ip, master.port, master.hostname = ip, port, hostname
+    for replica_ip, replica_port, replica_hostname in addresses:
+        replica = add_replica(master, replica_ip, replica_port, replica_hostname)
         if replica is not None:
             monitor.event("*", "+slave", replica)
     monitor.flush_config()

@@ -67,7 +67,7 @@ class Monitor:
 
     def event(self, level: str, kind: str, instance: Instance | None, text: str = "") -> None:
         """Log and publish one event (Redis's sentinelEvent): ``%@`` is the instance's description."""
-        message = instance.event_text() if instance is not None else ""
+        message = instance.event_text(self.state.announce_hostnames) if instance is not None else ""
         if text:
             message = f"{message} {text}" if message else text
         self.log(level, f"{kind} {message}")
@@ -392,8 +392,9 @@ class Monitor:
                 return None
             ip = address[0]
         port = state.announce_port or self.config.port
-        current = failover.current_master_address(master)
-        return f"{ip},{port},{state.myid},{state.current_epoch},{master.name},{current[0]},{current[1]},{master.config_epoch}"
+        current = failover.current_master(master)
+        shown = state.shown(current)
+        return f"{ip},{port},{state.myid},{state.current_epoch},{master.name},{shown},{current.port},{master.config_epoch}"
 
     def send_hello(self, ri: Instance, now: int) -> None:
         payload = self.hello_payload(ri)
@@ -424,8 +425,10 @@ class Monitor:
                 ri.runid = value
             elif key.startswith("slave") and key[5:].isdigit() and ri.kind is Kind.MASTER:
                 parts = dict(p.split("=", 1) for p in value.split(",") if "=" in p)
-                if "ip" in parts and "port" in parts and parts["port"].isdigit():
-                    replica = add_replica(ri, parts["ip"], int(parts["port"]))
+                # (a hostname is taken only with resolve-hostnames yes, as its address: Redis's rule)
+                address = self.state.resolve(parts.get("ip", ""))
+                if address is not None and parts.get("port", "").isdigit():
+                    replica = add_replica(ri, address, int(parts["port"]), parts["ip"])
                     if replica is not None:
                         self.event("*", "+slave", replica)
                         discovered = True
@@ -484,6 +487,10 @@ class Monitor:
             master_port, config_epoch = int(master_port_text), int(config_epoch_text)
         except ValueError:
             return
+        host, address = ip, state.resolve(ip)  # (a sentinel may announce a hostname: resolve-hostnames yes)
+        if address is None:
+            return
+        ip = address
         sentinel = master.sentinels.get(runid)
         if sentinel is None:
             for other in list(master.sentinels.values()):
@@ -494,12 +501,12 @@ class Monitor:
                     self.event("*", "+sentinel-invalid-addr", other)
                     del master.sentinels[other.runid]
                     self.spawn(self.close_link(other))
-            sentinel = add_sentinel(master, ip, port, runid)
+            sentinel = add_sentinel(master, ip, port, runid, host)
             self.event("*", "+sentinel", sentinel)
             self.flush_config()
         elif (sentinel.ip, sentinel.port) != (ip, port):
             self.spawn(self.close_link(sentinel))
-            sentinel.ip, sentinel.port = ip, port
+            sentinel.ip, sentinel.port, sentinel.hostname = ip, port, host
             self.event("*", "+sentinel-address-update", sentinel, "1 additional matching instances")
             self.flush_config()
         if epoch > state.current_epoch:
@@ -508,17 +515,19 @@ class Monitor:
             self.event("#", "+new-epoch", None, str(epoch))
         if master.config_epoch < config_epoch:
             master.config_epoch = config_epoch
-            if (master.ip, master.port) != (master_ip, master_port):
-                old_ip, old_port = master.ip, master.port
+            new_ip = state.resolve(master_ip)
+            if new_ip is not None and (master.port != master_port or not state.names(master, master_ip)):
+                old_shown, old_port = state.shown(master), master.port
+                new_shown = master_ip if state.announce_hostnames else new_ip
                 self.event("#", "+config-update-from", sentinel)
                 self.event(
                     "#",
                     "+switch-master",
                     None,
-                    f"{master.name} {old_ip} {old_port} {master_ip} {master_port}",
+                    f"{master.name} {old_shown} {old_port} {new_shown} {master_port}",
                 )
-                failover.reset_master_and_change_address(self, master, master_ip, master_port)
-                self.client_reconfig(master, "observer", (old_ip, old_port), (master_ip, master_port))
+                failover.reset_master_and_change_address(self, master, new_ip, master_port, master_ip)
+                self.client_reconfig(master, "observer", (old_shown, old_port), (new_shown, master_port))
         sentinel.last_hello_ms = now_ms()
 
     # -- failure detection ------------------------------------------------------------------------------
@@ -575,7 +584,7 @@ class Monitor:
                 continue
             runid = self.state.myid if master.failover_state is not FailoverState.NONE else "*"
             self.command(
-                sentinel, "SENTINEL", "is-master-down-by-addr", master.ip, master.port,
+                sentinel, "SENTINEL", "is-master-down-by-addr", self.state.shown(master), master.port,
                 self.state.current_epoch, runid, on_reply=self._down_reply(sentinel),
             )  # fmt: skip
             sentinel.link.ask_pending = True

@@ -8,6 +8,8 @@ detected separately from the timer's own period.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import time
 from dataclasses import dataclass, field
 from enum import Enum, IntFlag
@@ -122,9 +124,12 @@ class Instance:
 
     kind: Kind
     name: str
-    ip: str
+    ip: str  # its address: what the links connect to and what addresses are compared by
     port: int
     master: Instance | None = None  # the master of a replica or a sentinel
+    # The name it was given (sentinel monitor, INFO's slave<n>:ip=, a hello) when resolve-hostnames made ``ip``
+    # from it; announced instead of ``ip`` with announce-hostnames yes (Redis's sentinelAddr.hostname).
+    hostname: str = ""
     runid: str = ""
     flags: Flag = Flag(0)
     link: Link = field(default_factory=Link)
@@ -174,6 +179,10 @@ class Instance:
     def addr(self) -> str:
         return f"{self.ip}:{self.port}"
 
+    def shown_ip(self, hostnames: bool) -> str:
+        """Redis's announceSentinelAddr: the hostname it was given with announce-hostnames yes, else its IP."""
+        return (self.hostname or self.ip) if hostnames else self.ip
+
     def has(self, flag: Flag) -> bool:
         return bool(self.flags & flag)
 
@@ -183,18 +192,18 @@ class Instance:
             flags |= Flag.DISCONNECTED
         return ",".join(name for bit, name in FLAG_NAMES if flags & bit)
 
-    def event_text(self) -> str:
+    def event_text(self, hostnames: bool = False) -> str:
         """Redis's ``%@``: ``<type> <name> <ip> <port>``, plus `` @ <master> <ip> <port>`` for a non-master."""
-        text = f"{self.kind.value} {self.name} {self.ip} {self.port}"
+        text = f"{self.kind.value} {self.name} {self.shown_ip(hostnames)} {self.port}"
         if self.master is not None:
-            text += f" @ {self.master.name} {self.master.ip} {self.master.port}"
+            text += f" @ {self.master.name} {self.master.shown_ip(hostnames)} {self.master.port}"
         return text
 
-    def instance_map(self, now: int) -> list[Any]:
+    def instance_map(self, now: int, hostnames: bool = False) -> list[Any]:
         """SENTINEL MASTER/REPLICAS/SENTINELS's flat field list, in Redis's order, every value a bulk string."""
         link = self.link
         out: list[Any] = [
-            "name", self.name, "ip", self.ip, "port", self.port, "runid", self.runid,
+            "name", self.name, "ip", self.shown_ip(hostnames), "port", self.port, "runid", self.runid,
             "flags", self.flag_names(), "link-pending-commands", link.pending_commands, "link-refcount", 1,
         ]  # fmt: skip
         if self.failover_state is not FailoverState.NONE:
@@ -278,8 +287,38 @@ class SentinelState:
         }
     )
 
-    def master_by_addr(self, ip: str, port: int) -> Instance | None:
+    def master_by_addr(self, host: str, port: int) -> Instance | None:
         for master in self.masters.values():
-            if master.ip == ip and master.port == port:
+            if master.port == port and self.names(master, host):
                 return master
         return None
+
+    # -- addresses (resolve-hostnames, announce-hostnames) -----------------------------------------------
+
+    def resolve(self, host: str) -> str | None:
+        """Redis's createSentinelAddr: an IP address as it is; with resolve-hostnames yes a hostname's first
+        address (getaddrinfo, as anetResolve); None for a hostname otherwise, or one that does not resolve."""
+        try:
+            return str(ipaddress.ip_address(host))
+        except ValueError:
+            pass
+        if not self.resolve_hostnames or not host:
+            return None
+        try:
+            found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            return None
+        return str(found[0][4][0]) if found else None
+
+    def names(self, ri: Instance, host: str) -> bool:
+        """Redis's sentinelAddrEqualsHostname: does ``host`` (an IP or a hostname) name ``ri``? By address when it
+        resolves, else by the name it was given (resolve-hostnames yes) or its IP."""
+        resolved = self.resolve(host)
+        if resolved is None:
+            known = (ri.hostname or ri.ip) if self.resolve_hostnames else ri.ip
+            return host.lower() == known.lower()
+        return resolved == ri.ip
+
+    def shown(self, ri: Instance) -> str:
+        """The address announced for ``ri`` (replies, events, hellos, sentinel.conf, SLAVEOF)."""
+        return ri.shown_ip(self.announce_hostnames)

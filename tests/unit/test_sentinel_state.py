@@ -98,8 +98,9 @@ def test_conf_is_parsed_and_rewritten_keeping_other_lines(tmp_path: Path) -> Non
         ("tcp-keepalive -1", "argument must be between 0 and 2147483647 inclusive"),
         ("daemonize maybe", "argument must be 'yes' or 'no'"),
         # Parsed but not implemented: refused rather than believed (their defaults are accepted).
-        ("sentinel resolve-hostnames yes", "resolve-hostnames / announce-hostnames yes is not supported"),
-        ("sentinel announce-hostnames yes", "resolve-hostnames / announce-hostnames yes is not supported"),
+        ("sentinel resolve-hostnames maybe", "Please specify yes or no for the option."),
+        # A hostname needs resolve-hostnames yes (Redis's words; the option may come later in the file).
+        ("sentinel monitor m localhost 7001 2", "Can't resolve instance hostname."),
         (
             "sentinel monitor m 127.0.0.1 7001 2\nsentinel master-reboot-down-after-period m 5000",
             "master-reboot-down-after-period is not supported",
@@ -231,3 +232,34 @@ def test_a_rewrite_keeps_each_option_in_its_place_and_the_comments_between(tmp_p
     assert "sentinel deny-scripts-reconfig no" in rewritten.split(GENERATED_MARKER)[1].splitlines()
     path.write_text(rewritten)
     assert not load(str(path), []).state.deny_scripts_reconfig
+
+
+def test_hostnames_load_resolved_and_rewrite_as_names(tmp_path: Path) -> None:
+    """resolve-hostnames yes (even after the monitor line): instances get the address their name resolves to;
+    announce-hostnames yes: the rewrite, replies and events keep the names (Redis's announceSentinelAddr)."""
+    monitor, events = monitor_for(
+        tmp_path,
+        "sentinel known-replica mymaster localhost 7002\nsentinel resolve-hostnames yes\n"
+        "sentinel announce-hostnames yes\n",
+    )
+    state = monitor.state
+    master = state.masters["mymaster"]
+    replica = master.replicas[next(iter(master.replicas))]
+    assert replica.hostname == "localhost" and replica.ip in ("127.0.0.1", "::1")
+    assert state.shown(replica) == "localhost" and state.names(replica, replica.ip)
+    assert state.names(replica, "LOCALHOST") and not state.names(replica, "10.0.0.1")
+    assert (
+        state.master_by_addr("127.0.0.1", 7001) is master and state.master_by_addr("127.0.0.1", 7002) is None
+    )
+    monitor.event("#", "+sdown", replica)
+    assert events[-1] == ("+sdown", f"slave {replica.name} localhost 7002 @ mymaster 127.0.0.1 7001")
+    monitor.flush_config()
+    text = Path(monitor.config.path).read_text()
+    assert (
+        "sentinel known-replica mymaster localhost 7002" in text and "sentinel resolve-hostnames yes" in text
+    )
+    state.announce_hostnames = False
+    assert state.shown(replica) == replica.ip
+    # A hostname without resolve-hostnames: refused at MONITOR, skipped when INFO reports it.
+    state.resolve_hostnames = False
+    assert state.resolve("localhost") is None and state.resolve("::1") == "::1"
