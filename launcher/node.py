@@ -211,6 +211,8 @@ class Node:
         )
         await self._load_dataset(loading)
         await self.master.wait_stopped()
+        if self.exit_code == 1:
+            return  # it never served: its last line stays the error (Redis exits there too; tools read it)
         log.info("node_stopped", port=port, pid=os.getpid(), message="Redis is now ready to exit, bye bye...")
 
     @property

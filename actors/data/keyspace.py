@@ -43,6 +43,8 @@ def wall_clock_ms() -> int:
 # another round runs at once (Redis: ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP = 20, ACCEPTABLE_STALE = 10%).
 ACTIVE_EXPIRE_KEYS_PER_ROUND = 20
 ACTIVE_EXPIRE_REPEAT_RATIO = 0.1
+# A writable replica's own keys with a TTL checked per cron tick (Redis's expireSlaveKeys runs for ~1 ms).
+REPLICA_EXPIRE_KEYS_PER_CYCLE = 1000
 # How many SCAN snapshots a database keeps: SCAN walks a snapshot of the key list taken at cursor 0, so keys
 # present for the whole walk are returned at least once however the dict is resized meanwhile.
 SCAN_SNAPSHOTS_KEPT = 32
@@ -120,6 +122,12 @@ class Keyspace:
         self.is_replica = False
         # True while applying the master's stream on a replica: TTLs are not consulted at all.
         self.ignore_ttl = False
+        # A writable replica's keys that its own clients gave a TTL, as (db index, key), oldest first: the master
+        # never sends their DELs, so the replica expires them itself (Redis's slaveKeysWithExpire).
+        self.replica_written: dict[tuple[int, bytes], None] = {}
+        # True on a replica that takes its clients' writes (replica-read-only no): a write that meets an expired
+        # key deletes it first, as Redis's lookupKeyWrite does there (reads still only hide it).
+        self.replica_writable = False
         # Called with (db index, key) when this node deletes a key because its time passed; the master
         # actor propagates a DEL to the AOF and the replicas.
         self.on_expired: Callable[[int, bytes], None] = lambda db, key: None
@@ -156,8 +164,9 @@ class Keyspace:
 
     # -- lookups ---------------------------------------------------------------------------------------
 
-    def lookup(self, db: Database, key: bytes) -> Any:
-        """The value of ``key``, or None if it does not exist or has expired (deleting it, on a master)."""
+    def lookup(self, db: Database, key: bytes, write: bool = True) -> Any:
+        """The value of ``key``, or None if it does not exist or has expired (deleting it, on a master, and on a
+        writable replica for a client's ``write``)."""
         value = db.data.get(key)
         if value is None:
             return None
@@ -168,7 +177,9 @@ class Keyspace:
         when = db.expires.get(key)
         if when is None or when > self.expiry_clock() or self.ignore_ttl:
             return value
-        if not (self.is_replica or self.expiry_paused):
+        if not (self.is_replica or self.expiry_paused) or (
+            write and self.replica_writable and not self.ignore_ttl and not self.expiry_paused
+        ):
             self._delete_expired(db, key)
         return None
 
@@ -177,7 +188,7 @@ class Keyspace:
         # GET's path: the common case (no TTLs in this db) is answered here without a second call.
         value = db.data.get(key)
         if value is not None and (db.expires or db.meta is not None):
-            value = self.lookup(db, key)
+            value = self.lookup(db, key, False)
         if value is None:
             self.keyspace_misses += 1
             if self.notify_flags & events.KEY_MISS:
@@ -187,7 +198,7 @@ class Keyspace:
         return value
 
     def exists(self, db: Database, key: bytes) -> bool:
-        return self.lookup(db, key) is not None
+        return self.lookup(db, key, False) is not None
 
     def get_expire(self, db: Database, key: bytes) -> int | None:
         return db.expires.get(key)
@@ -229,6 +240,8 @@ class Keyspace:
     def set_expire(self, db: Database, key: bytes, when_ms: int) -> None:
         db.set_expire(key, when_ms)
         self.touch(db, key)
+        if self.is_replica and not self.ignore_ttl:  # a client's write on a writable replica
+            self.replica_written[(db.id, key)] = None
 
     def persist(self, db: Database, key: bytes) -> bool:
         if not db.persist(key):
@@ -353,7 +366,9 @@ class Keyspace:
         TTLs of each round's samples, in a running average), ``expired_stale_perc`` (the share of sampled keys
         found expired, averaged over cycles) and ``expired_time_cap_reached_count`` (cycles stopped by their
         time limit)."""
-        if self.is_replica or self.expiry_paused:
+        if self.is_replica:
+            return self._expire_replica_written()
+        if self.expiry_paused:
             return 0
         deadline = time.perf_counter() + time_limit_ms / 1000.0
         deleted = 0
@@ -403,6 +418,29 @@ class Keyspace:
             # Each cycle weighs 5%, an idle one (nothing sampled) as 0% stale, as in Redis.
             current = total_expired / total_sampled if total_sampled else 0.0
             self.expired_stale_perc = current * 0.05 + self.expired_stale_perc * 0.95
+
+    def _expire_replica_written(self) -> int:
+        """Redis's expireSlaveKeys: delete the keys a writable replica's clients gave a TTL once it passed, a
+        bounded number per tick; a key gone, persisted or with no TTL any more is forgotten."""
+        written = self.replica_written
+        if not written or self.expiry_paused:
+            return 0
+        now = self.clock()
+        deleted = 0
+        for _ in range(min(len(written), REPLICA_EXPIRE_KEYS_PER_CYCLE)):
+            entry = next(iter(written))
+            del written[entry]
+            db_id, key = entry
+            db = self.dbs[db_id] if db_id < len(self.dbs) else None
+            when = db.expires.get(key) if db is not None else None
+            if db is None or when is None:
+                continue
+            if when <= now:
+                self._delete_expired(db, key)
+                deleted += 1
+            else:
+                written[entry] = None  # to the back: checked again on a later tick
+        return deleted
 
     # -- introspection ---------------------------------------------------------------------------------
 

@@ -191,8 +191,10 @@ class Loading:
         for info in files:
             path = aof.path(info.name)
             if not os.path.exists(path):
+                # (Redis's words, then where it looked)
                 raise LoadError(
-                    f"The AOF file {info.name} listed in the manifest does not exist in {aof.dirname}"
+                    f"The append log file {info.name} doesn't exist: No such file or directory (listed in the "
+                    f"manifest, looked for in {aof.dirname})"
                 )
             sizes.append(os.path.getsize(path))
         total = sum(sizes)

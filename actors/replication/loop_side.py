@@ -394,6 +394,7 @@ class Replication(StreamApplier):
         self._reset_reader()
         server.is_replica = False
         server.keyspace.is_replica = False
+        server.keyspace.replica_written.clear()  # (its own active expiry takes those keys from here)
         server.refuse_stale = False
         self.gen += 1
         self.link_view = LinkView()

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from actors.data.keyspace import Keyspace
     from actors.server.client import Client
     from actors.server.maxmemory import MemoryGuard
     from actors.server.oom_score import OomScore
@@ -44,6 +45,7 @@ class NodeRestrictions:
     _cluster: ClusterPort | None
     _restricted_by: set[str]
     monitors: list[Client]
+    keyspace: Keyspace
     pubsub_shard_channels: dict[bytes, dict[Client, None]]
     slowlog_threshold_us: int
     memory: MemoryGuard
@@ -64,6 +66,8 @@ class NodeRestrictions:
         )
         # Cluster mode: the fast lane checks each key's slot itself (routing.lane_view); the rest is routed.
         self._unrestricted = self._lane_open and not self.memory.tracking and self._cluster is None
+        # A writable replica's writes delete the expired keys they meet (Keyspace.lookup).
+        self.keyspace.replica_writable = self._is_replica and not self._replica_read_only
 
     def restrict(self, feature: str, on: bool) -> None:
         """Keep commands off the fast paths (``_unrestricted``, the fast lane) while ``feature`` needs it."""

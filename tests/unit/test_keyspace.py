@@ -128,13 +128,38 @@ def test_a_replica_reports_expired_keys_missing_but_keeps_them(ks: Keyspace, clo
     expired: list[bytes] = []
     ks.on_expired = lambda index, key: expired.append(key)
     ks.is_replica = True
+    ks.ignore_ttl = True  # (as the master's stream is applied)
     ks.set(db, b"k", b"v")
     ks.set_expire(db, b"k", clock.now_ms + 10)
+    ks.ignore_ttl = False
     clock.advance(10)
     assert ks.lookup(db, b"k") is None
     assert b"k" in db.data and expired == []
     assert ks.active_expire_cycle(time_limit_ms=1000) == 0
     assert b"k" in db.data
+    # A writable replica: a write deletes it (its reads still only hide it), as Redis's lookupKeyWrite.
+    ks.replica_writable = True
+    assert ks.lookup_read(db, b"k") is None and b"k" in db.data
+    assert ks.lookup(db, b"k") is None and b"k" not in db.data and expired == [b"k"]
+
+
+def test_a_writable_replica_expires_the_ttls_its_own_clients_set(ks: Keyspace, clock: FakeClock) -> None:
+    """Redis's slaveKeysWithExpire: the master never sends a DEL for a key its replica's clients wrote."""
+    db = ks.dbs[0]
+    expired: list[bytes] = []
+    ks.on_expired = lambda index, key: expired.append(key)
+    ks.is_replica = ks.replica_writable = True
+    for key in (b"a", b"b", b"persisted"):
+        ks.set(db, key, b"v")
+        ks.set_expire(db, key, clock.now_ms + 10)
+    ks.set_expire(db, b"b", clock.now_ms + 1000)  # pushed back
+    ks.persist(db, b"persisted")
+    clock.advance(10)
+    assert ks.active_expire_cycle(time_limit_ms=1000) == 1 and expired == [b"a"]
+    assert list(ks.replica_written) == [(0, b"b")]  # the persisted key is forgotten, b is kept for later
+    clock.advance(1000)
+    assert ks.active_expire_cycle(time_limit_ms=1000) == 1 and expired == [b"a", b"b"]
+    assert not ks.replica_written and set(db.data) == {b"persisted"}
 
 
 def test_ignore_ttl_reads_expired_keys_while_the_master_stream_applies(

@@ -529,7 +529,8 @@ def test_bad_checksum_names_checksum_and_offset() -> None:
     blob = bytearray(small_file())
     blob[-3] ^= 0x40
     with pytest.raises(
-        RdbError, match=r"^Wrong RDB checksum expected: \([0-9a-f]+\) got \([0-9a-f]+\) at offset"
+        RdbError,
+        match=r"^Wrong RDB checksum expected: \([0-9a-f]+\) but got \([0-9a-f]+\): RDB CRC error at offset",
     ):
         rdb_reader.load(bytes(blob), 16)
     blob = bytearray(small_file())

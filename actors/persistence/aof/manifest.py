@@ -129,7 +129,7 @@ class Manifest:
             if raw.startswith("#"):
                 continue
             if len(raw) > MANIFEST_MAX_LINE_BYTES:
-                raise ManifestError(f"The AOF manifest file {path} contains too long line (line {number})")
+                raise ManifestError(f"The AOF manifest file contains too long line: {path} line {number}")
             line = raw.strip(" \t\r\n")
             try:
                 argv = [a.decode() for a in split_inline(line.encode())] if line else []

@@ -372,8 +372,10 @@ def _load_body(
         if expected != 0:  # zero: written with rdbchecksum no
             actual = crc64(stream.crc if stream is not None else 0, memoryview(data)[:eof_pos])
             if actual != expected:
+                # Redis's words: "expected" is the checksum of what was read, "got" the one the file holds.
                 raise RdbError(
-                    f"Wrong RDB checksum expected: ({expected:x}) got ({actual:x}) at offset {base + eof_pos}"
+                    f"Wrong RDB checksum expected: ({actual:x}) but got ({expected:x}): RDB CRC error at offset "
+                    f"{base + eof_pos}"
                 )
     if stream is not None:
         stream.leftover = size - pos
