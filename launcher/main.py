@@ -46,11 +46,11 @@ def _start_load_helper(config: Config) -> LoadHelper | None:
     path = os.path.join(config["dir"], config["dbfilename"])
     if not os.path.isfile(path):
         return None
-    from actors.data.keyspace import wall_clock_ms
     from actors.persistence.rdb.helper import LoadHelper
 
-    # The persistence actor's rule: a master drops keys that expired while it was down, a replica keeps them.
-    return LoadHelper.spawn(path, None if config["replicaof"] else wall_clock_ms())
+    # Every key, expired or not: the start-up load drops a master's expired keys after the parse, by name
+    # (actors/persistence/loading.py), so that replication can send their DELs.
+    return LoadHelper.spawn(path, None)
 
 
 def _server(args: list[str]) -> int:

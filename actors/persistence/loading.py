@@ -114,12 +114,33 @@ class Loading:
             message=f"DB loaded from {'disk' if source == 'rdb' else 'append only file'}: {duration_s:.3f} seconds",
         )
 
-    async def _read_rdb(self, path: str, base_bytes: int, for_aof: bool) -> RdbData:
-        """Parse an RDB file in a worker thread (the loop keeps answering -LOADING meanwhile)."""
+    def _master_drops_expired(self) -> bool:
+        """A master drops the keys that expired while it was down (a replica keeps them for its master's DELs)."""
+        return not self.server.is_replica and not self.config["replicaof"]
+
+    def _drop_expired_named(self) -> int:
+        """The start-up load's sweep: delete the keys whose time passed, naming them in the server's
+        ``expired_on_load``."""
+        keyspace = self.server.keyspace
+        now = keyspace.clock()
+        dropped = 0
+        for db in keyspace.dbs:
+            gone = [key for key, when in db.expires.items() if when < now]
+            for key in gone:
+                db.delete(key)
+            self.server.expired_on_load.extend((db.id, key) for key in gone)
+            dropped += len(gone)
+        return dropped
+
+    async def _read_rdb(
+        self, path: str, base_bytes: int, for_aof: bool, drop_expired: bool = True
+    ) -> RdbData:
+        """Parse an RDB file in a worker thread (the loop keeps answering -LOADING meanwhile). ``drop_expired``:
+        a master's load leaves out the keys whose time passed (not for an AOF's preamble)."""
         server = self.server
         drop_before: int | None = None
-        if not for_aof and not server.is_replica and not self.config["replicaof"]:
-            drop_before = server.keyspace.clock()  # a master drops keys that expired while it was down
+        if not for_aof and drop_expired and self._master_drops_expired():
+            drop_before = server.keyspace.clock()
 
         calls = [0]
 
@@ -154,14 +175,16 @@ class Loading:
             helper.close()
         return LoadHelper.spawn(path, drop_before_ms)
 
-    async def _load_rdb_file(self, path: str) -> None:
+    async def _load_rdb_file(self, path: str, at_start: bool = False) -> None:
+        """Load ``path`` (dump.rdb). ``at_start``: the node's start-up load, whose expired keys are recorded in
+        the server's ``expired_on_load`` rather than dropped unnamed."""
         size = os.path.getsize(path)
         self._begin_loading("rdb", size, [path])
         try:
             if self.load_delay_s:
                 await asyncio.sleep(self.load_delay_s)
             try:
-                data = await self._read_rdb(path, 0, for_aof=False)
+                data = await self._read_rdb(path, 0, for_aof=False, drop_expired=not at_start)
             except RdbError as exc:
                 raise LoadError(
                     f"Can't load the RDB file {path}: {exc}. The file was left unchanged."
@@ -171,6 +194,8 @@ class Loading:
                     f"Fatal error: can't open the RDB file {path} for reading: {exc.strerror}"
                 ) from None
             self.server.keyspace.replace_all(data.dbs)
+            if at_start and self._master_drops_expired():
+                data.expired_skipped += self._drop_expired_named()
             self.rdb_last_load_keys_loaded = self.server.keyspace.total_keys()
             self.rdb_last_load_keys_expired = data.expired_skipped
             repl_id = data.aux.get("repl-id")
@@ -278,7 +303,7 @@ class Loading:
             aof.manifest = manifest
         if not config["appendonly"]:
             if os.path.exists(self.jobs.rdb_path):
-                await self._load_rdb_file(self.jobs.rdb_path)
+                await self._load_rdb_file(self.jobs.rdb_path, at_start=True)
             return
         self._upgrade_old_aof()
         if aof.manifest.loadable():

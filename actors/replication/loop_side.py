@@ -75,6 +75,8 @@ class Replication(StreamApplier):
         self.replid = new_replid()
         self.replid2 = REPLID_ZERO
         self.second_offset = -1
+        # DELs of the keys a restart's load dropped as expired (server.expired_on_load), for _announce to send.
+        self._expired_dels: list[tuple[int, bytes]] = []
         # The master this node follows (None: it is a master).
         self.master_host: str | None = None
         self.master_port = 0
@@ -189,6 +191,10 @@ class Replication(StreamApplier):
             log.info(
                 "replication_history_restored", replid=self.replid, replid2=loaded_id, offset=loaded_offset
             )
+            # The keys the load dropped as expired: their DELs continue the history, as Redis feeds them
+            # (sent once the actor's backlog starts at the restored offset: _announce).
+            self._expired_dels = server.expired_on_load
+        server.expired_on_load = []
         self.ready = True
         if self._actor_waiting:
             self._actor_waiting = False
@@ -211,6 +217,9 @@ class Replication(StreamApplier):
             self._tell(m.ReplicaOf(self.gen, self.master_host, self.master_port))
         elif self.server.repl_feeding:
             self.enable_feeding()
+            dels, self._expired_dels = self._expired_dels, []
+            for db_index, key in dels:
+                self.server.propagate(db_index, [b"DEL", key])
         # From here on the actor knows the ids and the backlog: it may answer replicas' PSYNCs.
         self._tell(m.Ready())
 

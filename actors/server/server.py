@@ -231,6 +231,10 @@ class Server(NodeRestrictions, StreamNames):
         # resume from them; set by actors/persistence.py.
         self.loaded_repl_id: str | None = None
         self.loaded_repl_offset: int | None = None
+        # The keys a master's start-up load dropped because their time passed while it was down, as (db index,
+        # key): replication sends their DELs once it restored the RDB's history (Redis's RDBFLAGS_FEED_REPL), so
+        # replicas that continue that history drop them too (actors/replication/loop_side.py empties it).
+        self.expired_on_load: list[tuple[int, bytes]] = []
         # Named INFO sections beyond the built-in ones: section name -> () -> [(field, value)].
         self.info_sections: dict[str, Callable[[], list[tuple[str, Any]]]] = {}
         # The other actors, as the commands see them (actors/server/ports.py); each actor's loop-side facade

@@ -168,6 +168,41 @@ def test_master_restarted_from_its_rdb_resyncs_replicas_partially(
     assert replica.client(db=2).get("in-two-later") == b"2"
 
 
+def test_keys_that_expired_while_the_master_was_down_are_deleted_on_its_replicas(
+    node_factory: Callable[..., NodeProcess],
+) -> None:
+    """Redis 7.0's psync2-master-restart "with expire": a master restarted from its RDB drops the keys whose
+    time passed while it was down and sends their DELs in the history its replicas continue (a partial
+    resync), so their datasets stay the same (they kept those keys, hidden, for the master's DELs)."""
+    master = node_factory("master", enable_debug_command="yes", **REPL)
+    replica = node_factory("replica", **REPL)
+    mc = master.client()
+    rc = attach(replica, master)
+    mc.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")  # no DELs before the restart
+    for db in range(3):
+        pipe = master.client(db=db).pipeline(transaction=False)
+        for i in range(50):
+            pipe.set(f"short:{i}", "v", px=50)
+        pipe.set("kept", "v")
+        pipe.execute()
+    wait_converged(mc, rc)
+    wait_acked(mc)
+    assert int(rc.execute_command("DBSIZE")) == 51
+    try:
+        mc.shutdown(save=True)
+    except redis.ConnectionError:
+        pass
+    master.wait_exit()
+    master.start()  # (the keys' 50 ms passed while it started)
+    mc = master.client()
+    assert mc.info("persistence")["rdb_last_load_keys_expired"] == 150
+    wait_for(lambda: link_up(rc) and stats(mc)[1] == 1, 15, what="a partial resync with the restarted master")
+    wait_for(lambda: int(rc.execute_command("DBSIZE")) == 1, 10, what="the DELs to reach the replica")
+    assert [int(replica.client(db=db).execute_command("DBSIZE")) for db in range(3)] == [1, 1, 1]
+    wait_converged(mc, rc)
+    assert stats(mc) == (0, 1, 0)
+
+
 def test_replica_restarted_after_shutdown_save_resyncs_partially(
     node_factory: Callable[..., NodeProcess],
 ) -> None:
