@@ -23,6 +23,7 @@ from actors.data import events
 from actors.data.encodings import before_set_shrinks
 from protocol import errors
 from protocol.errors import CommandError, WrongTypeError
+from protocol.resp import ReplySet
 
 if TYPE_CHECKING:
     from actors.server.client import Client
@@ -207,7 +208,16 @@ def cmd_spop(client: Client, argv: list[bytes]) -> Any:
 def cmd_smembers(client: Client, argv: list[bytes]) -> Any:
     members = _set(client, argv[1], read=True)
     # A copy: inside EXEC the reply is encoded after later commands of the transaction ran.
-    return set() if members is None else set(members)
+    return set() if members is None else _in_order(client, set(members))
+
+
+def _in_order(client: Client, members: set[bytes], built_from: set[bytes] | None = None) -> Any:
+    """A set reply in Redis's order where it has one: an intset (a small set of integers) is kept sorted, so a
+    reply read from one ascends; others come in hash order. ``built_from``: the set whose encoding decides
+    (Redis reads SINTER's reply off the smallest set, SDIFF's second algorithm off a copy of the first)."""
+    if members and object_encoding(built_from or members, client.server.config) == "intset":
+        return ReplySet(sorted(members, key=int))
+    return members
 
 
 @command("sismember", 3, "readonly fast", (1, 1, 1), "set", "Determine if a given value is a member of a set")
@@ -331,17 +341,31 @@ def _store(client: Client, dst: bytes, result: set[bytes], event: bytes) -> int:
 
 @command("sinter", -2, "readonly", (1, -1, 1), "set", "Intersect multiple sets")
 def cmd_sinter(client: Client, argv: list[bytes]) -> Any:
-    return _inter(_load_sets(client, argv[1:]))
+    sets = _load_sets(client, argv[1:])
+    result = _inter(sets)
+    if not result:
+        return result
+    # Redis replies in the order of the smallest set, as it walks it (an intset ascends).
+    return _in_order(client, result, min((s for s in sets if s is not None), key=len))
 
 
 @command("sunion", -2, "readonly", (1, -1, 1), "set", "Add multiple sets")
 def cmd_sunion(client: Client, argv: list[bytes]) -> Any:
-    return _union(_load_sets(client, argv[1:]))
+    return _in_order(client, _union(_load_sets(client, argv[1:])))
 
 
 @command("sdiff", -2, "readonly", (1, -1, 1), "set", "Subtract multiple sets")
 def cmd_sdiff(client: Client, argv: list[bytes]) -> Any:
-    return _diff(_load_sets(client, argv[1:]))
+    sets = _load_sets(client, argv[1:])
+    result = _diff(sets)
+    first = sets[0]
+    if not result or first is None:
+        return result
+    # Redis's choice of algorithm (sunionDiffGenericCommand): the first adds the result's members to an empty
+    # intset, the second copies the whole first set and removes from it (its encoding is the first set's).
+    present = [s for s in sets if s is not None]
+    first_algorithm = len(first) * len(present) // 2 <= sum(len(s) for s in present)
+    return _in_order(client, result, None if first_algorithm else first)
 
 
 @command(
