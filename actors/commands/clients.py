@@ -240,6 +240,12 @@ def _client_kill(client: Client, argv: list[bytes]) -> Any:
         if all(_client_matches(other, opt, value) for opt, value in filters):
             other.kill()
             killed += 1
+    # Replicas are not the loop's clients (their links belong to the replication actor): TYPE replica alone
+    # drops them all there, and they reconnect, as Redis's killed replicas do.
+    if [opt for opt, _ in filters] == [b"type"] and filters[0][1].lower() in (b"replica", b"slave"):
+        replication = server.replication
+        if replication is not None:
+            killed += replication.kill_replicas()
     return killed
 
 

@@ -512,6 +512,15 @@ class Replication(StreamApplier):
         backlog = self.backlog_view
         return backlog.histlen if backlog is not None else 0
 
+    def kill_replicas(self) -> int:
+        """CLIENT KILL TYPE replica: every replica's link is dropped (they reconnect and resync, partially if
+        they can); how many there were."""
+        count = len(self.replicas_view)
+        if count:
+            self.direct.close_outs("killed by CLIENT KILL TYPE replica")
+            self._tell(m.DropReplicas("killed by CLIENT KILL TYPE replica"))
+        return count
+
     def attach_resp_replica(self, client: Client, replid: str, offset: int, sync: bool) -> Any:
         """PSYNC / SYNC from a Redis replica on a RESP connection (resp_feed.py)."""
         return self.resp.attach(client, replid, offset, sync)

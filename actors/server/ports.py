@@ -121,6 +121,8 @@ class ReplicationPort(Protocol):
 
     def attach_resp_replica(self, client: Client, replid: str, offset: int, sync: bool) -> Any: ...
 
+    def kill_replicas(self) -> int: ...  # CLIENT KILL TYPE replica: drop every replica's link; how many
+
     def getack_in_stream(self) -> None: ...
 
     def backlog_bytes(self) -> int: ...  # the replication backlog's history (INFO's mem_replication_backlog)

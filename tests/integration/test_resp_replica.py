@@ -119,6 +119,31 @@ def test_a_dropped_link_continues_with_a_partial_resync(
     assert r.wait(1, 5000) == 1
 
 
+def test_client_kill_type_replica_drops_every_replica_and_they_resync_partially(
+    node_factory: Callable[..., NodeProcess],
+    redis_servers: Callable[..., RedisServer],
+    tmp_path: Path,
+    seed: int,
+) -> None:
+    """CLIENT KILL TYPE replica (or slave) closes every replica's link, as in Redis (a node's replicas are not
+    the loop's clients: the replication actor holds them), counts them, and they come back partially."""
+    rng = random.Random(seed)
+    master = node_factory("master")
+    ours = node_factory("replica", replicaof=f"127.0.0.1 {master.port}")
+    r = master.client()
+    _fill(r, rng, 200)
+    theirs = _start_replica(redis_servers, tmp_path, master)
+    wait_for(lambda: _converged(r, theirs), 30, what="the first sync")
+    wait_for(lambda: r.info("replication")["connected_slaves"] == 2, 10, what="both replicas")
+    assert r.client_kill_filter(_type="slave") == 2
+    _fill(r, rng, 100)
+    wait_for(lambda: _converged(r, theirs), 20, what="the redis-server replica to come back")
+    wait_for(lambda: _digest(ours.client()) == _digest(r), 20, what="the node replica to come back")
+    stats = r.info("stats")
+    assert stats["sync_partial_ok"] == 2 and stats["sync_full"] == 2, stats
+    assert r.client_kill_filter(_type="replica", skipme=True) == 2
+
+
 def test_pings_in_the_stream_keep_offsets_equal_with_a_bus_replica_beside(
     node_factory: Callable[..., NodeProcess],
     redis_servers: Callable[..., RedisServer],
