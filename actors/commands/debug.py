@@ -81,6 +81,7 @@ def protected_action_allowed(client: Client, directive: str) -> bool:
         "error",
         "quicklist-packed-threshold",
         "set-disable-deny-scripts",
+        "replicate",
         "crash-actor",
         "kill-node",
         "reload",
@@ -117,6 +118,11 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
     if sub == b"quicklist-packed-threshold" and len(argv) == 3:
         server.quicklist_packed_threshold_bytes = _packed_threshold(argv[2])
         return OK
+    if sub == b"replicate" and len(argv) >= 3:
+        # Redis's test hook: the arguments go to the replicas as a command of the stream, run nowhere else
+        # (its tests make replicas fail on purpose with it: propagation-error-behavior).
+        server.propagate_to_replicas(max(server.stream.db, 0), list(argv[2:]))
+        return OK
     if sub == b"error" and len(argv) == 3:
         # The argument as an error reply, verbatim (clients' tests provoke -LOADING, -OOM ... with it).
         text = argv[2].decode("utf-8", "replace").replace("\r", " ").replace("\n", " ")
@@ -133,6 +139,7 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
             b"SLEEP <seconds>",
             b"SET-ACTIVE-EXPIRE <0|1>",
             b"ERROR <string>",
+            b"REPLICATE <command> [<arg> ...]",
             b"QUICKLIST-PACKED-THRESHOLD <size>",
             b"SET-DISABLE-DENY-SCRIPTS <0|1>",
             *[n.upper() for n in DEBUG_HANDLERS],

@@ -138,6 +138,7 @@ def _section_memory(server: Server) -> list[tuple[str, Any]]:
     allocated, active, resident = allocator_figures(used, rss, lua)
     replication = server.replication
     backlog = replication.backlog_bytes() if replication is not None else 0
+    repl_buffers = replication.buffer_bytes() if replication is not None else 0
     aof_buffer = aof_buffer_bytes(server)
     return [
         ("used_memory", used),
@@ -174,6 +175,7 @@ def _section_memory(server: Server) -> list[tuple[str, Any]]:
         # Eviction weighs all of used_memory (no AOF or replication buffers kept aside).
         ("mem_not_counted_for_evict", 0),
         ("mem_replication_backlog", backlog),
+        ("mem_total_replication_buffers", repl_buffers),
         ("mem_clients_normal", clients),
         ("mem_aof_buffer", aof_buffer),
         ("mem_allocator", "pymalloc"),
@@ -217,6 +219,7 @@ def _section_stats(server: Server) -> list[tuple[str, Any]]:
         ("latest_fork_usec", persistence.latest_fork_usec if persistence is not None else 0),
         ("total_forks", persistence.total_forks if persistence is not None else 0),
         ("migrate_cached_sockets", cached_sockets(server)),
+        ("slave_expires_tracked_keys", len(ks.replica_written)),  # a writable replica's own keys with a TTL
         # No active defragmentation (activedefrag yes is refused): Redis reports these zeros without it too.
         ("active_defrag_hits", 0),
         ("active_defrag_misses", 0),

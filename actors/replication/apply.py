@@ -189,6 +189,12 @@ class StreamApplier:
         now = time.monotonic()
         if now - self._last_apply_error_log_s >= APPLY_ERROR_LOG_INTERVAL_S:
             self._last_apply_error_log_s = now
+            name = argv[0].decode("utf-8", "replace")
+            known = name.lower() if argv[0].lower() in self.server.commands else "<unknown>"
             log.warning(
-                "replicated_command_failed", command=argv[0].decode("utf-8", "replace"), reason=str(reply)
+                "replicated_command_failed",
+                command=name,
+                reason=str(reply),
+                message=f"== CRITICAL == This replica is sending an error to its master: '{reply}' after "
+                f"processing the command '{known}'",
             )

@@ -512,6 +512,17 @@ class Replication(StreamApplier):
         backlog = self.backlog_view
         return backlog.histlen if backlog is not None else 0
 
+    def buffer_bytes(self) -> int:
+        """INFO's mem_total_replication_buffers. Redis 7.0 keeps one buffer that the backlog and the replicas
+        share: its size is the backlog's history, or more while an online replica has not yet acknowledged
+        older bytes (the stream its link still holds for it: a stalled replica makes it grow)."""
+        held = self.backlog_bytes()
+        offset = self.server.repl_offset
+        for r in self.replicas_view:
+            if r.state is ReplicaState.ONLINE:
+                held = max(held, offset - r.ack_offset)
+        return held
+
     def kill_replicas(self) -> int:
         """CLIENT KILL TYPE replica: every replica's link is dropped (they reconnect and resync, partially if
         they can); how many there were."""

@@ -127,6 +127,8 @@ class ReplicationPort(Protocol):
 
     def backlog_bytes(self) -> int: ...  # the replication backlog's history (INFO's mem_replication_backlog)
 
+    def buffer_bytes(self) -> int: ...  # INFO's mem_total_replication_buffers (loop_side.py says how)
+
     # FAILOVER (actors/replication/failover.py): start one (raises CommandError), or abort (False: none).
     def failover(self, host: str | None, port: int, timeout_ms: int, force: bool) -> None: ...
 

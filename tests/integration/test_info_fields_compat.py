@@ -4,6 +4,7 @@ against a real redis-server doing the same thing."""
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +25,6 @@ ABSENT = {
         "gcc_version": "no C compiler built the node",
     },
     "Memory": {
-        "mem_total_replication_buffers": "replicas' buffers live in the replication actor, not counted",
         "mem_clients_slaves": "replicas are bus peers, not clients",
         "mem_cluster_links": "the cluster bus is ZeroMQ's, not counted",
     },
@@ -33,7 +33,6 @@ ABSENT = {
         "total_net_repl_output_bytes": "replication bytes are not counted apart",
         "instantaneous_input_repl_kbps": "replication bytes are not counted apart",
         "instantaneous_output_repl_kbps": "replication bytes are not counted apart",
-        "slave_expires_tracked_keys": "a writable replica's own TTL keys are not tracked apart",
         "unexpected_error_replies": "not counted",
         "dump_payload_sanitizations": "sanitize-dump-payload has no effect",
         "reply_buffer_shrinks": "no per-client reply buffer to resize",
@@ -229,3 +228,35 @@ def test_memory_stats_and_doctor_are_redis(pair: tuple[redis.Redis, redis.Redis]
     # An empty instance: Redis's "empty" report, word for word (under 5 MB of used memory).
     doctors = [client.execute_command("MEMORY", "DOCTOR") for client in pair]
     assert doctors[1] == doctors[0]
+
+
+def test_replication_buffers_grow_behind_a_stalled_replica_and_tracked_keys_count(
+    node_factory: Callable[..., NodeProcess],
+) -> None:
+    """mem_total_replication_buffers grows while a replica is stopped (Redis's own shutdown tests wait on it
+    to know the replica's link is full) and comes back once it caught up; slave_expires_tracked_keys counts a
+    writable replica's own keys with a TTL."""
+    master = node_factory("master", repl_backlog_size="1mb")
+    replica = node_factory("replica", replicaof=f"127.0.0.1 {master.port}", replica_read_only="no")
+    m, r = master.client(), replica.client()
+    wait_for(lambda: r.info("replication")["master_link_status"] == "up", 20, what="the link")
+    replica.signal(signal.SIGSTOP)
+    try:
+        payload = "x" * 1024
+        for batch in range(4):
+            pipe = m.pipeline(transaction=False)
+            for i in range(1024):
+                pipe.set(f"k:{batch}:{i}", payload)
+            pipe.execute()
+        assert info(m, "memory")["mem_total_replication_buffers"] > 3 * 1024 * 1024
+    finally:
+        replica.signal(signal.SIGCONT)
+    wait_for(
+        lambda: info(m, "memory")["mem_total_replication_buffers"] <= 1024 * 1024,
+        20,
+        what="the buffers to shrink back to the backlog",
+    )
+    r.set("own", "1", ex=100)
+    r.set("plain", "1")
+    assert info(r, "stats")["slave_expires_tracked_keys"] == 1
+    assert info(m, "stats")["slave_expires_tracked_keys"] == 0

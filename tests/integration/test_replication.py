@@ -241,6 +241,25 @@ def test_role_replies_as_redis_does(replicated: Trio) -> None:
     assert t.c1.execute_command("ROLE") == [b"slave", b"127.0.0.1", t.m.port, b"connected", offset]
 
 
+def test_a_command_a_replica_cannot_run_is_logged_in_redis_s_words(replicated: Trio) -> None:
+    """DEBUG REPLICATE (Redis's test hook) sends a command only the replicas run; one they refuse is logged as
+    Redis logs it ("== CRITICAL == ..."), and the stream goes on."""
+    trio = replicated
+    assert trio.mc.execute_command("DEBUG", "REPLICATE", "fake-command-1") == b"OK"
+    trio.mc.set("after-fake", "1")
+    for node, client in ((trio.r1, trio.c1), (trio.r2, trio.c2)):
+        wait_for(lambda c=client: c.get("after-fake") == b"1", 10, what="the stream to go on")
+        wait_for(
+            lambda n=node: (
+                "== CRITICAL == This replica is sending an error to its master: "
+                "'ERR unknown command 'fake-command-1'" in n.log()
+            ),
+            10,
+            what="the replica's CRITICAL line",
+        )
+    assert trio.mc.execute_command("WAIT", 2, 5000) == 2
+
+
 def test_replicaof_the_same_master_again_is_a_no_op(replicated: Trio) -> None:
     t = replicated
     assert (
