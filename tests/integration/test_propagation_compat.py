@@ -14,11 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import redis
 
 from tests.harness import NodeProcess, RedisServer, wait_for
 from tests.integration.test_streams import call
-from tests.integration.test_streams_propagation import _aof_commands
+from tests.integration.test_streams_propagation import _aof_commands, aof_pair
 
 pytestmark = [
     pytest.mark.compat,
@@ -148,10 +147,7 @@ def _normalised(commands: list[list[bytes]]) -> list[list[bytes]]:
 def test_writes_propagate_as_redis_server_propagates_them(
     node_factory: Callable[..., NodeProcess], redis_servers: Callable[..., RedisServer], tmp_path: Path
 ) -> None:
-    (tmp_path / "redis").mkdir()
-    server = redis_servers(tmp_path / "redis", "--appendonly", "yes")
-    node = node_factory("aof", appendonly="yes")
-    clients = [redis.Redis(port=server.port, protocol=2, socket_timeout=10), node.client(protocol=2)]
+    _, node, clients = aof_pair(node_factory, redis_servers, tmp_path)
     for line in SCRIPT.strip().splitlines():
         replies = [call(client, *line.split()) for client in clients]
         if line.startswith("spop"):  # (which members a random pop took differs; the SREM then follows it)

@@ -74,6 +74,20 @@ def _aof_commands(directory: Path) -> list[list[bytes]]:
     return out
 
 
+def aof_pair(
+    node_factory: Callable[..., NodeProcess], redis_servers: Callable[..., RedisServer], tmp_path: Path
+) -> tuple[RedisServer, NodeProcess, list[redis.Redis]]:
+    """A redis-server and a node, both with appendonly yes, and a RESP2 client of each (that order)."""
+    (tmp_path / "redis").mkdir()
+    server = redis_servers(tmp_path / "redis", "--appendonly", "yes")
+    node = node_factory("aof", appendonly="yes")
+    return (
+        server,
+        node,
+        [redis.Redis(port=server.port, protocol=2, socket_timeout=10), node.client(protocol=2)],
+    )
+
+
 def _blocked(client: redis.Redis, *args: Any) -> threading.Thread:
     thread = threading.Thread(target=lambda: call(client, *args), daemon=True)
     thread.start()
@@ -83,10 +97,7 @@ def _blocked(client: redis.Redis, *args: Any) -> threading.Thread:
 def test_stream_writes_propagate_as_redis_server_propagates_them(
     node_factory: Callable[..., NodeProcess], redis_servers: Callable[..., RedisServer], tmp_path: Path
 ) -> None:
-    (tmp_path / "redis").mkdir()
-    server = redis_servers(tmp_path / "redis", "--appendonly", "yes")
-    node = node_factory("aof", appendonly="yes")
-    clients = [redis.Redis(port=server.port, protocol=2, socket_timeout=10), node.client(protocol=2)]
+    server, node, clients = aof_pair(node_factory, redis_servers, tmp_path)
     for line in SCRIPT.strip().splitlines():
         replies = [call(client, *line.split()) for client in clients]
         if not line.startswith(("xautoclaim", "xreadgroup")):
