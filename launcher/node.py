@@ -281,11 +281,13 @@ class Node:
         try:
             await loading
         except LoadError as exc:
-            log.error("dataset_load_failed", reason=str(exc))
-            print(f"redactor: {exc}", file=sys.stderr)
             self.exit_code = 1
             self._shutting_down = True
             self.master.stop()
+            # (after the stop's own lines: the error is the output's last line, where Redis leaves it and tools
+            # such as Redis's test suite read it)
+            log.error("dataset_load_failed", reason=str(exc))
+            print(f"redactor: {exc}", file=sys.stderr)
             return
         self.server.loading = False
         log.info("node_ready", message="Ready to accept connections")

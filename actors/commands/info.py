@@ -94,6 +94,12 @@ def _section_server(server: Server) -> list[tuple[str, Any]]:
         ("executable", sys.argv[0] if sys.argv else ""),
         ("config_file", server.config_file),
         ("io_threads_active", 0),
+        # (only while a shutdown waits for its replicas, as in Redis)
+        *(
+            [("shutdown_in_milliseconds", shutdown_ms)]
+            if (shutdown_ms := server.shutdown_in_ms()) is not None
+            else []
+        ),
     ]
 
 

@@ -158,6 +158,6 @@ class UnixListener:
         self.bound = False
         try:
             os.unlink(self.path)
-            log.info("unix_socket_removed", path=self.path)
+            log.info("unix_socket_removed", path=self.path, message="Removing the unix socket file.")
         except OSError as exc:
             log.warning("unix_socket_not_removed", path=self.path, reason=exc.strerror or str(exc))

@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("redactor.replication")
 
-# Failed commands of the master's stream are logged at most this often (they mean the datasets diverged).
+# Failed commands of the master's stream (the datasets diverged) are logged, at most this many per window: Redis
+# logs each, but a diverged replica can fail every command of a busy stream.
 APPLY_ERROR_LOG_INTERVAL_S = 10.0
+APPLY_ERROR_LOG_BURST = 10
 
 
 def _command_size(argv: list[bytes]) -> int:
@@ -57,7 +59,8 @@ class StreamApplier:
     _held: list[tuple[int, int, bytes]]
     _applying: bool
     _getack_after_batch: bool
-    _last_apply_error_log_s: float
+    _last_apply_error_log_s: float  # the start of the current window
+    _apply_errors_logged: int  # lines logged in it
 
     def _tell(self, message: m.LoopToActor) -> None:
         raise NotImplementedError
@@ -189,6 +192,9 @@ class StreamApplier:
         now = time.monotonic()
         if now - self._last_apply_error_log_s >= APPLY_ERROR_LOG_INTERVAL_S:
             self._last_apply_error_log_s = now
+            self._apply_errors_logged = 0
+        if self._apply_errors_logged < APPLY_ERROR_LOG_BURST:
+            self._apply_errors_logged += 1
             name = argv[0].decode("utf-8", "replace")
             known = name.lower() if argv[0].lower() in self.server.commands else "<unknown>"
             log.warning(

@@ -11,6 +11,7 @@ and ``receive`` (actor -> loop, dispatched by type); it reads the views the acto
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +120,7 @@ class Replication(StreamApplier):
             m.CountStat: lambda msg: self.count_stat(msg.name),
         }
         self._last_apply_error_log_s = 0.0
+        self._apply_errors_logged = 0
         self.resp = RespFeed(self)  # Redis replicas on RESP connections (resp_feed.py)
         server.replication = self
         if server.persistence is not None:
@@ -498,11 +500,16 @@ class Replication(StreamApplier):
         """Ask every replica for its offset after this tick's writes (as WAIT does)."""
         self.waits.request_acks()
 
+    def replica_count(self) -> int:
+        return len(self.replicas_view)
+
     def lagging_replicas(self) -> list[str]:
-        """One line per replica behind the stream (logged when a shutdown stops waiting for them)."""
+        """Redis's line for each replica behind the stream, logged as a shutdown finishes."""
         offset = self.server.repl_offset
+        now = time.monotonic()
         return [
-            f"{r.ip}:{r.port} acked {r.ack_offset}, {offset - r.ack_offset} bytes behind, {r.state.name.lower()}"
+            f"Lagging replica {r.ip}:{r.port} reported offset {offset - r.ack_offset} behind master, "
+            f"lag={int(now - r.ack_time_s) if r.state is ReplicaState.ONLINE else 0}, state={r.state.name.lower()}."
             for r in self.replicas_view
             if r.state is not ReplicaState.ONLINE or r.ack_offset < offset
         ]

@@ -263,6 +263,8 @@ class Server(NodeRestrictions, StreamNames):
             None
         )
         self.abort_shutdown: Callable[[], bool] = lambda: False
+        # INFO's shutdown_in_milliseconds (the Shutdown's remaining_ms): None while no shutdown waits.
+        self.shutdown_in_ms: Callable[[], int | None] = lambda: None
         # False after DEBUG SET-ACTIVE-EXPIRE 0: only lazy expiry runs.
         self.active_expire_enabled = True
         # DEBUG PAUSE-CRON 1: the loop's cron does nothing until it is resumed.

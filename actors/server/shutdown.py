@@ -73,6 +73,13 @@ class Shutdown:
         # SHUTDOWN's clients waiting with it (each blocked: their later commands queue behind).
         self.clients: list[Client] = []
         server.client_removed_hooks.append(self._forget)
+        server.shutdown_in_ms = self.remaining_ms
+
+    def remaining_ms(self) -> int | None:
+        """INFO's shutdown_in_milliseconds: how long a shutdown waiting for replicas still waits (None: none)."""
+        if self.state is not ShutdownState.WAITING:
+            return None
+        return max(0, int((self.deadline_s - time.monotonic()) * 1000))
 
     def request(self, flags: ShutdownFlags, client: Client | None = None) -> str | None:
         """Shut down (SHUTDOWN, a signal). None: stopping, or waiting for replicas (``client`` waits too);
@@ -128,13 +135,21 @@ class Shutdown:
         replication = self.server.replication
         caught_up = replication is None or replication.replicas_caught_up()
         if caught_up or time.monotonic() >= self.deadline_s:
-            if not caught_up and replication is not None:
-                for line in replication.lagging_replicas():
-                    log.warning("shutdown_replica_lagging", replica=line)
             self._stop()
 
     def _stop(self) -> str | None:
         self.state = ShutdownState.STOPPING
+        replication = self.server.replication
+        if replication is not None:  # Redis's finishShutdown: each lagging replica, then the count in sync
+            lagging = replication.lagging_replicas()
+            for line in lagging:
+                log.warning("shutdown_replica_lagging", message=line)
+            total = replication.replica_count()
+            if total:
+                log.info(
+                    "shutdown_replicas_counted",
+                    message=f"{total - len(lagging)} of {total} replicas are in sync when shutting down.",
+                )
         error = self._finish(self.flags)
         if error is not None:
             log.error(
