@@ -170,14 +170,23 @@ class Persistence:
         """SHUTDOWN / SIGTERM: kill a child, fsync the AOF, save if asked (``None``: iff save points exist).
 
         Returns an error message (the node keeps running, AOF still open) or None (ready to exit). With
-        ``force`` (SHUTDOWN FORCE) a save that fails is logged and the node exits anyway.
+        ``force`` (SHUTDOWN FORCE) a save that fails is logged and the node exits anyway, and so does a node
+        still writing the AOF that appendonly yes just started, which otherwise refuses, as Redis does: the
+        dataset is in no file yet.
         """
         jobs = self.jobs
-        jobs.kill_child()
         aof = self.aof
-        self.sink.fsync_open()
         if aof.state is AofState.WAIT_REWRITE:
-            log.warning("aof_shutdown_before_first_rewrite", detail="the AOF being enabled is discarded")
+            if not force:
+                log.warning("shutdown_refused_initial_aof", message="Writing initial AOF, can't exit.")
+                return SHUTDOWN_SAVE_ERROR
+            log.warning(
+                "aof_shutdown_before_first_rewrite",
+                detail="the AOF being enabled is discarded",
+                message="Writing initial AOF. Exit anyway.",
+            )
+        jobs.kill_child()
+        self.sink.fsync_open()
         if save is None:
             save = bool(self.config["save"])
         if self.server.loading:

@@ -117,7 +117,7 @@ class Shutdown:
         """SHUTDOWN ABORT: end a wait for replicas (False: there is none)."""
         if self.state is not ShutdownState.WAITING:
             return False
-        log.warning("shutdown_aborted")
+        log.warning("shutdown_aborted", message="Shutdown manually aborted.")
         self._resume()
         return True
 

@@ -149,6 +149,32 @@ def test_force_exits_when_the_final_save_fails(node_factory: Callable[..., NodeP
     assert node.wait_exit(10) == 0
 
 
+def test_a_shutdown_while_the_first_aof_is_written_is_refused_unless_forced(
+    node_factory: Callable[..., NodeProcess], redis_servers: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    """Redis 7.0: with appendonly just turned on, the dataset is in no file until the first rewrite ends, so a
+    shutdown is refused ("Writing initial AOF, can't exit.") unless FORCE. Same replies as redis-server."""
+    (tmp_path / "redis").mkdir()
+    server = redis_servers(tmp_path / "redis")
+    node = node_factory("node")
+    for client in (server.client, node.client()):
+        client.set("k", "v")
+        client.config_set(
+            "rdb-key-save-delay", 1_000_000
+        )  # (a microsecond per key: the rewrite takes its time)
+        client.config_set("appendonly", "yes")
+        assert "Errors trying to SHUTDOWN" in error_of(client.shutdown)
+        assert client.get("k") == b"v"
+    assert node.alive() and server.proc.poll() is None
+    assert "Writing initial AOF, can't exit." in node.log()
+    assert "Writing initial AOF, can't exit." in server.log_path.read_text()
+    for port in (server.port, node.port):
+        assert send_shutdown(port, "NOSAVE", "FORCE") == b""
+    assert node.wait_exit(10) == 0 and server.proc.wait(10) == 0
+    assert "Writing initial AOF. Exit anyway." in node.log()
+    assert "Writing initial AOF. Exit anyway." in server.log_path.read_text()
+
+
 @pytest.mark.parametrize(("words", "saved"), [("default", True), ("nosave", False), ("save now", True)])
 def test_shutdown_on_sigterm_chooses_whether_sigterm_saves(
     node_factory: Callable[..., NodeProcess], words: str, saved: bool
