@@ -184,6 +184,14 @@ def cmd_replconf(client: Client, argv: list[bytes]) -> Any:
             if flag not in (0, 1):
                 raise CommandError("ERR value is out of range, value must between 0 and 1")
             client.rdb_only = bool(flag)
+        elif option == b"rdb-filter-only":
+            # Redis's include filters: the dataset is left out, and "functions" keeps the libraries ("" keeps
+            # nothing: redis-cli --replica asks so, as it discards the RDB).
+            words = value.split()
+            for word in words:
+                if word.lower() != b"functions":
+                    raise CommandError(f"ERR Unsupported rdb-filter-only option: {echoed(word)}")
+            client.rdb_functions_only = bool(words)
         elif option == b"listening-port":
             client.repl_listening_port = parse_int(value, errors.NOT_INTEGER)
         elif option == b"ip-address":
@@ -228,6 +236,10 @@ class _SnapshotWait:
     """``client.blocked`` while SYNC waits for its BGSAVE: the client's next commands wait behind it."""
 
 
+def _bulk(rdb: bytes) -> bytes:
+    return b"$%d\r\n" % len(rdb) + rdb
+
+
 def _sync(client: Client, preamble: bytes) -> Any:
     """An rdb-only SYNC/PSYNC: dump.rdb as a BGSAVE writes it, sent as ``$<length>\r\n<bytes>`` (after the
     ``preamble``), then the connection closes: Redis's disk-based sync to a client that wants the RDB only."""
@@ -236,6 +248,10 @@ def _sync(client: Client, preamble: bytes) -> Any:
     persistence = client.server.persistence
     if persistence is None:
         raise CommandError("ERR persistence is not available on this node")
+    if client.rdb_functions_only is not None:  # no keys: made now, no BGSAVE to wait for
+        client.write_raw(preamble + _bulk(persistence.filtered_rdb(client.rdb_functions_only)))
+        client.kill()
+        return BLOCKED
     path = os.path.abspath(persistence.rdb_path)
     waiting = _SnapshotWait()
     client.blocked = waiting
@@ -251,7 +267,7 @@ def _sync(client: Client, preamble: bytes) -> Any:
                     payload = f.read()
             except OSError:
                 payload = None
-        client.write_raw(SYNC_FAILED if payload is None else preamble + b"$%d\r\n" % len(payload) + payload)
+        client.write_raw(SYNC_FAILED if payload is None else preamble + _bulk(payload))
         client.kill()  # rdb-only: nothing follows the snapshot; the connection closes once it is sent
 
     persistence.snapshot_for_sync(done)

@@ -69,6 +69,9 @@ class Persistence:
         self.load_on_start = self.loading.load_on_start
         self.reload = self.loading.reload
         self.load_aof = self.loading.load_aof
+        # REPLCONF rdb-filter-only: an RDB without the dataset, the function libraries in it or not (made at
+        # once: Redis forks a save for it, of no keys).
+        self.filtered_rdb = lambda functions: rdb_writer.dumps([], self._aux(False), functions=functions)
         self.misconf.update()
         server.persistence = self
         master.stream_sinks.append(self.sink.feed_aof)

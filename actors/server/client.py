@@ -100,6 +100,9 @@ class Client:
         self.write_raw: Callable[[bytes], None] = lambda data: None
         # REPLCONF rdb-only 1: this client wants a snapshot from SYNC/PSYNC, not a replication stream.
         self.rdb_only = False
+        # REPLCONF rdb-filter-only: None (the whole RDB), or whether the function libraries are included in an
+        # RDB that leaves the dataset out.
+        self.rdb_functions_only: bool | None = None
         # What a Redis replica said with REPLCONF before its PSYNC: listening-port, ip-address, capa.
         self.repl_listening_port = 0
         self.repl_ip = ""

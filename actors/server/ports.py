@@ -90,6 +90,8 @@ class PersistencePort(Protocol):
 
     def snapshot_for_sync(self, done: Callable[[bool], None]) -> None: ...
 
+    def filtered_rdb(self, functions: bool) -> bytes: ...  # REPLCONF rdb-filter-only's RDB: no keys
+
     def data_flushed(self) -> None: ...  # FLUSHALL: a BGSAVE child (of data now gone) is stopped
 
     # The node's wiring (launcher/node.py) and the replication actor, not the commands: these can go once

@@ -136,3 +136,37 @@ def _line_of(r: Any, needle: str) -> str:
     return next(
         (line for line in r.execute_command("CLIENT", "LIST").decode().splitlines() if needle in line), ""
     )
+
+
+@pytest.mark.compat
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+def test_redis_cli_functions_rdb_dumps_the_libraries_only_as_from_redis(
+    node_factory: NodeFactory, redis_servers: Callable[..., Any], tmp_path: Path
+) -> None:
+    """``redis-cli --functions-rdb`` (REPLCONF rdb-filter-only functions): an RDB with the function libraries
+    and no key, which a node and redis-server both start on; unknown filters are refused with Redis's words."""
+    library = "#!lua name=mylib\nredis.register_function('f', function() return 1 end)"
+    (tmp_path / "redis").mkdir()
+    server = redis_servers(tmp_path / "redis")
+    node = node_factory("n")
+    for port, client in ((server.port, server.client), (node.port, node.client())):
+        client.function_load(library)
+        client.set("k", "v")
+        out = tmp_path / f"functions-{port}.rdb"
+        done = subprocess.run(
+            ["redis-cli", "-p", str(port), "--functions-rdb", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0 and "Transfer finished with success" in done.stderr, done.stderr
+        # The file holds the library and no key: a fresh node starts on it.
+        fresh = node_factory(f"fresh-{port}", start=False)
+        shutil.copy(out, fresh.dir / "dump.rdb")
+        fresh.start()
+        fc = fresh.client()
+        assert fc.dbsize() == 0 and fc.fcall("f", 0) == 1
+        fresh.stop()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"REPLCONF rdb-filter-only bogus\r\n")
+            assert sock.recv(200) == b"-ERR Unsupported rdb-filter-only option: bogus\r\n"

@@ -372,8 +372,10 @@ def dump(
     aux: dict[str, bytes | int | str] | None = None,
     compress: bool = True,
     checksum: bool = True,
+    functions: bool = True,
 ) -> int:
     """Write a whole RDB (magic .. EOF + checksum) of ``dbs`` to ``out``. Returns the bytes written.
+    ``functions``: with the function libraries (not for REPLCONF rdb-filter-only without them).
 
     Keys go out as they are: the caller decides whether expired keys belong in a snapshot (Redis writes them;
     the loading master drops them). ``aux`` is usually ``default_aux(...)``.
@@ -382,7 +384,7 @@ def dump(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _dump(dbs, out, aux, compress, checksum)
+        return _dump(dbs, out, aux, compress, checksum, functions)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -394,13 +396,15 @@ def _dump(
     aux: dict[str, bytes | int | str] | None,
     compress: bool,
     checksum: bool,
+    functions: bool = True,
 ) -> int:
     writer = _BlockWriter(out, checksum)
     head = [MAGIC]
     for name, value in (aux or {}).items():
         head += (bytes((OPCODE_AUX,)), _encode_string(name.encode(), False))
         head.append(_encode_string(_aux_bytes(value), False))
-    head.append(rdb_hooks.function_records())
+    if functions:
+        head.append(rdb_hooks.function_records())
     writer.add(b"".join(head))
     for db in dbs:
         if db.data:
