@@ -208,7 +208,7 @@ def cmd_spop(client: Client, argv: list[bytes]) -> Any:
 def cmd_smembers(client: Client, argv: list[bytes]) -> Any:
     members = _set(client, argv[1], read=True)
     # A copy: inside EXEC the reply is encoded after later commands of the transaction ran.
-    return set() if members is None else _in_order(client, set(members))
+    return set() if members is None else _in_order(client, set(members), members)
 
 
 def _in_order(client: Client, members: set[bytes], built_from: set[bytes] | None = None) -> Any:
