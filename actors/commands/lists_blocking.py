@@ -124,10 +124,10 @@ def _blocking_move(
     to_left: bool,
     raw_timeout: bytes,
     as_rpoplpush: bool,
-    sides: tuple[bytes, bytes] = (b"", b""),
+    sides: tuple[bytes, bytes],
 ) -> Any:
-    """BLMOVE / BRPOPLPUSH. ``sides``: BLMOVE's two words as sent, which a move made at once propagates (a move
-    made later, when a push wakes the client, propagates LEFT / RIGHT: Redis's wording in both cases)."""
+    """BLMOVE / BRPOPLPUSH. ``sides``: BLMOVE's two words as sent, which a move made at once propagates as LMOVE
+    (a move made later, when a push wakes the client, propagates LEFT / RIGHT: Redis's wording in both cases)."""
     timeout_ms = parse_timeout_ms(raw_timeout)
     items = _list(client, src)
     if items is not None:
@@ -171,7 +171,9 @@ def cmd_blmove(client: Client, argv: list[bytes]) -> Any:
     "Pop an element from a list, push it to another list and return it; or block until one is available",
 )
 def cmd_brpoplpush(client: Client, argv: list[bytes]) -> Any:
-    return _blocking_move(client, argv[1], argv[2], False, True, argv[3], as_rpoplpush=True)
+    return _blocking_move(
+        client, argv[1], argv[2], False, True, argv[3], as_rpoplpush=True, sides=(b"RIGHT", b"LEFT")
+    )
 
 
 @command(

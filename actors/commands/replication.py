@@ -186,7 +186,8 @@ def cmd_replconf(client: Client, argv: list[bytes]) -> Any:
             client.rdb_only = bool(flag)
         elif option == b"rdb-filter-only":
             # Redis's include filters: the dataset is left out, and "functions" keeps the libraries ("" keeps
-            # nothing: redis-cli --replica asks so, as it discards the RDB).
+            # nothing). They shape an rdb-only SYNC's RDB (_sync). A replica's SYNC (redis-cli --replica sends
+            # "", then discards the RDB) still gets the whole snapshot: the replication actor writes it.
             words = value.split()
             for word in words:
                 if word.lower() != b"functions":

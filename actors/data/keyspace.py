@@ -177,9 +177,7 @@ class Keyspace:
         when = db.expires.get(key)
         if when is None or when > self.expiry_clock() or self.ignore_ttl:
             return value
-        if not (self.is_replica or self.expiry_paused) or (
-            write and self.replica_writable and not self.ignore_ttl and not self.expiry_paused
-        ):
+        if not self.expiry_paused and (not self.is_replica or (write and self.replica_writable)):
             self._delete_expired(db, key)
         return None
 
@@ -431,9 +429,9 @@ class Keyspace:
             entry = next(iter(written))
             del written[entry]
             db_id, key = entry
-            db = self.dbs[db_id] if db_id < len(self.dbs) else None
-            when = db.expires.get(key) if db is not None else None
-            if db is None or when is None:
+            db = self.dbs[db_id]  # (the number of databases is fixed at start)
+            when = db.expires.get(key)
+            if when is None:
                 continue
             if when <= now:
                 self._delete_expired(db, key)

@@ -516,7 +516,7 @@ class Monitor:
         if master.config_epoch < config_epoch:
             master.config_epoch = config_epoch
             new_ip = state.resolve(master_ip)
-            if new_ip is not None and (master.port != master_port or not state.names(master, master_ip)):
+            if new_ip is not None and (master.port != master_port or new_ip != master.ip):
                 old_shown, old_port = state.shown(master), master.port
                 new_shown = master_ip if state.announce_hostnames else new_ip
                 self.event("#", "+config-update-from", sentinel)
