@@ -8,7 +8,8 @@ actor's thread makes and uses all of its sockets, and nothing else touches them:
     pull     PULL on the master actor's inproc endpoint: native replies, and wake-ups for the loop's messages
 
 The actor runs a poll loop by telling itself ``_POLL`` after each slice, so pykka messages (control requests
-from the supervisor or the master) are handled between slices, at most ``POLL_SLICE_MS`` late.
+from the supervisor or the master) are handled between slices; a message another thread puts in the inbox
+ends the current slice at once (``_WakingInbox``), so none waits out the ``POLL_SLICE_MS`` poll.
 
 Extended by registration, not inheritance: the bus is built with extension factories (``extensions``), each
 called once with the bus (in the constructor, so a restarted bus gets fresh ones) to register what it handles:
@@ -43,6 +44,7 @@ actor to reconnect its inproc PUSH, which does not reconnect to a re-bound PULL 
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -61,7 +63,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("redactor.bus")
 
-# Longest a control message (pykka tell/ask) waits behind a poll; data on the sockets wakes the poll at once.
+# Longest a poll blocks when nothing arrives: data on the sockets and messages put in the actor's inbox by other
+# threads wake it at once; the slice bounds how late the timers (register_tick) run.
 POLL_SLICE_MS = 20
 # Bytes the bulk senders may send per poll iteration, after the control frames (one snapshot chunk).
 BULK_BYTES_PER_POLL = 1024 * 1024
@@ -107,6 +110,27 @@ def zmq_endpoints(binds: list[str], port: int) -> list[str]:
 
 
 Extension = Callable[["BusActor"], Any]
+
+
+class _WakingInbox(queue.Queue[Any]):
+    """The bus actor's pykka inbox: a message put by another thread ends the actor's current poll at once.
+
+    The actor handles pykka messages between poll slices, so without this a tell or ask from another thread
+    waited out the slice: the supervisor's start-up confirmation (an ask right after ``on_start`` told itself
+    ``_POLL``) cost every node start ~20 ms and every stop as much. The actor's own ``_POLL`` tells come from
+    its thread and wake nothing (waking for them would turn the poll into a spin).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wake: Callable[[], None] | None = None  # set once the actor's wake pipe exists (on_start)
+        self.owner_thread = 0  # threading.get_ident() of the actor's thread
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
+        wake = self.wake
+        if wake is not None and threading.get_ident() != self.owner_thread:
+            wake()
 
 
 class BusActor(SupervisedActor):
@@ -244,9 +268,17 @@ class BusActor(SupervisedActor):
         with self._wake_lock:
             self._wake_r, self._wake_w = wake_r, wake_w
         self.add_socket(wake_r, self._drain_wake)
+        inbox = self.actor_inbox
+        if isinstance(inbox, _WakingInbox):
+            inbox.owner_thread = threading.get_ident()
+            inbox.wake = self.wake
         for hook in self._started_hooks:
             hook()
         self.actor_ref.tell(_POLL)
+
+    @staticmethod
+    def _create_actor_inbox() -> _WakingInbox:  # pykka's hook: the queue its ActorRef puts messages in
+        return _WakingInbox()
 
     def on_stop(self) -> None:
         self._close_sockets()

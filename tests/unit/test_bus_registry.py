@@ -4,6 +4,9 @@ sender, and a real ZeroMQ DEALER on loopback as the peer."""
 
 from __future__ import annotations
 
+import statistics
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,7 +17,7 @@ import pykka
 import pytest
 import zmq
 
-from actors.bus.bus import BULK_BYTES_PER_POLL, LOOP_MESSAGES_FRAME, BusActor
+from actors.bus.bus import BULK_BYTES_PER_POLL, LOOP_MESSAGES_FRAME, POLL_SLICE_MS, BusActor
 from actors.config import Config
 from tests.harness import free_port, wait_for
 
@@ -140,3 +143,45 @@ def test_a_family_is_registered_once() -> None:
     bus = BusActor(StandInMaster(), ["127.0.0.1"], free_port(), [EndlessTransfer])  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         bus.register_family(FAMILY, lambda identity, frames: None)
+
+
+class Counselor:
+    """An extension that only answers control messages: with nothing on its sockets the bus blocks in each poll
+    for the whole slice (POLL_SLICE_MS)."""
+
+    def __init__(self, bus: BusActor) -> None:
+        bus.register_control(Question, lambda question: f"answer to {question.text}")
+
+
+def test_an_idle_bus_answers_another_threads_ask_without_waiting_out_its_poll() -> None:
+    """A pykka message from another thread ends the bus's blocking poll at once (actors/bus/bus.py's
+    _WakingInbox). Before, each ask waited for the slice to end: the supervisor's start-up confirmation cost a
+    node start ~20 ms, and each ask here took ~POLL_SLICE_MS (each lands right after the actor began a poll)."""
+    master = StandInMaster()
+    ref = BusActor.start(master, ["127.0.0.1"], free_port(), [Counselor])  # type: ignore[arg-type]
+    try:
+        assert ref.ask(Question("warm-up")) == "answer to warm-up"
+        waits_ms = []
+        for i in range(15):
+            started = time.perf_counter()
+            assert ref.ask(Question(str(i)), timeout=5) == f"answer to {i}"
+            waits_ms.append((time.perf_counter() - started) * 1000)
+        assert statistics.median(waits_ms) < POLL_SLICE_MS / 4, waits_ms
+    finally:
+        ref.stop()
+
+
+def test_the_inbox_wakes_the_poll_for_other_threads_only() -> None:
+    """The actor's own _POLL tells (from its thread) must not wake its poll: a wake for each would make the loop
+    spin instead of blocking between messages."""
+    inbox = BusActor._create_actor_inbox()
+    wakes: list[int] = []
+    inbox.wake = lambda: wakes.append(threading.get_ident())
+    inbox.owner_thread = threading.get_ident()
+    inbox.put("from the actor's thread")
+    assert wakes == []
+    other = threading.Thread(target=inbox.put, args=("from another thread",))
+    other.start()
+    other.join()
+    assert len(wakes) == 1 and wakes[0] != threading.get_ident()
+    assert [inbox.get_nowait(), inbox.get_nowait()] == ["from the actor's thread", "from another thread"]
