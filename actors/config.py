@@ -340,6 +340,9 @@ DIRECTIVES: list[Directive] = [
     # and how many ACL LOG entries are kept.
     Directive("aclfile", _str_parser, "", mutable=False),
     Directive("user", lambda args: [args], [], mutable=False, nargs=-1),
+    # redis.conf's `rename-command OLD NEW` lines, in order (they accumulate; not in CONFIG GET): the server's
+    # command table applies them (actors/commands/__init__.py's apply_renames; launcher/config.py checks each).
+    Directive("rename-command", lambda args: [(args[0], args[1])], [], mutable=False, nargs=2),
     Directive("acllog-max-len", int_parser(0, 2**63 - 1), 128),
     # The channels a new user, a new selector or ACL SETUSER's `reset` starts with (actors/server/acl.py).
     Directive("acl-pubsub-default", _enum_parser("allchannels", "resetchannels"), "resetchannels"),
@@ -592,11 +595,12 @@ for _d in DIRECTIVES:
 
 
 # Directives a file may give several times, each line adding to the value.
-_ACCUMULATING = ("save", "user")
+_ACCUMULATING = ("save", "user", "rename-command")
 # Directives CONFIG GET lists only when asked by their exact name, never by a pattern (Redis's HIDDEN_CONFIG).
 _HIDDEN = ("rdb-key-save-delay",)
-# Not configs at all in CONFIG GET (redis.conf's `user` lines are ACL rules).
-_NEVER_LISTED = ("user",)
+# Not configs at all in CONFIG GET or CONFIG SET (redis.conf's `user` lines are ACL rules, `rename-command`
+# lines shape the command table): CONFIG SET answers Unknown option for them, as Redis does.
+_NEVER_LISTED = ("user", "rename-command")
 
 
 class Config:
@@ -640,7 +644,7 @@ class Config:
     def set_runtime(self, name: str, args: list[str]) -> None:
         """CONFIG SET: like ``apply`` but refuses immutable directives and notifies listeners."""
         directive = BY_NAME.get(name.lower())
-        if directive is None:
+        if directive is None or directive.name in _NEVER_LISTED:
             raise ConfigError(f"Unknown option or number of arguments for CONFIG SET - '{name}'")
         if directive.name in ("save", "bind", "replicaof", "client-output-buffer-limit") and len(args) == 1:
             # (CONFIG SET client-output-buffer-limit "" changes nothing, as in Redis; a file's empty value is

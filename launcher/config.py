@@ -44,7 +44,6 @@ DEPRECATED_SKIPPED = frozenset(
 )
 # redis.conf directives the node refuses for a feature it does not have, each with its reason.
 REFUSED_FEATURES = {
-    "rename-command": "rename-command is not supported: redactor cannot rename or hide commands",
     "loadmodule": "loadmodule is not supported: redactor has no module API",
     "sentinel": "sentinel directive while not in sentinel mode",  # (Redis's words; `redactor sentinel` reads them)
 }
@@ -70,9 +69,24 @@ def apply_text(config: Config, text: str, source: str, depth: int = 0) -> None:
                 continue
             if name in REFUSED_FEATURES:
                 raise ConfigError(REFUSED_FEATURES[name])
+            if name == "rename-command":
+                _rename_command(config, args)
+                continue
             config.apply(name, args, from_file=True)
         except ConfigError as exc:
             raise ConfigFileError(source, lineno, line, str(exc)) from None
+
+
+def _rename_command(config: Config, args: list[str]) -> None:
+    """A `rename-command OLD NEW` line, checked as Redis's loader applies it (in order, on the table the lines
+    before it left): OLD must name a command there, NEW ("" hides it) must not."""
+    if len(args) != 2:
+        raise ConfigError("Bad directive or wrong number of arguments")
+    from actors.commands import apply_renames, load_all
+
+    renames = [*config["rename-command"], (args[0], args[1])]
+    apply_renames(load_all(), renames)  # raises ConfigError with Redis's words
+    config.values["rename-command"] = renames
 
 
 def load_file(config: Config, path: str, depth: int = 0) -> None:

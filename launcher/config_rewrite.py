@@ -117,6 +117,8 @@ def rewrite_text(config: Config, old_text: str, cwd: str) -> str:
     # dir last, as Redis writes it: always, as the absolute working directory.
     for directive in sorted(DIRECTIVES, key=lambda d: d.name == "dir"):
         name = directive.name
+        if name == "rename-command":
+            continue  # its lines stay as they are (Redis keeps them verbatim); a rewrite adds none
         value = config.values[name]
         if name == "dir":
             new_lines = [f"dir {quote(cwd)}"]

@@ -37,7 +37,7 @@ def redirect_if_needed(cluster: Cluster) -> None:
         return
     state = cluster.state
     myself = state.myself
-    commands = cluster.server.commands
+    commands = cluster.server.orig_commands  # (by the blocked command's own name)
     for blocked in blocked_states(cluster.server):
         client = blocked.client
         if state.health is ClusterHealth.FAIL:

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands.getkeys import CommandKeys, attach_keys
 from actors.commands.lazy import LazyCommandFn
+from actors.config import ConfigError
 
 if TYPE_CHECKING:
     from actors.server.client import Client
@@ -187,6 +188,25 @@ def instance_table(registered: Mapping[bytes, Command]) -> dict[bytes, Command]:
             )
         table[name] = copy
     return table
+
+
+def apply_renames(table: Mapping[bytes, Command], renames: list[tuple[str, str]]) -> dict[bytes, Command]:
+    """The table clients see after redis.conf's ``rename-command OLD NEW`` lines, applied in order as Redis's
+    loader does: OLD leaves the table, and the same ``Command`` comes back under NEW unless NEW is "" (a hidden
+    command). Names match without regard to case. The ``Command`` keeps its own name, which is what COMMAND
+    INFO, INFO commandstats, ACL rules and the propagation of rewritten commands go by, as in Redis. Raises
+    ``ConfigError`` with Redis's words (a subcommand, ``config|get``, is no command of the table)."""
+    visible = dict(table)
+    for old, new in renames:
+        cmd = visible.pop(old.lower().encode("utf-8", "surrogateescape"), None)
+        if cmd is None:
+            raise ConfigError("No such command in rename-command")
+        if new:
+            name = new.lower().encode("utf-8", "surrogateescape")
+            if name in visible:
+                raise ConfigError("Target command name already exists")
+            visible[name] = cmd
+    return visible
 
 
 def load_all() -> dict[bytes, Command]:

@@ -276,7 +276,7 @@ def cmd_command(client: Client, argv: list[bytes]) -> Any:
     if len(argv) == 1:
         return [info_entry(c) for c in table.values()]
     sub = argv[1].lower()
-    sub_keys = table[b"command"].key_info.subcommands.get(sub)
+    sub_keys = client.server.orig_commands[b"command"].key_info.subcommands.get(sub)
     if sub_keys is None:
         raise errors.unknown_subcommand(errors.echoed(argv[1]), "command")
     if (sub_keys.arity > 0 and len(argv) != sub_keys.arity) or len(argv) < -sub_keys.arity:

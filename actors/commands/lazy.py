@@ -71,7 +71,7 @@ class LazyCommandFn:
         if fn is None:
             fn = self.load()
             # This server's entries of the module now call the functions themselves.
-            for cmd in client.server.commands.values():
+            for cmd in client.server.orig_commands.values():
                 stub = cmd.fn
                 if isinstance(stub, LazyCommandFn) and stub.fn is not None:
                     cmd.fn = stub.fn

@@ -58,10 +58,12 @@ def _score(raw: bytes | None) -> float:
 def _reads_any_key(client: Client, argv: list[bytes]) -> bool:
     """BY and GET patterns read keys no key spec names: Redis allows them only to a user one of whose
     selectors allows this SORT and reads every key (allkeys or ``%R~*``)."""
-    acl = client.server.acl
-    return not acl.enforcing or acl.unrestricted_key_read(
-        client, client.server.commands[argv[0].lower()], argv
-    )
+    server = client.server
+    acl = server.acl
+    if not acl.enforcing:
+        return True
+    name = argv[0].lower()
+    return acl.unrestricted_key_read(client, server.commands.get(name) or server.orig_commands[name], argv)
 
 
 def _sort(client: Client, argv: list[bytes], read_only: bool) -> Any:

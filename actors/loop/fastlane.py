@@ -54,8 +54,8 @@ class FastLane:
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.get_command = server.commands[b"get"]
-        self.set_command = server.commands[b"set"]
+        self.get_command = server.orig_commands[b"get"]
+        self.set_command = server.orig_commands[b"set"]
 
     def run_one(self, client: Client, argv: list[bytes], out: list[bytes]) -> bool:
         """Run ``argv``, a read's only command (an unpipelined client), as ``run`` would; False if it did not.

@@ -168,8 +168,8 @@ class ScriptEngine(RedisBridge):
         self.run: ScriptRun | None = None
         # Commands scripts may call, by name as scripts spell it ('get', 'GET'): one dict hit per call.
         self._script_commands: dict[bytes, Any] = {}
-        self._lane_get = server.commands.get(b"get")  # (lane.py: the script lane's two commands)
-        self._lane_set = server.commands.get(b"set")
+        self._lane_get = server.orig_commands.get(b"get")  # (lane.py: the script lane's two commands)
+        self._lane_set = server.orig_commands.get(b"set")
         # The client scripts' commands run as (Redis's lua_client): its database follows the caller's.
         self.client = server.lua_client
         self.client.authenticated = True
@@ -400,7 +400,8 @@ class ScriptEngine(RedisBridge):
             caller.blocked = None
         if isinstance(reply, CommandError):
             count_error_reply(server, reply)
-            cmd = server.commands.get(run.argv[0].lower())
+            name = run.argv[0].lower()
+            cmd = server.commands.get(name) or server.orig_commands.get(name)
             if cmd is not None:
                 cmd.failed_calls += 1
         caller.deliver(reply)

@@ -327,7 +327,7 @@ def _count_failed(server: Server, client: Client, error: CommandError) -> None:
     """A blocked command answered with an error when it was woken: counted as an error reply (INFO errorstats)
     and a failed call of that command, as Redis's updateStatsOnUnblock does (its call counted when it ran)."""
     count_error_reply(server, error)
-    cmd = server.commands.get(client.last_command.encode())
+    cmd = server.orig_commands.get(client.last_command.encode())
     if cmd is not None:
         cmd.failed_calls += 1
 

@@ -13,9 +13,13 @@ REDACTED = b"(redacted)"
 SENSITIVE_CONFIGS = frozenset((b"masterauth", b"masteruser", b"requirepass"))
 
 
-def redacted(argv: list[bytes]) -> list[bytes]:
-    """``argv`` as SLOWLOG / MONITOR show it; ``argv`` itself (not a copy) when nothing is sensitive."""
+def redacted(argv: list[bytes], renamed: dict[bytes, bytes]) -> list[bytes]:
+    """``argv`` as SLOWLOG / MONITOR show it; ``argv`` itself (not a copy) when nothing is sensitive.
+
+    ``renamed`` (Server.renamed): the command names rename-command gave, to each command's own name; Redis
+    redacts in the command itself, so a renamed AUTH is redacted as AUTH."""
     name = argv[0].lower()
+    name = renamed.get(name, name)
     if name == b"auth":
         return [argv[0], *[REDACTED] * (len(argv) - 1)]
     if name == b"hello":

@@ -68,7 +68,8 @@ class ReplyModes:
                 if client.reply_mode is ReplyMode.ON:
                     self.set_mode(client, ReplyMode.ON)
                 # CLIENT REPLY ON clears the skip before its OK is written, so that OK is sent (as Redis).
-                return reply if reply is BLOCKED or _is_reply_on(argv) or _pushes(reply) else _SILENT
+                on = _is_reply_on(argv, self.server.renamed)
+                return reply if reply is BLOCKED or on or _pushes(reply) else _SILENT
             reply = real(client, argv)
             if reply is BLOCKED or client.reply_mode is ReplyMode.ON or _pushes(reply):
                 return reply  # ON all along, or CLIENT REPLY ON ended OFF: its OK is sent
@@ -82,10 +83,12 @@ class ReplyModes:
             self._install()
 
 
-def _is_reply_on(argv: list[bytes]) -> bool:
+def _is_reply_on(argv: list[bytes], renamed: dict[bytes, bytes]) -> bool:
+    """CLIENT REPLY ON, by whatever name rename-command gave CLIENT (``renamed``: Server.renamed)."""
+    name = argv[0].lower()
     return (
         len(argv) == 3
-        and argv[0].lower() == b"client"
+        and renamed.get(name, name) == b"client"
         and argv[1].lower() == b"reply"
         and argv[2].lower() == b"on"
     )

@@ -28,7 +28,7 @@ from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import BLOCKED as BLOCKED  # re-exported: loop/ and replication/ import it from here
-from actors.commands import Command, instance_table, load_all
+from actors.commands import Command, apply_renames, instance_table, load_all
 from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction, exec_refusal
 from actors.config import Config
 from actors.data import rdb_hooks
@@ -143,7 +143,22 @@ class Server(NodeRestrictions, StreamNames):
         self.config = config
         # Cluster mode keeps a per-slot key index (COUNTKEYSINSLOT, GETKEYSINSLOT, migration).
         self.keyspace = Keyspace(config["databases"], clock, per_slot=bool(config["cluster-enabled"]))
-        self.commands: dict[bytes, Command] = instance_table(load_all() if commands is None else commands)
+        # Every command by its own name: what lookups by a command's name (not a client's spelling) use, such
+        # as the fast lanes' GET and SET, a blocked command's record and AOF replay's fallback.
+        self.orig_commands: dict[bytes, Command] = instance_table(
+            load_all() if commands is None else commands
+        )
+        # The table clients see, after redis.conf's rename-command lines (the same Commands, renamed or gone),
+        # and each renamed spelling's own command name (empty without renames).
+        self.commands = self.orig_commands
+        self.renamed: dict[bytes, bytes] = {}
+        if config["rename-command"]:
+            self.commands = apply_renames(self.orig_commands, config["rename-command"])
+            self.renamed = {
+                name: cmd.name.encode()
+                for name, cmd in self.commands.items()
+                if self.orig_commands.get(name) is not cmd
+            }
         # The same table keyed by the names as clients send them (redis-py and redis-benchmark: upper case), so
         # the common lookup needs no lower() call; mixed case falls back to ``commands``.
         self._by_sent_name: dict[bytes, Command] = {name.upper(): cmd for name, cmd in self.commands.items()}
@@ -177,6 +192,10 @@ class Server(NodeRestrictions, StreamNames):
         # Features that need every command on the dispatcher's full path while they are on (keyspace
         # notifications, client tracking, CLIENT PAUSE ...): see ``restrict``.
         self._restricted_by: set[str] = set()
+        if any(self.commands.get(name) is not self.orig_commands.get(name) for name in (b"get", b"set")):
+            # The fast lanes know GET and SET by their spelling (actors/loop/fastlane.py): renamed, or another
+            # command renamed to one of them, and every command takes the full path.
+            self._restricted_by.add("rename-command")
         # The same without maxmemory's part: the fast lane runs then too, and does the memory check itself.
         self._lane_open = True
         # Set while a dataset is loading: commands not flagged "loading" get -LOADING.
@@ -317,7 +336,7 @@ class Server(NodeRestrictions, StreamNames):
     def _log_slow(self, client: Client, argv: list[bytes], duration_us: int) -> None:
         """A SLOWLOG entry (slowlogCreateEntry): at most 32 arguments of at most 128 bytes, as Redis trims;
         passwords and ACL rules redacted (actors/server/redact.py)."""
-        args = argv = redacted(argv)
+        args = argv = redacted(argv, self.renamed)
         if len(argv) > SLOWLOG_ENTRY_MAX_ARGC:
             args = argv[: SLOWLOG_ENTRY_MAX_ARGC - 1] + [
                 b"... (%d more arguments)" % (len(argv) - SLOWLOG_ENTRY_MAX_ARGC + 1)
@@ -550,7 +569,7 @@ class Server(NodeRestrictions, StreamNames):
         """One line per command run, as Redis's replicationFeedMonitors: time, database (after the command),
         address, then the arguments quoted (credentials redacted: actors/server/redact.py)."""
         now = time.time()
-        args = redacted(argv)
+        args = redacted(argv, self.renamed)
         line = b"+%d.%06d [%d %s] %s\r\n" % (
             int(now),
             int((now % 1) * 1_000_000),

@@ -174,7 +174,7 @@ class Tracking:
         def execute(client: Client, argv: list[bytes]) -> Any:
             state = client.tracking
             name = argv[0].lower()
-            queued = client.multi if name == b"exec" else None
+            queued = client.multi if self.server.renamed.get(name, name) == b"exec" else None
             outer = self.current
             self.current = client
             try:

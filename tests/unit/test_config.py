@@ -105,10 +105,10 @@ def test_include_reads_another_file(tmp_path: Path) -> None:
             "daemonize yes is not supported: redactor runs in the foreground (use `redactor up`)",
         ),
         (
-            'rename-command CONFIG ""\n',
-            1,
-            'rename-command CONFIG ""',
-            "rename-command is not supported: redactor cannot rename or hide commands",
+            'rename-command CONFIG ""\nrename-command config other\n',
+            2,
+            "rename-command config other",
+            "No such command in rename-command",
         ),
         (
             "loadmodule /m.so\n",

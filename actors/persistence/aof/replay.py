@@ -207,7 +207,10 @@ class AofReplay:
         self._call(argv)
 
     def _call(self, argv: list[bytes]) -> None:
-        cmd = self.server.commands.get(argv[0].lower())
+        name = argv[0].lower()
+        # By the name clients use, then by the command's own (rename-command since the file was written; Redis
+        # would refuse the file: a node loads what it ran, as lookupCommandOrOriginal resolves a rewrite).
+        cmd = self.server.commands.get(name) or self.server.orig_commands.get(name)
         if cmd is None:
             raise AofLoadError(
                 f"Unknown command '{argv[0].decode('utf-8', 'replace')}' reading the append only file {self.name} "
