@@ -19,6 +19,11 @@ the child writes must not stay bound to its ports through it); give signals back
 ``work``; report its copy-on-write size (Private_Dirty) on a pipe; ``os._exit``. An exception in ``work`` is
 exit status 1.
 
+The info pipe (Redis's child info): lines ``<copy-on-write bytes> <keys written>``. The work reports as it goes
+(``report_child_progress``, at most once a second; the RDB writer calls it), the child's last line is its final
+size; the parent reads them into the ``ForkedChild`` (``poll_info``, from INFO and the cron), which INFO's
+``current_cow_size``, ``current_fork_perc`` and ``current_save_keys_*`` show.
+
 The registry is process-wide (``NODE_CHILDREN``, used through the module functions) because children are: any
 ``waitpid`` in the process can collect any of them. Everything here runs on the master actor's loop thread.
 """
@@ -35,6 +40,8 @@ from typing import NamedTuple
 
 from actors.data.allocator import trim_before_fork
 
+# A fork child reports its progress on the info pipe at most this often (Redis's CHILD_INFO period).
+CHILD_INFO_PERIOD_S = 1.0
 # A fork child closes every inherited descriptor below this that it was not told to keep (os.closerange uses
 # close_range(2), so a large bound costs nothing).
 CHILD_MAX_FD = 1 << 20
@@ -111,6 +118,68 @@ class ForkedChild:
         self.started_monotonic: float = started_monotonic
         # the owner's completion, called by reap (loop thread)
         self.on_exit: Callable[[ForkedChild, ChildExit], None] = on_exit
+        # What the child reported so far (poll_info): copy-on-write bytes, their peak, keys written, and when.
+        self.cow_bytes = 0
+        self.cow_peak_bytes = 0
+        self.keys_processed = 0
+        self.info_updated_monotonic = 0.0
+        # The keys its snapshot holds (dbTotalServerKeyCount at fork, as Redis): INFO's current_save_keys_total.
+        self.keys_total = 0
+        self._info_tail = b""
+
+    def poll_info(self) -> None:
+        """Read what the child has reported (non-blocking; loop thread)."""
+        if self.info_fd < 0:
+            return
+        try:
+            while chunk := os.read(self.info_fd, 4096):
+                self._take_info(chunk)
+        except OSError:  # BlockingIOError: nothing more for now
+            pass
+
+    def _take_info(self, chunk: bytes) -> None:
+        *lines, self._info_tail = (self._info_tail + chunk).split(b"\n")
+        for line in lines:
+            fields = line.split()
+            if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
+                self.cow_bytes, self.keys_processed = int(fields[0]), int(fields[1])
+                self.cow_peak_bytes = max(self.cow_peak_bytes, self.cow_bytes)
+                self.info_updated_monotonic = time.monotonic()
+
+    def close_info(self) -> int:
+        """Read the rest of the pipe (the child has exited) and close it; returns its final copy-on-write size
+        (0 if it reported none: a child killed first)."""
+        self.poll_info()
+        if self.info_fd >= 0:
+            os.close(self.info_fd)
+            self.info_fd = -1
+        return self.cow_bytes
+
+
+# In a fork child: the info pipe's write end (-1 elsewhere), the keys reported so far and when, last.
+_child_info_fd = -1
+_child_keys = 0
+_child_reported_monotonic = 0.0
+
+
+def _write_child_info(keys: int) -> None:
+    try:
+        os.write(_child_info_fd, b"%d %d\n" % (private_dirty_bytes(), keys))
+    except OSError:
+        pass  # the parent stopped reading (it is going away): the work goes on regardless
+
+
+def report_child_progress(keys: int) -> None:
+    """``keys`` more keys written. In a fork child, tells the parent how far it got and how much memory
+    copy-on-write duplicated so far, at most once per CHILD_INFO_PERIOD_S; anywhere else, nothing."""
+    global _child_keys, _child_reported_monotonic
+    if _child_info_fd < 0:
+        return
+    _child_keys += keys
+    now = time.monotonic()
+    if now - _child_reported_monotonic >= CHILD_INFO_PERIOD_S:
+        _child_reported_monotonic = now
+        _write_child_info(_child_keys)
 
 
 def private_dirty_bytes() -> int:
@@ -142,6 +211,7 @@ CHILD_START_HOOKS: dict[str, Callable[[], None]] = {}
 
 def _child_main(work: Callable[[], None], info_fd: int, keep_fds: tuple[int, ...], delay_s: float) -> int:
     """The whole life of a fork child up to its exit status. No logging, locks or sockets here."""
+    global _child_info_fd, _child_reported_monotonic
     gc.disable()  # frozen objects are skipped anyway; no collection should touch (and copy) any page
     _close_inherited((info_fd, *keep_fds))
     try:
@@ -154,27 +224,11 @@ def _child_main(work: Callable[[], None], info_fd: int, keep_fds: tuple[int, ...
         hook()
     if delay_s > 0:
         time.sleep(delay_s)  # DEBUG SET-SAVE-DELAY: lets tests see a child at work
+    _child_info_fd = info_fd
+    _child_reported_monotonic = time.monotonic()  # the first report after a period of work, as Redis
     work()
-    os.write(info_fd, b"%d" % private_dirty_bytes())
+    _write_child_info(_child_keys)  # the last line: the final copy-on-write size
     return 0
-
-
-def _read_cow_bytes(fd: int) -> int:
-    """What the child reported on its info pipe (0 if nothing); closes the pipe."""
-    chunks = []
-    try:
-        while True:
-            chunk = os.read(fd, 64)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    except OSError:  # BlockingIOError included: a child killed before reporting leaves the pipe empty
-        pass
-    os.close(fd)
-    try:
-        return int(b"".join(chunks) or b"0")
-    except ValueError:
-        return 0
 
 
 def classify_status(status: int) -> tuple[ExitKind, int, int]:
@@ -203,9 +257,11 @@ class ChildRegistry:
         on_exit: Callable[[ForkedChild, ChildExit], None],
         keep_fds: tuple[int, ...] = (),
         delay_s: float = 0.0,
+        keys_total: int = 0,
     ) -> ForkedChild:
         """Fork a child that runs ``work()`` (keeping ``keep_fds`` open) and exits; ``on_exit`` runs when it
-        is reaped. Raises ChildBusy while another child runs, OSError if the fork fails (nothing changed)."""
+        is reaped. ``keys_total``: the keys its work writes (its progress is against it). Raises ChildBusy
+        while another child runs, OSError if the fork fails (nothing changed)."""
         if self.active is not None:
             raise ChildBusy(self.active)
         trim_before_fork()  # free heap pages would count twice, in the parent's RSS and the child's
@@ -234,6 +290,7 @@ class ChildRegistry:
         os.close(write_fd)
         os.set_blocking(read_fd, False)
         child = ForkedChild(kind, pid, read_fd, time.time(), time.monotonic(), on_exit)
+        child.keys_total = keys_total
         self.active = child
         return child
 
@@ -258,7 +315,7 @@ class ChildRegistry:
             kind,
             exit_code,
             by_signal,
-            _read_cow_bytes(child.info_fd),
+            child.close_info(),
             time.monotonic() - child.started_monotonic,
         )
         child.on_exit(child, result)
@@ -285,9 +342,10 @@ def fork_child(
     on_exit: Callable[[ForkedChild, ChildExit], None],
     keep_fds: tuple[int, ...] = (),
     delay_s: float = 0.0,
+    keys_total: int = 0,
 ) -> ForkedChild:
     """``NODE_CHILDREN.fork_child``: see ChildRegistry.fork_child."""
-    return NODE_CHILDREN.fork_child(kind, work, on_exit, keep_fds, delay_s)
+    return NODE_CHILDREN.fork_child(kind, work, on_exit, keep_fds, delay_s, keys_total)
 
 
 def active() -> ForkedChild | None:

@@ -193,7 +193,11 @@ class Jobs:
         """Fork a child that runs ``work(its temp file)``. Raises ChildBusy if a child runs, OSError if fork
         fails."""
         return fork.fork_child(
-            kind, lambda: work(_temp_file(kind, os.getpid())), on_exit, delay_s=self.child_delay_s
+            kind,
+            lambda: work(_temp_file(kind, os.getpid())),
+            on_exit,
+            delay_s=self.child_delay_s,
+            keys_total=self.server.keyspace.total_keys(),
         )
 
     def data_flushed(self) -> None:

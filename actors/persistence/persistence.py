@@ -162,7 +162,9 @@ class Persistence:
     # -- cron (loop thread, hz times a second) ---------------------------------------------------------------
 
     def cron(self) -> None:
-        if fork.active() is not None:
+        child = fork.active()
+        if child is not None:
+            child.poll_info()  # (its reports, read as they come: the pipe must not fill up)
             fork.reap()
         self.sink.cron()
         self.jobs.cron()
@@ -219,15 +221,27 @@ class Persistence:
         # (a full sync's snapshot child is an RDB child too, as Redis's replication BGSAVE)
         rdb_running = child is not None and child.kind in (ChildKind.RDB, ChildKind.REPLICA_SNAPSHOT)
         aof_running = child is not None and child.kind is ChildKind.AOF
+        # The running child's reports (actors/fork.py's info pipe), as Redis's child info; zeros without one.
+        cow = peak = age_s = processed = total = 0
+        if child is not None:
+            child.poll_info()
+            cow, peak, processed, total = (
+                child.cow_bytes,
+                child.cow_peak_bytes,
+                child.keys_processed,
+                child.keys_total,
+            )
+            if child.info_updated_monotonic:
+                age_s = int(time.monotonic() - child.info_updated_monotonic)
         lines: list[tuple[str, Any]] = [
             ("loading", int(server.loading)),
             ("async_loading", 0),
-            ("current_cow_peak", 0),
-            ("current_cow_size", 0),
-            ("current_cow_size_age", 0),
-            ("current_fork_perc", "0.00"),
-            ("current_save_keys_processed", 0),
-            ("current_save_keys_total", 0),
+            ("current_cow_peak", peak),
+            ("current_cow_size", cow),
+            ("current_cow_size_age", age_s),
+            ("current_fork_perc", f"{processed * 100 / total:.2f}" if total else "0.00"),
+            ("current_save_keys_processed", processed),
+            ("current_save_keys_total", total),
             ("rdb_changes_since_last_save", server.keyspace.dirty),
             ("rdb_bgsave_in_progress", int(rdb_running)),
             ("rdb_last_save_time", jobs.lastsave_s),

@@ -86,7 +86,12 @@ class SnapshotChildren:
 
         try:
             child = fork.fork_child(
-                ChildKind.REPLICA_SNAPSHOT, work, on_exit, keep_fds=(out_fd, done_w), delay_s=delay_s
+                ChildKind.REPLICA_SNAPSHOT,
+                work,
+                on_exit,
+                keep_fds=(out_fd, done_w),
+                delay_s=delay_s,
+                keys_total=sum(len(db.data) for db in dbs),
             )
         except OSError as exc:
             for fd in (out_fd, done_r, done_w):

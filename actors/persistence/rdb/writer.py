@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
+from actors import fork
 from actors.data import rdb_hooks
 from actors.data.keyspace import Database
 from actors.data.stream import Stream
@@ -312,6 +313,7 @@ def _delayed(items: Iterable[tuple[bytes, Any]], delay_us: int) -> Iterator[tupl
     for item in items:
         yield item
         debug_delay(delay_us)
+        fork.report_child_progress(1)  # (slow keys: a fork child's progress per key, not per batch)
 
 
 def _dump_database(db: Database, writer: _BlockWriter, compress: bool) -> None:
@@ -329,7 +331,8 @@ def _dump_database(db: Database, writer: _BlockWriter, compress: bool) -> None:
     len6, int_first = _LEN6, _INT_FIRST_BYTES
     expire_opcode, pack_i64 = _EXPIRE_MS_OPCODE, _PACK_I64
     batched = 0
-    items = data.items() if not _key_save_delay_us else _delayed(data.items(), _key_save_delay_us)
+    delayed = bool(_key_save_delay_us)
+    items = data.items() if not delayed else _delayed(data.items(), _key_save_delay_us)
     for key, value in items:
         if expires_get is not None:
             when = expires_get(key)
@@ -353,9 +356,13 @@ def _dump_database(db: Database, writer: _BlockWriter, compress: bool) -> None:
         if batched == WRITE_BATCH_KEYS:
             writer.add(b"".join(parts))
             parts = []
+            if not delayed:
+                fork.report_child_progress(batched)  # (in a fork child: INFO's current_save_keys_processed)
             batched = 0
     if parts:
         writer.add(b"".join(parts))
+        if not delayed:
+            fork.report_child_progress(batched)
 
 
 def _aux_bytes(value: bytes | int | str) -> bytes:
