@@ -335,6 +335,13 @@ DIRECTIVES: list[Directive] = [
     Directive("oom-score-adj-values", _oom_values_parser, (0, 200, 800), nargs=-1),
     # Test knob (hidden, as Redis's): microseconds the RDB writer sleeps after each key (rdb/writer.py).
     Directive("rdb-key-save-delay", int_parser(-(2**31), 2**31 - 1), 0),
+    # Test knob (hidden, as Redis's): microseconds each key loaded takes longer (persistence/loading.py).
+    Directive("key-load-delay", int_parser(-(2**31), 2**31 - 1), 0),
+    # How many bytes Redis loads between two event-loop runs (hidden): inert here, where the RDB parse runs in
+    # a worker thread and AOF replay in 20 ms slices, so the loop answers throughout any load.
+    Directive(
+        "loading-process-events-interval-bytes", int_parser(1024, 2**31 - 1), 2 * 1024 * 1024, inert=True
+    ),
     Directive("requirepass", _str_parser, ""),
     # ACL (actors/server/acl.py): the ACL file, redis.conf's `user` lines (they accumulate; not in CONFIG GET),
     # and how many ACL LOG entries are kept.
@@ -597,7 +604,7 @@ for _d in DIRECTIVES:
 # Directives a file may give several times, each line adding to the value.
 _ACCUMULATING = ("save", "user", "rename-command")
 # Directives CONFIG GET lists only when asked by their exact name, never by a pattern (Redis's HIDDEN_CONFIG).
-_HIDDEN = ("rdb-key-save-delay",)
+_HIDDEN = ("rdb-key-save-delay", "key-load-delay", "loading-process-events-interval-bytes")
 # Not configs at all in CONFIG GET or CONFIG SET (redis.conf's `user` lines are ACL rules, `rename-command`
 # lines shape the command table): CONFIG SET answers Unknown option for them, as Redis does.
 _NEVER_LISTED = ("user", "rename-command")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from actors.server.client import Client
 
 log = structlog.get_logger("redactor.supervisor")
+node_log = structlog.get_logger("redactor.node")
 
 
 # -- DEBUG -----------------------------------------------------------------------------------------------
@@ -123,6 +124,10 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
         # (its tests make replicas fail on purpose with it: propagation-error-behavior).
         server.propagate_to_replicas(max(server.stream.db, 0), list(argv[2:]))
         return OK
+    if sub == b"log" and len(argv) == 3:
+        # A line in the log, as Redis's serverLog(LL_WARNING, "DEBUG LOG: %s"): tests mark their steps in it.
+        node_log.warning("debug_log", message="DEBUG LOG: " + argv[2].decode("utf-8", "replace"))
+        return OK
     if sub == b"error" and len(argv) == 3:
         # The argument as an error reply, verbatim (clients' tests provoke -LOADING, -OOM ... with it).
         text = argv[2].decode("utf-8", "replace").replace("\r", " ").replace("\n", " ")
@@ -139,6 +144,7 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
             b"SLEEP <seconds>",
             b"SET-ACTIVE-EXPIRE <0|1>",
             b"ERROR <string>",
+            b"LOG <message>",
             b"REPLICATE <command> [<arg> ...]",
             b"QUICKLIST-PACKED-THRESHOLD <size>",
             b"SET-DISABLE-DENY-SCRIPTS <0|1>",

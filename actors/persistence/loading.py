@@ -46,6 +46,17 @@ log = structlog.get_logger("redactor.persistence")
 REPLAY_SLICE_S = 0.02
 # Loading logs its progress at most this often.
 LOADING_LOG_INTERVAL_S = 1.0
+# key-load-delay's wait (below) is served in slices this long, each advancing INFO's loading fields.
+KEY_LOAD_DELAY_SLICE_S = 0.05
+
+
+def key_load_delay_s(delay_us: int, keys: int) -> float:
+    """How much longer loading ``keys`` keys takes with ``key-load-delay delay_us`` (a hidden test knob, as
+    Redis's): Redis sleeps ``delay_us`` after each key, or for a negative value 1 us after one key in
+    ``-delay_us`` on average (debugDelay)."""
+    if delay_us >= 0:
+        return keys * delay_us / 1e6
+    return keys / -delay_us / 1e6
 
 
 class LoadError(Exception):
@@ -161,7 +172,26 @@ class Loading:
                     helper.close()
                     log.info("load_helper_finished", runs=helper.runs_applied, keys=helper.keys_applied)
 
-        return await asyncio.to_thread(load)
+        data = await asyncio.to_thread(load)
+        await self._serve_key_load_delay(
+            base_bytes, os.path.getsize(path), sum(len(db.data) for db in data.dbs)
+        )
+        return data
+
+    async def _serve_key_load_delay(self, base_bytes: int, size_bytes: int, keys: int) -> None:
+        """``key-load-delay``: keep the node loading for as long as Redis's per-key sleeps would (the test suites
+        use it to catch a node mid-load: -LOADING replies, a sentinel's master-reboot-down-after-period). The
+        parse itself runs at full speed (its loop gets no per-key test); the wait comes after it, on the loop,
+        in slices that walk INFO's loading fields from the start of the file to its end, as the keys would. A
+        shutdown meanwhile cancels it with the load."""
+        total_s = key_load_delay_s(int(self.config["key-load-delay"]), keys)
+        if total_s <= 0:
+            return
+        started = time.monotonic()
+        while (elapsed_s := time.monotonic() - started) < total_s:
+            share = elapsed_s / total_s
+            self._loading_progress(base_bytes + int(size_bytes * share), int(keys * share))
+            await asyncio.sleep(min(KEY_LOAD_DELAY_SLICE_S, total_s - elapsed_s))
 
     def _load_helper(self, path: str, drop_before_ms: int | None) -> LoadHelper | None:
         """The helper process for loading ``path`` on a second core: the one the launcher started before the
@@ -251,13 +281,18 @@ class Loading:
                 replay = AofReplay(
                     server, path, info.name, start, last_file, bool(self.config["aof-load-truncated"])
                 )
+                # key-load-delay: Redis sleeps after each command it replays; here after each slice, for its
+                # commands (the loop answers -LOADING meanwhile), a slice being at most a slice's worth of them.
+                delay_us = int(self.config["key-load-delay"])
+                per_slice = max(1, int(REPLAY_SLICE_S * 1e6) // delay_us) if delay_us > 0 else 0
                 try:
                     while True:
-                        state = replay.run(REPLAY_SLICE_S)
+                        applied = replay.commands_applied
+                        state = replay.run(REPLAY_SLICE_S, per_slice)
                         self._loading_progress(done_bytes + replay.position, server.keyspace.total_keys())
+                        await asyncio.sleep(key_load_delay_s(delay_us, replay.commands_applied - applied))
                         if state is not ReplayState.RUNNING:
                             break
-                        await asyncio.sleep(0)
                 finally:
                     replay.close()
                 if state is ReplayState.TRUNCATED:

@@ -14,11 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from actors.sentinel import failover
-from actors.sentinel.config import (
-    MASTER_OPTIONS,
-    REBOOT_UNSUPPORTED,
-    set_master_option,
-)
+from actors.sentinel.config import MASTER_OPTIONS, set_master_option
 from actors.sentinel.state import Flag, Instance, Kind, now_ms
 from actors.version import REDIS_VERSION
 from protocol.errors import CommandError, echoed, unknown_subcommand, wrong_arity
@@ -206,8 +202,6 @@ def _set(monitor: Monitor, rest: list[bytes], resp3: bool) -> Any:
                 "ERR Reconfiguration of scripts path is denied for security reasons. Check the deny-scripts-reconfig configuration directive in your config file for more info."
             )
         error = set_master_option(master, option, values)
-        if error == REBOOT_UNSUPPORTED:
-            raise CommandError(f"ERR {error}")
         if error:
             raise CommandError(f"ERR Invalid argument '{values[-1]}' for SENTINEL SET '{option}'")
         changes.append((option, "******" if option == "auth-pass" else " ".join(values)))

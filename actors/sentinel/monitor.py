@@ -360,6 +360,8 @@ class Monitor:
             if ok:
                 link.last_avail_ms = now_ms()
                 link.act_ping_ms = 0
+                if reply == b"PONG":
+                    ri.flags &= ~Flag.MASTER_REBOOT  # serving again (-LOADING does not count)
             elif isinstance(reply, ReplyError) and str(reply).startswith("BUSY") and ri.has(Flag.S_DOWN):
                 if not ri.has(Flag.SCRIPT_KILL_SENT):
                     self.command(ri, "SCRIPT", "KILL")
@@ -422,6 +424,9 @@ class Monitor:
             if key == "run_id" and len(value) == 40:
                 if ri.runid and ri.runid != value:
                     self.event("*", "+reboot", ri)
+                    if ri.has(Flag.MASTER) and ri.master_reboot_down_after_ms:
+                        ri.flags |= Flag.MASTER_REBOOT
+                        ri.master_reboot_since_ms = now_ms()
                 ri.runid = value
             elif key.startswith("slave") and key[5:].isdigit() and ri.kind is Kind.MASTER:
                 parts = dict(p.split("=", 1) for p in value.split(",") if "=" in p)
@@ -546,7 +551,11 @@ class Monitor:
             and ri.role_reported is Kind.REPLICA
             and now - ri.role_reported_ms > ri.down_after_ms + info_period * 2
         )
-        if elapsed > ri.down_after_ms or reports_replica:
+        # A restarted master still loading after master-reboot-down-after-period is down too.
+        rebooting = (
+            ri.has(Flag.MASTER_REBOOT) and now - ri.master_reboot_since_ms > ri.master_reboot_down_after_ms
+        )
+        if elapsed > ri.down_after_ms or reports_replica or rebooting:
             if not ri.has(Flag.S_DOWN):
                 self.event("#", "+sdown", ri)
                 ri.s_down_since_ms = now

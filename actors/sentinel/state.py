@@ -62,6 +62,10 @@ class Flag(IntFlag):
     RECONF_DONE = 1 << 11
     FORCE_FAILOVER = 1 << 12
     SCRIPT_KILL_SENT = 1 << 13
+    # A master whose run_id changed (it restarted) while master-reboot-down-after-period is set, until it
+    # answers PING with PONG (not -LOADING); SDOWN once that lasts longer than the period. Not in replies'
+    # flags, as Redis's SRI_MASTER_REBOOT is not.
+    MASTER_REBOOT = 1 << 14
 
 
 FLAG_NAMES = (
@@ -153,6 +157,7 @@ class Instance:
     notification_script: str | None = None
     client_reconfig_script: str | None = None
     master_reboot_down_after_ms: int = MASTER_REBOOT_DOWN_AFTER_DEFAULT_MS
+    master_reboot_since_ms: int = 0  # when MASTER_REBOOT was set
     rename_commands: dict[str, str] = field(default_factory=dict)
     replicas: dict[str, Instance] = field(default_factory=dict)  # by "ip:port"
     sentinels: dict[str, Instance] = field(default_factory=dict)  # by runid

@@ -379,6 +379,12 @@ def test_debug_error_replies_its_argument_as_an_error(r: redis.Redis) -> None:
     assert "unknown subcommand" in error_of(r.execute_command, "DEBUG", "ERROR")
 
 
+def test_debug_log_writes_its_line_in_the_log(node: NodeProcess) -> None:
+    # Redis's serverLog(LL_WARNING, "DEBUG LOG: %s"): its test suite marks its steps in the servers' logs.
+    assert node.client().execute_command("DEBUG", "LOG", "step one") == b"OK"
+    wait_for(lambda: "DEBUG LOG: step one" in node.log(), 5, what="the line in the log")
+
+
 def test_equal_datasets_give_equal_digests_and_different_ones_do_not(r: redis.Redis) -> None:
     pairs = [(f"k{i}", f"v{i}") for i in range(200)]
     for key, value in pairs:

@@ -97,13 +97,12 @@ def test_conf_is_parsed_and_rewritten_keeping_other_lines(tmp_path: Path) -> Non
         ("protected-mode maybe", "argument must be 'yes' or 'no'"),
         ("tcp-keepalive -1", "argument must be between 0 and 2147483647 inclusive"),
         ("daemonize maybe", "argument must be 'yes' or 'no'"),
-        # Parsed but not implemented: refused rather than believed (their defaults are accepted).
         ("sentinel resolve-hostnames maybe", "Please specify yes or no for the option."),
         # A hostname needs resolve-hostnames yes (Redis's words; the option may come later in the file).
         ("sentinel monitor m localhost 7001 2", "Can't resolve instance hostname."),
         (
-            "sentinel monitor m 127.0.0.1 7001 2\nsentinel master-reboot-down-after-period m 5000",
-            "master-reboot-down-after-period is not supported",
+            "sentinel monitor m 127.0.0.1 7001 2\nsentinel master-reboot-down-after-period m -1",
+            "negative time parameter",
         ),
     ],
 )

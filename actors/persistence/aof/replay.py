@@ -151,8 +151,9 @@ class AofReplay:
             self._file.close()
             self._file = None
 
-    def run(self, budget_s: float, delay_us: int = 0) -> ReplayState:
-        """Apply commands for about ``budget_s``. Raises AofLoadError when the file cannot be loaded."""
+    def run(self, budget_s: float, max_commands: int = 0) -> ReplayState:
+        """Apply commands for about ``budget_s`` (and at most ``max_commands`` of them, if not 0). Raises
+        AofLoadError when the file cannot be loaded."""
         if self.state is not ReplayState.RUNNING:
             return self.state
         server = self.server
@@ -168,9 +169,7 @@ class AofReplay:
                 self._apply(argv)
                 self.valid_up_to = after
                 count += 1
-                if delay_us:
-                    time.sleep(delay_us / 1e6)
-                if not count & 63 and time.perf_counter() > deadline:
+                if count == max_commands or (not count & 63 and time.perf_counter() > deadline):
                     return self.state
             if self._multi is not None:
                 log.warning("aof_incomplete_multi_reverted", file=self.name)
