@@ -289,7 +289,15 @@ def debug_set_load_delay(client: Client, argv: list[bytes]) -> Any:
     return OK
 
 
+def debug_aof_flush_sleep(client: Client, argv: list[bytes]) -> Any:
+    if len(argv) != 3:
+        raise errors.wrong_arity("debug|aof-flush-sleep")
+    _persistence(client).aof_flush_sleep_us = max(parse_int(argv[2]), 0)
+    return OK
+
+
 DEBUG_HANDLERS[b"reload"] = debug_reload
+DEBUG_HANDLERS[b"aof-flush-sleep"] = debug_aof_flush_sleep
 DEBUG_HANDLERS[b"loadaof"] = debug_loadaof
 DEBUG_HANDLERS[b"set-save-delay"] = debug_set_save_delay
 DEBUG_HANDLERS[b"set-load-delay"] = debug_set_load_delay

@@ -137,6 +137,9 @@ class AofSink:
         self._last_fsync_request_s = time.monotonic()
         self.fsync_inflight_since: float | None = None
         self.aof_delayed_fsync = 0
+        # DEBUG AOF-FLUSH-SLEEP (a test knob, as Redis's): microseconds slept before each write of the AOF
+        # buffer, on the loop thread, so tests can make the write land late within a tick.
+        self.flush_sleep_us = 0
 
     def _on_appendfsync_changed(self, value: Any) -> None:
         self.fsync_policy = FsyncPolicy(value)
@@ -204,6 +207,8 @@ class AofSink:
             data = self.aof_buf + data
             self.aof_buf = b""
         always = self.fsync_policy is FsyncPolicy.ALWAYS
+        if self.flush_sleep_us and data:
+            time.sleep(self.flush_sleep_us / 1e6)
         try:
             aof.write(data)
         except OSError as exc:

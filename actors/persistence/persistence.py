@@ -144,6 +144,15 @@ class Persistence:
         self.loading.load_delay_s = value
 
     @property
+    def aof_flush_sleep_us(self) -> int:
+        """DEBUG AOF-FLUSH-SLEEP: each write of the AOF buffer waits this long first (loop thread)."""
+        return self.sink.flush_sleep_us
+
+    @aof_flush_sleep_us.setter
+    def aof_flush_sleep_us(self, value: int) -> None:
+        self.sink.flush_sleep_us = value
+
+    @property
     def prefetched_load_helper(self) -> LoadHelper | None:
         return self.loading.prefetched_load_helper
 

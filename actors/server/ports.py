@@ -58,9 +58,10 @@ class PersistencePort(Protocol):
     bgsave_scheduled: bool
     aof_rewrite_scheduled: bool
     aof_rewrites_consecutive_failures: int
-    # Test knobs (DEBUG SET-SAVE-DELAY / SET-LOAD-DELAY).
+    # Test knobs (DEBUG SET-SAVE-DELAY / SET-LOAD-DELAY / AOF-FLUSH-SLEEP).
     child_delay_s: float
     load_delay_s: float
+    aof_flush_sleep_us: int
 
     @property
     def lastsave_s(self) -> int: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -321,3 +322,20 @@ def test_debug_loadaof_reloads_the_dataset_from_the_aof_as_redis_does(
         after_off[name] = (client.get("s"), client.execute_command("DEBUG", "DIGEST"))
     assert after_off["node"] == after_off["redis"]
     assert after_off["node"][0] == b"v"
+
+
+def test_debug_aof_flush_sleep_delays_each_write_of_the_buffer(node_factory: NodeFactory) -> None:
+    """DEBUG AOF-FLUSH-SLEEP <us> (Redis's test hook): the node sleeps that long before it writes a tick's AOF
+    buffer, and the reply still leaves only after the write (Redis's aof unit races a reply against it)."""
+    node = node_factory("flushsleep", appendonly="yes")
+    r = node.client()
+    aof = node.dir / "appendonlydir"
+    r.execute_command("DEBUG", "AOF-FLUSH-SLEEP", 300_000)
+    before = sum(f.stat().st_size for f in aof.glob("*.incr.aof"))
+    started = time.monotonic()
+    assert r.incr("counter") == 1
+    assert time.monotonic() - started >= 0.3  # the write waited, and the reply waited for the write
+    assert sum(f.stat().st_size for f in aof.glob("*.incr.aof")) > before
+    assert r.get("counter") == b"1"
+    r.execute_command("DEBUG", "AOF-FLUSH-SLEEP", 0)
+    assert r.incr("counter") == 2
