@@ -169,7 +169,7 @@ def _replicaof_parser(args: list[str]) -> tuple[str, int] | None:
         port = int(args[1])
     except ValueError:
         raise ConfigError("Invalid master port") from None
-    if not 0 < port < 65536:
+    if not 0 <= port < 65536:  # (0, as Redis takes it: a replica of a master it never reaches)
         raise ConfigError("Invalid master port")
     return (args[0], port)
 

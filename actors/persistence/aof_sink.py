@@ -140,6 +140,11 @@ class AofSink:
         # DEBUG AOF-FLUSH-SLEEP (a test knob, as Redis's): microseconds slept before each write of the AOF
         # buffer, on the loop thread, so tests can make the write land late within a tick.
         self.flush_sleep_us = 0
+        # aof-timestamp-enabled: a "#TS:<unix seconds>" line goes before the first write of each new second
+        # (Redis's genAofTimestampAnnotationIfNeeded, at a tick's granularity); the second last annotated.
+        self.timestamps = bool(config["aof-timestamp-enabled"])
+        config.on_change("aof-timestamp-enabled", lambda value: setattr(self, "timestamps", bool(value)))
+        self._annotated_s = 0
 
     def _on_appendfsync_changed(self, value: Any) -> None:
         self.fsync_policy = FsyncPolicy(value)
@@ -198,6 +203,11 @@ class AofSink:
         aof = self.aof
         if aof.fd < 0 or not data:
             return
+        if self.timestamps:
+            now_s = int(time.time())
+            if now_s > self._annotated_s:
+                self._annotated_s = now_s
+                data = b"#TS:%d\r\n" % now_s + data
         self.write(data)
 
     def write(self, data: bytes) -> None:

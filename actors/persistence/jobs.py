@@ -379,8 +379,10 @@ class Jobs:
         preamble = bool(self.config["aof-use-rdb-preamble"])
         aux = self.aux(True)
 
+        timestamp = bool(self.config["aof-timestamp-enabled"])
+
         def work(path: str) -> None:
-            write_base(path, dbs, preamble, aux)
+            write_base(path, dbs, preamble, aux, timestamp)
 
         try:
             child = self._fork(ChildKind.AOF, work, self._rewrite_done)

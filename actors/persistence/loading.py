@@ -393,7 +393,13 @@ class Loading:
         name = manifest.new_base(aof.filename, preamble)
         temp = f"temp-rewriteaof-{os.getpid()}.aof"
         try:
-            write_base(temp, self.server.keyspace.dbs, preamble, self.jobs.aux(True))
+            write_base(
+                temp,
+                self.server.keyspace.dbs,
+                preamble,
+                self.jobs.aux(True),
+                self.config["aof-timestamp-enabled"],
+            )
             os.rename(temp, aof.path(name))
         except BaseException:
             remove_quietly(temp)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -339,3 +341,32 @@ def test_debug_aof_flush_sleep_delays_each_write_of_the_buffer(node_factory: Nod
     assert r.get("counter") == b"1"
     r.execute_command("DEBUG", "AOF-FLUSH-SLEEP", 0)
     assert r.incr("counter") == 2
+
+
+def test_aof_timestamp_annotations(node_factory: NodeFactory) -> None:
+    """aof-timestamp-enabled yes (Redis 7.0): "#TS:<unix seconds>" lines before the first write of each new
+    second, and at the head of a command-format base; the node loads such files, and redis-check-aof reads
+    them (it can truncate an AOF to a timestamp: point-in-time recovery)."""
+    node = node_factory("ts", appendonly="yes", aof_use_rdb_preamble="no")
+    r = node.client()
+    r.config_set("aof-timestamp-enabled", "yes")
+    aof = node.dir / "appendonlydir"
+    r.set("foo", "bar")
+    r.set("foo2", "bar2")  # (the same second, most likely: at most one more annotation)
+    (incr,) = aof.glob("*.incr.aof")
+    lines = incr.read_bytes().split(b"\r\n")
+    assert lines[0].startswith(b"#TS:") and abs(int(lines[0][4:]) - time.time()) < 5
+    assert 1 <= sum(line.startswith(b"#TS:") for line in lines) <= 2
+    r.bgrewriteaof()
+    wait_for(lambda: r.info("persistence")["aof_rewrite_in_progress"] == 0, 15, what="the rewrite")
+    wait_for(lambda: len(list(aof.glob("*.base.aof"))) == 1, 15, what="the new base")
+    (base,) = aof.glob("*.base.aof")
+    assert base.read_bytes().startswith(b"#TS:")
+    r.set("after", "rewrite")
+    node.stop()
+    node.start()
+    assert node.client().mget("foo", "foo2", "after") == [b"bar", b"bar2", b"rewrite"]
+    if shutil.which("redis-check-aof"):
+        manifest = next(aof.glob("*.manifest"))
+        done = subprocess.run(["redis-check-aof", str(manifest)], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0 and "is valid" in done.stdout, done.stdout + done.stderr

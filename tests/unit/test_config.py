@@ -278,3 +278,12 @@ def test_cluster_announce_ip_is_refused_unless_empty() -> None:
     assert config["cluster-announce-ip"] == ""
     with pytest.raises(ConfigError, match="cluster-announce-ip is not supported"):
         config.apply("cluster-announce-ip", ["10.0.0.1"])
+
+
+def test_replicaof_port_zero_is_a_master_never_reached_as_in_redis() -> None:
+    # redis-server 7.0 takes ports 0..65535 (its test suite starts "replicaof 127.0.0.1 0" replicas).
+    config = Config()
+    config.apply("replicaof", ["127.0.0.1", "0"], from_file=True)
+    assert config["replicaof"] == ("127.0.0.1", 0)
+    with pytest.raises(ConfigError, match="Invalid master port"):
+        config.apply("replicaof", ["127.0.0.1", "65536"], from_file=True)

@@ -9,6 +9,7 @@ are in manifest.py; replay in replay.py.
 from __future__ import annotations
 
 import os
+import time
 from enum import Enum
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -109,8 +110,16 @@ def function_codes(records: bytes) -> list[bytes]:
     return codes
 
 
-def write_base(path: str, dbs: list[Database], rdb_preamble: bool, aux: dict[str, Any] | None = None) -> int:
+def write_base(
+    path: str,
+    dbs: list[Database],
+    rdb_preamble: bool,
+    aux: dict[str, Any] | None = None,
+    timestamp: bool = False,
+) -> int:
     """Write a complete base file to ``path`` (RDB format or commands) and fsync it. Returns its size.
+    ``timestamp`` (aof-timestamp-enabled): a command-format base starts with a ``#TS:<now>`` line, as Redis's
+    rewriteAppendOnlyFileRio writes one.
 
     Runs in a forked rewrite child or, for the first base on start-up, on the loop thread. The caller renames
     the file into place.
@@ -121,6 +130,8 @@ def write_base(path: str, dbs: list[Database], rdb_preamble: bool, aux: dict[str
         if rdb_preamble:
             rdb_writer.dump(dbs, out, aux=aux)
         else:
+            if timestamp:
+                out.write(b"#TS:%d\r\n" % int(time.time()))
             # Redis's rewriteFunctions: the libraries first, as FUNCTION LOAD commands.
             for code in function_codes(rdb_hooks.function_records()):
                 out.write(b"*3\r\n$8\r\nFUNCTION\r\n$4\r\nLOAD\r\n" + _bulk(code))
