@@ -38,7 +38,7 @@ from actors.server.server import REDIS_VERSION, VERSION, Server
 from actors.server.shutdown import Shutdown, ShutdownFlags, ShutdownState
 from actors.server.tls import TLS_FAILED, TlsConfigError, build_server_context, tls_wanted
 from actors.supervision.supervisor import ChildStartError, Strategy, Supervisor
-from launcher import supervised
+from launcher import pidfile, supervised
 from launcher.config_rewrite import rewrite_config_file
 from protocol.curve import CurveError
 from protocol.ports import bus_port_for
@@ -111,6 +111,7 @@ class Node:
         configure_logging(config["loglevel"], logfile, role="node", syslog_to=syslog_to, to_stdout=True)
         config.values["dir"] = data_dir  # CONFIG GET dir answers the absolute path, as Redis's getcwd()
         _log_start(config)
+        pidfile.create(config["pidfile"])
         config.on_change("dir", functools.partial(_change_dir, config))
         tls_context = None
         if tls_wanted(config):
@@ -213,6 +214,9 @@ class Node:
         await self.master.wait_stopped()
         if self.exit_code == 1:
             return  # it never served: its last line stays the error (Redis exits there too; tools read it)
+        pidfile.remove(
+            config["pidfile"], lambda: log.info("pidfile_removed", message="Removing the pid file.")
+        )
         log.info("node_stopped", port=port, pid=os.getpid(), message="Redis is now ready to exit, bye bye...")
 
     @property

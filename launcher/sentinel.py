@@ -14,6 +14,7 @@ from typing import TextIO
 
 from actors.sentinel.config import SentinelConfig, SentinelConfigError, flush, load, writable
 from actors.sentinel.system import SentinelSystem
+from launcher import pidfile
 from launcher.config import ConfigError, group_overrides
 
 
@@ -83,4 +84,8 @@ def _serve(config: SentinelConfig, overrides: list[list[str]], log: RedisStyleLo
     """Run the actor system (actors/sentinel/system.py) on this thread until SHUTDOWN or a signal."""
     log("*", f"Running mode=sentinel, port={config.port}.")
     log("#", f"Sentinel ID is {config.state.myid}")
-    return SentinelSystem(config, overrides, log).run()
+    pidfile.create(config.pidfile)
+    status = SentinelSystem(config, overrides, log).run()
+    if status == 0:
+        pidfile.remove(config.pidfile, lambda: log("*", "Removing the pid file."))
+    return status

@@ -111,6 +111,7 @@ class SentinelConfig:
     logfile: str = ""
     loglevel: str = "notice"
     requirepass: str | None = None
+    pidfile: str = ""  # written at start, removed at a clean shutdown (launcher/pidfile.py)
     # DEBUG CRASH-ACTOR (fault injection): "no" (Redis's default), "yes", or "local" (loopback clients only).
     enable_debug_command: str = "no"
     # The supervisor's restart intensity (actors/sentinel/system.py), as a node's supervisor-* directives.
@@ -170,6 +171,8 @@ class SentinelConfig:
             self.loglevel = value
         elif name == "requirepass":
             self.requirepass = args[0] or None
+        elif name == "pidfile":
+            self.pidfile = args[0]
         elif name == "enable-debug-command":
             if args[0].lower() not in ("yes", "no", "local"):
                 raise SentinelConfigError("argument(s) must be one of the following: no, yes, local")
