@@ -337,6 +337,9 @@ DIRECTIVES: list[Directive] = [
     Directive("rdb-key-save-delay", int_parser(-(2**31), 2**31 - 1), 0),
     # Test knob (hidden, as Redis's): microseconds each key loaded takes longer (persistence/loading.py).
     Directive("key-load-delay", int_parser(-(2**31), 2**31 - 1), 0),
+    # What a replica does with a failing command from its master, and a load with one of the AOF's: log it, or
+    # abort (actors/panic.py; read in replication/apply.py and persistence/aof/replay.py).
+    Directive("propagation-error-behavior", _enum_parser("ignore", "panic", "panic-on-replicas"), "ignore"),
     # How many bytes Redis loads between two event-loop runs (hidden): inert here, where the RDB parse runs in
     # a worker thread and AOF replay in 20 ms slices, so the loop answers throughout any load.
     Directive(
@@ -565,7 +568,6 @@ _INERT: list[tuple[str, Callable[[list[str]], Any], Any]] = [
     ("io-threads-do-reads", parse_bool, False),
     ("active-expire-effort", int_parser(1, 10), 1),
     ("ignore-warnings", _str_parser, ""),
-    ("propagation-error-behavior", _enum_parser("ignore", "panic", "panic-on-replicas"), "ignore"),
     # Active defragmentation's tuning: read as Redis reads it, idle because `activedefrag yes` is refused
     # (as redis-server without jemalloc refuses it).
     ("active-defrag-cycle-min", int_parser(1, 99), 1),

@@ -234,6 +234,7 @@ def _section_stats(server: Server) -> list[tuple[str, Any]]:
         ("total_active_defrag_time", 0),
         ("current_active_defrag_time", 0),
         *tracking_stats(server),
+        ("unexpected_error_replies", st.unexpected_error_replies),
         ("total_error_replies", st.total_error_replies),
         ("total_reads_processed", st.reads_processed),
         ("total_writes_processed", st.writes_processed),

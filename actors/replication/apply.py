@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import hiredis
 import structlog
 
+from actors.panic import panic
 from actors.replication import messages as m
 from actors.server.client import Client, ClientKind
 from protocol.errors import CommandError
@@ -189,6 +190,10 @@ class StreamApplier:
         self.master.schedule_flush()  # the AOF sink writes what the stream changed
 
     def _log_apply_error(self, argv: list[bytes], reply: CommandError) -> None:
+        server = self.server
+        server.stats.unexpected_error_replies += 1
+        cmd = server.commands.get(argv[0].lower())
+        known = cmd.name if cmd is not None else "<unknown>"
         now = time.monotonic()
         if now - self._last_apply_error_log_s >= APPLY_ERROR_LOG_INTERVAL_S:
             self._last_apply_error_log_s = now
@@ -196,11 +201,17 @@ class StreamApplier:
         if self._apply_errors_logged < APPLY_ERROR_LOG_BURST:
             self._apply_errors_logged += 1
             name = argv[0].decode("utf-8", "replace")
-            known = name.lower() if argv[0].lower() in self.server.commands else "<unknown>"
             log.warning(
                 "replicated_command_failed",
                 command=name,
                 reason=str(reply),
                 message=f"== CRITICAL == This replica is sending an error to its master: '{reply}' after "
                 f"processing the command '{known}'",
+            )
+        # propagation-error-behavior panic / panic-on-replicas: a read-only replica stops rather than go on
+        # with a dataset that now differs from its master's (a writable one may have diverged on purpose).
+        behavior = server.config["propagation-error-behavior"]
+        if behavior in ("panic", "panic-on-replicas") and server.replica_read_only:
+            panic(
+                f"This replica panicked sending an error to its master after processing the command '{known}'"
             )

@@ -97,6 +97,8 @@ class Stats:
     reads_processed: int = 0
     writes_processed: int = 0
     total_error_replies: int = 0
+    # Errors replied to the master's stream or the AOF's commands (Redis's stat_unexpected_error_replies).
+    unexpected_error_replies: int = 0
     sync_full: int = 0
     sync_partial_ok: int = 0
     sync_partial_err: int = 0

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import structlog
 
+from actors.panic import panic
 from actors.server.client import Client
 from protocol.errors import CommandError
 
@@ -224,8 +225,22 @@ class AofReplay:
         try:
             cmd.fn(client, argv)
         except CommandError as exc:
-            # As in Redis, a command that fails on replay (it failed when it ran, too) changes nothing.
-            log.debug("aof_command_failed", file=self.name, command=cmd.name, reason=str(exc))
+            # As in Redis, a command that fails on replay (it failed when it ran, too) changes nothing; it is
+            # logged as Redis logs an error replied to its AOF-loading client, and panics on request.
+            self.server.stats.unexpected_error_replies += 1
+            log.warning(
+                "aof_command_failed",
+                file=self.name,
+                command=cmd.name,
+                reason=str(exc),
+                message=f"== CRITICAL == This server is sending an error to its AOF-loading-client: '{exc}' after "
+                f"processing the command '{cmd.name}'",
+            )
+            if self.server.config["propagation-error-behavior"] == "panic":
+                panic(
+                    "This server panicked sending an error to its AOF-loading-client after processing the command "
+                    f"'{cmd.name}'"
+                )
         client.propagate_as = None
 
     def _torn(self, valid_up_to: int) -> None:
