@@ -440,6 +440,8 @@ DIRECTIVES: list[Directive] = [
     Directive("auto-aof-rewrite-min-size", int_parser(0, _MAXINT, memory=True), 64 * 1024 * 1024),
     Directive("aof-load-truncated", parse_bool, True),
     Directive("aof-use-rdb-preamble", parse_bool, True),
+    # Keep the history files a rewrite leaves (manifest ``type h``) instead of removing them (Redis's test knob).
+    Directive("aof-disable-auto-gc", parse_bool, False),
     Directive("aof-timestamp-enabled", parse_bool, False),
     # Replication
     # REPLICAOF changes it at run time; CONFIG SET refuses it, as Redis does.

@@ -75,6 +75,10 @@ class Jobs:
         self.misconf = misconf
         self.aux = aux  # RDB aux fields: aux(aof_base)
         self.shutting_down = False
+        # aof-disable-auto-gc no again: the history files kept meanwhile go now (Redis's updateAofAutoGCEnabled).
+        self.config.on_change(
+            "aof-disable-auto-gc", lambda disabled: None if disabled else self.delete_history()
+        )
         # Test knob (DEBUG SET-SAVE-DELAY): a fork child sleeps this long before writing.
         self.child_delay_s = 0.0
         # Test knob (rdb-key-save-delay): the RDB writer sleeps after each key (SAVE, BGSAVE, AOF base, full sync).
@@ -401,6 +405,27 @@ class Jobs:
         )
         return child.pid
 
+    def delete_history(self) -> None:
+        """Redis's aofDelHistoryFiles: the manifest's history files (``type h``) are removed, in the persistence
+        actor, and leave the manifest; nothing while aof-disable-auto-gc is yes."""
+        sink = self.sink
+        aof = sink.aof
+        if self.config["aof-disable-auto-gc"] or not aof.manifest.history:
+            return
+        names = [info.name for info in aof.manifest.history]
+        aof.manifest.history = []
+        for name in names:
+            log.info(
+                "aof_history_file_removing",
+                file=name,
+                message=f"Removing the history file {name} in the background",
+            )
+        paths = tuple(aof.path(name) for name in names)
+        if not sink.tell(Unlink(paths)):
+            for path in paths:
+                remove_quietly(path)
+            sink.on_history_removed()
+
     def _rewrite_done(self, child: ForkedChild, result: ChildExit) -> None:
         sink = self.sink
         aof = sink.aof
@@ -412,6 +437,7 @@ class Jobs:
                     temp_path,
                     keep_incr_open=aof.fd >= 0,
                     rdb_preamble=bool(self.config["aof-use-rdb-preamble"]),
+                    keep_history=bool(self.config["aof-disable-auto-gc"]),
                 )
             except OSError as exc:
                 log.error("aof_rewrite_install_failed", reason=exc.strerror or str(exc))

@@ -361,6 +361,7 @@ class Loading:
             ) from None
         self.server.aof_feeding = True
         self.server.stream.forget_db()
+        self.jobs.delete_history()  # (history files a manifest lists from before: Redis removes them at start)
 
     def _upgrade_old_aof(self) -> None:
         """A Redis < 7 single appendonly.aof in ``dir``: move it into the AOF directory as the base
@@ -441,6 +442,7 @@ class Loading:
         if self.sink.aof.state is not AofState.OFF:
             self.sink.write_pending()
         self.server.keyspace.replace_all([])
+        self.jobs.delete_history()
         try:
             await self._load_aof_files()
         except LoadError as exc:

@@ -370,3 +370,57 @@ def test_aof_timestamp_annotations(node_factory: NodeFactory) -> None:
         manifest = next(aof.glob("*.manifest"))
         done = subprocess.run(["redis-check-aof", str(manifest)], capture_output=True, text=True, timeout=30)
         assert done.returncode == 0 and "is valid" in done.stdout, done.stdout + done.stderr
+
+
+def test_aof_disable_auto_gc_keeps_history_files_as_redis(node_factory: NodeFactory, tmp_path: Path) -> None:
+    """aof-disable-auto-gc yes (it was refused): the files a rewrite replaces stay, listed as ``type h`` in the
+    manifest; setting it back to no removes them. Each step's manifest is compared with redis-server's."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    from tests.harness import RedisServer
+
+    (tmp_path / "redis").mkdir()
+    reference = RedisServer(tmp_path / "redis", "--appendonly", "yes")
+    node = node_factory("gc", appendonly="yes")
+    try:
+        servers = [
+            (reference.client, tmp_path / "redis" / "appendonlydir"),
+            (node.client(), node.dir / "appendonlydir"),
+        ]
+
+        def manifests() -> list[str]:
+            return [(d / "appendonly.aof.manifest").read_text() for _, d in servers]
+
+        def files() -> list[list[str]]:
+            return [sorted(p.name for p in d.iterdir() if "manifest" not in p.name) for _, d in servers]
+
+        def rewrite() -> None:
+            for client, _ in servers:
+                client.set("k", "v")
+                client.bgrewriteaof()
+            for client, _ in servers:
+                wait_for(
+                    lambda c=client: (
+                        c.info("persistence")["aof_rewrite_in_progress"] == 0
+                        and c.info("persistence")["aof_rewrite_scheduled"] == 0
+                    ),
+                    15,
+                    what="the rewrite",
+                )
+
+        for client, _ in servers:
+            client.config_set("aof-disable-auto-gc", "yes")
+        rewrite()
+        rewrite()
+        theirs, ours = manifests()
+        assert ours == theirs and " type h" in ours
+        assert files()[0] == files()[1]
+        for client, _ in servers:
+            client.config_set("aof-disable-auto-gc", "no")
+        wait_for(
+            lambda: files()[0] == files()[1] and len(files()[1]) == 2, 10, what="the history files to go"
+        )
+        theirs, ours = manifests()
+        assert ours == theirs and " type h" not in ours
+    finally:
+        reference.stop()

@@ -22,7 +22,6 @@ DIFFERENT_ON_PURPOSE = {
 }
 # Redis 7.0's configurations the node refuses by name, for features it does not have (the README lists them).
 REFUSED = {
-    "aof-disable-auto-gc",  # AOF history files are always deleted: Redis's default, fixed
     "aof_rewrite_cpulist",  # no CPU affinity
     "bgsave_cpulist",
     "bio_cpulist",

@@ -207,9 +207,12 @@ class AppendOnlyFile:
         self.state = AofState.ON
         log.info("aof_incr_opened", file=name, created=created)
 
-    def install_base(self, temp_path: str, keep_incr_open: bool, rdb_preamble: bool) -> list[str]:
+    def install_base(
+        self, temp_path: str, keep_incr_open: bool, rdb_preamble: bool, keep_history: bool = False
+    ) -> list[str]:
         """A rewrite's base is complete at ``temp_path``: make it the base, with the open incr (if any) after
-        it. Returns the files that are now history (to delete). Raises OSError with nothing changed."""
+        it. Returns the files that are now history (to delete), or none with ``keep_history``
+        (aof-disable-auto-gc: they stay in the manifest as ``type h``). Raises OSError with nothing changed."""
         manifest = self.manifest.copy()
         base_name = manifest.new_base(self.filename, rdb_preamble)
         base_path = self.path(base_name)
@@ -229,8 +232,9 @@ class AppendOnlyFile:
                 os.rename(self.path(renamed_incr), self.path(self.incr_name))
             os.unlink(base_path)
             raise
-        history = [info.name for info in manifest.history]
-        manifest.history = []
+        history = [] if keep_history else [info.name for info in manifest.history]
+        if not keep_history:
+            manifest.history = []
         self.manifest = manifest
         if renamed_incr:
             self.incr_name = renamed_incr
