@@ -7,6 +7,7 @@ Layout:
     fork.py         fork children for the whole node: one at a time (BGSAVE, AOF rewrite, replica snapshot)
     files.py        durable file replacement: write atomically, fsync the directory
     ratelog.py      rate-limited log lines for errors a remote party can cause (protocol errors, bad frames)
+    panic.py        Redis's serverPanic: log its lines and abort (propagation-error-behavior panic)
     data/           databases, values, expiry, the sorted set, the digest (plain data, no I/O)
     server/         the node's state and the command dispatcher (auth, MULTI, READONLY, propagation)
     commands/       the command table, one module per family

@@ -7,6 +7,7 @@ Layout:
     logs.py      structlog setup (the only place logging is configured)
     node.py      one node process: builds the Server, starts the actors, runs the master loop
     supervised.py  `supervised systemd|upstart|auto`: telling the service manager the node is ready
+    pidfile.py   the `pidfile` directive: the pid written at start, removed at a clean shutdown
     sentinel.py  one sentinel process: sentinel.conf checks, the monitor and its RESP listener (actors/sentinel/)
     shell.py     `redactor cli`, the interactive client shell over ZeroMQ
     resp_shell_client.py  the shell's RESP client, for servers with no bus (sentinels, redis-server)

@@ -25,7 +25,7 @@ from actors.config import ConfigError
 from actors.fork import ChildExit, ChildKind, ForkedChild
 from actors.persistence.actor import Unlink
 from actors.persistence.aof.file import AofState, write_base
-from actors.persistence.aof.manifest import temp_incr_name
+from actors.persistence.aof.manifest import temp_incr_name, write_manifest
 from actors.persistence.rdb import writer as rdb_writer
 
 if TYPE_CHECKING:
@@ -154,6 +154,8 @@ class Jobs:
             "aof_rewrite_limited",
             failures=self.aof_rewrites_consecutive_failures,
             retry_in_s=self._rewrite_backoff_s,
+            message="Background AOF rewrite has repeatedly failed and triggered the limit, will retry in "
+            f"{self._rewrite_backoff_s // 60} minutes",
         )
         return True
 
@@ -414,6 +416,11 @@ class Jobs:
             return
         names = [info.name for info in aof.manifest.history]
         aof.manifest.history = []
+        if os.path.isdir(aof.dirname):
+            try:  # the manifest leaves them out at once, as Redis persists it before its background unlinks
+                write_manifest(aof.dirname, aof.filename, aof.manifest)
+            except OSError as exc:
+                log.warning("aof_manifest_not_rewritten", reason=exc.strerror)
         for name in names:
             log.info(
                 "aof_history_file_removing",
@@ -489,7 +496,13 @@ class Jobs:
             # Still waiting for a first base: drop the temp incr (the next snapshot covers it) and try again.
             if aof.fd >= 0:
                 os.close(aof.close_temp())
-                remove_quietly(aof.path(temp_incr_name(aof.filename)))
+                name = temp_incr_name(aof.filename)
+                log.info(
+                    "aof_temp_incr_removed",
+                    file=name,
+                    message=f"Removing the temp incr aof file {name} in the background",
+                )
+                remove_quietly(aof.path(name))
             if not self.shutting_down:
                 self.aof_rewrite_scheduled = True
 

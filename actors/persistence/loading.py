@@ -439,8 +439,16 @@ class Loading:
         Redis exits when the files cannot be loaded (or there is no AOF); a node keeps running and answers an
         error instead, with whatever part of the dataset was loaded (the log says why). With appendonly no the
         files a BGREWRITEAOF left are loaded all the same, as Redis does."""
-        if self.sink.aof.state is not AofState.OFF:
+        aof = self.sink.aof
+        if aof.state is not AofState.OFF:
             self.sink.write_pending()
+        # The manifest as the disk has it (Redis's aofLoadManifestFromDisk): with AOF off after a rewrite, the
+        # next incr's sequence number starts over from what the file lists, as Redis's does.
+        try:
+            aof.manifest = read_manifest(aof.dirname, aof.filename) or Manifest()
+        except ManifestError as exc:
+            log.error("loadaof_failed", reason=str(exc))
+            return "ERR Error trying to load the AOF files, check server logs."
         self.server.keyspace.replace_all([])
         self.jobs.delete_history()
         try:

@@ -226,15 +226,17 @@ class AppendOnlyFile:
                 os.rename(self.path(self.incr_name), self.path(renamed_incr))
             else:
                 manifest.mark_incrs_history(keep_last=keep_incr_open)
+            history = [] if keep_history else [info.name for info in manifest.history]
+            if not keep_history:
+                # As Redis's aofDelHistoryFiles: the manifest leaves the replaced files out at once, and they
+                # are removed after (a crash in between leaves files no manifest names, never a stale line).
+                manifest.history = []
             write_manifest(self.dirname, self.filename, manifest)
         except OSError:
             if renamed_incr:
                 os.rename(self.path(renamed_incr), self.path(self.incr_name))
             os.unlink(base_path)
             raise
-        history = [] if keep_history else [info.name for info in manifest.history]
-        if not keep_history:
-            manifest.history = []
         self.manifest = manifest
         if renamed_incr:
             self.incr_name = renamed_incr
