@@ -424,3 +424,48 @@ def test_aof_disable_auto_gc_keeps_history_files_as_redis(node_factory: NodeFact
         assert ours == theirs and " type h" not in ours
     finally:
         reference.stop()
+
+
+def test_incr_sequence_after_aof_off_rewrite_loadaof_on_as_redis(
+    node_factory: NodeFactory, tmp_path: Path
+) -> None:
+    """AOF off, BGREWRITEAOF (a base alone), DEBUG LOADAOF (Redis re-reads the manifest from disk), AOF on: the
+    new incr file's sequence number starts over at 1, on both servers (Redis's aof-multi-part unit)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    from tests.harness import RedisServer
+
+    (tmp_path / "redis").mkdir()
+    reference = RedisServer(tmp_path / "redis", "--appendonly", "yes")
+    node = node_factory("seq", appendonly="yes")
+    try:
+        servers = [
+            (reference.client, tmp_path / "redis" / "appendonlydir"),
+            (node.client(), node.dir / "appendonlydir"),
+        ]
+
+        def wait_rewritten(client: redis.Redis) -> None:
+            wait_for(
+                lambda: (
+                    client.info("persistence")["aof_rewrite_in_progress"] == 0
+                    and client.info("persistence")["aof_rewrite_scheduled"] == 0
+                ),
+                15,
+                what="the rewrite",
+            )
+
+        for client, _ in servers:
+            client.set("k", "v")
+            client.bgrewriteaof()
+            wait_rewritten(client)
+            client.config_set("appendonly", "no")
+            client.bgrewriteaof()
+            wait_rewritten(client)
+            client.execute_command("DEBUG", "LOADAOF")
+            client.config_set("appendonly", "yes")
+            wait_rewritten(client)
+        theirs, ours = ((d / "appendonly.aof.manifest").read_text() for _, d in servers)
+        assert ours == theirs
+        assert "appendonly.aof.1.incr.aof seq 1 type i" in ours
+    finally:
+        reference.stop()
