@@ -379,9 +379,9 @@ def test_aof_disable_auto_gc_keeps_history_files_as_redis(node_factory: NodeFact
         pytest.skip("redis-server is not installed")
     from tests.harness import RedisServer
 
+    node = node_factory("gc", appendonly="yes")  # (first: node_factory stops it whatever happens next)
     (tmp_path / "redis").mkdir()
     reference = RedisServer(tmp_path / "redis", "--appendonly", "yes")
-    node = node_factory("gc", appendonly="yes")
     try:
         servers = [
             (reference.client, tmp_path / "redis" / "appendonlydir"),
@@ -435,9 +435,9 @@ def test_incr_sequence_after_aof_off_rewrite_loadaof_on_as_redis(
         pytest.skip("redis-server is not installed")
     from tests.harness import RedisServer
 
+    node = node_factory("seq", appendonly="yes")  # (first: node_factory stops it whatever happens next)
     (tmp_path / "redis").mkdir()
     reference = RedisServer(tmp_path / "redis", "--appendonly", "yes")
-    node = node_factory("seq", appendonly="yes")
     try:
         servers = [
             (reference.client, tmp_path / "redis" / "appendonlydir"),

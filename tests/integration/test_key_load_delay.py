@@ -77,9 +77,9 @@ def test_an_aof_replay_takes_the_delay_per_command(node_factory: Callable[..., N
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 def test_the_knobs_are_hidden_as_in_redis(node_factory: Callable[..., NodeProcess], tmp_path: Path) -> None:
+    node = node_factory("n")  # (first: node_factory stops it whatever happens next)
     (tmp_path / "redis").mkdir()
     reference = RedisServer(tmp_path / "redis")
-    node = node_factory("n")
     try:
         for client in (reference.client, node.client()):
             listed = client.config_get("*")

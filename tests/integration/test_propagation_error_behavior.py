@@ -44,29 +44,30 @@ def wait_synced(replica: redis.Redis) -> None:
 def test_a_failing_command_from_the_master(
     kind: str, behavior: str, node_factory: Callable[..., NodeProcess], tmp_path: Path
 ) -> None:
-    if kind == "redis":
-        (tmp_path / "m").mkdir()
-        (tmp_path / "r").mkdir()
-        master_server = RedisServer(tmp_path / "m")
-        replica_server = RedisServer(tmp_path / "r", *replica_of(master_server.port, behavior))
-        master, replica = master_server.client, replica_server.client
-        proc: subprocess.Popen[bytes] = replica_server.proc
-
-        def log() -> str:
-            return replica_server.log_path.read_text(errors="replace")
-
-        stop = [replica_server.stop, master_server.stop]
-    else:
-        master_node = node_factory("m")
-        replica_node = node_factory(
-            "r", replicaof=f"127.0.0.1 {master_node.port}", propagation_error_behavior=behavior
-        )
-        master, replica = master_node.client(), replica_node.client()
-        assert replica_node.proc is not None
-        proc = replica_node.proc
-        log = replica_node.log
-        stop = []
+    stop: list[Callable[[], None]] = []  # what this test started, to stop whatever happens
     try:
+        if kind == "redis":
+            (tmp_path / "m").mkdir()
+            (tmp_path / "r").mkdir()
+            master_server = RedisServer(tmp_path / "m")
+            stop.append(master_server.stop)
+            replica_server = RedisServer(tmp_path / "r", *replica_of(master_server.port, behavior))
+            stop.insert(0, replica_server.stop)
+            master, replica = master_server.client, replica_server.client
+            proc: subprocess.Popen[bytes] = replica_server.proc
+
+            def log() -> str:
+                return replica_server.log_path.read_text(errors="replace")
+
+        else:
+            master_node = node_factory("m")
+            replica_node = node_factory(
+                "r", replicaof=f"127.0.0.1 {master_node.port}", propagation_error_behavior=behavior
+            )
+            master, replica = master_node.client(), replica_node.client()
+            assert replica_node.proc is not None
+            proc = replica_node.proc
+            log = replica_node.log
         wait_synced(replica)
         master.set("k", "abc")
         master.execute_command("DEBUG", "REPLICATE", "INCR", "k")

@@ -57,11 +57,13 @@ class RenamingNode(NodeProcess):
 def servers(tmp_path: Path) -> Iterator[tuple[redis.Redis, redis.Redis, int, int]]:
     (tmp_path / "redis").mkdir()
     reference = RedisServer(tmp_path / "redis", *rename_args(RENAMES))
-    node = RenamingNode(tmp_path, "node", RENAMES).start()
     try:
-        yield reference.client, node.client(), reference.port, node.port
+        node = RenamingNode(tmp_path, "node", RENAMES).start()
+        try:
+            yield reference.client, node.client(), reference.port, node.port
+        finally:
+            node.stop()
     finally:
-        node.stop()
         reference.stop()
 
 
