@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import resource
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from actors.sentinel import failover
 from actors.sentinel.config import MASTER_OPTIONS, set_master_option
@@ -351,28 +352,60 @@ _ARITY: dict[str, tuple[int, int | None]] = {
 }  # fmt: skip
 
 
-def info_text(monitor: Monitor, sections: list[str], clients: int, port: int) -> str:
-    """INFO for a sentinel: server, clients, cpu, stats and sentinel (Redis's allowed sections)."""
+class ListenerInfo(NamedTuple):
+    """What INFO shows of the RESP listener (actors/sentinel/server.py), read on its thread."""
+
+    clients: int
+    port: int
+    maxclients: int
+    connections_received: int
+    rejected_connections: int
+    commands_processed: int
+    pubsub_channels: int
+    pubsub_patterns: int
+
+
+def info_text(monitor: Monitor, sections: list[str], listener: ListenerInfo) -> str:
+    """INFO for a sentinel: server, clients, cpu, stats and sentinel (Redis's allowed sections). The fields are
+    the ones redis-sentinel prints that mean something here; the keyspace's and persistence's are left out."""
     wanted = {s.lower() for s in sections} or {"default"}
     everything = bool(wanted & {"all", "everything", "default"})
     parts: list[str] = []
     state = monitor.state
     if everything or "server" in wanted:
         uptime = int(time.time() - START_TIME_S)
+        uname = os.uname()
         parts.append(
             "# Server\r\n"
-            f"redis_version:{REDIS_VERSION}\r\nredis_mode:sentinel\r\nos:{os.uname().sysname} {os.uname().release} {os.uname().machine}\r\n"
-            f"process_id:{os.getpid()}\r\nrun_id:{state.myid}\r\ntcp_port:{port}\r\n"
+            f"redis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\n"
+            f"redis_build_id:0\r\nredis_mode:sentinel\r\nos:{uname.sysname} {uname.release} {uname.machine}\r\n"
+            "arch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\n"
+            f"process_id:{os.getpid()}\r\nrun_id:{state.myid}\r\ntcp_port:{listener.port}\r\n"
+            f"server_time_usec:{time.time_ns() // 1000}\r\n"
             f"uptime_in_seconds:{uptime}\r\nuptime_in_days:{uptime // 86400}\r\n"
-            f"executable:redactor\r\nconfig_file:{monitor.config.path}\r\n"
+            f"executable:redactor\r\nconfig_file:{monitor.config.path}\r\nio_threads_active:0\r\n"
         )
     if everything or "clients" in wanted:
-        parts.append(f"# Clients\r\nconnected_clients:{clients}\r\n")
+        # (no blocking commands, client tracking or cluster links in a sentinel: those counts are 0)
+        parts.append(
+            f"# Clients\r\nconnected_clients:{listener.clients}\r\ncluster_connections:0\r\n"
+            f"maxclients:{listener.maxclients}\r\nblocked_clients:0\r\ntracking_clients:0\r\n"
+            "clients_in_timeout_table:0\r\n"
+        )
     if everything or "cpu" in wanted:
-        times = os.times()
-        parts.append(f"# CPU\r\nused_cpu_sys:{times.system:.6f}\r\nused_cpu_user:{times.user:.6f}\r\n")
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # (scripts: notification and reconfig scripts)
+        parts.append(
+            f"# CPU\r\nused_cpu_sys:{me.ru_stime:.6f}\r\nused_cpu_user:{me.ru_utime:.6f}\r\n"
+            f"used_cpu_sys_children:{kids.ru_stime:.6f}\r\nused_cpu_user_children:{kids.ru_utime:.6f}\r\n"
+        )
     if everything or "stats" in wanted:
-        parts.append("# Stats\r\n")
+        parts.append(
+            f"# Stats\r\ntotal_connections_received:{listener.connections_received}\r\n"
+            f"total_commands_processed:{listener.commands_processed}\r\n"
+            f"rejected_connections:{listener.rejected_connections}\r\n"
+            f"pubsub_channels:{listener.pubsub_channels}\r\npubsub_patterns:{listener.pubsub_patterns}\r\n"
+        )
     if everything or "sentinel" in wanted:
         tilt_since = (now_ms() - state.tilt_start_ms) // 1000 if state.tilt else -1
         lines = [

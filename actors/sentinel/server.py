@@ -23,7 +23,7 @@ import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from actors.sentinel.commands import info_text, sentinel_command, subcommand_names
+from actors.sentinel.commands import ListenerInfo, info_text, sentinel_command, subcommand_names
 from actors.sentinel.monitor import Monitor
 from actors.sentinel.state import HELLO_CHANNEL
 from actors.supervision.supervisor import SupervisorError
@@ -142,6 +142,7 @@ class SentinelClient:
             handler = _HANDLERS.get(name)
             if handler is None:
                 raise unknown_command(echoed(argv[0]), args)
+            self.server.commands_processed += 1
             return handler(self, args)
         except CommandError as exc:
             return exc
@@ -197,14 +198,24 @@ class SentinelClient:
 
     def info(self, args: list[bytes]) -> Any:
         sections = [a.decode("utf-8", "replace") for a in args]
-        clients, port = len(self.server.clients), self.server.port
+        server = self.server
+        listener = ListenerInfo(
+            clients=len(server.clients),
+            port=server.port,
+            maxclients=server.maxclients,
+            connections_received=server.connections_received,
+            rejected_connections=server.rejected_connections,
+            commands_processed=server.commands_processed,
+            pubsub_channels=len({name for c in server.clients for name in c.channels}),
+            pubsub_patterns=sum(len(c.patterns) for c in server.clients),
+        )
         actors = ""
         if any(s.lower() == "actors" for s in sections) and self.debug_allowed():
             lines = self.server.system.supervisor.info_lines()
             actors = "# Actors\r\n" + "".join(f"{key}:{value}\r\n" for key, value in lines)
 
         def run(monitor: Monitor) -> Any:
-            text = info_text(monitor, sections, clients, port)
+            text = info_text(monitor, sections, listener)
             if actors:
                 text = f"{text}\r\n{actors}" if text else actors
             return Verbatim(text.encode())
@@ -351,12 +362,24 @@ _HANDLERS: dict[bytes, Any] = {
 class SentinelServer:
     """The listener: accepts clients, and delivers the monitor's events to subscribers."""
 
-    def __init__(self, system: SentinelSystem, bind: list[str], port: int, password: str | None) -> None:
+    def __init__(
+        self,
+        system: SentinelSystem,
+        bind: list[str],
+        port: int,
+        password: str | None,
+        maxclients: int = 10000,
+    ) -> None:
         self.system = system
         self.bind = bind
         self.port = port
         self.password = password
+        self.maxclients = maxclients
         self.clients: set[SentinelClient] = set()
+        # INFO stats (listener thread): connections accepted and refused, commands run.
+        self.connections_received = 0
+        self.rejected_connections = 0
+        self.commands_processed = 0
         self._servers: list[asyncio.base_events.Server] = []
 
     async def on_monitor(self, fn: Callable[[Monitor], Any]) -> Any:
@@ -397,6 +420,14 @@ class SentinelServer:
             )
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections_received += 1
+        if len(self.clients) >= self.maxclients:
+            # Redis's acceptCommonHandler: told why, then closed.
+            self.rejected_connections += 1
+            with contextlib.suppress(ConnectionError, OSError):
+                writer.write(b"-ERR max number of clients reached\r\n")
+                writer.close()
+            return
         client = SentinelClient(self, reader, writer)
         self.clients.add(client)
         with contextlib.suppress(asyncio.CancelledError):  # the process is exiting

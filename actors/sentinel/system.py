@@ -199,7 +199,9 @@ class ListenerActor(EngineActor):
         try:
             config = self.system.settings
             self.engine = LoopThread("sentinel-listener")
-            self.server = SentinelServer(self.system, config.bind, config.port, config.requirepass)
+            self.server = SentinelServer(
+                self.system, config.bind, config.port, config.requirepass, config.maxclients
+            )
             self.engine.run(self.server.start())
             self.system.listener_up(self.server, self.engine.loop)
         except BaseException:

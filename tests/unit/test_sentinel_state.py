@@ -87,7 +87,8 @@ def test_conf_is_parsed_and_rewritten_keeping_other_lines(tmp_path: Path) -> Non
         ("maxmemory lots", "argument must be a memory value"),
         ("repl-diskless-sync-delay 1 2", "wrong number of arguments"),
         # ... but one redis-sentinel acts on and this one does not implement stays refused.
-        ("maxclients 5", "does not implement 'maxclients'"),
+        ("unixsocket /tmp/s.sock", "does not implement 'unixsocket'"),
+        ("maxclients 0", "argument must be between 1 and"),
         ("tls-port 1", "does not implement 'tls-port'"),
         # Checked as redis-sentinel 7.0 checks them, with its words (they were stored or passed over as given).
         ("loglevel bogus", r"must be one of the following: debug, verbose, notice, warning"),
