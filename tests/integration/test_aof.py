@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -372,100 +372,84 @@ def test_aof_timestamp_annotations(node_factory: NodeFactory) -> None:
         assert done.returncode == 0 and "is valid" in done.stdout, done.stdout + done.stderr
 
 
-def test_aof_disable_auto_gc_keeps_history_files_as_redis(node_factory: NodeFactory, tmp_path: Path) -> None:
+AofPair = list[tuple[redis.Redis, Path]]
+
+
+@pytest.fixture
+def aof_pair(node_factory: NodeFactory, tmp_path: Path) -> Iterator[AofPair]:
+    """redis-server and a node, both with appendonly yes: [(client, its appendonlydir)], redis-server first."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    from tests.harness import RedisServer
+
+    node = node_factory("aofpair", appendonly="yes")  # (first: node_factory stops it whatever happens next)
+    (tmp_path / "redis").mkdir()
+    reference = RedisServer(tmp_path / "redis", "--appendonly", "yes")
+    try:
+        yield [
+            (reference.client, tmp_path / "redis" / "appendonlydir"),
+            (node.client(), node.dir / "appendonlydir"),
+        ]
+    finally:
+        reference.stop()
+
+
+def wait_rewritten(client: redis.Redis) -> None:
+    wait_for(
+        lambda: (
+            client.info("persistence")["aof_rewrite_in_progress"] == 0
+            and client.info("persistence")["aof_rewrite_scheduled"] == 0
+        ),
+        15,
+        what="the rewrite",
+    )
+
+
+def manifests(pair: AofPair) -> list[str]:
+    return [(d / "appendonly.aof.manifest").read_text() for _, d in pair]
+
+
+def test_aof_disable_auto_gc_keeps_history_files_as_redis(aof_pair: AofPair) -> None:
     """aof-disable-auto-gc yes (it was refused): the files a rewrite replaces stay, listed as ``type h`` in the
     manifest; setting it back to no removes them. Each step's manifest is compared with redis-server's."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    from tests.harness import RedisServer
 
-    node = node_factory("gc", appendonly="yes")  # (first: node_factory stops it whatever happens next)
-    (tmp_path / "redis").mkdir()
-    reference = RedisServer(tmp_path / "redis", "--appendonly", "yes")
-    try:
-        servers = [
-            (reference.client, tmp_path / "redis" / "appendonlydir"),
-            (node.client(), node.dir / "appendonlydir"),
-        ]
+    def files() -> list[list[str]]:
+        return [sorted(p.name for p in d.iterdir() if "manifest" not in p.name) for _, d in aof_pair]
 
-        def manifests() -> list[str]:
-            return [(d / "appendonly.aof.manifest").read_text() for _, d in servers]
-
-        def files() -> list[list[str]]:
-            return [sorted(p.name for p in d.iterdir() if "manifest" not in p.name) for _, d in servers]
-
-        def rewrite() -> None:
-            for client, _ in servers:
-                client.set("k", "v")
-                client.bgrewriteaof()
-            for client, _ in servers:
-                wait_for(
-                    lambda c=client: (
-                        c.info("persistence")["aof_rewrite_in_progress"] == 0
-                        and c.info("persistence")["aof_rewrite_scheduled"] == 0
-                    ),
-                    15,
-                    what="the rewrite",
-                )
-
-        for client, _ in servers:
-            client.config_set("aof-disable-auto-gc", "yes")
-        rewrite()
-        rewrite()
-        theirs, ours = manifests()
-        assert ours == theirs and " type h" in ours
-        assert files()[0] == files()[1]
-        for client, _ in servers:
-            client.config_set("aof-disable-auto-gc", "no")
-        wait_for(
-            lambda: files()[0] == files()[1] and len(files()[1]) == 2, 10, what="the history files to go"
-        )
-        theirs, ours = manifests()
-        assert ours == theirs and " type h" not in ours
-    finally:
-        reference.stop()
-
-
-def test_incr_sequence_after_aof_off_rewrite_loadaof_on_as_redis(
-    node_factory: NodeFactory, tmp_path: Path
-) -> None:
-    """AOF off, BGREWRITEAOF (a base alone), DEBUG LOADAOF (Redis re-reads the manifest from disk), AOF on: the
-    new incr file's sequence number starts over at 1, on both servers (Redis's aof-multi-part unit)."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    from tests.harness import RedisServer
-
-    node = node_factory("seq", appendonly="yes")  # (first: node_factory stops it whatever happens next)
-    (tmp_path / "redis").mkdir()
-    reference = RedisServer(tmp_path / "redis", "--appendonly", "yes")
-    try:
-        servers = [
-            (reference.client, tmp_path / "redis" / "appendonlydir"),
-            (node.client(), node.dir / "appendonlydir"),
-        ]
-
-        def wait_rewritten(client: redis.Redis) -> None:
-            wait_for(
-                lambda: (
-                    client.info("persistence")["aof_rewrite_in_progress"] == 0
-                    and client.info("persistence")["aof_rewrite_scheduled"] == 0
-                ),
-                15,
-                what="the rewrite",
-            )
-
-        for client, _ in servers:
+    def rewrite() -> None:
+        for client, _ in aof_pair:
             client.set("k", "v")
             client.bgrewriteaof()
+        for client, _ in aof_pair:
             wait_rewritten(client)
-            client.config_set("appendonly", "no")
-            client.bgrewriteaof()
-            wait_rewritten(client)
-            client.execute_command("DEBUG", "LOADAOF")
-            client.config_set("appendonly", "yes")
-            wait_rewritten(client)
-        theirs, ours = ((d / "appendonly.aof.manifest").read_text() for _, d in servers)
-        assert ours == theirs
-        assert "appendonly.aof.1.incr.aof seq 1 type i" in ours
-    finally:
-        reference.stop()
+
+    for client, _ in aof_pair:
+        client.config_set("aof-disable-auto-gc", "yes")
+    rewrite()
+    rewrite()
+    theirs, ours = manifests(aof_pair)
+    assert ours == theirs and " type h" in ours
+    assert files()[0] == files()[1]
+    for client, _ in aof_pair:
+        client.config_set("aof-disable-auto-gc", "no")
+    wait_for(lambda: files()[0] == files()[1] and len(files()[1]) == 2, 10, what="the history files to go")
+    theirs, ours = manifests(aof_pair)
+    assert ours == theirs and " type h" not in ours
+
+
+def test_incr_sequence_after_aof_off_rewrite_loadaof_on_as_redis(aof_pair: AofPair) -> None:
+    """AOF off, BGREWRITEAOF (a base alone), DEBUG LOADAOF (Redis re-reads the manifest from disk), AOF on: the
+    new incr file's sequence number starts over at 1, on both servers (Redis's aof-multi-part unit)."""
+    for client, _ in aof_pair:
+        client.set("k", "v")
+        client.bgrewriteaof()
+        wait_rewritten(client)
+        client.config_set("appendonly", "no")
+        client.bgrewriteaof()
+        wait_rewritten(client)
+        client.execute_command("DEBUG", "LOADAOF")
+        client.config_set("appendonly", "yes")
+        wait_rewritten(client)
+    theirs, ours = manifests(aof_pair)
+    assert ours == theirs
+    assert "appendonly.aof.1.incr.aof seq 1 type i" in ours
