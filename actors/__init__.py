@@ -6,6 +6,7 @@ Layout:
     config_values.py  how a value is read: Redis's integers, memory sizes, percentages
     fork.py         fork children for the whole node: one at a time (BGSAVE, AOF rewrite, replica snapshot)
     files.py        durable file replacement: write atomically, fsync the directory
+    sockets.py      options of accepted client sockets (tcp-keepalive), for nodes and sentinels
     ratelog.py      rate-limited log lines for errors a remote party can cause (protocol errors, bad frames)
     panic.py        Redis's serverPanic: log its lines and abort (propagation-error-behavior panic)
     data/           databases, values, expiry, the sorted set, the digest (plain data, no I/O)

@@ -26,6 +26,7 @@ from actors.ratelog import remote_errors
 from actors.server.client import Client, ClientKind
 from actors.server.errorstats import count_error_reply
 from actors.server.server import BLOCKED
+from actors.sockets import set_keepalive
 from protocol.errors import CommandError, ProtocolError
 from protocol.resp import BULK_HEADERS, CRLF, OK, OK_REPLY, SMALL_INTS, encode_into
 from protocol.resp_parse import RequestParser
@@ -105,6 +106,7 @@ class RespConnection(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
+            set_keepalive(sock, self.server.config["tcp-keepalive"])
         server = self.server
         if len(server.clients) >= server.config["maxclients"]:
             server.stats.rejected_connections += 1

@@ -114,6 +114,8 @@ class SentinelConfig:
     requirepass: str | None = None
     pidfile: str = ""  # written at start, removed at a clean shutdown (launcher/pidfile.py)
     maxclients: int = 10000  # connections past it get Redis's "max number of clients reached"
+    tcp_keepalive_s: int = 300  # TCP keepalive on client connections (actors/sockets.py); 0: off
+    timeout_s: int = 0  # a client idle this long is closed (not a subscriber); 0: never
     # DEBUG CRASH-ACTOR (fault injection): "no" (Redis's default), "yes", or "local" (loopback clients only).
     enable_debug_command: str = "no"
     # The supervisor's restart intensity (actors/sentinel/system.py), as a node's supervisor-* directives.
@@ -178,6 +180,12 @@ class SentinelConfig:
         elif name == "maxclients":
             assert isinstance(value, int)
             self.maxclients = value
+        elif name == "tcp-keepalive":
+            assert isinstance(value, int)
+            self.tcp_keepalive_s = value
+        elif name == "timeout":
+            assert isinstance(value, int)
+            self.timeout_s = value
         elif name == "enable-debug-command":
             if args[0].lower() not in ("yes", "no", "local"):
                 raise SentinelConfigError("argument(s) must be one of the following: no, yes, local")

@@ -20,12 +20,14 @@ import contextlib
 import fnmatch
 import ipaddress
 import itertools
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from actors.sentinel.commands import ListenerInfo, info_text, sentinel_command, subcommand_names
 from actors.sentinel.monitor import Monitor
 from actors.sentinel.state import HELLO_CHANNEL
+from actors.sockets import set_keepalive
 from actors.supervision.supervisor import SupervisorError
 from actors.version import REDIS_VERSION
 from protocol.errors import (
@@ -42,10 +44,13 @@ from protocol.resp import MultiReply, Push, Verbatim, encode
 from protocol.resp_parse import RequestParser
 
 if TYPE_CHECKING:
+    from actors.sentinel.config import SentinelConfig
     from actors.sentinel.system import SentinelSystem
 
 # How long a client waits for the monitor (it may be restarting) before getting an error.
 MONITOR_WAIT_S = 5.0
+# How often clients idle past ``timeout`` are looked for (Redis's clientsCron visits each about once a second).
+IDLE_CHECK_INTERVAL_S = 1.0
 
 _ids = itertools.count(1)
 SUBSCRIBED_ALLOWED = frozenset(
@@ -80,6 +85,7 @@ class SentinelClient:
         self.patterns: set[bytes] = set()
         peer = writer.get_extra_info("peername")
         self.addr = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.last_interaction_s = time.monotonic()  # (the timeout directive)
 
     def send(self, value: Any) -> None:
         if not self.writer.is_closing():
@@ -92,6 +98,7 @@ class SentinelClient:
                 data = await self.reader.read(65536)
                 if not data:
                     return
+                self.last_interaction_s = time.monotonic()
                 commands: list[list[bytes]] = []
                 error: ProtocolError | None = None
                 try:
@@ -362,25 +369,21 @@ _HANDLERS: dict[bytes, Any] = {
 class SentinelServer:
     """The listener: accepts clients, and delivers the monitor's events to subscribers."""
 
-    def __init__(
-        self,
-        system: SentinelSystem,
-        bind: list[str],
-        port: int,
-        password: str | None,
-        maxclients: int = 10000,
-    ) -> None:
+    def __init__(self, system: SentinelSystem, config: SentinelConfig) -> None:
         self.system = system
-        self.bind = bind
-        self.port = port
-        self.password = password
-        self.maxclients = maxclients
+        self.bind = config.bind
+        self.port = config.port
+        self.password = config.requirepass
+        self.maxclients = config.maxclients
+        self.tcp_keepalive_s = config.tcp_keepalive_s
+        self.timeout_s = config.timeout_s
         self.clients: set[SentinelClient] = set()
         # INFO stats (listener thread): connections accepted and refused, commands run.
         self.connections_received = 0
         self.rejected_connections = 0
         self.commands_processed = 0
         self._servers: list[asyncio.base_events.Server] = []
+        self._idle_closer: asyncio.Task[None] | None = None
 
     async def on_monitor(self, fn: Callable[[Monitor], Any]) -> Any:
         """``fn(monitor)`` on the monitor's loop; waits (bounded) while the monitor actor restarts."""
@@ -418,9 +421,24 @@ class SentinelServer:
             self._servers.append(
                 await asyncio.start_server(self._accept, host, self.port, reuse_address=True)
             )
+        if self.timeout_s > 0:
+            self._idle_closer = asyncio.ensure_future(self._close_idle_clients())
+
+    async def _close_idle_clients(self) -> None:
+        """``timeout``: a client idle longer is closed, as Redis's clientsCronHandleTimeout closes it (not a
+        subscriber, which waits for messages by design)."""
+        while True:
+            await asyncio.sleep(IDLE_CHECK_INTERVAL_S)
+            deadline = time.monotonic() - self.timeout_s
+            for client in list(self.clients):
+                if client.last_interaction_s < deadline and not (client.channels or client.patterns):
+                    client.writer.close()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections_received += 1
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            set_keepalive(sock, self.tcp_keepalive_s)
         if len(self.clients) >= self.maxclients:
             # Redis's acceptCommonHandler: told why, then closed.
             self.rejected_connections += 1
@@ -444,6 +462,8 @@ class SentinelServer:
                     client.send(Push([b"pmessage", pattern, name, payload]))
 
     async def stop(self) -> None:
+        if self._idle_closer is not None:
+            self._idle_closer.cancel()
         for server in self._servers:
             server.close()
         for client in list(self.clients):

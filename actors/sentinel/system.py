@@ -199,9 +199,7 @@ class ListenerActor(EngineActor):
         try:
             config = self.system.settings
             self.engine = LoopThread("sentinel-listener")
-            self.server = SentinelServer(
-                self.system, config.bind, config.port, config.requirepass, config.maxclients
-            )
+            self.server = SentinelServer(self.system, config)
             self.engine.run(self.server.start())
             self.system.listener_up(self.server, self.engine.loop)
         except BaseException:
