@@ -8,14 +8,16 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import syslog
 import threading
 import time
 from typing import TextIO
 
 from actors.sentinel.config import SentinelConfig, SentinelConfigError, flush, load, writable
 from actors.sentinel.system import SentinelSystem
-from launcher import pidfile
+from launcher import pidfile, supervised
 from launcher.config import ConfigError, group_overrides
+from launcher.logs import SYSLOG_FACILITIES
 
 
 def _overrides(args: list[str]) -> list[list[str]]:
@@ -27,22 +29,44 @@ def _overrides(args: list[str]) -> list[list[str]]:
     return [line if line[0] != "sentinel" or len(line) > 1 else [] for line in lines if line]
 
 
-class RedisStyleLog:
-    """Redis's log line: ``<pid>:X dd Mon yyyy hh:mm:ss.mmm <level> <text>``."""
+# Redis's level marks in a log line, lowest first (debug, verbose, notice, warning), and ``loglevel``'s names.
+LEVEL_MARKS = ".-*#"
+LOGLEVELS = {"debug": 0, "verbose": 1, "notice": 2, "warning": 3}
+# A mark's syslog priority, as Redis maps its levels.
+SYSLOG_PRIORITIES = {
+    ".": syslog.LOG_DEBUG,
+    "-": syslog.LOG_INFO,
+    "*": syslog.LOG_NOTICE,
+    "#": syslog.LOG_WARNING,
+}
 
-    def __init__(self, logfile: str, loglevel: str) -> None:
+
+class RedisStyleLog:
+    """Redis's log line: ``<pid>:X dd Mon yyyy hh:mm:ss.mmm <level> <text>``; lines under ``loglevel`` are
+    dropped, and with ``syslog-enabled yes`` each line also goes to the system log (ident and facility as
+    configured, the pid in each, Redis's priority for its level)."""
+
+    def __init__(self, logfile: str, loglevel: str, syslog_to: tuple[str, str] | None = None) -> None:
         self.stream: TextIO = open(logfile, "a", buffering=1, encoding="utf-8") if logfile else sys.stdout
-        self.verbose = loglevel in ("verbose", "debug")
+        self.threshold = LOGLEVELS.get(loglevel, LOGLEVELS["notice"])
+        self.syslog = syslog_to is not None
+        if syslog_to is not None:
+            ident, facility = syslog_to
+            syslog.openlog(
+                ident, syslog.LOG_PID | syslog.LOG_NDELAY | syslog.LOG_NOWAIT, SYSLOG_FACILITIES[facility]
+            )
         self._lock = threading.Lock()  # the monitor's and listener's threads and the supervisor's all log
 
     def __call__(self, level: str, text: str) -> None:
-        if level in "-." and not self.verbose:
+        if LEVEL_MARKS.find(level) < self.threshold:
             return
         now = time.time()
         stamp = time.strftime("%d %b %Y %H:%M:%S", time.localtime(now)) + f".{int(now * 1000) % 1000:03d}"
         with self._lock:
             self.stream.write(f"{os.getpid()}:X {stamp} {level} {text}\n")
             self.stream.flush()
+        if self.syslog:
+            syslog.syslog(SYSLOG_PRIORITIES.get(level, syslog.LOG_NOTICE), text)
 
 
 def main(args: list[str]) -> int:
@@ -65,7 +89,8 @@ def main(args: list[str]) -> int:
         return 1
     # A relative logfile is in `dir`, as Redis's (it chdirs into `dir` while reading the configuration).
     logfile = os.path.join(os.path.abspath(config.dir or "."), config.logfile) if config.logfile else ""
-    log = RedisStyleLog(logfile, config.loglevel)
+    syslog_to = (config.syslog_ident, config.syslog_facility) if config.syslog_enabled else None
+    log = RedisStyleLog(logfile, config.loglevel, syslog_to)
     if config.dir:
         os.chdir(config.dir)
     if not config.state.myid:
@@ -85,7 +110,11 @@ def _serve(config: SentinelConfig, overrides: list[list[str]], log: RedisStyleLo
     log("*", f"Running mode=sentinel, port={config.port}.")
     log("#", f"Sentinel ID is {config.state.myid}")
     pidfile.create(config.pidfile)
-    status = SentinelSystem(config, overrides, log).run()
+    mode = supervised.resolve(config.supervised)
+    status = SentinelSystem(
+        config, overrides, log, on_ready=lambda: supervised.ready(mode, replica=False)
+    ).run()
+    supervised.stopping(mode)
     if status == 0:
         pidfile.remove(config.pidfile, lambda: log("*", "Removing the pid file."))
     return status

@@ -36,6 +36,7 @@ SERVER_DIRECTIVES = frozenset(
     (
         "port", "bind", "dir", "logfile", "loglevel", "daemonize", "protected-mode", "pidfile",
         "requirepass", "tcp-keepalive", "timeout", "user", "hz", "syslog-enabled", "supervised", "maxclients",
+        "syslog-ident", "syslog-facility",
         "enable-debug-command", "supervisor-max-restarts", "supervisor-restart-window-seconds",
     )
 )  # fmt: skip
@@ -47,7 +48,7 @@ _SENTINEL_LAYER = frozenset(
         "tcp-backlog", "unixsocket", "unixsocketperm", "client-output-buffer-limit",
         "client-query-buffer-limit", "proto-max-bulk-len", "maxmemory-clients", "aclfile", "acllog-max-len",
         "acl-pubsub-default", "io-threads", "io-threads-do-reads", "oom-score-adj", "oom-score-adj-values",
-        "syslog-ident", "syslog-facility", "set-proc-title", "proc-title-template", "bus-port",
+        "set-proc-title", "proc-title-template", "bus-port",
         "bus-auth-timeout-ms", "bus-max-unauthenticated-peers", "bus-curve-secret-key-file",
         "bus-curve-trusted-keys-file", "disable-thp",
     )
@@ -63,6 +64,8 @@ CHECKED_AS_A_NODE = frozenset(
         "timeout",
         "hz",
         "syslog-enabled",
+        "syslog-ident",
+        "syslog-facility",
         "supervised",
         "maxclients",
     )
@@ -115,6 +118,10 @@ class SentinelConfig:
     pidfile: str = ""  # written at start, removed at a clean shutdown (launcher/pidfile.py)
     maxclients: int = 10000  # connections past it get Redis's "max number of clients reached"
     tcp_keepalive_s: int = 300  # TCP keepalive on client connections (actors/sockets.py); 0: off
+    syslog_enabled: bool = False  # each log line to the system log too (launcher/sentinel.py's log)
+    syslog_ident: str = "redis"
+    syslog_facility: str = "local0"
+    supervised: str = "no"  # systemd / upstart: told when the sentinel is ready (launcher/supervised.py)
     timeout_s: int = 0  # a client idle this long is closed (not a subscriber); 0: never
     # DEBUG CRASH-ACTOR (fault injection): "no" (Redis's default), "yes", or "local" (loopback clients only).
     enable_debug_command: str = "no"
@@ -180,6 +187,16 @@ class SentinelConfig:
         elif name == "maxclients":
             assert isinstance(value, int)
             self.maxclients = value
+        elif name == "syslog-enabled":
+            self.syslog_enabled = bool(value)
+        elif name == "syslog-ident":
+            self.syslog_ident = args[0]
+        elif name == "syslog-facility":
+            assert isinstance(value, str)
+            self.syslog_facility = value
+        elif name == "supervised":
+            assert isinstance(value, str)
+            self.supervised = value
         elif name == "tcp-keepalive":
             assert isinstance(value, int)
             self.tcp_keepalive_s = value

@@ -221,10 +221,19 @@ class ListenerActor(EngineActor):
 class SentinelSystem:
     """Wires the actors under a supervisor, and is what they reach each other through (any thread)."""
 
-    def __init__(self, config: SentinelConfig, overrides: list[list[str]], log: LogSink) -> None:
+    def __init__(
+        self,
+        config: SentinelConfig,
+        overrides: list[list[str]],
+        log: LogSink,
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
         self.settings = config  # the first load: the listener's bind, port and password, the debug switch
         self.overrides = overrides
         self.log = log
+        self.on_ready = (
+            on_ready  # once every actor runs (the listener accepts): `supervised` tells the manager
+        )
         self._first_config: SentinelConfig | None = config
         self._monitor: tuple[Monitor, asyncio.AbstractEventLoop] | None = None
         self._listener: tuple[SentinelServer, asyncio.AbstractEventLoop] | None = None
@@ -255,6 +264,8 @@ class SentinelSystem:
         except ChildStartError as exc:
             self.log("#", f"Could not start the sentinel: {exc}")
             return 1
+        if self.on_ready is not None:
+            self.on_ready()
         while not self._stop.is_set():
             try:
                 self._calls.get(timeout=SWEEP_PERIOD_S)()
