@@ -90,5 +90,4 @@ class PersistenceActor(SupervisedActor):
                     pass
                 except OSError as exc:
                     log.warning("aof_history_file_not_removed", file=path, reason=exc.strerror)
-            master.call_threadsafe(sink.on_history_removed)
         return None

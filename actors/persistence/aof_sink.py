@@ -275,10 +275,11 @@ class AofSink:
             self.misconf.aof_last_write_error = error or "fsync failed"
             self.misconf.aof_fsync_ok = False
 
-    def on_history_removed(self) -> None:
-        """Loop thread: history files are gone; rewrite the manifest without their lines (aofDelHistoryFiles)."""
+    def persist_manifest(self) -> None:
+        """Loop thread: write the manifest as it is in memory (its history lines just dropped, say), if the AOF
+        directory exists; a failure is logged, the next change writes it again."""
         aof = self.aof
-        if aof.manifest.history or not os.path.isdir(aof.dirname):
+        if not os.path.isdir(aof.dirname):
             return
         try:
             write_manifest(aof.dirname, aof.filename, aof.manifest)

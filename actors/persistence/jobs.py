@@ -25,7 +25,7 @@ from actors.config import ConfigError
 from actors.fork import ChildExit, ChildKind, ForkedChild
 from actors.persistence.actor import Unlink
 from actors.persistence.aof.file import AofState, write_base
-from actors.persistence.aof.manifest import temp_incr_name, write_manifest
+from actors.persistence.aof.manifest import temp_incr_name
 from actors.persistence.rdb import writer as rdb_writer
 
 if TYPE_CHECKING:
@@ -416,22 +416,22 @@ class Jobs:
             return
         names = [info.name for info in aof.manifest.history]
         aof.manifest.history = []
-        if os.path.isdir(aof.dirname):
-            try:  # the manifest leaves them out at once, as Redis persists it before its background unlinks
-                write_manifest(aof.dirname, aof.filename, aof.manifest)
-            except OSError as exc:
-                log.warning("aof_manifest_not_rewritten", reason=exc.strerror)
+        sink.persist_manifest()  # the manifest leaves them out at once, as Redis persists it before unlinking
+        self._remove_history_files(names)
+
+    def _remove_history_files(self, names: list[str]) -> None:
+        """Remove files the manifest no longer lists: in the persistence actor (here if it cannot be told)."""
+        sink = self.sink
         for name in names:
             log.info(
                 "aof_history_file_removing",
                 file=name,
                 message=f"Removing the history file {name} in the background",
             )
-        paths = tuple(aof.path(name) for name in names)
-        if not sink.tell(Unlink(paths)):
+        paths = tuple(sink.aof.path(name) for name in names)
+        if paths and not sink.tell(Unlink(paths)):
             for path in paths:
                 remove_quietly(path)
-            sink.on_history_removed()
 
     def _rewrite_done(self, child: ForkedChild, result: ChildExit) -> None:
         sink = self.sink
@@ -457,18 +457,14 @@ class Jobs:
                 self.server.stream.forget_db()
                 if aof.fd >= 0:
                     self.server.aof_feeding = True
-                paths = tuple(aof.path(name) for name in history)
-                if paths and not sink.tell(Unlink(paths)):
-                    for path in paths:
-                        remove_quietly(path)
-                    sink.on_history_removed()
+                self._remove_history_files(history)
                 log.info(
                     "aof_rewrite_finished",
                     child_pid=child.pid,
                     base=aof.manifest.base.name if aof.manifest.base else None,
                     duration_ms=round(result.duration_s * 1000, 1),
                     cow_bytes=result.cow_bytes,
-                    history_removed=len(paths),
+                    history_removed=len(history),
                     message="Background AOF rewrite finished successfully",
                 )
                 return
