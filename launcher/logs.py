@@ -46,6 +46,11 @@ _PRIORITIES = {
 }
 
 
+def open_syslog(ident: str, facility: str) -> None:
+    """The system log for this process, as Redis opens it: ``ident``, the pid in each line, ``facility``."""
+    syslog.openlog(ident, syslog.LOG_PID | syslog.LOG_NDELAY | syslog.LOG_NOWAIT, SYSLOG_FACILITIES[facility])
+
+
 def _to_syslog(_logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """A processor: the event, as one plain line, to the system log; the event goes on unchanged."""
     fields = " ".join(f"{key}={value}" for key, value in event_dict.items() if key not in ("event", "pid"))
@@ -99,10 +104,7 @@ def configure_logging(
         renderer = structlog.processors.JSONRenderer()
     to_syslog: list[Any] = []
     if syslog_to is not None:
-        ident, facility = syslog_to
-        syslog.openlog(
-            ident, syslog.LOG_PID | syslog.LOG_NDELAY | syslog.LOG_NOWAIT, SYSLOG_FACILITIES[facility]
-        )
+        open_syslog(*syslog_to)
         to_syslog.append(_to_syslog)
     structlog.configure(
         processors=[

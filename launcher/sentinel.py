@@ -17,7 +17,7 @@ from actors.sentinel.config import SentinelConfig, SentinelConfigError, flush, l
 from actors.sentinel.system import SentinelSystem
 from launcher import pidfile, supervised
 from launcher.config import ConfigError, group_overrides
-from launcher.logs import SYSLOG_FACILITIES
+from launcher.logs import open_syslog
 
 
 def _overrides(args: list[str]) -> list[list[str]]:
@@ -51,10 +51,7 @@ class RedisStyleLog:
         self.threshold = LOGLEVELS.get(loglevel, LOGLEVELS["notice"])
         self.syslog = syslog_to is not None
         if syslog_to is not None:
-            ident, facility = syslog_to
-            syslog.openlog(
-                ident, syslog.LOG_PID | syslog.LOG_NDELAY | syslog.LOG_NOWAIT, SYSLOG_FACILITIES[facility]
-            )
+            open_syslog(*syslog_to)
         self._lock = threading.Lock()  # the monitor's and listener's threads and the supervisor's all log
 
     def __call__(self, level: str, text: str) -> None:
