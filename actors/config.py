@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from actors.config_values import (
     ConfigError,
+    announced_hostname,
     int_parser,
     memory_or_percent,
     parse_memory,
@@ -220,17 +221,6 @@ def _output_buffer_limit_parser(args: list[str]) -> dict[str, tuple[int, int, in
 _OBUF_BAD_VALUE = "Error in hard, soft or soft_seconds setting in buffer limit configuration."
 
 
-def _cluster_announce_ip_parser(args: list[str]) -> str:
-    """cluster-announce-ip: only empty (the default). A node announces the address its peers reach it by;
-    accepting another and ignoring it would leave a NATed node unreachable without a word."""
-    if " ".join(args).strip():
-        raise ConfigError(
-            "cluster-announce-ip is not supported: a cluster node announces the address its peers see "
-            "(leave it empty)"
-        )
-    return ""
-
-
 def _tls_bus_only(name: str) -> Callable[[list[str]], bool]:
     """tls-replication / tls-cluster: only ``no``; node-to-node links run over the bus (CURVE keys there)."""
 
@@ -422,7 +412,17 @@ DIRECTIVES: list[Directive] = [
         10,
         aliases=("cluster-slave-validity-factor",),
     ),
-    Directive("cluster-announce-ip", _cluster_announce_ip_parser, ""),
+    # What this node announces to its peers and clients instead of what they would see (NAT, containers):
+    # actors/cluster/facade.py applies them to its own entry, at start and at CONFIG SET.
+    Directive("cluster-announce-ip", _str_parser, ""),
+    Directive("cluster-announce-port", int_parser(0, 65535), 0),
+    Directive("cluster-announce-bus-port", int_parser(0, 65535), 0),
+    # Read only with tls-cluster yes, which the node refuses (its links ride the bus), as Redis 7.0 reads it.
+    Directive("cluster-announce-tls-port", int_parser(0, 65535), 0),
+    Directive("cluster-announce-hostname", announced_hostname, ""),
+    Directive("cluster-preferred-endpoint-type", _enum_parser("ip", "hostname", "unknown-endpoint"), "ip"),
+    Directive("cluster-port", int_parser(0, 65535), 0, mutable=False),  # the bus port (launcher/node.py)
+    Directive("cluster-allow-pubsubshard-when-down", parse_bool, True),
     # Snapshotting
     Directive("save", _save_parser, [(3600, 1), (300, 100), (60, 10000)], nargs=-1),
     Directive("dir", _str_parser, "."),

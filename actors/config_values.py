@@ -2,14 +2,14 @@
 
 Why a module of its own: the rules are Redis's C parsers, odd corners included, and users' tools meet those
 corners (a value CONFIG SET accepts on redis-server must be accepted here, and refused with the same words
-otherwise). ``string2ll``: an optional '-', then digits with no leading zero, within a signed 64-bit integer;
+otherwise); a few string checks of the same kind (an announced hostname's characters) sit here too. ``string2ll``: an optional '-', then digits with no leading zero, within a signed 64-bit integer;
 no '+', no spaces, no '_' (Python's ``int()`` takes all of those). ``memtoull``: digits (none at all reads as
 0) and a unit among b, k, kb, m, mb, g, gb in any case; a leading '-' is refused; the number saturates at
 2**64 - 1 and the product with the unit wraps around, as in C. A memory directive of an unsigned C type
 (size_t, unsigned long long) checks that unsigned value against its bounds; a signed one (long long, off_t)
 checks the same 64 bits read as signed.
 
-``actors/config.py`` owns the directives; this module owns only the reading of their numbers.
+``actors/config.py`` owns the directives; this module owns only the reading of their values.
 """
 
 from __future__ import annotations
@@ -82,6 +82,22 @@ def int_parser(
         return value
 
     return parse
+
+
+# Redis's NET_HOST_STR_LEN: a hostname and its terminating NUL.
+_HOST_BYTES = 256
+_HOSTNAME = re.compile(r"[A-Za-z0-9.-]*")
+
+
+def announced_hostname(args: list[str]) -> str:
+    """cluster-announce-hostname: a name peers and clients are given for this node (Redis's
+    isValidAnnouncedHostname: shorter than 256 bytes, letters, digits, '-' and '.'); empty announces none."""
+    text = args[0]
+    if len(text.encode()) >= _HOST_BYTES:
+        raise ConfigError(f"Hostnames must be less than {_HOST_BYTES} characters")
+    if not _HOSTNAME.fullmatch(text):
+        raise ConfigError("Hostnames may only contain alphanumeric characters, hyphens or dots")
+    return text
 
 
 def memory_or_percent(args: list[str]) -> int | str:

@@ -221,8 +221,10 @@ class Node:
 
     @property
     def bus_port(self) -> int:
-        # A TLS-only node (port 0) takes its bus port from tls-port, by the same +10000 rule.
-        return bus_port_for(self.config["port"] or self.config["tls-port"], self.config["bus-port"])
+        # A TLS-only node (port 0) takes its bus port from tls-port, by the same +10000 rule. Redis Cluster's
+        # cluster-port names the same port (the cluster bus is this bus); bus-port wins when both are given.
+        explicit = self.config["bus-port"] or self.config["cluster-port"]
+        return bus_port_for(self.config["port"] or self.config["tls-port"], explicit)
 
     # -- actors ----------------------------------------------------------------------------------------
 

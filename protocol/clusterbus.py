@@ -15,7 +15,9 @@ Verbs::
                                         (id, address, flags, epochs, replication offset, master, slot bitmap)
                                         plus ``to_ip`` (the address the sender reached us at, so a node learns
                                         its own ip as Redis learns it from the socket); entries are gossip
-                                        about other nodes: [id, ip, port, cport, flags, ping_sent, pong_recv]
+                                        about other nodes: [id, ip, port, cport, flags, ping_sent, pong_recv];
+                                        last, the sender's announced hostname ("" for none: Redis's hostname
+                                        ping extension)
     Fail [sender, node id]              the sender marked a node FAIL: everyone marks it too
     Update [sender, node id, config epoch, slot bitmap]
                                         corrects a node whose slot view is stale
@@ -26,12 +28,14 @@ Verbs::
     MfOffset [sender, offset]           the master's offset once its clients are paused
     Publish [channel, message]          PUBLISH is broadcast to the whole cluster
 
-``decode`` turns anything malformed into ``ClusterFrameError``.
+``decode`` turns anything malformed into ``ClusterFrameError``. A field with a default is optional at the end of
+a frame, and fields past the known ones are ignored: a node talks to peers one version older or newer (a
+rolling upgrade) without either refusing the other's gossip.
 """
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass, fields
+from dataclasses import MISSING, astuple, dataclass, fields
 from typing import Any, ClassVar
 
 import msgpack
@@ -63,6 +67,7 @@ class Gossip:
     to_ip: str
     state_ok: bool
     entries: list[list[Any]]  # [id, ip, port, cport, flags, ping_sent_ms, pong_recv_ms]
+    hostname: str = ""  # cluster-announce-hostname (added after the first release: optional on the wire)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +132,10 @@ _FIELD_TYPES: dict[str, list[type]] = {
     verb: [_PY_TYPES.get(str(f.type).split("[")[0], list) for f in fields(cls)]
     for verb, cls in _CLASSES.items()
 }
+# Fields without a default: a frame carries at least these.
+_REQUIRED: dict[str, int] = {
+    verb: sum(1 for f in fields(cls) if f.default is MISSING) for verb, cls in _CLASSES.items()
+}
 
 
 def encode(frame: ClusterFrame) -> list[bytes]:
@@ -144,8 +153,9 @@ def decode(frames: list[bytes]) -> ClusterFrame:
         raise ClusterFrameError("unknown verb")
     verb, values = body[0], body[1:]
     types = _FIELD_TYPES[verb]
-    if len(values) != len(types):
+    if len(values) < _REQUIRED[verb]:
         raise ClusterFrameError(f"{verb}: {len(values)} fields, expected {len(types)}")
+    values = values[: len(types)]  # a newer peer's extra fields
     for value, kind in zip(values, types, strict=True):
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ClusterFrameError(f"{verb}: field of type {type(value).__name__}, expected {kind.__name__}")

@@ -37,6 +37,15 @@ log = structlog.get_logger("redactor.cluster")
 # Redis's CLUSTER_WRITABLE_DELAY: a master starts in the fail state and stays there this long after start-up,
 # so it can learn a newer configuration before serving writes.
 WRITABLE_DELAY_MS = 2000
+# The directives ``announce`` reads: CONFIG SET of one re-applies them all.
+_ANNOUNCED = (
+    "port",
+    "cluster-announce-ip",
+    "cluster-announce-port",
+    "cluster-announce-bus-port",
+    "cluster-announce-hostname",
+    "cluster-preferred-endpoint-type",
+)
 # Redis's CLUSTER_BLACKLIST_TTL: a forgotten node is not re-added by gossip for this long.
 FORGET_TTL_MS = 60_000
 
@@ -63,18 +72,22 @@ class Cluster:
         self.config = config
         self.path = str(config["cluster-config-file"])
         self._lock = nodesconf.lock(self.path + ".lock")
-        port = int(config["port"])
+        self.bus_port = bus_port
         state = nodesconf.load(self.path)
         if state is None:
-            myself = ClusterNode(new_node_id(), "", port, bus_port, flags={"myself", "master"})
+            myself = ClusterNode(new_node_id(), "", 0, 0, flags={"myself", "master"})
             myself.link = LinkState.CONNECTED
             state = ClusterState(myself)
             log.info("cluster_node_created", node_id=myself.id)
         else:
-            state.myself.port = port
-            state.myself.cport = bus_port
             log.info("cluster_node_loaded", node_id=state.myself.id, nodes=len(state.nodes))
         self.state = state
+        # The cluster-announce-ip last applied: only a change of it touches our ip (an ip learned from a peer
+        # stays while none is set, as Redis's clusterUpdateMyselfIp).
+        self._announced_ip = ""
+        self.announce()
+        for name in _ANNOUNCED:
+            config.on_change(name, self._announce_changed)
         self.rng = random.Random()
         self.cron_iteration = 0
         # node id -> when we last sent it a PING (ms), pending or not: re-sent every node_timeout / 2.
@@ -92,11 +105,41 @@ class Cluster:
         master.cron_jobs.append(self.cron)
         master.after_flush.append(self.before_sleep)
 
+    # -- what we announce -----------------------------------------------------------------------------
+
+    def announce(self) -> None:
+        """Our own entry as peers and clients are to see it: the cluster-announce-* directives over what the
+        node listens on (Redis's clusterUpdateMyselfAnnouncedPorts, ...Ip and ...Hostname), and how clients
+        are told to reach nodes (cluster-preferred-endpoint-type). The next gossip carries it to the peers,
+        which connect to the announced ip and bus port: the addresses a node behind NAT (a container's port
+        mapping) is reached at, which it cannot see itself."""
+        config = self.config
+        myself = self.state.myself
+        ip = str(config["cluster-announce-ip"])
+        if ip != self._announced_ip:
+            # Set: used as is, never replaced by what peers see. Cleared: learned again from the next peer.
+            myself.ip = ip
+            self._announced_ip = ip
+        myself.port = int(config["cluster-announce-port"]) or int(config["port"])
+        myself.cport = int(config["cluster-announce-bus-port"]) or self.bus_port
+        myself.hostname = str(config["cluster-announce-hostname"])
+        self.state.endpoint_type = str(config["cluster-preferred-endpoint-type"])
+
+    def _announce_changed(self, _value: Any) -> None:
+        self.announce()
+        self.changed(durable=False)
+
     # -- the port --------------------------------------------------------------------------------------
 
     def route(self, client: Client, cmd: Any, argv: list[bytes]) -> str | None:
+        config = self.config
         return routing.route(
-            self.state, bool(self.config["cluster-allow-reads-when-down"]), client, cmd, argv
+            self.state,
+            bool(config["cluster-allow-reads-when-down"]),
+            client,
+            cmd,
+            argv,
+            bool(config["cluster-allow-pubsubshard-when-down"]),
         )
 
     def lane_view(self, client: Client) -> LaneView | None:

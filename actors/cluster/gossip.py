@@ -109,6 +109,7 @@ def gossip_frame(
         target.ip,
         state.health.value == "ok",
         entries,
+        myself.hostname,
     )
 
 
@@ -154,7 +155,8 @@ def _on_gossip(cluster: Cluster, msg: Gossip) -> None:
     # What changed is saved at the end of the tick (Cluster.changed); fsynced, as Redis fsyncs it, only for
     # epochs and slot owners (clusterProcessPacket / clusterUpdateSlotsConfigWith: CLUSTER_TODO_FSYNC_CONFIG).
     save = durable = False
-    if not myself.ip and msg.to_ip:
+    announced = bool(cluster.config["cluster-announce-ip"])  # then our ip is that, whatever peers see
+    if not myself.ip and msg.to_ip and not announced:
         myself.ip = msg.to_ip
         save = True
     sender = state.nodes.get(msg.sender)
@@ -168,7 +170,7 @@ def _on_gossip(cluster: Cluster, msg: Gossip) -> None:
             sender.config_epoch = msg.config_epoch
             save = durable = True
     if msg.kind == "meet" and sender is None and msg.sender not in state.blacklist:
-        if not myself.ip:
+        if not myself.ip and not announced:
             myself.ip = msg.to_ip
         sender = ClusterNode(msg.sender, msg.ip, msg.port, msg.cport, flags={"master"})
         sender.created_ms = now
@@ -213,6 +215,9 @@ def _on_gossip(cluster: Cluster, msg: Gossip) -> None:
             save = _clear_failure_if_needed(cluster, sender, now) or save
     if sender.ip != msg.ip or sender.port != msg.port or sender.cport != msg.cport:
         sender.ip, sender.port, sender.cport = msg.ip, msg.port, msg.cport
+        save = True
+    if sender.hostname != msg.hostname:
+        sender.hostname = msg.hostname
         save = True
     sender.repl_offset = msg.offset
     if "nofailover" in msg.flags:

@@ -104,11 +104,12 @@ def load(path: str) -> ClusterState | None:
     state: ClusterState | None = None
     nodes: list[tuple[ClusterNode, list[str]]] = []
     for words in [me[0]] + [w for w in rows if w is not me[0]]:
-        address = words[1].split(",")[0]
+        address, _, hostname = words[1].partition(",")
         hostport, _, cport = address.partition("@")
         ip, _, port = hostport.rpartition(":")
         flags = {f for f in words[2].split(",") if f in _KEPT_FLAGS}
         node = ClusterNode(words[0], ip, int(port), int(cport or int(port) + 10000), flags=flags)
+        node.hostname = hostname
         node.config_epoch = int(words[6])
         node.ping_sent_ms = 0
         node.pong_recv_ms = 0

@@ -15,13 +15,14 @@ answers MOVED / ASK / TRYAGAIN exactly, in pipeline order.
 Decision order (cluster.c getNodeByQuery):
     1. a key's slot is unassigned                      -> CLUSTERDOWN Hash slot not served
     2. keys in different slots                         -> CROSSSLOT
-    3. the cluster is down                             -> CLUSTERDOWN (reads pass with allow-reads-when-down)
+    3. the cluster is down                             -> CLUSTERDOWN (reads pass with allow-reads-when-down,
+                                                          shard channels unless allow-pubsubshard-when-down no)
     4. MIGRATE in a migrating / importing slot         -> served
     5. slot MIGRATING here and some key missing        -> ASK (all missing) or TRYAGAIN (some missing)
     6. slot IMPORTING here, client ASKING              -> served, or TRYAGAIN (several keys, some missing)
     7. READONLY client, read command, I replicate the slot's owner -> served
     8. the slot's owner is not me                      -> MOVED
-Keys come from actors/commands/getkeys.py only.
+Keys come from actors/commands/getkeys.py, and SPUBLISH / SSUBSCRIBE / SUNSUBSCRIBE route by their channels.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ TRYAGAIN = "TRYAGAIN Multiple keys request during rehashing of slot"
 DOWN_UNBOUND = "CLUSTERDOWN Hash slot not served"
 DOWN_STATE = "CLUSTERDOWN The cluster is down"
 DOWN_RO_STATE = "CLUSTERDOWN The cluster is down and only accepts read commands"
+_PUBSUBSHARD = frozenset(("spublish", "ssubscribe", "sunsubscribe"))
 
 
 def lane_view(state: ClusterState, client: Client) -> LaneView | None:
@@ -55,7 +57,12 @@ def lane_view(state: ClusterState, client: Client) -> LaneView | None:
 
 
 def route(
-    state: ClusterState, allow_reads_when_down: bool, client: Client, cmd: Any, argv: list[bytes]
+    state: ClusterState,
+    allow_reads_when_down: bool,
+    client: Client,
+    cmd: Any,
+    argv: list[bytes],
+    allow_pubsubshard_when_down: bool = True,
 ) -> str | None:
     """None: run the command here; else the error reply (without the leading ``-``)."""
     if client.kind is ClientKind.INTERNAL:
@@ -68,7 +75,7 @@ def route(
             return None
         commands: list[tuple[Any, list[bytes]]] = client.multi
     else:
-        if not cmd.key_info.has_keys:
+        if not cmd.key_info.has_keys and cmd.name not in _PUBSUBSHARD:
             return None  # no keys: every node serves it
         commands = [(cmd, argv)]
     slot = -1
@@ -78,8 +85,15 @@ def route(
     first_key: bytes | None = None
     is_write = False
     data = client.db.data
+    pubsubshard = False
     for each_cmd, each_argv in commands:
-        positions = get_keys(each_cmd, each_argv)
+        if each_cmd.name in _PUBSUBSHARD:
+            # Shard channels route as keys do (their key specs say "not a key", so get_keys skips them):
+            # SPUBLISH's one channel, SSUBSCRIBE's and SUNSUBSCRIBE's every channel.
+            pubsubshard = True
+            positions = [1] if each_cmd.name == "spublish" else list(range(1, len(each_argv)))
+        else:
+            positions = get_keys(each_cmd, each_argv)
         if positions:
             is_write = is_write or each_cmd.is_write
         for pos in positions:
@@ -100,7 +114,8 @@ def route(
                     return CROSSSLOT
                 if key != first_key:
                     multiple_keys = True
-            if migrating or importing:
+            if (migrating or importing) and not pubsubshard:
+                # (a channel is served by the slot's owner until the move ends: nothing to count, as Redis)
                 if key in data:
                     existing += 1
                 else:
@@ -108,7 +123,12 @@ def route(
     if first_key is None:
         return None
     if state.health is not ClusterHealth.OK:
-        if not allow_reads_when_down:
+        if pubsubshard:
+            # Shard channels keep working in a down cluster unless cluster-allow-pubsubshard-when-down no
+            # (Redis 7.0's getNodeByQuery): the slot's owner still answers, others still redirect.
+            if not allow_pubsubshard_when_down:
+                return DOWN_STATE
+        elif not allow_reads_when_down:
             return DOWN_STATE
         if is_write:
             return DOWN_RO_STATE
@@ -119,7 +139,7 @@ def route(
             return TRYAGAIN
         target = state.nodes.get(state.migrating[slot])
         if target is not None:
-            return f"ASK {slot} {target.ip}:{target.port}"
+            return f"ASK {slot} {state.endpoint(target)}:{target.port}"
     if importing and (asking or "asking" in cmd.flags):
         if multiple_keys and missing:
             return TRYAGAIN
@@ -136,5 +156,5 @@ def route(
         node = state.nodes[owner] if owner is not None else None
         if node is None:
             return DOWN_UNBOUND
-        return f"MOVED {slot} {node.ip}:{node.port}"
+        return f"MOVED {slot} {state.endpoint(node)}:{node.port}"
     return None

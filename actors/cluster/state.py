@@ -56,6 +56,9 @@ class ClusterNode:
     port: int
     cport: int
     flags: set[str] = field(default_factory=set)
+    # Its cluster-announce-hostname ("": none), from its own gossip; shown beside its ip (CLUSTER NODES,
+    # SLOTS, SHARDS) and, with cluster-preferred-endpoint-type hostname, instead of it.
+    hostname: str = ""
     master_id: str | None = None
     # Milliseconds (wall clock) of the PING in flight (0: none) and of the last PONG received.
     ping_sent_ms: int = 0
@@ -123,6 +126,9 @@ class ClusterState:
         self._bits: dict[str, bytearray] = {}
         self.unassigned = SLOTS  # slots with no owner (the coverage check, without a 16384-slot scan)
         self._ranges_cache: tuple[int, dict[str | None, list[tuple[int, int]]]] = (-1, {})
+        # cluster-preferred-endpoint-type (set by the facade from the configuration): what MOVED, ASK, SLOTS
+        # and SHARDS give clients to reach a node by.
+        self.endpoint_type = "ip"
 
     # -- slots -------------------------------------------------------------------------------------------
 
@@ -257,7 +263,7 @@ class ClusterState:
     def node_line(self, node: ClusterNode, with_open_slots: bool = True) -> str:
         parts = [
             node.id,
-            f"{node.ip}:{node.port}@{node.cport}",
+            f"{node.ip}:{node.port}@{node.cport}" + (f",{node.hostname}" if node.hostname else ""),
             node.flag_text(),
             node.master_id or "-",
             str(node.ping_sent_ms),
@@ -291,8 +297,26 @@ class ClusterState:
             start += length
         return out
 
+    def endpoint(self, node: ClusterNode) -> str:
+        """The address clients are told to reach ``node`` at (Redis's getPreferredEndpoint): its ip, its
+        hostname ("?" while it announces none) or, for unknown-endpoint, nothing (the client's own)."""
+        if self.endpoint_type == "ip":
+            return node.ip
+        if self.endpoint_type == "hostname":
+            return node.hostname or "?"
+        return ""
+
     def _node_entry(self, node: ClusterNode) -> list[Any]:
-        return [node.ip.encode(), node.port, node.id.encode(), []]
+        """One node of a CLUSTER SLOTS range: endpoint, port, id, then the addresses the endpoint is not."""
+        endpoint: bytes | None = self.endpoint(node).encode()
+        if self.endpoint_type == "unknown-endpoint":
+            endpoint = None
+        extra: dict[bytes, bytes] = {}
+        if self.endpoint_type != "ip":
+            extra[b"ip"] = node.ip.encode()
+        if self.endpoint_type != "hostname" and node.hostname:
+            extra[b"hostname"] = node.hostname.encode()
+        return [endpoint, node.port, node.id.encode(), extra]
 
     def available_replicas(self, master: ClusterNode) -> list[ClusterNode]:
         found = [self.nodes[r] for r in sorted(master.replicas) if r in self.nodes]
@@ -313,7 +337,8 @@ class ClusterState:
             b"id": node.id.encode(),
             b"port": node.port,
             b"ip": node.ip.encode(),
-            b"endpoint": node.ip.encode(),
+            b"endpoint": self.endpoint(node).encode(),
+            **({b"hostname": node.hostname.encode()} if node.hostname else {}),
             b"role": b"master" if node.is_master else b"replica",
             b"replication-offset": node.repl_offset,
             b"health": health.encode(),

@@ -24,6 +24,7 @@ from actors.server.client import ClientKind
 from actors.server.ports import WAIT_ON_REPLICA
 from protocol import errors
 from protocol.errors import CommandError, echoed
+from protocol.ports import bus_port_for
 from protocol.resp import OK
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ _REPLCONF_OPTIONS = (
 )
 # A replica's link asks this before anything else: a redactor master says so, and the link goes over the node
 # bus; a Redis master refuses the option and the link speaks Redis's PSYNC (actors/replication/redis_master.py).
-REDACTOR_PROBE_REPLY = "REDACTOR"  # a status reply: +REDACTOR
+REDACTOR_PROBE_REPLY = "REDACTOR"  # a status reply: +REDACTOR <bus port>
 
 
 def _replication(client: Client) -> ReplicationPort:
@@ -198,7 +199,7 @@ def cmd_replconf(client: Client, argv: list[bytes]) -> Any:
         elif option == b"ip-address":
             client.repl_ip = value.decode("utf-8", "replace")
         elif option == b"redactor-probe":
-            return REDACTOR_PROBE_REPLY
+            return f"{REDACTOR_PROBE_REPLY} {_own_bus_port(client.server.config)}"
         elif option == b"capa":
             client.repl_capa.add(value.lower())
         elif option == b"getack" and client.kind is ClientKind.MASTER:
@@ -273,3 +274,12 @@ def _sync(client: Client, preamble: bytes) -> Any:
 
     persistence.snapshot_for_sync(done)
     return BLOCKED
+
+
+def _own_bus_port(config: Any) -> int:
+    """The bus port a replica is to reach this node at: launcher/node.py's (bus-port, else cluster-port, else
+    port + 10000), or the one a cluster node announces to its peers (cluster-announce-bus-port)."""
+    if config["cluster-enabled"] and config["cluster-announce-bus-port"]:
+        return int(config["cluster-announce-bus-port"])
+    explicit = int(config["bus-port"] or config["cluster-port"])
+    return bus_port_for(int(config["port"] or config["tls-port"]), explicit)

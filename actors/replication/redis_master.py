@@ -3,8 +3,8 @@ redactor master from a redis-server, and how it replicates from a redis-server w
 
 Every link starts here: a TCP connection to the master's RESP port, PING, AUTH (masteruser/masterauth),
 then ``REPLCONF redactor-probe 1`` (REPLCONF: a replication user may run it where INFO would be refused).
-A redactor master answers ``+REDACTOR``: the probe ends and the link goes on over the
-node bus (replica.py's DEALER); so does a master whose RESP port cannot be reached, for a short while
+A redactor master answers ``+REDACTOR <bus port>``: the probe ends and the link goes on over the
+node bus at that port (replica.py's DEALER; an older master answers without it: its port + 10000); so does a master whose RESP port cannot be reached, for a short while
 (``PROBE_RETRY_S`` in replica.py), after which the probe runs again. Any other master is a Redis: the handshake goes on as Redis's replica does it
 (``REPLCONF listening-port``, ``REPLCONF capa eof capa psync2``, ``PSYNC <replid> <offset>``), and what comes
 back is turned into the peer frames the replica's state machine already follows (replica.py), so full sync,
@@ -51,6 +51,8 @@ class RedactorMaster(NamedTuple):
     """The probe found a redactor node (or could not reach the RESP port): replicate over the bus instead."""
 
     unreachable: bool = False  # the RESP port refused or timed out: the bus is tried, briefly (replica.py)
+    # The bus port the master gave in its probe reply (0: none given, an older node: its port + 10000).
+    bus_port: int = 0
 
 
 class RespMasterEvent(NamedTuple):
@@ -129,8 +131,9 @@ class RespMasterConn:
                 raise _Lost("closed")
             self._sock.settimeout(HANDSHAKE_TIMEOUT_S)
             self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self._handshake():
-                self._emit(RedactorMaster())
+            bus_port = self._handshake()
+            if bus_port is not None:
+                self._emit(RedactorMaster(bus_port=bus_port))
                 return
             self._emit(peer.HelloOk("?"))
             self._psync.wait()
@@ -151,8 +154,9 @@ class RespMasterConn:
                 except OSError:
                     pass
 
-    def _handshake(self) -> bool:
-        """PING, AUTH, the probe: True for a redactor master, else REPLCONF as Redis's replica does."""
+    def _handshake(self) -> int | None:
+        """PING, AUTH, the probe: a redactor master's bus port (0: not given), else None after REPLCONF as
+        Redis's replica does."""
         self._write(_command(b"PING"))
         reply = self._line()
         # As Redis's replica: a master that wants AUTH first answers PING with NOAUTH or NOPERM, which is fine.
@@ -162,11 +166,14 @@ class RespMasterConn:
             user = [self._user.encode()] if self._user else []
             self._write(_command(b"AUTH", *user, self._auth.encode()))
             self._expect_ok("AUTH")
-        # REPLCONF, which any user a replica logs in as may run: a redactor node answers +REDACTOR, a Redis
-        # node refuses the option it does not know (-ERR Unrecognized REPLCONF option).
+        # REPLCONF, which any user a replica logs in as may run: a redactor node answers +REDACTOR and its bus
+        # port (bus-port / cluster-port may move it from port + 10000), a Redis node refuses the option it
+        # does not know (-ERR Unrecognized REPLCONF option).
         self._write(_command(b"REPLCONF", PROBE_OPTION, b"1"))
-        if self._line().startswith(PROBE_REPLY):
-            return True
+        line = self._line()
+        if line.startswith(PROBE_REPLY):
+            given = line[len(PROBE_REPLY) :].strip()
+            return int(given) if given.isdigit() and 0 < int(given) < 65536 else 0
         self._write(_command(b"REPLCONF", b"listening-port", b"%d" % self._listening_port))
         self._expect_ok("REPLCONF listening-port")
         if self._announce_ip:
@@ -174,7 +181,7 @@ class RespMasterConn:
             self._expect_ok("REPLCONF ip-address")
         self._write(_command(b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"))
         self._line()  # a master that knows no capa answers an error: Redis's replica goes on regardless
-        return False
+        return None
 
     def _replicate(self) -> None:
         line = self._line(skip_newlines=True)

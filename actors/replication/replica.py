@@ -1,8 +1,8 @@
 """The replica side of replication (bus thread): the link to this node's master, a state machine
 (``LinkState``), and the loader thread that parses a full sync's snapshot while it arrives.
 
-The link connects a DEALER to the master's bus port (its RESP port + 10000, the bus-port default), says Hello,
-then Psync with what the loop has applied (the loop answers PrepareLink with LinkReady first, so nothing the
+The link connects a DEALER to the master's bus port (the probe's answer; its RESP port + 10000 by default),
+says Hello, then Psync with what the loop has applied (the loop answers PrepareLink with LinkReady first, so nothing the
 old link handed over is still in flight). Continue: the stream follows. FullResync: the snapshot's chunks go to
 a ``SnapshotLoader``; once parsed, the loop swaps the databases in (InstallSnapshot) and the stream buffered
 meanwhile is applied. Every stream message carries its start, so a gap is noticed and the link resyncs. Any
@@ -108,6 +108,8 @@ class MasterLink:
         self.resp: RespMasterConn | None = resp
         # the bus is tried because the probe reached no RESP port
         self.probe_unreachable: bool = probe_unreachable
+        # the bus port the master's probe reply gave (0: its port + 10000)
+        self.bus_port = 0
         self.monitor: zmq.Socket[bytes] | None = monitor
         self.replid: str = replid
         # applied offset when this attempt started
@@ -304,6 +306,7 @@ class ReplicaSide:
             link.resp.close()
             link.resp = None
             link.probe_unreachable = frame.unreachable
+            link.bus_port = frame.bus_port
             self._connect_bus(link)
             return
         if frame is not None:
@@ -323,13 +326,14 @@ class ReplicaSide:
         sock.setsockopt(zmq.RCVHWM, 0)
         sock.setsockopt(zmq.ROUTING_ID, b"R" + os.urandom(8))
         host = link.host
+        bus_port = link.bus_port or bus_port_for(link.port)
         if ":" in host:
             sock.setsockopt(zmq.IPV6, 1)
-            endpoint = f"tcp://[{host}]:{bus_port_for(link.port)}"
+            endpoint = f"tcp://[{host}]:{bus_port}"
         else:
-            endpoint = f"tcp://{host}:{bus_port_for(link.port)}"
+            endpoint = f"tcp://{host}:{bus_port}"
         # With bus CURVE keys, the link talks only to the holder of the master's trusted key (bus/curve.py).
-        self.bus.curve.apply_client(sock, host, bus_port_for(link.port))
+        self.bus.curve.apply_client(sock, host, bus_port)
         try:
             sock.connect(endpoint)
         except zmq.ZMQError as exc:

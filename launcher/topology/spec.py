@@ -92,8 +92,11 @@ class NodeSpec:
     def bus_port(self) -> int:
         if self.is_sentinel:
             return self.port  # a sentinel has no bus: its one port
-        explicit = self.config.get("bus-port")
-        return bus_port_for(self.port, int(explicit[0]) if explicit and explicit[0] not in ("", "0") else 0)
+        for name in ("bus-port", "cluster-port"):  # (launcher/node.py's order: bus-port wins)
+            explicit = self.config.get(name)
+            if explicit and explicit[0] not in ("", "0"):
+                return bus_port_for(self.port, int(explicit[0]))
+        return bus_port_for(self.port)
 
     @property
     def password(self) -> str:
@@ -193,8 +196,9 @@ def load_topology(path: str | Path, port_offset: int = 0) -> Topology:
                     "port / replicaof keys)"
                 )
             config[directive] = _directive_args(path, node_name, key, value)
-        if "bus-port" in config and config["bus-port"][0] not in ("", "0"):
-            config["bus-port"] = [str(int(config["bus-port"][0]) + port_offset)]
+        for name in ("bus-port", "cluster-port"):
+            if name in config and config[name][0] not in ("", "0"):
+                config[name] = [str(int(config[name][0]) + port_offset)]
         replicaof = raw.get("replicaof")
         if replicaof is not None and not isinstance(replicaof, str):
             raise TopologyError(f"{path}: node '{node_name}': replicaof must name another node")

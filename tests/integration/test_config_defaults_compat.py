@@ -27,16 +27,9 @@ REFUSED = {
     "bio_cpulist",
     "server_cpulist",
     "bind-source-addr",
-    "cluster-allow-pubsubshard-when-down",
     "cluster-allow-replica-migration",  # no replica migration between shards
     "cluster-migration-barrier",
-    "cluster-announce-bus-port",  # the cluster bus is ZeroMQ on bus-port (the README, "Cluster")
-    "cluster-announce-hostname",
-    "cluster-announce-port",
-    "cluster-announce-tls-port",
     "cluster-link-sendbuf-limit",
-    "cluster-port",
-    "cluster-preferred-endpoint-type",
     "replica-ignore-disk-write-errors",
     "socket-mark-id",
     "tls-client-cert-file",

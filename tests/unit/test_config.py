@@ -272,12 +272,33 @@ def test_match_finds_directives_and_aliases_by_glob() -> None:
     assert config.match("nosuch*") == []
 
 
-def test_cluster_announce_ip_is_refused_unless_empty() -> None:
+def test_cluster_announce_directives_are_read_as_redis_reads_them() -> None:
     config = Config()
-    config.apply("cluster-announce-ip", [""])
-    assert config["cluster-announce-ip"] == ""
-    with pytest.raises(ConfigError, match="cluster-announce-ip is not supported"):
-        config.apply("cluster-announce-ip", ["10.0.0.1"])
+    config.apply("cluster-announce-ip", ["10.0.0.1"])
+    assert config["cluster-announce-ip"] == "10.0.0.1"
+    config.apply("cluster-announce-hostname", ["node-1.example.com"])
+    assert config["cluster-announce-hostname"] == "node-1.example.com"
+    config.apply("cluster-announce-hostname", [""])  # none
+    with pytest.raises(
+        ConfigError, match="^Hostnames may only contain alphanumeric characters, hyphens or dots$"
+    ):
+        config.apply("cluster-announce-hostname", ["node_1"])
+    with pytest.raises(ConfigError, match="^Hostnames must be less than 256 characters$"):
+        config.apply("cluster-announce-hostname", ["a" * 256])
+    config.apply("cluster-announce-hostname", ["a" * 255])
+    for name in (
+        "cluster-announce-port",
+        "cluster-announce-bus-port",
+        "cluster-announce-tls-port",
+        "cluster-port",
+    ):
+        config.apply(name, ["7000"])
+        with pytest.raises(ConfigError, match="argument must be between 0 and 65535 inclusive"):
+            config.apply(name, ["65536"])
+    with pytest.raises(ConfigError, match="must be one of the following: ip, hostname, unknown-endpoint"):
+        config.apply("cluster-preferred-endpoint-type", ["name"])
+    config.apply("cluster-preferred-endpoint-type", ["Unknown-Endpoint"])
+    assert config["cluster-preferred-endpoint-type"] == "unknown-endpoint"
 
 
 def test_replicaof_port_zero_is_a_master_never_reached_as_in_redis() -> None:
