@@ -28,8 +28,6 @@ REFUSED = {
     "server_cpulist",
     "bind-source-addr",
     "cluster-allow-pubsubshard-when-down",
-    "cluster-allow-replica-migration",  # no replica migration between shards
-    "cluster-migration-barrier",
     "cluster-announce-bus-port",  # the cluster bus is ZeroMQ on bus-port (the README, "Cluster")
     "cluster-announce-hostname",
     "cluster-announce-port",
