@@ -405,6 +405,10 @@ DIRECTIVES: list[Directive] = [
     Directive("cluster-node-timeout", int_parser(0, _MAXINT), 15000),  # milliseconds
     Directive("cluster-require-full-coverage", parse_bool, True),
     Directive("cluster-allow-reads-when-down", parse_bool, False),
+    # Replica migration (actors/cluster/migration.py): a replica moves to an orphaned master only if its own keeps
+    # more than the barrier's working replicas; no: replicas never move, nor follow slots their master lost.
+    Directive("cluster-migration-barrier", int_parser(0, 2**31 - 1), 1),
+    Directive("cluster-allow-replica-migration", parse_bool, True),
     Directive("cluster-replica-no-failover", parse_bool, False, aliases=("cluster-slave-no-failover",)),
     Directive(
         "cluster-replica-validity-factor",

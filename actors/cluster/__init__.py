@@ -13,6 +13,7 @@ Layout:
     admin.py      CLUSTER <subcommand>
     gossip.py     MEET / PING / PONG / FAIL / UPDATE, slot ownership by configEpoch, PFAIL -> FAIL, the cron
     failover.py   replica elections, votes, CLUSTER FAILOVER [FORCE|TAKEOVER]
+    migration.py  replica migration: a replica of a master with replicas to spare moves to an orphaned master
     blocked.py    blocked clients released with MOVED / CLUSTERDOWN when their slot leaves
     facade.py     Cluster: ``server.cluster`` (the ClusterPort), owner of the state, wired by launcher/node.py
     link.py       ClusterLink: the bus extension (bus thread): frames in to the loop, DEALERs out to peers

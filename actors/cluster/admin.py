@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from actors.cluster.state import SLOTS, ClusterNode, LinkState
 from protocol import errors
 from protocol.errors import CommandError, echoed
@@ -19,6 +21,8 @@ from protocol.slots import keyslot
 if TYPE_CHECKING:
     from actors.cluster.facade import Cluster
     from actors.server.client import Client
+
+log = structlog.get_logger("redactor.cluster")
 
 Handler = Callable[["Cluster", "Client", list[bytes]], Any]
 _HANDLERS: dict[str, tuple[int, Handler]] = {}
@@ -256,7 +260,21 @@ def _setslot(cluster: Cluster, client: Client, argv: list[bytes]) -> Any:
         if node is myself and slot in state.importing:
             state.importing.pop(slot)
             bumped = cluster.bump_epoch_without_consensus()
+        slot_was_mine = state.owners[slot] == myself.id
         state.assign(slot, node.id)
+        if (
+            slot_was_mine
+            and node is not myself
+            and myself.slot_count == 0
+            and cluster.config["cluster-allow-replica-migration"]
+        ):
+            # Redis 7.0: a master whose last slot was given away becomes a replica of the node it went to.
+            log.info(
+                "cluster_following_new_master",
+                master=node.id,
+                message=f"Configuration change detected. Reconfiguring myself as a replica of {node.id}",
+            )
+            cluster.replicate(node)
     else:
         raise CommandError("ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP")
     # As Redis: saved, not fsynced; fsynced with the slot when it came with a new configEpoch.

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from actors.cluster import admin, blocked, failover, gossip, nodesconf, routing
+from actors.cluster import admin, blocked, failover, gossip, migration, nodesconf, routing
 from actors.cluster.link import ClusterSend
 from actors.cluster.state import ClusterHealth, ClusterNode, ClusterState, LinkState, new_node_id
 from actors.server.blocking import unblock_on_role_change
@@ -234,6 +234,7 @@ class Cluster:
             self._master_link_pending = False
         gossip.cron(self)
         failover.cron(self)
+        migration.cron(self)
         self.update_health()
         blocked.redirect_if_needed(self)
 

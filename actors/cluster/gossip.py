@@ -281,6 +281,7 @@ def update_slots(cluster: Cluster, sender: ClusterNode, config_epoch: int, bitma
         return False  # (the common case, every ping: the sender claims what we know it serves)
     current_master = myself if myself.is_master else state.nodes.get(myself.master_id or "")
     new_master: ClusterNode | None = None
+    taken_from_ours = 0  # Redis's migrated_our_slots
     dirty: list[int] = []
     changed = False
     for slot in state.slots_beyond(bitmap, known):  # the claimed slots we do not know as the sender's
@@ -293,13 +294,24 @@ def update_slots(cluster: Cluster, sender: ClusterNode, config_epoch: int, bitma
                 dirty.append(slot)
             if current_master is not None and owner == current_master.id:
                 new_master = sender
+                taken_from_ours += 1
             state.assign(slot, sender.id)
             state.migrating.pop(slot, None)
             changed = True
     if not changed:
         return False
-    if new_master is not None and current_master is not None and current_master.slot_count == 0:
-        log.info("cluster_following_new_master", master=new_master.id)
+    # Our master (or we) lost its last slot to the sender: follow it, unless replica migration is off and the
+    # sender holds slots that were not ours (a failover takes exactly our master's slots: that one we follow).
+    follows = (
+        bool(cluster.config["cluster-allow-replica-migration"])
+        or taken_from_ours == int.from_bytes(bitmap, "little").bit_count()
+    )
+    if new_master is not None and current_master is not None and current_master.slot_count == 0 and follows:
+        log.info(
+            "cluster_following_new_master",
+            master=new_master.id,
+            message=f"Configuration change detected. Reconfiguring myself as a replica of {new_master.id}",
+        )
         cluster.replicate(new_master)
     elif dirty:
         keyspace = cluster.server.keyspace

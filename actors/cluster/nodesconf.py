@@ -141,7 +141,7 @@ def load(path: str) -> ClusterState | None:
     # Replicas listed before their master: link them now that every node exists.
     for node, _ in nodes:
         if node.master_id and node.master_id in state.nodes:
-            state.nodes[node.master_id].replicas.add(node.id)
+            state.add_replica(state.nodes[node.master_id], node.id)
     state.current_epoch = current_epoch
     state.last_vote_epoch = last_vote
     return state

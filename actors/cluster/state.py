@@ -80,6 +80,13 @@ class ClusterNode:
     slot_count: int = 0
     # Replicas of this master: ids.
     replicas: set[str] = field(default_factory=set)
+    # Redis's CLUSTER_NODE_MIGRATE_TO (not shown in CLUSTER NODES, not saved): a master that had replicas, or
+    # took over from one that did, or got its first slot while other masters had replicas, is a master replica
+    # migration may give a replica to once it has none left working (migration.py).
+    migrate_to: bool = False
+    # When this master was first seen orphaned by the migration check (ms; 0: not orphaned): a replica
+    # migrates only after it stayed so for a while (migration.py).
+    orphaned_ms: int = 0
 
     @property
     def is_master(self) -> bool:
@@ -147,12 +154,20 @@ class ClusterState:
         if node_id is None:
             self.unassigned += 1
         else:
-            self.nodes[node_id].slot_count += 1
+            node = self.nodes[node_id]
+            node.slot_count += 1
+            if node.slot_count == 1 and self._masters_have_replicas():
+                # Redis's clusterAddSlot: a master's first slot makes it a migration target if replicas exist
+                # anywhere (a new master of a cluster with replicas is supposed to get one too).
+                node.migrate_to = True
             bits = self._bits.get(node_id)
             if bits is None:
                 bits = self._bits[node_id] = bytearray(SLOTS // 8)
             bits[byte] |= bit
         self.slots_version += 1
+
+    def _masters_have_replicas(self) -> bool:
+        return any(n.replicas for n in self.nodes.values() if "slave" not in n.flags)
 
     def slots_of(self, node_id: str) -> list[int]:
         return [s for s, owner in enumerate(self.owners) if owner == node_id]
@@ -206,9 +221,8 @@ class ClusterState:
         for other in self.nodes.values():
             other.fail_reports.pop(node_id, None)
             other.failed_by.discard(node_id)
-            other.replicas.discard(node_id)
-        if node.master_id and node.master_id in self.nodes:
-            self.nodes[node.master_id].replicas.discard(node_id)
+            if node_id in other.replicas:
+                self._drop_replica(other, node_id)
 
     def rename(self, old_id: str, new_id: str) -> None:
         node = self.nodes.pop(old_id)
@@ -224,17 +238,36 @@ class ClusterState:
             self.slots_version += 1
 
     def set_master_of(self, node: ClusterNode, master_id: str | None) -> None:
+        """Make ``node`` a replica of ``master_id``, or a master (None), keeping the masters' replica sets and
+        their migrate_to flags as Redis's clusterNodeAddSlave / clusterNodeRemoveSlave / clusterSetNodeAsMaster
+        keep CLUSTER_NODE_MIGRATE_TO."""
+        was_replica = node.master_id is not None
         if node.master_id and node.master_id in self.nodes:
-            self.nodes[node.master_id].replicas.discard(node.id)
+            self._drop_replica(self.nodes[node.master_id], node.id)
         node.master_id = master_id
         if master_id is not None:
+            if node.is_master:
+                node.migrate_to = False  # a master turned replica is no target any more
             node.flags.discard("master")
             node.flags.add("slave")
             if master_id in self.nodes:
-                self.nodes[master_id].replicas.add(node.id)
+                self.add_replica(self.nodes[master_id], node.id)
         else:
             node.flags.discard("slave")
             node.flags.add("master")
+            if was_replica and node is not self.myself:
+                node.migrate_to = True  # it took over a master that had a replica (itself, at least)
+
+    def add_replica(self, master: ClusterNode, replica_id: str) -> None:
+        master.replicas.add(replica_id)
+        master.migrate_to = True
+
+    @staticmethod
+    def _drop_replica(master: ClusterNode, replica_id: str) -> None:
+        master.replicas.discard(replica_id)
+        if not master.replicas:
+            # Redis: a master whose last replica left is no target (until it gets one again).
+            master.migrate_to = False
 
     def by_address(self, ip: str, port: int) -> ClusterNode | None:
         for node in self.nodes.values():

@@ -27,8 +27,6 @@ REFUSED = {
     "bio_cpulist",
     "server_cpulist",
     "bind-source-addr",
-    "cluster-allow-replica-migration",  # no replica migration between shards
-    "cluster-migration-barrier",
     "cluster-link-sendbuf-limit",
     "replica-ignore-disk-write-errors",
     "socket-mark-id",
