@@ -92,8 +92,8 @@ class NodeSpec:
     def bus_port(self) -> int:
         if self.is_sentinel:
             return self.port  # a sentinel has no bus: its one port
-        for name in ("bus-port", "cluster-port"):  # (launcher/node.py's order: bus-port wins)
-            explicit = self.config.get(name)
+        for bus_directive in ("bus-port", "cluster-port"):  # (launcher/node.py's order: bus-port wins)
+            explicit = self.config.get(bus_directive)
             if explicit and explicit[0] not in ("", "0"):
                 return bus_port_for(self.port, int(explicit[0]))
         return bus_port_for(self.port)
@@ -196,9 +196,9 @@ def load_topology(path: str | Path, port_offset: int = 0) -> Topology:
                     "port / replicaof keys)"
                 )
             config[directive] = _directive_args(path, node_name, key, value)
-        for name in ("bus-port", "cluster-port"):
-            if name in config and config[name][0] not in ("", "0"):
-                config[name] = [str(int(config[name][0]) + port_offset)]
+        for bus_directive in ("bus-port", "cluster-port"):
+            if bus_directive in config and config[bus_directive][0] not in ("", "0"):
+                config[bus_directive] = [str(int(config[bus_directive][0]) + port_offset)]
         replicaof = raw.get("replicaof")
         if replicaof is not None and not isinstance(replicaof, str):
             raise TopologyError(f"{path}: node '{node_name}': replicaof must name another node")

@@ -231,6 +231,18 @@ def test_topology_files_are_checked_and_become_node_command_lines(tmp_path: Path
     ]
     assert node_argv(seed, seed.nodes[0])[-2:] == ["--appendonly", "yes"]
 
+    # The bus port of a node: bus-port, else cluster-port (both moved by the port offset), else port + 10000.
+    buses = tmp_path / "buses.toml"
+    buses.write_text(
+        '[topology]\nname = "buses"\n'
+        '[[node]]\nname = "a"\nport = 7001\nconfig = { cluster-port = 9001 }\n'
+        '[[node]]\nname = "b"\nport = 7002\nconfig = { bus-port = 9002, cluster-port = 9102 }\n'
+        '[[node]]\nname = "c"\nport = 7003\n'
+    )
+    loaded = load_topology(buses, port_offset=10)
+    assert [n.bus_port for n in loaded.nodes] == [9011, 9012, 17013]
+    assert node_argv(loaded, loaded.nodes[0])[-2:] == ["--cluster-port", "9011"]
+
     bad = tmp_path / "bad.toml"
     for body, message in [
         ('[[node]]\nname = "a"\nport = 1\nreplicaof = "b"\n', "replicaof 'b' is not another node"),
