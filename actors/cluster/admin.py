@@ -269,7 +269,7 @@ def _setslot(cluster: Cluster, client: Client, argv: list[bytes]) -> Any:
             and cluster.config["cluster-allow-replica-migration"]
         ):
             # Redis 7.0: a master whose last slot was given away becomes a replica of the node it went to.
-            log.info(
+            log.warning(
                 "cluster_following_new_master",
                 master=node.id,
                 message=f"Configuration change detected. Reconfiguring myself as a replica of {node.id}",

@@ -306,13 +306,25 @@ def update_slots(cluster: Cluster, sender: ClusterNode, config_epoch: int, bitma
         bool(cluster.config["cluster-allow-replica-migration"])
         or taken_from_ours == int.from_bytes(bitmap, "little").bit_count()
     )
+    master = state.nodes.get(myself.master_id) if myself.master_id is not None else None
+    grandmaster = state.nodes.get(master.master_id) if master is not None and master.master_id else None
     if new_master is not None and current_master is not None and current_master.slot_count == 0 and follows:
-        log.info(
+        log.warning(
             "cluster_following_new_master",
             master=new_master.id,
             message=f"Configuration change detected. Reconfiguring myself as a replica of {new_master.id}",
         )
         cluster.replicate(new_master)
+    elif grandmaster is not None and grandmaster is not myself:
+        # Redis's safeguard against sub-replicas: our master turned replica when its last slot went (and we did
+        # not follow): nothing else would ever move us, so we replicate its master. (A replica of a replica of
+        # ourselves, after a FAILOVER TAKEOVER, is left for the operator, as Redis leaves it.)
+        log.warning(
+            "cluster_sub_replica",
+            master=grandmaster.id,
+            message=f"I'm a sub-replica! Reconfiguring myself as a replica of grandmaster {grandmaster.id}",
+        )
+        cluster.replicate(grandmaster)
     elif dirty:
         keyspace = cluster.server.keyspace
         db = keyspace.dbs[0]

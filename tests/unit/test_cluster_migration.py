@@ -157,3 +157,20 @@ def test_following_a_new_owner_of_our_masters_last_slots() -> None:
         assert gossip.update_slots(cluster, state.nodes[B], 5, _bitmap(claim))  # type: ignore[arg-type]
         assert state.nodes[A].slot_count == 0
         assert cluster.replicated == ([B] if follows else []), (allowed, claim)
+
+
+def test_a_sub_replica_moves_to_its_grandmaster() -> None:
+    # A gave its slots away and became B's replica; we (R1, A's replica) were told not to follow B: on the next
+    # slot update we replicate B ourselves (Redis's "I'm a sub-replica!"), not stay a replica of a replica.
+    third = SLOTS // 3
+    state = _cluster()
+    cluster = FakeCluster(state, **{"cluster-allow-replica-migration": False})
+    state.nodes[B].config_epoch = 5
+    assert gossip.update_slots(cluster, state.nodes[B], 5, _bitmap(range(0, 2 * third)))  # type: ignore[arg-type]
+    assert cluster.replicated == []
+    state.set_master_of(state.nodes[A], B)
+    state.nodes[C].config_epoch = 6
+    # C claims one of B's slots on top of its own: a slot update reaches us.
+    assert gossip.update_slots(cluster, state.nodes[C], 6, _bitmap(range(2 * third - 1, SLOTS)))  # type: ignore[arg-type]
+    assert cluster.replicated == [B]
+    assert state.myself.master_id == B
