@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import greenlet
 import structlog
 
 from actors.persistence.aof.file import AofState, write_base
@@ -288,7 +289,7 @@ class Loading:
                 try:
                     while True:
                         applied = replay.commands_applied
-                        state = replay.run(REPLAY_SLICE_S, per_slice)
+                        state = await self._replay_slice(replay, per_slice)
                         self._loading_progress(done_bytes + replay.position, server.keyspace.total_keys())
                         await asyncio.sleep(key_load_delay_s(delay_us, replay.commands_applied - applied))
                         if state is not ReplayState.RUNNING:
@@ -310,6 +311,32 @@ class Loading:
             raise LoadError(str(exc)) from None
         finally:
             self._end_loading("aof")
+
+    async def _replay_slice(self, replay: AofReplay, per_slice: int) -> ReplayState:
+        """``replay.run`` for a slice, in a greenlet of its own, so that a script replayed from the file that
+        runs past busy-reply-threshold can hand the loop turns (clients get -LOADING meanwhile, as Redis's
+        processEventsWhileBlocked answers them while it loads): the script's hook switches to this greenlet
+        with LOADING_TURN (``Server.loading_turns``), and the script goes on after one turn of the loop."""
+        from actors.server.server import LOADING_TURN
+
+        server = self.server
+        slice_task = greenlet.greenlet(replay.run)
+        resume: Any = slice_task.switch
+        args: tuple[Any, ...] = (REPLAY_SLICE_S, per_slice)
+        while True:
+            server.loading_turns = greenlet.getcurrent()
+            try:
+                result = resume(*args)
+            finally:
+                server.loading_turns = None
+            if result is not LOADING_TURN or slice_task.dead:
+                state: ReplayState = result
+                return state
+            await asyncio.sleep(0)  # a turn of the loop: -LOADING to clients, timers, replies
+            run = server.scripting.run
+            # The script's greenlet paused in its hook: switching into it resumes the script (and, when it
+            # ends, the slice it was called from: whatever the slice returns then comes back here).
+            resume, args = (run.task.switch, ()) if run is not None else (slice_task.switch, ())
 
     async def load_on_start(self) -> None:
         """Load the AOF (appendonly yes) or the RDB into the keyspace, then open the AOF for appending.

@@ -485,8 +485,20 @@ class ScriptEngine(RedisBridge):
                 f"milliseconds. You can try killing the script using the "
                 f"{'FUNCTION KILL' if run.is_function else 'SCRIPT KILL'} command. Script name is: {run.name}.",
             )
-        if now - run.slice_started_s < RUN_SLICE_S or not run.can_yield(self.server):
+        if now - run.slice_started_s < RUN_SLICE_S:
             return False
+        if not run.can_yield(self.server):
+            loop_greenlet = self.server.loading_turns
+            if loop_greenlet is None or run.caller.kind is not ClientKind.INTERNAL:
+                return False
+            # Replayed from the AOF: the replay slice waits inside this script, and the loop, handed a turn
+            # straight from here, answers -LOADING meanwhile (Redis's processEventsWhileBlocked while loading);
+            # it switches back into the script for the next slice (loading.py).
+            from actors.server.server import LOADING_TURN
+
+            loop_greenlet.switch(LOADING_TURN)
+            run.slice_started_s = time.monotonic()
+            return run.state is RunState.KILLED
         master = self.server.master_actor
         assert (
             master is not None and master.loop is not None

@@ -63,6 +63,8 @@ if TYPE_CHECKING:
     from actors.scripting.engine import ScriptEngine
     from actors.server.shutdown import ShutdownFlags
 
+# What a busy script replayed from the AOF hands the loop's greenlet for a turn (``Server.loading_turns``).
+LOADING_TURN = "loading turn"
 _QUEUED = "QUEUED"
 _NOT_IN_MULTI = "ERR Command not allowed inside a transaction"
 _MASTERDOWN = "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
@@ -213,6 +215,9 @@ class Server(NodeRestrictions, StreamNames):
         self._write_refusal: str | None = None
         # A script ran past busy-reply-threshold: the -BUSY text other clients get (actors/scripting/engine.py).
         self._script_busy: str | None = None
+        # While an AOF replay slice runs in a greenlet of its own (actors/persistence/loading.py): the loop's
+        # greenlet, which a busy script replayed from the file hands turns to, as it would for a client's.
+        self.loading_turns: Any = None
         # The Lua engine (actors/scripting): scripts, function libraries, the run in progress. Made on first use
         # (the ``scripting`` property), so a node that runs no script imports no lupa and builds no Lua state;
         # until then the RDB hooks stand in for it (no libraries to write; libraries read make the engine).
