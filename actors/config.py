@@ -329,6 +329,7 @@ DIRECTIVES: list[Directive] = [
     Directive("key-load-delay", int_parser(-(2**31), 2**31 - 1), 0),
     # What a replica does with a failing command from its master, and a load with one of the AOF's: log it, or
     # abort (actors/panic.py; read in replication/apply.py and persistence/aof/replay.py).
+    Directive("replica-ignore-disk-write-errors", parse_bool, False),  # actors/server/server_state.py
     Directive("propagation-error-behavior", _enum_parser("ignore", "panic", "panic-on-replicas"), "ignore"),
     # How many bytes Redis loads between two event-loop runs (hidden): inert here, where the RDB parse runs in
     # a worker thread and AOF replay in 20 ms slices, so the loop answers throughout any load.

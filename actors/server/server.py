@@ -248,6 +248,7 @@ class Server(NodeRestrictions, StreamNames):
         # MISCONF: persistence is failing (a BGSAVE with save points and stop-writes-on-bgsave-error, or AOF
         # writes); writes and PING are refused with this error. Kept up to date by actors/persistence.py.
         self._disk_error: str | None = None
+        self._disk_error_logged_s = float("-inf")  # (server_state.py: master_write_despite_disk_error)
         # Propagation: the stream every write goes to (its only writer of the replication offset).
         # ``propagate`` is the stream's bound method itself, so a write costs no extra call on its way.
         self.stream = PropagationStream()
@@ -441,14 +442,11 @@ class Server(NodeRestrictions, StreamNames):
             oom = self.memory.before_command(client, cmd, argv)  # evicts first; Redis's order: before MISCONF
             if oom is not None:  # (counted on the subcommand, as Redis: XGROUP CREATE is the one refused)
                 return self._reject(client, cmdstats.subcommand(cmd, argv) if cmd.subcommands else cmd, oom)
-        if (
-            self.disk_error is not None
-            and (cmd.is_write or cmd.name == "ping")
-            and client.kind is not ClientKind.MASTER
-        ):
-            # As Redis, before NOREPLICAS and READONLY; PING too, so health checks notice. A replica applies
-            # its master's stream whatever its own disk does (repl-ignore-disk-write-error's safe side).
-            return self._reject(client, cmd, self.disk_error)
+        if self.disk_error is not None and (cmd.is_write or cmd.name == "ping"):
+            # As Redis, before NOREPLICAS and READONLY; PING too, so health checks notice.
+            if client.kind is not ClientKind.MASTER:
+                return self._reject(client, cmd, self.disk_error)
+            self.master_write_despite_disk_error(cmd.name)
         if cmd.is_write and client.kind is not ClientKind.MASTER:
             if self.is_replica and self.replica_read_only:
                 return self._reject(client, cmd, errors.READONLY)

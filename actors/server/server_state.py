@@ -1,7 +1,8 @@
 """The Server's node-wide flags and its propagation stream's older names, as two mixins of ``Server``.
 
 ``NodeRestrictions`` owns the flags that keep commands off the fast paths (loading, a read-only replica, a
-stale replica, a refused write, a disk error, a busy script, cluster mode, and whatever ``restrict`` names):
+stale replica, a refused write, a disk error, a busy script, cluster mode, and whatever ``restrict`` names),
+and what a replica does with its master's writes while its own disk fails:
 each setter recomputes ``_lane_open`` (the fast lane may run) and ``_unrestricted`` (a command may skip
 ``Server.execute``'s checks), so the hot path reads two booleans instead of testing every flag per command.
 ``StreamNames`` keeps the ``prop_*`` / ``repl_*`` names the actors still use for ``server.stream``'s state
@@ -13,10 +14,16 @@ Runs on the master actor's event-loop thread only.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import structlog
+
+from actors.panic import panic
+
 if TYPE_CHECKING:
+    from actors.config import Config
     from actors.data.keyspace import Keyspace
     from actors.server.client import Client
     from actors.server.maxmemory import MemoryGuard
@@ -27,6 +34,10 @@ if TYPE_CHECKING:
 # The fast lane does not time its GET/SETs one by one: with a SLOWLOG threshold below this, where they could
 # qualify, commands take the general path, which times each.
 SLOWLOG_FAST_LANE_FLOOR_US = 1000
+# A replica applying its master's writes despite a disk error says so at most this often (Redis's 10 s).
+DISK_ERROR_LOG_INTERVAL_S = 10.0
+
+log = structlog.get_logger("redactor.node")
 
 
 class NodeRestrictions:
@@ -41,6 +52,8 @@ class NodeRestrictions:
     _refuse_stale: bool
     _write_refusal: str | None
     _disk_error: str | None
+    _disk_error_logged_s: float
+    config: Config
     _script_busy: str | None
     _cluster: ClusterPort | None
     _restricted_by: set[str]
@@ -140,6 +153,20 @@ class NodeRestrictions:
     def disk_error(self, value: str | None) -> None:
         self._disk_error = value
         self._restrictions_changed()
+
+    def master_write_despite_disk_error(self, command_name: str) -> None:
+        """A write (or PING) from our master while persistence fails (Redis 7.0's processCommand): the replica
+        panics, its memory about to hold what its disk cannot, unless replica-ignore-disk-write-errors yes,
+        which applies it and says so at most every 10 s."""
+        if not self.config["replica-ignore-disk-write-errors"] and command_name != "ping":
+            panic("Replica was unable to write command to disk.")
+        now = time.monotonic()
+        if now - self._disk_error_logged_s >= DISK_ERROR_LOG_INTERVAL_S:
+            self._disk_error_logged_s = now
+            log.warning(
+                "replica_applying_despite_disk_error",
+                message="Replica is applying a command even though it is unable to write to disk.",
+            )
 
     @property
     def script_busy(self) -> str | None:

@@ -28,7 +28,6 @@ REFUSED = {
     "server_cpulist",
     "bind-source-addr",
     "cluster-link-sendbuf-limit",
-    "replica-ignore-disk-write-errors",
     "socket-mark-id",
     "tls-client-cert-file",
     "tls-client-key-file",
