@@ -160,6 +160,7 @@ BELOW_THE_ACTORS = (
     "actors.config",
     "actors.version",
     "actors.ratelog",  # (a leaf: rate-limited log lines, structlog only)
+    "actors.panic",  # (a leaf: Redis's serverPanic, structlog and os only)
     "actors.scripting",
     "protocol",
 )
