@@ -1,23 +1,26 @@
 """ACL: SETUSER, GETUSER, DELUSER, LIST, USERS, WHOAMI, CAT, GENPASS, LOG, SAVE, LOAD, DRYRUN, HELP.
 
 The users, the rule language and the checks live in actors/server/acl.py and acl_rules.py; this module parses
-the subcommands and shapes the replies as Redis 7.0 does.
+the subcommands and shapes the replies as Redis 7.0 does. ``acl_reply`` is the command without the node: the
+sentinel's listener (actors/sentinel/acl.py) runs it on its own users and command table.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from actors.commands import command
+from actors.commands import Command, command
 from actors.commands._util import parse_int
-from actors.server.acl import full_name
-from actors.server.acl_rules import CATALOG, CATEGORIES, AclRuleError
+from actors.server.acl import Acl, full_name
+from actors.server.acl_rules import CATEGORIES, AclRuleError
 from protocol import errors
 from protocol.errors import CommandError, echoed
 from protocol.resp import OK
 
 if TYPE_CHECKING:
+    from actors.server.acl import Client as AclClient
     from actors.server.client import Client
 
 # Variadic by arity, but Redis 7.0's ACL handler takes one optional argument at most for these.
@@ -85,6 +88,14 @@ _HELP = [
     subcommands=tuple(sub.decode() for sub in ACL_SUBCOMMANDS),
 )
 def cmd_acl(client: Client, argv: list[bytes]) -> Any:
+    server = client.server
+    return acl_reply(server.acl, client, argv, server.commands.get)
+
+
+def acl_reply(
+    acl: Acl, client: AclClient, argv: list[bytes], lookup: Callable[[bytes], Command | None]
+) -> Any:
+    """ACL ``argv`` run by ``client`` on ``acl``'s users; ``lookup`` finds a command by lowercase name (DRYRUN)."""
     sub = argv[1].lower()
     arity = ACL_SUBCOMMANDS.get(sub)
     if arity is None:
@@ -95,7 +106,6 @@ def cmd_acl(client: Client, argv: list[bytes]) -> Any:
         raise CommandError(
             f"ERR unknown subcommand or wrong number of arguments for '{echoed(argv[1])}'. Try ACL HELP."
         )
-    acl = client.server.acl
     try:
         if sub == b"setuser":
             acl.setuser(argv[2], argv[3:])
@@ -116,11 +126,11 @@ def cmd_acl(client: Client, argv: list[bytes]) -> Any:
     if sub == b"whoami":
         return client.user.name.encode("utf-8", "surrogateescape")
     if sub == b"cat":
-        return _cat(argv)
+        return _cat(acl, argv)
     if sub == b"genpass":
         return _genpass(argv)
     if sub == b"log":
-        return _log(client, argv)
+        return _log(acl, argv)
     if sub in (b"load", b"save"):
         if not acl.aclfile:
             raise CommandError(
@@ -133,11 +143,11 @@ def cmd_acl(client: Client, argv: list[bytes]) -> Any:
             raise CommandError(error if error.startswith("ERR ") else "ERR " + error)
         return OK
     if sub == b"dryrun":
-        return _dryrun(client, argv)
+        return _dryrun(acl, argv, lookup)
     return [line.encode() for line in _HELP]
 
 
-def _cat(argv: list[bytes]) -> list[bytes]:
+def _cat(acl: Acl, argv: list[bytes]) -> list[bytes]:
     if len(argv) == 2:
         return [c.encode() for c in CATEGORIES]
     if len(argv) > 3:
@@ -145,7 +155,7 @@ def _cat(argv: list[bytes]) -> list[bytes]:
     category = argv[2].decode("utf-8", "replace").lower()
     if category not in CATEGORIES:
         raise CommandError(f"ERR Unknown category '{echoed(argv[2])}'")
-    return [name.encode() for name in CATALOG.in_category(category)]
+    return [name.encode() for name in acl.catalog.in_category(category)]
 
 
 def _genpass(argv: list[bytes]) -> bytes:
@@ -160,8 +170,7 @@ def _genpass(argv: list[bytes]) -> bytes:
     return os.urandom((chars + 1) // 2).hex()[:chars].encode()
 
 
-def _log(client: Client, argv: list[bytes]) -> Any:
-    acl = client.server.acl
+def _log(acl: Acl, argv: list[bytes]) -> Any:
     if len(argv) > 3:
         raise errors.wrong_arity("acl|log")
     if len(argv) == 3:
@@ -172,16 +181,15 @@ def _log(client: Client, argv: list[bytes]) -> Any:
     return acl.log_reply(None)
 
 
-def _dryrun(client: Client, argv: list[bytes]) -> Any:
-    server = client.server
+def _dryrun(acl: Acl, argv: list[bytes], lookup: Callable[[bytes], Command | None]) -> Any:
     name = argv[2].decode("utf-8", "surrogateescape")
-    if name not in server.acl.users:
+    if name not in acl.users:
         raise CommandError(f"ERR User '{name}' not found")
     cmd_argv = argv[3:]
-    cmd = server.commands.get(cmd_argv[0].lower())
+    cmd = lookup(cmd_argv[0].lower())
     if cmd is None:
         raise CommandError(f"ERR Command '{echoed(cmd_argv[0])}' not found")
     if (cmd.arity > 0 and len(cmd_argv) != cmd.arity) or len(cmd_argv) < -cmd.arity:
         raise errors.wrong_arity(cmd.name)
-    denial = server.acl.dryrun(argv[2], cmd, full_name(cmd, cmd_argv), cmd_argv)
+    denial = acl.dryrun(argv[2], cmd, full_name(cmd, cmd_argv), cmd_argv)
     return OK if denial is None else denial.encode("utf-8", "surrogateescape")

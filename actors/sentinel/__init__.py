@@ -10,6 +10,7 @@ Layout:
     commands.py    SENTINEL subcommands, INFO and ROLE
     scripts.py     notification-script and client-reconfig-script: the queue, time limit, retries, PENDING-SCRIPTS
     server.py      the RESP listener: the commands a sentinel serves, and its event pub/sub
+    acl.py         ACL users: redis-sentinel's command table for the node's ACL engine, user lines, CLIENT KILL
     system.py      the actor system: config-writer, monitor and listener actors under the node's Supervisor
 
 No keyspace, no persistence, no replication: launcher/sentinel.py starts the actor system (system.py), whose

@@ -258,6 +258,11 @@ def _config(monitor: Monitor, rest: list[bytes], resp3: bool) -> Any:
             state.announce_port = int(value)
         elif param in ("sentinel-user", "sentinel-pass"):
             setattr(state, param.replace("-", "_"), value or None)
+            # sentinelDropConnections: the links to other sentinels reconnect with the new credentials.
+            for master in state.masters.values():
+                for sentinel in master.sentinels.values():
+                    if sentinel.link.connected:
+                        monitor.spawn(monitor.close_link(sentinel))
         else:
             raise CommandError(f"ERR Invalid argument '{param}' to SENTINEL CONFIG SET")
         monitor.flush_config()

@@ -1,8 +1,9 @@
 """The sentinel's RESP listener: only the commands Redis Sentinel serves, and its own pub/sub of events.
 
-Served: AUTH, CLIENT (SETNAME, GETNAME, ID, SETINFO, LIST, INFO, KILL), COMMAND (COUNT, DOCS, INFO: empty),
-HELLO, INFO, PING, (P)SUBSCRIBE, (P)UNSUBSCRIBE, PUBLISH (hellos only), ROLE, SENTINEL, SHUTDOWN. Anything else
-gets Redis's ``unknown command`` error. Events from the monitor are published here (``publish``) to clients
+Served: ACL, AUTH, CLIENT (SETNAME, GETNAME, ID, SETINFO, LIST, INFO, KILL), COMMAND (COUNT, DOCS, INFO:
+empty), HELLO, INFO, PING, (P)SUBSCRIBE, (P)UNSUBSCRIBE, PUBLISH (hellos only), ROLE, SENTINEL, SHUTDOWN. Anything
+else gets Redis's ``unknown command`` error. Each client runs as an ACL user (actors/sentinel/acl.py): NOAUTH,
+then the user's permissions, are checked before a command runs, as Redis's processCommand checks them. Events from the monitor are published here (``publish``) to clients
 subscribed to the event's name or to a matching pattern, as ``PSUBSCRIBE *`` subscribers expect.
 
 The listener runs on the listener actor's loop, the monitor on the monitor actor's (system.py): a command that
@@ -24,9 +25,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from actors.commands.acl import ACL_SUBCOMMANDS
+from actors.sentinel.acl import SentinelAcl, kill_filter
 from actors.sentinel.commands import ListenerInfo, info_text, sentinel_command, subcommand_names
 from actors.sentinel.monitor import Monitor
 from actors.sentinel.state import HELLO_CHANNEL
+from actors.server.client import ClientKind
 from actors.sockets import set_keepalive
 from actors.supervision.supervisor import SupervisorError
 from actors.version import REDIS_VERSION
@@ -46,6 +50,7 @@ from protocol.resp_parse import RequestParser
 if TYPE_CHECKING:
     from actors.sentinel.config import SentinelConfig
     from actors.sentinel.system import SentinelSystem
+    from actors.server.acl_rules import User
 
 # How long a client waits for the monitor (it may be restarting) before getting an error.
 MONITOR_WAIT_S = 5.0
@@ -80,12 +85,48 @@ class SentinelClient:
         self.name = b""
         self.command_name = b""  # as the client spelt it: Redis's unknown-command error repeats it
         self.resp3 = False
-        self.authenticated = server.password is None
+        # ACL: the user this client runs as, and whether it logged in (Redis's c->authenticated).
+        self.user: User = server.acl.default
+        self.authenticated = not server.acl.auth_required_by_default()
+        self.close_requested = False  # CLIENT KILL / ACL DELUSER: closed once the current reply is out
+        self.executing = False
+        self.last_command = "NULL"
         self.channels: set[bytes] = set()
         self.patterns: set[bytes] = set()
         peer = writer.get_extra_info("peername")
         self.addr = f"{peer[0]}:{peer[1]}" if peer else "?"
+        local = writer.get_extra_info("sockname")
+        self.laddr = f"{local[0]}:{local[1]}" if local else "?"
+        self.created_s = time.monotonic()
         self.last_interaction_s = time.monotonic()  # (the timeout directive)
+
+    # -- what the ACL needs of a connection (actors/server/acl.py's Client) --------------------------------------
+
+    kind = ClientKind.RESP
+    multi = None
+    shard_channels: frozenset[bytes] = frozenset()
+
+    @property
+    def in_pubsub(self) -> bool:
+        return bool(self.channels or self.patterns)
+
+    def refresh_unchecked(self) -> None:
+        pass  # (every command is checked: the sentinel has no fast path to keep)
+
+    def kill(self) -> None:
+        self.close_requested = True
+        if not self.executing:
+            self.writer.close()
+
+    def describe(self) -> str:
+        age = int(time.monotonic() - self.created_s)
+        idle = int(time.monotonic() - self.last_interaction_s)
+        return (
+            f"id={self.id} addr={self.addr} laddr={self.laddr} fd=0 name={self.name.decode('utf-8', 'replace')} "
+            f"age={age} idle={idle} flags={'P' if self.in_pubsub else 'N'} db=0 sub={len(self.channels)} "
+            f"psub={len(self.patterns)} ssub=0 multi=-1 cmd={self.last_command} user={self.user.name} "
+            f"resp={3 if self.resp3 else 2}"
+        )
 
     def send(self, value: Any) -> None:
         if not self.writer.is_closing():
@@ -107,10 +148,17 @@ class SentinelClient:
                     error = exc
                 for argv in commands:
                     if argv:
-                        reply = await self.resolve(self.execute(argv))
+                        self.executing = True
+                        try:
+                            reply = await self.resolve(self.execute(argv))
+                        finally:
+                            self.executing = False
                         if reply is _CLOSE:
                             return
                         self.send(reply)
+                        if self.close_requested:
+                            await self.writer.drain()
+                            return
                 if error is not None:
                     self.send(error)
                     return
@@ -118,7 +166,7 @@ class SentinelClient:
         except (ConnectionError, OSError):
             return
         finally:
-            self.server.clients.discard(self)
+            self.server.clients.pop(self.id, None)
             self.writer.close()
 
     async def resolve(self, reply: Any) -> Any:
@@ -137,18 +185,23 @@ class SentinelClient:
     def execute(self, argv: list[bytes]) -> Any:
         name = argv[0].lower()
         args = argv[1:]
+        acl = self.server.acl
         try:
-            if not self.authenticated and name not in (b"auth", b"hello"):
+            handler = _HANDLERS.get(name)
+            if handler is None:
+                raise unknown_command(echoed(argv[0]), args)
+            if not self.authenticated and name not in (b"auth", b"hello") and acl.auth_required_by_default():
                 raise CommandError(NOAUTH)
+            refusal = acl.refusal(self, argv)
+            if refusal is not None:
+                raise CommandError(refusal)
             if (self.channels or self.patterns) and not self.resp3 and name not in SUBSCRIBED_ALLOWED:
                 raise CommandError(
                     f"ERR Can't execute '{echoed(name)}': only (P|S)SUBSCRIBE / "
                     "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
                 )
             self.command_name = argv[0]
-            handler = _HANDLERS.get(name)
-            if handler is None:
-                raise unknown_command(echoed(argv[0]), args)
+            self.last_command = name.decode("utf-8", "replace")
             self.server.commands_processed += 1
             return handler(self, args)
         except CommandError as exc:
@@ -164,43 +217,57 @@ class SentinelClient:
         return args[0] if args else "PONG"
 
     def auth(self, args: list[bytes]) -> Any:
-        if not args or len(args) > 2:
+        """AUTH [<user>] <password> (Redis 7.0's authCommand): a bare password is the default user's."""
+        if not args:
             raise wrong_arity("auth")
-        password = self.server.password
-        if password is None:
+        if len(args) > 2:
+            raise CommandError("ERR syntax error")
+        acl = self.server.acl
+        if len(args) == 1 and acl.default.nopass:
             raise CommandError(
                 "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
             )
-        if args[-1].decode("utf-8", "replace") != password or (len(args) == 2 and args[0] != b"default"):
+        username = args[0] if len(args) == 2 else b"default"
+        if not acl.authenticate(self, username, args[-1], b"AUTH"):
             raise CommandError(WRONGPASS)
-        self.authenticated = True
         return "OK"
 
     def hello(self, args: list[bytes]) -> Any:
         index = 0
         if args:
-            if args[0] not in (b"2", b"3"):
+            try:
+                version = int(args[0])
+            except ValueError:
+                raise CommandError("ERR Protocol version is not an integer or out of range") from None
+            if version not in (2, 3):
                 raise CommandError("NOPROTO unsupported protocol version")
             index = 1
+        credentials: list[bytes] = []
+        name: bytes | None = None
         while index < len(args):
             option = args[index].lower()
             if option == b"auth" and index + 2 < len(args):
-                self.auth(args[index + 1 : index + 3])
+                credentials = args[index + 1 : index + 3]
                 index += 3
             elif option == b"setname" and index + 1 < len(args):
-                self.name = args[index + 1]
+                name = args[index + 1]
                 index += 2
             else:
                 raise CommandError(f"ERR Syntax error in HELLO option '{echoed(args[index])}'")
-        if not self.authenticated:
+        acl = self.server.acl
+        if credentials and not acl.authenticate(self, credentials[0], credentials[1], b"HELLO"):
+            raise CommandError(WRONGPASS)
+        if not self.authenticated and acl.auth_required_by_default():
             raise CommandError(
-                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
             )
+        if name is not None:
+            self.name = name
         if args:
             self.resp3 = args[0] == b"3"
         return {
             b"server": b"redis", b"version": REDIS_VERSION.encode(), b"proto": 3 if self.resp3 else 2,
-            b"id": self.id, b"mode": b"sentinel", b"role": b"master", b"modules": [],
+            b"id": self.id, b"mode": b"sentinel", b"modules": [],  # (no role in sentinel mode)
         }  # fmt: skip
 
     def info(self, args: list[bytes]) -> Any:
@@ -213,8 +280,8 @@ class SentinelClient:
             connections_received=server.connections_received,
             rejected_connections=server.rejected_connections,
             commands_processed=server.commands_processed,
-            pubsub_channels=len({name for c in server.clients for name in c.channels}),
-            pubsub_patterns=sum(len(c.patterns) for c in server.clients),
+            pubsub_channels=len({name for c in server.clients.values() for name in c.channels}),
+            pubsub_patterns=sum(len(c.patterns) for c in server.clients.values()),
         )
         actors = ""
         if any(s.lower() == "actors" for s in sections) and self.debug_allowed():
@@ -313,14 +380,32 @@ class SentinelClient:
         if sub == b"setinfo" and len(args) == 3:
             return "OK"
         if sub in (b"list", b"info"):
-            clients = [self] if sub == b"info" else sorted(self.server.clients, key=lambda c: c.id)
-            text = "".join(
-                f"id={c.id} addr={c.addr} name={c.name.decode('utf-8', 'replace')} "
-                f"sub={len(c.channels)} psub={len(c.patterns)} resp={3 if c.resp3 else 2}\n"
-                for c in clients
-            )
-            return Verbatim(text.encode())
+            clients = [self] if sub == b"info" else sorted(self.server.clients.values(), key=lambda c: c.id)
+            return Verbatim("".join(c.describe() + "\n" for c in clients).encode())
+        if sub == b"kill" and len(args) >= 2:
+            return self.client_kill(args[1:])
         raise unknown_subcommand(echoed(args[0]), "CLIENT")
+
+    def client_kill(self, args: list[bytes]) -> Any:
+        """CLIENT KILL <addr> (OK) or CLIENT KILL <filter> <value> ... (how many were killed), as Redis 7.0's
+        clientKillCommand; a killed client is closed once its reply is out (the caller's own too)."""
+        match, skipme = kill_filter(args, self.server.acl)
+        killed = 0
+        for client in list(self.server.clients.values()):
+            if (client is self and skipme) or not match(client):
+                continue
+            client.kill()
+            killed += 1
+        if len(args) == 1:
+            if not killed:
+                raise CommandError("ERR No such client")
+            return "OK"
+        return killed
+
+    def acl(self, args: list[bytes]) -> Any:
+        if not args:
+            raise wrong_arity("acl")
+        return self.server.acl.command(self, [b"acl", *args])
 
     def command_cmd(self, args: list[bytes]) -> Any:
         sub = args[0].lower() if args else b""
@@ -342,7 +427,8 @@ class SentinelClient:
 
 # The subcommands this sentinel's CLIENT and COMMAND answer (SENTINEL's are actors/sentinel/commands.py's).
 _CONTAINER_SUBCOMMANDS = {
-    "client": ("getname", "id", "info", "list", "setinfo", "setname"),
+    "acl": tuple(sub.decode() for sub in ACL_SUBCOMMANDS),
+    "client": ("getname", "id", "info", "kill", "list", "setinfo", "setname"),
     "command": ("count", "docs", "info", "list"),
 }
 _CLOSE: Any = object()
@@ -363,6 +449,7 @@ _HANDLERS: dict[bytes, Any] = {
     b"command": SentinelClient.command_cmd,
     b"shutdown": SentinelClient.shutdown,
     b"debug": SentinelClient.debug,
+    b"acl": SentinelClient.acl,
 }
 
 
@@ -373,11 +460,13 @@ class SentinelServer:
         self.system = system
         self.bind = config.bind
         self.port = config.port
-        self.password = config.requirepass
+        assert config.acl is not None  # (built when the file was read)
+        self.acl: SentinelAcl = config.acl
         self.maxclients = config.maxclients
         self.tcp_keepalive_s = config.tcp_keepalive_s
         self.timeout_s = config.timeout_s
-        self.clients: set[SentinelClient] = set()
+        self.clients: dict[int, SentinelClient] = {}
+        self.acl.listener_clients = self.clients
         # INFO stats (listener thread): connections accepted and refused, commands run.
         self.connections_received = 0
         self.rejected_connections = 0
@@ -430,7 +519,7 @@ class SentinelServer:
         while True:
             await asyncio.sleep(IDLE_CHECK_INTERVAL_S)
             deadline = time.monotonic() - self.timeout_s
-            for client in list(self.clients):
+            for client in list(self.clients.values()):
                 if client.last_interaction_s < deadline and not (client.channels or client.patterns):
                     client.writer.close()
 
@@ -447,14 +536,14 @@ class SentinelServer:
                 writer.close()
             return
         client = SentinelClient(self, reader, writer)
-        self.clients.add(client)
+        self.clients[client.id] = client
         with contextlib.suppress(asyncio.CancelledError):  # the process is exiting
             await client.serve()
 
     def publish(self, channel: str, message: str) -> None:
         """Deliver an event to every subscriber of ``channel`` or of a pattern matching it."""
         name, payload = channel.encode(), message.encode()
-        for client in list(self.clients):
+        for client in list(self.clients.values()):
             if name in client.channels:
                 client.send(Push([b"message", name, payload]))
             for pattern in client.patterns:
@@ -466,7 +555,7 @@ class SentinelServer:
             self._idle_closer.cancel()
         for server in self._servers:
             server.close()
-        for client in list(self.clients):
+        for client in list(self.clients.values()):
             client.writer.close()
         for server in self._servers:
             with contextlib.suppress(Exception):

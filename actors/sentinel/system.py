@@ -340,7 +340,9 @@ class SentinelSystem:
                 old = fh.read()
         except FileNotFoundError:
             old = ""
-        data = render(config, old).encode("utf-8", "surrogateescape")
+        # The users are the listener's (``settings.acl``, changed by ACL SETUSER), not the reloaded file's.
+        acl = self.settings.acl
+        data = render(config, old, acl.lines if acl is not None else None).encode("utf-8", "surrogateescape")
         ref = self.supervisor.ref("config-writer")
         if ref is not None:
             try:

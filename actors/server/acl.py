@@ -15,19 +15,21 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 from actors.commands.getkeys import get_keys_and_flags
 from actors.config import ConfigError
 from actors.server.acl_rules import (
+    CATALOG,
     EALREADY,
     READ,
     WRITE,
     AclRuleError,
+    Catalog,
     Selector,
     User,
     merge_selector_args,
@@ -38,8 +40,7 @@ from protocol import errors
 
 if TYPE_CHECKING:
     from actors.commands import Command
-    from actors.server.client import Client
-    from actors.server.server import Server
+    from actors.config import Config
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +76,42 @@ _CHANNEL_ARGS = {
     "ssubscribe": (1, True, False),
     "psubscribe": (1, True, True),
 }
+
+
+class Client(Protocol):
+    """What the ACL needs of a connection: the node's actors/server/client.py Client, or a sentinel's."""
+
+    user: User
+    authenticated: bool
+    close_requested: bool
+    last_command: str
+
+    @property
+    def kind(self) -> ClientKind: ...
+    @property
+    def multi(self) -> list[Any] | None: ...
+    @property
+    def in_pubsub(self) -> bool: ...
+    @property
+    def channels(self) -> Collection[bytes]: ...
+    @property
+    def patterns(self) -> Collection[bytes]: ...
+    @property
+    def shard_channels(self) -> Collection[bytes]: ...
+    def kill(self) -> None: ...
+    def refresh_unchecked(self) -> None: ...
+    def describe(self) -> str: ...
+
+
+class Host(Protocol):
+    """What the ACL needs of the process it serves: its settings (requirepass, user lines, acllog-max-len,
+    acl-pubsub-default, aclfile: a node Config) and its connections. The node's Server is one; a sentinel
+    gives an adapter (actors/sentinel/acl.py)."""
+
+    @property
+    def config(self) -> Config: ...
+    @property
+    def clients(self) -> Mapping[int, Client]: ...
 
 
 # A master's replication stream and the AOF loader run as no user at all (Redis: c->user is NULL).
@@ -146,8 +183,8 @@ def full_name(cmd: Command, argv: list[bytes]) -> str:
     return cmd.name
 
 
-def new_default_user() -> User:
-    user = User("default")
+def new_default_user(catalog: Catalog = CATALOG) -> User:
+    user = User("default", catalog=catalog)
     for rule in ("+@all", "~*", "&*", "on", "nopass"):
         user.apply(rule)
     return user
@@ -156,10 +193,12 @@ def new_default_user() -> User:
 class Acl:
     """The users of one node and the checks against them; see the module docstring."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Host, catalog: Catalog = CATALOG) -> None:
         self.server = server
+        # the command table rules name: the node's, or the sentinel's (ACL CAT lists its categories' members)
+        self.catalog = catalog
         config = server.config
-        self.default = new_default_user()
+        self.default = new_default_user(catalog)
         self.users: dict[str, User] = {"default": self.default}
         self.log: deque[LogEntry] = deque()
         # Some user is not all-permissive: the dispatcher must ask check_command (see the module docstring).
@@ -212,7 +251,7 @@ class Acl:
     def new_user(self, name: str) -> User:
         """ACLCreateUser: off, no passwords, no commands, keys or channels, unless acl-pubsub-default
         allchannels gives it every channel."""
-        user = User(name)
+        user = User(name, catalog=self.catalog)
         if self.pubsub_default_all:
             user.apply("allchannels")
         return user
@@ -505,7 +544,7 @@ class Acl:
                 + "WARNING: ACL errors detected, no change to the previously active ACL rules was performed"
             )
         default = users.pop("default", None)
-        self.default.assign(default if default is not None else new_default_user())
+        self.default.assign(default if default is not None else new_default_user(self.catalog))
         self.users = {"default": self.default, **users}
         for client in list(self.server.clients.values()):
             if client.user is not self.default:

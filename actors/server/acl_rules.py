@@ -112,6 +112,7 @@ class Selector:
     """One set of permissions: commands, key patterns, channel patterns (the root one, or a ``(...)`` one)."""
 
     __slots__ = (
+        "catalog",
         "allowed",
         "allcommands",
         "future",
@@ -134,7 +135,10 @@ class Selector:
         channels: list[bytes] | None = None,
         channel_matchers: list[Callable[[bytes], bool]] | None = None,
         allchannels: bool = False,
+        catalog: Catalog | None = None,
     ) -> None:
+        # the command table the rules name: the node's (CATALOG), or a sentinel's smaller one
+        self.catalog: Catalog = CATALOG if catalog is None else catalog
         # full names of the commands allowed (Redis's bitmap)
         self.allowed: set[str] = set() if allowed is None else allowed
         # +@all: every command, whatever the bitmap (cleared by any removal)
@@ -162,6 +166,7 @@ class Selector:
             list(self.channels),
             list(self.channel_matchers),
             self.allchannels,
+            self.catalog,
         )
 
     @property
@@ -172,7 +177,7 @@ class Selector:
     def _set(self, name: str, allow: bool) -> None:
         """ACLChangeSelectorPerm: the command (and a container's subcommands), its first args forgotten."""
         self.firstargs.pop(name, None)
-        for full in CATALOG.family(name):
+        for full in self.catalog.family(name):
             if allow:
                 self.allowed.add(full)
             else:
@@ -185,11 +190,11 @@ class Selector:
             return
         if category not in CATEGORIES:
             raise AclRuleError(ENOENT)
-        for name in CATALOG.members[category]:
+        for name in self.catalog.members[category]:
             self._set(name, allow)
 
     def _set_all(self, allow: bool) -> None:
-        self.allowed = set(CATALOG.all_names) if allow else set()
+        self.allowed = set(self.catalog.all_names) if allow else set()
         self.allcommands = self.future = allow
         self.firstargs.clear()
 
@@ -231,7 +236,7 @@ class Selector:
             self._allow_command(lowered[1:])
         elif op[:1] == "-":
             name = lowered[1:]
-            if name not in CATALOG.all_names:
+            if name not in self.catalog.all_names:
                 raise AclRuleError(ENOENT)
             self._set(name, False)
         else:
@@ -239,19 +244,19 @@ class Selector:
 
     def _allow_command(self, name: str) -> None:
         if "|" not in name:
-            if name not in CATALOG.all_names:
+            if name not in self.catalog.all_names:
                 raise AclRuleError(ENOENT)
             self._set(name, True)
             return
         base, _, sub = name.rpartition("|")
-        if base not in CATALOG.all_names:
+        if base not in self.catalog.all_names:
             raise AclRuleError(ENOENT)
         if "|" in base:
             raise AclRuleError(ECHILD)
         if not sub:
             raise AclRuleError(EINVAL)
-        if CATALOG.subcommands.get(base):
-            if name not in CATALOG.all_names:
+        if self.catalog.subcommands.get(base):
+            if name not in self.catalog.all_names:
                 raise AclRuleError(ENOENT)
             self._set(name, True)
         else:
@@ -307,7 +312,7 @@ class Selector:
         """ACLDescribeSelectorCommandRules: +@all or -@all, then greedily the category that fits best (the most
         commands it gets right, the fewest wrong), then the single commands that still differ, until a selector
         built from the description has exactly this one's commands."""
-        fake = Selector()
+        fake = Selector(catalog=self.catalog)
         additive = not self.future
         if additive:
             rules = ["-@all"]
@@ -315,7 +320,7 @@ class Selector:
             rules = ["+@all"]
             fake._set_all(True)
         # What the categories chosen so far leave to explain: the inverse of each chosen one applied.
-        remaining = Selector(allowed=set(self.allowed))
+        remaining = Selector(allowed=set(self.allowed), catalog=self.catalog)
         applied: set[str] = set()
         while True:
             best = ""
@@ -323,7 +328,7 @@ class Selector:
             for category in CATEGORIES:
                 if category in applied:
                     continue
-                members = CATALOG.members[category]
+                members = self.catalog.members[category]
                 on = sum(1 for name in members if name in remaining.allowed)
                 off = len(members) - on
                 diff, same = (off, on) if additive else (on, off)
@@ -335,7 +340,7 @@ class Selector:
             remaining._set_category(best, not additive)
             rules.append(("+@" if additive else "-@") + best)
             applied.add(best)
-        for name, subs in CATALOG.subcommands.items():
+        for name, subs in self.catalog.subcommands.items():
             self._describe_single(fake, name, rules)
             for sub in subs:
                 self._describe_single(fake, sub, rules)
@@ -387,6 +392,7 @@ class User:
         passwords: list[str] | None = None,
         root: Selector | None = None,
         selectors: list[Selector] | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
         self.name: str = name
         # on / off
@@ -397,7 +403,7 @@ class User:
         self.sanitize: str = sanitize
         # SHA-256 hex digests, in the order added
         self.passwords: list[str] = [] if passwords is None else passwords
-        self.root: Selector = Selector() if root is None else root
+        self.root: Selector = Selector(catalog=catalog) if root is None else root
         self.selectors: list[Selector] = [] if selectors is None else selectors
 
     def copy(self) -> User:
@@ -470,7 +476,7 @@ class User:
                 raise AclRuleError(ENODEV)
             self.passwords.remove(digest)
         elif op[:1] == "(" and op[-1:] == ")":
-            selector = Selector()
+            selector = Selector(catalog=self.root.catalog)
             if pubsub_default_all:  # a new selector starts from acl-pubsub-default, as ACLCreateSelector
                 selector.apply("allchannels")
             for token in op[1:-1].split(" "):
