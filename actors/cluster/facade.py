@@ -21,9 +21,10 @@ import structlog
 from actors.cluster import admin, blocked, failover, gossip, migration, nodesconf, routing
 from actors.cluster.link import ClusterSend
 from actors.cluster.state import ClusterHealth, ClusterNode, ClusterState, LinkState, new_node_id
+from actors.commands import pubsub_shard
 from actors.server.blocking import unblock_on_role_change
 from protocol import clusterbus
-from protocol.clusterbus import ClusterFrame, ClusterFrameError
+from protocol.clusterbus import ClusterFrame, ClusterFrameError, Gossip
 
 if TYPE_CHECKING:
     from actors.config import Config
@@ -46,6 +47,20 @@ _ANNOUNCED = (
     "cluster-announce-hostname",
     "cluster-preferred-endpoint-type",
 )
+# Redis's CLUSTERMSG_TYPE_* numbers of our frames (a gossip frame by its kind), for DEBUG
+# DROP-CLUSTER-PACKET-FILTER. A manual failover's offset rides a PING in Redis.
+_PACKET_TYPES = {
+    "ping": 0,
+    "pong": 1,
+    "meet": 2,
+    "fail": 3,
+    "publish": 4,
+    "authreq": 5,
+    "authack": 6,
+    "update": 7,
+    "mfstart": 8,
+    "mfoffset": 0,
+}
 # Redis's CLUSTER_BLACKLIST_TTL: a forgotten node is not re-added by gossip for this long.
 FORGET_TTL_MS = 60_000
 
@@ -86,6 +101,7 @@ class Cluster:
         # stays while none is set, as Redis's clusterUpdateMyselfIp).
         self._announced_ip = ""
         self.announce()
+        state.on_slot_leaving = self._slot_leaving
         for name in _ANNOUNCED:
             config.on_change(name, self._announce_changed)
         self.rng = random.Random()
@@ -124,6 +140,15 @@ class Cluster:
         myself.cport = int(config["cluster-announce-bus-port"]) or self.bus_port
         myself.hostname = str(config["cluster-announce-hostname"])
         self.state.endpoint_type = str(config["cluster-preferred-endpoint-type"])
+
+    def _slot_leaving(self, slot: int, owner_id: str) -> None:
+        """A slot leaves its owner (Redis's clusterDelSlot): if that is our shard (we own it, or replicate its
+        owner), its shard channels' subscribers here are unsubscribed, to resubscribe where it went."""
+        if not self.server.pubsub_shard_channels:
+            return
+        myself = self.state.myself
+        if owner_id == myself.id or owner_id == myself.master_id:
+            pubsub_shard.unsubscribe_slot(self.server, slot)
 
     def _announce_changed(self, _value: Any) -> None:
         self.announce()
@@ -216,6 +241,10 @@ class Cluster:
             frame = clusterbus.decode(frames)
         except ClusterFrameError as exc:
             log.warning("cluster_frame_dropped", reason=str(exc))
+            return
+        dropped = self.server.cluster_drop_packet_filter
+        if dropped >= 0 and _PACKET_TYPES[frame.kind if isinstance(frame, Gossip) else frame.VERB] == dropped:
+            log.warning("cluster_frame_filtered", message="Dropping packet that matches debug drop filter")
             return
         try:
             gossip.handle(self, frame)

@@ -181,7 +181,10 @@ def _on_gossip(cluster: Cluster, msg: Gossip) -> None:
         reply_to = sender or ClusterNode(msg.sender, msg.ip, msg.port, msg.cport)
         cluster.send(reply_to, gossip_frame(cluster, "pong", reply_to), "pong")
     if msg.kind == "pong" and sender is None:
-        # The answer to our MEET: the handshake node at that address gets its real id.
+        # The answer to our MEET: the handshake node at that address gets its real id (or goes, when we know
+        # that id already). As in Redis, that is all this first PONG teaches: its epochs, slots and gossip wait
+        # for the node's next message, so a node never heard from again past its handshake is known by name
+        # only (27-endpoints in Redis's cluster suite relies on it).
         for node in list(state.nodes.values()):
             if "handshake" in node.flags and node.ip == msg.ip and node.port == msg.port:
                 if msg.sender in state.nodes:
@@ -189,16 +192,13 @@ def _on_gossip(cluster: Cluster, msg: Gossip) -> None:
                 else:
                     state.rename(node.id, msg.sender)
                     node.flags -= {"handshake", "meet"}
-                    node.flags.add("master")
+                    node.flags.add("slave" if "slave" in msg.flags else "master")
+                    node.link = LinkState.CONNECTED
+                    node.pong_recv_ms = node.data_recv_ms = now
+                    node.ping_sent_ms = 0
                     log.info("cluster_handshake_done", node_id=msg.sender)
-                save = True
-                break
-        sender = state.nodes.get(msg.sender)
-        if sender is not None and msg.current_epoch > state.current_epoch:
-            state.current_epoch = msg.current_epoch
-            save = durable = True
-        if sender is not None and not msg.master_id:
-            sender.config_epoch = max(sender.config_epoch, msg.config_epoch)
+                cluster.changed(durable=False)
+                return
     if sender is None:
         if save:
             cluster.changed(durable)

@@ -20,7 +20,7 @@ Decision order (cluster.c getNodeByQuery):
     4. MIGRATE in a migrating / importing slot         -> served
     5. slot MIGRATING here and some key missing        -> ASK (all missing) or TRYAGAIN (some missing)
     6. slot IMPORTING here, client ASKING              -> served, or TRYAGAIN (several keys, some missing)
-    7. READONLY client, read command, I replicate the slot's owner -> served
+    7. READONLY client (or a shard channel), read command, I replicate the slot's owner -> served
     8. the slot's owner is not me                      -> MOVED
 Keys come from actors/commands/getkeys.py, and SPUBLISH / SSUBSCRIBE / SUNSUBSCRIBE route by their channels.
 """
@@ -146,7 +146,7 @@ def route(
         return None
     myself = state.myself
     if (
-        client.cluster_readonly
+        (client.cluster_readonly or pubsubshard)  # a replica serves its shard's channels without READONLY
         and not is_write
         and myself.master_id is not None
         and myself.master_id == owner

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -136,6 +137,9 @@ class ClusterState:
         # cluster-preferred-endpoint-type (set by the facade from the configuration): what MOVED, ASK, SLOTS
         # and SHARDS give clients to reach a node by.
         self.endpoint_type = "ip"
+        # Called with (slot, owner id) before a slot leaves its owner (Redis's clusterDelSlot): the facade
+        # unsubscribes the slot's shard channels there.
+        self.on_slot_leaving: Callable[[int, str], None] | None = None
 
     # -- slots -------------------------------------------------------------------------------------------
 
@@ -143,6 +147,8 @@ class ClusterState:
         old = self.owners[slot]
         if old == node_id:
             return
+        if old is not None and self.on_slot_leaving is not None:
+            self.on_slot_leaving(slot, old)
         byte, bit = slot >> 3, 1 << (slot & 7)
         if old is None:
             self.unassigned -= 1

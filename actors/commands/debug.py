@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from actors.commands import command
+from actors.commands._util import parse_int
 from actors.commands.keys import SHARED_REFCOUNT, is_shared_integer, object_encoding
 from actors.commands.memory import object_access
 from actors.data.digest import dataset_digest, object_digest
@@ -82,6 +83,7 @@ def protected_action_allowed(client: Client, directive: str) -> bool:
         "error",
         "quicklist-packed-threshold",
         "set-disable-deny-scripts",
+        "drop-cluster-packet-filter",
         "replicate",
         "crash-actor",
         "kill-node",
@@ -116,6 +118,11 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
     if sub == b"set-disable-deny-scripts" and len(argv) == 3:
         server.script_disable_deny_script = _atoi(argv[2]) != 0
         return OK
+    if sub == b"drop-cluster-packet-filter" and len(argv) == 3:
+        # Redis's test hook: cluster bus messages of this type (its CLUSTERMSG_TYPE_* number) are dropped as
+        # they arrive (actors/cluster/facade.py), -1 for none.
+        server.cluster_drop_packet_filter = parse_int(argv[2])
+        return OK
     if sub == b"quicklist-packed-threshold" and len(argv) == 3:
         server.quicklist_packed_threshold_bytes = _packed_threshold(argv[2])
         return OK
@@ -148,6 +155,7 @@ def cmd_debug(client: Client, argv: list[bytes]) -> Any:
             b"REPLICATE <command> [<arg> ...]",
             b"QUICKLIST-PACKED-THRESHOLD <size>",
             b"SET-DISABLE-DENY-SCRIPTS <0|1>",
+            b"DROP-CLUSTER-PACKET-FILTER <packet-type>",
             *[n.upper() for n in DEBUG_HANDLERS],
             b"HELP",
         ]

@@ -6,7 +6,8 @@ is each client's side. A shard message is ``smessage``, patterns never see it, a
 (un)subscribe confirmation is the client's shard subscriptions alone (Redis's clientShardSubscriptionsCount).
 A RESP2 client holding any subscription is in pub/sub mode, so while the registry is not empty the
 dispatcher's fast path is off (``Server.shard_subscriptions_changed``) and its slow path holds such a client to
-the pub/sub commands. SPUBLISH goes to the replicas (not the AOF), as PUBLISH, outside cluster mode.
+the pub/sub commands. SPUBLISH goes to the replicas (not the AOF), as PUBLISH, outside cluster mode. In
+cluster mode a slot that leaves the node's shard takes its channels' subscribers with it (``unsubscribe_slot``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
 from protocol.resp import MultiReply, Push
+from protocol.slots import keyslot
 
 if TYPE_CHECKING:
     from actors.server.client import Client
@@ -45,6 +47,19 @@ def _drop(registry: dict[bytes, dict[Client, None]], channel: bytes, client: Cli
         subscribers.pop(client, None)
         if not subscribers:
             del registry[channel]
+
+
+def unsubscribe_slot(server: Server, slot: int) -> None:
+    """Cluster mode: ``slot`` left this node's shard (Redis's removeChannelsInSlot). Every subscriber of a
+    shard channel in it is unsubscribed, told so by a sunsubscribe message, as if it had sent SUNSUBSCRIBE:
+    it resubscribes where the slot went."""
+    registry = server.pubsub_shard_channels
+    for channel in [c for c in registry if keyslot(c) == slot]:
+        for subscriber in registry.pop(channel):
+            subscriber.shard_channels.discard(channel)
+            subscriber.push(Push([b"sunsubscribe", channel, len(subscriber.shard_channels)]))
+    if not registry:
+        server.shard_subscriptions_changed()
 
 
 @command(
