@@ -1,5 +1,6 @@
 """A cluster behind NAT: cluster-announce-ip / -port / -bus-port / -hostname, cluster-preferred-endpoint-type,
-cluster-port, and cluster-allow-pubsubshard-when-down, each run the same way on redis-server and on nodes.
+cluster-port; and shard channels (routing, cluster-allow-pubsubshard-when-down, slots leaving a shard), each run
+the same way on redis-server and on nodes.
 
 The NAT is real sockets: every server binds 127.0.0.1 only, and a forwarder per port listens on 127.0.0.2
 (another loopback address) and relays to it, as a container's port mapping does. The servers announce the
@@ -17,12 +18,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import hiredis
 import pytest
 import redis
 from redis.cluster import RedisCluster
 
 from tests.harness import NodeProcess, RedisServer, free_port, wait_for
-from tests.integration.test_cluster_multi import wait_ok
+from tests.integration.test_cluster_multi import nodes_of, wait_ok
 
 pytestmark = [pytest.mark.slow]
 NAT_IP = "127.0.0.2"
@@ -287,3 +289,88 @@ def test_a_replica_reaches_its_masters_bus_on_the_port_the_master_names(
         what="the replica's link to a master whose bus is not at its port + 10000",
     )
     wait_for(lambda: rc.get("k") == b"v", 10, what="the key to arrive")
+
+
+class Subscriber:
+    """A raw connection that sends commands and reads replies and pushes one at a time (hiredis's reader)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.reader = hiredis.Reader()
+
+    def send(self, *args: str) -> None:
+        self.sock.sendall(b"".join(_encode(args)))
+
+    def read(self) -> Any:
+        while (reply := self.reader.gets()) is False:
+            data = self.sock.recv(65536)
+            assert data, "connection closed"
+            self.reader.feed(data)
+        return reply
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _encode(args: tuple[str, ...]) -> list[bytes]:
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        out.append(b"$%d\r\n%s\r\n" % (len(arg.encode()), arg.encode()))
+    return out
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind", KINDS)
+def test_shard_channels_follow_their_slot(
+    kind: str,
+    tmp_path: Path,
+    node_factory: Callable[..., NodeProcess],
+    redis_servers: Callable[..., RedisServer],
+) -> None:
+    """Subscribers of a shard channel whose slot leaves the shard (SETSLOT NODE, DELSLOTS) get a sunsubscribe
+    message, on the master and on its replica, which serves the channel without READONLY."""
+    ports = [
+        start_server(kind, tmp_path, i, node_factory, redis_servers, cluster_node_timeout=3000)
+        for i in range(3)
+    ]
+    a, b, r = (redis.Redis(port=p, socket_timeout=5) for p in ports)
+    a.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "8191")
+    b.execute_command("CLUSTER", "ADDSLOTSRANGE", "8192", "16383")
+    for port in ports[1:]:
+        a.execute_command("CLUSTER", "MEET", "127.0.0.1", str(port))
+    wait_for(lambda: all(len(nodes_of(p)) == 3 for p in ports), 30, what="the nodes to meet")
+    a_id, b_id = (c.execute_command("CLUSTER", "MYID").decode() for c in (a, b))
+    r.execute_command("CLUSTER", "REPLICATE", a_id)
+    wait_ok(ports, 3, timeout_s=60)
+
+    channel = next(f"ch{n}" for n in range(100000) if a.cluster("keyslot", f"ch{n}") <= 8191)
+    slot = a.cluster("keyslot", channel)
+    subscribers = {name: Subscriber(port) for name, port in (("master", ports[0]), ("replica", ports[2]))}
+    try:
+        for sub in subscribers.values():
+            sub.send("SSUBSCRIBE", channel)
+            assert sub.read() == [b"ssubscribe", channel.encode(), 1]
+        other = Subscriber(ports[1])
+        other.send("SSUBSCRIBE", channel)
+        moved = other.read()
+        other.close()
+        assert isinstance(moved, hiredis.ReplyError) and str(moved) == f"MOVED {slot} 127.0.0.1:{ports[0]}"
+        assert a.execute_command("SPUBLISH", channel, "hello") == 1
+        assert subscribers["master"].read() == [b"smessage", channel.encode(), b"hello"]
+        assert subscribers["replica"].read() == [b"smessage", channel.encode(), b"hello"]
+
+        # The slot moves to B: both subscribers are let go.
+        assert b.execute_command("CLUSTER", "SETSLOT", str(slot), "NODE", b_id) == b"OK"
+        assert a.execute_command("CLUSTER", "SETSLOT", str(slot), "NODE", b_id) == b"OK"
+        for sub in subscribers.values():
+            assert sub.read() == [b"sunsubscribe", channel.encode(), 0]
+
+        # A slot deleted from its owner lets its subscribers go too.
+        subscribers["b"] = Subscriber(ports[1])
+        subscribers["b"].send("SSUBSCRIBE", channel)
+        assert subscribers["b"].read() == [b"ssubscribe", channel.encode(), 1]
+        assert b.execute_command("CLUSTER", "DELSLOTS", str(slot)) == b"OK"
+        assert subscribers["b"].read() == [b"sunsubscribe", channel.encode(), 0]
+    finally:
+        for sub in subscribers.values():
+            sub.close()
