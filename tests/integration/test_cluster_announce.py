@@ -359,7 +359,10 @@ def test_shard_channels_follow_their_slot(
         assert subscribers["master"].read() == [b"smessage", channel.encode(), b"hello"]
         assert subscribers["replica"].read() == [b"smessage", channel.encode(), b"hello"]
 
-        # The slot moves to B: both subscribers are let go.
+        # The slot moves to B, as redis-cli moves it (B takes it with a new configEpoch, which the replica
+        # learns from B's gossip): both subscribers are let go.
+        assert a.execute_command("CLUSTER", "SETSLOT", str(slot), "MIGRATING", b_id) == b"OK"
+        assert b.execute_command("CLUSTER", "SETSLOT", str(slot), "IMPORTING", a_id) == b"OK"
         assert b.execute_command("CLUSTER", "SETSLOT", str(slot), "NODE", b_id) == b"OK"
         assert a.execute_command("CLUSTER", "SETSLOT", str(slot), "NODE", b_id) == b"OK"
         for sub in subscribers.values():
