@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.harness import NodeProcess
+from tests.harness import NodeProcess, wait_for
 from tests.sentinel_harness import SentinelProcess
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs Debian's redis-server")
@@ -72,7 +72,20 @@ def test_maxclients_and_the_stats_that_count_it(sentinel: SentinelProcess) -> No
         with socket.create_connection(("127.0.0.1", sentinel.port), timeout=5) as extra:
             assert extra.recv(64) == b"-ERR max number of clients reached\r\n"
         held.pop().close()
-        # The freed slot takes the next connection; INFO runs on it.
+
+        def connected_clients() -> int:
+            held[0].sendall(b"INFO clients\r\n")
+            data = b""
+            while b"\r\n" not in data or len(data) < data.index(b"\r\n") + 4 + int(
+                data[1 : data.index(b"\r\n")]
+            ):
+                chunk = held[0].recv(65536)
+                assert chunk, "the sentinel closed the connection"
+                data += chunk
+            return int(fields(data.decode().split("\r\n", 1)[1])["connected_clients"])
+
+        # Once the sentinel has seen the close (its count says so), the freed slot takes the next connection.
+        wait_for(lambda: connected_clients() == MAXCLIENTS - 1, 10, what="the sentinel to see the close")
         with socket.create_connection(("127.0.0.1", sentinel.port), timeout=5) as sock:
             sock.sendall(b"INFO\r\n")
             data = b""
