@@ -85,6 +85,13 @@ def test_a_spare_replica_migrates_to_an_orphaned_master(node_factory: Callable[.
             "cluster-allow-replica-migration": "yes"
         }
         replica.client().config_set("cluster-allow-replica-migration", "no")
+        # C counts as a master meant to have a replica only once this node has heard C's replica say so (a
+        # handshake's first PONG names a node's role, not its master, as in Redis): wait for that.
+        wait_for(
+            lambda: _master_of(replica.port, ids["c1"]) == c_id,  # noqa: B023 (called before the loop moves on)
+            30,
+            what="A's replicas to know C's replica as C's",
+        )
     replicas["c1"].stop()
     for replica in spare:
         wait_for(
