@@ -97,14 +97,17 @@ def prepare_run(client: Client, flags: frozenset[str] | None, read_only_command:
     """Check a script's declared flags against the node (scriptPrepareForRun); True: the run is read-only.
 
     Without a shebang (``flags`` None) nothing is checked up front: each write the script tries is judged
-    when it runs. With one, a script that may write is refused here on a read-only replica, under a disk
-    error, through *_RO commands and without enough good replicas.
+    when it runs. With one, a no-cluster script is refused in cluster mode, and a script that may write is
+    refused here on a read-only replica, under a disk error, through *_RO commands and without enough good
+    replicas.
     """
     server = client.server
     # redis.call's OOM check (scriptVerifyOOM) skips scripts declaring allow-oom.
     server.scripting.allow_oom = flags is not None and "allow-oom" in flags
     if flags is None:
         return read_only_command
+    if "no-cluster" in flags and server.cluster is not None:  # (checked first, as scriptPrepareForRun)
+        raise CommandError("ERR Can not run script on cluster, 'no-cluster' flag is set.")
     if "no-writes" in flags:
         return True
     if client.kind is not ClientKind.MASTER:
