@@ -26,6 +26,7 @@ from actors.config_values import (
     parse_proc_title_template,
 )
 from actors.data import events
+from protocol.ports import bus_port_for
 
 __all__ = ["ConfigError", "parse_memory"]  # (re-exported: the rest of the node reads them from here)
 
@@ -630,6 +631,12 @@ class Config:
 
     def __getitem__(self, name: str) -> Any:
         return self.values[BY_NAME[name].name]
+
+    def bus_port(self) -> int:
+        """The port the node bus listens on: bus-port, else cluster-port (Redis Cluster's name for the same
+        port: the cluster bus is this bus), else the RESP port + 10000 (tls-port's for a TLS-only node)."""
+        explicit = int(self["bus-port"] or self["cluster-port"])
+        return bus_port_for(int(self["port"] or self["tls-port"]), explicit)
 
     def directive(self, name: str) -> Directive:
         directive = BY_NAME.get(name.lower())

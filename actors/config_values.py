@@ -2,8 +2,9 @@
 
 Why a module of its own: the rules are Redis's C parsers, odd corners included, and users' tools meet those
 corners (a value CONFIG SET accepts on redis-server must be accepted here, and refused with the same words
-otherwise); a few string checks of the same kind (an announced hostname's characters) sit here too. ``string2ll``: an optional '-', then digits with no leading zero, within a signed 64-bit integer;
-no '+', no spaces, no '_' (Python's ``int()`` takes all of those). ``memtoull``: digits (none at all reads as
+otherwise); a few string checks of the same kind (an announced hostname's characters) sit here too.
+``string2ll``: an optional '-', then digits with no leading zero, within a signed 64-bit integer; no '+', no
+spaces, no '_' (Python's ``int()`` takes all of those). ``memtoull``: digits (none at all reads as
 0) and a unit among b, k, kb, m, mb, g, gb in any case; a leading '-' is refused; the number saturates at
 2**64 - 1 and the product with the unit wraps around, as in C. A memory directive of an unsigned C type
 (size_t, unsigned long long) checks that unsigned value against its bounds; a signed one (long long, off_t)

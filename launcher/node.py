@@ -41,7 +41,6 @@ from actors.supervision.supervisor import ChildStartError, Strategy, Supervisor
 from launcher import pidfile, supervised
 from launcher.config_rewrite import rewrite_config_file
 from protocol.curve import CurveError
-from protocol.ports import bus_port_for
 
 if TYPE_CHECKING:
     from actors.cluster.facade import Cluster  # imported when cluster-enabled: ~10% of an empty node's start
@@ -221,10 +220,7 @@ class Node:
 
     @property
     def bus_port(self) -> int:
-        # A TLS-only node (port 0) takes its bus port from tls-port, by the same +10000 rule. Redis Cluster's
-        # cluster-port names the same port (the cluster bus is this bus); bus-port wins when both are given.
-        explicit = self.config["bus-port"] or self.config["cluster-port"]
-        return bus_port_for(self.config["port"] or self.config["tls-port"], explicit)
+        return self.config.bus_port()
 
     # -- actors ----------------------------------------------------------------------------------------
 

@@ -212,6 +212,17 @@ class ClusterState:
 
     def add(self, node: ClusterNode) -> None:
         self.nodes[node.id] = node
+        self._adopt_replicas(node)
+
+    def _adopt_replicas(self, master: ClusterNode) -> None:
+        """Nodes already known as ``master``'s replicas join its set now. A replica's header can name a master
+        this node has not met yet (gossip brings nodes in any order), and its master_id is kept as a name:
+        Redis's clusterNodeAddSlave happens on the next header that finds the master, and so it does here,
+        when the master arrives. Without this, that master never counts the replica (nor becomes a migration
+        target), since later headers name the same master and change nothing."""
+        for other in self.nodes.values():
+            if other.master_id == master.id and other is not master:
+                self.add_replica(master, other.id)
 
     def remove(self, node_id: str) -> None:
         node = self.nodes.pop(node_id, None)
@@ -237,6 +248,7 @@ class ClusterState:
         bits = self._bits.pop(old_id, None)
         if bits is not None:
             self._bits[new_id] = bits
+        self._adopt_replicas(node)
         if node.slot_count:
             for slot, owner in enumerate(self.owners):
                 if owner == old_id:

@@ -24,10 +24,10 @@ from actors.server.client import ClientKind
 from actors.server.ports import WAIT_ON_REPLICA
 from protocol import errors
 from protocol.errors import CommandError, echoed
-from protocol.ports import bus_port_for
 from protocol.resp import OK
 
 if TYPE_CHECKING:
+    from actors.config import Config
     from actors.server.client import Client
     from actors.server.ports import ReplicationPort
 
@@ -276,10 +276,9 @@ def _sync(client: Client, preamble: bytes) -> Any:
     return BLOCKED
 
 
-def _own_bus_port(config: Any) -> int:
-    """The bus port a replica is to reach this node at: launcher/node.py's (bus-port, else cluster-port, else
-    port + 10000), or the one a cluster node announces to its peers (cluster-announce-bus-port)."""
+def _own_bus_port(config: Config) -> int:
+    """The bus port a replica is to reach this node at: the one it listens on, or the one a cluster node
+    announces to its peers (cluster-announce-bus-port)."""
     if config["cluster-enabled"] and config["cluster-announce-bus-port"]:
         return int(config["cluster-announce-bus-port"])
-    explicit = int(config["bus-port"] or config["cluster-port"])
-    return bus_port_for(int(config["port"] or config["tls-port"]), explicit)
+    return config.bus_port()

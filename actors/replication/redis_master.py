@@ -3,9 +3,10 @@ redactor master from a redis-server, and how it replicates from a redis-server w
 
 Every link starts here: a TCP connection to the master's RESP port, PING, AUTH (masteruser/masterauth),
 then ``REPLCONF redactor-probe 1`` (REPLCONF: a replication user may run it where INFO would be refused).
-A redactor master answers ``+REDACTOR <bus port>``: the probe ends and the link goes on over the
-node bus at that port (replica.py's DEALER; an older master answers without it: its port + 10000); so does a master whose RESP port cannot be reached, for a short while
-(``PROBE_RETRY_S`` in replica.py), after which the probe runs again. Any other master is a Redis: the handshake goes on as Redis's replica does it
+A redactor master answers ``+REDACTOR <bus port>``: the probe ends and the link goes on over the node bus at
+that port (replica.py's DEALER; an older master answers without it: its port + 10000); so does a master
+whose RESP port cannot be reached, for a short while (``PROBE_RETRY_S`` in replica.py), after which the probe
+runs again. Any other master is a Redis: the handshake goes on as Redis's replica does it
 (``REPLCONF listening-port``, ``REPLCONF capa eof capa psync2``, ``PSYNC <replid> <offset>``), and what comes
 back is turned into the peer frames the replica's state machine already follows (replica.py), so full sync,
 partial resync, loading while receiving, acks and reconnection are the same code for both kinds of master:

@@ -2,8 +2,8 @@
 (``LinkState``), and the loader thread that parses a full sync's snapshot while it arrives.
 
 The link connects a DEALER to the master's bus port (the probe's answer; its RESP port + 10000 by default),
-says Hello, then Psync with what the loop has applied (the loop answers PrepareLink with LinkReady first, so nothing the
-old link handed over is still in flight). Continue: the stream follows. FullResync: the snapshot's chunks go to
+says Hello, then Psync with what the loop has applied (the loop answers PrepareLink with LinkReady first, so
+nothing the old link handed over is still in flight). Continue: the stream follows. FullResync: the snapshot's chunks go to
 a ``SnapshotLoader``; once parsed, the loop swaps the databases in (InstallSnapshot) and the stream buffered
 meanwhile is applied. Every stream message carries its start, so a gap is noticed and the link resyncs. Any
 loss goes back to CONNECT with a doubling backoff.

@@ -1,10 +1,11 @@
 """The sentinel's RESP listener: only the commands Redis Sentinel serves, and its own pub/sub of events.
 
 Served: ACL, AUTH, CLIENT (SETNAME, GETNAME, ID, SETINFO, LIST, INFO, KILL), COMMAND (COUNT, DOCS, INFO:
-empty), HELLO, INFO, PING, (P)SUBSCRIBE, (P)UNSUBSCRIBE, PUBLISH (hellos only), ROLE, SENTINEL, SHUTDOWN. Anything
-else gets Redis's ``unknown command`` error. Each client runs as an ACL user (actors/sentinel/acl.py): NOAUTH,
-then the user's permissions, are checked before a command runs, as Redis's processCommand checks them. Events from the monitor are published here (``publish``) to clients
-subscribed to the event's name or to a matching pattern, as ``PSUBSCRIBE *`` subscribers expect.
+empty), HELLO, INFO, PING, (P)SUBSCRIBE, (P)UNSUBSCRIBE, PUBLISH (hellos only), ROLE, SENTINEL, SHUTDOWN.
+Anything else gets Redis's ``unknown command`` error. Each client runs as an ACL user (actors/sentinel/acl.py):
+NOAUTH, then the user's permissions, are checked before a command runs, as Redis's processCommand checks them.
+Events from the monitor are published here (``publish``) to clients subscribed to the event's name or to a
+matching pattern, as ``PSUBSCRIBE *`` subscribers expect.
 
 The listener runs on the listener actor's loop, the monitor on the monitor actor's (system.py): a command that
 reads or changes the monitor's state is handed to the monitor's loop (``OnMonitor``), and its client waits for

@@ -300,9 +300,8 @@ class Server(NodeRestrictions, StreamNames):
         self.quicklist_packed_threshold_bytes = 1 << 30
         # DEBUG SET-DISABLE-DENY-SCRIPTS 1: scripts may call commands flagged noscript (Redis's tests use it).
         self.script_disable_deny_script = False
-        self.cluster_drop_packet_filter = (
-            -1
-        )  # DEBUG DROP-CLUSTER-PACKET-FILTER: a bus message type (cluster/)
+        # DEBUG DROP-CLUSTER-PACKET-FILTER: a cluster bus message type dropped as it arrives (-1: none).
+        self.cluster_drop_packet_filter = -1
         # Set by actors/blocking.py when a key that clients block on got data: execute() calls it once the
         # current command has finished, so they are served in the same tick, after the write that fed them
         # (Redis's handleClientsBlockedOnKeys).

@@ -96,7 +96,7 @@ def owner_of(port: int, slot: int) -> tuple[str, int]:
 
 def replica_of(port: int, master_id: str) -> int:
     for words in nodes_of(port):
-        if "slave" in words[2] and words[3] == master_id and "fail" not in words[2]:
+        if "slave" in words[2] and words[3] == master_id and "fail" not in words[2].split(","):
             return int(words[1].split(":")[1].split("@")[0])
     raise AssertionError(f"no replica of {master_id}")
 
@@ -177,7 +177,10 @@ def test_create_redirect_failover_rejoin_and_restart(
         == b"-CROSSSLOT Keys in request don't hash to the same slot\r\n"
     )
     assert raw(owner_port, b"SET", b"foo", b"bar") == b"+OK\r\n"
-    replica = replica_of(ports[0], owner_id)
+    # redis-cli made the replicas after the nodes met: the first node may hear of their roles a ping later.
+    replica = wait_for(
+        lambda: replica_of(ports[0], owner_id), 10, what=f"{ports[0]} to know {owner_id}'s replica"
+    )
     with redis.Redis(port=replica, socket_timeout=5) as client:
         with pytest.raises(redis.ResponseError, match=f"12182 127.0.0.1:{owner_port}"):
             client.get("foo")

@@ -122,6 +122,28 @@ def test_only_masters_meant_to_have_replicas_are_targets() -> None:
     assert not state.nodes[RC].migrate_to
 
 
+def test_a_replica_heard_before_its_master_is_counted_once_the_master_arrives() -> None:
+    """Gossip brings nodes in any order: C's replica can say "my master is C" before we have met C. C must
+    count it when C arrives (added, or a handshake node renamed to C's id), or C is never an orphan."""
+    for arrives_by_handshake in (False, True):
+        state = _cluster()
+        state.remove(C)
+        assert state.nodes[RC].master_id == C  # the name is kept, as the header gave it
+        if arrives_by_handshake:
+            state.add(ClusterNode("9" * 40, "127.0.0.1", 7002, 17002, flags={"handshake"}))
+            state.rename("9" * 40, C)
+        else:
+            state.add(ClusterNode(C, "127.0.0.1", 7002, 17002, flags={"master"}))
+        master = state.nodes[C]
+        assert master.replicas == {RC}
+        assert master.migrate_to
+        master.flags -= {"handshake"}
+        master.flags.add("master")
+        for slot in range(SLOTS - 10, SLOTS):
+            state.assign(slot, C)
+        assert migration.census(state).orphaned_masters == 1  # RC is FAIL: C is orphaned
+
+
 def test_cron_moves_only_when_allowed() -> None:
     state = _cluster()
     state.nodes[C].orphaned_ms = LONG_AGO_MS
@@ -171,6 +193,7 @@ def test_a_sub_replica_moves_to_its_grandmaster() -> None:
     state.set_master_of(state.nodes[A], B)
     state.nodes[C].config_epoch = 6
     # C claims one of B's slots on top of its own: a slot update reaches us.
-    assert gossip.update_slots(cluster, state.nodes[C], 6, _bitmap(range(2 * third - 1, SLOTS)))  # type: ignore[arg-type]
+    claim = _bitmap(range(2 * third - 1, SLOTS))
+    assert gossip.update_slots(cluster, state.nodes[C], 6, claim)  # type: ignore[arg-type]
     assert cluster.replicated == [B]
     assert state.myself.master_id == B
