@@ -552,8 +552,34 @@ def _connect(shell: Shell, args: argparse.Namespace, warn: Callable[[str], None]
             shell.connected = False
 
 
+def glue_option_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``--opt VALUE`` as ``--opt=VALUE`` (``-a VALUE`` as ``-aVALUE``) for every option that takes a value,
+    up to the command: argparse refuses a separate value that starts with "-", and a Z85 key (--curve-server-key)
+    or a password (-a) may well start with one. redis-cli takes the next word whatever it is, and so do we."""
+    takes_value = {
+        option
+        for action in parser._actions  # argparse keeps no public list of its options
+        if action.option_strings and action.nargs is None and action.const is None
+        for option in action.option_strings
+    }
+    glued: list[str] = []
+    words = iter(argv)
+    for word in words:
+        if not word.startswith("-"):  # the command: the rest is its arguments
+            glued.append(word)
+            glued.extend(words)
+            break
+        value = next(words, None) if word in takes_value else None
+        if value is None:
+            glued.append(word)
+        else:
+            glued.append(f"{word}={value}" if word.startswith("--") else f"{word}{value}")
+    return glued
+
+
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(glue_option_values(parser, argv))
     if args.raw is None:
         # As redis-cli: raw output when stdout is not a terminal (a pipe, a file, a test).
         args.raw = not sys.stdout.isatty()

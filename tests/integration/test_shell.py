@@ -62,6 +62,20 @@ def test_an_error_reply_exits_1(node: NodeProcess) -> None:
     assert result.stdout == "(error) ERR unknown command 'nosuch', with args beginning with: \n"
 
 
+def test_option_values_may_start_with_a_dash_as_redis_cli_takes_them(node: NodeProcess) -> None:
+    """A password, a user name or a Z85 CURVE key can start with "-": the option takes the next word anyway."""
+    client = node.client()
+    client.execute_command("ACL", "SETUSER", "-dash", "on", ">-pw", "+@all", "~*")
+    try:
+        result = cli(node.port, "--user", "-dash", "-a", "-pw", "--timeout-ms", "5000", "acl", "whoami")
+        assert (result.returncode, result.stdout) == (0, "-dash\n"), result
+        result = cli(node.port, "incrby", "dash-counter", "-3")  # the command's own words are left alone
+        assert (result.returncode, result.stdout) == (0, "-3\n"), result
+    finally:
+        client.execute_command("ACL", "DELUSER", "-dash")
+        client.delete("dash-counter")
+
+
 def test_raw_output_is_the_default_when_stdout_is_not_a_terminal(node: NodeProcess) -> None:
     r = node.client()
     r.delete("n", "list")
