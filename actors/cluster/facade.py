@@ -46,6 +46,7 @@ _ANNOUNCED = (
     "cluster-announce-bus-port",
     "cluster-announce-hostname",
     "cluster-preferred-endpoint-type",
+    "cluster-replica-no-failover",
 )
 # Redis's CLUSTERMSG_TYPE_* numbers of our frames (a gossip frame by its kind), for DEBUG
 # DROP-CLUSTER-PACKET-FILTER. A manual failover's offset rides a PING in Redis.
@@ -125,10 +126,11 @@ class Cluster:
 
     def announce(self) -> None:
         """Our own entry as peers and clients are to see it: the cluster-announce-* directives over what the
-        node listens on (Redis's clusterUpdateMyselfAnnouncedPorts, ...Ip and ...Hostname), and how clients
-        are told to reach nodes (cluster-preferred-endpoint-type). The next gossip carries it to the peers,
-        which connect to the announced ip and bus port: the addresses a node behind NAT (a container's port
-        mapping) is reached at, which it cannot see itself."""
+        node listens on (Redis's clusterUpdateMyselfAnnouncedPorts, ...Ip and ...Hostname), the nofailover flag
+        of cluster-replica-no-failover (...Flags), and how clients are told to reach nodes
+        (cluster-preferred-endpoint-type). The next gossip carries it to the peers, which connect to the
+        announced ip and bus port: the addresses a node behind NAT (a container's port mapping) is reached at,
+        which it cannot see itself."""
         config = self.config
         myself = self.state.myself
         ip = str(config["cluster-announce-ip"])
@@ -140,6 +142,11 @@ class Cluster:
         myself.cport = int(config["cluster-announce-bus-port"]) or self.bus_port
         myself.hostname = str(config["cluster-announce-hostname"])
         self.state.endpoint_type = str(config["cluster-preferred-endpoint-type"])
+        # Our nofailover flag, shown in CLUSTER NODES everywhere (Redis's clusterUpdateMyselfFlags).
+        if config["cluster-replica-no-failover"]:
+            myself.flags.add("nofailover")
+        else:
+            myself.flags.discard("nofailover")
 
     def _slot_leaving(self, slot: int, owner_id: str) -> None:
         """A slot leaves its owner (Redis's clusterDelSlot): if that is our shard (we own it, or replicate its

@@ -143,6 +143,13 @@ def cron(cluster: Cluster) -> None:
         )
         election.reset()
         return
+    automatic = master.failed and master.slot_count > 0 and not cluster.config["cluster-replica-no-failover"]
+    if election.phase is Phase.MANUAL_SYNC and automatic:
+        # The master failed before it sent its offset: Redis's manual failover is not started (mf_can_start
+        # is 0), so its replica fails over as it would without one (clusterHandleSlaveFailover's
+        # manual_failover is false), with the usual delays. Redis's cluster suite 10-manual-failover.
+        log.info("cluster_manual_failover_overtaken", master=master.id)
+        election.reset()
     if election.phase is Phase.MANUAL_SYNC:
         if election.mf_offset >= 0 and cluster.server.repl_offset >= election.mf_offset:
             log.info(
@@ -155,9 +162,7 @@ def cron(cluster: Cluster) -> None:
         elif election.mf_offset < 0:
             cluster.send(master, MfStart(myself.id), "mfstart")  # again: the first may have been dropped
         return
-    wants = election.manual or (
-        master.failed and master.slot_count > 0 and not cluster.config["cluster-replica-no-failover"]
-    )
+    wants = election.manual or automatic
     if not wants:
         if election.phase is not Phase.IDLE:
             election.reset()

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.cluster.state import ClusterHealth, ClusterState
 from actors.commands.getkeys import get_keys
+from actors.commands.script_flags import writes
 from actors.server.client import ClientKind
 from protocol.slots import keyslot
 
@@ -95,7 +96,7 @@ def route(
         else:
             positions = get_keys(each_cmd, each_argv)
         if positions:
-            is_write = is_write or each_cmd.is_write
+            is_write = is_write or writes(client, each_cmd, each_argv)
         for pos in positions:
             key = each_argv[pos]
             this_slot = keyslot(key)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import command
+from actors.commands.script_flags import shebang_flags
 from actors.server.client import ClientKind
 from actors.server.maxmemory import OOM
 from protocol import errors
@@ -23,8 +24,6 @@ from protocol.resp import OK
 if TYPE_CHECKING:
     from actors.server.client import Client
 
-# Redis's script flags (scripts_flags_def), as a shebang's flags= names them.
-SCRIPT_FLAGS = frozenset({"no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"})
 _SCRIPT_SUBCOMMANDS = {b"load": 3, b"exists": -3, b"flush": -2, b"kill": 2, b"help": 2}
 # Redis 7.0's SCRIPT HELP without DEBUG (the Lua debugger, LDB, is not implemented here).
 _SCRIPT_HELP = [
@@ -68,29 +67,6 @@ def script_keys(argv: list[bytes]) -> list[int]:
     if numkeys < 0 or numkeys > len(argv) - 3:
         return []
     return list(range(3, 3 + numkeys))
-
-
-def shebang_flags(body: bytes) -> frozenset[str] | None:
-    """The flags of a ``#!lua flags=...`` first line; None for a script without a shebang (EVAL compat mode)."""
-    if not body.startswith(b"#!"):
-        return None
-    end = body.find(b"\n")
-    if end < 0:
-        raise CommandError("ERR Invalid script shebang")
-    parts = body[:end].decode("utf-8", "replace").split()
-    if not parts:
-        raise CommandError("ERR Invalid engine in script shebang")
-    if parts[0] != "#!lua":
-        raise CommandError(f"ERR Unexpected engine in script shebang: {parts[0]}")
-    flags: set[str] = set()
-    for part in parts[1:]:
-        if not part.startswith("flags="):
-            raise CommandError(f"ERR Unknown lua shebang option: {part}")
-        for flag in part[6:].split(",") if part[6:] else ():  # "flags=" alone: no flags (Redis's sdssplitlen)
-            if flag not in SCRIPT_FLAGS:
-                raise CommandError(f"ERR Unexpected flag in script shebang: {flag}")
-            flags.add(flag)
-    return frozenset(flags)
 
 
 def prepare_run(client: Client, flags: frozenset[str] | None, read_only_command: bool) -> bool:

@@ -25,6 +25,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import BLOCKED, Command
+from actors.commands.script_flags import SCRIPT_RUNNERS, declared_flags
 from actors.server.client import Client, ClientKind
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ _READ_ONLY_FORMS = frozenset(("eval_ro", "evalsha_ro", "fcall_ro"))
 # FUNCTION's subcommands that change the libraries (flagged write in Redis; the read ones and SCRIPT's run).
 _FUNCTION_WRITES = frozenset((b"load", b"delete", b"flush", b"restore"))
 # Commands that run a script or function, whose declared flags decide whether a WRITE pause holds them.
-_SCRIPT_RUNNERS = frozenset(("eval", "evalsha", "fcall"))
 
 
 class PauseMode(Enum):
@@ -167,33 +167,12 @@ def _may_replicate(cmd: Command, client: Client, argv: list[bytes]) -> bool:
 
 
 def _command_may_replicate(client: Client, cmd: Command, argv: list[bytes]) -> bool:
-    if cmd.name in _SCRIPT_RUNNERS and _declares_no_writes(client, cmd, argv):
-        return False
+    if cmd.name in SCRIPT_RUNNERS:
+        flags = declared_flags(client, cmd, argv)
+        if flags is not None:  # a script's declared flags replace EVAL's may-replicate (scriptFlagsToCmdFlags)
+            return "no-writes" not in flags
     if cmd.is_write or cmd.name in MAY_REPLICATE:
         return True
     if cmd.name == "function":
         return len(argv) > 1 and argv[1].lower() in _FUNCTION_WRITES
     return False
-
-
-def _declares_no_writes(client: Client, cmd: Command, argv: list[bytes]) -> bool:
-    """Whether EVAL's script, EVALSHA's cached script or FCALL's function declares the no-writes flag."""
-    if len(argv) < 2:
-        return False
-    engine = client.server.scripting
-    if cmd.name == "fcall":
-        function = engine.functions.functions.get(argv[1].decode("utf-8", "replace"))
-        return function is not None and function.flags is not None and "no-writes" in function.flags
-    if cmd.name == "evalsha":
-        cached = engine.scripts.get(argv[1].lower().decode("latin-1"))
-        if cached is None:
-            return False
-        body = cached[1]
-    else:
-        body = argv[1]
-    first_line = body.split(b"\n", 1)[0]
-    if not first_line.startswith(b"#!"):
-        return False  # no shebang: the script may write (EVAL's compatibility mode)
-    return any(
-        b"no-writes" in part[6:].split(b",") for part in first_line.split()[1:] if part.startswith(b"flags=")
-    )

@@ -187,6 +187,12 @@ def test_create_redirect_failover_rejoin_and_restart(
         assert client.execute_command("READONLY") in (b"OK", True)
         assert " flags=r " in client.execute_command("CLIENT", "INFO").decode()  # (READONLY's flag, as Redis)
         wait_for(lambda: client.get("foo") == b"bar", 10, what="the replica to serve foo after READONLY")
+        # A script's declared flags decide, as Redis's getCommandFlags: one that may write is MOVED, one that
+        # declares no-writes, or has no shebang (judged as it runs), is served.
+        with pytest.raises(redis.exceptions.MovedError, match=f"12182 127.0.0.1:{owner_port}"):
+            client.eval("#!lua\nreturn redis.call('del', KEYS[1])", 1, "foo")
+        assert client.eval("#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])", 1, "foo") == b"bar"
+        assert client.eval("return redis.call('get', KEYS[1])", 1, "foo") == b"bar"
         with pytest.raises(redis.ResponseError, match="12182"):
             client.set("foo", "x")
     follow = subprocess.run(

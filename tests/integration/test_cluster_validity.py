@@ -48,6 +48,18 @@ def test_replica_with_old_data_does_not_stand_for_election(node_factory: Callabl
     wait_for(lambda: first_id in {w[0] for w in nodes_of(replica.port)}, 30, what="the replica to meet")
     rc.execute_command("CLUSTER", "REPLICATE", first_id)
     wait_ok([*ports, replica.port], 4, timeout_s=60)
+    replica_id = rc.execute_command("CLUSTER", "MYID").decode()
+
+    def flags_of_replica(port: int) -> list[str]:
+        return next(w[2] for w in nodes_of(port) if w[0] == replica_id).split(",")
+
+    # cluster-replica-no-failover is the replica's nofailover flag, in every node's CLUSTER NODES (Redis's
+    # cluster suite, 13-no-failover-option).
+    wait_for(
+        lambda: all("nofailover" in flags_of_replica(p) for p in [*ports, replica.port]),
+        30,
+        what="every node to see the replica's nofailover flag",
+    )
 
     masters[0].signal(signal.SIGSTOP)
     try:
@@ -64,6 +76,7 @@ def test_replica_with_old_data_does_not_stand_for_election(node_factory: Callabl
             what="the replica's data to age",
         )
         rc.config_set("cluster-replica-no-failover", "no")
+        assert "nofailover" not in flags_of_replica(replica.port)
         wait_for(
             lambda: (
                 "Currently unable to failover: Disconnected from master for longer than allowed"
