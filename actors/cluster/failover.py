@@ -9,8 +9,9 @@ Redis's clusterHandleSlaveFailover / clusterSendFailoverAuthIfNeeded, reduced to
 - a replica whose master is FAIL waits 500 ms (for the FAIL to reach the masters; no wait once a majority of
   masters told it they hold the master FAIL: the FAIL message's sender, the masters' gossip, and the ping a
   master sends the failed master's replicas when a FAIL message reaches it) + up to 500 ms random (only
-  when it has sibling replicas to race with) + 1 s per sibling with a better replication offset (its rank),
-  then bumps currentEpoch and asks every node for a vote (AuthRequest);
+  when it has sibling replicas to race with) + 1 s per sibling with a better replication offset (its rank,
+  which can only grow while it waits: each step adds 1 s), then bumps currentEpoch and asks every node for a
+  vote (AuthRequest);
 - a master serving slots votes at most once per epoch (lastVoteEpoch, saved to nodes.conf before the vote
   leaves), only for a replica of a FAIL master (unless the request is forced), at most once per
   2 x node_timeout for the same master, and not if a claimed slot has a newer owner;
@@ -76,6 +77,9 @@ class Election:
     manual: bool = False
     manual_deadline_ms: int = 0
     mf_offset: int = -1
+    # The rank the scheduled election's delay counts (siblings with a better offset): it only grows while we
+    # wait, and each step adds RANK_DELAY_MS (Redis's failover_auth_rank).
+    rank: int = 0
     # The part of start_ms that only waits for the FAIL to spread (ELECTION_FIXED_DELAY_MS, or 0 when a
     # majority of masters already told us they hold our master FAIL).
     fixed_delay_ms: int = 0
@@ -180,7 +184,7 @@ def cron(cluster: Cluster) -> None:
             # The random part only keeps sibling replicas with the same offset from asking at the same
             # moment and splitting the votes; a master's only replica has no sibling to race with.
             delay += cluster.rng.randint(0, ELECTION_RANDOM_DELAY_MS)
-        rank = _rank(cluster)
+        rank = election.rank = _rank(cluster)
         election.start_ms = now + delay + rank * RANK_DELAY_MS
         election.phase = Phase.WAITING
         log.info(
@@ -205,6 +209,20 @@ def cron(cluster: Cluster) -> None:
         log.info("cluster_election_hastened", delay_ms=max(0, election.start_ms - now))
         if election.start_ms > now and cluster.master.loop is not None:
             cluster.master.loop.call_later((election.start_ms - now) / 1000 + 0.001, cron, cluster)
+    if election.phase is Phase.WAITING and not election.manual:
+        # Siblings' offsets learned since the election was scheduled can push us back (clusterHandleSlaveFailover
+        # updates the rank until the vote requests leave; never for a manual failover): the replica with the
+        # most data asks first.
+        rank = _rank(cluster)
+        if rank > election.rank:
+            added_ms = (rank - election.rank) * RANK_DELAY_MS
+            election.start_ms += added_ms
+            election.rank = rank
+            log.info(
+                "cluster_election_rank_updated",
+                rank=rank,
+                message=f"Replica rank updated to #{rank}, added {added_ms} milliseconds of delay.",
+            )
     if election.phase is Phase.WAITING and now >= election.start_ms:
         _start_election(cluster, master, now)
         return

@@ -3,9 +3,12 @@ PING and ``REPLCONF GETACK *`` a Redis master puts inside its stream.
 
 A redis-server replica reads its master's stream as commands and counts every byte in its offset, keep-alive
 PINGs and GETACK requests included; so, as Redis's replicationCron and WAIT do, these go into the
-propagation stream itself (for the replicas only: the AOF leaves them out) while a Redis replica is attached.
-The bus replicas get them too, byte for byte, and apply them as no-ops, so every replica of the node sees the
-same offsets and one backlog serves both kinds. With no Redis replica attached nothing changes.
+propagation stream itself (for the replicas only: the AOF leaves them out). The bus replicas get them too,
+byte for byte, and apply them as no-ops, so every replica of the node sees the same offsets and one backlog
+serves both kinds. The keep-alive PING goes in while any replica is attached, as Redis's does: an idle
+master's offset moves with it, and a cluster replica whose offset is still 0 is not listed in CLUSTER SLOTS
+(isReplicaAvailable), so a replica that synced from a master with no writes since would stay hidden without
+it. GETACK goes in when WAIT asks, for a Redis replica or a direct stream (the bus replicas ack on their own).
 """
 
 from __future__ import annotations
@@ -67,8 +70,8 @@ class RespFeed:
         return BLOCKED  # nothing more is written on this connection by the loop
 
     def cron(self) -> None:
-        """Redis's replicationCron: a PING in the stream every repl-ping-replica-period."""
-        if not self.attached() or self.replication.master_host is not None:
+        """Redis's replicationCron: a PING in the stream every repl-ping-replica-period, with any replica."""
+        if not self.replication.replicas_view or self.replication.master_host is not None:
             return  # a replica forwards its master's stream, pings included, byte for byte
         now = time.monotonic()
         if now - self._last_ping_s >= self.server.config["repl-ping-replica-period"]:

@@ -169,7 +169,9 @@ def _may_replicate(cmd: Command, client: Client, argv: list[bytes]) -> bool:
 def _command_may_replicate(client: Client, cmd: Command, argv: list[bytes]) -> bool:
     if cmd.name in SCRIPT_RUNNERS:
         flags = declared_flags(client, cmd, argv)
-        if flags is not None:  # a script's declared flags replace EVAL's may-replicate (scriptFlagsToCmdFlags)
+        if (
+            flags is not None
+        ):  # a script's declared flags replace EVAL's may-replicate (scriptFlagsToCmdFlags)
             return "no-writes" not in flags
     if cmd.is_write or cmd.name in MAY_REPLICATE:
         return True

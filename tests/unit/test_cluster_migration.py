@@ -5,9 +5,11 @@ owner took just our master's slots."""
 
 from __future__ import annotations
 
+import random
+from types import SimpleNamespace
 from typing import Any
 
-from actors.cluster import gossip, migration
+from actors.cluster import failover, gossip, migration
 from actors.cluster.state import SLOTS, ClusterHealth, ClusterNode, ClusterState
 
 # Node ids whose order the rules depend on (the smallest-id replica is the one that moves).
@@ -197,3 +199,41 @@ def test_a_sub_replica_moves_to_its_grandmaster() -> None:
     assert gossip.update_slots(cluster, state.nodes[C], 6, claim)  # type: ignore[arg-type]
     assert cluster.replicated == [B]
     assert state.myself.master_id == B
+
+
+class FakeElectionCluster(FakeCluster):
+    """What failover.cron uses of the facade, for a replica whose master is FAIL."""
+
+    def __init__(self, state: ClusterState, offset: int) -> None:
+        super().__init__(
+            state, **{"cluster-replica-validity-factor": 0, "cluster-replica-no-failover": False}
+        )
+        self.election = failover.Election()
+        self.server = SimpleNamespace(repl_offset=offset, replication=None)
+        self.master = SimpleNamespace(loop=None)
+        self.rng = random.Random(1)
+        self.node_timeout_ms = 1000
+        self.sent: list[str] = []
+
+    def broadcast(self, msg: Any, kind: str) -> None:
+        self.sent.append(kind)
+
+
+def test_a_replica_waiting_for_its_election_is_pushed_back_by_a_sibling_with_more_data() -> None:
+    """Redis's clusterHandleSlaveFailover: the rank, and so the delay, is updated until the vote requests
+    leave, so the sibling that turns out to have more data asks first."""
+    state = _cluster()  # we are R1, A's replica, next to R2
+    state.nodes[A].flags.add("fail")
+    state.nodes[R2].repl_offset = 50
+    cluster = FakeElectionCluster(state, offset=100)
+    failover.cron(cluster)  # type: ignore[arg-type]
+    election = cluster.election
+    assert (election.phase, election.rank) == (failover.Phase.WAITING, 0)
+    scheduled_ms = election.start_ms
+    state.nodes[R2].repl_offset = 150  # R2 has more than we do: one rank down, one second later
+    failover.cron(cluster)  # type: ignore[arg-type]
+    assert (election.rank, election.start_ms) == (1, scheduled_ms + failover.RANK_DELAY_MS)
+    state.nodes[R2].repl_offset = 50  # the rank never goes back up while we wait
+    failover.cron(cluster)  # type: ignore[arg-type]
+    assert (election.rank, election.start_ms) == (1, scheduled_ms + failover.RANK_DELAY_MS)
+    assert cluster.sent == []
