@@ -550,6 +550,8 @@ _INERT: list[tuple[str, Callable[[list[str]], Any], Any]] = [
     ("crash-memcheck-enabled", parse_bool, True),
     ("set-proc-title", parse_bool, True),
     ("proc-title-template", parse_proc_title_template, "{title} {listen-addr} {server-mode}"),
+    # (RESTORE checks every payload whole anyway; the directive decides what INFO's dump_payload_sanitizations
+    # counts, as Redis's does: actors/commands/keys.py)
     ("sanitize-dump-payload", _enum_parser("no", "yes", "clients"), "no"),
     ("rdb-del-sync-files", parse_bool, False),
     ("repl-diskless-load", _enum_parser("disabled", "on-empty-db", "swapdb"), "disabled"),

@@ -236,6 +236,7 @@ def _section_stats(server: Server) -> list[tuple[str, Any]]:
         *tracking_stats(server),
         ("unexpected_error_replies", st.unexpected_error_replies),
         ("total_error_replies", st.total_error_replies),
+        ("dump_payload_sanitizations", st.dump_payload_sanitizations),
         ("total_reads_processed", st.reads_processed),
         ("total_writes_processed", st.writes_processed),
         # No I/O threads (io-threads is a start-up setting here with no effect): every read and write is the

@@ -31,6 +31,7 @@ from actors.data.stream import Stream
 from actors.data.types import ZSet
 from actors.server import lazyfree
 from actors.server.blocking import signal_flushed_keys, signal_swapped_dbs, waited_keys_present
+from actors.server.client import ClientKind
 from protocol import errors
 from protocol.errors import CommandError, echoed
 from protocol.resp import OK
@@ -614,6 +615,17 @@ def cmd_dump(client: Client, argv: list[bytes]) -> Any:
     return codec.dump_value(value, compress=bool(server.config["rdbcompression"]))
 
 
+def _sanitizes(client: Client) -> bool:
+    """Whether Redis would deep-check this RESTORE's payload (rdbLoadObject's deep_integrity_validation):
+    sanitize-dump-payload yes, or clients for a client that is neither the master nor the AOF's, nor a user
+    with skip-sanitize-payload. (This node checks every payload whole anyway: this is what INFO counts.)"""
+    mode = client.server.config["sanitize-dump-payload"]
+    if mode == "clients":
+        trusted = client.kind in (ClientKind.MASTER, ClientKind.INTERNAL)
+        return not trusted and client.user.sanitize != "skip-sanitize-payload"
+    return bool(mode == "yes")
+
+
 @command(
     "restore",
     -4,
@@ -665,6 +677,8 @@ def cmd_restore(client: Client, argv: list[bytes]) -> Any:
         raise CommandError("ERR Bad data format") from None
     if not value and type(value) is not bytes:
         raise CommandError("ERR Bad data format")  # an empty collection (RDB_LOAD_ERR_EMPTY_KEY)
+    if _sanitizes(client):
+        client.server.stats.dump_payload_sanitizations += codec.sanitized_blobs(argv[3])
     deleted = keyspace.delete(db, key) if replace else False
     if ttl and not absttl:
         ttl += keyspace.clock()

@@ -181,6 +181,8 @@ class SnapshotCodec(Protocol):
 
     def read_string(self, data: bytes, pos: int) -> tuple[bytes, int]: ...
 
+    def sanitized_blobs(self, payload: bytes) -> int: ...
+
 
 class ClusterPort(Protocol):
     """The loop-side cluster facade (actors/cluster): routing and the CLUSTER command (loop thread)."""

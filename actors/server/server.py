@@ -101,6 +101,8 @@ class Stats:
     total_error_replies: int = 0
     # Errors replied to the master's stream or the AOF's commands (Redis's stat_unexpected_error_replies).
     unexpected_error_replies: int = 0
+    # RESTORE payloads' blobs deep-checked under sanitize-dump-payload (Redis's stat_dump_payload_sanitizations).
+    dump_payload_sanitizations: int = 0
     sync_full: int = 0
     sync_partial_ok: int = 0
     sync_partial_err: int = 0

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from tests.harness import NodeProcess
+from tests.harness import NodeProcess, RedisServer
 from tests.integration.shared import error_of
 
 NodeFactory = Callable[..., NodeProcess]
@@ -91,3 +92,35 @@ def test_restore_of_garbage_that_passes_the_checksum_is_bad_data_format(node: No
     empty_hash = b"\x04\x00\x0a\x00"
     payload = empty_hash + crc64(0, empty_hash).to_bytes(8, "little")
     assert error_of(node.client().execute_command, "RESTORE", "t", "0", payload) == "Bad data format"
+
+
+def test_info_counts_payload_sanitizations_as_redis_server_does(
+    node: NodeProcess, redis_servers: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    """INFO's dump_payload_sanitizations: one per ziplist / listpack / intset blob RESTORE deep-checks, which
+    sanitize-dump-payload decides (no: none; yes: every RESTORE; clients: a plain client's, not a user with
+    skip-sanitize-payload). The same payloads go to redis-server and the counts must match."""
+    reference = redis_servers(tmp_path)
+    source = reference.client
+    source.hset("h", mapping={"f": "v"})  # listpack: 1
+    source.sadd("ints", 1, 2, 3)  # intset: 1
+    source.sadd("big", *[f"m{i}" for i in range(200)])  # hashtable: 0
+    source.config_set("list-max-listpack-size", "2")
+    source.rpush("l", "a", "b", "c", "d", "e")  # a quicklist of 3 packed nodes: 3
+    source.xadd("s", {"f": "v"})  # one listpack: 1
+    payloads = {key: source.dump(key) for key in ("h", "ints", "big", "l", "s")}
+    source.flushall()
+    seen = []
+    for r in (node.client(), source):
+        counts = []
+        for mode in ("no", "yes", "clients"):
+            r.config_set("sanitize-dump-payload", mode)
+            for key, payload in payloads.items():
+                r.restore(f"{key}-{mode}", 0, payload)
+            counts.append(int(r.info("stats")["dump_payload_sanitizations"]))
+        r.execute_command("ACL", "SETUSER", "trusted", "on", "nopass", "+@all", "~*", "skip-sanitize-payload")
+        r.execute_command("AUTH", "trusted", "x")
+        r.restore("h-trusted", 0, payloads["h"])
+        counts.append(int(r.info("stats")["dump_payload_sanitizations"]))
+        seen.append(counts)
+    assert seen[0] == seen[1] == [0, 6, 12, 12], seen

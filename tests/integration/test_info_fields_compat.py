@@ -33,7 +33,6 @@ ABSENT = {
         "total_net_repl_output_bytes": "replication bytes are not counted apart",
         "instantaneous_input_repl_kbps": "replication bytes are not counted apart",
         "instantaneous_output_repl_kbps": "replication bytes are not counted apart",
-        "dump_payload_sanitizations": "sanitize-dump-payload has no effect",
         "reply_buffer_shrinks": "no per-client reply buffer to resize",
         "reply_buffer_expands": "no per-client reply buffer to resize",
     },

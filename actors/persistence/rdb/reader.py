@@ -45,8 +45,21 @@ from actors.persistence.rdb.format import (
     OPCODE_RESIZEDB,
     OPCODE_SELECTDB,
     PROGRESS_EVERY_KEYS,
+    QUICKLIST_NODE_PACKED,
     RDB_VERSION,
+    TYPE_HASH_LISTPACK,
+    TYPE_HASH_ZIPLIST,
+    TYPE_HASH_ZIPMAP,
+    TYPE_LIST_QUICKLIST_2,
+    TYPE_LIST_ZIPLIST,
+    TYPE_SET_INTSET,
+    TYPE_SET_LISTPACK,
+    TYPE_STREAM_LISTPACKS,
+    TYPE_STREAM_LISTPACKS_2,
+    TYPE_STREAM_LISTPACKS_3,
     TYPE_STRING,
+    TYPE_ZSET_LISTPACK,
+    TYPE_ZSET_ZIPLIST,
     DumpPayloadError,
     RdbData,
     RdbError,
@@ -418,3 +431,32 @@ def load_value(payload: bytes) -> Any:
     if pos != len(body):
         raise RdbError(f"Bad data format (trailing bytes) at offset {pos}")
     return value
+
+
+# The types whose whole value Redis's sanitize-dump-payload checks as one blob (ziplist, intset, zipmap or
+# listpack: one count each); quicklists count their packed nodes and streams their listpacks.
+_ONE_BLOB_TYPES = frozenset(
+    (TYPE_HASH_ZIPMAP, TYPE_LIST_ZIPLIST, TYPE_SET_INTSET, TYPE_ZSET_ZIPLIST, TYPE_HASH_ZIPLIST)
+    + (TYPE_HASH_LISTPACK, TYPE_ZSET_LISTPACK, TYPE_SET_LISTPACK)
+)
+
+
+def sanitized_blobs(payload: bytes) -> int:
+    """How many blobs Redis's deep sanitization (sanitize-dump-payload) would check in a RESTORE payload that
+    loaded: its INFO ``dump_payload_sanitizations`` counts one per ziplist / listpack / intset it validates
+    (rdbLoadObject). This node checks every payload that deeply whatever the directive says (each entry is
+    decoded as it is loaded); the directive decides what the counter counts, as in Redis."""
+    rtype = payload[0]
+    if rtype in _ONE_BLOB_TYPES:
+        return 1
+    if rtype == TYPE_LIST_QUICKLIST_2:
+        nodes, pos = read_len(payload, 1)
+        packed = 0
+        for _ in range(nodes):
+            container, pos = read_len(payload, pos)
+            _, pos = read_string(payload, pos)
+            packed += container == QUICKLIST_NODE_PACKED
+        return packed
+    if rtype in (TYPE_STREAM_LISTPACKS, TYPE_STREAM_LISTPACKS_2, TYPE_STREAM_LISTPACKS_3):
+        return read_len(payload, 1)[0]
+    return 0
