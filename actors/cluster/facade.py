@@ -362,6 +362,9 @@ class Cluster:
         failover.end_master_pause(self)
         log.info("cluster_replicating", master=master.id)
 
+    def is_replica(self) -> bool:
+        return self.state.myself.master_id is not None
+
     def become_master(self) -> None:
         state = self.state
         state.set_master_of(state.myself, None)

@@ -127,7 +127,12 @@ class Loading:
         )
 
     def _master_drops_expired(self) -> bool:
-        """A master drops the keys that expired while it was down (a replica keeps them for its master's DELs)."""
+        """A master drops the keys that expired while it was down (a replica keeps them for its master's DELs:
+        a replica by replicaof, or a cluster node whose nodes.conf names its master, as Redis loads nodes.conf
+        before the data)."""
+        cluster = self.server.cluster
+        if cluster is not None and cluster.is_replica():
+            return False
         return not self.server.is_replica and not self.config["replicaof"]
 
     def _drop_expired_named(self) -> int:

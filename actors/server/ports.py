@@ -200,6 +200,10 @@ class ClusterPort(Protocol):
 
     def publish(self, channel: bytes, message: bytes) -> None: ...  # PUBLISH: to every other node
 
+    # Whether this node is a replica in the cluster's configuration (nodes.conf names its master), known at
+    # start before the replication link is set up: a replica's start-up load keeps keys that expired.
+    def is_replica(self) -> bool: ...
+
 
 class SupervisorPort(Protocol):
     """The node's supervisor (actors/supervision): fault injection for DEBUG CRASH-ACTOR (loop thread)."""

@@ -1,11 +1,13 @@
 """CONFIG REWRITE on a cluster replica (Redis's cluster suite, 14-consistency-check and 17-diskless-load-swapdb,
 restart replicas after it): the file gets no replicaof line, since a cluster node's master is in nodes.conf and
 replicaof is refused at start in cluster mode. The replica restarts from the rewritten file as the same master's
-replica. redis-server, given the same steps, writes no replicaof either.
+replica, keeping the keys that expired while it was down for its master's DELs. redis-server, given the same
+steps, writes no replicaof either.
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,12 @@ from tests.integration.test_sentinel_failover import ConfiguredNode
 from tests.integration.test_sentinel_node_side import _redis_with_file
 
 pytestmark = [pytest.mark.slow]
+KEYS = 20
+
+
+def _now_ms(client: Any) -> int:
+    seconds, microseconds = client.time()
+    return int(seconds) * 1000 + int(microseconds) // 1000
 
 
 def _pair(start: Callable[[str], Any], client_of: Callable[[Any], Any]) -> tuple[Any, Any, str]:
@@ -48,7 +56,7 @@ def test_config_rewrite_on_a_cluster_replica_writes_no_replicaof(tmp_path: Path)
             theirs.append(server)
             return server
 
-        _, replica, master_id = _pair(start_ours, lambda n: n.client())
+        master, replica, master_id = _pair(start_ours, lambda n: n.client())
         _, reference, _ = _pair(start_theirs, lambda s: s.client)
         assert replica.client().config_rewrite()
         assert reference.client.config_rewrite()
@@ -56,8 +64,25 @@ def test_config_rewrite_on_a_cluster_replica_writes_no_replicaof(tmp_path: Path)
             assert "cluster-enabled yes" in text
             assert "replicaof" not in text and "slaveof" not in text, text
 
+        # Keys that expire while the replica is down are kept by its start-up load (it is a replica by
+        # nodes.conf, which Redis reads before the data) until its master's DELs remove them (Redis's cluster
+        # suite, 14-consistency-check). The master's active expiry is off meanwhile, so no DEL comes early.
+        mc = master.client()
+        mc.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+        deadline_ms = _now_ms(mc) + 1500
+        for i in range(KEYS):
+            mc.set(f"k{i}", "v", pxat=deadline_ms)
+        wait_for(lambda: replica.client().dbsize() == KEYS, 10, what="the replica to get the keys")
+        assert replica.client().save()
         replica.stop()
-        replica.start()
+        wait_for(lambda: _now_ms(mc) > deadline_ms, 10, what="the keys' deadline to pass")
+        # The master is stopped while the replica loads, so what the replica has is its load's, not a sync's.
+        master.signal(signal.SIGSTOP)
+        try:
+            replica.start()
+            assert replica.client().dbsize() == KEYS
+        finally:
+            master.signal(signal.SIGCONT)
         wait_for(
             lambda: (
                 nodes_of(replica.port)[0][2:4] == ["myself,slave", master_id]
@@ -66,6 +91,9 @@ def test_config_rewrite_on_a_cluster_replica_writes_no_replicaof(tmp_path: Path)
             30,
             what="the replica to come back as the same master's replica",
         )
+        assert replica.client().dbsize() == KEYS
+        mc.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "1")
+        wait_for(lambda: replica.client().dbsize() == 0, 20, what="the master's DELs to reach the replica")
     finally:
         for node in ours:
             node.stop()
