@@ -120,13 +120,12 @@ def rewrite_text(config: Config, old_text: str, cwd: str) -> str:
         if name == "rename-command":
             continue  # its lines stay as they are (Redis keeps them verbatim); a rewrite adds none
         value = config.values[name]
+        if name == "replicaof" and config.values["cluster-enabled"]:
+            # Written as a master's (none): a cluster node's master is in nodes.conf, and Redis refuses
+            # replicaof in cluster mode at start (rewriteConfigReplicaOfOption), so a line would stop a restart.
+            value = None
         if name == "dir":
             new_lines = [f"dir {quote(cwd)}"]
-            force = True
-        elif name == "replicaof" and config.values["cluster-enabled"]:
-            # A cluster node's master is in nodes.conf, and Redis refuses replicaof in cluster mode at start:
-            # the file gets none (rewriteConfigReplicaOfOption), or the node could not start again.
-            new_lines = []
             force = True
         else:
             new_lines = _lines_for(directive, value)

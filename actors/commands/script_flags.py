@@ -70,11 +70,17 @@ def declared_flags(client: Client, cmd: Any, argv: list[bytes]) -> frozenset[str
         return None  # the run itself says what is wrong with the shebang
 
 
+def declares_writes(client: Client, cmd: Any, argv: list[bytes]) -> bool | None:
+    """Whether this run's declared flags say it may write (it does unless it declares no-writes: Redis's
+    scriptFlagsToCmdFlags sets CMD_WRITE and clears CMD_MAY_REPLICATE); None when it declares none."""
+    flags = declared_flags(client, cmd, argv)
+    return None if flags is None else "no-writes" not in flags
+
+
 def writes(client: Client, cmd: Any, argv: list[bytes]) -> bool:
     """Whether the command counts as a write where Redis asks getCommandFlags(c) & CMD_WRITE (cluster routing):
     a script or function that declares flags writes unless it declares no-writes, whatever its command."""
-    if cmd.name in SCRIPT_RUNNERS:
-        flags = declared_flags(client, cmd, argv)
-        if flags is not None:
-            return "no-writes" not in flags
-    return bool(cmd.is_write)
+    if cmd.name not in SCRIPT_RUNNERS:  # (every keyed command in cluster mode asks: the common case first)
+        return bool(cmd.is_write)
+    declared = declares_writes(client, cmd, argv)
+    return bool(cmd.is_write) if declared is None else declared

@@ -25,7 +25,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import BLOCKED, Command
-from actors.commands.script_flags import SCRIPT_RUNNERS, declared_flags
+from actors.commands.script_flags import declares_writes
 from actors.server.client import Client, ClientKind
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ MAY_REPLICATE = frozenset(("eval", "evalsha", "fcall", "publish", "spublish", "p
 _READ_ONLY_FORMS = frozenset(("eval_ro", "evalsha_ro", "fcall_ro"))
 # FUNCTION's subcommands that change the libraries (flagged write in Redis; the read ones and SCRIPT's run).
 _FUNCTION_WRITES = frozenset((b"load", b"delete", b"flush", b"restore"))
-# Commands that run a script or function, whose declared flags decide whether a WRITE pause holds them.
 
 
 class PauseMode(Enum):
@@ -167,12 +166,9 @@ def _may_replicate(cmd: Command, client: Client, argv: list[bytes]) -> bool:
 
 
 def _command_may_replicate(client: Client, cmd: Command, argv: list[bytes]) -> bool:
-    if cmd.name in SCRIPT_RUNNERS:
-        flags = declared_flags(client, cmd, argv)
-        if (
-            flags is not None
-        ):  # a script's declared flags replace EVAL's may-replicate (scriptFlagsToCmdFlags)
-            return "no-writes" not in flags
+    declared = declares_writes(client, cmd, argv)  # a script's declared flags replace EVAL's may-replicate
+    if declared is not None:
+        return declared
     if cmd.is_write or cmd.name in MAY_REPLICATE:
         return True
     if cmd.name == "function":
