@@ -258,11 +258,20 @@ class Cluster:
         except Exception:
             log.exception("cluster_frame_failed", verb=frame.VERB)
 
+    def repl_offset(self) -> int:
+        """The replication offset this node announces and ranks by: Redis's replicationGetSlaveOffset, which is 0
+        while a replica takes a full sync (its old master state is gone; the new one is not loaded yet). So a
+        replica in a full sync shows as "loading" in CLUSTER SHARDS and is left out of CLUSTER SLOTS."""
+        replication = self.server.replication
+        if replication is not None and replication.full_sync_in_progress():
+            return 0
+        return self.server.repl_offset
+
     # -- timers ----------------------------------------------------------------------------------------
 
     def cron(self) -> None:
         self.cron_iteration += 1
-        self.state.myself.repl_offset = self.server.repl_offset
+        self.state.myself.repl_offset = self.repl_offset()
         if self._master_link_pending:
             master = self.state.nodes.get(self.state.myself.master_id or "")
             if master is not None and master.ip and self.server.replication is not None:
@@ -303,11 +312,7 @@ class Cluster:
             state.health = health
 
     def start_handshake(self, ip: str, port: int, cport: int) -> bool:
-        if not ip or not 0 < port < 65536 or not 0 < cport < 65536:
-            return False
-        try:
-            socket.getaddrinfo(ip, port, proto=socket.IPPROTO_TCP, flags=socket.AI_NUMERICHOST)
-        except socket.gaierror:
+        if not gossip.valid_address(ip, port, cport):
             return False
         state = self.state
         for node in state.nodes.values():

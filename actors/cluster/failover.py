@@ -114,7 +114,7 @@ def _rank(cluster: Cluster) -> int:
     master = state.nodes.get(myself.master_id or "")
     if master is None:
         return 0
-    mine = cluster.server.repl_offset
+    mine = cluster.repl_offset()
     return sum(
         1
         for r in master.replicas
@@ -143,7 +143,7 @@ def cron(cluster: Cluster) -> None:
             "Manual failover timed out.",
             phase=election.phase.value,
             master_offset=election.mf_offset,
-            offset=cluster.server.repl_offset,
+            offset=cluster.repl_offset(),
         )
         election.reset()
         return
@@ -155,10 +155,10 @@ def cron(cluster: Cluster) -> None:
         log.info("cluster_manual_failover_overtaken", master=master.id)
         election.reset()
     if election.phase is Phase.MANUAL_SYNC:
-        if election.mf_offset >= 0 and cluster.server.repl_offset >= election.mf_offset:
+        if election.mf_offset >= 0 and cluster.repl_offset() >= election.mf_offset:
             log.info(
                 "All master replication stream processed, manual failover can start.",
-                offset=cluster.server.repl_offset,
+                offset=cluster.repl_offset(),
             )
             election.phase = Phase.WAITING
             election.start_ms = now  # a manual failover's election starts at once (no rank delay)
@@ -192,7 +192,7 @@ def cron(cluster: Cluster) -> None:
             delay_ms=election.start_ms - now,
             rank=rank,
             message=f"Start of election delayed for {election.start_ms - now} milliseconds "
-            f"(rank #{rank}, offset {cluster.server.repl_offset}).",
+            f"(rank #{rank}, offset {cluster.repl_offset()}).",
         )
         loop = cluster.master.loop
         if loop is not None:  # start on time, not at the first cron tick after it
@@ -410,7 +410,7 @@ def on_mfstart(cluster: Cluster, msg: MfStart) -> None:
             PauseMode.WRITE, MANUAL_FAILOVER_TIMEOUT_MS * MANUAL_FAILOVER_PAUSE_MULT
         )
     # Every write that ran before the pause is in this offset; none can follow it until the pause ends.
-    cluster.send(replica, MfOffset(state.myself.id, cluster.server.repl_offset), "mfstart")
+    cluster.send(replica, MfOffset(state.myself.id, cluster.repl_offset()), "mfstart")
 
 
 def end_master_pause(cluster: Cluster) -> None:

@@ -6,7 +6,7 @@ Follows Redis's clusterProcessPacket and clusterCron, over the bus's ZeroMQ fram
   meeting node held the peer as a ``handshake`` node under a random id and renames it on that PONG;
 - every message from a known sender refreshes its role, epochs, replication offset and slots (a higher
   configEpoch wins a slot: clusterUpdateSlotsConfigWith), and its gossip entries feed failure reports and
-  introduce unknown nodes (a handshake starts with each);
+  introduce unknown nodes (added under their own id and role, then PINGed: clusterProcessGossipSection);
 - PING every node whose last PONG is older than node_timeout / 2 (node_timeout / 8 for a slot-owning
   master: ``_probe_period_ms``), plus once a second the stalest of 5 random nodes; a PING unanswered for
   node_timeout, with nothing else heard for as long, flags the node ``fail?`` (PFAIL); PFAIL reports from
@@ -19,6 +19,7 @@ Follows Redis's clusterProcessPacket and clusterCron, over the bus's ZeroMQ fram
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import TYPE_CHECKING
 
@@ -103,7 +104,7 @@ def gossip_frame(
         own_flags,
         state.current_epoch,
         config_epoch,
-        cluster.server.repl_offset,
+        cluster.repl_offset(),
         myself.master_id or "",
         slots,
         target.ip,
@@ -390,7 +391,28 @@ def _process_entries(cluster: Cluster, sender: ClusterNode, entries: list[list[o
             if node.link is LinkState.DISCONNECTED and node.ip != ip and not node.pfailed:
                 node.ip, node.port, node.cport = ip, port, cport
         elif node_id not in state.blacklist and ip and "noaddr" not in flags and "handshake" not in flags:
-            cluster.start_handshake(ip, port, cport)
+            # As Redis's clusterProcessGossipSection: a node a known peer vouches for joins under its own id
+            # and role, and is PINGed (cron). No MEET handshake: that would let a node we cannot exchange
+            # PINGs with (DEBUG DROP-CLUSTER-PACKET-FILTER, a one-way partition) answer a MEET with a PONG
+            # and teach us its slots, which Redis never learns that way (27-endpoints).
+            if len(node_id) == 40 and valid_address(ip, port, cport):
+                learned = ClusterNode(
+                    node_id, ip, port, cport, flags={"slave" if "slave" in flags else "master"}
+                )
+                learned.created_ms = now
+                state.add(learned)
+                cluster.changed(durable=False)
+
+
+def valid_address(ip: str, port: int, cport: int) -> bool:
+    """A numeric ip and two ports a node can be reached at (CLUSTER MEET's check, and gossip's)."""
+    if not ip or not 0 < port < 65536 or not 0 < cport < 65536:
+        return False
+    try:
+        socket.getaddrinfo(ip, port, proto=socket.IPPROTO_TCP, flags=socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        return False
+    return True
 
 
 def mark_failing_if_needed(cluster: Cluster, node: ClusterNode) -> None:

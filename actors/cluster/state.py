@@ -383,7 +383,10 @@ class ClusterState:
         return reply
 
     def _shard_node(self, node: ClusterNode) -> dict[bytes, Any]:
-        health = "fail" if node.failed else "online"
+        # Redis's rule: a replica whose offset is 0 (a full sync going on, or none yet) is loading.
+        health = (
+            "fail" if node.failed else "loading" if node.master_id and node.repl_offset == 0 else "online"
+        )
         return {
             b"id": node.id.encode(),
             b"port": node.port,

@@ -94,6 +94,16 @@ class Loading:
         self._loading_started_monotonic = self._loading_logged_monotonic = time.monotonic()
         log.info("loading_started", source=source, files=files, bytes=total_bytes)
 
+    def replica_loading(self, total_bytes: int | None) -> None:
+        """A replica's full sync (actors/replication/loop_side.py): its snapshot's load begins, ``total_bytes``
+        long and parsed as it arrived, or ends (None). Redis logs its own lines for it (the sync's)."""
+        if total_bytes is None:
+            self.server.loading = False
+            return
+        self.server.loading = True
+        self.loading_start_s = int(time.time())
+        self.loading_total_bytes = self.loading_loaded_bytes = max(total_bytes, 0)
+
     def _loading_progress(self, loaded_bytes: int, keys: int) -> None:
         """Any thread: record (and now and then log) how far loading got."""
         self.loading_loaded_bytes = loaded_bytes

@@ -134,6 +134,9 @@ class Persistence:
     def child_delay_s(self, value: float) -> None:
         self.jobs.child_delay_s = value
 
+    def replica_loading(self, total_bytes: int | None) -> None:
+        self.loading.replica_loading(total_bytes)
+
     @property
     def load_delay_s(self) -> float:
         """DEBUG SET-LOAD-DELAY: loads wait this long before reading."""

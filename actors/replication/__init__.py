@@ -19,7 +19,8 @@ Layout:
     actor.py           ReplicationActor: registers with the bus; owns the backlog, the id mirror, publishing
     primary.py         PrimarySide: replica table, PSYNC decision, snapshot jobs, bulk send, stream fan-out
     links.py           ReplicaLink and SnapshotJob (what primary.py keeps per replica and job), transfer limits
-    replica.py         ReplicaSide: the MasterLink state machine, SnapshotLoader (parses while receiving)
+    replica.py         ReplicaSide: the MasterLink state machine
+    snapshot_loader.py SnapshotLoader: a full sync's snapshot parsed while it is received (key-load-delay)
     direct.py          the direct stream: master loop -> replica loop on one socket, handed over from the bus
     snapshot_child.py  replica-snapshot fork children (actors/fork.py's REPLICA_SNAPSHOT kind)
     backlog.py         the offset-addressed replication backlog

@@ -23,7 +23,8 @@ from actors.replication.backlog import Backlog
 from actors.replication.loop_side import Replication
 from actors.replication.primary import PrimarySide
 from actors.replication.redis_master import RespMasterEvent
-from actors.replication.replica import Loaded, ReplicaSide
+from actors.replication.replica import ReplicaSide
+from actors.replication.snapshot_loader import Loaded
 from actors.replication.states import BacklogView, LinkView, ReplicaView
 from protocol.peer import PEER_FAMILY
 

@@ -99,6 +99,8 @@ class Replication(StreamApplier):
         self._actor_waiting = False
         # Published by the actor thread (read-only here).
         self.link_view = LinkView()
+        # The node is loading a full sync's snapshot (the link's LOADING state): -LOADING, INFO's loading:1.
+        self._sync_loading = False
         self.replicas_view: tuple[ReplicaView, ...] = ()
         self.backlog_view: BacklogView | None = None
         self.children = SnapshotChildren(self._tell)
@@ -348,6 +350,16 @@ class Replication(StreamApplier):
 
     def _update_stale(self) -> None:
         server = self.server
+        # Redis's replica loads the received RDB with the server loading (disk-based load: commands but a few
+        # get -LOADING, INFO says loading:1); here the snapshot is parsed while it arrives, and the load is
+        # what remains once it has all arrived (the link's LOADING state: the parse's end, key-load-delay).
+        sync_loading = self.master_host is not None and self.link_view.state is LinkState.LOADING
+        if sync_loading is not self._sync_loading:
+            self._sync_loading = sync_loading
+            if server.persistence is not None:
+                server.persistence.replica_loading(self.link_view.transfer_size if sync_loading else None)
+            else:
+                server.loading = sync_loading
         server.refuse_stale = (
             self.master_host is not None
             and not self.config["replica-serve-stale-data"]
@@ -530,6 +542,10 @@ class Replication(StreamApplier):
                 held = max(held, offset - r.ack_offset)
         return held
 
+    def full_sync_in_progress(self) -> bool:
+        """The link to the master takes a full sync: the snapshot is coming in, or being loaded."""
+        return self.link_view.state in (LinkState.TRANSFER, LinkState.LOADING)
+
     def kill_replicas(self) -> int:
         """CLIENT KILL TYPE replica: every replica's link is dropped (they reconnect and resync, partially if
         they can); how many there were."""
@@ -537,6 +553,9 @@ class Replication(StreamApplier):
         if count:
             self.direct.close_outs("killed by CLIENT KILL TYPE replica")
             self._tell(m.DropReplicas("killed by CLIENT KILL TYPE replica"))
+            # Gone now for INFO (connected_slaves:0 right after, as Redis's freeClient): the actor's next view,
+            # once it has dropped them, says the same, and then shows the replicas that come back.
+            self.replicas_view = ()
         return count
 
     def attach_resp_replica(self, client: Client, replid: str, offset: int, sync: bool) -> Any:

@@ -12,20 +12,17 @@ loss goes back to CONNECT with a doubling backoff.
 from __future__ import annotations
 
 import os
-import queue
 import socket
-import threading
 import time
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING
 
 import structlog
 import zmq
 
-from actors.persistence.rdb import reader as rdb_reader
-from actors.persistence.rdb.format import RdbData
 from actors.replication import messages as m
 from actors.replication.backlog import Backlog
 from actors.replication.redis_master import RedactorMaster, RespMasterConn, RespMasterEvent
+from actors.replication.snapshot_loader import Loaded, SnapshotLoader
 from actors.replication.states import LinkState
 from protocol import peer
 from protocol.monitor import close_monitor, event_number, open_monitor
@@ -133,67 +130,6 @@ class MasterLink:
         self.snap_stream_db: int = snap_stream_db
         # LOADING: stream messages that arrived while the snapshot is parsed.
         self.buffered: list[tuple[int, bytes]] = [] if buffered is None else buffered
-
-
-class Loaded(NamedTuple):
-    """A loader thread finished parsing a received snapshot, or gave up on it (told to the actor)."""
-
-    attempt: int
-    result: RdbData | Exception
-    duration_ms: float
-
-
-class _LoadAbandoned(Exception):
-    """The transfer a loader thread parses was abandoned (the link was lost): the thread just ends."""
-
-
-class SnapshotLoader:
-    """Parses a full sync's snapshot in a worker thread while it is being received (replica side).
-
-    The actor feeds each chunk as it arrives (``feed``), then ``finish`` at the snapshot's end or ``abandon``
-    if the link is lost; the thread parses with ``rdb_reader.load_stream``, so loading overlaps the transfer (and
-    the master's child writing it) instead of following it, and only the part not parsed yet is held in
-    memory. The result (databases, or the error) is told to the actor as ``Loaded``; the live keyspace is
-    not touched: the loop swaps the new databases in at once, so a failed sync leaves the old data in place.
-    """
-
-    def __init__(self, attempt: int, num_dbs: int, deliver: Any) -> None:
-        self.attempt = attempt
-        self._num_dbs = num_dbs
-        self._deliver = deliver  # called with the Loaded, from the loader thread
-        self._pieces: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._started_s = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="replication-snapshot-load", daemon=True)
-        self._thread.start()
-
-    def feed(self, chunk: bytes) -> None:
-        if chunk:
-            self._pieces.put(chunk)
-
-    def finish(self) -> None:
-        self._pieces.put(b"")
-
-    def abandon(self) -> None:
-        self._pieces.put(None)
-
-    def _next_piece(self) -> bytes:
-        piece = self._pieces.get()
-        if piece is None:
-            raise _LoadAbandoned
-        return piece
-
-    def _run(self) -> None:
-        result: RdbData | Exception
-        try:
-            result = rdb_reader.load_stream(self._next_piece, self._num_dbs)
-        except _LoadAbandoned:
-            return
-        except Exception as exc:  # reported to the actor, which drops the link
-            result = exc
-        try:
-            self._deliver(Loaded(self.attempt, result, round((time.monotonic() - self._started_s) * 1000, 1)))
-        except Exception:
-            pass  # the actor stopped meanwhile
 
 
 class ReplicaSide:
@@ -484,7 +420,10 @@ class ReplicaSide:
             actor_ref.tell(message)
             bus.wake()
 
-        link.loader = SnapshotLoader(link.attempt, len(self.server.keyspace.dbs), deliver)
+        config = self.config
+        link.loader = SnapshotLoader(
+            link.attempt, len(self.server.keyspace.dbs), deliver, lambda: int(config["key-load-delay"])
+        )
         log.info(
             "full_sync_started",
             role="replica",

@@ -30,7 +30,7 @@ def info_section(replication: Replication) -> list[tuple[str, Any]]:
             ("master_port", replication.master_port),
             ("master_link_status", "up" if connected else "down"),
             ("master_last_io_seconds_ago", int(now - link.last_io_s) if connected else -1),
-            ("master_sync_in_progress", int(link.state in (LinkState.TRANSFER, LinkState.LOADING))),
+            ("master_sync_in_progress", int(replication.full_sync_in_progress())),
             # (max: with a direct stream (direct.py) the bytes reach the loop without passing the actor)
             (
                 "slave_read_repl_offset",

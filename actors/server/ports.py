@@ -91,6 +91,9 @@ class PersistencePort(Protocol):
 
     def snapshot_for_sync(self, done: Callable[[bool], None]) -> None: ...
 
+    # A replica's full sync: its snapshot's load begins (its size in bytes) or ends (None).
+    def replica_loading(self, total_bytes: int | None) -> None: ...
+
     def filtered_rdb(self, functions: bool) -> bytes: ...  # REPLCONF rdb-filter-only's RDB: no keys
 
     def data_flushed(self) -> None: ...  # FLUSHALL: a BGSAVE child (of data now gone) is stopped
@@ -123,6 +126,8 @@ class ReplicationPort(Protocol):
     def wait(self, client: Client, numreplicas: int, timeout_ms: int) -> Any: ...
 
     def attach_resp_replica(self, client: Client, replid: str, offset: int, sync: bool) -> Any: ...
+
+    def full_sync_in_progress(self) -> bool: ...  # a replica's full sync (INFO's master_sync_in_progress)
 
     def kill_replicas(self) -> int: ...  # CLIENT KILL TYPE replica: drop every replica's link; how many
 

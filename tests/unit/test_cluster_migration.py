@@ -218,6 +218,9 @@ class FakeElectionCluster(FakeCluster):
     def broadcast(self, msg: Any, kind: str) -> None:
         self.sent.append(kind)
 
+    def repl_offset(self) -> int:
+        return int(self.server.repl_offset)
+
 
 def test_a_replica_waiting_for_its_election_is_pushed_back_by_a_sibling_with_more_data() -> None:
     """Redis's clusterHandleSlaveFailover: the rank, and so the delay, is updated until the vote requests
