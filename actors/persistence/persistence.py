@@ -134,8 +134,8 @@ class Persistence:
     def child_delay_s(self, value: float) -> None:
         self.jobs.child_delay_s = value
 
-    def replica_loading(self, total_bytes: int | None) -> None:
-        self.loading.replica_loading(total_bytes)
+    def replica_loading(self, total_bytes: int | None, blocking: bool = True) -> None:
+        self.loading.replica_loading(total_bytes, blocking)
 
     @property
     def load_delay_s(self) -> float:
@@ -247,7 +247,7 @@ class Persistence:
                 age_s = int(time.monotonic() - child.info_updated_monotonic)
         lines: list[tuple[str, Any]] = [
             ("loading", int(server.loading)),
-            ("async_loading", 0),
+            ("async_loading", int(server.async_loading)),
             ("current_cow_peak", peak),
             ("current_cow_size", cow),
             ("current_cow_size_age", age_s),
@@ -286,7 +286,7 @@ class Persistence:
                 ("aof_pending_bio_fsync", int(sink.fsync_inflight_since is not None)),
                 ("aof_delayed_fsync", sink.aof_delayed_fsync),
             ]
-        if server.loading:
+        if server.loading or server.async_loading:
             elapsed = max(now - loading.loading_start_s, 0)
             percent = loading.loading_percent()
             eta = int(elapsed * (100 - percent) / percent) if percent > 0 else 1

@@ -33,6 +33,7 @@ from actors.replication.states import (
     LinkView,
     ReplicaState,
     ReplicaView,
+    SyncLoading,
 )
 from actors.replication.waits import Waits
 from actors.server.blocking import unblock_on_role_change
@@ -99,8 +100,8 @@ class Replication(StreamApplier):
         self._actor_waiting = False
         # Published by the actor thread (read-only here).
         self.link_view = LinkView()
-        # The node is loading a full sync's snapshot (the link's LOADING state): -LOADING, INFO's loading:1.
-        self._sync_loading = False
+        # How the node loads a full sync's snapshot now (see _update_stale).
+        self._sync_loading = SyncLoading.NONE
         self.replicas_view: tuple[ReplicaView, ...] = ()
         self.backlog_view: BacklogView | None = None
         self.children = SnapshotChildren(self._tell)
@@ -353,13 +354,24 @@ class Replication(StreamApplier):
         # Redis's replica loads the received RDB with the server loading (disk-based load: commands but a few
         # get -LOADING, INFO says loading:1); here the snapshot is parsed while it arrives, and the load is
         # what remains once it has all arrived (the link's LOADING state: the parse's end, key-load-delay).
-        sync_loading = self.master_host is not None and self.link_view.state is LinkState.LOADING
+        # With repl-diskless-load swapdb, Redis loads from the socket while serving the old data (async
+        # loading, from the transfer's start): so does the parse here, with INFO async_loading:1.
+        state = self.link_view.state
+        sync_loading = SyncLoading.NONE
+        if self.master_host is not None:
+            if self.config["repl-diskless-load"] == "swapdb":
+                if state is LinkState.TRANSFER or state is LinkState.LOADING:
+                    sync_loading = SyncLoading.ASYNC
+            elif state is LinkState.LOADING:
+                sync_loading = SyncLoading.BLOCKING
         if sync_loading is not self._sync_loading:
             self._sync_loading = sync_loading
+            total_bytes = None if sync_loading is SyncLoading.NONE else self.link_view.transfer_size
             if server.persistence is not None:
-                server.persistence.replica_loading(self.link_view.transfer_size if sync_loading else None)
+                server.persistence.replica_loading(total_bytes, sync_loading is SyncLoading.BLOCKING)
             else:
-                server.loading = sync_loading
+                server.loading = sync_loading is SyncLoading.BLOCKING
+                server.async_loading = sync_loading is SyncLoading.ASYNC
         server.refuse_stale = (
             self.master_host is not None
             and not self.config["replica-serve-stale-data"]

@@ -21,6 +21,14 @@ class LinkState(Enum):
     CONNECTED = "connected"  # streaming: applies the master's stream in order, acks every second
 
 
+class SyncLoading(Enum):
+    """How a replica loads a full sync's snapshot, as the loop sees it (loop_side.Replication._update_stale)."""
+
+    NONE = "none"  # no full sync being loaded: the dataset is served as it is
+    BLOCKING = "blocking"  # Redis's disk-based load: -LOADING for most commands, INFO loading:1
+    ASYNC = "async"  # repl-diskless-load swapdb: the old data is served meanwhile, INFO async_loading:1
+
+
 # What ROLE calls each link state (Redis's slavestate strings).
 ROLE_STATE_NAMES = {
     LinkState.NONE: "none",

@@ -206,6 +206,9 @@ class Server(NodeRestrictions, StreamNames):
         self._lane_open = True
         # Set while a dataset is loading: commands not flagged "loading" get -LOADING.
         self._loading = False
+        # Set while a replica loads a full sync with repl-diskless-load swapdb: the old data is still served
+        # (INFO async_loading:1, Redis's async loading); the new dataset is swapped in when it has loaded.
+        self.async_loading = False
         # Replication role, maintained by the replication actor's loop-side handle.
         self._is_replica = False
         self.oom_score = OomScore(self)  # oom-score-adj (actors/server/oom_score.py)
