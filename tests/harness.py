@@ -337,6 +337,23 @@ class RedisServer:
             self.proc.wait(10)
 
 
+def reference_servers(
+    start: Callable[..., RedisServer], tmp_path: Path, names: tuple[str, ...], **directives: Any
+) -> list[RedisServer]:
+    """redis-servers (started by the ``redis_servers`` fixture's ``start``) in ``tmp_path / "redis-<name>"``, each
+    given ``directives`` as NodeProcess takes them (``cluster_node_timeout=2000``: ``--cluster-node-timeout 2000``),
+    for a test that runs the same steps on nodes and on the reference."""
+    args: list[str] = []
+    for key, value in directives.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    servers = []
+    for name in names:
+        directory = tmp_path / f"redis-{name}"
+        directory.mkdir()
+        servers.append(start(directory, *args))
+    return servers
+
+
 def _config_set_outcome(client: redis.Redis, name: str, value: str) -> str:
     try:
         client.execute_command("CONFIG", "SET", name, value)

@@ -13,6 +13,9 @@ from protocol import errors
 from protocol.errors import CommandError
 from protocol.resp import OK
 
+# Redis's DENY_LOADING_CONFIG: not set while a dataset loads (-LOADING), async loading included.
+DENY_LOADING_CONFIGS = frozenset({"appendonly", "repl-diskless-load", "dir"})
+
 if TYPE_CHECKING:
     from actors.server.client import Client
     from actors.server.server import Server
@@ -57,6 +60,8 @@ def cmd_config(client: Client, argv: list[bytes]) -> Any:
             for i in range(2, len(argv), 2)
         ]
         names = [n.lower() for n, _ in pairs]
+        if (server.loading or server.async_loading) and DENY_LOADING_CONFIGS.intersection(names):
+            raise CommandError(errors.LOADING)  # (Redis answers this before any other error of the call)
         if len(set(names)) != len(names):
             raise CommandError(
                 f"ERR CONFIG SET failed (possibly related to argument '{names[0]}') - duplicate parameter"

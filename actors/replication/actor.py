@@ -167,6 +167,7 @@ class ReplicationActor:
                 transfer_size=link.snap_size,
                 transfer_read=link.snap_received,
                 transfer_last_io_s=link.snap_last_io_s,
+                transfer_replid=link.snap_replid or "",
             )
         )
         now = time.monotonic()

@@ -354,15 +354,20 @@ class Replication(StreamApplier):
         # Redis's replica loads the received RDB with the server loading (disk-based load: commands but a few
         # get -LOADING, INFO says loading:1); here the snapshot is parsed while it arrives, and the load is
         # what remains once it has all arrived (the link's LOADING state: the parse's end, key-load-delay).
-        # With repl-diskless-load swapdb, Redis loads from the socket while serving the old data (async
-        # loading, from the transfer's start): so does the parse here, with INFO async_loading:1.
-        state = self.link_view.state
+        # A diskless load (repl-diskless-load swapdb, or on-empty-db with no keys) loads from the socket, so
+        # from the transfer's start: with swapdb and the same replication id as the data it has (the same
+        # history, later), Redis serves the old data meanwhile (async loading, INFO async_loading:1); else
+        # the node is loading throughout (rdb.c / replication.c's readSyncBulkPayload).
+        link = self.link_view
+        state = link.state
         sync_loading = SyncLoading.NONE
-        if self.master_host is not None:
-            if self.config["repl-diskless-load"] == "swapdb":
-                if state is LinkState.TRANSFER or state is LinkState.LOADING:
-                    sync_loading = SyncLoading.ASYNC
-            elif state is LinkState.LOADING:
+        if self.master_host is not None and state in (LinkState.TRANSFER, LinkState.LOADING):
+            load = self.config["repl-diskless-load"]
+            if load == "swapdb" and link.transfer_replid == self.replid:
+                sync_loading = SyncLoading.ASYNC
+            elif load == "swapdb" or state is LinkState.LOADING:
+                sync_loading = SyncLoading.BLOCKING
+            elif load == "on-empty-db" and server.keyspace.total_keys() == 0:
                 sync_loading = SyncLoading.BLOCKING
         if sync_loading is not self._sync_loading:
             self._sync_loading = sync_loading
@@ -372,6 +377,8 @@ class Replication(StreamApplier):
             else:
                 server.loading = sync_loading is SyncLoading.BLOCKING
                 server.async_loading = sync_loading is SyncLoading.ASYNC
+            # Async loading keeps commands off the fast paths: REPLICAOF, SAVE ... get -LOADING (Server.execute).
+            server.restrict("async-loading", sync_loading is SyncLoading.ASYNC)
         server.refuse_stale = (
             self.master_host is not None
             and not self.config["replica-serve-stale-data"]

@@ -88,6 +88,7 @@ class LinkView(NamedTuple):
     transfer_size: int = -1  # snapshot bytes announced (-1: not yet known)
     transfer_read: int = 0
     transfer_last_io_s: float = 0.0
+    transfer_replid: str = ""  # the replication id of the full sync under way (its FULLRESYNC's)
 
 
 class BacklogView(NamedTuple):

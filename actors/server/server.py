@@ -63,6 +63,9 @@ if TYPE_CHECKING:
     from actors.scripting.engine import ScriptEngine
     from actors.server.shutdown import ShutdownFlags
 
+# Redis's CMD_NO_ASYNC_LOADING commands: refused (-LOADING) while a replica async-loads (repl-diskless-load
+# swapdb), since they would save, serve or drop the dataset being replaced.
+NO_ASYNC_LOADING = frozenset({"bgrewriteaof", "bgsave", "psync", "replicaof", "save", "slaveof", "sync"})
 # What a busy script replayed from the AOF hands the loop's greenlet for a turn (``Server.loading_turns``).
 LOADING_TURN = "loading turn"
 _QUEUED = "QUEUED"
@@ -468,6 +471,8 @@ class Server(NodeRestrictions, StreamNames):
         if self.refuse_stale and not cmd.allowed_when_stale and client.kind is not ClientKind.MASTER:
             return self._reject(client, cmd, _MASTERDOWN)
         if self.loading and not cmd.allowed_while_loading:
+            return self._reject(client, cmd, errors.LOADING)
+        if self.async_loading and cmd.name in NO_ASYNC_LOADING:
             return self._reject(client, cmd, errors.LOADING)
         if (
             self._script_busy is not None

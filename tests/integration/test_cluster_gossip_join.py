@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.harness import NodeProcess, RedisServer, wait_for
+from tests.harness import NodeProcess, RedisServer, reference_servers, wait_for
 from tests.integration.test_cluster_multi import nodes_of
 
 pytestmark = [pytest.mark.slow]
@@ -72,19 +72,4 @@ def test_a_node_learned_by_gossip_is_pinged_not_met(
     # goes is what teaches it a's slots.
     options = {"cluster_enabled": "yes", "enable_debug_command": "yes", "cluster_node_timeout": TIMEOUT_MS}
     _join_through_gossip(*(node_factory(name, **options) for name in ("a", "b", "c")))
-    servers = []
-    for name in ("a", "b", "c"):
-        directory = tmp_path / f"redis-{name}"
-        directory.mkdir()
-        servers.append(
-            redis_servers(
-                directory,
-                "--cluster-enabled",
-                "yes",
-                "--enable-debug-command",
-                "yes",
-                "--cluster-node-timeout",
-                str(TIMEOUT_MS),
-            )
-        )
-    _join_through_gossip(*servers)
+    _join_through_gossip(*reference_servers(redis_servers, tmp_path, ("a", "b", "c"), **options))

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.harness import NodeProcess, RedisServer, wait_for
+from tests.harness import NodeProcess, RedisServer, reference_servers, wait_for
 from tests.integration.test_cluster_multi import nodes_of
 
 pytestmark = [pytest.mark.slow]
@@ -56,19 +56,4 @@ def test_a_replica_of_an_idle_master_is_listed_in_cluster_slots(
         "enable_debug_command": "yes",
     }
     _replica_listed(node_factory("m", **options), node_factory("r", **options))
-    servers = []
-    for name in ("m", "r"):
-        directory = tmp_path / f"redis-{name}"
-        directory.mkdir()
-        servers.append(
-            redis_servers(
-                directory,
-                "--cluster-enabled",
-                "yes",
-                "--repl-ping-replica-period",
-                str(PING_PERIOD_S),
-                "--enable-debug-command",
-                "yes",
-            )
-        )
-    _replica_listed(*servers)
+    _replica_listed(*reference_servers(redis_servers, tmp_path, ("m", "r"), **options))

@@ -20,7 +20,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.harness import NodeProcess, RedisServer, wait_for
+from tests.harness import NodeProcess, RedisServer, reference_servers, wait_for
 from tests.integration.test_cluster_announce import as_map, raw_client
 
 pytestmark = [pytest.mark.slow]
@@ -108,23 +108,4 @@ def test_a_replica_in_a_full_sync_is_loading(
         "repl_ping_replica_period": 1,  # (an idle master's offset moves: its replica is listed sooner)
     }
     _loading_seen(node_factory("m", **options), node_factory("r", **options))
-    servers = []
-    for name in ("m", "r"):
-        directory = tmp_path / f"redis-{name}"
-        directory.mkdir()
-        servers.append(
-            redis_servers(
-                directory,
-                "--cluster-enabled",
-                "yes",
-                "--enable-debug-command",
-                "yes",
-                "--cluster-node-timeout",
-                str(TIMEOUT_MS),
-                "--repl-diskless-sync-delay",
-                "0",
-                "--repl-ping-replica-period",
-                "1",
-            )
-        )
-    _loading_seen(*servers)
+    _loading_seen(*reference_servers(redis_servers, tmp_path, ("m", "r"), **options))
