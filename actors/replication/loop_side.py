@@ -440,6 +440,7 @@ class Replication(StreamApplier):
         server.refuse_stale = False
         self.gen += 1
         self.link_view = LinkView()
+        self._update_stale()  # (a full sync's load, if one was under way, is over: loading no more)
         # shiftReplicationId: the history so far is the secondary id, up to the current offset.
         self.replid2 = self.replid
         self.second_offset = server.repl_offset + 1
