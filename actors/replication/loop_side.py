@@ -100,7 +100,7 @@ class Replication(StreamApplier):
         self._actor_waiting = False
         # Published by the actor thread (read-only here).
         self.link_view = LinkView()
-        # How the node loads a full sync's snapshot now (see _update_stale).
+        # How the node loads a full sync's snapshot now (see _follow_link).
         self._sync_loading = SyncLoading.NONE
         self.replicas_view: tuple[ReplicaView, ...] = ()
         self.backlog_view: BacklogView | None = None
@@ -142,7 +142,7 @@ class Replication(StreamApplier):
         master.cron_jobs.append(self.cron)
         server.info_sections["replication"] = self.info
         server.client_removed_hooks.append(self.waits._client_removed)
-        self.config.on_change("replica-serve-stale-data", lambda value: self._update_stale())
+        self.config.on_change("replica-serve-stale-data", lambda value: self._follow_link())
         self.config.on_change("min-replicas-to-write", lambda value: self._update_write_refusal())
         self.config.on_change("min-replicas-max-lag", lambda value: self._update_write_refusal())
 
@@ -347,9 +347,11 @@ class Replication(StreamApplier):
     def link_changed(self, gen: int) -> None:
         """The actor published a new link state."""
         if gen == self.gen:
-            self._update_stale()
+            self._follow_link()
 
-    def _update_stale(self) -> None:
+    def _follow_link(self) -> None:
+        """What the link's state decides on the loop: whether a full sync's load shows (loading, async
+        loading), and MASTERDOWN's refusal of stale data."""
         server = self.server
         # Redis's replica loads the received RDB with the server loading (disk-based load: commands but a few
         # get -LOADING, INFO says loading:1); here the snapshot is parsed while it arrives, and the load is
@@ -371,7 +373,7 @@ class Replication(StreamApplier):
                 sync_loading = SyncLoading.BLOCKING
         if sync_loading is not self._sync_loading:
             self._sync_loading = sync_loading
-            total_bytes = None if sync_loading is SyncLoading.NONE else self.link_view.transfer_size
+            total_bytes = None if sync_loading is SyncLoading.NONE else link.transfer_size
             if server.persistence is not None:
                 server.persistence.replica_loading(total_bytes, sync_loading is SyncLoading.BLOCKING)
             else:
@@ -421,7 +423,7 @@ class Replication(StreamApplier):
         unblock_on_role_change(server)  # and the clients blocked on keys (BLPOP...), as Redis
         self.gen += 1
         self.link_view = LinkView(state=LinkState.CONNECT)
-        self._update_stale()
+        self._follow_link()
 
     def unset_master(self) -> None:
         """REPLICAOF NO ONE: become a master that continues the history (PSYNC2: the old id stays as replid2)."""
@@ -440,7 +442,7 @@ class Replication(StreamApplier):
         server.refuse_stale = False
         self.gen += 1
         self.link_view = LinkView()
-        self._update_stale()  # (a full sync's load, if one was under way, is over: loading no more)
+        self._follow_link()  # (a full sync's load, if one was under way, is over: loading no more)
         # shiftReplicationId: the history so far is the secondary id, up to the current offset.
         self.replid2 = self.replid
         self.second_offset = server.repl_offset + 1

@@ -22,7 +22,7 @@ class LinkState(Enum):
 
 
 class SyncLoading(Enum):
-    """How a replica loads a full sync's snapshot, as the loop sees it (loop_side.Replication._update_stale)."""
+    """How a replica loads a full sync's snapshot, as the loop sees it (loop_side.Replication._follow_link)."""
 
     NONE = "none"  # no full sync being loaded: the dataset is served as it is
     BLOCKING = "blocking"  # Redis's disk-based load: -LOADING for most commands, INFO loading:1

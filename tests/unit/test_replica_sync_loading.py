@@ -1,4 +1,4 @@
-"""How a replica's full sync shows as a load (actors/replication/loop_side.py, ``_update_stale``), link state by
+"""How a replica's full sync shows as a load (actors/replication/loop_side.py, ``_follow_link``), link state by
 link state: Redis's disk-based load (loading once the snapshot is in), its diskless loads (loading from the
 transfer's start) and its async loading (swapdb with the same replication id: the old data served). The
 integration tests (test_replica_async_loading.py, test_cluster_replica_loading.py) check the same on
