@@ -462,6 +462,9 @@ DIRECTIVES: list[Directive] = [
     Directive("repl-timeout", int_parser(1, 2**31 - 1), 60),
     Directive("repl-diskless-sync", parse_bool, True),
     Directive("repl-diskless-sync-delay", int_parser(0, 2**31 - 1), 5),
+    # How a replica's full-sync load shows: loading once the snapshot is in (disabled), from the transfer's
+    # start (on-empty-db with no keys), or async loading with the old data served (swapdb): loop_side.py.
+    Directive("repl-diskless-load", _enum_parser("disabled", "on-empty-db", "swapdb"), "disabled"),
     Directive("min-replicas-to-write", int_parser(0, 2**31 - 1), 0, aliases=("min-slaves-to-write",)),
     Directive("min-replicas-max-lag", int_parser(0, 2**31 - 1), 10, aliases=("min-slaves-max-lag",)),
     Directive("replica-priority", int_parser(0, 2**31 - 1), 100, aliases=("slave-priority",)),
@@ -554,7 +557,6 @@ _INERT: list[tuple[str, Callable[[list[str]], Any], Any]] = [
     # counts, as Redis's does: actors/commands/keys.py)
     ("sanitize-dump-payload", _enum_parser("no", "yes", "clients"), "no"),
     ("rdb-del-sync-files", parse_bool, False),
-    ("repl-diskless-load", _enum_parser("disabled", "on-empty-db", "swapdb"), "disabled"),
     ("repl-disable-tcp-nodelay", parse_bool, False),
     ("repl-diskless-sync-max-replicas", int_parser(0, _INT_MAX), 0),
     ("replica-lazy-flush", parse_bool, False),

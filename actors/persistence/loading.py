@@ -94,15 +94,10 @@ class Loading:
         self._loading_started_monotonic = self._loading_logged_monotonic = time.monotonic()
         log.info("loading_started", source=source, files=files, bytes=total_bytes)
 
-    def replica_loading(self, total_bytes: int | None, blocking: bool = True) -> None:
-        """A replica's full sync (actors/replication/loop_side.py): its snapshot's load begins, ``total_bytes``
-        long and parsed as it arrives, or ends (None). ``blocking``: the node is loading (-LOADING); else it is
-        async loading (the old data served meanwhile). Redis logs its own lines for it (the sync's)."""
-        server = self.server
-        if total_bytes is None:
-            server.loading = server.async_loading = False
-            return
-        server.loading, server.async_loading = blocking, not blocking
+    def replica_loading(self, total_bytes: int) -> None:
+        """A replica's full sync begins its load (actors/replication/loop_side.py, which sets the server's
+        loading or async_loading): INFO's loading_* fields describe it, ``total_bytes`` long and parsed as it
+        arrives. Redis logs its own lines for it (the sync's)."""
         self.loading_start_s = int(time.time())
         self.loading_total_bytes = self.loading_loaded_bytes = max(total_bytes, 0)
 

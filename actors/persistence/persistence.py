@@ -134,8 +134,8 @@ class Persistence:
     def child_delay_s(self, value: float) -> None:
         self.jobs.child_delay_s = value
 
-    def replica_loading(self, total_bytes: int | None, blocking: bool = True) -> None:
-        self.loading.replica_loading(total_bytes, blocking)
+    def replica_loading(self, total_bytes: int) -> None:
+        self.loading.replica_loading(total_bytes)
 
     @property
     def load_delay_s(self) -> float:

@@ -373,12 +373,10 @@ class Replication(StreamApplier):
                 sync_loading = SyncLoading.BLOCKING
         if sync_loading is not self._sync_loading:
             self._sync_loading = sync_loading
-            total_bytes = None if sync_loading is SyncLoading.NONE else link.transfer_size
-            if server.persistence is not None:
-                server.persistence.replica_loading(total_bytes, sync_loading is SyncLoading.BLOCKING)
-            else:
-                server.loading = sync_loading is SyncLoading.BLOCKING
-                server.async_loading = sync_loading is SyncLoading.ASYNC
+            server.loading = sync_loading is SyncLoading.BLOCKING
+            server.async_loading = sync_loading is SyncLoading.ASYNC
+            if sync_loading is not SyncLoading.NONE and server.persistence is not None:
+                server.persistence.replica_loading(link.transfer_size)  # INFO's loading_* fields
             # Async loading keeps commands off the fast paths: REPLICAOF, SAVE ... get -LOADING (Server.execute).
             server.restrict("async-loading", sync_loading is SyncLoading.ASYNC)
         server.refuse_stale = (

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from actors.commands.redis_flags import subcommand_flagged
 from actors.data.evict import AccessTracker, EvictionPool, Policy
 from actors.data.memory import estimate_dataset_bytes
 from actors.server.client import ClientKind
@@ -45,31 +46,11 @@ OOM = "OOM command not allowed when used memory > 'maxmemory'."
 EVICT_CLOCK_CHECK_KEYS = 16
 # Commands that MULTI does not refuse on OOM (Redis: EXEC judged by its queue, DISCARD, QUIT, RESET).
 _MULTI_NEVER_REFUSED = frozenset(("exec", "discard", "quit", "reset"))
-# Containers whose subcommands carry the denyoom flag themselves (XGROUP CREATE, FUNCTION LOAD, ...): the
-# container's own flags do not say it. Built from Redis 7.0's command table on first use.
-_denyoom_subcommands: dict[str, frozenset[bytes]] | None = None
-
-
-def _denyoom_subs() -> dict[str, frozenset[bytes]]:
-    global _denyoom_subcommands
-    if _denyoom_subcommands is None:
-        from actors.commands.keyspecs import INFO  # (a big table: loaded once maxmemory first refuses)
-
-        found: dict[str, frozenset[bytes]] = {}
-        for name, entry in INFO.items():
-            subs = frozenset(sub[0].split(b"|", 1)[1] for sub in entry[9] if "denyoom" in sub[2])
-            if subs:
-                found[name] = subs
-        _denyoom_subcommands = found
-    return _denyoom_subcommands
 
 
 def is_denyoom(cmd: Command, argv: list[bytes]) -> bool:
     """Redis's CMD_DENYOOM, judged on the subcommand for a container (XGROUP CREATE is, XGROUP HELP is not)."""
-    if "denyoom" in cmd.flags:
-        return True
-    subs = _denyoom_subs().get(cmd.name)
-    return subs is not None and len(argv) > 1 and argv[1].lower() in subs
+    return "denyoom" in cmd.flags or subcommand_flagged("denyoom", cmd, argv)
 
 
 class EvictResult(Enum):

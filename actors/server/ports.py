@@ -91,9 +91,8 @@ class PersistencePort(Protocol):
 
     def snapshot_for_sync(self, done: Callable[[bool], None]) -> None: ...
 
-    # A replica's full sync: its snapshot's load begins (its size in bytes; ``blocking``: -LOADING meanwhile,
-    # else Redis's async loading) or ends (None).
-    def replica_loading(self, total_bytes: int | None, blocking: bool = True) -> None: ...
+    # A replica's full sync begins its load (the snapshot's size in bytes): INFO's loading_* fields.
+    def replica_loading(self, total_bytes: int) -> None: ...
 
     def filtered_rdb(self, functions: bool) -> bytes: ...  # REPLCONF rdb-filter-only's RDB: no keys
 

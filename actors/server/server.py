@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.commands import BLOCKED as BLOCKED  # re-exported: loop/ and replication/ import it from here
 from actors.commands import Command, apply_renames, instance_table, load_all
+from actors.commands.redis_flags import redis_flagged
 from actors.commands.transactions import EXECABORT_BECAUSE, discard_transaction, exec_refusal
 from actors.config import Config
 from actors.data import rdb_hooks
@@ -63,9 +64,6 @@ if TYPE_CHECKING:
     from actors.scripting.engine import ScriptEngine
     from actors.server.shutdown import ShutdownFlags
 
-# Redis's CMD_NO_ASYNC_LOADING commands: refused (-LOADING) while a replica async-loads (repl-diskless-load
-# swapdb), since they would save, serve or drop the dataset being replaced.
-NO_ASYNC_LOADING = frozenset({"bgrewriteaof", "bgsave", "psync", "replicaof", "save", "slaveof", "sync"})
 # What a busy script replayed from the AOF hands the loop's greenlet for a turn (``Server.loading_turns``).
 LOADING_TURN = "loading turn"
 _QUEUED = "QUEUED"
@@ -472,7 +470,9 @@ class Server(NodeRestrictions, StreamNames):
             return self._reject(client, cmd, _MASTERDOWN)
         if self.loading and not cmd.allowed_while_loading:
             return self._reject(client, cmd, errors.LOADING)
-        if self.async_loading and cmd.name in NO_ASYNC_LOADING:
+        # Redis's CMD_NO_ASYNC_LOADING (REPLICAOF, SAVE, CLUSTER FAILOVER ...): they would save, serve or drop
+        # the dataset being replaced while a replica async-loads.
+        if self.async_loading and redis_flagged("no_async_loading", cmd, argv):
             return self._reject(client, cmd, errors.LOADING)
         if (
             self._script_busy is not None
