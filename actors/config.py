@@ -460,8 +460,12 @@ DIRECTIVES: list[Directive] = [
     Directive("repl-backlog-ttl", int_parser(0, _MAXINT), 3600),
     Directive("repl-ping-replica-period", int_parser(1, 2**31 - 1), 10, aliases=("repl-ping-slave-period",)),
     Directive("repl-timeout", int_parser(1, 2**31 - 1), 60),
+    # A full sync waits repl-diskless-sync-delay (with repl-diskless-sync yes) for more replicas to share its
+    # snapshot, or until repl-diskless-sync-max-replicas wait (actors/replication/primary.py). The transfer itself
+    # is the same either way: the file the child writes, sent as it grows.
     Directive("repl-diskless-sync", parse_bool, True),
     Directive("repl-diskless-sync-delay", int_parser(0, 2**31 - 1), 5),
+    Directive("repl-diskless-sync-max-replicas", int_parser(0, 2**31 - 1), 0),
     # How a replica's full-sync load shows: loading once the snapshot is in (disabled), from the transfer's
     # start (on-empty-db with no keys), or async loading with the old data served (swapdb): loop_side.py.
     Directive("repl-diskless-load", _enum_parser("disabled", "on-empty-db", "swapdb"), "disabled"),
@@ -558,7 +562,6 @@ _INERT: list[tuple[str, Callable[[list[str]], Any], Any]] = [
     ("sanitize-dump-payload", _enum_parser("no", "yes", "clients"), "no"),
     ("rdb-del-sync-files", parse_bool, False),
     ("repl-disable-tcp-nodelay", parse_bool, False),
-    ("repl-diskless-sync-max-replicas", int_parser(0, _INT_MAX), 0),
     ("replica-lazy-flush", parse_bool, False),
     ("lazyfree-lazy-eviction", parse_bool, False),
     ("lazyfree-lazy-expire", parse_bool, False),

@@ -151,7 +151,14 @@ class NodeProcess:
         self.dir = base_dir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.dir / "node.log"
-        self.directives: dict[str, Any] = {"save": "", "enable-debug-command": "yes", "loglevel": "notice"}
+        # repl-diskless-sync-delay 0: a full sync starts at once (Redis's own tests set it too, default.conf);
+        # a test of the delay sets it.
+        self.directives: dict[str, Any] = {
+            "save": "",
+            "enable-debug-command": "yes",
+            "loglevel": "notice",
+            "repl-diskless-sync-delay": 0,
+        }
         self.directives.update({k.replace("_", "-"): v for k, v in directives.items()})
         self.proc: subprocess.Popen[bytes] | None = None
         self._clients: list[redis.Redis] = []
@@ -307,6 +314,8 @@ class RedisServer:
             "",
             "--enable-debug-command",
             "yes",
+            "--repl-diskless-sync-delay",  # (as the nodes: a full sync starts at once)
+            "0",
             "--logfile",
             str(self.log_path),
             *args,

@@ -103,5 +103,7 @@ class ReplicaLink:
         self.snap_acked: int = snap_acked
         self.snap_started_s: float = snap_started_s
         self.last_ping_s: float = last_ping_s
+        # When it asked for the sync (repl-diskless-sync-delay counts from there).
+        self.sync_requested_s: float = last_io_s
         # the loop writes its stream straight to its socket (direct.py): that socket's token
         self.direct: int = direct

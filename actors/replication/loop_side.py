@@ -306,6 +306,8 @@ class Replication(StreamApplier):
         server = self.server
         if gen != self.gen or self.master_host is None:
             return
+        # Our replicas resync with us: the data they have is gone (Redis's replicationAttachToNewMaster).
+        self._tell(m.DropReplicas("full sync with the master: new data"))
         server.keyspace.replace_all(dbs)
         server.stream.reset_offset(offset)
         self.fed_pos = offset
@@ -401,8 +403,10 @@ class Replication(StreamApplier):
 
     def _become_replica(self, host: str, port: int, log_event: str) -> None:
         self._set_replica_state(host, port)
-        # Our own replicas resync with us (they may continue partially); see replicationSetMaster.
-        self._tell(m.DropReplicas("this node became a replica"))
+        # Our own replicas stay (Redis's replicationSetMaster): they may hopefully continue partially. They are
+        # disconnected when our history changes: a partial resync with another replication id
+        # (partial_accepted), or a full sync's data installed (install_snapshot). A full sync that fails before
+        # that leaves them, and what we PSYNC with, as they were.
         self._tell(m.ReplicaOf(self.gen, host, port))
         log.info(log_event, master=f"{host}:{port}", replid=self.replid, offset=self.server.repl_offset)
 

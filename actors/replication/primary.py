@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("redactor.replication")
 
+DELAYED = "Delay next BGSAVE for diskless SYNC"  # Redis's log line
+
 
 class PrimarySide:
     """The replicas attached to this node and the snapshot jobs made for them (bus thread)."""
@@ -249,6 +251,17 @@ class PrimarySide:
                 return
         if any(job.state is not JobState.DONE for job in self.jobs.values()):
             return  # one fork at a time: it waits for the running one to finish (see _start_waiting_syncs)
+        link = self.resp_links.get(replica.identity)
+        if (
+            self.config["repl-diskless-sync"]
+            and self.config["repl-diskless-sync-delay"]
+            and (link is None or link.capa_eof)
+        ):
+            # Redis's syncCommand: a diskless transfer waits repl-diskless-sync-delay for more replicas to
+            # share it (the tick starts it: _start_waiting_syncs). A Redis replica without ``capa eof`` gets a
+            # disk-based sync there, which starts at once.
+            log.info("full_sync_delayed", replica=f"{replica.ip}:{replica.port}", message=DELAYED)
+            return
         self._new_job([replica])
 
     def _new_job(self, replicas: list[ReplicaLink]) -> None:
@@ -260,14 +273,24 @@ class PrimarySide:
             replica.job = job.id
         self.actor.tell_loop(m.RequestSnapshot(job.id))
 
-    def _start_waiting_syncs(self) -> None:
+    def _start_waiting_syncs(self, now: float | None = None) -> None:
+        """A snapshot for the replicas waiting for one, when no job runs (Redis's shouldStartChildReplication):
+        at once, or on a ``tick`` (``now``) once one of them waited repl-diskless-sync-delay or
+        repl-diskless-sync-max-replicas of them wait."""
         if any(job.state is not JobState.DONE for job in self.jobs.values()):
             return
         waiting = [
             r for r in self.replicas.values() if r.state is ReplicaState.WAIT_BGSAVE_START and r.job is None
         ]
-        if waiting:
-            self._new_job(waiting)
+        if not waiting:
+            return
+        config = self.config
+        if now is not None and config["repl-diskless-sync"]:
+            enough = config["repl-diskless-sync-max-replicas"]
+            waited_s = now - min(replica.sync_requested_s for replica in waiting)
+            if waited_s < config["repl-diskless-sync-delay"] and not (enough and len(waiting) >= enough):
+                return
+        self._new_job(waiting)
 
     def _attach_to_forked(self, replica: ReplicaLink, job: SnapshotJob) -> None:
         """FULLRESYNC at the job's offset, and the snapshot starts flowing: it is sent as the child writes it."""
@@ -589,6 +612,7 @@ class PrimarySide:
             elif now - replica.last_ping_s >= SYNC_KEEPALIVE_INTERVAL_S:  # the file goes out in send_bulk
                 replica.last_ping_s = now
                 self._send(replica.identity, peer.Ping(-1))
+        self._start_waiting_syncs(now)
         backlog = self.actor.backlog
         if backlog is not None:
             size = config["repl-backlog-size"]

@@ -59,7 +59,8 @@ class NodeDef:
     name: str
     port: int
     replicaof: str | None = None
-    # Any redis.conf directive; every chaos node also gets save "" and enable-debug-command yes by default.
+    # Any redis.conf directive; every chaos node also gets save "", enable-debug-command yes and
+    # repl-diskless-sync-delay 0 by default.
     config: Mapping[str, str | int] = field(default_factory=dict)
 
 
@@ -70,7 +71,13 @@ def _toml_value(value: str | int) -> str:
 def topology_toml(name: str, nodes: list[NodeDef]) -> str:
     lines = ["[topology]", f"name = {_toml_value(name)}", 'run_dir = "run"', ""]
     for node in nodes:
-        config = {"save": "", "enable-debug-command": "yes", "loglevel": "notice", **node.config}
+        config = {
+            "save": "",
+            "enable-debug-command": "yes",
+            "loglevel": "notice",
+            "repl-diskless-sync-delay": 0,  # (as the harness's nodes: full syncs start at once)
+            **node.config,
+        }
         lines += ["[[node]]", f"name = {_toml_value(node.name)}", f"port = {node.port}"]
         if node.replicaof:
             lines.append(f"replicaof = {_toml_value(node.replicaof)}")

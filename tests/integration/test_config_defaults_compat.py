@@ -40,10 +40,18 @@ REFUSED = {
 
 
 @pytest.fixture
+def node(node_factory: Callable[..., NodeProcess]) -> NodeProcess:
+    """A node on the embedded defaults: without the harness's ``repl-diskless-sync-delay 0``."""
+    made = node_factory("node", start=False)
+    del made.directives["repl-diskless-sync-delay"]
+    return made.start()
+
+
+@pytest.fixture
 def both(
     node: NodeProcess, redis_servers: Callable[..., RedisServer], tmp_path: Path
 ) -> tuple[dict[str, str], dict[str, str], redis.Redis]:
-    server = redis_servers(tmp_path)
+    server = redis_servers(tmp_path, "--repl-diskless-sync-delay", "5")  # its default, over the harness's 0
     ours = node.client(decode_responses=True)
     reference = redis.Redis(port=server.port, decode_responses=True)
     return reference.config_get("*"), ours.config_get("*"), ours
