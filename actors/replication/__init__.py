@@ -17,7 +17,9 @@ Layout:
     messages.py        loop <-> actor messages, one frozen dataclass each
     states.py          LinkState / ReplicaState / JobState Enums and the views the actor publishes
     actor.py           ReplicationActor: registers with the bus; owns the backlog, the id mirror, publishing
-    primary.py         PrimarySide: replica table, PSYNC decision, snapshot jobs, bulk send, stream fan-out
+    primary.py         PrimarySide: replica table, PSYNC decision, bulk send, stream fan-out
+    snapshot_jobs.py   SnapshotJobs (a mixin of PrimarySide): when a full sync gets its snapshot
+                       (repl-diskless-sync-delay), the fork's job from request to file complete
     links.py           ReplicaLink and SnapshotJob (what primary.py keeps per replica and job), transfer limits
     replica.py         ReplicaSide: the MasterLink state machine
     snapshot_loader.py SnapshotLoader: a full sync's snapshot parsed while it is received (key-load-delay)
@@ -43,5 +45,6 @@ loop swaps the new databases in at once. A transfer that breaks off, is short or
 old data in place and the replica starts over.
 
 Chained replication: a replica keeps a backlog of the stream it applied, byte for byte the master's, and serves
-sub-replicas from it with the same ids and offsets.
+sub-replicas from it with the same ids and offsets. Pointed at another master it keeps them (Redis's
+replicationSetMaster) until its history changes: a partial resync with another id, or a full sync installed.
 """
