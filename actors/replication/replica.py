@@ -34,6 +34,20 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("redactor.replication")
 
+# What Redis logs when repl-timeout passes with nothing from the master, by the link's stage.
+_CONNECTING_TIMEOUT = "Timeout connecting to the MASTER..."
+_BULK_TIMEOUT = (
+    "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter "
+    "in redis.conf to a larger value."
+)
+TIMEOUT_SAID = {
+    LinkState.CONNECTING: _CONNECTING_TIMEOUT,
+    LinkState.HANDSHAKE: _CONNECTING_TIMEOUT,
+    LinkState.TRANSFER: _BULK_TIMEOUT,
+    LinkState.LOADING: _BULK_TIMEOUT,
+    LinkState.CONNECTED: "MASTER timeout: no data nor PING received...",
+}
+
 # A replica acks its offset this often (Redis: once a second from replicationCron).
 ACK_INTERVAL_S = 1.0
 # After the RESP probe found no listener, how long the bus is tried before the probe runs again (a master
@@ -560,6 +574,8 @@ class ReplicaSide:
             self._link_lost(link, "master not answering")
             return
         if now - link.last_io_s > self.config["repl-timeout"]:
+            # Redis's sentence for the stage the link timed out in (replicationCron), which operators grep for.
+            log.warning("master_timeout", master=f"{link.host}:{link.port}", message=TIMEOUT_SAID[link.state])
             self._link_lost(
                 link, f"no data from the master for {self.config['repl-timeout']} s (repl-timeout)"
             )

@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests.harness import NodeProcess, RedisServer, wait_for
@@ -148,3 +149,47 @@ def test_a_node_logs_redis_s_sentences_where_redis_server_logs_them(
     missing["node replica"] = _missing(nr2.log(), REPLICA_LINES)
 
     assert not any(missing.values()), {who: lines for who, lines in missing.items() if lines}
+
+
+# What a replica logs when repl-timeout passes with nothing from its master, in the handshake and once online.
+HANDSHAKE_TIMEOUT = r"Timeout connecting to the MASTER\.\.\."
+ONLINE_TIMEOUT = r"MASTER timeout: no data nor PING received\.\.\."
+
+
+@pytest.mark.parametrize("kind", ["redactor", "redis"])
+def test_a_replica_whose_master_stops_logs_redis_s_timeout_sentences(
+    kind: str,
+    tmp_path: Path,
+    redis_servers: Callable[..., RedisServer],
+    node_factory: Callable[..., NodeProcess],
+) -> None:
+    """The master is stopped (SIGSTOP: all its threads) while the replica waits for its snapshot (the master
+    delays it, repl-diskless-sync-delay), and again once the replica is online."""
+    directives = {"repl-timeout": "2", "repl-ping-replica-period": "1"}
+    if kind == "redis":
+        for sub in ("m", "r"):
+            (tmp_path / sub).mkdir()
+        args = [arg for key, value in directives.items() for arg in (f"--{key}", value)]
+        rm, rr = redis_servers(tmp_path / "m", *args), redis_servers(tmp_path / "r", *args)
+        master, replica, master_proc = rm.client, rr.client, rm.proc
+        replica_log = rr.log_path.read_text
+    else:
+        options = {key.replace("-", "_"): value for key, value in directives.items()}
+        nm, nr = node_factory("m", **options), node_factory("r", **options)
+        assert nm.proc is not None
+        master, replica, master_proc, replica_log = nm.client(), nr.client(), nm.proc, nr.log
+    master.config_set("repl-diskless-sync-delay", 60)
+    replica.execute_command("REPLICAOF", "127.0.0.1", master.connection_pool.connection_kwargs["port"])
+    wait_for(lambda: replica.execute_command("ROLE")[3] == b"handshake", 10, what="the replica's handshake")
+    master_proc.send_signal(signal.SIGSTOP)
+    try:
+        _wait_logged(replica_log, HANDSHAKE_TIMEOUT, f"the {kind} replica")
+    finally:
+        master_proc.send_signal(signal.SIGCONT)
+    master.config_set("repl-diskless-sync-delay", 0)
+    wait_for(lambda: replica.info("replication")["master_link_status"] == "up", 20, what="the replica online")
+    master_proc.send_signal(signal.SIGSTOP)
+    try:
+        _wait_logged(replica_log, ONLINE_TIMEOUT, f"the {kind} replica")
+    finally:
+        master_proc.send_signal(signal.SIGCONT)
