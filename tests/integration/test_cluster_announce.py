@@ -342,6 +342,13 @@ def test_shard_channels_follow_their_slot(
     a_id, b_id = (c.execute_command("CLUSTER", "MYID").decode() for c in (a, b))
     r.execute_command("CLUSTER", "REPLICATE", a_id)
     wait_ok(ports, 3, timeout_s=60)
+    # A master sends SPUBLISH to the replicas its cluster table lists (gossip tells it, after the sync may be done).
+    r_id = r.execute_command("CLUSTER", "MYID").decode()
+    wait_for(
+        lambda: any(r_id in line.decode() for line in a.execute_command("CLUSTER", "REPLICAS", a_id)),
+        30,
+        what="the master to list its replica",
+    )
 
     channel = next(f"ch{n}" for n in range(100000) if a.cluster("keyslot", f"ch{n}") <= 8191)
     slot = a.cluster("keyslot", channel)

@@ -228,8 +228,10 @@ def test_topology_files_are_checked_and_become_node_command_lines(tmp_path: Path
         "--replicaof",
         "127.0.0.1",
         "7101",
+        "--repl-diskless-sync-delay",
+        "0",
     ]
-    assert node_argv(seed, seed.nodes[0])[-2:] == ["--appendonly", "yes"]
+    assert node_argv(seed, seed.nodes[0])[-4:] == ["--appendonly", "yes", "--repl-diskless-sync-delay", "0"]
 
     # The bus port of a node: bus-port, else cluster-port (both moved by the port offset), else port + 10000.
     buses = tmp_path / "buses.toml"

@@ -110,7 +110,7 @@ def test_a_dead_master_the_sentinels_cannot_replace_stays_down_for_their_retry_w
     # replicas would copy: it waits 2 x failover-timeout + 2 s (a retried election's chance), then restarts it.
     text = (
         sentinel_topology(tmp_path)
-        .replace('replicaof = "n1"', 'replicaof = "n1"\nconfig = { replica-priority = 0 }')
+        .replace('replicaof = "n1"\nconfig = { ', 'replicaof = "n1"\nconfig = { replica-priority = 0, ')
         .replace("failover-timeout = 10000", "failover-timeout = 3000")
     )
     assert text.count("replica-priority = 0") == 2
