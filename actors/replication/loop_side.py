@@ -307,7 +307,7 @@ class Replication(StreamApplier):
         if gen != self.gen or self.master_host is None:
             return
         # Our replicas resync with us: the data they have is gone (Redis's replicationAttachToNewMaster).
-        self._tell(m.DropReplicas("full sync with the master: new data"))
+        self._disconnect_replicas("full sync with the master: new data")
         server.keyspace.replace_all(dbs)
         server.stream.reset_offset(offset)
         self.fed_pos = offset
@@ -340,7 +340,7 @@ class Replication(StreamApplier):
             self.second_offset = server.repl_offset + 1
             self.replid = replid
             self._send_ids()
-            self._tell(m.DropReplicas("master replication id changed"))
+            self._disconnect_replicas("master replication id changed")
         self.psync_known = True
         client = self._ensure_master_client()
         if 0 <= stream_db < len(server.keyspace.dbs):
@@ -455,7 +455,7 @@ class Replication(StreamApplier):
         server.stream.start_replication_feed()
         self.fed_pos = server.repl_offset
         self._tell(m.ResetBacklog(server.repl_offset, -1, False))
-        self._tell(m.DropReplicas("replication id changed"))
+        self._disconnect_replicas("replication id changed")
         self._update_write_refusal()
         log.info(
             "replica_promoted",
@@ -575,12 +575,18 @@ class Replication(StreamApplier):
         they can); how many there were."""
         count = len(self.replicas_view)
         if count:
-            self.direct.close_outs("killed by CLIENT KILL TYPE replica")
-            self._tell(m.DropReplicas("killed by CLIENT KILL TYPE replica"))
-            # Gone now for INFO (connected_slaves:0 right after, as Redis's freeClient): the actor's next view,
-            # once it has dropped them, says the same, and then shows the replicas that come back.
-            self.replicas_view = ()
+            self._disconnect_replicas("killed by CLIENT KILL TYPE replica")
         return count
+
+    def _disconnect_replicas(self, reason: str) -> None:
+        """Redis's disconnectSlaves, at once: the direct streams close on this thread, so not one more byte of
+        the stream reaches them (after a history change, those bytes would be another history's under the
+        old id); the actor drops the links next, in order after everything it was told before."""
+        self.direct.close_outs(reason)
+        self._tell(m.DropReplicas(reason))
+        # Gone now for INFO (connected_slaves:0 right after, as Redis's freeClient): the actor's next view,
+        # once it has dropped them, says the same, and then shows the replicas that come back.
+        self.replicas_view = ()
 
     def attach_resp_replica(self, client: Client, replid: str, offset: int, sync: bool) -> Any:
         """PSYNC / SYNC from a Redis replica on a RESP connection (resp_feed.py)."""

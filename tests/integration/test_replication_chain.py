@@ -119,3 +119,39 @@ def test_a_full_sync_with_another_master_resyncs_the_sub_replicas(
     assert _stats(rep)["sync_full"] == 2  # the sub-replica's first full sync, and the one the new data forced
     m2.set("c", "3")
     wait_for(lambda: sub.get("c") == b"3", 10, what="master2's writes to reach the sub-replica")
+
+
+@pytest.mark.parametrize("kind", ["redactor", "redis"])
+def test_a_master_turned_replica_of_its_promoted_replica_keeps_its_replicas_partial(
+    kind: str, node_factory: Callable[..., NodeProcess], redis_servers: Any, tmp_path: Path
+) -> None:
+    """psync2's step: a replica is promoted and written to at once; the old master follows it, partially, with
+    a new replication id, so its own replicas are disconnected at that moment, before a byte of the new history
+    reaches them, and resync with it partially (through the old id, its replid2)."""
+    old, promoted, r1, r2 = (
+        _client(server) for server in _servers(kind, node_factory, redis_servers, tmp_path)
+    )
+    old_port = old.connection_pool.connection_kwargs["port"]
+    for replica in (promoted, r1, r2):
+        replica.execute_command("REPLICAOF", "127.0.0.1", old_port)
+    old.set("before", "1")
+    wait_for(
+        lambda: all(_synced(r) and r.get("before") == b"1" for r in (promoted, r1, r2)),
+        15,
+        what="three replicas",
+    )
+    full_before = _stats(old)["sync_full"]
+    promoted.execute_command("REPLICAOF", "NO", "ONE")
+    pipe = promoted.pipeline(transaction=False)
+    for i in range(200):
+        pipe.set(f"after:{i}", i)
+    pipe.execute()  # the new history has bytes for the old master to take at once
+    old.execute_command("REPLICAOF", "127.0.0.1", promoted.connection_pool.connection_kwargs["port"])
+    wait_for(
+        lambda: all(_synced(r) and r.get("after:199") == b"199" for r in (old, r1, r2)),
+        20,
+        what="the old master and its replicas to follow the promoted one",
+    )
+    assert _stats(promoted)["sync_full"] == 0  # the old master continued partially
+    assert _stats(old)["sync_full"] == full_before  # and so did its replicas, with it
+    assert _repl(r1)["master_replid"] == _repl(r2)["master_replid"] == _repl(promoted)["master_replid"]
