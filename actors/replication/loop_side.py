@@ -527,10 +527,9 @@ class Replication(StreamApplier):
         return True
 
     def replicas_caught_up(self) -> bool:
-        """Has every replica acknowledged this node's whole stream? (Redis's isReadyToShutdown: a replica still
-        syncing has not.)"""
+        """Has every replica acknowledged this node's whole stream? (Redis's isReadyToShutdown.)"""
         offset = self.server.repl_offset
-        return all(r.state is ReplicaState.ONLINE and r.ack_offset >= offset for r in self.replicas_view)
+        return all(_acked(r) >= offset for r in self.replicas_view)
 
     def request_acks(self) -> None:
         """Ask every replica for its offset after this tick's writes (as WAIT does)."""
@@ -544,10 +543,10 @@ class Replication(StreamApplier):
         offset = self.server.repl_offset
         now = time.monotonic()
         return [
-            f"Lagging replica {r.ip}:{r.port} reported offset {offset - r.ack_offset} behind master, "
+            f"Lagging replica {r.ip}:{r.port} reported offset {offset - _acked(r)} behind master, "
             f"lag={int(now - r.ack_time_s) if r.state is ReplicaState.ONLINE else 0}, state={r.state.name.lower()}."
             for r in self.replicas_view
-            if r.state is not ReplicaState.ONLINE or r.ack_offset < offset
+            if _acked(r) < offset
         ]
 
     def backlog_bytes(self) -> int:
@@ -611,3 +610,9 @@ class Replication(StreamApplier):
 
     def role(self) -> list[Any]:
         return report.role_reply(self)
+
+
+def _acked(replica: ReplicaView) -> int:
+    """What a replica has acknowledged, as Redis's repl_ack_off: nothing (0) until it is online, so one still
+    syncing is in step only while the stream is empty (a master whose offset is still 0 stops at once)."""
+    return replica.ack_offset if replica.state is ReplicaState.ONLINE else 0
