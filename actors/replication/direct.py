@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from actors.replication import messages as m
-from actors.replication.states import ReplicaState
+from actors.replication.states import LinkState, ReplicaState
 from actors.server.server import BLOCKED
 from protocol.errors import CommandError
 from protocol.resp import encode_command
@@ -369,6 +369,13 @@ class DirectStreams:
             log.warning("direct_stream_lost", role="replica", reason=reason)
             if conn.gen == replication.gen:
                 replication._tell(m.Relink(conn.gen, f"direct stream lost: {reason}"))
+                # The link is down from now on (the actor's view says so once it has dropped it): INFO and
+                # ROLE read at once after the master closed it say so, as a Redis replica's would.
+                if replication.link_view.state is LinkState.CONNECTED:
+                    replication.link_view = replication.link_view._replace(
+                        state=LinkState.CONNECT, down_since_s=time.time()
+                    )
+                    replication._follow_link()
         else:
             log.info("direct_stream_unavailable", role="replica", reason=reason)
 
