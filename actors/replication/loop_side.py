@@ -111,6 +111,7 @@ class Replication(StreamApplier):
         self._handlers: dict[type, Callable[[Any], None]] = {
             m.ActorStarted: lambda msg: self.actor_started(),
             m.RequestSnapshot: lambda msg: self.request_snapshot(msg.job),
+            m.KillSnapshot: lambda msg: self.children.kill_job(msg.job, msg.pid),
             m.PrepareLink: lambda msg: self.prepare_link(msg.gen),
             m.ApplyStream: lambda msg: self.apply_stream(msg.gen, msg.start, msg.data),
             m.InstallSnapshot: lambda msg: self.install_snapshot(

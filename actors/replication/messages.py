@@ -213,6 +213,16 @@ class RequestSnapshot:
         self.job = job
 
 
+class KillSnapshot:
+    """The actor gave this job up (its last replica left): stop its child, pid ``pid``, if it still runs."""
+
+    __slots__ = ("job", "pid")
+
+    def __init__(self, job: int, pid: int) -> None:
+        self.job = job
+        self.pid = pid
+
+
 class PrepareLink:
     """The actor is about to (re)connect to the master: answer LinkReady once what it handed over is applied."""
 
@@ -328,6 +338,7 @@ LoopToActor = (
 ActorToLoop = (
     ActorStarted
     | RequestSnapshot
+    | KillSnapshot
     | PrepareLink
     | ApplyStream
     | InstallSnapshot

@@ -377,6 +377,7 @@ class PrimarySide(SnapshotJobs):
             if job is not None:
                 job.replicas.discard(replica.identity)
                 self._release_job(job)
+                self.abandon_if_useless(job)
         resp = self.resp_links.pop(replica.identity, None)
         if resp is not None:
             resp.close(after_writes=not quiet)

@@ -80,7 +80,10 @@ class SnapshotChildren:
 
         def on_exit(child: ForkedChild, result: ChildExit) -> None:
             if not result.ok:
-                log.warning("snapshot_child_failed", job=job, child_pid=child.pid, reason=result.describe())
+                if not result.killed_by_parent:  # (kill_job's: said when it was decided)
+                    log.warning(
+                        "snapshot_child_failed", job=job, child_pid=child.pid, reason=result.describe()
+                    )
                 unlink_quietly(path)
             self._tell(SnapshotDone(job, result.ok, path))
 
@@ -116,6 +119,14 @@ class SnapshotChildren:
         """Node shutdown: stop a snapshot child (its file is temporary; the exit callback removes it)."""
         if self:
             fork.kill(signal.SIGKILL)
+
+    def kill_job(self, job: int, pid: int) -> None:
+        """The actor gave ``job`` up: stop its child (pid ``pid``) if it is the one running (SIGUSR1, Redis's
+        signal for a child it stops itself); reaped at once, its exit callback tells the actor."""
+        child = fork.active()
+        if child is not None and child.kind is ChildKind.REPLICA_SNAPSHOT and child.pid == pid:
+            log.info("snapshot_child_killed", job=job, child_pid=pid)
+            fork.kill(signal.SIGUSR1)
 
 
 def remove_stale_temp_files() -> None:

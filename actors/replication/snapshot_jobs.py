@@ -158,6 +158,7 @@ class SnapshotJobs:
                 job.replicas.discard(identity)
                 continue
             self._attach_to_forked(replica, job)
+        self.abandon_if_useless(job)  # every replica it was asked for left before the fork
 
     def on_fork_failed(self, message: m.ForkFailed) -> None:
         self._on_job_failed(message.job, f"fork failed: {message.reason}")
@@ -238,6 +239,30 @@ class SnapshotJobs:
             self.actor.replicas_dirty = True
         self._release_job(job)
         self._start_waiting_syncs()
+
+    def abandon_if_useless(self, job: SnapshotJob) -> None:
+        """A forked job whose last replica left is given up and its child killed, as Redis does (the RDB pipe
+        for a diskless sync; freeClient for a disk-based one, but only without save points, its child's file
+        being dump.rdb there): the child costs no more memory, and the next full sync can fork at once."""
+        if job.state is not JobState.FORKED or job.replicas or self.jobs.get(job.id) is not job:
+            return
+        diskless = self.config["repl-diskless-sync"]
+        if not diskless and self.config["save"]:
+            return
+        self.jobs.pop(job.id, None)
+        self._close_done_fd(job)
+        unlink_quietly(job.path)  # (the child may still write it: the name is gone, and the file with it)
+        log.info(
+            "snapshot_abandoned",
+            job=job.id,
+            child_pid=job.pid,
+            **(
+                {"message": "Diskless rdb transfer, last replica dropped, killing fork child."}
+                if diskless
+                else {}
+            ),
+        )
+        self.actor.tell_loop(m.KillSnapshot(job.id, job.pid))
 
     def _release_job(self, job: SnapshotJob) -> None:
         """Delete a finished snapshot once no replica is still being sent it."""
