@@ -50,6 +50,14 @@ def _synced(client: redis.Redis) -> bool:
     return state.get("master_link_status") == "up" and not state.get("master_sync_in_progress")
 
 
+def _chain(master: redis.Redis, replica: redis.Redis, sub: redis.Redis) -> None:
+    """master <- replica <- sub, each sync done."""
+    replica.execute_command("REPLICAOF", "127.0.0.1", master.connection_pool.connection_kwargs["port"])
+    wait_for(lambda: _synced(replica), 15, what="the replica's sync with its master")
+    sub.execute_command("REPLICAOF", "127.0.0.1", replica.connection_pool.connection_kwargs["port"])
+    wait_for(lambda: _synced(sub), 15, what="the sub-replica's sync with the replica")
+
+
 @pytest.mark.parametrize("kind", ["redactor", "redis"])
 def test_a_failed_full_sync_keeps_sub_replicas_and_the_way_back(
     kind: str, node_factory: Callable[..., NodeProcess], redis_servers: Any, tmp_path: Path
@@ -59,14 +67,8 @@ def test_a_failed_full_sync_keeps_sub_replicas_and_the_way_back(
     m2.execute_command("DEBUG", "POPULATE", 10, "master2", 10)
     m2.config_set("rdb-key-save-delay", 1_000_000)  # a second per key: its snapshot never ends in this test
     m1_port = m1.connection_pool.connection_kwargs["port"]
-    rep_port = rep.connection_pool.connection_kwargs["port"]
-
-    rep.execute_command("REPLICAOF", "127.0.0.1", m1_port)
-    wait_for(lambda: _synced(rep), 15, what="the replica's sync with master1")
-    assert rep.get("a") == b"b"
-    sub.execute_command("REPLICAOF", "127.0.0.1", rep_port)
-    wait_for(lambda: _synced(sub), 15, what="the sub-replica's sync with the replica")
-    assert sub.get("a") == b"b"
+    _chain(m1, rep, sub)
+    assert rep.get("a") == sub.get("a") == b"b"
 
     # A full sync with master2, which dies before its snapshot is sent.
     rep.execute_command("REPLICAOF", "127.0.0.1", m2.connection_pool.connection_kwargs["port"])
@@ -108,10 +110,7 @@ def test_a_full_sync_with_another_master_resyncs_the_sub_replicas(
     m1, m2, sub, rep = (_client(server) for server in _servers(kind, node_factory, redis_servers, tmp_path))
     m1.set("a", "from master1")
     m2.set("b", "from master2")
-    rep.execute_command("REPLICAOF", "127.0.0.1", m1.connection_pool.connection_kwargs["port"])
-    wait_for(lambda: _synced(rep), 15, what="the replica's sync with master1")
-    sub.execute_command("REPLICAOF", "127.0.0.1", rep.connection_pool.connection_kwargs["port"])
-    wait_for(lambda: _synced(sub), 15, what="the sub-replica's sync with the replica")
+    _chain(m1, rep, sub)
 
     rep.execute_command("REPLICAOF", "127.0.0.1", m2.connection_pool.connection_kwargs["port"])
     # Another history: the replica loads master2's data, and its sub-replica must follow it there in full.
