@@ -340,10 +340,15 @@ class RedisServer:
         return bytes(self.client.execute_command("DEBUG", "DIGEST"))
 
     def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it does not go within 10 s (a final save slowed by rdb-key-save-delay)."""
         self.client.close()
         if self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(10)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 def reference_servers(
