@@ -461,8 +461,8 @@ DIRECTIVES: list[Directive] = [
     Directive("repl-ping-replica-period", int_parser(1, 2**31 - 1), 10, aliases=("repl-ping-slave-period",)),
     Directive("repl-timeout", int_parser(1, 2**31 - 1), 60),
     # A full sync waits repl-diskless-sync-delay (with repl-diskless-sync yes) for more replicas to share its
-    # snapshot, or until repl-diskless-sync-max-replicas wait (actors/replication/primary.py). The transfer itself
-    # is the same either way: the file the child writes, sent as it grows.
+    # snapshot, or until repl-diskless-sync-max-replicas wait (actors/replication/snapshot_jobs.py). The transfer
+    # itself is the same either way: the file the child writes, sent as it grows.
     Directive("repl-diskless-sync", parse_bool, True),
     Directive("repl-diskless-sync-delay", int_parser(0, 2**31 - 1), 5),
     Directive("repl-diskless-sync-max-replicas", int_parser(0, 2**31 - 1), 0),
