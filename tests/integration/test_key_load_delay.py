@@ -47,7 +47,10 @@ def restart_and_time_the_load(node: NodeProcess) -> float:
             client.ping()
             break
         except redis.BusyLoadingError:
-            percents.append(float(client.info("persistence")["loading_loaded_perc"]))  # (INFO is served)
+            # (INFO is served while loading; the field is gone if the load ended since that PING)
+            perc = client.info("persistence").get("loading_loaded_perc")
+            if perc is not None:
+                percents.append(float(perc))
             time.sleep(0.2)  # the polling interval
     client.close()
     assert percents == sorted(percents) and len(set(percents)) > 1, percents  # the progress walks forward
